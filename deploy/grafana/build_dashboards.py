@@ -1,0 +1,526 @@
+"""Write the Grafana dashboards (``deploy/grafana/dashboards/*.json``) from this description.
+
+    python deploy/grafana/build_dashboards.py            # write the JSON files
+    python deploy/grafana/build_dashboards.py --check    # exit 1 if a file is out of date
+
+It also copies the dashboards and the alert rules (``deploy/prometheus/rules/trade-matrix.yml``)
+into the Helm chart (``helm/trade-matrix/files/``), which ships them as a Grafana dashboard
+ConfigMap and a PrometheusRule (``monitoring.*`` values): Helm can only read files inside a chart.
+
+Standard library only. Every query uses metrics the services export (``tests/deploy`` checks the
+names against the running services' ``/metrics``). Panels that need a metric no service exports
+yet are left out; the list is in ``MISSING`` below and in the report of issue 8.
+
+Labels the queries rely on: ``service`` and ``system="trade-matrix"`` are target labels (set by the
+compose Prometheus config and the chart's ServiceMonitor); the rest are the services' own labels.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+OUT = Path(__file__).resolve().parent / "dashboards"
+CHART_FILES = ROOT / "helm" / "trade-matrix" / "files"
+RULES = ROOT / "deploy" / "prometheus" / "rules" / "trade-matrix.yml"
+DS = {"type": "prometheus", "uid": "${datasource}"}
+TM = 'system="trade-matrix"'
+RI = "$__rate_interval"
+
+# Panels we would like and cannot draw yet: the metric that is missing, and who would export it.
+MISSING = {
+    "Trading Cockpit / Current tier per instrument": "a gauge of the last tier per instrument "
+                                                     "(tm_sizer_decisions_total counts decisions)",
+    "Market Analysis / Bar prices": "a close-price gauge per instrument (e.g. tm_ingest_last_close)",
+    "Market Analysis / DVOL": "a DVOL gauge (e.g. tm_ingest_dvol, set when md.dvol is published)",
+    "Institutional Analytics / Turnover": "traded notional (e.g. tm_portfolio_turnover_usdt or "
+                                          "tm_executor_fill_notional_usdt_total)",
+    "Institutional Analytics / Model age": "model creation time (e.g. tm_signal_model_created_"
+                                           "timestamp_seconds); the *_model_info gauges carry only "
+                                           "the version",
+}
+
+
+# -- building blocks ---------------------------------------------------------------------------
+
+def target(expr: str, legend: str = "", *, instant: bool = False, fmt: str = "time_series",
+           ref: str = "A") -> dict:
+    t = {"datasource": DS, "expr": expr, "legendFormat": legend or "__auto", "refId": ref,
+         "range": not instant, "instant": instant}
+    if fmt != "time_series":
+        t["format"] = fmt
+    return t
+
+
+def _targets(queries) -> list[dict]:
+    out = []
+    for i, q in enumerate(queries):
+        expr, legend = (q, "") if isinstance(q, str) else q
+        out.append(target(expr, legend, ref=chr(ord("A") + i)))
+    return out
+
+
+def timeseries(title: str, queries, *, unit: str = "short", w: int = 12, h: int = 8,
+               desc: str = "", stack: bool = False, bars: bool = False,
+               minimum: float | None = None) -> dict:
+    custom = {"drawStyle": "bars" if bars else "line", "lineWidth": 1, "fillOpacity": 10,
+              "showPoints": "never", "spanNulls": True,
+              "stacking": {"mode": "normal" if stack else "none", "group": "A"}}
+    defaults: dict = {"unit": unit, "custom": custom}
+    if minimum is not None:
+        defaults["min"] = minimum
+    return {"type": "timeseries", "title": title, "description": desc, "datasource": DS,
+            "targets": _targets(queries), "w": w, "h": h,
+            "fieldConfig": {"defaults": defaults, "overrides": []},
+            "options": {"legend": {"displayMode": "list", "placement": "bottom", "showLegend": True},
+                        "tooltip": {"mode": "multi", "sort": "desc"}}}
+
+
+def stat(title: str, queries, *, unit: str = "short", w: int = 4, h: int = 4, desc: str = "",
+         mappings: list | None = None, thresholds: list | None = None,
+         decimals: int | None = None) -> dict:
+    defaults: dict = {"unit": unit, "mappings": mappings or [],
+                      "thresholds": {"mode": "absolute",
+                                     "steps": thresholds or [{"color": "green", "value": None}]}}
+    if decimals is not None:
+        defaults["decimals"] = decimals
+    return {"type": "stat", "title": title, "description": desc, "datasource": DS,
+            "targets": _targets(queries), "w": w, "h": h,
+            "fieldConfig": {"defaults": defaults, "overrides": []},
+            "options": {"reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": False},
+                        "colorMode": "background", "graphMode": "none", "textMode": "auto",
+                        "justifyMode": "auto", "orientation": "auto"}}
+
+
+def state_timeline(title: str, queries, *, mappings: list, w: int = 12, h: int = 6,
+                   desc: str = "") -> dict:
+    return {"type": "state-timeline", "title": title, "description": desc, "datasource": DS,
+            "targets": _targets(queries), "w": w, "h": h,
+            "fieldConfig": {"defaults": {"mappings": mappings, "custom": {"fillOpacity": 80},
+                                         "thresholds": {"mode": "absolute", "steps": [
+                                             {"color": "text", "value": None}]}},
+                            "overrides": []},
+            "options": {"showValue": "auto", "mergeValues": True, "rowHeight": 0.9,
+                        "legend": {"showLegend": False}}}
+
+
+def table(title: str, expr: str, *, w: int = 12, h: int = 6, desc: str = "",
+          hide: tuple[str, ...] = ("Time", "Value", "__name__")) -> dict:
+    return {"type": "table", "title": title, "description": desc, "datasource": DS,
+            "targets": [target(expr, instant=True, fmt="table")], "w": w, "h": h,
+            "fieldConfig": {"defaults": {}, "overrides": []},
+            "transformations": [{"id": "organize", "options": {
+                "excludeByName": {k: True for k in hide}}}],
+            "options": {"showHeader": True}}
+
+
+def row(title: str) -> dict:
+    return {"type": "row", "title": title, "collapsed": False, "panels": [], "w": 24, "h": 1}
+
+
+def value_map(*pairs: tuple[int, str, str]) -> list[dict]:
+    return [{"type": "value", "options": {str(v): {"text": text, "color": color, "index": i}
+                                          for i, (v, text, color) in enumerate(pairs)}}]
+
+
+def layout(panels: list[dict]) -> list[dict]:
+    """Place panels left to right, wrapping at 24 columns; ids in order."""
+    x = y = row_h = 0
+    out = []
+    for i, p in enumerate(panels, start=1):
+        p = dict(p)
+        w, h = p.pop("w"), p.pop("h")
+        if x + w > 24 or p["type"] == "row":
+            x, y, row_h = 0, y + row_h, 0
+        p["id"] = i
+        p["gridPos"] = {"h": h, "w": w, "x": x, "y": y}
+        x += w
+        row_h = max(row_h, h)
+        if p["type"] == "row":
+            x, y, row_h = 0, y + h, 0
+        out.append(p)
+    return out
+
+
+def variable_datasource() -> dict:
+    return {"name": "datasource", "label": "Prometheus", "type": "datasource",
+            "query": "prometheus", "current": {}, "hide": 0, "refresh": 1, "options": []}
+
+
+def variable_query(name: str, query: str, label: str) -> dict:
+    return {"name": name, "label": label, "type": "query", "datasource": DS,
+            "query": {"query": query, "refId": f"{name}-var"}, "definition": query,
+            "refresh": 2, "includeAll": True, "multi": True, "allValue": ".*",
+            "current": {"selected": True, "text": ["All"], "value": ["$__all"]}, "sort": 1,
+            "hide": 0, "options": []}
+
+
+def dashboard(uid: str, title: str, description: str, panels: list[dict], *,
+              variables: list[dict] = (), time_from: str = "now-7d") -> dict:
+    return {
+        "uid": uid, "title": title, "description": description,
+        "tags": ["trade-matrix"], "timezone": "utc", "editable": True, "graphTooltip": 1,
+        "schemaVersion": 39, "version": 1, "refresh": "30s",
+        "time": {"from": time_from, "to": "now"},
+        "templating": {"list": [variable_datasource(), *variables]},
+        "annotations": {"list": [{
+            "name": "Breaker transitions", "datasource": DS, "enable": True,
+            "iconColor": "red", "expr": "changes(tm_risk_breaker_state[2m]) > 0",
+            "step": "1m", "titleFormat": "breaker state changed"}]},
+        "links": [{"title": "Trade-Matrix", "type": "dashboards", "tags": ["trade-matrix"],
+                   "asDropdown": True}],
+        "panels": layout(panels),
+    }
+
+
+BREAKER = value_map((0, "CLOSED", "green"), (1, "HALF_OPEN", "orange"), (2, "OPEN", "red"))
+REGIMES = value_map((0, "Crisis", "red"), (1, "Bear", "orange"), (2, "Neutral", "yellow"),
+                    (3, "Bull", "green"))
+UPDOWN = value_map((0, "DOWN", "red"), (1, "UP", "green"))
+READY = value_map((0, "NOT READY", "orange"), (1, "READY", "green"))
+INST = 'instrument=~"$instrument"'
+
+
+def red_above(v: float) -> list[dict]:
+    return [{"color": "green", "value": None}, {"color": "red", "value": v}]
+
+
+# -- the four dashboards -----------------------------------------------------------------------
+
+def trading_cockpit() -> dict:
+    p = [
+        stat("Equity", ["max(tm_portfolio_equity_usdt)"], unit="currencyUSD", decimals=0,
+             desc="Cash + unrealised PnL at the latest marks (portfolio)."),
+        stat("Drawdown", ["max(tm_portfolio_drawdown_ratio)"], unit="percentunit",
+             thresholds=[{"color": "green", "value": None}, {"color": "orange", "value": 0.03},
+                         {"color": "red", "value": 0.05}]),
+        stat("Max drawdown", ["max(tm_portfolio_max_drawdown_ratio)"], unit="percentunit"),
+        stat("Circuit breaker", ["max(tm_risk_breaker_state)"], mappings=BREAKER,
+             thresholds=[{"color": "green", "value": None}, {"color": "orange", "value": 1},
+                         {"color": "red", "value": 2}]),
+        stat("VaR 1d 99 %", ["max(tm_risk_var_ratio)"], unit="percentunit",
+             thresholds=red_above(0.05), desc="Worse of parametric and historical VaR of the "
+             "last decided portfolio, fraction of equity."),
+        stat("Open orders", ["sum(tm_executor_open_orders)"]),
+        row("Equity and drawdown"),
+        timeseries("Equity", [("max(tm_portfolio_equity_usdt)", "equity"),
+                              ("max(tm_portfolio_peak_equity_usdt)", "peak")],
+                   unit="currencyUSD"),
+        timeseries("Drawdown", [("max(tm_portfolio_drawdown_ratio)", "portfolio"),
+                                ("max(tm_risk_drawdown_ratio)", "breaker view"),
+                                ("max(tm_portfolio_max_drawdown_ratio)", "max")],
+                   unit="percentunit", minimum=0),
+        row("Sizing"),
+        timeseries("Cascade tier decisions (per 4h)",
+                   [("sum by (tier) (increase(tm_sizer_decisions_total[4h]))", "{{tier}}")],
+                   bars=True, stack=True,
+                   desc="EMERGENCY_FLAT, FULL_RL, BLENDED, PURE_KELLY, flat (ARCHITECTURE §7)."),
+        timeseries("Target fraction of equity",
+                   [("max by (instrument) (tm_sizer_target_fraction)", "{{instrument}}")],
+                   unit="percentunit"),
+        timeseries("Decisions with a stale regime (per 4h)",
+                   [("sum by (instrument, cause) (increase(tm_sizer_regime_stale_total[4h]))",
+                     "{{instrument}} {{cause}}")], bars=True),
+        timeseries("Breaker as each service sees it",
+                   [("max(tm_risk_breaker_state)", "risk"), ("max(tm_sizer_breaker_state)", "sizer")],
+                   desc="0 CLOSED, 1 HALF_OPEN, 2 OPEN; the sizer follows risk.breaker."),
+        row("Positions and PnL"),
+        timeseries("Positions (base coin)",
+                   [("sum by (instrument) (tm_portfolio_position_qty)", "{{instrument}}")]),
+        timeseries("PnL and costs", [("max(tm_portfolio_realised_pnl_usdt)", "realised"),
+                                     ("max(tm_portfolio_unrealised_pnl_usdt)", "unrealised"),
+                                     ("-max(tm_portfolio_fees_usdt)", "fees"),
+                                     ("-max(tm_portfolio_funding_usdt)", "funding")],
+                   unit="currencyUSD"),
+        row("Circuit breaker and orders"),
+        state_timeline("Breaker state", [("max(tm_risk_breaker_state)", "breaker")],
+                       mappings=BREAKER),
+        timeseries("Breaker transitions by trigger",
+                   [(f"sum by (trigger, to_state) (increase(tm_risk_breaker_transitions_total[{RI}]))",
+                     "{{trigger}} -> {{to_state}}")], bars=True),
+        timeseries("Orders approved (per 4h)",
+                   [("sum by (instrument, kind) (increase(tm_risk_orders_approved_total[4h]))",
+                     "{{instrument}} {{kind}}")], bars=True),
+        timeseries("Targets rejected or skipped (per 4h)",
+                   [("sum by (reason) (increase(tm_risk_orders_rejected_total[4h]))",
+                     "{{reason}}")], bars=True),
+        timeseries("Orders by final status (per 4h)",
+                   [("sum by (status) (increase(tm_executor_orders_total[4h]))", "{{status}}")],
+                   bars=True),
+        timeseries("VaR by method", [("max by (method) (tm_risk_var_ratio)", "{{method}}")],
+                   unit="percentunit"),
+        timeseries("Consecutive executor rejections",
+                   [("max(tm_risk_exec_failures)", "failures")], w=24, h=6,
+                   desc="The breaker opens at TM_EXEC_FAILURE_LIMIT (3 by default)."),
+    ]
+    return dashboard("tm-trading-cockpit", "Trade-Matrix / Trading Cockpit",
+                     "Equity, drawdown, positions, circuit breaker and orders.", p)
+
+
+def market_analysis() -> dict:
+    regime_code = (
+        f'sum by (instrument) ((tm_regime_label{{label="Bull",{INST}}} * 3) or '
+        f'(tm_regime_label{{label="Neutral",{INST}}} * 2) or '
+        f'(tm_regime_label{{label="Bear",{INST}}} * 1) or '
+        f'(tm_regime_label{{label="Crisis",{INST}}} * 0))')
+    p = [
+        stat("Newest bar age", [((f"time() - max by (instrument) "
+                                 f"(tm_ingest_last_bar_open_time_seconds{{{INST}}})"),
+                                 "{{instrument}}")], unit="s", w=12,
+             thresholds=[{"color": "green", "value": None}, {"color": "orange", "value": 28800},
+                         {"color": "red", "value": 43200}],
+             desc="Now minus the open time of the newest published bar: 4h..8h is normal for 4h "
+             "bars; the stale-data alert fires beyond 12h."),
+        stat("Venue replay clock (paper)", [("max(tm_exchange_sim_clock_timestamp_seconds) * 1000",
+                                             "sim")], unit="dateTimeAsIso", w=6,
+             desc="Open time of the latest closed bar of the exchange simulator."),
+        stat("Replay progress", [("max(tm_ingest_replay_progress_ratio)", "replay")],
+             unit="percentunit", w=6),
+        row("Bars"),
+        timeseries("Bars published (per 4h)",
+                   [(f"sum by (instrument, source) (increase(tm_ingest_bars_published_total{{{INST}}}[4h]))",
+                     "{{instrument}} {{source}}")], bars=True),
+        timeseries("Gaps and skipped bars (per 4h)",
+                   [(f"sum by (instrument) (increase(tm_ingest_gap_bars_total{{{INST}}}[4h]))",
+                     "missing {{instrument}}"),
+                    ("sum by (reason) (increase(tm_ingest_bars_skipped_total[4h]))",
+                     "skipped {{reason}}"),
+                    ("sum by (source) (increase(tm_ingest_bad_input_total[4h]))",
+                     "bad input {{source}}")], bars=True),
+        row("Regimes"),
+        state_timeline("Regime", [(regime_code, "{{instrument}}")], mappings=REGIMES, w=24,
+                       desc="HMM + GARCH regime per instrument (regime service)."),
+        timeseries("Regime probabilities",
+                   [(f"max by (instrument, label) (tm_regime_probability{{{INST}}})",
+                     "{{instrument}} {{label}}")], unit="percentunit", minimum=0),
+        timeseries("Kelly fraction of the regime",
+                   [(f"max by (instrument) (tm_regime_kelly_fraction{{{INST}}})",
+                     "{{instrument}}")], unit="percentunit", minimum=0),
+        row("Volatility"),
+        timeseries("GARCH volatility (one 4h bar ahead)",
+                   [(f"max by (instrument) (tm_regime_volatility{{{INST}}})", "{{instrument}}")],
+                   unit="percentunit"),
+        timeseries("GARCH volatility, annualised",
+                   [(f"max by (instrument) (tm_regime_volatility{{{INST}}}) * 46.797",
+                     "{{instrument}}")], unit="percentunit",
+                   desc="Per-bar sigma x sqrt(2190 bars per year) = x 46.797."),
+        row("Signals"),
+        timeseries("Signals by direction (per 4h)",
+                   [(f"sum by (instrument, direction) (increase(tm_signal_signals_total{{{INST}}}[4h]))",
+                     "{{instrument}} {{direction}}")], bars=True),
+        timeseries("Signals without a prediction (per 4h)",
+                   [(f"sum by (instrument, cause) (increase(tm_signal_zero_confidence_total{{{INST}}}[4h]))",
+                     "{{instrument}} {{cause}}")], bars=True),
+        timeseries("Live IC (rolling Spearman)",
+                   [(f"max by (instrument) (tm_signal_live_ic{{{INST}}})", "{{instrument}}")],
+                   w=24, desc="NaN (no line) until enough predictions have matured."),
+    ]
+    return dashboard("tm-market-analysis", "Trade-Matrix / Market Analysis",
+                     "Bars, regimes, volatility and signals per instrument.", p,
+                     variables=[variable_query("instrument",
+                                               "label_values(tm_regime_volatility, instrument)",
+                                               "Instrument")])
+
+
+def institutional_analytics() -> dict:
+    p = [
+        stat("Sharpe (annualised)", ["max(tm_portfolio_sharpe_ratio)"], decimals=2, w=6),
+        stat("Sortino (annualised)", ["max(tm_portfolio_sortino_ratio)"], decimals=2, w=6),
+        stat("Max drawdown", ["max(tm_portfolio_max_drawdown_ratio)"], unit="percentunit", w=6),
+        stat("Fees + funding paid", ["max(tm_portfolio_fees_usdt) + max(tm_portfolio_funding_usdt)"],
+             unit="currencyUSD", w=6),
+        row("Risk-adjusted returns"),
+        timeseries("Sharpe and Sortino", [("max(tm_portfolio_sharpe_ratio)", "Sharpe"),
+                                          ("max(tm_portfolio_sortino_ratio)", "Sortino")],
+                   desc="Of snapshot returns, annualised (2190 bars per year)."),
+        timeseries("Realised PnL vs costs", [("max(tm_portfolio_realised_pnl_usdt)", "realised PnL"),
+                                             ("max(tm_portfolio_fees_usdt)", "fees"),
+                                             ("max(tm_portfolio_funding_usdt)", "funding")],
+                   unit="currencyUSD"),
+        row("Costs and activity"),
+        timeseries("Fees per day", [("delta(max(tm_portfolio_fees_usdt)[1d:1h])", "fees")],
+                   unit="currencyUSD", bars=True),
+        timeseries("Fills per day (activity; notional turnover has no metric yet)",
+                   [("sum by (instrument) (increase(tm_executor_fills_total[1d]))",
+                     "{{instrument}}")], bars=True),
+        row("Signal quality and models"),
+        timeseries("Live IC over time", [("max by (instrument) (tm_signal_live_ic)",
+                                          "{{instrument}}")], w=24,
+                   desc="Rolling Spearman IC of matured predictions; the cascade needs >= 0.05 "
+                   "for FULL_RL."),
+        table("Models in production",
+              '(max by (service, version) (tm_signal_model_info == 1)) or '
+              '(max by (service, version) (tm_regime_model_info == 1)) or '
+              '(max by (service, version, usable) (tm_sizer_policy_info == 1))',
+              desc="version=\"none\": no production model loaded; usable=0: the RL policy "
+              "failed its gate (the cascade uses Kelly)."),
+        timeseries("Model (re)loads by result",
+                   [("sum by (result) (increase(tm_signal_model_reloads_total[1d]))", "signal {{result}}"),
+                    ("sum by (result) (increase(tm_regime_model_reloads_total[1d]))", "regime {{result}}"),
+                    ("sum by (result) (increase(tm_sizer_policy_reloads_total[1d]))", "sizer {{result}}")],
+                   bars=True),
+        state_timeline("Signal model version", [("max by (version) (tm_signal_model_info) == 1",
+                                                 "{{version}}")],
+                       mappings=[], w=12),
+        state_timeline("Regime model version", [("max by (version) (tm_regime_model_info) == 1",
+                                                 "{{version}}")],
+                       mappings=[], w=12),
+    ]
+    return dashboard("tm-institutional-analytics", "Trade-Matrix / Institutional Analytics",
+                     "Risk-adjusted performance, costs, signal quality and model versions.", p,
+                     time_from="now-30d")
+
+
+def infrastructure() -> dict:
+    chain = "md.bar|signal.tl|sizing.target|risk.order|exec.report"
+    p = [
+        state_timeline("Targets up", [(f"max by (service) (up{{{TM}}})", "{{service}}")],
+                       mappings=UPDOWN, w=12, h=7),
+        state_timeline("Ready (/readyz)", [("max by (service) (tm_service_ready)", "{{service}}")],
+                       mappings=READY, w=12, h=7),
+        table("Versions running", "max by (service, version) (tm_build_info)", w=24, h=5),
+        row("Streams"),
+        timeseries("Consumer lag", [("max by (group, stream) (tm_consumer_lag)",
+                                     "{{group}} <- {{stream}}")],
+                   desc="Entries in the stream not yet delivered to the group."),
+        timeseries("Pending (delivered, not acked)",
+                   [("max by (group, stream) (tm_consumer_pending)", "{{group}} <- {{stream}}")]),
+        timeseries("Dead letters (per hour)",
+                   [("sum by (service, stream, type) (increase(tm_events_dead_lettered_total[1h]))",
+                     "{{service}} {{stream}} {{type}}")], bars=True),
+        timeseries("Events consumed / published",
+                   [(f"sum by (service) (rate(tm_events_consumed_total[{RI}]))", "in {{service}}"),
+                    (f"sum by (service) (rate(tm_events_published_total[{RI}]))",
+                     "out {{service}}")], unit="ops"),
+        row("Latency"),
+        timeseries("Handler latency p99",
+                   [((f"histogram_quantile(0.99, sum by (le, service, stream) "
+                     f"(rate(tm_handler_duration_seconds_bucket[{RI}])))"), "{{service}} {{stream}}")],
+                   unit="s"),
+        timeseries("Hop latency p99 (upstream ts_init to commit)",
+                   [((f"histogram_quantile(0.99, sum by (le, service, stream) "
+                     f"(rate(tm_event_hop_latency_seconds_bucket[{RI}])))"), "{{service}} {{stream}}")],
+                   unit="s"),
+        timeseries("End-to-end latency (bar to fill, mean of hops)",
+                   [((f'sum(max by (stream) (sum by (service, stream) '
+                     f'(rate(tm_event_hop_latency_seconds_sum{{stream=~"{chain}"}}[{RI}])) / '
+                     f'sum by (service, stream) '
+                     f'(rate(tm_event_hop_latency_seconds_count{{stream=~"{chain}"}}[{RI}]))))'),
+                     "md.bar -> exec.report")], unit="s",
+                   desc="Sum over the chain md.bar -> signal.tl -> sizing.target -> risk.order -> "
+                   "exec.report of the slowest consumer's mean hop latency."),
+        timeseries("Decision and inference latency p99",
+                   [(f"histogram_quantile(0.99, sum by (le) (rate(tm_risk_decision_duration_seconds_bucket[{RI}])))",
+                     "risk decision"),
+                    (f"histogram_quantile(0.99, sum by (le) (rate(tm_signal_inference_seconds_bucket[{RI}])))",
+                     "signal inference"),
+                    (f"histogram_quantile(0.99, sum by (le) (rate(tm_sizer_decision_seconds_bucket[{RI}])))",
+                     "sizer decision"),
+                    (f"histogram_quantile(0.99, sum by (le) (rate(tm_signal_features_seconds_bucket[{RI}])))",
+                     "signal features")], unit="s"),
+        row("Errors"),
+        timeseries("Handler failures", [(f"sum by (service, error) (rate(tm_handler_failures_total[{RI}]))",
+                                         "{{service}} {{error}}")], unit="ops"),
+        timeseries("Transport errors and task restarts",
+                   [(f"sum by (service, error) (rate(tm_transport_errors_total[{RI}]))",
+                     "{{service}} {{error}}"),
+                    ("sum by (service, task) (increase(tm_task_restarts_total[1h]))",
+                     "restarts/h {{service}} {{task}}")]),
+        row("Exchange"),
+        timeseries("Exchange errors by retCode",
+                   [(f"sum by (ret_code, endpoint) (rate(tm_executor_exchange_errors_total[{RI}]))",
+                     "{{ret_code}} {{endpoint}}")], unit="ops"),
+        timeseries("Exchange latency p99",
+                   [((f"histogram_quantile(0.99, sum by (le, endpoint) "
+                     f"(rate(tm_executor_exchange_latency_seconds_bucket[{RI}])))"), "{{endpoint}}")],
+                   unit="s"),
+        state_timeline("Executor links", [("max(tm_executor_preflight_passed)", "preflight"),
+                                          ("max(tm_executor_private_ws_connected)", "private WS")],
+                       mappings=value_map((0, "no", "red"), (1, "yes", "green"))),
+        timeseries("Simulator requests by retCode (paper)",
+                   [(f"sum by (ret_code) (rate(tm_exchange_sim_requests_total[{RI}]))",
+                     "{{ret_code}}"),
+                    (f"sum by (kind) (rate(tm_exchange_sim_faults_injected_total[{RI}]))",
+                     "fault {{kind}}")], unit="ops"),
+        timeseries("Reconciliation", [("sum by (result) (increase(tm_executor_reconciliation_runs_total[1h]))",
+                                       "runs {{result}}"),
+                                      ("sum by (instrument) (increase(tm_executor_reconciliation_differences_total[1h]))",
+                                       "differences {{instrument}}")], bars=True),
+        timeseries("Sizer joins waiting for an input",
+                   [("max(tm_sizer_pending_joins)", "pending joins"),
+                    ("sum by (reason) (increase(tm_sizer_inputs_dropped_total[1h]))",
+                     "dropped/h {{reason}}")]),
+        timeseries("Ingest WebSocket (re)connections (per hour)",
+                   [("sum(increase(tm_ingest_ws_reconnects_total[1h]))", "connects")], bars=True),
+        row("Process resources"),
+        timeseries("CPU", [(f"sum by (service) (rate(process_cpu_seconds_total{{{TM}}}[{RI}]))",
+                            "{{service}}")], unit="percentunit", w=8),
+        timeseries("Resident memory", [(f"max by (service) (process_resident_memory_bytes{{{TM}}})",
+                                        "{{service}}")], unit="bytes", w=8),
+        timeseries("Open file descriptors", [(f"max by (service) (process_open_fds{{{TM}}})",
+                                              "{{service}}")], w=8),
+        timeseries("Database backlog (row batches)",
+                   [("max(tm_ingest_db_backlog)", "ingest"), ("max(tm_regime_db_backlog)", "regime"),
+                    ("max(tm_signal_db_backlog)", "signal"), ("max(tm_sizer_db_backlog)", "sizer"),
+                    ("max(tm_portfolio_db_backlog)", "portfolio")], w=12),
+        timeseries("Database write failures / dropped batches",
+                   [("sum(increase(tm_portfolio_db_write_failures_total[1h]))", "portfolio failures"),
+                    ("sum(increase(tm_portfolio_db_batches_dropped_total[1h]))", "portfolio dropped")],
+                   w=12, bars=True),
+    ]
+    return dashboard("tm-infrastructure", "Trade-Matrix / Infrastructure",
+                     "Targets, streams, latency, errors, exchange and process resources.", p,
+                     time_from="now-6h")
+
+
+DASHBOARDS = {
+    "trading-cockpit.json": trading_cockpit,
+    "market-analysis.json": market_analysis,
+    "institutional-analytics.json": institutional_analytics,
+    "infrastructure.json": infrastructure,
+}
+
+
+def render() -> dict[str, str]:
+    """file name → JSON text (stable: same input, same bytes)."""
+    return {name: json.dumps(build(), indent=2, ensure_ascii=False) + "\n"
+            for name, build in DASHBOARDS.items()}
+
+
+def outputs(out: Path) -> dict[Path, str]:
+    """Every file this script owns → its content."""
+    files = {}
+    for name, text in render().items():
+        files[out / name] = text
+        files[CHART_FILES / "dashboards" / name] = text
+    files[CHART_FILES / "rules" / RULES.name] = RULES.read_text()
+    return files
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--check", action="store_true", help="exit 1 if a file differs")
+    ap.add_argument("--out", type=Path, default=OUT)
+    args = ap.parse_args(argv)
+    stale = []
+    for path, text in outputs(args.out).items():
+        if path.exists() and path.read_text() == text:
+            continue
+        stale.append(path)
+        if not args.check:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text)
+    if args.check and stale:
+        print(f"out of date: {', '.join(map(str, stale))} (run {Path(__file__).name})",
+              file=sys.stderr)
+        return 1
+    for path in stale:
+        print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

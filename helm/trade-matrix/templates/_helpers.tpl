@@ -1,0 +1,194 @@
+{{/* The service name: names every object of the release. */}}
+{{- define "tm.name" -}}
+{{- required "service.name is required (use helm/values/<service>.yaml)" .Values.service.name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "tm.module" -}}
+{{- .Values.service.module | default (printf "tm_%s" (include "tm.name" . | replace "-" "_")) -}}
+{{- end -}}
+
+{{- define "tm.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "tm.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+
+{{- define "tm.labels" -}}
+{{ include "tm.selectorLabels" . }}
+app.kubernetes.io/part-of: trade-matrix
+app.kubernetes.io/component: {{ .Values.service.kind }}
+app.kubernetes.io/version: {{ .Values.image.tag | default .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
+{{- end -}}
+
+{{- define "tm.image" -}}
+{{- $tag := .Values.image.tag | default .Chart.AppVersion -}}
+{{- if .Values.image.variant -}}{{- $tag = printf "%s-%s" $tag .Values.image.variant -}}{{- end -}}
+{{- printf "%s:%s" .Values.image.repository $tag -}}
+{{- end -}}
+
+{{- define "tm.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create -}}{{ .Values.serviceAccount.name | default (include "tm.name" .) }}{{- else -}}{{ .Values.serviceAccount.name | default "default" }}{{- end -}}
+{{- end -}}
+
+{{/* TM_REDIS_URL without a password (ConfigMap) or with $(TM_REDIS_PASSWORD) (env). */}}
+{{- define "tm.redisUrl" -}}
+{{- $scheme := ternary "rediss" "redis" .Values.redis.tls -}}
+{{- $auth := ternary ":$(TM_REDIS_PASSWORD)@" "" (ne .Values.redis.existingSecret "") -}}
+{{- printf "%s://%s%s:%v/%v" $scheme $auth .Values.redis.host .Values.redis.port .Values.redis.db -}}
+{{- end -}}
+
+{{/* The pod spec shared by the Deployment and the CronJob; .probes = true for servers. */}}
+{{- define "tm.podSpec" -}}
+{{- $ := .root -}}
+{{- $v := $.Values -}}
+serviceAccountName: {{ include "tm.serviceAccountName" $ }}
+automountServiceAccountToken: false
+terminationGracePeriodSeconds: {{ $v.terminationGracePeriodSeconds }}
+{{- with $v.imagePullSecrets }}
+imagePullSecrets:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+securityContext:
+  runAsNonRoot: true
+  runAsUser: {{ $v.runAsUser }}
+  runAsGroup: {{ $v.runAsGroup }}
+  fsGroup: {{ $v.runAsGroup }}
+  seccompProfile:
+    type: RuntimeDefault
+containers:
+  - name: {{ include "tm.name" $ }}
+    image: {{ include "tm.image" $ | quote }}
+    imagePullPolicy: {{ $v.image.pullPolicy }}
+    command:
+      {{- if $v.command }}
+      {{- toYaml $v.command | nindent 6 }}
+      {{- else }}
+      - python
+      - -m
+      - {{ include "tm.module" $ }}
+      {{- end }}
+    {{- with $v.args }}
+    args:
+      {{- toYaml . | nindent 6 }}
+    {{- end }}
+    envFrom:
+      - configMapRef:
+          name: {{ include "tm.name" $ }}
+    env:
+      - name: TM_CONSUMER_NAME
+        valueFrom:
+          fieldRef:
+            fieldPath: metadata.name
+      {{- if $v.redis.existingSecret }}
+      - name: TM_REDIS_PASSWORD
+        valueFrom:
+          secretKeyRef:
+            name: {{ $v.redis.existingSecret }}
+            key: {{ $v.redis.passwordKey }}
+      - name: TM_REDIS_URL
+        value: {{ include "tm.redisUrl" $ | quote }}
+      {{- end }}
+      {{- if $v.database.existingSecret }}
+      - name: TM_DATABASE_URL
+        valueFrom:
+          secretKeyRef:
+            name: {{ $v.database.existingSecret }}
+            key: {{ $v.database.urlKey }}
+      {{- end }}
+      {{- range $name, $ref := $v.secretEnv }}
+      - name: {{ $name }}
+        valueFrom:
+          secretKeyRef:
+            name: {{ required (printf "secretEnv.%s.secret is required" $name) $ref.secret }}
+            key: {{ required (printf "secretEnv.%s.key is required" $name) $ref.key }}
+      {{- end }}
+      {{- with $v.extraEnv }}
+      {{- toYaml . | nindent 6 }}
+      {{- end }}
+    {{- if .probes }}
+    ports:
+      - name: http
+        containerPort: {{ $v.service.port }}
+        protocol: TCP
+    startupProbe:
+      httpGet:
+        path: {{ $v.probes.startup.path }}
+        port: http
+      periodSeconds: {{ $v.probes.startup.periodSeconds }}
+      failureThreshold: {{ $v.probes.startup.failureThreshold }}
+    livenessProbe:
+      httpGet:
+        path: {{ $v.probes.liveness.path }}
+        port: http
+      periodSeconds: {{ $v.probes.liveness.periodSeconds }}
+      timeoutSeconds: {{ $v.probes.liveness.timeoutSeconds }}
+      failureThreshold: {{ $v.probes.liveness.failureThreshold }}
+    readinessProbe:
+      httpGet:
+        path: {{ $v.probes.readiness.path }}
+        port: http
+      periodSeconds: {{ $v.probes.readiness.periodSeconds }}
+      timeoutSeconds: {{ $v.probes.readiness.timeoutSeconds }}
+      failureThreshold: {{ $v.probes.readiness.failureThreshold }}
+    {{- end }}
+    resources:
+      {{- toYaml $v.resources | nindent 6 }}
+    securityContext:
+      runAsNonRoot: true
+      runAsUser: {{ $v.runAsUser }}
+      runAsGroup: {{ $v.runAsGroup }}
+      allowPrivilegeEscalation: false
+      readOnlyRootFilesystem: true
+      privileged: false
+      capabilities:
+        drop: ["ALL"]
+      seccompProfile:
+        type: RuntimeDefault
+    volumeMounts:
+      - name: tmp
+        mountPath: /tmp
+      - name: data
+        mountPath: {{ $v.dataDir }}
+volumes:
+  - name: tmp
+    emptyDir:
+      sizeLimit: {{ $v.tmpSizeLimit }}
+  - name: data
+    emptyDir:
+      sizeLimit: {{ $v.dataSizeLimit }}
+{{- with $v.nodeSelector }}
+nodeSelector:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with $v.tolerations }}
+tolerations:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with $v.affinity }}
+affinity:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- end -}}
+
+{{/* Pod template metadata (labels, scrape annotations, config checksum). */}}
+{{- define "tm.podMetadata" -}}
+labels:
+  {{- include "tm.labels" . | nindent 2 }}
+  # For Prometheus' labelmap of pod labels (the alert rules select system="trade-matrix").
+  system: trade-matrix
+  service: {{ include "tm.name" . }}
+  {{- with .Values.podLabels }}
+  {{- toYaml . | nindent 2 }}
+  {{- end }}
+annotations:
+  checksum/config: {{ include (print .Template.BasePath "/configmap.yaml") . | sha256sum }}
+  {{- if and .Values.prometheusAnnotations (eq .Values.service.kind "deployment") }}
+  prometheus.io/scrape: "true"
+  prometheus.io/port: {{ .Values.service.port | quote }}
+  prometheus.io/path: /metrics
+  {{- end }}
+  {{- with .Values.podAnnotations }}
+  {{- toYaml . | nindent 2 }}
+  {{- end }}
+{{- end -}}

@@ -1,0 +1,253 @@
+"""``tm demo``, ``tm backtest``, ``tm streams``, ``tm breaker``, ``tm report``: the commands that
+run or inspect the whole system. Errors are one line and a non-zero exit, never a traceback."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Annotated, NoReturn
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+console = Console()
+err = Console(stderr=True)
+
+StartOpt = Annotated[str, typer.Option(help="Replay start, YYYY-MM-DD (UTC) or epoch ms.")]
+EndOpt = Annotated[str, typer.Option(help="Replay end (inclusive), YYYY-MM-DD or epoch ms.")]
+OutOpt = Annotated[Path | None, typer.Option(help="Report folder (default reports/<mode>-<time>).")]
+
+
+def fail(message: str, code: int = 1) -> NoReturn:
+    err.print(f"[red]error:[/red] {message}")
+    raise typer.Exit(code)
+
+
+def _settings():
+    from tm_common.settings import CommonSettings
+
+    try:
+        return CommonSettings()
+    except Exception as e:  # noqa: BLE001 - a settings error is one line
+        fail(f"bad configuration: {str(e).splitlines()[0]}", 2)
+
+
+def _config(start: str, end: str, database_url: str, symbols: str | None, equity: str):
+    from tm_common.history import HistoryFileError, load_bars
+
+    from tm_app.backtest import RunConfig
+    from tm_app.demo import parse_day_ms
+
+    try:
+        s, e = parse_day_ms(start), parse_day_ms(end)
+        syms = tuple(x.strip().upper() for x in (symbols or "BTCUSDT,ETHUSDT,SOLUSDT").split(",") if x.strip())
+        eq = Decimal(equity)
+    except (ValueError, ArithmeticError) as ex:
+        fail(str(ex), 2)
+    if e <= s:
+        fail(f"--end ({end}) must be after --start ({start})", 2)
+    if len(e_str := end) == 10:              # a day: include its last bar
+        e += 86_400_000 - 4 * 3600_000
+    for sym in syms:
+        try:
+            if not load_bars(sym, s, e):
+                fail(f"no shipped bars for {sym} between {start} and {e_str}", 2)
+        except HistoryFileError as ex:
+            fail(str(ex), 2)
+    return RunConfig(start_ms=s, end_ms=e, database_url=database_url, symbols=syms,
+                     initial_equity=eq)
+
+
+def _prepare(settings) -> tuple[str, str]:
+    """Redis URL and database URL (embedded defaults when unset), migrated; one-line errors."""
+    from tm_common.cli.stack import StackSettings  # noqa: F401 - validates imports early
+    from tm_common.db import resolve_database_url
+    from tm_common.db.migrate import migrate
+
+    if settings.redis_url:
+        redis_url = settings.redis_url
+        import redis
+        try:
+            redis.Redis.from_url(redis_url, socket_connect_timeout=3).ping()
+        except Exception as e:  # noqa: BLE001
+            fail(f"Redis unreachable at the configured TM_REDIS_URL: {type(e).__name__}")
+    else:
+        from tm_common.embedded import ensure_embedded_redis
+        redis_url = ensure_embedded_redis(settings)
+    db_url = resolve_database_url(settings)
+    try:
+        migrate(db_url)
+    except Exception as e:  # noqa: BLE001
+        fail(f"database unreachable or not migratable: {type(e).__name__}: {str(e).splitlines()[0][:200]}")
+    return redis_url, db_url
+
+
+def _ensure_models(db_url: str, fast: bool) -> None:
+    from tm_app.demo import has_models
+
+    if asyncio.run(has_models(db_url)):
+        console.print("models: using the registry's (train again with `tm train`)")
+        return
+    console.print("models: none in the registry; training on the shipped history "
+                  "(cut-off 2025-01-01, so the replay is out-of-sample)")
+    cmd = [sys.executable, "-m", "tm_trainer", "--no-publish"] + (["--fast"] if fast else [])
+    env = {**os.environ, "TM_DATABASE_URL": db_url}
+    if subprocess.run(cmd, env=env).returncode != 0:
+        fail("training failed (see above)")
+
+
+def _out(out: Path | None, mode: str) -> Path:
+    return out or Path("reports") / f"{mode}-{datetime.now(UTC):%Y%m%d-%H%M%S}"
+
+
+def demo(start: StartOpt = "2025-01-01", end: EndOpt = "2025-06-30",
+         symbols: Annotated[str | None, typer.Option(help="Comma-separated.")] = None,
+         equity: Annotated[str, typer.Option(help="Initial equity, USDT.")] = "100000",
+         fast_train: Annotated[bool, typer.Option("--fast-train/--full-train",
+                                                  help="Reduced walk-forward if training is needed.")] = False,
+         port_offset: Annotated[int, typer.Option(help="Added to every service port.")] = 0,
+         out: OutOpt = None) -> None:
+    """The main job: paper-trading replay of real history through the whole mesh, with a report."""
+    from tm_app.demo import report
+    from tm_app.mesh import run_mesh
+
+    t0 = time.monotonic()
+    settings = _settings()
+    redis_url, db_url = _prepare(settings)
+    cfg = _config(start, end, db_url, symbols, equity)
+    _ensure_models(db_url, fast_train)
+    data_dir = Path(settings.data_dir) / "mesh"
+    data_dir.mkdir(parents=True, exist_ok=True)
+    console.print(f"starting the mesh (logs in {data_dir / 'logs'})")
+    last = [0.0]
+
+    def progress(published: int, _total: int) -> None:
+        if time.monotonic() - last[0] > 5:
+            last[0] = time.monotonic()
+            console.print(f"  replay: {published} bars published")
+    try:
+        run = run_mesh(cfg, redis_url=redis_url, data_dir=data_dir, port_offset=port_offset,
+                       log=lambda m: console.print(m), progress=progress)
+    except RuntimeError as e:
+        fail(str(e))
+    meta = {"mode": "mesh replay (processes, exchange sim)", "window": f"{start} → {end}",
+            "replay_seconds": round(run.secs, 1), "namespace": run.namespace,
+            "restarts": json.dumps(run.restarts), "total_seconds": round(time.monotonic() - t0, 1)}
+    report(run.record, cfg, _out(out, "demo"), meta)
+
+
+def backtest(start: StartOpt = "2025-01-01", end: EndOpt = "2025-06-30",
+             symbols: Annotated[str | None, typer.Option(help="Comma-separated.")] = None,
+             equity: Annotated[str, typer.Option(help="Initial equity, USDT.")] = "100000",
+             out: OutOpt = None) -> None:
+    """The same handlers in one process on the in-memory bus with the in-process venue."""
+    from tm_app.demo import backtest as run
+
+    settings = _settings()
+    from tm_common.db import resolve_database_url
+    from tm_common.db.migrate import migrate
+    db_url = resolve_database_url(settings)
+    migrate(db_url)
+    cfg = _config(start, end, db_url, symbols, equity)
+    run(cfg, _out(out, "backtest"))
+
+
+def streams() -> None:
+    """Length, consumer groups, lag, pending and dead letters of every stream."""
+    from tm_common.bus.redis import RedisStreamsBus
+    from tm_common.bus.streams import ALL_STREAMS, dlq
+
+    settings = _settings()
+    redis_url, _ = (settings.redis_url, None) if settings.redis_url else _prepare(settings)
+
+    async def collect():
+        bus = RedisStreamsBus(redis_url, prefix=settings.namespace)
+        try:
+            rows = []
+            for s in ALL_STREAMS:
+                groups = await bus.group_info(s)
+                rows.append((s, await bus.length(s), groups, await bus.length(dlq(s))))
+            return rows
+        finally:
+            await bus.close()
+    try:
+        rows = asyncio.run(collect())
+    except Exception as e:  # noqa: BLE001
+        fail(f"Redis unreachable: {type(e).__name__}: {e}")
+    t = Table(title=f"streams ({settings.namespace})")
+    for c in ("stream", "length", "groups (lag/pending)", "dead letters"):
+        t.add_column(c)
+    for s, n, groups, d in rows:
+        g = ", ".join(f"{x['name']} ({x['lag']}/{x['pending']})" for x in groups) or "–"
+        t.add_row(s, str(n), g, str(d))
+    console.print(t)
+
+
+breaker_app = typer.Typer(name="breaker", help="Trip or reset the circuit breaker (risk service).",
+                          no_args_is_help=True)
+
+
+def _breaker(action: str, url: str, reason: str) -> None:
+    import httpx
+
+    token = _settings().admin_token
+    if token is None:
+        fail("TM_ADMIN_TOKEN is not set", 2)
+    try:
+        r = httpx.post(f"{url.rstrip('/')}/breaker/{action}", json={"reason": reason},
+                       headers={"Authorization": f"Bearer {token.get_secret_value()}"}, timeout=10)
+    except httpx.HTTPError as e:
+        fail(f"risk service unreachable at {url}: {type(e).__name__}")
+    if r.status_code >= 400:
+        fail(f"HTTP {r.status_code}: {r.text[:200]}")
+    console.print(r.json())
+
+
+@breaker_app.command("trip")
+def breaker_trip(reason: str = "manual", url: str = "http://127.0.0.1:8105") -> None:
+    _breaker("trip", url, reason)
+
+
+@breaker_app.command("reset")
+def breaker_reset(reason: str = "manual", url: str = "http://127.0.0.1:8105") -> None:
+    _breaker("reset", url, reason)
+
+
+def report_cmd(path: Annotated[Path, typer.Argument(help="A report folder or report.json.")]) -> None:
+    """Print the summary of a written report."""
+    from tm_app.demo import summary_table
+
+    f = path / "report.json" if path.is_dir() else path
+    if not f.is_file():
+        fail(f"no report at {f}", 2)
+    try:
+        doc = json.loads(f.read_text())
+    except ValueError as e:
+        fail(f"{f}: not a report ({e})", 2)
+    console.print(summary_table(doc, doc.get("meta", {}).get("mode", "run")))
+
+
+def register(app: typer.Typer) -> None:
+    """Mount these commands (and the trainer's) on the ``tm`` app."""
+    app.command("demo")(demo)
+    app.command("replay", help="Mesh replay of a window against the sim (same as demo).")(demo)
+    app.command("backtest")(backtest)
+    app.command("streams")(streams)
+    app.command("report")(report_cmd)
+    app.add_typer(breaker_app)
+    try:
+        from tm_trainer.cli import models_app, train_app
+        from tm_trainer.rl.cli import rl_app
+    except ImportError:
+        return
+    train_app.add_typer(rl_app)
+    app.add_typer(train_app)
+    app.add_typer(models_app)

@@ -1,0 +1,99 @@
+"""The main job, end to end: environment → models (trained if the registry has none) → mesh
+replay of real history against the simulator → summary table and report → clean shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import json
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from tm_app.backtest import RunConfig, run_backtest
+from tm_app.record import RunRecord
+from tm_app.report.html import write_report
+
+console = Console(width=None if sys.stdout.isatty() else 160)  # a log keeps the whole table
+DAY_MS = 86_400_000
+DEFAULT_START = "2025-01-01"          # the trainer's default cut-off: the replay is out-of-sample
+DEFAULT_END = "2025-06-30"
+
+
+def parse_day_ms(text: str) -> int:
+    """``YYYY-MM-DD`` (UTC) or epoch ms → ms; ValueError naming the input otherwise."""
+    if text.isdigit():
+        return int(text)
+    try:
+        d = datetime.strptime(text, "%Y-%m-%d").replace(tzinfo=UTC)
+    except ValueError as e:
+        raise ValueError(f"not a date (YYYY-MM-DD) or epoch ms: {text!r}") from e
+    return int(d.timestamp() * 1000)
+
+
+async def has_models(database_url: str, kind: str = "signal") -> bool:
+    from tm_common.db import make_engine
+    from tm_common.models.registry import ModelRegistry
+
+    engine = make_engine(database_url)
+    try:
+        return bool(await ModelRegistry(engine).list(kind))   # trained before (promoted or not)
+    finally:
+        await engine.dispose()
+
+
+def summary_table(summary: dict, title: str) -> Table:
+    st = summary["stats"]
+    t = Table(title=title)
+    for c in ("scope", "return", "Sharpe", "Sortino", "Calmar", "max DD", "win rate", "turnover",
+              "fees", "funding", "buy & hold"):
+        t.add_column(c, justify="right")
+
+    def pct(x):
+        return "–" if x is None or x != x else f"{x * 100:.2f}%"
+
+    def num(x):
+        return "–" if x is None or x != x else f"{x:.2f}"
+    rows = [("total", st["total"])] + list(st["per_instrument"].items())
+    for name, v in rows:
+        t.add_row(name, pct(v.get("total_return")), num(v.get("sharpe")), num(v.get("sortino")),
+                  num(v.get("calmar")), pct(v.get("max_drawdown")), pct(v.get("win_rate")),
+                  num(v.get("turnover")), num(v.get("fees")), num(v.get("funding")),
+                  pct(v.get("buy_and_hold")))
+    return t
+
+
+def report(record: RunRecord, cfg: RunConfig, out_dir: Path, meta: dict) -> dict:
+    summary = write_report(record, out_dir, initial_equity=float(cfg.initial_equity), meta=meta)
+    console.print(summary_table(summary, meta.get("mode", "run")))
+    lat = summary["latency_ms"].get("bar→order acknowledged", {})
+    if lat.get("n"):
+        console.print(f"bar → order acknowledged: p50 {lat['p50']:.2f} ms, p99 {lat['p99']:.2f} ms "
+                      f"({lat['n']} orders)")
+    console.print(f"tiers {summary['tiers']}  regimes {summary['regimes']}  "
+                  f"breaker events {len(summary['breaker_events'])}")
+    console.print(f"report: {out_dir / 'report.html'} (numbers: {out_dir / 'report.json'})")
+    return summary
+
+
+def backtest(cfg: RunConfig, out_dir: Path) -> dict:
+    t0 = time.monotonic()
+    rec = asyncio.run(run_backtest(cfg))
+    secs = time.monotonic() - t0
+    bars = len(rec.bars)
+    meta = {"mode": "backtest (in-process)", "window": _window(cfg), "seconds": round(secs, 2),
+            "bars_per_s": round(bars / secs, 1) if secs else None}
+    return report(rec, cfg, out_dir, meta)
+
+
+def _window(cfg: RunConfig) -> str:
+    f = lambda ms: datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d %H:%M")
+    return f"{f(cfg.start_ms)} → {f(cfg.end_ms)} UTC"
+
+
+def write_json(path: Path, doc: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(doc, indent=2, default=str))

@@ -1,0 +1,125 @@
+"""Run statistics for the report: total and per instrument, from the run record.
+
+Equity comes from the portfolio snapshots (the accounting of record). Per-instrument PnL is
+attributed bar by bar: position held over the bar × price change − that instrument's fees and
+funding. Annualisation: 6 bars a day × 365 days (crypto trades every day).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from decimal import Decimal
+
+import numpy as np
+from scipy.stats import spearmanr
+
+from tm_app.record import RunRecord
+
+BARS_PER_YEAR = 6 * 365
+
+
+def performance(equity: list[float], bars_per_year: int = BARS_PER_YEAR) -> dict[str, float]:
+    """Return, Sharpe, Sortino, Calmar, max drawdown of an equity curve sampled once per bar."""
+    e = np.asarray(equity, dtype=float)
+    if len(e) < 2 or e[0] <= 0:
+        return {k: float("nan") for k in ("total_return", "cagr", "sharpe", "sortino", "calmar",
+                                          "max_drawdown", "vol_annual")}
+    r = np.diff(e) / e[:-1]
+    years = len(r) / bars_per_year
+    total = e[-1] / e[0] - 1
+    cagr = (e[-1] / e[0]) ** (1 / years) - 1 if years > 0 and e[-1] > 0 else float("nan")
+    sd = r.std(ddof=1) if len(r) > 1 else 0.0
+    down = r[r < 0]
+    dsd = math.sqrt((down ** 2).sum() / len(r)) if len(r) else 0.0
+    peak = np.maximum.accumulate(e)
+    mdd = float(((peak - e) / peak).max())
+    ann = math.sqrt(bars_per_year)
+    return {
+        "total_return": float(total), "cagr": float(cagr),
+        "sharpe": float(r.mean() / sd * ann) if sd > 0 else 0.0,
+        "sortino": float(r.mean() / dsd * ann) if dsd > 0 else 0.0,
+        "calmar": float(cagr / mdd) if mdd > 0 and not math.isnan(cagr) else 0.0,
+        "max_drawdown": mdd, "vol_annual": float(sd * ann),
+    }
+
+
+def run_stats(rec: RunRecord, initial_equity: float) -> dict:
+    snaps = rec.snapshots
+    bars = rec.bars
+    closes: dict[str, dict[int, float]] = defaultdict(dict)
+    for b in bars:
+        closes[b.instrument][b.open_time_ms] = float(b.close)
+    times = sorted({s.bar_time_ms for s in snaps})
+    equity = [initial_equity] + [float(s.equity) for s in snaps]
+    total = performance(equity)
+    fills = rec.fills
+    fees = sum((f.fee for f in fills), Decimal(0))
+    funding = sum((x.payment for x in rec.funding), Decimal(0))
+    notional = sum(float(f.qty * f.price) for f in fills)
+    mean_eq = float(np.mean(equity)) if equity else initial_equity
+    total.update({"fees": float(fees), "funding": float(funding), "fills": len(fills),
+                  "orders": len(rec.orders), "turnover": notional / mean_eq if mean_eq else 0.0,
+                  "final_equity": equity[-1], "bars": len(times)})
+    # per instrument: position over each bar × price change (positions from snapshots)
+    per: dict[str, dict] = {}
+    pos_by_time = {s.bar_time_ms: {p.instrument: float(p.qty) for p in s.positions} for s in snaps}
+    for inst, cl in closes.items():
+        ts = [t for t in times if t in cl]
+        pnl, wins, active = [], 0, 0
+        for a, b in zip(ts, ts[1:]):
+            q = pos_by_time.get(a, {}).get(inst, 0.0)
+            d = q * (cl[b] - cl[a])
+            pnl.append(d)
+            if q:
+                active += 1
+                wins += d > 0
+        f_fee = float(sum((f.fee for f in fills if f.instrument == inst), Decimal(0)))
+        f_fund = float(sum((x.payment for x in rec.funding if x.instrument == inst), Decimal(0)))
+        curve = list(initial_equity + np.cumsum([0.0] + pnl))
+        st = performance(curve)
+        st.update({"pnl": float(sum(pnl)) - f_fee - f_fund, "fees": f_fee, "funding": f_fund,
+                   "win_rate": wins / active if active else float("nan"),
+                   "bars_in_market": active,
+                   "turnover": sum(float(f.qty * f.price) for f in fills if f.instrument == inst) / mean_eq,
+                   "buy_and_hold": cl[ts[-1]] / cl[ts[0]] - 1 if len(ts) > 1 else float("nan")})
+        per[inst] = st
+    active = sum(v["bars_in_market"] for v in per.values())
+    total["win_rate"] = (sum(v["win_rate"] * v["bars_in_market"] for v in per.values()
+                             if v["bars_in_market"]) / active) if active else float("nan")
+    return {"total": total, "per_instrument": per, "signal_ic": signal_ic(rec)}
+
+
+def signal_ic(rec: RunRecord, horizon_bars: int = 6) -> dict[str, float]:
+    """Realised Spearman IC of the signal's P(up) against the forward log return over
+    ``horizon_bars`` during the run (out of sample by construction: the run lies after training)."""
+    closes: dict[str, dict[int, float]] = defaultdict(dict)
+    for b in rec.bars:
+        closes[b.instrument][b.open_time_ms] = float(b.close)
+    out = {}
+    allp, allr = [], []
+    for inst, cl in closes.items():
+        ts = sorted(cl)
+        idx = {t: i for i, t in enumerate(ts)}
+        p, r = [], []
+        for s in rec.signals:
+            if s.instrument != inst or s.confidence <= 0 or s.bar_time_ms not in idx:
+                continue
+            j = idx[s.bar_time_ms] + horizon_bars
+            if j < len(ts):
+                p.append(s.probability)
+                r.append(math.log(cl[ts[j]] / cl[s.bar_time_ms]))
+        if len(p) >= 10:
+            out[inst] = float(spearmanr(p, r).statistic)
+        allp += p
+        allr += r
+    out["all"] = float(spearmanr(allp, allr).statistic) if len(allp) >= 10 else float("nan")
+    return out
+
+
+def percentiles(xs: list[float]) -> dict[str, float]:
+    if not xs:
+        return {"n": 0}
+    a = np.asarray(xs)
+    return {"n": len(xs), "p50": float(np.percentile(a, 50)), "p90": float(np.percentile(a, 90)),
+            "p99": float(np.percentile(a, 99)), "max": float(a.max())}

@@ -1,0 +1,240 @@
+"""The consumer loop, shared by every transport.
+
+consume → handle → commit (outputs + ack + optional state, atomically). On start it restores the
+handler's saved state and drains its own pending entries before reading new ones; a reclaimer takes
+over entries idle on dead consumers. Malformed entries and entries over the delivery cap go to the
+dead-letter stream atomically with their ack; the loop keeps going. ``stop()`` finishes the entry in
+hand and returns; unhandled entries stay pending and are drained on the next start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Sequence
+
+import structlog
+
+from tm_common.bus.handler import Emit, Handler, StatefulHandler
+from tm_common.bus.observer import ConsumerObserver
+from tm_common.bus.protocol import Bus, Delivery, GroupMissing, LostOwnership, Output, TransportError
+from tm_common.errors import MalformedEvent, PermanentError, TransientError
+from tm_common.events.base import Envelope
+
+log = structlog.get_logger("tm.bus")
+
+
+class Consumer:
+    """Runs one handler for one consumer of a group over one or more logical streams.
+
+    ``max_deliveries``: attempts (deliveries + in-process retries) before an entry is
+    dead-lettered. ``reclaim_idle_ms``: how long an entry must sit unacked on any consumer before
+    this one takes it over (must exceed the slowest handler). ``block_ms``: read block time, which
+    also bounds how long ``stop()`` waits for an idle loop.
+    """
+
+    def __init__(self, bus: Bus, handler: Handler, *, group: str, consumer: str,
+                 streams: Sequence[str], state_key: str | None = None,
+                 clock: Callable[[], int] = time.time_ns, observer: ConsumerObserver | None = None,
+                 max_deliveries: int = 5, reclaim_idle_ms: int = 30_000,
+                 reclaim_interval_s: float = 5.0, block_ms: int = 500, batch: int = 64,
+                 retry_backoff_s: float = 0.05, max_backoff_s: float = 2.0) -> None:
+        if max_deliveries < 1:
+            raise ValueError("max_deliveries must be >= 1")
+        self.bus, self.handler = bus, handler
+        self.group, self.consumer, self.streams = group, consumer, tuple(streams)
+        self.state_key = state_key if isinstance(handler, StatefulHandler) else None
+        self.clock, self.obs = clock, observer or ConsumerObserver()
+        self.max_deliveries, self.reclaim_idle_ms = max_deliveries, reclaim_idle_ms
+        self.reclaim_interval_s, self.block_ms, self.batch = reclaim_interval_s, block_ms, batch
+        self.retry_backoff_s, self.max_backoff_s = retry_backoff_s, max_backoff_s
+        self._stopping = asyncio.Event()
+        self._pending_dirty = True          # drain own pending entries first
+        self._last_state: bytes | None = None
+        self._started = False
+        self._next_reclaim = 0.0
+        self.last_event: Envelope | None = None
+        self.handled_count = 0
+        self.dead_letter_count = 0
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def stop(self) -> None:
+        """Ask the loop to finish the entry in hand and return."""
+        self._stopping.set()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stopping.is_set()
+
+    async def start(self) -> None:
+        """Create groups and restore saved handler state (idempotent)."""
+        if self._started:
+            return
+        for s in self.streams:
+            await self.bus.ensure_group(s, self.group)
+        if self.state_key is not None:
+            self._last_state = await self.bus.load_state(self.state_key)
+            self.handler.restore(self._last_state)  # type: ignore[attr-defined]
+        self._started = True
+
+    async def run(self) -> None:
+        """Consume until :meth:`stop`. Transport failures are retried with backoff."""
+        backoff = self.retry_backoff_s
+        while not self.stopping:
+            try:
+                await self.start()
+                await self._maybe_reclaim()
+                await self.step(block_ms=self.block_ms)
+                backoff = self.retry_backoff_s
+            except TransportError as e:
+                self.obs.transport_error(e)
+                log.warning("bus.transport_error", group=self.group, error=str(e))
+                self._recover()
+                if isinstance(e, GroupMissing):
+                    self._started = False        # re-create groups, reload state
+                await self._sleep(backoff)
+                backoff = min(backoff * 2, self.max_backoff_s)
+
+    async def run_until_idle(self) -> int:
+        """Handle everything available now (own pending, then new), without blocking.
+        Returns the number of entries processed. For tests and the in-process backtest."""
+        await self.start()
+        total = 0
+        while not self.stopping:
+            n = await self.step(block_ms=None)
+            if n == 0 and not self._pending_dirty:
+                return total
+            total += n
+        return total
+
+    # -- one step --------------------------------------------------------------------------
+    async def step(self, block_ms: int | None) -> int:
+        """Read one batch (own pending first) and process it; returns entries processed."""
+        batch = []
+        if self._pending_dirty:
+            # One at a time: re-reading a pending entry counts a delivery, so a batch read would
+            # charge every entry queued behind a poison one and dead-letter innocent entries.
+            batch = await self.bus.read(self.group, self.consumer, self.streams, pending=True,
+                                        count=1, block_ms=0)
+            self._pending_dirty = bool(batch)
+        if not batch:
+            batch = await self.bus.read(self.group, self.consumer, self.streams, pending=False,
+                                        count=self.batch, block_ms=block_ms or 0)
+        if len(self.streams) > 1:
+            # A multi-stream read comes back grouped by stream; handle it in publication order
+            # (entry ids grow with time), so a consumer sees its inputs as they were published.
+            batch = sorted(batch, key=lambda d: _id_key(d.entry_id))
+        done = 0
+        for delivery in batch:
+            if self.stopping:
+                break
+            if not await self._process(delivery):
+                self._pending_dirty = True  # leave the rest pending, keep order
+                break
+            done += 1
+        return done
+
+    async def _process(self, d: Delivery) -> bool:
+        """Handle one delivery to the end (committed or dead-lettered). False = left pending."""
+        try:
+            event = Envelope.from_fields(d.fields)
+        except MalformedEvent as e:
+            await self._dead_letter(d, "?", f"malformed: {e}")
+            return True
+        if d.deliveries > self.max_deliveries:
+            await self._dead_letter(
+                d, event.type, f"delivery cap {self.max_deliveries} exceeded ({d.deliveries} deliveries)")
+            return True
+        attempt, backoff = d.deliveries, self.retry_backoff_s
+        while True:
+            t0 = time.perf_counter()
+            try:
+                emits = await self.handler.handle(event)
+            except PermanentError as e:
+                self._recover()
+                await self._dead_letter(d, event.type, f"permanent error: {type(e).__name__}: {e}")
+                return True
+            except TransientError as e:
+                self._recover()
+                self.obs.failed(d, e, attempt)
+                if self.stopping:
+                    return False
+                await self._sleep(backoff)
+                backoff = min(backoff * 2, self.max_backoff_s)
+                continue
+            except Exception as e:  # noqa: BLE001 - a handler bug must not kill the consumer
+                self._recover()
+                self.obs.failed(d, e, attempt)
+                log.warning("bus.handler_failed", group=self.group, stream=d.stream, entry=d.entry_id,
+                            type=event.type, attempt=attempt, error=f"{type(e).__name__}: {e}",
+                            correlation_id=event.correlation_id)
+                if attempt >= self.max_deliveries:
+                    await self._dead_letter(
+                        d, event.type, f"failed {attempt} attempts; last error: {type(e).__name__}: {e}")
+                    return True
+                if self.stopping:
+                    return False
+                attempt += 1
+                await self._sleep(backoff)
+                backoff = min(backoff * 2, self.max_backoff_s)
+                continue
+            secs = time.perf_counter() - t0
+            return await self._commit(d, event, emits, secs)
+
+    async def _commit(self, d: Delivery, event: Envelope, emits: Sequence[Emit], secs: float) -> bool:
+        now = self.clock()
+        outputs = [Output(e.stream, event.caused(e.body, index=i, ts_init_ns=now,
+                                                 ts_event_ns=e.ts_event_ns,
+                                                 correlation_id=e.correlation_id))
+                   for i, e in enumerate(emits)]
+        state = None
+        if self.state_key is not None:
+            state = (self.state_key, self.handler.snapshot())  # type: ignore[attr-defined]
+        try:
+            await self.bus.commit(self.group, self.consumer, d, outputs, state)
+        except LostOwnership:
+            self._recover()
+            log.info("bus.lost_ownership", group=self.group, stream=d.stream, entry=d.entry_id)
+            return True
+        except BaseException:
+            self._recover()
+            raise
+        if state is not None:
+            self._last_state = state[1]
+        self.last_event, self.handled_count = event, self.handled_count + 1
+        self.obs.handled(d.stream, event, secs, now)
+        for o in outputs:
+            self.obs.published(o.stream, o.envelope)
+        return True
+
+    async def _dead_letter(self, d: Delivery, event_type: str, reason: str) -> None:
+        await self.bus.dead_letter(self.group, self.consumer, d, reason)
+        self.dead_letter_count += 1
+        self.obs.dead_lettered(d.stream, event_type, reason)
+        log.warning("bus.dead_lettered", group=self.group, stream=d.stream, entry=d.entry_id,
+                    type=event_type, reason=reason)
+
+    async def _maybe_reclaim(self) -> None:
+        now = time.monotonic()
+        if now < self._next_reclaim:
+            return
+        self._next_reclaim = now + self.reclaim_interval_s
+        if await self.bus.reclaim(self.group, self.consumer, self.streams, self.reclaim_idle_ms):
+            self._pending_dirty = True
+
+    def _recover(self) -> None:
+        """Undo in-memory handler state to the last committed snapshot."""
+        self._pending_dirty = True
+        if self.state_key is not None:
+            self.handler.restore(self._last_state)  # type: ignore[attr-defined]
+
+    async def _sleep(self, secs: float) -> None:
+        try:
+            await asyncio.wait_for(self._stopping.wait(), timeout=secs)
+        except TimeoutError:
+            pass
+
+
+def _id_key(entry_id: str) -> tuple[int, int]:
+    ms, _, seq = entry_id.partition("-")
+    return int(ms), int(seq or 0)

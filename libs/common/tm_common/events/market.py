@@ -1,0 +1,40 @@
+"""Market data events: closed bars and Deribit DVOL."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Literal
+
+from tm_common.events.base import EventBody, register
+
+
+@register
+class BarClosed(EventBody, frozen=True, kw_only=True):
+    """A closed (confirmed) kline. Times are the bar's open and close in ms UTC."""
+
+    TYPE = "bar.closed"
+    SCHEMA_VERSION = 1
+
+    instrument: str
+    interval_min: int = 240
+    open_time_ms: int
+    close_time_ms: int
+    open: Decimal
+    high: Decimal
+    low: Decimal
+    close: Decimal
+    volume: Decimal
+    source: Literal["live", "backfill", "replay"] = "live"
+
+
+@register
+class DvolUpdated(EventBody, frozen=True, kw_only=True):
+    """Deribit DVOL daily close for ``day_ms``; only known from ``known_at_ms`` (day + 1 d)."""
+
+    TYPE = "dvol.updated"
+    SCHEMA_VERSION = 1
+
+    currency: str
+    day_ms: int
+    known_at_ms: int
+    value: float

@@ -1,0 +1,83 @@
+"""How a service builds its bus and consumers from its settings, the same way everywhere."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from tm_common.bus.consumer import Consumer
+from tm_common.bus.handler import Emit, Handler, StatefulHandler
+from tm_common.bus.observer import ConsumerObserver
+from tm_common.bus.protocol import Bus
+from tm_common.events.base import Envelope
+from tm_common.logging import bound_event
+
+
+def make_bus(settings: Any) -> Any:
+    """A ``RedisStreamsBus`` on ``settings.redis_url`` under ``settings.namespace``.
+
+    No URL configured → the shared embedded Redis (``tm_common.embedded``), started if needed.
+    The bus connects lazily: a service starts (and answers ``/healthz``) with Redis down.
+    """
+    from tm_common.bus.redis import RedisStreamsBus
+
+    url = settings.redis_url
+    if url is None:
+        from tm_common.embedded import ensure_embedded_redis  # lazy: starts a server process
+        url = ensure_embedded_redis(settings)
+    return RedisStreamsBus(url, prefix=settings.namespace)
+
+
+def state_key(settings: Any) -> str:
+    """Where the group's handler state is saved: ``{namespace}state:{group}``.
+
+    Per group rather than per consumer name: a pod's name changes when its Deployment rolls, and
+    state keyed by it would be lost. One replica per service is the model (ARCHITECTURE §4)."""
+    return f"{settings.namespace}state:{settings.group}"
+
+
+def make_consumer(settings: Any, bus: Bus, handler: Handler, streams: Sequence[str],
+                  observer: ConsumerObserver | None = None, **overrides: Any) -> Consumer:
+    """A :class:`Consumer` of ``streams`` for this service's group and replica.
+
+    Uses ``settings.group``, ``consumer``, ``max_deliveries``, ``reclaim_idle_ms``,
+    ``reclaim_interval_s`` and ``read_block_ms``; ``overrides`` are passed to ``Consumer`` as is
+    (e.g. ``batch=16``, ``clock=...``). The handler is wrapped so that its log lines carry the
+    event's ``correlation_id`` and ``instrument``. ``observer=None``: :class:`ServiceRuntime`
+    attaches its Prometheus observer.
+    """
+    kw: dict[str, Any] = {
+        "group": settings.group, "consumer": settings.consumer, "streams": streams,
+        "state_key": state_key(settings), "observer": observer,
+        "max_deliveries": settings.max_deliveries, "reclaim_idle_ms": settings.reclaim_idle_ms,
+        "reclaim_interval_s": settings.reclaim_interval_s, "block_ms": settings.read_block_ms}
+    kw.update(overrides)
+    return Consumer(bus, with_log_context(handler), **kw)
+
+
+class _LogContextHandler:
+    """Binds the event's log context around ``handle`` (the consumer loop knows nothing of logs)."""
+
+    def __init__(self, inner: Handler) -> None:
+        self.inner = inner
+
+    async def handle(self, event: Envelope) -> Sequence[Emit]:
+        with bound_event(event):
+            return await self.inner.handle(event)
+
+
+class _StatefulLogContextHandler(_LogContextHandler):
+    def snapshot(self) -> bytes:
+        return self.inner.snapshot()  # type: ignore[attr-defined]
+
+    def restore(self, data: bytes | None) -> None:
+        self.inner.restore(data)  # type: ignore[attr-defined]
+
+
+def with_log_context(handler: Handler) -> Handler:
+    """``handler`` with log context bound per event; stays a ``StatefulHandler`` if it was one."""
+    if isinstance(handler, _LogContextHandler):
+        return handler
+    if isinstance(handler, StatefulHandler):
+        return _StatefulLogContextHandler(handler)
+    return _LogContextHandler(handler)

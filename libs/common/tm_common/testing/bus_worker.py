@@ -1,0 +1,61 @@
+"""A consumer process for delivery tests: ``python -m tm_common.testing.bus_worker``.
+
+Runs :class:`CountingHandler` over stream ``in`` on Redis. Environment:
+``W_URL``, ``W_PREFIX``, ``W_CONSUMER``, ``W_SLEEP_S`` (per-event work), ``W_CRASH`` =
+``before:<open_time_ms>`` (``os._exit`` inside the handler, before commit) or
+``after:<open_time_ms>`` (right after the commit of that input), ``W_IDLE_EXIT`` = 1 to exit when
+nothing is left, ``W_RECLAIM_MS`` (reclaim idle threshold). SIGTERM stops it gracefully (exit 0).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+
+from tm_common.bus import Consumer
+from tm_common.bus.redis import RedisStreamsBus
+from tm_common.testing.counting import CountingHandler
+
+
+class _CrashAfterCommit(RedisStreamsBus):
+    crash_at: int | None = None
+
+    async def commit(self, group, consumer, delivery, outputs, state=None):
+        await super().commit(group, consumer, delivery, outputs, state)
+        if self.crash_at is not None and outputs and \
+                outputs[0].envelope.body.bar_time_ms == self.crash_at:
+            os._exit(18)
+
+
+async def main() -> int:
+    env = os.environ
+    mode, _, at = env.get("W_CRASH", "").partition(":")
+    bus = _CrashAfterCommit(env["W_URL"], prefix=env["W_PREFIX"])
+    if mode == "after":
+        bus.crash_at = int(at)
+
+    def hook(ev, n):
+        if mode == "before" and ev.body.open_time_ms == int(at):
+            os._exit(17)
+    handler = CountingHandler(sleep_s=float(env.get("W_SLEEP_S", "0")), hook=hook)
+    c = Consumer(bus, handler, group="g", consumer=env.get("W_CONSUMER", "c1"), streams=["in"],
+                 state_key=env["W_PREFIX"] + "state:g", block_ms=100,
+                 reclaim_idle_ms=int(env.get("W_RECLAIM_MS", "30000")), reclaim_interval_s=0.2)
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGTERM, c.stop)
+    await c.start()
+    print("ready", flush=True)
+    if env.get("W_IDLE_EXIT") == "1":
+        await c._maybe_reclaim()
+        await c.run_until_idle()
+    else:
+        await c.run()
+    await bus.close()
+    print(f"handled {c.handled_count}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(asyncio.run(main()))

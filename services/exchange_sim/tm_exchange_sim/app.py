@@ -1,0 +1,82 @@
+"""Wiring only: settings -> state, faults, gateway, routes, WebSockets, service endpoints."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import structlog
+from fastapi import FastAPI
+
+from tm_exchange_sim.config import ExchangeSimSettings
+from tm_exchange_sim.faults import FaultConfig, FaultInjector, RateLimiter
+from tm_exchange_sim.feed import ReplayFeed
+from tm_exchange_sim.gateway import Gateway
+from tm_exchange_sim.health import add_service_routes
+from tm_exchange_sim.metrics import SimMetrics
+from tm_exchange_sim.routes_market import add_market_routes
+from tm_exchange_sim.routes_sim import add_sim_routes
+from tm_exchange_sim.routes_trade import add_trade_routes
+from tm_exchange_sim.state import SimState
+from tm_exchange_sim.ws import WsHub, add_ws_routes
+
+log = structlog.get_logger("tm_exchange_sim")
+
+
+def wall_clock_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def fault_config(settings: ExchangeSimSettings) -> FaultConfig:
+    return FaultConfig(rate_limit_prob=settings.sim_fault_rate_limit_prob,
+                       http_5xx_prob=settings.sim_fault_http_5xx_prob,
+                       timeout_prob=settings.sim_fault_timeout_prob,
+                       timeout_s=settings.sim_fault_timeout_s,
+                       latency_ms=settings.sim_fault_latency_ms,
+                       ws_drop_prob=settings.sim_fault_ws_drop_prob,
+                       rate_limit_per_s=settings.sim_rate_limit_per_s)
+
+
+def create_app(settings: ExchangeSimSettings | None = None, *,
+               wall_ms: Callable[[], int] = wall_clock_ms,
+               feed: ReplayFeed | None = None) -> FastAPI:
+    settings = settings or ExchangeSimSettings()
+    state = SimState(settings, feed)
+    metrics = SimMetrics(settings.service_name, settings.version)
+    metrics.set_clock(state.clock_ms)
+    faults = FaultInjector(fault_config(settings), seed=settings.sim_seed)
+    limiter = RateLimiter(settings.sim_rate_limit_per_s)
+    keys = settings.api_keys
+    hub = WsHub(state, faults, metrics, keys, wall_ms)
+    gateway = Gateway(faults, limiter, hub, metrics, keys, wall_ms,
+                      settings.sim_recv_window_max_ms)
+    admin = settings.admin_token.get_secret_value() if settings.admin_token else None
+
+    app = FastAPI(title="Trade-Matrix exchange sim (Bybit V5 subset)", version=settings.version)
+    app.state.sim = state
+    app.state.faults = faults
+    add_trade_routes(app, state, gateway, metrics)
+    add_market_routes(app, state, gateway)
+    add_sim_routes(app, state, faults, limiter, hub, metrics, admin)
+    add_ws_routes(app, hub)
+
+    def ready() -> tuple[bool, dict]:
+        return bool(state.feed.bars), {"symbols": list(state.instruments)}
+
+    def status() -> dict:
+        eng = state.engine
+        return {"service": settings.service_name, "version": settings.version,
+                "clock_ms": state.clock_ms, "now_ms": state.now_ms,
+                "symbols": list(state.instruments), "orders": len(eng.orders),
+                "open_orders": len(eng.open_orders()), "executions": len(eng.executions),
+                "positions": {s: str(p.size) for s, p in sorted(eng.account.positions.items())},
+                "wallet_balance": str(eng.account.wallet_balance),
+                "faults": faults.config.model_dump(), "faults_injected": dict(faults.injected),
+                "ws_connections": len(hub.conns),
+                "ws_topics": hub.topic_counts(), "dev_credentials":
+                settings.uses_dev_credentials()}
+
+    add_service_routes(app, registry=metrics.registry, ready=ready, status=status)
+    log.info("exchange_sim.created", symbols=list(state.instruments), clock_ms=state.clock_ms,
+             dev_credentials=settings.uses_dev_credentials())
+    return app

@@ -1,0 +1,58 @@
+"""Exchange-sim settings: one frozen object from ``TM_*`` environment variables.
+
+API credentials are ``SecretStr`` (``TM_SIM_API_KEY`` / ``TM_SIM_API_SECRET``): never logged,
+never in ``/status``. Fault settings are the start values; ``POST /sim/faults`` changes them.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import SettingsConfigDict
+from tm_common.settings import CommonSettings
+
+DEFAULT_DEV_KEY = "tm-sim-key"
+DEFAULT_DEV_SECRET = "tm-sim-secret"
+
+
+class ExchangeSimSettings(CommonSettings):
+    model_config = SettingsConfigDict(env_prefix="TM_", frozen=True, extra="ignore",
+                                      env_file=None)
+
+    service_name: str = "exchange-sim"
+    http_port: int = Field(default=8090, ge=0, le=65535)
+
+    sim_api_key: SecretStr = Field(default=SecretStr(DEFAULT_DEV_KEY),
+                                   description="API key clients sign with")
+    sim_api_secret: SecretStr = Field(default=SecretStr(DEFAULT_DEV_SECRET),
+                                      description="HMAC secret of sim_api_key")
+    sim_symbols: list[str] = Field(default_factory=lambda: ["BTCUSDT", "ETHUSDT", "SOLUSDT"])
+    sim_history_dir: Path | None = Field(default=None, description="unset = repo data/history")
+    sim_start_ms: int | None = Field(default=None, description="first closed bar (open time, "
+                                     "ms); unset = the first bar of the history")
+    sim_initial_balance: Decimal = Field(default=Decimal(100000), gt=0)
+    sim_taker_fee_rate: Decimal = Decimal("0.00055")
+    sim_maker_fee_rate: Decimal = Decimal("0.0002")
+    sim_slippage_bps: Decimal = Field(default=Decimal(2), ge=0)
+    sim_default_leverage: Decimal = Field(default=Decimal(10), gt=0)
+    sim_seed: int = 0
+    sim_recv_window_max_ms: int = Field(default=60_000, ge=1)
+    sim_rate_limit_per_s: int = Field(default=20, ge=1,
+                                      description="requests per key, path and second")
+
+    sim_fault_rate_limit_prob: float = Field(default=0.0, ge=0, le=1)
+    sim_fault_http_5xx_prob: float = Field(default=0.0, ge=0, le=1)
+    sim_fault_timeout_prob: float = Field(default=0.0, ge=0, le=1)
+    sim_fault_timeout_s: float = Field(default=15.0, ge=0,
+                                       description="response delay of an injected timeout")
+    sim_fault_latency_ms: float = Field(default=0.0, ge=0)
+    sim_fault_ws_drop_prob: float = Field(default=0.0, ge=0, le=1)
+
+    def api_keys(self) -> dict[str, str]:
+        """``{api_key: secret}`` for signature checks (values stay out of logs)."""
+        return {self.sim_api_key.get_secret_value(): self.sim_api_secret.get_secret_value()}
+
+    def uses_dev_credentials(self) -> bool:
+        return self.sim_api_key.get_secret_value() == DEFAULT_DEV_KEY

@@ -1,0 +1,126 @@
+"""A UNIFIED account with a USDT wallet and one-way positions: fills, funding and margin.
+
+Wallet balance moves only by realised PnL, fees and funding (all exact Decimal: a partial close
+takes its share of the cost basis rounded to 1e-10, and the last close takes the remainder). Equity adds
+unrealised PnL at the mark; available balance is equity minus the initial margin of positions
+and of open orders (Bybit's ``totalAvailableBalance``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+
+from tm_exchange_sim.matching.models import ZERO, Order, Position, side_sign
+
+# The cost basis a partial close removes is rounded to this grid, so that every booked amount
+# is a finite decimal: the wallet then equals deposits + cash flows - fees - funding exactly.
+COST_QUANTUM = Decimal("1e-10")
+
+
+@dataclass(frozen=True, slots=True)
+class FillResult:
+    closed_size: Decimal     # how much of an existing position this fill closed
+    realised_pnl: Decimal    # price PnL of the closed part (fees excluded)
+
+
+class Account:
+    def __init__(self, initial_balance: Decimal, default_leverage: Decimal) -> None:
+        self.coin = "USDT"
+        self.deposits = Decimal(initial_balance)
+        self.wallet_balance = Decimal(initial_balance)
+        self.default_leverage = Decimal(default_leverage)
+        self.positions: dict[str, Position] = {}
+        self.cum_fees = ZERO
+        self.cum_funding = ZERO
+
+    def position(self, symbol: str) -> Position:
+        pos = self.positions.get(symbol)
+        if pos is None:
+            pos = self.positions[symbol] = Position(symbol=symbol, leverage=self.default_leverage)
+        return pos
+
+    # ---- fills and funding -------------------------------------------------------------
+    def apply_fill(self, symbol: str, side: str, qty: Decimal, price: Decimal, fee: Decimal,
+                   now_ms: int) -> FillResult:
+        """Book a trade of ``qty`` (> 0) at ``price``; ``fee`` is charged to the wallet."""
+        pos = self.position(symbol)
+        signed = side_sign(side) * qty
+        closed = ZERO
+        realised = ZERO
+        if pos.size != 0 and (pos.size > 0) != (signed > 0):
+            closed = min(abs(pos.size), qty)
+            if closed == abs(pos.size):
+                removed = pos.entry_value
+            else:  # a partial close takes a share of the cost basis, on a fixed grid
+                removed = (pos.entry_value * closed / abs(pos.size)).quantize(COST_QUANTUM)
+            exit_value = closed * price
+            realised = exit_value - removed if pos.size > 0 else removed - exit_value
+            pos.entry_value -= removed
+            pos.size += signed if abs(signed) <= abs(pos.size) else -pos.size
+            opened = qty - closed
+        else:
+            opened = qty
+        if opened > 0:
+            if pos.size == 0:
+                pos.realised_pnl = ZERO
+                pos.created_ms = now_ms
+            pos.size += side_sign(side) * opened
+            pos.entry_value += opened * price
+        if pos.size == 0:
+            pos.entry_value = ZERO
+        self.wallet_balance += realised - fee
+        self.cum_fees += fee
+        pos.realised_pnl += realised - fee
+        pos.cum_realised_pnl += realised - fee
+        pos.updated_ms = now_ms
+        return FillResult(closed_size=closed, realised_pnl=realised)
+
+    def settle_funding(self, symbol: str, rate: Decimal, mark: Decimal, now_ms: int) -> Decimal:
+        """Pay (or receive) funding on the open position: payment = size x mark x rate, so a
+        long pays when the rate is positive. Returns the amount paid (negative = received)."""
+        pos = self.positions.get(symbol)
+        if pos is None or pos.size == 0:
+            return ZERO
+        payment = pos.size * mark * rate
+        self.wallet_balance -= payment
+        self.cum_funding += payment
+        pos.realised_pnl -= payment
+        pos.cum_realised_pnl -= payment
+        pos.updated_ms = now_ms
+        return payment
+
+    # ---- margin ------------------------------------------------------------------------
+    def unrealised_pnl(self, marks: Mapping[str, Decimal]) -> Decimal:
+        return sum((p.unrealised_pnl(marks[s]) for s, p in self.positions.items()
+                    if p.size != 0 and s in marks), ZERO)
+
+    def equity(self, marks: Mapping[str, Decimal]) -> Decimal:
+        return self.wallet_balance + self.unrealised_pnl(marks)
+
+    def position_im(self, marks: Mapping[str, Decimal]) -> Decimal:
+        return sum((p.initial_margin(marks[s]) for s, p in self.positions.items()
+                    if p.size != 0 and s in marks), ZERO)
+
+    def order_im(self, open_orders: Iterable[Order], taker_rate: Decimal) -> Decimal:
+        total = ZERO
+        for o in open_orders:
+            if o.reduce_only or o.price is None:
+                continue
+            lev = self.position(o.symbol).leverage
+            notional = o.leaves_qty * o.price
+            total += notional / lev + notional * taker_rate
+        return total
+
+    def available(self, marks: Mapping[str, Decimal], open_orders: Iterable[Order],
+                  taker_rate: Decimal) -> Decimal:
+        return self.equity(marks) - self.position_im(marks) - self.order_im(open_orders,
+                                                                              taker_rate)
+
+    def opening_qty(self, symbol: str, side: str, qty: Decimal) -> Decimal:
+        """The part of an order of ``qty`` that would open or increase exposure."""
+        size = self.position(symbol).size
+        if size == 0 or (size > 0) == (side_sign(side) > 0):
+            return qty
+        return max(qty - abs(size), ZERO)

@@ -1,0 +1,329 @@
+"""The matching engine: orders against a replayed price clock, one UNIFIED account.
+
+Pure: no I/O, no wall clock, no unseeded randomness. Time moves only through :meth:`step`
+(one bar closed for every symbol that has one), so a run is a function of (seed, requests, bars).
+Market orders fill at the last close with adverse slippage (taker fee); limit orders rest until
+a later bar trades through their price and then fill at that price (maker fee), or fill at once
+as a taker when marketable on arrival. Funding settles at the bar close that falls on a funding
+time, on the position held then, at that close. Every state change is queued as an event
+(``order``, ``execution``, ``position``, ``wallet``) for the private WebSocket or the backtest.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import replace
+from decimal import Decimal
+
+from tm_exchange_sim.matching.account import Account
+from tm_exchange_sim.matching.costs import FeeSchedule, SlippageModel
+from tm_exchange_sim.matching.errors import (
+    DUPLICATE_ORDER_LINK_ID,
+    INSUFFICIENT_BALANCE,
+    LEVERAGE_NOT_MODIFIED,
+    ORDER_NOT_FOUND,
+    POSITION_MODE_NOT_MODIFIED,
+    REDUCE_ONLY_UNSATISFIED,
+    VenueError,
+    params_error,
+)
+from tm_exchange_sim.matching.ids import IdFactory
+from tm_exchange_sim.matching.instruments import Instrument
+from tm_exchange_sim.matching.models import (
+    BUY,
+    CANCELLED,
+    FILLED,
+    LIMIT,
+    MARKET,
+    PARTIALLY_FILLED,
+    SELL,
+    TIME_IN_FORCE,
+    ZERO,
+    Bar,
+    Execution,
+    Order,
+    OrderRequest,
+    side_sign,
+)
+
+MAX_ORDER_LINK_ID_LEN = 36
+Event = tuple[str, object]
+
+
+class MatchingEngine:
+    def __init__(self, instruments: Mapping[str, Instrument], *,
+                 initial_balance: Decimal = Decimal(100000),
+                 fees: FeeSchedule | None = None, slippage: SlippageModel | None = None,
+                 default_leverage: Decimal = Decimal(10), seed: int = 0,
+                 funding_rates: Mapping[str, Mapping[int, Decimal]] | None = None,
+                 now_ms: int = 0) -> None:
+        self.instruments = dict(instruments)
+        self.fees = fees or FeeSchedule()
+        self.slippage = slippage or SlippageModel()
+        self.account = Account(initial_balance, default_leverage)
+        self.funding_rates = {s: dict(r) for s, r in (funding_rates or {}).items()}
+        self.ids = IdFactory(seed)
+        self.now_ms = now_ms
+        self.position_mode = 0
+        self.marks: dict[str, Decimal] = {}
+        self.last_bars: dict[str, Bar] = {}
+        self.orders: dict[str, Order] = {}
+        self.link_ids: dict[str, str] = {}
+        self.executions: list[Execution] = []
+        self._events: list[Event] = []
+
+    # ---- requests ----------------------------------------------------------------------
+    def place_order(self, req: OrderRequest) -> Order:
+        inst = self._instrument(req.symbol)
+        self._check_shape(req)
+        if req.order_link_id and req.order_link_id in self.link_ids:
+            raise VenueError(DUPLICATE_ORDER_LINK_ID)
+        market = req.order_type == MARKET
+        inst.check_qty(req.qty, market=market)
+        if not market:
+            if req.price is None:
+                raise params_error("price is required for Limit orders")
+            inst.check_price(req.price)
+        last = self.marks.get(req.symbol)
+        if last is None:
+            raise params_error(f"no market price for {req.symbol} yet: advance the replay clock")
+        qty = req.qty
+        if req.reduce_only:
+            size = self.account.position(req.symbol).size
+            if size == 0 or (size > 0) == (req.side == BUY):
+                raise VenueError(REDUCE_ONLY_UNSATISFIED,
+                                 "current position is zero or on the same side, "
+                                 "cannot fix reduce-only order qty")
+            qty = min(qty, abs(size))
+        fill_price = self._taker_price(req, last, inst)
+        marketable = market or (req.side == BUY and req.price >= last) or \
+            (req.side == SELL and req.price <= last)
+        ref_price = fill_price if marketable else req.price
+        self._check_margin(req.symbol, req.side, qty, ref_price, req.reduce_only)
+
+        order = Order(order_id=self.ids.next("order"), order_link_id=req.order_link_id,
+                      symbol=req.symbol, side=req.side, order_type=req.order_type, qty=qty,
+                      price=req.price, time_in_force="IOC" if market else req.time_in_force,
+                      reduce_only=req.reduce_only, close_on_trigger=req.close_on_trigger,
+                      created_ms=self.now_ms, updated_ms=self.now_ms, seq=self.ids.seq())
+        self.orders[order.order_id] = order
+        if order.order_link_id:
+            self.link_ids[order.order_link_id] = order.order_id
+        if marketable and req.time_in_force == "PostOnly":
+            self._close_order(order, "EC_PostOnlyWillTakeLiquidity")
+        elif marketable:
+            self._fill(order, qty, fill_price, is_maker=False)
+        elif order.time_in_force in ("IOC", "FOK"):
+            self._close_order(order, "EC_NoImmediateQtyToFill")
+        else:
+            self._emit_order(order)
+        return order
+
+    def cancel_order(self, symbol: str, order_id: str | None = None,
+                     order_link_id: str | None = None) -> Order:
+        self._instrument(symbol)
+        order = self.find_order(order_id, order_link_id)
+        if order is None or order.symbol != symbol or not order.is_open:
+            raise VenueError(ORDER_NOT_FOUND, "order not exists or too late to cancel")
+        order.cancel_type = "CancelByUser"
+        self._close_order(order, "EC_PerCancelRequest")
+        return order
+
+    def set_leverage(self, symbol: str, buy_leverage: Decimal, sell_leverage: Decimal) -> None:
+        inst = self._instrument(symbol)
+        if buy_leverage != sell_leverage:
+            raise params_error("buyLeverage must equal sellLeverage in one-way mode")
+        inst.check_leverage(buy_leverage)
+        pos = self.account.position(symbol)
+        if pos.leverage == buy_leverage:
+            raise VenueError(LEVERAGE_NOT_MODIFIED)
+        previous, pos.leverage = pos.leverage, buy_leverage
+        if self.available_balance() < 0:
+            pos.leverage = previous
+            raise VenueError(INSUFFICIENT_BALANCE, "available balance insufficient for leverage")
+        pos.updated_ms = self.now_ms
+        self._emit_position(symbol)
+
+    def switch_mode(self, mode: int) -> None:
+        if mode not in (0, 3):
+            raise params_error("mode must be 0 (one-way) or 3 (hedge)")
+        if mode == self.position_mode:
+            raise VenueError(POSITION_MODE_NOT_MODIFIED)
+        raise params_error("the exchange sim supports one-way mode (0) only")
+
+    # ---- the clock ---------------------------------------------------------------------
+    def step(self, close_time_ms: int, bars: Mapping[str, Bar]) -> None:
+        """Close one bar per symbol in ``bars`` (symbols without a bar keep their mark), then
+        move the clock to ``close_time_ms`` and settle funding due at that instant."""
+        for symbol in sorted(bars):
+            bar = bars[symbol]
+            self._match_resting(symbol, bar)
+            self.marks[symbol] = bar.close
+            self.last_bars[symbol] = bar
+        self.now_ms = close_time_ms
+        for symbol in sorted(self.funding_rates):
+            rate = self.funding_rates[symbol].get(close_time_ms)
+            if rate is not None and symbol in self.marks:
+                self._settle_funding(symbol, rate)
+
+    def _match_resting(self, symbol: str, bar: Bar) -> None:
+        for order in [o for o in self.orders.values() if o.symbol == symbol and o.is_open]:
+            crossed = bar.low <= order.price if order.side == BUY else bar.high >= order.price
+            if not crossed:
+                continue
+            qty = order.leaves_qty
+            if order.reduce_only:
+                size = self.account.position(symbol).size
+                if size == 0 or (size > 0) == (order.side == BUY):
+                    order.cancel_type = "CancelByReduceOnly"
+                    self._close_order(order, "EC_ReduceOnlySetButNotReducing")
+                    continue
+                if qty > abs(size):
+                    qty = abs(size)
+                    order.qty = order.cum_exec_qty + qty
+            self._fill(order, qty, order.price, is_maker=True, at_ms=bar.close_time_ms)
+
+    def _settle_funding(self, symbol: str, rate: Decimal) -> None:
+        pos = self.account.positions.get(symbol)
+        if pos is None or pos.size == 0:
+            return
+        mark = self.marks[symbol]
+        size = pos.size
+        paid = self.account.settle_funding(symbol, rate, mark, self.now_ms)
+        ex = Execution(exec_id=self.ids.next("exec"), order_id="", order_link_id="",
+                       symbol=symbol, side=BUY if size > 0 else SELL, exec_type="Funding",
+                       exec_price=mark, exec_qty=abs(size), exec_value=abs(size) * mark,
+                       exec_fee=paid, fee_rate=rate, is_maker=False, exec_time_ms=self.now_ms,
+                       order_type="UNKNOWN", order_price=None, order_qty=ZERO, leaves_qty=ZERO,
+                       closed_size=ZERO, mark_price=mark, seq=self.ids.seq())
+        self.executions.append(ex)
+        self._events.append(("execution", ex))
+        self._emit_position(symbol)
+        self._events.append(("wallet", None))
+
+    # ---- queries -----------------------------------------------------------------------
+    def find_order(self, order_id: str | None = None,
+                   order_link_id: str | None = None) -> Order | None:
+        if order_id:
+            return self.orders.get(order_id)
+        if order_link_id:
+            oid = self.link_ids.get(order_link_id)
+            return self.orders.get(oid) if oid else None
+        return None
+
+    def open_orders(self, symbol: str | None = None) -> list[Order]:
+        return [o for o in self.orders.values()
+                if o.is_open and (symbol is None or o.symbol == symbol)]
+
+    def available_balance(self) -> Decimal:
+        return self.account.available(self.marks, self.open_orders(), self.fees.taker_rate)
+
+    def wallet(self) -> dict[str, Decimal]:
+        acc = self.account
+        open_orders = self.open_orders()
+        upnl = acc.unrealised_pnl(self.marks)
+        pos_im = acc.position_im(self.marks)
+        ord_im = acc.order_im(open_orders, self.fees.taker_rate)
+        equity = acc.wallet_balance + upnl
+        return {"wallet_balance": acc.wallet_balance, "equity": equity,
+                "unrealised_pnl": upnl, "position_im": pos_im, "order_im": ord_im,
+                "available": equity - pos_im - ord_im,
+                "cum_realised_pnl": acc.wallet_balance - acc.deposits}
+
+    def pop_events(self) -> list[Event]:
+        events, self._events = self._events, []
+        return events
+
+    # ---- internals ---------------------------------------------------------------------
+    def _instrument(self, symbol: str) -> Instrument:
+        inst = self.instruments.get(symbol)
+        if inst is None:
+            raise params_error(f"symbol invalid: {symbol}")
+        return inst
+
+    def _check_shape(self, req: OrderRequest) -> None:
+        if req.side not in (BUY, SELL):
+            raise params_error(f"side invalid: {req.side!r}")
+        if req.order_type not in (MARKET, LIMIT):
+            raise params_error(f"orderType invalid: {req.order_type!r}")
+        if req.time_in_force not in TIME_IN_FORCE:
+            raise params_error(f"timeInForce invalid: {req.time_in_force!r}")
+        if req.position_idx != 0:
+            raise params_error("position idx not match position mode")
+        if len(req.order_link_id) > MAX_ORDER_LINK_ID_LEN:
+            raise params_error("orderLinkId is too long (max 36 characters)")
+
+    def _taker_price(self, req: OrderRequest, last: Decimal, inst: Instrument) -> Decimal:
+        price = self.slippage.fill_price(req.side, last, inst.tick_size)
+        if req.order_type == LIMIT:  # a marketable limit never fills beyond its price
+            price = min(price, req.price) if req.side == BUY else max(price, req.price)
+        return price
+
+    def _check_margin(self, symbol: str, side: str, qty: Decimal, price: Decimal,
+                      reduce_only: bool) -> None:
+        opening = ZERO if reduce_only else self.account.opening_qty(symbol, side, qty)
+        if opening == 0:
+            return
+        lev = self.account.position(symbol).leverage
+        notional = opening * price
+        cost = notional / lev + notional * self.fees.taker_rate
+        if cost > self.available_balance():
+            raise VenueError(INSUFFICIENT_BALANCE)
+
+    def _fill(self, order: Order, qty: Decimal, price: Decimal, *, is_maker: bool,
+              at_ms: int | None = None) -> None:
+        now = self.now_ms if at_ms is None else at_ms
+        fee = self.fees.fee(qty, price, is_maker)
+        result = self.account.apply_fill(order.symbol, order.side, qty, price, fee, now)
+        order.cum_exec_qty += qty
+        order.cum_exec_value += qty * price
+        order.cum_exec_fee += fee
+        order.status = FILLED if order.cum_exec_qty >= order.qty else PARTIALLY_FILLED
+        order.updated_ms = now
+        order.seq = self.ids.seq()
+        ex = Execution(exec_id=self.ids.next("exec"), order_id=order.order_id,
+                       order_link_id=order.order_link_id, symbol=order.symbol, side=order.side,
+                       exec_type="Trade", exec_price=price, exec_qty=qty,
+                       exec_value=qty * price, exec_fee=fee,
+                       fee_rate=self.fees.rate(is_maker), is_maker=is_maker, exec_time_ms=now,
+                       order_type=order.order_type, order_price=order.price,
+                       order_qty=order.qty, leaves_qty=order.leaves_qty,
+                       closed_size=result.closed_size,
+                       mark_price=self.marks.get(order.symbol, price), seq=order.seq)
+        self.executions.append(ex)
+        self._emit_order(order)
+        self._events.append(("execution", ex))
+        self._emit_position(order.symbol)
+        self._events.append(("wallet", None))
+
+    def _close_order(self, order: Order, reason: str) -> None:
+        order.status = CANCELLED
+        order.reject_reason = reason
+        if order.cancel_type == "UNKNOWN":
+            order.cancel_type = "CancelByUser" if reason == "EC_PerCancelRequest" else \
+                "CancelBySystem"
+        order.updated_ms = self.now_ms
+        order.seq = self.ids.seq()
+        self._emit_order(order)
+        self._events.append(("wallet", None))
+
+    def _emit_order(self, order: Order) -> None:
+        self._events.append(("order", replace(order)))
+
+    def _emit_position(self, symbol: str) -> None:
+        pos = self.account.position(symbol)
+        pos.seq = self.ids.seq()
+        self._events.append(("position", replace(pos, extra=dict(pos.extra))))
+
+
+def signed_size(engine: MatchingEngine, symbol: str) -> Decimal:
+    """The signed position size of ``symbol`` (0 when none)."""
+    pos = engine.account.positions.get(symbol)
+    return ZERO if pos is None else pos.size
+
+
+def total_fees(executions: Iterable[Execution]) -> Decimal:
+    return sum((e.exec_fee for e in executions if e.exec_type == "Trade"), ZERO)
+
+
+__all__ = ["MatchingEngine", "side_sign", "signed_size", "total_fees"]

@@ -1,0 +1,46 @@
+"""Venue errors as Bybit V5 reports them: ``retCode`` and ``retMsg``.
+
+The engine raises :class:`VenueError`; the HTTP layer turns it into the response envelope, the
+in-process backtest venue into a rejection event. Messages never contain credentials.
+"""
+
+from __future__ import annotations
+
+PARAMS_ERROR = 10001
+TIMESTAMP_ERROR = 10002
+INVALID_API_KEY = 10003
+SIGN_ERROR = 10004
+RATE_LIMITED = 10006
+ORDER_NOT_FOUND = 110001
+INSUFFICIENT_BALANCE = 110007
+REDUCE_ONLY_UNSATISFIED = 110017
+POSITION_MODE_NOT_MODIFIED = 110025
+LEVERAGE_NOT_MODIFIED = 110043
+DUPLICATE_ORDER_LINK_ID = 110072
+
+DEFAULT_MESSAGES = {
+    PARAMS_ERROR: "Request parameter error.",
+    TIMESTAMP_ERROR: "invalid request, please check your server timestamp or recv_window param",
+    INVALID_API_KEY: "API key is invalid.",
+    SIGN_ERROR: "Error sign, please check your signature generation algorithm.",
+    RATE_LIMITED: "Too many visits. Exceeded the API Rate Limit.",
+    ORDER_NOT_FOUND: "Order does not exist.",
+    INSUFFICIENT_BALANCE: "ab not enough for new order",
+    REDUCE_ONLY_UNSATISFIED: "Reduce-only rule not satisfied",
+    POSITION_MODE_NOT_MODIFIED: "Position mode is not modified",
+    LEVERAGE_NOT_MODIFIED: "leverage not modified",
+    DUPLICATE_ORDER_LINK_ID: "OrderLinkedID is duplicate",
+}
+
+
+class VenueError(Exception):
+    """A request the venue refuses; ``ret_code`` is Bybit's ``retCode``."""
+
+    def __init__(self, ret_code: int, ret_msg: str | None = None) -> None:
+        self.ret_code = ret_code
+        self.ret_msg = ret_msg or DEFAULT_MESSAGES.get(ret_code, "error")
+        super().__init__(f"{self.ret_code}: {self.ret_msg}")
+
+
+def params_error(msg: str) -> VenueError:
+    return VenueError(PARAMS_ERROR, msg)

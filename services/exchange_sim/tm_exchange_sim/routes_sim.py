@@ -1,0 +1,119 @@
+"""Control API for tests and replay (not part of Bybit): the replay clock, faults, reset and
+read-only views of every venue order and execution for invariant checks.
+
+When ``TM_ADMIN_TOKEN`` is set, the POST routes require ``Authorization: Bearer <token>``.
+"""
+
+from __future__ import annotations
+
+import hmac
+from decimal import Decimal
+
+from fastapi import FastAPI, HTTPException, Request
+from pydantic import BaseModel, ConfigDict, Field
+
+from tm_exchange_sim.faults import FaultConfig, FaultInjector, RateLimiter
+from tm_exchange_sim.metrics import SimMetrics
+from tm_exchange_sim.serialise import execution_dict, order_dict, wallet_entry
+from tm_exchange_sim.state import SimState
+from tm_exchange_sim.ws import WsHub
+
+
+class ClockRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    bar_time_ms: int | None = Field(default=None, description="close every bar up to this "
+                                    "open time (ms)")
+    steps: int | None = Field(default=None, ge=1, le=100_000)
+
+
+class FaultsRequest(FaultConfig):
+    model_config = ConfigDict(extra="forbid")
+
+    seed: int | None = None
+    drop_ws_now: bool = False
+
+
+class ResetRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    start_ms: int | None = None
+    initial_balance: Decimal | None = Field(default=None, gt=0)
+    seed: int | None = None
+
+
+def add_sim_routes(app: FastAPI, state: SimState, faults: FaultInjector, limiter: RateLimiter,
+                   hub: WsHub, metrics: SimMetrics, admin_token: str | None) -> None:
+    def check_admin(request: Request) -> None:
+        if admin_token is None:
+            return
+        given = request.headers.get("authorization", "")
+        if not hmac.compare_digest(given, f"Bearer {admin_token}"):
+            raise HTTPException(status_code=401, detail="admin token required")
+
+    def clock_view() -> dict:
+        return {"clock_ms": state.clock_ms, "now_ms": state.now_ms,
+                "first_ms": state.feed.first_ms, "last_ms": state.feed.last_ms,
+                "marks": {s: str(p) for s, p in sorted(state.engine.marks.items())}}
+
+    @app.get("/sim/clock")
+    async def get_clock() -> dict:
+        return clock_view()
+
+    @app.post("/sim/clock")
+    async def post_clock(body: ClockRequest, request: Request) -> dict:
+        check_admin(request)
+        if body.bar_time_ms is not None and body.steps is not None:
+            raise HTTPException(status_code=400, detail="give bar_time_ms or steps, not both")
+        try:
+            steps = state.advance(body.bar_time_ms, body.steps)
+        except ValueError as e:
+            raise HTTPException(status_code=400, detail=str(e)) from e
+        metrics.set_clock(state.clock_ms)
+        await hub.publish_steps(steps)
+        await hub.publish_engine_events()
+        return {**clock_view(), "steps": len(steps),
+                "bars": {s: b.open_time_ms for step in steps[-1:] for s, b in step.bars.items()}}
+
+    @app.get("/sim/faults")
+    async def get_faults() -> dict:
+        return {"config": faults.config.model_dump(), "seed": faults.seed,
+                "injected": dict(faults.injected)}
+
+    @app.post("/sim/faults")
+    async def post_faults(body: FaultsRequest, request: Request) -> dict:
+        check_admin(request)
+        given = body.model_dump(exclude_unset=True, exclude={"seed", "drop_ws_now"})
+        config = faults.config.model_copy(update=given)
+        faults.configure(FaultConfig.model_validate(config.model_dump()), reseed=body.seed)
+        limiter.limit = faults.config.rate_limit_per_s
+        dropped = await hub.close_all() if body.drop_ws_now else 0
+        return {"config": faults.config.model_dump(), "seed": faults.seed, "dropped": dropped}
+
+    @app.post("/sim/reset")
+    async def post_reset(request: Request, body: ResetRequest | None = None) -> dict:
+        check_admin(request)
+        body = body or ResetRequest()
+        try:
+            state.reset(body.start_ms, body.initial_balance, body.seed)
+        except ValueError as e:
+            raise HTTPException(status_code=400, detail=str(e)) from e
+        state.engine.pop_events()
+        metrics.set_clock(state.clock_ms)
+        return clock_view()
+
+    @app.get("/sim/orders")
+    async def all_orders() -> dict:
+        eng = state.engine
+        return {"list": [order_dict(o) for o in eng.orders.values()],
+                "count": len(eng.orders)}
+
+    @app.get("/sim/executions")
+    async def all_executions() -> dict:
+        eng = state.engine
+        return {"list": [execution_dict(e) for e in eng.executions],
+                "count": len(eng.executions)}
+
+    @app.get("/sim/account")
+    async def account() -> dict:
+        return wallet_entry(state.engine)

@@ -1,0 +1,174 @@
+"""Private Bybit V5 routes: orders, executions, positions, leverage, mode and wallet."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI, Request
+
+from tm_exchange_sim.gateway import (
+    Gateway,
+    Params,
+    bool_param,
+    decimal_param,
+    int_param,
+    linear_category,
+    required,
+)
+from tm_exchange_sim.matching import OrderRequest
+from tm_exchange_sim.matching.errors import params_error
+from tm_exchange_sim.metrics import SimMetrics
+from tm_exchange_sim.serialise import execution_dict, order_dict, position_dict, wallet_entry
+from tm_exchange_sim.state import SimState
+
+UNSUPPORTED_ORDER_FIELDS = ("triggerPrice", "takeProfit", "stopLoss", "tpslMode")
+MAX_CLOSED_ORDERS = 500
+
+
+def _page(items: list, params: Params, default: int, maximum: int) -> tuple[list, str]:
+    limit = int_param(params, "limit", default, low=1, high=maximum)
+    offset = int_param(params, "cursor", 0, low=0)
+    page = items[offset:offset + limit]
+    more = offset + limit < len(items)
+    return page, str(offset + limit) if more else ""
+
+
+def trade_handlers(state: SimState, metrics: SimMetrics | None = None) -> dict:
+    """(HTTP method, path) → handler(params) → result object, for the private V5 endpoints.
+    Served over HTTP by :func:`add_trade_routes` and called directly by the in-process venue
+    of the backtest, so both answer exactly alike."""
+    def engine():
+        return state.engine
+
+    def create(params: Params) -> dict:
+        linear_category(params)
+        for name in UNSUPPORTED_ORDER_FIELDS:
+            if params.get(name) not in (None, ""):
+                raise params_error(f"{name} is not supported by the exchange sim")
+        order_type = required(params, "orderType")
+        req = OrderRequest(
+            symbol=required(params, "symbol"), side=required(params, "side"),
+            order_type=order_type, qty=decimal_param(params, "qty"),
+            price=decimal_param(params, "price", optional=True) if order_type == "Limit"
+            else None,
+            time_in_force=params.get("timeInForce") or "GTC",
+            reduce_only=bool_param(params, "reduceOnly"),
+            close_on_trigger=bool_param(params, "closeOnTrigger"),
+            order_link_id=str(params.get("orderLinkId") or ""),
+            position_idx=int_param(params, "positionIdx", 0))
+        order = engine().place_order(req)
+        if metrics is not None:
+            metrics.orders.labels(order.symbol, order.order_type).inc()
+        return {"orderId": order.order_id, "orderLinkId": order.order_link_id}
+
+    def cancel(params: Params) -> dict:
+        linear_category(params)
+        symbol = required(params, "symbol")
+        order_id, link_id = params.get("orderId"), params.get("orderLinkId")
+        if not order_id and not link_id:
+            raise params_error("orderId or orderLinkId is required")
+        order = engine().cancel_order(symbol, order_id, link_id)
+        return {"orderId": order.order_id, "orderLinkId": order.order_link_id}
+
+    def realtime(params: Params) -> dict:
+        linear_category(params)
+        eng = engine()
+        symbol = params.get("symbol")
+        order_id, link_id = params.get("orderId"), params.get("orderLinkId")
+        if order_id or link_id:
+            found = eng.find_order(order_id, link_id)
+            orders = [found] if found and symbol in (None, found.symbol) else []
+        else:
+            if not (symbol or params.get("settleCoin") or params.get("baseCoin")):
+                raise params_error("symbol, baseCoin or settleCoin is required for linear")
+            base = params.get("baseCoin")
+            matching = [o for o in eng.orders.values()
+                        if symbol in (None, o.symbol)
+                        and (not base or state.instruments[o.symbol].base_coin == base)]
+            open_only = int_param(params, "openOnly", 0, low=0, high=2)
+            if open_only == 0:
+                orders = [o for o in matching if o.is_open]
+            else:
+                orders = [o for o in matching if not o.is_open][-MAX_CLOSED_ORDERS:]
+        orders = sorted(orders, key=lambda o: (o.created_ms, o.seq), reverse=True)
+        page, cursor = _page(orders, params, 20, 50)
+        return {"category": "linear", "nextPageCursor": cursor,
+                "list": [order_dict(o) for o in page]}
+
+    def executions(params: Params) -> dict:
+        linear_category(params)
+        symbol = params.get("symbol")
+        order_id, link_id = params.get("orderId"), params.get("orderLinkId")
+        start = int_param(params, "startTime")
+        end = int_param(params, "endTime")
+        exec_type = params.get("execType")
+        rows = [e for e in engine().executions
+                if symbol in (None, e.symbol) and order_id in (None, "", e.order_id)
+                and link_id in (None, "", e.order_link_id)
+                and exec_type in (None, "", e.exec_type)
+                and (start is None or e.exec_time_ms >= start)
+                and (end is None or e.exec_time_ms <= end)]
+        rows.reverse()
+        page, cursor = _page(rows, params, 50, 100)
+        return {"category": "linear", "nextPageCursor": cursor,
+                "list": [execution_dict(e) for e in page]}
+
+    def positions(params: Params) -> dict:
+        linear_category(params)
+        eng = engine()
+        symbol = params.get("symbol")
+        if symbol:
+            if symbol not in state.instruments:
+                raise params_error(f"symbol invalid: {symbol}")
+            rows = [eng.account.position(symbol)]
+        elif params.get("settleCoin") == "USDT":
+            rows = [p for s, p in sorted(eng.account.positions.items()) if p.size != 0]
+        else:
+            raise params_error("symbol or settleCoin is required")
+        page, cursor = _page(rows, params, 20, 200)
+        return {"category": "linear", "nextPageCursor": cursor,
+                "list": [position_dict(p, eng.marks.get(p.symbol)) for p in page]}
+
+    def set_leverage(params: Params) -> dict:
+        linear_category(params)
+        engine().set_leverage(required(params, "symbol"), decimal_param(params, "buyLeverage"),
+                              decimal_param(params, "sellLeverage"))
+        return {}
+
+    def switch_mode(params: Params) -> dict:
+        linear_category(params)
+        if not (params.get("symbol") or params.get("coin")):
+            raise params_error("symbol or coin is required")
+        engine().switch_mode(int_param(params, "mode", low=0, high=3))
+        return {}
+
+    def wallet(params: Params) -> dict:
+        if params.get("accountType") != "UNIFIED":
+            raise params_error("accountType only support UNIFIED")
+        coins = params.get("coin")
+        entry = wallet_entry(engine())
+        if coins and "USDT" not in str(coins).split(","):
+            entry["coin"] = []
+        return {"list": [entry]}
+
+    return {
+        ("POST", "/v5/order/create"): create,
+        ("POST", "/v5/order/cancel"): cancel,
+        ("GET", "/v5/order/realtime"): realtime,
+        ("GET", "/v5/execution/list"): executions,
+        ("GET", "/v5/position/list"): positions,
+        ("POST", "/v5/position/set-leverage"): set_leverage,
+        ("POST", "/v5/position/switch-mode"): switch_mode,
+        ("GET", "/v5/account/wallet-balance"): wallet,
+    }
+
+
+def add_trade_routes(app: FastAPI, state: SimState, gw: Gateway, metrics: SimMetrics) -> None:
+    for (method, path), handler in trade_handlers(state, metrics).items():
+        _register(app, gw, method, path, handler)
+
+
+def _register(app: FastAPI, gw: Gateway, method: str, path: str, handler) -> None:
+    async def endpoint(request: Request):
+        return await gw.handle(request, handler, private=True)
+
+    endpoint.__name__ = path.strip("/").replace("/", "_").replace("-", "_")
+    app.add_api_route(path, endpoint, methods=[method], include_in_schema=True)

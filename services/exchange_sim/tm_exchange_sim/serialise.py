@@ -1,0 +1,143 @@
+"""Engine records as Bybit V5 JSON (strings for every number, as Bybit sends them)."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from tm_common.history import BAR_INTERVAL_MS, HistoryBar
+
+from tm_exchange_sim.matching import Execution, Instrument, MatchingEngine, Order, Position
+from tm_exchange_sim.matching.models import ZERO
+
+DISPLAY = Decimal("0.00000001")
+MM_RATE = Decimal("0.005")
+
+
+def num(value: Decimal | None) -> str:
+    """An exact Decimal as plain text ("" for None)."""
+    if value is None:
+        return ""
+    text = format(value, "f")
+    return text
+
+
+def money(value: Decimal | None) -> str:
+    """A derived amount (averages, margins) at 8 decimals, trailing zeros removed."""
+    if value is None:
+        return ""
+    text = format(value.quantize(DISPLAY), "f")
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return "0" if text in ("-0", "") else text
+
+
+def order_dict(o: Order, last_price: Decimal | None = None) -> dict:
+    avg = o.avg_price
+    leaves = o.leaves_qty
+    return {
+        "orderId": o.order_id, "orderLinkId": o.order_link_id, "blockTradeId": "",
+        "symbol": o.symbol, "price": num(o.price) if o.price is not None else "0",
+        "qty": num(o.qty), "side": o.side, "isLeverage": "", "positionIdx": 0,
+        "orderStatus": o.status, "createType": "CreateByUser", "cancelType": o.cancel_type,
+        "rejectReason": o.reject_reason, "avgPrice": money(avg) if avg is not None else "",
+        "leavesQty": num(leaves), "leavesValue": money(leaves * (o.price or ZERO)),
+        "cumExecQty": num(o.cum_exec_qty), "cumExecValue": num(o.cum_exec_value),
+        "cumExecFee": num(o.cum_exec_fee), "timeInForce": o.time_in_force,
+        "orderType": o.order_type, "stopOrderType": "", "orderIv": "", "marketUnit": "",
+        "triggerPrice": "", "takeProfit": "", "stopLoss": "", "tpslMode": "",
+        "ocoTriggerBy": "", "tpLimitPrice": "", "slLimitPrice": "", "tpTriggerBy": "",
+        "slTriggerBy": "", "triggerDirection": 0, "triggerBy": "",
+        "lastPriceOnCreated": num(last_price), "reduceOnly": o.reduce_only,
+        "closeOnTrigger": o.close_on_trigger, "placeType": "", "smpType": "None",
+        "smpGroup": 0, "smpOrderId": "", "createdTime": str(o.created_ms),
+        "updatedTime": str(o.updated_ms),
+    }
+
+
+def execution_dict(e: Execution) -> dict:
+    return {
+        "symbol": e.symbol, "orderId": e.order_id, "orderLinkId": e.order_link_id,
+        "side": e.side, "orderPrice": num(e.order_price) if e.order_price is not None else "0",
+        "orderQty": num(e.order_qty), "leavesQty": num(e.leaves_qty),
+        "createType": "CreateByUser" if e.exec_type == "Trade" else "", "orderType":
+        e.order_type, "stopOrderType": "", "execFee": num(e.exec_fee), "execId": e.exec_id,
+        "execPrice": num(e.exec_price), "execQty": num(e.exec_qty), "execType": e.exec_type,
+        "execValue": num(e.exec_value), "execTime": str(e.exec_time_ms),
+        "feeCurrency": "USDT", "isMaker": e.is_maker, "feeRate": num(e.fee_rate),
+        "tradeIv": "", "markIv": "", "markPrice": num(e.mark_price),
+        "indexPrice": num(e.mark_price), "underlyingPrice": "", "blockTradeId": "",
+        "closedSize": num(e.closed_size), "seq": e.seq,
+    }
+
+
+def position_dict(p: Position, mark: Decimal | None) -> dict:
+    mark = mark if mark is not None else ZERO
+    value = abs(p.size) * p.avg_price
+    im = p.initial_margin(mark) if p.size else ZERO
+    return {
+        "positionIdx": 0, "riskId": 1, "riskLimitValue": "2000000", "symbol": p.symbol,
+        "side": p.side, "size": num(abs(p.size)),
+        "avgPrice": money(p.avg_price) if p.size else "0",
+        "positionValue": money(value), "tradeMode": 0, "autoAddMargin": 0,
+        "positionStatus": "Normal", "leverage": num(p.leverage), "markPrice": num(mark),
+        "liqPrice": "", "bustPrice": "", "positionIM": money(im),
+        "positionMM": money(abs(p.size) * mark * MM_RATE), "positionBalance": money(im),
+        "tpslMode": "Full", "takeProfit": "", "stopLoss": "", "trailingStop": "0",
+        "sessionAvgPrice": "", "unrealisedPnl": money(p.unrealised_pnl(mark)),
+        "curRealisedPnl": money(p.realised_pnl), "cumRealisedPnl": money(p.cum_realised_pnl),
+        "adlRankIndicator": 0, "createdTime": str(p.created_ms),
+        "updatedTime": str(p.updated_ms), "seq": p.seq, "isReduceOnly": False,
+        "mmrSysUpdatedTime": "", "leverageSysUpdatedTime": "",
+    }
+
+
+def wallet_dict(w: dict[str, Decimal], positions_mm: Decimal) -> dict:
+    """Bybit's UNIFIED wallet-balance ``list`` entry (USDT only; USD value = USDT)."""
+    coin = {
+        "coin": "USDT", "equity": money(w["equity"]), "usdValue": money(w["equity"]),
+        "walletBalance": num(w["wallet_balance"]), "free": "", "locked": "0",
+        "spotHedgingQty": "0", "borrowAmount": "0", "availableToWithdraw": "",
+        "accruedInterest": "0", "totalOrderIM": money(w["order_im"]),
+        "totalPositionIM": money(w["position_im"]), "totalPositionMM": money(positions_mm),
+        "unrealisedPnl": money(w["unrealised_pnl"]),
+        "cumRealisedPnl": money(w["cum_realised_pnl"]), "bonus": "0",
+        "marginCollateral": True, "collateralSwitch": True, "availableToBorrow": "",
+    }
+    im = w["position_im"] + w["order_im"]
+    equity = w["equity"]
+    return {
+        "accountType": "UNIFIED", "accountLTV": "0",
+        "accountIMRate": money(im / equity) if equity > 0 else "0",
+        "accountMMRate": money(positions_mm / equity) if equity > 0 else "0",
+        "totalEquity": money(equity), "totalWalletBalance": num(w["wallet_balance"]),
+        "totalMarginBalance": money(equity), "totalAvailableBalance": money(w["available"]),
+        "totalPerpUPL": money(w["unrealised_pnl"]), "totalInitialMargin": money(im),
+        "totalMaintenanceMargin": money(positions_mm), "coin": [coin],
+    }
+
+
+def turnover(bar: HistoryBar) -> str:
+    """Quote volume estimate (base volume x close): the shipped bars carry no turnover."""
+    return money(Decimal(bar.volume) * Decimal(bar.close))
+
+
+def kline_row(bar: HistoryBar) -> list[str]:
+    return [str(bar.open_time_ms), bar.open, bar.high, bar.low, bar.close, bar.volume,
+            turnover(bar)]
+
+
+def ws_kline(bar: HistoryBar, interval: str = "240") -> dict:
+    end = bar.open_time_ms + BAR_INTERVAL_MS - 1
+    return {"start": bar.open_time_ms, "end": end, "interval": interval, "open": bar.open,
+            "close": bar.close, "high": bar.high, "low": bar.low, "volume": bar.volume,
+            "turnover": turnover(bar), "confirm": True, "timestamp": end}
+
+
+def instrument_list(instruments: dict[str, Instrument], symbol: str | None) -> list[dict]:
+    return [i.info() for s, i in instruments.items() if symbol in (None, s)]
+
+
+def wallet_entry(engine: MatchingEngine) -> dict:
+    mm = sum((abs(p.size) * engine.marks.get(s, ZERO) * MM_RATE
+              for s, p in engine.account.positions.items()), ZERO)
+    return wallet_dict(engine.wallet(), mm)

@@ -1,0 +1,78 @@
+"""Executor settings (``TM_`` environment variables), built once and passed down.
+
+The venue is configuration: ``bybit_rest_url`` is mainnet, testnet or the exchange sim
+(``http://127.0.0.1:8108``); pybit builds ``https://api.bybit.com`` itself, the client then points
+``session.endpoint`` at this URL. Credentials are ``SecretStr``: the service base redacts their
+values from every log line and from ``/status``.
+"""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from typing import Annotated
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import NoDecode
+from tm_common.settings import CommonSettings
+
+MAINNET_REST = "https://api.bybit.com"
+TESTNET_REST = "https://api-testnet.bybit.com"
+MAINNET_PRIVATE_WS = "wss://stream.bybit.com/v5/private"
+TESTNET_PRIVATE_WS = "wss://stream-testnet.bybit.com/v5/private"
+
+# The executor's own stream: fills and order states observed by the private WebSocket and the
+# poller, handed to the one handler that publishes to exec.report (single writer, atomic state).
+# It belongs in tm_common.bus.streams (and ALL_STREAMS, for the lockstep idle probe).
+from tm_common.bus.streams import EXEC_VENUE  # noqa: E402,F401  (re-exported)
+
+
+class ExecutorSettings(CommonSettings):
+    service_name: str = "executor"
+    http_port: int = 8106
+    symbols: Annotated[tuple[str, ...], NoDecode] = Field(
+        default=("BTCUSDT", "ETHUSDT", "SOLUSDT"),
+        description="comma-separated (BTCUSDT,ETHUSDT) or a JSON list")
+
+    bybit_rest_url: str = Field(default=MAINNET_REST, description="mainnet, testnet or the sim")
+    bybit_private_ws_url: str = Field(default=MAINNET_PRIVATE_WS,
+                                      description="private WS (execution topic); the sim serves "
+                                      "ws://HOST:PORT/v5/private")
+    bybit_api_key: SecretStr | None = None
+    bybit_api_secret: SecretStr | None = None
+    recv_window_ms: int = Field(default=5000, ge=1)
+    venue_timeout_s: float = Field(default=5.0, gt=0, description="per HTTP request, seconds")
+    leverage: Decimal = Field(default=Decimal(3), gt=0, description="set on every symbol at start")
+
+    intent_deadline_s: float = Field(default=30.0, gt=0, description="venue retries per handling "
+                                     "of one intent before it is left for a later retry, s")
+    place_attempts: int = Field(default=6, ge=1, description="place_order calls per handling")
+    retry_backoff_s: float = Field(default=0.05, gt=0)
+    max_backoff_s: float = Field(default=2.0, gt=0)
+    rate_limit_max_wait_s: float = Field(default=5.0, gt=0,
+                                         description="cap on a wait until the rate-limit reset")
+    fill_wait_s: float = Field(default=5.0, ge=0, description="how long the handler waits for a "
+                               "market order's executions before leaving them to WS/polling, s")
+    order_history_fallback: bool = Field(default=True, description="look an orderLinkId up in "
+                                         "order/history when order/realtime lacks it")
+
+    preflight_wait_s: float = Field(default=10.0, ge=0, description="an intent waits this long "
+                                    "for the preflight, then is retried later")
+    preflight_retry_s: float = Field(default=5.0, gt=0)
+    reconcile_interval_s: float = Field(default=60.0, gt=0)
+    fill_poll_interval_s: float = Field(default=10.0, gt=0)
+    ws_enabled: bool = True
+    ws_ping_s: float = Field(default=20.0, gt=0)
+    lag_poll_interval_s: float = Field(default=5.0, gt=0)
+
+    # Test hook (integration tests only): os._exit(99) right after the N-th place_order call
+    # returned, before its answer is handled or committed. 0 = off.
+    test_crash_after_place: int = Field(default=0, ge=0)
+
+    @field_validator("symbols", mode="before")
+    @classmethod
+    def _split(cls, v):
+        if isinstance(v, str):
+            items = json.loads(v) if v.strip().startswith("[") else v.split(",")
+            return tuple(str(s).strip().upper() for s in items if str(s).strip())
+        return tuple(s.upper() for s in v)

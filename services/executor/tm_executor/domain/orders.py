@@ -1,0 +1,176 @@
+"""Venue records (Bybit V5 JSON → typed values), lot filters and the order request.
+
+Amounts are ``Decimal`` parsed from Bybit's strings; nothing is rounded here: an intent whose
+quantity does not fit the lot filters is rejected, never silently changed (sizing to lot steps
+is the risk service's job).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from tm_common.events import OrderApproved
+
+ZERO = Decimal(0)
+# Bybit order states after which nothing more happens to the order.
+TERMINAL_STATUSES = frozenset({"Filled", "Cancelled", "Rejected", "PartiallyFilledCanceled",
+                               "Deactivated"})
+
+
+class BadVenueRecord(ValueError):
+    """A venue answer that lacks a field or carries a malformed number."""
+
+
+def dec(record: Mapping[str, Any], name: str, default: Decimal | None = None) -> Decimal:
+    value = record.get(name)
+    if value in (None, ""):
+        if default is not None:
+            return default
+        raise BadVenueRecord(f"missing {name}")
+    try:
+        out = Decimal(str(value))
+    except InvalidOperation as e:
+        raise BadVenueRecord(f"{name} is not a number: {value!r}") from e
+    if not out.is_finite():
+        raise BadVenueRecord(f"{name} is not finite: {value!r}")
+    return out
+
+
+def text(record: Mapping[str, Any], name: str) -> str:
+    value = record.get(name)
+    if value is None:
+        raise BadVenueRecord(f"missing {name}")
+    return str(value)
+
+
+@dataclass(frozen=True, slots=True)
+class VenueOrder:
+    order_id: str
+    order_link_id: str
+    symbol: str
+    side: str
+    order_type: str
+    status: str
+    qty: Decimal
+    cum_exec_qty: Decimal
+
+    @classmethod
+    def from_bybit(cls, d: Mapping[str, Any]) -> VenueOrder:
+        return cls(order_id=text(d, "orderId"), order_link_id=str(d.get("orderLinkId") or ""),
+                   symbol=text(d, "symbol"), side=text(d, "side"),
+                   order_type=str(d.get("orderType") or ""), status=text(d, "orderStatus"),
+                   qty=dec(d, "qty"), cum_exec_qty=dec(d, "cumExecQty", ZERO))
+
+    @property
+    def terminal(self) -> bool:
+        return self.status in TERMINAL_STATUSES
+
+
+@dataclass(frozen=True, slots=True)
+class VenueExecution:
+    exec_id: str
+    order_id: str
+    order_link_id: str
+    symbol: str
+    side: str
+    qty: Decimal
+    price: Decimal
+    fee: Decimal
+    is_maker: bool
+    exec_time_ms: int
+    exec_type: str
+    leaves_qty: Decimal
+
+    @classmethod
+    def from_bybit(cls, d: Mapping[str, Any]) -> VenueExecution:
+        try:
+            exec_time = int(d.get("execTime") or 0)
+        except (TypeError, ValueError) as e:
+            raise BadVenueRecord(f"execTime is not an integer: {d.get('execTime')!r}") from e
+        maker = d.get("isMaker", False)
+        return cls(exec_id=text(d, "execId"), order_id=str(d.get("orderId") or ""),
+                   order_link_id=str(d.get("orderLinkId") or ""), symbol=text(d, "symbol"),
+                   side=text(d, "side"), qty=dec(d, "execQty"), price=dec(d, "execPrice"),
+                   fee=dec(d, "execFee", ZERO),
+                   is_maker=maker if isinstance(maker, bool) else str(maker).lower() == "true",
+                   exec_time_ms=exec_time, exec_type=str(d.get("execType") or "Trade"),
+                   leaves_qty=dec(d, "leavesQty", ZERO))
+
+    @property
+    def is_trade(self) -> bool:
+        return self.exec_type == "Trade"
+
+
+def trade_fills(execs: Iterable[VenueExecution], order_id: str) -> list[VenueExecution]:
+    """The order's trade executions, unique by ``exec_id``, in venue order (time, then id), so
+    that handling the same answer twice yields the same output sequence."""
+    seen: dict[str, VenueExecution] = {}
+    for e in execs:
+        if e.is_trade and e.order_id == order_id:
+            seen.setdefault(e.exec_id, e)
+    return sorted(seen.values(), key=lambda e: (e.exec_time_ms, e.exec_id))
+
+
+def fills_complete(order: VenueOrder, fills: Iterable[VenueExecution]) -> bool:
+    """True when the order is terminal and its fills add up to its executed quantity."""
+    return order.terminal and sum((f.qty for f in fills), ZERO) == order.cum_exec_qty
+
+
+@dataclass(frozen=True, slots=True)
+class LotFilter:
+    symbol: str
+    qty_step: Decimal
+    min_qty: Decimal
+    max_qty: Decimal
+    max_mkt_qty: Decimal
+    tick_size: Decimal
+    min_notional: Decimal = ZERO
+
+    @classmethod
+    def from_bybit(cls, d: Mapping[str, Any]) -> LotFilter:
+        lot, price = d.get("lotSizeFilter") or {}, d.get("priceFilter") or {}
+        max_qty = dec(lot, "maxOrderQty")
+        return cls(symbol=text(d, "symbol"), qty_step=dec(lot, "qtyStep"),
+                   min_qty=dec(lot, "minOrderQty"), max_qty=max_qty,
+                   max_mkt_qty=dec(lot, "maxMktOrderQty", max_qty),
+                   tick_size=dec(price, "tickSize"),
+                   min_notional=dec(lot, "minNotionalValue", ZERO))
+
+
+def check_intent(intent: OrderApproved, lot: LotFilter | None) -> str | None:
+    """Why ``intent`` cannot be sent as is (None = it can). Checks shape and lot filters."""
+    if intent.qty <= 0:
+        return f"qty must be > 0, got {intent.qty}"
+    if intent.order_type == "Limit" and (intent.price is None or intent.price <= 0):
+        return "a Limit order needs a positive price"
+    if lot is None:
+        return f"no instrument info for {intent.instrument}"
+    if intent.qty % lot.qty_step != 0:
+        return f"qty {intent.qty} is not a multiple of qtyStep {lot.qty_step}"
+    if intent.qty < lot.min_qty:
+        return f"qty {intent.qty} < minOrderQty {lot.min_qty}"
+    limit = lot.max_mkt_qty if intent.order_type == "Market" else lot.max_qty
+    if intent.qty > limit:
+        return f"qty {intent.qty} > max {intent.order_type} qty {limit}"
+    if intent.order_type == "Limit" and intent.price % lot.tick_size != 0:
+        return f"price {intent.price} is not a multiple of tickSize {lot.tick_size}"
+    return None
+
+
+def order_params(intent: OrderApproved, link_id: str) -> dict[str, Any]:
+    """``place_order`` parameters (one-way mode, positionIdx 0); numbers as Bybit strings."""
+    params: dict[str, Any] = {
+        "category": "linear", "symbol": intent.instrument, "side": intent.side,
+        "orderType": intent.order_type, "qty": format(intent.qty, "f"), "orderLinkId": link_id,
+        "positionIdx": 0}
+    if intent.order_type == "Limit":
+        params["price"] = format(intent.price, "f")
+        params["timeInForce"] = "GTC"
+    else:
+        params["timeInForce"] = "IOC"
+    if intent.reduce_only:
+        params["reduceOnly"] = True
+    return params

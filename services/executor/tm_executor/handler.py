@@ -1,0 +1,245 @@
+"""The executor's handler: the one writer of ``exec.report``.
+
+Inputs, on one consumer (so that every output and the state commit atomically with the input's
+ack, in one order):
+
+- ``OrderApproved`` on ``risk.order``: run the idempotency protocol
+  (:mod:`tm_executor.placement`); emit ``OrderReported`` and the order's fills
+  (``OrderFilled``), or ``OrderRejected`` (source ``executor``, retCode, reason). For a market
+  order the fills are in the same commit as the intent's ack: when the intent is acked, its
+  fills are published (lockstep replay relies on it).
+- ``OrderFilled`` / ``OrderReported`` on the executor's own ``exec.venue`` stream: fills and
+  terminal states observed later by the private WebSocket or the poller, for orders that were
+  still open when reported (e.g. resting limit orders). Published once: the state keeps, per open
+  order, the ``exec_id``\\ s already published, and drops the order when it is terminal.
+
+State (saved with each commit): the open orders, each with its published ``exec_id``\\ s. It is
+small (orders not yet terminal) and not needed for idempotency: the venue is the source of truth
+for whether an intent's order exists (see :mod:`tm_executor.placement`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from decimal import Decimal
+
+import msgspec
+import structlog
+from tm_common.bus import Emit
+from tm_common.bus.streams import EXEC_REPORT
+from tm_common.errors import TransientError
+from tm_common.events import (BarClosed, Envelope, FundingSettled, OrderApproved, OrderFilled,
+                              OrderRejected, OrderReported)
+
+FUNDING_INTERVAL_MS = 8 * 3600 * 1000
+
+from tm_executor.config import ExecutorSettings
+from tm_executor.domain.orders import TERMINAL_STATUSES, VenueExecution, check_intent
+from tm_executor.metrics import ExecutorMetrics
+from tm_executor.placement import OrderPlacer, Outcome
+from tm_executor.preflight import Preflight
+
+log = structlog.get_logger("tm.executor")
+
+
+class OpenOrder(msgspec.Struct, kw_only=True):
+    intent_id: str
+    link_id: str
+    order_id: str
+    instrument: str
+    side: str
+    qty: Decimal
+    status: str
+    correlation_id: str
+    ts_event_ns: int
+    filled: Decimal = Decimal(0)
+    seen: list[str] = msgspec.field(default_factory=list)
+
+
+class HandlerState(msgspec.Struct, kw_only=True):
+    open: dict[str, OpenOrder] = msgspec.field(default_factory=dict)
+    # newest funding settlement published per instrument (venue time, ms)
+    funding_ms: dict[str, int] = msgspec.field(default_factory=dict)
+
+
+_ENC = msgspec.json.Encoder(decimal_format="string")
+_DEC = msgspec.json.Decoder(HandlerState)
+
+
+def fill_event(intent_id: str, f: VenueExecution) -> OrderFilled:
+    return OrderFilled(intent_id=intent_id, order_link_id=f.order_link_id, order_id=f.order_id,
+                       exec_id=f.exec_id, instrument=f.symbol, side=f.side,  # type: ignore[arg-type]
+                       qty=f.qty, price=f.price, fee=f.fee, is_maker=f.is_maker,
+                       exec_time_ms=f.exec_time_ms)
+
+
+class ExecutorHandler:
+    """``StatefulHandler`` for ``risk.order`` + ``exec.venue``. ``busy``/``activity`` let the
+    reconciler skip a run that overlaps an intent (its fills are not in exec.report yet)."""
+
+    def __init__(self, settings: ExecutorSettings, placer: OrderPlacer, preflight: Preflight,
+                 metrics: ExecutorMetrics | None = None, *, out_stream: str = EXEC_REPORT) -> None:
+        self.s, self.placer, self.preflight, self.metrics = settings, placer, preflight, metrics
+        self.out = out_stream
+        self.state = HandlerState()
+        self.busy = False
+        self.activity = 0
+        self.counts: dict[str, int] = {}
+
+    # -- StatefulHandler -------------------------------------------------------------------
+    def snapshot(self) -> bytes:
+        return _ENC.encode(self.state)
+
+    def restore(self, data: bytes | None) -> None:
+        self.state = _DEC.decode(data) if data else HandlerState()
+        if self.metrics is not None:
+            self.metrics.open_orders.set(len(self.state.open))
+
+    def open_orders(self) -> list[OpenOrder]:
+        """A copy of the open orders (for the WebSocket filter and the poller)."""
+        return [msgspec.structs.replace(o, seen=list(o.seen)) for o in self.state.open.values()]
+
+    # -- handling --------------------------------------------------------------------------
+    async def handle(self, event: Envelope) -> Sequence[Emit]:
+        self.busy, self.activity = True, self.activity + 1
+        try:
+            body = event.body
+            if isinstance(body, OrderApproved):
+                out = await self._intent(event, body)
+            elif isinstance(body, OrderFilled):
+                out = self._observed_fill(body)
+            elif isinstance(body, OrderReported):
+                out = self._observed_state(body)
+            elif isinstance(body, BarClosed):
+                out = await self._funding(body)
+            else:
+                out = []
+            if self.metrics is not None:
+                self.metrics.open_orders.set(len(self.state.open))
+            return out
+        finally:
+            self.busy, self.activity = False, self.activity + 1
+
+    async def _intent(self, event: Envelope, intent: OrderApproved) -> list[Emit]:
+        if not await self.preflight.wait(self.s.preflight_wait_s):
+            if self.preflight.state == "fatal":
+                return [self._reject(intent, self.preflight.fatal_code,
+                                     f"executor not ready: {self.preflight.reason}")]
+            raise TransientError(f"preflight not passed yet: {self.preflight.reason}")
+        why = check_intent(intent, self.preflight.lots.get(intent.instrument))
+        if why is not None:
+            return [self._reject(intent, None, f"not sent: {why}")]
+        outcome = await self.placer.execute(intent)
+        if not outcome.accepted:
+            if outcome.fatal:
+                log.error("executor.venue_fatal", intent_id=intent.intent_id,
+                          ret_code=outcome.ret_code, reason=outcome.reason)
+            return [self._reject(intent, outcome.ret_code, f"venue: {outcome.reason}")]
+        return self._reported(event, intent, outcome)
+
+    def _reported(self, event: Envelope, intent: OrderApproved, outcome: Outcome) -> list[Emit]:
+        order = outcome.order
+        assert order is not None
+        out = [Emit(self.out, OrderReported(
+            intent_id=intent.intent_id, order_link_id=outcome.link_id, order_id=order.order_id,
+            instrument=intent.instrument, status=order.status))]
+        out += [Emit(self.out, fill_event(intent.intent_id, f)) for f in outcome.fills]
+        self._count(intent.instrument, order.status, fills=len(outcome.fills), source="handler")
+        if not outcome.settled:
+            self.state.open[outcome.link_id] = OpenOrder(
+                intent_id=intent.intent_id, link_id=outcome.link_id, order_id=order.order_id,
+                instrument=intent.instrument, side=intent.side, qty=order.qty,
+                status=order.status, correlation_id=event.correlation_id,
+                ts_event_ns=event.ts_event_ns, filled=sum((f.qty for f in outcome.fills),
+                                                          Decimal(0)),
+                seen=[f.exec_id for f in outcome.fills])
+        log.info("executor.order_reported", intent_id=intent.intent_id,
+                 order_link_id=outcome.link_id, order_id=order.order_id, status=order.status,
+                 fills=len(outcome.fills), placed=outcome.placed, attempts=outcome.attempts,
+                 settled=outcome.settled, notes=list(outcome.notes))
+        return out
+
+    async def _funding(self, bar: BarClosed) -> list[Emit]:
+        """Funding the venue settled on our position by this bar's close, as FundingSettled.
+
+        Bybit books funding as executions of type ``Funding`` at 00/08/16 UTC. Asked only on bars
+        that close on a funding time (since the newest one published, so one missed is caught at
+        the next), and as an output of the bar's handling, so a replay is deterministic: the
+        venue's clock is at this bar's close before the bar is published."""
+        close_ms = bar.close_time_ms + 1
+        if close_ms % FUNDING_INTERVAL_MS:
+            return []
+        since = self.state.funding_ms.get(bar.instrument)
+        params = {"category": "linear", "symbol": bar.instrument, "execType": "Funding"}
+        if since is not None:
+            params["startTime"] = since + 1
+        result = await self.placer.venue.call("get_executions", **params)
+        rows = sorted((r for r in result.get("list") or [] if r.get("execType") == "Funding"),
+                      key=lambda r: int(r["execTime"]))
+        out = []
+        for r in rows:
+            t = int(r["execTime"])
+            if since is not None and t <= since:
+                continue
+            qty = Decimal(r["execQty"]) * (1 if r["side"] == "Buy" else -1)
+            out.append(Emit(self.out, FundingSettled(
+                instrument=bar.instrument, settle_time_ms=t, rate=Decimal(r["feeRate"]),
+                position_qty=qty, mark_price=Decimal(r["execPrice"]),
+                payment=Decimal(r["execFee"])), ts_event_ns=t * 1_000_000))
+            self.state.funding_ms[bar.instrument] = t
+        return out
+
+    def _reject(self, intent: OrderApproved, ret_code: int | None, reason: str) -> Emit:
+        self._count(intent.instrument, "rejected")
+        log.warning("executor.order_rejected", intent_id=intent.intent_id, ret_code=ret_code,
+                    reason=reason)
+        return Emit(self.out, OrderRejected(
+            instrument=intent.instrument, bar_time_ms=intent.bar_time_ms, reason=reason,
+            intent_id=intent.intent_id, source="executor", ret_code=ret_code))
+
+    def _observed_fill(self, f: OrderFilled) -> list[Emit]:
+        o = self.state.open.get(f.order_link_id)
+        if o is None or f.exec_id in o.seen or f.order_id != o.order_id:
+            return []
+        o.seen.append(f.exec_id)
+        o.filled += f.qty
+        body = msgspec.structs.replace(f, intent_id=o.intent_id, instrument=o.instrument)
+        self._count(o.instrument, None, fills=1, source="observed")
+        out = [Emit(self.out, body, ts_event_ns=o.ts_event_ns, correlation_id=o.correlation_id)]
+        if o.filled >= o.qty:
+            out += self._close(o, "Filled")
+        return out
+
+    def _observed_state(self, r: OrderReported) -> list[Emit]:
+        o = self.state.open.get(r.order_link_id)
+        if o is None or r.order_id != o.order_id:
+            return []
+        if r.status in TERMINAL_STATUSES:
+            return self._close(o, r.status)
+        o.status = r.status
+        return []
+
+    def _close(self, o: OpenOrder, status: str) -> list[Emit]:
+        del self.state.open[o.link_id]
+        self._count(o.instrument, status)
+        log.info("executor.order_closed", intent_id=o.intent_id, order_id=o.order_id,
+                 status=status, filled=str(o.filled))
+        return [Emit(self.out, OrderReported(
+            intent_id=o.intent_id, order_link_id=o.link_id, order_id=o.order_id,
+            instrument=o.instrument, status=status), ts_event_ns=o.ts_event_ns,
+            correlation_id=o.correlation_id)]
+
+    def _count(self, instrument: str, status: str | None, *, fills: int = 0,
+               source: str = "handler") -> None:
+        if status is not None:
+            self.counts[status] = self.counts.get(status, 0) + 1
+        if self.metrics is None:
+            return
+        if status is not None:
+            self.metrics.orders.labels(instrument, status).inc()
+        if fills:
+            self.metrics.fills.labels(instrument, source).inc(fills)
+
+    def status(self) -> dict:
+        return {"orders": dict(sorted(self.counts.items())), "open_orders": len(self.state.open),
+                "busy": self.busy}

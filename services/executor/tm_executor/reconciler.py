@@ -1,0 +1,111 @@
+"""Reconciliation: the exchange's positions against the portfolio's view, at start and on a
+schedule. The exchange is the truth: a difference is published as ``PositionReconciled`` on
+``exec.report`` (the portfolio adopts it) and logged.
+
+A comparison is only meaningful when both sides have seen the same fills, so a run is skipped
+when an intent is being handled during it (its fills are not on ``exec.report`` yet), or when
+the newest fill or reconciliation on ``exec.report`` is newer than the newest portfolio
+snapshot (the portfolio has not caught up). The second rule also stops a difference from being
+published twice: once published, it is newer than the snapshot until the portfolio adopts it.
+Open orders are compared with the handler's open orders; an order of ours that the executor
+does not know is reported (metric, log, ``/status``), never cancelled automatically.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import structlog
+from tm_common.events import PositionReconciled
+
+from tm_executor.config import ExecutorSettings
+from tm_executor.domain.errors import VenueError
+from tm_executor.domain.ids import is_ours
+from tm_executor.domain.reconcile import PositionDiff, position_diffs
+from tm_executor.handler import ExecutorHandler
+from tm_executor.metrics import ExecutorMetrics
+from tm_executor.preflight import Preflight
+from tm_executor.repository import ExecutorRepository, entry_key
+from tm_executor.venue import VenueClient
+
+log = structlog.get_logger("tm.executor.reconcile")
+
+
+class Reconciler:
+    def __init__(self, venue: VenueClient, repo: ExecutorRepository, handler: ExecutorHandler,
+                 preflight: Preflight, settings: ExecutorSettings,
+                 metrics: ExecutorMetrics | None = None) -> None:
+        self.venue, self.repo, self.handler = venue, repo, handler
+        self.preflight, self.s, self.metrics = preflight, settings, metrics
+        self.runs = 0
+        self.published = 0
+        self.last: dict = {"result": "not run"}
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Background task: once the preflight passed, reconcile now and every interval."""
+        while not stop.is_set() and not self.preflight.passed:
+            try:
+                await asyncio.wait_for(stop.wait(), timeout=0.2)
+            except TimeoutError:
+                pass
+        while not stop.is_set():
+            try:
+                await self.reconcile_once()
+            except VenueError as e:
+                self._result("error", reason=f"{e.endpoint}: {e.code_label}: {e.message}")
+            try:
+                await asyncio.wait_for(stop.wait(), timeout=self.s.reconcile_interval_s)
+            except TimeoutError:
+                pass
+
+    async def reconcile_once(self) -> list[PositionDiff]:
+        """One comparison; returns the differences published (empty when skipped)."""
+        self.runs += 1
+        if self.handler.busy:
+            return self._skip("an intent is being handled")
+        activity = self.handler.activity
+        positions = await self.venue.positions()
+        orders = await self.venue.open_orders()
+        snap = await self.repo.latest_snapshot()
+        change = await self.repo.latest_position_change()
+        if self.handler.busy or self.handler.activity != activity:
+            return self._skip("an intent was handled meanwhile")
+        if change is not None and (snap is None or entry_key(snap[0]) < entry_key(change)):
+            return self._skip("portfolio snapshot older than the last fill or reconciliation")
+        view = {p.instrument: p.qty for p in snap[1].positions} if snap else {}
+        diffs = position_diffs(positions, view)
+        bar_ms = snap[1].bar_time_ms if snap else 0
+        for d in diffs:
+            await self.repo.report(PositionReconciled(
+                instrument=d.symbol, exchange_qty=d.exchange_qty, portfolio_qty=d.portfolio_qty,
+                avg_price=d.avg_price, reason=d.reason),
+                key=f"reconcile:{snap[0] if snap else '-'}:{d.symbol}:{d.exchange_qty}",
+                correlation_id=f"{d.symbol}:{bar_ms}")
+            self.published += 1
+            if self.metrics is not None:
+                self.metrics.reconcile_diffs.labels(d.symbol).inc()
+            log.warning("executor.position_reconciled", instrument=d.symbol,
+                        exchange_qty=str(d.exchange_qty), portfolio_qty=str(d.portfolio_qty),
+                        reason=d.reason)
+        known = {o.link_id for o in self.handler.open_orders()}
+        unknown = sorted(o.order_link_id for o in orders
+                         if is_ours(o.order_link_id) and not o.terminal
+                         and o.order_link_id not in known)
+        if unknown:
+            log.warning("executor.unknown_open_orders", order_link_ids=unknown)
+        self._result("differences" if diffs else "ok", differences=len(diffs),
+                     snapshot=snap[0] if snap else None, unknown_open_orders=unknown,
+                     foreign_open_orders=sum(1 for o in orders if not is_ours(o.order_link_id)))
+        return diffs
+
+    def _skip(self, reason: str) -> list[PositionDiff]:
+        self._result("skipped", reason=reason)
+        return []
+
+    def _result(self, result: str, **extra) -> None:
+        self.last = {"result": result, **extra}
+        if self.metrics is not None:
+            self.metrics.reconcile_runs.labels(result).inc()
+
+    def status(self) -> dict:
+        return {"runs": self.runs, "published": self.published, "last": dict(self.last)}

@@ -1,0 +1,84 @@
+"""What the executor reads and writes on Redis besides its consumer's commits.
+
+- observations (fills and order states seen by the WebSocket or the poller) → ``exec.venue``,
+  as root events whose ids derive from the venue ids (the same fill seen twice has one id);
+- reconciliation differences → ``exec.report`` (``PositionReconciled``);
+- the portfolio's view: the newest ``PortfolioSnapshotted`` on ``portfolio.snapshot``, and the
+  newest position-changing entry (fill or reconciliation) on ``exec.report``, read newest-first
+  with ``XREVRANGE``.
+
+The executor owns no table: the venue is the record of its orders (see ``placement``).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from tm_common.bus import Bus
+from tm_common.bus.streams import EXEC_REPORT, PORTFOLIO_SNAPSHOT
+from tm_common.errors import MalformedEvent
+from tm_common.events import Envelope, EventBody, PortfolioSnapshotted
+
+from tm_executor.config import EXEC_VENUE
+
+POSITION_CHANGES = ("order.filled", "position.reconciled")
+
+
+def entry_key(entry_id: str) -> tuple[int, int]:
+    """A stream entry id ``"<ms>-<seq>"`` as a sortable pair."""
+    ms, _, seq = entry_id.partition("-")
+    return int(ms), int(seq or 0)
+
+
+class ExecutorRepository:
+    def __init__(self, bus: Bus, clock_ns=time.time_ns) -> None:
+        self.bus, self.clock_ns = bus, clock_ns
+
+    async def observe(self, body: EventBody, *, key: str, correlation_id: str,
+                      ts_event_ns: int) -> str:
+        """Hand an observation to the handler through ``exec.venue``."""
+        env = Envelope.root(body, key=key, correlation_id=correlation_id,
+                            ts_event_ns=ts_event_ns, ts_init_ns=self.clock_ns())
+        return await self.bus.publish(EXEC_VENUE, env)
+
+    async def report(self, body: EventBody, *, key: str, correlation_id: str) -> str:
+        now = self.clock_ns()
+        env = Envelope.root(body, key=key, correlation_id=correlation_id, ts_event_ns=now,
+                            ts_init_ns=now)
+        return await self.bus.publish(EXEC_REPORT, env)
+
+    async def latest(self, stream: str, types: tuple[str, ...] | None = None,
+                     scan: int = 1) -> tuple[str, Envelope] | None:
+        """The newest entry of ``stream`` (of one of ``types``, within the newest ``scan``)."""
+        for eid, fields in await self._newest(stream, scan):
+            etype = fields.get("type")
+            if types is not None and etype not in types:
+                continue
+            try:
+                return eid, Envelope.from_fields(fields)
+            except MalformedEvent:
+                continue
+        return None
+
+    async def latest_snapshot(self) -> tuple[str, PortfolioSnapshotted] | None:
+        got = await self.latest(PORTFOLIO_SNAPSHOT, ("portfolio.snapshotted",), scan=10)
+        if got is None or not isinstance(got[1].body, PortfolioSnapshotted):
+            return None
+        return got[0], got[1].body
+
+    async def latest_position_change(self, scan: int = 1000) -> str | None:
+        """Entry id of the newest fill or reconciliation on ``exec.report`` (None: none)."""
+        got = await self.latest(EXEC_REPORT, POSITION_CHANGES, scan=scan)
+        return got[0] if got else None
+
+    async def _newest(self, stream: str, count: int) -> list[tuple[str, dict[str, Any]]]:
+        r = getattr(self.bus, "r", None)
+        if r is None:                        # the in-memory bus: oldest first, so reverse
+            return list(reversed(await self.bus.entries(stream)))[:count]
+        rows = await self.bus._call(r.xrevrange(self.bus.key(stream), count=count))  # type: ignore[attr-defined]
+        return [(eid.decode(), {_s(k): _s(v) for k, v in f.items()}) for eid, f in rows]
+
+
+def _s(v: Any) -> str:
+    return v.decode(errors="replace") if isinstance(v, bytes) else str(v)

@@ -1,0 +1,256 @@
+"""The Bybit V5 client: pybit's ``unified_trading.HTTP`` behind an async, typed interface.
+
+- One code path for mainnet, testnet and the exchange sim: ``session.endpoint`` is set to
+  ``settings.bybit_rest_url`` after construction.
+- pybit is synchronous (requests); every call runs in a worker thread (``asyncio.to_thread``),
+  each thread with its own session (``requests.Session`` is not shared across threads).
+- pybit's retries are off (``max_retries=1``, no retry codes, no ``force_retry``): the executor
+  decides when to retry, and it looks an order up before any retry of ``place_order``.
+- Errors are translated here (``raise ... from``) into :mod:`tm_executor.domain.errors` types
+  whose messages are scrubbed: no secret, no request parameters.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from typing import Any
+
+import requests
+import structlog
+from pybit.exceptions import FailedRequestError, InvalidRequestError
+
+from tm_executor.config import ExecutorSettings
+from tm_executor.domain.errors import (
+    ERROR_TYPES,
+    LEVERAGE_NOT_MODIFIED,
+    POSITION_MODE_NOT_MODIFIED,
+    RATE_LIMITED,
+    VenueError,
+    VenueFatal,
+    VenueRejected,
+    VenueTransient,
+    classify_http_status,
+    classify_ret_code,
+    scrub,
+)
+from tm_executor.domain.orders import BadVenueRecord, LotFilter, VenueExecution, VenueOrder
+from tm_executor.domain.reconcile import ExchangePosition
+from tm_executor.metrics import ExecutorMetrics
+
+log = structlog.get_logger("tm.executor.venue")
+_NO_RETRY_CODES = {-1}   # pybit falls back to its defaults for an empty set
+
+
+def translate(endpoint: str, exc: BaseException, secrets: list[str], *,
+              now_ms: int | None = None, max_wait_s: float = 5.0) -> VenueError | None:
+    """A pybit/requests exception → a scrubbed :class:`VenueError` (None: not a venue error)."""
+    if isinstance(exc, InvalidRequestError):
+        code = int(exc.status_code)
+        retry_after = None
+        if code == RATE_LIMITED:
+            retry_after = _reset_wait_s(exc.resp_headers, now_ms, max_wait_s)
+        return ERROR_TYPES[classify_ret_code(code)](
+            endpoint, scrub(str(exc.message), secrets), ret_code=code, retry_after_s=retry_after)
+    if isinstance(exc, FailedRequestError):
+        status = int(exc.status_code)
+        return ERROR_TYPES[classify_http_status(status)](
+            endpoint, scrub(str(exc.message), secrets), http_status=status,
+            ambiguous=status >= 500 or status in (400, 409))
+    if isinstance(exc, requests.exceptions.RequestException):
+        # A connect timeout never reached the venue; anything later may have been processed.
+        ambiguous = not isinstance(exc, requests.exceptions.ConnectTimeout)
+        return VenueTransient(endpoint, scrub(f"{type(exc).__name__}: {exc}", secrets),
+                              ambiguous=ambiguous)
+    if isinstance(exc, PermissionError):        # pybit: no key/secret configured
+        return VenueFatal(endpoint, "no API credentials configured")
+    return None
+
+
+def _reset_wait_s(headers: Any, now_ms: int | None, max_wait_s: float) -> float | None:
+    """Seconds until ``X-Bapi-Limit-Reset-Timestamp`` (ms), clamped to [0, max_wait_s]."""
+    if not headers:
+        return None
+    raw = headers.get("X-Bapi-Limit-Reset-Timestamp")
+    try:
+        reset_ms = int(raw)
+    except (TypeError, ValueError):
+        return None
+    now = time.time() * 1000 if now_ms is None else now_ms
+    return min(max((reset_ms - now) / 1000, 0.0), max_wait_s)
+
+
+class VenueClient:
+    """Typed, async Bybit V5 calls. ``fatal`` holds the last auth/permission error until a
+    later call succeeds (the readiness check reads it)."""
+
+    def __init__(self, settings: ExecutorSettings, metrics: ExecutorMetrics | None = None) -> None:
+        self.s = settings
+        self.metrics = metrics
+        self.url = settings.bybit_rest_url.rstrip("/")
+        self._key = settings.bybit_api_key.get_secret_value() if settings.bybit_api_key else None
+        self._secret = (settings.bybit_api_secret.get_secret_value()
+                        if settings.bybit_api_secret else None)
+        self._secrets = [s for s in (self._key, self._secret) if s]
+        self._local = threading.local()
+        self.history_supported = settings.order_history_fallback
+        self.fatal: VenueError | None = None
+        self.calls = 0
+        self.errors = 0
+
+    # -- plumbing --------------------------------------------------------------------------
+    def _session(self):
+        http = getattr(self._local, "http", None)
+        if http is None:
+            from pybit.unified_trading import HTTP
+
+            http = HTTP(testnet=False, api_key=self._key, api_secret=self._secret,
+                        timeout=self.s.venue_timeout_s, recv_window=self.s.recv_window_ms,
+                        max_retries=1, retry_codes=set(_NO_RETRY_CODES), force_retry=False,
+                        logging_level=logging.WARNING)
+            http.endpoint = self.url
+            self._local.http = http
+        return http
+
+    def _invoke(self, method: str, params: dict[str, Any]) -> Any:
+        return getattr(self._session(), method)(**params)
+
+    async def call(self, method: str, **params: Any) -> dict[str, Any]:
+        """Run pybit's ``method`` in a worker thread; returns the ``result`` object."""
+        t0 = time.perf_counter()
+        self.calls += 1
+        try:
+            answer = await asyncio.to_thread(self._invoke, method, params)
+            result = answer.get("result") if isinstance(answer, dict) else None
+            if not isinstance(result, dict):
+                raise VenueTransient(method, "answer without a result object", ambiguous=True)
+        except VenueError as e:
+            self._failed(method, e)
+            raise
+        except Exception as e:  # translated below, or re-raised untouched
+            err = translate(method, e, self._secrets, max_wait_s=self.s.rate_limit_max_wait_s)
+            if err is None:
+                raise
+            self._failed(method, err)
+            raise err from None     # the original text carries request parameters
+        finally:
+            if self.metrics is not None:
+                self.metrics.exchange_latency.labels(method).observe(time.perf_counter() - t0)
+        self.fatal = None
+        return result
+
+    def _failed(self, method: str, err: VenueError) -> None:
+        self.errors += 1
+        if self.metrics is not None:
+            self.metrics.exchange_errors.labels(method, err.code_label).inc()
+        if isinstance(err, VenueFatal):
+            self.fatal = err
+        log.info("executor.venue_error", endpoint=method, code=err.code_label,
+                 kind=err.kind.value, ambiguous=err.ambiguous, error=err.message)
+
+    # -- orders ----------------------------------------------------------------------------
+    async def get_order(self, symbol: str, *, order_id: str | None = None,
+                        link_id: str | None = None) -> VenueOrder | None:
+        """The order by ``order_id`` or ``link_id`` (open or recently closed), or None.
+
+        ``order/realtime`` returns open orders and recent closed ones by id; after a venue
+        restart Bybit serves closed orders only from ``order/history``, which is asked next
+        (a venue that lacks it, like the sim, answers 404 and is not asked again)."""
+        ident = {"orderId": order_id} if order_id else {"orderLinkId": link_id}
+        result = await self.call("get_open_orders", category="linear", symbol=symbol, **ident)
+        order = _first_order(result)
+        if order is None and self.history_supported:
+            try:
+                result = await self.call("get_order_history", category="linear", symbol=symbol,
+                                         **ident)
+                order = _first_order(result)
+            except VenueRejected as e:
+                if e.http_status != 404:
+                    raise
+                self.history_supported = False
+                log.warning("executor.order_history_unsupported", venue=self.url)
+        return order
+
+    async def place_order(self, params: dict[str, Any]) -> str:
+        """Create an order; returns the venue's ``orderId``."""
+        result = await self.call("place_order", **params)
+        order_id = result.get("orderId")
+        if not order_id:
+            raise VenueTransient("place_order", "answer without orderId", ambiguous=True)
+        return str(order_id)
+
+    async def get_executions(self, symbol: str, order_id: str) -> list[VenueExecution]:
+        rows = await self._pages("get_executions", 100, category="linear", symbol=symbol,
+                                 orderId=order_id)
+        return _parse(VenueExecution.from_bybit, rows, "get_executions")
+
+    async def open_orders(self) -> list[VenueOrder]:
+        rows = await self._pages("get_open_orders", 50, category="linear", settleCoin="USDT",
+                                 openOnly=0)
+        return _parse(VenueOrder.from_bybit, rows, "get_open_orders")
+
+    async def positions(self) -> list[ExchangePosition]:
+        rows = await self._pages("get_positions", 200, category="linear", settleCoin="USDT")
+        return _parse(ExchangePosition.from_bybit, rows, "get_positions")
+
+    async def _pages(self, method: str, limit: int, max_pages: int = 20,
+                     **params: Any) -> list[dict]:
+        rows: list[dict] = []
+        cursor = None
+        for _ in range(max_pages):
+            result = await self.call(method, limit=limit, cursor=cursor, **params)
+            rows += [r for r in result.get("list") or [] if isinstance(r, dict)]
+            cursor = result.get("nextPageCursor") or None
+            if not cursor:
+                break
+        return rows
+
+    # -- account set-up --------------------------------------------------------------------
+    async def wallet(self) -> dict[str, Any]:
+        result = await self.call("get_wallet_balance", accountType="UNIFIED")
+        rows = result.get("list") or []
+        if not rows or not isinstance(rows[0], dict):
+            raise VenueRejected("get_wallet_balance", "no UNIFIED account in the answer")
+        return rows[0]
+
+    async def one_way_mode(self) -> str:
+        """Switch linear USDT contracts to one-way mode; "already" answers count as done."""
+        try:
+            await self.call("switch_position_mode", category="linear", coin="USDT", mode=0)
+            return "switched"
+        except VenueRejected as e:
+            if e.ret_code == POSITION_MODE_NOT_MODIFIED or "not modified" in e.message.lower():
+                return "already one-way"
+            raise
+
+    async def set_leverage(self, symbol: str, leverage: str) -> str:
+        try:
+            await self.call("set_leverage", category="linear", symbol=symbol,
+                            buyLeverage=leverage, sellLeverage=leverage)
+            return "set"
+        except VenueRejected as e:
+            if e.ret_code == LEVERAGE_NOT_MODIFIED:
+                return "unchanged"
+            raise
+
+    async def instrument(self, symbol: str) -> LotFilter:
+        result = await self.call("get_instruments_info", category="linear", symbol=symbol)
+        rows = [r for r in result.get("list") or [] if isinstance(r, dict)
+                and r.get("symbol") == symbol]
+        if not rows:
+            raise VenueRejected("get_instruments_info", f"unknown instrument {symbol}")
+        return _parse(LotFilter.from_bybit, rows, "get_instruments_info")[0]
+
+
+def _first_order(result: dict[str, Any]) -> VenueOrder | None:
+    rows = [r for r in result.get("list") or [] if isinstance(r, dict)]
+    return _parse(VenueOrder.from_bybit, rows[:1], "get_open_orders")[0] if rows else None
+
+
+def _parse(fn, rows, endpoint: str) -> list:
+    try:
+        return [fn(r) for r in rows]
+    except BadVenueRecord as e:
+        raise VenueTransient(endpoint, f"malformed venue record: {e}", ambiguous=True) from e

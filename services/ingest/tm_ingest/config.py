@@ -1,0 +1,47 @@
+"""Ingest settings (``TM_`` environment variables)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import NoDecode
+from tm_common.settings import CommonSettings
+
+MAINNET_REST = "https://api.bybit.com"
+MAINNET_WS = "wss://stream.bybit.com/v5/public/linear"
+DERIBIT = "https://www.deribit.com"
+
+
+class IngestSettings(CommonSettings):
+    service_name: str = "ingest"
+    http_port: int = 8001
+    symbols: Annotated[tuple[str, ...], NoDecode] = ("BTCUSDT", "ETHUSDT", "SOLUSDT")
+    mode: Literal["live", "replay", "off"] = Field(
+        default="live", description="live = Bybit WS + REST backfill; replay = history; off = "
+        "serve endpoints only")
+    bybit_rest_url: str = Field(default=MAINNET_REST, description="mainnet, testnet or the sim")
+    bybit_ws_url: str = Field(default=MAINNET_WS, description="public linear WS URL")
+    deribit_url: str = DERIBIT
+    dvol_poll_s: float = Field(default=300.0, gt=0, description="0 disables the DVOL poller")
+    dvol_enabled: bool = True
+    backfill_bars: int = Field(default=500, ge=1, description="history fetched on a cold start")
+    backfill_start_ms: int | None = Field(default=None, description="cold-start backfill from here "
+                                          "instead of now − backfill_bars")
+    ws_ping_s: float = Field(default=20.0, gt=0)
+    replay_start_ms: int | None = None
+    replay_end_ms: int | None = None
+    replay_lockstep: bool = True
+    replay_pace_s: float = Field(default=0.0, ge=0, description="paced mode: seconds per bar time")
+    replay_timeout_s: float = Field(default=120.0, gt=0, description="lockstep stall limit")
+    replay_venue_url: str | None = Field(default=None, description="exchange sim to step in "
+                                         "lockstep: POST <url>/sim/clock before each bar time")
+    history_dir: str | None = Field(default=None, description="CSV folder; default data/history")
+    db_enabled: bool = True
+
+    @field_validator("symbols", mode="before")
+    @classmethod
+    def _split(cls, v):
+        if isinstance(v, str):
+            return tuple(s.strip().upper() for s in v.split(",") if s.strip())
+        return tuple(s.upper() for s in v)

@@ -1,0 +1,207 @@
+"""The ingest service: one source (live, replay or off), the publisher, the DB writer, metrics."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import structlog
+from prometheus_client import Counter, Gauge
+from tm_common.bus import Bus
+from tm_common.events import BarClosed, DvolUpdated
+
+from tm_ingest.config import IngestSettings
+from tm_ingest.publisher import BarPublisher
+from tm_ingest.repository import MarketRepository
+from tm_ingest.sources.dvol import DeribitDvolClient, DvolPoller
+from tm_ingest.sources.live import LiveSource
+from tm_ingest.sources.replay import GroupsIdleProbe, ReplaySource, history_bars, history_dvol
+from tm_ingest.sources.rest import BybitRestClient
+
+log = structlog.get_logger("tm.ingest")
+
+
+class IngestMetrics:
+    def __init__(self, registry) -> None:
+        self.bars = Counter("tm_ingest_bars_published", "Bars published to md.bar",
+                            ["instrument", "source"], registry=registry)
+        self.skipped = Counter("tm_ingest_bars_skipped", "Bars not re-published",
+                               ["instrument", "reason"], registry=registry)
+        self.gaps = Counter("tm_ingest_gaps", "Holes in the bar sequence detected", ["instrument"],
+                            registry=registry)
+        self.gap_bars = Counter("tm_ingest_gap_bars", "Bars missing in detected holes",
+                                ["instrument"], registry=registry)
+        self.bad_input = Counter("tm_ingest_bad_input", "Malformed frames/rows dropped", ["source"],
+                                 registry=registry)
+        self.reconnects = Counter("tm_ingest_ws_reconnects", "WebSocket (re)connections",
+                                  registry=registry)
+        self.last_bar = Gauge("tm_ingest_last_bar_open_time_seconds", "Newest published bar",
+                              ["instrument"], registry=registry)
+        self.db_backlog = Gauge("tm_ingest_db_backlog", "Row batches waiting for the database",
+                                registry=registry)
+        self.replay_progress = Gauge("tm_ingest_replay_progress_ratio", "Replay steps done / total",
+                                     registry=registry)
+
+
+class IngestService:
+    """Owns the source tasks; the app runs :meth:`tasks` in the background."""
+
+    def __init__(self, settings: IngestSettings, bus: Bus, *, repo: MarketRepository | None,
+                 registry=None) -> None:
+        self.s, self.bus, self.repo = settings, bus, repo
+        self.metrics = IngestMetrics(registry)
+        self.publisher = _InstrumentedPublisher(self, bus, f"{settings.namespace}state:ingest:publisher")
+        self.live: LiveSource | None = None
+        self.replay: ReplaySource | None = None
+        self.replay_done = False
+        self.started = False
+        self.stop_requested = lambda: False
+        self._start_lock = asyncio.Lock()
+
+    async def start(self) -> None:
+        """Load the publisher's exactly-once state (idempotent; every source awaits it first)."""
+        async with self._start_lock:
+            if not self.started:
+                await self.publisher.load()
+                self.started = True
+
+    def background(self) -> dict[str, Any]:
+        """name → ``async fn(stop_event)`` for the service runtime."""
+        out: dict[str, Any] = {}
+        if self.repo is not None:
+            out["db-writer"] = _until_stopped(self.repo.run)
+        if self.s.mode == "live":
+            rest = BybitRestClient(self.s.bybit_rest_url,
+                                   on_bad_row=lambda r: self.metrics.bad_input.labels("rest").inc())
+            self.live = LiveSource(self.s.bybit_ws_url, rest, self.publisher, self.s.symbols,
+                                   backfill_bars=self.s.backfill_bars,
+                                   backfill_start_ms=self.s.backfill_start_ms, ping_s=self.s.ws_ping_s)
+            live = self.live
+
+            async def run_live(stop):
+                await self.start()
+                waiter = asyncio.create_task(stop.wait())
+                runner = asyncio.create_task(live.run())
+                await asyncio.wait({waiter, runner}, return_when=asyncio.FIRST_COMPLETED)
+                live.stop()
+                await runner
+                waiter.cancel()
+            out["live"] = run_live
+            if self.s.dvol_enabled:
+                poller = DvolPoller(DeribitDvolClient(self.s.deribit_url), self.publisher.publish_dvol,
+                                    interval_s=self.s.dvol_poll_s)
+                out["dvol"] = _until_stopped(poller.run, self.start)
+        elif self.s.mode == "replay":
+            async def run_replay(stop):
+                await self.start()
+                if not self.replay_done:
+                    self.stop_requested = stop.is_set
+                    await self.run_replay()
+            out["replay"] = run_replay
+        return out
+
+    async def run_replay(self) -> int:
+        s = self.s
+        bars = history_bars(s.symbols, s.replay_start_ms, s.replay_end_ms, s.history_dir)
+        dvol = history_dvol(s.replay_start_ms, s.replay_end_ms, s.history_dir) if s.dvol_enabled else []
+        probe = GroupsIdleProbe(self.bus, timeout_s=s.replay_timeout_s) if s.replay_lockstep else None
+        t0 = time.monotonic()
+
+        def progress(p):
+            self.metrics.replay_progress.set(p.step / p.steps)
+            if p.step % 500 == 0 or p.step == p.steps:
+                log.info("ingest.replay_progress", step=p.step, steps=p.steps, bar_time_ms=p.bar_time_ms,
+                         published=p.published, secs=round(time.monotonic() - t0, 1))
+        self.replay = ReplaySource(self.publisher, bars, dvol, probe=probe, pace_s=s.replay_pace_s,
+                                   on_progress=progress, should_stop=self.stop_requested,
+                                   before_step=self._venue_clock())
+        n = await self.replay.run()
+        self.replay_done = True
+        log.info("ingest.replay_done", published=n, secs=round(time.monotonic() - t0, 2))
+        return n
+
+    def _venue_clock(self):
+        """The hook that moves the simulator's replay clock to each bar time (None: no sim)."""
+        url = self.s.replay_venue_url
+        if not url:
+            return None
+        import httpx
+
+        client = httpx.AsyncClient(base_url=url.rstrip("/"), timeout=30)
+        headers = {}
+        if self.s.admin_token is not None:
+            headers["Authorization"] = f"Bearer {self.s.admin_token.get_secret_value()}"
+
+        async def step(t: int) -> None:
+            r = await client.get("/sim/clock")
+            if r.status_code == 200 and r.json().get("clock_ms", -1) >= t:
+                return                              # resumed run: the venue is already there
+            r = await client.post("/sim/clock", json={"bar_time_ms": t}, headers=headers)
+            if r.status_code != 200:
+                raise RuntimeError(f"sim clock to {t}: HTTP {r.status_code}: {r.text[:200]}")
+        return step
+
+    def status(self) -> dict[str, Any]:
+        st = self.publisher.stats
+        doc: dict[str, Any] = {"mode": self.s.mode, "symbols": list(self.s.symbols),
+                               "published": st.published, "duplicates": st.duplicates,
+                               "late": st.late, "gaps": st.gaps, "gap_bars": st.gap_bars,
+                               "dvol_published": st.dvol_published,
+                               "last_bar_open_time_ms": st.last_bar_ms}
+        if self.live is not None:
+            c = self.live.counters
+            doc["live"] = {"connected": self.live.connected, "connects": c.connects,
+                           "bad_frames": c.bad_frames, "backfilled": c.backfilled, "errors": c.errors}
+        if self.s.mode == "replay":
+            doc["replay_done"] = self.replay_done
+        if self.repo is not None:
+            doc["db"] = {"backlog": self.repo.backlog, "written": self.repo.written,
+                         "failures": self.repo.failures}
+        return doc
+
+
+class _InstrumentedPublisher(BarPublisher):
+    """The publisher, reporting to metrics and the DB writer."""
+
+    def __init__(self, svc: IngestService, bus: Bus, state_key: str) -> None:
+        super().__init__(bus, state_key,
+                         on_gap=lambda inst, n: (svc.metrics.gaps.labels(inst).inc(),
+                                                 svc.metrics.gap_bars.labels(inst).inc(n)))
+        self.svc = svc
+
+    async def publish_bars(self, bars):
+        dup, late = self.stats.duplicates, self.stats.late
+        out: list[BarClosed] = await super().publish_bars(bars)
+        m = self.svc.metrics
+        for b in out:
+            m.bars.labels(b.instrument, b.source).inc()
+            m.last_bar.labels(b.instrument).set(b.open_time_ms / 1000)
+        if self.stats.duplicates > dup:
+            m.skipped.labels("*", "duplicate").inc(self.stats.duplicates - dup)
+        if self.stats.late > late:
+            m.skipped.labels("*", "late").inc(self.stats.late - late)
+        if self.svc.repo is not None:
+            self.svc.repo.save_bars(out)
+            m.db_backlog.set(self.svc.repo.backlog)
+        return out
+
+    async def publish_dvol(self, points):
+        out: list[DvolUpdated] = await super().publish_dvol(points)
+        if self.svc.repo is not None:
+            self.svc.repo.save_dvol(out)
+        return out
+
+
+def _until_stopped(run, before=None):
+    """Wrap a run-forever coroutine function as ``async fn(stop_event)``."""
+    async def wrapper(stop):
+        if before is not None:
+            await before()
+        task = asyncio.create_task(run())
+        waiter = asyncio.create_task(stop.wait())
+        await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
+        task.cancel()
+        waiter.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    return wrapper

@@ -1,0 +1,174 @@
+"""Live bars from Bybit's public WebSocket (``kline.240.<symbol>``, linear channel).
+
+Only ``confirm: true`` klines are bars. An application ping goes every ``ping_s`` (Bybit drops
+idle connections after ~30 s). On every (re)connect a REST backfill runs from the newest published
+bar to now, before any live message is handled, and a live bar that leaves a hole behind it first
+backfills the hole: bars are published in order, none missing, none twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Callable, Sequence
+
+import structlog
+import websockets
+from tm_common.errors import TransientError
+from tm_common.events import BarClosed
+
+from tm_ingest.domain.bars import INTERVAL_MS, BadBar, from_ws_kline
+from tm_ingest.publisher import BarPublisher
+from tm_ingest.sources.rest import BybitRestClient
+
+log = structlog.get_logger("tm.ingest.live")
+
+
+class LiveCounters:
+    """Counts for metrics and /status (the app maps them to Prometheus)."""
+
+    def __init__(self) -> None:
+        self.connects = 0
+        self.disconnects = 0
+        self.bad_frames = 0
+        self.backfilled = 0
+        self.errors: dict[str, int] = {}
+
+    def error(self, kind: str) -> None:
+        self.errors[kind] = self.errors.get(kind, 0) + 1
+
+
+class LiveSource:
+    def __init__(self, ws_url: str, rest: BybitRestClient, publisher: BarPublisher,
+                 symbols: Sequence[str], *, backfill_bars: int = 200,
+                 backfill_start_ms: int | None = None, ping_s: float = 20.0,
+                 backoff_s: tuple[float, float] = (0.2, 30.0),
+                 clock_ms: Callable[[], int] = lambda: time.time_ns() // 1_000_000) -> None:
+        self.ws_url, self.rest, self.publisher = ws_url, rest, publisher
+        self.symbols = [s.upper() for s in symbols]
+        self.backfill_bars, self.backfill_start_ms = backfill_bars, backfill_start_ms
+        self.ping_s, self.backoff_s, self.clock_ms = ping_s, backoff_s, clock_ms
+        self.counters = LiveCounters()
+        self.connected = False
+        self._stop = asyncio.Event()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    async def run(self) -> None:
+        backoff = self.backoff_s[0]
+        while not self._stop.is_set():
+            try:
+                await self._session()
+                backoff = self.backoff_s[0]
+            except (TimeoutError, OSError, websockets.exceptions.WebSocketException, TransientError) as e:
+                self.counters.error(type(e).__name__)
+                log.warning("ingest.live_disconnected", error=f"{type(e).__name__}: {e}",
+                            retry_in_s=round(backoff, 2))
+            finally:
+                if self.connected:
+                    self.counters.disconnects += 1
+                self.connected = False
+            if self._stop.is_set():
+                break
+            try:
+                await asyncio.wait_for(self._stop.wait(), timeout=backoff)
+            except TimeoutError:
+                pass
+            backoff = min(backoff * 2, self.backoff_s[1])
+
+    async def _session(self) -> None:
+        async with websockets.connect(self.ws_url, ping_interval=None, open_timeout=10,
+                                      close_timeout=2, max_size=2**22) as ws:
+            self.connected = True
+            self.counters.connects += 1
+            await ws.send(json.dumps({"op": "subscribe",
+                                      "args": [f"kline.240.{s}" for s in self.symbols]}))
+            await self.backfill_all()
+            pinger = asyncio.create_task(self._ping(ws))
+            stopper = asyncio.create_task(self._stop.wait())
+            try:
+                while True:
+                    recv = asyncio.create_task(ws.recv())
+                    done, _ = await asyncio.wait({recv, stopper}, return_when=asyncio.FIRST_COMPLETED)
+                    if stopper in done:
+                        recv.cancel()
+                        return
+                    await self.on_message(recv.result())
+            finally:
+                pinger.cancel()
+                stopper.cancel()
+
+    async def _ping(self, ws) -> None:
+        while True:
+            await asyncio.sleep(self.ping_s)
+            await ws.send(json.dumps({"op": "ping"}))
+
+    async def backfill_all(self) -> None:
+        now = self.clock_ms()
+        for sym in self.symbols:
+            last = self.publisher.last_published(sym)
+            if last is not None:
+                start = last + INTERVAL_MS
+            elif self.backfill_start_ms is not None:
+                start = self.backfill_start_ms
+            else:
+                start = (now // INTERVAL_MS - self.backfill_bars) * INTERVAL_MS
+            bars = await self.rest.fetch(sym, start, now, now)
+            published = await self.publisher.publish_bars(bars)
+            self.counters.backfilled += len(published)
+            if published:
+                log.info("ingest.backfilled", symbol=sym, bars=len(published),
+                         first=published[0].open_time_ms, last=published[-1].open_time_ms)
+
+    async def on_message(self, raw: str | bytes) -> None:
+        """Handle one frame; malformed frames are counted and logged, never raised."""
+        try:
+            msg = json.loads(raw)
+        except (ValueError, UnicodeDecodeError):
+            return self._bad(f"not JSON: {str(raw)[:80]!r}")
+        if not isinstance(msg, dict):
+            return self._bad(f"not an object: {str(raw)[:80]!r}")
+        if "op" in msg:
+            if msg.get("op") == "subscribe" and msg.get("success") is False:
+                log.error("ingest.subscribe_failed", ret_msg=msg.get("ret_msg"))
+                self.counters.error("subscribe_failed")
+            return None
+        topic = msg.get("topic")
+        if not isinstance(topic, str) or not topic.startswith("kline."):
+            return self._bad(f"unexpected topic {topic!r}")
+        sym = topic.rsplit(".", 1)[-1]
+        if sym not in self.symbols:
+            return self._bad(f"unsubscribed symbol {sym!r}")
+        data = msg.get("data")
+        if not isinstance(data, list):
+            return self._bad(f"{topic}: data is not a list")
+        for item in data:
+            if not isinstance(item, dict):
+                self._bad(f"{topic}: item is not an object")
+                continue
+            if item.get("confirm") is not True:
+                continue
+            try:
+                bar = from_ws_kline(sym, item)
+            except BadBar as e:
+                self._bad(str(e))
+                continue
+            await self.on_bar(bar)
+        return None
+
+    async def on_bar(self, bar: BarClosed) -> None:
+        missing = self.publisher.tracker.missing_before(bar)
+        bars = [bar]
+        if missing:
+            # A confirmed bar proves every bar before it has closed, whatever our clock says.
+            now = max(self.clock_ms(), bar.open_time_ms)
+            fetched = await self.rest.fetch(bar.instrument, missing[0], missing[-1], now)
+            self.counters.backfilled += len(fetched)
+            bars = fetched + bars
+        await self.publisher.publish_bars(bars)
+
+    def _bad(self, reason: str) -> None:
+        self.counters.bad_frames += 1
+        log.warning("ingest.bad_frame", reason=reason)

@@ -1,0 +1,2 @@
+"""Portfolio service: fills, funding and bars → positions, PnL, equity, drawdown, performance;
+one ``PortfolioSnapshotted`` per bar time on ``portfolio.snapshot`` (see ``domain/book.py``)."""

@@ -1,0 +1,79 @@
+"""Portfolio wiring: settings → bus, repository, metrics, handler, consumer → runtime."""
+
+from __future__ import annotations
+
+import asyncio
+
+import structlog
+from tm_common.bus.streams import EXEC_REPORT, MD_BAR
+from tm_common.db import make_engine, resolve_database_url
+from tm_common.db.migrate import migrate_async
+from tm_common.metrics import ServiceMetrics
+from tm_common.service import ServiceRuntime, make_bus, make_consumer
+
+from tm_portfolio.config import PortfolioSettings
+from tm_portfolio.handler import PortfolioHandler
+from tm_portfolio.metrics import PortfolioMetrics
+from tm_portfolio.repository import PortfolioRepository
+
+log = structlog.get_logger("tm.portfolio")
+
+# exec.report first: when both streams have entries in one read, fills (of earlier decisions)
+# are handled before newer bars; the book defers any effect that is early (domain/book.py).
+INPUTS = (EXEC_REPORT, MD_BAR)
+
+
+class PortfolioService:
+    """The parts, for the runtime and for tests that drive them directly."""
+
+    def __init__(self, settings: PortfolioSettings, bus=None,
+                 service_metrics: ServiceMetrics | None = None) -> None:
+        self.settings = s = settings
+        self.bus = bus if bus is not None else make_bus(s)
+        self.service_metrics = service_metrics or ServiceMetrics(s.service_name, s.version)
+        self.metrics = PortfolioMetrics(self.service_metrics.registry)
+        self.repo: PortfolioRepository | None = None
+        if s.db_enabled:
+            url = resolve_database_url(s)
+            self.repo = PortfolioRepository(
+                make_engine(url), prepare=lambda: migrate_async(url),
+                max_backlog=s.db_max_backlog,
+                on_change=lambda: self.metrics.db(self.repo.backlog, self.repo.failures,
+                                                  self.repo.dropped))
+        self.handler = PortfolioHandler(
+            s.symbols, s.initial_equity, periods_per_year=s.periods_per_year,
+            interval_ms=s.interval_min * 60_000, sink=self.repo, observer=self.metrics)
+        self.consumer = make_consumer(s, self.bus, self.handler, list(INPUTS))
+
+    def status(self) -> dict:
+        doc = {"symbols": list(self.settings.symbols),
+               "initial_equity": str(self.settings.initial_equity), **self.handler.status()}
+        if self.repo is not None:
+            doc["db"] = self.repo.status()
+        return doc
+
+    async def run_db_writer(self, stop: asyncio.Event) -> None:
+        """Background task: write rows until stopped, then try briefly to flush the backlog."""
+        assert self.repo is not None
+        writer = asyncio.create_task(self.repo.run())
+        waiter = asyncio.create_task(stop.wait())
+        await asyncio.wait({writer, waiter}, return_when=asyncio.FIRST_COMPLETED)
+        writer.cancel()
+        waiter.cancel()
+        await asyncio.gather(writer, return_exceptions=True)
+        try:
+            await self.repo.drain(timeout_s=3.0)
+        except Exception as e:  # noqa: BLE001 - database down at shutdown: say what is lost
+            log.error("portfolio.db_unflushed", backlog=self.repo.backlog,
+                      error=f"{type(e).__name__}: {str(e)[:200]}")
+
+    def runtime(self) -> ServiceRuntime:
+        background = {"db-writer": self.run_db_writer} if self.repo is not None else {}
+        return ServiceRuntime(self.settings, self.bus, consumers=[self.consumer],
+                              metrics=self.service_metrics, status_extra=self.status,
+                              lag_poll_interval_s=self.settings.lag_poll_interval_s,
+                              background=background)
+
+
+def build_runtime(settings: PortfolioSettings) -> ServiceRuntime:
+    return PortfolioService(settings).runtime()

@@ -1,0 +1,39 @@
+"""Portfolio settings (``TM_`` environment variables)."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Annotated
+
+from pydantic import Field, field_validator
+from pydantic_settings import NoDecode
+from tm_common.settings import CommonSettings
+
+
+class PortfolioSettings(CommonSettings):
+    service_name: str = "portfolio"
+    http_port: int = 8107
+    symbols: Annotated[tuple[str, ...], NoDecode] = Field(default=("BTCUSDT", "ETHUSDT", "SOLUSDT"),
+                                     description="instruments whose bars complete a bar time "
+                                     "(TM_SYMBOLS, comma-separated)")
+    initial_equity: Decimal = Field(default=Decimal(100_000), gt=0, description="USDT")
+    interval_min: int = Field(default=240, gt=0, description="bar interval, minutes")
+    db_enabled: bool = True
+    db_max_backlog: int = Field(default=100_000, ge=1, description="row batches held while the "
+                                "database is down; beyond it the oldest are dropped (counted)")
+    lag_poll_interval_s: float = Field(default=5.0, gt=0)
+
+    @field_validator("symbols", mode="before")
+    @classmethod
+    def _split(cls, v):
+        if isinstance(v, str):
+            v = v.split(",")
+        out = tuple(s.strip().upper() for s in v if s.strip())
+        if not out:
+            raise ValueError("at least one symbol is required")
+        return out
+
+    @property
+    def periods_per_year(self) -> float:
+        """Bars per year (365 days): 2190 for 4h bars."""
+        return 365 * 24 * 60 / self.interval_min

@@ -1,0 +1,28 @@
+"""Regime settings (``TM_`` environment variables), built once and passed down."""
+
+from __future__ import annotations
+
+from pydantic import Field, field_validator
+from tm_common.settings import CommonSettings, Symbols
+
+
+class RegimeSettings(CommonSettings):
+    service_name: str = "regime"
+    http_port: int = 8003
+    symbols: Symbols = Field(default=("BTCUSDT", "ETHUSDT", "SOLUSDT"),
+                                     description="instruments that get a regime per bar")
+    no_model_kelly: float = Field(default=0.50, ge=0.0, le=1.0, description="Kelly fraction "
+                                  "published without a regime model (Neutral's default)")
+    replay_bars: int = Field(default=300, ge=2, description="recent closes kept to re-filter "
+                             "after a model reload (bars)")
+    db_enabled: bool = Field(default=True, description="model registry and regimes table; off = "
+                             "no model can load")
+    lag_poll_interval_s: float = Field(default=5.0, gt=0)
+    model_prefetch_retry_s: float = Field(default=5.0, gt=0)
+
+    @field_validator("symbols", mode="before")
+    @classmethod
+    def _split(cls, v):
+        if isinstance(v, str):
+            return tuple(s.strip().upper() for s in v.split(",") if s.strip())
+        return tuple(s.upper() for s in v)

@@ -1,0 +1,6 @@
+"""Pure regime logic: GARCH + HMM forward filter per instrument and bar (no I/O)."""
+
+from tm_regime.domain.engine import RegimeConfig, RegimeEngine, RegimeOut
+from tm_regime.domain.model import ModelLoadError, RegimeBundleModel
+
+__all__ = ["ModelLoadError", "RegimeBundleModel", "RegimeConfig", "RegimeEngine", "RegimeOut"]

@@ -1,0 +1,184 @@
+"""``md.bar`` / ``models.promoted`` → :class:`RegimeEngine` → ``regime.state``.
+
+State: per instrument the HMM filter's ``alpha``, the GARCH variance, the last bar time and close,
+the recent closes, and the model version: the handler snapshot (JSON), saved by the consumer in
+the same transaction as the regimes and the ack. A restart restores it and re-attaches the model
+*of that version*; the first start (no snapshot) uses the production model.
+
+Hot reload: a ``model.promoted`` of kind ``regime`` is handled between two bars; the new model
+re-filters the recent closes and the swap commits with the promotion's ack (no bar lost or
+handled twice). No production model: every bar still gets a Neutral regime (equal probabilities,
+the configured Neutral Kelly fraction, ``model_version`` "") and ``/readyz`` says
+"no production regime model".
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+import msgspec
+import structlog
+from tm_common.bus.handler import Emit
+from tm_common.bus.streams import REGIME_STATE
+from tm_common.errors import PermanentError
+from tm_common.events import BarClosed, Envelope, ModelPromoted, RegimeDetected, deterministic_id
+
+from tm_regime.domain.engine import RegimeEngine, RegimeOut
+from tm_regime.metrics import RegimeMetrics
+from tm_regime.models import KIND, BadModel, RegimeModels
+from tm_regime.repository import RegimeRepository
+
+log = structlog.get_logger("tm.regime")
+_JSON = msgspec.json.Encoder()
+NO_MODEL = "no production regime model"
+
+
+class NotReady(Exception):
+    """Raised by the readiness check with the reason (shown by ``/readyz``)."""
+
+
+class RegimeHandler:
+    def __init__(self, engine: RegimeEngine, models: RegimeModels, *,
+                 repo: RegimeRepository | None = None, metrics: RegimeMetrics | None = None,
+                 out_stream: str = REGIME_STATE) -> None:
+        self.engine, self.models, self.repo = engine, models, repo
+        self.metrics = metrics or RegimeMetrics()
+        self.out_stream = out_stream
+        self._cold_start = True
+        self.handled = 0
+
+    # -- StatefulHandler -------------------------------------------------------------------
+    def snapshot(self) -> bytes:
+        return _JSON.encode(self.engine.snapshot())
+
+    def restore(self, data: bytes | None) -> None:
+        self.engine.restore(None if data is None else json.loads(data))
+        self._cold_start = data is None
+
+    # -- events ----------------------------------------------------------------------------
+    async def handle(self, event: Envelope) -> Sequence[Emit]:
+        await self._ensure_model()
+        body = event.body
+        out: list[Emit] = []
+        if isinstance(body, BarClosed):
+            out = self._on_bar(event, body)
+        elif isinstance(body, ModelPromoted) and body.kind == KIND:
+            await self._promote(body)
+        self.handled += 1
+        return out
+
+    async def _production_or_none(self):
+        try:
+            return await self.models.production()
+        except BadModel as err:     # a broken production bundle must not dead-letter every bar
+            log.error("regime.production_model_unusable", error=str(err))
+            self.metrics.reloads.labels("bad_bundle").inc()
+            return None
+
+    async def _ensure_model(self) -> None:
+        e = self.engine
+        if self._cold_start:
+            e.set_model(await self._production_or_none())
+            self._cold_start = False
+            self._changed("cold_start")
+        elif e.needs_attach:
+            model = await self.models.get(e.model_version)
+            if model is not None:
+                e.attach(model)
+                self.metrics.set_model(model.version)
+                return
+            log.error("regime.snapshot_model_missing", version=e.model_version)
+            e.set_model(await self._production_or_none())
+            self._changed("snapshot_model_missing")
+
+    async def _promote(self, body: ModelPromoted) -> None:
+        e = self.engine
+        if body.version == e.model_version and e.model is not None:
+            return      # redelivered or repeated promotion
+        model = await self.models.get(body.version)
+        if model is None:
+            self.metrics.reloads.labels("unknown_version").inc()
+            raise PermanentError(f"promoted regime model {body.version!r} is not in the registry")
+        previous = e.model_version
+        e.set_model(model)
+        self._changed("promoted")
+        log.info("regime.model_reloaded", version=model.version, previous=previous or None,
+                 reason=body.reason)
+
+    def _changed(self, result: str) -> None:
+        self.metrics.set_model(self.engine.model_version)
+        self.metrics.reloads.labels(result).inc()
+
+    def _on_bar(self, event: Envelope, b: BarClosed) -> list[Emit]:
+        if b.interval_min != 240:                   # the models are 4h models
+            self.metrics.dropped.labels("interval").inc()
+            return []
+        if not b.close > 0:
+            raise PermanentError(f"bar {b.instrument}:{b.open_time_ms} has close {b.close}")
+        out, dropped = self.engine.on_bar(b.instrument, b.open_time_ms, float(b.close),
+                                          event.ts_event_ns)
+        if out is None:
+            self.metrics.dropped.labels(dropped.split(" ")[0]).inc()
+            log.info("regime.bar_dropped", reason=dropped, bar_time_ms=b.open_time_ms)
+            return []
+        self.metrics.observe(out)
+        if self.repo is not None:
+            self.repo.save([row(out, deterministic_id(event.event_id, 0, RegimeDetected.TYPE))])
+            self.metrics.db_backlog.set(self.repo.backlog)
+        return [Emit(self.out_stream, to_event(out), ts_event_ns=out.ts_event_ns,
+                     correlation_id=out.correlation_id)]
+
+    # -- readiness and status ----------------------------------------------------------------
+    async def prefetch(self) -> None:
+        """Look up the production model so ``/readyz`` answers before any bar arrives."""
+        try:
+            await self.models.production()
+        except BadModel:
+            pass            # recorded in models.last_error
+
+    def ready(self) -> bool:
+        """True when a model is in use or loads on the next event; else raises
+        :class:`NotReady` with the reason."""
+        e, m = self.engine, self.models
+        if e.model is not None:
+            return True
+        if e.needs_attach:
+            if m.cached(e.model_version) is not None:
+                return True
+            raise NotReady(m.last_error or f"regime model {e.model_version} not loaded yet")
+        if self._cold_start:
+            if m.last_error or not m.production_checked:
+                raise NotReady(m.last_error or "model registry not checked yet")
+            if m.production_version is not None:
+                return True
+            raise NotReady(NO_MODEL)
+        pv = m.production_version
+        raise NotReady(NO_MODEL + (f" (registry production is {pv}; its models.promoted event "
+                                   "is not handled yet)" if pv else ""))
+
+    def status(self) -> dict[str, Any]:
+        e = self.engine
+        return {"model_version": e.model_version or None,
+                "production_version": self.models.production_version,
+                "model_error": self.models.last_error,
+                "instruments": {s: {"last_bar_ms": tr.last_ms, "recent_closes": len(tr.closes)}
+                                for s, tr in sorted(e.tracks.items())},
+                "db": None if self.repo is None else {"backlog": self.repo.backlog,
+                                                      "written": self.repo.written,
+                                                      "failures": self.repo.failures}}
+
+
+def to_event(o: RegimeOut) -> RegimeDetected:
+    return RegimeDetected(instrument=o.instrument, bar_time_ms=o.bar_time_ms, label=o.label,
+                          probabilities=o.probabilities, volatility=o.volatility,
+                          kelly_fraction=o.kelly_fraction, model_version=o.model_version)
+
+
+def row(o: RegimeOut, event_id: str) -> dict:
+    """A ``regimes`` table row."""
+    return {"instrument": o.instrument, "bar_time_ms": o.bar_time_ms, "label": o.label,
+            "probabilities": list(o.probabilities), "volatility": o.volatility,
+            "kelly_fraction": o.kelly_fraction, "model_version": o.model_version,
+            "event_id": event_id}

@@ -1,0 +1,108 @@
+"""Risk wiring: settings → bus → handler → consumer → runtime → FastAPI app (+ admin routes).
+
+The consumer reads ``sizing.target``, ``portfolio.snapshot``, ``md.bar``, ``exec.report`` and
+``risk.command``. With ``stale_check_interval_s`` > 0 and a live-time ``mode`` (not replay/backtest) a watchdog looks at the wall
+clock every that many seconds and, when the handler's clock checks would fire at wall time (a feed
+went silent, or the cool-down elapsed while no event arrived), appends a ``tick`` command: the
+handler applies it like any input, so even the watchdog's trips are events in the stream.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import structlog
+from fastapi import FastAPI
+from tm_common.bus.protocol import Bus
+from tm_common.bus.streams import EXEC_REPORT, MD_BAR, PORTFOLIO_SNAPSHOT, SIZING_TARGET
+from tm_common.metrics import ServiceMetrics
+from tm_common.service import ServiceRuntime, create_app, make_bus, make_consumer
+
+from tm_risk.admin import admin_router
+from tm_risk.commands import RISK_COMMAND, command_envelope
+from tm_risk.config import RiskSettings
+from tm_risk.domain import breaker as brk
+from tm_risk.domain.decision import exposures
+from tm_risk.handler import RiskHandler
+from tm_risk.metrics import RiskMetrics
+
+log = structlog.get_logger("tm.risk")
+INPUTS = (SIZING_TARGET, PORTFOLIO_SNAPSHOT, MD_BAR, EXEC_REPORT, RISK_COMMAND)
+
+
+def status(handler: RiskHandler) -> dict[str, Any]:
+    """``/status`` extra: breaker, clock, equity, expected positions and exposure (no secrets)."""
+    s, p = handler.state, handler.params
+    b = s.breaker
+    doc: dict[str, Any] = {
+        "breaker": {"state": b.state.value, "since_ms": b.since_ms,
+                    "peak_equity": None if b.peak_equity is None else str(b.peak_equity),
+                    "drawdown": None if s.equity is None else brk.drawdown(s.equity, b.peak_equity),
+                    "exec_failures": b.failures, "held_bars": b.held_bars},
+        "clock_ms": s.clock_ms, "equity": None if s.equity is None else str(s.equity),
+        "snapshot_bar_ms": s.snapshot_bar_ms,
+        "positions": {i: str(s.position(i)) for i in p.symbols},
+        "last_bar_open_ms": dict(s.last_bar_open_ms),
+    }
+    if s.equity is not None and s.equity > 0:
+        doc["exposure"] = exposures(s, p, s.equity)
+    return doc
+
+
+def clock_would_fire(handler: RiskHandler, now_ms: int) -> bool:
+    """Would the breaker's clock triggers fire at ``now_ms`` (pure preview, state unchanged)?"""
+    s, p = handler.state, handler.params
+    data_now = max(now_ms, *s.last_bar_end_ms.values()) if s.last_bar_end_ms else now_ms
+    _, trans = brk.on_clock(s.breaker, max(now_ms, s.clock_ms), s.last_bar_end_ms, p.interval_ms,
+                            p.breaker, data_now)
+    return bool(trans)
+
+
+async def _md_caught_up(bus: Bus, settings: RiskSettings) -> bool:
+    """True when this group has read and acked every ``md.bar`` entry."""
+    info = next((g for g in await bus.group_info(MD_BAR) if g["name"] == settings.group), None)
+    return info is not None and info["lag"] == 0 and info["pending"] == 0
+
+
+def watchdog(settings: RiskSettings, bus: Bus, handler: RiskHandler):
+    """``async fn(stop)`` for the runtime: the live wall-clock check (module docstring)."""
+    async def run(stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                await asyncio.wait_for(stop.wait(), timeout=settings.stale_check_interval_s)
+                return
+            except TimeoutError:
+                pass
+            now_ns = time.time_ns()
+            if clock_would_fire(handler, now_ns // 1_000_000) and await _md_caught_up(bus, settings):
+                env = command_envelope("tick", reason="wall-clock check", now_ns=now_ns,
+                                       issued_by="watchdog")
+                await bus.publish(RISK_COMMAND, env)
+                log.info("risk.watchdog_tick", command_id=env.body.command_id)  # type: ignore[attr-defined]
+    return run
+
+
+def build(settings: RiskSettings) -> tuple[ServiceRuntime, RiskHandler]:
+    """The runtime and its (unwrapped) handler."""
+    bus = make_bus(settings)
+    metrics = ServiceMetrics(settings.service_name, settings.version)
+    handler = RiskHandler(settings.params(), observer=RiskMetrics(metrics.registry))
+    consumer = make_consumer(settings, bus, handler, list(INPUTS))
+    background = {}
+    if settings.watchdog_enabled:
+        background["stale-watchdog"] = watchdog(settings, bus, handler)
+    runtime = ServiceRuntime(settings, bus, consumers=[consumer], metrics=metrics,
+                             status_extra=lambda: status(handler), background=background,
+                             lag_poll_interval_s=settings.lag_poll_interval_s)
+    return runtime, handler
+
+
+def build_app(settings: RiskSettings | None = None) -> FastAPI:
+    """The service app: base endpoints plus the breaker admin routes."""
+    settings = settings or RiskSettings()
+    runtime, handler = build(settings)
+    app = create_app(runtime)
+    app.include_router(admin_router(settings, runtime.bus, handler))
+    return app

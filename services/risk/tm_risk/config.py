@@ -1,0 +1,84 @@
+"""Risk settings (``TM_`` environment variables) and the domain parameters built from them."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Annotated
+
+from pydantic import Field, field_validator
+from pydantic_settings import NoDecode
+from tm_common.settings import CommonSettings
+from tm_exchange_sim.matching.instruments import DEFAULT_INSTRUMENTS
+
+from tm_risk.domain.params import BreakerParams, RiskParams
+
+
+class RiskSettings(CommonSettings):
+    service_name: str = "risk"
+    http_port: int = 8005
+    symbols: Annotated[tuple[str, ...], NoDecode] = ("BTCUSDT", "ETHUSDT", "SOLUSDT")  # "A,B,C"
+    interval_min: int = Field(default=240, gt=0, description="bar interval, minutes")
+    # sizing
+    min_notional_usdt: Decimal = Field(default=Decimal(10), ge=0, description="skip smaller deltas")
+    min_delta_fraction: float = Field(default=0.002, ge=0, description="skip deltas below this "
+                                      "fraction of equity")
+    # limits
+    max_fraction: float = Field(default=1.0, ge=0, description="|target| per instrument")
+    instrument_max_fraction: dict[str, float] = Field(default_factory=dict)
+    max_notional_usdt: Decimal = Field(default=Decimal(1_000_000), gt=0)
+    gross_cap: float = Field(default=2.0, gt=0, description="Σ|fraction| cap")
+    net_cap: float = Field(default=1.5, gt=0, description="|Σ fraction| cap")
+    # allocation and VaR
+    window_bars: int = Field(default=180, ge=2, description="rolling 4h returns for HRP and VaR")
+    hrp_min_obs: int = Field(default=30, ge=2)
+    var_horizon_bars: int = Field(default=6, ge=1, description="6 x 4h = 1 day")
+    var_confidence: float = Field(default=0.99, gt=0, lt=1)
+    var_limit: float = Field(default=0.05, gt=0, description="fraction of equity")
+    var_min_obs: int = Field(default=60, ge=2)
+    var_min_scale: float = Field(default=0.1, gt=0, le=1)
+    # breaker
+    drawdown_limit: float = Field(default=0.05, gt=0, lt=1)
+    stale_intervals: int = Field(default=2, ge=1)
+    exec_failure_limit: int = Field(default=3, ge=1)
+    cooldown_secs: float = Field(default=86_400.0, ge=0)
+    hold_bars: int = Field(default=6, ge=1)
+    half_open_factor: float = Field(default=0.5, ge=0, le=1)
+    loss_tolerance: float = Field(default=0.001, ge=0)
+    # service
+    mode: str = Field(default="live", description="live/testnet/paper run the wall-clock "
+                      "watchdog; replay/backtest (historical time) never do")
+    stale_check_interval_s: float = Field(default=60.0, ge=0, description="live watchdog on wall "
+                                          "time; 0 disables it (replay, backtest)")
+    admin_wait_s: float = Field(default=2.0, ge=0, description="how long a breaker POST waits "
+                                "for the handler to apply the command")
+    lag_poll_interval_s: float = Field(default=5.0, gt=0)
+
+    @field_validator("symbols", mode="before")
+    @classmethod
+    def _split(cls, v):
+        if isinstance(v, str):
+            return tuple(s.strip().upper() for s in v.split(",") if s.strip())
+        return tuple(s.upper() for s in v)
+
+    @property
+    def watchdog_enabled(self) -> bool:
+        """The live wall-clock stale check runs only on live time with a positive interval."""
+        return self.stale_check_interval_s > 0 and self.mode.lower() not in ("replay", "backtest")
+
+    def params(self) -> RiskParams:
+        """The frozen domain parameters; lot filters from the exchange-sim instrument table."""
+        return RiskParams(
+            symbols=self.symbols, instruments=dict(DEFAULT_INSTRUMENTS),
+            interval_ms=self.interval_min * 60_000, min_notional_usdt=self.min_notional_usdt,
+            min_delta_fraction=self.min_delta_fraction, max_fraction=self.max_fraction,
+            instrument_max_fraction=dict(self.instrument_max_fraction),
+            max_notional_usdt=self.max_notional_usdt, gross_cap=self.gross_cap,
+            net_cap=self.net_cap, window_bars=self.window_bars, hrp_min_obs=self.hrp_min_obs,
+            var_horizon_bars=self.var_horizon_bars, var_confidence=self.var_confidence,
+            var_limit=self.var_limit, var_min_obs=self.var_min_obs,
+            var_min_scale=self.var_min_scale,
+            breaker=BreakerParams(
+                drawdown_limit=self.drawdown_limit, stale_intervals=self.stale_intervals,
+                exec_failure_limit=self.exec_failure_limit,
+                cooldown_ms=int(self.cooldown_secs * 1000), hold_bars=self.hold_bars,
+                half_open_factor=self.half_open_factor, loss_tolerance=self.loss_tolerance))

@@ -1,0 +1,202 @@
+"""The circuit breaker: an explicit transition table and pure evaluation functions.
+
+States: CLOSED (normal), OPEN (flat: every position is closed, no new exposure), HALF_OPEN
+(trading with targets × ``half_open_factor``). :data:`TRANSITIONS` is the whole machine; any
+(state, trigger) pair not in it raises :class:`IllegalTransition`. OPEN is left only by
+``cooldown_elapsed`` (→ HALF_OPEN) or ``manual_reset`` (→ CLOSED).
+
+Triggers and their exact rules (``now_ms`` is a clock passed in: event time in the handler):
+
+- ``drawdown``: on a portfolio snapshot (not in OPEN), 1 − equity / peak > ``drawdown_limit``,
+  where peak is the highest snapshot equity since the breaker last left OPEN (it is re-based to the
+  latest equity on leaving OPEN, otherwise a drawdown that a flat book cannot recover would trip
+  the breaker again at once, forever).
+- ``stale_data``: (not in OPEN) some instrument whose bars have been seen has had no bar for more
+  than ``stale_intervals`` intervals: data_now − end of its last bar > stale_intervals × interval.
+  ``data_now_ms`` is the market-data clock: in the handler the latest bar end seen on ``md.bar``
+  (or the wall time of a live watchdog ``tick``), not the latest time of any stream. ``md.bar`` is
+  ordered by ingest, while the consumer may read a backlog of snapshots or targets ahead of the
+  bars of the same period; with the any-stream clock such a backlog would look like a silent feed.
+- ``exec_failures``: (not in OPEN) ``exec_failure_limit`` consecutive executor rejections; an
+  accepted or filled order resets the count; every transition resets it.
+- ``manual_trip`` / ``manual_reset``: an operator command.
+- ``cooldown_elapsed``: in OPEN, now − time of entering OPEN ≥ ``cooldown_ms`` and no instrument is
+  stale (a stale feed keeps the breaker OPEN).
+- ``held``: in HALF_OPEN, ``hold_bars`` snapshots of new bars without a loss.
+- ``loss``: in HALF_OPEN, a snapshot equity below the previous snapshot's × (1 − loss_tolerance).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from decimal import Decimal
+from enum import StrEnum
+from types import MappingProxyType
+
+from tm_risk.domain.params import BreakerParams
+
+
+class State(StrEnum):
+    CLOSED = "CLOSED"
+    OPEN = "OPEN"
+    HALF_OPEN = "HALF_OPEN"
+
+
+class Trigger(StrEnum):
+    DRAWDOWN = "drawdown"
+    STALE_DATA = "stale_data"
+    EXEC_FAILURES = "exec_failures"
+    MANUAL_TRIP = "manual_trip"
+    MANUAL_RESET = "manual_reset"
+    COOLDOWN_ELAPSED = "cooldown_elapsed"
+    HELD = "held"
+    LOSS = "loss"
+
+
+C, O, H = State.CLOSED, State.OPEN, State.HALF_OPEN
+T = Trigger
+
+TRANSITIONS: Mapping[tuple[State, Trigger], State] = MappingProxyType({
+    (C, T.DRAWDOWN): O, (C, T.STALE_DATA): O, (C, T.EXEC_FAILURES): O, (C, T.MANUAL_TRIP): O,
+    (H, T.DRAWDOWN): O, (H, T.STALE_DATA): O, (H, T.EXEC_FAILURES): O, (H, T.MANUAL_TRIP): O,
+    (H, T.LOSS): O, (H, T.HELD): C, (H, T.MANUAL_RESET): C,
+    (O, T.COOLDOWN_ELAPSED): H, (O, T.MANUAL_RESET): C,
+})
+
+#: Value of the breaker state gauge: severity order.
+STATE_CODE: Mapping[State, int] = MappingProxyType({C: 0, H: 1, O: 2})
+
+
+class IllegalTransition(ValueError):
+    """A trigger that the table does not allow in the current state."""
+
+    def __init__(self, state: State, trigger: Trigger) -> None:
+        super().__init__(f"breaker: trigger {trigger.value!r} is illegal in state {state.value}")
+        self.state, self.trigger = state, trigger
+
+
+def can_fire(state: State, trigger: Trigger) -> bool:
+    return (state, trigger) in TRANSITIONS
+
+
+def next_state(state: State, trigger: Trigger) -> State:
+    """The table lookup; raises :class:`IllegalTransition` for a pair not in the table."""
+    try:
+        return TRANSITIONS[(State(state), Trigger(trigger))]
+    except KeyError:
+        raise IllegalTransition(State(state), Trigger(trigger)) from None
+
+
+@dataclass(frozen=True, slots=True)
+class Transition:
+    """One transition (becomes a ``BreakerStateChanged`` event)."""
+
+    from_state: State
+    to_state: State
+    trigger: Trigger
+    reason: str
+    at_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class Breaker:
+    """The breaker's state and the values its triggers need (equity in USDT, times in ms)."""
+
+    state: State = State.CLOSED
+    since_ms: int = 0
+    peak_equity: Decimal | None = None
+    last_equity: Decimal | None = None
+    last_snapshot_bar_ms: int | None = None
+    held_bars: int = 0
+    failures: int = 0
+
+
+def fire(b: Breaker, trigger: Trigger, reason: str, now_ms: int) -> tuple[Breaker, Transition]:
+    """Apply ``trigger`` (raises :class:`IllegalTransition` if the table has no such pair).
+    Resets the failure and held-bar counts; leaving OPEN re-bases the drawdown peak."""
+    to = next_state(b.state, trigger)
+    peak = b.last_equity if b.state == State.OPEN else b.peak_equity
+    nb = replace(b, state=to, since_ms=now_ms, peak_equity=peak, held_bars=0, failures=0)
+    return nb, Transition(b.state, to, Trigger(trigger), reason, now_ms)
+
+
+def _fire_into(b: Breaker, trigger: Trigger, reason: str, now_ms: int,
+               out: list[Transition]) -> Breaker:
+    b, t = fire(b, trigger, reason, now_ms)
+    out.append(t)
+    return b
+
+
+def drawdown(equity: Decimal, peak: Decimal | None) -> float:
+    """1 − equity / peak (0 when there is no positive peak)."""
+    if peak is None or peak <= 0:
+        return 0.0
+    return float(1 - equity / peak)
+
+
+def on_snapshot(b: Breaker, equity: Decimal, bar_time_ms: int, now_ms: int,
+                p: BreakerParams) -> tuple[Breaker, list[Transition]]:
+    """A portfolio snapshot (equity USDT, bar open time ms): drawdown, loss and held triggers."""
+    out: list[Transition] = []
+    prev = b.last_equity
+    new_bar = b.last_snapshot_bar_ms is None or bar_time_ms > b.last_snapshot_bar_ms
+    peak = b.peak_equity
+    if b.state != State.OPEN:
+        peak = equity if peak is None else max(peak, equity)
+    last_bar = bar_time_ms if new_bar else b.last_snapshot_bar_ms
+    b = replace(b, peak_equity=peak, last_equity=equity, last_snapshot_bar_ms=last_bar)
+    if b.state == State.OPEN:
+        return b, out
+    dd = drawdown(equity, peak)
+    if dd > p.drawdown_limit:
+        return _fire_into(b, T.DRAWDOWN, f"drawdown {dd:.2%} from peak {peak} USDT exceeds "
+                          f"{p.drawdown_limit:.2%} (equity {equity} USDT)", now_ms, out), out
+    if b.state == State.HALF_OPEN:
+        if prev is not None and equity < prev * (1 - Decimal(repr(p.loss_tolerance))):
+            return _fire_into(b, T.LOSS, f"loss in HALF_OPEN: equity {equity} < previous {prev} "
+                              "USDT", now_ms, out), out
+        if new_bar:
+            b = replace(b, held_bars=b.held_bars + 1)
+            if b.held_bars >= p.hold_bars:
+                b = _fire_into(b, T.HELD, f"held {b.held_bars} bars without a loss", now_ms, out)
+    return b, out
+
+
+def stale_instruments(last_bar_end_ms: Mapping[str, int], now_ms: int, interval_ms: int,
+                      stale_intervals: int) -> list[str]:
+    """Instruments whose last bar ended more than ``stale_intervals`` intervals before now."""
+    limit = stale_intervals * interval_ms
+    return sorted(s for s, end in last_bar_end_ms.items() if now_ms - end > limit)
+
+
+def on_clock(b: Breaker, now_ms: int, last_bar_end_ms: Mapping[str, int], interval_ms: int,
+             p: BreakerParams, data_now_ms: int | None = None) -> tuple[Breaker, list[Transition]]:
+    """Time-based triggers: stale data at ``data_now_ms`` (default ``now_ms``; CLOSED/HALF_OPEN)
+    and cool-down at ``now_ms`` (OPEN)."""
+    out: list[Transition] = []
+    data_now = now_ms if data_now_ms is None else data_now_ms
+    stale = stale_instruments(last_bar_end_ms, data_now, interval_ms, p.stale_intervals)
+    if b.state == State.OPEN:
+        if now_ms - b.since_ms >= p.cooldown_ms and not stale:
+            b = _fire_into(b, T.COOLDOWN_ELAPSED, f"cool-down {p.cooldown_ms} ms elapsed",
+                           now_ms, out)
+    elif stale:
+        ages = ", ".join(f"{s} ({(data_now - last_bar_end_ms[s]) / interval_ms:.1f} intervals)"
+                         for s in stale)
+        b = _fire_into(b, T.STALE_DATA, f"no bar for more than {p.stale_intervals} intervals: "
+                       f"{ages}", now_ms, out)
+    return b, out
+
+
+def on_exec_result(b: Breaker, rejected: bool, now_ms: int, reason: str,
+                   p: BreakerParams) -> tuple[Breaker, list[Transition]]:
+    """An executor outcome: a rejection counts, an accepted/filled order resets the count."""
+    out: list[Transition] = []
+    if not rejected:
+        return (replace(b, failures=0) if b.failures else b), out
+    b = replace(b, failures=b.failures + 1)
+    if b.failures >= p.exec_failure_limit and can_fire(b.state, T.EXEC_FAILURES):
+        b = _fire_into(b, T.EXEC_FAILURES, f"{b.failures} consecutive executor rejections; last: "
+                       f"{reason}", now_ms, out)
+    return b, out

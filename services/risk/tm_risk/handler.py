@@ -1,0 +1,217 @@
+"""The risk handler: events in → domain rules → ``risk.order`` / ``risk.rejection`` /
+``risk.breaker`` out. Deterministic: decisions depend only on the state and the events.
+
+Consumes ``sizing.target`` (PositionSized), ``portfolio.snapshot`` (PortfolioSnapshotted),
+``md.bar`` (BarClosed), ``exec.report`` (OrderRejected with source ``executor`` counts a failure;
+OrderReported with retCode 0 and OrderFilled reset the count) and ``risk.command``
+(:mod:`tm_risk.commands`). The clock is the event time: the largest ``ts_event_ns`` seen, never
+the wall clock (only a ``tick`` command carries wall time, from the live watchdog). Stale data is
+judged on the market-data clock, the latest bar end seen on ``md.bar``, so that the order in which
+the consumer interleaves its streams cannot fake a silent feed.
+
+On every transition to OPEN the handler emits reduce-only orders that flatten every expected
+position; their intent ids derive from the id of the ``BreakerStateChanged`` event (computed as the
+consumer will: ``deterministic_id(input_id, output_index, type)``). While OPEN, every snapshot that
+shows a residual position (a flatten that failed or was partial) flattens it again.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from collections.abc import Sequence
+
+import structlog
+from tm_common.bus.handler import Emit
+from tm_common.bus.streams import RISK_BREAKER, RISK_ORDER, RISK_REJECTION
+from tm_common.events import (
+    BarClosed,
+    BreakerStateChanged,
+    Envelope,
+    OrderApproved,
+    OrderFilled,
+    OrderRejected,
+    OrderReported,
+    PortfolioSnapshotted,
+    PositionSized,
+    deterministic_id,
+)
+
+from tm_risk.commands import BreakerCommandIssued
+from tm_risk.domain import breaker as brk
+from tm_risk.domain.breaker import State, Transition, Trigger
+from tm_risk.domain.decision import ApprovedOrder, decide_target, flatten_orders
+from tm_risk.domain.params import RiskParams
+from tm_risk.domain.state import RiskState
+from tm_risk.metrics import RiskObserver
+
+log = structlog.get_logger("tm.risk")
+NS_PER_MS = 1_000_000
+_MANUAL = {"trip": Trigger.MANUAL_TRIP, "reset": Trigger.MANUAL_RESET}
+
+
+class RiskHandler:
+    """A ``StatefulHandler``; ``state`` is a :class:`RiskState`, snapshotted as JSON.
+
+    ``command_results``: command id → outcome of the last commands applied in this process (for
+    the admin endpoint's answer; not part of the state)."""
+
+    def __init__(self, params: RiskParams, observer: RiskObserver | None = None) -> None:
+        self.params = params
+        self.obs = observer or RiskObserver()
+        self.state = RiskState()
+        self.command_results: OrderedDict[str, dict] = OrderedDict()
+
+    # -- StatefulHandler -------------------------------------------------------------------
+    def snapshot(self) -> bytes:
+        return self.state.to_json()
+
+    def restore(self, data: bytes | None) -> None:
+        self.state = RiskState.from_json(data)
+        self.obs.breaker_state(self.state.breaker.state)
+
+    async def handle(self, event: Envelope) -> Sequence[Emit]:
+        return self.process(event)
+
+    def process(self, event: Envelope) -> list[Emit]:
+        """Handle one event synchronously (the bus calls :meth:`handle`)."""
+        out: list[Emit] = []
+        body = event.body
+        now_ms = event.ts_event_ns // NS_PER_MS
+        if isinstance(body, PositionSized):
+            self._clock(event, now_ms, out)
+            self._on_target(event, body, out)
+        elif isinstance(body, PortfolioSnapshotted):
+            self._on_snapshot(event, body, now_ms, out)
+        elif isinstance(body, BarClosed):
+            self._on_bar(event, body, now_ms, out)
+        elif isinstance(body, OrderRejected):
+            if body.source == "executor":
+                self.state.forget_intended(body.instrument)   # that order will not fill
+                self._exec_result(event, True, now_ms, body.reason, out)
+        elif isinstance(body, OrderFilled) or (isinstance(body, OrderReported) and body.ret_code == 0):
+            self._exec_result(event, False, now_ms, "", out)
+        elif isinstance(body, BreakerCommandIssued):
+            self._on_command(event, body, out)
+        return out
+
+    # -- inputs ----------------------------------------------------------------------------
+    def _on_bar(self, ev: Envelope, bar: BarClosed, now_ms: int, out: list[Emit]) -> None:
+        p, s = self.params, self.state
+        if bar.interval_min * 60_000 != p.interval_ms:
+            return
+        if bar.instrument in p.symbols:
+            i = bar.instrument
+            if bar.open_time_ms >= s.last_bar_open_ms.get(i, -1):
+                s.last_bar_open_ms[i] = bar.open_time_ms
+                s.last_bar_end_ms[i] = bar.close_time_ms + 1
+                s.last_close[i] = bar.close
+            s.add_close(i, bar.open_time_ms, float(bar.close), keep=p.window_bars + 1)
+        self._clock(ev, now_ms, out)
+
+    def _on_snapshot(self, ev: Envelope, snap: PortfolioSnapshotted, now_ms: int,
+                     out: list[Emit]) -> None:
+        s = self.state
+        s.advance_clock(now_ms)
+        if s.snapshot_bar_ms is None or snap.bar_time_ms >= s.snapshot_bar_ms:
+            s.equity, s.snapshot_bar_ms = snap.equity, snap.bar_time_ms
+            s.positions = {p.instrument: p.qty for p in snap.positions if p.qty != 0}
+            s.marks = {p.instrument: p.mark_price for p in snap.positions}
+            for inst in list(s.intended):
+                if snap.bar_time_ms > s.order_bar_ms.get(inst, snap.bar_time_ms):
+                    s.forget_intended(inst)     # the orders of earlier bars are in this snapshot
+            s.breaker, trans = brk.on_snapshot(s.breaker, snap.equity, snap.bar_time_ms, s.clock_ms,
+                                               self.params.breaker)
+            self.obs.drawdown(brk.drawdown(snap.equity, s.breaker.peak_equity))
+            self._transitions(ev, trans, out)
+            if s.breaker.state == State.OPEN:
+                orders, intended = flatten_orders(s, self.params, ev.event_id,
+                                                  "breaker OPEN: flatten residual position")
+                self._emit_orders(orders, intended, out)
+        self._clock(ev, s.clock_ms, out)
+
+    def _on_target(self, ev: Envelope, ps: PositionSized, out: list[Emit]) -> None:
+        t0 = time.perf_counter()
+        d = decide_target(self.state, self.params, ps.instrument, ps.bar_time_ms,
+                          ps.target_fraction, ps.tier)
+        self._emit_orders(list(d.orders), d.intended, out)
+        if d.rejection is not None:
+            r = d.rejection
+            out.append(Emit(RISK_REJECTION, OrderRejected(
+                instrument=r.instrument, bar_time_ms=r.bar_time_ms, reason=r.reason, source="risk"),
+                correlation_id=f"{r.instrument}:{r.bar_time_ms}"))
+            self.obs.rejected(r.code)
+        if d.var is not None:
+            self.obs.var(d.var)
+        self.obs.decision(d.code, time.perf_counter() - t0)
+
+    def _exec_result(self, ev: Envelope, rejected: bool, now_ms: int, reason: str,
+                     out: list[Emit]) -> None:
+        s = self.state
+        s.advance_clock(now_ms)
+        s.breaker, trans = brk.on_exec_result(s.breaker, rejected, s.clock_ms, reason,
+                                              self.params.breaker)
+        self.obs.exec_failures(s.breaker.failures)
+        self._transitions(ev, trans, out)
+
+    def _on_command(self, ev: Envelope, cmd: BreakerCommandIssued, out: list[Emit]) -> None:
+        s = self.state
+        before = s.breaker.state
+        if cmd.action == "tick":
+            self._clock(ev, cmd.observed_at_ms, out, wall_ms=cmd.observed_at_ms)
+            applied, detail = True, "clock checked"
+        elif brk.can_fire(before, _MANUAL[cmd.action]):
+            reason = f"{cmd.action} by {cmd.issued_by}" + (f": {cmd.reason}" if cmd.reason else "")
+            s.breaker, t = brk.fire(s.breaker, _MANUAL[cmd.action], reason, s.clock_ms)
+            self._transitions(ev, [t], out)
+            applied, detail = True, reason
+        else:
+            applied, detail = False, f"{cmd.action} is not allowed in state {before.value}"
+            log.warning("risk.command_ignored", command_id=cmd.command_id, action=cmd.action,
+                        state=before.value)
+        self.command_results[cmd.command_id] = {"applied": applied, "from_state": before.value,
+                                                "state": s.breaker.state.value, "detail": detail}
+        while len(self.command_results) > 256:
+            self.command_results.popitem(last=False)
+
+    # -- outputs ---------------------------------------------------------------------------
+    def _clock(self, ev: Envelope, now_ms: int, out: list[Emit], wall_ms: int | None = None) -> None:
+        """Clock triggers at event time ``now_ms``; stale data on the market-data clock (the
+        latest bar end seen), or at ``wall_ms`` for a watchdog tick (see the breaker module)."""
+        s, p = self.state, self.params
+        s.advance_clock(now_ms)
+        data_now = max(s.last_bar_end_ms.values(), default=0)
+        if wall_ms is not None:
+            data_now = max(data_now, wall_ms)
+        s.breaker, trans = brk.on_clock(s.breaker, s.clock_ms, s.last_bar_end_ms, p.interval_ms,
+                                        p.breaker, data_now)
+        self._transitions(ev, trans, out)
+
+    def _transitions(self, ev: Envelope, trans: list[Transition], out: list[Emit]) -> None:
+        for t in trans:
+            index = len(out)
+            out.append(Emit(RISK_BREAKER, BreakerStateChanged(
+                from_state=t.from_state.value, to_state=t.to_state.value, trigger=t.trigger.value,
+                reason=t.reason, at_ms=t.at_ms)))
+            self.obs.transition(t)
+            log.info("risk.breaker_transition", from_state=t.from_state.value,
+                     to_state=t.to_state.value, trigger=t.trigger.value, reason=t.reason,
+                     at_ms=t.at_ms)
+            if t.to_state == State.OPEN:
+                event_id = deterministic_id(ev.event_id, index, BreakerStateChanged.TYPE)
+                orders, intended = flatten_orders(self.state, self.params, event_id,
+                                                  f"breaker OPEN ({t.trigger.value}): flatten")
+                self._emit_orders(orders, intended, out)
+
+    def _emit_orders(self, orders: list[ApprovedOrder], intended, out: list[Emit]) -> None:
+        for o in orders:
+            leg = o.leg
+            out.append(Emit(RISK_ORDER, OrderApproved(
+                intent_id=o.intent_id, instrument=o.instrument, bar_time_ms=o.bar_time_ms,
+                side=leg.side, qty=leg.qty, reduce_only=leg.reduce_only,
+                target_qty=leg.position_after, reason=o.reason),
+                correlation_id=f"{o.instrument}:{o.bar_time_ms}"))
+            self.obs.approved(o.instrument, leg.kind)
+        bars = {o.instrument: o.bar_time_ms for o in orders}
+        for inst, qty in intended.items():
+            self.state.set_intended(inst, qty, bars.get(inst, self.state.snapshot_bar_ms or 0))

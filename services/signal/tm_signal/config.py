@@ -1,0 +1,45 @@
+"""Signal settings (``TM_`` environment variables), built once and passed down."""
+
+from __future__ import annotations
+
+from pydantic import Field, field_validator
+from tm_common.settings import CommonSettings, Symbols
+
+
+class SignalSettings(CommonSettings):
+    service_name: str = "signal"
+    http_port: int = 8002
+    symbols: Symbols = Field(default=("BTCUSDT", "ETHUSDT", "SOLUSDT"),
+                                     description="instruments that get a signal per bar")
+    btc_symbol: str | None = Field(default="BTCUSDT", description="source of the cross-asset "
+                                   "features; empty = none (no buffering of other instruments)")
+    dvol_currency: str = Field(default="BTC", description="DVOL index used by the features")
+    live_ic_window: int = Field(default=60, ge=3, description="matured predictions in the IC")
+    live_ic_min_pairs: int = Field(default=20, ge=3, description="matured predictions before "
+                                   "live_ic is reported (None before)")
+    min_confidence: float = Field(default=0.0, ge=0.0, le=1.0, description="below it the "
+                                  "direction is 0")
+    ic_reset_on_reload: bool = Field(default=False, description="forget the live IC track "
+                                     "record when a new model version loads")
+    fast_inference: bool = Field(default=True, description="walk the trees with numpy "
+                                 "(~5x faster per row; equal to the booster to float32 rounding); "
+                                 "off = xgboost inplace_predict")
+    db_enabled: bool = Field(default=True, description="model registry, signals table and bar "
+                             "history in the database; off = no model can load")
+    history_dir: str | None = Field(default=None, description="CSV folder for warm-up; default "
+                                    "data/history")
+    lag_poll_interval_s: float = Field(default=5.0, gt=0)
+    model_prefetch_retry_s: float = Field(default=5.0, gt=0, description="registry retry while "
+                                          "the first lookup fails")
+
+    @field_validator("symbols", mode="before")
+    @classmethod
+    def _split(cls, v):
+        if isinstance(v, str):
+            return tuple(s.strip().upper() for s in v.split(",") if s.strip())
+        return tuple(s.upper() for s in v)
+
+    @field_validator("btc_symbol", mode="before")
+    @classmethod
+    def _btc(cls, v):
+        return None if v is None or str(v).strip() == "" else str(v).strip().upper()

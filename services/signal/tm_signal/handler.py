@@ -1,0 +1,248 @@
+"""``md.bar`` / ``md.dvol`` / ``models.promoted`` → :class:`SignalEngine` → ``signal.tl``.
+
+State and restarts: the engine's whole state (feature windows, live IC, buffered bars, DVOL,
+model version) is the handler snapshot, saved by the consumer in the same transaction as the
+signals and the ack. A restart restores it and re-attaches the model *of that version* from the
+registry, so the result never depends on when the process restarted (ARCHITECTURE §4, §9.4).
+
+Models: with no snapshot (first start) the production model is loaded on the first event. A
+``model.promoted`` (kind ``signal``) is handled like any event, between two bars: the new bundle is
+loaded, and each instrument's features are rebuilt from history (files + ``bars`` table) from the
+bundle's ``first_bar_ms`` to the last bar this service handled, the same bars the live path saw.
+An instrument first seen later is warmed lazily on its first bar, up to just before it. The swap
+and the new state commit atomically with the promotion's ack: no bar is lost or handled twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Sequence
+from typing import Any
+
+import msgspec
+import structlog
+from tm_common.bus.handler import Emit
+from tm_common.bus.streams import SIGNAL_TL
+from tm_common.errors import PermanentError, TransientError
+from tm_common.events import (
+    BarClosed,
+    DvolUpdated,
+    Envelope,
+    FundingSettled,
+    ModelPromoted,
+    SignalGenerated,
+    deterministic_id,
+)
+from tm_quant.features import BAR_MS
+
+from tm_signal.domain.bars import BarIn
+from tm_signal.domain.engine import NO_MODEL, SignalEngine, SignalOut
+from tm_signal.metrics import SignalMetrics
+from tm_signal.models import KIND, BadModel, SignalModels
+from tm_signal.repository import BarHistory, SignalRepository
+
+log = structlog.get_logger("tm.signal")
+_JSON = msgspec.json.Encoder()
+
+
+class NotReady(Exception):
+    """Raised by the readiness check with the reason (shown by ``/readyz``)."""
+
+
+class SignalHandler:
+    """Args: ``engine``; ``models`` (registry access); ``history`` for warm-up (None = start
+    features at the first live bar); ``repo`` for the signals table (None = no writes);
+    ``metrics``; ``dvol_currency``."""
+
+    def __init__(self, engine: SignalEngine, models: SignalModels, *,
+                 history: BarHistory | None = None, repo: SignalRepository | None = None,
+                 metrics: SignalMetrics | None = None, dvol_currency: str = "BTC",
+                 out_stream: str = SIGNAL_TL) -> None:
+        self.engine, self.models, self.history, self.repo = engine, models, history, repo
+        self.metrics = metrics or SignalMetrics()
+        self.dvol_currency, self.out_stream = dvol_currency, out_stream
+        self._cold_start = True
+        self.handled = 0
+
+    # -- StatefulHandler -------------------------------------------------------------------
+    def snapshot(self) -> bytes:
+        """Strict JSON (every feature float is base64 float64; the rest is finite)."""
+        return _JSON.encode(self.engine.snapshot())
+
+    def restore(self, data: bytes | None) -> None:
+        self.engine.restore(None if data is None else json.loads(data))
+        self._cold_start = data is None
+
+    # -- events ----------------------------------------------------------------------------
+    async def handle(self, event: Envelope) -> Sequence[Emit]:
+        await self._ensure_model()
+        body = event.body
+        out: Sequence[Emit] = ()
+        if isinstance(body, BarClosed):
+            out = await self._on_bar(event, body)
+        elif isinstance(body, DvolUpdated):
+            if body.currency.upper() == self.dvol_currency:
+                self.engine.on_dvol(body.known_at_ms, float(body.value))
+        elif isinstance(body, ModelPromoted):
+            if body.kind == KIND:
+                await self._promote(body)
+        elif isinstance(body, FundingSettled):
+            # Only if a funding feed is routed to this service; none is by default.
+            self.engine.on_funding(body.instrument, body.settle_time_ms, float(body.rate))
+        self.handled += 1
+        return out
+
+    async def _ensure_model(self) -> None:
+        e = self.engine
+        if self._cold_start:
+            e.set_model(await self._production_or_none())
+            self._cold_start = False
+            self._model_changed("cold_start")
+        elif e.needs_attach:
+            model = await self.models.get(e.model_version)
+            if model is not None:
+                e.attach(model)
+                self.metrics.set_model(model.version)
+                return
+            log.error("signal.snapshot_model_missing", version=e.model_version)
+            e.set_model(await self._production_or_none())
+            self._model_changed("snapshot_model_missing")
+            await self._warm_all()
+
+    async def _production_or_none(self):
+        """The production model; an unusable production bundle means no model (signals say
+        so, ``/readyz`` shows why) rather than dead-lettering every bar."""
+        try:
+            return await self.models.production()
+        except BadModel as err:
+            log.error("signal.production_model_unusable", error=str(err))
+            self.metrics.reloads.labels("bad_bundle").inc()
+            return None
+
+    async def _promote(self, body: ModelPromoted) -> None:
+        e = self.engine
+        if body.version == e.model_version and e.model is not None:
+            return      # redelivered or repeated promotion: already in use
+        model = await self.models.get(body.version)
+        if model is None:
+            self.metrics.reloads.labels("unknown_version").inc()
+            raise PermanentError(f"promoted signal model {body.version!r} is not in the registry")
+        previous = e.model_version
+        e.set_model(model)
+        await self._warm_all()
+        self._model_changed("promoted")
+        log.info("signal.model_reloaded", version=model.version, previous=previous or None,
+                 reason=body.reason, warmed={k: v[0].n_bars for k, v in e.feats.items()})
+
+    def _model_changed(self, result: str) -> None:
+        self.metrics.set_model(self.engine.model_version)
+        self.metrics.reloads.labels(result).inc()
+
+    async def _warm_all(self) -> None:
+        for inst, first, end in self.engine.warm_targets():
+            await self._warm(inst, first, end)
+
+    async def _warm(self, inst: str, first_ms: int, end_ms: int) -> None:
+        """Rebuild ``inst``'s features from history bars ``first_ms..end_ms`` (open times)."""
+        if self.history is None or end_ms < first_ms:
+            return
+        btc = self.engine.cfg.btc_symbol if self.engine.cfg.btc_symbol in self.engine.cfg.symbols \
+            else None
+        try:
+            bars = await self.history.bars(inst, first_ms, end_ms)
+            # A few bars earlier so the first bar finds its BTC bar even across a BTC gap.
+            btc_bars = [] if btc is None or inst == btc else \
+                await self.history.bars(btc, first_ms - 8 * BAR_MS, end_ms)
+            dvol = await self.history.dvol(end_ms + BAR_MS, self.dvol_currency)
+        except Exception as e:  # history unavailable: retry the event later
+            raise TransientError(f"bar history for {inst}: {type(e).__name__}: {e}") from e
+        # CPU-bound (~75 µs per bar): off the event loop so /healthz keeps answering.
+        n = await asyncio.to_thread(self.engine.warm, inst, bars, btc_bars, dvol)
+        self.metrics.warm_bars.labels(inst).inc(n)
+        log.info("signal.features_warmed", instrument=inst, bars=n, first_ms=first_ms, end_ms=end_ms)
+
+    async def _on_bar(self, event: Envelope, b: BarClosed) -> list[Emit]:
+        if b.interval_min != BAR_MS // 60_000:      # the models are 4h models
+            self.metrics.dropped.labels("interval").inc()
+            return []
+        if not (b.open > 0 and b.high > 0 and b.low > 0 and b.close > 0 and b.volume >= 0):
+            raise PermanentError(f"bar {b.instrument}:{b.open_time_ms} has a non-positive price")
+        bar = BarIn(b.instrument, b.open_time_ms, float(b.open), float(b.high), float(b.low),
+                    float(b.close), float(b.volume), event.ts_event_ns)
+        for inst, first, end in self.engine.cold(bar):
+            await self._warm(inst, first, end)
+        outs, dropped = self.engine.on_bar(bar)
+        if dropped:
+            self.metrics.dropped.labels(dropped.split(" ")[0]).inc()
+            log.info("signal.bar_dropped", reason=dropped, bar_time_ms=b.open_time_ms)
+        emits = [Emit(self.out_stream, to_event(o), ts_event_ns=o.ts_event_ns,
+                      correlation_id=o.correlation_id) for o in outs]
+        for o in outs:
+            self.metrics.observe(o)
+        if self.repo is not None and outs:
+            self.repo.save([row(o, deterministic_id(event.event_id, i, SignalGenerated.TYPE))
+                            for i, o in enumerate(outs)])
+            self.metrics.db_backlog.set(self.repo.backlog)
+        return emits
+
+    # -- readiness and status ----------------------------------------------------------------
+    async def prefetch(self) -> None:
+        """Look up (and parse) the production model so ``/readyz`` answers before any bar.
+        Raises ``TransientError`` while the registry does not answer."""
+        try:
+            await self.models.production()
+        except BadModel:
+            pass            # recorded in models.last_error
+
+    def ready(self) -> bool:
+        """True when a model is in use or loads on the next event; else raises
+        :class:`NotReady` with the reason (``/readyz`` shows it)."""
+        e, m = self.engine, self.models
+        if e.model is not None:
+            return True
+        if e.needs_attach:
+            if m.cached(e.model_version) is not None:
+                return True
+            raise NotReady(m.last_error or f"signal model {e.model_version} not loaded yet")
+        if self._cold_start:
+            if m.last_error or not m.production_checked:
+                raise NotReady(m.last_error or "model registry not checked yet")
+            if m.production_version is not None:
+                return True          # loaded on the first event
+            raise NotReady(NO_MODEL)
+        pv = m.production_version
+        raise NotReady(NO_MODEL + (f" (registry production is {pv}; its models.promoted event "
+                                   "is not handled yet)" if pv else ""))
+
+    def status(self) -> dict[str, Any]:
+        e = self.engine
+        return {
+            "model_version": e.model_version or None,
+            "production_version": self.models.production_version,
+            "model_error": self.models.last_error,
+            "instruments": {s: {"last_bar_ms": e.last_ms.get(s),
+                                "feature_bars": e.feats[s][0].n_bars if s in e.feats else 0,
+                                "live_ic": e.ic[s].value if s in e.ic else None}
+                            for s in e.cfg.symbols},
+            "buffered": [f"{b.instrument}:{b.open_time_ms}" for b in e.buffer],
+            "db": None if self.repo is None else {"backlog": self.repo.backlog,
+                                                  "written": self.repo.written,
+                                                  "failures": self.repo.failures},
+        }
+
+
+def to_event(o: SignalOut) -> SignalGenerated:
+    return SignalGenerated(instrument=o.instrument, bar_time_ms=o.bar_time_ms,
+                           direction=o.direction, probability=o.probability,
+                           confidence=o.confidence, live_ic=o.live_ic,
+                           model_version=o.model_version, inference_us=o.inference_us,
+                           reason=o.reason)
+
+
+def row(o: SignalOut, event_id: str) -> dict:
+    """A ``signals`` table row."""
+    return {"instrument": o.instrument, "bar_time_ms": o.bar_time_ms, "direction": o.direction,
+            "probability": o.probability, "confidence": o.confidence, "live_ic": o.live_ic,
+            "model_version": o.model_version, "inference_us": o.inference_us,
+            "reason": o.reason, "event_id": event_id}

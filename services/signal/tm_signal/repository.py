@@ -1,0 +1,134 @@
+"""The signal service's data: the ``signals`` table (written behind the stream) and the bar
+history that warms the features after a model load.
+
+Writes never block trading: rows are queued and written by a background task with retries, in
+order, as idempotent upserts keyed by ``(instrument, bar_time_ms)`` (a redelivered bar rewrites
+the same row). History reads are on the warm-up path only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+import structlog
+from sqlalchemy.ext.asyncio import AsyncEngine
+from tm_common import history as files
+from tm_common.db import upsert
+from tm_common.db.tables import bars as bars_table
+from tm_common.db.tables import dvol as dvol_table
+from tm_common.db.tables import signals as signals_table
+from tm_quant.features import Bar
+
+log = structlog.get_logger("tm.signal.db")
+
+
+class SignalRepository:
+    """Queues signal rows (dicts of the ``signals`` columns) and writes them with retries."""
+
+    def __init__(self, engine: AsyncEngine, *, max_backoff_s: float = 10.0) -> None:
+        self.engine = engine
+        self.queue: asyncio.Queue[list[dict]] = asyncio.Queue()
+        self.written = self.failures = 0
+        self.max_backoff_s = max_backoff_s
+        self._inflight = False
+
+    @property
+    def backlog(self) -> int:
+        return self.queue.qsize()
+
+    def save(self, rows: Sequence[dict]) -> None:
+        """Queue rows; never waits for the database."""
+        if rows:
+            self.queue.put_nowait(list(rows))
+
+    async def run(self) -> None:
+        """Write queued rows forever; a failed batch is retried (backoff 0.2 s doubling to
+        ``max_backoff_s``) until it lands, so order is kept."""
+        while True:
+            rows = await self.queue.get()
+            self._inflight = True
+            backoff = 0.2
+            while True:
+                try:
+                    await self._write(rows)
+                    self.written += len(rows)
+                    self._inflight = False
+                    break
+                except Exception as e:  # noqa: BLE001 - any DB failure: keep the rows, retry
+                    self.failures += 1
+                    log.warning("signal.db_write_failed", rows=len(rows), retry_in_s=backoff,
+                                error=f"{type(e).__name__}: {str(e)[:200]}")
+                    await asyncio.sleep(backoff)
+                    backoff = min(backoff * 2, self.max_backoff_s)
+
+    async def flush(self, timeout_s: float = 10.0) -> bool:
+        """Wait (at most ``timeout_s``) until :meth:`run` has written everything queued; True
+        if it did. Used on shutdown, while ``run`` is still going."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        while (self._inflight or not self.queue.empty()) and loop.time() < deadline:
+            await asyncio.sleep(0.02)
+        return not self._inflight and self.queue.empty()
+
+    async def drain(self) -> None:
+        """Write what is queued now, without :meth:`run` (tests)."""
+        while not self.queue.empty():
+            rows = self.queue.get_nowait()
+            await self._write(rows)
+            self.written += len(rows)
+
+    async def _write(self, rows: list[dict]) -> None:
+        async with self.engine.begin() as conn:
+            await upsert(conn, signals_table, rows, ("instrument", "bar_time_ms"))
+
+
+class BarHistory:
+    """Bars and DVOL for warm-up: the shipped files, overridden and extended by the database.
+
+    The files (``tm_common.history``) cover the shipped window; the ``bars``/``dvol`` tables hold
+    what ingest wrote (live, backfill, replay). For a given time the database row wins. Either
+    source may be absent (``engine`` None, or no file for the instrument).
+    """
+
+    def __init__(self, engine: AsyncEngine | None = None, history_dir: str | None = None,
+                 interval_min: int = 240) -> None:
+        self.engine, self.history_dir, self.interval_min = engine, history_dir, interval_min
+
+    async def bars(self, instrument: str, start_ms: int, end_ms: int) -> list[Bar]:
+        """Bars with ``start_ms <= open time <= end_ms``, ascending (prices as float)."""
+        out: dict[int, Bar] = {}
+        try:
+            for b in files.load_bars(instrument, start_ms, end_ms, directory=self.history_dir):
+                out[b.open_time_ms] = Bar(b.open_time_ms, float(b.open), float(b.high),
+                                          float(b.low), float(b.close), float(b.volume))
+        except files.HistoryFileError:
+            pass
+        if self.engine is not None:
+            t = bars_table.c
+            q = sa.select(t.open_time_ms, t.open, t.high, t.low, t.close, t.volume).where(
+                t.instrument == instrument, t.interval_min == self.interval_min,
+                t.open_time_ms >= start_ms, t.open_time_ms <= end_ms)
+            async with self.engine.connect() as conn:
+                for r in (await conn.execute(q)).all():
+                    out[int(r[0])] = Bar(int(r[0]), *(float(x) for x in r[1:]))
+        return [out[k] for k in sorted(out)]
+
+    async def dvol(self, known_by_ms: int, currency: str = "BTC") -> list[tuple[int, float]]:
+        """``(known_at_ms, value)`` of DVOL points known at ``known_by_ms``, ascending."""
+        out: dict[int, tuple[int, float]] = {}
+        try:
+            for p in files.load_dvol(currency, directory=self.history_dir):
+                if p.known_at_ms <= known_by_ms:
+                    out[p.day_ms] = (p.known_at_ms, float(p.close))
+        except files.HistoryFileError:
+            pass
+        if self.engine is not None:
+            t = dvol_table.c
+            q = sa.select(t.day_ms, t.known_at_ms, t.value).where(
+                t.currency == currency, t.known_at_ms <= known_by_ms)
+            async with self.engine.connect() as conn:
+                for r in (await conn.execute(q)).all():
+                    out[int(r[0])] = (int(r[1]), float(r[2]))
+        return sorted(out.values())

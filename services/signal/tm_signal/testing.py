@@ -1,0 +1,94 @@
+"""Small, real signal bundles for tests and benchmarks (tiny xgboost boosters, seconds to fit).
+
+The boosters are trained on synthetic data: what they predict is meaningless, but they are real
+``binary:logistic`` models in UBJSON inside a real bundle, so loading, column mapping, inference
+and calibration are exercised end to end. Different seeds give different predictions, which is
+how the tests tell two versions apart.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import xgboost as xgb
+from tm_common.models.bundle import Bundle
+from tm_quant.features import FEATURE_NAMES
+from tm_quant.garch import DEFAULT_GARCH_PARAMS, GarchParams
+
+SYMBOLS = ("BTCUSDT", "ETHUSDT", "SOLUSDT")
+DEFAULT_FEATURES = ("ret_1", "ret_6", "rv_42", "garch_vol", "rsi_14", "macd_hist", "dvol_level",
+                    "btc_ret_1", "volume_z_20", "funding_rate")
+
+
+def tiny_booster(n_features: int, *, seed: int, n_trees: int = 12, depth: int = 3) -> xgb.Booster:
+    """A ``binary:logistic`` booster on synthetic rows of standard-normal-ish inputs."""
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(600, n_features)) * 0.02
+    X[rng.random(X.shape) < 0.05] = np.nan                      # teach it missing values
+    w = rng.normal(size=n_features)
+    y = (np.nan_to_num(X) @ w + rng.normal(scale=0.02, size=600) > 0).astype(int)
+    params = {"objective": "binary:logistic", "max_depth": depth, "eta": 0.3, "nthread": 1,
+              "seed": seed}
+    return xgb.train(params, xgb.DMatrix(X, label=y), n_trees)
+
+
+def signal_bundle(version: str, *, first_bar_ms: int, seed: int = 0, horizon_bars: int = 6,
+                  symbols: Sequence[str] = SYMBOLS, features: Sequence[str] = DEFAULT_FEATURES,
+                  garch: GarchParams = DEFAULT_GARCH_PARAMS, calibration=(1.0, 0.0),
+                  n_trees: int = 12, depth: int = 3) -> bytes:
+    """Bundle bytes of kind ``signal`` for ``symbols`` (one booster each)."""
+    files, instruments = {}, {}
+    for k, sym in enumerate(symbols):
+        bst = tiny_booster(len(features), seed=seed * 100 + k, n_trees=n_trees, depth=depth)
+        files[f"{sym}.ubj"] = bytes(bst.save_raw("ubj"))
+        instruments[sym] = {"booster": f"{sym}.ubj", "features": list(features),
+                            "garch": garch.to_dict(), "first_bar_ms": int(first_bar_ms),
+                            "prob_calibration": {"a": float(calibration[0]),
+                                                 "b": float(calibration[1])}}
+    manifest = {"kind": "signal", "version": version, "horizon_bars": horizon_bars,
+                "feature_names": list(FEATURE_NAMES), "instruments": instruments,
+                "metrics": {}}
+    return Bundle(manifest=manifest, files=files).to_bytes()
+
+
+class Record:
+    """A stand-in for a registry record (``version``, ``kind``, ``artifact``)."""
+
+    def __init__(self, version: str, artifact: bytes, kind: str = "signal") -> None:
+        self.version, self.artifact, self.kind = version, artifact, kind
+
+
+class FakeRegistry:
+    """In-memory :class:`tm_signal.models.ModelSource`: ``add`` (optionally as production);
+    ``fail`` toggles a registry outage (every call raises ``ConnectionError``), ``fail_next``
+    fails only that many calls."""
+
+    def __init__(self) -> None:
+        self.records: dict[str, Record] = {}
+        self.prod: dict[str, str] = {}
+        self.fail = False
+        self.fail_next = 0
+        self.calls = 0
+
+    def add(self, version: str, artifact: bytes, kind: str = "signal", promote: bool = False) -> None:
+        self.records[version] = Record(version, artifact, kind)
+        if promote:
+            self.prod[kind] = version
+
+    def _check(self) -> None:
+        self.calls += 1
+        if self.fail_next > 0:
+            self.fail_next -= 1
+            raise ConnectionError("registry down (test)")
+        if self.fail:
+            raise ConnectionError("registry down (test)")
+
+    async def production(self, kind: str):
+        self._check()
+        v = self.prod.get(kind)
+        return None if v is None else self.records[v]
+
+    async def get(self, version: str):
+        self._check()
+        return self.records.get(version)

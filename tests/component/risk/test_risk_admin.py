@@ -1,0 +1,81 @@
+"""The admin routes in process (ASGI) on the in-memory bus, with the handler consuming commands."""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+from fastapi import FastAPI
+from pydantic import SecretStr
+from tm_common.bus import Consumer, InMemoryBus
+from tm_common.bus.streams import RISK_BREAKER
+from tm_risk.admin import admin_router, check_bearer
+from tm_risk.commands import RISK_COMMAND
+from tm_risk.config import RiskSettings
+from tm_risk.handler import RiskHandler
+from tm_risk.testing import make_params
+
+TOKEN = "s3cr3t-admin"
+
+
+def _client(token: str | None, *, wait_s: float = 2.0):
+    settings = RiskSettings(redis_url="redis://unused", admin_wait_s=wait_s,
+                            admin_token=SecretStr(token) if token else None)
+    bus, handler = InMemoryBus(), RiskHandler(make_params())
+    app = FastAPI()
+    app.include_router(admin_router(settings, bus, handler))
+    client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://risk")
+    consumer = Consumer(bus, handler, group="risk", consumer="r0", streams=[RISK_COMMAND],
+                        block_ms=20)
+    return client, bus, handler, consumer
+
+
+def test_check_bearer():
+    assert check_bearer(f"Bearer {TOKEN}", TOKEN) is None
+    assert check_bearer(f"bearer   {TOKEN} ", TOKEN) is None
+    for header in (None, "", TOKEN, f"Basic {TOKEN}", "Bearer", f"Bearer {TOKEN}x", "Bearer s3cr3t"):
+        r = check_bearer(header, TOKEN)
+        assert r is not None and r.status_code == 401 and TOKEN.encode() not in r.body
+    r = check_bearer(f"Bearer {TOKEN}", None)
+    assert r.status_code == 403 and b"admin token not configured" in r.body
+
+
+async def test_no_token_configured_refuses_with_403():
+    client, bus, _, _ = _client(None)
+    async with client:
+        for path in ("/breaker/trip", "/breaker/reset"):
+            r = await client.post(path, headers={"Authorization": f"Bearer {TOKEN}"})
+            assert r.status_code == 403 and r.json()["detail"] == "admin token not configured"
+    assert await bus.entries(RISK_COMMAND) == []
+
+
+async def test_trip_goes_through_the_command_stream_and_the_handler():
+    client, bus, handler, consumer = _client(TOKEN)
+    task = asyncio.create_task(consumer.run())
+    try:
+        async with client:
+            auth = {"Authorization": f"Bearer {TOKEN}"}
+            assert (await client.post("/breaker/trip")).status_code == 401
+            r = await client.post("/breaker/trip", headers=auth, json={"reason": "x" * 201})
+            assert r.status_code == 400
+            r = await client.post("/breaker/trip", headers=auth, json={"reason": "drill"})
+            assert r.status_code == 200 and r.json()["state"] == "OPEN", r.text
+            assert handler.state.breaker.state == "OPEN"
+            (_, fields), = await bus.entries(RISK_BREAKER)
+            assert fields["type"] == "breaker.state_changed" and '"manual_trip"' in fields["body"]
+            (_, cmd), = await bus.entries(RISK_COMMAND)
+            assert cmd["type"] == "breaker.command_issued" and TOKEN not in str(cmd)
+            assert (await client.post("/breaker/trip", headers=auth)).status_code == 409
+            r = await client.post("/breaker/reset", headers=auth)
+            assert r.status_code == 200 and r.json()["state"] == "CLOSED"
+    finally:
+        consumer.stop()
+        await task
+
+
+async def test_a_command_not_yet_applied_answers_202():
+    client, bus, handler, _ = _client(TOKEN, wait_s=0.05)      # no consumer running
+    async with client:
+        r = await client.post("/breaker/trip", headers={"Authorization": f"Bearer {TOKEN}"})
+    assert r.status_code == 202 and r.json()["applied"] is False
+    assert len(await bus.entries(RISK_COMMAND)) == 1 and handler.state.breaker.state == "CLOSED"

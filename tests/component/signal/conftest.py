@@ -1,0 +1,105 @@
+"""Signal handler on the in-memory bus with the real consumer loop: helpers."""
+
+from __future__ import annotations
+
+import json
+import random
+from decimal import Decimal
+
+from tm_common.bus import Consumer, InMemoryBus
+from tm_common.bus.streams import MD_BAR, MD_DVOL, MODELS_PROMOTED, SIGNAL_TL
+from tm_common.events import BarClosed, DvolUpdated, Envelope, ModelPromoted
+from tm_common.history import load_bars, load_dvol
+from tm_quant.features import BAR_MS
+from tm_signal.domain.engine import EngineConfig, SignalEngine
+from tm_signal.handler import SignalHandler
+from tm_signal.models import SignalModels
+from tm_signal.repository import BarHistory
+
+SYMS = ("BTCUSDT", "ETHUSDT", "SOLUSDT")
+START = 5000
+
+
+def bar_env(sym: str, hb) -> Envelope:
+    """A bar event exactly as ingest publishes it (id from the natural key)."""
+    b = BarClosed(instrument=sym, open_time_ms=hb.open_time_ms,
+                  close_time_ms=hb.open_time_ms + BAR_MS - 1, open=Decimal(hb.open),
+                  high=Decimal(hb.high), low=Decimal(hb.low), close=Decimal(hb.close),
+                  volume=Decimal(hb.volume), source="replay")
+    key = f"{sym}:{hb.open_time_ms}"
+    return Envelope.root(b, key=key, correlation_id=key,
+                         ts_event_ns=(hb.open_time_ms + BAR_MS) * 1_000_000, ts_init_ns=1)
+
+
+def dvol_env(p) -> Envelope:
+    d = DvolUpdated(currency="BTC", day_ms=p.day_ms, known_at_ms=p.known_at_ms,
+                    value=float(p.close))
+    return Envelope.root(d, key=f"BTC:{p.day_ms}", correlation_id=f"DVOL:BTC:{p.day_ms}",
+                         ts_event_ns=p.known_at_ms * 1_000_000, ts_init_ns=1)
+
+
+def promoted_env(version: str, kind: str = "signal") -> Envelope:
+    body = ModelPromoted(kind=kind, version=version, reason="test")
+    return Envelope.root(body, key=f"{kind}:{version}", correlation_id=f"model:{version}",
+                         ts_event_ns=1, ts_init_ns=1)
+
+
+def bar_times(start: int = START, n: int = 10) -> list[int]:
+    return [b.open_time_ms for b in load_bars("BTCUSDT")[start:start + n]]
+
+
+def first_ms(offset: int) -> int:
+    return load_bars("BTCUSDT")[START + offset].open_time_ms
+
+
+async def publish_lockstep(bus, start: int, n: int, seed: int = 0, dvol: bool = True) -> None:
+    """Like ingest's lockstep replay: DVOL known by each bar close, then the bars of that time
+    (shuffled within the time)."""
+    rng = random.Random(seed)
+    per = {s: load_bars(s)[start:start + n] for s in SYMS}
+    points = load_dvol("BTC") if dvol else []
+    di = 0
+    for i in range(n):
+        close = per["BTCUSDT"][i].open_time_ms + BAR_MS
+        while di < len(points) and points[di].known_at_ms <= close:
+            await bus.publish(MD_DVOL, dvol_env(points[di]))
+            di += 1
+        group = list(SYMS)
+        rng.shuffle(group)
+        for s in group:
+            await bus.publish(MD_BAR, bar_env(s, per[s][i]))
+
+
+def make(bus, registry, *, name: str = "signal-0", history=True, **cfg):
+    handler = SignalHandler(SignalEngine(EngineConfig(symbols=SYMS, **cfg)), SignalModels(registry),
+                            history=BarHistory(None) if history else None)
+    consumer = Consumer(bus, handler, group="signal", consumer=name,
+                        streams=[MD_BAR, MD_DVOL, MODELS_PROMOTED], state_key="tm:state:signal",
+                        clock=lambda: 7, retry_backoff_s=0.001, max_deliveries=3)
+    return handler, consumer
+
+
+async def signals(bus) -> list[dict]:
+    return [{**f, "body": json.loads(f["body"])} for _, f in await bus.entries(SIGNAL_TL, 100_000)]
+
+
+def content(sig: dict) -> tuple:
+    """A signal without its measured timing, keyed by bar."""
+    b = {k: v for k, v in sig["body"].items() if k != "inference_us"}
+    return (b["instrument"], b["bar_time_ms"], tuple(sorted(b.items())))
+
+
+__all__ = [
+    "START",
+    "SYMS",
+    "InMemoryBus",
+    "bar_env",
+    "bar_times",
+    "content",
+    "dvol_env",
+    "first_ms",
+    "make",
+    "promoted_env",
+    "publish_lockstep",
+    "signals",
+]

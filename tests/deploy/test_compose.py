@@ -1,0 +1,108 @@
+"""docker-compose.yml (validated by docker-compose 1.29 offline), the Dockerfile and
+.dockerignore (static checks: there is no Docker engine here to build with)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+from tm_common.cli.services import SERVICES
+
+ROOT = Path(__file__).resolve().parents[2]
+COMPOSE = ROOT / "docker-compose.yml"
+DOCKERFILE = ROOT / "deploy" / "docker" / "Dockerfile"
+
+
+def k8s_name(name: str) -> str:
+    return name.replace("_", "-")
+
+
+@pytest.fixture(scope="module")
+def compose(deploy_tools, sh) -> dict:
+    """The compose file as docker-compose resolves it (anchors merged, defaults substituted)."""
+    r = sh([deploy_tools.docker_compose, "-f", str(COMPOSE), "config", "-q"])
+    assert r.returncode == 0, r.stderr
+    r = sh([deploy_tools.docker_compose, "-f", str(COMPOSE), "config"])
+    assert r.returncode == 0, r.stderr
+    return yaml.safe_load(r.stdout)
+
+
+def test_config_is_valid(compose):
+    assert compose["services"]
+
+
+def test_infrastructure(compose):
+    svc = compose["services"]
+    redis = svc["redis"]
+    cmd = redis["command"] if isinstance(redis["command"], list) else redis["command"].split()
+    assert cmd[cmd.index("--appendonly") + 1] == "yes", "Redis must run with AOF"
+    assert "/data" in " ".join(redis["volumes"] if isinstance(redis["volumes"][0], str) else
+                               [v["target"] for v in redis["volumes"]])
+    assert svc["postgres"]["image"].startswith("timescale/timescaledb")
+    for name in ("redis", "postgres", "prometheus", "grafana"):
+        assert "healthcheck" in svc[name], name
+    mounts = " ".join(str(v) for v in svc["prometheus"]["volumes"])
+    assert "deploy/prometheus" in mounts
+    gmounts = " ".join(str(v) for v in svc["grafana"]["volumes"])
+    assert "deploy/grafana/provisioning" in gmounts and "deploy/grafana/dashboards" in gmounts
+    assert svc["grafana"]["depends_on"]["prometheus"]["condition"] == "service_healthy"
+
+
+@pytest.mark.parametrize("service", SERVICES, ids=lambda s: s.name)
+def test_every_service_of_the_table(compose, service):
+    name = k8s_name(service.name)
+    assert name in compose["services"], f"{name} missing from docker-compose.yml"
+    svc = compose["services"][name]
+    assert svc["command"] == ["python", "-m", service.module]
+    env = svc["environment"]
+    assert env["TM_HTTP_PORT"] == str(service.port) and env["TM_HTTP_HOST"] == "0.0.0.0"
+    assert env["TM_REDIS_URL"].startswith("redis://redis:")
+    assert env["TM_DATABASE_URL"].startswith("postgresql+asyncpg://")
+    test = " ".join(svc["healthcheck"]["test"])
+    assert f"127.0.0.1:{service.port}/readyz" in test
+    for dep in ("redis", "postgres"):
+        assert svc["depends_on"][dep]["condition"] == "service_healthy"
+    assert svc["user"] != "root" and svc.get("read_only") is True
+
+
+def test_paper_mode_by_default(compose):
+    """Everything that talks to an exchange talks to the simulator, by default."""
+    svc = compose["services"]
+    urls = {k: v for s in svc.values() for k, v in (s.get("environment") or {}).items()
+            if k.startswith(("TM_BYBIT_", "TM_DERIBIT_", "TM_REPLAY_VENUE")) and k.endswith("_URL")}
+    assert urls, "no venue URL configured"
+    for k, v in urls.items():
+        assert re.match(r"^(http|ws)://exchange-sim:\d+", v), f"{k}={v} is not the simulator"
+    for name in ("executor", "ingest"):
+        assert svc[name]["depends_on"]["exchange-sim"]["condition"] == "service_healthy"
+
+
+def test_dockerfile():
+    text = DOCKERFILE.read_text()
+    stages = {alias: base for base, alias in re.findall(r"^FROM\s+(\S+)\s+AS\s+(\S+)", text,
+                                                        re.MULTILINE | re.IGNORECASE)}
+    assert {"base", "build", "build-trainer", "trainer", "runtime"} <= set(stages)
+    assert re.search(r"^ARG PYTHON_IMAGE=python:3\.11-slim", text, re.MULTILINE)
+    last = re.findall(r"^FROM\s+\S+\s+AS\s+(\S+)", text, re.MULTILINE | re.IGNORECASE)[-1]
+    assert last == "runtime", "the default target (last stage) must be the runtime image"
+    users = re.findall(r"^USER\s+(\S+)", text, re.MULTILINE)
+    assert users and all(not u.startswith(("root", "0")) for u in users)
+    sections = re.split(r"^FROM ", text, flags=re.MULTILINE)
+    body = {re.match(r"\S+\s+AS\s+(\S+)", s, re.IGNORECASE).group(1): s for s in sections[1:]}
+    # Runtime: the project without the trainer extra, pinned by constraints.txt; no torch.
+    assert "-c constraints.txt" in body["build"] and "[trainer]" not in body["build"]
+    assert 'import torch' in body["build"]      # the build fails if torch slipped in
+    assert "COPY --from=build /opt/venv" in body["runtime"]
+    assert '.[trainer]' in body["build-trainer"] and "-c constraints.txt" in body["build-trainer"]
+    assert "COPY --from=build-trainer /opt/venv" in body["trainer"]
+    assert "torch==2.13.0" in (ROOT / "constraints.txt").read_text()
+
+
+def test_dockerignore():
+    lines = {ln.strip() for ln in (ROOT / ".dockerignore").read_text().splitlines()
+             if ln.strip() and not ln.startswith("#")}
+    assert {".git", ".venv", "tests"} <= lines
+    for needed in ("libs", "services", "trainer", "data", "pyproject.toml", "constraints.txt"):
+        assert needed not in lines, f"{needed} is needed by the Dockerfile"

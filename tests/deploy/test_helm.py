@@ -1,0 +1,274 @@
+"""The Helm chart: lint, render and schema-validate every service's values file; what a rendered
+Deployment must contain; secrets only by reference; optional ServiceMonitor; trainer CronJob."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+from tm_common.cli.services import SERVICES
+
+ROOT = Path(__file__).resolve().parents[2]
+CHART = ROOT / "helm" / "trade-matrix"
+VALUES = sorted((ROOT / "helm" / "values").glob("*.yaml"))
+SECRETISH = re.compile(r"(KEY|SECRET|TOKEN|PASSWORD|DATABASE_URL)$")
+# ARCHITECTURE §2: only the services that talk to the exchange get HTTPS egress.
+EXCHANGE_CLIENTS = {"executor", "ingest"}
+
+
+def values_of(path: Path) -> dict:
+    return yaml.safe_load(path.read_text())
+
+
+def k8s_name(service_name: str) -> str:
+    return service_name.replace("_", "-")
+
+
+_rendered: dict[tuple, str] = {}
+
+
+def render(tools, sh, values: Path, *extra: str) -> str:
+    key = (values, extra)
+    if key not in _rendered:
+        r = sh([tools.helm, "template", values.stem, str(CHART), "-f", str(values),
+                "--namespace", "trading", *extra])
+        assert r.returncode == 0, f"helm template {values.name}:\n{r.stderr}"
+        _rendered[key] = r.stdout
+    return _rendered[key]
+
+
+def docs(text: str) -> list[dict]:
+    return [d for d in yaml.safe_load_all(text) if d]
+
+
+def one(objs: list[dict], kind: str) -> dict:
+    found = [d for d in objs if d["kind"] == kind]
+    assert len(found) == 1, f"expected one {kind}, got {len(found)}"
+    return found[0]
+
+
+def pod_spec(objs: list[dict]) -> dict:
+    for d in objs:
+        if d["kind"] == "Deployment":
+            return d["spec"]["template"]["spec"]
+        if d["kind"] == "CronJob":
+            return d["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    raise AssertionError("no workload rendered")
+
+
+def test_every_service_of_the_table_has_a_values_file():
+    names = {p.stem for p in VALUES}
+    for s in SERVICES:
+        assert k8s_name(s.name) in names, f"helm/values/{k8s_name(s.name)}.yaml is missing"
+        v = values_of(ROOT / "helm" / "values" / f"{k8s_name(s.name)}.yaml")["service"]
+        assert v["port"] == s.port, f"{s.name}: port {v['port']} != service table {s.port}"
+        assert v.get("module", f"tm_{s.name}") == s.module
+    assert "trainer" in names
+
+
+@pytest.mark.parametrize("values", VALUES, ids=lambda p: p.stem)
+def test_helm_lint_strict(deploy_tools, sh, values):
+    r = sh([deploy_tools.helm, "lint", "--strict", str(CHART), "-f", str(values)])
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
+@pytest.fixture(scope="module")
+def validation(deploy_tools, sh, tmp_path_factory) -> str:
+    """One kubernetes-validate run over every values file's manifests (it takes ~2 s to start):
+    its output, one line per resource, prefixed by the file name (``<values stem>.yaml``)."""
+    d = tmp_path_factory.mktemp("manifests")
+    files = []
+    for v in VALUES:
+        (d / v.name).write_text(render(deploy_tools, sh, v))
+        files.append(v.name)
+    r = sh([*deploy_tools.kubernetes_validate, "--strict", "-k", "1.33.0", *files], cwd=d)
+    return r.stdout + r.stderr
+
+
+@pytest.mark.parametrize("values", VALUES, ids=lambda p: p.stem)
+def test_rendered_manifests_pass_kubernetes_validate(deploy_tools, sh, validation, values):
+    text = render(deploy_tools, sh, values)
+    mine = [ln for ln in validation.splitlines() if f" {values.name} " in ln]
+    problems = [ln for ln in mine if not ln.startswith("INFO")]
+    assert not problems, "\n".join(problems)
+    for d in docs(text):
+        resource = f"{d['kind'].lower()}/{d['metadata']['name']}"
+        assert f"passed for resource {resource} against version 1.33" in "\n".join(mine), \
+            f"{values.name}: {resource} not validated:\n{validation}"
+    kinds = [d["kind"] for d in docs(text)]
+    assert "Secret" not in kinds, "the chart must not create Secrets"
+
+
+@pytest.mark.parametrize("values", [v for v in VALUES
+                                    if values_of(v)["service"].get("kind", "deployment")
+                                    == "deployment"], ids=lambda p: p.stem)
+def test_deployment(deploy_tools, sh, values):
+    v = values_of(values)
+    name, port = v["service"]["name"], v["service"]["port"]
+    objs = docs(render(deploy_tools, sh, values))
+    dep = one(objs, "Deployment")
+    assert dep["metadata"]["name"] == name
+    assert dep["spec"]["strategy"] == {"type": "RollingUpdate",
+                                       "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}}
+    tmpl = dep["spec"]["template"]
+    ann = tmpl["metadata"]["annotations"]
+    assert ann["prometheus.io/scrape"] == "true" and ann["prometheus.io/port"] == str(port)
+    assert ann["prometheus.io/path"] == "/metrics" and "checksum/config" in ann
+    spec = tmpl["spec"]
+    assert spec["securityContext"]["runAsNonRoot"] is True
+    assert spec["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert spec["automountServiceAccountToken"] is False
+    (c,) = spec["containers"]
+    module = v["service"].get("module", f"tm_{name.replace('-', '_')}")
+    assert c["command"] == ["python", "-m", module]
+    assert c["ports"] == [{"name": "http", "containerPort": port, "protocol": "TCP"}]
+    assert c["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
+    assert c["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
+    assert c["startupProbe"]["httpGet"]["path"] == "/healthz"
+    sc = c["securityContext"]
+    assert sc["runAsNonRoot"] is True and sc["allowPrivilegeEscalation"] is False
+    assert sc["readOnlyRootFilesystem"] is True and sc["capabilities"] == {"drop": ["ALL"]}
+    assert sc["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert c["resources"]["requests"] and c["resources"]["limits"]["memory"]
+    mounts = {m["mountPath"]: m["name"] for m in c["volumeMounts"]}
+    vols = {vol["name"]: vol for vol in spec["volumes"]}
+    for path in ("/tmp", "/var/lib/tm"):
+        assert path in mounts and "emptyDir" in vols[mounts[path]], f"{path} is not an emptyDir"
+    env = {e["name"]: e for e in c["env"]}
+    assert env["TM_CONSUMER_NAME"]["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.name"}}
+
+    cm = one(objs, "ConfigMap")
+    assert c["envFrom"] == [{"configMapRef": {"name": cm["metadata"]["name"]}}]
+    assert cm["data"]["TM_HTTP_PORT"] == str(port) and cm["data"]["TM_HTTP_HOST"] == "0.0.0.0"
+    assert cm["data"]["TM_DATA_DIR"] == "/var/lib/tm"
+
+    svc = one(objs, "Service")
+    assert svc["metadata"]["name"] == name
+    assert svc["spec"]["ports"] == [{"name": "http", "port": port, "targetPort": "http",
+                                     "protocol": "TCP"}]
+    assert svc["spec"]["selector"] == dep["spec"]["selector"]["matchLabels"]
+    pdb = one(objs, "PodDisruptionBudget")
+    assert pdb["spec"]["selector"] == dep["spec"]["selector"]
+    assert not [d for d in objs if d["kind"] == "ServiceMonitor"]
+
+
+@pytest.mark.parametrize("values", VALUES, ids=lambda p: p.stem)
+def test_no_secret_values_inline(deploy_tools, sh, values):
+    """Secret-looking settings come from secretKeyRef; the ConfigMap and env carry none."""
+    objs = docs(render(deploy_tools, sh, values))
+    c = pod_spec(objs)["containers"][0]
+    for e in c["env"]:
+        if SECRETISH.search(e["name"]):
+            assert "value" not in e and "secretKeyRef" in e["valueFrom"], e
+    cm = one(objs, "ConfigMap")
+    for k, val in cm["data"].items():
+        assert not SECRETISH.search(k), f"ConfigMap key {k} looks like a secret"
+        assert not re.search(r"://[^/@\s]*:[^/@\s]+@", val), f"{k} has a password in a URL"
+    v = values_of(values)
+    if v.get("database", {}).get("existingSecret", "trade-matrix-database"):
+        db = {e["name"]: e for e in c["env"]}["TM_DATABASE_URL"]
+        assert db["valueFrom"]["secretKeyRef"]["key"] == "database-url"
+
+
+def test_redis_password_from_a_secret(deploy_tools, sh):
+    values = ROOT / "helm" / "values" / "signal.yaml"
+    objs = docs(render(deploy_tools, sh, values, "--set", "redis.existingSecret=redis-auth",
+                       "--set", "redis.host=redis.data.svc", "--set", "redis.tls=true"))
+    env = {e["name"]: e for e in pod_spec(objs)["containers"][0]["env"]}
+    assert env["TM_REDIS_PASSWORD"]["valueFrom"]["secretKeyRef"] == {"name": "redis-auth",
+                                                                    "key": "redis-password"}
+    names = [e["name"] for e in pod_spec(objs)["containers"][0]["env"]]
+    assert names.index("TM_REDIS_PASSWORD") < names.index("TM_REDIS_URL")  # $(VAR) expansion
+    assert env["TM_REDIS_URL"]["value"] == "rediss://:$(TM_REDIS_PASSWORD)@redis.data.svc:6379/0"
+    assert "TM_REDIS_URL" not in one(objs, "ConfigMap")["data"]
+
+
+def test_a_secret_in_config_is_refused(deploy_tools, sh):
+    r = sh([deploy_tools.helm, "template", "x", str(CHART), "-f",
+            str(ROOT / "helm" / "values" / "executor.yaml"),
+            "--set", "config.TM_BYBIT_API_SECRET=hunter2"])
+    assert r.returncode != 0 and "secretEnv" in r.stderr
+
+
+@pytest.mark.parametrize("values", [v for v in VALUES
+                                    if values_of(v)["service"].get("kind", "deployment")
+                                    == "deployment"], ids=lambda p: p.stem)
+def test_network_policy(deploy_tools, sh, values):
+    v = values_of(values)
+    name = v["service"]["name"]
+    objs = docs(render(deploy_tools, sh, values))
+    np = one(objs, "NetworkPolicy")
+    assert np["spec"]["policyTypes"] == ["Ingress", "Egress"]
+    (rule,) = np["spec"]["ingress"]
+    assert rule["ports"] == [{"port": "http", "protocol": "TCP"}]
+    prom = rule["from"][0]
+    assert "namespaceSelector" in prom and "podSelector" in prom
+    ports = {(p["port"], p["protocol"]) for r in np["spec"]["egress"] for p in r["ports"]}
+    assert (53, "UDP") in ports
+    assert ((443, "TCP") in ports) == (name in EXCHANGE_CLIENTS), \
+        f"{name}: HTTPS egress only for {sorted(EXCHANGE_CLIENTS)}"
+    expected = {53, 443, 6379, 5432} | {s["port"] for s in
+                                        v.get("networkPolicy", {}).get("egress", {})
+                                        .get("services", [])}
+    assert {p for p, _ in ports} <= expected
+
+
+def test_service_monitor_only_when_enabled(deploy_tools, sh):
+    values = ROOT / "helm" / "values" / "risk.yaml"
+    assert not [d for d in docs(render(deploy_tools, sh, values)) if d["kind"] == "ServiceMonitor"]
+    text = render(deploy_tools, sh, values, "--set", "serviceMonitor.enabled=true")
+    sm = one(docs(text), "ServiceMonitor")
+    assert sm["apiVersion"] == "monitoring.coreos.com/v1"
+    (ep,) = sm["spec"]["endpoints"]
+    assert ep["port"] == "http" and ep["path"] == "/metrics"
+    relabel = {r["targetLabel"]: r["replacement"] for r in ep["relabelings"]}
+    assert relabel == {"system": "trade-matrix", "service": "risk"}
+    dep = one(docs(text), "Deployment")
+    assert sm["spec"]["selector"] == dep["spec"]["selector"]
+    # The rest still validates (kubernetes-validate has no schema for the CRD: a warning only).
+    r = sh([*deploy_tools.kubernetes_validate, "--strict", "-k", "1.33.0", "-"], input=text)
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_trainer_is_a_weekly_cronjob(deploy_tools, sh):
+    values = ROOT / "helm" / "values" / "trainer.yaml"
+    objs = docs(render(deploy_tools, sh, values))
+    kinds = {d["kind"] for d in objs}
+    assert "Deployment" not in kinds and "Service" not in kinds and "PodDisruptionBudget" not in kinds
+    cj = one(objs, "CronJob")
+    assert cj["spec"]["concurrencyPolicy"] == "Forbid"
+    _minute, _hour, dom, month, dow = cj["spec"]["schedule"].split()
+    assert dom == "*" and month == "*" and dow not in ("*", "*/1"), "not weekly"
+    spec = pod_spec(objs)
+    assert spec["restartPolicy"] == "Never"
+    (c,) = spec["containers"]
+    assert c["image"].endswith("-trainer")
+    assert c["command"] == ["python", "-m", "tm_trainer"]
+    assert c["securityContext"]["readOnlyRootFilesystem"] is True
+    assert "livenessProbe" not in c
+    np = one(objs, "NetworkPolicy")
+    assert np["spec"]["ingress"] == []
+
+
+def test_dashboards_and_rules_ship_with_the_chart(deploy_tools, sh):
+    """Off by default; enabled, the ConfigMap and PrometheusRule carry exactly deploy/'s files."""
+    import json
+
+    values = ROOT / "helm" / "values" / "risk.yaml"
+    kinds = [d["kind"] for d in docs(render(deploy_tools, sh, values))]
+    assert "PrometheusRule" not in kinds and kinds.count("ConfigMap") == 1
+    objs = docs(render(deploy_tools, sh, values,
+                       "--set", "monitoring.grafanaDashboards.enabled=true",
+                       "--set", "monitoring.prometheusRule.enabled=true"))
+    cm = next(d for d in objs if d["kind"] == "ConfigMap"
+              and d["metadata"]["name"] == "trade-matrix-dashboards")
+    assert cm["metadata"]["labels"]["grafana_dashboard"] == "1"
+    shipped = sorted((ROOT / "deploy" / "grafana" / "dashboards").glob("*.json"))
+    assert sorted(cm["data"]) == [p.name for p in shipped]
+    for p in shipped:
+        assert json.loads(cm["data"][p.name]) == json.loads(p.read_text())
+    rule = one(objs, "PrometheusRule")
+    assert rule["spec"] == yaml.safe_load(
+        (ROOT / "deploy" / "prometheus" / "rules" / "trade-matrix.yml").read_text())

@@ -1,0 +1,83 @@
+"""End to end (slow, CI runs them): the README's main command on embedded defaults, and parity
+of a mesh replay with the in-process backtest.
+
+The demo trains with ``--fast-train`` (a reduced walk-forward) into a fresh SQLite registry;
+the parity test reuses that registry with lower cascade thresholds so that the window trades,
+changes tier and changes regime (a test configuration, not the shipped defaults)."""
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.slow
+START = "2025-01-01"
+PARITY_ENV = {"TM_KELLY_CONFIDENCE": "0.02", "TM_BLENDED_CONFIDENCE": "0.08",
+              "TM_KELLY_MIN_EACH": "1", "TM_KELLY_PRIOR_B": "1.5", "TM_LOG_LEVEL": "WARNING"}
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory):
+    data = tmp_path_factory.mktemp("demo")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TM_")}
+    env["TM_DATA_DIR"] = str(data / ".tm")
+    tm = Path(sys.executable).parent / "tm"
+    p = subprocess.run([str(tm), "demo", "--start", START, "--end", "2025-01-15", "--fast-train",
+                        "--port-offset", "400", "--out", str(data / "report")],
+                       env=env, cwd=data, capture_output=True, text=True, timeout=1500)
+    yield data, p
+    subprocess.run([str(tm), "down", "--redis"], env=env, cwd=data, capture_output=True, timeout=60)
+
+
+def test_main_command_on_embedded_defaults_writes_the_report(demo_run):
+    data, p = demo_run
+    assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
+    assert "Traceback" not in p.stderr
+    doc = json.loads((data / "report" / "report.json").read_text())
+    html = (data / "report" / "report.html").read_text()
+    assert doc["counts"]["bars"] == 3 * 90 and doc["counts"]["snapshots"] == 90   # 15 days × 6
+    assert doc["stats"]["total"]["final_equity"] > 0
+    assert "data:image/png;base64," in html and "Equity and drawdown" in html
+    assert (data / ".tm" / "trade_matrix.db").exists()          # SQLite default
+    assert "total" in p.stdout and "report:" in p.stdout        # the summary table
+
+
+def test_mesh_replay_equals_in_process_backtest(demo_run, redis_url, tmp_path):
+    from tm_app.backtest import RunConfig, run_backtest
+    from tm_app.mesh import run_mesh
+
+    data, p = demo_run
+    assert p.returncode == 0, p.stderr[-2000:]
+    db_url = f"sqlite+aiosqlite:///{data / '.tm' / 'trade_matrix.db'}"
+    asyncio.run(_force_signal_model(db_url))
+    cfg = RunConfig(start_ms=1_735_689_600_000, end_ms=1_735_689_600_000 + 100 * 4 * 3600_000,
+                    database_url=db_url, extra_env=PARITY_ENV)
+    backtest = asyncio.run(run_backtest(cfg)).trading_view()
+    mesh = run_mesh(cfg, redis_url=redis_url, data_dir=tmp_path, port_offset=500,
+                    log=lambda m: None).record.trading_view()
+    assert len(backtest["orders"]) > 0 and len(backtest["fills"]) > 0, "the window must trade"
+    assert len({t[2] for t in backtest["tiers"]}) >= 2, "the window must change tier"
+    assert len({r[2] for r in backtest["regimes"]}) >= 2, "the window must change regime"
+    for key in ("orders", "fills", "equity", "tiers", "regimes"):
+        assert mesh[key] == backtest[key], f"{key} differ between the mesh and the backtest"
+
+
+async def _force_signal_model(db_url: str) -> None:
+    """Parity needs a trading window: in this throwaway registry, put the reduced model in
+    production even if its gates refused it (the shipped gates are unchanged for users)."""
+    from tm_common.db import make_engine
+    from tm_common.models.registry import ModelRegistry
+
+    engine = make_engine(db_url)
+    try:
+        reg = ModelRegistry(engine)
+        if await reg.production("signal") is None:
+            cand = [m for m in await reg.list("signal")]
+            assert cand, "the demo registered no signal model"
+            await reg.promote(cand[-1].version, "parity test: exercise trading")
+    finally:
+        await engine.dispose()

@@ -1,0 +1,81 @@
+"""Fixtures for supervisor/CLI tests: a fake service module and helpers to wait on it."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import psutil
+import pytest
+
+from tm_common.cli.supervisor import ProcessSpec
+from tm_common.testing.redis import free_port
+
+FAKE_DIR = Path(__file__).parent / "fake_service"
+
+
+def fake_env(**extra: str) -> dict[str, str]:
+    """Environment that can import ``tm_fake_svc``."""
+    path = os.pathsep.join(p for p in (str(FAKE_DIR), os.environ.get("PYTHONPATH")) if p)
+    return {"PYTHONPATH": path, **extra}
+
+
+def fake_spec(name: str, port: int | None = None, **extra: str) -> ProcessSpec:
+    port = port or free_port()
+    return ProcessSpec(name=name, argv=[sys.executable, "-m", "tm_fake_svc"], port=port,
+                       env=fake_env(TM_SERVICE_NAME=name, TM_HTTP_PORT=str(port), **extra))
+
+
+def get_status(port: int, timeout_s: float = 0.5) -> dict | None:
+    try:
+        r = httpx.get(f"http://127.0.0.1:{port}/status", timeout=timeout_s, trust_env=False)
+    except httpx.HTTPError:
+        return None
+    return r.json() if r.status_code == 200 else None
+
+
+def wait_for(predicate, timeout_s: float = 15.0, interval_s: float = 0.05, what: str = ""):
+    """Poll ``predicate`` until it returns a truthy value; fail the test after ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval_s)
+    pytest.fail(f"timed out after {timeout_s} s waiting for {what or predicate}")
+
+
+def alive(pid: int | None) -> bool:
+    """Running and not a zombie (a zombie has exited; only its entry is left)."""
+    if not pid:
+        return False
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
+
+
+@pytest.fixture
+def fk():
+    """The helpers above, as a fixture (test modules cannot import conftest in importlib mode)."""
+    from types import SimpleNamespace
+
+    return SimpleNamespace(spec=fake_spec, env=fake_env, status=get_status, wait=wait_for,
+                           alive=alive, free_port=free_port)
+
+
+@pytest.fixture
+def tmp_path():
+    """A private temp dir instead of pytest's: concurrent pytest sessions of the same user prune
+    each other's ``/tmp/pytest-of-<user>`` trees, and a data dir deleted under a detached
+    server would leak that server (its record file gone)."""
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    d = Path(tempfile.mkdtemp(prefix="tm-test-"))
+    yield d
+    shutil.rmtree(d, ignore_errors=True)

@@ -1,0 +1,130 @@
+"""The sim's WebSockets over real sockets: public kline driven by the clock, private auth and
+order/execution/position/wallet pushes, ping/pong, dropped connections; and pybit's client."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import queue
+import time
+
+import httpx
+import pytest
+import websockets
+from tm_common.history import load_bars
+from tm_exchange_sim.signing import ws_signature
+
+FIRST_MS = 1640995200000
+H4 = 4 * 3600 * 1000
+
+
+async def recv_json(ws, timeout: float = 5.0) -> dict:
+    return json.loads(await asyncio.wait_for(ws.recv(), timeout))
+
+
+async def advance(sim, steps: int = 1) -> dict:
+    async with httpx.AsyncClient() as client:
+        r = await client.post(sim.url + "/sim/clock", json={"steps": steps})
+        r.raise_for_status()
+        return r.json()
+
+
+async def test_kline_topic_pushes_each_confirmed_bar_as_in_the_csv(sim):
+    async with websockets.connect(sim.ws_url + "/v5/public/linear") as ws:
+        await ws.send(json.dumps({"op": "subscribe", "req_id": "r1",
+                                  "args": ["kline.240.BTCUSDT"]}))
+        ack = await recv_json(ws)
+        assert ack["success"] is True and ack["op"] == "subscribe" and ack["req_id"] == "r1"
+        await ws.send(json.dumps({"op": "ping"}))
+        assert (await recv_json(ws))["op"] == "pong"
+
+        await advance(sim)
+        await advance(sim)
+        pushes = [await recv_json(ws), await recv_json(ws)]
+    expected = load_bars("BTCUSDT", FIRST_MS + H4, FIRST_MS + 2 * H4)
+    for msg, bar in zip(pushes, expected, strict=True):
+        assert msg["topic"] == "kline.240.BTCUSDT" and msg["type"] == "snapshot"
+        (k,) = msg["data"]
+        assert k["confirm"] is True and k["interval"] == "240"
+        assert (k["start"], k["end"]) == (bar.open_time_ms, bar.open_time_ms + H4 - 1)
+        assert [k["open"], k["high"], k["low"], k["close"], k["volume"]] == \
+            [bar.open, bar.high, bar.low, bar.close, bar.volume]
+        assert msg["ts"] == bar.open_time_ms + H4
+
+
+async def test_unknown_topic_is_refused(sim):
+    async with websockets.connect(sim.ws_url + "/v5/public/linear") as ws:
+        await ws.send(json.dumps({"op": "subscribe", "args": ["kline.60.BTCUSDT"]}))
+        reply = await recv_json(ws)
+        assert reply["success"] is False and "kline.60.BTCUSDT" in reply["ret_msg"]
+
+
+async def test_private_auth_with_a_bad_signature_is_refused(sim, session):
+    expires = int(time.time() * 1000) + 5000
+    async with websockets.connect(sim.ws_url + "/v5/private") as ws:
+        await ws.send(json.dumps({"op": "auth", "args": [
+            session.api_key, expires, ws_signature("wrong-secret", expires)]}))
+        reply = await recv_json(ws)
+        assert reply["op"] == "auth" and reply["success"] is False
+        with pytest.raises(websockets.ConnectionClosed):
+            await recv_json(ws)
+
+
+async def test_private_topics_after_auth(sim, session):
+    expires = int(time.time() * 1000) + 5000
+    async with websockets.connect(sim.ws_url + "/v5/private") as ws:
+        await ws.send(json.dumps({"op": "subscribe", "args": ["order"]}))
+        assert (await recv_json(ws))["success"] is False  # not authenticated yet
+        await ws.send(json.dumps({"op": "auth", "args": [
+            session.api_key, expires, ws_signature(session.api_secret, expires)]}))
+        assert (await recv_json(ws))["success"] is True
+        await ws.send(json.dumps({"op": "subscribe", "req_id": "p",
+                                  "args": ["order", "execution", "position", "wallet"]}))
+        assert (await recv_json(ws))["success"] is True
+
+        placed = await asyncio.to_thread(
+            session.place_order, category="linear", symbol="ETHUSDT", side="Sell",
+            orderType="Market", qty="0.50", orderLinkId="ws-1")
+        pushes = {}
+        while len(pushes) < 4:
+            msg = await recv_json(ws)
+            pushes[msg["topic"]] = msg["data"][0]
+    order_id = placed["result"]["orderId"]
+    assert pushes["order"]["orderId"] == order_id and pushes["order"]["orderStatus"] == "Filled"
+    assert pushes["order"]["category"] == "linear"
+    assert pushes["execution"]["orderLinkId"] == "ws-1" and pushes["execution"]["execQty"] == \
+        "0.50"
+    assert pushes["position"]["side"] == "Sell" and pushes["position"]["size"] == "0.50"
+    assert pushes["wallet"]["accountType"] == "UNIFIED"
+
+
+async def test_drop_ws_now_closes_connections(sim):
+    async with websockets.connect(sim.ws_url + "/v5/public/linear") as ws:
+        await ws.send(json.dumps({"op": "subscribe", "args": ["kline.240.ETHUSDT"]}))
+        await recv_json(ws)
+        async with httpx.AsyncClient() as client:
+            r = await client.post(sim.url + "/sim/faults", json={"drop_ws_now": True})
+        assert r.json()["dropped"] >= 1
+        with pytest.raises(websockets.ConnectionClosed):
+            await recv_json(ws)
+
+
+def test_pybit_websocket_client_receives_klines(sim, monkeypatch):
+    import pybit.unified_trading as ut
+
+    monkeypatch.setattr(ut, "PUBLIC_WSS", sim.ws_url + "/v5/public/{CHANNEL_TYPE}")
+    got: queue.Queue = queue.Queue()
+    ws = ut.WebSocket(channel_type="linear", testnet=False, ping_interval=5, ping_timeout=4)
+    try:
+        ws.kline_stream(interval=240, symbol="SOLUSDT", callback=got.put)
+        deadline = time.monotonic() + 20
+        while not sim.get("/status")["ws_topics"].get("kline.240.SOLUSDT"):  # it has landed
+            assert time.monotonic() < deadline, "pybit never subscribed"
+            time.sleep(0.05)
+        sim.advance(1)
+        msg = got.get(timeout=5)
+    finally:
+        ws.exit()
+    (bar,) = load_bars("SOLUSDT", FIRST_MS + H4, FIRST_MS + H4)
+    assert msg["topic"] == "kline.240.SOLUSDT"
+    assert msg["data"][0]["close"] == bar.close and msg["data"][0]["confirm"] is True

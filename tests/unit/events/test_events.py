@@ -1,0 +1,94 @@
+import json
+from decimal import Decimal
+
+import pytest
+from tm_common.errors import MalformedEvent
+from tm_common.events import Envelope, OrderApproved, event_types
+from tm_common.events.schema import build_schema
+from tm_common.events.schema import main as schema_main
+from tm_common.testing.factories import bar_event
+
+
+def test_round_trip_and_plain_fields():
+    env = bar_event("ETHUSDT", 3)
+    fields = env.to_fields()
+    assert set(fields) == {"type", "schema_version", "event_id", "correlation_id", "causation_id",
+                           "ts_event_ns", "ts_init_ns", "body"}
+    assert all(isinstance(v, str) for v in fields.values())
+    assert fields["type"] == "bar.closed" and fields["schema_version"] == "1"
+    body = json.loads(fields["body"])
+    assert body["close"] == "101.05" and isinstance(body["close"], str)   # Decimal as string
+    assert " " not in fields["body"]                                        # compact JSON
+    back = Envelope.from_fields({k.encode(): v.encode() for k, v in fields.items()})
+    assert back == env and isinstance(back.body.close, Decimal)
+
+
+def test_every_stream_event_has_a_frozen_type_and_version():
+    names = set(event_types())
+    assert {"bar.closed", "dvol.updated", "regime.detected", "signal.generated", "position.sized",
+            "order.approved", "order.rejected", "breaker.state_changed", "order.reported",
+            "order.filled", "portfolio.snapshotted", "model.promoted"} <= names
+    env = bar_event()
+    with pytest.raises((AttributeError, TypeError)):
+        env.body.close = Decimal(1)  # type: ignore[misc]
+    for cls in event_types().values():
+        assert cls.SCHEMA_VERSION >= 1
+
+
+def test_unknown_fields_ignored():
+    fields = bar_event().to_fields()
+    body = json.loads(fields["body"])
+    body["added_in_v2"] = {"x": 1}
+    fields["body"] = json.dumps(body)
+    fields["new_envelope_field"] = "x"
+    assert Envelope.from_fields(fields).body.instrument == "BTCUSDT"
+
+
+@pytest.mark.parametrize("mutate, needle", [
+    (lambda f: f.update(body="{not json"), "invalid body"),
+    (lambda f: f.update(type="bar.exploded"), "unknown event type"),
+    (lambda f: f.pop("event_id"), "missing envelope field"),
+    (lambda f: f.update(body=json.dumps({"instrument": "BTCUSDT"})), "invalid body"),
+    (lambda f: f.update(body=f["body"].replace('"100.75"', '"abc"')), "invalid body"),
+    (lambda f: f.update(schema_version="99"), "newer than supported"),
+    (lambda f: f.update(ts_event_ns="soon"), "non-integer"),
+    (lambda f: f.update(body=json.dumps({**json.loads(f["body"]), "open_time_ms": "x"})), "invalid body"),
+])
+def test_malformed_raises_one_clear_error(mutate, needle):
+    fields = bar_event().to_fields()
+    mutate(fields)
+    with pytest.raises(MalformedEvent, match=needle):
+        Envelope.from_fields(fields)
+
+
+def test_non_utf8_is_malformed():
+    fields = {k.encode(): v.encode() for k, v in bar_event().to_fields().items()}
+    fields[b"body"] = b"\xff\xfe"
+    with pytest.raises(MalformedEvent):
+        Envelope.from_fields(fields)
+
+
+def test_caused_ids_are_deterministic_and_chain():
+    root = bar_event()
+    o = OrderApproved(intent_id="i", instrument="BTCUSDT", bar_time_ms=1, side="Buy",
+                      qty=Decimal("0.001"), target_qty=Decimal("0.001"))
+    a = root.caused(o, index=0, ts_init_ns=5)
+    b = root.caused(o, index=0, ts_init_ns=9)
+    assert a.event_id == b.event_id and a.causation_id == root.event_id
+    assert a.correlation_id == root.correlation_id and a.ts_event_ns == root.ts_event_ns
+    assert root.caused(o, index=1, ts_init_ns=5).event_id != a.event_id
+
+
+def test_schema_command_writes_every_event(tmp_path):
+    path = tmp_path / "events.schema.json"
+    assert schema_main([str(path)]) == 0
+    doc = json.loads(path.read_text())
+    assert set(doc["events"]) == set(event_types()) and "breaker.command_issued" in doc["events"]
+    assert "BarClosed" in doc["$defs"] and doc["$defs"]["BarClosed"]["properties"]["close"]
+
+
+def test_committed_schema_file_is_current():
+    from pathlib import Path
+    committed = Path(__file__).resolve().parents[3] / "docs" / "events.schema.json"
+    assert json.loads(committed.read_text()) == json.loads(json.dumps(build_schema(), sort_keys=True)), \
+        "docs/events.schema.json is stale: run `make schema`"

@@ -1,0 +1,245 @@
+"""Command line: ``train_app`` (``tm train``) and ``models_app`` (``tm models list|promote|rollback``).
+
+The main ``tm`` CLI mounts them (``app.add_typer(train_app, name="train")``,
+``app.add_typer(models_app, name="models")``); ``python -m tm_trainer`` runs ``train_app``.
+Settings are ``TM_*`` variables (:class:`tm_common.settings.CommonSettings`: database URL, Redis
+URL, namespace). Expected failures print one ``error:`` line and exit 2 (bad arguments) or 1
+(missing data, database or registry errors); no tracebacks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+from dataclasses import replace
+from pathlib import Path
+from typing import Annotated, NoReturn
+
+import typer
+from rich.console import Console
+from rich.table import Table
+from tm_common.errors import TradeMatrixError
+from tm_common.models.bundle import BundleError
+from tm_common.models.registry import ModelRegistry, RegistryError
+
+from tm_trainer.config import DEFAULT_INSTRUMENTS, TrainConfig
+from tm_trainer.data import DataError
+
+train_app = typer.Typer(name="train", help="Walk-forward training, gates, registry.",
+                        invoke_without_command=True, add_completion=False,
+                        pretty_exceptions_show_locals=False)
+models_app = typer.Typer(name="models", help="Model registry: list, promote, roll back.",
+                         no_args_is_help=True, add_completion=False,
+                         pretty_exceptions_show_locals=False)
+console = Console()
+
+
+def fail(message: str, code: int = 1) -> NoReturn:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def parse_time_ms(text: str) -> int:
+    """``YYYY-MM-DD`` (UTC midnight) or integer ms since the epoch."""
+    t = text.strip()
+    if t.isdigit():
+        return int(t)
+    try:
+        d = dt.datetime.strptime(t, "%Y-%m-%d").replace(tzinfo=dt.UTC)
+    except ValueError as e:
+        raise typer.BadParameter(f"{text!r} is not YYYY-MM-DD or epoch ms") from e
+    return int(d.timestamp() * 1000)
+
+
+def _settings():
+    from pydantic import ValidationError
+    from tm_common.settings import CommonSettings
+    try:
+        return CommonSettings(service_name="trainer")
+    except ValidationError as e:
+        fail(f"bad TM_* setting: {e.errors()[0].get('loc')} {e.errors()[0].get('msg')}", 2)
+
+
+async def _registry(settings) -> tuple[ModelRegistry, object]:
+    from tm_common.db import make_engine, resolve_database_url
+    from tm_common.db.migrate import migrate_async
+
+    url = resolve_database_url(settings)
+    await migrate_async(url)
+    engine = make_engine(url)
+    return ModelRegistry(engine), engine
+
+
+def _publisher(settings, enabled: bool):
+    if not enabled:
+        return None
+    from tm_trainer.registry_ops import publish_redis
+    return lambda ev: publish_redis(settings, ev)
+
+
+def _run(coro):
+    try:
+        return asyncio.run(coro)
+    except (DataError, RegistryError, BundleError, TradeMatrixError) as e:
+        fail(str(e))
+    except (OSError, ConnectionError) as e:
+        fail(f"cannot reach the database or Redis: {e}")
+    except Exception as e:  # noqa: BLE001 - any other failure: one line, not a traceback
+        first = (str(e).splitlines() or [""])[0]
+        if type(e).__module__.startswith(("sqlalchemy", "asyncpg", "sqlite3", "alembic")):
+            fail(f"database error: {type(e).__name__}: {first}")
+        fail(f"{type(e).__name__}: {first}")
+
+
+@train_app.callback()
+def train(
+    ctx: typer.Context,
+    seed: Annotated[int, typer.Option(help="Seed of Boruta, XGBoost and the HMM.")] = 7,
+    horizon: Annotated[int, typer.Option(help="Label horizon in 4 h bars (>= 1).")] = 6,
+    windows: Annotated[int | None, typer.Option(help="Walk-forward test windows "
+                                                "(default 40; 4 with --fast).")] = None,
+    train_end: Annotated[str | None, typer.Option(
+        help="Training cut-off, YYYY-MM-DD (UTC) or epoch ms; default 2025-01-01.")] = None,
+    instruments: Annotated[str, typer.Option(help="Comma-separated symbols.")] =
+        ",".join(DEFAULT_INSTRUMENTS),
+    fast: Annotated[bool, typer.Option("--fast", help="Reduced configuration for CI.")] = False,
+    no_promote: Annotated[bool, typer.Option("--no-promote", help="Register only.")] = False,
+    update: Annotated[bool, typer.Option("--update", help="Continue the production signal "
+                                         "model on newer data (weekly update).")] = False,
+    regime: Annotated[bool, typer.Option("--regime/--no-regime", help="Also train the regime "
+                                         "HMMs.")] = True,
+    publish: Annotated[bool, typer.Option("--publish/--no-publish", help="Publish "
+                                          "model.promoted on Redis.")] = True,
+    history_dir: Annotated[Path | None, typer.Option(help="CSV history folder.")] = None,
+    report_json: Annotated[Path | None, typer.Option(help="Write the OOS report here.")] = None,
+    progress: Annotated[bool, typer.Option("--progress/--no-progress")] = True,
+) -> None:
+    """Train (walk-forward + gates), register the candidates, promote those that pass."""
+    if ctx.invoked_subcommand is not None:  # e.g. `tm train rl ...` mounted below this group
+        return
+    syms = tuple(s.strip().upper() for s in instruments.split(",") if s.strip())
+    try:
+        cfg = TrainConfig(instruments=syms, horizon_bars=horizon, seed=seed, history_dir=history_dir,
+                          **({"train_end_ms": parse_time_ms(train_end)} if train_end else {}))
+        if fast:
+            cfg = cfg.fast()
+        if windows is not None:
+            cfg = replace(cfg, n_windows=windows)  # __post_init__ checks it again
+    except (ValueError, typer.BadParameter) as e:
+        fail(str(e), 2)
+    settings = _settings()
+    _run(_train(cfg, settings, update=update, promote=not no_promote, regime=regime and not update,
+                publish=publish, report_json=report_json, show_progress=progress))
+
+
+async def _train(cfg: TrainConfig, settings, *, update: bool, promote: bool, regime: bool,
+                 publish: bool, report_json: Path | None, show_progress: bool) -> None:
+    from tm_trainer.pipeline import train as run_train
+    from tm_trainer.registry_ops import record
+    from tm_trainer.report import markdown, progress_bars, rich_table
+
+    registry, engine = await _registry(settings)
+    try:
+        with progress_bars(cfg.n_windows, len(cfg.instruments), enabled=show_progress) as cb:
+            if update:
+                from tm_trainer.update import train_update
+                prod = await registry.production("signal")
+                if prod is None:
+                    raise DataError("--update needs a production signal model; none is promoted")
+                result = await asyncio.to_thread(train_update, cfg, prod.bundle(), cb)
+            else:
+                result = await asyncio.to_thread(run_train, cfg, cb, regime=regime)
+        console.print(rich_table(result.report))
+        verdict = "PASS" if result.gate_passed else "FAIL: " + "; ".join(result.reasons)
+        typer.echo(f"gates (IC >= {cfg.gates.min_ic}, Sharpe > {cfg.gates.min_sharpe}): {verdict}")
+        if report_json:
+            report_json.parent.mkdir(parents=True, exist_ok=True)
+            report_json.write_text(json.dumps({"version": result.signal_version,
+                                               "gate_passed": result.gate_passed,
+                                               "reasons": result.reasons, "report": result.report,
+                                               "timings_s": result.timings_s,
+                                               "markdown": markdown(result.report)}, indent=1))
+        out = await record(registry, result, promote=promote, publish=_publisher(settings, publish))
+        for v in out.registered:
+            typer.echo(f"registered {v}")
+        for ev in out.promoted:
+            typer.echo(f"promoted {ev.kind} {ev.version} (previous {ev.previous_version})")
+        for line in out.kept + out.publish_errors:
+            typer.echo(line)
+    finally:
+        await engine.dispose()
+
+
+@models_app.command("list")
+def list_models(kind: Annotated[str | None, typer.Option(help="signal | regime | rl")] = None,
+                as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Every registered version, newest first, with stage and gate numbers."""
+    settings = _settings()
+
+    async def go():
+        registry, engine = await _registry(settings)
+        try:
+            return await registry.list(kind)
+        finally:
+            await engine.dispose()
+
+    recs = _run(go())
+    if as_json:
+        typer.echo(json.dumps([{"version": r.version, "kind": r.kind, "stage": r.stage,
+                                "created_at_ms": r.created_at_ms, "parent": r.parent_version,
+                                "metrics": r.public_metrics(), "why": r.metrics.get("why")}
+                               for r in recs], indent=1))
+        return
+    t = Table(title="model registry")
+    for c in ("version", "kind", "stage", "created (UTC)", "IC", "Sharpe", "why"):
+        t.add_column(c)
+    for r in recs:
+        m = r.metrics
+        t.add_row(r.version, r.kind, r.stage,
+                  dt.datetime.fromtimestamp(r.created_at_ms / 1000, tz=dt.UTC).strftime("%Y-%m-%d %H:%M"),
+                  _num(m.get("mean_ic")), _num(m.get("sharpe")), str(m.get("why", "")))
+    console.print(t)
+
+
+def _num(x) -> str:
+    return f"{x:.4f}" if isinstance(x, (int, float)) and not isinstance(x, bool) else "-"
+
+
+@models_app.command("promote")
+def promote(version: str,
+            reason: Annotated[str, typer.Option(help="Why (stored and published).")] = "manual promote",
+            publish: Annotated[bool, typer.Option("--publish/--no-publish")] = True) -> None:
+    """Make VERSION production (the previous one is archived) and publish model.promoted."""
+    _switch(lambda reg: reg.promote(version, reason), publish)
+
+
+@models_app.command("rollback")
+def rollback(kind: str,
+             reason: Annotated[str, typer.Option(help="Why (stored and published).")] = "manual rollback",
+             publish: Annotated[bool, typer.Option("--publish/--no-publish")] = True) -> None:
+    """Re-promote the version of KIND that was production before the current one."""
+    if kind not in ("signal", "regime", "rl"):
+        fail(f"unknown kind {kind!r}: signal, regime or rl", 2)
+    _switch(lambda reg: reg.rollback(kind, reason), publish)
+
+
+def _switch(action, publish: bool) -> None:
+    settings = _settings()
+
+    async def go():
+        registry, engine = await _registry(settings)
+        try:
+            event = await action(registry)
+        finally:
+            await engine.dispose()
+        pub = _publisher(settings, publish)
+        if pub is not None:
+            try:
+                await pub(event)
+            except Exception as e:  # noqa: BLE001 - the registry changed; say publishing failed
+                typer.echo(f"warning: model.promoted not published: {e}", err=True)
+        return event
+
+    ev = _run(go())
+    typer.echo(f"production {ev.kind}: {ev.version} (previous {ev.previous_version})")
