@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 EXTRAS ?= dev,trainer
 
-.PHONY: install test test-fast bench lint schema clean demo backtest
+.PHONY: install test test-fast bench lint schema clean demo backtest chaos faults fuzz
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -25,15 +25,17 @@ demo: install  ## the main job: mesh replay of real history against the sim, wit
 backtest: install  ## the same run in one process (in-memory bus, in-process venue)
 	$(BIN)/tm backtest $(DEMO_ARGS)
 
-bench: install  ## benchmarks; prints figures and writes bench/out/*.json
-	@mkdir -p bench/out
-	$(BIN)/python bench/bench_bus.py --json bench/out/bus.json
-	$(BIN)/python bench/bench_ingest.py --json bench/out/ingest.json
-	$(BIN)/python bench/bench_features.py
-	$(BIN)/python bench/bench_signal.py
-	$(BIN)/python bench/bench_risk.py
-	$(BIN)/python bench/bench_executor.py
-	$(BIN)/python bench/bench_training.py
+bench: install  ## benchmarks: prints figures, writes bench/results.json and bench/results.md
+	$(BIN)/python bench/run_all.py $(BENCH_ARGS)
+
+chaos: install  ## kill -9 random services during a lockstep mesh replay; compare with a clean run
+	$(BIN)/python -m tm_app.chaos $(CHAOS_ARGS)
+
+faults: install  ## Redis restart, PostgreSQL outage, venue faults, WebSocket drops during a run
+	$(BIN)/python -m tm_app.faults $(FAULTS_ARGS)
+
+fuzz: install  ## 10,000 malformed entries into every stream, schemathesis on every service
+	$(BIN)/python tools/fuzz_streams.py $(FUZZ_ARGS)
 
 lint: install
 	$(BIN)/ruff check libs services trainer tests bench
