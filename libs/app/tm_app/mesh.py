@@ -97,8 +97,14 @@ def _wait_ready(sup: Supervisor, names, timeout_s: float, log: Callable[[str], N
 def run_mesh(cfg: RunConfig, *, redis_url: str, data_dir: Path, port_offset: int = 0,
              log: Callable[[str], None] = print, progress: Callable[[int, int], None] | None = None,
              namespace: str | None = None, ready_timeout_s: float = 180.0,
-             replay_timeout_s: float = 3600.0) -> MeshRun:
-    """Start the mesh, replay ``cfg``'s window in lockstep, read the run back, stop the mesh."""
+             replay_timeout_s: float = 3600.0,
+             on_tick: Callable[[Supervisor, dict], None] | None = None,
+             before_stop: Callable[[Supervisor], None] | None = None) -> MeshRun:
+    """Start the mesh, replay ``cfg``'s window in lockstep, read the run back, stop the mesh.
+
+    ``on_tick(supervisor, ingest_status_extra)`` runs on every poll of the replay (about every
+    0.5 s; chaos and fault drills hook in here); ``before_stop(supervisor)`` runs after the replay,
+    while every process still runs (e.g. to read their peak RSS)."""
     namespace = namespace or f"tmrun:{uuid.uuid4().hex[:8]}:"
     specs = _specs(cfg, redis_url=redis_url, namespace=namespace, data_dir=data_dir,
                    port_offset=port_offset)
@@ -122,15 +128,19 @@ def run_mesh(cfg: RunConfig, *, redis_url: str, data_dir: Path, port_offset: int
                 extra = st.get("extra", {}) if code == 200 else {}
                 if progress and extra:
                     progress(extra.get("published", 0), 0)
+                if on_tick is not None:
+                    on_tick(sup, extra)
                 if extra.get("replay_done"):
                     break
                 if time.monotonic() - t1 > replay_timeout_s:
                     raise RuntimeError(f"replay did not finish in {replay_timeout_s:.0f}s; "
                                        f"see {logs}/ingest.log")
-                time.sleep(0.5)
+                time.sleep(0.5 if on_tick is None else 0.1)
             secs = time.monotonic() - t1
         finally:
             ingest.stop()
+        if before_stop is not None:
+            before_stop(sup)
         record = asyncio.run(_read(redis_url, namespace))
         restarts = {n: p.restarts for n, p in sup.procs.items()}
     finally:
