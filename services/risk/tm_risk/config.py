@@ -44,6 +44,12 @@ class RiskSettings(CommonSettings):
     hold_bars: int = Field(default=6, ge=1)
     half_open_factor: float = Field(default=0.5, ge=0, le=1)
     loss_tolerance: float = Field(default=0.001, ge=0)
+    # join: decide bar t's targets together, against snapshot t (order-independent)
+    join_targets: bool = Field(default=True, description="wait for every symbol's target of a "
+                               "bar and the portfolio snapshot of that bar, then decide them in "
+                               "symbol order")
+    join_timeout_secs: float = Field(default=60.0, ge=0, description="a watchdog tick this long "
+                                     "after a bar's close decides an incomplete set of targets")
     # service
     mode: str = Field(default="live", description="live/testnet/paper run the wall-clock "
                       "watchdog; replay/backtest (historical time) never do")
@@ -81,4 +87,5 @@ class RiskSettings(CommonSettings):
                 drawdown_limit=self.drawdown_limit, stale_intervals=self.stale_intervals,
                 exec_failure_limit=self.exec_failure_limit,
                 cooldown_ms=int(self.cooldown_secs * 1000), hold_bars=self.hold_bars,
-                half_open_factor=self.half_open_factor, loss_tolerance=self.loss_tolerance))
+                half_open_factor=self.half_open_factor, loss_tolerance=self.loss_tolerance),
+            join_targets=self.join_targets, join_timeout_ms=int(self.join_timeout_secs * 1000))

@@ -13,6 +13,13 @@ On every transition to OPEN the handler emits reduce-only orders that flatten ev
 position; their intent ids derive from the id of the ``BreakerStateChanged`` event (computed as the
 consumer will: ``deterministic_id(input_id, output_index, type)``). While OPEN, every snapshot that
 shows a residual position (a flatten that failed or was partial) flattens it again.
+
+Join (``params.join_targets``, on in the service): the targets of bar t are held in the state
+until every symbol's target of t and the portfolio snapshot of t are in, then decided in symbol
+order, so that the decisions do not depend on the order in which the mesh delivers its inputs
+(a restarted service, a slow hop). A bar or snapshot of a later bar, or a watchdog tick
+``join_timeout_ms`` after t's close, decides an incomplete set; a target older than the last
+decided bar is refused as stale.
 """
 
 from __future__ import annotations
@@ -80,7 +87,11 @@ class RiskHandler:
         now_ms = event.ts_event_ns // NS_PER_MS
         if isinstance(body, PositionSized):
             self._clock(event, now_ms, out)
-            self._on_target(event, body, out)
+            if self.params.join_targets:
+                self._join(body, out)
+            else:
+                self._on_target(body.instrument, body.bar_time_ms, body.target_fraction, body.tier,
+                                out)
         elif isinstance(body, PortfolioSnapshotted):
             self._on_snapshot(event, body, now_ms, out)
         elif isinstance(body, BarClosed):
@@ -100,6 +111,8 @@ class RiskHandler:
         p, s = self.params, self.state
         if bar.interval_min * 60_000 != p.interval_ms:
             return
+        if s.joining and bar.instrument in p.symbols:
+            self._flush(out, force_before=bar.open_time_ms)   # bar t+1 is here: t is complete
         if bar.instrument in p.symbols:
             i = bar.instrument
             if bar.open_time_ms >= s.last_bar_open_ms.get(i, -1):
@@ -113,6 +126,8 @@ class RiskHandler:
                      out: list[Emit]) -> None:
         s = self.state
         s.advance_clock(now_ms)
+        if s.joining:
+            self._flush(out, force_before=snap.bar_time_ms)   # decided on the state they waited on
         if s.snapshot_bar_ms is None or snap.bar_time_ms >= s.snapshot_bar_ms:
             s.equity, s.snapshot_bar_ms = snap.equity, snap.bar_time_ms
             s.positions = {p.instrument: p.qty for p in snap.positions if p.qty != 0}
@@ -128,19 +143,53 @@ class RiskHandler:
                 orders, intended = flatten_orders(s, self.params, ev.event_id,
                                                   "breaker OPEN: flatten residual position")
                 self._emit_orders(orders, intended, out)
+        if s.joining:
+            self._flush(out)
         self._clock(ev, s.clock_ms, out)
 
-    def _on_target(self, ev: Envelope, ps: PositionSized, out: list[Emit]) -> None:
+    def _join(self, ps: PositionSized, out: list[Emit]) -> None:
+        s, t, inst = self.state, ps.bar_time_ms, ps.instrument
+        if s.decided_bar_ms is not None and t < s.decided_bar_ms:
+            self._reject(out, inst, t, "stale_target",
+                         f"target of bar {t} arrived after bar {s.decided_bar_ms} was decided")
+        elif t == s.decided_bar_ms:
+            s.decided = tuple(sorted({*s.decided, inst}))
+            self._on_target(inst, t, ps.target_fraction, ps.tier, out)   # late: decided alone
+        else:
+            s.joining.setdefault(t, {})[inst] = (ps.target_fraction, ps.tier)
+            self._flush(out)
+
+    def _flush(self, out: list[Emit], force_before: int | None = None) -> None:
+        """Decide, oldest bar first, every joined set that is complete (all symbols and the
+        snapshot of its bar) or older than ``force_before``; stop at the first that is neither."""
+        s, p = self.state, self.params
+        for t in sorted(s.joining):
+            got = s.joining[t]
+            complete = set(p.symbols) <= got.keys() and (s.snapshot_bar_ms or -1) >= t
+            if not complete and (force_before is None or t >= force_before):
+                return
+            del s.joining[t]
+            s.decided_bar_ms, s.decided = t, tuple(sorted(got))
+            for inst in sorted(got, key=lambda i: (i not in p.symbols, p.symbols.index(i)
+                                                   if i in p.symbols else 0, i)):
+                f, tier = got[inst]
+                self._on_target(inst, t, f, tier, out)
+
+    def _reject(self, out: list[Emit], instrument: str, bar_time_ms: int, code: str,
+                reason: str) -> None:
+        out.append(Emit(RISK_REJECTION, OrderRejected(
+            instrument=instrument, bar_time_ms=bar_time_ms, reason=reason, source="risk"),
+            correlation_id=f"{instrument}:{bar_time_ms}"))
+        self.obs.rejected(code)
+
+    def _on_target(self, instrument: str, bar_time_ms: int, fraction: float, tier: str,
+                   out: list[Emit]) -> None:
         t0 = time.perf_counter()
-        d = decide_target(self.state, self.params, ps.instrument, ps.bar_time_ms,
-                          ps.target_fraction, ps.tier)
+        d = decide_target(self.state, self.params, instrument, bar_time_ms, fraction, tier)
         self._emit_orders(list(d.orders), d.intended, out)
         if d.rejection is not None:
             r = d.rejection
-            out.append(Emit(RISK_REJECTION, OrderRejected(
-                instrument=r.instrument, bar_time_ms=r.bar_time_ms, reason=r.reason, source="risk"),
-                correlation_id=f"{r.instrument}:{r.bar_time_ms}"))
-            self.obs.rejected(r.code)
+            self._reject(out, r.instrument, r.bar_time_ms, r.code, r.reason)
         if d.var is not None:
             self.obs.var(d.var)
         self.obs.decision(d.code, time.perf_counter() - t0)
@@ -159,6 +208,11 @@ class RiskHandler:
         before = s.breaker.state
         if cmd.action == "tick":
             self._clock(ev, cmd.observed_at_ms, out, wall_ms=cmd.observed_at_ms)
+            p = self.params
+            late = [t for t in s.joining
+                    if cmd.observed_at_ms >= t + p.interval_ms + p.join_timeout_ms]
+            if late:
+                self._flush(out, force_before=max(late) + 1)
             applied, detail = True, "clock checked"
         elif brk.can_fire(before, _MANUAL[cmd.action]):
             reason = f"{cmd.action} by {cmd.issued_by}" + (f": {cmd.reason}" if cmd.reason else "")

@@ -27,7 +27,9 @@ def _order_flow(svc, streams, wait) -> OrderApproved:
     # the consumer interleaves streams in batches: wait until every bar and the snapshot are in
     wait(lambda: (x := svc.get("/status").json()["extra"])["equity"] == str(EQUITY)
          and x["last_bar_open_ms"] == last, 15, "bars and snapshot handled")
-    streams.publish(SIZING_TARGET, [target_env("ETHUSDT", 79, 0.25)])
+    # the service joins bar 79's targets: one per symbol (BTC and SOL stay flat)
+    streams.publish(SIZING_TARGET, [target_env(s, 79, 0.25 if s == "ETHUSDT" else 0.0)
+                                    for s in ("BTCUSDT", "ETHUSDT", "SOLUSDT")])
     (o,) = wait(lambda: streams.bodies(RISK_ORDER) or streams.bodies(RISK_REJECTION), 15,
                 "an approved order")
     assert isinstance(o, OrderApproved), o

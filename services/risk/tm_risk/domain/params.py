@@ -63,6 +63,10 @@ class RiskParams:
     4h log returns once ``hrp_min_obs`` are available (equal budgets before). VaR: horizon
     ``var_horizon_bars`` bars at ``var_confidence``, limit ``var_limit`` (fraction of equity),
     needs ``var_min_obs`` returns; a fit that needs a scale below ``var_min_scale`` is rejected.
+    Join: with ``join_targets`` the targets of bar t wait until every symbol's target of t and
+    the portfolio snapshot of t are in, then are decided in ``symbols`` order (so decisions do
+    not depend on the order in which the mesh delivers them); a later bar, a later snapshot, or a
+    watchdog tick ``join_timeout_ms`` after bar t's close decides an incomplete set.
     """
 
     symbols: tuple[str, ...]
@@ -83,6 +87,8 @@ class RiskParams:
     var_min_obs: int = 60
     var_min_scale: float = 0.1
     breaker: BreakerParams = field(default_factory=BreakerParams)
+    join_targets: bool = False
+    join_timeout_ms: int = 60_000
 
     def __post_init__(self) -> None:
         missing = [s for s in self.symbols if s not in self.instruments]

@@ -9,6 +9,9 @@
 - ``last_close``/``last_bar_open_ms``/``last_bar_end_ms``: from ``md.bar``; ``closes``: the rolling
   window of closes per instrument (bar open time → close) for HRP and VaR.
 - ``breaker``: :class:`~tm_risk.domain.breaker.Breaker`.
+- ``joining``: targets waiting for their bar's set to complete (bar open ms → instrument →
+  (fraction, tier)); ``decided_bar_ms``/``decided``: the last bar whose set was decided and the
+  instruments in it (a late target of that bar is decided alone; an older one is refused).
 """
 
 from __future__ import annotations
@@ -42,6 +45,9 @@ class RiskState:
     last_bar_end_ms: dict[str, int] = field(default_factory=dict)
     closes: dict[str, dict[int, float]] = field(default_factory=dict)
     breaker: Breaker = field(default_factory=Breaker)
+    joining: dict[int, dict[str, tuple[float, str]]] = field(default_factory=dict)
+    decided_bar_ms: int | None = None
+    decided: tuple[str, ...] = ()
     _cache: dict = field(default_factory=dict, repr=False, compare=False)
 
     # -- reads -----------------------------------------------------------------------------
@@ -119,6 +125,9 @@ class RiskState:
                         "peak_equity": _s(b.peak_equity), "last_equity": _s(b.last_equity),
                         "last_snapshot_bar_ms": b.last_snapshot_bar_ms, "held_bars": b.held_bars,
                         "failures": b.failures},
+            "joining": {str(t): {i: [f, tier] for i, (f, tier) in sorted(v.items())}
+                        for t, v in sorted(self.joining.items())},
+            "decided_bar_ms": self.decided_bar_ms, "decided": list(self.decided),
         }
         return _ENC.encode(doc)
 
@@ -154,7 +163,10 @@ class RiskState:
             last_bar_open_ms={k: int(v) for k, v in d["last_bar_open_ms"].items()},
             last_bar_end_ms={k: int(v) for k, v in d["last_bar_end_ms"].items()},
             closes={s: {int(t): float(c) for t, c in v} for s, v in d["closes"].items()},
-            breaker=breaker)
+            breaker=breaker,
+            joining={int(t): {i: (float(f), str(tier)) for i, (f, tier) in v.items()}
+                     for t, v in d.get("joining", {}).items()},
+            decided_bar_ms=d.get("decided_bar_ms"), decided=tuple(d.get("decided", ())))
 
     def same_as(self, other: RiskState) -> bool:
         """Equality of every persisted field (ignores caches)."""
