@@ -99,25 +99,33 @@ def run_mesh(cfg: RunConfig, *, redis_url: str, data_dir: Path, port_offset: int
              namespace: str | None = None, ready_timeout_s: float = 180.0,
              replay_timeout_s: float = 3600.0,
              on_tick: Callable[[Supervisor, dict], None] | None = None,
-             before_stop: Callable[[Supervisor], None] | None = None) -> MeshRun:
+             before_stop: Callable[[Supervisor], None] | None = None,
+             on_ingest: Callable[[Supervisor], None] | None = None,
+             supervisor_opts: dict | None = None) -> MeshRun:
     """Start the mesh, replay ``cfg``'s window in lockstep, read the run back, stop the mesh.
 
     ``on_tick(supervisor, ingest_status_extra)`` runs on every poll of the replay (about every
-    0.5 s; chaos and fault drills hook in here); ``before_stop(supervisor)`` runs after the replay,
-    while every process still runs (e.g. to read their peak RSS)."""
+    0.5 s, 0.1 s with a hook; chaos and fault drills hook in here); ``before_stop(supervisor)``
+    runs after the replay, while every process still runs (e.g. to read their peak RSS).
+    ``on_ingest(ingest_supervisor)`` is called once ingest's own supervisor has started (a drill
+    that kills ingest too); ``supervisor_opts`` (e.g. ``backoff_max_s``) go to both
+    supervisors. ``MeshRun.restarts`` counts ingest's restarts too."""
     namespace = namespace or f"tmrun:{uuid.uuid4().hex[:8]}:"
     specs = _specs(cfg, redis_url=redis_url, namespace=namespace, data_dir=data_dir,
                    port_offset=port_offset)
     logs = data_dir / "logs"
-    sup = Supervisor(specs[:-1], state_path=data_dir / "mesh.json", log_dir=logs, grace_s=15)
+    opts = {"grace_s": 15, **(supervisor_opts or {})}
+    sup = Supervisor(specs[:-1], state_path=data_dir / "mesh.json", log_dir=logs, **opts)
     t0 = time.monotonic()
     sup.start()
     try:
         _wait_ready(sup, PIPELINE, ready_timeout_s, log)
         log(f"services ready in {time.monotonic() - t0:.1f}s; replaying (namespace {namespace})")
         ingest = Supervisor([specs[-1]], state_path=data_dir / "mesh-ingest.json", log_dir=logs,
-                            grace_s=15)
+                            **opts)
         ingest.start()
+        if on_ingest is not None:
+            on_ingest(ingest)
         t1 = time.monotonic()
         try:
             port = specs[-1].port
@@ -142,7 +150,7 @@ def run_mesh(cfg: RunConfig, *, redis_url: str, data_dir: Path, port_offset: int
         if before_stop is not None:
             before_stop(sup)
         record = asyncio.run(_read(redis_url, namespace))
-        restarts = {n: p.restarts for n, p in sup.procs.items()}
+        restarts = {n: p.restarts for n, p in (*sup.procs.items(), *ingest.procs.items())}
     finally:
         sup.stop()
     return MeshRun(record, namespace, secs, restarts)

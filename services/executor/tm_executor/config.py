@@ -68,6 +68,10 @@ class ExecutorSettings(CommonSettings):
     # Test hook (integration tests only): os._exit(99) right after the N-th place_order call
     # returned, before its answer is handled or committed. 0 = off.
     test_crash_after_place: int = Field(default=0, ge=0)
+    # Chaos hook (``make chaos`` only; unset = off): while this file exists, the next
+    # place_order that returns deletes it and the process kills itself with SIGKILL, before the
+    # answer is handled or committed. A drill arms one crash by creating the file.
+    chaos_crash_after_send_file: str | None = None
 
     @field_validator("symbols", mode="before")
     @classmethod

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -176,6 +177,14 @@ class OrderPlacer:
         if n and self.places >= n:
             log.warning("executor.test_crash_after_place", places=self.places)
             os._exit(99)
+        armed = self.s.chaos_crash_after_send_file
+        if armed:
+            try:
+                os.unlink(armed)        # one armed file = one crash, taken by one process
+            except FileNotFoundError:
+                return
+            log.warning("executor.chaos_crash_after_send", places=self.places)
+            os.kill(os.getpid(), signal.SIGKILL)
 
 
 __all__ = ["OrderPlacer", "Outcome"]
