@@ -19,11 +19,13 @@ from rich.console import Console
 from rich.table import Table
 
 console = Console()
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)   # an error stays one line
 
 StartOpt = Annotated[str, typer.Option(help="Replay start, YYYY-MM-DD (UTC) or epoch ms.")]
 EndOpt = Annotated[str, typer.Option(help="Replay end (inclusive), YYYY-MM-DD or epoch ms.")]
 OutOpt = Annotated[Path | None, typer.Option(help="Report folder (default reports/<mode>-<time>).")]
+HistOpt = Annotated[Path | None, typer.Option(help="Folder of <SYMBOL>_4h.csv history files "
+                                              "(default: the shipped data/history).")]
 
 
 def fail(message: str, code: int = 1) -> NoReturn:
@@ -40,7 +42,8 @@ def _settings():
         fail(f"bad configuration: {str(e).splitlines()[0]}", 2)
 
 
-def _config(start: str, end: str, database_url: str, symbols: str | None, equity: str):
+def _config(start: str, end: str, database_url: str, symbols: str | None, equity: str,
+            history: Path | None = None):
     from tm_common.history import HistoryFileError, load_bars
 
     from tm_app.backtest import RunConfig
@@ -48,22 +51,31 @@ def _config(start: str, end: str, database_url: str, symbols: str | None, equity
 
     try:
         s, e = parse_day_ms(start), parse_day_ms(end)
-        syms = tuple(x.strip().upper() for x in (symbols or "BTCUSDT,ETHUSDT,SOLUSDT").split(",") if x.strip())
-        eq = Decimal(equity)
-    except (ValueError, ArithmeticError) as ex:
+    except ValueError as ex:
         fail(str(ex), 2)
+    syms = tuple(x.strip().upper() for x in (symbols or "BTCUSDT,ETHUSDT,SOLUSDT").split(",") if x.strip())
+    if not syms:
+        fail("--symbols names no instrument", 2)
+    try:
+        eq = Decimal(equity)
+    except ArithmeticError:
+        fail(f"--equity must be a number of USDT, got {equity!r}", 2)
+    if not eq.is_finite() or eq <= 0:
+        fail(f"--equity must be positive, got {equity!r}", 2)
     if e <= s:
         fail(f"--end ({end}) must be after --start ({start})", 2)
     if len(e_str := end) == 10:              # a day: include its last bar
         e += 86_400_000 - 4 * 3600_000
+    if history is not None and not history.is_dir():
+        fail(f"--history-dir {history} is not a folder", 2)
     for sym in syms:
         try:
-            if not load_bars(sym, s, e):
+            if not load_bars(sym, s, e, directory=history):
                 fail(f"no shipped bars for {sym} between {start} and {e_str}", 2)
         except HistoryFileError as ex:
             fail(str(ex), 2)
     return RunConfig(start_ms=s, end_ms=e, database_url=database_url, symbols=syms,
-                     initial_equity=eq)
+                     initial_equity=eq, history_dir=str(history) if history else None)
 
 
 def _prepare(settings) -> tuple[str, str]:
@@ -100,7 +112,7 @@ def _ensure_models(db_url: str, fast: bool) -> None:
                   "(cut-off 2025-01-01, so the replay is out-of-sample)")
     cmd = [sys.executable, "-m", "tm_trainer", "--no-publish"] + (["--fast"] if fast else [])
     env = {**os.environ, "TM_DATABASE_URL": db_url}
-    if subprocess.run(cmd, env=env).returncode != 0:
+    if subprocess.run(cmd, env=env, check=False).returncode != 0:
         fail("training failed (see above)")
 
 
@@ -114,7 +126,7 @@ def demo(start: StartOpt = "2025-01-01", end: EndOpt = "2025-06-30",
          fast_train: Annotated[bool, typer.Option("--fast-train/--full-train",
                                                   help="Reduced walk-forward if training is needed.")] = False,
          port_offset: Annotated[int, typer.Option(help="Added to every service port.")] = 0,
-         out: OutOpt = None) -> None:
+         history_dir: HistOpt = None, out: OutOpt = None) -> None:
     """The main job: paper-trading replay of real history through the whole mesh, with a report."""
     from tm_app.demo import report
     from tm_app.mesh import run_mesh
@@ -122,7 +134,7 @@ def demo(start: StartOpt = "2025-01-01", end: EndOpt = "2025-06-30",
     t0 = time.monotonic()
     settings = _settings()
     redis_url, db_url = _prepare(settings)
-    cfg = _config(start, end, db_url, symbols, equity)
+    cfg = _config(start, end, db_url, symbols, equity, history_dir)
     _ensure_models(db_url, fast_train)
     data_dir = Path(settings.data_dir) / "mesh"
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -147,7 +159,7 @@ def demo(start: StartOpt = "2025-01-01", end: EndOpt = "2025-06-30",
 def backtest(start: StartOpt = "2025-01-01", end: EndOpt = "2025-06-30",
              symbols: Annotated[str | None, typer.Option(help="Comma-separated.")] = None,
              equity: Annotated[str, typer.Option(help="Initial equity, USDT.")] = "100000",
-             out: OutOpt = None) -> None:
+             history_dir: HistOpt = None, out: OutOpt = None) -> None:
     """The same handlers in one process on the in-memory bus with the in-process venue."""
     from tm_app.demo import backtest as run
 
@@ -156,7 +168,7 @@ def backtest(start: StartOpt = "2025-01-01", end: EndOpt = "2025-06-30",
     from tm_common.db.migrate import migrate
     db_url = resolve_database_url(settings)
     migrate(db_url)
-    cfg = _config(start, end, db_url, symbols, equity)
+    cfg = _config(start, end, db_url, symbols, equity, history_dir)
     run(cfg, _out(out, "backtest"))
 
 

@@ -4,8 +4,8 @@ replay of real history against the simulator → summary table and report → cl
 from __future__ import annotations
 
 import asyncio
-import sys
 import json
+import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path

@@ -10,7 +10,6 @@ from pathlib import Path
 import httpx
 import psutil
 import pytest
-
 from tm_common.cli.supervisor import ProcessSpec
 from tm_common.testing.redis import free_port
 

@@ -10,9 +10,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
-
 from tm_common.cli.main import app
+from typer.testing import CliRunner
 
 TM = [sys.executable, "-m", "tm_common.cli.main"]
 

@@ -10,7 +10,6 @@ import threading
 import time
 
 import pytest
-
 from tm_common.cli.supervisor import ProcessSpec, Supervisor
 
 

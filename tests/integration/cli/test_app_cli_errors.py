@@ -1,0 +1,91 @@
+"""Bad arguments, missing data and unreachable Redis/database: one ``error:`` line on stderr, a
+non-zero exit, never a traceback (the ``tm`` executable as a user runs it)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+TM = str(Path(sys.executable).parent / "tm")
+
+
+@pytest.fixture
+def env(tmp_path):
+    e = {k: v for k, v in os.environ.items() if not k.startswith("TM_")}
+    e.update(TM_DATA_DIR=str(tmp_path / ".tm"), COLUMNS="60")   # narrow: an error must not wrap
+    return e
+
+
+def tm(env, *args, cwd=None):
+    return subprocess.run([TM, *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=120,
+                          check=False)
+
+
+def one_line_error(p, *fragments):
+    assert p.returncode != 0, p.stdout + p.stderr
+    assert "Traceback" not in p.stderr + p.stdout
+    lines = [x for x in p.stderr.splitlines() if x.strip()]
+    errors = [x for x in lines if x.startswith("error:")]
+    assert len(errors) == 1, p.stderr
+    for f in fragments:
+        assert f in errors[0], errors[0]
+    return errors[0]
+
+
+@pytest.mark.parametrize("args, code, fragments", [
+    (["backtest", "--start", "yesterday"], 2, ["not a date", "'yesterday'"]),
+    (["backtest", "--start", "2025-03-01", "--end", "2025-01-01"], 2, ["must be after"]),
+    (["backtest", "--start", "2025-01-01", "--end", "2025-01-10", "--equity", "lots"], 2, ["lots"]),
+    (["backtest", "--start", "2025-01-01", "--end", "2025-01-10", "--symbols", "DOGEUSDT"], 2,
+     ["DOGEUSDT"]),
+    (["backtest", "--start", "2030-01-01", "--end", "2030-02-01"], 2, ["no shipped bars"]),
+    (["demo", "--start", "2025-13-40"], 2, ["not a date"]),
+    (["report", "/nonexistent/report"], 2, ["no report at"]),
+])
+def test_bad_arguments_and_missing_data(env, tmp_path, args, code, fragments):
+    p = tm(env, *args, cwd=tmp_path)
+    one_line_error(p, *fragments)
+    assert p.returncode == code
+
+
+def test_a_file_that_is_not_a_report(env, tmp_path):
+    bad = tmp_path / "report.json"
+    bad.write_text("{not json")
+    one_line_error(tm(env, "report", str(bad)), "not a report")
+
+
+def test_missing_history_folder_or_file_names_the_problem(env, tmp_path):
+    one_line_error(tm(env, "backtest", "--history-dir", str(tmp_path / "nowhere")), "not a folder")
+    (tmp_path / "hist").mkdir()
+    one_line_error(tm(env, "backtest", "--history-dir", str(tmp_path / "hist")), "BTCUSDT")
+
+
+def test_unreachable_redis(env, tmp_path):
+    env["TM_REDIS_URL"] = "redis://:hunter2-secret@127.0.0.1:1/0"
+    for args in (["demo", "--start", "2025-01-01", "--end", "2025-01-10"], ["streams"]):
+        line = one_line_error(tm(env, *args, cwd=tmp_path), "Redis unreachable")
+        assert "hunter2-secret" not in line
+
+
+def test_unreachable_database(env, tmp_path):
+    env["TM_REDIS_URL"] = os.environ.get("TM_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+    env["TM_DATABASE_URL"] = "postgresql+asyncpg://tm:hunter2-secret@127.0.0.1:1/tm"
+    p = tm(env, "demo", "--start", "2025-01-01", "--end", "2025-01-10", cwd=tmp_path)
+    line = one_line_error(p, "database")
+    assert "hunter2-secret" not in p.stderr + p.stdout and "hunter2" not in line
+
+
+def test_breaker_without_a_token_or_a_service(env, tmp_path):
+    one_line_error(tm(env, "breaker", "trip"), "TM_ADMIN_TOKEN")
+    env["TM_ADMIN_TOKEN"] = "t0ken-for-the-test"
+    line = one_line_error(tm(env, "breaker", "reset", "--url", "http://127.0.0.1:1"), "unreachable")
+    assert "t0ken-for-the-test" not in line
+
+
+def test_unknown_command_is_a_usage_error(env):
+    p = tm(env, "frobnicate")
+    assert p.returncode == 2 and "Traceback" not in p.stderr
