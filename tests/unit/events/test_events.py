@@ -92,3 +92,20 @@ def test_committed_schema_file_is_current():
     committed = Path(__file__).resolve().parents[3] / "docs" / "events.schema.json"
     assert json.loads(committed.read_text()) == json.loads(json.dumps(build_schema(), sort_keys=True)), \
         "docs/events.schema.json is stale: run `make schema`"
+
+
+def test_every_service_event_module_is_in_the_schema():
+    """A service's own events (``services/*/tm_*/commands.py``) must be listed, or the schema
+    would depend on what a process happened to import."""
+    import importlib
+    from pathlib import Path
+
+    from tm_common.events.schema import SERVICE_EVENT_MODULES, build_schema
+
+    root = Path(__file__).resolve().parents[3] / "services"
+    found = {f"{p.parent.name}.commands" for p in root.glob("*/tm_*/commands.py")}
+    assert found and found <= set(SERVICE_EVENT_MODULES)
+    for name in found:
+        importlib.import_module(name)
+    before = build_schema()
+    assert set(before["events"]) == set(event_types())

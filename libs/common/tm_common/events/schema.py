@@ -14,7 +14,7 @@ from tm_common import events
 
 # Event types defined by services for their own command streams (imported when installed), so
 # that the schema does not depend on what happened to be imported before.
-SERVICE_EVENT_MODULES = ("tm_risk.commands",)
+SERVICE_EVENT_MODULES = ("tm_risk.commands", "tm_sizer.commands")
 
 
 def load_service_events() -> None:
