@@ -2,12 +2,13 @@
 
 Also times the other per-bar quant steps the live services run (GARCH filter step, HMM forward
 step) and the batch path for reference. Prints numbers only (no asserts).
-Usage: ``python bench/bench_features.py [--symbol ETHUSDT] [--repeats 5]``.
+Usage: ``python bench/bench_features.py [--symbol ETHUSDT] [--repeats 5] [--json PATH]``.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import time
 from pathlib import Path
 
@@ -29,15 +30,22 @@ def load(symbol: str) -> pd.DataFrame:
     raise SystemExit(f"no {symbol}_4h.csv in {[str(s) for s in SOURCES]}")
 
 
-def pct(us: list[float]) -> str:
+def stats(us: list[float]) -> dict[str, float]:
     a = np.asarray(us)
-    return f"p50 {np.percentile(a, 50):7.1f} µs   p99 {np.percentile(a, 99):7.1f} µs   max {a.max():8.1f} µs"
+    return {"n": int(a.size), "p50_us": float(np.percentile(a, 50)),
+            "p99_us": float(np.percentile(a, 99)), "max_us": float(a.max())}
+
+
+def pct(us: list[float]) -> str:
+    s = stats(us)
+    return f"p50 {s['p50_us']:7.1f} µs   p99 {s['p99_us']:7.1f} µs   max {s['max_us']:8.1f} µs"
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--symbol", default="BTCUSDT")
     ap.add_argument("--repeats", type=int, default=5, help="passes over the history")
+    ap.add_argument("--json", default=None, help="write results to this file")
     args = ap.parse_args()
 
     df = load(args.symbol)
@@ -87,7 +95,13 @@ def main() -> None:
 
     t0 = time.perf_counter()
     compute_batch(df)
-    print(f"compute_batch               {len(df)} bars in {(time.perf_counter() - t0) * 1e3:.1f} ms")
+    batch_ms = (time.perf_counter() - t0) * 1e3
+    print(f"compute_batch               {len(df)} bars in {batch_ms:.1f} ms")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"symbol": args.symbol, "bars": len(bars), "repeats": args.repeats,
+                       "incremental_update": stats(per_bar), "garch_update": stats(g_us),
+                       "regime_update": stats(h_us), "compute_batch_ms": batch_ms}, f, indent=2)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,166 @@
+"""Mesh lockstep replay: every service as its own process, ingest replaying the shipped history of
+three instruments bar time by bar time against the exchange sim (``tm_app.mesh.run_mesh``).
+
+Figures: replay seconds for the window (target <= 30 s for the full history; for a shorter window
+the full-history time is also extrapolated from ms per bar time), latency from bar publication to
+each hop (bar close → order acknowledged by the venue: target p50 <= 5 ms, p99 <= 10 ms; the
+design claims < 50 ms), and the peak RSS (VmHWM) of every service process.
+
+Benchmark configuration: models trained with ``python -m tm_trainer --no-publish --fast`` into a
+throwaway SQLite registry, the signal candidate put in production even if its gates refuse it,
+and lowered cascade thresholds, so that the window trades (see ``_benchlib.TRADING_ENV``).
+
+Usage: ``python bench/bench_mesh.py [--window full|DAYS] [--port-offset 500] [--json PATH]``.
+Redis: ``TM_BENCH_REDIS_URL`` (default redis://127.0.0.1:6379/0), under a throwaway namespace.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import _benchlib as lib
+
+HOPS = ("bar→regime", "bar→signal", "bar→sized", "bar→order approved", "bar→order acknowledged",
+        "bar→fill")
+
+
+class RssWatch:
+    """Peak RSS per process. The pipeline's processes are read in ``before_stop``; ingest runs
+    under its own supervisor inside ``run_mesh``, stopped before ``before_stop``, so it is read on
+    every tick while it runs (its pid from that supervisor's state file; VmHWM only grows, so the
+    last reading, taken at the tick that sees the replay done, is its peak within ~0.5 s)."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.state_file = data_dir / "mesh-ingest.json"
+        self.kib: dict[str, int] = {}
+        self.pids: dict[str, int] = {}
+
+    def _read(self, name: str, pid: int | None) -> None:
+        v = lib.vm_hwm_kib(pid)
+        if v is not None:
+            self.kib[name] = max(v, self.kib.get(name, 0) if self.pids.get(name) == pid else 0)
+            self.pids[name] = pid
+
+    def on_tick(self, sup, extra: dict) -> None:
+        try:
+            doc = json.loads(self.state_file.read_text())
+            self._read("ingest", doc["processes"]["ingest"]["pid"])
+        except (OSError, ValueError, KeyError, TypeError):
+            pass
+
+    def before_stop(self, sup) -> None:
+        for name, p in sup.procs.items():
+            self._read(name, p.pid)
+
+    def mib(self) -> dict[str, float]:
+        return {k: round(v / 1024, 1) for k, v in sorted(self.kib.items())}
+
+
+class Progress:
+    def __init__(self, total_bars: int, every_s: float = 10.0) -> None:
+        self.total, self.every, self.t0, self.last = total_bars, every_s, None, 0.0
+
+    def __call__(self, published: int, _total: int) -> None:
+        now = time.monotonic()
+        if self.t0 is None and published:
+            self.t0 = now
+        if now - self.last < self.every or not published or now - self.t0 < 1:
+            return
+        self.last = now
+        rate = published / (now - self.t0)
+        print(f"  mesh replay: {published}/{self.total} bars ({published / self.total:.0%}), "
+              f"{rate:.0f} bars/s, ETA {(self.total - published) / rate:.0f} s, "
+              f"load {os.getloadavg()[0]:.2f}", flush=True)
+
+
+def run(window: str, port_offset: int, redis_url: str, replay_timeout_s: float) -> dict:
+    from tm_app.backtest import RunConfig
+    from tm_app.mesh import run_mesh
+    from tm_common.bus.streams import MD_BAR, PORTFOLIO_SNAPSHOT
+    from tm_common.testing.redis import delete_namespace
+
+    start_ms, end_ms = lib.window(window)
+    steps = lib.bar_times(start_ms, end_ms)
+    full_steps = lib.bar_times(*lib.window("full"))
+    out: dict = {"window": window, "start_ms": start_ms, "end_ms": end_ms, "bar_times": steps,
+                 "full_history_bar_times": full_steps, "port_offset": port_offset,
+                 "machine_start": lib.machine()}
+    with tempfile.TemporaryDirectory(prefix="bench-mesh-") as tmp:
+        tmp = Path(tmp)
+        t = time.monotonic()
+        db_url = lib.train_models(tmp)
+        out["train_s"] = time.monotonic() - t
+        print(f"models trained in {out['train_s']:.1f} s; replaying {steps} bar times "
+              f"x {len(lib.SYMBOLS)} instruments through the mesh", flush=True)
+        cfg = RunConfig(start_ms=start_ms, end_ms=end_ms, database_url=db_url,
+                        extra_env=dict(lib.TRADING_ENV))
+        rss = RssWatch(tmp / "mesh")
+        namespace = f"tmbench:{uuid.uuid4().hex[:8]}:"
+        t = time.monotonic()
+        try:
+            run_ = run_mesh(cfg, redis_url=redis_url, data_dir=tmp / "mesh", port_offset=port_offset,
+                            log=lambda m: print(m, flush=True), namespace=namespace,
+                            progress=Progress(steps * len(lib.SYMBOLS)),
+                            replay_timeout_s=replay_timeout_s, on_tick=rss.on_tick,
+                            before_stop=rss.before_stop)
+        finally:
+            delete_namespace(redis_url, namespace)
+        out["total_s"] = time.monotonic() - t
+    rec = run_.record
+    bars = rec.of(MD_BAR, "bar.closed")
+    snaps = rec.of(PORTFOLIO_SNAPSHOT)
+    span_s = ((snaps[-1].ts_init_ns - bars[0].ts_init_ns) / 1e9) if bars and snaps else None
+    lat = rec.latencies_ms()
+    out.update({
+        "replay_s": run_.secs,
+        "replay_span_s": span_s,
+        "ms_per_bar_time": run_.secs / steps * 1e3,
+        "full_history_replay_s_extrapolated": run_.secs / steps * full_steps,
+        "latency_ms": {k: lib.pct(lat.get(k, [])) for k in HOPS},
+        "counts": {"bars": len(rec.bars), "signals": len(rec.signals), "orders": len(rec.orders),
+                   "fills": len(rec.fills), "snapshots": len(rec.snapshots)},
+        "dead_letters": {k: v for k, v in rec.dead_letters.items() if v},
+        "restarts": run_.restarts,
+        "peak_rss_mib": rss.mib(),
+        "machine_end": lib.machine(),
+    })
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--window", default="full", help="'full' (default) or the last N days")
+    ap.add_argument("--port-offset", type=int, default=500)
+    ap.add_argument("--replay-timeout-s", type=float, default=4 * 3600)
+    ap.add_argument("--json", help="write results to this file")
+    args = ap.parse_args()
+    # run_all's timeout sends SIGTERM: exit through the finally blocks that stop the processes
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    url = os.environ.get("TM_BENCH_REDIS_URL", lib.DEFAULT_REDIS_URL)
+    res = run(args.window, args.port_offset, url, args.replay_timeout_s)
+    print(f"mesh lockstep replay, window {args.window} ({res['bar_times']} bar times x "
+          f"{len(lib.SYMBOLS)} instruments): {res['replay_s']:.1f} s, "
+          f"{res['ms_per_bar_time']:.1f} ms per bar time; full history ({res['full_history_bar_times']} "
+          f"bar times) {'measured' if args.window == 'full' else 'extrapolated'}: "
+          f"{res['full_history_replay_s_extrapolated']:.1f} s (target <= 30 s)")
+    print(f"  counts {res['counts']}, restarts {res['restarts']}, dead letters {res['dead_letters']}")
+    for k, v in res["latency_ms"].items():
+        if v["n"]:
+            print(f"  {k:24s} p50 {v['p50']:8.2f} ms   p99 {v['p99']:8.2f} ms   n {v['n']}")
+        else:
+            print(f"  {k:24s} no events")
+    print(f"  peak RSS (MiB): {res['peak_rss_mib']}")
+    print(f"  load average start {res['machine_start']['loadavg']}, end {res['machine_end']['loadavg']}")
+    lib.write_json(args.json, res)
+
+
+if __name__ == "__main__":
+    main()
