@@ -65,7 +65,7 @@ class Figure:
         if self.target is None:
             return ""
         op, x = self.target
-        return f"{OPS[op]} {fmt(x)} {self.unit}".strip()
+        return f"{OPS[op]} {x:,g} {self.unit}".strip()
 
 
 def fmt(v: float | None) -> str:
