@@ -24,6 +24,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+import msgspec
 import structlog
 from tm_common.bus.handler import Emit
 from tm_common.bus.streams import SIZING_TARGET
@@ -47,6 +48,9 @@ from tm_sizer.metrics import BREAKER_CODE, SizerMetrics
 from tm_sizer.policies import BadPolicy, SizerPolicies
 from tm_sizer.repository import TargetRepository
 
+# State on every commit: msgspec is ~10x faster than json.dumps; keys sorted, byte-stable.
+_STATE_JSON = msgspec.json.Encoder(order="sorted")
+
 log = structlog.get_logger("tm.sizer")
 
 
@@ -68,7 +72,7 @@ class SizerHandler:
 
     # -- StatefulHandler -------------------------------------------------------------------
     def snapshot(self) -> bytes:
-        return json.dumps(self.engine.snapshot(), sort_keys=True, separators=(",", ":")).encode()
+        return _STATE_JSON.encode(self.engine.snapshot())
 
     def restore(self, data: bytes | None) -> None:
         self.engine.restore(None if data is None else json.loads(data))
