@@ -22,7 +22,7 @@ class ExchangeSimSettings(CommonSettings):
                                       env_file=None)
 
     service_name: str = "exchange-sim"
-    http_port: int = Field(default=8090, ge=0, le=65535)
+    http_port: int = Field(default=8108, ge=0, le=65535)
 
     sim_api_key: SecretStr = Field(default=SecretStr(DEFAULT_DEV_KEY),
                                    description="API key clients sign with")

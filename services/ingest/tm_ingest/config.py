@@ -15,7 +15,7 @@ DERIBIT = "https://www.deribit.com"
 
 class IngestSettings(CommonSettings):
     service_name: str = "ingest"
-    http_port: int = 8001
+    http_port: int = 8101
     symbols: Annotated[tuple[str, ...], NoDecode] = ("BTCUSDT", "ETHUSDT", "SOLUSDT")
     mode: Literal["live", "replay", "off"] = Field(
         default="live", description="live = Bybit WS + REST backfill; replay = history; off = "

@@ -15,7 +15,7 @@ from tm_risk.domain.params import BreakerParams, RiskParams
 
 class RiskSettings(CommonSettings):
     service_name: str = "risk"
-    http_port: int = 8005
+    http_port: int = 8105
     symbols: Annotated[tuple[str, ...], NoDecode] = ("BTCUSDT", "ETHUSDT", "SOLUSDT")  # "A,B,C"
     interval_min: int = Field(default=240, gt=0, description="bar interval, minutes")
     # sizing

@@ -8,7 +8,7 @@ from tm_common.settings import CommonSettings, Symbols
 
 class SignalSettings(CommonSettings):
     service_name: str = "signal"
-    http_port: int = 8002
+    http_port: int = 8103
     symbols: Symbols = Field(default=("BTCUSDT", "ETHUSDT", "SOLUSDT"),
                                      description="instruments that get a signal per bar")
     btc_symbol: str | None = Field(default="BTCUSDT", description="source of the cross-asset "

@@ -12,7 +12,7 @@ from tm_sizer.domain.kelly import DEFAULT_REGIME_FRACTIONS, KellyParams
 
 class SizerSettings(CommonSettings):
     service_name: str = "sizer"
-    http_port: int = 8004
+    http_port: int = 8104
     symbols: Symbols = Field(default=("BTCUSDT", "ETHUSDT", "SOLUSDT"),
                                      description="instruments that are sized")
     # Kelly
