@@ -1,7 +1,10 @@
 """Control API for tests and replay (not part of Bybit): the replay clock, faults, reset and
 read-only views of every venue order and execution for invariant checks.
 
-When ``TM_ADMIN_TOKEN`` is set, the POST routes require ``Authorization: Bearer <token>``.
+When ``TM_ADMIN_TOKEN`` is set, the POST routes require ``Authorization: Bearer <token>``
+(compared in constant time): a missing or wrong token is a 401 with ``WWW-Authenticate: Bearer``,
+checked before the body is parsed, so an unauthenticated caller learns nothing about it. Without
+a token the sim is an open development venue (``tm demo``); deployments set one (Helm values).
 """
 
 from __future__ import annotations
@@ -9,7 +12,7 @@ from __future__ import annotations
 import hmac
 from decimal import Decimal
 
-from fastapi import FastAPI, HTTPException, Request
+from fastapi import Depends, FastAPI, HTTPException, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from tm_exchange_sim.faults import FaultConfig, FaultInjector, RateLimiter
@@ -47,9 +50,15 @@ def add_sim_routes(app: FastAPI, state: SimState, faults: FaultInjector, limiter
     def check_admin(request: Request) -> None:
         if admin_token is None:
             return
-        given = request.headers.get("authorization", "")
-        if not hmac.compare_digest(given, f"Bearer {admin_token}"):
-            raise HTTPException(status_code=401, detail="admin token required")
+        scheme, _, cred = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not cred.strip():
+            raise HTTPException(status_code=401, detail="admin token required: missing bearer token",
+                                headers={"WWW-Authenticate": "Bearer"})
+        if not hmac.compare_digest(cred.strip().encode(), admin_token.encode()):
+            raise HTTPException(status_code=401, detail="admin token required: invalid bearer token",
+                                headers={"WWW-Authenticate": "Bearer"})
+
+    admin = [Depends(check_admin)]   # a dependency runs before the body is validated
 
     def clock_view() -> dict:
         return {"clock_ms": state.clock_ms, "now_ms": state.now_ms,
@@ -60,9 +69,8 @@ def add_sim_routes(app: FastAPI, state: SimState, faults: FaultInjector, limiter
     async def get_clock() -> dict:
         return clock_view()
 
-    @app.post("/sim/clock")
-    async def post_clock(body: ClockRequest, request: Request) -> dict:
-        check_admin(request)
+    @app.post("/sim/clock", dependencies=admin)
+    async def post_clock(body: ClockRequest) -> dict:
         if body.bar_time_ms is not None and body.steps is not None:
             raise HTTPException(status_code=400, detail="give bar_time_ms or steps, not both")
         try:
@@ -80,9 +88,8 @@ def add_sim_routes(app: FastAPI, state: SimState, faults: FaultInjector, limiter
         return {"config": faults.config.model_dump(), "seed": faults.seed,
                 "injected": dict(faults.injected)}
 
-    @app.post("/sim/faults")
-    async def post_faults(body: FaultsRequest, request: Request) -> dict:
-        check_admin(request)
+    @app.post("/sim/faults", dependencies=admin)
+    async def post_faults(body: FaultsRequest) -> dict:
         given = body.model_dump(exclude_unset=True, exclude={"seed", "drop_ws_now"})
         config = faults.config.model_copy(update=given)
         faults.configure(FaultConfig.model_validate(config.model_dump()), reseed=body.seed)
@@ -90,9 +97,8 @@ def add_sim_routes(app: FastAPI, state: SimState, faults: FaultInjector, limiter
         dropped = await hub.close_all() if body.drop_ws_now else 0
         return {"config": faults.config.model_dump(), "seed": faults.seed, "dropped": dropped}
 
-    @app.post("/sim/reset")
-    async def post_reset(request: Request, body: ResetRequest | None = None) -> dict:
-        check_admin(request)
+    @app.post("/sim/reset", dependencies=admin)
+    async def post_reset(body: ResetRequest | None = None) -> dict:
         body = body or ResetRequest()
         try:
             state.reset(body.start_ms, body.initial_balance, body.seed)
