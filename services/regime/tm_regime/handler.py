@@ -87,7 +87,7 @@ class RegimeHandler:
             model = await self.models.get(e.model_version)
             if model is not None:
                 e.attach(model)
-                self.metrics.set_model(model.version)
+                self.metrics.set_model(model.version, getattr(self.models, "created_at_ms", {}).get(model.version))
                 return
             log.error("regime.snapshot_model_missing", version=e.model_version)
             e.set_model(await self._production_or_none())
@@ -108,7 +108,8 @@ class RegimeHandler:
                  reason=body.reason)
 
     def _changed(self, result: str) -> None:
-        self.metrics.set_model(self.engine.model_version)
+        v = self.engine.model_version
+        self.metrics.set_model(v, getattr(self.models, "created_at_ms", {}).get(v))
         self.metrics.reloads.labels(result).inc()
 
     def _on_bar(self, event: Envelope, b: BarClosed) -> list[Emit]:

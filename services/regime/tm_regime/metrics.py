@@ -11,6 +11,10 @@ class RegimeMetrics:
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         r = self.registry = registry if registry is not None else CollectorRegistry()
+        self.model_created = Gauge("tm_regime_model_created_timestamp_seconds", "When the regime "
+                                   "model in use was trained (registered), unix seconds; 0 "
+                                   "without a model. Alerts compare it with the retraining "
+                                   "schedule.", registry=r)
         self.model_info = Gauge("tm_regime_model_info", "1 for the regime model version in use "
                                 "(version=\"none\" without a model).", ["version"], registry=r)
         self.label = Gauge("tm_regime_label", "1 for the current regime label of the instrument, "
@@ -31,9 +35,10 @@ class RegimeMetrics:
                                 "database.", registry=r)
         self.set_model("")
 
-    def set_model(self, version: str) -> None:
+    def set_model(self, version: str, created_at_ms: int | None = None) -> None:
         self.model_info.clear()
         self.model_info.labels(version or "none").set(1)
+        self.model_created.set((created_at_ms or 0) / 1000 if version else 0)
 
     def observe(self, out) -> None:
         """Record one :class:`~tm_regime.domain.engine.RegimeOut`."""

@@ -49,6 +49,7 @@ class RegimeModels:
         self.production_version: str | None = None
         self.production_checked = False
         self.last_error: str | None = None
+        self.created_at_ms: dict[str, int] = {}     # version → registered at (for metrics)
 
     def cached(self, version: str) -> RegimeBundleModel | None:
         return self._cache.get(version)
@@ -69,6 +70,7 @@ class RegimeModels:
         return rec
 
     def _model(self, rec: Any) -> RegimeBundleModel:
+        self.created_at_ms[rec.version] = int(getattr(rec, "created_at_ms", 0) or 0)
         model = self.cached(rec.version)
         if model is None:
             if rec.artifact is None:

@@ -103,7 +103,7 @@ class SignalHandler:
             model = await self.models.get(e.model_version)
             if model is not None:
                 e.attach(model)
-                self.metrics.set_model(model.version)
+                self.metrics.set_model(model.version, getattr(self.models, "created_at_ms", {}).get(model.version))
                 return
             log.error("signal.snapshot_model_missing", version=e.model_version)
             e.set_model(await self._production_or_none())
@@ -136,7 +136,8 @@ class SignalHandler:
                  reason=body.reason, warmed={k: v[0].n_bars for k, v in e.feats.items()})
 
     def _model_changed(self, result: str) -> None:
-        self.metrics.set_model(self.engine.model_version)
+        v = self.engine.model_version
+        self.metrics.set_model(v, getattr(self.models, "created_at_ms", {}).get(v))
         self.metrics.reloads.labels(result).inc()
 
     async def _warm_all(self) -> None:

@@ -15,6 +15,10 @@ class SignalMetrics:
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         r = self.registry = registry if registry is not None else CollectorRegistry()
+        self.model_created = Gauge("tm_signal_model_created_timestamp_seconds", "When the signal "
+                                   "model in use was trained (registered), unix seconds; 0 "
+                                   "without a model. Alerts compare it with the retraining "
+                                   "schedule.", registry=r)
         self.model_info = Gauge("tm_signal_model_info", "1 for the signal model version in use "
                                 "(version=\"none\" without a model).", ["version"], registry=r)
         self.inference = Histogram("tm_signal_inference_seconds", "Booster inference per signal, s.",
@@ -37,9 +41,10 @@ class SignalMetrics:
                                 "database.", registry=r)
         self.set_model("")
 
-    def set_model(self, version: str) -> None:
+    def set_model(self, version: str, created_at_ms: int | None = None) -> None:
         self.model_info.clear()
         self.model_info.labels(version or "none").set(1)
+        self.model_created.set((created_at_ms or 0) / 1000 if version else 0)
 
     def observe(self, out) -> None:
         """Count one :class:`~tm_signal.domain.engine.SignalOut`."""

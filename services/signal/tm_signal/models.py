@@ -55,6 +55,7 @@ class SignalModels:
         self.production_version: str | None = None
         self.production_checked = False
         self.last_error: str | None = None
+        self.created_at_ms: dict[str, int] = {}     # version → registered at (for metrics)
 
     def cached(self, version: str) -> SignalModel | None:
         return self._cache.get(version)
@@ -75,6 +76,7 @@ class SignalModels:
         return rec
 
     def _model(self, rec: Any) -> SignalModel:
+        self.created_at_ms[rec.version] = int(getattr(rec, "created_at_ms", 0) or 0)
         model = self.cached(rec.version)
         if model is None:
             if rec.artifact is None:
