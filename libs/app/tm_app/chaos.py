@@ -31,7 +31,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
+import redis
 import typer
+from tm_common.bus.streams import MD_BAR
 
 from tm_app.backtest import RunConfig
 from tm_app.chaos_checks import RunView, bus_view, compare, delete_namespace, venue_view, wait_idle
@@ -57,11 +59,15 @@ def one_run(cfg: RunConfig, label: str, *, redis_url: str, data_dir: Path, port_
     """One mesh replay of ``cfg`` (with ``monkey`` killing services, if given) → its view."""
     namespace = f"tmchaos:{uuid.uuid4().hex[:8]}:{label}:"
     view = RunView()
+    r = redis.Redis.from_url(redis_url)
+    if monkey is not None:
+        bars = namespace + MD_BAR
+        monkey.steps_fn = lambda: r.xlen(bars) // len(cfg.symbols) - 1
     busy: list[str] = []
 
     def before_stop(sup) -> None:
         # Fills the WebSocket delivers after the last bar may still be on their way.
-        busy.extend(wait_idle(redis_url, namespace))
+        busy.extend(wait_idle(redis_url, namespace, poll=sup.poll))
         sim = f"http://127.0.0.1:{sup.procs['exchange_sim'].spec.port}"
         venue_view(sim, SIM_KEY, SIM_SECRET, view)
 
@@ -84,6 +90,7 @@ def one_run(cfg: RunConfig, label: str, *, redis_url: str, data_dir: Path, port_
         view.secs, view.restarts = run.secs, run.restarts
         bus_view(redis_url, namespace, run.record, view)
     finally:
+        r.close()
         if not keep_streams:
             delete_namespace(redis_url, namespace)
     if busy:
@@ -201,7 +208,6 @@ def prepare(redis_url: str | None, database_url: str | None, data_dir: Path) -> 
         else:
             from tm_common.embedded import ensure_embedded_redis
             redis_url = ensure_embedded_redis(settings)
-    import redis
     try:
         redis.Redis.from_url(redis_url, socket_connect_timeout=3).ping()
     except Exception as e:

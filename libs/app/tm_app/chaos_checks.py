@@ -13,6 +13,7 @@ import asyncio
 import json
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -50,9 +51,10 @@ class RunView:
 
 
 def wait_idle(redis_url: str, namespace: str, *, quiet_s: float = 1.0,
-              timeout_s: float = 120.0) -> list[str]:
+              timeout_s: float = 120.0, poll: Callable[[], Any] | None = None) -> list[str]:
     """Wait until every consumer group has lag 0 and pending 0 for ``quiet_s``; returns what is
-    still busy at ``timeout_s`` (empty = idle)."""
+    still busy at ``timeout_s`` (empty = idle). ``poll`` runs on every check (the supervisor's,
+    so that a service killed just before the end is restarted)."""
     async def busy() -> list[str]:
         bus = RedisStreamsBus(redis_url, prefix=namespace)
         try:
@@ -61,6 +63,8 @@ def wait_idle(redis_url: str, namespace: str, *, quiet_s: float = 1.0,
             await bus.close()
     deadline, idle_since = time.monotonic() + timeout_s, None
     while True:
+        if poll is not None:
+            poll()
         b = asyncio.run(busy())
         now = time.monotonic()
         if b:

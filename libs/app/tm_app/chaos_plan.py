@@ -47,8 +47,8 @@ def make_plan(seed: int, kills: int, steps: int, *, services: Sequence[str] = TA
     ``after_send`` of them (default ``max(1, kills // 10)`` when the executor is a target) are
     executor crashes between sending an order and handling the answer, armed at bar times drawn
     from ``first_order_step`` (or mid-window, if earlier) to 80 % of the window, so that an
-    order follows; the rest are ``kill -9`` of a service drawn uniformly from ``services``, at
-    bar times drawn uniformly from the first 90 % of the window (a later kill could land after
+    order follows; the rest are ``kill -9`` of every service in ``services`` once (if there are
+    that many) and then of services drawn uniformly, at bar times drawn uniformly from the first 90 % of the window (a later kill could land after
     the last bar). ``max_delay_s``: the random moment after the bar time's publication."""
     if kills < 0 or steps < 3:
         raise ValueError(f"need kills >= 0 and a window of at least 3 bar times (got {steps})")
@@ -66,8 +66,11 @@ def make_plan(seed: int, kills: int, steps: int, *, services: Sequence[str] = TA
     first_send = max(1, min(first_order_step, steps // 2, last_send))
     plan = [Kill(rng.randint(first_send, last_send), round(rng.uniform(0, max_delay_s), 3), "executor",
                  AFTER_SEND) for _ in range(after_send)]
-    plan += [Kill(rng.randint(1, last), round(rng.uniform(0, max_delay_s), 3),
-                  rng.choice(list(services))) for _ in range(kills - after_send)]
+    n = kills - after_send
+    # Every service once (when there are enough kills), then drawn at random.
+    who = rng.sample(list(services), len(services)) if n >= len(services) else []
+    who += [rng.choice(list(services)) for _ in range(n - len(who))]
+    plan += [Kill(rng.randint(1, last), round(rng.uniform(0, max_delay_s), 3), w) for w in who]
     return sorted(plan, key=lambda k: (k.at_step, k.delay_s))
 
 
@@ -83,6 +86,9 @@ class Done:
 class ChaosMonkey:
     """Runs ``plan`` from :func:`tm_app.mesh.run_mesh`'s ``on_tick`` hook.
 
+    The replay's position is ``steps_fn()`` (e.g. the length of ``md.bar`` over the number of
+    instruments, minus one) or else ingest's ``/status``, which may answer late under load.
+
     A kill waits for its bar time and delay, then for its target to be running (a service still
     restarting from the previous kill is not killed again: that would kill nothing); kills of
     other targets go on meanwhile. One after-send crash is armed at a time; it counts as done
@@ -92,6 +98,7 @@ class ChaosMonkey:
     start_ms: int
     arm_file: Path
     log: Callable[[str], None] = print
+    steps_fn: Callable[[], int] | None = None     # the replay's bar time, read from the bus
     done: list[Done] = field(default_factory=list)
     ingest: Supervisor | None = None
     step: int = -1
@@ -112,9 +119,12 @@ class ChaosMonkey:
         now = time.monotonic()
         if self._t0 is None:
             self._t0 = now
-        last = extra.get("last_bar_open_time_ms") or {}
-        if last:
-            self.step = max(self.step, (min(last.values()) - self.start_ms) // BAR_MS)
+        if self.steps_fn is not None:
+            self.step = max(self.step, self.steps_fn())
+        else:
+            last = extra.get("last_bar_open_time_ms") or {}
+            if last:
+                self.step = max(self.step, (min(last.values()) - self.start_ms) // BAR_MS)
         if now - self._last_progress > 10:
             self._last_progress = now
             self.log(f"  replay at bar {self.step + 1}; kills {len(self.done)}/{len(self.plan)}")
