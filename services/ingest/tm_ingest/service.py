@@ -99,6 +99,10 @@ class IngestService:
                     self.stop_requested = stop.is_set
                     await self.run_replay()
             out["replay"] = run_replay
+        else:                                    # "off": publishes nothing, but is up and ready
+            async def load_state(stop):
+                await self.start()
+            out["state"] = load_state
         return out
 
     async def run_replay(self) -> int:
