@@ -55,7 +55,8 @@ def bench_place_order(sim, n: int) -> list[float]:
 
 async def bench_round_trip(url: str, prefix: str, n: int) -> list[float]:
     bus = RedisStreamsBus(url, prefix=prefix)
-    r = aioredis.Redis.from_url(url)
+    # redis-py 8 defaults socket_timeout to 5 s: longer than a blocking XREAD may wait
+    r = aioredis.Redis.from_url(url, socket_timeout=60)
     key = prefix + EXEC_REPORT
     last = "$"
     out = []
@@ -70,9 +71,9 @@ async def bench_round_trip(url: str, prefix: str, n: int) -> list[float]:
             await bus.publish(RISK_ORDER, env)
             done = False
             while not done:
-                reply = await r.xread({key: last}, block=10_000, count=10)
+                reply = await r.xread({key: last}, block=30_000, count=10)
                 if not reply:
-                    raise RuntimeError("no OrderReported within 10 s")
+                    raise RuntimeError("no OrderReported within 30 s")
                 for eid, fields in reply[0][1]:
                     last = eid
                     if fields[b"type"] == b"order.reported":
@@ -120,9 +121,15 @@ def run(n: int) -> dict:
         sim.post("/sim/reset", {"start_ms": START_MS, "initial_balance": "1000000"})
         place = bench_place_order(sim, n)
         prefix = f"bench:{uuid.uuid4().hex[:8]}:"
-        proc, base = start_executor(sim, url, prefix, os.path.join(tmp, "executor.log"))
+        log_path = os.path.join(tmp, "executor.log")
+        proc, base = start_executor(sim, url, prefix, log_path)
         try:
-            rt = asyncio.run(bench_round_trip(url, prefix, n))
+            try:
+                rt = asyncio.run(bench_round_trip(url, prefix, n))
+            except Exception:
+                with open(log_path, errors="replace") as fh:       # the temp dir goes away
+                    print("executor log (tail):\n" + "".join(fh.readlines()[-40:]), flush=True)
+                raise
             calls = httpx.get(base + "/status", timeout=5).json()["extra"]["venue_calls"]
             per_call = endpoint_means_ms(httpx.get(base + "/metrics", timeout=5).text)
         finally:

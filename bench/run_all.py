@@ -242,7 +242,7 @@ class Bench:
 
 
 def benches(mesh_window: str | None, quick: bool, out_dir: Path) -> list[Bench]:
-    mw = mesh_window or ("10" if quick else "full")
+    mw = mesh_window or ("20" if quick else "full")
     return [
         Bench("bus", "bench_bus.py", (), ("-n", "300"), figs_bus),
         Bench("ingest", "bench_ingest.py", (), ("--bars", "200"), figs_ingest),
@@ -395,7 +395,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true", help="short windows: a smoke run")
     ap.add_argument("--only", default="", help="comma-separated bench names (see --list)")
     ap.add_argument("--mesh-window", default=None,
-                    help="'full' or the last N days (default full; 10 with --quick)")
+                    help="'full' or the last N days (default full; 20 with --quick)")
     ap.add_argument("--out", type=Path, default=BENCH / "out", help="raw JSON and logs")
     ap.add_argument("--results", type=Path, default=BENCH,
                     help="folder for results.json and results.md")
