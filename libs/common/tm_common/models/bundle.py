@@ -10,7 +10,9 @@ plain file names (no folders) ending in one of:
 
 The same manifest and members always give the same bytes, so a bundle's sha256 identifies it.
 :meth:`Bundle.from_bytes` rejects anything else (other extensions such as ``.pkl``, path traversal,
-duplicate or missing members, a manifest that breaks its kind's contract) with :class:`BundleError`.
+duplicate or missing members, a member whose bytes are not of its extension's format, e.g. an
+``.npz`` holding an object array, which only pickle could load, a manifest that breaks its kind's
+contract) with :class:`BundleError`.
 
 Contract, kind ``"signal"`` (read by the signal service)::
 
@@ -236,10 +238,7 @@ class Bundle:
             _check_name(name)
         validate_manifest(self.manifest, self.files)
         for name, data in self.files.items():
-            if name.endswith(".json"):
-                _parse_json(name, data)
-            elif name.endswith(".npz"):
-                load_npz(data)
+            _check_member(name, data)
         return _zip({MANIFEST: canonical_json(self.manifest), **self.files})
 
     @classmethod
@@ -257,8 +256,7 @@ class Bundle:
             raise BundleError(f"bundle has no {MANIFEST}")
         manifest = _parse_json(MANIFEST, members.pop(MANIFEST))
         for name, body in members.items():
-            if name.endswith(".json"):
-                _parse_json(name, body)
+            _check_member(name, body)
         validate_manifest(manifest, members)
         return cls(manifest=manifest, files=members)
 
@@ -281,6 +279,20 @@ class Bundle:
         if not name.endswith(ext) or name not in self.files:
             raise BundleError(f"bundle {self.manifest.get('version')!r} has no {ext} member {name!r}")
         return self.files[name]
+
+
+def _check_member(name: str, data: bytes) -> None:
+    """The member's bytes are of its extension's format: JSON parses, ``.npz`` loads without
+    pickle (object arrays are refused), ``.ubj`` is a UBJSON object. Checked when a bundle is
+    written and when it is read (so the registry refuses a pickle at ``register``)."""
+    if name.endswith(".json"):
+        _parse_json(name, data)
+    elif name.endswith(".npz"):
+        load_npz(data)
+    elif name.endswith(".ubj") and data[:1] != b"{":
+        # xgboost's UBJSON model is one object, so it starts with "{"; a pickle starts with 0x80.
+        raise BundleError(f"bundle member {name!r} is not a UBJSON object (xgboost "
+                          "Booster.save_raw('ubj')); pickles are never loaded")
 
 
 def _parse_json(name: str, data: bytes) -> Any:
