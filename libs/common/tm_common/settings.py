@@ -25,6 +25,14 @@ class CommonSettings(BaseSettings):
     version: str = "0.1.0"
     redis_url: str | None = Field(default=None, description="redis:// or rediss:// URL; "
                                   "unset = the shared embedded Redis")
+    # TLS files for a rediss:// URL (redis-py's ssl_ca_certs / ssl_certfile / ssl_keyfile; the
+    # same options may also be given in the URL's query string).
+    redis_tls_ca_file: Path | None = Field(default=None, description="PEM CA bundle that signed "
+                                           "the Redis server certificate (rediss:// only)")
+    redis_tls_cert_file: Path | None = Field(default=None, description="PEM client certificate, "
+                                             "for a server with tls-auth-clients (rediss:// only)")
+    redis_tls_key_file: Path | None = Field(default=None, description="PEM private key of "
+                                            "redis_tls_cert_file")
     database_url: str | None = Field(default=None, description="postgresql+asyncpg:// or "
                                      "sqlite+aiosqlite:// URL; unset = SQLite under data_dir")
     namespace: str = Field(default="tm:", description="stream key prefix")

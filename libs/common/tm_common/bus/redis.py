@@ -12,8 +12,8 @@ from collections.abc import Sequence
 from typing import Any
 
 import redis.asyncio as aioredis
+from redis.exceptions import AuthenticationError, ResponseError
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from tm_common.bus.memory import dead_letter_fields
@@ -49,11 +49,14 @@ class RedisStreamsBus:
     """The :class:`~tm_common.bus.protocol.Bus` protocol on Redis Streams."""
 
     def __init__(self, url: str, *, prefix: str = "tm:", client: aioredis.Redis | None = None,
-                 socket_timeout_s: float = 5.0) -> None:
+                 socket_timeout_s: float = 5.0, **ssl_options: str) -> None:
+        """``url``: ``redis://[user:password@]host:port/db`` or ``rediss://...`` (TLS; redis-py
+        reads ``ssl_*`` options from its query string too). ``ssl_options``: redis-py's
+        ``ssl_ca_certs``, ``ssl_certfile``, ``ssl_keyfile`` ... for a ``rediss://`` URL."""
         self.names = Streams(prefix)
         self.r = client or aioredis.Redis.from_url(
             url, decode_responses=False, socket_connect_timeout=socket_timeout_s,
-            health_check_interval=15)
+            health_check_interval=15, **ssl_options)
         self._commit = self.r.register_script(_COMMIT)
         self._block_timeout = socket_timeout_s
 
@@ -218,8 +221,12 @@ class RedisStreamsBus:
         return [(eid.decode(), {_s(k): _s(v) for k, v in fields.items()}) for eid, fields in rows]
 
     async def ping(self) -> bool:
+        """False when Redis is unreachable; raises :class:`TransportError` when it answers but
+        refuses the credentials (a configuration error: ``/readyz`` then says why)."""
         try:
             return bool(await self.r.ping())
+        except AuthenticationError as e:
+            raise TransportError(f"redis: {type(e).__name__}: {e}") from e
         except (*_TRANSPORT_ERRORS, ResponseError):
             return False
 

@@ -38,20 +38,28 @@ def resolve_database_url(settings: CommonSettings) -> str:
 
 
 def async_url(url: str | URL) -> URL:
-    """Normalise a URL to its async driver (``postgresql://`` → ``postgresql+asyncpg://``).
+    """Normalise a URL to its async driver (``postgresql://`` → ``postgresql+asyncpg://``;
+    libpq's ``?sslmode=`` → asyncpg's ``?ssl=``).
 
     Raises :class:`ConfigError` for a malformed URL or a database other than PostgreSQL/SQLite.
     """
     try:
         parsed = make_url(url)
     except sa.exc.ArgumentError as e:
-        raise ConfigError(f"TM_DATABASE_URL is not a database URL: {url!r}") from e
+        # The value is not echoed: it may hold a password that the log redactor cannot find in
+        # a string that does not parse as a URL.
+        raise ConfigError("TM_DATABASE_URL is not a database URL (expected postgresql+asyncpg://"
+                          "user:password@host:port/db or sqlite+aiosqlite:///path)") from e
     backend = parsed.get_backend_name()
     if backend not in _ASYNC_DRIVERS:
         raise ConfigError(f"unsupported database {backend!r}: use postgresql+asyncpg:// "
                           "or sqlite+aiosqlite://")
     if parsed.drivername != _ASYNC_DRIVERS[backend]:
         parsed = parsed.set(drivername=_ASYNC_DRIVERS[backend])
+    if backend == "postgresql" and "sslmode" in parsed.query and "ssl" not in parsed.query:
+        # libpq's ``sslmode`` (disable ... verify-full) is asyncpg's ``ssl`` argument, same values.
+        parsed = parsed.update_query_dict({"ssl": parsed.query["sslmode"]}) \
+            .difference_update_query(["sslmode"])
     return parsed
 
 

@@ -18,6 +18,9 @@ def make_bus(settings: Any) -> Any:
 
     No URL configured → the shared embedded Redis (``tm_common.embedded``), started if needed.
     The bus connects lazily: a service starts (and answers ``/healthz``) with Redis down.
+    ``redis_tls_ca_file`` / ``redis_tls_cert_file`` / ``redis_tls_key_file`` (with a
+    ``rediss://`` URL) are passed to the connection pool; raises :class:`ConfigError` when they
+    are set for a plain ``redis://`` URL (they would be silently ignored).
     """
     from tm_common.bus.redis import RedisStreamsBus
 
@@ -25,7 +28,20 @@ def make_bus(settings: Any) -> Any:
     if url is None:
         from tm_common.embedded import ensure_embedded_redis  # lazy: starts a server process
         url = ensure_embedded_redis(settings)
-    return RedisStreamsBus(url, prefix=settings.namespace)
+    return RedisStreamsBus(url, prefix=settings.namespace, **redis_tls_options(settings, url))
+
+
+def redis_tls_options(settings: Any, url: str) -> dict[str, str]:
+    """redis-py's ``ssl_*`` keyword arguments from the settings' TLS files (none set → ``{}``)."""
+    files = {"ssl_ca_certs": getattr(settings, "redis_tls_ca_file", None),
+             "ssl_certfile": getattr(settings, "redis_tls_cert_file", None),
+             "ssl_keyfile": getattr(settings, "redis_tls_key_file", None)}
+    opts = {k: str(v) for k, v in files.items() if v is not None}
+    if opts and not url.startswith("rediss://"):
+        from tm_common.errors import ConfigError
+
+        raise ConfigError("TM_REDIS_TLS_* files are set but TM_REDIS_URL is not a rediss:// URL")
+    return opts
 
 
 def state_key(settings: Any) -> str:
