@@ -19,6 +19,7 @@ import time
 
 import pytest
 from tm_app.chaos_checks import RunView, compare
+from tm_app.chaos_plan import AFTER_SEND, make_plan
 
 SERVICES = ("regime", "signal", "sizer", "risk", "executor", "portfolio", "ingest")
 
@@ -83,3 +84,17 @@ def test_the_checks_name_each_broken_invariant():
     assert "stream risk.order differs from the clean run (2 vs 1 events: 1 missing, 0 extra" in text
     assert "dead letter on risk.order (executor, order.approved X:9): delivery cap 5" in text
     assert len(broken) == 5
+
+
+def test_the_kill_schedule_is_a_function_of_the_seed():
+    a = make_plan(5, 50, 300)
+    assert a == make_plan(5, 50, 300) and a != make_plan(6, 50, 300)
+    assert len(a) == 50 and a == sorted(a, key=lambda k: (k.at_step, k.delay_s))
+    assert {k.service for k in a} == set(SERVICES)
+    sends = [k for k in a if k.mode == AFTER_SEND]
+    assert len(sends) == 5 and {k.service for k in sends} == {"executor"}
+    assert all(61 <= k.at_step <= 240 for k in sends)           # where the window trades
+    assert all(1 <= k.at_step <= 270 and 0 <= k.delay_s <= 0.3 for k in a)
+    assert make_plan(1, 0, 100) == []
+    with pytest.raises(ValueError):
+        make_plan(1, 3, 100, services=("exchange_sim",))

@@ -5,11 +5,15 @@ Two runs of the same window, one after the other, each in its own stream namespa
 a fresh simulator: a clean run, then a run where a seeded schedule (:mod:`tm_app.chaos_plan`)
 kills services at random moments (``kill -9`` of regime, signal, sizer, risk, executor,
 portfolio or ingest; and executor crashes between sending an order and handling the answer) and
-the supervisor restarts them. Then (:mod:`tm_app.chaos_checks`): the venue's orders, executions,
+the supervisor restarts them. The exchange simulator is not a target: it is the venue, whose
+book lives in its memory (Bybit does not forget orders when our services crash). Then (:mod:`tm_app.chaos_checks`): the venue's orders, executions,
 positions and wallet, the final portfolio, every event of every stream (ids and bodies) must be
 identical; no orderLinkId twice at the venue; every consumer group of every stream drained
 (lag 0, pending 0); no dead letter that the clean run does not have as well. Prints the figures;
 exits 1 with one line per broken check, 2 on a bad argument or environment.
+
+    make chaos                                     # 300 bar times from 2025-01-01, 50 kills
+    make chaos CHAOS_ARGS="--kills 20 --seed 7 --bars 200 --report chaos.json"
 
 The models come from a throwaway registry (``<data dir>/chaos/registry.db``, trained once with
 the trainer's ``--fast`` configuration) whose signal model is put in production even if its gates
@@ -59,6 +63,9 @@ def one_run(cfg: RunConfig, label: str, *, redis_url: str, data_dir: Path, port_
     """One mesh replay of ``cfg`` (with ``monkey`` killing services, if given) → its view."""
     namespace = f"tmchaos:{uuid.uuid4().hex[:8]}:{label}:"
     view = RunView()
+    steps = (cfg.end_ms - cfg.start_ms) // BAR_MS + 1
+    # generous on a slow shared machine; a pipeline that stalls for good ends the drill
+    replay_timeout_s = 600 + 3 * steps + (30 * len(monkey.plan) if monkey else 0)
     r = redis.Redis.from_url(redis_url)
     if monkey is not None:
         bars = namespace + MD_BAR
@@ -84,7 +91,8 @@ def one_run(cfg: RunConfig, label: str, *, redis_url: str, data_dir: Path, port_
                        log=lambda m: _log(f"  {m}"), progress=progress, namespace=namespace,
                        on_tick=monkey.tick if monkey else None,
                        on_ingest=monkey.on_ingest if monkey else None,
-                       before_stop=before_stop, supervisor_opts=SUPERVISOR)
+                       before_stop=before_stop, supervisor_opts=SUPERVISOR,
+                       replay_timeout_s=replay_timeout_s)
         if monkey is not None:
             monkey.finish()
         view.secs, view.restarts = run.secs, run.restarts
@@ -122,6 +130,12 @@ def drill(cfg: RunConfig, *, redis_url: str, data_dir: Path, kills: int, seed: i
     if len(monkey.done) < len(plan):
         missed = ", ".join(f"{k.label()} at bar {k.at_step + 1}" for k in monkey.not_done)
         failures.append(f"only {len(monkey.done)} of {len(plan)} kills happened (not: {missed})")
+    deaths = sum(chaos.restarts.values())
+    if deaths != len(monkey.done):
+        notes.append(f"{deaths} restarts for {len(monkey.done)} kills: "
+                     + ("a service died by itself (see the logs in "
+                        f"{data_dir / 'chaos' / 'logs'})" if deaths > len(monkey.done)
+                        else "a killed service was not restarted before the end"))
     return {
         "window": _window(cfg), "bar_times": steps, "instruments": list(cfg.symbols),
         "seed": seed, "kills_planned": len(plan), "kills_done": len(monkey.done),
@@ -272,6 +286,8 @@ def main(start: Annotated[str, typer.Option(help="Replay start, YYYY-MM-DD (UTC)
          report: Annotated[Path | None, typer.Option(help="Write the summary as JSON.")] = None,
          ) -> None:
     """Kill -9 services during a mesh replay; compare with a clean run of the same window."""
+    from tm_common.history import HistoryFileError, load_bars
+
     from tm_app.demo import parse_day_ms
 
     try:
@@ -281,10 +297,19 @@ def main(start: Annotated[str, typer.Option(help="Replay start, YYYY-MM-DD (UTC)
         make_plan(seed, kills, bars, services=targets, after_send=after_send)   # validates
     except ValueError as e:
         raise SystemExit(_fail(str(e), 2)) from e
+    end_ms = start_ms + (bars - 1) * BAR_MS
+    for sym in syms:
+        try:
+            have = len(load_bars(sym, start_ms, end_ms))
+        except HistoryFileError as e:
+            raise SystemExit(_fail(str(e), 2)) from e
+        if have < bars:
+            raise SystemExit(_fail(f"{sym}: {have} shipped bars from {start} in {bars} bar times; "
+                                   "choose an earlier --start or fewer --bars", 2))
     data_dir.mkdir(parents=True, exist_ok=True)
     redis_url, database_url = prepare(redis_url, database_url, data_dir)
     env = {**REPLAY_ENV, **({} if shipped_thresholds else TRADING_ENV)}
-    cfg = RunConfig(start_ms=start_ms, end_ms=start_ms + (bars - 1) * BAR_MS,
+    cfg = RunConfig(start_ms=start_ms, end_ms=end_ms,
                     database_url=database_url, symbols=syms, extra_env=env)
     t0 = time.monotonic()
     try:

@@ -104,6 +104,7 @@ class ChaosMonkey:
     step: int = -1
     _queue: list[Kill] = field(default_factory=list)
     _due: dict[int, float] = field(default_factory=dict)
+    _killed: list = field(default_factory=list)   # Popen objects already sent SIGKILL
     _armed: tuple[Kill, float] | None = None
     _t0: float | None = None
     _last_progress: float = 0.0
@@ -148,8 +149,10 @@ class ChaosMonkey:
                      "next order is sent")
             return True
         proc = self._proc(sup, k.service)
-        if proc is None or proc.popen is None or proc.popen.poll() is not None:
-            return False                         # down or restarting: wait until it is back
+        if proc is None or proc.popen is None or proc.popen.poll() is not None \
+                or any(proc.popen is k for k in self._killed):
+            return False                         # down or dying: wait until it is back
+        self._killed.append(proc.popen)
         pid = proc.pid
         try:
             os.killpg(pid, signal.SIGKILL)
