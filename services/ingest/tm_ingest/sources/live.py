@@ -51,6 +51,7 @@ class LiveSource:
         self.ping_s, self.backoff_s, self.clock_ms = ping_s, backoff_s, clock_ms
         self.counters = LiveCounters()
         self.connected = False
+        self._delivered = False          # this connection delivered a kline: it was healthy
         self._stop = asyncio.Event()
 
     def stop(self) -> None:
@@ -59,10 +60,15 @@ class LiveSource:
     async def run(self) -> None:
         backoff = self.backoff_s[0]
         while not self._stop.is_set():
+            self._delivered = False
             try:
                 await self._session()
                 backoff = self.backoff_s[0]
             except (TimeoutError, OSError, websockets.exceptions.WebSocketException, TransientError) as e:
+                if self._delivered:
+                    # A drop after a working connection is a new incident: retry soon. Only
+                    # connections that fail before any data back off further and further.
+                    backoff = self.backoff_s[0]
                 self.counters.error(type(e).__name__)
                 log.warning("ingest.live_disconnected", error=f"{type(e).__name__}: {e}",
                             retry_in_s=round(backoff, 2))
@@ -141,6 +147,7 @@ class LiveSource:
         sym = topic.rsplit(".", 1)[-1]
         if sym not in self.symbols:
             return self._bad(f"unsubscribed symbol {sym!r}")
+        self._delivered = True
         data = msg.get("data")
         if not isinstance(data, list):
             return self._bad(f"{topic}: data is not a list")
