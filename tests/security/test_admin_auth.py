@@ -285,3 +285,22 @@ def test_sim_private_websocket_refuses_a_bad_signature(service):
     assert reply["success"] is True
     sim.stop()
     assert not leaks(sim.logs(), {"key": KEY, "secret": SECRET})
+
+
+def test_deployments_take_the_admin_token_from_a_secret():
+    """The Helm values never run an admin endpoint open: risk and the sim (and ingest, which steps
+    the sim) read ``TM_ADMIN_TOKEN`` from a Kubernetes Secret; no values file puts a secret-looking
+    setting in its plain ConfigMap."""
+    from pathlib import Path
+
+    import yaml
+    from tm_common.logging import SECRET_KEY_RE
+
+    values = Path(__file__).resolve().parents[2] / "helm" / "values"
+    docs = {p.stem: yaml.safe_load(p.read_text()) or {} for p in sorted(values.glob("*.yaml"))}
+    for name in ("risk", "exchange-sim", "ingest"):
+        ref = (docs[name].get("secretEnv") or {}).get("TM_ADMIN_TOKEN")
+        assert isinstance(ref, dict) and ref.get("secret") and ref.get("key"), (name, ref)
+    for name, doc in docs.items():
+        plain = [k for k in (doc.get("config") or {}) if SECRET_KEY_RE.search(k)]
+        assert not plain, f"{name}: secret-looking settings in the ConfigMap: {plain}"
