@@ -128,7 +128,11 @@ def _start_redis(workdir: Path, *, tls: dict[str, Path] | None = None) -> RedisS
 
     def up() -> bool:
         if proc.poll() is not None:
-            raise AssertionError(f"redis-server exited:\n{log_path.read_text()[-2000:]}")
+            text = log_path.read_text()
+            if tls and "tls" in text.lower() and "bad directive" in text.lower():
+                pytest.skip("this redis-server is built without TLS: the end-to-end TLS proofs "
+                            "cannot run (test_tls_settings_reach_the_connection_pool still does)")
+            raise AssertionError(f"redis-server exited:\n{text[-2000:]}")
         return "Ready to accept connections" in log_path.read_text()
     wait_for(up, 15, f"redis-server on {port}")
     return server

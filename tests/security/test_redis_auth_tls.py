@@ -148,6 +148,31 @@ def _tls_settings(tls_redis, certs, **over):
     return CommonSettings(**kw)
 
 
+def test_tls_settings_reach_the_connection_pool(certs):
+    """Without a server: the settings (and the URL's query options) end up in redis-py's pool as
+    an SSL connection with the CA, the client certificate and the credentials."""
+    from redis.asyncio.connection import SSLConnection
+    from tm_common.service.wiring import make_bus
+    from tm_common.settings import CommonSettings
+
+    url = f"rediss://{ACL_USER}:{enc(SECRETS['redis_acl_password'])}@redis.example:6380/2"
+    by_settings = make_bus(CommonSettings(redis_url=url, redis_tls_ca_file=certs["ca"],
+                                          redis_tls_cert_file=certs["client_crt"],
+                                          redis_tls_key_file=certs["client_key"]))
+    by_url = RedisStreamsBus(url + f"?ssl_ca_certs={certs['ca']}&ssl_cert_reqs=required")
+    for bus in (by_settings, by_url):
+        pool = bus.r.connection_pool
+        kw = pool.connection_kwargs
+        assert pool.connection_class is SSLConnection
+        assert (kw["host"], kw["port"], kw["db"], kw["username"], kw["password"]) == \
+            ("redis.example", 6380, 2, ACL_USER, SECRETS["redis_acl_password"])
+        assert kw["ssl_ca_certs"] == str(certs["ca"])
+    assert by_settings.r.connection_pool.connection_kwargs["ssl_certfile"] == str(certs["client_crt"])
+    assert by_settings.r.connection_pool.connection_kwargs["ssl_keyfile"] == str(certs["client_key"])
+    asyncio.run(by_settings.close())
+    asyncio.run(by_url.close())
+
+
 def test_rediss_with_tls_settings_or_url_options(tls_redis, certs):
     from tm_common.service.wiring import make_bus
 
