@@ -185,9 +185,21 @@ class InMemoryBus:
         return None
 
 
+# Original fields copied into a DLQ entry. Redis' commit script passes the fields to XADD with
+# Lua's ``unpack``, which takes about 8000 values at most: an entry with more fields (garbage, or
+# an attack) would make every dead-letter attempt fail and the consumer retry it forever.
+MAX_DLQ_FIELDS = 1000
+
+
 def dead_letter_fields(d: Delivery, group: str, reason: str) -> dict[Any, Any]:
-    """The DLQ entry: the original fields untouched plus ``dlq_*`` fields saying why."""
-    out: dict[Any, Any] = dict(d.fields)
+    """The DLQ entry: the original fields untouched plus ``dlq_*`` fields saying why.
+
+    An entry with more than :data:`MAX_DLQ_FIELDS` fields keeps its first ones and
+    ``dlq_fields_dropped`` says how many were left out."""
+    items = list(d.fields.items())
+    out: dict[Any, Any] = dict(items[:MAX_DLQ_FIELDS])
+    if len(items) > MAX_DLQ_FIELDS:
+        out["dlq_fields_dropped"] = str(len(items) - MAX_DLQ_FIELDS)
     out.update({"dlq_reason": reason[:2000], "dlq_stream": d.stream, "dlq_entry_id": d.entry_id,
                 "dlq_group": group, "dlq_deliveries": str(d.deliveries)})
     return out
