@@ -17,6 +17,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -138,14 +139,16 @@ def _as_postgres(argv: list[str]) -> list[str]:
 
 @dataclass
 class PrivatePostgres:
-    """A throwaway PostgreSQL cluster in ``workdir`` on ``port`` (trust auth, user postgres)."""
+    """A throwaway PostgreSQL cluster on ``port`` (trust auth, user postgres), in its own temp
+    folder (when run as root the cluster belongs to ``postgres``, which must be able to reach
+    it: a pytest temp dir is private to root, so the folder is made under the system temp)."""
 
-    workdir: Path
     port: int
-    outages: list[Outage] = field(default_factory=list)
+    workdir: Path | None = None
 
     @property
     def data(self) -> Path:
+        assert self.workdir is not None, "init() first"
         return self.workdir / "pgdata"
 
     def url(self, db: str) -> str:
@@ -160,8 +163,11 @@ class PrivatePostgres:
     def init(self) -> None:
         if not (PG_BIN / "initdb").exists():
             raise InfraError(f"no initdb in {PG_BIN} (set TM_PG_BIN)")
-        self.workdir.mkdir(parents=True, exist_ok=True)
+        if shutil.which("psql") is None:
+            raise InfraError("psql is not on PATH (apt-get install postgresql-client)")
+        self.workdir = Path(tempfile.mkdtemp(prefix="tm-faults-pg-"))
         if os.geteuid() == 0:
+            self.workdir.chmod(0o755)
             shutil.chown(self.workdir, "postgres", "postgres")
         self._run(_as_postgres([str(PG_BIN / "initdb"), "-D", str(self.data), "-U", "postgres",
                                 "-A", "trust", "--no-sync"]), "initdb")
@@ -193,5 +199,10 @@ class PrivatePostgres:
         return self.url(name)
 
     def close(self) -> None:
+        """Stop the cluster and delete its folder."""
+        if self.workdir is None:
+            return
         if self.data.exists() and self.running():
             self.stop("immediate")
+        shutil.rmtree(self.workdir, ignore_errors=True)
+        self.workdir = None

@@ -27,9 +27,12 @@ from tm_app.backtest import RunConfig
 from tm_app.faults_infra import PrivatePostgres
 from tm_app.mesh import PIPELINE, MeshRun, run_mesh
 
-# The e2e parity settings: lower cascade thresholds so that a short window trades and changes tier.
+# The e2e parity settings: lower cascade thresholds so that a short window trades and changes
+# tier. The sizer's join timer is wall-clock based, for live only (0 = off): in a replay, an
+# outage longer than it would change a decision.
 TRADING_ENV = {"TM_KELLY_CONFIDENCE": "0.02", "TM_BLENDED_CONFIDENCE": "0.08",
-               "TM_KELLY_MIN_EACH": "1", "TM_KELLY_PRIOR_B": "1.5", "TM_LOG_LEVEL": "WARNING"}
+               "TM_KELLY_MIN_EACH": "1", "TM_KELLY_PRIOR_B": "1.5", "TM_LOG_LEVEL": "WARNING",
+               "TM_JOIN_TIMEOUT_S": "0"}
 TEMPLATE_DB = "tm_faults_template"
 # Rows compared between runs: table -> columns (wall-clock columns such as inference_us left out).
 DB_TABLES = {
@@ -169,6 +172,27 @@ def wait_db_flushed(port_of: dict[str, int], names, timeout_s: float) -> list[st
         time.sleep(0.5)
 
 
+def wait_idle(redis_url: str, namespace: str, poll: Callable[[], Any], *, quiet_s: float = 1.0,
+              timeout_s: float = 120.0) -> list[str]:
+    """Wait until no consumer group has lag or pending entries for ``quiet_s`` (fills the
+    private WebSocket delivers after the last bar may still be on their way); returns what is
+    still busy at ``timeout_s``."""
+    deadline, idle_since = time.monotonic() + timeout_s, None
+    while True:
+        poll()
+        busy = _busy(redis_url, namespace)
+        now = time.monotonic()
+        if busy:
+            idle_since = None
+        elif idle_since is None:
+            idle_since = now
+        elif now - idle_since >= quiet_s:
+            return []
+        if now > deadline:
+            return busy
+        time.sleep(0.2)
+
+
 def _busy(redis_url: str, namespace: str) -> list[str]:
     from tm_common.bus.redis import RedisStreamsBus
     from tm_common.bus.streams import ALL_STREAMS
@@ -232,6 +256,7 @@ def mesh_run(name: str, *, pg: PrivatePostgres, redis_url: str, work: Path, star
                 seen["notes"].append(f"ingest database backlog not flushed: {left}")
 
     def before_stop(sup) -> None:
+        seen["busy"] = wait_idle(redis_url, namespace, sup.poll)
         left = wait_db_flushed(port_of, [n for n in PIPELINE if n != "exchange_sim"],
                                flush_timeout_s)
         if left:
@@ -242,7 +267,6 @@ def mesh_run(name: str, *, pg: PrivatePostgres, redis_url: str, work: Path, star
         seen["metrics"] = {n: scrape(port_of[n]) for n in PIPELINE}
         seen["statuses"] = {n: get_json(port_of[n], "/status").get("extra") or {}
                             for n in PIPELINE}
-        seen["busy"] = _busy(redis_url, namespace)
 
     namespace = f"tmfaults:{name}:{int(time.time())}:"
     mesh = run_mesh(cfg, redis_url=redis_url, data_dir=data_dir, port_offset=port_offset,

@@ -40,10 +40,12 @@ class MarketRepository:
         self.failures = 0
         self.written = 0
         self.max_backoff_s = max_backoff_s
+        self._inflight = False
 
     @property
     def backlog(self) -> int:
-        return self.queue.qsize()
+        """Batches not written yet, the one being retried included."""
+        return self.queue.qsize() + (1 if self._inflight else 0)
 
     def save_bars(self, bars: Sequence[BarClosed]) -> None:
         if bars:
@@ -57,11 +59,13 @@ class MarketRepository:
         """Write queued rows forever, retrying each batch until it lands."""
         while True:
             kind, rows = await self.queue.get()
+            self._inflight = True
             backoff = 0.2
             while True:
                 try:
                     await self._write(kind, rows)
                     self.written += len(rows)
+                    self._inflight = False
                     break
                 except Exception as e:  # noqa: BLE001 - any DB failure: keep the rows, retry
                     self.failures += 1
@@ -69,6 +73,15 @@ class MarketRepository:
                                 error=f"{type(e).__name__}: {str(e)[:200]}", retry_in_s=backoff)
                     await asyncio.sleep(backoff)
                     backoff = min(backoff * 2, self.max_backoff_s)
+
+    async def flush(self, timeout_s: float = 10.0) -> bool:
+        """Wait (at most ``timeout_s``) until :meth:`run` has written everything queued; True
+        if it did. Used on shutdown, while ``run`` is still going."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        while self.backlog and loop.time() < deadline:
+            await asyncio.sleep(0.02)
+        return not self.backlog
 
     async def drain(self, timeout_s: float = 10.0) -> None:
         """Write what is queued now (used on shutdown and in tests)."""

@@ -70,7 +70,7 @@ class IngestService:
         """name → ``async fn(stop_event)`` for the service runtime."""
         out: dict[str, Any] = {}
         if self.repo is not None:
-            out["db-writer"] = _until_stopped(self.repo.run)
+            out["db-writer"] = self._db_writer
         if self.s.mode == "live":
             rest = BybitRestClient(self.s.bybit_rest_url,
                                    on_bad_row=lambda r: self.metrics.bad_input.labels("rest").inc())
@@ -104,6 +104,20 @@ class IngestService:
                 await self.start()
             out["state"] = load_state
         return out
+
+    async def _db_writer(self, stop: asyncio.Event) -> None:
+        """Write rows until stopped, then let the writer land what is queued (a bar published
+        just before a shutdown, or held through a database outage) for a few seconds more."""
+        assert self.repo is not None
+        task = asyncio.create_task(self.repo.run())
+        waiter = asyncio.create_task(stop.wait())
+        await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
+        if not await self.repo.flush(timeout_s=5.0):
+            # Not lost for good: md.bar holds the same bars, and a restart backfills them.
+            log.warning("ingest.db_flush_incomplete", backlog=self.repo.backlog)
+        task.cancel()
+        waiter.cancel()
+        await asyncio.gather(task, return_exceptions=True)
 
     async def run_replay(self) -> int:
         s = self.s
