@@ -47,9 +47,10 @@ def make_plan(seed: int, kills: int, steps: int, *, services: Sequence[str] = TA
     ``after_send`` of them (default ``max(1, kills // 10)`` when the executor is a target) are
     executor crashes between sending an order and handling the answer, armed at bar times drawn
     from ``first_order_step`` (or mid-window, if earlier) to 80 % of the window, so that an
-    order follows; the rest are ``kill -9`` of every service in ``services`` once (if there are
-    that many) and then of services drawn uniformly, at bar times drawn uniformly from the first 90 % of the window (a later kill could land after
-    the last bar). ``max_delay_s``: the random moment after the bar time's publication."""
+    order follows. The rest are ``kill -9`` of every service in ``services`` once (if there are
+    that many), then of services drawn uniformly, at bar times drawn uniformly from the first
+    90 % of the window (a later kill could land after the last bar). ``max_delay_s``: the
+    random moment after the bar time's publication."""
     if kills < 0 or steps < 3:
         raise ValueError(f"need kills >= 0 and a window of at least 3 bar times (got {steps})")
     unknown = set(services) - set(TARGETS)
@@ -64,8 +65,8 @@ def make_plan(seed: int, kills: int, steps: int, *, services: Sequence[str] = TA
     last = max(1, int(steps * 0.9))
     last_send = max(1, int(steps * 0.8))
     first_send = max(1, min(first_order_step, steps // 2, last_send))
-    plan = [Kill(rng.randint(first_send, last_send), round(rng.uniform(0, max_delay_s), 3), "executor",
-                 AFTER_SEND) for _ in range(after_send)]
+    plan = [Kill(rng.randint(first_send, last_send), round(rng.uniform(0, max_delay_s), 3),
+                 "executor", AFTER_SEND) for _ in range(after_send)]
     n = kills - after_send
     # Every service once (when there are enough kills), then drawn at random.
     who = rng.sample(list(services), len(services)) if n >= len(services) else []
