@@ -99,7 +99,7 @@ def build_runtime(settings: SizerSettings) -> ServiceRuntime:
                 pass
 
     background = {"policy-prefetch": prefetch}
-    if settings.join_timeout_s > 0:
+    if settings.join_timer_enabled:
         background["join-timer"] = join_timer(settings, bus, handler)
     if handler.repo is not None:
         repo = handler.repo

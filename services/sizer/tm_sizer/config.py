@@ -36,14 +36,21 @@ class SizerSettings(CommonSettings):
     slippage_rate: float = Field(default=0.0002, ge=0)
     # join
     join_timeout_s: float = Field(default=120.0, ge=0, description="live only: flush a join "
-                                  "still waiting after this many wall seconds (0 = never; set 0 "
-                                  "for replay and backtest)")
+                                  "still waiting after this many wall seconds (0 = never; never "
+                                  "in TM_MODE replay or backtest, where time is the history's)")
+    mode: str = Field(default="live", description="live/testnet/paper run the wall-clock join "
+                      "timer; replay/backtest never do")
     join_check_interval_s: float = Field(default=5.0, gt=0)
     # service
     db_enabled: bool = Field(default=True, description="model registry and targets table; off "
                              "= no RL policy (Kelly tiers only) and no table writes")
     model_prefetch_retry_s: float = Field(default=5.0, gt=0)
     lag_poll_interval_s: float = Field(default=5.0, gt=0)
+
+    @property
+    def join_timer_enabled(self) -> bool:
+        """A wall-clock flush would make a replay depend on how long a service was down."""
+        return self.join_timeout_s > 0 and self.mode.lower() not in ("replay", "backtest")
 
     @field_validator("symbols", mode="before")
     @classmethod

@@ -88,16 +88,16 @@ async def in_process(bundles, promote_after: int) -> list[dict]:
                  state_key="s", clock=lambda: 1)
     promoted = False
     for i in range(N):
-        for s in SYMBOLS:
-            await bus.publish(MD_BAR, bar_envelope(s, BARS[s][i]))
-        await c.run_until_idle()
-        if not promoted and await bus.length(SIGNAL_TL) >= promote_after:
-            assert await bus.length(SIGNAL_TL) == promote_after
-            await bus.publish(MODELS_PROMOTED, Envelope.root(
-                ModelPromoted(kind="signal", version="v2"), key="signal:v2",
-                correlation_id="model:v2", ts_event_ns=1, ts_init_ns=1))
+        for s in SYMBOLS:            # one bar at a time: a loaded mesh may take the promotion
+            await bus.publish(MD_BAR, bar_envelope(s, BARS[s][i]))   # between two instruments
             await c.run_until_idle()
-            promoted = True
+            if not promoted and await bus.length(SIGNAL_TL) >= promote_after:
+                assert await bus.length(SIGNAL_TL) == promote_after
+                await bus.publish(MODELS_PROMOTED, Envelope.root(
+                    ModelPromoted(kind="signal", version="v2"), key="signal:v2",
+                    correlation_id="model:v2", ts_event_ns=1, ts_init_ns=1))
+                await c.run_until_idle()
+                promoted = True
     return [json.loads(f["body"]) for _, f in await bus.entries(SIGNAL_TL, 100_000)]
 
 
