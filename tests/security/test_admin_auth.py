@@ -193,6 +193,24 @@ def _signed_headers(key: str, secret: str, payload: str, *, sign: str | None = N
                                                                         payload)}
 
 
+def _ws_auth(port: int, args: list) -> tuple[dict, bool]:
+    """Subscribe to a private topic (refused before auth), then authenticate with ``args``:
+    (the auth reply, whether the server closed the connection after it)."""
+    import websockets.sync.client as ws_client
+    from websockets.exceptions import ConnectionClosed
+
+    with ws_client.connect(f"ws://127.0.0.1:{port}/v5/private", open_timeout=10) as ws:
+        ws.send(json.dumps({"op": "subscribe", "args": ["execution"], "req_id": "s0"}))
+        assert json.loads(ws.recv(timeout=10))["success"] is False, "a private topic before auth"
+        ws.send(json.dumps({"op": "auth", "args": args, "req_id": "a1"}))
+        reply = json.loads(ws.recv(timeout=10))
+        try:
+            ws.recv(timeout=1)
+            return reply, False
+        except (ConnectionClosed, TimeoutError) as e:
+            return reply, isinstance(e, ConnectionClosed)
+
+
 def test_sim_controls_and_private_api_need_credentials(service):
     sim = service("sim", "tm_exchange_sim", {
         "TM_ADMIN_TOKEN": ADMIN, "TM_SIM_API_KEY": KEY, "TM_SIM_API_SECRET": SECRET,
@@ -214,6 +232,7 @@ def test_sim_controls_and_private_api_need_credentials(service):
     # The Bybit private API: unsigned, unknown key, bad signature, stale timestamp → refused.
     order = json.dumps({"category": "linear", "symbol": "BTCUSDT", "side": "Buy",
                         "orderType": "Market", "qty": "0.001"})
+    client = httpx.Client(timeout=10)
     for method, path in sorted(SIM_SIGNED):
         payload = order if method == "POST" else "category=linear&accountType=UNIFIED"
         target = sim.base + path + ("" if method == "POST" else f"?{payload}")
@@ -225,10 +244,20 @@ def test_sim_controls_and_private_api_need_credentials(service):
         }
         for code, headers_list in attempts.items():
             for headers in headers_list:
-                r = httpx.request(method, target, content=content, timeout=10,
-                                  headers={"Content-Type": "application/json", **headers})
+                r = client.request(method, target, content=content,
+                                   headers={"Content-Type": "application/json", **headers})
                 assert r.status_code == 200 and r.json()["retCode"] == code, (path, r.text)
                 assert r.json()["retMsg"] and KEY not in r.text and SECRET not in r.text
+    client.close()
+    # The private WebSocket: a bad signature or an unknown key is refused and disconnected.
+    from tm_exchange_sim.signing import ws_signature
+
+    expires = int(time.time() * 1000) + 30_000
+    reply, closed = _ws_auth(sim.port, [KEY, expires, "0" * 64])
+    assert reply["success"] is False and reply["ret_msg"] == "Request not authorized" and closed
+    reply, closed = _ws_auth(sim.port, ["SECunknown-key", expires, ws_signature(SECRET, expires)])
+    assert reply["success"] is False and closed
+    assert _ws_auth(sim.port, [KEY, expires, ws_signature(SECRET, expires)])[0]["success"] is True
     assert _sim_view(sim) == before, "a refused request changed the venue"
 
     # With credentials: every control works, and a pybit-signed order is accepted.
@@ -250,41 +279,6 @@ def test_sim_controls_and_private_api_need_credentials(service):
     text = sim.logs()
     assert not leaks(text, {"admin": ADMIN, "wrong": WRONG_TOKEN, "key": KEY, "secret": SECRET}), \
         leaks(text)
-
-
-def test_sim_private_websocket_refuses_a_bad_signature(service):
-    import websockets.sync.client as ws_client
-    from tm_exchange_sim.signing import ws_signature
-    from websockets.exceptions import ConnectionClosed
-
-    sim = service("sim-ws", "tm_exchange_sim", {"TM_SIM_API_KEY": KEY, "TM_SIM_API_SECRET": SECRET,
-                                                "TM_SIM_SYMBOLS": '["BTCUSDT"]'})
-    sim.wait_http("/readyz", timeout_s=90)
-    url = f"ws://127.0.0.1:{sim.port}/v5/private"
-    expires = int(time.time() * 1000) + 10_000
-
-    def auth(args) -> tuple[dict, bool]:
-        with ws_client.connect(url, open_timeout=10) as ws:
-            ws.send(json.dumps({"op": "subscribe", "args": ["execution"], "req_id": "s0"}))
-            sub = json.loads(ws.recv(timeout=10))
-            assert sub["success"] is False, "a private topic before auth"
-            ws.send(json.dumps({"op": "auth", "args": args, "req_id": "a1"}))
-            reply = json.loads(ws.recv(timeout=10))
-            try:
-                ws.recv(timeout=2)
-                closed = False
-            except (ConnectionClosed, TimeoutError):
-                closed = True
-            return reply, closed
-
-    reply, closed = auth([KEY, expires, "0" * 64])
-    assert reply["success"] is False and reply["ret_msg"] == "Request not authorized" and closed
-    reply, closed = auth(["SECunknown-key", expires, ws_signature(SECRET, expires)])
-    assert reply["success"] is False and closed
-    reply, _ = auth([KEY, expires, ws_signature(SECRET, expires)])
-    assert reply["success"] is True
-    sim.stop()
-    assert not leaks(sim.logs(), {"key": KEY, "secret": SECRET})
 
 
 def test_deployments_take_the_admin_token_from_a_secret():

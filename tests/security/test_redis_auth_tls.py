@@ -11,13 +11,12 @@
   CA, without a client certificate, or with ``redis://`` the error says what is wrong.
 - PostgreSQL: ``?sslmode=require`` (libpq's spelling) and ``?ssl=require`` (asyncpg's) give an
   encrypted session to a server with ``ssl=on``; ``verify-full`` checks the server against the CA.
+  (The mesh in test_secrets_never_leak runs every service with ``?sslmode=require``.)
 """
 
 from __future__ import annotations
 
 import asyncio
-import subprocess
-import sys
 
 import pytest
 from tm_common.bus.protocol import Output, TransportError
@@ -25,7 +24,7 @@ from tm_common.bus.redis import RedisStreamsBus
 from tm_common.errors import ConfigError
 from tm_common.testing.factories import bar_event
 
-from .conftest import ACL_USER, SECRETS, WRONG_REDIS_PASSWORD, WRONG_TOKEN, _clean_env, enc, leaks
+from .conftest import ACL_USER, SECRETS, WRONG_REDIS_PASSWORD, WRONG_TOKEN, enc, leaks
 
 ADMIN = SECRETS["admin_token"]
 REDIS_SECRETS = {"acl": SECRETS["redis_acl_password"], "default": SECRETS["redis_password"],
@@ -268,12 +267,3 @@ def test_postgres_ssl_options(private_pg, certs, monkeypatch):
     assert "password authentication failed" in str(e.value), str(e.value)
     assert not leaks(str(e.value), {**SECRETS, "wrong": "SECwrong-db-pw"}), str(e.value)
 
-
-def test_tm_migrate_over_tls_prints_a_redacted_url(private_pg, tmp_path):
-    env = {**_clean_env(), "TM_DATABASE_URL": private_pg.url(query="?sslmode=require"),
-           "TM_DATA_DIR": str(tmp_path)}
-    p = subprocess.run([sys.executable, "-m", "tm_common.cli.main", "migrate"], env=env, check=False,
-                       capture_output=True, text=True, timeout=120, cwd=tmp_path)
-    assert p.returncode == 0, p.stdout + p.stderr
-    assert "is at" in p.stdout and "***" in p.stdout, p.stdout
-    assert not leaks(p.stdout + p.stderr), leaks(p.stdout + p.stderr)

@@ -5,7 +5,8 @@ Secrets (:data:`conftest.SECRETS`): the Bybit API key and secret (executor, and 
 that verifies them), ``TM_ADMIN_TOKEN`` (every service: the sim requires it, ingest sends it to
 step the sim, risk guards its breaker with it), a database URL with a password (a private
 PostgreSQL with SCRAM auth, so the password is really used) and a Redis URL with a password (an
-ACL user on a private ``redis-server``).
+ACL user on a private ``redis-server``). The database URL also asks for TLS (``?sslmode=require``),
+and the run checks that every service's database session is encrypted.
 
 The run: the services of ``tm_app.mesh`` (its ``_specs``, ports +900) under the supervisor, models
 in the registry and test thresholds so that the window trades; a lockstep replay of 18 bars;
@@ -51,6 +52,7 @@ class MeshRun:
     keys: dict[str, str]             # Redis key → everything stored under it, as text
     http: dict[str, str]             # "service GET path" → response status and body
     streams: dict[str, int]          # stream key → length
+    db_sessions: list[bool]          # the services' database sessions: encrypted?
 
 
 async def _register_models(db_url: str) -> None:
@@ -83,6 +85,21 @@ async def _create_database(admin_url: str, name: str) -> None:
     try:
         async with engine.connect() as conn:
             await conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    finally:
+        await engine.dispose()
+
+
+async def _db_sessions(admin_url: str, name: str) -> list[bool]:
+    import sqlalchemy as sa
+    from tm_common.db import make_engine
+
+    engine = make_engine(admin_url)
+    try:
+        async with engine.connect() as conn:
+            rows = await conn.execute(sa.text(
+                "SELECT s.ssl FROM pg_stat_activity a JOIN pg_stat_ssl s USING (pid) "
+                "WHERE a.datname = :db AND a.pid <> pg_backend_pid()"), {"db": name})
+            return [bool(r[0]) for r in rows]
     finally:
         await engine.dispose()
 
@@ -163,7 +180,9 @@ def mesh(secure_redis, private_pg, tmp_path_factory) -> MeshRun:
     redis_url = secure_redis.url()                        # redis://tmsvc:<password>@.../0
     db_name = f"tmsec_{uuid.uuid4().hex[:8]}"
     asyncio.run(_create_database(private_pg.url(), db_name))
-    db_url = private_pg.url(db=db_name)                   # postgresql+asyncpg://postgres:<pw>@...
+    # postgresql+asyncpg://postgres:<pw>@host/db?sslmode=require: every service's database
+    # sessions are encrypted, through configuration alone.
+    db_url = private_pg.url(db=db_name, query="?sslmode=require")
     asyncio.run(_register_models(db_url))
 
     data = tmp_path_factory.mktemp("mesh")
@@ -214,6 +233,7 @@ def mesh(secure_redis, private_pg, tmp_path_factory) -> MeshRun:
         _publish_garbage(redis_url, namespace)
         wait_for(lambda: _idle(redis_url, namespace, ("md.bar", "risk.order", "risk.command")),
                  60, "every group done with its inputs")
+        db_sessions = asyncio.run(_db_sessions(private_pg.url(), db_name))
         for name, port in ports.items():
             for path in ("/healthz", "/readyz", "/metrics", "/status"):
                 r = _get(port, path)
@@ -227,7 +247,7 @@ def mesh(secure_redis, private_pg, tmp_path_factory) -> MeshRun:
     keys, lengths = _dump_namespace(redis_url, namespace)
     files = {str(p.relative_to(data)): p.read_text(errors="replace")
              for p in sorted(data.rglob("*")) if p.is_file()}
-    return MeshRun(namespace, files, keys, http, lengths)
+    return MeshRun(namespace, files, keys, http, lengths, db_sessions)
 
 
 def test_the_run_used_every_secret_and_wrote_everywhere(mesh):
@@ -243,6 +263,7 @@ def test_the_run_used_every_secret_and_wrote_everywhere(mesh):
     assert "risk.admin_denied" in logs and "risk.admin_command" in logs
     assert {f"logs/{s}.log" for s in ("exchange_sim", "executor", "ingest", "portfolio", "regime",
                                       "risk", "signal", "sizer")} <= set(mesh.files)
+    assert mesh.db_sessions and all(mesh.db_sessions), mesh.db_sessions   # sslmode=require
     sim_status = mesh.http["exchange_sim GET /status"]
     assert '"dev_credentials":false' in sim_status and '"executions":0' not in sim_status
 
@@ -271,7 +292,7 @@ def test_bad_database_urls_fail_with_a_clear_redacted_error(private_pg, secure_r
     cases = {
         "unreachable": ("tm_sizer", f"postgresql+asyncpg://postgres:{pw}@127.0.0.1:1/tm",
                         "Connect call failed"),
-        "malformed": ("tm_signal", f"postgres:{pw}@127.0.0.1/tm", "TM_DATABASE_URL is not a database URL"),
+        "malformed": ("tm_ingest", f"postgres:{pw}@127.0.0.1/tm", "TM_DATABASE_URL is not a database URL"),
         "wrong password": ("tm_ingest", private_pg.url(password="SECwrong-db-Pw@9"),
                            "password authentication failed"),
     }
