@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from decimal import Decimal
+from decimal import Decimal, localcontext
 
 from tm_common.history import BAR_INTERVAL_MS, HistoryBar
 
@@ -25,7 +25,11 @@ def money(value: Decimal | None) -> str:
     """A derived amount (averages, margins) at 8 decimals, trailing zeros removed."""
     if value is None:
         return ""
-    text = format(value.quantize(DISPLAY), "f")
+    with localcontext() as ctx:
+        # quantize needs every digit of the result: 8 decimals of a 21-digit balance (one that
+        # POST /sim/reset accepts) exceed the default precision of 28 (found by schemathesis)
+        ctx.prec = max(ctx.prec, value.adjusted() + 10)
+        text = format(value.quantize(DISPLAY), "f")
     if "." in text:
         text = text.rstrip("0").rstrip(".")
     return "0" if text in ("-0", "") else text

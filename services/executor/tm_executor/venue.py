@@ -8,11 +8,18 @@
   decides when to retry, and it looks an order up before any retry of ``place_order``.
 - Errors are translated here (``raise ... from``) into :mod:`tm_executor.domain.errors` types
   whose messages are scrubbed: no secret, no request parameters.
+- Answers are checked before pybit reads them (a response hook on its ``requests`` session): a
+  200 whose body is not a JSON object with an integer ``retCode`` (an HTML page from a proxy,
+  truncated JSON, a list, a missing or mistyped field) is a :class:`MalformedAnswer`, translated
+  to a transient, ambiguous :class:`VenueTransient` ("malformed answer: ..."), never a
+  ``KeyError``/``AttributeError`` from pybit. Malformed ``result`` contents (``list`` not a list of
+  objects, a record with a missing or mistyped field) are transient and ambiguous too.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import threading
 import time
@@ -44,9 +51,45 @@ log = structlog.get_logger("tm.executor.venue")
 _NO_RETRY_CODES = {-1}   # pybit falls back to its defaults for an empty set
 
 
+class MalformedAnswer(Exception):
+    """A 200 answer that is not a Bybit V5 envelope; the message says what is wrong with it."""
+
+
+def _snippet(text: str, n: int = 60) -> str:
+    return " ".join(text[:n].split())
+
+
+def check_answer(resp: requests.Response, *args: Any, **kwargs: Any) -> requests.Response:
+    """``requests`` response hook: raise :class:`MalformedAnswer` for a 200 answer that pybit
+    could not read safely (other statuses are pybit's ``FailedRequestError``)."""
+    if resp.status_code != 200:
+        return resp
+    ctype = resp.headers.get("Content-Type", "?").split(";")[0]
+    try:
+        doc = json.loads(resp.content)
+    except (ValueError, RecursionError) as e:       # UnicodeDecodeError is a ValueError
+        raise MalformedAnswer(f"body is not JSON ({ctype}, {len(resp.content)} bytes: "
+                              f"{_snippet(resp.content.decode('utf-8', 'replace'))!r}): "
+                              f"{type(e).__name__}") from None
+    if not isinstance(doc, dict):
+        kind = {list: "array", str: "string", int: "number", float: "number", bool: "boolean",
+                type(None): "null"}.get(type(doc), type(doc).__name__)
+        raise MalformedAnswer(f"body is a JSON {kind}, not an object")
+    if "retCode" not in doc:
+        raise MalformedAnswer("no retCode in the answer")
+    code = doc["retCode"]
+    if isinstance(code, bool) or not isinstance(code, int):
+        raise MalformedAnswer(f"retCode is not an integer: {_snippet(repr(code))}")
+    if code != 0 and not isinstance(doc.get("retMsg"), str):
+        raise MalformedAnswer(f"retCode {code} without a retMsg string")
+    return resp
+
+
 def translate(endpoint: str, exc: BaseException, secrets: list[str], *,
               now_ms: int | None = None, max_wait_s: float = 5.0) -> VenueError | None:
     """A pybit/requests exception → a scrubbed :class:`VenueError` (None: not a venue error)."""
+    if isinstance(exc, MalformedAnswer):
+        return VenueTransient(endpoint, scrub(f"malformed answer: {exc}", secrets), ambiguous=True)
     if isinstance(exc, InvalidRequestError):
         code = int(exc.status_code)
         retry_after = None
@@ -111,6 +154,7 @@ class VenueClient:
                         max_retries=1, retry_codes=set(_NO_RETRY_CODES), force_retry=False,
                         logging_level=logging.WARNING)
             http.endpoint = self.url
+            http.client.hooks["response"].append(check_answer)
             self._local.http = http
         return http
 
@@ -177,8 +221,10 @@ class VenueClient:
         """Create an order; returns the venue's ``orderId``."""
         result = await self.call("place_order", **params)
         order_id = result.get("orderId")
-        if not order_id:
-            raise VenueTransient("place_order", "answer without orderId", ambiguous=True)
+        if not order_id or isinstance(order_id, bool) or not isinstance(order_id, (str, int)):
+            raise VenueTransient("place_order", "answer without orderId"
+                                 + (f" (got {type(order_id).__name__})" if order_id else ""),
+                                 ambiguous=True)
         return str(order_id)
 
     async def get_executions(self, symbol: str, order_id: str) -> list[VenueExecution]:
@@ -201,8 +247,11 @@ class VenueClient:
         cursor = None
         for _ in range(max_pages):
             result = await self.call(method, limit=limit, cursor=cursor, **params)
-            rows += [r for r in result.get("list") or [] if isinstance(r, dict)]
+            rows += _rows(method, result)
             cursor = result.get("nextPageCursor") or None
+            if cursor is not None and not isinstance(cursor, str):
+                raise VenueTransient(method, "malformed answer: nextPageCursor is a "
+                                     f"{type(cursor).__name__}", ambiguous=True)
             if not cursor:
                 break
         return rows
@@ -210,8 +259,8 @@ class VenueClient:
     # -- account set-up --------------------------------------------------------------------
     async def wallet(self) -> dict[str, Any]:
         result = await self.call("get_wallet_balance", accountType="UNIFIED")
-        rows = result.get("list") or []
-        if not rows or not isinstance(rows[0], dict):
+        rows = _rows("get_wallet_balance", result)
+        if not rows:
             raise VenueRejected("get_wallet_balance", "no UNIFIED account in the answer")
         return rows[0]
 
@@ -237,16 +286,30 @@ class VenueClient:
 
     async def instrument(self, symbol: str) -> LotFilter:
         result = await self.call("get_instruments_info", category="linear", symbol=symbol)
-        rows = [r for r in result.get("list") or [] if isinstance(r, dict)
-                and r.get("symbol") == symbol]
+        rows = [r for r in _rows("get_instruments_info", result) if r.get("symbol") == symbol]
         if not rows:
             raise VenueRejected("get_instruments_info", f"unknown instrument {symbol}")
         return _parse(LotFilter.from_bybit, rows, "get_instruments_info")[0]
 
 
 def _first_order(result: dict[str, Any]) -> VenueOrder | None:
-    rows = [r for r in result.get("list") or [] if isinstance(r, dict)]
+    rows = _rows("get_open_orders", result)
     return _parse(VenueOrder.from_bybit, rows[:1], "get_open_orders")[0] if rows else None
+
+
+def _rows(endpoint: str, result: dict[str, Any]) -> list[dict]:
+    """``result.list``: a list of objects, or a malformed answer (never silently empty: an
+    unreadable position list must not read as "no positions")."""
+    rows = result.get("list")
+    if not isinstance(rows, list):
+        raise VenueTransient(endpoint, "malformed answer: result.list is "
+                             + ("missing" if rows is None else f"a {type(rows).__name__}"),
+                             ambiguous=True)
+    bad = [type(r).__name__ for r in rows if not isinstance(r, dict)]
+    if bad:
+        raise VenueTransient(endpoint, f"malformed answer: result.list has {len(bad)} item(s) "
+                             f"that are not objects ({bad[0]})", ambiguous=True)
+    return rows
 
 
 def _parse(fn, rows, endpoint: str) -> list:
@@ -254,3 +317,6 @@ def _parse(fn, rows, endpoint: str) -> list:
         return [fn(r) for r in rows]
     except BadVenueRecord as e:
         raise VenueTransient(endpoint, f"malformed venue record: {e}", ambiguous=True) from e
+    except (AttributeError, TypeError, ValueError) as e:    # e.g. a nested filter not an object
+        raise VenueTransient(endpoint, f"malformed venue record: {type(e).__name__}: {e}",
+                             ambiguous=True) from e

@@ -29,7 +29,7 @@ def make_bar(instrument: str, open_time_ms: int, o: Any, h: Any, low: Any, c: An
     try:
         t = int(open_time_ms)
         op, hi, lo, cl, vol = (Decimal(str(x)) for x in (o, h, low, c, v))
-    except (InvalidOperation, TypeError, ValueError) as e:
+    except (InvalidOperation, TypeError, ValueError, OverflowError) as e:   # int(inf): Overflow
         raise BadBar(f"{instrument}: non-numeric field in bar {open_time_ms!r}: {e}") from e
     if t % interval_ms:
         raise BadBar(f"{instrument}: open time {t} is not on the {interval_ms // 60000}m grid")

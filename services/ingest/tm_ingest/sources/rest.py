@@ -43,15 +43,26 @@ class BybitRestClient:
             raise VenueError(f"kline {symbol}: HTTP {resp.status_code}")
         try:
             body = resp.json()
-        except ValueError as e:
-            raise VenueError(f"kline {symbol}: body is not JSON") from e
-        if not isinstance(body, dict) or body.get("retCode") != 0:
-            code = body.get("retCode") if isinstance(body, dict) else None
-            msg = body.get("retMsg") if isinstance(body, dict) else str(body)[:100]
-            raise VenueError(f"kline {symbol}: retCode {code}: {msg}")
-        rows = (body.get("result") or {}).get("list")
+        except (ValueError, RecursionError) as e:      # RecursionError: absurdly nested JSON
+            ctype = resp.headers.get("content-type", "?").split(";")[0]
+            raise VenueError(f"kline {symbol}: body is not JSON ({ctype}, "
+                             f"{len(resp.content)} bytes)") from e
+        if not isinstance(body, dict):
+            raise VenueError(f"kline {symbol}: body is a JSON {_json_type(body)}, not an object")
+        code = body.get("retCode")
+        if isinstance(code, bool) or not isinstance(code, int):
+            raise VenueError(f"kline {symbol}: " + ("no retCode" if code is None else
+                             f"retCode is not an integer: {str(code)[:40]!r}"))
+        if code != 0:
+            raise VenueError(f"kline {symbol}: retCode {code}: {str(body.get('retMsg'))[:200]}")
+        result = body.get("result")
+        rows = result.get("list") if isinstance(result, dict) else None
         if not isinstance(rows, list):
-            raise VenueError(f"kline {symbol}: result.list missing")
+            what = ("result is missing" if result is None else
+                    f"result is a JSON {_json_type(result)}" if not isinstance(result, dict) else
+                    "result.list missing" if rows is None else
+                    f"result.list is a JSON {_json_type(rows)}")
+            raise VenueError(f"kline {symbol}: {what}")
         return rows
 
     async def fetch(self, symbol: str, start_ms: int, end_ms: int, now_ms: int) -> list[BarClosed]:
@@ -79,3 +90,11 @@ class BybitRestClient:
                 break
             cursor = oldest - INTERVAL_MS
         return order_and_dedupe(out)
+
+
+def _json_type(v: object) -> str:
+    """The JSON name of a decoded value's type (for error messages)."""
+    if v is None:
+        return "null"
+    return {bool: "boolean", int: "number", float: "number", str: "string", list: "array",
+            dict: "object"}.get(type(v), type(v).__name__)
