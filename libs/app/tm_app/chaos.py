@@ -225,7 +225,10 @@ def prepare(redis_url: str | None, database_url: str | None, data_dir: Path) -> 
     try:
         redis.Redis.from_url(redis_url, socket_connect_timeout=3).ping()
     except Exception as e:
-        raise SystemExit(_fail(f"Redis unreachable at {redis_url}: {type(e).__name__}", 2)) from e
+        from urllib.parse import urlsplit
+        where = urlsplit(redis_url).hostname or "?"          # never the URL: it may hold a password
+        port = urlsplit(redis_url).port
+        raise SystemExit(_fail(f"Redis unreachable at {where}:{port}: {type(e).__name__}", 2)) from e
     throwaway = database_url is None
     if throwaway:
         (data_dir / "chaos").mkdir(parents=True, exist_ok=True)
