@@ -1,6 +1,6 @@
 """Fuzz the running mesh: malformed entries into every consumed stream, schemathesis on every API.
 
-    python tools/fuzz_streams.py [-n 10000] [--examples 50] [--port-offset 800] ...
+    python tools/fuzz_streams.py [-n 10000] [--examples 100] [--port-offset 800] ...
     make fuzz FUZZ_ARGS="-n 2000"
 
 1. Every service runs as a real process under the supervisor (``tools/fuzz_mesh.py``: the
@@ -344,8 +344,8 @@ def main(argv=None) -> int:
     ap.add_argument("-n", "--entries", type=int, default=10_000,
                     help="malformed entries per consumed stream (default 10000)")
     ap.add_argument("--chunk", type=int, default=1000, help="entries per stream per round")
-    ap.add_argument("--examples", type=int, default=50,
-                    help="schemathesis --max-examples per operation (default 50)")
+    ap.add_argument("--examples", type=int, default=100,
+                    help="schemathesis --max-examples per operation (default 100)")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--port-offset", type=int, default=800)
     ap.add_argument("--redis-url", default=default_redis_url(),
