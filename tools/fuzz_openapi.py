@@ -12,6 +12,10 @@ schemathesis run because its 503 means "not ready" by design (no model is traine
 probed separately with odd requests and must answer 200 or 503 with its JSON body. The sim's
 ``POST /sim/faults`` makes the sim fail on purpose (5xx, timeouts), so it runs in a pass of its
 own, last, and the sim's faults are switched off again afterwards.
+
+schemathesis sends valid JSON; :func:`probe_hostile` then sends what it does not (nesting
+100,000 deep, invalid UTF-8, ``NaN`` tokens, a 5000-digit integer, 2 MiB strings, a 60 kB query
+or header) to every operation: no 5xx either.
 """
 
 from __future__ import annotations
@@ -206,6 +210,51 @@ def probe_readyz(port: int) -> list[str]:
     return problems
 
 
+# Bodies schemathesis does not send (it generates valid JSON): each must get a 4xx, not a 5xx.
+HOSTILE_BODIES = {
+    "deep_array": b"[" * 100_000 + b"]" * 100_000,
+    "deep_object": b'{"a":' * 50_000 + b"1" + b"}" * 50_000,
+    "invalid_utf8": b'{"reason": "\xff\xfe"}',
+    "nan_token": b'{"steps": NaN, "reason": NaN, "start_ms": Infinity}',
+    "huge_int": b'{"steps": ' + b"9" * 5000 + b"}",
+    "two_mib_string": b'{"reason": "' + b"a" * (2 << 20) + b'"}',
+    "not_json": b"<html>hello</html>",
+    "empty": b"",
+}
+
+
+def probe_hostile(port: int, schema: dict, admin_token: str | None) -> list[str]:
+    """Every POST/PUT/PATCH operation of ``schema`` with each of :data:`HOSTILE_BODIES` (JSON
+    content type, the admin token), and every GET with an oversized query and header: any 5xx
+    or dropped connection is a problem ("METHOD path body: HTTP status")."""
+    headers = {"Content-Type": "application/json"}
+    if admin_token:
+        headers["Authorization"] = f"Bearer {admin_token}"
+    problems = []
+    for path, ops in sorted(schema.get("paths", {}).items()):
+        if "{" in path or path in SKIP_PATHS:
+            continue
+        for method in sorted(ops):
+            tries: list[tuple[str, dict]] = []
+            if method in ("post", "put", "patch"):
+                tries = [(name, {"content": body}) for name, body in HOSTILE_BODIES.items()]
+            elif method == "get":
+                tries = [("long_query", {"params": {"q": "x" * 60_000}}),
+                         ("long_header", {"headers": {"X-Fuzz": "y" * 60_000}})]
+            for name, kw in tries:
+                # A fresh connection each: after a 500, uvicorn closes the one it answered on.
+                try:
+                    r = httpx.request(method.upper(), f"http://127.0.0.1:{port}{path}",
+                                      headers={**headers, **kw.pop("headers", {})}, timeout=60,
+                                      **kw)
+                    if r.status_code >= 500:
+                        problems.append(f"{method.upper()} {path} {name}: HTTP "
+                                        f"{r.status_code} {r.text[:80]!r}")
+                except httpx.HTTPError as e:
+                    problems.append(f"{method.upper()} {path} {name}: {type(e).__name__}")
+    return problems
+
+
 def quiet_sim_faults(port: int, admin_token: str | None) -> None:
     """Switch the sim's fault injection off (after ``POST /sim/faults`` was fuzzed)."""
     headers = {"Authorization": f"Bearer {admin_token}"} if admin_token else {}
@@ -216,8 +265,10 @@ def quiet_sim_faults(port: int, admin_token: str | None) -> None:
 
 def fuzz_services(ports: dict[str, int], envs: dict[str, dict[str, str]], *, out_dir: Path,
                   max_examples: int, seed: int, admin_token: str | None,
-                  max_time_s: float | None = None, log=print) -> list[StResult]:
-    """schemathesis on every service in ``ports`` (the sim's fault route last, on its own)."""
+                  max_time_s: float | None = None, hostile: bool = True,
+                  log=print) -> list[StResult]:
+    """schemathesis on every service in ``ports`` (the sim's fault route last, on its own),
+    then the ``/readyz`` probe and (``hostile``) :func:`probe_hostile` on each."""
     schemas = schemas_for(ports, envs)
     runs = [(name, None, (FAULTS_OP,) if name == "exchange_sim" else ()) for name in ports]
     if "exchange_sim" in ports:
@@ -231,10 +282,14 @@ def fuzz_services(ports: dict[str, int], envs: dict[str, dict[str, str]], *, out
             quiet_sim_faults(ports[name], admin_token)
         else:
             res.probe_problems = probe_readyz(ports[name])
+            if hostile:
+                res.probe_problems += probe_hostile(ports[name], schemas[name], admin_token)
+                if name == "exchange_sim":
+                    quiet_sim_faults(ports[name], admin_token)
         results.append(res)
         log(f"schemathesis {res.service}: {res.operations} operations, {res.cases} cases, "
             f"{res.failures} failures, {res.errors} errors, {res.secs:.1f}s"
-            + (f"; /readyz probe: {res.probe_problems}" if res.probe_problems else ""))
+            + (f"; probes: {res.probe_problems}" if res.probe_problems else ""))
     return results
 
 

@@ -1,8 +1,12 @@
-"""What schemathesis found, kept as plain regression tests against a real sim process.
+"""What the API fuzzing found in the sim, kept as plain regression tests against a real process.
 
-``POST /sim/reset`` accepts any positive balance; with 10^20 USDT or more, ``GET /sim/account``
-and the signed ``/v5/account/wallet-balance`` answered 500: rounding the balance to 8 decimals
-needs more than the default 28 significant digits (``decimal.InvalidOperation``)."""
+- schemathesis: ``POST /sim/reset`` accepts any positive balance; with 10^20 USDT or more,
+  ``GET /sim/account`` and the signed ``/v5/account/wallet-balance`` answered 500: rounding the
+  balance to 8 decimals needs more than the default 28 significant digits.
+- the hostile-body probe: a body with a ``NaN`` token (Python's JSON parser accepts it) failed
+  validation, and the 422 that echoes the input could not be encoded: 500; and
+  ``POST /sim/faults {"latency_ms": Infinity}`` was accepted (every later request would wait
+  forever)."""
 
 from __future__ import annotations
 
@@ -31,3 +35,13 @@ def test_non_finite_balance_is_refused_not_a_500(sim):
     r = httpx.post(sim.url + "/sim/reset", json={"initial_balance": "Infinity"}, timeout=30)
     assert r.status_code == 422
     assert httpx.get(sim.url + "/sim/account", timeout=30).status_code == 200
+
+
+@pytest.mark.parametrize("path,body", [
+    ("/sim/clock", b'{"steps": NaN}'), ("/sim/faults", b'{"latency_ms": Infinity}'),
+    ("/sim/reset", b'{"start_ms": -Infinity}')])
+def test_nan_tokens_get_a_422(sim, path, body):
+    r = httpx.post(sim.url + path, content=body, headers={"Content-Type": "application/json"},
+                   timeout=30)
+    assert r.status_code == 422, r.text
+    assert r.json()["detail"]

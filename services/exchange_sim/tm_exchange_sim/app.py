@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
+from typing import Any
 
 import structlog
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
 
 from tm_exchange_sim.config import ExchangeSimSettings
 from tm_exchange_sim.faults import FaultConfig, FaultInjector, RateLimiter
@@ -37,6 +42,23 @@ def fault_config(settings: ExchangeSimSettings) -> FaultConfig:
                        rate_limit_per_s=settings.sim_rate_limit_per_s)
 
 
+def _finite(v: Any) -> Any:
+    """``v`` with NaN/Infinity floats as text: JSON (and Starlette's encoder) has no such values."""
+    if isinstance(v, float) and not math.isfinite(v):
+        return str(v)
+    if isinstance(v, dict):
+        return {k: _finite(x) for k, x in v.items()}
+    if isinstance(v, list):
+        return [_finite(x) for x in v]
+    return v
+
+
+async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+    """FastAPI's 422, except that a body such as ``{"steps": NaN}`` (Python's JSON parser
+    accepts the token) is echoed as text instead of failing the response with a 500."""
+    return JSONResponse({"detail": _finite(jsonable_encoder(exc.errors()))}, status_code=422)
+
+
 def create_app(settings: ExchangeSimSettings | None = None, *,
                wall_ms: Callable[[], int] = wall_clock_ms,
                feed: ReplayFeed | None = None) -> FastAPI:
@@ -55,6 +77,7 @@ def create_app(settings: ExchangeSimSettings | None = None, *,
     app = FastAPI(title="Trade-Matrix exchange sim (Bybit V5 subset)", version=settings.version)
     app.state.sim = state
     app.state.faults = faults
+    app.add_exception_handler(RequestValidationError, validation_error)
     add_trade_routes(app, state, gateway, metrics)
     add_market_routes(app, state, gateway)
     add_sim_routes(app, state, faults, limiter, hub, metrics, admin)

@@ -16,7 +16,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 
 class FaultConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # No NaN/Infinity: ``{"latency_ms": Infinity}`` (accepted by Python's JSON parser) would hold
+    # every later request forever (found by the API fuzzer).
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     rate_limit_prob: float = Field(default=0.0, ge=0, le=1)
     http_5xx_prob: float = Field(default=0.0, ge=0, le=1)
