@@ -27,6 +27,7 @@ from tm_risk.domain.breaker import Trigger, can_fire
 from tm_risk.handler import RiskHandler
 
 log = structlog.get_logger("tm.risk.admin")
+MAX_BODY = 16_384
 MAX_REASON = 200
 _TRIGGERS = {"trip": Trigger.MANUAL_TRIP, "reset": Trigger.MANUAL_RESET}
 
@@ -53,9 +54,12 @@ async def _reason(request: Request) -> str | JSONResponse:
     raw = await request.body()
     if not raw.strip():
         return ""
+    if len(raw) > MAX_BODY:
+        return JSONResponse({"error": "bad request",
+                             "detail": f"body larger than {MAX_BODY} bytes"}, 413)
     try:
         doc: Any = json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):     # RecursionError: absurdly deep nesting
         return JSONResponse({"error": "bad request", "detail": "body must be JSON"}, 400)
     reason = doc.get("reason", "") if isinstance(doc, dict) else None
     if not isinstance(reason, str) or len(reason) > MAX_REASON:

@@ -79,3 +79,17 @@ async def test_a_command_not_yet_applied_answers_202():
         r = await client.post("/breaker/trip", headers={"Authorization": f"Bearer {TOKEN}"})
     assert r.status_code == 202 and r.json()["applied"] is False
     assert len(await bus.entries(RISK_COMMAND)) == 1 and handler.state.breaker.state == "CLOSED"
+
+
+async def test_hostile_bodies_are_4xx_and_issue_no_command():
+    client, bus, _, _ = _client(TOKEN)
+    auth = {"Authorization": f"Bearer {TOKEN}", "content-type": "application/json"}
+    deep = b"[" * 100_000 + b"]" * 100_000          # json.loads would raise RecursionError
+    async with client:
+        for body, code in ((b"{not json", 400), (b"[" * 5000 + b"]" * 5000, 400),
+                           (b'{"reason": "' + b"x" * 20_000 + b'"}', 413), (deep, 413),
+                           (b'{"reason": 7}', 400), (b"[1, 2]", 400)):
+            r = await client.post("/breaker/trip", headers=auth, content=body)
+            assert r.status_code == code, (body[:30], r.status_code, r.text)
+            assert r.json()["error"] == "bad request"
+    assert await bus.entries(RISK_COMMAND) == []
