@@ -50,6 +50,8 @@ class _InProcessVenueClient:
         from tm_executor.venue import VenueClient
 
         class InProcessVenueClient(VenueClient):
+            blocking = False
+
             def _session(self):
                 return venue
         return InProcessVenueClient(settings, metrics)

@@ -166,6 +166,12 @@ def backtest(start: StartOpt = "2025-01-01", end: EndOpt = "2025-06-30",
     settings = _settings()
     from tm_common.db import resolve_database_url
     from tm_common.db.migrate import migrate
+    from tm_common.logging import configure_logging
+
+    # every handler runs in this process: its INFO lines would bury the summary (the mesh's
+    # services log to files); TM_LOG_LEVEL set explicitly wins
+    configure_logging(settings.model_copy(update={
+        "log_level": os.environ.get("TM_LOG_LEVEL", "WARNING"), "log_json": False}))
     db_url = resolve_database_url(settings)
     migrate(db_url)
     cfg = _config(start, end, db_url, symbols, equity, history_dir)

@@ -158,6 +158,8 @@ class VenueClient:
             self._local.http = http
         return http
 
+    blocking = True      # pybit over HTTP blocks: run it in a worker thread
+
     def _invoke(self, method: str, params: dict[str, Any]) -> Any:
         return getattr(self._session(), method)(**params)
 
@@ -166,7 +168,10 @@ class VenueClient:
         t0 = time.perf_counter()
         self.calls += 1
         try:
-            answer = await asyncio.to_thread(self._invoke, method, params)
+            if self.blocking:
+                answer = await asyncio.to_thread(self._invoke, method, params)
+            else:                               # an in-process venue: no socket to wait on
+                answer = self._invoke(method, params)
             result = answer.get("result") if isinstance(answer, dict) else None
             if not isinstance(result, dict):
                 raise VenueTransient(method, "answer without a result object", ambiguous=True)

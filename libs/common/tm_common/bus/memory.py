@@ -8,6 +8,7 @@ count and last-delivery time, exactly like XREADGROUP/XACK/XAUTOCLAIM.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -36,6 +37,11 @@ class _Group:
 class _Stream:
     entries: dict[int, dict[str, Any]] = field(default_factory=dict)
     groups: dict[str, _Group] = field(default_factory=dict)
+    seqs: list[int] = field(default_factory=list)    # entry ids in order (appended ascending)
+
+    def after(self, seq: int) -> list[int]:
+        """Ids greater than ``seq``, in order: a bisection, not a scan of the whole stream."""
+        return self.seqs[bisect.bisect_right(self.seqs, seq):]
 
 
 class InMemoryBus:
@@ -53,7 +59,9 @@ class InMemoryBus:
 
     def _add(self, stream: str, fields: dict[str, Any]) -> str:
         self._seq += 1
-        self._s(stream).entries[self._seq] = dict(fields)
+        st = self._s(stream)
+        st.entries[self._seq] = dict(fields)
+        st.seqs.append(self._seq)
         return f"{self._seq}-0"
 
     async def _notify(self) -> None:
@@ -104,7 +112,7 @@ class InMemoryBus:
             if pending:
                 seqs = sorted(q for q, p in g.pending.items() if p.owner == consumer)
             else:
-                seqs = sorted(q for q in s.entries if q > g.last_delivered)
+                seqs = s.after(g.last_delivered)
             for q in seqs[: count - len(out)]:
                 if q not in s.entries:          # trimmed while pending: XREADGROUP gives nil
                     g.pending.pop(q, None)
@@ -165,7 +173,7 @@ class InMemoryBus:
     async def group_info(self, stream: str) -> list[dict]:
         s = self._s(stream)
         return [{"name": name, "consumers": len(g.consumers), "pending": len(g.pending),
-                 "lag": sum(1 for q in s.entries if q > g.last_delivered)}
+                 "lag": len(s.after(g.last_delivered))}
                 for name, g in sorted(s.groups.items())]
 
     async def length(self, stream: str) -> int:
@@ -173,7 +181,7 @@ class InMemoryBus:
 
     async def entries(self, stream: str, count: int = 10_000) -> list[tuple[str, dict[str, Any]]]:
         s = self._s(stream)
-        return [(f"{q}-0", dict(s.entries[q])) for q in sorted(s.entries)[:count]]
+        return [(f"{q}-0", dict(s.entries[q])) for q in s.seqs[:count]]
 
     def streams(self) -> list[str]:
         return sorted(self._streams)
