@@ -23,9 +23,8 @@ from tm_common.cli.supervisor import ProcessSpec, Supervisor
 
 SIM_KEY, SIM_SECRET = "fuzz-key", "fuzz-secret-not-for-production"
 SYMBOLS = ("BTCUSDT", "ETHUSDT")
-# Readiness checks that may fail here by design: no model is trained (those services run flat),
-# and ingest in ``off`` mode never loads a publisher state (it has no source).
-EXPECTED_NOT_READY = {"model", "policy", "publisher_state"}
+# Readiness checks that may fail here by design: no model is trained (those services run flat).
+EXPECTED_NOT_READY = {"model", "policy"}
 
 
 def specs(*, redis_url: str, database_url: str, namespace: str, data_dir: Path,
