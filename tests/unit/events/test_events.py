@@ -109,3 +109,36 @@ def test_every_service_event_module_is_in_the_schema():
         importlib.import_module(name)
     before = build_schema()
     assert set(before["events"]) == set(event_types())
+
+
+@pytest.mark.parametrize("value", ["NaN", "-Infinity", "1e999999", "sNaN", "1e-40"])
+def test_a_non_finite_decimal_is_malformed(value):
+    f = bar_event().to_fields()
+    f["body"] = f["body"].replace('"close":"', f'"close":"{value}", "x":"', 1)
+    with pytest.raises(MalformedEvent, match=r"\$\.close is not a finite number"):
+        Envelope.from_fields(f)
+
+
+def test_nested_decimals_are_checked_too():
+    from tm_common.events import PortfolioSnapshotted, PositionView
+
+    d = Decimal(1)
+    body = PortfolioSnapshotted(bar_time_ms=0, equity=d, cash=d, realised_pnl=d, unrealised_pnl=d,
+                                fees=d, funding=d, peak_equity=d, drawdown=0.0,
+                                positions=(PositionView(instrument="BTCUSDT", qty=d, avg_price=d,
+                                                        mark_price=Decimal("NaN"),
+                                                        unrealised_pnl=d),))
+    f = Envelope.root(body, key="k", correlation_id="c", ts_event_ns=1, ts_init_ns=1).to_fields()
+    with pytest.raises(MalformedEvent, match=r"positions\[0\]\.mark_price"):
+        Envelope.from_fields(f)
+
+
+@pytest.mark.parametrize("field, value, msg", [("schema_version", "0", "< 1"),
+                                               ("schema_version", "-1", "< 1"),
+                                               ("ts_event_ns", str(2**70), "out of range"),
+                                               ("ts_init_ns", "-5", "out of range")])
+def test_envelope_numbers_out_of_range_are_malformed(field, value, msg):
+    f = bar_event().to_fields()
+    f[field] = value
+    with pytest.raises(MalformedEvent, match=msg):
+        Envelope.from_fields(f)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
+from decimal import Decimal
 from typing import Any, ClassVar
 
 import msgspec
@@ -134,6 +135,11 @@ class Envelope(msgspec.Struct, frozen=True, kw_only=True):
             ts_event, ts_init = int(f["ts_event_ns"]), int(f["ts_init_ns"])
         except ValueError as e:
             raise MalformedEvent(f"{etype}: non-integer envelope field: {e}") from e
+        if version < 1:
+            raise MalformedEvent(f"{etype}: schema_version {version} < 1")
+        if not (0 <= ts_event < _MAX_TS_NS and 0 <= ts_init < _MAX_TS_NS):
+            raise MalformedEvent(f"{etype}: timestamp out of range (ts_event_ns={ts_event}, "
+                                 f"ts_init_ns={ts_init})")
         if version > body_cls.SCHEMA_VERSION:
             raise MalformedEvent(
                 f"{etype}: schema_version {version} is newer than supported {body_cls.SCHEMA_VERSION}")
@@ -141,9 +147,40 @@ class Envelope(msgspec.Struct, frozen=True, kw_only=True):
             body = _DECODERS[etype].decode(f["body"])
         except (msgspec.DecodeError, msgspec.ValidationError) as e:
             raise MalformedEvent(f"{etype}: invalid body: {e}") from e
+        bad = _non_finite(body)
+        if bad:
+            raise MalformedEvent(f"{etype}: invalid body: {bad} is not a finite number in range")
         return cls(event_id=f["event_id"], correlation_id=f["correlation_id"],
                    causation_id=f["causation_id"], ts_event_ns=ts_event, ts_init_ns=ts_init,
                    body=body)
+
+
+_MAX_TS_NS = 2**63        # int64 nanoseconds (year 2262)
+
+
+def _non_finite(obj: Any, path: str = "$") -> str | None:
+    """The path of the first Decimal that is NaN, infinite or absurdly large or small (beyond
+    1e18, or a non-zero below 1e-30), or None. Decimals arrive as strings, so "NaN" and
+    "1e999999" decode; no price, quantity or amount is one."""
+    if isinstance(obj, Decimal):
+        ok = obj.is_finite() and (obj.is_zero() or -30 <= obj.adjusted() <= 18)
+        return None if ok else path
+    if isinstance(obj, msgspec.Struct):
+        for name in obj.__struct_fields__:
+            hit = _non_finite(getattr(obj, name), f"{path}.{name}")
+            if hit:
+                return hit
+    elif isinstance(obj, (tuple, list)):
+        for i, x in enumerate(obj):
+            hit = _non_finite(x, f"{path}[{i}]")
+            if hit:
+                return hit
+    elif isinstance(obj, dict):
+        for k, x in obj.items():
+            hit = _non_finite(x, f"{path}.{k}")
+            if hit:
+                return hit
+    return None
 
 
 def _text(v: Any) -> str:
