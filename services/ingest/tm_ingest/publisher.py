@@ -54,9 +54,13 @@ class BarPublisher:
         self.dvol_last: dict[str, int] = {}
         self.stats = PublishStats()
         self.on_gap = on_gap or (lambda instrument, n: None)
+        self._stale = False     # a publication failed: Redis, not memory, knows if it landed
+        self.attempted: list[BarClosed] = []     # the bars of the last publication tried
+        self.attempted_dvol: list[DvolUpdated] = []
 
     async def load(self) -> None:
         raw = await self.bus.load_state(self.state_key)
+        self._stale = False
         if raw:
             st = json.loads(raw)
             self.tracker.last = {k: int(v) for k, v in st.get("bars", {}).items()}
@@ -73,6 +77,7 @@ class BarPublisher:
     async def publish_bars(self, bars: Sequence[BarClosed]) -> list[BarClosed]:
         """Publish the new bars among ``bars`` (oldest first), atomically with the tracker.
         Returns what was published."""
+        await self._reload_if_stale()
         now = self.clock()
         before = dict(self.tracker.last)
         fresh: list[BarClosed] = []
@@ -93,17 +98,26 @@ class BarPublisher:
             fresh.append(b)
         if not fresh:
             return []
+        self.attempted = fresh
         try:
             await self.bus.publish_many([Output(MD_BAR, bar_envelope(b, now)) for b in fresh],
                                         state=self._state())
         except BaseException:
-            self.tracker.last = before   # not published: a retry must publish them
+            self.tracker.last = before   # not published: a retry must publish them ...
+            self._stale = True           # ... unless the reply was lost, not the transaction
             raise
         self.stats.published += len(fresh)
         self.stats.last_bar_ms = dict(self.tracker.last)
         return fresh
 
+    async def _reload_if_stale(self) -> None:
+        """After a failed publication, read the saved state again: a transaction whose reply
+        was lost (Redis killed after running it) did publish, and must not publish twice."""
+        if self._stale:
+            await self.load()
+
     async def publish_dvol(self, points: Sequence[DvolUpdated]) -> list[DvolUpdated]:
+        await self._reload_if_stale()
         now = self.clock()
         before = dict(self.dvol_last)
         fresh = []
@@ -112,11 +126,13 @@ class BarPublisher:
                 self.dvol_last[d.currency] = d.day_ms
                 fresh.append(d)
         if fresh:
+            self.attempted_dvol = fresh
             try:
                 await self.bus.publish_many(
                     [Output(MD_DVOL, dvol_envelope(d, now)) for d in fresh], state=self._state())
             except BaseException:
                 self.dvol_last = before
+                self._stale = True
                 raise
             self.stats.dvol_published += len(fresh)
         return fresh

@@ -190,7 +190,15 @@ class _InstrumentedPublisher(BarPublisher):
 
     async def publish_bars(self, bars):
         dup, late = self.stats.duplicates, self.stats.late
-        out: list[BarClosed] = await super().publish_bars(bars)
+        self.attempted = []
+        try:
+            out: list[BarClosed] = await super().publish_bars(bars)
+        except BaseException:
+            if self.svc.repo is not None and self.attempted:
+                # The transaction may have landed with its reply lost: a retry would then find
+                # these bars published and not return them. Rows are idempotent upserts.
+                self.svc.repo.save_bars(self.attempted)
+            raise
         m = self.svc.metrics
         for b in out:
             m.bars.labels(b.instrument, b.source).inc()
@@ -205,7 +213,13 @@ class _InstrumentedPublisher(BarPublisher):
         return out
 
     async def publish_dvol(self, points):
-        out: list[DvolUpdated] = await super().publish_dvol(points)
+        self.attempted_dvol = []
+        try:
+            out: list[DvolUpdated] = await super().publish_dvol(points)
+        except BaseException:
+            if self.svc.repo is not None and self.attempted_dvol:
+                self.svc.repo.save_dvol(self.attempted_dvol)      # as for bars above
+            raise
         if self.svc.repo is not None:
             self.svc.repo.save_dvol(out)
         return out

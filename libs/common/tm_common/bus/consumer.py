@@ -3,8 +3,10 @@
 consume → handle → commit (outputs + ack + optional state, atomically). On start it restores the
 handler's saved state and drains its own pending entries before reading new ones; a reclaimer takes
 over entries idle on dead consumers. Malformed entries and entries over the delivery cap go to the
-dead-letter stream atomically with their ack; the loop keeps going. ``stop()`` finishes the entry in
-hand and returns; unhandled entries stay pending and are drained on the next start.
+dead-letter stream atomically with their ack; the loop keeps going. After a transport failure it
+starts over the same way (groups, saved state, own pending entries): the saved state, not the one
+in memory, is what goes with the acked entries. ``stop()`` finishes the entry in hand and returns;
+unhandled entries stay pending and are drained on the next start.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import structlog
 
 from tm_common.bus.handler import Emit, Handler, StatefulHandler
 from tm_common.bus.observer import ConsumerObserver
-from tm_common.bus.protocol import Bus, Delivery, GroupMissing, LostOwnership, Output, TransportError
+from tm_common.bus.protocol import Bus, Delivery, LostOwnership, Output, TransportError
 from tm_common.errors import MalformedEvent, PermanentError, TransientError
 from tm_common.events.base import Envelope
 
@@ -90,8 +92,11 @@ class Consumer:
                 self.obs.transport_error(e)
                 log.warning("bus.transport_error", group=self.group, error=str(e))
                 self._recover()
-                if isinstance(e, GroupMissing):
-                    self._started = False        # re-create groups, reload state
+                # Re-create groups (if they vanished) and reload the state from Redis: a commit
+                # whose reply was lost (Redis killed after running it) did land, outputs, ack
+                # and state together, and the entry will not come back; the state in memory
+                # would miss its effect.
+                self._started = False
                 await self._sleep(backoff)
                 backoff = min(backoff * 2, self.max_backoff_s)
 

@@ -1,0 +1,74 @@
+"""A TCP proxy in front of a real server that can lose one reply (tests).
+
+:meth:`ReplyDropProxy.drop_reply_after` arms it: the next client request containing ``marker``
+(e.g. ``b"EVALSHA"``, ``b"EXEC"``) is passed on to the server, which runs it; the connection is
+then closed before the answer comes back. To the client this is exactly a Redis killed right after
+running a command (with ``appendfsync always`` the command survives the restart): the effect
+happened, the client cannot know.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+
+class ReplyDropProxy:
+    def __init__(self, target_port: int, target_host: str = "127.0.0.1") -> None:
+        self.target = (target_host, target_port)
+        self.port = 0
+        self.dropped = asyncio.Event()
+        self._marker: bytes | None = None
+        self._server: asyncio.base_events.Server | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    async def start(self) -> ReplyDropProxy:
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self
+
+    async def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+
+    def drop_reply_after(self, marker: bytes) -> None:
+        self._marker = marker
+        self.dropped.clear()
+
+    async def _serve(self, c_reader: asyncio.StreamReader, c_writer: asyncio.StreamWriter) -> None:
+        s_reader, s_writer = await asyncio.open_connection(*self.target)
+        lost = asyncio.Event()
+
+        async def upstream() -> None:
+            while data := await c_reader.read(65536):
+                hit = self._marker is not None and self._marker in data
+                if hit:
+                    self._marker = None
+                    lost.set()                  # from now on nothing goes back to the client
+                s_writer.write(data)
+                await s_writer.drain()
+                if hit:
+                    await asyncio.sleep(0.3)    # the server runs it; its answer is dropped
+                    self.dropped.set()
+                    return
+
+        async def downstream() -> None:
+            while data := await s_reader.read(65536):
+                if lost.is_set():
+                    continue                    # the answer to the lost request, and after
+                c_writer.write(data)
+                await c_writer.drain()
+
+        tasks = [asyncio.create_task(upstream()), asyncio.create_task(downstream())]
+        with contextlib.suppress(Exception):
+            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        for t in tasks:
+            t.cancel()
+        for w in (c_writer, s_writer):
+            w.close()
+            with contextlib.suppress(Exception, asyncio.CancelledError):
+                await w.wait_closed()
