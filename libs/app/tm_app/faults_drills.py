@@ -98,10 +98,13 @@ class Trigger:
             t.join(timeout_s)
 
 
-def clean_run(ctx: DrillContext) -> RunResult:
-    ctx.log("clean run")
-    ctx.clean = ctx.run("clean")
+def clean_run(ctx: DrillContext, name: str = "clean") -> RunResult:
+    ctx.log(f"clean run ({(ctx.end_ms - ctx.start_ms) // BAR_MS + 1} bar times)")
+    ctx.clean = ctx.run(name)
     c = ctx.clean
+    if c.busy_at_end or c.notes or not c.mesh.record.snapshots:
+        raise RuntimeError("the clean run is not a reference: "
+                           + "; ".join([*c.busy_at_end, *c.notes] or ["no portfolio snapshot"]))
     ctx.log(f"  clean: replay {c.secs:.1f}s, {len(c.mesh.record.bars)} bars, "
             f"{len(c.venue_orders)} venue orders, {len(c.mesh.record.fills)} fills")
     return c
@@ -182,6 +185,7 @@ def postgres_drill(ctx: DrillContext, *, outage_s: float = 60.0, at: float = 0.5
     clean_during = [o for o in ctx.clean.mesh.record.orders if b0 < o.bar_time_ms <= b1]
     rep.figures = {"outage": f"{window.get('down_s', 0):.1f}s (bars {_day(b0)} → {_day(b1)})",
                    "bar_times_replayed_during_outage": (b1 - b0) // BAR_MS,
+                   "bar_times_replayed_after_it": (ctx.end_ms - b1) // BAR_MS if b1 else 0,
                    "orders_during_outage": len(during),
                    "db_write_failures_retried": failures,
                    "rows": {t: len(v) for t, v in run.db_rows.items()},

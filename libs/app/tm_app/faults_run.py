@@ -252,6 +252,7 @@ def mesh_run(name: str, *, pg: PrivatePostgres, redis_url: str, work: Path, star
             # writer land every bar first (it retries through an outage).
             left = wait_db_flushed(port_of, ["ingest"], flush_timeout_s)
             seen["ingest"] = (get_json(port_of["ingest"], "/status").get("extra") or extra)
+            seen["ingest_metrics"] = scrape(port_of["ingest"])
             if left:
                 seen["notes"].append(f"ingest database backlog not flushed: {left}")
 
@@ -273,8 +274,9 @@ def mesh_run(name: str, *, pg: PrivatePostgres, redis_url: str, work: Path, star
                     log=log, namespace=namespace, on_tick=tick, before_stop=before_stop,
                     replay_timeout_s=3600)
     rows = asyncio.run(_db_rows(db_url))
+    metrics = {**seen.get("metrics", {}), "ingest": seen.get("ingest_metrics", {})}
     return RunResult(name=name, mesh=mesh, database=db, venue_orders=seen.get("orders", []),
-                     sim_faults=seen.get("faults", {}), metrics=seen.get("metrics", {}),
+                     sim_faults=seen.get("faults", {}), metrics=metrics,
                      statuses=seen.get("statuses", {}), db_rows=rows,
                      busy_at_end=seen.get("busy", []), ingest=seen["ingest"],
                      notes=seen["notes"])
