@@ -207,8 +207,12 @@ def test_tls_misconfiguration_is_a_clear_error(tls_redis, certs):
                 await bus.close()
             out[want] = str(e.value)
         return out
+    # TLS 1.3: the server's "certificate required" alert may race the client's first read,
+    # which then sees the reset instead; either way a clear, classified transport error
+    accept = {"certificate required": ("certificate required", "Connection reset", "EOF")}
     for want, message in asyncio.run(check()).items():
-        assert message.startswith("redis: ") and want in message, message
+        assert message.startswith("redis: "), message
+        assert any(w in message for w in accept.get(want, (want,))), message
         assert not leaks(message, REDIS_SECRETS), message
     with pytest.raises(ConfigError, match="not a rediss:// URL"):
         make_bus(_tls_settings(tls_redis, certs, redis_url=tls_redis.url().replace("rediss", "redis")))

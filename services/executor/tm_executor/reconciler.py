@@ -72,6 +72,12 @@ class Reconciler:
             return self._skip("an intent was handled meanwhile")
         if change is not None and (snap is None or entry_key(snap[0]) < entry_key(change)):
             return self._skip("portfolio snapshot older than the last fill or reconciliation")
+        venue_open = {o.order_link_id for o in orders if not o.terminal}
+        closed = sorted(o.link_id for o in self.handler.open_orders() if o.link_id not in venue_open)
+        if closed:
+            # the venue filled (or cancelled) an order the executor still holds open: its fills
+            # are on their way (WebSocket, poller) and the position would look unexplained
+            return self._skip(f"fills in flight for {', '.join(closed)}")
         view = {p.instrument: p.qty for p in snap[1].positions} if snap else {}
         diffs = position_diffs(positions, view)
         bar_ms = snap[1].bar_time_ms if snap else 0

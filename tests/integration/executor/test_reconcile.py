@@ -110,3 +110,44 @@ async def test_reconciliation_follows_the_portfolio_view(sim, redis_url, namespa
 
 async def _ready(svc) -> bool:
     return svc.preflight.passed
+
+
+async def test_a_fill_the_executor_has_not_handled_yet_is_not_a_difference(
+        sim, redis_url, namespace):
+    """The venue filled a resting order; the fill has not reached the executor (no WebSocket,
+    the poller not run yet): reconciling now must not report the position as unexplained."""
+    mark = Decimal(sim.get("/sim/clock")["marks"]["BTCUSDT"])
+    price = (mark * Decimal("1.003")).quantize(Decimal("0.1"))
+    svc = ExecutorService(executor_settings(sim, redis_url, namespace, ws_enabled=False,
+                                            fill_poll_interval_s=3600))
+    runtime = svc.runtime()
+    bus = RedisStreamsBus(redis_url, prefix=namespace)
+    await runtime.start()
+    try:
+        await wait_async(lambda: _ready(svc), 20, "preflight and start-up reconciliation")
+        await publish_intents(bus, [intent_envelope("rest-1", "BTCUSDT", "Sell", "0.005",
+                                                    order_type="Limit", price=price)])
+        await wait_async(lambda: _open(svc), 20, "the limit order resting")
+        for _ in range(30):
+            sim.advance(1)
+            if any(o["orderStatus"] == "Filled" for o in sim.get("/sim/orders")["list"]):
+                break
+        assert await svc.reconciler.reconcile_once() == []
+        assert "fills in flight for" in svc.reconciler.last.get("reason", ""), svc.reconciler.last
+        await svc.poller.poll_once()                       # now the fill is handled
+        await wait_async(lambda: _filled(bus), 10, "order.filled published")
+    finally:
+        await runtime.stop()
+    assert await reconciled(bus) == []
+
+
+async def _ready(svc):
+    return svc.preflight.passed and svc.reconciler.runs >= 1
+
+
+async def _open(svc):
+    return len(svc.handler.state.open) == 1
+
+
+async def _filled(bus):
+    return any(t == "order.filled" for t, _ in await report_bodies(bus))
