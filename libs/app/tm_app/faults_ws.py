@@ -140,12 +140,11 @@ def ws_run(name: str, *, redis: PrivateRedis, pg: PrivatePostgres, work: Path,
             sup.poll()
             time.sleep(0.05)
         secs = time.monotonic() - t0
-        time.sleep(1.0)                               # let the database writer land the last bars
         status = get_json(ingest_port, "/status").get("extra") or {}
         metrics = scrape(ingest_port)
         faults = get_json(sim_port, "/sim/faults")
     finally:
-        sup.stop()
+        sup.stop()                              # ingest lands its queued bars as it stops
     restarts = {n: p.restarts for n, p in sup.procs.items() if p.restarts}
     return {"secs": secs, "waits": waits, "late": late, "status": status, "metrics": metrics,
             "faults": faults, "restarts": restarts, "end_ms": end_ms,
