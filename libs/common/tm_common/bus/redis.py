@@ -180,37 +180,51 @@ class RedisStreamsBus:
             groups = await self._call(self.r.xinfo_groups(key))
         except ResponseError:              # no such key yet
             return []
+        newest = await self._newest_id(stream)
         out = []
         for g in groups:
             name = _s(g["name"])
+            last = _s(g["last-delivered-id"])
             lag = g.get("lag")
-            if lag is None:                       # Redis 6.2: count entries after last-delivered
-                last = _s(g["last-delivered-id"])
+            if not _undelivered(newest, last):
+                lag = 0                           # see _undelivered: Redis 7's lag can be stale
+            elif not lag:                         # Redis 6.2, or an unknown/stale 0: count them
                 lag = len(await self._call(self.r.xrange(key, min=f"({last}", count=100_000)))
             out.append({"name": name, "consumers": int(g["consumers"]),
                         "pending": int(g["pending"]), "lag": int(lag)})
         return out
 
+    async def _newest_id(self, stream: str) -> str | None:
+        rows = await self._call(self.r.xrevrange(self.key(stream), count=1))
+        return _s(rows[0][0]) if rows else None
+
     async def busy_groups(self, streams: Sequence[str]) -> list[str]:
-        """Groups (on ``streams``) with undelivered or unacked entries, in one round trip on
-        Redis 7 (``lag``); on 6.2 the lag of a group with no pending entries is counted."""
+        """Groups (on ``streams``) with undelivered or unacked entries, in one round trip: a
+        group has undelivered entries when the stream's newest entry is after the group's
+        last-delivered id (Redis 7's ``lag`` is only shown, see :func:`_undelivered`)."""
         async def run():
             async with self.r.pipeline(transaction=False) as p:
                 for st in streams:
                     p.xinfo_groups(self.key(st))
+                    p.xrevrange(self.key(st), count=1)
                 return await p.execute(raise_on_error=False)
         replies = await self._call(run())
         out = []
-        for st, groups in zip(streams, replies):
+        for i, st in enumerate(streams):
+            groups, newest_rows = replies[2 * i], replies[2 * i + 1]
             if isinstance(groups, Exception):       # no such key yet
                 continue
+            newest = _s(newest_rows[0][0]) if newest_rows and not isinstance(newest_rows, Exception) \
+                else None
             for g in groups:
-                lag, pending = g.get("lag"), int(g["pending"])
-                if lag is None:
-                    last = _s(g["last-delivered-id"])
-                    lag = len(await self._call(self.r.xrange(self.key(st), min=f"({last}", count=1)))
-                if lag or pending:
-                    out.append(f"{st}/{_s(g['name'])} lag={lag} pending={pending}")
+                pending = int(g["pending"])
+                if _undelivered(newest, _s(g["last-delivered-id"])):
+                    lag = g.get("lag") or 1           # at least one; Redis 7's count if it has one
+                elif pending:
+                    lag = 0
+                else:
+                    continue
+                out.append(f"{st}/{_s(g['name'])} lag={lag} pending={pending}")
         return out
 
     async def length(self, stream: str) -> int:
@@ -240,6 +254,21 @@ def _pairs(reply) -> list:
     if isinstance(reply, dict):                  # RESP3
         return list(reply.items())
     return [(k, v) for k, v in reply]
+
+
+def _id_tuple(entry_id: str) -> tuple[int, int]:
+    ms, _, seq = entry_id.partition("-")
+    return int(ms), int(seq or 0)
+
+
+def _undelivered(newest: str | None, last_delivered: str) -> bool:
+    """True when the stream holds an entry after the group's last-delivered id.
+
+    This, not ``XINFO GROUPS`` ``lag``, says whether a group has work: Redis 7.0 restores a
+    group's ``entries-read`` from the last AOF rewrite only, so after a restart it can report a
+    lag for entries delivered (and acked) long ago, forever (the lockstep replay then waited for
+    work nobody had; seen in the Redis fault drill)."""
+    return newest is not None and _id_tuple(newest) > _id_tuple(last_delivered)
 
 
 def _s(v: Any) -> str:
