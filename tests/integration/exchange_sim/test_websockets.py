@@ -117,7 +117,7 @@ def test_pybit_websocket_client_receives_klines(sim, monkeypatch):
     ws = ut.WebSocket(channel_type="linear", testnet=False, ping_interval=5, ping_timeout=4)
     try:
         ws.kline_stream(interval=240, symbol="SOLUSDT", callback=got.put)
-        deadline = time.monotonic() + 20
+        deadline = time.monotonic() + 60          # pybit connects in a thread; slow when loaded
         while not sim.get("/status")["ws_topics"].get("kline.240.SOLUSDT"):  # it has landed
             assert time.monotonic() < deadline, "pybit never subscribed"
             time.sleep(0.05)
