@@ -42,7 +42,7 @@ def drills(tmp_path_factory):
     t0 = time.monotonic()
     p = subprocess.run(
         [sys.executable, "-m", "tm_app.faults", "--bars", str(BARS), "--pg-outage-s", "10",
-         "--pg-at", "0.6", "--venue-client-timeout-s", "0.5", "--venue-hold-s", "1",
+         "--pg-at", "0.7", "--venue-client-timeout-s", "0.5", "--venue-hold-s", "1",
          "--ws-bars", "40", "--port-offset", "700",
          "--data-dir", str(tmp / "drill"), "--report", str(report)],
         env=env, cwd=tmp, capture_output=True, text=True, timeout=1400, check=False)
