@@ -24,6 +24,7 @@ import httpx
 from tm_common.cli.services import BY_NAME
 
 from tm_app.backtest import RunConfig
+from tm_app.chaos_checks import wait_idle
 from tm_app.faults_infra import PrivatePostgres
 from tm_app.mesh import PIPELINE, MeshRun, run_mesh
 
@@ -172,40 +173,6 @@ def wait_db_flushed(port_of: dict[str, int], names, timeout_s: float) -> list[st
         time.sleep(0.5)
 
 
-def wait_idle(redis_url: str, namespace: str, poll: Callable[[], Any], *, quiet_s: float = 1.0,
-              timeout_s: float = 120.0) -> list[str]:
-    """Wait until no consumer group has lag or pending entries for ``quiet_s`` (fills the
-    private WebSocket delivers after the last bar may still be on their way); returns what is
-    still busy at ``timeout_s``."""
-    deadline, idle_since = time.monotonic() + timeout_s, None
-    while True:
-        poll()
-        busy = _busy(redis_url, namespace)
-        now = time.monotonic()
-        if busy:
-            idle_since = None
-        elif idle_since is None:
-            idle_since = now
-        elif now - idle_since >= quiet_s:
-            return []
-        if now > deadline:
-            return busy
-        time.sleep(0.2)
-
-
-def _busy(redis_url: str, namespace: str) -> list[str]:
-    from tm_common.bus.redis import RedisStreamsBus
-    from tm_common.bus.streams import ALL_STREAMS
-
-    async def go():
-        bus = RedisStreamsBus(redis_url, prefix=namespace)
-        try:
-            return await bus.busy_groups(ALL_STREAMS)
-        finally:
-            await bus.close()
-    return asyncio.run(go())
-
-
 async def _db_rows(url: str) -> dict[str, list[tuple]]:
     import sqlalchemy as sa
     from tm_common.db import make_engine
@@ -257,7 +224,8 @@ def mesh_run(name: str, *, pg: PrivatePostgres, redis_url: str, work: Path, star
                 seen["notes"].append(f"ingest database backlog not flushed: {left}")
 
     def before_stop(sup) -> None:
-        seen["busy"] = wait_idle(redis_url, namespace, sup.poll)
+        # fills the private WebSocket delivers after the last bar may still be on their way
+        seen["busy"] = wait_idle(redis_url, namespace, poll=sup.poll)
         left = wait_db_flushed(port_of, [n for n in PIPELINE if n != "exchange_sim"],
                                flush_timeout_s)
         if left:
