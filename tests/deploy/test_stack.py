@@ -114,8 +114,16 @@ def _venue_env(port: int) -> dict[str, str]:
             "TM_REPLAY_VENUE_URL": base}
 
 
+_TAKEN: set[int] = set()
+
+
 def _start(service: ServiceDef, env: dict[str, str], tmp: Path) -> Proc:
+    # free_port() only says the port is free now: two services started before either binds could
+    # get the same one, and the loser's /healthz would be answered by the winner
     port = free_port()
+    while port in _TAKEN:
+        port = free_port()
+    _TAKEN.add(port)
     e = {**env, **OFFLINE_ENV.get(service.name, {}), "TM_HTTP_PORT": str(port),
          "TM_DATA_DIR": str(tmp / f"data-{service.name}")}
     log = tmp / f"{service.name}.log"
@@ -124,6 +132,16 @@ def _start(service: ServiceDef, env: dict[str, str], tmp: Path) -> Proc:
                              stdout=fh, stderr=subprocess.STDOUT, start_new_session=True)
     fh.close()
     return Proc(service, port, popen, log)
+
+
+def _answered_by(body: str, name: str) -> bool:
+    """/healthz names its service: a port answered by another process is not this one."""
+    try:
+        said = json.loads(body).get("service")
+    except (ValueError, AttributeError):
+        return True
+    norm = lambda x: str(x).replace("-", "_")
+    return said is None or norm(said) == norm(name)
 
 
 def _wait_healthy(procs: list[Proc], timeout_s: float) -> dict[str, str]:
@@ -137,14 +155,18 @@ def _wait_healthy(procs: list[Proc], timeout_s: float) -> dict[str, str]:
                 del pending[name]
                 continue
             try:
-                status, _ = http_get(f"{p.url}/healthz", timeout=2)
+                status, body = http_get(f"{p.url}/healthz", timeout=2)
             except OSError:
                 continue
-            if status == 200:
+            if status == 200 and _answered_by(body, name):
                 del pending[name]
         time.sleep(0.3)
     for name, p in pending.items():
         failed[name] = f"no /healthz within {timeout_s:.0f} s:\n{p.log_tail()}"
+    time.sleep(0.5)
+    for p in procs:                      # answered, but by itself? (a lost bind exits)
+        if p.service.name not in failed and p.popen.poll() is not None:
+            failed[p.service.name] = f"exited with {p.popen.returncode}:\n{p.log_tail()}"
     return failed
 
 
