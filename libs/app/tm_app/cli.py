@@ -4,6 +4,7 @@ run or inspect the whole system. Errors are one line and a non-zero exit, never 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import os
 import subprocess
@@ -133,8 +134,9 @@ def demo(start: StartOpt = "2025-01-01", end: EndOpt = "2025-06-30",
 
     t0 = time.monotonic()
     settings = _settings()
-    redis_url, db_url = _prepare(settings)
-    cfg = _config(start, end, db_url, symbols, equity, history_dir)
+    cfg = _config(start, end, "", symbols, equity, history_dir)   # bad input: fail before
+    redis_url, db_url = _prepare(settings)                          # starting anything
+    cfg = dataclasses.replace(cfg, database_url=db_url)
     _ensure_models(db_url, fast_train)
     data_dir = Path(settings.data_dir) / "mesh"
     data_dir.mkdir(parents=True, exist_ok=True)

@@ -17,7 +17,12 @@ TM = str(Path(sys.executable).parent / "tm")
 def env(tmp_path):
     e = {k: v for k, v in os.environ.items() if not k.startswith("TM_")}
     e.update(TM_DATA_DIR=str(tmp_path / ".tm"), COLUMNS="60")   # narrow: an error must not wrap
-    return e
+    yield e
+    left = list((tmp_path / ".tm").rglob("redis.json"))
+    if left:                                   # stop it, then fail: a usage error starts nothing
+        subprocess.run([TM, "down", "--redis"], env=e, cwd=tmp_path, capture_output=True,
+                       timeout=60, check=False)
+    assert not left, "an error path started an embedded Redis"
 
 
 def tm(env, *args, cwd=None):
