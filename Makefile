@@ -4,14 +4,28 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 EXTRAS ?= dev,trainer
 
-.PHONY: install test test-fast bench lint schema clean demo backtest chaos faults fuzz
+.PHONY: install lock typecheck test test-fast bench lint schema clean demo backtest chaos faults fuzz
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip
+	@true
 
-install: $(BIN)/python  ## create .venv and install every package (editable)
-	$(BIN)/pip install -q -c constraints.txt -e '.[$(EXTRAS)]'
+# The lock: exact versions with hashes (pip-tools), one file per install profile, for CPython 3.11
+# on linux/x86_64 (CI, the Docker image). `make lock` refreshes all three from pyproject.toml.
+LOCK ?= requirements/dev.txt
+PIP_COMPILE = $(BIN)/pip-compile -q --generate-hashes --allow-unsafe --strip-extras \
+	--no-emit-index-url --no-emit-find-links
+
+install: $(BIN)/python  ## create .venv: every dependency from the lock (hashes checked), the project editable
+	$(BIN)/pip install -q --require-hashes --no-deps -r $(LOCK)
+	$(BIN)/pip install -q --no-deps --no-build-isolation -e .
+	$(BIN)/pip check
+
+lock: $(BIN)/python  ## refresh the locks from pyproject.toml (then `make install` and run the tests)
+	$(BIN)/pip install -q 'pip-tools==7.7.0'
+	$(PIP_COMPILE) --upgrade --extra dev --extra trainer -o requirements/dev.txt pyproject.toml
+	$(PIP_COMPILE) --upgrade --extra trainer -o requirements/trainer.txt pyproject.toml
+	$(PIP_COMPILE) --upgrade -o requirements/runtime.txt pyproject.toml
 
 test: install  ## the full test suite (uses TM_TEST_REDIS_URL / TM_TEST_DATABASE_URL when set)
 	$(BIN)/pytest -q
@@ -37,8 +51,9 @@ faults: install  ## Redis restart, PostgreSQL outage, venue faults, WebSocket dr
 fuzz: install  ## 10,000 malformed entries into every stream, schemathesis on every service
 	$(BIN)/python tools/fuzz_streams.py $(FUZZ_ARGS)
 
-lint: install
-	$(BIN)/ruff check libs services trainer tests bench
+lint: install  ## ruff (pinned by the lock) and mypy (strict on libs/ and every service's domain/)
+	$(BIN)/ruff check libs services trainer apps tests bench tools
+	$(BIN)/mypy
 
 schema: install  ## regenerate docs/events.schema.json
 	$(BIN)/python -m tm_common.events.schema docs/events.schema.json

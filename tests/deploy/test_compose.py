@@ -91,18 +91,20 @@ def test_dockerfile():
     assert users and all(not u.startswith(("root", "0")) for u in users)
     sections = re.split(r"^FROM ", text, flags=re.MULTILINE)
     body = {re.match(r"\S+\s+AS\s+(\S+)", s, re.IGNORECASE).group(1): s for s in sections[1:]}
-    # Runtime: the project without the trainer extra, pinned by constraints.txt; no torch.
-    assert "-c constraints.txt" in body["build"] and "[trainer]" not in body["build"]
+    # Runtime: the project without the trainer extra, every version from the lock; no torch.
+    assert "--require-hashes --no-deps -r requirements/runtime.txt" in body["build"]
+    assert "[trainer]" not in body["build"]
     assert 'import torch' in body["build"]      # the build fails if torch slipped in
     assert "COPY --from=build /opt/venv" in body["runtime"]
-    assert '.[trainer]' in body["build-trainer"] and "-c constraints.txt" in body["build-trainer"]
+    assert "requirements/trainer.txt" in body["build-trainer"] and "--require-hashes" in body["build-trainer"]
     assert "COPY --from=build-trainer /opt/venv" in body["trainer"]
-    assert "torch==2.13.0" in (ROOT / "constraints.txt").read_text()
+    assert "torch==2.13.0+cpu" in (ROOT / "requirements" / "trainer.txt").read_text()
+    assert "torch==" not in (ROOT / "requirements" / "runtime.txt").read_text()
 
 
 def test_dockerignore():
     lines = {ln.strip() for ln in (ROOT / ".dockerignore").read_text().splitlines()
              if ln.strip() and not ln.startswith("#")}
     assert {".git", ".venv", "tests"} <= lines
-    for needed in ("libs", "services", "trainer", "data", "pyproject.toml", "constraints.txt"):
+    for needed in ("libs", "services", "trainer", "apps", "data", "pyproject.toml", "requirements"):
         assert needed not in lines, f"{needed} is needed by the Dockerfile"

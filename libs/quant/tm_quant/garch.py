@@ -17,6 +17,19 @@ equals ``arch``'s ``forecast(horizon=1)`` (tested). The backcast looks at the fi
 the *fitting* sample only; a filter run over other data starts from ``params.backcast`` as a fixed
 number, so it never peeks ahead.
 
+Stationarity. ``arch`` bounds ``alpha + beta <= 1``, and on 4h crypto returns the likelihood often
+peaks on that boundary (an integrated GARCH: persistence 1.0 or a hair above after the optimiser's
+tolerance). Such a fit has no long-run variance: its multi-step forecast never mean-reverts, and a
+shock is remembered forever. So the two ends decide:
+
+- training (:func:`fit_garch`) never returns a non-stationary model: a fit with persistence above
+  ``max_persistence`` (default :data:`MAX_PERSISTENCE`) is *constrained* onto the stationary region
+  by variance targeting: ``alpha`` (the shock response) is kept, ``beta = max_persistence - alpha``
+  and ``omega = var(r) * (1 - max_persistence)``, so the long-run variance is the sample's. The
+  result says so (:attr:`GarchParams.constrained`);
+- the live filter refuses a non-stationary parameter set (:class:`NonStationaryGarch` from
+  :class:`GarchParams`), so a model bundle carrying one is unusable at load, never served.
+
 ``arch`` is imported lazily inside :func:`fit_garch` only: the live services import
 :class:`GarchFilter` without paying for (or depending on) the estimator.
 """
@@ -31,6 +44,12 @@ import numpy as np
 # arch's backcast: EWMA weights 0.94**i over the first 75 residuals (arch.univariate.volatility).
 _BACKCAST_TAU = 75
 _BACKCAST_DECAY = 0.94
+# A shock's half-life at 0.999 is ~693 bars (~115 days of 4h bars): slow, but mean-reverting.
+MAX_PERSISTENCE = 0.999
+
+
+class NonStationaryGarch(ValueError):
+    """``alpha + beta >= 1``: no long-run variance, a forecast that never mean-reverts."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,10 +60,16 @@ class GarchParams:
         mu: constant mean of returns, percent per bar (4h returns: typically within ±0.1).
         omega: variance intercept, percent² (> 0).
         alpha: ARCH coefficient, [0, 1).
-        beta: GARCH coefficient, [0, 1); ``alpha + beta < 1`` for a finite long-run variance.
+        beta: GARCH coefficient, [0, 1); ``alpha + beta < 1`` (stationary) is required.
         nu: Student-t degrees of freedom (> 2).
         backcast: the recursion's start value ``b`` in percent² (``sigma2_0 = omega +
             (alpha + beta) * b``); ``None`` = start from the unconditional variance.
+        constrained: the maximum-likelihood fit was non-stationary and these parameters are its
+            variance-targeted projection (module docstring), not arch's estimate.
+
+    Raises:
+        NonStationaryGarch: ``alpha + beta >= 1``.
+        ValueError: any other invalid parameter.
     """
 
     mu: float
@@ -53,12 +78,15 @@ class GarchParams:
     beta: float
     nu: float = 8.0
     backcast: float | None = None
+    constrained: bool = False
 
     def __post_init__(self) -> None:
         if not (self.omega > 0 and self.alpha >= 0 and self.beta >= 0):
             raise ValueError(f"GARCH needs omega > 0, alpha >= 0, beta >= 0: {self}")
-        if self.alpha + self.beta >= 1.0 and self.backcast is None:
-            raise ValueError("alpha + beta >= 1 has no unconditional variance: give a backcast")
+        if self.alpha + self.beta >= 1.0:
+            raise NonStationaryGarch(
+                f"GARCH persistence alpha + beta = {self.alpha + self.beta!r} >= 1 is not stationary "
+                "(no long-run variance); refit with fit_garch, which constrains it")
         if self.backcast is not None and not self.backcast > 0:
             raise ValueError(f"backcast must be > 0 percent², got {self.backcast}")
 
@@ -73,14 +101,19 @@ class GarchParams:
         p = self.persistence
         return self.omega / (1.0 - p) if p < 1.0 else math.inf
 
-    def to_dict(self) -> dict[str, float | None]:
+    def to_dict(self) -> dict[str, float | bool | None]:
         """Plain JSON-ready dict (model registry artifact)."""
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict) -> GarchParams:
-        return cls(**{k: (None if d.get(k) is None else float(d[k])) for k in
-                      ("mu", "omega", "alpha", "beta", "nu", "backcast") if k in d})
+    def from_dict(cls, d: dict[str, object]) -> GarchParams:
+        """Inverse of :meth:`to_dict` (raises :class:`NonStationaryGarch` for a persistence >= 1)."""
+        def num(k: str) -> float | None:
+            v = d.get(k)
+            return None if v is None else float(v)  # type: ignore[arg-type]
+        kw: dict[str, float | None] = {k: num(k) for k in ("mu", "omega", "alpha", "beta", "nu", "backcast")
+                                       if k in d}
+        return cls(**kw, constrained=bool(d.get("constrained", False)))  # type: ignore[arg-type]
 
 
 # Generic 4h crypto values (per-bar sigma ~0.9 %), not fitted on any evaluation data: used by the
@@ -97,7 +130,8 @@ def arch_backcast(resids_pct: np.ndarray) -> float:
     return float(np.sum((e[:tau] ** 2.0) * w))
 
 
-def fit_garch(returns: np.ndarray, *, scale: float = 100.0) -> GarchParams:
+def fit_garch(returns: np.ndarray, *, scale: float = 100.0,
+              max_persistence: float = MAX_PERSISTENCE) -> GarchParams:
     """Fit GARCH(1,1) with Student-t innovations and a constant mean by maximum likelihood.
 
     Args:
@@ -105,10 +139,13 @@ def fit_garch(returns: np.ndarray, *, scale: float = 100.0) -> GarchParams:
             observations for a meaningful fit.
         scale: multiplier applied before fitting; 100 (default) gives the percent units that the
             returned parameters are expressed in.
+        max_persistence: the largest ``alpha + beta`` returned; a fit above it is constrained by
+            variance targeting (module docstring) and marked ``constrained``.
 
     Returns:
         :class:`GarchParams` in percent units, with ``backcast`` set to arch's backcast on this
-        sample so that :class:`GarchFilter` reproduces ``arch``'s in-sample recursion.
+        sample so that :class:`GarchFilter` reproduces ``arch``'s in-sample recursion (for a
+        constrained fit: arch's recursion with the constrained parameters fixed).
 
     Raises:
         ValueError: too few observations, or the optimiser did not converge.
@@ -123,13 +160,21 @@ def fit_garch(returns: np.ndarray, *, scale: float = 100.0) -> GarchParams:
     res = model.fit(disp="off", show_warning=False)
     if res.convergence_flag != 0:
         raise ValueError(f"GARCH fit did not converge (flag {res.convergence_flag})")
+    if not 0.0 < max_persistence < 1.0:
+        raise ValueError(f"max_persistence must be in (0, 1), got {max_persistence}")
     p = res.params
-    mu = float(p["mu"])
+    mu, omega, alpha, beta = (float(p["mu"]), float(p["omega"]), float(p["alpha[1]"]),
+                              float(p["beta[1]"]))
+    constrained = alpha + beta > max_persistence
+    if constrained:
+        alpha = min(alpha, max_persistence)
+        beta = max_persistence - alpha
+        omega = float(np.var(r - mu)) * (1.0 - max_persistence)
     # arch's forecast() backcasts from the residuals at the *fitted* mu (its in-fit recursion uses
     # y - mean(y) instead; the two paths converge at rate beta^t). Mirror forecast(), the number
     # the live filter must reproduce.
-    return GarchParams(mu=mu, omega=float(p["omega"]), alpha=float(p["alpha[1]"]),
-                       beta=float(p["beta[1]"]), nu=float(p["nu"]), backcast=arch_backcast(r - mu))
+    return GarchParams(mu=mu, omega=omega, alpha=alpha, beta=beta, nu=float(p["nu"]),
+                       backcast=arch_backcast(r - mu), constrained=constrained)
 
 
 class GarchFilter:

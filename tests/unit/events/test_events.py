@@ -142,3 +142,19 @@ def test_envelope_numbers_out_of_range_are_malformed(field, value, msg):
     f[field] = value
     with pytest.raises(MalformedEvent, match=msg):
         Envelope.from_fields(f)
+
+
+def test_schema_descriptions_do_not_depend_on_msgspec_docstring_handling():
+    """msgspec releases differ: some copy a docstring verbatim, some dedent it. The generator
+    cleans every description itself, so both forms give the same document."""
+    from tm_common.events.schema import normalise_descriptions
+
+    verbatim = {"A": {"description": "First line.\n\n    Indented body\n      deeper\n    ",
+                      "properties": {"x": {"description": "  x\n  y"}}}}
+    dedented = {"A": {"description": "First line.\n\nIndented body\n  deeper",
+                      "properties": {"x": {"description": "x\ny"}}}}
+    assert normalise_descriptions(verbatim) == normalise_descriptions(dedented) == dedented
+    schema = build_schema()
+    for name, d in schema["$defs"].items():
+        doc = d.get("description", "")
+        assert doc == doc.strip() and "\n    " not in doc, name

@@ -7,7 +7,15 @@ import math
 import numpy as np
 import pytest
 from arch import arch_model
-from tm_quant.garch import DEFAULT_GARCH_PARAMS, GarchFilter, GarchParams, arch_backcast, fit_garch
+from tm_quant.garch import (
+    DEFAULT_GARCH_PARAMS,
+    MAX_PERSISTENCE,
+    GarchFilter,
+    GarchParams,
+    NonStationaryGarch,
+    arch_backcast,
+    fit_garch,
+)
 
 
 @pytest.fixture(scope="module")
@@ -16,23 +24,75 @@ def returns(market) -> np.ndarray:
     return np.diff(np.log(c))
 
 
+def _arch(returns):
+    return arch_model(returns * 100, mean="Constant", vol="GARCH", p=1, q=1, dist="t", rescale=False)
+
+
 @pytest.fixture(scope="module")
 def fitted(returns):
+    """Our parameters, and arch's model with exactly those parameters fixed (for a constrained
+    fit they are not arch's estimate, so the recursion is compared with arch at our numbers)."""
     params = fit_garch(returns)
-    am = arch_model(returns * 100, mean="Constant", vol="GARCH", p=1, q=1, dist="t", rescale=False)
-    res = am.fit(disp="off", show_warning=False)
+    res = _arch(returns).fix([params.mu, params.omega, params.alpha, params.beta, params.nu])
     return params, res
 
 
-def test_fit_returns_percent_scaled_params(fitted):
-    params, res = fitted
-    assert params.mu == pytest.approx(res.params["mu"])
-    assert params.omega == pytest.approx(res.params["omega"])
-    assert params.alpha == pytest.approx(res.params["alpha[1]"])
-    assert params.beta == pytest.approx(res.params["beta[1]"])
-    assert params.nu == pytest.approx(res.params["nu"])
-    assert 0 < params.persistence <= 1 and params.nu > 2
-    assert params.backcast > 0
+def test_fit_returns_percent_scaled_stationary_params(fitted, returns):
+    params, _ = fitted
+    mle = _arch(returns).fit(disp="off", show_warning=False).params
+    assert params.mu == pytest.approx(mle["mu"]) and params.nu == pytest.approx(mle["nu"])
+    assert params.nu > 2 and params.backcast > 0
+    assert 0 < params.persistence <= MAX_PERSISTENCE
+    if mle["alpha[1]"] + mle["beta[1]"] <= MAX_PERSISTENCE:
+        assert not params.constrained
+        assert (params.omega, params.alpha, params.beta) == pytest.approx(
+            (mle["omega"], mle["alpha[1]"], mle["beta[1]"]))
+    else:  # arch's estimate is integrated: variance-targeted onto the stationary region
+        assert params.constrained
+        assert params.alpha == pytest.approx(min(mle["alpha[1]"], MAX_PERSISTENCE))
+        r = returns * 100
+        assert params.unconditional_variance == pytest.approx(np.var(r - params.mu), rel=1e-9)
+
+
+def _simulate_garch(n: int, omega: float, alpha: float, beta: float, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    z = rng.standard_t(6, n) / math.sqrt(6 / 4)
+    s2, out = omega / (1 - alpha - beta), np.empty(n)
+    for t in range(n):
+        out[t] = math.sqrt(s2) * z[t]
+        s2 = omega + alpha * out[t] ** 2 + beta * s2
+    return out / 100  # decimal returns
+
+
+def test_stationary_fit_is_arch_estimate_unchanged():
+    r = _simulate_garch(4000, omega=0.05, alpha=0.10, beta=0.80, seed=7)
+    params = fit_garch(r)
+    mle = _arch(r).fit(disp="off", show_warning=False).params
+    assert not params.constrained and params.persistence < 0.95
+    assert (params.omega, params.alpha, params.beta) == pytest.approx(
+        (mle["omega"], mle["alpha[1]"], mle["beta[1]"]))
+
+
+def test_integrated_fit_is_constrained_by_variance_targeting():
+    """A fit at arch's boundary (alpha + beta = 1) is never returned as such: with the cap set
+    below the estimate the result is variance-targeted at exactly the cap."""
+    r = _simulate_garch(4000, omega=0.05, alpha=0.10, beta=0.80, seed=7)
+    mle = _arch(r).fit(disp="off", show_warning=False).params
+    cap = 0.5
+    params = fit_garch(r, max_persistence=cap)
+    assert params.constrained
+    assert params.alpha == pytest.approx(mle["alpha[1]"]) and params.persistence == pytest.approx(cap)
+    assert params.unconditional_variance == pytest.approx(np.var(r * 100 - params.mu), rel=1e-9)
+    with pytest.raises(ValueError, match="max_persistence"):
+        fit_garch(r, max_persistence=1.0)
+
+
+def test_nonstationary_params_are_refused_by_the_live_filter():
+    with pytest.raises(NonStationaryGarch, match="not stationary"):
+        GarchParams(mu=0, omega=0.1, alpha=0.2, beta=0.8, backcast=1.0)
+    with pytest.raises(NonStationaryGarch):
+        GarchParams.from_dict({"mu": 0, "omega": 0.1, "alpha": 0.06, "beta": 0.9400001, "backcast": 2.0})
+    assert not GarchParams.from_dict({"mu": 0, "omega": 0.1, "alpha": 0.06, "beta": 0.9}).constrained
 
 
 def test_recursion_equals_arch_forecast_at_every_bar(fitted, returns):
@@ -73,8 +133,8 @@ def test_params_validation_and_round_trip():
     with pytest.raises(ValueError):
         GarchParams(mu=0, omega=0.0, alpha=0.1, beta=0.8)
     with pytest.raises(ValueError):
-        GarchParams(mu=0, omega=0.1, alpha=0.3, beta=0.8)  # no long-run variance, no backcast
-    p = GarchParams(mu=0.01, omega=0.02, alpha=0.05, beta=0.9, nu=6.0, backcast=0.7)
+        GarchParams(mu=0, omega=0.1, alpha=0.3, beta=0.8)  # no long-run variance
+    p = GarchParams(mu=0.01, omega=0.02, alpha=0.05, beta=0.9, nu=6.0, backcast=0.7, constrained=True)
     assert GarchParams.from_dict(p.to_dict()) == p
     assert DEFAULT_GARCH_PARAMS.unconditional_variance == pytest.approx(0.016 / 0.02)
 

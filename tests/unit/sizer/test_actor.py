@@ -10,7 +10,7 @@ from tm_sizer.domain.observation import OBS_CLIP, OBS_DIM
 from tm_sizer.testing import random_actor_arrays
 
 pytest.importorskip("torch", reason="torch not installed: install the trainer extra "
-                    "(pip install -c constraints.txt torch==2.13.0 stable-baselines3 gymnasium)")
+                    "(make install: the lock has torch==2.13.0+cpu, stable-baselines3, gymnasium)")
 pytest.importorskip("stable_baselines3", reason="stable-baselines3 not installed")
 
 

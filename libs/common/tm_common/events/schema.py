@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import inspect
 import json
 import sys
 from pathlib import Path
@@ -25,6 +26,18 @@ def load_service_events() -> None:
             pass
 
 
+def normalise_descriptions(node: object) -> object:
+    """Every ``description`` cleaned as :func:`inspect.cleandoc` does (common indentation and
+    blank edge lines removed). msgspec copies docstrings verbatim in some releases and dedents
+    them in others; this makes the document independent of which one is installed."""
+    if isinstance(node, dict):
+        return {k: (inspect.cleandoc(v) if k == "description" and isinstance(v, str)
+                    else normalise_descriptions(v)) for k, v in node.items()}
+    if isinstance(node, list):
+        return [normalise_descriptions(v) for v in node]
+    return node
+
+
 def build_schema() -> dict:
     """One JSON Schema document: the envelope fields and a ``$defs`` entry per event body."""
     load_service_events()
@@ -40,7 +53,7 @@ def build_schema() -> dict:
         "events": {name: {"schema_version": types[name].SCHEMA_VERSION,
                           "body": {"$ref": f"#/$defs/{types[name].__name__}"}}
                    for name in sorted(types)},
-        "$defs": defs,
+        "$defs": normalise_descriptions(defs),
     }
 
 

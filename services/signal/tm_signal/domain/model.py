@@ -113,10 +113,14 @@ class SignalModel:
                 raise ModelLoadError(f"{version}/{sym}: booster has {n} columns, "
                                      f"manifest lists {len(feats)} features")
             cal = spec["prob_calibration"]
+            try:
+                garch = GarchParams.from_dict(spec["garch"])
+            except (TypeError, ValueError) as e:
+                raise ModelLoadError(f"{version}/{sym}: garch: {type(e).__name__}: {e}") from e
             out[sym] = InstrumentModel(
                 instrument=sym, booster=bst, features=feats,
                 columns=np.array([index[f] for f in feats], dtype=np.intp),
-                garch=GarchParams.from_dict(spec["garch"]), first_bar_ms=int(spec["first_bar_ms"]),
+                garch=garch, first_bar_ms=int(spec["first_bar_ms"]),
                 cal_a=float(cal["a"]), cal_b=float(cal["b"]),
                 forest=CompiledForest.from_booster(bst) if compile_trees else None)
         return cls(version=version, horizon_bars=int(manifest["horizon_bars"]), instruments=out)
