@@ -49,14 +49,14 @@ faults: install  ## Redis restart, PostgreSQL outage, venue faults, WebSocket dr
 	$(BIN)/python -m tm_app.faults $(FAULTS_ARGS)
 
 fuzz: install  ## 10,000 malformed entries into every stream, schemathesis on every service
-	$(BIN)/python tools/fuzz_streams.py $(FUZZ_ARGS)
+	$(BIN)/python -m tm_app.fuzz $(FUZZ_ARGS)
 
 lint: install  ## ruff (pinned by the lock) and mypy (strict on libs/ and every service's domain/)
 	$(BIN)/ruff check libs services trainer apps tests bench tools
 	$(BIN)/mypy
 
 schema: install  ## regenerate docs/events.schema.json
-	$(BIN)/python -m tm_common.events.schema docs/events.schema.json
+	$(BIN)/python -m tm_app.schema docs/events.schema.json
 
 clean:
 	rm -rf $(VENV) .tm bench/out

@@ -26,8 +26,8 @@ import numpy as np
 import tm_trainer  # noqa: F401 - OMP_WAIT_POLICY before xgboost/torch load
 from prometheus_client import CollectorRegistry
 from tm_common.models.bundle import Bundle
+from tm_quant.sizing.observation import OBS_DIM
 from tm_sizer.domain.engine import RegimeIn, SignalIn, SizerEngine
-from tm_sizer.domain.observation import OBS_DIM
 from tm_sizer.domain.policy import RLPolicy
 from tm_sizer.handler import SizerHandler
 from tm_sizer.metrics import SizerMetrics

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from tm_common.cli.services import SERVICES
+from tm_app.stack.services import SERVICES
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "docker-compose.yml"

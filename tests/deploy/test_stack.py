@@ -1,6 +1,6 @@
 """A local process stack, scraped by a real Prometheus: what the dashboards and alerts query exists.
 
-Every service of the service table (``tm_common.cli.services.SERVICES``) whose module can run is
+Every service of the service table (``tm_app.stack.services.SERVICES``) whose module can run is
 started as ``python -m <module>`` on a free port, against the test Redis (``redis_url``) under a
 fresh namespace, SQLite in a temp dir, and modes that keep it offline: ingest ``TM_MODE=off``,
 every exchange URL pointed at the exchange simulator of the same stack, and HTTP(S) proxies set to
@@ -32,7 +32,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from tm_common.cli.services import SERVICES, ServiceDef, missing_reason
+from tm_app.stack.services import SERVICES, ServiceDef, missing_reason
 from tm_common.testing import redis as test_redis
 from tm_common.testing.redis import delete_namespace, free_port
 

@@ -1,19 +1,13 @@
-"""Fuzz test fixtures: the tools under ``tools/`` (importable here) and a real local HTTP venue
+"""Fuzz test fixtures: a real local HTTP venue
 that answers whatever a test tells it to (the peer of the client under test, not a mock)."""
 
 from __future__ import annotations
 
-import sys
 import threading
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 
 import pytest
-
-TOOLS = Path(__file__).resolve().parents[2] / "tools"
-if str(TOOLS) not in sys.path:
-    sys.path.insert(0, str(TOOLS))
 
 
 @dataclass

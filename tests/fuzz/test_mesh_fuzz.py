@@ -1,4 +1,4 @@
-"""``tools/fuzz_streams.py`` reduced for CI: every service as a real process (the supervisor, a
+"""``tm_app.fuzz`` reduced for CI: every service as a real process (the supervisor, a
 private namespace, ports 8101-8108 + 820) on the Redis under test; 300 malformed entries into
 each of the 13 consumed streams, then schemathesis with 5 examples per operation on every
 service. ``make fuzz`` runs the full version (10,000 entries per stream)."""
@@ -14,7 +14,7 @@ ENTRIES = 300
 
 @pytest.fixture(scope="module")
 def mesh(redis_url, tmp_path_factory):
-    import fuzz_mesh
+    from tm_app.fuzz import mesh as fuzz_mesh
     from tm_common.testing.redis import delete_namespace
 
     data = tmp_path_factory.mktemp("fuzz-mesh")
@@ -29,8 +29,8 @@ def mesh(redis_url, tmp_path_factory):
 
 @pytest.mark.timeout(600)
 async def test_every_malformed_entry_is_dead_lettered_by_every_group(mesh, redis_url):
-    from fuzz_dlq import StreamFuzzer
-    from fuzz_streams import check_alive
+    from tm_app.fuzz.dlq import StreamFuzzer
+    from tm_app.fuzz.streams import check_alive
 
     fuzzer = StreamFuzzer(mesh, redis_url, n=ENTRIES, chunk=150, seed=7, stall_s=90,
                           log=lambda msg: None)
@@ -51,9 +51,9 @@ async def test_every_malformed_entry_is_dead_lettered_by_every_group(mesh, redis
 
 @pytest.mark.timeout(900)
 def test_schemathesis_finds_no_server_error_on_any_service(mesh, tmp_path):
-    import fuzz_mesh
-    import fuzz_openapi
-    from fuzz_streams import check_alive
+    from tm_app.fuzz import mesh as fuzz_mesh
+    from tm_app.fuzz import openapi as fuzz_openapi
+    from tm_app.fuzz.streams import check_alive
 
     envs = {n: fuzz_mesh.spec_env(mesh, n) for n in mesh.ports}
     results = fuzz_openapi.fuzz_services(mesh.ports, envs, out_dir=tmp_path, max_examples=5,

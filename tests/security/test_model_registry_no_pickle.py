@@ -224,9 +224,9 @@ def _inspect(artifact: bytes) -> list[str]:
 def test_legitimate_bundles_load_and_predict_without_unpickling(tmp_path, good, guard):
     from tm_quant.features import FEATURE_NAMES
     from tm_quant.regime import RegimeFilter, regime_observation
+    from tm_quant.sizing.observation import OBS_DIM
     from tm_regime.models import RegimeModels
     from tm_signal.models import SignalModels
-    from tm_sizer.domain.observation import OBS_DIM
     from tm_sizer.policies import SizerPolicies
 
     async def go():

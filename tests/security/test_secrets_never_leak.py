@@ -175,7 +175,7 @@ def _idle(url: str, namespace: str, streams: tuple[str, ...]) -> bool:
 def mesh(secure_redis, private_pg, tmp_path_factory) -> MeshRun:
     from tm_app.backtest import RunConfig
     from tm_app.mesh import PIPELINE, _specs
-    from tm_common.cli.supervisor import Supervisor
+    from tm_app.stack.supervisor import Supervisor
 
     redis_url = secure_redis.url()                        # redis://tmsvc:<password>@.../0
     db_name = f"tmsec_{uuid.uuid4().hex[:8]}"

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
+from tm_common.ports import SERVICE_PORTS
 from tm_common.settings import CommonSettings
 
 DEFAULT_DEV_KEY = "tm-sim-key"
@@ -22,7 +23,7 @@ class ExchangeSimSettings(CommonSettings):
                                       env_file=None)
 
     service_name: str = "exchange-sim"
-    http_port: int = Field(default=8108, ge=0, le=65535)
+    http_port: int = Field(default=SERVICE_PORTS["exchange_sim"], ge=0, le=65535)
 
     sim_api_key: SecretStr = Field(default=SecretStr(DEFAULT_DEV_KEY),
                                    description="API key clients sign with")

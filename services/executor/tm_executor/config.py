@@ -14,6 +14,7 @@ from typing import Annotated
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import NoDecode
+from tm_common.ports import SERVICE_PORTS
 from tm_common.settings import CommonSettings
 
 MAINNET_REST = "https://api.bybit.com"
@@ -29,7 +30,7 @@ from tm_common.bus.streams import EXEC_VENUE  # noqa: E402,F401  (re-exported)
 
 class ExecutorSettings(CommonSettings):
     service_name: str = "executor"
-    http_port: int = 8106
+    http_port: int = SERVICE_PORTS["executor"]
     symbols: Annotated[tuple[str, ...], NoDecode] = Field(
         default=("BTCUSDT", "ETHUSDT", "SOLUSDT"),
         description="comma-separated (BTCUSDT,ETHUSDT) or a JSON list")

@@ -6,6 +6,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import NoDecode
+from tm_common.ports import SERVICE_PORTS
 from tm_common.settings import CommonSettings
 
 MAINNET_REST = "https://api.bybit.com"
@@ -15,7 +16,7 @@ DERIBIT = "https://www.deribit.com"
 
 class IngestSettings(CommonSettings):
     service_name: str = "ingest"
-    http_port: int = 8101
+    http_port: int = SERVICE_PORTS["ingest"]
     symbols: Annotated[tuple[str, ...], NoDecode] = ("BTCUSDT", "ETHUSDT", "SOLUSDT")
     mode: Literal["live", "replay", "off"] = Field(
         default="live", description="live = Bybit WS + REST backfill; replay = history; off = "

@@ -7,12 +7,13 @@ from typing import Annotated
 
 from pydantic import Field, field_validator
 from pydantic_settings import NoDecode
+from tm_common.ports import SERVICE_PORTS
 from tm_common.settings import CommonSettings
 
 
 class PortfolioSettings(CommonSettings):
     service_name: str = "portfolio"
-    http_port: int = 8107
+    http_port: int = SERVICE_PORTS["portfolio"]
     symbols: Annotated[tuple[str, ...], NoDecode] = Field(default=("BTCUSDT", "ETHUSDT", "SOLUSDT"),
                                      description="instruments whose bars complete a bar time "
                                      "(TM_SYMBOLS, comma-separated)")

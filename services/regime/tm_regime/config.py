@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from pydantic import Field, field_validator
+from tm_common.ports import SERVICE_PORTS
 from tm_common.settings import CommonSettings, Symbols
 
 
 class RegimeSettings(CommonSettings):
     service_name: str = "regime"
-    http_port: int = 8102
+    http_port: int = SERVICE_PORTS["regime"]
     symbols: Symbols = Field(default=("BTCUSDT", "ETHUSDT", "SOLUSDT"),
                                      description="instruments that get a regime per bar")
     no_model_kelly: float = Field(default=0.50, ge=0.0, le=1.0, description="Kelly fraction "

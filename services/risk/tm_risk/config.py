@@ -7,15 +7,16 @@ from typing import Annotated
 
 from pydantic import Field, field_validator
 from pydantic_settings import NoDecode
+from tm_common.instruments import DEFAULT_INSTRUMENTS
+from tm_common.ports import SERVICE_PORTS
 from tm_common.settings import CommonSettings
-from tm_exchange_sim.matching.instruments import DEFAULT_INSTRUMENTS
 
 from tm_risk.domain.params import BreakerParams, RiskParams
 
 
 class RiskSettings(CommonSettings):
     service_name: str = "risk"
-    http_port: int = 8105
+    http_port: int = SERVICE_PORTS["risk"]
     symbols: Annotated[tuple[str, ...], NoDecode] = ("BTCUSDT", "ETHUSDT", "SOLUSDT")  # "A,B,C"
     interval_min: int = Field(default=240, gt=0, description="bar interval, minutes")
     # sizing

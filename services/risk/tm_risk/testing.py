@@ -17,7 +17,7 @@ from tm_common.events import (
     PositionSized,
     PositionView,
 )
-from tm_exchange_sim.matching.instruments import DEFAULT_INSTRUMENTS
+from tm_common.instruments import DEFAULT_INSTRUMENTS
 
 from tm_risk.commands import command_envelope
 from tm_risk.domain.params import H4_MS, RiskParams

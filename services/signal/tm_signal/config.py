@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from pydantic import Field, field_validator
+from tm_common.ports import SERVICE_PORTS
 from tm_common.settings import CommonSettings, Symbols
 
 
 class SignalSettings(CommonSettings):
     service_name: str = "signal"
-    http_port: int = 8103
+    http_port: int = SERVICE_PORTS["signal"]
     symbols: Symbols = Field(default=("BTCUSDT", "ETHUSDT", "SOLUSDT"),
                                      description="instruments that get a signal per bar")
     btc_symbol: str | None = Field(default="BTCUSDT", description="source of the cross-asset "

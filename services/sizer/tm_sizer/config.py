@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 from pydantic import Field, field_validator
+from tm_common.ports import SERVICE_PORTS
 from tm_common.settings import CommonSettings, Symbols
+from tm_quant.sizing.cascade import CascadeThresholds
+from tm_quant.sizing.kelly import DEFAULT_REGIME_FRACTIONS, KellyParams
 
-from tm_sizer.domain.cascade import CascadeThresholds
 from tm_sizer.domain.engine import SizerParams
-from tm_sizer.domain.kelly import DEFAULT_REGIME_FRACTIONS, KellyParams
 
 
 class SizerSettings(CommonSettings):
     service_name: str = "sizer"
-    http_port: int = 8104
+    http_port: int = SERVICE_PORTS["sizer"]
     symbols: Symbols = Field(default=("BTCUSDT", "ETHUSDT", "SOLUSDT"),
                                      description="instruments that are sized")
     # Kelly

@@ -3,7 +3,7 @@
 Errors are translated for the consumer: a registry that does not answer (database down) is a
 ``TransientError`` (the event is retried); a bundle that is not a usable ``rl`` policy is a
 :class:`BadPolicy` (permanent: a promotion of it is dead-lettered and the current policy stays).
-Loading is numpy only: :class:`~tm_sizer.domain.actor.NumpyActor`, never torch.
+Loading is numpy only: :class:`~tm_quant.sizing.actor.NumpyActor`, never torch.
 """
 
 from __future__ import annotations

@@ -15,8 +15,7 @@ from tm_common.events import (
     SignalGenerated,
 )
 from tm_common.models.bundle import Bundle, npz_bytes
-
-from tm_sizer.domain.observation import OBS_DIM, OBS_SPEC
+from tm_quant.sizing.observation import OBS_DIM, OBS_SPEC
 
 H4_MS = 4 * 3600 * 1000
 T0_MS = 1_700_000_000_000 // H4_MS * H4_MS

@@ -4,6 +4,7 @@ exchange sim's matching engine: one snapshot per bar time, deterministic, restar
 import json
 from decimal import Decimal
 
+from tm_app.testing.random_venue import RandomVenue, execution_event
 from tm_common.bus import Consumer, InMemoryBus
 from tm_common.bus.streams import EXEC_REPORT, MD_BAR, PORTFOLIO_SNAPSHOT, dlq
 from tm_common.events import (
@@ -15,10 +16,8 @@ from tm_common.events import (
 )
 from tm_portfolio.handler import PortfolioHandler
 from tm_portfolio.testing import (
-    RandomVenue,
     bar_env,
     close_ns,
-    execution_event,
     fill_env,
     funding_env,
     make_fill,

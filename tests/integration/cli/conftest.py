@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 import psutil
 import pytest
-from tm_common.cli.supervisor import ProcessSpec
+from tm_app.stack.supervisor import ProcessSpec
 from tm_common.testing.redis import free_port
 
 FAKE_DIR = Path(__file__).parent / "fake_service"

@@ -10,10 +10,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from tm_common.cli.main import app
+from tm_app.stack.main import app
 from typer.testing import CliRunner
 
-TM = [sys.executable, "-m", "tm_common.cli.main"]
+TM = [sys.executable, "-m", "tm_app.stack.main"]
 
 
 def _clean_env(tmp_path: Path, **extra: str) -> dict[str, str]:

@@ -10,7 +10,7 @@ import threading
 import time
 
 import pytest
-from tm_common.cli.supervisor import ProcessSpec, Supervisor
+from tm_app.stack.supervisor import ProcessSpec, Supervisor
 
 
 @pytest.fixture

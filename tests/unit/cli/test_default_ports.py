@@ -4,7 +4,7 @@ the README say it does (the service table, 8101-8108)."""
 import importlib
 
 import pytest
-from tm_common.cli.services import SERVICES
+from tm_app.stack.services import SERVICES
 
 SETTINGS = {"ingest": "IngestSettings", "regime": "RegimeSettings", "signal": "SignalSettings",
             "sizer": "SizerSettings", "risk": "RiskSettings", "executor": "ExecutorSettings",

@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from tm_common.cli.services import (SERVICES, UnknownServiceError, build_specs, load_table,
+from tm_app.stack.services import (SERVICES, UnknownServiceError, build_specs, load_table,
                                     missing_reason, select)
-from tm_common.cli.status import summarize
+from tm_app.stack.status import summarize
 
 
 def test_table_has_every_service_with_distinct_ports():

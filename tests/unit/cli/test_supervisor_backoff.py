@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from tm_common.cli.supervisor import ProcessSpec, Supervisor
+from tm_app.stack.supervisor import ProcessSpec, Supervisor
 
 
 class Clock:

@@ -4,8 +4,8 @@ from decimal import Decimal
 import pytest
 from tm_common.errors import MalformedEvent
 from tm_common.events import Envelope, OrderApproved, event_types
-from tm_common.events.schema import build_schema
-from tm_common.events.schema import main as schema_main
+from tm_app.schema import full_schema as build_schema
+from tm_app.schema import main as schema_main
 from tm_common.testing.factories import bar_event
 
 
@@ -100,7 +100,7 @@ def test_every_service_event_module_is_in_the_schema():
     import importlib
     from pathlib import Path
 
-    from tm_common.events.schema import SERVICE_EVENT_MODULES, build_schema
+    from tm_app.schema import SERVICE_EVENT_MODULES
 
     root = Path(__file__).resolve().parents[3] / "services"
     found = {f"{p.parent.name}.commands" for p in root.glob("*/tm_*/commands.py")}

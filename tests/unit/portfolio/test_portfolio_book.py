@@ -7,8 +7,9 @@ from decimal import Decimal
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from tm_app.testing.random_venue import RandomVenue, execution_event
 from tm_portfolio.domain.book import Book
-from tm_portfolio.testing import RandomVenue, close_ns, execution_event, open_ms
+from tm_portfolio.testing import close_ns, open_ms
 
 D = Decimal
 SYMS = ("A", "B")

@@ -6,9 +6,9 @@ from decimal import Decimal
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from tm_app.testing.random_venue import RandomVenue, execution_event
 from tm_exchange_sim.matching.account import Account
 from tm_portfolio.domain.ledger import Ledger
-from tm_portfolio.testing import RandomVenue, execution_event
 
 D = Decimal
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from tm_common.models.bundle import load_npz, npz_bytes
-from tm_sizer.domain.actor import ActorFormatError, NumpyActor
-from tm_sizer.domain.observation import OBS_CLIP, OBS_DIM
+from tm_quant.sizing.actor import ActorFormatError, NumpyActor
+from tm_quant.sizing.observation import OBS_CLIP, OBS_DIM
 from tm_sizer.testing import random_actor_arrays
 
 pytest.importorskip("torch", reason="torch not installed: install the trainer extra "

@@ -7,7 +7,7 @@ import math
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from tm_sizer.domain.cascade import TIERS, CascadeInput, CascadeThresholds, decide
+from tm_quant.sizing.cascade import TIERS, CascadeInput, CascadeThresholds, decide
 
 MAX = 0.25
 breakers = st.sampled_from([None, "CLOSED", "OPEN", "HALF_OPEN"])

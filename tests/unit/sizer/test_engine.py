@@ -7,8 +7,8 @@ import math
 
 import numpy as np
 import pytest
+from tm_quant.sizing.observation import PaperBook
 from tm_sizer.domain.engine import RegimeIn, SignalIn, SizerEngine, SizerParams
-from tm_sizer.domain.observation import PaperBook
 from tm_sizer.domain.policy import RLPolicy
 from tm_sizer.testing import policy_bundle, random_actor_arrays
 

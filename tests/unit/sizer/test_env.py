@@ -10,7 +10,7 @@ import pytest
 
 pytest.importorskip("gymnasium", reason="gymnasium not installed (trainer extra)")
 
-from tm_sizer.domain.kelly import KellyParams
+from tm_quant.sizing.kelly import KellyParams
 from tm_trainer.rl.env import EnvConfig, SizingEnv
 from tm_trainer.rl.oos import (
     OOSData,

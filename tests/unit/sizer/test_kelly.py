@@ -7,7 +7,7 @@ import math
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from tm_sizer.domain.kelly import (
+from tm_quant.sizing.kelly import (
     DEFAULT_REGIME_FRACTIONS,
     KellyParams,
     kelly_fraction,

@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 import pytest
-from tm_sizer.domain.observation import OBS_CLIP, OBS_DIM, OBS_SPEC, PaperBook, build_observation
+from tm_quant.sizing.observation import OBS_CLIP, OBS_DIM, OBS_SPEC, PaperBook, build_observation
 
 
 def test_layout_and_scaling():

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from tm_common.models.bundle import Bundle
+from tm_quant.sizing.observation import OBS_DIM, OBS_SPEC
 from tm_sizer.config import SizerSettings
-from tm_sizer.domain.observation import OBS_DIM, OBS_SPEC
 from tm_sizer.domain.policy import PolicyFormatError, RLPolicy
 from tm_sizer.policies import BadPolicy, SizerPolicies, parse
 from tm_sizer.testing import FakeRegistry, policy_bundle, random_actor_arrays

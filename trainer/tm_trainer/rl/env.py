@@ -1,7 +1,7 @@
 """Gymnasium environment for RL position sizing over out-of-sample signals.
 
 One step = one 4h bar of one instrument. At the close of bar t the agent sees the observation
-(:func:`tm_sizer.domain.observation.build_observation`, the very function the live sizer uses) and
+(:func:`tm_quant.sizing.observation.build_observation`, the very function the live sizer uses) and
 chooses ``a ∈ [-1, 1]``; the target position is ``a * max_fraction`` of equity, held over bar
 t+1. With ``Δ = |position_t - position_{t-1}|``:
 
@@ -29,8 +29,8 @@ from typing import ClassVar
 
 import gymnasium as gym
 import numpy as np
-from tm_sizer.domain.kelly import REGIME_LABELS, KellyParams, kelly_fraction, win_loss_ratio
-from tm_sizer.domain.observation import OBS_CLIP, OBS_DIM, PaperBook, build_observation
+from tm_quant.sizing.kelly import REGIME_LABELS, KellyParams, kelly_fraction, win_loss_ratio
+from tm_quant.sizing.observation import OBS_CLIP, OBS_DIM, PaperBook, build_observation
 
 from tm_trainer.rl.oos import OOSData
 

@@ -21,7 +21,7 @@ from dataclasses import replace
 
 import numpy as np
 from tm_quant.features import BARS_PER_YEAR
-from tm_sizer.domain.cascade import CascadeInput, CascadeThresholds, decide
+from tm_quant.sizing.cascade import CascadeInput, CascadeThresholds, decide
 
 from tm_trainer.rl.env import EnvConfig, SizingEnv
 from tm_trainer.rl.oos import OOSData

@@ -4,7 +4,7 @@ stable-baselines3's SAC actor is ``features_extractor`` (a ``FlattenExtractor``:
 1-D Box) → ``latent_pi`` (Linear/activation pairs) → ``mu`` (Linear); the deterministic action is
 ``tanh(mu)``, which ``policy.predict`` then maps from [-1, 1] to the action space
 (``low + (a + 1) (high - low) / 2``). Exported layer by layer (weights and biases as float64,
-activation names, action scale/bias) for :class:`tm_sizer.domain.actor.NumpyActor`.
+activation names, action scale/bias) for :class:`tm_quant.sizing.actor.NumpyActor`.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 from tm_common.models.bundle import Bundle, canonical_json, npz_bytes
-from tm_sizer.domain.observation import OBS_SPEC
+from tm_quant.sizing.observation import OBS_SPEC
 
 ACTOR_MEMBER = "actor.npz"
 

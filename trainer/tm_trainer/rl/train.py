@@ -171,7 +171,7 @@ def gate_result(validation: dict[str, dict[str, float]], min_rl_sharpe: float) -
 def train_and_validate(data: Sequence[OOSData], cfg: TrainConfig,
                        log: Callable[[str], None] = lambda s: None) -> TrainResult:
     """Split, train, validate against Kelly, export: everything but the registry."""
-    from tm_sizer.domain.actor import NumpyActor
+    from tm_quant.sizing.actor import NumpyActor
 
     train, val = split(data, cfg.val_windows)
     if not train or not val:
@@ -216,7 +216,7 @@ async def register(database_url: str, res: TrainResult, cfg: TrainConfig, *,
     Returns the ``ModelPromoted`` body, or None."""
     from tm_common.db import make_engine
     from tm_common.models.registry import ModelRegistry
-    from tm_sizer.domain.observation import OBS_SPEC
+    from tm_quant.sizing.observation import OBS_SPEC
 
     engine = make_engine(database_url)
     try:

@@ -1,29 +1,16 @@
-"""Write the JSON Schema of every event to a file: ``python -m tm_common.events.schema [PATH]``."""
+"""The JSON Schema of every registered event type.
+
+This library documents the types it is given (every type registered when :func:`build_schema`
+runs). The complete document, with the services' own command events, is written by the apps
+layer, which may import services: ``python -m tm_app.schema [PATH]`` (``make schema``)."""
 
 from __future__ import annotations
 
-import importlib
 import inspect
-import json
-import sys
-from pathlib import Path
 
 import msgspec
 
 from tm_common import events
-
-
-# Event types defined by services for their own command streams (imported when installed), so
-# that the schema does not depend on what happened to be imported before.
-SERVICE_EVENT_MODULES = ("tm_risk.commands", "tm_sizer.commands")
-
-
-def load_service_events() -> None:
-    for name in SERVICE_EVENT_MODULES:
-        try:
-            importlib.import_module(name)
-        except ImportError:
-            pass
 
 
 def normalise_descriptions(node: object) -> object:
@@ -39,8 +26,8 @@ def normalise_descriptions(node: object) -> object:
 
 
 def build_schema() -> dict:
-    """One JSON Schema document: the envelope fields and a ``$defs`` entry per event body."""
-    load_service_events()
+    """One JSON Schema document: the envelope fields and a ``$defs`` entry per registered
+    event body."""
     types = events.event_types()
     classes = [types[name] for name in sorted(types)]
     _, defs = msgspec.json.schema_components(classes, ref_template="#/$defs/{name}")
@@ -55,16 +42,3 @@ def build_schema() -> dict:
                    for name in sorted(types)},
         "$defs": normalise_descriptions(defs),
     }
-
-
-def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    path = Path(argv[0] if argv else "docs/events.schema.json")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(build_schema(), indent=2, sort_keys=True) + "\n")
-    print(f"wrote {len(events.event_types())} event schemas to {path}")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

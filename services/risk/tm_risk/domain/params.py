@@ -14,7 +14,7 @@ H4_MS = 4 * 3600 * 1000
 
 
 class LotFilter(Protocol):
-    """Bybit instruments-info lot filter (``tm_exchange_sim.matching.instruments.Instrument``).
+    """Bybit instruments-info lot filter (:class:`tm_common.instruments.InstrumentSpec`).
 
     ``qty_step``: quantities are multiples of it; ``min_order_qty``/``max_order_qty``: bounds of a
     quantity (base coin); ``max_mkt_order_qty``: the largest single market order."""

@@ -28,9 +28,10 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from tm_sizer.domain.cascade import CascadeInput, CascadeThresholds, Decision, decide
-from tm_sizer.domain.kelly import KellyParams, kelly_fraction, win_loss_ratio
-from tm_sizer.domain.observation import N_RETURNS, PaperBook, build_observation
+from tm_quant.sizing.cascade import CascadeInput, CascadeThresholds, Decision, decide
+from tm_quant.sizing.kelly import KellyParams, kelly_fraction, win_loss_ratio
+from tm_quant.sizing.observation import N_RETURNS, PaperBook, build_observation
+
 from tm_sizer.domain.policy import RLPolicy
 
 

@@ -3,8 +3,8 @@
 Manifest contract (kind ``"rl"``, written by ``tm_trainer.rl.export``)::
 
     {"kind": "rl", "version": str,
-     "obs_spec": [str, ...],          # must equal tm_sizer.domain.observation.OBS_SPEC
-     "actor": "actor.npz",            # member with the numpy actor (tm_sizer.domain.actor)
+     "obs_spec": [str, ...],          # must equal tm_quant.sizing.observation.OBS_SPEC
+     "actor": "actor.npz",            # member with the numpy actor (tm_quant.sizing.actor)
      "max_fraction": float,           # action 1.0 = this fraction of equity
      "gate": {"passed": bool, "rl_sharpe": float, "kelly_sharpe": float},
      ...}                             # training settings and metrics, informational
@@ -21,9 +21,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-
-from tm_sizer.domain.actor import ActorFormatError, NumpyActor
-from tm_sizer.domain.observation import OBS_DIM, OBS_SPEC
+from tm_quant.sizing.actor import ActorFormatError, NumpyActor
+from tm_quant.sizing.observation import OBS_DIM, OBS_SPEC
 
 KIND = "rl"
 

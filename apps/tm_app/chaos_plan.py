@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tm_common.cli.supervisor import Supervisor
+from tm_app.stack.supervisor import Supervisor
 
 BAR_MS = 4 * 3600 * 1000
 TARGETS = ("regime", "signal", "sizer", "risk", "executor", "portfolio", "ingest")

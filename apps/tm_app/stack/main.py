@@ -7,7 +7,7 @@
 - ``tm status [--services a,b] [--json]``: each service's ``/status`` in one table.
 - ``tm migrate``: upgrade the database to the newest schema.
 
-Settings come from ``TM_*`` variables (:class:`tm_common.cli.stack.StackSettings`: the common
+Settings come from ``TM_*`` variables (:class:`tm_app.stack.stack.StackSettings`: the common
 settings plus ``TM_SERVICES_FILE``, a JSON service table replacing the built-in one). Expected
 failures (bad arguments, Redis or database unreachable) print one ``error:`` line and exit
 non-zero: 2 for usage errors, 1 otherwise.
@@ -27,9 +27,10 @@ from typing import Annotated, NoReturn
 import typer
 from rich.console import Console
 
-from tm_common.cli import stack
-from tm_common.cli.services import UnknownServiceError, build_specs, missing_reason, select
-from tm_common.cli.supervisor import Supervisor
+from tm_app.cli import register
+from tm_app.stack import stack
+from tm_app.stack.services import UnknownServiceError, build_specs, missing_reason, select
+from tm_app.stack.supervisor import Supervisor
 
 app = typer.Typer(name="tm", help="Trade-Matrix local stack.", no_args_is_help=True,
                   add_completion=False, pretty_exceptions_show_locals=False)
@@ -112,7 +113,7 @@ def _up_detached(settings, names: list[str], env: dict[str, str], port_offset: i
                  grace_s: float) -> None:
     logs = stack.data_dir(settings) / "logs"
     logs.mkdir(parents=True, exist_ok=True)
-    argv = [sys.executable, "-m", "tm_common.cli.main", "up", "--foreground", "--checked",
+    argv = [sys.executable, "-m", "tm_app.stack.main", "up", "--foreground", "--checked",
             "--services", ",".join(names), "--port-offset", str(port_offset),
             "--grace-s", str(grace_s), "--log-dir", str(logs)]
     with open(logs / "supervisor.log", "ab") as out:
@@ -155,7 +156,7 @@ def status(services: ServicesOpt = None,
            timeout_s: Annotated[float, typer.Option(
                help="Seconds to wait for each /status.")] = 1.0) -> None:
     """Show each supervised service's /status: up/down, last event, handled, lag, pending."""
-    from tm_common.cli.status import collect, render
+    from tm_app.stack.status import collect, render
 
     settings = _settings()
     names = [s.name for s in _select(settings, services)] if services else None
@@ -180,19 +181,11 @@ def migrate_cmd() -> None:
     typer.echo(f"{url} is at {head}")
 
 
-def _mount_plugins() -> None:
-    """The commands that run the whole system live above this library (tm_app, tm_trainer)."""
-    try:
-        from tm_app.cli import register
-    except ImportError:
-        return
-    register(app)
+# The commands that run the whole system (demo, backtest, streams, breaker, report).
+register(app)
 
 
-_mount_plugins()
-
-
-def main() -> None:  # `python -m tm_common.cli.main`
+def main() -> None:  # `python -m tm_app.stack.main`
     app()
 
 

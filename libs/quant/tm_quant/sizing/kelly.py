@@ -19,6 +19,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
+
 from tm_quant.regime import STATE_LABELS, KellyFractions
 
 REGIME_LABELS: tuple[str, ...] = STATE_LABELS       # Bull, Neutral, Bear, Crisis

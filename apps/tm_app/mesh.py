@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
-from tm_common.cli.services import BY_NAME
-from tm_common.cli.supervisor import ProcessSpec, Supervisor
+from tm_app.stack.services import BY_NAME
+from tm_app.stack.supervisor import ProcessSpec, Supervisor
 
 from tm_app.backtest import RunConfig
 from tm_app.record import RunRecord

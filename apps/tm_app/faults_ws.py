@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from tm_common.cli.services import BY_NAME
-from tm_common.cli.supervisor import ProcessSpec, Supervisor
+from tm_app.stack.services import BY_NAME
+from tm_app.stack.supervisor import ProcessSpec, Supervisor
 from tm_common.history import load_bars
 
 from tm_app.faults_compare import Check, first_diff

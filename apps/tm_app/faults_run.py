@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from tm_common.cli.services import BY_NAME
+from tm_app.stack.services import BY_NAME
 
 from tm_app.backtest import RunConfig
 from tm_app.chaos_checks import wait_idle

@@ -81,7 +81,7 @@ def _config(start: str, end: str, database_url: str, symbols: str | None, equity
 
 def _prepare(settings) -> tuple[str, str]:
     """Redis URL and database URL (embedded defaults when unset), migrated; one-line errors."""
-    from tm_common.cli.stack import StackSettings  # noqa: F401 - validates imports early
+    from tm_app.stack.stack import StackSettings  # noqa: F401 - validates imports early
     from tm_common.db import resolve_database_url
     from tm_common.db.migrate import migrate
 

@@ -1,11 +1,11 @@
 """Fuzz the running mesh: malformed entries into every consumed stream, schemathesis on every API.
 
-    python tools/fuzz_streams.py [-n 10000] [--examples 100] [--port-offset 800] ...
+    python tm_app.fuzz.streams [-n 10000] [--examples 100] [--port-offset 800] ...
     make fuzz FUZZ_ARGS="-n 2000"
 
-1. Every service runs as a real process under the supervisor (``tools/fuzz_mesh.py``: the
+1. Every service runs as a real process under the supervisor (``tm_app.fuzz.mesh``: the
    supervisor of ``tm up`` / ``tm_app.mesh``, a private namespace, ports 8101-8108 + offset).
-2. Streams (``tools/fuzz_dlq.py``): ``-n`` malformed entries (``tools/fuzz_entries.py``: bad
+2. Streams (``tm_app.fuzz.dlq``): ``-n`` malformed entries (``tm_app.fuzz.entries``: bad
    JSON, wrong types, huge values, unknown types, missing fields, wrong schema_version, binary
    garbage, oversized fields) go into every stream some service consumes (the services' ``/status`` says which), in rounds
    of ``--chunk`` per stream; after each round the tool waits until every group has lag 0 and
@@ -17,7 +17,7 @@
    consumes; then a valid ``bar.closed`` (every consumer reads ``md.bar``) and ``dvol.updated``
    are published and must be handled (each service's ``handled`` count grows, nothing more is
    dead-lettered); every group ends with lag 0 and pending 0.
-3. schemathesis (``tools/fuzz_openapi.py``) on every service's OpenAPI, then hostile bodies
+3. schemathesis (``tm_app.fuzz.openapi``) on every service's OpenAPI, then hostile bodies
    and headers schemathesis does not generate (deep nesting, invalid UTF-8, NaN, huge values):
    no 5xx.
 4. Throughout: no service restarted (supervisor restarts 0, process alive, no task restarted
@@ -36,17 +36,14 @@ import argparse
 import asyncio
 import json
 import os
-import sys
 import tempfile
 import time
 from dataclasses import asdict
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-import fuzz_mesh
-import fuzz_openapi
-from fuzz_dlq import StreamFuzzer, StreamReport
+from tm_app.fuzz import mesh as fuzz_mesh
+from tm_app.fuzz import openapi as fuzz_openapi
+from tm_app.fuzz.dlq import StreamFuzzer, StreamReport
 
 
 def check_alive(mesh: fuzz_mesh.Mesh, when: str) -> list[str]:

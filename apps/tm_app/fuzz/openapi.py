@@ -1,8 +1,8 @@
-"""schemathesis against every service's OpenAPI, for ``tools/fuzz_streams.py`` and the tests.
+"""schemathesis against every service's OpenAPI, for ``tm_app.fuzz.streams`` and the tests.
 
 The services built on ``tm_common.service.create_app`` do not serve ``/openapi.json``
 (``openapi_url=None``), so the schema of each is generated from the very app the service runs:
-``python tools/fuzz_openapi.py --dump-all ENVS OUT`` builds each app in a helper process, with
+``python tm_app.fuzz.openapi --dump-all ENVS OUT`` builds each app in a helper process, with
 the service's own environment, and writes ``app.openapi()`` (the lifespan does not start:
 nothing connects). The exchange sim serves its schema; it is read from the running process.
 
@@ -33,7 +33,6 @@ from typing import Any
 
 import httpx
 
-HERE = Path(__file__).resolve()
 # service → (module, factory): the factory builds the FastAPI app the service runs.
 APPS = {
     "exchange_sim": ("tm_exchange_sim.app", "create_app"),
@@ -78,7 +77,7 @@ def schemas_for(ports: dict[str, int], envs: dict[str, dict[str, str]],
             src, dst = Path(d) / "envs.json", Path(d) / "schemas.json"
             src.write_text(json.dumps(todo))
             env = {k: v for k, v in os.environ.items() if not k.startswith("TM_")}
-            p = subprocess.run([sys.executable, str(HERE), "--dump-all", str(src), str(dst)],
+            p = subprocess.run([sys.executable, "-m", "tm_app.fuzz.openapi", "--dump-all", str(src), str(dst)],
                                env=env, capture_output=True, text=True, timeout=timeout_s, check=False)
             if p.returncode != 0:
                 raise RuntimeError(f"cannot build the OpenAPI schemas:\n{p.stderr[-3000:]}")

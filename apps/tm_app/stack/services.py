@@ -1,6 +1,6 @@
 """The local stack as data: which services exist, what module runs each, on which port.
 
-``tm up`` turns the selected rows into :class:`~tm_common.cli.supervisor.ProcessSpec`s. A service
+``tm up`` turns the selected rows into :class:`~tm_app.stack.supervisor.ProcessSpec`s. A service
 whose module is not installed (or has no ``__main__``) is reported, not started.
 """
 
@@ -13,7 +13,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from tm_common.cli.supervisor import ProcessSpec
+from tm_common.ports import SERVICE_PORTS
+
+from tm_app.stack.supervisor import ProcessSpec
 
 
 @dataclass(frozen=True)
@@ -25,17 +27,9 @@ class ServiceDef:
     port: int
 
 
-# Pipeline order (upstream first): `tm up` starts them in this order. Ports 8101-8108.
-SERVICES: tuple[ServiceDef, ...] = (
-    ServiceDef("exchange_sim", "tm_exchange_sim", 8108),
-    ServiceDef("ingest", "tm_ingest", 8101),
-    ServiceDef("regime", "tm_regime", 8102),
-    ServiceDef("signal", "tm_signal", 8103),
-    ServiceDef("sizer", "tm_sizer", 8104),
-    ServiceDef("risk", "tm_risk", 8105),
-    ServiceDef("executor", "tm_executor", 8106),
-    ServiceDef("portfolio", "tm_portfolio", 8107),
-)
+# Pipeline order (upstream first): `tm up` starts them in this order. Ports: the one table.
+SERVICES: tuple[ServiceDef, ...] = tuple(ServiceDef(name, f"tm_{name}", port)
+                                         for name, port in SERVICE_PORTS.items())
 
 BY_NAME: dict[str, ServiceDef] = {s.name: s for s in SERVICES}
 

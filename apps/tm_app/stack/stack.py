@@ -1,7 +1,7 @@
 """What ``tm`` does around the supervisor: settings, pre-flight checks, state file, stopping.
 
 Files under ``data_dir``: ``supervisor.json`` (the running supervisor's state, see
-:meth:`tm_common.cli.supervisor.Supervisor.state`) and ``supervisor.lock`` (held with ``flock`` by
+:meth:`tm_app.stack.supervisor.Supervisor.state`) and ``supervisor.lock`` (held with ``flock`` by
 the running supervisor, so a second ``tm up`` refuses and ``tm down`` knows one is alive).
 """
 
@@ -18,7 +18,6 @@ from typing import Any
 
 import psutil
 from pydantic import Field
-
 from tm_common.settings import CommonSettings
 
 STATE_FILE = "supervisor.json"
@@ -130,8 +129,8 @@ def redact(url: str) -> str:
 
 
 def service_table(settings: StackSettings) -> tuple:
-    """The built-in :data:`~tm_common.cli.services.SERVICES`, or ``TM_SERVICES_FILE``'s."""
-    from tm_common.cli.services import SERVICES, load_table
+    """The built-in :data:`~tm_app.stack.services.SERVICES`, or ``TM_SERVICES_FILE``'s."""
+    from tm_app.stack.services import SERVICES, load_table
 
     if settings.services_file is None:
         return SERVICES
@@ -166,7 +165,6 @@ def redis_url(settings: CommonSettings) -> str:
 
 async def _check_database(url: str, timeout_s: float) -> None:
     import sqlalchemy as sa
-
     from tm_common.db.engine import make_engine
 
     engine = make_engine(url)

@@ -1,4 +1,4 @@
-"""Malformed stream entries for the stream fuzzer (``tools/fuzz_streams.py``).
+"""Malformed stream entries for the stream fuzzer (``tm_app.fuzz.streams``).
 
 Each entry starts from a *valid* entry of a random registered event type (envelope fields plus
 the body as compact JSON, exactly as producers write them) and is broken in one of eight ways:

@@ -18,8 +18,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
-from tm_common.cli.services import SERVICES
-from tm_common.cli.supervisor import ProcessSpec, Supervisor
+
+from tm_app.stack.services import SERVICES
+from tm_app.stack.supervisor import ProcessSpec, Supervisor
 
 SIM_KEY, SIM_SECRET = "fuzz-key", "fuzz-secret-not-for-production"
 SYMBOLS = ("BTCUSDT", "ETHUSDT")

@@ -8,11 +8,12 @@ import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 
-import fuzz_entries
-import fuzz_mesh
 import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
 from tm_common.bus.streams import MD_BAR, MD_DVOL, dlq, maxlen
+
+from tm_app.fuzz import entries as fuzz_entries
+from tm_app.fuzz import mesh as fuzz_mesh
 
 
 @dataclass

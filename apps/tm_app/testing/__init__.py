@@ -1,0 +1,1 @@
+"""Test peers that compose several services (here, where importing services is allowed)."""

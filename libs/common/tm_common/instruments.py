@@ -1,0 +1,109 @@
+"""Instrument specifications: a perpetual's lot, price and leverage filters, as Bybit's
+``/v5/market/instruments-info`` (category ``linear``) describes them.
+
+Every layer that sizes, checks or simulates an order reads the same :class:`InstrumentSpec`: risk
+rounds quantities with it, the exchange simulator enforces it. :meth:`InstrumentSpec.from_info`
+parses one entry of the venue's answer; :meth:`InstrumentSpec.info` renders one.
+
+BTCUSDT and ETHUSDT are Bybit's published linear-perpetual filters (instruments-info snapshot in
+ccxt's static test data); SOLUSDT's tick size, qty step, minimum and market maximum come from
+public Bybit responses, its limit-order maximum is taken as 10x the market maximum, as for BTC
+and ETH. Override them by configuration when Bybit changes them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class InstrumentSpec:
+    """One linear perpetual's filters (Bybit instruments-info field names in snake case)."""
+
+    symbol: str
+    base_coin: str
+    tick_size: Decimal
+    qty_step: Decimal
+    min_order_qty: Decimal
+    max_order_qty: Decimal
+    max_mkt_order_qty: Decimal
+    min_notional: Decimal = Decimal(5)
+    min_leverage: Decimal = Decimal(1)
+    max_leverage: Decimal = Decimal(100)
+    leverage_step: Decimal = Decimal("0.01")
+    price_scale: int = 2
+    min_price: Decimal | None = None
+    max_price: Decimal = Decimal("1999999.80")
+    launch_time_ms: int = 0
+    quote_coin: str = "USDT"
+
+    def info(self) -> dict:
+        """The instrument as Bybit's instruments-info ``list`` entry."""
+        low = self.min_price if self.min_price is not None else self.tick_size
+        return {
+            "symbol": self.symbol, "contractType": "LinearPerpetual", "status": "Trading",
+            "baseCoin": self.base_coin, "quoteCoin": self.quote_coin,
+            "launchTime": str(self.launch_time_ms), "deliveryTime": "0", "deliveryFeeRate": "",
+            "priceScale": str(self.price_scale),
+            "leverageFilter": {"minLeverage": str(self.min_leverage),
+                               "maxLeverage": str(self.max_leverage),
+                               "leverageStep": str(self.leverage_step)},
+            "priceFilter": {"minPrice": str(low), "maxPrice": str(self.max_price),
+                            "tickSize": str(self.tick_size)},
+            "lotSizeFilter": {"maxOrderQty": str(self.max_order_qty),
+                              "minOrderQty": str(self.min_order_qty),
+                              "qtyStep": str(self.qty_step),
+                              "postOnlyMaxOrderQty": str(self.max_order_qty),
+                              "maxMktOrderQty": str(self.max_mkt_order_qty),
+                              "minNotionalValue": str(self.min_notional)},
+            "unifiedMarginTrade": True, "fundingInterval": 480, "settleCoin": self.quote_coin,
+            "copyTrading": "both", "upperFundingRate": "0.005", "lowerFundingRate": "-0.005",
+            "isPreListing": False, "preListingInfo": None,
+        }
+
+
+    @classmethod
+    def from_info(cls, entry: Mapping[str, Any]) -> InstrumentSpec:
+        """Parse one ``result.list`` entry of ``/v5/market/instruments-info``.
+
+        Raises:
+            ValueError: a missing or malformed field, named.
+        """
+        try:
+            lot, price, lev = entry["lotSizeFilter"], entry["priceFilter"], entry["leverageFilter"]
+            return cls(
+                symbol=str(entry["symbol"]), base_coin=str(entry["baseCoin"]),
+                quote_coin=str(entry.get("quoteCoin") or "USDT"),
+                tick_size=Decimal(price["tickSize"]), qty_step=Decimal(lot["qtyStep"]),
+                min_order_qty=Decimal(lot["minOrderQty"]), max_order_qty=Decimal(lot["maxOrderQty"]),
+                max_mkt_order_qty=Decimal(lot.get("maxMktOrderQty") or lot["maxOrderQty"]),
+                min_notional=Decimal(lot.get("minNotionalValue") or 5),
+                min_leverage=Decimal(lev["minLeverage"]), max_leverage=Decimal(lev["maxLeverage"]),
+                leverage_step=Decimal(lev["leverageStep"]), price_scale=int(entry["priceScale"]),
+                min_price=Decimal(price["minPrice"]), max_price=Decimal(price["maxPrice"]),
+                launch_time_ms=int(entry.get("launchTime") or 0))
+        except (KeyError, TypeError, ValueError, ArithmeticError) as e:
+            raise ValueError(f"instruments-info entry {entry.get('symbol', '?')!r}: "
+                             f"{type(e).__name__}: {e}") from e
+
+
+DEFAULT_INSTRUMENTS: dict[str, InstrumentSpec] = {
+    "BTCUSDT": InstrumentSpec(
+        symbol="BTCUSDT", base_coin="BTC", tick_size=Decimal("0.10"), qty_step=Decimal("0.001"),
+        min_order_qty=Decimal("0.001"), max_order_qty=Decimal("1190.000"),
+        max_mkt_order_qty=Decimal("119.000"), price_scale=2, max_price=Decimal("1999999.80"),
+        launch_time_ms=1584230400000),
+    "ETHUSDT": InstrumentSpec(
+        symbol="ETHUSDT", base_coin="ETH", tick_size=Decimal("0.01"), qty_step=Decimal("0.01"),
+        min_order_qty=Decimal("0.01"), max_order_qty=Decimal("7240.00"),
+        max_mkt_order_qty=Decimal("724.00"), price_scale=2, max_price=Decimal("199999.98"),
+        launch_time_ms=1615766400000),
+    "SOLUSDT": InstrumentSpec(
+        symbol="SOLUSDT", base_coin="SOL", tick_size=Decimal("0.010"), qty_step=Decimal("0.1"),
+        min_order_qty=Decimal("0.1"), max_order_qty=Decimal("120000.0"),
+        max_mkt_order_qty=Decimal("12000.0"), max_leverage=Decimal(50), price_scale=3,
+        max_price=Decimal("19999.980"), launch_time_ms=1634256000000),
+}
