@@ -1,0 +1,59 @@
+"""Instrument specifications live once, in tm_common; the venue's instruments-info fills them."""
+
+from __future__ import annotations
+
+from dataclasses import fields
+from decimal import Decimal
+
+import pytest
+from tm_common.instruments import DEFAULT_INSTRUMENTS, InstrumentSpec
+
+
+def test_defaults_cover_the_default_symbols_with_consistent_filters():
+    assert set(DEFAULT_INSTRUMENTS) >= {"BTCUSDT", "ETHUSDT", "SOLUSDT"}
+    for sym, spec in DEFAULT_INSTRUMENTS.items():
+        assert spec.symbol == sym
+        assert spec.min_order_qty % spec.qty_step == 0
+        assert spec.max_mkt_order_qty <= spec.max_order_qty
+
+
+@pytest.mark.parametrize("sym", sorted(DEFAULT_INSTRUMENTS))
+def test_from_info_reads_what_info_renders(sym):
+    spec = DEFAULT_INSTRUMENTS[sym]
+    parsed = InstrumentSpec.from_info(spec.info())
+    for f in fields(InstrumentSpec):
+        if f.name != "min_price":       # None renders as the tick size, Bybit's minPrice
+            assert getattr(parsed, f.name) == getattr(spec, f.name), f.name
+    assert parsed.min_price == (spec.min_price or spec.tick_size)
+    assert InstrumentSpec.from_info(parsed.info()) == parsed
+
+
+def test_from_info_parses_a_bybit_entry():
+    entry = {"symbol": "DOGEUSDT", "contractType": "LinearPerpetual", "status": "Trading",
+             "baseCoin": "DOGE", "quoteCoin": "USDT", "launchTime": "1620000000000",
+             "priceScale": "5",
+             "leverageFilter": {"minLeverage": "1", "maxLeverage": "75.00", "leverageStep": "0.01"},
+             "priceFilter": {"minPrice": "0.00001", "maxPrice": "199.99998", "tickSize": "0.00001"},
+             "lotSizeFilter": {"maxOrderQty": "7060000", "minOrderQty": "1", "qtyStep": "1",
+                               "maxMktOrderQty": "1060000", "minNotionalValue": "5"}}
+    spec = InstrumentSpec.from_info(entry)
+    assert (spec.symbol, spec.base_coin, spec.qty_step, spec.tick_size, spec.max_leverage) == (
+        "DOGEUSDT", "DOGE", Decimal(1), Decimal("0.00001"), Decimal("75.00"))
+    assert spec.price_scale == 5 and spec.launch_time_ms == 1620000000000
+
+
+def test_a_malformed_entry_is_a_clear_error():
+    with pytest.raises(ValueError, match="'XUSDT'.*KeyError.*lotSizeFilter"):
+        InstrumentSpec.from_info({"symbol": "XUSDT", "priceFilter": {}, "leverageFilter": {}})
+    bad = DEFAULT_INSTRUMENTS["BTCUSDT"].info()
+    bad["lotSizeFilter"] = {**bad["lotSizeFilter"], "qtyStep": "lots"}
+    with pytest.raises(ValueError, match="BTCUSDT"):
+        InstrumentSpec.from_info(bad)
+
+
+def test_the_simulator_enforces_the_same_specs():
+    from tm_exchange_sim.matching.instruments import DEFAULT_INSTRUMENTS as SIM
+
+    for sym, spec in DEFAULT_INSTRUMENTS.items():
+        assert {f.name: getattr(SIM[sym], f.name) for f in fields(InstrumentSpec)} == \
+            {f.name: getattr(spec, f.name) for f in fields(InstrumentSpec)}
