@@ -54,9 +54,12 @@ def _config(start: str, end: str, database_url: str, symbols: str | None, equity
         s, e = parse_day_ms(start), parse_day_ms(end)
     except ValueError as ex:
         fail(str(ex), 2)
-    syms = tuple(x.strip().upper() for x in (symbols or "BTCUSDT,ETHUSDT,SOLUSDT").split(",") if x.strip())
-    if not syms:
-        fail("--symbols names no instrument", 2)
+    from tm_common.instruments import DEFAULT_SYMBOLS, parse_symbols
+
+    try:
+        syms = parse_symbols(DEFAULT_SYMBOLS if symbols is None else symbols)
+    except ValueError as ex:
+        fail(f"--symbols: {ex}", 2)
     try:
         eq = Decimal(equity)
     except ArithmeticError:
@@ -81,9 +84,10 @@ def _config(start: str, end: str, database_url: str, symbols: str | None, equity
 
 def _prepare(settings) -> tuple[str, str]:
     """Redis URL and database URL (embedded defaults when unset), migrated; one-line errors."""
-    from tm_app.stack.stack import StackSettings  # noqa: F401 - validates imports early
     from tm_common.db import resolve_database_url
     from tm_common.db.migrate import migrate
+
+    from tm_app.stack.stack import StackSettings  # noqa: F401 - validates imports early
 
     if settings.redis_url:
         redis_url = settings.redis_url

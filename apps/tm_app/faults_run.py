@@ -21,12 +21,12 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from tm_app.stack.services import BY_NAME
 
 from tm_app.backtest import RunConfig
 from tm_app.chaos_checks import wait_idle
 from tm_app.faults_infra import PrivatePostgres
 from tm_app.mesh import PIPELINE, MeshRun, run_mesh
+from tm_app.stack.services import BY_NAME
 
 # The e2e parity settings: lower cascade thresholds so that a short window trades and changes
 # tier. The sizer's join timer is wall-clock based, for live only (0 = off): in a replay, an

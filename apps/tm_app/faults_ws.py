@@ -20,14 +20,14 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from tm_app.stack.services import BY_NAME
-from tm_app.stack.supervisor import ProcessSpec, Supervisor
 from tm_common.history import load_bars
 
 from tm_app.faults_compare import Check, first_diff
 from tm_app.faults_drills import BAR_MS, DrillReport
 from tm_app.faults_infra import PrivatePostgres, PrivateRedis
 from tm_app.faults_run import get_json, scrape
+from tm_app.stack.services import BY_NAME
+from tm_app.stack.supervisor import ProcessSpec, Supervisor
 
 
 def _specs(*, redis_url: str, db_url: str, namespace: str, symbols: tuple[str, ...],

@@ -17,11 +17,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
-from tm_app.stack.services import BY_NAME
-from tm_app.stack.supervisor import ProcessSpec, Supervisor
 
 from tm_app.backtest import RunConfig
 from tm_app.record import RunRecord
+from tm_app.stack.services import BY_NAME
+from tm_app.stack.supervisor import ProcessSpec, Supervisor
 
 PIPELINE = ("exchange_sim", "regime", "signal", "sizer", "risk", "executor", "portfolio")
 SIM_KEY, SIM_SECRET = "demo-key", "demo-secret-not-for-production"

@@ -359,7 +359,7 @@ def test_every_queried_metric_is_exported(stack, promql, deploy_tools, sh):
     the service runs, its scraped /metrics decide.
     """
     known: dict[str, str] = {}
-    for name, p in stack.started.items():
+    for _name, p in stack.started.items():
         if not p.families:
             status, text = http_get(f"{p.url}/metrics")
             assert status == 200

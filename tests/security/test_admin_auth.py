@@ -137,7 +137,7 @@ def test_risk_breaker_endpoints_need_the_admin_token(secure_redis, service):
     risk.wait_http("/readyz", timeout_s=90)
     bare.wait_http("/readyz", timeout_s=90)
 
-    for method, path in sorted(RISK_ADMIN):
+    for _method, path in sorted(RISK_ADMIN):
         for label, header in REFUSALS:
             r = risk.post(path, header=header, json={"reason": "attack"})
             assert r.status_code == 401, (path, label, r.text)

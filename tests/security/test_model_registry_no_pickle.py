@@ -158,7 +158,7 @@ def test_register_refuses_pickle_and_joblib_payloads(tmp_path, good, guard):
     async def go():
         engine, reg = _registry(tmp_path)
         try:
-            for i, (label, kind, data, message) in enumerate(_payloads(guard, good)):
+            for i, (_label, kind, data, message) in enumerate(_payloads(guard, good)):
                 with pytest.raises(BundleError, match=message):
                     await reg.register(kind, f"bad-{i}", data, **META)
             assert await reg.list() == [], "a refused artifact was stored"

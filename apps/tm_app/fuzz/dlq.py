@@ -128,7 +128,7 @@ class StreamFuzzer:
                 rows = await self.r.xrange(self.key(d), min=f"({self.cursor[d]}", count=2000)
                 if not rows:
                     break
-                for eid, fields in rows:
+                for _eid, fields in rows:
                     f = {k: v for k, v in fields.items() if isinstance(k, bytes)}
                     stream, group = _s(f.get(b"dlq_stream", b"?")), _s(f.get(b"dlq_group", b"?"))
                     entry = _s(f.get(b"dlq_entry_id", b"?"))
@@ -238,7 +238,7 @@ class StreamFuzzer:
         """A valid bar and DVOL point after the garbage: handled by every consumer."""
         before = {n: self.mesh.status(n)["handled"] for n in consumers}
         valid: dict[str, str] = {}
-        for st, (eid, fields) in ((MD_BAR, fuzz_entries.valid_bar_fields(ts_init_ns=time.time_ns())),
+        for st, (_eid, fields) in ((MD_BAR, fuzz_entries.valid_bar_fields(ts_init_ns=time.time_ns())),
                                   (MD_DVOL, fuzz_entries.valid_dvol_fields(
                                       ts_init_ns=time.time_ns()))):
             if st in streams:

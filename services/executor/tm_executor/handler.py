@@ -28,16 +28,23 @@ import structlog
 from tm_common.bus import Emit
 from tm_common.bus.streams import EXEC_REPORT
 from tm_common.errors import TransientError
-from tm_common.events import (BarClosed, Envelope, FundingSettled, OrderApproved, OrderFilled,
-                              OrderRejected, OrderReported)
-
-FUNDING_INTERVAL_MS = 8 * 3600 * 1000
+from tm_common.events import (
+    BarClosed,
+    Envelope,
+    FundingSettled,
+    OrderApproved,
+    OrderFilled,
+    OrderRejected,
+    OrderReported,
+)
 
 from tm_executor.config import ExecutorSettings
 from tm_executor.domain.orders import TERMINAL_STATUSES, VenueExecution, check_intent
 from tm_executor.metrics import ExecutorMetrics
 from tm_executor.placement import OrderPlacer, Outcome
 from tm_executor.preflight import Preflight
+
+FUNDING_INTERVAL_MS = 8 * 3600 * 1000
 
 log = structlog.get_logger("tm.executor")
 

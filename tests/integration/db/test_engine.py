@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-
 from tm_common.db import make_engine, resolve_database_url
 from tm_common.db.engine import async_url
 from tm_common.db.migrate import migrate

@@ -11,7 +11,6 @@ import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-
 from tm_common.db.engine import make_engine
 from tm_common.db.migrate import downgrade, head_revision, migrate, migrate_async
 from tm_common.db.tables import ALL_TABLES, metadata

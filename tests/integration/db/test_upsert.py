@@ -6,7 +6,6 @@ from decimal import Decimal
 
 import pytest
 import sqlalchemy as sa
-
 from tm_common.db import make_engine, mark_processed, session_factory, upsert
 from tm_common.db.migrate import migrate_async
 from tm_common.db.tables import bars, fills, orders, portfolio_snapshots, processed_events

@@ -11,7 +11,6 @@ import textwrap
 import psutil
 import pytest
 import redis
-
 from tm_common.embedded import ensure_embedded_redis, ping, read_record, stop_embedded_redis
 from tm_common.settings import CommonSettings
 

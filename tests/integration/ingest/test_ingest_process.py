@@ -10,7 +10,6 @@ import time
 
 import httpx
 import sqlalchemy as sa
-
 from tm_common.bus.redis import RedisStreamsBus
 from tm_common.bus.streams import MD_BAR
 from tm_common.db import make_engine

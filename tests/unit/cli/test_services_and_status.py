@@ -5,9 +5,14 @@ from __future__ import annotations
 import json
 
 import pytest
-
-from tm_app.stack.services import (SERVICES, UnknownServiceError, build_specs, load_table,
-                                    missing_reason, select)
+from tm_app.stack.services import (
+    SERVICES,
+    UnknownServiceError,
+    build_specs,
+    load_table,
+    missing_reason,
+    select,
+)
 from tm_app.stack.status import summarize
 
 

@@ -6,7 +6,6 @@ from decimal import Decimal
 
 import pytest
 from sqlalchemy.dialects import postgresql, sqlite
-
 from tm_common.db.tables import ALL_TABLES, bars, processed_events
 from tm_common.db.types import ExactDecimal, json_dumps
 from tm_common.db.upsert import _dedupe, upsert_statement
@@ -68,7 +67,6 @@ def test_every_table_has_a_primary_key_and_money_is_exact():
 
 def test_only_sqlite_file_urls_have_a_file():
     from sqlalchemy.engine import make_url
-
     from tm_common.db.engine import sqlite_path
 
     # A PostgreSQL database name is not a file: migrate() must not create a lock beside it.

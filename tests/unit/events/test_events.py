@@ -2,10 +2,10 @@ import json
 from decimal import Decimal
 
 import pytest
-from tm_common.errors import MalformedEvent
-from tm_common.events import Envelope, OrderApproved, event_types
 from tm_app.schema import full_schema as build_schema
 from tm_app.schema import main as schema_main
+from tm_common.errors import MalformedEvent
+from tm_common.events import Envelope, OrderApproved, event_types
 from tm_common.testing.factories import bar_event
 
 

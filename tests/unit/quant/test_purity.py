@@ -8,7 +8,6 @@ import sys
 from pathlib import Path
 
 import numpy as np
-
 import tm_quant
 from tm_quant.features import WARMUP_BARS, Bar, IncrementalFeatures, compute_batch
 

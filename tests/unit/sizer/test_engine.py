@@ -42,7 +42,7 @@ def test_decides_once_all_three_are_in_in_any_order():
 
 def test_later_bar_flushes_with_last_regime_and_stale_flag():
     e = SizerEngine()
-    for x in (e.on_bar(S, 1, 100.0), e.on_regime(reg(1, "Bear")), e.on_signal(sig(1))):
+    for _x in (e.on_bar(S, 1, 100.0), e.on_regime(reg(1, "Bear")), e.on_signal(sig(1))):
         pass
     e.on_bar(S, 2, 101.0)
     r = e.on_signal(sig(2))                 # regime of bar 2 never comes

@@ -158,7 +158,7 @@ class InMemoryBus:
             g = self._s(name).groups.get(group)
             if g is None:
                 continue
-            for q, p in sorted(g.pending.items()):
+            for _q, p in sorted(g.pending.items()):
                 if n >= count:
                     return n
                 if (now - p.delivered_at) * 1000 >= min_idle_ms:

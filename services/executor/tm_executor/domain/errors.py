@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from enum import Enum
+from enum import StrEnum
 
 from tm_common.errors import TradeMatrixError, TransientError
 
@@ -24,7 +24,7 @@ LEVERAGE_NOT_MODIFIED = 110043
 RATE_LIMITED = 10006
 
 
-class ErrorClass(str, Enum):
+class ErrorClass(StrEnum):
     TRANSIENT = "transient"
     REJECTION = "rejection"
     FATAL = "fatal"

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 from tm_common.events import BarClosed
@@ -60,7 +60,7 @@ def from_ws_kline(instrument: str, d: Mapping[str, Any]) -> BarClosed:
         raise BadBar(f"{instrument}: kline message lacks {e}") from e
 
 
-class Decision(str, Enum):
+class Decision(StrEnum):
     PUBLISH = "publish"
     DUPLICATE = "duplicate"     # the same open time again
     LATE = "late"               # older than the newest published
