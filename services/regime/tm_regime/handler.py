@@ -134,30 +134,18 @@ class RegimeHandler:
     # -- readiness and status ----------------------------------------------------------------
     async def prefetch(self) -> None:
         """Look up the production model so ``/readyz`` answers before any bar arrives."""
-        try:
-            await self.models.production()
-        except BadModel:
-            pass            # recorded in models.last_error
+        await self.models.prefetch()
 
     def ready(self) -> bool:
         """True when a model is in use or loads on the next event; else raises
         :class:`NotReady` with the reason."""
-        e, m = self.engine, self.models
-        if e.model is not None:
-            return True
-        if e.needs_attach:
-            if m.cached(e.model_version) is not None:
-                return True
-            raise NotReady(m.last_error or f"regime model {e.model_version} not loaded yet")
-        if self._cold_start:
-            if m.last_error or not m.production_checked:
-                raise NotReady(m.last_error or "model registry not checked yet")
-            if m.production_version is not None:
-                return True
-            raise NotReady(NO_MODEL)
-        pv = m.production_version
-        raise NotReady(NO_MODEL + (f" (registry production is {pv}; its models.promoted event "
-                                   "is not handled yet)" if pv else ""))
+        e = self.engine
+        reason = self.models.unready_reason(in_use=e.model is not None,
+                                            attach=e.model_version if e.needs_attach else None,
+                                            cold_start=self._cold_start)
+        if reason is not None:
+            raise NotReady(reason)
+        return True
 
     def status(self) -> dict[str, Any]:
         e = self.engine

@@ -37,7 +37,7 @@ from tm_common.events import (
 from tm_quant.features import BAR_MS
 
 from tm_signal.domain.bars import BarIn
-from tm_signal.domain.engine import NO_MODEL, SignalEngine, SignalOut
+from tm_signal.domain.engine import SignalEngine, SignalOut
 from tm_signal.metrics import SignalMetrics
 from tm_signal.models import KIND, BadModel, SignalModels
 from tm_signal.repository import BarHistory, SignalRepository
@@ -191,30 +191,18 @@ class SignalHandler:
     async def prefetch(self) -> None:
         """Look up (and parse) the production model so ``/readyz`` answers before any bar.
         Raises ``TransientError`` while the registry does not answer."""
-        try:
-            await self.models.production()
-        except BadModel:
-            pass            # recorded in models.last_error
+        await self.models.prefetch()
 
     def ready(self) -> bool:
         """True when a model is in use or loads on the next event; else raises
         :class:`NotReady` with the reason (``/readyz`` shows it)."""
-        e, m = self.engine, self.models
-        if e.model is not None:
-            return True
-        if e.needs_attach:
-            if m.cached(e.model_version) is not None:
-                return True
-            raise NotReady(m.last_error or f"signal model {e.model_version} not loaded yet")
-        if self._cold_start:
-            if m.last_error or not m.production_checked:
-                raise NotReady(m.last_error or "model registry not checked yet")
-            if m.production_version is not None:
-                return True          # loaded on the first event
-            raise NotReady(NO_MODEL)
-        pv = m.production_version
-        raise NotReady(NO_MODEL + (f" (registry production is {pv}; its models.promoted event "
-                                   "is not handled yet)" if pv else ""))
+        e = self.engine
+        reason = self.models.unready_reason(in_use=e.model is not None,
+                                            attach=e.model_version if e.needs_attach else None,
+                                            cold_start=self._cold_start)
+        if reason is not None:
+            raise NotReady(reason)
+        return True
 
     def status(self) -> dict[str, Any]:
         e = self.engine

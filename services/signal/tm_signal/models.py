@@ -1,31 +1,22 @@
-"""Signal bundles from the model registry, parsed once and cached by version.
+"""Signal bundles from the model registry, parsed once and cached by version
+(:class:`tm_common.models.cache.ModelCache` of kind ``signal``).
 
 Errors are translated for the consumer: a registry that does not answer (database down) is a
 ``TransientError`` (the event is retried); a bundle this service cannot use is a
-:class:`~tm_signal.domain.model.ModelLoadError` (permanent: the promotion is dead-lettered and the
-current model stays).
+:class:`BadModel` wrapping :class:`~tm_signal.domain.model.ModelLoadError` (permanent: the
+promotion is dead-lettered and the current model stays).
 """
 
 from __future__ import annotations
 
-from collections import OrderedDict
-from typing import Any, Protocol
-
-import structlog
-from tm_common.errors import PermanentError, TransientError
+from tm_common.errors import PermanentError
+from tm_common.models.cache import ModelCache, ModelSource
 
 from tm_signal.domain.model import ModelLoadError, SignalModel
 
-log = structlog.get_logger("tm.signal.models")
 KIND = "signal"
 
-
-class ModelSource(Protocol):
-    """What the service needs of :class:`tm_common.models.registry.ModelRegistry`."""
-
-    async def production(self, kind: str) -> Any: ...
-
-    async def get(self, version: str) -> Any: ...
+__all__ = ["KIND", "BadModel", "ModelSource", "SignalModels", "parse"]
 
 
 class BadModel(PermanentError):
@@ -43,74 +34,17 @@ def parse(artifact: bytes, compile_trees: bool = True) -> SignalModel:
         raise BadModel(f"signal bundle unusable: {e}") from e
 
 
-class SignalModels:
+class SignalModels(ModelCache[SignalModel]):
     """Loads ``signal`` models; ``cache`` parsed versions are kept (restores after a failed
     commit re-attach from memory, without the database). ``compile_trees``: evaluate the trees
     with :class:`~tm_signal.domain.forest.CompiledForest` (fast) instead of the booster."""
 
+    kind, noun, error = KIND, "signal model", BadModel
+
     def __init__(self, source: ModelSource | None, cache: int = 4, *,
                  compile_trees: bool = True) -> None:
-        self.source, self._size, self.compile_trees = source, cache, compile_trees
-        self._cache: OrderedDict[str, SignalModel] = OrderedDict()
-        self.production_version: str | None = None
-        self.production_checked = False
-        self.last_error: str | None = None
-        self.created_at_ms: dict[str, int] = {}     # version → registered at (for metrics)
+        super().__init__(source, cache)
+        self.compile_trees = compile_trees
 
-    def cached(self, version: str) -> SignalModel | None:
-        return self._cache.get(version)
-
-    def put(self, model: SignalModel) -> None:
-        self._cache[model.version] = model
-        self._cache.move_to_end(model.version)
-        while len(self._cache) > self._size:
-            self._cache.popitem(last=False)
-
-    async def _call(self, what: str, coro) -> Any:
-        try:
-            rec = await coro
-        except Exception as e:  # any registry failure: retry the event later
-            self.last_error = f"model registry unavailable: {type(e).__name__}: {str(e)[:200]}"
-            raise TransientError(f"{what}: {self.last_error}") from e
-        self.last_error = None
-        return rec
-
-    def _model(self, rec: Any) -> SignalModel:
-        self.created_at_ms[rec.version] = int(getattr(rec, "created_at_ms", 0) or 0)
-        model = self.cached(rec.version)
-        if model is None:
-            if rec.artifact is None:
-                raise BadModel(f"signal model {rec.version} has no artifact")
-            model = parse(rec.artifact, self.compile_trees)
-            if model.version != rec.version:
-                raise BadModel(f"registry version {rec.version} holds bundle {model.version}")
-            self.put(model)
-        return model
-
-    async def production(self) -> SignalModel | None:
-        """The current production model, or None when there is none (or no registry)."""
-        if self.source is None:
-            self.production_checked, self.production_version = True, None
-            return None
-        rec = await self._call("production model", self.source.production(KIND))
-        self.production_checked = True
-        self.production_version = None if rec is None else rec.version
-        if rec is None:
-            return None
-        try:
-            return self._model(rec)
-        except BadModel as e:
-            self.last_error = f"production signal model {rec.version} unusable: {e}"
-            raise
-
-    async def get(self, version: str) -> SignalModel | None:
-        """Model ``version`` (from the cache if parsed before), or None if the registry lacks it."""
-        model = self.cached(version)
-        if model is not None or self.source is None:
-            return model
-        rec = await self._call(f"model {version}", self.source.get(version))
-        if rec is None:
-            return None
-        if getattr(rec, "kind", KIND) != KIND:
-            raise BadModel(f"model {version} is of kind {rec.kind!r}, not {KIND!r}")
-        return self._model(rec)
+    def _parse(self, artifact: bytes) -> SignalModel:
+        return parse(artifact, self.compile_trees)

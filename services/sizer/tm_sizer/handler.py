@@ -177,10 +177,7 @@ class SizerHandler:
     # -- readiness and status ----------------------------------------------------------------
     async def prefetch(self) -> None:
         """Look up the production policy so ``/readyz`` answers before any input."""
-        try:
-            await self.policies.production()
-        except BadPolicy:
-            pass            # recorded in policies.last_error
+        await self.policies.prefetch()
 
     def ready(self) -> bool:
         """Ready once the registry answered (no policy is fine: the Kelly tiers work without
