@@ -20,6 +20,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 from tm_common.errors import TradeMatrixError
+from tm_common.instruments import parse_symbols
 from tm_common.models.bundle import BundleError
 from tm_common.models.registry import ModelRegistry, RegistryError
 
@@ -118,8 +119,8 @@ def train(
     """Train (walk-forward + gates), register the candidates, promote those that pass."""
     if ctx.invoked_subcommand is not None:  # e.g. `tm train rl ...` mounted below this group
         return
-    syms = tuple(s.strip().upper() for s in instruments.split(",") if s.strip())
     try:
+        syms = parse_symbols(instruments)
         cfg = TrainConfig(instruments=syms, horizon_bars=horizon, seed=seed, history_dir=history_dir,
                           **({"train_end_ms": parse_time_ms(train_end)} if train_end else {}))
         if fast:

@@ -13,10 +13,12 @@ import json
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
+from tm_common.instruments import DEFAULT_SYMBOLS
+
 #: 2025-01-01 00:00 UTC: training stops here by default, so the shipped data from 2025 on (the demo
 #: replay window) stays out of sample.
 DEFAULT_TRAIN_END_MS = 1_735_689_600_000
-DEFAULT_INSTRUMENTS = ("BTCUSDT", "ETHUSDT", "SOLUSDT")
+DEFAULT_INSTRUMENTS = DEFAULT_SYMBOLS
 
 
 @dataclass(frozen=True)

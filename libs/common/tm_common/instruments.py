@@ -13,10 +13,40 @@ and ETH. Override them by configuration when Bybit changes them.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
+
+DEFAULT_SYMBOLS: tuple[str, ...] = ("BTCUSDT", "ETHUSDT", "SOLUSDT")
+# A Bybit linear USDT perpetual: base coin letters/digits, then USDT (e.g. 1000PEPEUSDT).
+_SYMBOL = re.compile(r"^[A-Z0-9]{1,20}USDT$")
+
+
+def parse_symbols(value: str | Iterable[str]) -> tuple[str, ...]:
+    """The one parser of instrument lists (``TM_SYMBOLS``, ``--symbols``, ``--instruments``).
+
+    Accepts ``"btcusdt, ETHUSDT"`` or a sequence; returns upper-case symbols, order kept,
+    duplicates dropped.
+
+    Raises:
+        ValueError: an empty list, or a name that is not a USDT perpetual symbol (named).
+    """
+    items = value.split(",") if isinstance(value, str) else list(value)
+    out: list[str] = []
+    for raw in items:
+        sym = str(raw).strip().upper()
+        if not sym:
+            continue
+        if not _SYMBOL.match(sym):
+            raise ValueError(f"{str(raw).strip()!r} is not a USDT perpetual symbol "
+                             "(expected e.g. BTCUSDT)")
+        if sym not in out:
+            out.append(sym)
+    if not out:
+        raise ValueError("no instrument named (expected e.g. BTCUSDT,ETHUSDT)")
+    return tuple(out)
 
 
 @dataclass(frozen=True, slots=True)

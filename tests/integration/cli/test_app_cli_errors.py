@@ -47,6 +47,8 @@ def one_line_error(p, *fragments):
     (["backtest", "--start", "2025-01-01", "--end", "2025-01-10", "--equity", "lots"], 2, ["lots"]),
     (["backtest", "--start", "2025-01-01", "--end", "2025-01-10", "--symbols", "DOGEUSDT"], 2,
      ["DOGEUSDT"]),
+    (["backtest", "--start", "2025-01-01", "--end", "2025-01-10", "--symbols", "BTC-PERP"], 2,
+     ["--symbols", "'BTC-PERP' is not a USDT perpetual"]),
     (["backtest", "--start", "2030-01-01", "--end", "2030-02-01"], 2, ["no shipped bars"]),
     (["demo", "--start", "2025-13-40"], 2, ["not a date"]),
     (["report", "/nonexistent/report"], 2, ["no report at"]),

@@ -57,3 +57,15 @@ def test_the_simulator_enforces_the_same_specs():
     for sym, spec in DEFAULT_INSTRUMENTS.items():
         assert {f.name: getattr(SIM[sym], f.name) for f in fields(InstrumentSpec)} == \
             {f.name: getattr(spec, f.name) for f in fields(InstrumentSpec)}
+
+
+def test_parse_symbols_is_the_one_parser():
+    from tm_common.instruments import DEFAULT_SYMBOLS, parse_symbols
+
+    assert parse_symbols(" btcusdt, ETHUSDT,,btcusdt ") == ("BTCUSDT", "ETHUSDT")
+    assert parse_symbols(["solusdt", "1000PEPEUSDT"]) == ("SOLUSDT", "1000PEPEUSDT")
+    assert parse_symbols(DEFAULT_SYMBOLS) == DEFAULT_SYMBOLS
+    with pytest.raises(ValueError, match="'BTC-PERP' is not a USDT perpetual"):
+        parse_symbols("BTCUSDT,BTC-PERP")
+    with pytest.raises(ValueError, match="no instrument"):
+        parse_symbols(" , ")

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from tm_common.instruments import parse_symbols
 
 rl_app = typer.Typer(name="rl", help="Train the RL (SAC) sizing policy.", add_completion=False,
                      pretty_exceptions_show_locals=False)
@@ -54,7 +55,11 @@ def train_rl(
                    "val-windows >= 1", err=True)
         raise typer.Exit(2)
     settings = CommonSettings(service_name="trainer")
-    syms = [s.strip().upper() for s in symbols.split(",") if s.strip()]
+    try:
+        syms = list(parse_symbols(symbols))
+    except ValueError as e:
+        typer.echo(f"error: --symbols: {e}", err=True)
+        raise typer.Exit(2) from None
     base = TrainConfig()
     env = replace(base.env, max_fraction=max_fraction,
                   kelly=replace(base.env.kelly, max_fraction=max_fraction))
