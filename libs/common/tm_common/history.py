@@ -14,6 +14,10 @@ from dataclasses import dataclass
 from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 BAR_INTERVAL_MS = 4 * 60 * 60 * 1000
 DAY_MS = 24 * 60 * 60 * 1000
@@ -134,7 +138,7 @@ def load_bars(symbol: str, start_ms: int | None = None, end_ms: int | None = Non
     return list(bars[lo:hi])
 
 
-def bars_to_frame(bars: list[HistoryBar]):
+def bars_to_frame(bars: list[HistoryBar]) -> pd.DataFrame:
     """A pandas DataFrame (float columns, ``open_time_ms`` index) for numerical models."""
     import pandas as pd
 

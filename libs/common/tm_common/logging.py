@@ -27,8 +27,10 @@ from urllib.parse import urlsplit
 
 import structlog
 from pydantic import BaseModel, SecretBytes, SecretStr
+from structlog.typing import EventDict, Processor
 
 from tm_common.events.base import Envelope
+from tm_common.settings import warn_unknown_env
 
 REDACTED = "***"
 
@@ -100,13 +102,13 @@ class Redactor:
                 text = text.replace(s, REDACTED)
         return text
 
-    def __call__(self, logger: Any, method: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+    def __call__(self, logger: Any, method: str, event_dict: EventDict) -> dict[str, Any]:
         """structlog processor."""
         return {k: self.redact(v, k) for k, v in event_dict.items()}
 
 
-def _add_service(service: str, version: str):
-    def processor(logger: Any, method: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+def _add_service(service: str, version: str) -> Processor:
+    def processor(logger: Any, method: str, event_dict: EventDict) -> EventDict:
         event_dict.setdefault("service", service)
         event_dict.setdefault("version", version)
         return event_dict
@@ -118,12 +120,14 @@ def configure_logging(settings: Any, *, stream: TextIO | None = None) -> Redacto
 
     Reads ``settings.service_name``, ``version``, ``log_level`` (e.g. "INFO") and ``log_json``
     (False = coloured console lines for a developer's terminal). ``stream`` defaults to stderr.
-    Safe to call again (tests do): the previous handler is replaced.
+    Safe to call again (tests do): the previous handler is replaced. Logs one
+    ``settings.unknown_env`` warning if the environment holds ``TM_`` variables that no setting
+    reads (:func:`tm_common.settings.warn_unknown_env`).
     """
     redactor = Redactor(settings_secrets(settings))
     level = logging.getLevelName(str(getattr(settings, "log_level", "INFO")).upper())
     level = level if isinstance(level, int) else logging.INFO
-    shared = [
+    shared: list[Processor] = [
         structlog.contextvars.merge_contextvars,
         structlog.stdlib.add_log_level,
         structlog.stdlib.add_logger_name,
@@ -135,7 +139,7 @@ def configure_logging(settings: Any, *, stream: TextIO | None = None) -> Redacto
                      else structlog.dev.ConsoleRenderer(colors=False))
     # Tracebacks become one string field (one line per event) before the redactor runs, so it
     # sees them; the redactor is the last step before rendering.
-    tail = [structlog.processors.format_exc_info, redactor]
+    tail: list[Processor] = [structlog.processors.format_exc_info, redactor]
     formatter = structlog.stdlib.ProcessorFormatter(
         foreign_pre_chain=shared,
         processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, *tail, renderer],
@@ -165,6 +169,8 @@ def configure_logging(settings: Any, *, stream: TextIO | None = None) -> Redacto
         # reconfiguration (tests reconfigure per case; services configure once at start).
         cache_logger_on_first_use=False,
     )
+    # A misspelt or renamed TM_ variable would otherwise be ignored without a word.
+    warn_unknown_env(settings)
     return redactor
 
 

@@ -69,11 +69,14 @@ def assert_no_lookahead(compute_fn: Callable[..., Any], data: Mapping[str, Mappi
     """
     delays = dict(DEFAULT_DELAYS_MS if delays_ms is None else delays_ms)
     tables = {k: (None if t is None else _as_columns(t)) for k, t in data.items()}
-    for k, t in tables.items():
-        if t is not None and k not in delays:
+    for k, table in tables.items():
+        if table is not None and k not in delays:
             raise KeyError(f"no known-at delay for {k!r}: pass delays_ms")
     full, names = _matrix(compute_fn(**tables))
-    bar_ts = tables[bar_key]["timestamp"].astype(np.int64)
+    bars = tables[bar_key]
+    if bars is None:
+        raise TypeError(f"data[{bar_key!r}] is None: the bars are required")
+    bar_ts = bars["timestamp"].astype(np.int64)
     n = bar_ts.shape[0]
     if full.shape[0] != n:
         raise ValueError(f"compute_fn gave {full.shape[0]} rows for {n} bars")
@@ -83,7 +86,7 @@ def assert_no_lookahead(compute_fn: Callable[..., Any], data: Mapping[str, Mappi
         if not 0 <= t < n:
             raise IndexError(f"checkpoint {t} outside 0..{n - 1}")
         cutoff = int(bar_ts[t]) + delays[bar_key]
-        cut = {}
+        cut: dict[str, dict[str, np.ndarray] | None] = {}
         for k, tab in tables.items():
             if tab is None:
                 cut[k] = None

@@ -219,7 +219,8 @@ class RegimeFilter:
         """(4,) Gaussian log densities of observation ``x`` under each state."""
         d = np.asarray(x, dtype=np.float64) - self._means
         maha = np.einsum("ki,kij,kj->k", d, self._prec, d)
-        return self._lognorm - 0.5 * maha
+        logpdf: np.ndarray = self._lognorm - 0.5 * maha
+        return logpdf
 
     def update(self, x: np.ndarray) -> RegimeState:
         """Advance one bar with observation ``x = [log return, log vol]``; return the regime.

@@ -1,16 +1,21 @@
 """The bus: one protocol, two transports, one consumer loop."""
 
+from typing import TYPE_CHECKING
+
 from tm_common.bus.consumer import Consumer
 from tm_common.bus.handler import Emit, Handler, StatefulHandler
 from tm_common.bus.memory import InMemoryBus
 from tm_common.bus.protocol import Bus, Delivery, GroupMissing, LostOwnership, Output, TransportError
 from tm_common.bus.streams import Streams
 
+if TYPE_CHECKING:
+    from tm_common.bus.redis import RedisStreamsBus
+
 __all__ = ["Bus", "Consumer", "Delivery", "Emit", "GroupMissing", "Handler", "InMemoryBus", "LostOwnership",
            "Output", "RedisStreamsBus", "StatefulHandler", "Streams", "TransportError"]
 
 
-def __getattr__(name: str):
+def __getattr__(name: str) -> "type[RedisStreamsBus]":
     if name == "RedisStreamsBus":
         from tm_common.bus.redis import RedisStreamsBus
         return RedisStreamsBus

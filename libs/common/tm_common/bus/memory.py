@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import bisect
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -47,7 +47,7 @@ class _Stream:
 class InMemoryBus:
     """The :class:`~tm_common.bus.protocol.Bus` protocol in memory (one event loop)."""
 
-    def __init__(self, clock=time.monotonic) -> None:
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._streams: dict[str, _Stream] = {}
         self._state: dict[str, bytes] = {}
         self._seq = 0
@@ -104,7 +104,8 @@ class InMemoryBus:
 
     def _collect(self, group: str, consumer: str, streams: Sequence[str], pending: bool,
                  count: int) -> list[Delivery]:
-        now, out = self._clock(), []
+        now = self._clock()
+        out: list[Delivery] = []
         for name in streams:
             s = self._s(name)
             g = s.groups[group]
@@ -170,7 +171,7 @@ class InMemoryBus:
     async def load_state(self, key: str) -> bytes | None:
         return self._state.get(key)
 
-    async def group_info(self, stream: str) -> list[dict]:
+    async def group_info(self, stream: str) -> list[dict[str, Any]]:
         s = self._s(stream)
         return [{"name": name, "consumers": len(g.consumers), "pending": len(g.pending),
                  "lag": len(s.after(g.last_delivered))}

@@ -91,7 +91,7 @@ class Bus(Protocol):
     async def load_state(self, key: str) -> bytes | None:
         """Handler state saved by :meth:`commit`."""
 
-    async def group_info(self, stream: str) -> list[dict]:
+    async def group_info(self, stream: str) -> list[dict[str, Any]]:
         """Per group: name, consumers, pending, lag (entries not yet delivered)."""
 
     async def length(self, stream: str) -> int:

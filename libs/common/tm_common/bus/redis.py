@@ -8,13 +8,14 @@ one that reclaimed its entry can never both publish outputs for it.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Awaitable, Sequence
+from typing import Any, cast
 
 import redis.asyncio as aioredis
 from redis.exceptions import AuthenticationError, ResponseError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.typing import EncodableT, FieldT, KeyT, StreamIdT
 
 from tm_common.bus.memory import dead_letter_fields
 from tm_common.bus.protocol import Delivery, GroupMissing, LostOwnership, Output, TransportError
@@ -49,7 +50,7 @@ class RedisStreamsBus:
     """The :class:`~tm_common.bus.protocol.Bus` protocol on Redis Streams."""
 
     def __init__(self, url: str, *, prefix: str = "tm:", client: aioredis.Redis | None = None,
-                 socket_timeout_s: float = 5.0, **ssl_options: str) -> None:
+                 socket_timeout_s: float = 5.0, **ssl_options: Any) -> None:
         """``url``: ``redis://[user:password@]host:port/db`` or ``rediss://...`` (TLS; redis-py
         reads ``ssl_*`` options from its query string too). ``ssl_options``: redis-py's
         ``ssl_ca_certs``, ``ssl_certfile``, ``ssl_keyfile`` ... for a ``rediss://`` URL."""
@@ -64,7 +65,7 @@ class RedisStreamsBus:
     def key(self, stream: str) -> str:
         return self.names.key(stream)
 
-    async def _call(self, coro):
+    async def _call(self, coro: Awaitable[Any]) -> Any:
         try:
             return await coro
         except _TRANSPORT_ERRORS as e:
@@ -80,16 +81,17 @@ class RedisStreamsBus:
 
     async def publish_raw(self, stream: str, fields: dict[Any, Any]) -> str:
         """Append arbitrary fields (tools and tests)."""
-        eid = await self._call(self.r.xadd(self.key(stream), fields, maxlen=maxlen(stream),
+        eid: bytes = await self._call(self.r.xadd(self.key(stream), fields, maxlen=maxlen(stream),
                                            approximate=True))
         return eid.decode()
 
     async def publish_many(self, outputs: Sequence[Output],
                            state: tuple[str, bytes] | None = None) -> list[str]:
-        async def run():
+        async def run() -> list[Any]:
             async with self.r.pipeline(transaction=True) as p:
                 for o in outputs:
-                    p.xadd(self.key(o.stream), o.envelope.to_fields(), maxlen=maxlen(o.stream),
+                    fields = cast("dict[FieldT, EncodableT]", o.envelope.to_fields())
+                    p.xadd(self.key(o.stream), fields, maxlen=maxlen(o.stream),
                            approximate=True)
                 if state is not None:
                     p.set(state[0], state[1])
@@ -108,7 +110,7 @@ class RedisStreamsBus:
     async def read(self, group: str, consumer: str, streams: Sequence[str], *, pending: bool,
                    count: int, block_ms: int) -> list[Delivery]:
         start = "0" if pending else ">"
-        keys = {self.key(s): start for s in streams}
+        keys: dict[KeyT, StreamIdT] = {self.key(s): start for s in streams}
         block = None if pending or block_ms <= 0 else block_ms
         reply = await self._call(self.r.xreadgroup(group, consumer, keys, count=count, block=block))
         out: list[Delivery] = []
@@ -123,7 +125,8 @@ class RedisStreamsBus:
                 out.append(Delivery(stream, e, fields, counts.get(e, 1)))
         return out
 
-    async def _delivery_counts(self, stream: str, group: str, entries) -> dict[str, int]:
+    async def _delivery_counts(self, stream: str, group: str,
+                               entries: Sequence[Any]) -> dict[str, int]:
         if not entries:
             return {}
         first, last = entries[0][0], entries[-1][0]
@@ -171,10 +174,11 @@ class RedisStreamsBus:
         return n
 
     async def load_state(self, key: str) -> bytes | None:
-        return await self._call(self.r.get(key))
+        value: bytes | None = await self._call(self.r.get(key))
+        return value
 
     # -- inspection ------------------------------------------------------------------------
-    async def group_info(self, stream: str) -> list[dict]:
+    async def group_info(self, stream: str) -> list[dict[str, Any]]:
         key = self.key(stream)
         try:
             groups = await self._call(self.r.xinfo_groups(key))
@@ -202,7 +206,7 @@ class RedisStreamsBus:
         """Groups (on ``streams``) with undelivered or unacked entries, in one round trip: a
         group has undelivered entries when the stream's newest entry is after the group's
         last-delivered id (Redis 7's ``lag`` is only shown, see :func:`_undelivered`)."""
-        async def run():
+        async def run() -> list[Any]:
             async with self.r.pipeline(transaction=False) as p:
                 for st in streams:
                     p.xinfo_groups(self.key(st))
@@ -248,7 +252,7 @@ class RedisStreamsBus:
         await self.r.aclose()
 
 
-def _pairs(reply) -> list:
+def _pairs(reply: Any) -> list[Any]:
     if not reply:
         return []
     if isinstance(reply, dict):                  # RESP3

@@ -34,7 +34,7 @@ class EventBody(msgspec.Struct, frozen=True, kw_only=True):
 
 
 _REGISTRY: dict[str, type[EventBody]] = {}
-_DECODERS: dict[str, msgspec.json.Decoder] = {}
+_DECODERS: dict[str, msgspec.json.Decoder[EventBody]] = {}
 
 
 def register(cls: type[EventBody]) -> type[EventBody]:

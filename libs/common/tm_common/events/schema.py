@@ -7,6 +7,7 @@ layer, which may import services: ``python -m tm_app.schema [PATH]`` (``make sch
 from __future__ import annotations
 
 import inspect
+from typing import Any
 
 import msgspec
 
@@ -25,7 +26,7 @@ def normalise_descriptions(node: object) -> object:
     return node
 
 
-def build_schema() -> dict:
+def build_schema() -> dict[str, Any]:
     """One JSON Schema document: the envelope fields and a ``$defs`` entry per registered
     event body."""
     types = events.event_types()

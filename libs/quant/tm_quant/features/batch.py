@@ -7,7 +7,7 @@ paths agree to rounding (tested to 1e-9 relative on the real bars).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
@@ -41,7 +41,7 @@ def _lag(x: np.ndarray, k: int) -> np.ndarray:
     return out
 
 
-def _roll(x: np.ndarray, w: int, fn) -> np.ndarray:
+def _roll(x: np.ndarray, w: int, fn: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
     """``fn`` (a reduction over axis 1) of each trailing window of length ``w``; NaN before."""
     out = np.full(x.shape[0], np.nan)
     if x.shape[0] >= w:
@@ -65,7 +65,8 @@ def _mean_std(x: np.ndarray, w: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _flat(s: np.ndarray, m: np.ndarray) -> np.ndarray:
-    return s <= REL_EPS * (np.abs(m) + 1.0)
+    flat: np.ndarray = s <= REL_EPS * (np.abs(m) + 1.0)
+    return flat
 
 
 def _div(a: np.ndarray, b: np.ndarray) -> np.ndarray:

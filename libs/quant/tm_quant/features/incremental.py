@@ -11,6 +11,7 @@ import math
 from collections import deque
 from collections.abc import Sequence
 from operator import mul
+from typing import Any
 
 import numpy as np
 
@@ -94,8 +95,8 @@ class IncrementalFeatures:
         """Bars consumed so far."""
         return self._n
 
-    def update(self, bar: Sequence, dvol: float | None = None, funding: float | None = None,
-               btc_bar: Sequence | None = None) -> np.ndarray | None:
+    def update(self, bar: Sequence[Any], dvol: float | None = None, funding: float | None = None,
+               btc_bar: Sequence[Any] | None = None) -> np.ndarray | None:
         """Consume one closed bar; return its feature vector, or None during warm-up.
 
         Args:
@@ -161,12 +162,13 @@ class IncrementalFeatures:
         f.append(_div(g, rv[42]))
 
         ema = self._ema
+        now: dict[int, float] = {}
         for k, prev in ema.items():
             a = 2.0 / (k + 1)
-            ema[k] = c if prev is None else a * c + (1.0 - a) * prev
+            ema[k] = now[k] = c if prev is None else a * c + (1.0 - a) * prev
         for k in EMA_SPANS:
-            f.append(math.log(c / ema[k]))
-        macd = (ema[12] - ema[26]) / c
+            f.append(math.log(c / now[k]))
+        macd = (now[12] - now[26]) / c
         sig = self._signal = macd if self._signal is None else _A9 * macd + (1.0 - _A9) * self._signal
         f.extend((macd, sig, macd - sig))
 

@@ -16,11 +16,11 @@ The deterministic action times the manifest's ``max_fraction`` is the RL target 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import numpy as np
 
-ACTIVATIONS = {
+ACTIVATIONS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     "relu": lambda x: np.maximum(x, 0.0),
     "tanh": np.tanh,
     "identity": lambda x: x,
@@ -101,7 +101,8 @@ class NumpyActor:
             x = np.clip(x, -self.obs_clip, self.obs_clip)
         for w, b, act in zip(self.weights, self.biases, self._acts, strict=True):
             x = act(x @ w.T + b)
-        return self.action_bias + self.action_scale * x
+        action: np.ndarray = self.action_bias + self.action_scale * x
+        return action
 
     def act(self, obs: np.ndarray) -> float:
         """The first action component of one observation, as a float."""
