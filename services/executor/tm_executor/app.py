@@ -1,10 +1,20 @@
-"""Executor wiring: settings → venue client → preflight, handler, sources → runtime."""
+"""Executor wiring: settings → venue client → preflight, handler, sources → parts."""
 
 from __future__ import annotations
 
+import asyncio
+
+from tm_common.bus.protocol import Bus
 from tm_common.bus.streams import MD_BAR, RISK_ORDER
 from tm_common.metrics import ServiceMetrics
-from tm_common.service import ServiceRuntime, make_bus, make_consumer
+from tm_common.service import (
+    WALL_CLOCK,
+    Clock,
+    ServiceParts,
+    ServiceRuntime,
+    make_bus,
+    make_consumer,
+)
 
 from tm_executor.config import EXEC_VENUE, ExecutorSettings
 from tm_executor.fills import FillPoller, PrivateWsSource
@@ -16,30 +26,47 @@ from tm_executor.reconciler import Reconciler
 from tm_executor.repository import ExecutorRepository
 from tm_executor.venue import VenueClient
 
-
 # md.bar: funding settled by each bar's close is published as FundingSettled (handler._funding).
 INPUTS = (RISK_ORDER, EXEC_VENUE, MD_BAR)
 
 
+class InProcessVenueClient(VenueClient):
+    """The executor's client over an in-process session with pybit's method names (the
+    backtest's venue): the same code path, called on the event loop instead of in a thread."""
+
+    blocking = False
+
+    def __init__(self, settings: ExecutorSettings, metrics: ExecutorMetrics | None,
+                 session) -> None:
+        super().__init__(settings, metrics)
+        self.session = session
+
+    def _session(self):
+        return self.session
+
+
 class ExecutorService:
-    """The parts, for the runtime and for tests that drive them directly."""
+    """The parts, for the runtime and for tests that drive them directly. ``venue``: an
+    in-process pybit-like session (``None``: pybit over HTTP to ``bybit_rest_url``)."""
 
     def __init__(self, settings: ExecutorSettings, bus=None,
-                 service_metrics: ServiceMetrics | None = None) -> None:
+                 service_metrics: ServiceMetrics | None = None, *, venue=None,
+                 clock: Clock = WALL_CLOCK) -> None:
         self.settings = s = settings
         self.bus = bus if bus is not None else make_bus(s)
         self.service_metrics = service_metrics or ServiceMetrics(s.service_name, s.version)
         self.metrics = ExecutorMetrics(self.service_metrics.registry)
-        self.venue = VenueClient(s, self.metrics)
+        self.venue = (VenueClient(s, self.metrics) if venue is None
+                      else InProcessVenueClient(s, self.metrics, venue))
         self.preflight = Preflight(self.venue, s, self.metrics)
         self.placer = OrderPlacer(self.venue, s)
         self.handler = ExecutorHandler(s, self.placer, self.preflight, self.metrics)
-        self.repo = ExecutorRepository(self.bus)
+        self.repo = ExecutorRepository(self.bus, clock)
         self.ws = PrivateWsSource(s, self.repo, self.handler.open_orders, self.metrics)
         self.poller = FillPoller(self.venue, self.repo, self.handler.open_orders, s)
         self.reconciler = Reconciler(self.venue, self.repo, self.handler, self.preflight, s,
                                      self.metrics)
-        self.consumer = make_consumer(s, self.bus, self.handler, list(INPUTS))
+        self.consumer = make_consumer(s, self.bus, self.handler, list(INPUTS), clock=clock)
 
     def status(self) -> dict:
         return {"venue": self.settings.bybit_rest_url, "symbols": list(self.settings.symbols),
@@ -49,14 +76,36 @@ class ExecutorService:
                 "private_ws": self.ws.status(), "fill_poller": self.poller.status(),
                 "reconciliation": self.reconciler.status()}
 
-    def runtime(self) -> ServiceRuntime:
-        return ServiceRuntime(
-            self.settings, self.bus, consumers=[self.consumer], metrics=self.service_metrics,
-            ready_checks={"preflight": self.preflight.check, "venue": self.preflight.check_venue},
-            status_extra=self.status, lag_poll_interval_s=self.settings.lag_poll_interval_s,
+    async def preflight_passed(self) -> None:
+        """Run the preflight until it passes (a local venue answers at once); raises
+        ``RuntimeError`` with the reason if it stopped without passing."""
+        await self.preflight.run(asyncio.Event())
+        if not self.preflight.passed:
+            raise RuntimeError(f"executor preflight failed: {self.preflight.reason}")
+
+    def parts(self) -> ServiceParts:
+        return ServiceParts(
+            self.settings, self.bus, consumers=(self.consumer,),
+            handlers={"handler": self.handler, "preflight": self.preflight},
             background={"preflight": self.preflight.run, "private_ws": self.ws.run,
-                        "fill_poller": self.poller.run, "reconcile": self.reconciler.run})
+                        "fill_poller": self.poller.run, "reconcile": self.reconciler.run},
+            warmup=(self.preflight_passed,),
+            ready_checks={"preflight": self.preflight.check, "venue": self.preflight.check_venue},
+            status_extra=self.status, metrics=self.service_metrics,
+            lag_poll_interval_s=self.settings.lag_poll_interval_s)
+
+    def runtime(self) -> ServiceRuntime:
+        return self.parts().runtime()
+
+
+def build(settings: ExecutorSettings, *, bus: Bus, registry=None, venue=None,
+          clock: Clock = WALL_CLOCK) -> ServiceParts:
+    """The executor on ``bus`` (see :mod:`tm_common.service.parts`; no models). ``venue``: an
+    in-process session with pybit's method names (``tm_app.venue.InProcessBybit``); ``None``
+    = pybit over HTTP to ``settings.bybit_rest_url``."""
+    return ExecutorService(settings, bus, venue=venue, clock=clock).parts()
 
 
 def build_runtime(settings: ExecutorSettings) -> ServiceRuntime:
-    return ExecutorService(settings).runtime()
+    """The runtime of :func:`build` on a Redis bus (what ``python -m tm_executor`` serves)."""
+    return build(settings, bus=make_bus(settings)).runtime()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from typing import Any
 
 import structlog
@@ -45,13 +46,18 @@ class IngestMetrics:
 
 
 class IngestService:
-    """Owns the source tasks; the app runs :meth:`tasks` in the background."""
+    """Owns the source tasks; the app runs :meth:`background` in the background.
+
+    ``registry``: the Prometheus registry. ``clock``: ns stamped as ``ts_init_ns`` on what is
+    published. ``venue``: an in-process venue whose ``advance(bar_time_ms)`` a replay calls
+    before each bar time (``None``: ``replay_venue_url`` over HTTP, if set)."""
 
     def __init__(self, settings: IngestSettings, bus: Bus, *, repo: MarketRepository | None,
-                 registry=None) -> None:
-        self.s, self.bus, self.repo = settings, bus, repo
+                 registry=None, clock: Callable[[], int] = time.time_ns, venue=None) -> None:
+        self.s, self.bus, self.repo, self.venue = settings, bus, repo, venue
         self.metrics = IngestMetrics(registry)
-        self.publisher = _InstrumentedPublisher(self, bus, f"{settings.namespace}state:ingest:publisher")
+        self.publisher = _InstrumentedPublisher(
+            self, bus, f"{settings.namespace}state:ingest:publisher", clock)
         self.live: LiveSource | None = None
         self.replay: ReplaySource | None = None
         self.replay_done = False
@@ -141,6 +147,12 @@ class IngestService:
 
     def _venue_clock(self):
         """The hook that moves the simulator's replay clock to each bar time (None: no sim)."""
+        if self.venue is not None:
+            venue = self.venue
+
+            async def advance(t: int) -> None:
+                venue.advance(t)
+            return advance
         url = self.s.replay_venue_url
         if not url:
             return None
@@ -182,8 +194,9 @@ class IngestService:
 class _InstrumentedPublisher(BarPublisher):
     """The publisher, reporting to metrics and the DB writer."""
 
-    def __init__(self, svc: IngestService, bus: Bus, state_key: str) -> None:
-        super().__init__(bus, state_key,
+    def __init__(self, svc: IngestService, bus: Bus, state_key: str,
+                 clock: Callable[[], int] = time.time_ns) -> None:
+        super().__init__(bus, state_key, clock=clock,
                          on_gap=lambda inst, n: (svc.metrics.gaps.labels(inst).inc(),
                                                  svc.metrics.gap_bars.labels(inst).inc(n)))
         self.svc = svc

@@ -1,15 +1,23 @@
-"""Portfolio wiring: settings → bus, repository, metrics, handler, consumer → runtime."""
+"""Portfolio wiring: settings → bus, repository, metrics, handler, consumer → parts."""
 
 from __future__ import annotations
 
 import asyncio
 
 import structlog
+from tm_common.bus.protocol import Bus
 from tm_common.bus.streams import EXEC_REPORT, MD_BAR
 from tm_common.db import make_engine, resolve_database_url
 from tm_common.db.migrate import migrate_async
 from tm_common.metrics import ServiceMetrics
-from tm_common.service import ServiceRuntime, make_bus, make_consumer
+from tm_common.service import (
+    WALL_CLOCK,
+    Clock,
+    ServiceParts,
+    ServiceRuntime,
+    make_bus,
+    make_consumer,
+)
 
 from tm_portfolio.config import PortfolioSettings
 from tm_portfolio.handler import PortfolioHandler
@@ -27,7 +35,8 @@ class PortfolioService:
     """The parts, for the runtime and for tests that drive them directly."""
 
     def __init__(self, settings: PortfolioSettings, bus=None,
-                 service_metrics: ServiceMetrics | None = None) -> None:
+                 service_metrics: ServiceMetrics | None = None, *,
+                 clock: Clock = WALL_CLOCK) -> None:
         self.settings = s = settings
         self.bus = bus if bus is not None else make_bus(s)
         self.service_metrics = service_metrics or ServiceMetrics(s.service_name, s.version)
@@ -43,7 +52,7 @@ class PortfolioService:
         self.handler = PortfolioHandler(
             s.symbols, s.initial_equity, periods_per_year=s.periods_per_year,
             interval_ms=s.interval_min * 60_000, sink=self.repo, observer=self.metrics)
-        self.consumer = make_consumer(s, self.bus, self.handler, list(INPUTS))
+        self.consumer = make_consumer(s, self.bus, self.handler, list(INPUTS), clock=clock)
 
     def status(self) -> dict:
         doc = {"symbols": list(self.settings.symbols),
@@ -67,13 +76,24 @@ class PortfolioService:
             log.error("portfolio.db_unflushed", backlog=self.repo.backlog,
                       error=f"{type(e).__name__}: {str(e)[:200]}")
 
-    def runtime(self) -> ServiceRuntime:
+    def parts(self) -> ServiceParts:
         background = {"db-writer": self.run_db_writer} if self.repo is not None else {}
-        return ServiceRuntime(self.settings, self.bus, consumers=[self.consumer],
-                              metrics=self.service_metrics, status_extra=self.status,
-                              lag_poll_interval_s=self.settings.lag_poll_interval_s,
-                              background=background)
+        return ServiceParts(self.settings, self.bus, consumers=(self.consumer,),
+                            handlers={"handler": self.handler}, background=background,
+                            status_extra=self.status, metrics=self.service_metrics,
+                            lag_poll_interval_s=self.settings.lag_poll_interval_s)
+
+    def runtime(self) -> ServiceRuntime:
+        return self.parts().runtime()
+
+
+def build(settings: PortfolioSettings, *, bus: Bus, registry=None, venue=None,
+          clock: Clock = WALL_CLOCK) -> ServiceParts:
+    """The portfolio service on ``bus`` (see :mod:`tm_common.service.parts`; no models, no
+    venue). Rows are written only with ``db_enabled``."""
+    return PortfolioService(settings, bus, clock=clock).parts()
 
 
 def build_runtime(settings: PortfolioSettings) -> ServiceRuntime:
-    return PortfolioService(settings).runtime()
+    """The runtime of :func:`build` on a Redis bus (what ``python -m tm_portfolio`` serves)."""
+    return build(settings, bus=make_bus(settings)).runtime()

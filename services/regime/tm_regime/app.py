@@ -1,15 +1,22 @@
 """Regime wiring: settings → bus, database (registry, regimes table) → handler → consumer →
-runtime. No logic here."""
+parts. No logic here."""
 
 from __future__ import annotations
 
-import asyncio
-
 import structlog
+from tm_common.bus.protocol import Bus
 from tm_common.bus.streams import MD_BAR, MODELS_PROMOTED
-from tm_common.errors import TransientError
 from tm_common.metrics import ServiceMetrics
-from tm_common.service import ServiceRuntime, make_bus, make_consumer
+from tm_common.service import (
+    WALL_CLOCK,
+    Clock,
+    ServiceParts,
+    ServiceRuntime,
+    make_bus,
+    make_consumer,
+    retry_until_done,
+    write_behind,
+)
 
 from tm_regime.config import RegimeSettings
 from tm_regime.domain.engine import RegimeConfig, RegimeEngine
@@ -19,10 +26,14 @@ from tm_regime.models import RegimeModels
 from tm_regime.repository import RegimeRepository
 
 log = structlog.get_logger("tm.regime")
+INPUTS = (MD_BAR, MODELS_PROMOTED)
 
 
-def build_handler(settings: RegimeSettings, metrics: ServiceMetrics) -> RegimeHandler:
-    registry = repo = None
+def build_handler(settings: RegimeSettings, metrics: ServiceMetrics,
+                  registry=None) -> RegimeHandler:
+    """The handler. ``registry``: the model source; ``None`` = the database's registry (none
+    with ``db_enabled`` off). The regimes table is written only with ``db_enabled``."""
+    repo = None
     if settings.db_enabled:
         from tm_common.db import make_engine, resolve_database_url
         from tm_common.db.migrate import migrate
@@ -31,7 +42,7 @@ def build_handler(settings: RegimeSettings, metrics: ServiceMetrics) -> RegimeHa
         url = resolve_database_url(settings)
         migrate(url)
         db = make_engine(url)
-        registry, repo = ModelRegistry(db), RegimeRepository(db)
+        registry, repo = registry or ModelRegistry(db), RegimeRepository(db)
     engine = RegimeEngine(RegimeConfig(symbols=settings.symbols,
                                        no_model_kelly=settings.no_model_kelly,
                                        replay_bars=settings.replay_bars))
@@ -39,44 +50,33 @@ def build_handler(settings: RegimeSettings, metrics: ServiceMetrics) -> RegimeHa
                          metrics=RegimeMetrics(metrics.registry))
 
 
-def build_runtime(settings: RegimeSettings) -> ServiceRuntime:
-    bus = make_bus(settings)
+def build(settings: RegimeSettings, *, bus: Bus, registry=None, venue=None,
+          clock: Clock = WALL_CLOCK) -> ServiceParts:
+    """The regime service on ``bus`` (see :mod:`tm_common.service.parts`; no venue)."""
     metrics = ServiceMetrics(settings.service_name, settings.version)
-    handler = build_handler(settings, metrics)
-    consumer = make_consumer(settings, bus, handler, [MD_BAR, MODELS_PROMOTED])
-
-    async def prefetch(stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            try:
-                await handler.prefetch()
-                return
-            except TransientError as e:
-                log.warning("regime.prefetch_failed", error=str(e))
-            try:
-                await asyncio.wait_for(stop.wait(), timeout=settings.model_prefetch_retry_s)
-            except TimeoutError:
-                pass
-
-    background = {"model-prefetch": prefetch}
+    handler = build_handler(settings, metrics, registry)
+    consumer = make_consumer(settings, bus, handler, list(INPUTS), clock=clock)
+    background = {"model-prefetch": retry_until_done(
+        handler.prefetch, retry_s=settings.model_prefetch_retry_s,
+        failed_event="regime.prefetch_failed", logger=log)}
     if handler.repo is not None:
-        repo = handler.repo
+        # Not lost for good when the flush is incomplete: regime.state holds the same events.
+        background["db-writer"] = write_behind(handler.repo, logger=log,
+                                               incomplete_event="regime.db_flush_incomplete")
+    return ServiceParts(settings, bus, consumers=(consumer,), handlers={"handler": handler},
+                        background=background, warmup=(handler.prefetch,),
+                        ready_checks={"model": handler.ready}, status_extra=handler.status,
+                        metrics=metrics, lag_poll_interval_s=settings.lag_poll_interval_s)
 
-        async def db_writer(stop: asyncio.Event) -> None:
-            task = asyncio.create_task(repo.run())
-            await stop.wait()
-            if not await repo.flush(timeout_s=5.0):
-                # Not lost for good: regime.state holds the same events.
-                log.warning("regime.db_flush_incomplete", backlog=repo.backlog)
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
-        background["db-writer"] = db_writer
-    return ServiceRuntime(settings, bus, consumers=[consumer], metrics=metrics,
-                          ready_checks={"model": handler.ready}, status_extra=handler.status,
-                          background=background, lag_poll_interval_s=settings.lag_poll_interval_s)
+
+def build_runtime(settings: RegimeSettings) -> ServiceRuntime:
+    """The runtime of :func:`build` on a Redis bus (what ``python -m tm_regime`` serves)."""
+    return build(settings, bus=make_bus(settings)).runtime()
 
 
 def app_from_env():
     """For ``uvicorn --factory tm_regime.app:app_from_env``."""
-    from tm_common.service import create_app
+    from tm_common.service import parts_app
 
-    return create_app(build_runtime(RegimeSettings()))
+    settings = RegimeSettings()
+    return parts_app(build(settings, bus=make_bus(settings)))

@@ -1,16 +1,16 @@
-"""Risk wiring: settings → bus → handler → consumer → runtime → FastAPI app (+ admin routes).
+"""Risk wiring: settings → bus → handler → consumer → parts (+ the admin routes).
 
 The consumer reads ``sizing.target``, ``portfolio.snapshot``, ``md.bar``, ``exec.report`` and
-``risk.command``. With ``stale_check_interval_s`` > 0 and a live-time ``mode`` (not replay/backtest) a watchdog looks at the wall
-clock every that many seconds and, when the handler's clock checks would fire at wall time (a feed
-went silent, or the cool-down elapsed while no event arrived), appends a ``tick`` command: the
-handler applies it like any input, so even the watchdog's trips are events in the stream.
+``risk.command``. With ``stale_check_interval_s`` > 0 and a live-time ``mode`` (not
+replay/backtest) a watchdog looks at the clock (``build``'s; the wall clock by default) every that
+many seconds and, when the handler's clock checks would fire at that time (a feed went silent, or
+the cool-down elapsed while no event arrived), appends a ``tick`` command: the handler applies it
+like any input, so even the watchdog's trips are events in the stream.
 """
 
 from __future__ import annotations
 
 import asyncio
-import time
 from typing import Any
 
 import structlog
@@ -18,7 +18,15 @@ from fastapi import FastAPI
 from tm_common.bus.protocol import Bus
 from tm_common.bus.streams import EXEC_REPORT, MD_BAR, PORTFOLIO_SNAPSHOT, SIZING_TARGET
 from tm_common.metrics import ServiceMetrics
-from tm_common.service import ServiceRuntime, create_app, make_bus, make_consumer
+from tm_common.service import (
+    WALL_CLOCK,
+    Clock,
+    ServiceParts,
+    ServiceRuntime,
+    make_bus,
+    make_consumer,
+    parts_app,
+)
 
 from tm_risk.admin import admin_router
 from tm_risk.commands import RISK_COMMAND, command_envelope
@@ -66,8 +74,9 @@ async def _md_caught_up(bus: Bus, settings: RiskSettings) -> bool:
     return info is not None and info["lag"] == 0 and info["pending"] == 0
 
 
-def watchdog(settings: RiskSettings, bus: Bus, handler: RiskHandler):
-    """``async fn(stop)`` for the runtime: the live wall-clock check (module docstring)."""
+def watchdog(settings: RiskSettings, bus: Bus, handler: RiskHandler, clock: Clock = WALL_CLOCK):
+    """``async fn(stop)`` for the runtime: the live wall-clock check (module docstring);
+    ``clock`` gives the time in ns."""
     async def run(stop: asyncio.Event) -> None:
         while not stop.is_set():
             try:
@@ -75,7 +84,7 @@ def watchdog(settings: RiskSettings, bus: Bus, handler: RiskHandler):
                 return
             except TimeoutError:
                 pass
-            now_ns = time.time_ns()
+            now_ns = clock()
             if clock_would_fire(handler, now_ns // 1_000_000) and await _md_caught_up(bus, settings):
                 env = command_envelope("tick", reason="wall-clock check", now_ns=now_ns,
                                        issued_by="watchdog")
@@ -84,25 +93,30 @@ def watchdog(settings: RiskSettings, bus: Bus, handler: RiskHandler):
     return run
 
 
-def build(settings: RiskSettings) -> tuple[ServiceRuntime, RiskHandler]:
-    """The runtime and its (unwrapped) handler."""
-    bus = make_bus(settings)
+def build(settings: RiskSettings, *, bus: Bus, registry=None, venue=None,
+          clock: Clock = WALL_CLOCK) -> ServiceParts:
+    """The risk service on ``bus``, with the breaker admin routes (see
+    :mod:`tm_common.service.parts`; no models, no venue). The watchdog runs in a live-time
+    ``mode`` only (``settings.watchdog_enabled``)."""
     metrics = ServiceMetrics(settings.service_name, settings.version)
     handler = RiskHandler(settings.params(), observer=RiskMetrics(metrics.registry))
-    consumer = make_consumer(settings, bus, handler, list(INPUTS))
+    consumer = make_consumer(settings, bus, handler, list(INPUTS), clock=clock)
     background = {}
     if settings.watchdog_enabled:
-        background["stale-watchdog"] = watchdog(settings, bus, handler)
-    runtime = ServiceRuntime(settings, bus, consumers=[consumer], metrics=metrics,
-                             status_extra=lambda: status(handler), background=background,
-                             lag_poll_interval_s=settings.lag_poll_interval_s)
-    return runtime, handler
+        background["stale-watchdog"] = watchdog(settings, bus, handler, clock)
+    return ServiceParts(settings, bus, consumers=(consumer,), handlers={"handler": handler},
+                        routers=(admin_router(settings, bus, handler),), background=background,
+                        status_extra=lambda: status(handler), metrics=metrics,
+                        lag_poll_interval_s=settings.lag_poll_interval_s)
+
+
+def build_runtime(settings: RiskSettings) -> ServiceRuntime:
+    """The runtime of :func:`build` on a Redis bus (without the admin routes: see
+    :func:`build_app`)."""
+    return build(settings, bus=make_bus(settings)).runtime()
 
 
 def build_app(settings: RiskSettings | None = None) -> FastAPI:
     """The service app: base endpoints plus the breaker admin routes."""
     settings = settings or RiskSettings()
-    runtime, handler = build(settings)
-    app = create_app(runtime)
-    app.include_router(admin_router(settings, runtime.bus, handler))
-    return app
+    return parts_app(build(settings, bus=make_bus(settings)))

@@ -1,15 +1,22 @@
 """Signal wiring: settings → bus, database (registry, signals table, history) → handler →
-consumer → runtime. No logic here."""
+consumer → parts. No logic here."""
 
 from __future__ import annotations
 
-import asyncio
-
 import structlog
+from tm_common.bus.protocol import Bus
 from tm_common.bus.streams import MD_BAR, MD_DVOL, MODELS_PROMOTED
-from tm_common.errors import TransientError
 from tm_common.metrics import ServiceMetrics
-from tm_common.service import ServiceRuntime, make_bus, make_consumer
+from tm_common.service import (
+    WALL_CLOCK,
+    Clock,
+    ServiceParts,
+    ServiceRuntime,
+    make_bus,
+    make_consumer,
+    retry_until_done,
+    write_behind,
+)
 
 from tm_signal.config import SignalSettings
 from tm_signal.domain.engine import EngineConfig, SignalEngine
@@ -19,6 +26,7 @@ from tm_signal.models import SignalModels
 from tm_signal.repository import BarHistory, SignalRepository
 
 log = structlog.get_logger("tm.signal")
+INPUTS = (MD_BAR, MD_DVOL, MODELS_PROMOTED)
 
 
 def engine_config(s: SignalSettings) -> EngineConfig:
@@ -27,8 +35,12 @@ def engine_config(s: SignalSettings) -> EngineConfig:
                         ic_reset_on_reload=s.ic_reset_on_reload)
 
 
-def build_handler(settings: SignalSettings, metrics: ServiceMetrics) -> SignalHandler:
-    registry = repo = db = None
+def build_handler(settings: SignalSettings, metrics: ServiceMetrics,
+                  registry=None) -> SignalHandler:
+    """The handler. ``registry``: the model source; ``None`` = the database's registry (none
+    with ``db_enabled`` off). Bar history reads the service's database, or else the given
+    registry's (``registry.engine``); the signals table is written only with ``db_enabled``."""
+    repo = db = None
     if settings.db_enabled:
         from tm_common.db import make_engine, resolve_database_url
         from tm_common.db.migrate import migrate
@@ -37,51 +49,42 @@ def build_handler(settings: SignalSettings, metrics: ServiceMetrics) -> SignalHa
         url = resolve_database_url(settings)
         migrate(url)
         db = make_engine(url)
-        registry, repo = ModelRegistry(db), SignalRepository(db)
-    return SignalHandler(SignalEngine(engine_config(settings)), SignalModels(registry, compile_trees=settings.fast_inference),
-                         history=BarHistory(db, settings.history_dir), repo=repo,
+        registry, repo = registry or ModelRegistry(db), SignalRepository(db)
+    history_db = db if db is not None else getattr(registry, "engine", None)
+    return SignalHandler(SignalEngine(engine_config(settings)),
+                         SignalModels(registry, compile_trees=settings.fast_inference),
+                         history=BarHistory(history_db, settings.history_dir), repo=repo,
                          metrics=SignalMetrics(metrics.registry),
                          dvol_currency=settings.dvol_currency.upper())
 
 
-def build_runtime(settings: SignalSettings) -> ServiceRuntime:
-    bus = make_bus(settings)
+def build(settings: SignalSettings, *, bus: Bus, registry=None, venue=None,
+          clock: Clock = WALL_CLOCK) -> ServiceParts:
+    """The signal service on ``bus`` (see :mod:`tm_common.service.parts`; no venue)."""
     metrics = ServiceMetrics(settings.service_name, settings.version)
-    handler = build_handler(settings, metrics)
-    consumer = make_consumer(settings, bus, handler, [MD_BAR, MD_DVOL, MODELS_PROMOTED])
-
-    async def prefetch(stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            try:
-                await handler.prefetch()
-                return
-            except TransientError as e:
-                log.warning("signal.prefetch_failed", error=str(e))
-            try:
-                await asyncio.wait_for(stop.wait(), timeout=settings.model_prefetch_retry_s)
-            except TimeoutError:
-                pass
-
-    background = {"model-prefetch": prefetch}
+    handler = build_handler(settings, metrics, registry)
+    consumer = make_consumer(settings, bus, handler, list(INPUTS), clock=clock)
+    background = {"model-prefetch": retry_until_done(
+        handler.prefetch, retry_s=settings.model_prefetch_retry_s,
+        failed_event="signal.prefetch_failed", logger=log)}
     if handler.repo is not None:
-        repo = handler.repo
+        # The rows are not lost for good when the flush is incomplete: signal.tl holds them.
+        background["db-writer"] = write_behind(handler.repo, logger=log,
+                                               incomplete_event="signal.db_flush_incomplete")
+    return ServiceParts(settings, bus, consumers=(consumer,), handlers={"handler": handler},
+                        background=background, warmup=(handler.prefetch,),
+                        ready_checks={"model": handler.ready}, status_extra=handler.status,
+                        metrics=metrics, lag_poll_interval_s=settings.lag_poll_interval_s)
 
-        async def db_writer(stop: asyncio.Event) -> None:
-            task = asyncio.create_task(repo.run())
-            await stop.wait()
-            if not await repo.flush(timeout_s=5.0):
-                # The rows are not lost for good: signal.tl holds the same events.
-                log.warning("signal.db_flush_incomplete", backlog=repo.backlog)
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
-        background["db-writer"] = db_writer
-    return ServiceRuntime(settings, bus, consumers=[consumer], metrics=metrics,
-                          ready_checks={"model": handler.ready}, status_extra=handler.status,
-                          background=background, lag_poll_interval_s=settings.lag_poll_interval_s)
+
+def build_runtime(settings: SignalSettings) -> ServiceRuntime:
+    """The runtime of :func:`build` on a Redis bus (what ``python -m tm_signal`` serves)."""
+    return build(settings, bus=make_bus(settings)).runtime()
 
 
 def app_from_env():
     """For ``uvicorn --factory tm_signal.app:app_from_env``."""
-    from tm_common.service import create_app
+    from tm_common.service import parts_app
 
-    return create_app(build_runtime(SignalSettings()))
+    settings = SignalSettings()
+    return parts_app(build(settings, bus=make_bus(settings)))

@@ -1,4 +1,5 @@
-"""The service base: runtime (consumers, readiness, status), FastAPI app factory, entry point.
+"""The service base: a built service's parts, runtime (consumers, readiness, status), FastAPI
+app factory, entry point (``serve(build, settings)``).
 
 See :mod:`tm_common.service.app` for how a service is wired and :mod:`tm_common.service.example`
 for a complete one. Names are imported lazily so that importing this package stays cheap.
@@ -6,14 +7,21 @@ for a complete one. Names are imported lazily so that importing this package sta
 
 from __future__ import annotations
 
-__all__ = ["ServiceRuntime", "create_app", "make_bus", "make_consumer", "run_service",
-           "state_key", "with_log_context"]
+__all__ = ["WALL_CLOCK", "Clock", "ServiceParts", "ServiceRuntime", "create_app", "make_bus",
+           "make_consumer", "parts_app", "retry_until_done", "run_service", "serve", "state_key",
+           "with_log_context", "write_behind"]
 
 
 def __getattr__(name: str):
-    if name in ("create_app", "run_service"):
+    if name in ("create_app", "parts_app", "run_service", "serve"):
         from tm_common.service import app
         return getattr(app, name)
+    if name in ("WALL_CLOCK", "Clock", "ServiceParts"):
+        from tm_common.service import parts
+        return getattr(parts, name)
+    if name in ("retry_until_done", "write_behind"):
+        from tm_common.service import tasks
+        return getattr(tasks, name)
     if name == "ServiceRuntime":
         from tm_common.service.runtime import ServiceRuntime
         return ServiceRuntime

@@ -1,17 +1,17 @@
 """The FastAPI app every service runs, and the process entry point.
 
-A service's ``app.py`` is wiring only (``make_bus``/``make_consumer`` from
-:mod:`tm_common.service.wiring`)::
+A service's ``app.py`` is wiring only: one ``build(settings, *, bus, registry=None,
+venue=None, clock=...)`` that returns its :class:`~tm_common.service.parts.ServiceParts`
+(consumers from ``make_consumer``, routers, background tasks, readiness checks)::
 
-    settings = SignalSettings()                       # frozen, from TM_* variables
-    bus = make_bus(settings)
-    consumer = make_consumer(settings, bus, SignalHandler(...), [MD_BAR, MD_DVOL])
-    runtime = ServiceRuntime(settings, bus, consumers=[consumer],
-                             ready_checks={"models": registry.loaded},
-                             status_extra=lambda: {"model_version": registry.version})
-    app = create_app(runtime)          # add service routes with app.include_router(...)
+    def build(settings, *, bus, registry=None, venue=None, clock=WALL_CLOCK) -> ServiceParts:
+        handler = SignalHandler(...)
+        consumer = make_consumer(settings, bus, handler, [MD_BAR, MD_DVOL], clock=clock)
+        return ServiceParts(settings, bus, consumers=(consumer,), handlers={"handler": handler},
+                            ready_checks={"model": handler.ready}, status_extra=handler.status)
 
-and its ``__main__.py`` is ``raise SystemExit(run_service(runtime))``.
+and its ``__main__.py`` is ``raise SystemExit(serve(build, SignalSettings()))``, which is
+``run_service(parts.runtime(), routers=parts.routers)`` on a Redis bus.
 
 Endpoints:
 
@@ -26,8 +26,9 @@ Endpoints:
 from __future__ import annotations
 
 import signal
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
+from typing import Any
 
 import structlog
 from fastapi import FastAPI
@@ -35,7 +36,9 @@ from fastapi.responses import JSONResponse, Response
 
 from tm_common.logging import configure_logging
 from tm_common.metrics import CONTENT_TYPE_LATEST
+from tm_common.service.parts import ServiceParts
 from tm_common.service.runtime import ServiceRuntime
+from tm_common.service.wiring import make_bus
 
 log = structlog.get_logger("tm.service")
 
@@ -43,8 +46,9 @@ log = structlog.get_logger("tm.service")
 STARTUP_FAILURE = 3
 
 
-def create_app(runtime: ServiceRuntime) -> FastAPI:
-    """A FastAPI app whose lifespan starts ``runtime`` and stops it (graceful drain) on shutdown."""
+def create_app(runtime: ServiceRuntime, *, routers: Sequence[Any] = ()) -> FastAPI:
+    """A FastAPI app whose lifespan starts ``runtime`` and stops it (graceful drain) on shutdown;
+    ``routers`` (FastAPI ``APIRouter``s) are served beside the base endpoints."""
     s = runtime.settings
 
     @asynccontextmanager
@@ -78,11 +82,28 @@ def create_app(runtime: ServiceRuntime) -> FastAPI:
     async def status() -> JSONResponse:
         return JSONResponse(runtime.status())
 
+    for router in routers:
+        app.include_router(router)
     return app
 
 
-def run_service(runtime: ServiceRuntime, *, configure_logs: bool = True) -> int:
-    """Serve ``runtime`` with uvicorn on ``settings.http_host:http_port`` until SIGTERM/SIGINT.
+def parts_app(parts: ServiceParts) -> FastAPI:
+    """The app of a built service: its runtime and its routers."""
+    return create_app(parts.runtime(), routers=parts.routers)
+
+
+def serve(build: Callable[..., ServiceParts], settings: Any) -> int:
+    """``python -m tm_<svc>``: ``build(settings, bus=<Redis bus>)`` served until SIGTERM/SIGINT.
+    Use as ``raise SystemExit(serve(build, Settings()))``; the exit status is
+    :func:`run_service`'s."""
+    parts = build(settings, bus=make_bus(settings))
+    return run_service(parts.runtime(), routers=parts.routers)
+
+
+def run_service(runtime: ServiceRuntime, *, routers: Sequence[Any] = (),
+                configure_logs: bool = True) -> int:
+    """Serve ``runtime`` (and ``routers``, as :func:`create_app`) with uvicorn on
+    ``settings.http_host:http_port`` until SIGTERM/SIGINT.
 
     On a signal: stop accepting requests, stop the consumers, finish the entries in hand (bounded
     by ``runtime.drain_timeout_s``), close the bus, and return 0. Returns 3 if start-up failed.
@@ -93,7 +114,7 @@ def run_service(runtime: ServiceRuntime, *, configure_logs: bool = True) -> int:
     s = runtime.settings
     if configure_logs:
         configure_logging(s)
-    config = uvicorn.Config(create_app(runtime), host=s.http_host, port=s.http_port,
+    config = uvicorn.Config(create_app(runtime, routers=routers), host=s.http_host, port=s.http_port,
                             log_config=None, access_log=False, lifespan="on")
     server = uvicorn.Server(config)
     received: list[int] = []

@@ -1,0 +1,50 @@
+"""Background jobs that several services share, as ``async fn(stop_event)`` factories."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+
+import structlog
+
+from tm_common.errors import TransientError
+from tm_common.service.runtime import Background
+
+log = structlog.get_logger("tm.service")
+
+
+def retry_until_done(step: Callable[[], Awaitable[None]], *, retry_s: float,
+                     failed_event: str, logger=None) -> Background:
+    """Await ``step()`` until it returns; after a :class:`TransientError`, log ``failed_event``
+    and try again ``retry_s`` seconds later (or return at once when stopped)."""
+    out = logger or log
+
+    async def run(stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                await step()
+                return
+            except TransientError as e:
+                out.warning(failed_event, error=str(e))
+            try:
+                await asyncio.wait_for(stop.wait(), timeout=retry_s)
+            except TimeoutError:
+                pass
+    return run
+
+
+def write_behind(repo, *, incomplete_event: str, flush_timeout_s: float = 5.0,
+                 logger=None) -> Background:
+    """Run ``repo.run()`` (its write-behind loop) until stopped, then give its queue
+    ``flush_timeout_s`` to land; what is left is logged as ``incomplete_event`` (to ``logger``) with the backlog
+    (the rows are not lost for good: the service's output stream holds the same events)."""
+    out = logger or log
+
+    async def run(stop: asyncio.Event) -> None:
+        task = asyncio.create_task(repo.run())
+        await stop.wait()
+        if not await repo.flush(timeout_s=flush_timeout_s):
+            out.warning(incomplete_event, backlog=repo.backlog)
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    return run
