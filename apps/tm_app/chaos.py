@@ -47,9 +47,9 @@ from tm_app.mesh import SIM_KEY, SIM_SECRET, run_mesh
 # A test configuration that makes the window trade (the shipped thresholds stay unchanged for
 # users); the join timer is wall-clock based and meant for live only (0 = off): in a replay a
 # service restarting for longer than it would change a decision.
-TRADING_ENV = {"TM_KELLY_CONFIDENCE": "0.02", "TM_BLENDED_CONFIDENCE": "0.08",
-               "TM_KELLY_MIN_EACH": "1", "TM_KELLY_PRIOR_B": "1.5"}
-REPLAY_ENV = {"TM_JOIN_TIMEOUT_S": "0", "TM_LOG_LEVEL": "WARNING"}
+TRADING_ENV = {"TM_SIZER_KELLY_CONFIDENCE": "0.02", "TM_SIZER_BLENDED_CONFIDENCE": "0.08",
+               "TM_SIZER_KELLY_MIN_EACH": "1", "TM_SIZER_KELLY_PRIOR_B": "1.5"}
+REPLAY_ENV = {"TM_SIZER_JOIN_TIMEOUT_S": "0", "TM_LOG_LEVEL": "WARNING"}
 # Restarts after a kill: the supervisor's backoff, capped low so that 50 kills fit in minutes.
 SUPERVISOR = {"backoff_initial_s": 0.5, "backoff_max_s": 2.0, "grace_s": 15}
 
@@ -123,7 +123,7 @@ def drill(cfg: RunConfig, *, redis_url: str, data_dir: Path, kills: int, seed: i
     _log("chaos run:")
     monkey = ChaosMonkey(plan, cfg.start_ms, arm, log=_log)
     chaos_cfg = replace(cfg, extra_env={**cfg.extra_env,
-                                        "TM_CHAOS_CRASH_AFTER_SEND_FILE": str(arm)})
+                                        "TM_EXECUTOR_CHAOS_CRASH_AFTER_SEND_FILE": str(arm)})
     chaos = one_run(chaos_cfg, "chaos", redis_url=redis_url, data_dir=data_dir,
                     port_offset=port_offset, monkey=monkey, keep_streams=keep_streams)
     failures, notes = compare(clean, chaos)

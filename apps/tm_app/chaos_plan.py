@@ -4,7 +4,7 @@ A :class:`Kill` is due once the replay has published bar time ``at_step`` (0-bas
 window) and ``delay_s`` more seconds have passed, a random moment inside that bar's chain. Two
 modes: ``sigkill`` (``kill -9`` of the service's process group) and ``after-send`` (the executor
 is armed to SIGKILL itself right after the venue accepted its next order, before the answer is
-handled: the file named by ``TM_CHAOS_CRASH_AFTER_SEND_FILE``). The schedule is a pure function
+handled: the file named by ``TM_EXECUTOR_CHAOS_CRASH_AFTER_SEND_FILE``). The schedule is a pure function
 of the seed; the moment a kill lands inside a chain depends on the machine's timing.
 """
 

@@ -225,7 +225,7 @@ def venue_drill(ctx: DrillContext, *, rate: float = 0.10, hold_s: float = 2.0,
     ctx.log(f"drill: venue faults at {rate:.0%} each (10006, 5xx, timeouts held {hold_s:g}s; "
             f"executor timeout {client_timeout_s:g}s)")
     run = ctx.run("venue", on_tick=tick,
-                  extra_env={"TM_VENUE_TIMEOUT_S": f"{client_timeout_s:g}"})
+                  extra_env={"TM_EXECUTOR_VENUE_TIMEOUT_S": f"{client_timeout_s:g}"})
     injected = (run.sim_faults or {}).get("injected", {})
     errors: dict[str, int] = {}
     for key, v in run.metrics.get("executor", {}).items():

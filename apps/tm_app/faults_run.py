@@ -31,9 +31,9 @@ from tm_app.stack.services import BY_NAME
 # The e2e parity settings: lower cascade thresholds so that a short window trades and changes
 # tier. The sizer's join timer is wall-clock based, for live only (0 = off): in a replay, an
 # outage longer than it would change a decision.
-TRADING_ENV = {"TM_KELLY_CONFIDENCE": "0.02", "TM_BLENDED_CONFIDENCE": "0.08",
-               "TM_KELLY_MIN_EACH": "1", "TM_KELLY_PRIOR_B": "1.5", "TM_LOG_LEVEL": "WARNING",
-               "TM_JOIN_TIMEOUT_S": "0"}
+TRADING_ENV = {"TM_SIZER_KELLY_CONFIDENCE": "0.02", "TM_SIZER_BLENDED_CONFIDENCE": "0.08",
+               "TM_SIZER_KELLY_MIN_EACH": "1", "TM_SIZER_KELLY_PRIOR_B": "1.5", "TM_LOG_LEVEL": "WARNING",
+               "TM_SIZER_JOIN_TIMEOUT_S": "0"}
 TEMPLATE_DB = "tm_faults_template"
 # Rows compared between runs: table -> columns (wall-clock columns such as inference_us left out).
 DB_TABLES = {

@@ -42,9 +42,9 @@ def _specs(*, redis_url: str, db_url: str, namespace: str, symbols: tuple[str, .
                "TM_SIM_SYMBOLS": json.dumps(list(symbols)),
                "TM_SIM_FAULT_WS_DROP_PROB": f"{drop_prob:g}"}
     ingest_env = {**common, "TM_SERVICE_NAME": "ingest", "TM_HTTP_PORT": str(ingest_port),
-                  "TM_MODE": "live", "TM_DATABASE_URL": db_url, "TM_BYBIT_REST_URL": sim,
-                  "TM_BYBIT_WS_URL": sim.replace("http", "ws") + "/v5/public/linear",
-                  "TM_BACKFILL_START_MS": str(start_ms), "TM_DVOL_ENABLED": "false"}
+                  "TM_MODE": "live", "TM_DATABASE_URL": db_url, "TM_INGEST_BYBIT_REST_URL": sim,
+                  "TM_INGEST_BYBIT_WS_URL": sim.replace("http", "ws") + "/v5/public/linear",
+                  "TM_INGEST_BACKFILL_START_MS": str(start_ms), "TM_INGEST_DVOL_ENABLED": "false"}
     return [ProcessSpec("exchange_sim", [sys.executable, "-m", BY_NAME["exchange_sim"].module],
                         env=sim_env, port=sim_port),
             ProcessSpec("ingest", [sys.executable, "-m", BY_NAME["ingest"].module],

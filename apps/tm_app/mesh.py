@@ -17,6 +17,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+from tm_common.settings import CommonSettings, to_env
+from tm_exchange_sim.config import ExchangeSimSettings
+from tm_executor.config import ExecutorSettings
+from tm_ingest.config import IngestSettings
+from tm_portfolio.config import PortfolioSettings
+from tm_regime.config import RegimeSettings
+from tm_risk.config import RiskSettings
+from tm_signal.config import SignalSettings
+from tm_sizer.config import SizerSettings
 
 from tm_app.backtest import RunConfig
 from tm_app.record import RunRecord
@@ -35,37 +44,47 @@ class MeshRun:
     restarts: dict[str, int]
 
 
+SETTINGS: dict[str, type[CommonSettings]] = {
+    "exchange_sim": ExchangeSimSettings, "regime": RegimeSettings, "signal": SignalSettings,
+    "sizer": SizerSettings, "risk": RiskSettings, "executor": ExecutorSettings,
+    "portfolio": PortfolioSettings, "ingest": IngestSettings}
+
+
 def _specs(cfg: RunConfig, *, redis_url: str, namespace: str, data_dir: Path,
            port_offset: int) -> list[ProcessSpec]:
+    """One process per service; its environment is its settings object rendered by ``to_env``
+    (shared fields, then ``cfg.extra_env``, then the service's own fields, which win)."""
     port = {n: BY_NAME[n].port + port_offset for n in (*PIPELINE, "ingest")}
     sim = f"http://127.0.0.1:{port['exchange_sim']}"
-    common = {"TM_REDIS_URL": redis_url, "TM_DATABASE_URL": cfg.database_url,
-              "TM_NAMESPACE": namespace, "TM_DATA_DIR": str(data_dir), "TM_LOG_LEVEL": "WARNING",
-              "TM_SYMBOLS": ",".join(cfg.symbols), "TM_MODE": "replay",
-              "TM_RECLAIM_IDLE_MS": "5000", **cfg.extra_env}
-    if cfg.history_dir:
-        common["TM_HISTORY_DIR"] = cfg.history_dir
+    shared = {"redis_url": redis_url, "database_url": cfg.database_url, "namespace": namespace,
+              "data_dir": data_dir, "log_level": "WARNING", "symbols": cfg.symbols,
+              "mode": "replay", "reclaim_idle_ms": 5000, "history_dir": cfg.history_dir}
     per = {
-        "exchange_sim": {"TM_SIM_START_MS": str(cfg.start_ms), "TM_SIM_SEED": str(cfg.sim_seed),
-                         "TM_SIM_INITIAL_BALANCE": str(cfg.initial_equity),
-                         "TM_SIM_SLIPPAGE_BPS": str(cfg.slippage_bps),
-                         "TM_SIM_API_KEY": SIM_KEY, "TM_SIM_API_SECRET": SIM_SECRET,
-                         "TM_SIM_RATE_LIMIT_PER_S": "100000",
-                         "TM_SIM_SYMBOLS": "[" + ",".join(f'"{s}"' for s in cfg.symbols) + "]",
-                         **({"TM_SIM_HISTORY_DIR": cfg.history_dir} if cfg.history_dir else {})},
-        "risk": {"TM_STALE_CHECK_INTERVAL_S": "0"},
-        "executor": {"TM_BYBIT_REST_URL": sim, "TM_BYBIT_PRIVATE_WS_URL": sim.replace("http", "ws") + "/v5/private",
-                     "TM_BYBIT_API_KEY": SIM_KEY, "TM_BYBIT_API_SECRET": SIM_SECRET,
-                     "TM_RECONCILE_INTERVAL_S": "100000", "TM_ORDER_HISTORY_FALLBACK": "false"},
-        "portfolio": {"TM_INITIAL_EQUITY": str(cfg.initial_equity)},
-        "ingest": {"TM_REPLAY_START_MS": str(cfg.start_ms), "TM_REPLAY_END_MS": str(cfg.end_ms),
-                   "TM_REPLAY_VENUE_URL": sim, "TM_REPLAY_LOCKSTEP": "true",
-                   "TM_REPLAY_TIMEOUT_S": "300"},
+        "exchange_sim": {"sim_start_ms": cfg.start_ms, "sim_seed": cfg.sim_seed,
+                         "sim_initial_balance": cfg.initial_equity,
+                         "sim_slippage_bps": cfg.slippage_bps,
+                         "sim_api_key": SIM_KEY, "sim_api_secret": SIM_SECRET,
+                         "sim_rate_limit_per_s": 100000, "sim_symbols": list(cfg.symbols),
+                         "sim_history_dir": cfg.history_dir},
+        "risk": {"stale_check_interval_s": 0},
+        "executor": {"bybit_rest_url": sim,
+                     "bybit_private_ws_url": sim.replace("http", "ws") + "/v5/private",
+                     "bybit_api_key": SIM_KEY, "bybit_api_secret": SIM_SECRET,
+                     "reconcile_interval_s": 100000, "order_history_fallback": False},
+        "portfolio": {"initial_equity": cfg.initial_equity},
+        "ingest": {"replay_start_ms": cfg.start_ms, "replay_end_ms": cfg.end_ms,
+                   "replay_venue_url": sim, "replay_lockstep": True, "replay_timeout_s": 300},
     }
-    return [ProcessSpec(name=n, argv=[sys.executable, "-m", BY_NAME[n].module],
-                        env={**common, "TM_SERVICE_NAME": n, "TM_HTTP_PORT": str(port[n]), **per.get(n, {})},
-                        port=port[n])
-            for n in (*PIPELINE, "ingest")]
+    shared_env = to_env(CommonSettings.from_values(**shared))
+    specs = []
+    for n in (*PIPELINE, "ingest"):
+        own = to_env(SETTINGS[n].from_values(**shared, service_name=n, http_port=port[n],
+                                             **per.get(n, {})))
+        env = {**shared_env, **cfg.extra_env,
+               **{k: v for k, v in own.items() if k not in shared_env}}
+        specs.append(ProcessSpec(name=n, argv=[sys.executable, "-m", BY_NAME[n].module],
+                                 env=env, port=port[n]))
+    return specs
 
 
 def _get(port: int, path: str) -> tuple[int, dict]:

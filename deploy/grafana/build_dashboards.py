@@ -254,7 +254,7 @@ def trading_cockpit() -> dict:
                    unit="percentunit"),
         timeseries("Consecutive executor rejections",
                    [("max(tm_risk_exec_failures)", "failures")], w=24, h=6,
-                   desc="The breaker opens at TM_EXEC_FAILURE_LIMIT (3 by default)."),
+                   desc="The breaker opens at TM_RISK_EXEC_FAILURE_LIMIT (3 by default)."),
     ]
     return dashboard("tm-trading-cockpit", "Trade-Matrix / Trading Cockpit",
                      "Equity, drawdown, positions, circuit breaker and orders.", p)

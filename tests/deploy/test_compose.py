@@ -71,7 +71,8 @@ def test_paper_mode_by_default(compose):
     """Everything that talks to an exchange talks to the simulator, by default."""
     svc = compose["services"]
     urls = {k: v for s in svc.values() for k, v in (s.get("environment") or {}).items()
-            if k.startswith(("TM_BYBIT_", "TM_DERIBIT_", "TM_REPLAY_VENUE")) and k.endswith("_URL")}
+            if re.match(r"TM_(INGEST|EXECUTOR)_(BYBIT_|DERIBIT_|REPLAY_VENUE)", k)
+            and k.endswith("_URL")}
     assert urls, "no venue URL configured"
     for k, v in urls.items():
         assert re.match(r"^(http|ws)://exchange-sim:\d+", v), f"{k}={v} is not the simulator"

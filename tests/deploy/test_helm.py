@@ -188,7 +188,7 @@ def test_redis_password_from_a_secret(deploy_tools, sh):
 def test_a_secret_in_config_is_refused(deploy_tools, sh):
     r = sh([deploy_tools.helm, "template", "x", str(CHART), "-f",
             str(ROOT / "helm" / "values" / "executor.yaml"),
-            "--set", "config.TM_BYBIT_API_SECRET=hunter2"])
+            "--set", "config.TM_EXECUTOR_BYBIT_API_SECRET=hunter2"])
     assert r.returncode != 0 and "secretEnv" in r.stderr
 
 

@@ -51,7 +51,7 @@ ALLOWED = {
 # Per-service settings that keep a process offline (beyond the venue URLs every service gets).
 OFFLINE_ENV = {
     "ingest": {"TM_MODE": "off"},            # no WebSocket, no REST backfill, no DVOL poller
-    "risk": {"TM_STALE_CHECK_INTERVAL_S": "0"},
+    "risk": {"TM_RISK_STALE_CHECK_INTERVAL_S": "0"},
 }
 VENUE = "exchange_sim"
 
@@ -108,10 +108,11 @@ def _base_env(redis_url: str, namespace: str, tmp: Path) -> dict[str, str]:
 def _venue_env(port: int) -> dict[str, str]:
     """Every exchange URL a service may read, pointed at the stack's simulator."""
     base, ws = f"http://127.0.0.1:{port}", f"ws://127.0.0.1:{port}"
-    return {"TM_BYBIT_REST_URL": base, "TM_BYBIT_WS_URL": f"{ws}/v5/public/linear",
-            "TM_BYBIT_PRIVATE_WS_URL": f"{ws}/v5/private", "TM_DERIBIT_URL": base,
-            "TM_BYBIT_API_KEY": "tm-sim-key", "TM_BYBIT_API_SECRET": "tm-sim-secret",
-            "TM_REPLAY_VENUE_URL": base}
+    return {"TM_INGEST_BYBIT_REST_URL": base, "TM_EXECUTOR_BYBIT_REST_URL": base,
+            "TM_INGEST_BYBIT_WS_URL": f"{ws}/v5/public/linear",
+            "TM_EXECUTOR_BYBIT_PRIVATE_WS_URL": f"{ws}/v5/private", "TM_INGEST_DERIBIT_URL": base,
+            "TM_EXECUTOR_BYBIT_API_KEY": "tm-sim-key", "TM_EXECUTOR_BYBIT_API_SECRET": "tm-sim-secret",
+            "TM_INGEST_REPLAY_VENUE_URL": base}
 
 
 _TAKEN: set[int] = set()

@@ -16,8 +16,8 @@ import pytest
 
 pytestmark = pytest.mark.slow
 START = "2025-01-01"
-PARITY_ENV = {"TM_KELLY_CONFIDENCE": "0.02", "TM_BLENDED_CONFIDENCE": "0.08",
-              "TM_KELLY_MIN_EACH": "1", "TM_KELLY_PRIOR_B": "1.5", "TM_LOG_LEVEL": "WARNING"}
+PARITY_ENV = {"TM_SIZER_KELLY_CONFIDENCE": "0.02", "TM_SIZER_BLENDED_CONFIDENCE": "0.08",
+              "TM_SIZER_KELLY_MIN_EACH": "1", "TM_SIZER_KELLY_PRIOR_B": "1.5", "TM_LOG_LEVEL": "WARNING"}
 
 
 @pytest.fixture(scope="module")

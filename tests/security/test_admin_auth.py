@@ -126,8 +126,8 @@ def _streams(url: str, namespace: str, *names: str) -> dict[str, list]:
 
 def _risk_env(redis_url: str, namespace: str, **extra: str) -> dict[str, str]:
     return {"TM_REDIS_URL": redis_url, "TM_NAMESPACE": namespace, "TM_CONSUMER_NAME": "risk-0",
-            "TM_STALE_CHECK_INTERVAL_S": "0", "TM_READ_BLOCK_MS": "100",
-            "TM_LAG_POLL_INTERVAL_S": "0.5", "TM_ADMIN_WAIT_S": "5", **extra}
+            "TM_RISK_STALE_CHECK_INTERVAL_S": "0", "TM_READ_BLOCK_MS": "100",
+            "TM_LAG_POLL_INTERVAL_S": "0.5", "TM_RISK_ADMIN_WAIT_S": "5", **extra}
 
 
 def test_risk_breaker_endpoints_need_the_admin_token(secure_redis, service):

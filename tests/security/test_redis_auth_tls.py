@@ -116,8 +116,8 @@ def test_wrong_credentials_are_a_clear_redacted_error(secure_redis, user, passwo
 
 def _risk_env(url: str, namespace: str, **extra: str) -> dict[str, str]:
     return {"TM_REDIS_URL": url, "TM_NAMESPACE": namespace, "TM_ADMIN_TOKEN": ADMIN,
-            "TM_STALE_CHECK_INTERVAL_S": "0", "TM_READ_BLOCK_MS": "100",
-            "TM_LAG_POLL_INTERVAL_S": "0.3", "TM_ADMIN_WAIT_S": "5", **extra}
+            "TM_RISK_STALE_CHECK_INTERVAL_S": "0", "TM_READ_BLOCK_MS": "100",
+            "TM_LAG_POLL_INTERVAL_S": "0.3", "TM_RISK_ADMIN_WAIT_S": "5", **extra}
 
 
 def test_service_with_a_wrong_redis_password_says_why(secure_redis, service):

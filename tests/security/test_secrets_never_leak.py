@@ -40,9 +40,9 @@ ADMIN = SECRETS["admin_token"]
 KEY, SECRET = SECRETS["bybit_api_key"], SECRETS["bybit_api_secret"]
 # Test thresholds (not the shipped defaults) so that 18 bars give orders: low cascade confidence,
 # VaR/HRP from 6 returns.
-TRADING_ENV = {"TM_KELLY_CONFIDENCE": "0.02", "TM_BLENDED_CONFIDENCE": "0.08",
-               "TM_KELLY_MIN_EACH": "1", "TM_KELLY_PRIOR_B": "1.5", "TM_VAR_MIN_OBS": "6",
-               "TM_HRP_MIN_OBS": "6", "TM_LOG_LEVEL": "DEBUG", "PYTHONUNBUFFERED": "1"}
+TRADING_ENV = {"TM_SIZER_KELLY_CONFIDENCE": "0.02", "TM_SIZER_BLENDED_CONFIDENCE": "0.08",
+               "TM_SIZER_KELLY_MIN_EACH": "1", "TM_SIZER_KELLY_PRIOR_B": "1.5", "TM_RISK_VAR_MIN_OBS": "6",
+               "TM_RISK_HRP_MIN_OBS": "6", "TM_LOG_LEVEL": "DEBUG", "PYTHONUNBUFFERED": "1"}
 
 
 @dataclasses.dataclass
@@ -191,7 +191,7 @@ def mesh(secure_redis, private_pg, tmp_path_factory) -> MeshRun:
                     initial_equity=Decimal(100000),
                     extra_env={**TRADING_ENV, "TM_ADMIN_TOKEN": ADMIN})
     specs = _specs(cfg, redis_url=redis_url, namespace=namespace, data_dir=data, port_offset=900)
-    creds = {"TM_BYBIT_API_KEY": KEY, "TM_BYBIT_API_SECRET": SECRET, "TM_SIM_API_KEY": KEY,
+    creds = {"TM_EXECUTOR_BYBIT_API_KEY": KEY, "TM_EXECUTOR_BYBIT_API_SECRET": SECRET, "TM_SIM_API_KEY": KEY,
              "TM_SIM_API_SECRET": SECRET}
     specs = [dataclasses.replace(s, env={**s.env, **{k: v for k, v in creds.items() if k in s.env}})
              for s in specs]

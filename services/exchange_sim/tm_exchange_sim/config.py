@@ -6,21 +6,23 @@ never in ``/status``. Fault settings are the start values; ``POST /sim/faults`` 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from decimal import Decimal
 from pathlib import Path
+from typing import ClassVar
 
 from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 from tm_common.ports import SERVICE_PORTS
-from tm_common.settings import CommonSettings
+from tm_common.settings import SERVICE_ENV_PREFIXES, CommonSettings
 
 DEFAULT_DEV_KEY = "tm-sim-key"
 DEFAULT_DEV_SECRET = "tm-sim-secret"
 
 
 class ExchangeSimSettings(CommonSettings):
-    model_config = SettingsConfigDict(env_prefix="TM_", frozen=True, extra="ignore",
-                                      env_file=None)
+    model_config = SettingsConfigDict(env_prefix=SERVICE_ENV_PREFIXES["exchange_sim"])
+    env_names: ClassVar[Mapping[str, str]] = {"sim_initial_balance": "sim_initial_balance_usdt"}
 
     service_name: str = "exchange-sim"
     http_port: int = Field(default=SERVICE_PORTS["exchange_sim"], ge=0, le=65535)

@@ -13,9 +13,9 @@ from decimal import Decimal
 from typing import Annotated
 
 from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import NoDecode
+from pydantic_settings import NoDecode, SettingsConfigDict
 from tm_common.ports import SERVICE_PORTS
-from tm_common.settings import CommonSettings
+from tm_common.settings import SERVICE_ENV_PREFIXES, CommonSettings
 
 MAINNET_REST = "https://api.bybit.com"
 TESTNET_REST = "https://api-testnet.bybit.com"
@@ -29,6 +29,7 @@ from tm_common.bus.streams import EXEC_VENUE  # noqa: E402,F401  (re-exported)
 
 
 class ExecutorSettings(CommonSettings):
+    model_config = SettingsConfigDict(env_prefix=SERVICE_ENV_PREFIXES["executor"])
     service_name: str = "executor"
     http_port: int = SERVICE_PORTS["executor"]
     symbols: Annotated[tuple[str, ...], NoDecode] = Field(

@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from pydantic import Field, field_validator
-from pydantic_settings import NoDecode
+from pydantic_settings import NoDecode, SettingsConfigDict
 from tm_common.ports import SERVICE_PORTS
-from tm_common.settings import CommonSettings
+from tm_common.settings import SERVICE_ENV_PREFIXES, CommonSettings
 
 MAINNET_REST = "https://api.bybit.com"
 MAINNET_WS = "wss://stream.bybit.com/v5/public/linear"
@@ -15,6 +15,7 @@ DERIBIT = "https://www.deribit.com"
 
 
 class IngestSettings(CommonSettings):
+    model_config = SettingsConfigDict(env_prefix=SERVICE_ENV_PREFIXES["ingest"])
     service_name: str = "ingest"
     http_port: int = SERVICE_PORTS["ingest"]
     symbols: Annotated[tuple[str, ...], NoDecode] = ("BTCUSDT", "ETHUSDT", "SOLUSDT")

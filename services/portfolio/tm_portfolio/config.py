@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from decimal import Decimal
-from typing import Annotated
+from typing import Annotated, ClassVar
 
 from pydantic import Field, field_validator
-from pydantic_settings import NoDecode
+from pydantic_settings import NoDecode, SettingsConfigDict
 from tm_common.ports import SERVICE_PORTS
-from tm_common.settings import CommonSettings
+from tm_common.settings import SERVICE_ENV_PREFIXES, CommonSettings
 
 
 class PortfolioSettings(CommonSettings):
+    model_config = SettingsConfigDict(env_prefix=SERVICE_ENV_PREFIXES["portfolio"])
+    env_names: ClassVar[Mapping[str, str]] = {"initial_equity": "initial_equity_usdt"}
     service_name: str = "portfolio"
     http_port: int = SERVICE_PORTS["portfolio"]
     symbols: Annotated[tuple[str, ...], NoDecode] = Field(default=("BTCUSDT", "ETHUSDT", "SOLUSDT"),

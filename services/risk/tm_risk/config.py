@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from decimal import Decimal
-from typing import Annotated
+from typing import Annotated, ClassVar
 
 from pydantic import Field, field_validator
-from pydantic_settings import NoDecode
+from pydantic_settings import NoDecode, SettingsConfigDict
 from tm_common.instruments import DEFAULT_INSTRUMENTS
 from tm_common.ports import SERVICE_PORTS
-from tm_common.settings import CommonSettings
+from tm_common.settings import SERVICE_ENV_PREFIXES, CommonSettings
 
 from tm_risk.domain.params import BreakerParams, RiskParams
 
 
 class RiskSettings(CommonSettings):
+    model_config = SettingsConfigDict(env_prefix=SERVICE_ENV_PREFIXES["risk"])
+    env_names: ClassVar[Mapping[str, str]] = {"cooldown_secs": "cooldown_s",
+                                           "join_timeout_secs": "join_timeout_s"}
     service_name: str = "risk"
     http_port: int = SERVICE_PORTS["risk"]
     symbols: Annotated[tuple[str, ...], NoDecode] = ("BTCUSDT", "ETHUSDT", "SOLUSDT")  # "A,B,C"

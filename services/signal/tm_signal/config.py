@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from pydantic import Field, field_validator
+from pydantic_settings import SettingsConfigDict
 from tm_common.ports import SERVICE_PORTS
-from tm_common.settings import CommonSettings, Symbols
+from tm_common.settings import SERVICE_ENV_PREFIXES, CommonSettings, Symbols
 
 
 class SignalSettings(CommonSettings):
+    model_config = SettingsConfigDict(env_prefix=SERVICE_ENV_PREFIXES["signal"])
     service_name: str = "signal"
     http_port: int = SERVICE_PORTS["signal"]
     symbols: Symbols = Field(default=("BTCUSDT", "ETHUSDT", "SOLUSDT"),

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from pydantic import Field, field_validator
+from pydantic_settings import SettingsConfigDict
 from tm_common.ports import SERVICE_PORTS
-from tm_common.settings import CommonSettings, Symbols
+from tm_common.settings import SERVICE_ENV_PREFIXES, CommonSettings, Symbols
 from tm_quant.sizing.cascade import CascadeThresholds
 from tm_quant.sizing.kelly import DEFAULT_REGIME_FRACTIONS, KellyParams
 
@@ -12,6 +13,7 @@ from tm_sizer.domain.engine import SizerParams
 
 
 class SizerSettings(CommonSettings):
+    model_config = SettingsConfigDict(env_prefix=SERVICE_ENV_PREFIXES["sizer"])
     service_name: str = "sizer"
     http_port: int = SERVICE_PORTS["sizer"]
     symbols: Symbols = Field(default=("BTCUSDT", "ETHUSDT", "SOLUSDT"),

@@ -63,7 +63,7 @@ def check_exactly_once(sim, redis_url, namespace, intent_ids):
 
 def test_crash_after_place_returned_then_restart(sim, redis_url, namespace, executor_factory):
     ids = ["crash-1", "crash-2", "crash-3"]
-    ex = executor_factory(sim, redis_url, namespace, TM_TEST_CRASH_AFTER_PLACE="2")
+    ex = executor_factory(sim, redis_url, namespace, TM_EXECUTOR_TEST_CRASH_AFTER_PLACE="2")
     publish(redis_url, namespace, [intent_envelope(i, bar=n) for n, i in enumerate(ids)])
     assert ex.proc.wait(timeout=30) == 99                      # died right after placing #2
     orders = venue_orders_by_link(sim)
@@ -84,7 +84,7 @@ def test_kill9_with_the_order_request_in_flight(sim, redis_url, namespace, execu
     sim processes the request and holds its answer for 3 s (the client waits up to 5 s); the
     kill lands once the order exists at the venue."""
     done: list[str] = []
-    ex = executor_factory(sim, redis_url, namespace, TM_VENUE_TIMEOUT_S="5")
+    ex = executor_factory(sim, redis_url, namespace, TM_EXECUTOR_VENUE_TIMEOUT_S="5")
     for phase in ("before_processing", "answer_held"):
         intent_id = f"inflight-{phase}"
         link = order_link_id(intent_id)
@@ -108,7 +108,7 @@ def test_kill9_with_the_order_request_in_flight(sim, redis_url, namespace, execu
             assert landed == 1
         sim.post("/sim/faults", {"latency_ms": 0, "timeout_prob": 0, "paths": None})
 
-        ex = executor_factory(sim, redis_url, namespace, TM_VENUE_TIMEOUT_S="5")
+        ex = executor_factory(sim, redis_url, namespace, TM_EXECUTOR_VENUE_TIMEOUT_S="5")
         done.append(intent_id)
         wait_sync(lambda: len(terminal_by_intent(reports(redis_url, namespace))) == len(done),
                   30, "intent ended")

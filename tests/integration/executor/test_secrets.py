@@ -66,7 +66,7 @@ def test_good_credentials_never_leak(sim, redis_url, namespace, executor_factory
 
 def test_wrong_secret_fails_loudly_without_leaking(sim, redis_url, namespace, executor_factory):
     ex = executor_factory(sim, redis_url, namespace, wait_ready=False, TM_LOG_LEVEL="DEBUG",
-                          TM_BYBIT_API_SECRET=WRONG_SECRET)
+                          TM_EXECUTOR_BYBIT_API_SECRET=WRONG_SECRET)
     r = wait_sync(lambda: (x := ex.get("/readyz")).status_code == 503
                   and "10004" in x.text and x, 20, "not ready with the reason")
     body = r.json()

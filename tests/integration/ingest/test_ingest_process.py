@@ -26,8 +26,8 @@ def test_replay_process_publishes_exact_history_and_writes_db(redis_url, namespa
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("TM_")}
     env.update({"TM_REDIS_URL": redis_url, "TM_NAMESPACE": namespace, "TM_DATABASE_URL": database_url,
-                "TM_HTTP_PORT": str(port), "TM_MODE": "replay", "TM_REPLAY_START_MS": str(START),
-                "TM_REPLAY_END_MS": str(END), "TM_DATA_DIR": str(tmp_path)})
+                "TM_HTTP_PORT": str(port), "TM_MODE": "replay", "TM_INGEST_REPLAY_START_MS": str(START),
+                "TM_INGEST_REPLAY_END_MS": str(END), "TM_DATA_DIR": str(tmp_path)})
     log = open(tmp_path / "ingest.log", "wb")
     p = subprocess.Popen([sys.executable, "-m", "tm_ingest"], env=env, stdout=log,
                          stderr=subprocess.STDOUT)

@@ -80,7 +80,7 @@ def test_process_snapshots_and_persists(redis_url, namespace, database_url, tmp_
     env.update({"TM_REDIS_URL": redis_url, "TM_NAMESPACE": namespace,
                 "TM_DATABASE_URL": database_url, "TM_HTTP_PORT": str(port),
                 "TM_DATA_DIR": str(tmp_path), "TM_SYMBOLS": ",".join(SYMS),
-                "TM_INITIAL_EQUITY": "50000", "TM_LAG_POLL_INTERVAL_S": "0.2"})
+                "TM_PORTFOLIO_INITIAL_EQUITY_USDT": "50000", "TM_LAG_POLL_INTERVAL_S": "0.2"})
     tag = uuid.uuid4().hex[:8]
     f1 = make_fill(f"{tag}-1", "BTCUSDT", "Buy", "0.5", "30000", "8.25")
     f2 = make_fill(f"{tag}-2", "ETHUSDT", "Sell", "2", "2000", "2.2")

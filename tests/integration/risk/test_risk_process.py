@@ -81,7 +81,7 @@ def test_orders_then_admin_auth_and_manual_trip_reset(risk_process, streams, sec
 
 
 def test_live_watchdog_trips_on_wall_clock_when_bars_stop(risk_process, streams, wait):
-    svc = risk_process(TM_STALE_CHECK_INTERVAL_S="0.2")
+    svc = risk_process(TM_RISK_STALE_CHECK_INTERVAL_S="0.2")
     bars, _ = history(3)                         # bars of 2023: stale by wall time
     streams.publish(MD_BAR, bars)
     (b,) = wait(lambda: streams.bodies(RISK_BREAKER), 15, "watchdog trip")

@@ -7,7 +7,7 @@ from tm_executor.config import MAINNET_PRIVATE_WS, MAINNET_REST, ExecutorSetting
 
 
 def test_defaults_are_mainnet_and_three_symbols(monkeypatch):
-    for k in ("TM_SYMBOLS", "TM_BYBIT_REST_URL", "TM_BYBIT_PRIVATE_WS_URL"):
+    for k in ("TM_SYMBOLS", "TM_EXECUTOR_BYBIT_REST_URL", "TM_EXECUTOR_BYBIT_PRIVATE_WS_URL"):
         monkeypatch.delenv(k, raising=False)
     s = ExecutorSettings()
     assert s.bybit_rest_url == MAINNET_REST and s.bybit_private_ws_url == MAINNET_PRIVATE_WS
@@ -16,9 +16,9 @@ def test_defaults_are_mainnet_and_three_symbols(monkeypatch):
 
 def test_env_lists_decimals_and_secrets(monkeypatch):
     monkeypatch.setenv("TM_SYMBOLS", "btcusdt, ETHUSDT")
-    monkeypatch.setenv("TM_LEVERAGE", "2.5")
-    monkeypatch.setenv("TM_BYBIT_API_KEY", "k-123")
-    monkeypatch.setenv("TM_BYBIT_API_SECRET", "s-456")
+    monkeypatch.setenv("TM_EXECUTOR_LEVERAGE", "2.5")
+    monkeypatch.setenv("TM_EXECUTOR_BYBIT_API_KEY", "k-123")
+    monkeypatch.setenv("TM_EXECUTOR_BYBIT_API_SECRET", "s-456")
     s = ExecutorSettings()
     assert s.symbols == ("BTCUSDT", "ETHUSDT") and s.leverage == Decimal("2.5")
     assert "s-456" not in repr(s) and "k-123" not in repr(s)

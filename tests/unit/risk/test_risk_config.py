@@ -10,9 +10,9 @@ from tm_risk.config import RiskSettings
 
 def test_settings_from_environment(monkeypatch):
     monkeypatch.setenv("TM_SYMBOLS", "btcusdt, ethusdt")
-    monkeypatch.setenv("TM_INSTRUMENT_MAX_FRACTION", '{"BTCUSDT": 0.4}')
-    monkeypatch.setenv("TM_COOLDOWN_SECS", "3600")
-    monkeypatch.setenv("TM_VAR_LIMIT", "0.03")
+    monkeypatch.setenv("TM_RISK_INSTRUMENT_MAX_FRACTION", '{"BTCUSDT": 0.4}')
+    monkeypatch.setenv("TM_RISK_COOLDOWN_S", "3600")
+    monkeypatch.setenv("TM_RISK_VAR_LIMIT", "0.03")
     monkeypatch.setenv("TM_ADMIN_TOKEN", "hunter2-token")
     s = RiskSettings(redis_url="redis://unused")
     p = s.params()
