@@ -114,12 +114,12 @@ class ExecutorProcess:
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("TM_")}
         self.env.update({
             "TM_REDIS_URL": redis_url, "TM_NAMESPACE": namespace, "TM_HTTP_PORT": str(self.port),
-            "TM_CONSUMER_NAME": "executor-0", "TM_BYBIT_REST_URL": sim.url,
-            "TM_BYBIT_PRIVATE_WS_URL": sim.ws_url + "/v5/private", "TM_BYBIT_API_KEY": KEY,
-            "TM_BYBIT_API_SECRET": SECRET, "TM_READ_BLOCK_MS": "100",
-            "TM_LAG_POLL_INTERVAL_S": "0.2", "TM_PREFLIGHT_RETRY_S": "0.2",
-            "TM_VENUE_TIMEOUT_S": "2", "TM_RECONCILE_INTERVAL_S": "3600",
-            "TM_FILL_POLL_INTERVAL_S": "1", "PYTHONUNBUFFERED": "1"})
+            "TM_CONSUMER_NAME": "executor-0", "TM_EXECUTOR_BYBIT_REST_URL": sim.url,
+            "TM_EXECUTOR_BYBIT_PRIVATE_WS_URL": sim.ws_url + "/v5/private", "TM_EXECUTOR_BYBIT_API_KEY": KEY,
+            "TM_EXECUTOR_BYBIT_API_SECRET": SECRET, "TM_READ_BLOCK_MS": "100",
+            "TM_LAG_POLL_INTERVAL_S": "0.2", "TM_EXECUTOR_PREFLIGHT_RETRY_S": "0.2",
+            "TM_EXECUTOR_VENUE_TIMEOUT_S": "2", "TM_EXECUTOR_RECONCILE_INTERVAL_S": "3600",
+            "TM_EXECUTOR_FILL_POLL_INTERVAL_S": "1", "PYTHONUNBUFFERED": "1"})
         self.env.update(env)
         self.proc: subprocess.Popen | None = None
 

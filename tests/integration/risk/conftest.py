@@ -41,7 +41,7 @@ class RiskProcess:
         self.env.update({
             "TM_REDIS_URL": redis_url, "TM_NAMESPACE": namespace, "TM_HTTP_PORT": str(self.port),
             "TM_CONSUMER_NAME": "risk-0", "TM_ADMIN_TOKEN": SECRET, "TM_LAG_POLL_INTERVAL_S": "0.2",
-            "TM_READ_BLOCK_MS": "100", "TM_STALE_CHECK_INTERVAL_S": "0", "PYTHONUNBUFFERED": "1"})
+            "TM_READ_BLOCK_MS": "100", "TM_RISK_STALE_CHECK_INTERVAL_S": "0", "PYTHONUNBUFFERED": "1"})
         self.env.update(env)
         self.env = {k: v for k, v in self.env.items() if v is not None}
         self.proc: subprocess.Popen | None = None
