@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import os
 import sys
-import time
 from pathlib import Path
 
 import httpx
-import psutil
 import pytest
 from tm_app.stack.supervisor import ProcessSpec
+from tm_common.testing.fixtures import private_tmp_path  # noqa: F401 - replaces tmp_path here
+from tm_common.testing.processes import pid_alive
 from tm_common.testing.redis import free_port
+from tm_common.testing.wait import wait_for as wait_until
 
 FAKE_DIR = Path(__file__).parent / "fake_service"
 
@@ -37,24 +38,9 @@ def get_status(port: int, timeout_s: float = 0.5) -> dict | None:
 
 
 def wait_for(predicate, timeout_s: float = 15.0, interval_s: float = 0.05, what: str = ""):
-    """Poll ``predicate`` until it returns a truthy value; fail the test after ``timeout_s``."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval_s)
-    pytest.fail(f"timed out after {timeout_s} s waiting for {what or predicate}")
-
-
-def alive(pid: int | None) -> bool:
-    """Running and not a zombie (a zombie has exited; only its entry is left)."""
-    if not pid:
-        return False
-    try:
-        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
-    except psutil.Error:
-        return False
+    """Poll ``predicate`` until it returns a truthy value (an exception fails at once); fail the
+    test after ``timeout_s``."""
+    return wait_until(predicate, timeout_s, what or str(predicate), interval_s, retry_on=())
 
 
 @pytest.fixture
@@ -63,18 +49,4 @@ def fk():
     from types import SimpleNamespace
 
     return SimpleNamespace(spec=fake_spec, env=fake_env, status=get_status, wait=wait_for,
-                           alive=alive, free_port=free_port)
-
-
-@pytest.fixture
-def tmp_path():
-    """A private temp dir instead of pytest's: concurrent pytest sessions of the same user prune
-    each other's ``/tmp/pytest-of-<user>`` trees, and a data dir deleted under a detached
-    server would leak that server (its record file gone)."""
-    import shutil
-    import tempfile
-    from pathlib import Path
-
-    d = Path(tempfile.mkdtemp(prefix="tm-test-"))
-    yield d
-    shutil.rmtree(d, ignore_errors=True)
+                           alive=pid_alive, free_port=free_port)

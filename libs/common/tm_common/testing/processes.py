@@ -1,0 +1,162 @@
+"""A service as a real child process for tests: ``python -m <module>`` (or any argv) on a free
+port with a given environment, logs to a file, polled over HTTP, stopped with SIGTERM.
+
+Services are started by module name only: nothing here imports a service.
+"""
+
+from __future__ import annotations
+
+import os
+import signal as signals
+import subprocess
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TypeVar
+
+import httpx
+
+from tm_common.testing.redis import free_port
+from tm_common.testing.wait import wait_for
+
+T = TypeVar("T")
+
+
+def clean_env(drop_prefixes: tuple[str, ...] = ("TM_",)) -> dict[str, str]:
+    """This process's environment without the variables starting with ``drop_prefixes`` (by
+    default the test run's own ``TM_*`` settings, which must not leak into a service)."""
+    return {k: v for k, v in os.environ.items() if not k.startswith(drop_prefixes)}
+
+
+class ServiceProcess:
+    """``argv`` (a module name means ``python -m <module>``) as a child process.
+
+    Environment: :func:`clean_env` (``drop_prefixes``), then ``PYTHONUNBUFFERED=1`` and
+    ``TM_HTTP_PORT``, then ``env``; a ``None`` value in ``env`` removes the variable. The port is
+    ``port``, else ``env["TM_HTTP_PORT"]``, else a free one. stdout+stderr are appended to
+    ``log_path``. HTTP calls time out after ``http_timeout_s`` seconds; :meth:`stop` waits
+    ``stop_timeout_s`` seconds before SIGKILL.
+    """
+
+    def __init__(self, argv: str | Sequence[str], env: dict[str, str | None], log_path: Path, *,
+                 port: int | None = None, cwd: Path | None = None,
+                 drop_prefixes: tuple[str, ...] = ("TM_",), http_timeout_s: float = 5.0,
+                 stop_timeout_s: float = 20.0) -> None:
+        self.argv = [sys.executable, "-m", argv] if isinstance(argv, str) else list(argv)
+        self.module = argv if isinstance(argv, str) else " ".join(self.argv)
+        self.port = int(port or env.get("TM_HTTP_PORT") or free_port())
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.log_path = Path(log_path)
+        self.cwd = cwd
+        self.http_timeout_s, self.stop_timeout_s = http_timeout_s, stop_timeout_s
+        merged = {**clean_env(drop_prefixes), "PYTHONUNBUFFERED": "1",
+                  "TM_HTTP_PORT": str(self.port), **env}
+        self.env: dict[str, str] = {k: v for k, v in merged.items() if v is not None}
+        self.proc: subprocess.Popen | None = None
+
+    # -- life cycle --------------------------------------------------------------------------
+    def start(self, *, healthy_within_s: float | None = None,
+              ready_within_s: float | None = None) -> ServiceProcess:
+        """Spawn it; then, if given, wait (seconds) for ``/healthz`` and ``/readyz`` to be 200."""
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen(self.argv, env=self.env, stdout=log,
+                                         stderr=subprocess.STDOUT,
+                                         cwd=None if self.cwd is None else str(self.cwd))
+        if healthy_within_s is not None:
+            self.wait_http("/healthz", timeout_s=healthy_within_s)
+        if ready_within_s is not None:
+            self.wait_http("/readyz", timeout_s=ready_within_s)
+        return self
+
+    def alive(self) -> bool:
+        """True while it runs; an ``AssertionError`` with the log's tail once it has exited."""
+        if self.proc is None or self.proc.poll() is not None:
+            raise AssertionError(f"{self.module} exited ({self.proc and self.proc.returncode}):\n"
+                                 + self.logs()[-3000:])
+        return True
+
+    def wait_for(self, pred: Callable[[], T], timeout_s: float = 60, what: str = "condition") -> T:
+        """:func:`~tm_common.testing.wait.wait_for` ``pred`` while the process runs: fails at once
+        if it exits, and with the tail of its log on timeout."""
+        try:
+            return wait_for(lambda: self.alive() and pred(), timeout_s, f"{self.module}: {what}")
+        except AssertionError as e:
+            if self.proc is not None and self.proc.poll() is None:   # timed out, still running
+                raise AssertionError(f"{e}\n{self.logs()[-3000:]}") from None
+            raise
+
+    def wait_http(self, path: str = "/healthz", status: int = 200, timeout_s: float = 60) -> None:
+        """Wait until ``GET path`` answers ``status`` (see :meth:`wait_for`)."""
+        self.wait_for(lambda: self.get(path).status_code == status, timeout_s,
+                      f"{path} → {status}")
+
+    def signal(self, sig: int) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(sig)
+
+    def wait_exit(self, timeout_s: float = 60) -> int:
+        """Wait for it to exit; its return code."""
+        assert self.proc is not None
+        return self.proc.wait(timeout=timeout_s)
+
+    wait = wait_exit
+
+    def kill9(self) -> None:
+        self.signal(signals.SIGKILL)
+        self.wait_exit(10)
+
+    def stop(self, sig: int = signals.SIGTERM) -> int | None:
+        """Send ``sig`` if it still runs, SIGKILL after ``stop_timeout_s``; its return code."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout=self.stop_timeout_s)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        return None if self.proc is None else self.proc.returncode
+
+    # -- HTTP and logs -----------------------------------------------------------------------
+    def get(self, path: str) -> httpx.Response:
+        return httpx.get(self.base + path, timeout=self.http_timeout_s)
+
+    def post(self, path: str, token: str | None = None, header: str | None = None,
+             **kw) -> httpx.Response:
+        """POST with ``Authorization: Bearer <token>`` or the raw ``header`` value, if given."""
+        headers = dict(kw.pop("headers", {}))
+        if header is not None:
+            headers["Authorization"] = header
+        elif token is not None:
+            headers["Authorization"] = f"Bearer {token}"
+        return httpx.post(self.base + path, headers=headers, timeout=self.http_timeout_s, **kw)
+
+    def status(self) -> dict:
+        return self.get("/status").json()
+
+    def logs(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+
+@contextmanager
+def stopped_after(sig: int = signals.SIGTERM) -> Iterator[list[ServiceProcess]]:
+    """A list to append started processes to; each is stopped (``sig``) on exit. For fixtures:
+    ``with stopped_after() as started: yield factory``."""
+    started: list[ServiceProcess] = []
+    try:
+        yield started
+    finally:
+        for p in started:
+            p.stop(sig)
+
+
+def pid_alive(pid: int | None) -> bool:
+    """Running and not a zombie (a zombie has exited; only its entry is left)."""
+    import psutil
+
+    if not pid:
+        return False
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
