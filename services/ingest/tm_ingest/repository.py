@@ -6,17 +6,13 @@ restarting) is kept and retried with backoff, in order, without blocking publica
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Sequence
 
-import structlog
-from sqlalchemy.ext.asyncio import AsyncEngine
 from tm_common.db import upsert
 from tm_common.db.tables import bars as bars_table
 from tm_common.db.tables import dvol as dvol_table
+from tm_common.db.writer import WriteBehindWriter
 from tm_common.events import BarClosed, DvolUpdated
-
-log = structlog.get_logger("tm.ingest.db")
 
 
 def bar_row(b: BarClosed, event_id: str | None = None) -> dict:
@@ -31,16 +27,11 @@ def dvol_row(d: DvolUpdated) -> dict:
             "value": d.value}
 
 
-class MarketRepository:
-    """Queues bar/DVOL rows and writes them with retries. ``backlog`` is exposed as a metric."""
+class MarketRepository(WriteBehindWriter):
+    """Queues bar/DVOL rows and writes them with retries. ``backlog`` is exposed as a metric.
+    A queued batch is ``(kind, rows)``, kind ``"bars"`` or ``"dvol"``."""
 
-    def __init__(self, engine: AsyncEngine, *, max_backoff_s: float = 10.0) -> None:
-        self.engine = engine
-        self.queue: asyncio.Queue[tuple[str, list[dict]]] = asyncio.Queue()
-        self.failures = 0
-        self.written = 0
-        self.max_backoff_s = max_backoff_s
-        self._inflight = False
+    service = "ingest"
 
     @property
     def backlog(self) -> int:
@@ -55,43 +46,18 @@ class MarketRepository:
         if points:
             self.queue.put_nowait(("dvol", [dvol_row(d) for d in points]))
 
-    async def run(self) -> None:
-        """Write queued rows forever, retrying each batch until it lands."""
-        while True:
-            kind, rows = await self.queue.get()
-            self._inflight = True
-            backoff = 0.2
-            while True:
-                try:
-                    await self._write(kind, rows)
-                    self.written += len(rows)
-                    self._inflight = False
-                    break
-                except Exception as e:  # noqa: BLE001 - any DB failure: keep the rows, retry
-                    self.failures += 1
-                    log.warning("ingest.db_write_failed", kind=kind, rows=len(rows),
-                                error=f"{type(e).__name__}: {str(e)[:200]}", retry_in_s=backoff)
-                    await asyncio.sleep(backoff)
-                    backoff = min(backoff * 2, self.max_backoff_s)
+    def _rows(self, batch: tuple[str, list[dict]]) -> list[dict]:
+        return batch[1]
 
-    async def flush(self, timeout_s: float = 10.0) -> bool:
-        """Wait (at most ``timeout_s``) until :meth:`run` has written everything queued; True
-        if it did. Used on shutdown, while ``run`` is still going."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout_s
-        while self.backlog and loop.time() < deadline:
-            await asyncio.sleep(0.02)
-        return not self.backlog
+    def _log_fields(self, batch: tuple[str, list[dict]]) -> dict[str, str]:
+        return {"kind": batch[0]}
 
-    async def drain(self, timeout_s: float = 10.0) -> None:
+    async def drain(self, timeout_s: float | None = 10.0) -> None:
         """Write what is queued now (used on shutdown and in tests)."""
-        deadline = asyncio.get_running_loop().time() + timeout_s
-        while not self.queue.empty() and asyncio.get_running_loop().time() < deadline:
-            kind, rows = self.queue.get_nowait()
-            await self._write(kind, rows)
-            self.written += len(rows)
+        await super().drain(timeout_s)
 
-    async def _write(self, kind: str, rows: list[dict]) -> None:
+    async def _write(self, batch: tuple[str, list[dict]]) -> None:
+        kind, rows = batch
         table, key = (bars_table, ("instrument", "interval_min", "open_time_ms")) if kind == "bars" \
             else (dvol_table, ("currency", "day_ms"))
         async with self.engine.begin() as conn:

@@ -1,0 +1,100 @@
+"""One write-behind writer: rows written to a table behind the stream, never blocking trading.
+
+The handler queues row batches (:meth:`WriteBehindWriter.save`); a background task
+(:meth:`~WriteBehindWriter.run`) writes them in order as idempotent upserts, retrying a failed
+batch with backoff (0.2 s doubling to ``max_backoff_s``) until it lands, so order is kept. The
+stream holds the same facts, so a row still queued at a crash is not lost for good.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+import sqlalchemy as sa
+import structlog
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from tm_common.db.upsert import upsert
+
+
+class WriteBehindWriter:
+    """Queues row batches and writes them with retries.
+
+    A subclass names its ``service`` (logger ``tm.<service>.db``, event
+    ``<service>.db_write_failed``), its ``table`` and the upsert ``key`` columns; one that writes
+    several tables queues its own batches and overrides :meth:`_write` (and :meth:`_rows`).
+    """
+
+    service: ClassVar[str]
+    table: ClassVar[sa.Table]
+    key: ClassVar[tuple[str, ...]]
+
+    def __init__(self, engine: AsyncEngine, *, max_backoff_s: float = 10.0) -> None:
+        self.engine = engine
+        self.queue: asyncio.Queue[Any] = asyncio.Queue()
+        self.written = self.failures = 0
+        self.max_backoff_s = max_backoff_s
+        self._inflight = False
+        self._log = structlog.get_logger(f"tm.{self.service}.db")
+
+    @property
+    def backlog(self) -> int:
+        """Batches queued (not the one being written)."""
+        return self.queue.qsize()
+
+    def save(self, rows: Sequence[dict]) -> None:
+        """Queue rows; never waits for the database."""
+        if rows:
+            self.queue.put_nowait(list(rows))
+
+    def _rows(self, batch: Any) -> list[dict]:
+        """The rows of a queued batch."""
+        return batch
+
+    def _log_fields(self, batch: Any) -> dict[str, Any]:
+        return {}
+
+    async def _write(self, batch: Any) -> None:
+        async with self.engine.begin() as conn:
+            await upsert(conn, self.table, batch, self.key)
+
+    async def run(self) -> None:
+        """Write queued batches forever; a failed batch is retried until it lands."""
+        while True:
+            batch = await self.queue.get()
+            self._inflight = True
+            backoff = 0.2
+            while True:
+                try:
+                    await self._write(batch)
+                    self.written += len(self._rows(batch))
+                    self._inflight = False
+                    break
+                except Exception as e:  # noqa: BLE001 - any DB failure: keep the rows, retry
+                    self.failures += 1
+                    self._log.warning(f"{self.service}.db_write_failed", **self._log_fields(batch),
+                                      rows=len(self._rows(batch)), retry_in_s=backoff,
+                                      error=f"{type(e).__name__}: {str(e)[:200]}")
+                    await asyncio.sleep(backoff)
+                    backoff = min(backoff * 2, self.max_backoff_s)
+
+    async def flush(self, timeout_s: float = 10.0) -> bool:
+        """Wait (at most ``timeout_s``) until :meth:`run` has written everything queued; True
+        if it did. Used on shutdown, while ``run`` is still going."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        while (self._inflight or not self.queue.empty()) and loop.time() < deadline:
+            await asyncio.sleep(0.02)
+        return not self._inflight and self.queue.empty()
+
+    async def drain(self, timeout_s: float | None = None) -> None:
+        """Write what is queued now, without :meth:`run` (shutdown, tests); raises if a write
+        fails. ``timeout_s`` None = no time limit."""
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout_s is None else loop.time() + timeout_s
+        while not self.queue.empty() and (deadline is None or loop.time() < deadline):
+            batch = self.queue.get_nowait()
+            await self._write(batch)
+            self.written += len(self._rows(batch))
