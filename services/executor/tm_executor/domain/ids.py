@@ -23,4 +23,6 @@ def order_link_id(intent_id: str) -> str:
 
 def is_ours(link_id: str | None) -> bool:
     """True for an ``orderLinkId`` this executor derives (other orders are not its intents)."""
-    return bool(link_id) and link_id.startswith(LINK_PREFIX) and len(link_id) == 35
+    if not link_id:
+        return False
+    return link_id.startswith(LINK_PREFIX) and len(link_id) == 35

@@ -155,7 +155,8 @@ def check_intent(intent: OrderApproved, lot: LotFilter | None) -> str | None:
     limit = lot.max_mkt_qty if intent.order_type == "Market" else lot.max_qty
     if intent.qty > limit:
         return f"qty {intent.qty} > max {intent.order_type} qty {limit}"
-    if intent.order_type == "Limit" and intent.price % lot.tick_size != 0:
+    if intent.order_type == "Limit" and intent.price is not None \
+            and intent.price % lot.tick_size != 0:
         return f"price {intent.price} is not a multiple of tickSize {lot.tick_size}"
     return None
 

@@ -20,11 +20,11 @@ import math
 from collections import deque
 from dataclasses import dataclass
 from itertools import pairwise
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 from tm_quant.garch import DEFAULT_GARCH_PARAMS, GarchFilter, GarchParams
-from tm_quant.regime import STATE_LABELS, RegimeFilter, regime_observation
+from tm_quant.regime import STATE_LABELS, RegimeFilter, RegimeState, regime_observation
 
 from tm_regime.domain.model import RegimeBundleModel
 
@@ -73,6 +73,9 @@ class _Track:
 
 
 class RegimeEngine:
+    model: RegimeBundleModel | None
+    model_version: str
+
     def __init__(self, cfg: RegimeConfig) -> None:
         self.cfg = cfg
         self.restore(None)
@@ -110,7 +113,7 @@ class RegimeEngine:
 
     # -- bars ----------------------------------------------------------------------------
     @staticmethod
-    def _step(tr: _Track, r: float):
+    def _step(tr: _Track, r: float) -> tuple[float, RegimeState | None]:
         sigma = tr.garch.update(100.0 * r) / 100.0
         state = None if tr.hmm is None else tr.hmm.update(regime_observation(r, sigma))
         return sigma, state
@@ -131,19 +134,21 @@ class RegimeEngine:
         if tr.last_close is None:           # first bar: no return yet, publish the prior
             sigma = math.sqrt(tr.garch.variance) / 100.0
             state = None
-            probs = None if tr.hmm is None else self.model.instruments[instrument].hmm.startprob
+            probs = (None if tr.hmm is None or self.model is None
+                     else self.model.instruments[instrument].hmm.startprob)
         else:
             sigma, state = self._step(tr, math.log(close / tr.last_close))
             probs = None if state is None else state.probs
         tr.last_ms, tr.last_close = bar_time_ms, close
         tr.closes.append(close)
-        if probs is None:
+        if probs is None or self.model is None:
             return RegimeOut(instrument, bar_time_ms, "Neutral", EQUAL, sigma,
                              self.cfg.no_model_kelly, "", ts_event_ns), ""
         spec = self.model.instruments[instrument]
         k = int(np.argmax(probs))
         label = STATE_LABELS[k]
-        return RegimeOut(instrument, bar_time_ms, label, tuple(float(p) for p in probs), sigma,
+        four = cast("tuple[float, float, float, float]", tuple(float(p) for p in probs))
+        return RegimeOut(instrument, bar_time_ms, label, four, sigma,
                          spec.kelly.for_label(label), self.model_version, ts_event_ns), ""
 
     # -- state ---------------------------------------------------------------------------
@@ -160,8 +165,8 @@ class RegimeEngine:
         s = state or {}
         if s and s.get("schema") != SCHEMA:
             raise ValueError(f"regime state schema {s.get('schema')!r} != {SCHEMA}")
-        self.model: RegimeBundleModel | None = None
-        self.model_version: str = s.get("model_version", "")
+        self.model = None
+        self.model_version = s.get("model_version", "")
         self.tracks: dict[str, _Track] = {}
         self._pending: dict[str, dict[str, Any]] = dict(s.get("instruments", {}))
         if not self.model_version:

@@ -7,6 +7,7 @@ Same rule as the trainer's :func:`tm_quant.features.align.asof`: a value may be 
 from __future__ import annotations
 
 from bisect import bisect_right, insort
+from typing import Any
 
 
 class KnownValues:
@@ -49,11 +50,11 @@ class KnownValues:
         if i > 1:
             del self._points[: i - 1]
 
-    def to_list(self) -> list[list]:
+    def to_list(self) -> list[list[float]]:
         return [[k, v] for k, v in self._points]
 
     @classmethod
-    def from_list(cls, data: list, keep: int = 4096) -> KnownValues:
+    def from_list(cls, data: list[Any], keep: int = 4096) -> KnownValues:
         kv = cls(keep)
         for k, v in data:
             kv.add(int(k), float(v))

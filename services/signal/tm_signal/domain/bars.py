@@ -8,6 +8,7 @@ same bar from the history files give bit-identical features.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from tm_quant.features import BAR_MS, Bar
 
@@ -39,12 +40,12 @@ class BarIn:
     def as_bar(self) -> Bar:
         return Bar(self.open_time_ms, self.open, self.high, self.low, self.close, self.volume)
 
-    def to_list(self) -> list:
+    def to_list(self) -> list[Any]:
         """JSON-able form for the handler snapshot (floats round-trip exactly through JSON)."""
         return [self.instrument, self.open_time_ms, self.open, self.high, self.low, self.close,
                 self.volume, self.ts_event_ns]
 
     @classmethod
-    def from_list(cls, v: list) -> BarIn:
+    def from_list(cls, v: list[Any]) -> BarIn:
         return cls(str(v[0]), int(v[1]), float(v[2]), float(v[3]), float(v[4]), float(v[5]),
                    float(v[6]), int(v[7]))

@@ -23,7 +23,7 @@ from tm_quant.features import BAR_MS, WARMUP_BARS, Bar, IncrementalFeatures
 from tm_quant.garch import GarchParams
 
 from tm_signal.domain import feature_codec
-from tm_signal.domain.aligner import schedule
+from tm_signal.domain.aligner import Schedule, schedule
 from tm_signal.domain.asof import KnownValues
 from tm_signal.domain.bars import BarIn
 from tm_signal.domain.live_ic import LiveIC
@@ -80,6 +80,10 @@ def decide(p: float, min_confidence: float = 0.0) -> tuple[int, float]:
 
 class SignalEngine:
     """Args: ``cfg``; ``timer`` (ns, only for the reported ``inference_us``)."""
+
+    model: SignalModel | None
+    model_version: str
+    buffer: list[BarIn]
 
     def __init__(self, cfg: EngineConfig, timer: Callable[[], int] = time.perf_counter_ns) -> None:
         self.cfg, self._timer = cfg, timer
@@ -170,7 +174,7 @@ class SignalEngine:
         b = self.cfg.btc_symbol
         return b if b is not None and b in self.cfg.symbols else None
 
-    def _schedule(self, bar: BarIn):
+    def _schedule(self, bar: BarIn) -> Schedule:
         return schedule(bar, self.buffer, self.last_ms, self.cfg.symbols, self._btc())
 
     def on_bar(self, bar: BarIn) -> tuple[list[SignalOut], str]:
@@ -204,7 +208,7 @@ class SignalEngine:
             ic = self.ic[inst] = LiveIC(self.cfg.ic_window, self.cfg.ic_min_pairs)
         ic.on_bar(bar.close)
         im = None if self.model is None else self.model.instruments.get(inst)
-        if im is None:
+        if im is None or self.model is None:
             why = NO_MODEL if self.model is None else f"model {self.model_version} has no {inst}"
             return self._zero(bar, ic, why)
         if inst not in self.feats:      # no history to warm from: start from this bar
@@ -263,10 +267,10 @@ class SignalEngine:
         s = state or {}
         if s and s.get("schema") != SCHEMA:
             raise ValueError(f"signal state schema {s.get('schema')!r} != {SCHEMA}")
-        self.model: SignalModel | None = None
-        self.model_version: str = s.get("model_version", "")
+        self.model = None
+        self.model_version = s.get("model_version", "")
         self.last_ms: dict[str, int] = {k: int(v) for k, v in s.get("last_ms", {}).items()}
-        self.buffer: list[BarIn] = [BarIn.from_list(x) for x in s.get("buffer", [])]
+        self.buffer = [BarIn.from_list(x) for x in s.get("buffer", [])]
         self.btc_recent: deque[BarIn] = deque((BarIn.from_list(x) for x in s.get("btc_recent", [])),
                                               maxlen=8)
         self.dvol = KnownValues.from_list(s.get("dvol", []))

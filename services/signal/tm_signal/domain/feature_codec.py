@@ -24,7 +24,7 @@ from tm_quant.garch import GarchFilter, GarchParams
 CODEC_VERSION = 1
 
 
-def _b64(values) -> str:
+def _b64(values: list[float]) -> str:
     return base64.b64encode(np.array(values, dtype=np.float64).tobytes()).decode()
 
 

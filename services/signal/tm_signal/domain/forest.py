@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import math
+from typing import Any
 
 import numpy as np
 
@@ -31,15 +32,16 @@ class CompiledForest:
     """Flattened trees: per node its feature, float32 threshold, children and default side; a
     leaf points to itself so that every tree can be walked ``depth`` steps."""
 
-    def __init__(self, feat, thr, left, right, dleft, value, roots, depth: int, base_margin: float,
-                 link: str) -> None:
+    def __init__(self, feat: np.ndarray, thr: np.ndarray, left: np.ndarray, right: np.ndarray,
+                 dleft: np.ndarray, value: np.ndarray, roots: np.ndarray, depth: int,
+                 base_margin: float, link: str) -> None:
         self.feat, self.thr, self.left, self.right = feat, thr, left, right
         self.dleft, self.value, self.roots, self.depth = dleft, value, roots, depth
         self.base = np.float32(base_margin)
         self.link = link
 
     @classmethod
-    def from_booster(cls, booster) -> CompiledForest | None:
+    def from_booster(cls, booster: Any) -> CompiledForest | None:
         """Compile ``booster`` (an ``xgboost.Booster``), or None if the walk cannot reproduce it."""
         model = json.loads(bytes(booster.save_raw("json")))
         learner = model["learner"]
@@ -91,7 +93,8 @@ class CompiledForest:
 
     def leaf_ids(self, x: np.ndarray) -> np.ndarray:
         """Per tree, the id of the leaf ``x`` ends in (as ``pred_leaf=True`` numbers them)."""
-        return self._walk(x) - self.roots
+        ids: np.ndarray = self._walk(x) - self.roots
+        return ids
 
     def margin(self, x: np.ndarray) -> float:
         """Base margin plus the leaf values, added tree after tree in float32."""

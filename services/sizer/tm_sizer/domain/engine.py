@@ -100,8 +100,8 @@ class Result:
 
 @dataclass
 class Pending:
-    signal: dict | None = None
-    regime: dict | None = None
+    signal: dict[str, Any] | None = None
+    regime: dict[str, Any] | None = None
     close: float | None = None
 
 
@@ -113,7 +113,7 @@ class InstrumentState:
     outcomes: list[float] = field(default_factory=list)      # direction * simple return
     last_direction: int = 0
     last_decided_ms: int | None = None
-    last_regime: dict | None = None
+    last_regime: dict[str, Any] | None = None
     book: PaperBook = field(default_factory=PaperBook)
 
 
@@ -130,7 +130,7 @@ class SizerEngine:
         self.restore(None)
 
     # -- state -----------------------------------------------------------------------------
-    def restore(self, data: dict | None) -> None:
+    def restore(self, data: dict[str, Any] | None) -> None:
         d = data or {}
         self.breaker_state: str | None = d.get("breaker_state")
         self.equity: str | None = d.get("equity")
@@ -257,7 +257,7 @@ class SizerEngine:
             notes.append(f"no_bar:{cause}")
         return Result(outs=[self._size(sym, st, t, p.signal, regime, stale)], notes=notes)
 
-    def _size(self, sym: str, st: InstrumentState, t: int, sig: dict, regime: dict | None,
+    def _size(self, sym: str, st: InstrumentState, t: int, sig: dict[str, Any], regime: dict[str, Any] | None,
               stale: bool) -> SizedOut:
         kp = self.params.kelly
         label = None if regime is None else regime["label"]
