@@ -12,7 +12,7 @@ import json
 import time
 from collections.abc import Callable
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, Literal, overload
 
 from fastapi import Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
@@ -41,6 +41,10 @@ def required(params: Params, name: str) -> Any:
     return value
 
 
+@overload
+def decimal_param(params: Params, name: str, *, optional: Literal[False] = False) -> Decimal: ...
+@overload
+def decimal_param(params: Params, name: str, *, optional: bool) -> Decimal | None: ...
 def decimal_param(params: Params, name: str, *, optional: bool = False) -> Decimal | None:
     value = params.get(name)
     if optional and (value is None or value == ""):
@@ -57,6 +61,12 @@ def decimal_param(params: Params, name: str, *, optional: bool = False) -> Decim
     return result
 
 
+@overload
+def int_param(params: Params, name: str, default: int, *, low: int | None = None,
+              high: int | None = None) -> int: ...
+@overload
+def int_param(params: Params, name: str, default: None = None, *, low: int | None = None,
+              high: int | None = None) -> int | None: ...
 def int_param(params: Params, name: str, default: int | None = None, *, low: int | None = None,
               high: int | None = None) -> int | None:
     value = params.get(name)

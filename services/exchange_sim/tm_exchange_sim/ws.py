@@ -9,11 +9,12 @@ import contextlib
 import itertools
 import json
 from collections.abc import Callable
+from typing import cast
 
 from fastapi import FastAPI, WebSocket, WebSocketDisconnect
 
 from tm_exchange_sim.faults import FaultInjector
-from tm_exchange_sim.matching import VenueError
+from tm_exchange_sim.matching import Execution, Order, Position, VenueError
 from tm_exchange_sim.metrics import SimMetrics
 from tm_exchange_sim.serialise import execution_dict, order_dict, position_dict, wallet_entry, ws_kline
 from tm_exchange_sim.signing import verify_ws_auth
@@ -68,11 +69,12 @@ class WsHub:
                 wallet_due = True
                 continue
             if topic == "order":
-                data = {**order_dict(record), "category": "linear"}
+                data = {**order_dict(cast(Order, record)), "category": "linear"}
             elif topic == "execution":
-                data = {**execution_dict(record), "category": "linear"}
+                data = {**execution_dict(cast(Execution, record)), "category": "linear"}
             else:
-                data = {**position_dict(record, engine.marks.get(record.symbol)),
+                pos = cast(Position, record)
+                data = {**position_dict(pos, engine.marks.get(pos.symbol)),
                         "category": "linear"}
             await self._send_topic("private", topic, {"id": self._msg_id(), "topic": topic,
                                                       "creationTime": now, "data": [data]})

@@ -96,9 +96,9 @@ class MatchingEngine:
                                  "cannot fix reduce-only order qty")
             qty = min(qty, abs(size))
         fill_price = self._taker_price(req, last, inst)
-        marketable = market or (req.side == BUY and req.price >= last) or \
-            (req.side == SELL and req.price <= last)
-        ref_price = fill_price if marketable else req.price
+        marketable = market or (req.price is not None and (
+            (req.side == BUY and req.price >= last) or (req.side == SELL and req.price <= last)))
+        ref_price = fill_price if marketable or req.price is None else req.price
         self._check_margin(req.symbol, req.side, qty, ref_price, req.reduce_only)
 
         order = Order(order_id=self.ids.next("order"), order_link_id=req.order_link_id,
@@ -168,7 +168,10 @@ class MatchingEngine:
 
     def _match_resting(self, symbol: str, bar: Bar) -> None:
         for order in [o for o in self.orders.values() if o.symbol == symbol and o.is_open]:
-            crossed = bar.low <= order.price if order.side == BUY else bar.high >= order.price
+            price = order.price
+            if price is None:       # only priced (Limit) orders rest
+                continue
+            crossed = bar.low <= price if order.side == BUY else bar.high >= price
             if not crossed:
                 continue
             qty = order.leaves_qty
@@ -181,7 +184,7 @@ class MatchingEngine:
                 if qty > abs(size):
                     qty = abs(size)
                     order.qty = order.cum_exec_qty + qty
-            self._fill(order, qty, order.price, is_maker=True, at_ms=bar.close_time_ms)
+            self._fill(order, qty, price, is_maker=True, at_ms=bar.close_time_ms)
 
     def _settle_funding(self, symbol: str, rate: Decimal) -> None:
         pos = self.account.positions.get(symbol)
@@ -255,7 +258,8 @@ class MatchingEngine:
 
     def _taker_price(self, req: OrderRequest, last: Decimal, inst: Instrument) -> Decimal:
         price = self.slippage.fill_price(req.side, last, inst.tick_size)
-        if req.order_type == LIMIT:  # a marketable limit never fills beyond its price
+        # a marketable limit never fills beyond its price
+        if req.order_type == LIMIT and req.price is not None:
             price = min(price, req.price) if req.side == BUY else max(price, req.price)
         return price
 
