@@ -16,8 +16,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from pydantic_settings import EnvSettingsSource
 from tm_common.bus import Consumer, InMemoryBus
+from tm_common.settings import env_names
 from tm_ingest.sources.replay import ReplayProgress, ReplaySource, history_bars, history_dvol
 
 from tm_app.record import RunRecord
@@ -58,22 +58,11 @@ class InProcessIdle:
                 return
 
 
-class _EnvWith(EnvSettingsSource):
-    """A settings class's environment source with ``extra`` variables over ``os.environ``
-    (which is read, never changed)."""
-
-    def __init__(self, settings_cls, extra: Mapping[str, str]) -> None:
-        self.extra = extra
-        super().__init__(settings_cls)
-
-    def _load_env_vars(self) -> Mapping[str, str | None]:
-        extra = self.extra if self.case_sensitive else {k.lower(): v for k, v in self.extra.items()}
-        return {**super()._load_env_vars(), **extra}
-
-
 def settings_from(cls, env: Mapping[str, str], **values):
-    """``cls`` as a process whose environment also has ``env`` builds it; ``values`` win."""
-    return cls(**{**_EnvWith(cls, env)(), **values})
+    """``cls`` as a process whose environment also has ``env`` builds it (``values`` win;
+    ``os.environ`` is read, never changed). ``env`` holds scalar values, by variable name."""
+    given = {f: env[name] for f, name in env_names(cls).items() if name in env}
+    return cls(**{**given, **values})
 
 
 def _values(cfg: RunConfig, name: str, **values) -> dict:
