@@ -87,8 +87,9 @@ class PrivateWsSource:
     async def _session(self, stop: asyncio.Event) -> None:
         async with websockets.connect(self.url, ping_interval=None, open_timeout=10,
                                       close_timeout=2, max_size=2**22) as ws:
+            # run() only opens a session with both credentials set
             key, secret = (s.get_secret_value() for s in (self.s.bybit_api_key,
-                                                          self.s.bybit_api_secret))
+                                                          self.s.bybit_api_secret) if s is not None)
             expires = int(time.time() * 1000) + 10_000
             await ws.send(json.dumps({"op": "auth", "args": ws_auth_args(key, secret, expires)}))
             while True:

@@ -177,7 +177,8 @@ class ExecutorHandler:
         if close_ms % FUNDING_INTERVAL_MS:
             return []
         since = self.state.funding_ms.get(bar.instrument)
-        params = {"category": "linear", "symbol": bar.instrument, "execType": "Funding"}
+        params: dict[str, str | int] = {"category": "linear", "symbol": bar.instrument,
+                                        "execType": "Funding"}
         if since is not None:
             params["startTime"] = since + 1
         result = await self.placer.venue.call("get_executions", **params)

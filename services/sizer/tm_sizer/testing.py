@@ -43,7 +43,8 @@ def regime_env(inst: str, i: int, label: str = "Bull", vol: float = 0.01) -> Env
     probs = [0.1, 0.1, 0.1, 0.1]
     probs[LABELS.index(label)] = 0.7
     body = RegimeDetected(instrument=inst, bar_time_ms=bar_ms(i), label=label,  # type: ignore[arg-type]
-                          probabilities=tuple(probs), volatility=vol, kelly_fraction=0.5)
+                          probabilities=(probs[0], probs[1], probs[2], probs[3]), volatility=vol,
+                          kelly_fraction=0.5)
     return Envelope.root(body, key=f"reg:{inst}:{i}", correlation_id=f"{inst}:{bar_ms(i)}",
                          ts_event_ns=_ts(i), ts_init_ns=_ts(i))
 

@@ -20,8 +20,8 @@ class DeribitDvolClient:
 
     async def fetch(self, currency: str, start_ms: int, end_ms: int, now_ms: int) -> list[DvolUpdated]:
         """Daily DVOL closes whose day has ended by ``now_ms`` (a day D is known at D+1 00:00)."""
-        params = {"currency": currency, "start_timestamp": start_ms, "end_timestamp": end_ms,
-                  "resolution": "1D"}
+        params: dict[str, str | int] = {"currency": currency, "start_timestamp": start_ms,
+                                        "end_timestamp": end_ms, "resolution": "1D"}
         try:
             resp = await self.http.get("/api/v2/public/get_volatility_index_data", params=params)
             body = resp.json()
