@@ -7,8 +7,9 @@ real service processes.
   ``tmsvc``. ``tls_redis``: the same behind TLS only (``tls-auth-clients yes``), certificates from
   a throwaway CA (``certs``). ``private_pg``: a private PostgreSQL 15 with SCRAM password auth and
   ``ssl=on``.
-- ``service``: ``service(name, module, env)`` → a started :class:`ServiceProcess` (logs to a
-  file), stopped after the test.
+- ``service``: ``service(name, module, env)`` → a started
+  :class:`~tm_common.testing.processes.ServiceProcess` (logs to a file, ``TM_*``/``PG*`` of the
+  test's environment removed), stopped after the test.
 
 Nothing here touches the shared Redis/PostgreSQL servers' configuration.
 """
@@ -18,19 +19,17 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import subprocess
-import sys
 import tempfile
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote, quote_plus
 
-import httpx
 import pytest
-from tm_common.testing.redis import free_port
+from tm_common.testing.processes import ServiceProcess, clean_env, stopped_after
+from tm_common.testing.redis import RedisServer, RedisServerExited, free_port
+from tm_common.testing.wait import wait_for  # noqa: F401 - the tests import it from here
 
 SECRETS = {
     "bybit_api_key": "SECK3y-bybit-7f3a91",
@@ -66,34 +65,20 @@ def leaks(text: str, secrets: dict[str, str] | None = None) -> list[str]:
     return found
 
 
-def wait_for(pred: Callable[[], object], timeout_s: float, what: str, interval_s: float = 0.1):
-    """Poll ``pred`` until truthy; fail naming ``what`` after ``timeout_s``."""
-    deadline = time.monotonic() + timeout_s
-    last: BaseException | None = None
-    while time.monotonic() < deadline:
-        try:
-            v = pred()
-            if v:
-                return v
-        except (httpx.HTTPError, OSError) as e:
-            last = e
-        time.sleep(interval_s)
-    raise AssertionError(f"timed out after {timeout_s} s waiting for {what} (last error: {last})")
-
-
 def _clean_env() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if not k.startswith(("TM_", "PG"))}
+    return clean_env(("TM_", "PG"))
 
 
 # -- Redis ---------------------------------------------------------------------------------------
 @dataclass
-class RedisServer:
-    """A private ``redis-server`` (no persistence) from a generated config file."""
+class SecureRedis:
+    """A private :class:`RedisServer` with ``requirepass`` and the ACL user ``tmsvc``."""
 
-    port: int
-    tls: bool
-    proc: subprocess.Popen
-    log_path: Path
+    server: RedisServer
+
+    @property
+    def port(self) -> int:
+        return self.server.port
 
     def url(self, user: str | None = ACL_USER, password: str | None = None, db: int = 0,
             query: str = "") -> str:
@@ -101,59 +86,29 @@ class RedisServer:
         ACL user's)."""
         if password is None:
             password = SECRETS["redis_acl_password"] if user == ACL_USER else SECRETS["redis_password"]
-        auth = f"{user or ''}:{enc(password)}@"
-        scheme = "rediss" if self.tls else "redis"
-        return f"{scheme}://{auth}127.0.0.1:{self.port}/{db}{query}"
+        return self.server.url_for(user, password, db, query)
 
 
-def _start_redis(workdir: Path, *, tls: dict[str, Path] | None = None) -> RedisServer:
-    if shutil.which("redis-server") is None:
-        pytest.fail("redis-server is not on PATH (apt-get install redis-server)")
-    port = free_port()
-    lines = ["bind 127.0.0.1", 'save ""', "appendonly no", f"dir {workdir}",
-             f'requirepass "{SECRETS["redis_password"]}"',
-             f"user {ACL_USER} on >{SECRETS['redis_acl_password']} ~* &* +@all"]
-    if tls:
-        lines += ["port 0", f"tls-port {port}", f"tls-cert-file {tls['server_crt']}",
-                  f"tls-key-file {tls['server_key']}", f"tls-ca-cert-file {tls['ca']}",
-                  "tls-auth-clients yes"]
-    else:
-        lines.append(f"port {port}")
-    conf = workdir / "redis.conf"
-    conf.write_text("\n".join(lines) + "\n")
-    log_path = workdir / "redis.log"
-    with open(log_path, "ab") as log:
-        proc = subprocess.Popen(["redis-server", str(conf)], stdout=log, stderr=subprocess.STDOUT)
-    server = RedisServer(port, bool(tls), proc, log_path)
-
-    def up() -> bool:
-        if proc.poll() is not None:
-            text = log_path.read_text()
-            if tls and "tls" in text.lower() and "bad directive" in text.lower():
-                pytest.skip("this redis-server is built without TLS: the end-to-end TLS proofs "
-                            "cannot run (test_tls_settings_reach_the_connection_pool still does)")
-            raise AssertionError(f"redis-server exited:\n{text[-2000:]}")
-        return "Ready to accept connections" in log_path.read_text()
-    wait_for(up, 15, f"redis-server on {port}")
-    return server
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+def _start_redis(workdir: Path, *, tls: dict[str, Path] | None = None) -> SecureRedis:
+    server = RedisServer(workdir, tls=tls, config=[
+        f'requirepass "{SECRETS["redis_password"]}"',
+        f"user {ACL_USER} on >{SECRETS['redis_acl_password']} ~* &* +@all"])
+    try:
+        server.start()
+    except RedisServerExited as e:
+        if tls and "tls" in e.log.lower() and "bad directive" in e.log.lower():
+            pytest.skip("this redis-server is built without TLS: the end-to-end TLS proofs "
+                        "cannot run (test_tls_settings_reach_the_connection_pool still does)")
+        raise
+    return SecureRedis(server)
 
 
 @pytest.fixture(scope="session")
-def secure_redis(tmp_path_factory) -> Iterator[RedisServer]:
+def secure_redis(tmp_path_factory) -> Iterator[SecureRedis]:
     """Redis 7 requiring a password (default user) or the ACL user ``tmsvc``."""
-    server = _start_redis(tmp_path_factory.mktemp("secure-redis"))
-    yield server
-    _stop(server.proc)
+    redis = _start_redis(tmp_path_factory.mktemp("secure-redis"))
+    yield redis
+    redis.server.stop()
 
 
 @pytest.fixture(scope="session")
@@ -179,11 +134,11 @@ def certs(tmp_path_factory) -> dict[str, Path]:
 
 
 @pytest.fixture(scope="session")
-def tls_redis(tmp_path_factory, certs) -> Iterator[RedisServer]:
+def tls_redis(tmp_path_factory, certs) -> Iterator[SecureRedis]:
     """Redis 7 on a TLS-only port, client certificates required, same users as secure_redis."""
-    server = _start_redis(tmp_path_factory.mktemp("tls-redis"), tls=certs)
-    yield server
-    _stop(server.proc)
+    redis = _start_redis(tmp_path_factory.mktemp("tls-redis"), tls=certs)
+    yield redis
+    redis.server.stop()
 
 
 # -- PostgreSQL ----------------------------------------------------------------------------------
@@ -248,79 +203,16 @@ def private_pg(certs) -> Iterator[PgServer]:
 
 
 # -- service processes ---------------------------------------------------------------------------
-class ServiceProcess:
-    """``python -m <module>`` on a free port with ``env`` (``TM_*`` of the test's environment
-    removed), stdout+stderr to ``log_path``."""
-
-    def __init__(self, module: str, env: dict[str, str], log_path: Path) -> None:
-        self.module = module
-        self.port = int(env.get("TM_HTTP_PORT") or free_port())
-        self.base = f"http://127.0.0.1:{self.port}"
-        self.log_path = log_path
-        self.env = {**_clean_env(), "PYTHONUNBUFFERED": "1", "TM_HTTP_PORT": str(self.port),
-                    **env}
-        self.proc: subprocess.Popen | None = None
-
-    def start(self) -> ServiceProcess:
-        with open(self.log_path, "ab") as log:
-            self.proc = subprocess.Popen([sys.executable, "-m", self.module], env=self.env,
-                                         stdout=log, stderr=subprocess.STDOUT,
-                                         cwd=str(self.log_path.parent))
-        return self
-
-    def alive(self) -> bool:
-        if self.proc is None or self.proc.poll() is not None:
-            raise AssertionError(f"{self.module} exited ({self.proc and self.proc.returncode}):\n"
-                                 + self.logs()[-3000:])
-        return True
-
-    def wait_http(self, path: str = "/healthz", status: int = 200, timeout_s: float = 60) -> None:
-        wait_for(lambda: self.alive() and self.get(path).status_code == status, timeout_s,
-                 f"{self.module} {path} → {status}")
-
-    def get(self, path: str) -> httpx.Response:
-        return httpx.get(self.base + path, timeout=10)
-
-    def post(self, path: str, token: str | None = None, header: str | None = None,
-             **kw) -> httpx.Response:
-        headers = dict(kw.pop("headers", {}))
-        if header is not None:
-            headers["Authorization"] = header
-        elif token is not None:
-            headers["Authorization"] = f"Bearer {token}"
-        return httpx.post(self.base + path, headers=headers, timeout=15, **kw)
-
-    def wait_exit(self, timeout_s: float = 60) -> int:
-        assert self.proc is not None
-        return self.proc.wait(timeout=timeout_s)
-
-    def logs(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
-
-    def stop(self) -> int | None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        return None if self.proc is None else self.proc.returncode
-
-
 @pytest.fixture
 def service(tmp_path):
     """``service(name, module, env, start=True)`` → a :class:`ServiceProcess`; all are stopped
     after the test."""
-    made: list[ServiceProcess] = []
-
-    def make(name: str, module: str, env: dict[str, str], start: bool = True) -> ServiceProcess:
-        d = tmp_path / name
-        d.mkdir(exist_ok=True)
-        p = ServiceProcess(module, {"TM_DATA_DIR": str(d / ".tm"), **env}, d / f"{name}.log")
-        made.append(p)
-        return p.start() if start else p
-
-    yield make
-    for p in made:
-        p.stop()
+    with stopped_after() as made:
+        def make(name: str, module: str, env: dict[str, str], start: bool = True) -> ServiceProcess:
+            d = tmp_path / name
+            d.mkdir(exist_ok=True)
+            p = ServiceProcess(module, {"TM_DATA_DIR": str(d / ".tm"), **env}, d / f"{name}.log",
+                               cwd=d, drop_prefixes=("TM_", "PG"), http_timeout_s=15)
+            made.append(p)
+            return p.start() if start else p
+        yield make

@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import json
 import random
-from decimal import Decimal
 
 import numpy as np
 import pytest
 from hmmlearn.hmm import GaussianHMM
 from tm_common.bus import Consumer, InMemoryBus
 from tm_common.bus.streams import MD_BAR, MODELS_PROMOTED, REGIME_STATE
-from tm_common.events import BarClosed, Envelope, ModelPromoted
+from tm_common.events import Envelope, ModelPromoted
 from tm_common.history import load_bars
-from tm_quant.features import BAR_MS
+from tm_common.testing.factories import history_bar_event as bar_env
 from tm_quant.garch import GarchFilter
 from tm_quant.regime import regime_observation
 from tm_regime.domain.engine import EQUAL, RegimeConfig, RegimeEngine
@@ -38,16 +37,6 @@ def registry(bundles, prod="r1"):
     for v in ("r1", "r2"):
         r.add(v, bundles[v], kind="regime", promote=(v == prod))
     return r
-
-
-def bar_env(sym, hb):
-    b = BarClosed(instrument=sym, open_time_ms=hb.open_time_ms,
-                  close_time_ms=hb.open_time_ms + BAR_MS - 1, open=Decimal(hb.open),
-                  high=Decimal(hb.high), low=Decimal(hb.low), close=Decimal(hb.close),
-                  volume=Decimal(hb.volume), source="replay")
-    key = f"{sym}:{hb.open_time_ms}"
-    return Envelope.root(b, key=key, correlation_id=key,
-                         ts_event_ns=(hb.open_time_ms + BAR_MS) * 1_000_000, ts_init_ns=1)
 
 
 def promoted(version, kind="regime"):

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 import random
-from decimal import Decimal
 
 from tm_common.bus import Consumer, InMemoryBus
 from tm_common.bus.streams import MD_BAR, MD_DVOL, MODELS_PROMOTED, SIGNAL_TL
-from tm_common.events import BarClosed, DvolUpdated, Envelope, ModelPromoted
+from tm_common.events import DvolUpdated, Envelope, ModelPromoted
 from tm_common.history import load_bars, load_dvol
+from tm_common.testing.factories import history_bar_event
 from tm_quant.features import BAR_MS
 from tm_signal.domain.engine import EngineConfig, SignalEngine
 from tm_signal.handler import SignalHandler
@@ -20,15 +20,7 @@ SYMS = ("BTCUSDT", "ETHUSDT", "SOLUSDT")
 START = 5000
 
 
-def bar_env(sym: str, hb) -> Envelope:
-    """A bar event exactly as ingest publishes it (id from the natural key)."""
-    b = BarClosed(instrument=sym, open_time_ms=hb.open_time_ms,
-                  close_time_ms=hb.open_time_ms + BAR_MS - 1, open=Decimal(hb.open),
-                  high=Decimal(hb.high), low=Decimal(hb.low), close=Decimal(hb.close),
-                  volume=Decimal(hb.volume), source="replay")
-    key = f"{sym}:{hb.open_time_ms}"
-    return Envelope.root(b, key=key, correlation_id=key,
-                         ts_event_ns=(hb.open_time_ms + BAR_MS) * 1_000_000, ts_init_ns=1)
+bar_env = history_bar_event      # a bar event exactly as ingest publishes it
 
 
 def dvol_env(p) -> Envelope:

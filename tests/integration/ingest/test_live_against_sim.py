@@ -3,11 +3,10 @@
 import asyncio
 import json
 
-import pytest
 from tm_common.bus.redis import RedisStreamsBus
 from tm_common.bus.streams import MD_BAR
 from tm_common.history import load_bars
-from tm_common.testing.sim import QUIET_FAULTS, run_sim
+from tm_common.testing.sim import QUIET_FAULTS
 from tm_ingest.domain.bars import INTERVAL_MS
 from tm_ingest.publisher import BarPublisher
 from tm_ingest.sources.live import LiveSource
@@ -15,12 +14,6 @@ from tm_ingest.sources.rest import BybitRestClient
 
 SYMS = ["BTCUSDT", "ETHUSDT", "SOLUSDT"]
 START = 1_672_531_200_000          # 2023-01-01 00:00
-
-
-@pytest.fixture(scope="module")
-def sim(tmp_path_factory):
-    with run_sim(tmp_path_factory.mktemp("sim")) as s:
-        yield s
 
 
 async def wait_for(pred, timeout=20.0):

@@ -6,10 +6,9 @@ import asyncio
 import json
 import time
 
-import pytest
 from tm_common.bus.redis import RedisStreamsBus
 from tm_common.bus.streams import MD_BAR
-from tm_common.testing.sim import QUIET_FAULTS, run_sim
+from tm_common.testing.sim import QUIET_FAULTS
 from tm_ingest.publisher import BarPublisher
 from tm_ingest.sources.live import LiveSource
 from tm_ingest.sources.rest import BybitRestClient
@@ -17,12 +16,6 @@ from tm_ingest.sources.rest import BybitRestClient
 SYMS = ["BTCUSDT", "ETHUSDT", "SOLUSDT"]
 START = 1_672_531_200_000          # 2023-01-01 00:00
 DROPS = 7                          # without the reset the 7th reconnect would wait 12.8 s
-
-
-@pytest.fixture(scope="module")
-def sim(tmp_path_factory):
-    with run_sim(tmp_path_factory.mktemp("sim")) as s:
-        yield s
 
 
 async def _until(pred, timeout_s: float) -> float:

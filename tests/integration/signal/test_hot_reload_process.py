@@ -17,6 +17,7 @@ from tm_common.db.migrate import migrate_async
 from tm_common.events import Envelope
 from tm_common.history import load_bars
 from tm_common.models.registry import ModelRegistry
+from tm_common.testing.factories import history_bar_event as bar_envelope
 from tm_signal.domain.engine import EngineConfig, SignalEngine
 from tm_signal.handler import SignalHandler
 from tm_signal.models import SignalModels
@@ -24,19 +25,6 @@ from tm_signal.repository import BarHistory
 from tm_signal.testing import SYMBOLS, FakeRegistry, signal_bundle
 
 START, N, PROMOTE_AT, KILL_AT = 5000, 30, 10, 20
-
-
-def bar_envelope(sym, hb):
-    from decimal import Decimal
-
-    from tm_common.events import BarClosed
-    b = BarClosed(instrument=sym, open_time_ms=hb.open_time_ms,
-                  close_time_ms=hb.open_time_ms + 4 * 3_600_000 - 1, open=Decimal(hb.open),
-                  high=Decimal(hb.high), low=Decimal(hb.low), close=Decimal(hb.close),
-                  volume=Decimal(hb.volume), source="replay")
-    key = f"{sym}:{hb.open_time_ms}"
-    return Envelope.root(b, key=key, correlation_id=key,
-                         ts_event_ns=(hb.open_time_ms + 4 * 3_600_000) * 1_000_000, ts_init_ns=1)
 
 
 BARS = {s: load_bars(s)[START:START + N] for s in SYMBOLS}

@@ -5,6 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 from tm_common.events import BarClosed, Envelope
+from tm_common.history import HistoryBar
 
 H4_MS = 4 * 3600 * 1000
 
@@ -25,3 +26,16 @@ def bar_event(instrument: str = "BTCUSDT", i: int = 0, *, ts_init_ns: int = 1) -
     return Envelope.root(b, key=f"{instrument}:{b.open_time_ms}",
                          correlation_id=f"{instrument}:{b.open_time_ms}",
                          ts_event_ns=(b.close_time_ms + 1) * 1_000_000, ts_init_ns=ts_init_ns)
+
+
+def history_bar_event(instrument: str, hb: HistoryBar, *, ts_init_ns: int = 1) -> Envelope:
+    """A shipped-history 4h bar (:func:`tm_common.history.load_bars`) as a root ``bar.closed``
+    envelope the way ingest's replay publishes it: id from the natural key
+    ``<instrument>:<open_time_ms>``, ``ts_event_ns`` at the bar's close."""
+    b = BarClosed(instrument=instrument, open_time_ms=hb.open_time_ms,
+                  close_time_ms=hb.open_time_ms + H4_MS - 1, open=Decimal(hb.open),
+                  high=Decimal(hb.high), low=Decimal(hb.low), close=Decimal(hb.close),
+                  volume=Decimal(hb.volume), source="replay")
+    key = f"{instrument}:{hb.open_time_ms}"
+    return Envelope.root(b, key=key, correlation_id=key,
+                         ts_event_ns=(hb.open_time_ms + H4_MS) * 1_000_000, ts_init_ns=ts_init_ns)
