@@ -5,7 +5,7 @@ repeat prove that state and outputs were committed atomically, exactly once per 
 from __future__ import annotations
 
 import asyncio
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 from tm_common.bus import Emit
 from tm_common.events import Envelope, SignalGenerated

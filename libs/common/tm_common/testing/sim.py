@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import os
+import signal
 import subprocess
-import sys
-import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import httpx
 
+from tm_common.testing.processes import ServiceProcess
 from tm_common.testing.redis import free_port
 
 KEY = "itest-key"
@@ -53,34 +52,20 @@ class Sim:
 
 @contextmanager
 def run_sim(log_dir: str | Path, *, port: int | None = None, **env_extra: str) -> Iterator[Sim]:
-    """Start ``python -m tm_exchange_sim``; yields a :class:`Sim` once ``/healthz`` answers."""
+    """Start ``python -m tm_exchange_sim``; yields a :class:`Sim` once ``/healthz`` answers
+    (within 30 s, else ``RuntimeError`` with its log); stopped (SIGTERM) afterwards."""
     port = port or free_port()
-    log_path = Path(log_dir) / f"sim-{port}.log"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TM_")}
-    env.update({"TM_HTTP_HOST": "127.0.0.1", "TM_HTTP_PORT": str(port),
-                "TM_SIM_API_KEY": KEY, "TM_SIM_API_SECRET": SECRET,
-                "TM_SIM_SLIPPAGE_BPS": "2", "TM_SIM_RATE_LIMIT_PER_S": "1000",
-                "TM_LOG_LEVEL": "info", "TM_SIM_SEED": "42", **env_extra})
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "tm_exchange_sim"], env=env,
-                                stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            if httpx.get(url + "/healthz", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            raise RuntimeError(f"exchange sim did not start:\n{log_path.read_text()}")
-        time.sleep(0.1)
+    proc = ServiceProcess("tm_exchange_sim", {
+        "TM_HTTP_HOST": "127.0.0.1", "TM_SIM_API_KEY": KEY, "TM_SIM_API_SECRET": SECRET,
+        "TM_SIM_SLIPPAGE_BPS": "2", "TM_SIM_RATE_LIMIT_PER_S": "1000", "TM_LOG_LEVEL": "info",
+        "TM_SIM_SEED": "42", **env_extra}, Path(log_dir) / f"sim-{port}.log", port=port,
+        http_timeout_s=1, stop_timeout_s=10)
     try:
-        yield Sim(url, f"ws://127.0.0.1:{port}", str(log_path), proc)
+        proc.start(healthy_within_s=30)
+    except AssertionError as e:
+        proc.stop(signal.SIGKILL)
+        raise RuntimeError(f"exchange sim did not start: {e}") from None
+    try:
+        yield Sim(proc.base, f"ws://127.0.0.1:{port}", str(proc.log_path), proc.proc)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        proc.stop()
