@@ -13,6 +13,7 @@ import asyncio
 from typing import Any
 
 import structlog
+from tm_common.errors import NotReady
 
 from tm_executor.config import ExecutorSettings
 from tm_executor.domain.errors import VenueError, VenueFatal, VenueRejected
@@ -21,10 +22,6 @@ from tm_executor.metrics import ExecutorMetrics
 from tm_executor.venue import VenueClient
 
 log = structlog.get_logger("tm.executor.preflight")
-
-
-class NotReady(Exception):
-    """A readiness check that failed; the message is the reason ``/readyz`` shows."""
 
 
 class Preflight:

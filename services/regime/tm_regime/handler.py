@@ -22,7 +22,7 @@ import msgspec
 import structlog
 from tm_common.bus.handler import Emit
 from tm_common.bus.streams import REGIME_STATE
-from tm_common.errors import PermanentError
+from tm_common.errors import NotReady, PermanentError
 from tm_common.events import BarClosed, Envelope, ModelPromoted, RegimeDetected, deterministic_id
 
 from tm_regime.domain.engine import RegimeEngine, RegimeOut
@@ -33,10 +33,6 @@ from tm_regime.repository import RegimeRepository
 log = structlog.get_logger("tm.regime")
 _JSON = msgspec.json.Encoder()
 NO_MODEL = "no production regime model"
-
-
-class NotReady(Exception):
-    """Raised by the readiness check with the reason (shown by ``/readyz``)."""
 
 
 class RegimeHandler:

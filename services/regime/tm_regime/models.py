@@ -8,7 +8,7 @@ model stays).
 
 from __future__ import annotations
 
-from tm_common.errors import PermanentError
+from tm_common.errors import ModelUnusable as BadModel
 from tm_common.models.cache import ModelCache, ModelSource
 
 from tm_regime.domain.model import ModelLoadError, RegimeBundleModel
@@ -16,10 +16,6 @@ from tm_regime.domain.model import ModelLoadError, RegimeBundleModel
 KIND = "regime"
 
 __all__ = ["KIND", "BadModel", "ModelSource", "RegimeModels", "parse"]
-
-
-class BadModel(PermanentError):
-    """A registry record whose bundle cannot be used."""
 
 
 def parse(artifact: bytes) -> RegimeBundleModel:

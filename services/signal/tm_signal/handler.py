@@ -24,7 +24,7 @@ import msgspec
 import structlog
 from tm_common.bus.handler import Emit
 from tm_common.bus.streams import SIGNAL_TL
-from tm_common.errors import PermanentError, TransientError
+from tm_common.errors import NotReady, PermanentError, TransientError
 from tm_common.events import (
     BarClosed,
     DvolUpdated,
@@ -44,10 +44,6 @@ from tm_signal.repository import BarHistory, SignalRepository
 
 log = structlog.get_logger("tm.signal")
 _JSON = msgspec.json.Encoder()
-
-
-class NotReady(Exception):
-    """Raised by the readiness check with the reason (shown by ``/readyz``)."""
 
 
 class SignalHandler:

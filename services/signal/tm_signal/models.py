@@ -9,7 +9,7 @@ promotion is dead-lettered and the current model stays).
 
 from __future__ import annotations
 
-from tm_common.errors import PermanentError
+from tm_common.errors import ModelUnusable as BadModel
 from tm_common.models.cache import ModelCache, ModelSource
 
 from tm_signal.domain.model import ModelLoadError, SignalModel
@@ -17,10 +17,6 @@ from tm_signal.domain.model import ModelLoadError, SignalModel
 KIND = "signal"
 
 __all__ = ["KIND", "BadModel", "ModelSource", "SignalModels", "parse"]
-
-
-class BadModel(PermanentError):
-    """A registry record whose bundle cannot be used (wrapped :class:`ModelLoadError`)."""
 
 
 def parse(artifact: bytes, compile_trees: bool = True) -> SignalModel:

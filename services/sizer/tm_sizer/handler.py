@@ -28,7 +28,7 @@ import msgspec
 import structlog
 from tm_common.bus.handler import Emit
 from tm_common.bus.streams import SIZING_TARGET
-from tm_common.errors import PermanentError
+from tm_common.errors import NotReady, PermanentError
 from tm_common.events import (
     BarClosed,
     BreakerStateChanged,
@@ -52,10 +52,6 @@ from tm_sizer.repository import TargetRepository
 _STATE_JSON = msgspec.json.Encoder(order="sorted")
 
 log = structlog.get_logger("tm.sizer")
-
-
-class NotReady(Exception):
-    """Raised by the readiness check with the reason (shown by ``/readyz``)."""
 
 
 class SizerHandler:

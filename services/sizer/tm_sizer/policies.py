@@ -9,6 +9,7 @@ Loading is numpy only: :class:`~tm_quant.sizing.actor.NumpyActor`, never torch.
 
 from __future__ import annotations
 
+from tm_common.errors import ModelUnusable as BadPolicy
 from tm_common.errors import PermanentError
 from tm_common.models.cache import ModelCache
 from tm_common.models.cache import ModelSource as PolicySource
@@ -16,10 +17,6 @@ from tm_common.models.cache import ModelSource as PolicySource
 from tm_sizer.domain.policy import KIND, PolicyFormatError, RLPolicy
 
 __all__ = ["BadPolicy", "PolicySource", "SizerPolicies", "parse"]
-
-
-class BadPolicy(PermanentError):
-    """A registry record whose bundle cannot be used as an RL policy."""
 
 
 def parse(artifact: bytes) -> RLPolicy:

@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 
 import numpy as np
+from tm_common.errors import ModelUnusable as ActorFormatError
 
 ACTIVATIONS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     "relu": lambda x: np.maximum(x, 0.0),
@@ -27,10 +28,6 @@ ACTIVATIONS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     "elu": lambda x: np.where(x > 0, x, np.expm1(np.minimum(x, 0.0))),
     "leaky_relu": lambda x: np.where(x > 0, x, 0.01 * x),
 }
-
-
-class ActorFormatError(ValueError):
-    """The arrays are not a valid exported actor; the message says what is wrong."""
 
 
 class NumpyActor:

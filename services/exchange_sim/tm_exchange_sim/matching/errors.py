@@ -1,10 +1,18 @@
 """Venue errors as Bybit V5 reports them: ``retCode`` and ``retMsg``.
 
-The engine raises :class:`VenueError`; the HTTP layer turns it into the response envelope, the
+The engine raises :class:`RetCodeError`; the HTTP layer turns it into the response envelope, the
 in-process backtest venue into a rejection event. Messages never contain credentials.
+
+This is not :class:`tm_common.errors.VenueError` (a caller's failed venue call: network, HTTP
+status, ambiguity, retry-after, transient or not): it is the simulated venue's own verdict on a
+request it serves, always a retCode, and it never reaches a bus consumer. ``VenueError`` remains
+as this module's old name for it until the engine, gateway, signing and ws modules use
+``RetCodeError``.
 """
 
 from __future__ import annotations
+
+from tm_common.errors import TradeMatrixError
 
 PARAMS_ERROR = 10001
 TIMESTAMP_ERROR = 10002
@@ -33,8 +41,8 @@ DEFAULT_MESSAGES = {
 }
 
 
-class VenueError(Exception):
-    """A request the venue refuses; ``ret_code`` is Bybit's ``retCode``."""
+class RetCodeError(TradeMatrixError):
+    """A request the simulated venue refuses; ``ret_code`` is Bybit's ``retCode``."""
 
     def __init__(self, ret_code: int, ret_msg: str | None = None) -> None:
         self.ret_code = ret_code
@@ -42,5 +50,8 @@ class VenueError(Exception):
         super().__init__(f"{self.ret_code}: {self.ret_msg}")
 
 
-def params_error(msg: str) -> VenueError:
-    return VenueError(PARAMS_ERROR, msg)
+VenueError = RetCodeError  # the old name (engine, gateway, signing, ws, tm_app.venue, tests)
+
+
+def params_error(msg: str) -> RetCodeError:
+    return RetCodeError(PARAMS_ERROR, msg)

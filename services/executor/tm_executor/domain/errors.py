@@ -5,6 +5,9 @@
 - rejection: the venue refused the request for good → an ``OrderRejected`` event;
 - fatal: credentials or permissions are wrong → ``OrderRejected`` and the service not ready.
 
+:class:`~tm_common.errors.VenueError` (the root: endpoint, retCode, HTTP status, ambiguity,
+retry-after) is shared with ingest; the three kinds below are the executor's classification.
+
 Messages are scrubbed at construction: no secret value, no request parameters (pybit puts the
 request body into its exception text), no signature headers.
 """
@@ -15,7 +18,7 @@ import re
 from collections.abc import Iterable
 from enum import StrEnum
 
-from tm_common.errors import TradeMatrixError, TransientError
+from tm_common.errors import TransientError, VenueError
 
 DUPLICATE_ORDER_LINK_ID = 110072
 ORDER_NOT_FOUND = 110001
@@ -60,31 +63,6 @@ def classify_http_status(status: int) -> ErrorClass:
     if status == 401:
         return ErrorClass.FATAL
     return ErrorClass.REJECTION
-
-
-class VenueError(TradeMatrixError):
-    """A failed venue call. ``ret_code``: Bybit's retCode (None for HTTP/network failures);
-    ``http_status``: set for a non-200 answer; ``ambiguous``: the request may have been
-    processed (timeout, connection lost, 5xx); ``retry_after_s``: wait before retrying."""
-
-    kind = ErrorClass.REJECTION
-
-    def __init__(self, endpoint: str, message: str, *, ret_code: int | None = None,
-                 http_status: int | None = None, ambiguous: bool = False,
-                 retry_after_s: float | None = None) -> None:
-        self.endpoint, self.message = endpoint, message
-        self.ret_code, self.http_status = ret_code, http_status
-        self.ambiguous, self.retry_after_s = ambiguous, retry_after_s
-        super().__init__(f"{endpoint}: {self.code_label}: {message}")
-
-    @property
-    def code_label(self) -> str:
-        """A bounded label for metrics: the retCode, ``http_<status>`` or ``network``."""
-        if self.ret_code is not None:
-            return str(self.ret_code)
-        if self.http_status is not None:
-            return f"http_{self.http_status}"
-        return "network"
 
 
 class VenueTransient(VenueError, TransientError):

@@ -6,17 +6,13 @@ from collections.abc import Callable
 
 import httpx
 import structlog
-from tm_common.errors import TransientError
+from tm_common.errors import VenueUnavailable as VenueError
 from tm_common.events import BarClosed
 
 from tm_ingest.domain.bars import INTERVAL_MS, BadBar, from_rest_row, order_and_dedupe
 
 log = structlog.get_logger("tm.ingest.rest")
 PAGE_LIMIT = 1000
-
-
-class VenueError(TransientError):
-    """The venue answered with an HTTP error, a non-zero retCode or an unreadable body."""
 
 
 class BybitRestClient:
@@ -33,8 +29,8 @@ class BybitRestClient:
         await self.http.aclose()
 
     async def _page(self, symbol: str, start_ms: int, end_ms: int) -> list:
-        params = {"category": "linear", "symbol": symbol, "interval": "240",
-                  "start": start_ms, "end": end_ms, "limit": PAGE_LIMIT}
+        params: dict[str, str | int] = {"category": "linear", "symbol": symbol, "interval": "240",
+                                        "start": start_ms, "end": end_ms, "limit": PAGE_LIMIT}
         try:
             resp = await self.http.get("/v5/market/kline", params=params)
         except httpx.HTTPError as e:

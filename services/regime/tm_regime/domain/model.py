@@ -9,12 +9,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from tm_common.errors import ModelUnusable as ModelLoadError
 from tm_quant.garch import GarchParams
 from tm_quant.regime import KellyFractions, RegimeModel
-
-
-class ModelLoadError(ValueError):
-    """The bundle cannot be used by this service (the message says why)."""
 
 
 @dataclass(frozen=True, eq=False)

@@ -21,14 +21,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from tm_common.errors import ModelUnusable as PolicyFormatError
 from tm_quant.sizing.actor import ActorFormatError, NumpyActor
 from tm_quant.sizing.observation import OBS_DIM, OBS_SPEC
 
 KIND = "rl"
-
-
-class PolicyFormatError(ValueError):
-    """The bundle is not a usable ``rl`` policy; the message says why."""
 
 
 @dataclass(frozen=True, eq=False)
