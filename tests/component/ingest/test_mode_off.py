@@ -5,15 +5,16 @@ import asyncio
 
 from tm_common.bus import InMemoryBus
 from tm_common.bus.streams import MD_BAR
+from tm_ingest.app import build
 from tm_ingest.config import IngestSettings
-from tm_ingest.service import IngestService
 
 
 async def test_off_mode_is_ready_and_publishes_nothing():
     bus = InMemoryBus()
-    svc = IngestService(IngestSettings(mode="off", db_enabled=False), bus, repo=None)
-    jobs = svc.background()
-    assert set(jobs) == {"state"} and not svc.started
-    await asyncio.wait_for(jobs["state"](asyncio.Event()), 5)
-    assert svc.started
+    parts = build(IngestSettings(mode="off", db_enabled=False), bus=bus)
+    svc = parts.handlers["service"]
+    assert set(parts.background) == {"state"} and not svc.started
+    assert not parts.ready_checks["publisher_state"]()
+    await asyncio.wait_for(parts.background["state"](asyncio.Event()), 5)
+    assert svc.started and parts.ready_checks["publisher_state"]()
     assert await bus.length(MD_BAR) == 0

@@ -7,27 +7,28 @@ import asyncio
 import httpx
 from fastapi import FastAPI
 from pydantic import SecretStr
-from tm_common.bus import Consumer, InMemoryBus
+from tm_common.bus import InMemoryBus
 from tm_common.bus.streams import RISK_BREAKER
-from tm_risk.admin import admin_router, check_bearer
+from tm_risk.admin import check_bearer
+from tm_risk.app import build
 from tm_risk.commands import RISK_COMMAND
 from tm_risk.config import RiskSettings
-from tm_risk.handler import RiskHandler
-from tm_risk.testing import make_params
 
 TOKEN = "s3cr3t-admin"
 
 
 def _client(token: str | None, *, wait_s: float = 2.0):
+    """The risk service's own parts (``build``) on the in-memory bus; the app is its admin
+    router alone (the runtime is not started: the test runs the consumer)."""
     settings = RiskSettings(redis_url="redis://unused", admin_wait_s=wait_s,
-                            admin_token=SecretStr(token) if token else None)
-    bus, handler = InMemoryBus(), RiskHandler(make_params())
+                            admin_token=SecretStr(token) if token else None,
+                            consumer_name="r0", read_block_ms=20, stale_check_interval_s=0)
+    parts = build(settings, bus=InMemoryBus())
     app = FastAPI()
-    app.include_router(admin_router(settings, bus, handler))
+    for router in parts.routers:
+        app.include_router(router)
     client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://risk")
-    consumer = Consumer(bus, handler, group="risk", consumer="r0", streams=[RISK_COMMAND],
-                        block_ms=20)
-    return client, bus, handler, consumer
+    return client, parts.bus, parts.handler, parts.consumers[0]
 
 
 def test_check_bearer():

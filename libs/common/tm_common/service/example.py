@@ -1,7 +1,7 @@
 """A complete, minimal service: echo every event of one stream to another.
 
-It is the template for real services (settings → bus → handler → consumer → runtime → app) and
-the process the service-base integration tests run::
+It is the template for real services (settings → bus → handler → consumer → parts, in one
+``build``; ``serve`` runs it) and the process the service-base integration tests run::
 
     TM_SERVICE_NAME=echo TM_REDIS_URL=redis://127.0.0.1:6379/0 TM_HTTP_PORT=8080 \\
         python -m tm_common.service.example
@@ -19,8 +19,10 @@ import structlog
 from pydantic import Field
 
 from tm_common.bus.handler import Emit
+from tm_common.bus.protocol import Bus
 from tm_common.events.base import Envelope
-from tm_common.service.app import create_app, run_service
+from tm_common.service.app import create_app, serve
+from tm_common.service.parts import WALL_CLOCK, Clock, ServiceParts
 from tm_common.service.runtime import ServiceRuntime
 from tm_common.service.wiring import make_bus, make_consumer
 from tm_common.settings import CommonSettings
@@ -51,14 +53,19 @@ class EchoHandler:
         return [Emit(self.out_stream, event.body)]
 
 
-def build_runtime(settings: ExampleSettings) -> ServiceRuntime:
-    """The service's wiring: one consumer of ``example_in_stream``."""
-    bus = make_bus(settings)
+def build(settings: ExampleSettings, *, bus: Bus, registry=None, venue=None,
+          clock: Clock = WALL_CLOCK) -> ServiceParts:
+    """The service's wiring: one consumer of ``example_in_stream`` (no models, no venue)."""
     handler = EchoHandler(settings.example_out_stream, settings.example_delay_ms / 1000)
-    consumer = make_consumer(settings, bus, handler, [settings.example_in_stream])
-    return ServiceRuntime(settings, bus, consumers=[consumer],
-                          status_extra=lambda: {"out_stream": settings.example_out_stream},
-                          lag_poll_interval_s=settings.lag_poll_interval_s)
+    consumer = make_consumer(settings, bus, handler, [settings.example_in_stream], clock=clock)
+    return ServiceParts(settings, bus, consumers=(consumer,), handlers={"handler": handler},
+                        status_extra=lambda: {"out_stream": settings.example_out_stream},
+                        lag_poll_interval_s=settings.lag_poll_interval_s)
+
+
+def build_runtime(settings: ExampleSettings) -> ServiceRuntime:
+    """The runtime of :func:`build` on a Redis bus."""
+    return build(settings, bus=make_bus(settings)).runtime()
 
 
 def app_from_env():
@@ -67,7 +74,7 @@ def app_from_env():
 
 
 def main() -> int:
-    return run_service(build_runtime(ExampleSettings()))
+    return serve(build, ExampleSettings())
 
 
 if __name__ == "__main__":
