@@ -14,7 +14,6 @@ the configured Neutral Kelly fraction, ``model_version`` "") and ``/readyz`` say
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from typing import Any
 
@@ -24,10 +23,12 @@ from tm_common.bus.handler import Emit
 from tm_common.bus.streams import REGIME_STATE
 from tm_common.errors import NotReady, PermanentError
 from tm_common.events import BarClosed, Envelope, ModelPromoted, RegimeDetected, deterministic_id
+from tm_common.models.lifecycle import ModelLifecycle
 
 from tm_regime.domain.engine import RegimeEngine, RegimeOut
+from tm_regime.domain.model import RegimeBundleModel
 from tm_regime.metrics import RegimeMetrics
-from tm_regime.models import KIND, BadModel, RegimeModels
+from tm_regime.models import KIND, RegimeModels
 from tm_regime.repository import RegimeRepository
 
 log = structlog.get_logger("tm.regime")
@@ -35,7 +36,12 @@ _JSON = msgspec.json.Encoder()
 NO_MODEL = "no production regime model"
 
 
-class RegimeHandler:
+class RegimeHandler(ModelLifecycle[RegimeBundleModel]):
+    """A ``StatefulHandler``; the model life cycle (first start, restart, promotion) is
+    :class:`~tm_common.models.lifecycle.ModelLifecycle`'s."""
+
+    service = "regime"
+
     def __init__(self, engine: RegimeEngine, models: RegimeModels, *,
                  repo: RegimeRepository | None = None, metrics: RegimeMetrics | None = None,
                  out_stream: str = REGIME_STATE) -> None:
@@ -49,10 +55,6 @@ class RegimeHandler:
     def snapshot(self) -> bytes:
         return _JSON.encode(self.engine.snapshot())
 
-    def restore(self, data: bytes | None) -> None:
-        self.engine.restore(None if data is None else json.loads(data))
-        self._cold_start = data is None
-
     # -- events ----------------------------------------------------------------------------
     async def handle(self, event: Envelope) -> Sequence[Emit]:
         await self._ensure_model()
@@ -61,52 +63,9 @@ class RegimeHandler:
         if isinstance(body, BarClosed):
             out = self._on_bar(event, body)
         elif isinstance(body, ModelPromoted) and body.kind == KIND:
-            await self._promote(body)
+            await self._promote(body.version, body.reason)
         self.handled += 1
         return out
-
-    async def _production_or_none(self):
-        try:
-            return await self.models.production()
-        except BadModel as err:     # a broken production bundle must not dead-letter every bar
-            log.error("regime.production_model_unusable", error=str(err))
-            self.metrics.reloads.labels("bad_bundle").inc()
-            return None
-
-    async def _ensure_model(self) -> None:
-        e = self.engine
-        if self._cold_start:
-            e.set_model(await self._production_or_none())
-            self._cold_start = False
-            self._changed("cold_start")
-        elif e.needs_attach:
-            model = await self.models.get(e.model_version)
-            if model is not None:
-                e.attach(model)
-                self.metrics.set_model(model.version, getattr(self.models, "created_at_ms", {}).get(model.version))
-                return
-            log.error("regime.snapshot_model_missing", version=e.model_version)
-            e.set_model(await self._production_or_none())
-            self._changed("snapshot_model_missing")
-
-    async def _promote(self, body: ModelPromoted) -> None:
-        e = self.engine
-        if body.version == e.model_version and e.model is not None:
-            return      # redelivered or repeated promotion
-        model = await self.models.get(body.version)
-        if model is None:
-            self.metrics.reloads.labels("unknown_version").inc()
-            raise PermanentError(f"promoted regime model {body.version!r} is not in the registry")
-        previous = e.model_version
-        e.set_model(model)
-        self._changed("promoted")
-        log.info("regime.model_reloaded", version=model.version, previous=previous or None,
-                 reason=body.reason)
-
-    def _changed(self, result: str) -> None:
-        v = self.engine.model_version
-        self.metrics.set_model(v, getattr(self.models, "created_at_ms", {}).get(v))
-        self.metrics.reloads.labels(result).inc()
 
     def _on_bar(self, event: Envelope, b: BarClosed) -> list[Emit]:
         if b.interval_min != 240:                   # the models are 4h models
@@ -128,10 +87,6 @@ class RegimeHandler:
                      correlation_id=out.correlation_id)]
 
     # -- readiness and status ----------------------------------------------------------------
-    async def prefetch(self) -> None:
-        """Look up the production model so ``/readyz`` answers before any bar arrives."""
-        await self.models.prefetch()
-
     def ready(self) -> bool:
         """True when a model is in use or loads on the next event; else raises
         :class:`NotReady` with the reason."""

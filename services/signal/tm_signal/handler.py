@@ -16,7 +16,6 @@ and the new state commit atomically with the promotion's ack: no bar is lost or 
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Sequence
 from typing import Any
 
@@ -34,22 +33,28 @@ from tm_common.events import (
     SignalGenerated,
     deterministic_id,
 )
+from tm_common.models.lifecycle import ModelLifecycle
 from tm_quant.features import BAR_MS
 
 from tm_signal.domain.bars import BarIn
 from tm_signal.domain.engine import SignalEngine, SignalOut
+from tm_signal.domain.model import SignalModel
 from tm_signal.metrics import SignalMetrics
-from tm_signal.models import KIND, BadModel, SignalModels
+from tm_signal.models import KIND, SignalModels
 from tm_signal.repository import BarHistory, SignalRepository
 
 log = structlog.get_logger("tm.signal")
 _JSON = msgspec.json.Encoder()
 
 
-class SignalHandler:
+class SignalHandler(ModelLifecycle[SignalModel]):
     """Args: ``engine``; ``models`` (registry access); ``history`` for warm-up (None = start
     features at the first live bar); ``repo`` for the signals table (None = no writes);
-    ``metrics``; ``dvol_currency``."""
+    ``metrics``; ``dvol_currency``. The model life cycle (first start, restart, promotion) is
+    :class:`~tm_common.models.lifecycle.ModelLifecycle`'s; this handler re-warms the features
+    after a swap."""
+
+    service = "signal"
 
     def __init__(self, engine: SignalEngine, models: SignalModels, *,
                  history: BarHistory | None = None, repo: SignalRepository | None = None,
@@ -66,10 +71,6 @@ class SignalHandler:
         """Strict JSON (every feature float is base64 float64; the rest is finite)."""
         return _JSON.encode(self.engine.snapshot())
 
-    def restore(self, data: bytes | None) -> None:
-        self.engine.restore(None if data is None else json.loads(data))
-        self._cold_start = data is None
-
     # -- events ----------------------------------------------------------------------------
     async def handle(self, event: Envelope) -> Sequence[Emit]:
         await self._ensure_model()
@@ -82,59 +83,17 @@ class SignalHandler:
                 self.engine.on_dvol(body.known_at_ms, float(body.value))
         elif isinstance(body, ModelPromoted):
             if body.kind == KIND:
-                await self._promote(body)
+                await self._promote(body.version, body.reason)
         elif isinstance(body, FundingSettled):
             # Only if a funding feed is routed to this service; none is by default.
             self.engine.on_funding(body.instrument, body.settle_time_ms, float(body.rate))
         self.handled += 1
         return out
 
-    async def _ensure_model(self) -> None:
-        e = self.engine
-        if self._cold_start:
-            e.set_model(await self._production_or_none())
-            self._cold_start = False
-            self._model_changed("cold_start")
-        elif e.needs_attach:
-            model = await self.models.get(e.model_version)
-            if model is not None:
-                e.attach(model)
-                self.metrics.set_model(model.version, getattr(self.models, "created_at_ms", {}).get(model.version))
-                return
-            log.error("signal.snapshot_model_missing", version=e.model_version)
-            e.set_model(await self._production_or_none())
-            self._model_changed("snapshot_model_missing")
-            await self._warm_all()
-
-    async def _production_or_none(self):
-        """The production model; an unusable production bundle means no model (signals say
-        so, ``/readyz`` shows why) rather than dead-lettering every bar."""
-        try:
-            return await self.models.production()
-        except BadModel as err:
-            log.error("signal.production_model_unusable", error=str(err))
-            self.metrics.reloads.labels("bad_bundle").inc()
-            return None
-
-    async def _promote(self, body: ModelPromoted) -> None:
-        e = self.engine
-        if body.version == e.model_version and e.model is not None:
-            return      # redelivered or repeated promotion: already in use
-        model = await self.models.get(body.version)
-        if model is None:
-            self.metrics.reloads.labels("unknown_version").inc()
-            raise PermanentError(f"promoted signal model {body.version!r} is not in the registry")
-        previous = e.model_version
-        e.set_model(model)
+    async def _model_swapped(self, model: SignalModel | None) -> dict[str, Any]:
+        """Rebuild every instrument's features for the new model."""
         await self._warm_all()
-        self._model_changed("promoted")
-        log.info("signal.model_reloaded", version=model.version, previous=previous or None,
-                 reason=body.reason, warmed={k: v[0].n_bars for k, v in e.feats.items()})
-
-    def _model_changed(self, result: str) -> None:
-        v = self.engine.model_version
-        self.metrics.set_model(v, getattr(self.models, "created_at_ms", {}).get(v))
-        self.metrics.reloads.labels(result).inc()
+        return {"warmed": {k: v[0].n_bars for k, v in self.engine.feats.items()}}
 
     async def _warm_all(self) -> None:
         for inst, first, end in self.engine.warm_targets():
@@ -184,11 +143,6 @@ class SignalHandler:
         return emits
 
     # -- readiness and status ----------------------------------------------------------------
-    async def prefetch(self) -> None:
-        """Look up (and parse) the production model so ``/readyz`` answers before any bar.
-        Raises ``TransientError`` while the registry does not answer."""
-        await self.models.prefetch()
-
     def ready(self) -> bool:
         """True when a model is in use or loads on the next event; else raises
         :class:`NotReady` with the reason (``/readyz`` shows it)."""

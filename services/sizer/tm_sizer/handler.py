@@ -19,7 +19,6 @@ but never used (the cascade sees no passed policy).
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -28,7 +27,7 @@ import msgspec
 import structlog
 from tm_common.bus.handler import Emit
 from tm_common.bus.streams import SIZING_TARGET
-from tm_common.errors import NotReady, PermanentError
+from tm_common.errors import NotReady
 from tm_common.events import (
     BarClosed,
     BreakerStateChanged,
@@ -40,12 +39,13 @@ from tm_common.events import (
     SignalGenerated,
     deterministic_id,
 )
+from tm_common.models.lifecycle import ModelLifecycle
 
 from tm_sizer.commands import JoinFlushRequested
 from tm_sizer.domain.engine import RegimeIn, Result, SignalIn, SizedOut, SizerEngine
-from tm_sizer.domain.policy import KIND
+from tm_sizer.domain.policy import KIND, RLPolicy
 from tm_sizer.metrics import BREAKER_CODE, SizerMetrics
-from tm_sizer.policies import BadPolicy, SizerPolicies
+from tm_sizer.policies import SizerPolicies
 from tm_sizer.repository import TargetRepository
 
 # State on every commit: msgspec is ~10x faster than json.dumps; keys sorted, byte-stable.
@@ -54,9 +54,12 @@ _STATE_JSON = msgspec.json.Encoder(order="sorted")
 log = structlog.get_logger("tm.sizer")
 
 
-class SizerHandler:
+class SizerHandler(ModelLifecycle[RLPolicy]):
     """A ``StatefulHandler``. ``repo`` None = no table writes; ``interval_min``: bars of other
-    intervals are ignored."""
+    intervals are ignored. The policy life cycle (first start, restart, promotion) is
+    :class:`~tm_common.models.lifecycle.ModelLifecycle`'s; the engine holds it as ``policy``."""
+
+    service, thing = "sizer", "policy"
 
     def __init__(self, engine: SizerEngine, policies: SizerPolicies, *,
                  repo: TargetRepository | None = None, metrics: SizerMetrics | None = None,
@@ -70,13 +73,9 @@ class SizerHandler:
     def snapshot(self) -> bytes:
         return _STATE_JSON.encode(self.engine.snapshot())
 
-    def restore(self, data: bytes | None) -> None:
-        self.engine.restore(None if data is None else json.loads(data))
-        self._cold_start = data is None
-
     # -- events ----------------------------------------------------------------------------
     async def handle(self, event: Envelope) -> Sequence[Emit]:
-        await self._ensure_policy()
+        await self._ensure_model()
         b = event.body
         e = self.engine
         t0 = time.perf_counter()
@@ -99,7 +98,7 @@ class SizerHandler:
             e.on_portfolio(b.bar_time_ms, str(b.equity), float(b.drawdown))
         elif isinstance(b, ModelPromoted):
             if b.kind == KIND:
-                await self._promote(b)
+                await self._promote(b.version, b.reason)
         elif isinstance(b, JoinFlushRequested):
             res = e.flush(b.instrument, b.bar_time_ms, "timeout")
         secs = time.perf_counter() - t0
@@ -128,53 +127,28 @@ class SizerHandler:
         return emits
 
     # -- policy ----------------------------------------------------------------------------
-    async def _ensure_policy(self) -> None:
-        e = self.engine
-        if self._cold_start:
-            self._set(await self._production_or_none(), "cold_start")
-            self._cold_start = False
-        elif e.needs_attach:
-            pol = await self.policies.get(e.policy_version)
-            if pol is not None:
-                e.policy = pol
-                self.metrics.set_policy(pol.version, pol.usable)
-                return
-            log.error("sizer.snapshot_policy_missing", version=e.policy_version)
-            self._set(await self._production_or_none(), "snapshot_policy_missing")
+    @property
+    def models(self) -> SizerPolicies:
+        return self.policies
 
-    async def _production_or_none(self):
-        """An unusable production bundle means no policy (Kelly tiers; ``/readyz`` says why)
-        rather than dead-lettering every input."""
-        try:
-            return await self.policies.production()
-        except BadPolicy as err:
-            log.error("sizer.production_policy_unusable", error=str(err))
-            self.metrics.reloads.labels("bad_bundle").inc()
-            return None
+    def _current(self) -> tuple[str, RLPolicy | None]:
+        return self.engine.policy_version, self.engine.policy
 
-    def _set(self, pol, result: str) -> None:
-        self.engine.set_policy(pol)
+    def _attach(self, model: RLPolicy) -> None:
+        self.engine.policy = model
+
+    def _set_model(self, model: RLPolicy | None) -> None:
+        self.engine.set_policy(model)
+
+    def _show_model(self) -> None:
+        pol = self.engine.policy
         self.metrics.set_policy(self.engine.policy_version, pol is not None and pol.usable)
-        self.metrics.reloads.labels(result).inc()
 
-    async def _promote(self, body: ModelPromoted) -> None:
-        e = self.engine
-        if body.version == e.policy_version and e.policy is not None:
-            return          # redelivered or repeated promotion: already in use
-        pol = await self.policies.get(body.version)
-        if pol is None:
-            self.metrics.reloads.labels("unknown_version").inc()
-            raise PermanentError(f"promoted rl policy {body.version!r} is not in the registry")
-        previous = e.policy_version
-        self._set(pol, "promoted")
-        log.info("sizer.policy_reloaded", version=pol.version, previous=previous or None,
-                 usable=pol.usable, rl_sharpe=pol.rl_sharpe, kelly_sharpe=pol.kelly_sharpe)
+    async def _model_swapped(self, model: RLPolicy | None) -> dict[str, Any]:
+        return {} if model is None else {"usable": model.usable, "rl_sharpe": model.rl_sharpe,
+                                         "kelly_sharpe": model.kelly_sharpe}
 
     # -- readiness and status ----------------------------------------------------------------
-    async def prefetch(self) -> None:
-        """Look up the production policy so ``/readyz`` answers before any input."""
-        await self.policies.prefetch()
-
     def ready(self) -> bool:
         """Ready once the registry answered (no policy is fine: the Kelly tiers work without
         one); else raises :class:`NotReady` with the reason (``/readyz`` shows it)."""
