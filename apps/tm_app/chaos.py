@@ -230,7 +230,7 @@ def prepare(redis_url: str | None, database_url: str | None, data_dir: Path) -> 
         port = urlsplit(redis_url).port
         raise SystemExit(_fail(f"Redis unreachable at {where}:{port}: {type(e).__name__}", 2)) from e
     throwaway = database_url is None
-    if throwaway:
+    if database_url is None:
         (data_dir / "chaos").mkdir(parents=True, exist_ok=True)
         database_url = f"sqlite+aiosqlite:///{(data_dir / 'chaos' / 'registry.db').resolve()}"
     migrate(database_url)
@@ -289,9 +289,8 @@ def main(start: Annotated[str, typer.Option(help="Replay start, YYYY-MM-DD (UTC)
          report: Annotated[Path | None, typer.Option(help="Write the summary as JSON.")] = None,
          ) -> None:
     """Kill -9 services during a mesh replay; compare with a clean run of the same window."""
-    from tm_common.history import HistoryFileError, load_bars
-
     from tm_app.demo import parse_day_ms
+    from tm_app.windows import window_end_ms, window_shortfall
 
     try:
         start_ms = parse_day_ms(start)
@@ -300,15 +299,9 @@ def main(start: Annotated[str, typer.Option(help="Replay start, YYYY-MM-DD (UTC)
         make_plan(seed, kills, bars, services=targets, after_send=after_send)   # validates
     except ValueError as e:
         raise SystemExit(_fail(str(e), 2)) from e
-    end_ms = start_ms + (bars - 1) * BAR_MS
-    for sym in syms:
-        try:
-            have = len(load_bars(sym, start_ms, end_ms))
-        except HistoryFileError as e:
-            raise SystemExit(_fail(str(e), 2)) from e
-        if have < bars:
-            raise SystemExit(_fail(f"{sym}: {have} shipped bars from {start} in {bars} bar times; "
-                                   "choose an earlier --start or fewer --bars", 2))
+    end_ms = window_end_ms(start_ms, bars)
+    if (why := window_shortfall(syms, start, start_ms, bars, fewer="--bars")) is not None:
+        raise SystemExit(_fail(why, 2))
     data_dir.mkdir(parents=True, exist_ok=True)
     redis_url, database_url = prepare(redis_url, database_url, data_dir)
     env = {**REPLAY_ENV, **({} if shipped_thresholds else TRADING_ENV)}

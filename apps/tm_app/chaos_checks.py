@@ -20,6 +20,7 @@ from typing import Any
 import httpx
 from tm_common.bus.redis import RedisStreamsBus
 from tm_common.bus.streams import ALL_STREAMS, EXEC_VENUE, dlq
+from tm_common.testing.redis import delete_namespace  # noqa: F401 - chaos deletes a run's keys
 
 from tm_app.record import RunRecord
 
@@ -119,20 +120,6 @@ def bus_view(redis_url: str, namespace: str, record: RunRecord, view: RunView) -
     if snaps:
         view.final_equity = str(snaps[-1].equity)
         view.final_positions = {p.instrument: str(p.qty) for p in snaps[-1].positions}
-
-
-def delete_namespace(redis_url: str, namespace: str) -> int:
-    """Delete every key under ``namespace``; returns how many."""
-    import redis
-
-    r = redis.Redis.from_url(redis_url)
-    try:
-        keys = list(r.scan_iter(f"{namespace}*", count=1000))
-        for i in range(0, len(keys), 500):
-            r.delete(*keys[i:i + 500])
-        return len(keys)
-    finally:
-        r.close()
 
 
 # -- the checks ------------------------------------------------------------------------------

@@ -179,9 +179,8 @@ def main(start: Annotated[str, typer.Option(help="Replay start, YYYY-MM-DD (UTC)
          report: Annotated[Path | None, typer.Option(help="Write the summary as JSON.")] = None,
          ) -> None:
     """Redis restart, PostgreSQL outage, venue faults, WebSocket drops; each against a clean run."""
-    from tm_common.history import HistoryFileError, load_bars
-
     from tm_app.demo import parse_day_ms
+    from tm_app.windows import window_shortfall
 
     try:
         start_ms = parse_day_ms(start)
@@ -192,15 +191,8 @@ def main(start: Annotated[str, typer.Option(help="Replay start, YYYY-MM-DD (UTC)
     except ValueError as e:
         raise SystemExit(_fail(str(e), 2)) from e
     for n in (bars, ws_bars):
-        end_ms = start_ms + (n - 1) * BAR_MS
-        for sym in SYMBOLS:
-            try:
-                have = len(load_bars(sym, start_ms, end_ms))
-            except HistoryFileError as e:
-                raise SystemExit(_fail(str(e), 2)) from e
-            if have < n:
-                raise SystemExit(_fail(f"{sym}: {have} shipped bars from {start} in {n} bar "
-                                       "times; choose an earlier --start or fewer bars", 2))
+        if (why := window_shortfall(SYMBOLS, start, start_ms, n, fewer="bars")) is not None:
+            raise SystemExit(_fail(why, 2))
     work = data_dir.resolve() if data_dir else Path(tempfile.mkdtemp(prefix="tm-faults-"))
     work.mkdir(parents=True, exist_ok=True)
     _log(f"fault drills {','.join(chosen)}: {bars} bar times from {start} "
