@@ -3,20 +3,18 @@
 from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
+from tm_common.models.metrics import ModelMetrics
 from tm_quant.regime import STATE_LABELS
 
 
-class RegimeMetrics:
+class RegimeMetrics(ModelMetrics):
     """``registry`` None → a private registry (tests build many handlers in one process)."""
+
+    service = "regime"
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         r = self.registry = registry if registry is not None else CollectorRegistry()
-        self.model_created = Gauge("tm_regime_model_created_timestamp_seconds", "When the regime "
-                                   "model in use was trained (registered), unix seconds; 0 "
-                                   "without a model. Alerts compare it with the retraining "
-                                   "schedule.", registry=r)
-        self.model_info = Gauge("tm_regime_model_info", "1 for the regime model version in use "
-                                "(version=\"none\" without a model).", ["version"], registry=r)
+        self._model_metrics(r)
         self.label = Gauge("tm_regime_label", "1 for the current regime label of the instrument, "
                            "0 for the others.", ["instrument", "label"], registry=r)
         self.probability = Gauge("tm_regime_probability", "Filtered regime probability.",
@@ -27,18 +25,11 @@ class RegimeMetrics:
                            ["instrument"], registry=r)
         self.published = Counter("tm_regime_detected_total", "Regimes published by label.",
                                  ["instrument", "label"], registry=r)
-        self.reloads = Counter("tm_regime_model_reloads_total", "Model (re)loads by outcome.",
-                               ["result"], registry=r)
         self.dropped = Counter("tm_regime_bars_dropped_total", "Bars ignored (duplicate, late, "
                                "unknown instrument).", ["reason"], registry=r)
         self.db_backlog = Gauge("tm_regime_db_backlog", "Regime row batches waiting for the "
                                 "database.", registry=r)
         self.set_model("")
-
-    def set_model(self, version: str, created_at_ms: int | None = None) -> None:
-        self.model_info.clear()
-        self.model_info.labels(version or "none").set(1)
-        self.model_created.set((created_at_ms or 0) / 1000 if version else 0)
 
     def observe(self, out) -> None:
         """Record one :class:`~tm_regime.domain.engine.RegimeOut`."""

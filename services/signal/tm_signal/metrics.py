@@ -5,22 +5,20 @@ from __future__ import annotations
 import math
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from tm_common.models.metrics import ModelMetrics
 
 # 10 µs .. 50 ms: features ~75 µs, a booster call ~0.1-0.5 ms.
 INFERENCE_BUCKETS_S = (1e-5, 2.5e-5, 5e-5, 1e-4, 2e-4, 3e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 1e-2, 5e-2)
 
 
-class SignalMetrics:
+class SignalMetrics(ModelMetrics):
     """``registry`` None → a private registry (tests build many handlers in one process)."""
+
+    service = "signal"
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         r = self.registry = registry if registry is not None else CollectorRegistry()
-        self.model_created = Gauge("tm_signal_model_created_timestamp_seconds", "When the signal "
-                                   "model in use was trained (registered), unix seconds; 0 "
-                                   "without a model. Alerts compare it with the retraining "
-                                   "schedule.", registry=r)
-        self.model_info = Gauge("tm_signal_model_info", "1 for the signal model version in use "
-                                "(version=\"none\" without a model).", ["version"], registry=r)
+        self._model_metrics(r)
         self.inference = Histogram("tm_signal_inference_seconds", "Booster inference per signal, s.",
                                    ["instrument"], buckets=INFERENCE_BUCKETS_S, registry=r)
         self.features = Histogram("tm_signal_features_seconds", "Incremental features per bar, s.",
@@ -31,8 +29,6 @@ class SignalMetrics:
                             "cause.", ["instrument", "cause"], registry=r)
         self.live_ic = Gauge("tm_signal_live_ic", "Rolling Spearman IC of matured predictions "
                              "(NaN until enough).", ["instrument"], registry=r)
-        self.reloads = Counter("tm_signal_model_reloads_total", "Model (re)loads by outcome.",
-                               ["result"], registry=r)
         self.warm_bars = Counter("tm_signal_warm_bars_total", "History bars replayed to warm "
                                  "features after a model load.", ["instrument"], registry=r)
         self.dropped = Counter("tm_signal_bars_dropped_total", "Bars ignored (duplicate, late, "
@@ -40,11 +36,6 @@ class SignalMetrics:
         self.db_backlog = Gauge("tm_signal_db_backlog", "Signal row batches waiting for the "
                                 "database.", registry=r)
         self.set_model("")
-
-    def set_model(self, version: str, created_at_ms: int | None = None) -> None:
-        self.model_info.clear()
-        self.model_info.labels(version or "none").set(1)
-        self.model_created.set((created_at_ms or 0) / 1000 if version else 0)
 
     def observe(self, out) -> None:
         """Count one :class:`~tm_signal.domain.engine.SignalOut`."""
