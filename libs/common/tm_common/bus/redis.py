@@ -18,8 +18,9 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.typing import EncodableT, FieldT, KeyT, StreamIdT
 
 from tm_common.bus.memory import dead_letter_fields
-from tm_common.bus.protocol import Delivery, GroupMissing, LostOwnership, Output, TransportError
+from tm_common.bus.protocol import Delivery, LostOwnership, Output, TransportError
 from tm_common.bus.streams import Streams, dlq, maxlen
+from tm_common.errors_boundary import redis_error, redis_errors
 from tm_common.events.base import Envelope
 
 # KEYS: input stream, output streams..., [state key]
@@ -66,14 +67,10 @@ class RedisStreamsBus:
         return self.names.key(stream)
 
     async def _call(self, coro: Awaitable[Any]) -> Any:
-        try:
+        """Await a redis-py call; its errors become ``TransportError``/``GroupMissing``
+        (:func:`tm_common.errors_boundary.redis_error`)."""
+        with redis_errors():
             return await coro
-        except _TRANSPORT_ERRORS as e:
-            raise TransportError(f"redis: {type(e).__name__}: {e}") from e
-        except ResponseError as e:
-            if "NOGROUP" in str(e) or str(e).startswith("UNBLOCKED"):
-                raise GroupMissing(f"redis: {e}") from e
-            raise
 
     # -- publishing ------------------------------------------------------------------------
     async def publish(self, stream: str, envelope: Envelope) -> str:
@@ -244,7 +241,7 @@ class RedisStreamsBus:
         try:
             return bool(await self.r.ping())
         except AuthenticationError as e:
-            raise TransportError(f"redis: {type(e).__name__}: {e}") from e
+            raise cast(TransportError, redis_error(e)) from e
         except (*_TRANSPORT_ERRORS, ResponseError):
             return False
 
