@@ -15,6 +15,8 @@ import asyncio
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
+from pathlib import Path
+from typing import Any
 
 from tm_common.bus import Consumer, InMemoryBus
 from tm_common.settings import env_names
@@ -96,7 +98,7 @@ def build_services(bus: InMemoryBus, cfg: RunConfig, venue: InProcessBybit) -> d
     registry = ModelRegistry(make_engine(cfg.database_url))
     env = cfg.extra_env                # the same TM_ overrides the mesh's processes get
     nodb = {"db_enabled": False}
-    specs = [
+    specs: list[tuple[str, Callable[..., Any], type[Any], dict[str, Any]]] = [
         ("portfolio", portfolio, PortfolioSettings, {**nodb, "initial_equity": cfg.initial_equity}),
         ("regime", regime, RegimeSettings, nodb),
         ("signal", signal, SignalSettings, {**nodb, "history_dir": cfg.history_dir}),
@@ -124,7 +126,8 @@ async def run_backtest(cfg: RunConfig, *,
     venue = InProcessBybit.from_settings(ExchangeSimSettings(
         sim_symbols=list(cfg.symbols), sim_start_ms=cfg.start_ms,
         sim_initial_balance=cfg.initial_equity, sim_seed=cfg.sim_seed,
-        sim_slippage_bps=cfg.slippage_bps, sim_history_dir=cfg.history_dir))
+        sim_slippage_bps=cfg.slippage_bps,
+        sim_history_dir=None if cfg.history_dir is None else Path(cfg.history_dir)))
     services = build_services(bus, cfg, venue)
     consumers = [c for p in services.values() for c in p.consumers]
     for c in consumers:

@@ -230,7 +230,7 @@ def prepare(redis_url: str | None, database_url: str | None, data_dir: Path) -> 
         port = urlsplit(redis_url).port
         raise SystemExit(_fail(f"Redis unreachable at {where}:{port}: {type(e).__name__}", 2)) from e
     throwaway = database_url is None
-    if throwaway:
+    if database_url is None:
         (data_dir / "chaos").mkdir(parents=True, exist_ok=True)
         database_url = f"sqlite+aiosqlite:///{(data_dir / 'chaos' / 'registry.db').resolve()}"
     migrate(database_url)

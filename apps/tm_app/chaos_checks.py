@@ -199,7 +199,7 @@ def _facts(rows: list[tuple[str, ...]]) -> list[tuple[str, ...]]:
     """An entry as a fact: type, correlation id, market time and body, without the event and
     causation ids (a join's output is caused by whichever input completed it, which depends on
     timing) and without measurements of the run itself (``VOLATILE``)."""
-    out = []
+    out: list[tuple[str, ...]] = []
     for typ, _eid, corr, _cause, ts_event, body in rows:
         try:
             doc = json.loads(body)

@@ -173,6 +173,7 @@ class PrivatePostgres:
                                 "-A", "trust", "--no-sync"]), "initdb")
 
     def start(self, timeout_s: float = 60) -> None:
+        assert self.workdir is not None, "init() first"
         opts = (f"-p {self.port} -k {self.workdir} -c listen_addresses=127.0.0.1 "
                 "-c fsync=off -c synchronous_commit=off -c full_page_writes=off")
         self._run(_as_postgres([str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-o", opts,

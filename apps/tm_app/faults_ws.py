@@ -111,6 +111,7 @@ def ws_run(name: str, *, redis: PrivateRedis, pg: PrivatePostgres, work: Path,
     specs = _specs(redis_url=redis.url, db_url=db_url, namespace=namespace, symbols=symbols,
                    start_ms=start_ms, drop_prob=drop_prob, seed=seed, port_offset=port_offset)
     sim_port, ingest_port = specs[0].port, specs[1].port
+    assert sim_port is not None and ingest_port is not None     # _specs gives each one a port
     sup = Supervisor(specs, state_path=work / f"{name}.json", log_dir=work / name / "logs",
                      grace_s=15)
     end_ms = start_ms + (bars - 1) * BAR_MS

@@ -15,6 +15,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 from tm_common.settings import CommonSettings, to_env
@@ -59,7 +60,7 @@ def _specs(cfg: RunConfig, *, redis_url: str, namespace: str, data_dir: Path,
     shared = {"redis_url": redis_url, "database_url": cfg.database_url, "namespace": namespace,
               "data_dir": data_dir, "log_level": "WARNING", "symbols": cfg.symbols,
               "mode": "replay", "reclaim_idle_ms": 5000, "history_dir": cfg.history_dir}
-    per = {
+    per: dict[str, dict[str, Any]] = {
         "exchange_sim": {"sim_start_ms": cfg.start_ms, "sim_seed": cfg.sim_seed,
                          "sim_initial_balance": cfg.initial_equity,
                          "sim_slippage_bps": cfg.slippage_bps,
@@ -103,7 +104,9 @@ def _wait_ready(sup: Supervisor, names, timeout_s: float, log: Callable[[str], N
     while pending:
         sup.poll()
         for n in sorted(pending):
-            code, body = _get(sup.procs[n].spec.port, "/readyz")
+            port = sup.procs[n].spec.port
+            assert port is not None                 # every process of the mesh serves HTTP
+            code, body = _get(port, "/readyz")
             if code == 200 or (code == 503 and set(body.get("not_ready", [])) <= {"model", "policy"}):
                 pending.discard(n)
                 if code == 503:
@@ -148,6 +151,7 @@ def run_mesh(cfg: RunConfig, *, redis_url: str, data_dir: Path, port_offset: int
         t1 = time.monotonic()
         try:
             port = specs[-1].port
+            assert port is not None
             while True:
                 sup.poll()
                 ingest.poll()

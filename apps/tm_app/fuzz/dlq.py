@@ -7,6 +7,7 @@ import asyncio
 import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
+from typing import Any
 
 import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
@@ -64,7 +65,7 @@ class StreamFuzzer:
     # -- redis helpers -------------------------------------------------------------------
     async def _entries_added(self, stream: str) -> int | None:
         try:
-            info = await self.r.xinfo_stream(self.key(stream))
+            info: dict[Any, Any] = await self.r.xinfo_stream(self.key(stream))
         except ResponseError:
             return 0                                  # no such key yet
         v = info.get("entries-added", info.get(b"entries-added"))
@@ -87,7 +88,7 @@ class StreamFuzzer:
                 pending, lag = int(g["pending"]), g.get("lag")
                 if lag is None:   # Redis 6.2, or unknown after deletions: look for newer entries
                     last = _s(g["last-delivered-id"])
-                    lag = len(await self.r.xrange(self.key(st), min=f"({last}", count=1))
+                    lag = len(await self.r.xrange(self.key(st), min=f"({last}", count=1) or [])
                 if lag or pending:
                     out.append(f"{st}/{_s(g['name'])} lag={lag} pending={pending}")
         return out
@@ -129,7 +130,7 @@ class StreamFuzzer:
                 if not rows:
                     break
                 for _eid, fields in rows:
-                    f = {k: v for k, v in fields.items() if isinstance(k, bytes)}
+                    f = {k: v for k, v in (fields or {}).items() if isinstance(k, bytes)}
                     stream, group = _s(f.get(b"dlq_stream", b"?")), _s(f.get(b"dlq_group", b"?"))
                     entry = _s(f.get(b"dlq_entry_id", b"?"))
                     self.rep.dead_lettered.setdefault(stream, {}).setdefault(group, 0)

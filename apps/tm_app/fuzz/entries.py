@@ -24,7 +24,7 @@ import json
 import random
 from collections.abc import Callable
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import msgspec
 import msgspec.inspect as mi
@@ -36,8 +36,11 @@ WEIGHTS = (14, 16, 12, 12, 16, 12, 14, 4)
 BIG_ENTRY_BYTES = 1 << 20
 Fields = dict[Any, Any]
 
+if TYPE_CHECKING:
+    from tm_common.events.base import EventBody
 
-def event_types() -> dict[str, type]:
+
+def event_types() -> dict[str, type[EventBody]]:
     """Every event type a service can decode: the shared catalogue and the services' own."""
     import tm_common.events  # noqa: F401  (registers the catalogue)
     import tm_risk.commands  # noqa: F401  (breaker.command_issued)
@@ -126,7 +129,7 @@ class EntryFactory:
         self.rng = random.Random(f"{seed}:{stream}")
         self.types = event_types()
         self.names = sorted(self.types)
-        self.info = {n: mi.type_info(c) for n, c in self.types.items()}
+        self.info = {n: cast(mi.StructType, mi.type_info(c)) for n, c in self.types.items()}
         self.oversized_kib = oversized_kib
         self.big_entry_index = big_entry_index
         self.rejected = 0                   # generated entries that decoded after all (redrawn)
@@ -204,6 +207,7 @@ class EntryFactory:
         if numeric and self.rng.random() < 0.6:
             fld = self.rng.choice(numeric)
             text = _out_of_range(fld.type, self.rng)
+            assert text is not None         # the field is numeric: it was picked for that
             body[fld.encode_name] = "__HUGE__"
             f["body"] = json.dumps(body, separators=(",", ":")).replace('"__HUGE__"', text)
         else:

@@ -141,7 +141,7 @@ def start(*, redis_url: str, database_url: str, data_dir: Path, port_offset: int
                data_dir=data_dir, port_offset=port_offset, admin_token=token)
     sup = Supervisor(sp, state_path=data_dir / "fuzz-mesh.json", log_dir=data_dir / "logs",
                      grace_s=15)
-    mesh = Mesh(sup, namespace, data_dir, token, {s.name: s.port for s in sp})
+    mesh = Mesh(sup, namespace, data_dir, token, {s.name: s.port for s in sp if s.port is not None})
     t0 = time.monotonic()
     sup.start()
     try:

@@ -167,8 +167,8 @@ def run_schemathesis(service: str, port: int, schema: dict, *, out_dir: Path, ma
         cmd += ["--include-name", include]
     for name in exclude:
         cmd += ["--exclude-name", name]
-    for p in SKIP_PATHS:
-        cmd += ["--exclude-path", p]
+    for skip in SKIP_PATHS:
+        cmd += ["--exclude-path", skip]
     t0 = time.monotonic()
     p = subprocess.run(cmd, cwd=out_dir, capture_output=True, text=True, timeout=timeout_s,
                        check=False)
@@ -196,9 +196,9 @@ def probe_readyz(port: int) -> list[str]:
     """Odd requests to ``/readyz``: each must answer 200 or 503 with ``{"ready": ...}``."""
     problems = []
     url = f"http://127.0.0.1:{port}/readyz"
-    odd = [{}, {"params": {"x": "\x00" * 3, "ready": "[]"}},
-           {"headers": {"Accept": "text/html", "X-Forwarded-For": "::1" * 50}},
-           {"params": {"a" * 2000: "b" * 2000}}]
+    odd: list[dict[str, Any]] = [{}, {"params": {"x": "\x00" * 3, "ready": "[]"}},
+                                 {"headers": {"Accept": "text/html", "X-Forwarded-For": "::1" * 50}},
+                                 {"params": {"a" * 2000: "b" * 2000}}]
     for kw in odd:
         try:
             r = httpx.get(url, timeout=10, **kw)
@@ -281,7 +281,8 @@ def fuzz_services(ports: dict[str, int], envs: dict[str, dict[str, str]], *, out
     """schemathesis on every service in ``ports`` (the sim's fault route last, on its own),
     then the ``/readyz`` probe and (``hostile``) :func:`probe_hostile` on each."""
     schemas = schemas_for(ports, envs)
-    runs = [(name, None, (FAULTS_OP,) if name == "exchange_sim" else ()) for name in ports]
+    runs: list[tuple[str, str | None, tuple[str, ...]]] = [
+        (name, None, (FAULTS_OP,) if name == "exchange_sim" else ()) for name in ports]
     if "exchange_sim" in ports:
         runs.append(("exchange_sim", FAULTS_OP, ()))
     results = []

@@ -91,7 +91,8 @@ def tiers_chart(rec: RunRecord) -> bytes:
     for k, inst in enumerate(insts):
         pts = [(z.bar_time_ms, TIERS.index(z.tier) + (k - 1) * 0.12) for z in rec.sized
                if z.instrument == inst and z.tier in TIERS]
-        ax.scatter([_dt(t) for t, _ in pts], [y for _, y in pts], s=4, label=inst)
+        # matplotlib converts datetimes through its units registry; its stubs only list numbers
+        ax.scatter([_dt(t) for t, _ in pts], [y for _, y in pts], s=4, label=inst)  # type: ignore[arg-type]
     ax.set_yticks(range(len(TIERS)), TIERS)
     ax.set_title("Cascade tier of each sizing decision")
     ax.legend(loc="upper left", markerscale=3)

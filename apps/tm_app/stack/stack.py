@@ -14,7 +14,7 @@ import os
 import signal
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO, TypeGuard
 
 import psutil
 from pydantic import Field
@@ -80,7 +80,7 @@ class SupervisorLock:
 
     def __init__(self, settings: CommonSettings) -> None:
         self.path = data_dir(settings) / LOCK_FILE
-        self._fh = None
+        self._fh: TextIO | None = None
 
     def acquire(self) -> bool:
         """Take the lock without waiting; ``False`` if another process holds it."""
@@ -217,7 +217,7 @@ def prepare_env(settings: CommonSettings, *, migrate_db: bool = True) -> dict[st
     return env
 
 
-def _alive(pid: int | None) -> bool:
+def _alive(pid: int | None) -> TypeGuard[int]:
     if not pid:
         return False
     try:

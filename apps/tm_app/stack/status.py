@@ -11,9 +11,10 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import httpx
+from rich.console import JustifyMethod
 from rich.table import Table
 
 
@@ -55,11 +56,13 @@ def summarize(doc: dict[str, Any]) -> dict[str, Any]:
     Lag and pending are summed over the consumed streams.
     """
     last = doc.get("last_event")
+    last_s: str | None
     if isinstance(last, dict):
         last_s = f"{last.get('type', '?')}{_age(last.get('handled_at_ns') or last.get('ts_init_ns'))}"
     else:
         last_s = str(last) if last else None
-    streams = doc.get("streams") if isinstance(doc.get("streams"), dict) else {}
+    raw_streams = doc.get("streams")
+    streams = raw_streams if isinstance(raw_streams, dict) else {}
     per = [v for v in streams.values() if isinstance(v, dict)]
     handled = doc.get("handled")
     return {"last_event": last_s,
@@ -114,7 +117,7 @@ def render(rows: list[ServiceStatus]) -> Table:
     for col, justify in (("pid", "right"), ("port", "right"), ("up", "left"),
                          ("last event", "left"), ("handled", "right"), ("lag", "right"),
                          ("pending", "right"), ("restarts", "right")):
-        t.add_column(col, justify=justify)
+        t.add_column(col, justify=cast(JustifyMethod, justify))
 
     def cell(v: Any) -> str:
         return "-" if v is None else str(v)

@@ -54,7 +54,9 @@ class ProcessState:
 
     @property
     def pid(self) -> int | None:
-        return self.popen.pid if self.running else None
+        if self.popen is None or not self.running:
+            return None
+        return self.popen.pid
 
     @property
     def running(self) -> bool:
@@ -120,7 +122,7 @@ class Supervisor:
         for p in self.procs.values():
             if p.popen is not None and not p.exit_seen and p.popen.poll() is not None:
                 p.exit_seen = True
-                self._exited(p, now)
+                self._exited(p, p.popen, now)
                 changed = True
             elif p.next_start_at is not None and now >= p.next_start_at:
                 p.restarts += 1
@@ -161,19 +163,19 @@ class Supervisor:
         if self._stopped:
             return
         self._stopped = True
-        live = [p for p in self.procs.values() if p.running]
-        for p in live:
+        live = [(p, p.popen) for p in self.procs.values() if p.running and p.popen is not None]
+        for p, popen in live:
             p.next_start_at = None
-            _signal_group(p.popen, signal.SIGTERM)
+            _signal_group(popen, signal.SIGTERM)
         deadline = time.monotonic() + self.grace_s
-        for p in live:
+        for p, popen in live:
             try:
-                p.popen.wait(max(0.0, deadline - time.monotonic()))
+                popen.wait(max(0.0, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
                 log.warning("%s (pid %s) ignored SIGTERM for %.1f s: SIGKILL", p.spec.name,
-                            p.popen.pid, self.grace_s)
-                _signal_group(p.popen, signal.SIGKILL)
-                p.popen.wait()
+                            popen.pid, self.grace_s)
+                _signal_group(popen, signal.SIGKILL)
+                popen.wait()
         for p in self.procs.values():
             p.next_start_at = None
             if p.popen is not None and p.popen.returncode is not None:
@@ -218,13 +220,13 @@ class Supervisor:
         p.last_error = None
         log.info("started %s pid %s port %s", p.spec.name, p.popen.pid, p.spec.port)
 
-    def _exited(self, p: ProcessState, now: float) -> None:
-        p.last_exit_code = p.popen.returncode
+    def _exited(self, p: ProcessState, popen: subprocess.Popen[bytes], now: float) -> None:
+        p.last_exit_code = popen.returncode
         if p.started_at is not None and now - p.started_at >= self.stable_after_s:
             p.backoff_s = 0.0  # it ran long enough: this is a fresh failure, not a crash loop
         self._schedule_restart(p, now)
         log.warning("%s (pid %s) exited with %s; restart %d in %.1f s", p.spec.name,
-                    p.popen.pid, p.last_exit_code, p.restarts + 1, p.backoff_s)
+                    popen.pid, p.last_exit_code, p.restarts + 1, p.backoff_s)
 
     def _schedule_restart(self, p: ProcessState, now: float) -> None:
         p.backoff_s = (self.backoff_initial_s if p.backoff_s <= 0
