@@ -17,7 +17,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-import msgspec
 import structlog
 from tm_common.bus.handler import Emit
 from tm_common.bus.streams import REGIME_STATE
@@ -32,7 +31,6 @@ from tm_regime.models import KIND, RegimeModels
 from tm_regime.repository import RegimeRepository
 
 log = structlog.get_logger("tm.regime")
-_JSON = msgspec.json.Encoder()
 NO_MODEL = "no production regime model"
 
 
@@ -50,10 +48,6 @@ class RegimeHandler(ModelLifecycle[RegimeBundleModel]):
         self.out_stream = out_stream
         self._cold_start = True
         self.handled = 0
-
-    # -- StatefulHandler -------------------------------------------------------------------
-    def snapshot(self) -> bytes:
-        return _JSON.encode(self.engine.snapshot())
 
     # -- events ----------------------------------------------------------------------------
     async def handle(self, event: Envelope) -> Sequence[Emit]:
@@ -105,9 +99,7 @@ class RegimeHandler(ModelLifecycle[RegimeBundleModel]):
                 "model_error": self.models.last_error,
                 "instruments": {s: {"last_bar_ms": tr.last_ms, "recent_closes": len(tr.closes)}
                                 for s, tr in sorted(e.tracks.items())},
-                "db": None if self.repo is None else {"backlog": self.repo.backlog,
-                                                      "written": self.repo.written,
-                                                      "failures": self.repo.failures}}
+                "db": None if self.repo is None else self.repo.status()}
 
 
 def to_event(o: RegimeOut) -> RegimeDetected:

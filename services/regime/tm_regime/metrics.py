@@ -29,7 +29,6 @@ class RegimeMetrics(ModelMetrics):
                                "unknown instrument).", ["reason"], registry=r)
         self.db_backlog = Gauge("tm_regime_db_backlog", "Regime row batches waiting for the "
                                 "database.", registry=r)
-        self.set_model("")
 
     def observe(self, out) -> None:
         """Record one :class:`~tm_regime.domain.engine.RegimeOut`."""

@@ -19,7 +19,6 @@ import asyncio
 from collections.abc import Sequence
 from typing import Any
 
-import msgspec
 import structlog
 from tm_common.bus.handler import Emit
 from tm_common.bus.streams import SIGNAL_TL
@@ -44,7 +43,6 @@ from tm_signal.models import KIND, SignalModels
 from tm_signal.repository import BarHistory, SignalRepository
 
 log = structlog.get_logger("tm.signal")
-_JSON = msgspec.json.Encoder()
 
 
 class SignalHandler(ModelLifecycle[SignalModel]):
@@ -52,7 +50,8 @@ class SignalHandler(ModelLifecycle[SignalModel]):
     features at the first live bar); ``repo`` for the signals table (None = no writes);
     ``metrics``; ``dvol_currency``. The model life cycle (first start, restart, promotion) is
     :class:`~tm_common.models.lifecycle.ModelLifecycle`'s; this handler re-warms the features
-    after a swap."""
+    after a swap. The snapshot is strict JSON (every feature float is base64 float64; the rest
+    is finite)."""
 
     service = "signal"
 
@@ -65,11 +64,6 @@ class SignalHandler(ModelLifecycle[SignalModel]):
         self.dvol_currency, self.out_stream = dvol_currency, out_stream
         self._cold_start = True
         self.handled = 0
-
-    # -- StatefulHandler -------------------------------------------------------------------
-    def snapshot(self) -> bytes:
-        """Strict JSON (every feature float is base64 float64; the rest is finite)."""
-        return _JSON.encode(self.engine.snapshot())
 
     # -- events ----------------------------------------------------------------------------
     async def handle(self, event: Envelope) -> Sequence[Emit]:
@@ -165,9 +159,7 @@ class SignalHandler(ModelLifecycle[SignalModel]):
                                 "live_ic": e.ic[s].value if s in e.ic else None}
                             for s in e.cfg.symbols},
             "buffered": [f"{b.instrument}:{b.open_time_ms}" for b in e.buffer],
-            "db": None if self.repo is None else {"backlog": self.repo.backlog,
-                                                  "written": self.repo.written,
-                                                  "failures": self.repo.failures},
+            "db": None if self.repo is None else self.repo.status(),
         }
 
 

@@ -35,7 +35,6 @@ class SignalMetrics(ModelMetrics):
                                "unknown instrument).", ["reason"], registry=r)
         self.db_backlog = Gauge("tm_signal_db_backlog", "Signal row batches waiting for the "
                                 "database.", registry=r)
-        self.set_model("")
 
     def observe(self, out) -> None:
         """Count one :class:`~tm_signal.domain.engine.SignalOut`."""

@@ -48,9 +48,6 @@ from tm_sizer.metrics import BREAKER_CODE, SizerMetrics
 from tm_sizer.policies import SizerPolicies
 from tm_sizer.repository import TargetRepository
 
-# State on every commit: msgspec is ~10x faster than json.dumps; keys sorted, byte-stable.
-_STATE_JSON = msgspec.json.Encoder(order="sorted")
-
 log = structlog.get_logger("tm.sizer")
 
 
@@ -60,6 +57,8 @@ class SizerHandler(ModelLifecycle[RLPolicy]):
     :class:`~tm_common.models.lifecycle.ModelLifecycle`'s; the engine holds it as ``policy``."""
 
     service, thing = "sizer", "policy"
+    # State on every commit: msgspec is ~10x faster than json.dumps; keys sorted, byte-stable.
+    _state_json = msgspec.json.Encoder(order="sorted")
 
     def __init__(self, engine: SizerEngine, policies: SizerPolicies, *,
                  repo: TargetRepository | None = None, metrics: SizerMetrics | None = None,
@@ -68,10 +67,6 @@ class SizerHandler(ModelLifecycle[RLPolicy]):
         self.metrics = metrics or SizerMetrics()
         self.out_stream, self.interval_min = out_stream, interval_min
         self._cold_start = True
-
-    # -- StatefulHandler -------------------------------------------------------------------
-    def snapshot(self) -> bytes:
-        return _STATE_JSON.encode(self.engine.snapshot())
 
     # -- events ----------------------------------------------------------------------------
     async def handle(self, event: Envelope) -> Sequence[Emit]:
@@ -178,9 +173,7 @@ class SizerHandler(ModelLifecycle[RLPolicy]):
                                 "position": st.book.position,
                                 "paper_drawdown": st.book.drawdown,
                                 "outcomes": len(st.outcomes)} for s, st in sorted(e.inst.items())},
-            "db": None if self.repo is None else {"backlog": self.repo.backlog,
-                                                  "written": self.repo.written,
-                                                  "failures": self.repo.failures},
+            "db": None if self.repo is None else self.repo.status(),
         }
 
 

@@ -44,6 +44,10 @@ class WriteBehindWriter:
         """Batches queued (not the one being written)."""
         return self.queue.qsize()
 
+    def status(self) -> dict[str, int]:
+        """For a service's ``/status``: batches waiting, rows written, failed writes."""
+        return {"backlog": self.backlog, "written": self.written, "failures": self.failures}
+
     def save(self, rows: Sequence[dict]) -> None:
         """Queue rows; never waits for the database."""
         if rows:

@@ -11,7 +11,7 @@
 An unusable production bundle means no model (``/readyz`` says why) rather than dead-lettering
 every event. The handler keeps its own ``engine``, ``models`` (a
 :class:`~tm_common.models.cache.ModelCache`), ``metrics`` (a ``reloads`` counter labelled by
-result) and ``_cold_start`` flag; the engine's names (``model``, ``model_version``,
+result) and ``_cold_start`` flag (the snapshot is the engine's state); the engine's names (``model``, ``model_version``,
 ``needs_attach``, ``set_model``, ``attach``) and the metrics' ``set_model(version,
 created_at_ms)`` are the defaults, a handler with other names overrides the four small hooks.
 """
@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 from typing import Any, ClassVar, Generic
 
+import msgspec
 import structlog
 
 from tm_common.errors import PermanentError
@@ -37,6 +38,8 @@ class ModelLifecycle(Generic[M]):
     models: ModelCache[M]
     metrics: Any
     _cold_start: bool
+    #: Encodes the engine's state (a dict) as the handler snapshot.
+    _state_json: ClassVar[msgspec.json.Encoder] = msgspec.json.Encoder()
 
     # -- how the engine and the metrics hold the model (overridden by other names) -------------
     def _current(self) -> tuple[str, M | None]:
@@ -62,6 +65,9 @@ class ModelLifecycle(Generic[M]):
         return {}
 
     # -- StatefulHandler -------------------------------------------------------------------
+    def snapshot(self) -> bytes:
+        return self._state_json.encode(self.engine.snapshot())
+
     def restore(self, data: bytes | None) -> None:
         self.engine.restore(None if data is None else json.loads(data))
         self._cold_start = data is None

@@ -11,7 +11,7 @@ class ModelMetrics:
     """The model in use, its age and its (re)loads: ``tm_<service>_model_info{version}``,
     ``tm_<service>_model_created_timestamp_seconds`` and ``tm_<service>_model_reloads_total
     {result}``. A service's metrics class names its ``service`` and calls :meth:`_model_metrics`
-    with its registry first."""
+    with its registry first (no model yet)."""
 
     service: ClassVar[str]
 
@@ -25,6 +25,7 @@ class ModelMetrics:
                                 "(version=\"none\" without a model).", ["version"], registry=r)
         self.reloads = Counter(f"tm_{s}_model_reloads_total", "Model (re)loads by outcome.",
                                ["result"], registry=r)
+        self.set_model("")
 
     def set_model(self, version: str, created_at_ms: int | None = None) -> None:
         """``version`` "" = no model; ``created_at_ms``: when it was registered (unix ms)."""
