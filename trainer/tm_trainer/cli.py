@@ -14,7 +14,7 @@ import datetime as dt
 import json
 from dataclasses import replace
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
@@ -26,6 +26,9 @@ from tm_common.models.registry import ModelRegistry, RegistryError
 
 from tm_trainer.config import DEFAULT_INSTRUMENTS, TrainConfig
 from tm_trainer.data import DataError
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncEngine
 
 train_app = typer.Typer(name="train", help="Walk-forward training, gates, registry.",
                         invoke_without_command=True, add_completion=False,
@@ -62,7 +65,7 @@ def _settings():
         fail(f"bad TM_* setting: {e.errors()[0].get('loc')} {e.errors()[0].get('msg')}", 2)
 
 
-async def _registry(settings) -> tuple[ModelRegistry, object]:
+async def _registry(settings) -> tuple[ModelRegistry, AsyncEngine]:
     from tm_common.db import make_engine, resolve_database_url
     from tm_common.db.migrate import migrate_async
 
@@ -121,8 +124,9 @@ def train(
         return
     try:
         syms = parse_symbols(instruments)
+        end: dict[str, Any] = {"train_end_ms": parse_time_ms(train_end)} if train_end else {}
         cfg = TrainConfig(instruments=syms, horizon_bars=horizon, seed=seed, history_dir=history_dir,
-                          **({"train_end_ms": parse_time_ms(train_end)} if train_end else {}))
+                          **end)
         if fast:
             cfg = cfg.fast()
         if windows is not None:

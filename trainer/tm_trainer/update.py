@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import replace
+from typing import Any
 
 import numpy as np
 from tm_common.models.bundle import Bundle, canonical_json
@@ -66,8 +67,9 @@ def train_update(cfg: TrainConfig, parent: Bundle, progress: Progress | None = N
     new_lo = max(cut - h, WARMUP_BARS - 1)              # first row whose label it did not know
     eligible = (ds.n - (cut + cfg.purge_bars + h)) // cfg.window_bars
     n_win = min(cfg.n_windows, max(0, eligible))
-    windows, series = [], {s: {k: [] for k in ("p", "momentum", "fwd", "ret_next")}
-                           for s in cfg.instruments}
+    windows: list[dict[str, Any]] = []
+    series: dict[str, dict[str, list[np.ndarray]]] = {
+        s: {k: [] for k in ("p", "momentum", "fwd", "ret_next")} for s in cfg.instruments}
     if n_win >= 1:
         for sp in make_splits(ds.n, n_win, cfg.window_bars, cfg.purge_bars, h, 1):
             rows = np.arange(new_lo, sp.train.size)
@@ -91,8 +93,9 @@ def train_update(cfg: TrainConfig, parent: Bundle, progress: Progress | None = N
             if progress:
                 progress("window", sp.window)
         cat = {s: {k: np.concatenate(v) for k, v in d.items()} for s, d in series.items()}
-        report = {"windows": windows, "summary": summarise(windows, cat, cfg.costs.per_unit),
-                  "selections": {s: [[0, feats[s]]] for s in cfg.instruments}}
+        report: dict[str, Any] = {"windows": windows,
+                                  "summary": summarise(windows, cat, cfg.costs.per_unit),
+                                  "selections": {s: [[0, feats[s]]] for s in cfg.instruments}}
         passed, reasons = gate(report["summary"], cfg.gates.min_ic, cfg.gates.min_sharpe)
     else:
         report = {"windows": [], "summary": summarise([], {}, cfg.costs.per_unit), "selections": {}}

@@ -95,7 +95,8 @@ def run_walkforward(ds: Dataset, cfg: TrainConfig, splits: list[Split],
     chosen: dict[str, list[str]] = {}
     selections: dict[str, list] = {s: [] for s in syms}
     windows: list[dict] = []
-    series = {s: {k: [] for k in ("p", "momentum", "fwd", "ret_next")} for s in syms}
+    series: dict[str, dict[str, list[np.ndarray]]] = {
+        s: {k: [] for k in ("p", "momentum", "fwd", "ret_next")} for s in syms}
     every = max(1, cfg.boruta.reselect_every)
     for sp in splits:
         train = _warm(sp.train)

@@ -9,6 +9,7 @@ import json
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, fields
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -30,7 +31,7 @@ def cache_key(symbols: Sequence[str], cfg: WalkForwardConfig, history_dir: str |
 
 
 def save(path: Path, data: Sequence[OOSData]) -> None:
-    arrays = {f"{d.instrument}__{k}": v for d in data for k, v in d.arrays().items()}
+    arrays: dict[str, Any] = {f"{d.instrument}__{k}": v for d in data for k, v in d.arrays().items()}
     arrays["__symbols"] = np.array([d.instrument for d in data])
     tmp = path.with_suffix(".tmp.npz")
     np.savez(tmp, **arrays)

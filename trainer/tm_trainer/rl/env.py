@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from typing import ClassVar
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -94,7 +94,7 @@ class SizingEnv(gym.Env):
             that leaves at least 2 steps); duplicates weight a start.
     """
 
-    metadata: ClassVar[dict] = {"render_modes": []}
+    metadata: dict[str, Any] = {"render_modes": []}
 
     def __init__(self, data: Sequence[OOSData], cfg: EnvConfig | None = None,
                  starts: np.ndarray | None = None) -> None:
