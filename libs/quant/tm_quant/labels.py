@@ -11,6 +11,8 @@ from __future__ import annotations
 import numpy as np
 from scipy.stats import rankdata
 
+from tm_quant.ic import spearman
+
 
 def forward_log_return(close: np.ndarray, horizon: int) -> np.ndarray:
     """Forward log return over ``horizon`` bars, aligned to the bar where it is predicted.
@@ -45,13 +47,4 @@ def spearman_ic(pred: np.ndarray, realised: np.ndarray) -> float:
     r = np.asarray(realised, dtype=np.float64).ravel()
     if p.shape != r.shape:
         raise ValueError(f"pred and realised differ in length: {p.shape[0]} vs {r.shape[0]}")
-    ok = ~(np.isnan(p) | np.isnan(r))
-    if ok.sum() < 3:
-        return float("nan")
-    rp, rr = rankdata(p[ok]), rankdata(r[ok])
-    rp -= rp.mean()
-    rr -= rr.mean()
-    den = np.sqrt(np.dot(rp, rp) * np.dot(rr, rr))
-    if den == 0:
-        return float("nan")
-    return float(np.clip(np.dot(rp, rr) / den, -1.0, 1.0))
+    return spearman(p, r, rankdata)

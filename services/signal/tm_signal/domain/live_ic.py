@@ -4,7 +4,7 @@ A prediction ``p`` made at bar i matures at bar ``i + h`` (``h`` = the model's h
 counted in the instrument's own bar sequence like the trainer's labels), when its realised forward
 log return ``ln(close_{i+h} / close_i)`` becomes known. The live IC is the Spearman correlation of
 ``p`` with that return over the last ``window`` matured predictions; it only uses returns known at
-the current bar's close (no look-ahead).
+the current bar's close (no look-ahead). The correlation is :func:`tm_quant.ic.spearman`.
 """
 
 from __future__ import annotations
@@ -14,6 +14,9 @@ from collections import deque
 from typing import Any
 
 import numpy as np
+from tm_quant.ic import average_ranks, spearman
+
+__all__ = ["LiveIC", "average_ranks", "spearman"]
 
 
 class LiveIC:
@@ -67,32 +70,3 @@ class LiveIC:
         ic.pairs.extend((float(a), float(b)) for a, b in d["pairs"])
         ic._value = ic._compute()
         return ic
-
-
-def average_ranks(x: np.ndarray) -> np.ndarray:
-    """1-based ranks, ties get the mean of their positions (scipy's ``rankdata`` "average")."""
-    order = np.argsort(x, kind="mergesort")
-    s = x[order]
-    first = np.concatenate(([True], s[1:] != s[:-1]))
-    group = np.cumsum(first) - 1
-    starts = np.flatnonzero(first)
-    ends = np.concatenate((starts[1:], [x.shape[0]]))
-    ranks = np.empty(x.shape[0])
-    ranks[order] = ((starts + ends - 1) / 2.0 + 1.0)[group]
-    return ranks
-
-
-def spearman(pred: np.ndarray, realised: np.ndarray) -> float:
-    """:func:`tm_quant.labels.spearman_ic` (same definition and arithmetic) without scipy's
-    per-call overhead, which was a third of the per-bar cost. NaN pairs dropped; NaN with fewer
-    than 3 pairs or no dispersion."""
-    ok = ~(np.isnan(pred) | np.isnan(realised))
-    if ok.sum() < 3:
-        return float("nan")
-    rp, rr = average_ranks(pred[ok]), average_ranks(realised[ok])
-    rp -= rp.mean()
-    rr -= rr.mean()
-    den = np.sqrt(np.dot(rp, rp) * np.dot(rr, rr))
-    if den == 0:
-        return float("nan")
-    return float(np.clip(np.dot(rp, rr) / den, -1.0, 1.0))
