@@ -196,9 +196,11 @@ class _InstrumentedPublisher(BarPublisher):
 
     def __init__(self, svc: IngestService, bus: Bus, state_key: str,
                  clock: Callable[[], int] = time.time_ns) -> None:
-        super().__init__(bus, state_key, clock=clock,
-                         on_gap=lambda inst, n: (svc.metrics.gaps.labels(inst).inc(),
-                                                 svc.metrics.gap_bars.labels(inst).inc(n)))
+        def on_gap(inst: str, n: int) -> None:
+            svc.metrics.gaps.labels(inst).inc()
+            svc.metrics.gap_bars.labels(inst).inc(n)
+
+        super().__init__(bus, state_key, clock=clock, on_gap=on_gap)
         self.svc = svc
 
     async def publish_bars(self, bars):

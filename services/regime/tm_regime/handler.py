@@ -15,13 +15,14 @@ the configured Neutral Kelly fraction, ``model_version`` "") and ``/readyz`` say
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 import structlog
 from tm_common.bus.handler import Emit
 from tm_common.bus.streams import REGIME_STATE
 from tm_common.errors import NotReady, PermanentError
 from tm_common.events import BarClosed, Envelope, ModelPromoted, RegimeDetected, deterministic_id
+from tm_common.events.signals import RegimeLabel
 from tm_common.models.lifecycle import ModelLifecycle
 
 from tm_regime.domain.engine import RegimeEngine, RegimeOut
@@ -103,7 +104,9 @@ class RegimeHandler(ModelLifecycle[RegimeBundleModel]):
 
 
 def to_event(o: RegimeOut) -> RegimeDetected:
-    return RegimeDetected(instrument=o.instrument, bar_time_ms=o.bar_time_ms, label=o.label,
+    # the engine's labels are STATE_LABELS (Bull, Neutral, Bear, Crisis): the event's literal
+    return RegimeDetected(instrument=o.instrument, bar_time_ms=o.bar_time_ms,
+                          label=cast(RegimeLabel, o.label),
                           probabilities=o.probabilities, volatility=o.volatility,
                           kelly_fraction=o.kelly_fraction, model_version=o.model_version)
 
