@@ -1,7 +1,8 @@
 """A UNIFIED account with a USDT wallet and one-way positions: fills, funding and margin.
 
 Wallet balance moves only by realised PnL, fees and funding (all exact Decimal: a partial close
-takes its share of the cost basis rounded to 1e-10, and the last close takes the remainder). Equity adds
+takes its share of the cost basis rounded to 1e-10, and the last close takes the remainder:
+:func:`tm_quant.pnl.close_part`, which the portfolio books with too). Equity adds
 unrealised PnL at the mark; available balance is equity minus the initial margin of positions
 and of open orders (Bybit's ``totalAvailableBalance``).
 """
@@ -12,11 +13,11 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 
-from tm_exchange_sim.matching.models import ZERO, Order, Position, side_sign
+# COST_QUANTUM: the cost basis a partial close removes is rounded to it, so that every booked
+# amount is a finite decimal: the wallet then equals deposits + cash flows - fees - funding.
+from tm_quant.pnl import COST_QUANTUM, close_part  # noqa: F401 - COST_QUANTUM re-exported
 
-# The cost basis a partial close removes is rounded to this grid, so that every booked amount
-# is a finite decimal: the wallet then equals deposits + cash flows - fees - funding exactly.
-COST_QUANTUM = Decimal("1e-10")
+from tm_exchange_sim.matching.models import ZERO, Order, Position, side_sign
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,21 +48,9 @@ class Account:
         """Book a trade of ``qty`` (> 0) at ``price``; ``fee`` is charged to the wallet."""
         pos = self.position(symbol)
         signed = side_sign(side) * qty
-        closed = ZERO
-        realised = ZERO
-        if pos.size != 0 and (pos.size > 0) != (signed > 0):
-            closed = min(abs(pos.size), qty)
-            if closed == abs(pos.size):
-                removed = pos.entry_value
-            else:  # a partial close takes a share of the cost basis, on a fixed grid
-                removed = (pos.entry_value * closed / abs(pos.size)).quantize(COST_QUANTUM)
-            exit_value = closed * price
-            realised = exit_value - removed if pos.size > 0 else removed - exit_value
-            pos.entry_value -= removed
-            pos.size += signed if abs(signed) <= abs(pos.size) else -pos.size
-            opened = qty - closed
-        else:
-            opened = qty
+        closed, realised, pos.size, pos.entry_value = close_part(pos.size, pos.entry_value,
+                                                                 signed, price)
+        opened = qty - closed
         if opened > 0:
             if pos.size == 0:
                 pos.realised_pnl = ZERO

@@ -1,11 +1,12 @@
 """Positions and PnL, booked exactly as the venue books them (all money in USDT, ``Decimal``).
 
-Definitions (they mirror ``tm_exchange_sim.matching.account`` to the last decimal):
+Definitions (the venue's, as the exchange simulator books them: both use
+:func:`tm_quant.pnl.close_part`):
 
 - ``size``: signed position in base coin (long > 0, short < 0); one-way mode.
 - ``entry_value``: the exact cost basis, ``|size| x`` average entry price. A fill that reduces a
   position removes the closed share of the cost basis, ``entry_value x closed / |size|`` rounded
-  to :data:`COST_QUANTUM` (1e-10); the fill that closes the position removes the remainder, so a
+  to :data:`tm_quant.pnl.COST_QUANTUM` (1e-10); the fill that closes the position removes the remainder, so a
   full close realises exactly ``|size| x price - entry_value``. The average entry price is
   ``entry_value / |size|`` (display only: never used in a booking).
 - realised PnL: the price PnL of closed quantity, fees excluded: ``closed x price - removed``
@@ -30,8 +31,9 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+from tm_quant.pnl import close_part
+
 ZERO = Decimal(0)
-COST_QUANTUM = Decimal("1e-10")
 MAX_ADJUSTMENTS = 20
 
 
@@ -102,21 +104,10 @@ class Ledger:
             raise ValueError(f"fill needs qty > 0 and price > 0, got qty={qty} price={price}")
         pos = self.position(instrument)
         signed = side_sign(side) * qty
-        closed = realised = ZERO
         trip_closed: Decimal | None = None
-        if pos.size != 0 and (pos.size > 0) != (signed > 0):
-            closed = min(abs(pos.size), qty)
-            if closed == abs(pos.size):
-                removed = pos.entry_value
-            else:
-                removed = (pos.entry_value * closed / abs(pos.size)).quantize(COST_QUANTUM)
-            exit_value = closed * price
-            realised = exit_value - removed if pos.size > 0 else removed - exit_value
-            pos.entry_value -= removed
-            pos.size += signed if abs(signed) <= abs(pos.size) else -pos.size
-            opened = qty - closed
-        else:
-            opened = qty
+        closed, realised, pos.size, pos.entry_value = close_part(pos.size, pos.entry_value,
+                                                                 signed, price)
+        opened = qty - closed
         pos.realised_pnl += realised
         pos.fees += fee
         pos.traded_notional += qty * price
