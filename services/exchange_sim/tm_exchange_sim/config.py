@@ -1,4 +1,5 @@
-"""Exchange-sim settings: one frozen object from ``TM_*`` environment variables.
+"""Exchange-sim settings: one frozen object from ``TM_SIM_*`` environment variables (shared
+fields: ``TM_*``, see :mod:`tm_common.settings`).
 
 API credentials are ``SecretStr`` (``TM_SIM_API_KEY`` / ``TM_SIM_API_SECRET``): never logged,
 never in ``/status``. Fault settings are the start values; ``POST /sim/faults`` changes them.

@@ -1,4 +1,4 @@
-"""Executor settings (``TM_`` environment variables), built once and passed down.
+"""Executor settings (``TM_EXECUTOR_*``; shared fields ``TM_*``), built once and passed down.
 
 The venue is configuration: ``bybit_rest_url`` is mainnet, testnet or the exchange sim
 (``http://127.0.0.1:8108``); pybit builds ``https://api.bybit.com`` itself, the client then points
@@ -65,7 +65,6 @@ class ExecutorSettings(CommonSettings):
     fill_poll_interval_s: float = Field(default=10.0, gt=0)
     ws_enabled: bool = True
     ws_ping_s: float = Field(default=20.0, gt=0)
-    lag_poll_interval_s: float = Field(default=5.0, gt=0)
 
     # Test hook (integration tests only): os._exit(99) right after the N-th place_order call
     # returned, before its answer is handled or committed. 0 = off.

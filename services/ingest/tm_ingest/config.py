@@ -1,4 +1,4 @@
-"""Ingest settings (``TM_`` environment variables)."""
+"""Ingest settings (``TM_INGEST_*``; shared fields such as ``TM_MODE`` are ``TM_*``)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Portfolio settings (``TM_`` environment variables)."""
+"""Portfolio settings (``TM_PORTFOLIO_*``; shared fields ``TM_*``)."""
 
 from __future__ import annotations
 
@@ -21,11 +21,9 @@ class PortfolioSettings(CommonSettings):
                                      description="instruments whose bars complete a bar time "
                                      "(TM_SYMBOLS, comma-separated)")
     initial_equity: Decimal = Field(default=Decimal(100_000), gt=0, description="USDT")
-    interval_min: int = Field(default=240, gt=0, description="bar interval, minutes")
     db_enabled: bool = True
     db_max_backlog: int = Field(default=100_000, ge=1, description="row batches held while the "
                                 "database is down; beyond it the oldest are dropped (counted)")
-    lag_poll_interval_s: float = Field(default=5.0, gt=0)
 
     @field_validator("symbols", mode="before")
     @classmethod

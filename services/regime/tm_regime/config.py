@@ -1,4 +1,4 @@
-"""Regime settings (``TM_`` environment variables), built once and passed down."""
+"""Regime settings (``TM_REGIME_*``; shared fields ``TM_*``), built once and passed down."""
 
 from __future__ import annotations
 
@@ -20,7 +20,6 @@ class RegimeSettings(CommonSettings):
                              "after a model reload (bars)")
     db_enabled: bool = Field(default=True, description="model registry and regimes table; off = "
                              "no model can load")
-    lag_poll_interval_s: float = Field(default=5.0, gt=0)
     model_prefetch_retry_s: float = Field(default=5.0, gt=0)
 
     @field_validator("symbols", mode="before")

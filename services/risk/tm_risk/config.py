@@ -1,4 +1,5 @@
-"""Risk settings (``TM_`` environment variables) and the domain parameters built from them."""
+"""Risk settings (``TM_RISK_*``; shared fields ``TM_*``) and the domain parameters built from
+them."""
 
 from __future__ import annotations
 
@@ -22,7 +23,6 @@ class RiskSettings(CommonSettings):
     service_name: str = "risk"
     http_port: int = SERVICE_PORTS["risk"]
     symbols: Annotated[tuple[str, ...], NoDecode] = ("BTCUSDT", "ETHUSDT", "SOLUSDT")  # "A,B,C"
-    interval_min: int = Field(default=240, gt=0, description="bar interval, minutes")
     # sizing
     min_notional_usdt: Decimal = Field(default=Decimal(10), ge=0, description="skip smaller deltas")
     min_delta_fraction: float = Field(default=0.002, ge=0, description="skip deltas below this "
@@ -62,7 +62,6 @@ class RiskSettings(CommonSettings):
                                           "time; 0 disables it (replay, backtest)")
     admin_wait_s: float = Field(default=2.0, ge=0, description="how long a breaker POST waits "
                                 "for the handler to apply the command")
-    lag_poll_interval_s: float = Field(default=5.0, gt=0)
 
     @field_validator("symbols", mode="before")
     @classmethod

@@ -1,4 +1,4 @@
-"""Signal settings (``TM_`` environment variables), built once and passed down."""
+"""Signal settings (``TM_SIGNAL_*``; shared fields ``TM_*``), built once and passed down."""
 
 from __future__ import annotations
 
@@ -31,7 +31,6 @@ class SignalSettings(CommonSettings):
                              "history in the database; off = no model can load")
     history_dir: str | None = Field(default=None, description="CSV folder for warm-up; default "
                                     "data/history")
-    lag_poll_interval_s: float = Field(default=5.0, gt=0)
     model_prefetch_retry_s: float = Field(default=5.0, gt=0, description="registry retry while "
                                           "the first lookup fails")
 

@@ -1,4 +1,4 @@
-"""Sizer settings (``TM_`` environment variables), built once and passed down."""
+"""Sizer settings (``TM_SIZER_*``; shared fields ``TM_*``), built once and passed down."""
 
 from __future__ import annotations
 
@@ -48,7 +48,6 @@ class SizerSettings(CommonSettings):
     db_enabled: bool = Field(default=True, description="model registry and targets table; off "
                              "= no RL policy (Kelly tiers only) and no table writes")
     model_prefetch_retry_s: float = Field(default=5.0, gt=0)
-    lag_poll_interval_s: float = Field(default=5.0, gt=0)
 
     @property
     def join_timer_enabled(self) -> bool:
