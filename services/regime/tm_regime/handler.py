@@ -20,7 +20,7 @@ from typing import Any, cast
 import structlog
 from tm_common.bus.handler import Emit
 from tm_common.bus.streams import REGIME_STATE
-from tm_common.errors import NotReady, PermanentError
+from tm_common.errors import NotReady, PermanentError  # noqa: F401 - NotReady re-exported
 from tm_common.events import BarClosed, Envelope, ModelPromoted, RegimeDetected, deterministic_id
 from tm_common.events.signals import RegimeLabel
 from tm_common.models.lifecycle import ModelLifecycle
@@ -82,17 +82,6 @@ class RegimeHandler(ModelLifecycle[RegimeBundleModel]):
                      correlation_id=out.correlation_id)]
 
     # -- readiness and status ----------------------------------------------------------------
-    def ready(self) -> bool:
-        """True when a model is in use or loads on the next event; else raises
-        :class:`NotReady` with the reason."""
-        e = self.engine
-        reason = self.models.unready_reason(in_use=e.model is not None,
-                                            attach=e.model_version if e.needs_attach else None,
-                                            cold_start=self._cold_start)
-        if reason is not None:
-            raise NotReady(reason)
-        return True
-
     def status(self) -> dict[str, Any]:
         e = self.engine
         return {"model_version": e.model_version or None,

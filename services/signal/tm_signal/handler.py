@@ -22,7 +22,7 @@ from typing import Any
 import structlog
 from tm_common.bus.handler import Emit
 from tm_common.bus.streams import SIGNAL_TL
-from tm_common.errors import NotReady, PermanentError, TransientError
+from tm_common.errors import NotReady, PermanentError, TransientError  # noqa: F401 - NotReady re-exported
 from tm_common.events import (
     BarClosed,
     DvolUpdated,
@@ -137,17 +137,6 @@ class SignalHandler(ModelLifecycle[SignalModel]):
         return emits
 
     # -- readiness and status ----------------------------------------------------------------
-    def ready(self) -> bool:
-        """True when a model is in use or loads on the next event; else raises
-        :class:`NotReady` with the reason (``/readyz`` shows it)."""
-        e = self.engine
-        reason = self.models.unready_reason(in_use=e.model is not None,
-                                            attach=e.model_version if e.needs_attach else None,
-                                            cold_start=self._cold_start)
-        if reason is not None:
-            raise NotReady(reason)
-        return True
-
     def status(self) -> dict[str, Any]:
         e = self.engine
         return {

@@ -36,6 +36,19 @@ def _event_id() -> sa.Column:
     return sa.Column("event_id", sa.String(64), nullable=True)
 
 
+def _per_bar(name: str, *columns: sa.Column) -> sa.Table:
+    """A service's output table: one row per ``(instrument, bar_time_ms)`` (its key), then
+    ``columns``, then ``event_id``."""
+    return sa.Table(
+        name, metadata,
+        _instrument(),
+        sa.Column("bar_time_ms", sa.BigInteger, nullable=False),
+        *columns,
+        _event_id(),
+        sa.PrimaryKeyConstraint("instrument", "bar_time_ms"),
+    )
+
+
 bars = sa.Table(
     "bars", metadata,
     _instrument(),
@@ -63,23 +76,17 @@ dvol = sa.Table(
     sa.PrimaryKeyConstraint("currency", "day_ms"),
 )
 
-regimes = sa.Table(
-    "regimes", metadata,
-    _instrument(),
-    sa.Column("bar_time_ms", sa.BigInteger, nullable=False),
+regimes = _per_bar(
+    "regimes",
     sa.Column("label", sa.String(16), nullable=False),
     sa.Column("probabilities", json_type(), nullable=False),
     sa.Column("volatility", sa.Float, nullable=False),
     sa.Column("kelly_fraction", sa.Float, nullable=False),
     sa.Column("model_version", sa.String(64), nullable=False, server_default=""),
-    _event_id(),
-    sa.PrimaryKeyConstraint("instrument", "bar_time_ms"),
 )
 
-signals = sa.Table(
-    "signals", metadata,
-    _instrument(),
-    sa.Column("bar_time_ms", sa.BigInteger, nullable=False),
+signals = _per_bar(
+    "signals",
     sa.Column("direction", sa.SmallInteger, nullable=False),
     sa.Column("probability", sa.Float, nullable=False),
     sa.Column("confidence", sa.Float, nullable=False),
@@ -87,14 +94,10 @@ signals = sa.Table(
     sa.Column("model_version", sa.String(64), nullable=False, server_default=""),
     sa.Column("inference_us", sa.Float, nullable=True),
     sa.Column("reason", sa.Text, nullable=False, server_default=""),
-    _event_id(),
-    sa.PrimaryKeyConstraint("instrument", "bar_time_ms"),
 )
 
-targets = sa.Table(
-    "targets", metadata,
-    _instrument(),
-    sa.Column("bar_time_ms", sa.BigInteger, nullable=False),
+targets = _per_bar(
+    "targets",
     sa.Column("target_fraction", sa.Float, nullable=False),
     sa.Column("tier", sa.String(16), nullable=False),
     sa.Column("reason", sa.Text, nullable=False, server_default=""),
@@ -103,8 +106,6 @@ targets = sa.Table(
     sa.Column("regime", sa.String(16), nullable=True),
     sa.Column("regime_stale", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Column("policy_version", sa.String(64), nullable=False, server_default=""),
-    _event_id(),
-    sa.PrimaryKeyConstraint("instrument", "bar_time_ms"),
 )
 
 orders = sa.Table(

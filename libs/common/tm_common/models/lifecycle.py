@@ -24,7 +24,7 @@ from typing import Any, ClassVar, Generic
 import msgspec
 import structlog
 
-from tm_common.errors import PermanentError
+from tm_common.errors import NotReady, PermanentError
 from tm_common.models.cache import M, ModelCache
 
 
@@ -71,6 +71,16 @@ class ModelLifecycle(Generic[M]):
     def restore(self, data: bytes | None) -> None:
         self.engine.restore(None if data is None else json.loads(data))
         self._cold_start = data is None
+
+    def ready(self) -> bool:
+        """True when a model is in use or loads on the next event; else raises
+        :class:`~tm_common.errors.NotReady` with the reason (``/readyz`` shows it)."""
+        version, model = self._current()
+        reason = self.models.unready_reason(in_use=model is not None, attach=version or None,
+                                            cold_start=self._cold_start)
+        if reason is not None:
+            raise NotReady(reason)
+        return True
 
     async def prefetch(self) -> None:
         """Look up (and parse) the production model so ``/readyz`` answers before any event.
