@@ -34,6 +34,7 @@ import signal
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import cast
 
 import structlog
 from tm_common.events import OrderApproved
@@ -136,7 +137,8 @@ class OrderPlacer:
             except VenueTransient as e:
                 wait = e.retry_after_s if e.retry_after_s is not None else backoff
                 if self.clock() + wait > deadline:
-                    raise VenueTransient(e.endpoint, f"intent deadline passed; last error: "
+                    # the executor's venue errors always name their endpoint
+                    raise VenueTransient(cast(str, e.endpoint), f"intent deadline passed; last error: "
                                          f"{e.code_label}: {e.message}", ambiguous=e.ambiguous,
                                          ret_code=e.ret_code, http_status=e.http_status) from e
                 notes.append(f"{e.endpoint} {e.code_label}")

@@ -35,6 +35,7 @@ from tm_executor.domain.errors import (
     LEVERAGE_NOT_MODIFIED,
     POSITION_MODE_NOT_MODIFIED,
     RATE_LIMITED,
+    ErrorClass,
     VenueError,
     VenueFatal,
     VenueRejected,
@@ -196,8 +197,11 @@ class VenueClient:
             self.metrics.exchange_errors.labels(method, err.code_label).inc()
         if isinstance(err, VenueFatal):
             self.fatal = err
+        # a bare VenueError (not one of the three kinds) is a rejection, as its old default said
+        kind = err.kind if isinstance(err, (VenueTransient, VenueRejected, VenueFatal)) \
+            else ErrorClass.REJECTION
         log.info("executor.venue_error", endpoint=method, code=err.code_label,
-                 kind=err.kind.value, ambiguous=err.ambiguous, error=err.message)
+                 kind=kind.value, ambiguous=err.ambiguous, error=err.message)
 
     # -- orders ----------------------------------------------------------------------------
     async def get_order(self, symbol: str, *, order_id: str | None = None,

@@ -18,7 +18,8 @@ import re
 from collections.abc import Iterable
 from enum import StrEnum
 
-from tm_common.errors import TransientError, VenueError
+from tm_common.errors import TransientError
+from tm_common.errors import VenueError as VenueError  # re-exported: the executor's root
 
 DUPLICATE_ORDER_LINK_ID = 110072
 ORDER_NOT_FOUND = 110001
