@@ -70,7 +70,7 @@ class InstrumentSpec:
     launch_time_ms: int = 0
     quote_coin: str = "USDT"
 
-    def info(self) -> dict:
+    def info(self) -> dict[str, Any]:
         """The instrument as Bybit's instruments-info ``list`` entry."""
         low = self.min_price if self.min_price is not None else self.tick_size
         return {
