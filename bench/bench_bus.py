@@ -11,12 +11,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
 import multiprocessing as mp
 import os
 import time
 import uuid
 
+import _benchlib as lib
 import numpy as np
 from tm_common.bus import Consumer
 from tm_common.bus.redis import RedisStreamsBus
@@ -162,9 +162,7 @@ def main() -> None:
     print(f"  bus publish→committed (ack)    p50 {res['bus_hop_committed_p50_ms']:.3f} ms   p99 {res['bus_hop_committed_p99_ms']:.3f} ms")
     print(f"  ratio bus/raw                  p50 {res['ratio_p50']:.2f}x   p99 {res['ratio_p99']:.2f}x  (target ≤ 1.5x)")
     print(f"  sustained: raw {res['raw_sustained_msgs_per_s']:.0f} msg/s, bus {res['bus_sustained_msgs_per_s']:.0f} msg/s")
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(res, f, indent=2)
+    lib.write_json(args.json, res)
 
 
 if __name__ == "__main__":

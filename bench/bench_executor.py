@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import subprocess
 import sys
@@ -25,6 +24,7 @@ import uuid
 from contextlib import ExitStack
 from decimal import Decimal
 
+import _benchlib as lib
 import httpx
 import numpy as np
 import redis.asyncio as aioredis
@@ -168,9 +168,7 @@ def main() -> None:
           f"p99 {res['round_trip_p99_ms']:.2f} ms   "
           f"({res['venue_calls_per_intent']:.2f} venue calls per intent, background included)")
     print(f"  mean venue call in the executor (ms): {res['venue_call_mean_ms']}")
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(res, f, indent=2)
+    lib.write_json(args.json, res)
 
 
 if __name__ == "__main__":

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import multiprocessing as mp
 import os
 import time
 import uuid
 
+import _benchlib as lib
 from tm_common.bus import Consumer
 from tm_common.bus.redis import RedisStreamsBus
 from tm_common.bus.streams import MD_BAR
@@ -84,9 +84,7 @@ def main() -> None:
     print(f"lockstep replay through ingest alone: {res['ingest_lockstep_bars']} bars "
           f"({res['ingest_lockstep_steps']} bar times) in {res['ingest_lockstep_secs']:.2f} s = "
           f"{res['ingest_lockstep_bars_per_s']:.0f} bars/s, {res['ingest_lockstep_ms_per_step']:.2f} ms/step")
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(res, f, indent=2)
+    lib.write_json(args.json, res)
 
 
 if __name__ == "__main__":

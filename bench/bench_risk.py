@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import time
 
+import _benchlib as lib
 import numpy as np
 from tm_common.bus import Consumer, InMemoryBus
 from tm_common.bus.streams import SIZING_TARGET
@@ -96,9 +96,7 @@ def main() -> None:
     print(f"{'risk decision latency':<22} {'n':>6} {'p50 µs':>9} {'p99 µs':>9} {'mean µs':>9}")
     for k, v in res.items():
         print(f"{k:<22} {v['n']:>6} {v['p50_us']:>9.1f} {v['p99_us']:>9.1f} {v['mean_us']:>9.1f}")
-    if a.json:
-        with open(a.json, "w") as f:
-            json.dump(res, f, indent=2)
+    lib.write_json(a.json, res)
 
 
 if __name__ == "__main__":
