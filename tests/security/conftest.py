@@ -207,12 +207,11 @@ def private_pg(certs) -> Iterator[PgServer]:
 def service(tmp_path):
     """``service(name, module, env, start=True)`` → a :class:`ServiceProcess`; all are stopped
     after the test."""
-    with stopped_after() as made:
+    with stopped_after() as group:
         def make(name: str, module: str, env: dict[str, str], start: bool = True) -> ServiceProcess:
             d = tmp_path / name
             d.mkdir(exist_ok=True)
-            p = ServiceProcess(module, {"TM_DATA_DIR": str(d / ".tm"), **env}, d / f"{name}.log",
-                               cwd=d, drop_prefixes=("TM_", "PG"), http_timeout_s=15)
-            made.append(p)
-            return p.start() if start else p
+            return group.add(ServiceProcess(module, {"TM_DATA_DIR": str(d / ".tm"), **env},
+                                            d / f"{name}.log", cwd=d, drop_prefixes=("TM_", "PG"),
+                                            http_timeout_s=15), start=start)
         yield make

@@ -79,10 +79,10 @@ def executor_factory(tmp_path):
     ``python -m tm_executor`` as a :class:`ServiceProcess` on that venue (``/healthz``, and
     ``/readyz`` unless ``wait_ready`` is false, within 20 s each); all are stopped after the
     test."""
-    with stopped_after() as started:
+    with stopped_after() as group:
         def make(sim: Sim, redis_url: str, namespace: str, *, start: bool = True,
                  wait_ready: bool = True, **env: str) -> ServiceProcess:
-            p = ServiceProcess("tm_executor", {
+            return group.add(ServiceProcess("tm_executor", {
                 "TM_REDIS_URL": redis_url, "TM_NAMESPACE": namespace,
                 "TM_CONSUMER_NAME": "executor-0", "TM_EXECUTOR_BYBIT_REST_URL": sim.url,
                 "TM_EXECUTOR_BYBIT_PRIVATE_WS_URL": sim.ws_url + "/v5/private", "TM_EXECUTOR_BYBIT_API_KEY": KEY,
@@ -90,9 +90,6 @@ def executor_factory(tmp_path):
                 "TM_LAG_POLL_INTERVAL_S": "0.2", "TM_EXECUTOR_PREFLIGHT_RETRY_S": "0.2",
                 "TM_EXECUTOR_VENUE_TIMEOUT_S": "2", "TM_EXECUTOR_RECONCILE_INTERVAL_S": "3600",
                 "TM_EXECUTOR_FILL_POLL_INTERVAL_S": "1", **env},
-                tmp_path / f"executor-{len(started)}.log")
-            started.append(p)
-            if start:
-                p.start(healthy_within_s=20, ready_within_s=20 if wait_ready else None)
-            return p
+                tmp_path / f"executor-{len(group)}.log"), start=start, healthy_within_s=20,
+                ready_within_s=20 if wait_ready else None)
         yield make

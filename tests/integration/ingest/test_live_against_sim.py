@@ -3,14 +3,9 @@
 import asyncio
 import json
 
-from tm_common.bus.redis import RedisStreamsBus
 from tm_common.bus.streams import MD_BAR
 from tm_common.history import load_bars
-from tm_common.testing.sim import QUIET_FAULTS
 from tm_ingest.domain.bars import INTERVAL_MS
-from tm_ingest.publisher import BarPublisher
-from tm_ingest.sources.live import LiveSource
-from tm_ingest.sources.rest import BybitRestClient
 
 SYMS = ["BTCUSDT", "ETHUSDT", "SOLUSDT"]
 START = 1_672_531_200_000          # 2023-01-01 00:00
@@ -28,17 +23,8 @@ async def published(bus):
     return [json.loads(f["body"]) for _, f in await bus.entries(MD_BAR, 100_000)]
 
 
-async def test_drop_mid_run_backfill_fills_hole_none_missing_none_twice(sim, redis_url, namespace):
-    sim.post("/sim/faults", QUIET_FAULTS)
-    sim.post("/sim/reset", {"start_ms": START})
-    bus = RedisStreamsBus(redis_url, prefix=namespace)
-    pub = BarPublisher(bus, namespace + "state:ingest")
-    await pub.load()
-    rest = BybitRestClient(sim.url)
-    live = LiveSource(sim.ws_url + "/v5/public/linear", rest, pub, SYMS, backfill_start_ms=START,
-                      backoff_s=(0.3, 1.0))
-    task = asyncio.create_task(live.run())
-    try:
+async def test_drop_mid_run_backfill_fills_hole_none_missing_none_twice(sim, live_source):
+    async with live_source(START, backoff_s=(0.3, 1.0)) as (bus, _pub, live):
         async def count_is(n):
             return len(await published(bus)) >= n
         await wait_for(lambda: count_is(3))                 # cold-start backfill: bar START
@@ -54,10 +40,6 @@ async def test_drop_mid_run_backfill_fills_hole_none_missing_none_twice(sim, red
             sim.advance(1)
         await wait_for(lambda: count_is(39))
         await asyncio.sleep(0.3)
-    finally:
-        live.stop()
-        await asyncio.wait_for(task, 10)
-        await rest.close()
     got = await published(bus)
     last = START + 12 * INTERVAL_MS
     expected = sorted(((s, b.open_time_ms, b.close) for s in SYMS for b in load_bars(s, START, last)),

@@ -6,14 +6,8 @@ import asyncio
 import json
 import time
 
-from tm_common.bus.redis import RedisStreamsBus
 from tm_common.bus.streams import MD_BAR
-from tm_common.testing.sim import QUIET_FAULTS
-from tm_ingest.publisher import BarPublisher
-from tm_ingest.sources.live import LiveSource
-from tm_ingest.sources.rest import BybitRestClient
 
-SYMS = ["BTCUSDT", "ETHUSDT", "SOLUSDT"]
 START = 1_672_531_200_000          # 2023-01-01 00:00
 DROPS = 7                          # without the reset the 7th reconnect would wait 12.8 s
 
@@ -27,18 +21,9 @@ async def _until(pred, timeout_s: float) -> float:
     return time.monotonic() - t0
 
 
-async def test_backoff_starts_over_after_a_connection_that_delivered(sim, redis_url, namespace):
-    sim.post("/sim/faults", QUIET_FAULTS)
-    sim.post("/sim/reset", {"start_ms": START})
-    bus = RedisStreamsBus(redis_url, prefix=namespace)
-    pub = BarPublisher(bus, namespace + "state:ingest")
-    await pub.load()
-    rest = BybitRestClient(sim.url)
-    live = LiveSource(sim.ws_url + "/v5/public/linear", rest, pub, SYMS, backfill_start_ms=START,
-                      backoff_s=(0.2, 30.0))
-    task = asyncio.create_task(live.run())
+async def test_backoff_starts_over_after_a_connection_that_delivered(sim, live_source):
     reconnect_s = []
-    try:
+    async with live_source(START, backoff_s=(0.2, 30.0)) as (bus, pub, live):
         await _until(lambda: pub.stats.published >= 3 and live.connected, 20)
         for _ in range(DROPS):
             await asyncio.sleep(0.3)                         # subscription in place
@@ -49,10 +34,6 @@ async def test_backoff_starts_over_after_a_connection_that_delivered(sim, redis_
             await asyncio.to_thread(sim.post, "/sim/faults", {"drop_ws_now": True})
             reconnect_s.append(await _until(
                 lambda c=connects: live.counters.connects > c and live.connected, 10))
-    finally:
-        live.stop()
-        await asyncio.wait_for(task, 10)
-        await rest.close()
     bars = [json.loads(f["body"]) for _, f in await bus.entries(MD_BAR, 1000)]
     await bus.close()
     assert max(reconnect_s) < 2.0, reconnect_s

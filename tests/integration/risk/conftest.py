@@ -14,15 +14,13 @@ SECRET = "tm-risk-admin-7c1f9e52b0"
 def risk_process(redis_url, namespace, tmp_path):
     """``risk_process(**env)`` → a :class:`ServiceProcess` of ``tm_risk``, ``/readyz`` within
     30 s (an env value ``None`` unsets a default); all are stopped after the test."""
-    with stopped_after() as started:
+    with stopped_after() as group:
         def make(**env: str | None) -> ServiceProcess:
-            p = ServiceProcess("tm_risk", {
+            return group.add(ServiceProcess("tm_risk", {
                 "TM_REDIS_URL": redis_url, "TM_NAMESPACE": namespace, "TM_CONSUMER_NAME": "risk-0",
                 "TM_ADMIN_TOKEN": SECRET, "TM_LAG_POLL_INTERVAL_S": "0.2",
                 "TM_READ_BLOCK_MS": "100", "TM_RISK_STALE_CHECK_INTERVAL_S": "0", **env},
-                tmp_path / f"risk-{len(started)}.log")
-            started.append(p)
-            return p.start(ready_within_s=30)
+                tmp_path / f"risk-{len(group)}.log"), ready_within_s=30)
         yield make
 
 

@@ -18,18 +18,15 @@ def service_factory(tmp_path):
     → the example service (or ``argv``) as a :class:`ServiceProcess`, started (``/healthz``, and
     ``/readyz`` unless ``wait_ready`` is false, within 15 s each); every one is stopped after the
     test."""
-    with stopped_after() as started:
+    with stopped_after() as group:
         def make(redis_url: str, namespace: str, *, start: bool = True, wait_ready: bool = True,
                  argv: list[str] | None = None, **env: str) -> ServiceProcess:
-            sp = ServiceProcess(argv or "tm_common.service.example", {
+            return group.add(ServiceProcess(argv or "tm_common.service.example", {
                 "TM_SERVICE_NAME": "echo", "TM_REDIS_URL": redis_url, "TM_NAMESPACE": namespace,
                 "TM_CONSUMER_NAME": "echo-0", "TM_ADMIN_TOKEN": SECRET,
                 "TM_LAG_POLL_INTERVAL_S": "0.2", "TM_READ_BLOCK_MS": "200", **env},
-                tmp_path / f"service-{len(started)}.log")
-            started.append(sp)
-            if start:
-                sp.start(healthy_within_s=15, ready_within_s=15 if wait_ready else None)
-            return sp
+                tmp_path / f"service-{len(group)}.log"), start=start, healthy_within_s=15,
+                ready_within_s=15 if wait_ready else None)
         yield make
 
 

@@ -17,6 +17,7 @@ from typing import TypeVar
 
 import httpx
 
+from tm_common.embedded import _pid_alive  # the embedded Redis's own liveness test
 from tm_common.testing.redis import free_port
 from tm_common.testing.wait import wait_for
 
@@ -138,25 +139,30 @@ class ServiceProcess:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
 
+class ProcessGroup(list):
+    """The processes a fixture made; :func:`stopped_after` stops them all."""
+
+    def add(self, p: ServiceProcess, *, start: bool = True, healthy_within_s: float | None = None,
+            ready_within_s: float | None = None) -> ServiceProcess:
+        """Keep ``p``; start it (see :meth:`ServiceProcess.start`) unless ``start`` is false."""
+        self.append(p)
+        if start:
+            p.start(healthy_within_s=healthy_within_s, ready_within_s=ready_within_s)
+        return p
+
+
 @contextmanager
-def stopped_after(sig: int = signals.SIGTERM) -> Iterator[list[ServiceProcess]]:
-    """A list to append started processes to; each is stopped (``sig``) on exit. For fixtures:
-    ``with stopped_after() as started: yield factory``."""
-    started: list[ServiceProcess] = []
+def stopped_after(sig: int = signals.SIGTERM) -> Iterator[ProcessGroup]:
+    """A :class:`ProcessGroup`; each of its processes is stopped (``sig``) on exit. For fixtures:
+    ``with stopped_after() as group: yield factory`` (the factory calls ``group.add``)."""
+    group = ProcessGroup()
     try:
-        yield started
+        yield group
     finally:
-        for p in started:
+        for p in group:
             p.stop(sig)
 
 
 def pid_alive(pid: int | None) -> bool:
     """Running and not a zombie (a zombie has exited; only its entry is left)."""
-    import psutil
-
-    if not pid:
-        return False
-    try:
-        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
-    except psutil.Error:
-        return False
+    return bool(pid) and _pid_alive(pid)
