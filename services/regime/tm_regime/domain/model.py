@@ -9,9 +9,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from tm_common.errors import ModelUnusable as ModelLoadError
+from tm_common.errors import ModelUnusable
 from tm_quant.garch import GarchParams
 from tm_quant.regime import KellyFractions, RegimeModel
+
+ModelLoadError = ModelUnusable      # the shared error under this module's name (importable)
 
 
 @dataclass(frozen=True, eq=False)

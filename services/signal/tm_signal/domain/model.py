@@ -15,11 +15,13 @@ from typing import Any
 
 import numpy as np
 import xgboost as xgb
-from tm_common.errors import ModelUnusable as ModelLoadError
+from tm_common.errors import ModelUnusable
 from tm_quant.features import FEATURE_NAMES
 from tm_quant.garch import GarchParams
 
 from tm_signal.domain.forest import CompiledForest
+
+ModelLoadError = ModelUnusable      # the shared error under this module's name (importable)
 
 FUNDING_FEATURES = frozenset({"funding_rate", "funding_mean_18", "funding_mean_42"})
 

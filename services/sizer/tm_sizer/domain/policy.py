@@ -21,11 +21,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from tm_common.errors import ModelUnusable as ActorFormatError
-from tm_common.errors import ModelUnusable as PolicyFormatError
-from tm_quant.sizing.actor import NumpyActor
+from tm_common.errors import ModelUnusable
+from tm_quant.sizing.actor import ActorFormatError, NumpyActor
 from tm_quant.sizing.observation import OBS_DIM, OBS_SPEC
 
+PolicyFormatError = ModelUnusable   # the shared error under this module's name (importable)
 KIND = "rl"
 
 
