@@ -19,7 +19,6 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 
 import numpy as np
-from tm_common.errors import ModelUnusable as ActorFormatError
 
 ACTIVATIONS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     "relu": lambda x: np.maximum(x, 0.0),
@@ -28,6 +27,14 @@ ACTIVATIONS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     "elu": lambda x: np.where(x > 0, x, np.expm1(np.minimum(x, 0.0))),
     "leaky_relu": lambda x: np.where(x > 0, x, 0.01 * x),
 }
+
+
+class ActorFormatError(ValueError):
+    """The arrays are not a valid exported actor; the message says what is wrong.
+
+    A plain ``ValueError``, not :class:`tm_common.errors.ModelUnusable`: tm_quant is pure and
+    imports nothing from tm_common (``tests/unit/quant/test_purity.py``); the sizer translates
+    it into ``ModelUnusable`` when it loads a policy (``tm_sizer.domain.policy``)."""
 
 
 class NumpyActor:
