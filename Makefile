@@ -39,8 +39,8 @@ demo: install  ## the main job: mesh replay of real history against the sim, wit
 backtest: install  ## the same run in one process (in-memory bus, in-process venue)
 	$(BIN)/tm backtest $(DEMO_ARGS)
 
-bench: install  ## benchmarks: prints figures, writes bench/results.json and bench/results.md
-	$(BIN)/python bench/run_all.py $(BENCH_ARGS)
+bench: install  ## benchmarks: prints figures, writes bench/out/<UTC time>/results.{json,md} (bench/out/latest = newest; ignored by git)
+	$(BIN)/python bench/run_all.py --out-root bench/out $(BENCH_ARGS)
 
 chaos: install  ## kill -9 random services during a lockstep mesh replay; compare with a clean run
 	$(BIN)/python -m tm_app.chaos $(CHAOS_ARGS)
