@@ -7,8 +7,7 @@ import sys
 import textwrap
 
 import pytest
-from prometheus_client import CollectorRegistry
-from tm_common.bus import Consumer, InMemoryBus
+from tm_common.bus import InMemoryBus
 from tm_common.bus.streams import (
     MD_BAR,
     MODELS_PROMOTED,
@@ -19,12 +18,9 @@ from tm_common.bus.streams import (
     SIZING_TARGET,
 )
 from tm_common.events import Envelope
-from tm_sizer.app import INPUTS
+from tm_sizer.app import build
 from tm_sizer.commands import SIZER_COMMAND, flush_envelope
-from tm_sizer.domain.engine import SizerEngine, SizerParams
-from tm_sizer.handler import SizerHandler
-from tm_sizer.metrics import SizerMetrics
-from tm_sizer.policies import SizerPolicies
+from tm_sizer.config import SizerSettings
 from tm_sizer.testing import (
     FakeRegistry,
     bar_env,
@@ -48,11 +44,12 @@ class Rig:
         self.restart()
 
     def restart(self) -> None:
-        self.metrics = SizerMetrics(CollectorRegistry())
-        self.handler = SizerHandler(SizerEngine(SizerParams(symbols=SYMS)),
-                                    SizerPolicies(self.registry), metrics=self.metrics)
-        self.consumer = Consumer(self.bus, self.handler, group="sizer", consumer="sizer-0",
-                                 streams=list(INPUTS), state_key="tm:state:sizer")
+        """The sizer as its process builds it (``build``), on this rig's bus and registry."""
+        settings = SizerSettings.from_values(symbols=SYMS, db_enabled=False, mode="backtest",
+                                             consumer_name="sizer-0")
+        parts = build(settings, bus=self.bus, registry=self.registry)
+        self.handler, (self.consumer,) = parts.handler, parts.consumers
+        self.metrics = self.handler.metrics
 
     async def send(self, stream: str, *envs: Envelope) -> None:
         for e in envs:
