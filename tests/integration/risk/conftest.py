@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 from tm_common.testing.processes import ServiceProcess, stopped_after
 from tm_common.testing.stream_client import StreamClient
-from tm_common.testing.wait import wait_for
 
 SECRET = "tm-risk-admin-7c1f9e52b0"
 
@@ -31,11 +30,6 @@ def secret() -> str:
 
 
 @pytest.fixture
-def wait():
-    return wait_for
-
-
-@pytest.fixture
-def streams(redis_url, namespace) -> StreamClient:
-    """Publish to / read the namespace's streams from a sync test."""
-    return StreamClient(redis_url, namespace)
+def streams(stream_client) -> StreamClient:
+    """The namespace's streams (``stream_client`` of ``tests/integration/conftest.py``)."""
+    return stream_client

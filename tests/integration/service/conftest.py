@@ -7,7 +7,6 @@ import pytest
 from tm_common.testing.processes import ServiceProcess, stopped_after
 from tm_common.testing.redis import RedisServer
 from tm_common.testing.stream_client import StreamClient
-from tm_common.testing.wait import wait_for
 
 SECRET = "tm-test-secret-9f2c41e7"     # TM_ADMIN_TOKEN of every service under test
 
@@ -36,18 +35,6 @@ def private_redis(tmp_path):
     server = RedisServer(tmp_path).start(timeout_s=10)
     yield server
     server.stop()
-
-
-@pytest.fixture
-def wait():
-    """The :func:`~tm_common.testing.wait.wait_for` poller."""
-    return wait_for
-
-
-@pytest.fixture
-def stream_client(redis_url, namespace) -> StreamClient:
-    """Streams of the test's namespace on the primary Redis under test."""
-    return StreamClient(redis_url, namespace)
 
 
 @pytest.fixture
