@@ -6,9 +6,12 @@ from __future__ import annotations
 import os
 
 import pytest
-
-from tm_common.testing.redis import configured_redis_url, delete_namespace, embedded_redis, \
-    test_namespace
+from tm_common.testing.redis import (
+    configured_redis_url,
+    delete_namespace,
+    embedded_redis,
+    test_namespace,
+)
 
 
 @pytest.fixture(scope="session")
