@@ -64,6 +64,7 @@ class SizerHandler(ModelLifecycle[RLPolicy]):
                  repo: TargetRepository | None = None, metrics: SizerMetrics | None = None,
                  out_stream: str = SIZING_TARGET, interval_min: int = 240) -> None:
         self.engine, self.policies, self.repo = engine, policies, repo
+        self.models = policies          # ModelLifecycle's name for it
         self.metrics = metrics or SizerMetrics()
         self.out_stream, self.interval_min = out_stream, interval_min
         self._cold_start = True
@@ -122,10 +123,6 @@ class SizerHandler(ModelLifecycle[RLPolicy]):
         return emits
 
     # -- policy ----------------------------------------------------------------------------
-    @property
-    def models(self) -> SizerPolicies:
-        return self.policies
-
     def _current(self) -> tuple[str, RLPolicy | None]:
         return self.engine.policy_version, self.engine.policy
 

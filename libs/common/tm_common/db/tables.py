@@ -10,6 +10,8 @@ the row (for tracing). The Alembic migrations under ``migrations/`` create exact
 
 from __future__ import annotations
 
+from typing import Any
+
 import sqlalchemy as sa
 
 from tm_common.db.types import ExactDecimal, json_type
@@ -28,15 +30,15 @@ metadata = sa.MetaData(naming_convention=NAMING_CONVENTION)
 MODEL_STAGES = ("candidate", "production", "archived")
 
 
-def _instrument() -> sa.Column:
+def _instrument() -> sa.Column[str]:
     return sa.Column("instrument", sa.String(32), nullable=False)
 
 
-def _event_id() -> sa.Column:
+def _event_id() -> sa.Column[str]:
     return sa.Column("event_id", sa.String(64), nullable=True)
 
 
-def _per_bar(name: str, *columns: sa.Column) -> sa.Table:
+def _per_bar(name: str, *columns: sa.Column[Any]) -> sa.Table:
     """A service's output table: one row per ``(instrument, bar_time_ms)`` (its key), then
     ``columns``, then ``event_id``."""
     return sa.Table(

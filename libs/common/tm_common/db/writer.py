@@ -48,14 +48,15 @@ class WriteBehindWriter:
         """For a service's ``/status``: batches waiting, rows written, failed writes."""
         return {"backlog": self.backlog, "written": self.written, "failures": self.failures}
 
-    def save(self, rows: Sequence[dict]) -> None:
+    def save(self, rows: Sequence[dict[str, Any]]) -> None:
         """Queue rows; never waits for the database."""
         if rows:
             self.queue.put_nowait(list(rows))
 
-    def _rows(self, batch: Any) -> list[dict]:
+    def _rows(self, batch: Any) -> list[dict[str, Any]]:
         """The rows of a queued batch."""
-        return batch
+        rows: list[dict[str, Any]] = batch
+        return rows
 
     def _log_fields(self, batch: Any) -> dict[str, Any]:
         return {}

@@ -14,6 +14,7 @@ Either way the reason is kept in ``last_error`` for ``/readyz``.
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Awaitable
 from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
 from tm_common.errors import PermanentError, TransientError
@@ -28,7 +29,8 @@ class ModelSource(Protocol):
 
 
 class Versioned(Protocol):
-    version: str
+    @property
+    def version(self) -> str: ...
 
 
 M = TypeVar("M", bound=Versioned)
@@ -73,7 +75,7 @@ class ModelCache(Generic[M]):
         while len(self._cache) > self._size:
             self._cache.popitem(last=False)
 
-    async def _call(self, what: str, coro) -> Any:
+    async def _call(self, what: str, coro: Awaitable[Any]) -> Any:
         try:
             rec = await coro
         except Exception as e:  # any registry failure: retry the event later
