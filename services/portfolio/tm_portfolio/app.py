@@ -47,12 +47,15 @@ class PortfolioService:
             self.repo = PortfolioRepository(
                 make_engine(url), prepare=lambda: migrate_async(url),
                 max_backlog=s.db_max_backlog,
-                on_change=lambda: self.metrics.db(self.repo.backlog, self.repo.failures,
-                                                  self.repo.dropped))
+                on_change=self._db_changed)
         self.handler = PortfolioHandler(
             s.symbols, s.initial_equity, periods_per_year=s.periods_per_year,
             interval_ms=s.interval_min * 60_000, sink=self.repo, observer=self.metrics)
         self.consumer = make_consumer(s, self.bus, self.handler, list(INPUTS), clock=clock)
+
+    def _db_changed(self) -> None:
+        if self.repo is not None:
+            self.metrics.db(self.repo.backlog, self.repo.failures, self.repo.dropped)
 
     def status(self) -> dict:
         doc = {"symbols": list(self.settings.symbols),

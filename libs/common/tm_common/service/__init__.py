@@ -7,12 +7,14 @@ for a complete one. Names are imported lazily so that importing this package sta
 
 from __future__ import annotations
 
+from typing import Any
+
 __all__ = ["WALL_CLOCK", "Clock", "ServiceParts", "ServiceRuntime", "create_app", "make_bus",
            "make_consumer", "parts_app", "retry_until_done", "run_service", "serve", "state_key",
            "with_log_context", "write_behind"]
 
 
-def __getattr__(name: str):
+def __getattr__(name: str) -> Any:
     if name in ("create_app", "parts_app", "run_service", "serve"):
         from tm_common.service import app
         return getattr(app, name)

@@ -64,7 +64,7 @@ def create_app(runtime: ServiceRuntime, *, routers: Sequence[Any] = ()) -> FastA
     app.state.runtime = runtime
 
     @app.get("/healthz")
-    async def healthz() -> dict:
+    async def healthz() -> dict[str, str]:
         return {"status": "ok", "service": s.service_name}
 
     @app.get("/readyz")

@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from typing import Any
 
 import structlog
+from fastapi import FastAPI
 from pydantic import Field
 
 from tm_common.bus.handler import Emit
@@ -53,7 +55,7 @@ class EchoHandler:
         return [Emit(self.out_stream, event.body)]
 
 
-def build(settings: ExampleSettings, *, bus: Bus, registry=None, venue=None,
+def build(settings: ExampleSettings, *, bus: Bus, registry: Any = None, venue: Any = None,
           clock: Clock = WALL_CLOCK) -> ServiceParts:
     """The service's wiring: one consumer of ``example_in_stream`` (no models, no venue)."""
     handler = EchoHandler(settings.example_out_stream, settings.example_delay_ms / 1000)
@@ -68,7 +70,7 @@ def build_runtime(settings: ExampleSettings) -> ServiceRuntime:
     return build(settings, bus=make_bus(settings)).runtime()
 
 
-def app_from_env():
+def app_from_env() -> FastAPI:
     """For ``uvicorn --factory tm_common.service.example:app_from_env``."""
     return create_app(build_runtime(ExampleSettings()))
 

@@ -9,6 +9,7 @@ shutdown), optional background tasks, a poller that publishes consumer lag/pendi
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -64,8 +65,8 @@ class ServiceRuntime:
         self.lag: dict[str, dict[str, int]] = {}     # stream -> {"lag": n, "pending": n}
         self.lag_error: str | None = None
         self.started_at_ns: int | None = None
-        self._tasks: list[asyncio.Task] = []
-        self._poller: asyncio.Task | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._poller: asyncio.Task[None] | None = None
         self._stop: asyncio.Event | None = None      # created in start(), on the running loop
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -77,11 +78,11 @@ class ServiceRuntime:
         self._tasks = []
         for c in self.consumers:
             self._tasks.append(asyncio.create_task(
-                self._supervise(f"consumer:{c.group}", c.run, lambda c=c: _reset_groups(c)),
+                self._supervise(f"consumer:{c.group}", c.run, functools.partial(_reset_groups, c)),
                 name=f"consumer:{c.group}"))
         for name, fn in self.background.items():
             self._tasks.append(asyncio.create_task(
-                self._supervise(name, lambda fn=fn: fn(stop), None), name=name))
+                self._supervise(name, functools.partial(fn, stop), None), name=name))
         self._poller = asyncio.create_task(self._poll_lag(), name="lag-poller")
         log.info("service.started", group=self.settings.group, consumer=self.settings.consumer,
                  streams=[s for c in self.consumers for s in c.streams])
@@ -220,7 +221,8 @@ class ServiceRuntime:
                 doc["extra"] = dict(self.status_extra())
             except Exception as e:  # noqa: BLE001 - /status must answer even if extra fails
                 doc["extra"] = {"error": f"{type(e).__name__}: {e}"}
-        return self.redactor.redact(doc)
+        redacted: dict[str, Any] = self.redactor.redact(doc)
+        return redacted
 
 
 def _reset_groups(c: Consumer) -> None:
@@ -229,7 +231,7 @@ def _reset_groups(c: Consumer) -> None:
     c._started = False
 
 
-def _finished_ok(t: asyncio.Task) -> bool:
+def _finished_ok(t: asyncio.Task[None]) -> bool:
     """A background job that returned normally is done, not dead; a consumer never is."""
     return not t.get_name().startswith("consumer:") and not t.cancelled() and t.exception() is None
 

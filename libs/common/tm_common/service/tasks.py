@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from typing import Any, Protocol
 
 import structlog
 
@@ -13,8 +14,19 @@ from tm_common.service.runtime import Background
 log = structlog.get_logger("tm.service")
 
 
+class WriteBehind(Protocol):
+    """A repository's write-behind loop (``tm_common.db.writer.WriteBehindWriter``)."""
+
+    @property
+    def backlog(self) -> int: ...
+
+    async def run(self) -> None: ...
+
+    async def flush(self, timeout_s: float = ...) -> bool: ...
+
+
 def retry_until_done(step: Callable[[], Awaitable[None]], *, retry_s: float,
-                     failed_event: str, logger=None) -> Background:
+                     failed_event: str, logger: Any = None) -> Background:
     """Await ``step()`` until it returns; after a :class:`TransientError`, log ``failed_event``
     and try again ``retry_s`` seconds later (or return at once when stopped)."""
     out = logger or log
@@ -33,8 +45,8 @@ def retry_until_done(step: Callable[[], Awaitable[None]], *, retry_s: float,
     return run
 
 
-def write_behind(repo, *, incomplete_event: str, flush_timeout_s: float = 5.0,
-                 logger=None) -> Background:
+def write_behind(repo: WriteBehind, *, incomplete_event: str, flush_timeout_s: float = 5.0,
+                 logger: Any = None) -> Background:
     """Run ``repo.run()`` (its write-behind loop) until stopped, then give its queue
     ``flush_timeout_s`` to land; what is left is logged as ``incomplete_event`` (to ``logger``) with the backlog
     (the rows are not lost for good: the service's output stream holds the same events)."""

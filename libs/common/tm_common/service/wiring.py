@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 from tm_common.bus.consumer import Consumer
 from tm_common.bus.handler import Emit, Handler, StatefulHandler
@@ -28,7 +28,8 @@ def make_bus(settings: Any) -> Any:
     if url is None:
         from tm_common.embedded import ensure_embedded_redis  # lazy: starts a server process
         url = ensure_embedded_redis(settings)
-    return RedisStreamsBus(url, prefix=settings.namespace, **redis_tls_options(settings, url))
+    tls: dict[str, Any] = dict(redis_tls_options(settings, url))
+    return RedisStreamsBus(url, prefix=settings.namespace, **tls)
 
 
 def redis_tls_options(settings: Any, url: str) -> dict[str, str]:
@@ -84,10 +85,10 @@ class _LogContextHandler:
 
 class _StatefulLogContextHandler(_LogContextHandler):
     def snapshot(self) -> bytes:
-        return self.inner.snapshot()  # type: ignore[attr-defined]
+        return cast(StatefulHandler, self.inner).snapshot()
 
     def restore(self, data: bytes | None) -> None:
-        self.inner.restore(data)  # type: ignore[attr-defined]
+        cast(StatefulHandler, self.inner).restore(data)
 
 
 def with_log_context(handler: Handler) -> Handler:
