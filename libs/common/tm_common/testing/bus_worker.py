@@ -13,19 +13,23 @@ import asyncio
 import os
 import signal
 import sys
+from collections.abc import Sequence
 
 from tm_common.bus import Consumer
+from tm_common.bus.protocol import Delivery, Output
 from tm_common.bus.redis import RedisStreamsBus
+from tm_common.events import Envelope
 from tm_common.testing.counting import CountingHandler
 
 
 class _CrashAfterCommit(RedisStreamsBus):
     crash_at: int | None = None
 
-    async def commit(self, group, consumer, delivery, outputs, state=None):
+    async def commit(self, group: str, consumer: str, delivery: Delivery,
+                     outputs: Sequence[Output], state: tuple[str, bytes] | None = None) -> None:
         await super().commit(group, consumer, delivery, outputs, state)
         if self.crash_at is not None and outputs and \
-                outputs[0].envelope.body.bar_time_ms == self.crash_at:
+                getattr(outputs[0].envelope.body, "bar_time_ms", None) == self.crash_at:
             os._exit(18)
 
 
@@ -36,8 +40,8 @@ async def main() -> int:
     if mode == "after":
         bus.crash_at = int(at)
 
-    def hook(ev, n):
-        if mode == "before" and ev.body.open_time_ms == int(at):
+    def hook(ev: Envelope, n: int) -> None:
+        if mode == "before" and getattr(ev.body, "open_time_ms", None) == int(at):
             os._exit(17)
     handler = CountingHandler(sleep_s=float(env.get("W_SLEEP_S", "0")), hook=hook)
     c = Consumer(bus, handler, group="g", consumer=env.get("W_CONSUMER", "c1"), streams=["in"],

@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Sequence
+from typing import cast
 
 from tm_common.bus import Emit
-from tm_common.events import Envelope, SignalGenerated
+from tm_common.events import BarClosed, Envelope, SignalGenerated
 
 
 class CountingHandler:
@@ -23,7 +24,7 @@ class CountingHandler:
             self.hook(event, self.n)
         if self.sleep_s:
             await asyncio.sleep(self.sleep_s)
-        b = event.body
+        b = cast(BarClosed, event.body)          # fed bars only
         return [Emit(self.out_stream, SignalGenerated(
             instrument=b.instrument, bar_time_ms=b.open_time_ms, direction=1, probability=0.5,
             confidence=float(self.n), reason=str(b.close)))]

@@ -13,7 +13,7 @@ import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import httpx
 
@@ -54,7 +54,7 @@ class ServiceProcess:
         merged = {**clean_env(drop_prefixes), "PYTHONUNBUFFERED": "1",
                   "TM_HTTP_PORT": str(self.port), **env}
         self.env: dict[str, str] = {k: v for k, v in merged.items() if v is not None}
-        self.proc: subprocess.Popen | None = None
+        self.proc: subprocess.Popen[bytes] | None = None
 
     # -- life cycle --------------------------------------------------------------------------
     def start(self, *, healthy_within_s: float | None = None,
@@ -80,8 +80,11 @@ class ServiceProcess:
     def wait_for(self, pred: Callable[[], T], timeout_s: float = 60, what: str = "condition") -> T:
         """:func:`~tm_common.testing.wait.wait_for` ``pred`` while the process runs: fails at once
         if it exits, and with the tail of its log on timeout."""
+        def alive_and() -> T:
+            self.alive()
+            return pred()
         try:
-            return wait_for(lambda: self.alive() and pred(), timeout_s, f"{self.module}: {what}")
+            return wait_for(alive_and, timeout_s, f"{self.module}: {what}")
         except AssertionError as e:
             if self.proc is not None and self.proc.poll() is None:   # timed out, still running
                 raise AssertionError(f"{e}\n{self.logs()[-3000:]}") from None
@@ -123,7 +126,7 @@ class ServiceProcess:
         return httpx.get(self.base + path, timeout=self.http_timeout_s)
 
     def post(self, path: str, token: str | None = None, header: str | None = None,
-             **kw) -> httpx.Response:
+             **kw: Any) -> httpx.Response:
         """POST with ``Authorization: Bearer <token>`` or the raw ``header`` value, if given."""
         headers = dict(kw.pop("headers", {}))
         if header is not None:
@@ -132,14 +135,15 @@ class ServiceProcess:
             headers["Authorization"] = f"Bearer {token}"
         return httpx.post(self.base + path, headers=headers, timeout=self.http_timeout_s, **kw)
 
-    def status(self) -> dict:
-        return self.get("/status").json()
+    def status(self) -> dict[str, Any]:
+        doc: dict[str, Any] = self.get("/status").json()
+        return doc
 
     def logs(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
 
-class ProcessGroup(list):
+class ProcessGroup(list[ServiceProcess]):
     """The processes a fixture made; :func:`stopped_after` stops them all."""
 
     def add(self, p: ServiceProcess, *, start: bool = True, healthy_within_s: float | None = None,
@@ -165,4 +169,4 @@ def stopped_after(sig: int = signals.SIGTERM) -> Iterator[ProcessGroup]:
 
 def pid_alive(pid: int | None) -> bool:
     """Running and not a zombie (a zombie has exited; only its entry is left)."""
-    return bool(pid) and _pid_alive(pid)
+    return pid is not None and pid > 0 and _pid_alive(pid)

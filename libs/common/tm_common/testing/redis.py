@@ -22,9 +22,11 @@ from tm_common.testing.wait import wait_for
 
 
 def free_port() -> int:
+    """A TCP port free on 127.0.0.1 right now."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+        port: int = s.getsockname()[1]
+        return port
 
 
 @contextmanager
@@ -106,7 +108,7 @@ class RedisServer:
         else:
             lines.append(f"port {self.port}")
         self.conf_path.write_text("\n".join(lines) + "\n")
-        self.proc: subprocess.Popen | None = None
+        self.proc: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
@@ -128,12 +130,12 @@ class RedisServer:
             raise AssertionError("redis-server is not on PATH (apt-get install redis-server)")
         seen = self.log_path.stat().st_size if self.log_path.exists() else 0
         with open(self.log_path, "ab") as log:
-            self.proc = subprocess.Popen(["redis-server", str(self.conf_path)], stdout=log,
-                                         stderr=subprocess.STDOUT)
+            proc = self.proc = subprocess.Popen(["redis-server", str(self.conf_path)], stdout=log,
+                                                stderr=subprocess.STDOUT)
 
         def up() -> bool:
             text = self.log_path.read_text(errors="replace")
-            if self.proc.poll() is not None:
+            if proc.poll() is not None:
                 raise RedisServerExited(text[seen:])
             return "Ready to accept connections" in text[seen:]
         wait_for(up, timeout_s, f"redis-server on {self.port}")

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -26,22 +27,25 @@ class Sim:
     url: str
     ws_url: str
     log_path: str
-    proc: subprocess.Popen | None = None
+    proc: subprocess.Popen[bytes] | None = None
 
-    def post(self, path: str, body: dict | None = None) -> dict:
+    def post(self, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
         r = httpx.post(self.url + path, json=body or {}, timeout=10)
         r.raise_for_status()
-        return r.json()
+        doc: dict[str, Any] = r.json()
+        return doc
 
-    def get(self, path: str, **params) -> dict:
+    def get(self, path: str, **params: Any) -> dict[str, Any]:
         r = httpx.get(self.url + path, params=params, timeout=10)
         r.raise_for_status()
-        return r.json()
+        doc: dict[str, Any] = r.json()
+        return doc
 
-    def advance(self, steps: int = 1) -> dict:
+    def advance(self, steps: int = 1) -> dict[str, Any]:
         return self.post("/sim/clock", {"steps": steps})
 
-    def session(self, **kwargs):
+    def session(self, **kwargs: Any) -> Any:
+        """A pybit ``HTTP`` session signed with the test key, pointed at this sim."""
         from pybit.unified_trading import HTTP
 
         args = {"api_key": KEY, "api_secret": SECRET, "max_retries": 1, **kwargs}

@@ -41,8 +41,8 @@ class StreamClient:
         """The decoded event bodies on ``stream``, oldest first."""
         return [Envelope.from_fields(f).body for _, f in self.entries(stream)]
 
-    def group(self, stream: str, group: str) -> dict | None:
+    def group(self, stream: str, group: str) -> dict[str, Any] | None:
         """The consumer group's info (XINFO GROUPS), or None."""
-        async def go(bus: RedisStreamsBus) -> dict | None:
+        async def go(bus: RedisStreamsBus) -> dict[str, Any] | None:
             return next((g for g in await bus.group_info(stream) if g["name"] == group), None)
         return self.call(go)
