@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -48,3 +49,10 @@ class Market:
 @pytest.fixture(scope="session")
 def market() -> Market:
     return Market()
+
+
+@pytest.fixture(scope="module")
+def returns(market) -> np.ndarray:
+    """Log returns of the first 3,000 shipped BTCUSDT 4h closes (decimal, not percent)."""
+    c = market.bars("BTCUSDT")["close"].to_numpy()[:3000]
+    return np.diff(np.log(c))

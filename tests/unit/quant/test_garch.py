@@ -18,12 +18,6 @@ from tm_quant.garch import (
 )
 
 
-@pytest.fixture(scope="module")
-def returns(market) -> np.ndarray:
-    c = market.bars("BTCUSDT")["close"].to_numpy()[:3000]
-    return np.diff(np.log(c))
-
-
 def _arch(returns):
     return arch_model(returns * 100, mean="Constant", vol="GARCH", p=1, q=1, dist="t", rescale=False)
 

@@ -21,9 +21,8 @@ from tm_quant.regime import (
 
 
 @pytest.fixture(scope="module")
-def X(market) -> np.ndarray:
-    c = market.bars("BTCUSDT")["close"].to_numpy()[:3000]
-    r = np.diff(np.log(c))
+def X(returns) -> np.ndarray:
+    r = returns
     sigma = GarchFilter(fit_garch(r)).run(r * 100) / 100
     return regime_observation(r, sigma)
 
