@@ -7,14 +7,7 @@ import asyncio
 from tm_common.bus.protocol import Bus
 from tm_common.bus.streams import MD_BAR, RISK_ORDER
 from tm_common.metrics import ServiceMetrics
-from tm_common.service import (
-    WALL_CLOCK,
-    Clock,
-    ServiceParts,
-    ServiceRuntime,
-    make_bus,
-    make_consumer,
-)
+from tm_common.service import WALL_CLOCK, Clock, ServiceParts, ServiceRuntime, make_bus, make_consumer
 
 from tm_executor.config import EXEC_VENUE, ExecutorSettings
 from tm_executor.fills import FillPoller, PrivateWsSource

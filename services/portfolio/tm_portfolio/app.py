@@ -10,14 +10,7 @@ from tm_common.bus.streams import EXEC_REPORT, MD_BAR
 from tm_common.db import make_engine, resolve_database_url
 from tm_common.db.migrate import migrate_async
 from tm_common.metrics import ServiceMetrics
-from tm_common.service import (
-    WALL_CLOCK,
-    Clock,
-    ServiceParts,
-    ServiceRuntime,
-    make_bus,
-    make_consumer,
-)
+from tm_common.service import WALL_CLOCK, Clock, ServiceParts, ServiceRuntime, make_bus, make_consumer
 
 from tm_portfolio.config import PortfolioSettings
 from tm_portfolio.handler import PortfolioHandler

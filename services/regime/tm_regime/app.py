@@ -7,16 +7,8 @@ import structlog
 from tm_common.bus.protocol import Bus
 from tm_common.bus.streams import MD_BAR, MODELS_PROMOTED
 from tm_common.metrics import ServiceMetrics
-from tm_common.service import (
-    WALL_CLOCK,
-    Clock,
-    ServiceParts,
-    ServiceRuntime,
-    make_bus,
-    make_consumer,
-    retry_until_done,
-    write_behind,
-)
+from tm_common.service import WALL_CLOCK, Clock, ServiceParts, ServiceRuntime, make_bus
+from tm_common.service.serving import model_database, model_serving_parts
 
 from tm_regime.config import RegimeSettings
 from tm_regime.domain.engine import RegimeConfig, RegimeEngine
@@ -33,16 +25,8 @@ def build_handler(settings: RegimeSettings, metrics: ServiceMetrics,
                   registry=None) -> RegimeHandler:
     """The handler. ``registry``: the model source; ``None`` = the database's registry (none
     with ``db_enabled`` off). The regimes table is written only with ``db_enabled``."""
-    repo = None
-    if settings.db_enabled:
-        from tm_common.db import make_engine, resolve_database_url
-        from tm_common.db.migrate import migrate
-        from tm_common.models.registry import ModelRegistry
-
-        url = resolve_database_url(settings)
-        migrate(url)
-        db = make_engine(url)
-        registry, repo = registry or ModelRegistry(db), RegimeRepository(db)
+    registry, db = model_database(settings, registry)
+    repo = None if db is None else RegimeRepository(db)
     engine = RegimeEngine(RegimeConfig(symbols=settings.symbols,
                                        no_model_kelly=settings.no_model_kelly,
                                        replay_bars=settings.replay_bars))
@@ -55,18 +39,9 @@ def build(settings: RegimeSettings, *, bus: Bus, registry=None, venue=None,
     """The regime service on ``bus`` (see :mod:`tm_common.service.parts`; no venue)."""
     metrics = ServiceMetrics(settings.service_name, settings.version)
     handler = build_handler(settings, metrics, registry)
-    consumer = make_consumer(settings, bus, handler, list(INPUTS), clock=clock)
-    background = {"model-prefetch": retry_until_done(
-        handler.prefetch, retry_s=settings.model_prefetch_retry_s,
-        failed_event="regime.prefetch_failed", logger=log)}
-    if handler.repo is not None:
-        # Not lost for good when the flush is incomplete: regime.state holds the same events.
-        background["db-writer"] = write_behind(handler.repo, logger=log,
-                                               incomplete_event="regime.db_flush_incomplete")
-    return ServiceParts(settings, bus, consumers=(consumer,), handlers={"handler": handler},
-                        background=background, warmup=(handler.prefetch,),
-                        ready_checks={"model": handler.ready}, status_extra=handler.status,
-                        metrics=metrics, lag_poll_interval_s=settings.lag_poll_interval_s)
+    # The table's rows are not lost for good when the flush is incomplete: regime.state holds them.
+    return model_serving_parts(settings, bus, handler, INPUTS, metrics=metrics, clock=clock,
+                               event_prefix="regime", logger=log)
 
 
 def build_runtime(settings: RegimeSettings) -> ServiceRuntime:
@@ -76,7 +51,6 @@ def build_runtime(settings: RegimeSettings) -> ServiceRuntime:
 
 def app_from_env():
     """For ``uvicorn --factory tm_regime.app:app_from_env``."""
-    from tm_common.service import parts_app
+    from tm_common.service import app_of
 
-    settings = RegimeSettings()
-    return parts_app(build(settings, bus=make_bus(settings)))
+    return app_of(build, RegimeSettings())

@@ -18,15 +18,7 @@ from fastapi import FastAPI
 from tm_common.bus.protocol import Bus
 from tm_common.bus.streams import EXEC_REPORT, MD_BAR, PORTFOLIO_SNAPSHOT, SIZING_TARGET
 from tm_common.metrics import ServiceMetrics
-from tm_common.service import (
-    WALL_CLOCK,
-    Clock,
-    ServiceParts,
-    ServiceRuntime,
-    make_bus,
-    make_consumer,
-    parts_app,
-)
+from tm_common.service import WALL_CLOCK, Clock, ServiceParts, ServiceRuntime, every, make_bus, make_consumer
 
 from tm_risk.admin import admin_router
 from tm_risk.commands import RISK_COMMAND, command_envelope
@@ -78,12 +70,7 @@ def watchdog(settings: RiskSettings, bus: Bus, handler: RiskHandler, clock: Cloc
     """``async fn(stop)`` for the runtime: the live wall-clock check (module docstring);
     ``clock`` gives the time in ns."""
     async def run(stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            try:
-                await asyncio.wait_for(stop.wait(), timeout=settings.stale_check_interval_s)
-                return
-            except TimeoutError:
-                pass
+        async for _ in every(settings.stale_check_interval_s, stop):
             now_ns = clock()
             if clock_would_fire(handler, now_ns // 1_000_000) and await _md_caught_up(bus, settings):
                 env = command_envelope("tick", reason="wall-clock check", now_ns=now_ns,
@@ -118,5 +105,6 @@ def build_runtime(settings: RiskSettings) -> ServiceRuntime:
 
 def build_app(settings: RiskSettings | None = None) -> FastAPI:
     """The service app: base endpoints plus the breaker admin routes."""
-    settings = settings or RiskSettings()
-    return parts_app(build(settings, bus=make_bus(settings)))
+    from tm_common.service import app_of
+
+    return app_of(build, settings or RiskSettings())

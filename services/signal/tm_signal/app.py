@@ -7,16 +7,8 @@ import structlog
 from tm_common.bus.protocol import Bus
 from tm_common.bus.streams import MD_BAR, MD_DVOL, MODELS_PROMOTED
 from tm_common.metrics import ServiceMetrics
-from tm_common.service import (
-    WALL_CLOCK,
-    Clock,
-    ServiceParts,
-    ServiceRuntime,
-    make_bus,
-    make_consumer,
-    retry_until_done,
-    write_behind,
-)
+from tm_common.service import WALL_CLOCK, Clock, ServiceParts, ServiceRuntime, make_bus
+from tm_common.service.serving import model_database, model_serving_parts
 
 from tm_signal.config import SignalSettings
 from tm_signal.domain.engine import EngineConfig, SignalEngine
@@ -40,16 +32,8 @@ def build_handler(settings: SignalSettings, metrics: ServiceMetrics,
     """The handler. ``registry``: the model source; ``None`` = the database's registry (none
     with ``db_enabled`` off). Bar history reads the service's database, or else the given
     registry's (``registry.engine``); the signals table is written only with ``db_enabled``."""
-    repo = db = None
-    if settings.db_enabled:
-        from tm_common.db import make_engine, resolve_database_url
-        from tm_common.db.migrate import migrate
-        from tm_common.models.registry import ModelRegistry
-
-        url = resolve_database_url(settings)
-        migrate(url)
-        db = make_engine(url)
-        registry, repo = registry or ModelRegistry(db), SignalRepository(db)
+    registry, db = model_database(settings, registry)
+    repo = None if db is None else SignalRepository(db)
     history_db = db if db is not None else getattr(registry, "engine", None)
     return SignalHandler(SignalEngine(engine_config(settings)),
                          SignalModels(registry, compile_trees=settings.fast_inference),
@@ -63,18 +47,9 @@ def build(settings: SignalSettings, *, bus: Bus, registry=None, venue=None,
     """The signal service on ``bus`` (see :mod:`tm_common.service.parts`; no venue)."""
     metrics = ServiceMetrics(settings.service_name, settings.version)
     handler = build_handler(settings, metrics, registry)
-    consumer = make_consumer(settings, bus, handler, list(INPUTS), clock=clock)
-    background = {"model-prefetch": retry_until_done(
-        handler.prefetch, retry_s=settings.model_prefetch_retry_s,
-        failed_event="signal.prefetch_failed", logger=log)}
-    if handler.repo is not None:
-        # The rows are not lost for good when the flush is incomplete: signal.tl holds them.
-        background["db-writer"] = write_behind(handler.repo, logger=log,
-                                               incomplete_event="signal.db_flush_incomplete")
-    return ServiceParts(settings, bus, consumers=(consumer,), handlers={"handler": handler},
-                        background=background, warmup=(handler.prefetch,),
-                        ready_checks={"model": handler.ready}, status_extra=handler.status,
-                        metrics=metrics, lag_poll_interval_s=settings.lag_poll_interval_s)
+    # The table's rows are not lost for good when the flush is incomplete: signal.tl holds them.
+    return model_serving_parts(settings, bus, handler, INPUTS, metrics=metrics, clock=clock,
+                               event_prefix="signal", logger=log)
 
 
 def build_runtime(settings: SignalSettings) -> ServiceRuntime:
@@ -84,7 +59,6 @@ def build_runtime(settings: SignalSettings) -> ServiceRuntime:
 
 def app_from_env():
     """For ``uvicorn --factory tm_signal.app:app_from_env``."""
-    from tm_common.service import parts_app
+    from tm_common.service import app_of
 
-    settings = SignalSettings()
-    return parts_app(build(settings, bus=make_bus(settings)))
+    return app_of(build, SignalSettings())

@@ -7,26 +7,11 @@ import asyncio
 import time
 
 import structlog
+from tm_common.bus import streams
 from tm_common.bus.protocol import Bus
-from tm_common.bus.streams import (
-    MD_BAR,
-    MODELS_PROMOTED,
-    PORTFOLIO_SNAPSHOT,
-    REGIME_STATE,
-    RISK_BREAKER,
-    SIGNAL_TL,
-)
 from tm_common.metrics import ServiceMetrics
-from tm_common.service import (
-    WALL_CLOCK,
-    Clock,
-    ServiceParts,
-    ServiceRuntime,
-    make_bus,
-    make_consumer,
-    retry_until_done,
-    write_behind,
-)
+from tm_common.service import WALL_CLOCK, Clock, ServiceParts, ServiceRuntime, every, make_bus
+from tm_common.service.serving import model_database, model_serving_parts
 
 from tm_sizer.commands import SIZER_COMMAND, flush_envelope
 from tm_sizer.config import SizerSettings
@@ -38,24 +23,16 @@ from tm_sizer.repository import TargetRepository
 
 log = structlog.get_logger("tm.sizer")
 # md.bar first: a bar is published before the signal and regime it causes.
-INPUTS = (MD_BAR, SIGNAL_TL, REGIME_STATE, RISK_BREAKER, PORTFOLIO_SNAPSHOT, MODELS_PROMOTED,
-          SIZER_COMMAND)
+INPUTS = (streams.MD_BAR, streams.SIGNAL_TL, streams.REGIME_STATE, streams.RISK_BREAKER,
+          streams.PORTFOLIO_SNAPSHOT, streams.MODELS_PROMOTED, SIZER_COMMAND)
 
 
 def build_handler(settings: SizerSettings, metrics: ServiceMetrics,
                   registry=None) -> SizerHandler:
     """The handler. ``registry``: the policy source; ``None`` = the database's registry (none
     with ``db_enabled`` off). The targets table is written only with ``db_enabled``."""
-    repo = None
-    if settings.db_enabled:
-        from tm_common.db import make_engine, resolve_database_url
-        from tm_common.db.migrate import migrate
-        from tm_common.models.registry import ModelRegistry
-
-        url = resolve_database_url(settings)
-        migrate(url)
-        db = make_engine(url)
-        registry, repo = registry or ModelRegistry(db), TargetRepository(db)
+    registry, db = model_database(settings, registry)
+    repo = None if db is None else TargetRepository(db)
     return SizerHandler(SizerEngine(settings.params()), SizerPolicies(registry), repo=repo,
                         metrics=SizerMetrics(metrics.registry))
 
@@ -68,12 +45,7 @@ def join_timer(settings: SizerSettings, bus: Bus, handler: SizerHandler,
     async def run(stop: asyncio.Event) -> None:
         first_seen: dict[tuple[str, int], float] = {}
         flushed: set[tuple[str, int]] = set()
-        while not stop.is_set():
-            try:
-                await asyncio.wait_for(stop.wait(), timeout=settings.join_check_interval_s)
-                return
-            except TimeoutError:
-                pass
+        async for _ in every(settings.join_check_interval_s, stop):
             now = time.monotonic()
             keys = set(handler.engine.pending_keys())
             for k in list(first_seen):
@@ -98,19 +70,10 @@ def build(settings: SizerSettings, *, bus: Bus, registry=None, venue=None,
     join timer runs in a live-time ``mode`` only (``settings.join_timer_enabled``)."""
     metrics = ServiceMetrics(settings.service_name, settings.version)
     handler = build_handler(settings, metrics, registry)
-    consumer = make_consumer(settings, bus, handler, list(INPUTS), clock=clock)
-    background = {"policy-prefetch": retry_until_done(
-        handler.prefetch, retry_s=settings.model_prefetch_retry_s,
-        failed_event="sizer.prefetch_failed", logger=log)}
-    if settings.join_timer_enabled:
-        background["join-timer"] = join_timer(settings, bus, handler, clock)
-    if handler.repo is not None:
-        background["db-writer"] = write_behind(handler.repo, logger=log,
-                                               incomplete_event="sizer.db_flush_incomplete")
-    return ServiceParts(settings, bus, consumers=(consumer,), handlers={"handler": handler},
-                        background=background, warmup=(handler.prefetch,),
-                        ready_checks={"policy": handler.ready}, status_extra=handler.status,
-                        metrics=metrics, lag_poll_interval_s=settings.lag_poll_interval_s)
+    timer = ({"join-timer": join_timer(settings, bus, handler, clock)}
+             if settings.join_timer_enabled else {})
+    return model_serving_parts(settings, bus, handler, INPUTS, metrics=metrics, clock=clock,
+                               event_prefix="sizer", logger=log, kind="policy", background=timer)
 
 
 def build_runtime(settings: SizerSettings) -> ServiceRuntime:
@@ -120,7 +83,6 @@ def build_runtime(settings: SizerSettings) -> ServiceRuntime:
 
 def app_from_env():
     """For ``uvicorn --factory tm_sizer.app:app_from_env``."""
-    from tm_common.service import parts_app
+    from tm_common.service import app_of
 
-    settings = SizerSettings()
-    return parts_app(build(settings, bus=make_bus(settings)))
+    return app_of(build, SizerSettings())

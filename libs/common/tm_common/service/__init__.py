@@ -9,21 +9,25 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["WALL_CLOCK", "Clock", "ServiceParts", "ServiceRuntime", "create_app", "make_bus",
-           "make_consumer", "parts_app", "retry_until_done", "run_service", "serve", "state_key",
-           "with_log_context", "write_behind"]
+__all__ = ["WALL_CLOCK", "Clock", "ServiceParts", "ServiceRuntime", "app_of", "create_app", "every",
+           "make_bus", "make_consumer", "model_database", "model_serving_parts", "parts_app",
+           "retry_until_done", "run_service", "serve", "state_key", "with_log_context",
+           "write_behind"]
 
 
 def __getattr__(name: str) -> Any:
-    if name in ("create_app", "parts_app", "run_service", "serve"):
+    if name in ("app_of", "create_app", "parts_app", "run_service", "serve"):
         from tm_common.service import app
         return getattr(app, name)
     if name in ("WALL_CLOCK", "Clock", "ServiceParts"):
         from tm_common.service import parts
         return getattr(parts, name)
-    if name in ("retry_until_done", "write_behind"):
+    if name in ("every", "retry_until_done", "write_behind"):
         from tm_common.service import tasks
         return getattr(tasks, name)
+    if name in ("model_database", "model_serving_parts"):
+        from tm_common.service import serving
+        return getattr(serving, name)
     if name == "ServiceRuntime":
         from tm_common.service.runtime import ServiceRuntime
         return ServiceRuntime

@@ -92,6 +92,12 @@ def parts_app(parts: ServiceParts) -> FastAPI:
     return create_app(parts.runtime(), routers=parts.routers)
 
 
+def app_of(build: Callable[..., ServiceParts], settings: Any) -> FastAPI:
+    """The app (:func:`parts_app`) of ``build(settings, bus=<Redis bus>)``, not started: what a
+    service's ``uvicorn --factory`` function returns."""
+    return parts_app(build(settings, bus=make_bus(settings)))
+
+
 def serve(build: Callable[..., ServiceParts], settings: Any) -> int:
     """``python -m tm_<svc>``: ``build(settings, bus=<Redis bus>)`` served until SIGTERM/SIGINT.
     Use as ``raise SystemExit(serve(build, Settings()))``; the exit status is

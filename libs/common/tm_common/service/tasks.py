@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, Protocol
 
 import structlog
@@ -23,6 +23,18 @@ class WriteBehind(Protocol):
     async def run(self) -> None: ...
 
     async def flush(self, timeout_s: float = ...) -> bool: ...
+
+
+async def every(interval_s: float, stop: asyncio.Event) -> AsyncIterator[None]:
+    """Yields each time ``interval_s`` seconds pass without ``stop`` being set; ends as soon as it
+    is (a live-time periodic check: ``async for _ in every(5.0, stop): ...``)."""
+    while not stop.is_set():
+        try:
+            await asyncio.wait_for(stop.wait(), timeout=interval_s)
+            return
+        except TimeoutError:
+            pass
+        yield
 
 
 def retry_until_done(step: Callable[[], Awaitable[None]], *, retry_s: float,
