@@ -39,6 +39,8 @@ from pydantic import BeforeValidator, Field, SecretStr
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, EnvSettingsSource, NoDecode, SettingsConfigDict
 
+from tm_common.instruments import parse_symbols
+
 COMMON_PREFIX = "TM_"
 
 # The one table of service prefixes (keys as in tm_common.ports.SERVICE_PORTS). Each service's
@@ -61,13 +63,15 @@ ALLOWED_ENV: tuple[str, ...] = ("TM_TEST_*", "TM_BENCH_*", "TM_SERVICES_FILE", "
                                 "TM_REDIS_PASSWORD", "TM_DB_PASSWORD", "TM_IMAGE")
 
 
-def _split_symbols(v):
-    if isinstance(v, str):
-        v = [s for s in (p.strip() for p in v.split(",")) if s]
-    return tuple(str(s).upper() for s in v)
+def _split_symbols(v: Any) -> tuple[str, ...]:
+    if isinstance(v, str) and v.strip().startswith("["):
+        v = json.loads(v)
+    return parse_symbols(v)
 
 
-# ``TM_SYMBOLS=BTCUSDT,ETHUSDT`` (comma-separated; also accepts a sequence in code)
+# ``TM_SYMBOLS=BTCUSDT,ETHUSDT`` (comma-separated, or a JSON list; also a sequence in code), read
+# by the one parser of symbol lists: upper case, order kept, duplicates dropped, an empty list or a
+# name that is not a USDT perpetual refused.
 Symbols = Annotated[tuple[str, ...], NoDecode, BeforeValidator(_split_symbols)]
 
 

@@ -8,12 +8,10 @@ values from every log line and from ``/status``.
 
 from __future__ import annotations
 
-import json
 from decimal import Decimal
-from typing import Annotated
 
-from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import NoDecode, SettingsConfigDict
+from pydantic import Field, SecretStr
+from pydantic_settings import SettingsConfigDict
 from tm_common.ports import SERVICE_PORTS
 from tm_common.settings import SERVICE_ENV_PREFIXES, CommonSettings
 
@@ -32,9 +30,6 @@ class ExecutorSettings(CommonSettings):
     model_config = SettingsConfigDict(env_prefix=SERVICE_ENV_PREFIXES["executor"])
     service_name: str = "executor"
     http_port: int = SERVICE_PORTS["executor"]
-    symbols: Annotated[tuple[str, ...], NoDecode] = Field(
-        default=("BTCUSDT", "ETHUSDT", "SOLUSDT"),
-        description="comma-separated (BTCUSDT,ETHUSDT) or a JSON list")
 
     bybit_rest_url: str = Field(default=MAINNET_REST, description="mainnet, testnet or the sim")
     bybit_private_ws_url: str = Field(default=MAINNET_PRIVATE_WS,
@@ -73,11 +68,3 @@ class ExecutorSettings(CommonSettings):
     # place_order that returns deletes it and the process kills itself with SIGKILL, before the
     # answer is handled or committed. A drill arms one crash by creating the file.
     chaos_crash_after_send_file: str | None = None
-
-    @field_validator("symbols", mode="before")
-    @classmethod
-    def _split(cls, v):
-        if isinstance(v, str):
-            items = json.loads(v) if v.strip().startswith("[") else v.split(",")
-            return tuple(str(s).strip().upper() for s in items if str(s).strip())
-        return tuple(s.upper() for s in v)

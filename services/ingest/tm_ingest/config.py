@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Literal
 
-from pydantic import Field, field_validator
-from pydantic_settings import NoDecode, SettingsConfigDict
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
 from tm_common.ports import SERVICE_PORTS
 from tm_common.settings import SERVICE_ENV_PREFIXES, CommonSettings
 
@@ -18,7 +18,6 @@ class IngestSettings(CommonSettings):
     model_config = SettingsConfigDict(env_prefix=SERVICE_ENV_PREFIXES["ingest"])
     service_name: str = "ingest"
     http_port: int = SERVICE_PORTS["ingest"]
-    symbols: Annotated[tuple[str, ...], NoDecode] = ("BTCUSDT", "ETHUSDT", "SOLUSDT")
     mode: Literal["live", "replay", "off"] = Field(
         default="live", description="live = Bybit WS + REST backfill; replay = history; off = "
         "serve endpoints only")
@@ -40,10 +39,3 @@ class IngestSettings(CommonSettings):
                                          "lockstep: POST <url>/sim/clock before each bar time")
     history_dir: str | None = Field(default=None, description="CSV folder; default data/history")
     db_enabled: bool = True
-
-    @field_validator("symbols", mode="before")
-    @classmethod
-    def _split(cls, v):
-        if isinstance(v, str):
-            return tuple(s.strip().upper() for s in v.split(",") if s.strip())
-        return tuple(s.upper() for s in v)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from decimal import Decimal
-from typing import Annotated, ClassVar
+from typing import ClassVar
 
-from pydantic import Field, field_validator
-from pydantic_settings import NoDecode, SettingsConfigDict
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
 from tm_common.ports import SERVICE_PORTS
 from tm_common.settings import SERVICE_ENV_PREFIXES, CommonSettings
 
@@ -17,23 +17,11 @@ class PortfolioSettings(CommonSettings):
     env_names: ClassVar[Mapping[str, str]] = {"initial_equity": "initial_equity_usdt"}
     service_name: str = "portfolio"
     http_port: int = SERVICE_PORTS["portfolio"]
-    symbols: Annotated[tuple[str, ...], NoDecode] = Field(default=("BTCUSDT", "ETHUSDT", "SOLUSDT"),
-                                     description="instruments whose bars complete a bar time "
-                                     "(TM_SYMBOLS, comma-separated)")
+    # symbols (TM_SYMBOLS, common): the instruments whose bars complete a bar time
     initial_equity: Decimal = Field(default=Decimal(100_000), gt=0, description="USDT")
     db_enabled: bool = True
     db_max_backlog: int = Field(default=100_000, ge=1, description="row batches held while the "
                                 "database is down; beyond it the oldest are dropped (counted)")
-
-    @field_validator("symbols", mode="before")
-    @classmethod
-    def _split(cls, v):
-        if isinstance(v, str):
-            v = v.split(",")
-        out = tuple(s.strip().upper() for s in v if s.strip())
-        if not out:
-            raise ValueError("at least one symbol is required")
-        return out
 
     @property
     def periods_per_year(self) -> float:

@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-from pydantic import Field, field_validator
+from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 from tm_common.ports import SERVICE_PORTS
-from tm_common.settings import SERVICE_ENV_PREFIXES, CommonSettings, Symbols
+from tm_common.settings import SERVICE_ENV_PREFIXES, CommonSettings
 
 
 class RegimeSettings(CommonSettings):
     model_config = SettingsConfigDict(env_prefix=SERVICE_ENV_PREFIXES["regime"])
     service_name: str = "regime"
     http_port: int = SERVICE_PORTS["regime"]
-    symbols: Symbols = Field(default=("BTCUSDT", "ETHUSDT", "SOLUSDT"),
-                                     description="instruments that get a regime per bar")
+    # symbols (TM_SYMBOLS, common): the instruments that get a regime per bar
     no_model_kelly: float = Field(default=0.50, ge=0.0, le=1.0, description="Kelly fraction "
                                   "published without a regime model (Neutral's default)")
     replay_bars: int = Field(default=300, ge=2, description="recent closes kept to re-filter "
@@ -21,10 +20,3 @@ class RegimeSettings(CommonSettings):
     db_enabled: bool = Field(default=True, description="model registry and regimes table; off = "
                              "no model can load")
     model_prefetch_retry_s: float = Field(default=5.0, gt=0)
-
-    @field_validator("symbols", mode="before")
-    @classmethod
-    def _split(cls, v):
-        if isinstance(v, str):
-            return tuple(s.strip().upper() for s in v.split(",") if s.strip())
-        return tuple(s.upper() for s in v)

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from decimal import Decimal
-from typing import Annotated, ClassVar
+from typing import ClassVar
 
-from pydantic import Field, field_validator
-from pydantic_settings import NoDecode, SettingsConfigDict
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
 from tm_common.instruments import DEFAULT_INSTRUMENTS
 from tm_common.ports import SERVICE_PORTS
 from tm_common.settings import SERVICE_ENV_PREFIXES, CommonSettings
@@ -22,7 +22,6 @@ class RiskSettings(CommonSettings):
                                            "join_timeout_secs": "join_timeout_s"}
     service_name: str = "risk"
     http_port: int = SERVICE_PORTS["risk"]
-    symbols: Annotated[tuple[str, ...], NoDecode] = ("BTCUSDT", "ETHUSDT", "SOLUSDT")  # "A,B,C"
     # sizing
     min_notional_usdt: Decimal = Field(default=Decimal(10), ge=0, description="skip smaller deltas")
     min_delta_fraction: float = Field(default=0.002, ge=0, description="skip deltas below this "
@@ -62,13 +61,6 @@ class RiskSettings(CommonSettings):
                                           "time; 0 disables it (replay, backtest)")
     admin_wait_s: float = Field(default=2.0, ge=0, description="how long a breaker POST waits "
                                 "for the handler to apply the command")
-
-    @field_validator("symbols", mode="before")
-    @classmethod
-    def _split(cls, v):
-        if isinstance(v, str):
-            return tuple(s.strip().upper() for s in v.split(",") if s.strip())
-        return tuple(s.upper() for s in v)
 
     @property
     def watchdog_enabled(self) -> bool:

@@ -5,15 +5,14 @@ from __future__ import annotations
 from pydantic import Field, field_validator
 from pydantic_settings import SettingsConfigDict
 from tm_common.ports import SERVICE_PORTS
-from tm_common.settings import SERVICE_ENV_PREFIXES, CommonSettings, Symbols
+from tm_common.settings import SERVICE_ENV_PREFIXES, CommonSettings
 
 
 class SignalSettings(CommonSettings):
     model_config = SettingsConfigDict(env_prefix=SERVICE_ENV_PREFIXES["signal"])
     service_name: str = "signal"
     http_port: int = SERVICE_PORTS["signal"]
-    symbols: Symbols = Field(default=("BTCUSDT", "ETHUSDT", "SOLUSDT"),
-                                     description="instruments that get a signal per bar")
+    # symbols (TM_SYMBOLS, common): the instruments that get a signal per bar
     btc_symbol: str | None = Field(default="BTCUSDT", description="source of the cross-asset "
                                    "features; empty = none (no buffering of other instruments)")
     dvol_currency: str = Field(default="BTC", description="DVOL index used by the features")
@@ -33,13 +32,6 @@ class SignalSettings(CommonSettings):
                                     "data/history")
     model_prefetch_retry_s: float = Field(default=5.0, gt=0, description="registry retry while "
                                           "the first lookup fails")
-
-    @field_validator("symbols", mode="before")
-    @classmethod
-    def _split(cls, v):
-        if isinstance(v, str):
-            return tuple(s.strip().upper() for s in v.split(",") if s.strip())
-        return tuple(s.upper() for s in v)
 
     @field_validator("btc_symbol", mode="before")
     @classmethod

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from pydantic import Field, field_validator
+from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 from tm_common.ports import SERVICE_PORTS
-from tm_common.settings import SERVICE_ENV_PREFIXES, CommonSettings, Symbols
+from tm_common.settings import SERVICE_ENV_PREFIXES, CommonSettings
 from tm_quant.sizing.cascade import CascadeThresholds
 from tm_quant.sizing.kelly import DEFAULT_REGIME_FRACTIONS, KellyParams
 
@@ -16,8 +16,7 @@ class SizerSettings(CommonSettings):
     model_config = SettingsConfigDict(env_prefix=SERVICE_ENV_PREFIXES["sizer"])
     service_name: str = "sizer"
     http_port: int = SERVICE_PORTS["sizer"]
-    symbols: Symbols = Field(default=("BTCUSDT", "ETHUSDT", "SOLUSDT"),
-                                     description="instruments that are sized")
+    # symbols (TM_SYMBOLS, common): the instruments that are sized
     # Kelly
     max_fraction: float = Field(default=0.25, gt=0, le=1, description="cap on |target|, of "
                                 "equity (Kelly and RL)")
@@ -53,13 +52,6 @@ class SizerSettings(CommonSettings):
     def join_timer_enabled(self) -> bool:
         """A wall-clock flush would make a replay depend on how long a service was down."""
         return self.join_timeout_s > 0 and self.mode.lower() not in ("replay", "backtest")
-
-    @field_validator("symbols", mode="before")
-    @classmethod
-    def _split(cls, v):
-        if isinstance(v, str):
-            return tuple(s.strip().upper() for s in v.split(",") if s.strip())
-        return tuple(s.upper() for s in v)
 
     def params(self) -> SizerParams:
         """The frozen domain parameters (raises ``ValueError`` on inconsistent values)."""
