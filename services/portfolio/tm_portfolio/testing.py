@@ -9,20 +9,9 @@ from __future__ import annotations
 from decimal import Decimal
 
 from tm_common.events import BarClosed, Envelope, FundingSettled, OrderFilled
+from tm_common.testing.bars import H4_MS, SYMBOLS, T0_MS, close_ns, open_ms  # noqa: F401 (re-exported)
 
-H4_MS = 4 * 3600 * 1000
-T0_MS = 1_700_000_000_000 // H4_MS * H4_MS
-SYMBOLS = ("BTCUSDT", "ETHUSDT", "SOLUSDT")
 START_PRICES = {"BTCUSDT": 30000, "ETHUSDT": 2000, "SOLUSDT": 50}
-
-
-def open_ms(i: int) -> int:
-    return T0_MS + i * H4_MS
-
-
-def close_ns(i: int) -> int:
-    """Bar ``i``'s close (= bar ``i + 1``'s open) in ns: the bar event's ``ts_event_ns``."""
-    return open_ms(i + 1) * 1_000_000
 
 
 def bar_env(instrument: str, i: int, close: Decimal | str, *, t_open_ms: int | None = None) -> Envelope:

@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 from tm_common.history import load_bars
 from tm_common.models.bundle import Bundle, npz_bytes
+from tm_common.testing import registry
 from tm_quant.garch import GarchFilter, GarchParams, fit_garch
 from tm_quant.regime import RegimeModel, fit_regime_model, regime_observation
 
@@ -41,36 +42,8 @@ def fit_all(symbols: Sequence[str] = SYMBOLS, **kw) -> dict[str, tuple[RegimeMod
     return {s: fit_instrument(s, **kw) for s in symbols}
 
 
-class Record:
-    """A stand-in for a registry record (``version``, ``kind``, ``artifact``)."""
-
-    def __init__(self, version: str, artifact: bytes, kind: str = "regime") -> None:
-        self.version, self.artifact, self.kind = version, artifact, kind
-
-
-class FakeRegistry:
-    """In-memory :class:`tm_regime.models.ModelSource`; ``fail_next`` fails that many calls."""
+class FakeRegistry(registry.FakeRegistry):
+    """In-memory :class:`tm_regime.models.ModelSource` (``add`` files kind ``regime``)."""
 
     def __init__(self) -> None:
-        self.records: dict[str, Record] = {}
-        self.prod: dict[str, str] = {}
-        self.fail_next = 0
-
-    def add(self, version: str, artifact: bytes, kind: str = "regime", promote: bool = False) -> None:
-        self.records[version] = Record(version, artifact, kind)
-        if promote:
-            self.prod[kind] = version
-
-    def _check(self) -> None:
-        if self.fail_next > 0:
-            self.fail_next -= 1
-            raise ConnectionError("registry down (test)")
-
-    async def production(self, kind: str):
-        self._check()
-        v = self.prod.get(kind)
-        return None if v is None else self.records[v]
-
-    async def get(self, version: str):
-        self._check()
-        return self.records.get(version)
+        super().__init__("regime")

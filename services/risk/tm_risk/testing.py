@@ -18,23 +18,14 @@ from tm_common.events import (
     PositionView,
 )
 from tm_common.instruments import DEFAULT_INSTRUMENTS
+from tm_common.testing.bars import SYMBOLS, T0_MS, open_ms
+from tm_common.testing.bars import close_ns as end_ns
 
 from tm_risk.commands import command_envelope
 from tm_risk.domain.params import H4_MS, RiskParams
 from tm_risk.handler import RiskHandler
 
-T0_MS = 1_700_000_000_000 // H4_MS * H4_MS
-SYMBOLS = ("BTCUSDT", "ETHUSDT", "SOLUSDT")
 START_PRICES = {"BTCUSDT": 40_000.0, "ETHUSDT": 2_000.0, "SOLUSDT": 50.0}
-
-
-def open_ms(i: int) -> int:
-    return T0_MS + i * H4_MS
-
-
-def end_ns(i: int) -> int:
-    """Event time of bar ``i``'s close (ns)."""
-    return (open_ms(i) + H4_MS) * 1_000_000
 
 
 def random_closes(n: int, *, seed: int = 7, vol: float = 0.01,

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 import numpy as np
 import xgboost as xgb
 from tm_common.models.bundle import Bundle
+from tm_common.testing import registry
 from tm_quant.features import FEATURE_NAMES
 from tm_quant.garch import DEFAULT_GARCH_PARAMS, GarchParams
 
@@ -52,43 +53,9 @@ def signal_bundle(version: str, *, first_bar_ms: int, seed: int = 0, horizon_bar
     return Bundle(manifest=manifest, files=files).to_bytes()
 
 
-class Record:
-    """A stand-in for a registry record (``version``, ``kind``, ``artifact``)."""
-
-    def __init__(self, version: str, artifact: bytes, kind: str = "signal") -> None:
-        self.version, self.artifact, self.kind = version, artifact, kind
-
-
-class FakeRegistry:
-    """In-memory :class:`tm_signal.models.ModelSource`: ``add`` (optionally as production);
-    ``fail`` toggles a registry outage (every call raises ``ConnectionError``), ``fail_next``
-    fails only that many calls."""
+class FakeRegistry(registry.FakeRegistry):
+    """In-memory :class:`tm_signal.models.ModelSource` (``add`` files kind ``signal``; ``fail``,
+    ``fail_next`` and ``calls`` as :class:`tm_common.testing.registry.FakeRegistry`)."""
 
     def __init__(self) -> None:
-        self.records: dict[str, Record] = {}
-        self.prod: dict[str, str] = {}
-        self.fail = False
-        self.fail_next = 0
-        self.calls = 0
-
-    def add(self, version: str, artifact: bytes, kind: str = "signal", promote: bool = False) -> None:
-        self.records[version] = Record(version, artifact, kind)
-        if promote:
-            self.prod[kind] = version
-
-    def _check(self) -> None:
-        self.calls += 1
-        if self.fail_next > 0:
-            self.fail_next -= 1
-            raise ConnectionError("registry down (test)")
-        if self.fail:
-            raise ConnectionError("registry down (test)")
-
-    async def production(self, kind: str):
-        self._check()
-        v = self.prod.get(kind)
-        return None if v is None else self.records[v]
-
-    async def get(self, version: str):
-        self._check()
-        return self.records.get(version)
+        super().__init__("signal")
