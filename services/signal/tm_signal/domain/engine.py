@@ -19,6 +19,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from tm_common.bar_signal import BarSignal
 from tm_quant.features import BAR_MS, WARMUP_BARS, Bar, IncrementalFeatures
 from tm_quant.garch import GarchParams
 
@@ -48,19 +49,12 @@ class EngineConfig:
     ic_reset_on_reload: bool = False
 
 
-@dataclass(frozen=True)
-class SignalOut:
+@dataclass(frozen=True, kw_only=True)
+class SignalOut(BarSignal):
     """One signal. ``inference_us``/``features_us``: measured cost (µs), never used in decisions."""
 
-    instrument: str
-    bar_time_ms: int
-    direction: int
-    probability: float
-    confidence: float
-    live_ic: float | None
     model_version: str
     reason: str
-    ts_event_ns: int
     inference_us: float = 0.0
     features_us: float = 0.0
 
@@ -231,13 +225,13 @@ class SignalEngine:
         live_ic = ic.value
         ic.add(p, bar.close, self.model.horizon_bars)
         notes = [n for n in (note, "funding n/a" if im.uses_funding and funding is None else "") if n]
-        return SignalOut(inst, t, direction, p, conf, live_ic, self.model_version,
-                         "; ".join(["ok", *notes]), bar.ts_event_ns,
+        return SignalOut(inst, t, direction, p, conf, live_ic, bar.ts_event_ns,
+                         model_version=self.model_version, reason="; ".join(["ok", *notes]),
                          inference_us=(t2 - t1) / 1e3, features_us=(t1 - t0) / 1e3)
 
     def _zero(self, bar: BarIn, ic: LiveIC, reason: str, features_us: float = 0.0) -> SignalOut:
-        return SignalOut(bar.instrument, bar.open_time_ms, 0, 0.5, 0.0, ic.value, self.model_version,
-                         reason, bar.ts_event_ns, features_us=features_us)
+        return SignalOut(bar.instrument, bar.open_time_ms, 0, 0.5, 0.0, ic.value, bar.ts_event_ns,
+                         model_version=self.model_version, reason=reason, features_us=features_us)
 
     # -- state ---------------------------------------------------------------------------
     def snapshot(self) -> dict[str, Any]:

@@ -28,6 +28,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from tm_common.bar_signal import BarSignal
 from tm_quant.sizing.cascade import CascadeInput, CascadeThresholds, Decision, decide
 from tm_quant.sizing.kelly import KellyParams, kelly_fraction, win_loss_ratio
 from tm_quant.sizing.observation import N_RETURNS, PaperBook, build_observation
@@ -47,15 +48,9 @@ class SizerParams:
     require_bar: bool = True
 
 
-@dataclass(frozen=True)
-class SignalIn:
-    instrument: str
-    bar_time_ms: int
-    direction: int
-    probability: float
-    confidence: float
-    live_ic: float | None
-    ts_event_ns: int
+# The signal of one bar, as the signal service decided it (positional: instrument, bar_time_ms,
+# direction, probability, confidence, live_ic, ts_event_ns).
+SignalIn = BarSignal
 
 
 @dataclass(frozen=True)

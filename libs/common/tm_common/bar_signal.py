@@ -1,0 +1,21 @@
+"""A signal as the pure domains pass it on: the direction and probability for one instrument's
+bar, the fields of ``signal.generated`` that a decision reads (:mod:`tm_common.events.signals`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class BarSignal:
+    """``direction`` in {-1, 0, 1}; ``probability`` of an up move and ``confidence`` ``|2p - 1|``,
+    both in [0, 1]; ``live_ic``: the live information coefficient (``None`` until enough
+    predictions matured); ``ts_event_ns``: the bar's close, ns."""
+
+    instrument: str
+    bar_time_ms: int
+    direction: int
+    probability: float
+    confidence: float
+    live_ic: float | None
+    ts_event_ns: int
