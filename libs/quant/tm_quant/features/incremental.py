@@ -15,24 +15,14 @@ from typing import Any
 
 import numpy as np
 
-from tm_quant.features.spec import (
-    ANNUALISE,
-    EMA_SPANS,
-    FOUR_LN2,
-    N_FEATURES,
-    REL_EPS,
-    RET_LAGS,
-    RV_WINDOWS,
-    WARMUP_BARS,
-    calendar,
-)
+from tm_quant.features import spec
 from tm_quant.garch import DEFAULT_GARCH_PARAMS, GarchFilter, GarchParams
 
 NAN = float("nan")
 _A9 = 2.0 / 10.0
 _AW = 1.0 / 14.0  # Wilder
-_MAX_LAG = max(RET_LAGS)
-_MAX_RV = max(RV_WINDOWS)
+_MAX_LAG = max(spec.RET_LAGS)
+_MAX_RV = max(spec.RV_WINDOWS)
 
 
 def _div(a: float, b: float) -> float:
@@ -50,7 +40,7 @@ def _mean_std(xs: list[float]) -> tuple[float, float]:
 
 
 def _flat(s: float, m: float) -> bool:
-    return s <= REL_EPS * (abs(m) + 1.0)
+    return s <= spec.REL_EPS * (abs(m) + 1.0)
 
 
 class IncrementalFeatures:
@@ -80,7 +70,7 @@ class IncrementalFeatures:
         self._fr: deque[float] = deque(maxlen=42)
         self._lb: deque[float] = deque(maxlen=7)
         self._rb: deque[float] = deque(maxlen=42)
-        self._ema: dict[int, float | None] = dict.fromkeys(sorted({*EMA_SPANS, 12, 26}))
+        self._ema: dict[int, float | None] = dict.fromkeys(sorted({*spec.EMA_SPANS, 12, 26}))
         self._signal: float | None = None
         self._gain: float | None = None
         self._loss: float | None = None
@@ -111,7 +101,7 @@ class IncrementalFeatures:
 
         Returns:
             float64 array of ``len(FEATURE_NAMES)`` values, or None for the first
-            ``WARMUP_BARS - 1`` bars.
+            ``spec.WARMUP_BARS - 1`` bars.
 
         Raises:
             ValueError: out-of-order bar, non-positive price, or a BTC bar from the future.
@@ -134,7 +124,7 @@ class IncrementalFeatures:
         self._last_ts = ts
         out = self._step(ts, o, h, l, c, v)
         self._n += 1
-        return out if self._n >= WARMUP_BARS else None
+        return out if self._n >= spec.WARMUP_BARS else None
 
     def _step(self, ts: int, o: float, h: float, l: float, c: float, v: float) -> np.ndarray:
         f: list[float] = []
@@ -143,19 +133,19 @@ class IncrementalFeatures:
         lcq.append(lc)
         nl = len(lcq)
         r = lc - lcq[-2] if nl >= 2 else NAN
-        for k in RET_LAGS:
+        for k in spec.RET_LAGS:
             f.append(lc - lcq[-1 - k] if nl > k else NAN)
-        ret6 = f[RET_LAGS.index(6)]
+        ret6 = f[spec.RET_LAGS.index(6)]
 
         self._r2.append(r * r)
         r2 = list(self._r2)
         n2 = len(r2)
-        rv = {w: (math.sqrt(sum(r2[-w:]) / w) if n2 >= w else NAN) for w in RV_WINDOWS}
+        rv = {w: (math.sqrt(sum(r2[-w:]) / w) if n2 >= w else NAN) for w in spec.RV_WINDOWS}
         f.extend(rv.values())
         f.append(_div(rv[6], rv[42]))
         hl = math.log(h / l)
         self._hl2.append(hl * hl)
-        f.append(math.sqrt(_mean(list(self._hl2)) / FOUR_LN2) if len(self._hl2) == 42 else NAN)
+        f.append(math.sqrt(_mean(list(self._hl2)) / spec.FOUR_LN2) if len(self._hl2) == 42 else NAN)
 
         g = self._garch.update(100.0 * r) / 100.0 if self._prev_c is not None else NAN
         f.append(g)
@@ -166,7 +156,7 @@ class IncrementalFeatures:
         for k, prev in ema.items():
             a = 2.0 / (k + 1)
             ema[k] = now[k] = c if prev is None else a * c + (1.0 - a) * prev
-        for k in EMA_SPANS:
+        for k in spec.EMA_SPANS:
             f.append(math.log(c / now[k]))
         macd = (now[12] - now[26]) / c
         sig = self._signal = macd if self._signal is None else _A9 * macd + (1.0 - _A9) * self._signal
@@ -222,13 +212,13 @@ class IncrementalFeatures:
         f.append(hl)
         f.append((c - l) / (h - l) if h > l else 0.5)
         f.append(math.log(c / o))
-        f.extend(calendar(ts))
+        f.extend(spec.calendar(ts))
 
         dv = self._dvol
         self._dv.append(dv)
         f.append(dv / 100.0)
         f.append(math.log(dv / self._dv[0]) if len(self._dv) == 7 else NAN)
-        f.append(dv / 100.0 - rv[42] * ANNUALISE)
+        f.append(dv / 100.0 - rv[42] * spec.ANNUALISE)
 
         self._fr.append(self._funding)
         frs = list(self._fr)
@@ -266,4 +256,4 @@ class IncrementalFeatures:
         else:
             f.extend((NAN, NAN, NAN))
         f.append(ret6 - btc6)
-        assert len(f) == N_FEATURES
+        assert len(f) == spec.N_FEATURES
