@@ -11,11 +11,12 @@ import asyncio
 import json
 import time
 from collections.abc import Callable
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any, Literal, overload
 
 from fastapi import Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from tm_common.decimals import NotADecimal, finite_decimal
 
 from tm_exchange_sim.faults import FaultInjector, RateLimiter
 from tm_exchange_sim.matching import VenueError
@@ -53,12 +54,9 @@ def decimal_param(params: Params, name: str, *, optional: bool = False) -> Decim
     if isinstance(value, float):
         value = repr(value)
     try:
-        result = Decimal(str(value))
-    except InvalidOperation as e:
+        return finite_decimal(value)
+    except NotADecimal as e:
         raise params_error(f"{name} invalid: {value!r}") from e
-    if not result.is_finite():
-        raise params_error(f"{name} invalid: {value!r}")
-    return result
 
 
 @overload

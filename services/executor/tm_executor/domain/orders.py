@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
+from tm_common.decimals import NotADecimal, finite_decimal
 from tm_common.events import OrderApproved
 
 ZERO = Decimal(0)
@@ -31,12 +32,9 @@ def dec(record: Mapping[str, Any], name: str, default: Decimal | None = None) ->
             return default
         raise BadVenueRecord(f"missing {name}")
     try:
-        out = Decimal(str(value))
-    except InvalidOperation as e:
-        raise BadVenueRecord(f"{name} is not a number: {value!r}") from e
-    if not out.is_finite():
-        raise BadVenueRecord(f"{name} is not finite: {value!r}")
-    return out
+        return finite_decimal(value)
+    except NotADecimal as e:
+        raise BadVenueRecord(f"{name} is {e.reason}: {value!r}") from e
 
 
 def text(record: Mapping[str, Any], name: str) -> str:
