@@ -6,10 +6,12 @@ from __future__ import annotations
 from decimal import Decimal, InvalidOperation
 from typing import Literal
 
+from tm_common.errors import PermanentError
 
-class NotADecimal(ValueError):
-    """``value`` is not a finite decimal number; ``reason``: ``"not a number"`` or
-    ``"not finite"`` (NaN, infinity)."""
+
+class NotADecimal(PermanentError, ValueError):
+    """``value`` is not a finite decimal number (a retry will not change it); ``reason``:
+    ``"not a number"`` or ``"not finite"`` (NaN, infinity)."""
 
     def __init__(self, value: object, reason: Literal["not a number", "not finite"]) -> None:
         super().__init__(f"{reason}: {value!r}")

@@ -27,8 +27,8 @@ Messages are ``"<what>: <ExceptionType>: <message>"``.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 
 from tm_common.bus.protocol import GroupMissing, TransportError
 from tm_common.errors import PermanentError, TradeMatrixError, TransientError, VenueUnavailable
@@ -87,37 +87,29 @@ def http_error(e: BaseException, what: str = "http", *,
 
 
 @contextmanager
-def redis_errors(what: str = "redis") -> Iterator[None]:
+def _translating(translate: Callable[[BaseException], TradeMatrixError | None]) -> Iterator[None]:
+    """Raise ``translate(e) from e`` for an exception ``e`` of the block that ``translate``
+    translates; any other is raised as it is."""
+    try:
+        yield
+    except Exception as e:
+        ours = translate(e)
+        if ours is None:
+            raise
+        raise ours from e
+
+
+def redis_errors(what: str = "redis") -> AbstractContextManager[None]:
     """Translate redis-py errors raised inside the block (:func:`redis_error`)."""
-    try:
-        yield
-    except Exception as e:
-        ours = redis_error(e, what)
-        if ours is None:
-            raise
-        raise ours from e
+    return _translating(lambda e: redis_error(e, what))
 
 
-@contextmanager
-def db_errors(what: str = "database") -> Iterator[None]:
+def db_errors(what: str = "database") -> AbstractContextManager[None]:
     """Translate SQLAlchemy errors raised inside the block (:func:`db_error`)."""
-    try:
-        yield
-    except Exception as e:
-        ours = db_error(e, what)
-        if ours is None:
-            raise
-        raise ours from e
+    return _translating(lambda e: db_error(e, what))
 
 
-@contextmanager
 def http_errors(what: str = "http", *,
-                transient: type[TransientError] = VenueUnavailable) -> Iterator[None]:
+                transient: type[TransientError] = VenueUnavailable) -> AbstractContextManager[None]:
     """Translate httpx errors raised inside the block (:func:`http_error`)."""
-    try:
-        yield
-    except Exception as e:
-        ours = http_error(e, what, transient=transient)
-        if ours is None:
-            raise
-        raise ours from e
+    return _translating(lambda e: http_error(e, what, transient=transient))
