@@ -38,6 +38,11 @@ def _event_id() -> sa.Column[str]:
     return sa.Column("event_id", sa.String(64), nullable=True)
 
 
+def _decimals(*names: str) -> list[sa.Column[Any]]:
+    """Required exact-decimal columns (money, prices, quantities), in the order named."""
+    return [sa.Column(name, ExactDecimal, nullable=False) for name in names]
+
+
 def _per_bar(name: str, *columns: sa.Column[Any]) -> sa.Table:
     """A service's output table: one row per ``(instrument, bar_time_ms)`` (its key), then
     ``columns``, then ``event_id``."""
@@ -57,11 +62,7 @@ bars = sa.Table(
     sa.Column("interval_min", sa.Integer, nullable=False),
     sa.Column("open_time_ms", sa.BigInteger, nullable=False),
     sa.Column("close_time_ms", sa.BigInteger, nullable=False),
-    sa.Column("open", ExactDecimal, nullable=False),
-    sa.Column("high", ExactDecimal, nullable=False),
-    sa.Column("low", ExactDecimal, nullable=False),
-    sa.Column("close", ExactDecimal, nullable=False),
-    sa.Column("volume", ExactDecimal, nullable=False),
+    *_decimals("open", "high", "low", "close", "volume"),
     sa.Column("turnover", ExactDecimal, nullable=True),
     sa.Column("source", sa.String(16), nullable=False, server_default="live"),
     # TimescaleDB requires the time column in every unique index: it is part of the key.
@@ -146,9 +147,7 @@ fills = sa.Table(
     sa.Column("order_id", sa.String(64), nullable=False),
     _instrument(),
     sa.Column("side", sa.String(4), nullable=False),
-    sa.Column("qty", ExactDecimal, nullable=False),
-    sa.Column("price", ExactDecimal, nullable=False),
-    sa.Column("fee", ExactDecimal, nullable=False),
+    *_decimals("qty", "price", "fee"),
     sa.Column("fee_currency", sa.String(8), nullable=False, server_default="USDT"),
     sa.Column("is_maker", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Column("exec_time_ms", sa.BigInteger, nullable=False),
@@ -161,13 +160,8 @@ fills = sa.Table(
 portfolio_snapshots = sa.Table(
     "portfolio_snapshots", metadata,
     sa.Column("bar_time_ms", sa.BigInteger, nullable=False),
-    sa.Column("equity", ExactDecimal, nullable=False),
-    sa.Column("cash", ExactDecimal, nullable=False),
-    sa.Column("realised_pnl", ExactDecimal, nullable=False),
-    sa.Column("unrealised_pnl", ExactDecimal, nullable=False),
-    sa.Column("fees", ExactDecimal, nullable=False),
-    sa.Column("funding", ExactDecimal, nullable=False),
-    sa.Column("peak_equity", ExactDecimal, nullable=False),
+    *_decimals("equity", "cash", "realised_pnl", "unrealised_pnl", "fees", "funding",
+               "peak_equity"),
     sa.Column("drawdown", sa.Float, nullable=False),
     # [{instrument, qty, avg_price, mark_price, unrealised_pnl}] with decimals as strings.
     sa.Column("positions", json_type(), nullable=False),
