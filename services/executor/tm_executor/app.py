@@ -8,6 +8,7 @@ from tm_common.bus.protocol import Bus
 from tm_common.bus.streams import MD_BAR, RISK_ORDER
 from tm_common.metrics import ServiceMetrics
 from tm_common.service import WALL_CLOCK, Clock, ServiceParts, ServiceRuntime, make_bus, make_consumer
+from tm_common.service.parts import ServiceAssembly
 
 from tm_executor.config import EXEC_VENUE, ExecutorSettings
 from tm_executor.fills import FillPoller, PrivateWsSource
@@ -38,16 +39,15 @@ class InProcessVenueClient(VenueClient):
         return self.session
 
 
-class ExecutorService:
+class ExecutorService(ServiceAssembly):
     """The parts, for the runtime and for tests that drive them directly. ``venue``: an
     in-process pybit-like session (``None``: pybit over HTTP to ``bybit_rest_url``)."""
 
     def __init__(self, settings: ExecutorSettings, bus=None,
                  service_metrics: ServiceMetrics | None = None, *, venue=None,
                  clock: Clock = WALL_CLOCK) -> None:
-        self.settings = s = settings
-        self.bus = bus if bus is not None else make_bus(s)
-        self.service_metrics = service_metrics or ServiceMetrics(s.service_name, s.version)
+        super().__init__(settings, bus, service_metrics)
+        s = settings
         self.metrics = ExecutorMetrics(self.service_metrics.registry)
         self.venue = (VenueClient(s, self.metrics) if venue is None
                       else InProcessVenueClient(s, self.metrics, venue))
@@ -86,9 +86,6 @@ class ExecutorService:
             ready_checks={"preflight": self.preflight.check, "venue": self.preflight.check_venue},
             status_extra=self.status, metrics=self.service_metrics,
             lag_poll_interval_s=self.settings.lag_poll_interval_s)
-
-    def runtime(self) -> ServiceRuntime:
-        return self.parts().runtime()
 
 
 def build(settings: ExecutorSettings, *, bus: Bus, registry=None, venue=None,

@@ -11,6 +11,7 @@ from tm_common.db import make_engine, resolve_database_url
 from tm_common.db.migrate import migrate_async
 from tm_common.metrics import ServiceMetrics
 from tm_common.service import WALL_CLOCK, Clock, ServiceParts, ServiceRuntime, make_bus, make_consumer
+from tm_common.service.parts import ServiceAssembly
 
 from tm_portfolio.config import PortfolioSettings
 from tm_portfolio.handler import PortfolioHandler
@@ -24,15 +25,14 @@ log = structlog.get_logger("tm.portfolio")
 INPUTS = (EXEC_REPORT, MD_BAR)
 
 
-class PortfolioService:
+class PortfolioService(ServiceAssembly):
     """The parts, for the runtime and for tests that drive them directly."""
 
     def __init__(self, settings: PortfolioSettings, bus=None,
                  service_metrics: ServiceMetrics | None = None, *,
                  clock: Clock = WALL_CLOCK) -> None:
-        self.settings = s = settings
-        self.bus = bus if bus is not None else make_bus(s)
-        self.service_metrics = service_metrics or ServiceMetrics(s.service_name, s.version)
+        super().__init__(settings, bus, service_metrics)
+        s = settings
         self.metrics = PortfolioMetrics(self.service_metrics.registry)
         self.repo: PortfolioRepository | None = None
         if s.db_enabled:
@@ -78,9 +78,6 @@ class PortfolioService:
                             handlers={"handler": self.handler}, background=background,
                             status_extra=self.status, metrics=self.service_metrics,
                             lag_poll_interval_s=self.settings.lag_poll_interval_s)
-
-    def runtime(self) -> ServiceRuntime:
-        return self.parts().runtime()
 
 
 def build(settings: PortfolioSettings, *, bus: Bus, registry=None, venue=None,

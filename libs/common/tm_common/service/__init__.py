@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["WALL_CLOCK", "Clock", "ServiceParts", "ServiceRuntime", "app_of", "create_app", "every",
+__all__ = ["WALL_CLOCK", "Clock", "ServiceAssembly", "ServiceParts", "ServiceRuntime", "app_of", "create_app", "every",
            "make_bus", "make_consumer", "model_database", "model_serving_parts", "parts_app",
            "retry_until_done", "run_service", "serve", "state_key", "with_log_context",
            "write_behind"]
@@ -19,7 +19,7 @@ def __getattr__(name: str) -> Any:
     if name in ("app_of", "create_app", "parts_app", "run_service", "serve"):
         from tm_common.service import app
         return getattr(app, name)
-    if name in ("WALL_CLOCK", "Clock", "ServiceParts"):
+    if name in ("WALL_CLOCK", "Clock", "ServiceAssembly", "ServiceParts"):
         from tm_common.service import parts
         return getattr(parts, name)
     if name in ("every", "retry_until_done", "write_behind"):

@@ -72,3 +72,26 @@ class ServiceParts:
         """Await every ``warmup`` step once, in order (in-process drivers)."""
         for step in self.warmup:
             await step()
+
+
+class ServiceAssembly:
+    """A service built as an object (its parts as attributes), for the runtime and for tests that
+    drive the parts directly: ``settings``, ``bus`` (``None``: a Redis bus from the settings)
+    and ``service_metrics`` (``None``: new ones); a subclass builds the rest and returns it from
+    :meth:`parts`."""
+
+    def __init__(self, settings: Any, bus: Bus | None = None,
+                 service_metrics: ServiceMetrics | None = None) -> None:
+        from tm_common.service.wiring import make_bus
+
+        self.settings = settings
+        self.bus: Bus = bus if bus is not None else make_bus(settings)
+        self.service_metrics = service_metrics or ServiceMetrics(settings.service_name,
+                                                                 settings.version)
+
+    def parts(self) -> ServiceParts:
+        raise NotImplementedError
+
+    def runtime(self) -> ServiceRuntime:
+        """The runtime of :meth:`parts`."""
+        return self.parts().runtime()
