@@ -12,18 +12,15 @@ from decimal import Decimal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
-from tm_common.ports import SERVICE_PORTS
-from tm_common.settings import SERVICE_ENV_PREFIXES, CommonSettings
-
-MAINNET_REST = "https://api.bybit.com"
-TESTNET_REST = "https://api-testnet.bybit.com"
-MAINNET_PRIVATE_WS = "wss://stream.bybit.com/v5/private"
-TESTNET_PRIVATE_WS = "wss://stream-testnet.bybit.com/v5/private"
 
 # The executor's own stream: fills and order states observed by the private WebSocket and the
 # poller, handed to the one handler that publishes to exec.report (single writer, atomic state).
 # It belongs in tm_common.bus.streams (and ALL_STREAMS, for the lockstep idle probe).
 from tm_common.bus.streams import EXEC_VENUE  # noqa: E402,F401  (re-exported)
+from tm_common.endpoints import BYBIT_MAINNET_PRIVATE_WS as MAINNET_PRIVATE_WS
+from tm_common.endpoints import BYBIT_MAINNET_REST as MAINNET_REST
+from tm_common.ports import SERVICE_PORTS
+from tm_common.settings import SERVICE_ENV_PREFIXES, CommonSettings
 
 
 class ExecutorSettings(CommonSettings):

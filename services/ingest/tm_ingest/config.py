@@ -6,12 +6,11 @@ from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
+from tm_common.endpoints import BYBIT_MAINNET_PUBLIC_WS as MAINNET_WS
+from tm_common.endpoints import BYBIT_MAINNET_REST as MAINNET_REST
+from tm_common.endpoints import DERIBIT
 from tm_common.ports import SERVICE_PORTS
 from tm_common.settings import SERVICE_ENV_PREFIXES, CommonSettings
-
-MAINNET_REST = "https://api.bybit.com"
-MAINNET_WS = "wss://stream.bybit.com/v5/public/linear"
-DERIBIT = "https://www.deribit.com"
 
 
 class IngestSettings(CommonSettings):
