@@ -7,7 +7,7 @@ import structlog
 from tm_common.bus.protocol import Bus
 from tm_common.bus.streams import MD_BAR, MODELS_PROMOTED
 from tm_common.metrics import ServiceMetrics
-from tm_common.service import WALL_CLOCK, Clock, ServiceParts, ServiceRuntime, make_bus
+from tm_common.service import WALL_CLOCK, Clock, ServiceParts, entry_points
 from tm_common.service.serving import model_database, model_serving_parts
 
 from tm_regime.config import RegimeSettings
@@ -44,13 +44,6 @@ def build(settings: RegimeSettings, *, bus: Bus, registry=None, venue=None,
                                event_prefix="regime", logger=log)
 
 
-def build_runtime(settings: RegimeSettings) -> ServiceRuntime:
-    """The runtime of :func:`build` on a Redis bus (what ``python -m tm_regime`` serves)."""
-    return build(settings, bus=make_bus(settings)).runtime()
-
-
-def app_from_env():
-    """For ``uvicorn --factory tm_regime.app:app_from_env``."""
-    from tm_common.service import app_of
-
-    return app_of(build, RegimeSettings())
+# build_runtime(settings): what ``python -m tm_regime`` serves; app_from_env(): for
+# ``uvicorn --factory tm_regime.app:app_from_env``.
+build_runtime, app_from_env = entry_points(build, RegimeSettings)

@@ -7,7 +7,7 @@ import structlog
 from tm_common.bus.protocol import Bus
 from tm_common.bus.streams import MD_BAR, MD_DVOL, MODELS_PROMOTED
 from tm_common.metrics import ServiceMetrics
-from tm_common.service import WALL_CLOCK, Clock, ServiceParts, ServiceRuntime, make_bus
+from tm_common.service import WALL_CLOCK, Clock, ServiceParts, entry_points
 from tm_common.service.serving import model_database, model_serving_parts
 
 from tm_signal.config import SignalSettings
@@ -52,13 +52,6 @@ def build(settings: SignalSettings, *, bus: Bus, registry=None, venue=None,
                                event_prefix="signal", logger=log)
 
 
-def build_runtime(settings: SignalSettings) -> ServiceRuntime:
-    """The runtime of :func:`build` on a Redis bus (what ``python -m tm_signal`` serves)."""
-    return build(settings, bus=make_bus(settings)).runtime()
-
-
-def app_from_env():
-    """For ``uvicorn --factory tm_signal.app:app_from_env``."""
-    from tm_common.service import app_of
-
-    return app_of(build, SignalSettings())
+# build_runtime(settings): what ``python -m tm_signal`` serves; app_from_env(): for
+# ``uvicorn --factory tm_signal.app:app_from_env``.
+build_runtime, app_from_env = entry_points(build, SignalSettings)

@@ -10,7 +10,7 @@ import structlog
 from tm_common.bus import streams
 from tm_common.bus.protocol import Bus
 from tm_common.metrics import ServiceMetrics
-from tm_common.service import WALL_CLOCK, Clock, ServiceParts, ServiceRuntime, every, make_bus
+from tm_common.service import WALL_CLOCK, Clock, ServiceParts, entry_points, every
 from tm_common.service.serving import model_database, model_serving_parts
 
 from tm_sizer.commands import SIZER_COMMAND, flush_envelope
@@ -76,13 +76,6 @@ def build(settings: SizerSettings, *, bus: Bus, registry=None, venue=None,
                                event_prefix="sizer", logger=log, kind="policy", background=timer)
 
 
-def build_runtime(settings: SizerSettings) -> ServiceRuntime:
-    """The runtime of :func:`build` on a Redis bus (what ``python -m tm_sizer`` serves)."""
-    return build(settings, bus=make_bus(settings)).runtime()
-
-
-def app_from_env():
-    """For ``uvicorn --factory tm_sizer.app:app_from_env``."""
-    from tm_common.service import app_of
-
-    return app_of(build, SizerSettings())
+# build_runtime(settings): what ``python -m tm_sizer`` serves; app_from_env(): for
+# ``uvicorn --factory tm_sizer.app:app_from_env``.
+build_runtime, app_from_env = entry_points(build, SizerSettings)

@@ -9,14 +9,14 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["WALL_CLOCK", "Clock", "ServiceAssembly", "ServiceParts", "ServiceRuntime", "app_of", "create_app", "every",
+__all__ = ["WALL_CLOCK", "Clock", "ServiceAssembly", "ServiceParts", "ServiceRuntime", "app_of", "create_app", "entry_points", "every",
            "make_bus", "make_consumer", "model_database", "model_serving_parts", "parts_app",
            "retry_until_done", "run_service", "serve", "state_key", "with_log_context",
            "write_behind"]
 
 
 def __getattr__(name: str) -> Any:
-    if name in ("app_of", "create_app", "parts_app", "run_service", "serve"):
+    if name in ("app_of", "create_app", "entry_points", "parts_app", "run_service", "serve"):
         from tm_common.service import app
         return getattr(app, name)
     if name in ("WALL_CLOCK", "Clock", "ServiceAssembly", "ServiceParts"):

@@ -98,6 +98,22 @@ def app_of(build: Callable[..., ServiceParts], settings: Any) -> FastAPI:
     return parts_app(build(settings, bus=make_bus(settings)))
 
 
+def entry_points(build: Callable[..., ServiceParts], settings_cls: Callable[[], Any]
+                 ) -> tuple[Callable[[Any], ServiceRuntime], Callable[[], FastAPI]]:
+    """``(build_runtime, app_from_env)`` for a service's ``build``: ``build_runtime(settings)``
+    is the runtime of ``build`` on a Redis bus (what ``python -m tm_<svc>`` serves);
+    ``app_from_env()`` is :func:`app_of` with ``settings_cls()`` (for ``uvicorn --factory
+    tm_<svc>.app:app_from_env``)."""
+
+    def build_runtime(settings: Any) -> ServiceRuntime:
+        return build(settings, bus=make_bus(settings)).runtime()
+
+    def app_from_env() -> FastAPI:
+        return app_of(build, settings_cls())
+
+    return build_runtime, app_from_env
+
+
 def serve(build: Callable[..., ServiceParts], settings: Any) -> int:
     """``python -m tm_<svc>``: ``build(settings, bus=<Redis bus>)`` served until SIGTERM/SIGINT.
     Use as ``raise SystemExit(serve(build, Settings()))``; the exit status is
