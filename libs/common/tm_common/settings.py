@@ -33,11 +33,17 @@ from contextvars import ContextVar
 from fnmatch import fnmatchcase
 from pathlib import Path
 from types import MappingProxyType
-from typing import Annotated, Any, ClassVar
+from typing import Annotated, Any, ClassVar, Self
 
 from pydantic import BeforeValidator, Field, SecretStr
 from pydantic.fields import FieldInfo
-from pydantic_settings import BaseSettings, EnvSettingsSource, NoDecode, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 
 from tm_common.instruments import parse_symbols
 
@@ -140,14 +146,18 @@ class CommonSettings(BaseSettings):
     admin_token: SecretStr | None = Field(default=None, description="bearer token for admin POSTs")
 
     @classmethod
-    def settings_customise_sources(cls, settings_cls, init_settings, env_settings,
-                                   dotenv_settings, file_secret_settings):
+    def settings_customise_sources(cls, settings_cls: type[BaseSettings],
+                                   init_settings: PydanticBaseSettingsSource,
+                                   env_settings: PydanticBaseSettingsSource,
+                                   dotenv_settings: PydanticBaseSettingsSource,
+                                   file_secret_settings: PydanticBaseSettingsSource,
+                                   ) -> tuple[PydanticBaseSettingsSource, ...]:
         if _VALUES_ONLY.get():
             return (init_settings,)
         return init_settings, _TmEnvSource(settings_cls), dotenv_settings, file_secret_settings
 
     @classmethod
-    def from_values(cls, **values: Any):
+    def from_values(cls, **values: Any) -> Self:
         """Validated settings from ``values`` only (the environment is not read): what a parent
         process builds for a child, then renders with :func:`to_env`."""
         token = _VALUES_ONLY.set(True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import structlog
 from fastapi import FastAPI, Request
@@ -53,10 +53,12 @@ def _finite(v: Any) -> Any:
     return v
 
 
-async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+async def validation_error(request: Request, exc: Exception) -> JSONResponse:
     """FastAPI's 422, except that a body such as ``{"steps": NaN}`` (Python's JSON parser
     accepts the token) is echoed as text instead of failing the response with a 500."""
-    return JSONResponse({"detail": _finite(jsonable_encoder(exc.errors()))}, status_code=422)
+    # registered for RequestValidationError only (Starlette types every handler with Exception)
+    errors = cast(RequestValidationError, exc).errors()
+    return JSONResponse({"detail": _finite(jsonable_encoder(errors))}, status_code=422)
 
 
 def create_app(settings: ExchangeSimSettings | None = None, *,

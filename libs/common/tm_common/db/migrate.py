@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import fcntl
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -59,7 +59,7 @@ def _sqlite_lock(url: str) -> Iterator[None]:
         yield
 
 
-def _in_thread(fn, *args) -> None:
+def _in_thread(fn: Callable[..., object], *args: object) -> None:
     errors: list[BaseException] = []
 
     def target() -> None:

@@ -18,7 +18,7 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Dialect
 
 
-class ExactDecimal(sa.types.TypeDecorator):
+class ExactDecimal(sa.types.TypeDecorator[Decimal]):
     """An exact decimal column: PostgreSQL ``NUMERIC``, SQLite text. Python side: ``Decimal``.
 
     Accepts ``Decimal``, ``int`` and ``str`` on write (``float`` is refused: it is not exact).
@@ -27,7 +27,7 @@ class ExactDecimal(sa.types.TypeDecorator):
     impl = sa.Numeric
     cache_ok = True
 
-    def load_dialect_impl(self, dialect: Dialect) -> sa.types.TypeEngine:
+    def load_dialect_impl(self, dialect: Dialect) -> sa.types.TypeEngine[Any]:
         if dialect.name == "sqlite":
             return dialect.type_descriptor(sa.String(64))
         return dialect.type_descriptor(sa.Numeric(asdecimal=True))
@@ -48,7 +48,7 @@ class ExactDecimal(sa.types.TypeDecorator):
         return value if isinstance(value, Decimal) else Decimal(str(value))
 
 
-def json_type() -> sa.types.TypeEngine:
+def json_type() -> sa.types.TypeEngine[Any]:
     """JSON on every dialect, ``JSONB`` on PostgreSQL (indexable, compact)."""
     return sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
 

@@ -7,7 +7,7 @@ a natural key or ``event_id``, so writing the same rows twice leaves the table a
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -18,7 +18,8 @@ from sqlalchemy.orm import Session
 
 from tm_common.db.tables import processed_events
 
-_INSERTS = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
+_INSERTS: dict[str, Callable[[sa.Table], postgresql.Insert | sqlite.Insert]] = {
+    "postgresql": postgresql.insert, "sqlite": sqlite.insert}
 
 Target = AsyncSession | AsyncConnection | Session | Connection
 
@@ -31,7 +32,7 @@ def _dialect_name(target: Target) -> str:
 
 def _dedupe(rows: Iterable[Mapping[str, Any]], key_cols: Sequence[str]) -> list[dict[str, Any]]:
     # PostgreSQL refuses to update one row twice in one statement; the last row for a key wins.
-    by_key: dict[tuple, dict[str, Any]] = {}
+    by_key: dict[tuple[Any, ...], dict[str, Any]] = {}
     for row in rows:
         try:
             key = tuple(row[c] for c in key_cols)
@@ -42,7 +43,8 @@ def _dedupe(rows: Iterable[Mapping[str, Any]], key_cols: Sequence[str]) -> list[
 
 
 def upsert_statement(dialect: str, table: sa.Table, columns: Sequence[str],
-                     key_cols: Sequence[str], update_cols: Sequence[str] | None = None):
+                     key_cols: Sequence[str],
+                     update_cols: Sequence[str] | None = None) -> postgresql.Insert | sqlite.Insert:
     """The dialect's ``INSERT ... ON CONFLICT`` for ``table``, to execute with a list of rows.
 
     ``update_cols`` default: every inserted column that is not a key; an empty sequence means

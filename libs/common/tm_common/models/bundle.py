@@ -185,7 +185,7 @@ def validate_manifest(manifest: Any, files: Mapping[str, bytes]) -> None:
         h = manifest.get("horizon_bars")
         _need(isinstance(h, int) and not isinstance(h, bool) and h >= 1, "horizon_bars must be int >= 1")
         names = manifest.get("feature_names")
-        _need(isinstance(names, list) and all(isinstance(n, str) for n in names) and names,
+        _need(bool(isinstance(names, list) and all(isinstance(n, str) for n in names) and names),
               "feature_names must be a list of strings")
         for sym, spec in inst.items():
             w = f"instruments.{sym}"
@@ -193,7 +193,7 @@ def validate_manifest(manifest: Any, files: Mapping[str, bytes]) -> None:
             _need(spec.get("booster", "").endswith(".ubj") and spec["booster"] in files,
                   f"{w}.booster must name a .ubj member of the bundle")
             feats = spec.get("features")
-            _need(isinstance(feats, list) and feats and all(f in names for f in feats),
+            _need(bool(isinstance(feats, list) and feats and all(f in names for f in feats)),
                   f"{w}.features must be a non-empty subset of feature_names")
             _need(len(set(feats)) == len(feats), f"{w}.features has duplicates")
             _check_garch(w, spec.get("garch"))

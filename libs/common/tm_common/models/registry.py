@@ -20,7 +20,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal, cast
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -127,8 +127,10 @@ class ModelRegistry:
                                       params, seed, metrics, instrument, parent_version,
                                       artifact_format)
 
-    async def _insert(self, kind, version, bundle_bytes, data_hash, features, params, seed,
-                      metrics, instrument, parent_version, artifact_format) -> ModelRecord:
+    async def _insert(self, kind: str, version: str, bundle_bytes: bytes, data_hash: str,
+                      features: Any, params: dict[str, Any], seed: int, metrics: dict[str, Any],
+                      instrument: str | None, parent_version: str | None,
+                      artifact_format: str) -> ModelRecord:
         async with self.engine.begin() as conn:
             existing = (await conn.execute(sa.select(T).where(T.c.version == version))).first()
             if existing is not None:
@@ -221,8 +223,9 @@ class ModelRegistry:
             T.c.kind == rec.kind, _inst(rec.instrument), T.c.stage == "production")))).all()
         previous = [r.version for r in cur if r.version != version]
         if rec.stage == "production":
-            prior = next((h for h in reversed(rec.history) if h.get("stage") == "production"), {})
-            return ModelPromoted(kind=rec.kind, version=version, previous_version=prior.get(
+            prior: dict[str, Any] = next(
+                (h for h in reversed(rec.history) if h.get("stage") == "production"), {})
+            return ModelPromoted(kind=_kind(rec.kind), version=version, previous_version=prior.get(
                 "previous"), instrument=rec.instrument, reason=prior.get("reason", reason),
                 metrics=rec.public_metrics())
         seq = await self._next_seq(conn, rec.kind)
@@ -243,7 +246,7 @@ class ModelRegistry:
             "previous": prev}]
         await conn.execute(sa.update(T).where(T.c.version == version)
                            .values(stage="production", metrics=m))
-        return ModelPromoted(kind=rec.kind, version=version, previous_version=prev,
+        return ModelPromoted(kind=_kind(rec.kind), version=version, previous_version=prev,
                              instrument=rec.instrument, reason=reason, metrics=rec.public_metrics())
 
     async def _next_seq(self, conn: AsyncConnection, kind: str) -> int:
@@ -256,10 +259,15 @@ class ModelRegistry:
         return top + 1
 
 
-def _inst(instrument: str | None):
+def _kind(kind: str) -> Literal["signal", "regime", "rl"]:
+    """A registry row's kind as the event types it (register only stores these three)."""
+    return cast(Literal["signal", "regime", "rl"], kind)
+
+
+def _inst(instrument: str | None) -> sa.ColumnElement[bool]:
     return T.c.instrument.is_(None) if instrument is None else T.c.instrument == instrument
 
 
-def _locked(conn: AsyncConnection, q):
+def _locked(conn: AsyncConnection, q: sa.Select[Any]) -> sa.Select[Any]:
     """``SELECT ... FOR UPDATE`` on PostgreSQL (SQLite serialises writers by itself)."""
     return q.with_for_update() if conn.dialect.name == "postgresql" else q

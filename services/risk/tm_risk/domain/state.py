@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
 from decimal import Decimal
+from typing import Any
 
 import msgspec
 import numpy as np
@@ -48,7 +49,7 @@ class RiskState:
     joining: dict[int, dict[str, tuple[float, str]]] = field(default_factory=dict)
     decided_bar_ms: int | None = None
     decided: tuple[str, ...] = ()
-    _cache: dict = field(default_factory=dict, repr=False, compare=False)
+    _cache: dict[Any, Any] = field(default_factory=dict, repr=False, compare=False)
 
     # -- reads -----------------------------------------------------------------------------
     def position(self, instrument: str) -> Decimal:
@@ -67,7 +68,8 @@ class RiskState:
         a symbol has no closes. Cached until a close is added."""
         key = ("returns", symbols, window)
         if key in self._cache:
-            return self._cache[key]
+            cached: np.ndarray | None = self._cache[key]
+            return cached
         out: np.ndarray | None = None
         if symbols and all(self.closes.get(s) for s in symbols):
             common = set(self.closes[symbols[0]])

@@ -51,7 +51,8 @@ def horizon_returns(returns: np.ndarray, horizon_bars: int) -> np.ndarray:
     if r.shape[0] < horizon_bars:
         return np.empty((0, r.shape[1]))
     csum = np.vstack([np.zeros((1, r.shape[1])), np.cumsum(r, axis=0)])
-    return np.expm1(csum[horizon_bars:] - csum[:-horizon_bars])
+    simple: np.ndarray = np.expm1(csum[horizon_bars:] - csum[:-horizon_bars])
+    return simple
 
 
 def historical_var(weights: np.ndarray, returns: np.ndarray, horizon_bars: int,

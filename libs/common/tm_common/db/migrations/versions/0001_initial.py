@@ -9,6 +9,7 @@ creating the same DDL whatever the application code becomes. Exact decimals are 
 PostgreSQL and text on SQLite (see ``tm_common.db.types.ExactDecimal``).
 """
 from collections.abc import Sequence
+from typing import Any
 
 import sqlalchemy as sa
 from alembic import op
@@ -22,19 +23,19 @@ depends_on: str | Sequence[str] | None = None
 BAR_CHUNK_MS = 30 * 24 * 3600 * 1000  # one hypertable chunk per ~30 days of bars
 
 
-def _dec() -> sa.types.TypeEngine:
+def _dec() -> sa.types.TypeEngine[Any]:
     return sa.Numeric().with_variant(sa.String(64), "sqlite")
 
 
-def _json() -> sa.types.TypeEngine:
+def _json() -> sa.types.TypeEngine[Any]:
     return sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
 
 
-def _event_id() -> sa.Column:
+def _event_id() -> sa.Column[str]:
     return sa.Column("event_id", sa.String(64), nullable=True)
 
 
-def _per_bar(name: str, *columns: sa.Column) -> None:
+def _per_bar(name: str, *columns: sa.Column[Any]) -> None:
     op.create_table(
         name,
         sa.Column("instrument", sa.String(32), nullable=False),
