@@ -266,6 +266,8 @@ def register(app: typer.Typer) -> None:
     app.command("backtest")(backtest)
     app.command("streams")(streams)
     app.command("report")(report_cmd)
+    from tm_app.backfill import backfill_command
+    app.command("backfill")(backfill_command)
     app.add_typer(breaker_app)
     try:
         from tm_trainer.cli import models_app, train_app
