@@ -89,6 +89,9 @@ def create_app(settings: ExchangeSimSettings | None = None, *,
     def status() -> dict:
         eng = state.engine
         return {"service": settings.service_name, "version": settings.version,
+                "feed": settings.sim_feed,
+                "live": state.market.counts.as_dict() if state.market else None,
+                "marks": {s: str(p) for s, p in sorted(eng.marks.items())},
                 "clock_ms": state.clock_ms, "now_ms": state.now_ms,
                 "symbols": list(state.instruments), "orders": len(eng.orders),
                 "open_orders": len(eng.open_orders()), "executions": len(eng.executions),
