@@ -179,6 +179,8 @@ def backfill_command(
                                             "TM_INGEST_BYBIT_REST_URL: mainnet).")] = None,
     funding: Annotated[bool, typer.Option("--funding/--no-funding",
                                           help="Also fetch settled funding rates.")] = True,
+    retries: Annotated[int, typer.Option(min=1, help="Attempts per page before giving up "
+                                         "(waits double from 1 s, at most 60 s).")] = 8,
 ) -> None:
     """Fill the database with Bybit 4 h bars and funding from --since (resumable, idempotent)."""
     from pydantic import ValidationError
@@ -214,7 +216,7 @@ def backfill_command(
         client = BybitRestClient(base, timeout_s=30.0)
         try:
             job = Backfill(engine, client, syms, since_ms, until_ms, echo=typer.echo,
-                           funding=funding)
+                           funding=funding, max_retries=retries)
             return await job.run()
         finally:
             await client.close()
