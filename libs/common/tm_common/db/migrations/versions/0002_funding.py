@@ -7,6 +7,7 @@ Create Date: 2026-12-06
 Types are spelled out here, as in 0001, so that this revision keeps creating the same DDL.
 """
 from collections.abc import Sequence
+from typing import Any
 
 import sqlalchemy as sa
 from alembic import op
@@ -17,7 +18,7 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 
-def _dec() -> sa.types.TypeEngine:
+def _dec() -> sa.types.TypeEngine[Any]:
     return sa.Numeric().with_variant(sa.String(64), "sqlite")
 
 
