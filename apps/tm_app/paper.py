@@ -7,12 +7,9 @@ against a local paper venue: the exchange simulator in its live feed (``TM_SIM_F
 the simulator's fee, slippage and funding model. The executor's URL is that venue and nothing
 else; no order can reach Bybit.
 
-The paper venue gets its prices from a relay in this process (:class:`BarRelay`): every
-``bar.closed`` on ``md.bar`` is pushed to ``POST /sim/bars`` and every ``funding.rate`` on
-``md.funding`` to ``POST /sim/funding``, so the venue's marks are the bars ingest received. A
-relay rather than the simulator reading Redis: the simulator stays a plain venue that knows
-nothing about the mesh. The relay reads ``md.bar`` directly (one hop) while an order needs five
-(bar, signal/regime, sizer, risk, executor), so a bar is at the venue before any order it causes.
+The paper venue gets its prices from a relay in this process
+(:class:`tm_app.paper_relay.BarRelay`): the bars and funding rates ingest publishes are pushed to
+the venue, so its marks are the bars ingest received.
 
 Everything is persisted as in production: each run has its own stream namespace
 (``tmpaper:<run id>:``), the services write their usual tables to ``TM_DATABASE_URL`` or to
@@ -32,7 +29,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -40,11 +37,9 @@ from typing import Annotated, Any
 
 import httpx
 import typer
-from tm_common.bus.streams import MD_BAR, MD_FUNDING
-from tm_common.errors import MalformedEvent
-from tm_common.events import BarClosed, Envelope, FundingRateUpdated
 from tm_common.settings import CommonSettings, to_env
 
+from tm_app.paper_relay import BarRelay
 from tm_app.stack.services import BY_NAME
 from tm_app.stack.supervisor import ProcessSpec, Supervisor
 
@@ -113,126 +108,6 @@ def specs(cfg: PaperConfig) -> list[ProcessSpec]:
         out.append(ProcessSpec(name=n, argv=[sys.executable, "-m", BY_NAME[n].module],
                                env=env, port=cfg.port(n)))
     return out
-
-
-@dataclass
-class RelayCounts:
-    bars: int = 0
-    funding: int = 0
-    repushes: int = 0
-    errors: dict[str, int] = field(default_factory=dict)
-
-
-class BarRelay:
-    """``md.bar`` → ``POST /sim/bars``, ``md.funding`` → ``POST /sim/funding``, in a thread.
-
-    Reads the streams from their start with ``XREAD`` (no consumer group: it is no part of the
-    mesh's delivery); a push that fails is retried until it lands. The venue keeps its bars in
-    memory: when it answers with an older clock than the relay pushed (it was restarted), the
-    newest bar of every symbol is pushed again so that it has marks at once."""
-
-    def __init__(self, redis_url: str, namespace: str, venue_url: str,
-                 admin_token: str | None = None, block_ms: int = 1000) -> None:
-        self.redis_url, self.namespace, self.venue_url = redis_url, namespace, venue_url
-        self.headers = {"Authorization": f"Bearer {admin_token}"} if admin_token else {}
-        self.block_ms = block_ms
-        self.counts = RelayCounts()
-        self._latest: dict[str, dict] = {}
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._main, name="paper-relay", daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self, timeout_s: float = 5.0) -> None:
-        self._stop.set()
-        self._thread.join(timeout_s)
-
-    @property
-    def alive(self) -> bool:
-        return self._thread.is_alive()
-
-    def _main(self) -> None:
-        asyncio.run(self._run())
-
-    async def _run(self) -> None:
-        from tm_common.bus.redis import RedisStreamsBus
-
-        bus = RedisStreamsBus(self.redis_url, prefix=self.namespace)
-        cursors: dict[str, str] = {bus.key(MD_BAR): "0", bus.key(MD_FUNDING): "0"}
-        try:
-            async with httpx.AsyncClient(base_url=self.venue_url, timeout=10,
-                                         headers=self.headers, trust_env=False) as http:
-                while not self._stop.is_set():
-                    try:
-                        resp = await bus.r.xread(cursors, count=1000, block=self.block_ms)
-                    except Exception as e:  # noqa: BLE001 - Redis away: retry, keep the cursor
-                        self._error(type(e).__name__)
-                        await asyncio.sleep(1.0)
-                        continue
-                    for key, entries in resp or []:
-                        bars, rates = _decode(entries)
-                        await self._push(http, bars, rates)
-                        cursors[_text(key)] = _text(entries[-1][0])
-        finally:
-            await bus.close()
-
-    async def _push(self, http: httpx.AsyncClient, bars: list[dict], rates: list[dict]) -> None:
-        for path, body in (("/sim/bars", {"bars": bars}), ("/sim/funding", {"rates": rates})):
-            if not next(iter(body.values())):
-                continue
-            while not self._stop.is_set():
-                try:
-                    r = await http.post(path, json=body)
-                    if r.status_code == 200:
-                        break
-                    self._error(f"HTTP {r.status_code}")
-                    if r.status_code == 400:        # a bar the venue refuses: never retried
-                        break
-                except httpx.HTTPError as e:
-                    self._error(type(e).__name__)
-                await asyncio.sleep(0.5)
-            else:
-                return
-            if path == "/sim/bars":
-                self.counts.bars += len(bars)
-                for b in bars:
-                    self._latest[b["symbol"]] = b
-                await self._repush_if_reset(http, r.json())
-            else:
-                self.counts.funding += len(rates)
-
-    async def _repush_if_reset(self, http: httpx.AsyncClient, clock: dict) -> None:
-        newest = max((b["open_time_ms"] for b in self._latest.values()), default=0)
-        if clock.get("clock_ms", 0) < newest:
-            self.counts.repushes += 1
-            await http.post("/sim/bars", json={"bars": sorted(
-                self._latest.values(), key=lambda b: b["open_time_ms"])})
-
-    def _error(self, kind: str) -> None:
-        self.counts.errors[kind] = self.counts.errors.get(kind, 0) + 1
-
-
-def _text(v: bytes | str) -> str:
-    return v.decode(errors="replace") if isinstance(v, bytes) else v
-
-
-def _decode(entries: list) -> tuple[list[dict], list[dict]]:
-    bars, rates = [], []
-    for _, raw in entries:
-        fields = {_text(k): _text(v) for k, v in raw.items()}
-        try:
-            body = Envelope.from_fields(fields).body
-        except MalformedEvent:
-            continue                        # the mesh dead-letters it; the venue never sees it
-        if isinstance(body, BarClosed):
-            bars.append({"symbol": body.instrument, "open_time_ms": body.open_time_ms,
-                         **{k: str(getattr(body, k)) for k in
-                            ("open", "high", "low", "close", "volume")}})
-        elif isinstance(body, FundingRateUpdated):
-            rates.append({"symbol": body.instrument, "settle_time_ms": body.settle_time_ms,
-                          "rate": str(body.rate)})
-    return bars, rates
 
 
 class PaperRun:
@@ -376,11 +251,11 @@ def paper(symbols: Annotated[str | None, typer.Option(help="Comma-separated.")] 
     paper_dir.mkdir(parents=True, exist_ok=True)
     paper_settings = settings.model_copy(update={"data_dir": paper_dir})
     if report_only:
-        run = read_last_run(paper_dir)
-        if run is None:
+        last = read_last_run(paper_dir)
+        if last is None:
             fail(f"no paper run recorded under {paper_dir} (start one with `tm paper`)", 2)
         redis_url, _ = _prepare(paper_settings)
-        write_paper_report(redis_url, run, _out(out, "paper"), {"report_only": True})
+        write_paper_report(redis_url, last, _out(out, "paper"), {"report_only": True})
         return
     try:
         syms = parse_symbols(DEFAULT_SYMBOLS if symbols is None else symbols)

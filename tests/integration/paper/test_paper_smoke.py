@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -66,19 +67,28 @@ def test_specs_send_orders_to_the_paper_venue_only(tmp_path):
     assert {e["TM_NAMESPACE"] for e in env.values()} == {"tmpaper:x:"}
 
 
+def _env(data_dir, redis_url: str, mainnet) -> dict[str, str]:
+    """Ingest's public URLs at the mainnet stand-in; no other TM_ variable of the caller's."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TM_") or k.startswith("TM_TEST_")}
+    env.update(TM_DATA_DIR=str(data_dir), TM_REDIS_URL=redis_url,
+               TM_INGEST_BYBIT_REST_URL=mainnet.url,
+               TM_INGEST_BYBIT_WS_URL=mainnet.ws_url + "/v5/public/linear",
+               TM_INGEST_DERIBIT_URL=mainnet.url,
+               TM_INGEST_BACKFILL_START_MS=str(T0 - BACKFILL_BARS * BAR_INTERVAL_MS))
+    return env
+
+
+def _venue_has_mainnets_marks(venue: str, mainnet) -> bool:
+    return bool(_get(venue + "/sim/clock")["marks"] == mainnet.get("/sim/clock")["marks"])
+
+
 @pytest.mark.slow
 def test_tm_paper_smoke_run_against_a_mainnet_stand_in(tmp_path, redis_url):
     off = _port_offset()
     venue = f"http://127.0.0.1:{SERVICE_PORTS['exchange_sim'] + off}"
     data_dir = tmp_path / "tm"
     with run_sim(tmp_path, TM_SIM_START_MS=str(T0)) as mainnet:
-        env = {k: v for k, v in os.environ.items()
-               if not k.startswith("TM_") or k.startswith("TM_TEST_")}
-        env.update(TM_DATA_DIR=str(data_dir), TM_REDIS_URL=redis_url,
-                   TM_INGEST_BYBIT_REST_URL=mainnet.url,
-                   TM_INGEST_BYBIT_WS_URL=mainnet.ws_url + "/v5/public/linear",
-                   TM_INGEST_DERIBIT_URL=mainnet.url,
-                   TM_INGEST_BACKFILL_START_MS=str(T0 - BACKFILL_BARS * BAR_INTERVAL_MS))
+        env = _env(data_dir, redis_url, mainnet)
         t0 = time.monotonic()
         log = open(tmp_path / "paper.log", "wb")  # noqa: SIM115 - closed below
         proc = subprocess.Popen([*TM, "paper", "--duration", str(DURATION_S), "--no-train",
@@ -87,8 +97,7 @@ def test_tm_paper_smoke_run_against_a_mainnet_stand_in(tmp_path, redis_url):
                                 env=env, stdout=log, stderr=subprocess.STDOUT)
         try:
             # the backfill reaches the venue: its marks are mainnet's
-            wait_for(lambda: _get(venue + "/sim/clock")["marks"] == mainnet.get("/sim/clock")["marks"],
-                     timeout_s=240, what="the paper venue's marks = the backfilled bars", interval_s=0.5)
+            wait_for(lambda: _venue_has_mainnets_marks(venue, mainnet), timeout_s=240, what="the paper venue's marks = the backfilled bars", interval_s=0.5)
             status = subprocess.run([*TM, "status", "--json"], env=env, capture_output=True,
                                     timeout=60, check=True)
             rows = {r["name"]: r for r in json.loads(status.stdout)}
@@ -140,3 +149,42 @@ def test_tm_paper_smoke_run_against_a_mainnet_stand_in(tmp_path, redis_url):
     from tm_common.testing.redis import delete_namespace
     delete_namespace(redis_url, run["namespace"])
     shutil.rmtree(tmp_path / "report", ignore_errors=True)
+
+
+@pytest.mark.slow
+def test_tm_down_stops_a_paper_run_and_a_restarted_venue_gets_its_marks_back(tmp_path, redis_url):
+    off = _port_offset()
+    venue = f"http://127.0.0.1:{SERVICE_PORTS['exchange_sim'] + off}"
+    data_dir = tmp_path / "tm"
+    with run_sim(tmp_path, TM_SIM_START_MS=str(T0)) as mainnet:
+        env = _env(data_dir, redis_url, mainnet)
+        log = open(tmp_path / "paper.log", "wb")  # noqa: SIM115 - closed below
+        proc = subprocess.Popen([*TM, "paper", "--duration", "600", "--no-train", "--port-offset",
+                                 str(off), "--out", str(tmp_path / "report")],
+                                env=env, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            wait_for(lambda: _venue_has_mainnets_marks(venue, mainnet), timeout_s=240,
+                     what="the backfill at the venue", interval_s=0.5)
+            state = json.loads((data_dir / "supervisor.json").read_text())
+            assert state["supervisor_pid"] == proc.pid and state["paper"]["venue"] == venue
+            os.kill(state["processes"]["exchange_sim"]["pid"], signal.SIGKILL)
+            wait_for(lambda: _get(venue + "/sim/clock")["clock_ms"] == 0, timeout_s=60,
+                     what="a fresh venue after the kill", interval_s=0.1)
+            wait_for(lambda: _venue_has_mainnets_marks(venue, mainnet), timeout_s=30,
+                     what="the relay to give the restarted venue its marks", interval_s=0.2)
+            down = subprocess.run([*TM, "down"], env=env, capture_output=True, timeout=120)
+            assert down.returncode == 0, down.stderr
+            assert proc.wait(timeout=60) == 0
+        finally:
+            if proc.poll() is None:
+                proc.terminate()
+                proc.wait(30)
+            log.close()
+    out = (tmp_path / "paper.log").read_text()
+    assert (tmp_path / "report" / "report.html").is_file(), out[-2000:]
+    assert not (data_dir / "supervisor.json").exists()
+    assert json.loads(json.loads((tmp_path / "report" / "report.json").read_text())
+                      ["meta"]["relay"])["repushes"] >= 1
+    run = json.loads((data_dir / "paper" / "last-run.json").read_text())
+    from tm_common.testing.redis import delete_namespace
+    delete_namespace(redis_url, run["namespace"])
