@@ -54,12 +54,13 @@ def first_ms(offset: int) -> int:
 
 
 async def publish_lockstep(bus, start: int, n: int, seed: int = 0, dvol: bool = True,
-                           funding: bool = True, consumer=None) -> None:
+                           funding: bool = True, consumer=None, late_funding: bool = False) -> None:
     """Like ingest's lockstep replay: DVOL and funding known by each bar close, then the bars of
     that time (shuffled within the time). With ``consumer``, it handles everything published
     before each bar time's bars and after them, as the lockstep's idle waits make the services
     do; without, everything is published first (the consumer then reads stream by stream, so
-    bars may be handled before the side values of their time)."""
+    bars may be handled before the side values of their time). ``late_funding``: a rate settled
+    exactly at a bar time's close comes after that time's bars (a live poller that lags)."""
     rng = random.Random(seed)
     per = {s: load_bars(s)[start:start + n] for s in SYMS}
     points = load_dvol("BTC") if dvol else []
@@ -75,10 +76,15 @@ async def publish_lockstep(bus, start: int, n: int, seed: int = 0, dvol: bool = 
         while di < len(points) and points[di].known_at_ms <= close:
             await bus.publish(MD_DVOL, dvol_env(points[di]))
             di += 1
+        late = []
         for s in SYMS:
             while fi[s] < len(rates[s]) and rates[s][fi[s]].time_ms <= close:
-                await bus.publish(MD_FUNDING, funding_env(s, rates[s][fi[s]]))
+                f = rates[s][fi[s]]
                 fi[s] += 1
+                if late_funding and f.time_ms == close:
+                    late.append(funding_env(s, f))
+                else:
+                    await bus.publish(MD_FUNDING, funding_env(s, f))
         if consumer is not None:
             await consumer.run_until_idle()
         group = list(SYMS)
@@ -87,6 +93,8 @@ async def publish_lockstep(bus, start: int, n: int, seed: int = 0, dvol: bool = 
             await bus.publish(MD_BAR, bar_env(s, per[s][i]))
         if consumer is not None:
             await consumer.run_until_idle()
+        for env in late:
+            await bus.publish(MD_FUNDING, env)
 
 
 def make(bus, registry, *, name: str = "signal-0", history=True, **cfg):
