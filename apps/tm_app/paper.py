@@ -240,7 +240,7 @@ def paper(symbols: Annotated[str | None, typer.Option(help="Comma-separated.")] 
                                                    "reports/paper-<time>).")] = None) -> None:
     """Paper trading on live prices: the whole mesh on Bybit's public data, orders on a local
     paper venue (the exchange simulator's live feed), until Ctrl-C; then a report."""
-    from tm_common.instruments import DEFAULT_SYMBOLS, parse_symbols
+    from tm_common.instruments import DEFAULT_INSTRUMENTS, DEFAULT_SYMBOLS, parse_symbols
     from tm_ingest.config import IngestSettings
 
     from tm_app.cli import _ensure_models, _out, _prepare, _settings, console, fail
@@ -259,12 +259,23 @@ def paper(symbols: Annotated[str | None, typer.Option(help="Comma-separated.")] 
         return
     try:
         syms = parse_symbols(DEFAULT_SYMBOLS if symbols is None else symbols)
+    except ValueError as e:
+        fail(f"--symbols: {e}", 2)
+    if unknown := [s for s in syms if s not in DEFAULT_INSTRUMENTS]:
+        fail(f"--symbols: no instrument specification for {', '.join(unknown)} "
+             f"(the paper venue trades {', '.join(DEFAULT_INSTRUMENTS)})", 2)
+    try:
         eq = Decimal(equity)
-        if not eq.is_finite() or eq <= 0:
-            raise ValueError(f"--equity must be positive, got {equity!r}")
+    except ArithmeticError:
+        fail(f"--equity must be a number of USDT, got {equity!r}", 2)
+    if not eq.is_finite() or eq <= 0:
+        fail(f"--equity must be positive, got {equity!r}", 2)
+    if duration is not None and duration <= 0:
+        fail(f"--duration must be positive, got {duration}", 2)
+    try:
         ingest = IngestSettings()
-    except (ValueError, ArithmeticError) as e:
-        fail(str(e).splitlines()[0], 2)
+    except ValueError as e:
+        fail(f"bad ingest configuration: {str(e).splitlines()[0]}", 2)
     lock = stack.SupervisorLock(settings)
     if not lock.acquire():
         fail(f"a supervisor is already running for {stack.data_dir(settings)} "
@@ -288,8 +299,10 @@ def paper(symbols: Annotated[str | None, typer.Option(help="Comma-separated.")] 
         run = PaperRun(cfg, state_path=stack.state_path(settings),
                        log=lambda m: console.print(m))
         secs = _supervise(run, duration, status_every)
-    except RuntimeError as e:
-        fail(str(e))
+    except typer.Exit:                      # fail() above (click's Exit is a RuntimeError)
+        raise
+    except RuntimeError as e:               # the mesh did not come up: one line, logs named
+        fail(f"{e}; see {paper_dir / 'logs'}")
     finally:
         lock.release()
     console.print(f"stopped after {secs:.0f}s of paper trading; writing the report")

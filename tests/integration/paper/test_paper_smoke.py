@@ -82,6 +82,25 @@ def _venue_has_mainnets_marks(venue: str, mainnet) -> bool:
     return bool(_get(venue + "/sim/clock")["marks"] == mainnet.get("/sim/clock")["marks"])
 
 
+@pytest.mark.parametrize("args,code,words", [
+    (["--equity", "lots"], 2, ["--equity", "'lots'"]),
+    (["--equity", "-5"], 2, ["positive"]),
+    (["--symbols", "DOGEUSDT"], 2, ["--symbols", "DOGEUSDT"]),
+    (["--duration", "0"], 2, ["--duration"]),
+    (["--report-only"], 2, ["no paper run recorded"]),
+    ([], 1, ["Redis unreachable"]),
+])
+def test_bad_arguments_are_one_error_line(tmp_path, args, code, words):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TM_")}
+    r = subprocess.run([*TM, "paper", "--no-train", *args], text=True, capture_output=True,
+                       env={**env, "TM_DATA_DIR": str(tmp_path), "TM_REDIS_URL": "redis://127.0.0.1:9"},
+                       timeout=60)
+    assert r.returncode == code and "Traceback" not in r.stderr, r.stderr
+    lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error:"), r.stderr
+    assert all(w in lines[0] for w in words), lines
+
+
 @pytest.mark.slow
 def test_tm_paper_smoke_run_against_a_mainnet_stand_in(tmp_path, redis_url):
     off = _port_offset()
