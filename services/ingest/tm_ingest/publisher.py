@@ -86,6 +86,10 @@ class BarPublisher:
     def last_published(self, instrument: str) -> int | None:
         return self.tracker.last.get(instrument)
 
+    def last_funding_ms(self, instrument: str) -> int | None:
+        """Settle time of the newest funding rate published for ``instrument`` (None: none)."""
+        return self.funding_last.get(instrument)
+
     async def publish_bars(self, bars: Sequence[BarClosed]) -> list[BarClosed]:
         """Publish the new bars among ``bars`` (oldest first), atomically with the tracker.
         Returns what was published."""

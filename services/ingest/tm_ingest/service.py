@@ -56,12 +56,13 @@ class IngestService:
     """Owns the source tasks; the app runs :meth:`background` in the background.
 
     ``registry``: the Prometheus registry. ``clock``: ns stamped as ``ts_init_ns`` on what is
-    published. ``venue``: an in-process venue whose ``advance(bar_time_ms)`` a replay calls
+    published, and the "now" of the funding poller's window. ``venue``: an in-process venue whose ``advance(bar_time_ms)`` a replay calls
     before each bar time (``None``: ``replay_venue_url`` over HTTP, if set)."""
 
     def __init__(self, settings: IngestSettings, bus: Bus, *, repo: MarketRepository | None,
                  registry=None, clock: Callable[[], int] = time.time_ns, venue=None) -> None:
         self.s, self.bus, self.repo, self.venue = settings, bus, repo, venue
+        self.clock = clock
         self.metrics = IngestMetrics(registry)
         self.publisher = _InstrumentedPublisher(
             self, bus, f"{settings.namespace}state:ingest:publisher", clock)
@@ -108,8 +109,9 @@ class IngestService:
                 out["dvol"] = _until_stopped(poller.run, self.start)
             if self.s.funding_enabled:
                 self.funding = FundingPoller(rest, self.publisher.publish_funding, self.s.symbols,
-                                             last_published=self.publisher.funding_last.get,
-                                             interval_s=self.s.funding_poll_s)
+                                             last_published=self.publisher.last_funding_ms,
+                                             interval_s=self.s.funding_poll_s,
+                                             clock_ms=lambda: self.clock() // 1_000_000)
                 out["funding"] = _until_stopped(self.funding.run, self.start)
         elif self.s.mode == "replay":
             async def run_replay(stop):

@@ -62,7 +62,7 @@ async def test_funding_poller_publishes_each_rate_once_and_persists_it(sim, redi
         out = await pub.publish_funding(rates)
         repo.save_funding(out)
         return out
-    poller = FundingPoller(rest, publish, SYMS, last_published=pub.funding_last.get,
+    poller = FundingPoller(rest, publish, SYMS, last_published=pub.last_funding_ms,
                            clock_ms=lambda: sim_now(sim))
     try:
         first_now = sim_now(sim)
@@ -75,7 +75,7 @@ async def test_funding_poller_publishes_each_rate_once_and_persists_it(sim, redi
         pub2 = BarPublisher(bus, namespace + "state:ingest")
         await pub2.load()
         again = FundingPoller(rest, pub2.publish_funding, SYMS,
-                              last_published=pub2.funding_last.get, clock_ms=lambda: sim_now(sim))
+                              last_published=pub2.last_funding_ms, clock_ms=lambda: sim_now(sim))
         assert await again.poll_once() == 0
         await repo.drain()
         entries = [json.loads(f["body"]) | {"id": f["event_id"], "type": f["type"]}
@@ -163,3 +163,42 @@ def test_tm_backfill_command_and_its_errors(sim, pg_url):
     assert down.returncode == 1 and "Traceback" not in down.stderr
     assert down.stderr.startswith("error: BTCUSDT bars: gave up after 2 attempts")
     assert len(down.stderr.strip().splitlines()) == 1
+
+
+async def test_live_ingest_service_polls_funding_into_the_stream_and_the_table(
+        sim, redis_url, namespace, pg_url):
+    """The service's own wiring (``background()["funding"]`` and the DB writer), restarted once."""
+    from tm_ingest.config import IngestSettings
+    from tm_ingest.service import IngestService
+
+    sim.post("/sim/faults", QUIET_FAULTS)
+    sim.post("/sim/reset", {"start_ms": START})
+    await migrate_async(pg_url)
+    engine = make_engine(pg_url)
+    settings = IngestSettings(mode="live", bybit_rest_url=sim.url, symbols="BTCUSDT",
+                              funding_poll_s=0.2, dvol_enabled=False, namespace=namespace,
+                              redis_url=redis_url, database_url=pg_url)
+    bus = RedisStreamsBus(redis_url, prefix=namespace)
+
+    async def run_once(seconds: float) -> IngestService:
+        svc = IngestService(settings, bus, repo=MarketRepository(engine),
+                            clock=lambda: sim_now(sim) * 1_000_000)
+        tasks = svc.background()
+        stop = asyncio.Event()
+        running = [asyncio.create_task(tasks[n](stop)) for n in ("funding", "db-writer")]
+        await asyncio.sleep(seconds)
+        stop.set()
+        await asyncio.wait_for(asyncio.gather(*running), 15)
+        return svc
+    try:
+        first = await run_once(1.5)
+        assert first.status()["funding_published"] == 21
+        sim.advance(2)
+        second = await run_once(1.5)               # a restart: only the new settlement
+        assert second.status()["funding_published"] == 1
+        entries = await bus.entries(MD_FUNDING, 10_000)
+        assert len(entries) == 22 == len({f["event_id"] for _, f in entries})
+        assert len(await _rows(engine, funding, "settle_time_ms")) == 22
+    finally:
+        await bus.close()
+        await engine.dispose()
