@@ -12,6 +12,7 @@ import json
 import os
 import subprocess
 import sys
+from decimal import Decimal
 
 import sqlalchemy as sa
 from tm_app.backfill import Backfill
@@ -202,3 +203,24 @@ async def test_live_ingest_service_polls_funding_into_the_stream_and_the_table(
     finally:
         await bus.close()
         await engine.dispose()
+
+
+def test_sim_funding_history_route_is_bybit_shaped_and_bounded_by_the_clock(sim):
+    sim.post("/sim/faults", QUIET_FAULTS)
+    sim.post("/sim/reset", {"start_ms": START})
+    now = sim_now(sim)
+    doc = sim.get("/v5/market/funding/history", category="linear", symbol="BTCUSDT", limit=5)
+    assert doc["retCode"] == 0
+    rows = doc["result"]["list"]
+    times = [int(r["fundingRateTimestamp"]) for r in rows]
+    assert len(rows) == 5 and times == sorted(times, reverse=True) and times[0] <= now
+    assert {r["symbol"] for r in rows} == {"BTCUSDT"}
+    shipped = {f.time_ms: f.rate_decimal for f in load_funding("BTCUSDT")}
+    assert all(shipped[int(r["fundingRateTimestamp"])] == Decimal(r["fundingRate"]) for r in rows)
+    window = sim.get("/v5/market/funding/history", category="linear", symbol="BTCUSDT",
+                     startTime=SINCE, endTime=now + 10 * FUNDING_MS)["result"]["list"]
+    assert min(int(r["fundingRateTimestamp"]) for r in window) >= SINCE
+    assert max(int(r["fundingRateTimestamp"]) for r in window) <= now      # nothing from later
+    for bad in ({"startTime": SINCE}, {"limit": 201}, {"symbol": "NOPEUSDT"}):
+        q = {"category": "linear", "symbol": "BTCUSDT", **bad}
+        assert sim.get("/v5/market/funding/history", **q)["retCode"] != 0
