@@ -31,3 +31,13 @@ def test_new_rates_keeps_each_rate_once_and_advances_the_tracker():
     assert [f.settle_time_ms for f in new_rates(rates, last)] == [1, 2, 3]
     assert last == {"BTCUSDT": 3}
     assert new_rates(rates, last) == []
+
+
+def test_the_poller_also_polls_just_after_each_settlement():
+    from tm_ingest.sources.funding import next_poll_s
+
+    h8 = 8 * 3600 * 1000
+    assert next_poll_s(h8 * 100 + 3_600_000, 600) == 600         # settlement far: the interval
+    assert next_poll_s(h8 * 101 - 60_000, 600) == 90              # 60 s before + 30 s grace
+    assert next_poll_s(h8 * 101 + 10_000, 600) == 20              # inside the grace: its end
+    assert next_poll_s(h8 * 101 + 30_000, 10**6) == 8 * 3600      # just polled: the next one
