@@ -126,3 +126,31 @@ def test_source_errors_are_one_line(pg_url, tmp_path, args, message, code):
     assert p.returncode == code, p.stdout + p.stderr
     assert message in p.stderr and "Traceback" not in p.stderr
     assert json.dumps(p.stderr.strip().splitlines()[-1]).startswith('"error:')
+
+
+async def test_weekly_update_continues_production_on_the_newer_database_rows(
+        pg_url, random_walk_dir, small_config):
+    from tm_trainer.update import train_update
+
+    await migrate_async(pg_url)
+    engine = make_engine(pg_url)
+    registry = ModelRegistry(engine)
+    cfg0 = small_config(None, instruments=SYMS)
+    try:
+        await _store(engine, random_walk_dir, 0, 1600)
+        _, cfg, inputs = await _inputs(cfg0, engine, "db", cut_off_given=False)
+        base = train(cfg, regime=False, inputs=inputs)
+        await record(registry, base, promote=False)
+        await registry.promote(base.signal_version, "test: production to update")
+        await _store(engine, random_walk_dir, 1600, 2400)
+        _, cfg2, inputs2 = await _inputs(cfg0, engine, "db", cut_off_given=False)
+        prod = await registry.production("signal")
+        assert prod is not None
+        upd = train_update(cfg2, prod.bundle(), inputs=inputs2)
+        assert upd.parent_version == base.signal_version
+        assert upd.params["data"]["source"] == "db"
+        assert upd.params["data"]["rows"]["BTCUSDT"]["bars"] == 2400 - cfg.purge_bars
+        assert upd.params["train_end_ms"] == cfg.train_end_ms + 800 * BAR_INTERVAL_MS
+        assert upd.data_hash != base.data_hash
+    finally:
+        await engine.dispose()
