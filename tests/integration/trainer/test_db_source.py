@@ -154,3 +154,34 @@ async def test_weekly_update_continues_production_on_the_newer_database_rows(
         assert upd.data_hash != base.data_hash
     finally:
         await engine.dispose()
+
+
+def test_tm_train_defaults_to_the_database_and_records_its_data(pg_url, random_walk_dir, tmp_path):
+    import asyncio
+
+    async def fill():
+        await migrate_async(pg_url)
+        engine = make_engine(pg_url)
+        try:
+            await _store(engine, random_walk_dir, 0, 2400)
+        finally:
+            await engine.dispose()
+    asyncio.run(fill())
+    env = {**os.environ, "TM_DATABASE_URL": pg_url, "TM_DATA_DIR": str(tmp_path)}
+    p = subprocess.run([sys.executable, "-m", "tm_trainer", "--fast", "--instruments", "ETHUSDT",
+                        "--windows", "2", "--no-publish", "--no-progress", "--no-regime"],
+                       env=env, capture_output=True, text=True, timeout=600)
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert "source auto: db" in p.stdout and "data: db (" in p.stdout
+
+    async def newest():
+        engine = make_engine(pg_url)
+        try:
+            return (await ModelRegistry(engine).list("signal"))[0]
+        finally:
+            await engine.dispose()
+    rec = asyncio.run(newest())
+    last_open = load_bars("ETHUSDT", directory=random_walk_dir)[-1].open_time_ms
+    assert rec.params["train_end_ms"] == default_train_end_ms(last_open, 200)
+    assert rec.params["data"]["rows"]["ETHUSDT"]["bars"] == 2400 - 200
+    assert rec.params["data"]["data_hash"] == rec.data_hash
