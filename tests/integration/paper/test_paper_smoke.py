@@ -131,11 +131,16 @@ def test_tm_paper_smoke_run_against_a_mainnet_stand_in(tmp_path, redis_url):
             http.endpoint = venue
             http.place_order(category="linear", symbol="BTCUSDT", side="Buy", orderType="Market",
                              qty="0.01", orderLinkId="paper-smoke-1")
-            fill = [e for e in _get(venue + "/sim/executions")["list"]
-                    if e["orderLinkId"] == "paper-smoke-1"][0]
-            mark = Decimal(live["marks"]["BTCUSDT"])
-            assert Decimal(fill["execPrice"]) == (mark * Decimal("1.0002") / Decimal("0.1")
-                                                  ).to_integral_value("ROUND_CEILING") * Decimal("0.1")
+            trades = [e for e in _get(venue + "/sim/executions")["list"] if e["execType"] == "Trade"]
+            fill = [e for e in trades if e["orderLinkId"] == "paper-smoke-1"][0]
+            assert Decimal(fill["markPrice"]) == Decimal(live["marks"]["BTCUSDT"])
+            for t in trades:           # ours and any the executor placed: the live mark ± 2 bps
+                sign = 1 if t["side"] == "Buy" else -1
+                ideal = Decimal(t["markPrice"]) * (1 + sign * Decimal("0.0002"))
+                assert abs(Decimal(t["execPrice"]) - ideal) < Decimal("0.01") * ideal / 100, t
+            assert Decimal(fill["execPrice"]) == (Decimal(fill["markPrice"]) * Decimal("1.0002")
+                                                  / Decimal("0.1")).to_integral_value(
+                                                      "ROUND_CEILING") * Decimal("0.1")
             assert proc.wait(timeout=DURATION_S + 120) == 0
         finally:
             if proc.poll() is None:
