@@ -53,10 +53,13 @@ def _finite(v: Any) -> Any:
     return v
 
 
-async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+async def validation_error(request: Request, exc: Exception) -> JSONResponse:
     """FastAPI's 422, except that a body such as ``{"steps": NaN}`` (Python's JSON parser
-    accepts the token) is echoed as text instead of failing the response with a 500."""
-    return JSONResponse({"detail": _finite(jsonable_encoder(exc.errors()))}, status_code=422)
+    accepts the token) is echoed as text instead of failing the response with a 500.
+    Registered for :class:`RequestValidationError` only (Starlette types handlers on
+    ``Exception``)."""
+    errors = exc.errors() if isinstance(exc, RequestValidationError) else [str(exc)]
+    return JSONResponse({"detail": _finite(jsonable_encoder(errors))}, status_code=422)
 
 
 def create_app(settings: ExchangeSimSettings | None = None, *,
