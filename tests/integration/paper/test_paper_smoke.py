@@ -10,6 +10,7 @@ import json
 import os
 import shutil
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -17,12 +18,14 @@ from decimal import Decimal
 
 import httpx
 import pytest
+import redis
 from pybit.unified_trading import HTTP
 from tm_app.paper import SIM_KEY, SIM_SECRET, PaperConfig, specs
+from tm_common.bus.streams import MD_BAR, Streams
 from tm_common.history import BAR_INTERVAL_MS
 from tm_common.ports import SERVICE_PORTS
 from tm_common.testing.fixtures import private_tmp_path  # noqa: F401 - replaces tmp_path here
-from tm_common.testing.redis import free_port
+from tm_common.testing.redis import delete_namespace, free_port
 from tm_common.testing.sim import run_sim
 from tm_common.testing.wait import wait_for
 
@@ -158,10 +161,11 @@ def test_tm_paper_smoke_run_against_a_mainnet_stand_in(tmp_path, redis_url):
     run = json.loads((data_dir / "paper" / "last-run.json").read_text())
     assert report["meta"]["namespace"] == run["namespace"]
     assert "bars relayed" in out and "Traceback" not in out, out[-2000:]
-    import redis
-    from tm_common.bus.streams import MD_BAR, Streams
     published = redis.Redis.from_url(redis_url).xlen(Streams(run["namespace"]).key(MD_BAR))
     assert published == (BACKFILL_BARS + 3) * 3           # 31 backfilled + 2 live, per symbol
+    with sqlite3.connect(data_dir / "paper" / "trade_matrix.db") as db:
+        assert db.execute("select count(*) from bars").fetchone()[0] == published  # persisted
+        assert db.execute("select count(*) from portfolio_snapshots").fetchone()[0] > 0
     relayed = json.loads(report["meta"]["relay"])
     assert relayed["bars"] == (BACKFILL_BARS + 3) * 3 and not relayed["errors"], relayed
     assert not (data_dir / "supervisor.json").exists(), "the state file outlived the run"
@@ -170,7 +174,6 @@ def test_tm_paper_smoke_run_against_a_mainnet_stand_in(tmp_path, redis_url):
     assert again.returncode == 0, again.stderr
     doc = json.loads((tmp_path / "again" / "report.json").read_text())
     assert doc["meta"]["namespace"] == run["namespace"]
-    from tm_common.testing.redis import delete_namespace
     delete_namespace(redis_url, run["namespace"])
     shutil.rmtree(tmp_path / "report", ignore_errors=True)
 
@@ -210,5 +213,4 @@ def test_tm_down_stops_a_paper_run_and_a_restarted_venue_gets_its_marks_back(tmp
     assert json.loads(json.loads((tmp_path / "report" / "report.json").read_text())
                       ["meta"]["relay"])["repushes"] >= 1
     run = json.loads((data_dir / "paper" / "last-run.json").read_text())
-    from tm_common.testing.redis import delete_namespace
     delete_namespace(redis_url, run["namespace"])
