@@ -31,9 +31,8 @@ class SimState:
         unknown = [s for s in settings.sim_symbols if s not in DEFAULT_INSTRUMENTS]
         if unknown:
             raise ValueError(f"no instrument specification for {unknown}")
-        self.live = settings.sim_feed == "live"
         self.feed: ReplayFeed | LiveFeed
-        if self.live:
+        if settings.sim_feed == "live":
             self.feed = LiveFeed(settings.sim_symbols)
         else:
             self.feed = feed or ReplayFeed(settings.sim_symbols, settings.sim_history_dir)
