@@ -144,6 +144,8 @@ def test_tm_paper_smoke_run_against_a_mainnet_stand_in(tmp_path, redis_url):
             assert Decimal(fill["execPrice"]) == (Decimal(fill["markPrice"]) * Decimal("1.0002")
                                                   / Decimal("0.1")).to_integral_value(
                                                       "ROUND_CEILING") * Decimal("0.1")
+            venue_live = _get(venue + "/status")["live"]
+            print("paper venue feed counts:", venue_live)
             assert proc.wait(timeout=DURATION_S + 120) == 0
         finally:
             if proc.poll() is None:
@@ -168,6 +170,7 @@ def test_tm_paper_smoke_run_against_a_mainnet_stand_in(tmp_path, redis_url):
         assert db.execute("select count(*) from portfolio_snapshots").fetchone()[0] > 0
     relayed = json.loads(report["meta"]["relay"])
     assert relayed["bars"] == (BACKFILL_BARS + 3) * 3 and not relayed["errors"], relayed
+    print("relay counts:", relayed)
     assert not (data_dir / "supervisor.json").exists(), "the state file outlived the run"
     again = subprocess.run([*TM, "paper", "--report-only", "--out", str(tmp_path / "again")],
                            env=env, capture_output=True, timeout=120)
