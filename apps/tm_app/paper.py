@@ -123,6 +123,7 @@ class PaperRun:
         self.relay = BarRelay(cfg.redis_url, cfg.namespace, cfg.venue_url, cfg.admin_token)
         self.stop_requested = threading.Event()
         self.running = False
+        self.stopping = False           # a second Ctrl-C must not interrupt the clean stop
 
     def write_state(self) -> None:
         """One state document for both supervisors (what ``tm status``/``tm down`` read)."""
@@ -169,7 +170,7 @@ class PaperRun:
                     self.log(self.status_line())
             return time.monotonic() - t1
         finally:
-            self.running = False
+            self.stopping, self.running = True, False
             self.ingest.stop()
             self.relay.stop()
             self.sup.stop()
@@ -316,7 +317,7 @@ def _supervise(run: PaperRun, duration: float | None, status_every: float) -> fl
     before the mesh is trading, a signal interrupts the start-up (which then stops it all)."""
     def on_signal(*_: Any) -> None:
         run.stop_requested.set()
-        if not run.running:
+        if not run.running and not run.stopping:
             raise KeyboardInterrupt
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
