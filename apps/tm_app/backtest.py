@@ -20,7 +20,13 @@ from typing import Any
 
 from tm_common.bus import Consumer, InMemoryBus
 from tm_common.settings import env_names
-from tm_ingest.sources.replay import ReplayProgress, ReplaySource, history_bars, history_dvol
+from tm_ingest.sources.replay import (
+    ReplayProgress,
+    ReplaySource,
+    history_bars,
+    history_dvol,
+    history_funding,
+)
 
 from tm_app.record import RunRecord
 from tm_app.venue import InProcessBybit
@@ -136,10 +142,13 @@ async def run_backtest(cfg: RunConfig, *,
         await p.warm_up()
     bars = history_bars(cfg.symbols, cfg.start_ms, cfg.end_ms, cfg.history_dir)
     dvol = history_dvol(cfg.start_ms, cfg.end_ms, cfg.history_dir)
+    # Funding on md.funding at each settle time, before the bars that close at or after it, as
+    # the mesh's replay publishes it: the signal service's funding features equal training's.
+    funding = history_funding(cfg.symbols, cfg.start_ms, cfg.end_ms, cfg.history_dir)
 
     async def step(t: int) -> None:
         venue.advance(t)
-    src = ReplaySource(services["ingest"].handlers["publisher"], bars, dvol,
+    src = ReplaySource(services["ingest"].handlers["publisher"], bars, dvol, funding=funding,
                        probe=InProcessIdle(consumers), before_step=step, on_progress=on_progress)
     await src.run()
     return await RunRecord.from_bus(bus)

@@ -108,14 +108,15 @@ def _prepare(settings) -> tuple[str, str]:
 
 
 def _ensure_models(db_url: str, fast: bool) -> None:
-    from tm_app.demo import has_models
+    from tm_app.demo import DEMO_TRAIN_ARGS, has_models
 
     if asyncio.run(has_models(db_url)):
         console.print("models: using the registry's (train again with `tm train`)")
         return
     console.print("models: none in the registry; training on the shipped history "
                   "(cut-off 2025-01-01, so the replay is out-of-sample)")
-    cmd = [sys.executable, "-m", "tm_trainer", "--no-publish"] + (["--fast"] if fast else [])
+    cmd = [sys.executable, "-m", "tm_trainer", "--no-publish", *DEMO_TRAIN_ARGS] + \
+        (["--fast"] if fast else [])
     env = {**os.environ, "TM_DATABASE_URL": db_url}
     if subprocess.run(cmd, env=env, check=False).returncode != 0:
         fail("training failed (see above)")
@@ -264,8 +265,12 @@ def register(app: typer.Typer) -> None:
     app.command("demo")(demo)
     app.command("replay", help="Mesh replay of a window against the sim (same as demo).")(demo)
     app.command("backtest")(backtest)
+    from tm_app.paper import paper
+    app.command("paper")(paper)
     app.command("streams")(streams)
     app.command("report")(report_cmd)
+    from tm_app.backfill import backfill_command
+    app.command("backfill")(backfill_command)
     app.add_typer(breaker_app)
     try:
         from tm_trainer.cli import models_app, train_app

@@ -21,6 +21,9 @@ console = Console(width=None if sys.stdout.isatty() else 160)  # a log keeps the
 DAY_MS = 86_400_000
 DEFAULT_START = "2025-01-01"          # the trainer's default cut-off: the replay is out-of-sample
 DEFAULT_END = "2025-06-30"
+#: The demo's models: trained on the shipped files up to this fixed cut-off, so that the replay
+#: from DEFAULT_START stays out of sample whatever the database holds.
+DEMO_TRAIN_ARGS = ("--source", "files", "--train-end", DEFAULT_START)
 
 
 def parse_day_ms(text: str) -> int:

@@ -252,6 +252,35 @@ def test_trainer_is_a_weekly_cronjob(deploy_tools, sh):
     assert np["spec"]["ingress"] == []
 
 
+def test_weekly_training_reads_the_database(deploy_tools, sh):
+    """The signal trainer's CronJob trains on the data that grew (source db)."""
+    (c,) = pod_spec(docs(render(deploy_tools, sh, ROOT / "helm" / "values" / "trainer.yaml")))[
+        "containers"]
+    args = c["args"]
+    assert args[args.index("--source") + 1] == "db"
+    assert "--history-dir" not in args
+
+
+def test_rl_policy_has_its_own_gated_weekly_cronjob(deploy_tools, sh):
+    values = ROOT / "helm" / "values" / "trainer-rl.yaml"
+    objs = docs(render(deploy_tools, sh, values))
+    assert {d["kind"] for d in objs} >= {"CronJob", "NetworkPolicy"}
+    assert "Deployment" not in {d["kind"] for d in objs}
+    cj = one(objs, "CronJob")
+    assert cj["spec"]["concurrencyPolicy"] == "Forbid"
+    _minute, hour, dom, month, dow = cj["spec"]["schedule"].split()
+    assert dom == "*" and month == "*" and dow not in ("*", "*/1"), "not weekly"
+    signal = one(docs(render(deploy_tools, sh, ROOT / "helm" / "values" / "trainer.yaml")),
+                 "CronJob")["spec"]["schedule"].split()
+    assert (dow, int(hour)) != (signal[4], int(signal[1])), "same slot as the signal trainer"
+    (c,) = pod_spec(objs)["containers"]
+    assert c["image"].endswith("-trainer")
+    assert c["command"] == ["python", "-m", "tm_trainer.rl"]
+    # gated: promoted (and published) only when validation against Kelly passes
+    assert "--promote" in c["args"] and "--publish" in c["args"]
+    assert "--no-register" not in c["args"] and "--no-promote" not in c["args"]
+
+
 def test_dashboards_and_rules_ship_with_the_chart(deploy_tools, sh):
     """Off by default; enabled, the ConfigMap and PrometheusRule carry exactly deploy/'s files."""
     import json

@@ -26,6 +26,7 @@ from tm_common.models.registry import ModelRegistry, RegistryError
 
 from tm_trainer.config import DEFAULT_INSTRUMENTS, TrainConfig
 from tm_trainer.data import DataError
+from tm_trainer.sources import SOURCES
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine
@@ -104,7 +105,12 @@ def train(
     windows: Annotated[int | None, typer.Option(help="Walk-forward test windows "
                                                 "(default 40; 4 with --fast).")] = None,
     train_end: Annotated[str | None, typer.Option(
-        help="Training cut-off, YYYY-MM-DD (UTC) or epoch ms; default 2025-01-01.")] = None,
+        help="Training cut-off, YYYY-MM-DD (UTC) or epoch ms; default: the close of the newest "
+             "bar in the data minus the purge gap.")] = None,
+    source: Annotated[str, typer.Option(
+        help="Training data: db (what ingest and `tm backfill` stored), files (the CSV "
+             "history) or auto (db when it holds enough bars of every instrument to train on, "
+             "else files).")] = "auto",
     instruments: Annotated[str, typer.Option(help="Comma-separated symbols.")] =
         ",".join(DEFAULT_INSTRUMENTS),
     fast: Annotated[bool, typer.Option("--fast", help="Reduced configuration for CI.")] = False,
@@ -131,30 +137,64 @@ def train(
             cfg = cfg.fast()
         if windows is not None:
             cfg = replace(cfg, n_windows=windows)  # __post_init__ checks it again
+        if source not in SOURCES:
+            raise ValueError(f"--source must be one of {', '.join(SOURCES)}, not {source!r}")
     except (ValueError, typer.BadParameter) as e:
         fail(str(e), 2)
     settings = _settings()
     _run(_train(cfg, settings, update=update, promote=not no_promote, regime=regime and not update,
-                publish=publish, report_json=report_json, show_progress=progress))
+                publish=publish, report_json=report_json, show_progress=progress, source=source,
+                cut_off_given=train_end is not None))
+
+
+async def _inputs(cfg: TrainConfig, engine, source: str, cut_off_given: bool):
+    """The source actually used, the configuration with its cut-off, and the data (None: the
+    pipeline reads the files itself)."""
+    from tm_trainer.sources import (
+        choose_source,
+        db_last_bar_ms,
+        default_train_end_ms,
+        files_last_bar_ms,
+        load_db_inputs,
+    )
+
+    if source == "auto":
+        source, why = await choose_source(engine, cfg)
+        typer.echo(f"source auto: {source} ({why})")
+    if not cut_off_given:
+        last = (await db_last_bar_ms(engine, cfg.instruments) if source == "db" else
+                await asyncio.to_thread(files_last_bar_ms, cfg.instruments, cfg.history_dir))
+        cfg = replace(cfg, train_end_ms=default_train_end_ms(last, cfg.purge_bars))
+    inputs = None
+    if source == "db":
+        inputs = await load_db_inputs(engine, cfg.instruments, end_ms=cfg.train_end_ms)
+    return source, cfg, inputs
 
 
 async def _train(cfg: TrainConfig, settings, *, update: bool, promote: bool, regime: bool,
-                 publish: bool, report_json: Path | None, show_progress: bool) -> None:
+                 publish: bool, report_json: Path | None, show_progress: bool,
+                 source: str = "files", cut_off_given: bool = True) -> None:
     from tm_trainer.pipeline import train as run_train
     from tm_trainer.registry_ops import record
     from tm_trainer.report import markdown, progress_bars, rich_table
 
     registry, engine = await _registry(settings)
     try:
+        source, cfg, inputs = await _inputs(cfg, engine, source, cut_off_given)
+        rows = "" if inputs is None else ", ".join(
+            f"{s} {c['bars']} bars" for s, c in inputs.row_counts().items() if "bars" in c)
+        typer.echo(f"data: {source}{' (' + rows + ')' if rows else ''}; cut-off "
+                   f"{dt.datetime.fromtimestamp(cfg.train_end_ms / 1000, tz=dt.UTC):%Y-%m-%d %H:%M} UTC")
         with progress_bars(cfg.n_windows, len(cfg.instruments), enabled=show_progress) as cb:
             if update:
                 from tm_trainer.update import train_update
                 prod = await registry.production("signal")
                 if prod is None:
                     raise DataError("--update needs a production signal model; none is promoted")
-                result = await asyncio.to_thread(train_update, cfg, prod.bundle(), cb)
+                result = await asyncio.to_thread(train_update, cfg, prod.bundle(), cb,
+                                                 inputs=inputs)
             else:
-                result = await asyncio.to_thread(run_train, cfg, cb, regime=regime)
+                result = await asyncio.to_thread(run_train, cfg, cb, regime=regime, inputs=inputs)
         console.print(rich_table(result.report))
         verdict = "PASS" if result.gate_passed else "FAIL: " + "; ".join(result.reasons)
         typer.echo(f"gates (IC >= {cfg.gates.min_ic}, Sharpe > {cfg.gates.min_sharpe}): {verdict}")

@@ -38,6 +38,26 @@ class RawInputs:
     funding: dict[str, dict[str, np.ndarray] | None]
     dvol: dict[str, np.ndarray] | None
     missing: tuple[str, ...] = ()
+    source: str = "files"
+
+    def row_counts(self) -> dict[str, dict[str, int]]:
+        """Rows used per instrument (``bars``, ``funding``) and ``DVOL/BTC`` (``dvol``)."""
+        out: dict[str, dict[str, int]] = {}
+        for sym in sorted(self.bars):
+            fr = self.funding.get(sym)
+            out[sym] = {"bars": int(self.bars[sym]["timestamp"].shape[0]),
+                        "funding": 0 if fr is None else int(fr["timestamp"].shape[0])}
+        out["DVOL/BTC"] = {"dvol": 0 if self.dvol is None else int(self.dvol["timestamp"].shape[0])}
+        return out
+
+    def last_bar_ms(self) -> int:
+        """Open time of the newest bar present for every loaded instrument."""
+        return int(min(int(b["timestamp"][-1]) for b in self.bars.values()))
+
+    def data_info(self) -> dict:
+        """What the registry records about the data: source, hash, rows, newest bar."""
+        return {"source": self.source, "data_hash": self.data_hash(), "rows": self.row_counts(),
+                "last_bar_ms": self.last_bar_ms(), "missing": list(self.missing)}
 
     def data_hash(self) -> str:
         """sha256 over every input array in a fixed order (symbol, table, column)."""

@@ -111,15 +111,20 @@ def version_for(kind: str, cfg: TrainConfig, data_hash: str, parent: str | None 
     return f"{kind}-{_day(cfg.train_end_ms)}-{h[:10]}"
 
 
-def train(cfg: TrainConfig, progress: Progress | None = None, *, regime: bool = True) -> TrainResult:
+def train(cfg: TrainConfig, progress: Progress | None = None, *, regime: bool = True,
+          inputs: RawInputs | None = None) -> TrainResult:
     """Full training run (walk-forward + gates + final candidate + regime). See module docstring.
+
+    ``inputs``: the data, already cut at ``cfg.train_end_ms`` (e.g. read from the database by
+    :func:`tm_trainer.sources.load_db_inputs`); None = the CSV files (:func:`load`).
 
     Raises:
         DataError: missing/short history or too few bars for the windows asked for.
     """
     t0 = time.perf_counter()
     timings: dict[str, float] = {}
-    inputs = load(cfg)
+    if inputs is None:
+        inputs = load(cfg)
     splits = plan_splits(inputs, cfg)
     ts = common_timeline(inputs, cfg.instruments)
     wf_cut_ms = int(ts[splits[0].train.size])
@@ -161,7 +166,8 @@ def train(cfg: TrainConfig, progress: Progress | None = None, *, regime: bool = 
     result = TrainResult(signal_version=version, signal_bytes=raw, gate_passed=passed,
                          reasons=reasons, report=report, data_hash=ds.data_hash, features=features,
                          params={"config": cfg.to_dict(), "xgb_params": cfg.xgb.params(cfg.seed),
-                                 "train_end_ms": int(cfg.train_end_ms)},
+                                 "train_end_ms": int(cfg.train_end_ms),
+                                 "data": inputs.data_info()},
                          seed=cfg.seed, timings_s=timings)
     if regime:
         t2 = time.perf_counter()

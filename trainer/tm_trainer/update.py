@@ -26,15 +26,18 @@ from tm_quant.features.spec import INDEX, WARMUP_BARS
 from tm_quant.garch import GarchParams
 
 from tm_trainer.config import TrainConfig
-from tm_trainer.data import DataError, build_dataset
+from tm_trainer.data import DataError, RawInputs, build_dataset
 from tm_trainer.evaluate import gate, score_block, summarise
 from tm_trainer.model import booster_bytes, columns, continue_training, load_booster, predict
 from tm_trainer.pipeline import Progress, TrainResult, load, signal_manifest, version_for
 from tm_trainer.walkforward import make_splits
 
 
-def train_update(cfg: TrainConfig, parent: Bundle, progress: Progress | None = None) -> TrainResult:
+def train_update(cfg: TrainConfig, parent: Bundle, progress: Progress | None = None, *,
+                 inputs: RawInputs | None = None) -> TrainResult:
     """Continue ``parent`` (a production ``signal`` bundle) up to ``cfg.train_end_ms``.
+
+    ``inputs``: the data cut at ``cfg.train_end_ms`` (e.g. from the database); None = the files.
 
     Raises:
         DataError: the parent lacks an instrument or its cut-off, or there is no new labelled data.
@@ -51,7 +54,8 @@ def train_update(cfg: TrainConfig, parent: Bundle, progress: Progress | None = N
     missing = [s for s in cfg.instruments if s not in pm["instruments"]]
     if missing:
         raise DataError(f"production model {parent.version} has no {', '.join(missing)}")
-    inputs = load(cfg)
+    if inputs is None:
+        inputs = load(cfg)
     specs = {s: pm["instruments"][s] for s in cfg.instruments}
     ds = build_dataset(inputs, cfg.instruments, cfg.horizon_bars,
                        {s: GarchParams.from_dict(sp["garch"]) for s, sp in specs.items()})
@@ -124,6 +128,7 @@ def train_update(cfg: TrainConfig, parent: Bundle, progress: Progress | None = N
     return TrainResult(signal_version=version, signal_bytes=raw, gate_passed=passed, reasons=reasons,
                        report=report, data_hash=ds.data_hash, features=feats,
                        params={"config": cfg.to_dict(), "update_of": parent.version,
-                               "train_end_ms": int(cfg.train_end_ms)},
+                               "train_end_ms": int(cfg.train_end_ms),
+                               "data": inputs.data_info()},
                        seed=cfg.seed, parent_version=parent.version,
                        timings_s={"total_s": time.perf_counter() - t0})

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from typing import Any, cast
+from typing import Any
 
 import structlog
 from fastapi import FastAPI, Request
@@ -55,9 +55,10 @@ def _finite(v: Any) -> Any:
 
 async def validation_error(request: Request, exc: Exception) -> JSONResponse:
     """FastAPI's 422, except that a body such as ``{"steps": NaN}`` (Python's JSON parser
-    accepts the token) is echoed as text instead of failing the response with a 500."""
-    # registered for RequestValidationError only (Starlette types every handler with Exception)
-    errors = cast(RequestValidationError, exc).errors()
+    accepts the token) is echoed as text instead of failing the response with a 500.
+    Registered for :class:`RequestValidationError` only (Starlette types handlers on
+    ``Exception``)."""
+    errors = exc.errors() if isinstance(exc, RequestValidationError) else [str(exc)]
     return JSONResponse({"detail": _finite(jsonable_encoder(errors))}, status_code=422)
 
 
@@ -91,6 +92,9 @@ def create_app(settings: ExchangeSimSettings | None = None, *,
     def status() -> dict:
         eng = state.engine
         return {"service": settings.service_name, "version": settings.version,
+                "feed": settings.sim_feed,
+                "live": state.market.counts.as_dict() if state.market else None,
+                "marks": {s: str(p) for s, p in sorted(eng.marks.items())},
                 "clock_ms": state.clock_ms, "now_ms": state.now_ms,
                 "symbols": list(state.instruments), "orders": len(eng.orders),
                 "open_orders": len(eng.open_orders()), "executions": len(eng.executions),

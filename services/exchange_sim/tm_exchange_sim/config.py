@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from decimal import Decimal
 from pathlib import Path
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
@@ -32,6 +32,10 @@ class ExchangeSimSettings(CommonSettings):
                                    description="API key clients sign with")
     sim_api_secret: SecretStr = Field(default=SecretStr(DEFAULT_DEV_SECRET),
                                       description="HMAC secret of sim_api_key")
+    sim_feed: Literal["history", "live"] = Field(
+        default="history", description="history = replay the shipped bars on the replay clock "
+        "(POST /sim/clock); live = a paper venue whose marks are the bars pushed to "
+        "POST /sim/bars (and funding to POST /sim/funding)")
     sim_symbols: list[str] = Field(default_factory=lambda: ["BTCUSDT", "ETHUSDT", "SOLUSDT"])
     sim_history_dir: Path | None = Field(default=None, description="unset = repo data/history")
     sim_start_ms: int | None = Field(default=None, description="first closed bar (open time, "

@@ -23,6 +23,7 @@ FUNDING_INTERVAL_MS = 8 * 3600 * 1000
 DAY_MS = 24 * 3600 * 1000
 DERIBIT_DAILY = ("1D", "86400")
 DERIBIT_MAX_POINTS = 1000
+FUNDING_PAGE_MAX = 200
 
 
 def add_market_routes(app: FastAPI, state: SimState, gw: Gateway) -> None:
@@ -56,8 +57,28 @@ def add_market_routes(app: FastAPI, state: SimState, gw: Gateway) -> None:
         rows = [_ticker(state, s) for s in state.instruments if symbol in (None, s)]
         return {"category": "linear", "list": [r for r in rows if r]}
 
+    def funding_history(params: Params) -> dict:
+        """Settled rates with ``startTime <= settle <= endTime`` up to the clock, newest first
+        (Bybit: startTime alone is an error; neither gives the newest ``limit``)."""
+        linear_category(params)
+        symbol = required(params, "symbol")
+        if symbol not in state.instruments:
+            raise params_error(f"Not supported symbols: {symbol}")
+        start, end = int_param(params, "startTime"), int_param(params, "endTime")
+        if start is not None and end is None:
+            raise params_error("endTime is required when startTime is given")
+        limit = int_param(params, "limit", FUNDING_PAGE_MAX, low=1, high=FUNDING_PAGE_MAX)
+        upto = state.now_ms if end is None else min(end, state.now_ms)
+        times = sorted((t for t in state.feed.funding.get(symbol, {})
+                        if t <= upto and (start is None or t >= start)), reverse=True)[:limit]
+        rates = state.feed.funding[symbol] if times else {}
+        return {"category": "linear",
+                "list": [{"symbol": symbol, "fundingRate": num(rates[t]),
+                          "fundingRateTimestamp": str(t)} for t in times]}
+
     for path, handler in (("/v5/market/instruments-info", instruments),
-                          ("/v5/market/kline", kline), ("/v5/market/tickers", tickers)):
+                          ("/v5/market/kline", kline), ("/v5/market/tickers", tickers),
+                          ("/v5/market/funding/history", funding_history)):
         _register(app, gw, path, handler)
 
     @app.get("/api/v2/public/get_volatility_index_data")

@@ -1,5 +1,7 @@
 """Control API for tests and replay (not part of Bybit): the replay clock, faults, reset and
-read-only views of every venue order and execution for invariant checks.
+read-only views of every venue order and execution for invariant checks; with the live feed
+(``TM_SIM_FEED=live``) the bars and funding rates pushed to the paper venue
+(``POST /sim/bars``, ``POST /sim/funding``; see :mod:`tm_exchange_sim.live`).
 
 When ``TM_ADMIN_TOKEN`` is set, the POST routes require ``Authorization: Bearer <token>``
 (compared in constant time): a missing or wrong token is a 401 with ``WWW-Authenticate: Bearer``,
@@ -14,8 +16,10 @@ from decimal import Decimal
 
 from fastapi import Depends, FastAPI, HTTPException, Request
 from pydantic import BaseModel, ConfigDict, Field
+from tm_common.history import BAR_INTERVAL_MS, HistoryBar
 
 from tm_exchange_sim.faults import FaultConfig, FaultInjector, RateLimiter
+from tm_exchange_sim.live import PushedFunding
 from tm_exchange_sim.metrics import SimMetrics
 from tm_exchange_sim.serialise import execution_dict, order_dict, wallet_entry
 from tm_exchange_sim.state import SimState
@@ -45,6 +49,45 @@ class ResetRequest(BaseModel):
     seed: int | None = None
 
 
+class PushedBar(BaseModel):
+    """One closed 4h bar (``open_time_ms`` on the 4h grid, UTC)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    symbol: str
+    open_time_ms: int = Field(ge=0)
+    open: Decimal = Field(gt=0, allow_inf_nan=False)
+    high: Decimal = Field(gt=0, allow_inf_nan=False)
+    low: Decimal = Field(gt=0, allow_inf_nan=False)
+    close: Decimal = Field(gt=0, allow_inf_nan=False)
+    volume: Decimal = Field(default=Decimal(0), ge=0, allow_inf_nan=False)
+
+    def history_bar(self) -> HistoryBar:
+        return HistoryBar(open_time_ms=self.open_time_ms, open=str(self.open),
+                          high=str(self.high), low=str(self.low), close=str(self.close),
+                          volume=str(self.volume))
+
+
+class BarsRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    bars: list[PushedBar] = Field(max_length=10_000)
+
+
+class PushedRate(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    symbol: str
+    settle_time_ms: int = Field(ge=0)
+    rate: Decimal = Field(gt=-1, lt=1, allow_inf_nan=False)
+
+
+class FundingRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    rates: list[PushedRate] = Field(max_length=10_000)
+
+
 def add_sim_routes(app: FastAPI, state: SimState, faults: FaultInjector, limiter: RateLimiter,
                    hub: WsHub, metrics: SimMetrics, admin_token: str | None) -> None:
     def check_admin(request: Request) -> None:
@@ -61,7 +104,7 @@ def add_sim_routes(app: FastAPI, state: SimState, faults: FaultInjector, limiter
     admin = [Depends(check_admin)]   # a dependency runs before the body is validated
 
     def clock_view() -> dict:
-        return {"clock_ms": state.clock_ms, "now_ms": state.now_ms,
+        return {"feed": state.settings.sim_feed, "clock_ms": state.clock_ms, "now_ms": state.now_ms,
                 "first_ms": state.feed.first_ms, "last_ms": state.feed.last_ms,
                 "marks": {s: str(p) for s, p in sorted(state.engine.marks.items())}}
 
@@ -82,6 +125,33 @@ def add_sim_routes(app: FastAPI, state: SimState, faults: FaultInjector, limiter
         await hub.publish_engine_events()
         return {**clock_view(), "steps": len(steps),
                 "bars": {s: b.open_time_ms for step in steps[-1:] for s, b in step.bars.items()}}
+
+    @app.post("/sim/bars", dependencies=admin)
+    async def post_bars(body: BarsRequest) -> dict:
+        bad = [b for b in body.bars if b.open_time_ms % BAR_INTERVAL_MS
+               or not b.low <= min(b.open, b.close) <= max(b.open, b.close) <= b.high]
+        if bad:
+            raise HTTPException(status_code=400, detail=f"not a 4h bar (grid time, low <= open/"
+                                f"close <= high): {bad[0].symbol} {bad[0].open_time_ms}")
+        try:
+            steps = state.push_bars([(b.symbol, b.history_bar()) for b in body.bars])
+        except ValueError as e:
+            raise HTTPException(status_code=400, detail=str(e)) from e
+        metrics.set_clock(state.clock_ms)
+        await hub.publish_steps(steps)
+        await hub.publish_engine_events()
+        return {**clock_view(), "taken": sum(len(s.bars) for s in steps),
+                "live": state.market.counts.as_dict() if state.market else {}}
+
+    @app.post("/sim/funding", dependencies=admin)
+    async def post_funding(body: FundingRequest) -> dict:
+        try:
+            state.push_funding([PushedFunding(r.symbol, r.settle_time_ms, r.rate)
+                                for r in body.rates])
+        except ValueError as e:
+            raise HTTPException(status_code=400, detail=str(e)) from e
+        await hub.publish_engine_events()
+        return {**clock_view(), "live": state.market.counts.as_dict() if state.market else {}}
 
     @app.get("/sim/faults")
     async def get_faults() -> dict:

@@ -1,7 +1,9 @@
-"""The sim's mutable state: the matching engine, the replay feed and the replay clock.
+"""The sim's mutable state: the matching engine, the feed and the clock.
 
 ``clock_ms`` is the open time of the latest *closed* bar; the venue's time (``now_ms``) is
-its close. Advancing the clock closes every grid slot in between, in order.
+its close. With the replay feed (``TM_SIM_FEED=history``) advancing the clock closes every grid
+slot in between, in order; with the live feed (``live``, :mod:`tm_exchange_sim.live`) the clock
+is the newest bar pushed, and :meth:`SimState.push_bars` is the only way it moves.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from tm_common.history import BAR_INTERVAL_MS, HistoryBar
 
 from tm_exchange_sim.config import ExchangeSimSettings
 from tm_exchange_sim.feed import ReplayFeed, to_engine_bar
+from tm_exchange_sim.live import LiveFeed, LiveMarket, PushedFunding
 from tm_exchange_sim.matching import DEFAULT_INSTRUMENTS, FeeSchedule, MatchingEngine, SlippageModel
 
 
@@ -28,7 +31,12 @@ class SimState:
         unknown = [s for s in settings.sim_symbols if s not in DEFAULT_INSTRUMENTS]
         if unknown:
             raise ValueError(f"no instrument specification for {unknown}")
-        self.feed = feed or ReplayFeed(settings.sim_symbols, settings.sim_history_dir)
+        self.feed: ReplayFeed | LiveFeed
+        if settings.sim_feed == "live":
+            self.feed = LiveFeed(settings.sim_symbols)
+        else:
+            self.feed = feed or ReplayFeed(settings.sim_symbols, settings.sim_history_dir)
+        self.market: LiveMarket | None = None
         self.instruments = {s: DEFAULT_INSTRUMENTS[s] for s in settings.sim_symbols}
         self.seed = settings.sim_seed
         self.initial_balance = settings.sim_initial_balance
@@ -47,6 +55,23 @@ class SimState:
         if seed is not None:
             self.seed = seed
         s = self.settings
+        if isinstance(self.feed, LiveFeed):
+            if start_ms is not None:
+                raise ValueError("the live feed has no start time: its clock is the newest bar "
+                                 "pushed to POST /sim/bars")
+            self.engine = MatchingEngine(
+                self.instruments, initial_balance=self.initial_balance,
+                fees=FeeSchedule(s.sim_taker_fee_rate, s.sim_maker_fee_rate),
+                slippage=SlippageModel(s.sim_slippage_bps),
+                default_leverage=s.sim_default_leverage, seed=self.seed, funding_rates={},
+                now_ms=self.feed.last_ms + BAR_INTERVAL_MS if self.feed.last_ms else 0)
+            for symbol in self.feed.symbols:      # a fresh account keeps the current marks
+                latest = self.feed.latest(symbol)
+                if latest is not None:
+                    self.engine.marks[symbol] = to_engine_bar(latest).close
+            self.market = LiveMarket(self.feed, self.engine)
+            self.clock_ms = self.feed.last_ms
+            return
         start = self.feed.align(self.feed.first_ms if start_ms is None else start_ms)
         self.engine = MatchingEngine(
             self.instruments, initial_balance=self.initial_balance,
@@ -58,6 +83,8 @@ class SimState:
 
     def advance(self, to_ms: int | None = None, steps: int | None = None) -> list[Step]:
         """Close grid slots up to ``to_ms`` (or ``steps`` slots); returns them in order."""
+        if isinstance(self.feed, LiveFeed):
+            raise ValueError("the live feed's clock follows the bars pushed to POST /sim/bars")
         if to_ms is None:
             to_ms = self.clock_ms + BAR_INTERVAL_MS * (1 if steps is None else steps)
         target = self.feed.align(to_ms)
@@ -70,7 +97,35 @@ class SimState:
             self.clock_ms = slot
         return done
 
+    def push_bars(self, bars: list[tuple[str, HistoryBar]]) -> list[Step]:
+        """Live feed: close the new bars among ``bars`` (``(symbol, bar)``, oldest first per
+        symbol); returns them as steps (one per open time, in push order) for the WebSocket."""
+        market = self._live_market()
+        unknown = sorted({s for s, _ in bars if s not in self.instruments})
+        if unknown:
+            raise ValueError(f"not a symbol of this venue: {unknown}")
+        steps: dict[int, dict[str, HistoryBar]] = {}
+        for symbol, bar in market.push_bars(bars):
+            steps.setdefault(bar.open_time_ms, {})[symbol] = bar
+            self.clock_ms = max(self.clock_ms, bar.open_time_ms)
+        return [Step(t, b) for t, b in steps.items()]
+
+    def push_funding(self, rates: list[PushedFunding]) -> None:
+        """Live feed: settled funding rates (see :mod:`tm_exchange_sim.live`)."""
+        market = self._live_market()
+        unknown = sorted({r.symbol for r in rates if r.symbol not in self.instruments})
+        if unknown:
+            raise ValueError(f"not a symbol of this venue: {unknown}")
+        market.push_funding(rates)
+
+    def _live_market(self) -> LiveMarket:
+        if self.market is None:
+            raise ValueError("this venue replays history (TM_SIM_FEED=history): it takes no "
+                             "pushed bars; advance it with POST /sim/clock")
+        return self.market
+
     def _close_slot(self, open_ms: int) -> dict[str, HistoryBar]:
+        assert isinstance(self.feed, ReplayFeed)
         bars = self.feed.bars_at(open_ms)
         self.engine.step(open_ms + BAR_INTERVAL_MS,
                          {s: to_engine_bar(b) for s, b in bars.items()})

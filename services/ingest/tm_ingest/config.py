@@ -25,6 +25,10 @@ class IngestSettings(CommonSettings):
     deribit_url: str = DERIBIT
     dvol_poll_s: float = Field(default=300.0, gt=0, description="0 disables the DVOL poller")
     dvol_enabled: bool = True
+    funding_enabled: bool = Field(default=True, description="live: poll settled funding rates; "
+                                  "replay: publish the shipped funding")
+    funding_poll_s: float = Field(default=600.0, gt=0, description="seconds between polls of "
+                                  "/v5/market/funding/history (rates settle every 8 h)")
     backfill_bars: int = Field(default=500, ge=1, description="history fetched on a cold start")
     backfill_start_ms: int | None = Field(default=None, description="cold-start backfill from here "
                                           "instead of now − backfill_bars")

@@ -1,6 +1,7 @@
-"""Exactly-once publication of bars and DVOL.
+"""Exactly-once publication of bars, DVOL and funding rates.
 
-The newest published open time per instrument (and DVOL day per currency) is saved in the same
+The newest published open time per instrument (DVOL day per currency, funding settle time per
+instrument) is saved in the same
 Redis transaction as the events, so after any crash a bar is published once per
 ``(instrument, open_time)``: a repeated or late bar is counted, never re-published. Event ids
 derive from the natural key, so even a replayed history reproduces the same ids.
@@ -14,10 +15,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from tm_common.bus import Bus, Output
-from tm_common.bus.streams import MD_BAR, MD_DVOL
-from tm_common.events import BarClosed, DvolUpdated, Envelope
+from tm_common.bus.streams import MD_BAR, MD_DVOL, MD_FUNDING
+from tm_common.events import BarClosed, DvolUpdated, Envelope, FundingRateUpdated
 
 from tm_ingest.domain.bars import INTERVAL_MS, BarTracker, Decision
+from tm_ingest.domain.funding import new_rates
 
 
 @dataclass
@@ -28,6 +30,7 @@ class PublishStats:
     gaps: int = 0
     gap_bars: int = 0
     dvol_published: int = 0
+    funding_published: int = 0
     last_bar_ms: dict[str, int] = field(default_factory=dict)
 
 
@@ -44,6 +47,12 @@ def dvol_envelope(d: DvolUpdated, ts_init_ns: int) -> Envelope:
                          ts_event_ns=d.known_at_ms * 1_000_000, ts_init_ns=ts_init_ns)
 
 
+def funding_envelope(f: FundingRateUpdated, ts_init_ns: int) -> Envelope:
+    key = f"{f.instrument}:{f.settle_time_ms}"
+    return Envelope.root(f, key=key, correlation_id=f"FUNDING:{key}",
+                         ts_event_ns=f.settle_time_ms * 1_000_000, ts_init_ns=ts_init_ns)
+
+
 class BarPublisher:
     """Publishes bars and DVOL to ``md.bar`` / ``md.dvol`` exactly once."""
 
@@ -52,11 +61,13 @@ class BarPublisher:
         self.bus, self.state_key, self.clock = bus, state_key, clock
         self.tracker = BarTracker({})
         self.dvol_last: dict[str, int] = {}
+        self.funding_last: dict[str, int] = {}
         self.stats = PublishStats()
         self.on_gap = on_gap or (lambda instrument, n: None)
         self._stale = False     # a publication failed: Redis, not memory, knows if it landed
         self.attempted: list[BarClosed] = []     # the bars of the last publication tried
         self.attempted_dvol: list[DvolUpdated] = []
+        self.attempted_funding: list[FundingRateUpdated] = []
 
     async def load(self) -> None:
         raw = await self.bus.load_state(self.state_key)
@@ -65,14 +76,19 @@ class BarPublisher:
             st = json.loads(raw)
             self.tracker.last = {k: int(v) for k, v in st.get("bars", {}).items()}
             self.dvol_last = {k: int(v) for k, v in st.get("dvol", {}).items()}
+            self.funding_last = {k: int(v) for k, v in st.get("funding", {}).items()}
         self.stats.last_bar_ms = dict(self.tracker.last)
 
     def _state(self) -> tuple[str, bytes]:
-        return self.state_key, json.dumps({"bars": self.tracker.last, "dvol": self.dvol_last},
-                                          sort_keys=True).encode()
+        return self.state_key, json.dumps({"bars": self.tracker.last, "dvol": self.dvol_last,
+                                           "funding": self.funding_last}, sort_keys=True).encode()
 
     def last_published(self, instrument: str) -> int | None:
         return self.tracker.last.get(instrument)
+
+    def last_funding_ms(self, instrument: str) -> int | None:
+        """Settle time of the newest funding rate published for ``instrument`` (None: none)."""
+        return self.funding_last.get(instrument)
 
     async def publish_bars(self, bars: Sequence[BarClosed]) -> list[BarClosed]:
         """Publish the new bars among ``bars`` (oldest first), atomically with the tracker.
@@ -135,4 +151,24 @@ class BarPublisher:
                 self._stale = True
                 raise
             self.stats.dvol_published += len(fresh)
+        return fresh
+
+    async def publish_funding(self, rates: Sequence[FundingRateUpdated]) -> list[FundingRateUpdated]:
+        """Publish the rates settled after the newest one published per instrument (oldest
+        first) on ``md.funding``, atomically with the tracker. Returns what was published."""
+        await self._reload_if_stale()
+        now = self.clock()
+        before = dict(self.funding_last)
+        fresh = new_rates(rates, self.funding_last)
+        if fresh:
+            self.attempted_funding = fresh
+            try:
+                await self.bus.publish_many(
+                    [Output(MD_FUNDING, funding_envelope(f, now)) for f in fresh],
+                    state=self._state())
+            except BaseException:
+                self.funding_last = before
+                self._stale = True
+                raise
+            self.stats.funding_published += len(fresh)
         return fresh

@@ -1,4 +1,4 @@
-"""Bars and DVOL to the database: idempotent upserts, written behind the stream.
+"""Bars, DVOL and funding rates to the database: idempotent upserts, written behind the stream.
 
 The stream is the transport and PostgreSQL the durable record: a write that fails (database
 restarting) is kept and retried with backoff, in order, without blocking publication.
@@ -11,8 +11,9 @@ from collections.abc import Sequence
 from tm_common.db import upsert
 from tm_common.db.tables import bars as bars_table
 from tm_common.db.tables import dvol as dvol_table
+from tm_common.db.tables import funding as funding_table
 from tm_common.db.writer import WriteBehindWriter
-from tm_common.events import BarClosed, DvolUpdated
+from tm_common.events import BarClosed, DvolUpdated, FundingRateUpdated
 
 
 def bar_row(b: BarClosed, event_id: str | None = None) -> dict:
@@ -27,9 +28,20 @@ def dvol_row(d: DvolUpdated) -> dict:
             "value": d.value}
 
 
+def funding_row(f: FundingRateUpdated) -> dict:
+    return {"instrument": f.instrument, "settle_time_ms": f.settle_time_ms, "rate": f.rate,
+            "source": f.source}
+
+
+#: kind → (table, natural key) of a queued batch.
+TABLES = {"bars": (bars_table, ("instrument", "interval_min", "open_time_ms")),
+          "dvol": (dvol_table, ("currency", "day_ms")),
+          "funding": (funding_table, ("instrument", "settle_time_ms"))}
+
+
 class MarketRepository(WriteBehindWriter):
-    """Queues bar/DVOL rows and writes them with retries. ``backlog`` is exposed as a metric.
-    A queued batch is ``(kind, rows)``, kind ``"bars"`` or ``"dvol"``."""
+    """Queues bar/DVOL/funding rows and writes them with retries. ``backlog`` is exposed as a
+    metric. A queued batch is ``(kind, rows)``, kind a key of :data:`TABLES`."""
 
     service = "ingest"
 
@@ -46,6 +58,10 @@ class MarketRepository(WriteBehindWriter):
         if points:
             self.queue.put_nowait(("dvol", [dvol_row(d) for d in points]))
 
+    def save_funding(self, rates: Sequence[FundingRateUpdated]) -> None:
+        if rates:
+            self.queue.put_nowait(("funding", [funding_row(f) for f in rates]))
+
     def _rows(self, batch: tuple[str, list[dict]]) -> list[dict]:
         return batch[1]
 
@@ -58,8 +74,7 @@ class MarketRepository(WriteBehindWriter):
 
     async def _write(self, batch: tuple[str, list[dict]]) -> None:
         kind, rows = batch
-        table, key = (bars_table, ("instrument", "interval_min", "open_time_ms")) if kind == "bars" \
-            else (dvol_table, ("currency", "day_ms"))
+        table, key = TABLES[kind]
         async with self.engine.begin() as conn:
             for i in range(0, len(rows), 500):
                 await upsert(conn, table, rows[i:i + 500], key)

@@ -10,14 +10,21 @@ from typing import Any
 import structlog
 from prometheus_client import Counter, Gauge
 from tm_common.bus import Bus
-from tm_common.events import BarClosed, DvolUpdated
+from tm_common.events import BarClosed, DvolUpdated, FundingRateUpdated
 
 from tm_ingest.config import IngestSettings
 from tm_ingest.publisher import BarPublisher
 from tm_ingest.repository import MarketRepository
 from tm_ingest.sources.dvol import DeribitDvolClient, DvolPoller
+from tm_ingest.sources.funding import FundingPoller
 from tm_ingest.sources.live import LiveSource
-from tm_ingest.sources.replay import GroupsIdleProbe, ReplaySource, history_bars, history_dvol
+from tm_ingest.sources.replay import (
+    GroupsIdleProbe,
+    ReplaySource,
+    history_bars,
+    history_dvol,
+    history_funding,
+)
 from tm_ingest.sources.rest import BybitRestClient
 
 log = structlog.get_logger("tm.ingest")
@@ -49,17 +56,19 @@ class IngestService:
     """Owns the source tasks; the app runs :meth:`background` in the background.
 
     ``registry``: the Prometheus registry. ``clock``: ns stamped as ``ts_init_ns`` on what is
-    published. ``venue``: an in-process venue whose ``advance(bar_time_ms)`` a replay calls
+    published, and the "now" of the funding poller's window. ``venue``: an in-process venue whose ``advance(bar_time_ms)`` a replay calls
     before each bar time (``None``: ``replay_venue_url`` over HTTP, if set)."""
 
     def __init__(self, settings: IngestSettings, bus: Bus, *, repo: MarketRepository | None,
                  registry=None, clock: Callable[[], int] = time.time_ns, venue=None) -> None:
         self.s, self.bus, self.repo, self.venue = settings, bus, repo, venue
+        self.clock = clock
         self.metrics = IngestMetrics(registry)
         self.publisher = _InstrumentedPublisher(
             self, bus, f"{settings.namespace}state:ingest:publisher", clock)
         self.live: LiveSource | None = None
         self.replay: ReplaySource | None = None
+        self.funding: FundingPoller | None = None
         self.replay_done = False
         self.started = False
         self.stop_requested = lambda: False
@@ -98,6 +107,12 @@ class IngestService:
                 poller = DvolPoller(DeribitDvolClient(self.s.deribit_url), self.publisher.publish_dvol,
                                     interval_s=self.s.dvol_poll_s)
                 out["dvol"] = _until_stopped(poller.run, self.start)
+            if self.s.funding_enabled:
+                self.funding = FundingPoller(rest, self.publisher.publish_funding, self.s.symbols,
+                                             last_published=self.publisher.last_funding_ms,
+                                             interval_s=self.s.funding_poll_s,
+                                             clock_ms=lambda: self.clock() // 1_000_000)
+                out["funding"] = _until_stopped(self.funding.run, self.start)
         elif self.s.mode == "replay":
             async def run_replay(stop):
                 await self.start()
@@ -129,6 +144,8 @@ class IngestService:
         s = self.s
         bars = history_bars(s.symbols, s.replay_start_ms, s.replay_end_ms, s.history_dir)
         dvol = history_dvol(s.replay_start_ms, s.replay_end_ms, s.history_dir) if s.dvol_enabled else []
+        funding = (history_funding(s.symbols, s.replay_start_ms, s.replay_end_ms, s.history_dir)
+                   if s.funding_enabled else [])
         probe = GroupsIdleProbe(self.bus, timeout_s=s.replay_timeout_s) if s.replay_lockstep else None
         t0 = time.monotonic()
 
@@ -137,7 +154,8 @@ class IngestService:
             if p.step % 500 == 0 or p.step == p.steps:
                 log.info("ingest.replay_progress", step=p.step, steps=p.steps, bar_time_ms=p.bar_time_ms,
                          published=p.published, secs=round(time.monotonic() - t0, 1))
-        self.replay = ReplaySource(self.publisher, bars, dvol, probe=probe, pace_s=s.replay_pace_s,
+        self.replay = ReplaySource(self.publisher, bars, dvol, funding=funding, probe=probe,
+                                   pace_s=s.replay_pace_s,
                                    on_progress=progress, should_stop=self.stop_requested,
                                    before_step=self._venue_clock())
         n = await self.replay.run()
@@ -178,6 +196,7 @@ class IngestService:
                                "published": st.published, "duplicates": st.duplicates,
                                "late": st.late, "gaps": st.gaps, "gap_bars": st.gap_bars,
                                "dvol_published": st.dvol_published,
+                               "funding_published": st.funding_published,
                                "last_bar_open_time_ms": st.last_bar_ms}
         if self.live is not None:
             c = self.live.counters
@@ -239,6 +258,18 @@ class _InstrumentedPublisher(BarPublisher):
             self.svc.repo.save_dvol(out)
         return out
 
+    async def publish_funding(self, rates):
+        self.attempted_funding = []
+        try:
+            out: list[FundingRateUpdated] = await super().publish_funding(rates)
+        except BaseException:
+            if self.svc.repo is not None and self.attempted_funding:
+                self.svc.repo.save_funding(self.attempted_funding)     # as for bars above
+            raise
+        if self.svc.repo is not None:
+            self.svc.repo.save_funding(out)
+        return out
+
 
 def _until_stopped(run, before=None):
     """Wrap a run-forever coroutine function as ``async fn(stop_event)``."""
@@ -252,3 +283,4 @@ def _until_stopped(run, before=None):
         waiter.cancel()
         await asyncio.gather(task, return_exceptions=True)
     return wrapper
+

@@ -3,9 +3,11 @@ consumer → parts. No logic here."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import structlog
 from tm_common.bus.protocol import Bus
-from tm_common.bus.streams import MD_BAR, MD_DVOL, MODELS_PROMOTED
+from tm_common.bus.streams import MD_BAR, MD_DVOL, MD_FUNDING, MODELS_PROMOTED
 from tm_common.metrics import ServiceMetrics
 from tm_common.service import WALL_CLOCK, Clock, ServiceParts, entry_points
 from tm_common.service.serving import model_database, model_serving_parts
@@ -18,13 +20,16 @@ from tm_signal.models import SignalModels
 from tm_signal.repository import BarHistory, SignalRepository
 
 log = structlog.get_logger("tm.signal")
-INPUTS = (MD_BAR, MD_DVOL, MODELS_PROMOTED)
+INPUTS = (MD_BAR, MD_DVOL, MD_FUNDING, MODELS_PROMOTED)
 
 
 def engine_config(s: SignalSettings) -> EngineConfig:
     return EngineConfig(symbols=s.symbols, btc_symbol=s.btc_symbol, ic_window=s.live_ic_window,
                         ic_min_pairs=s.live_ic_min_pairs, min_confidence=s.min_confidence,
-                        ic_reset_on_reload=s.ic_reset_on_reload)
+                        ic_reset_on_reload=s.ic_reset_on_reload,
+                        dvol_max_age_ms=round(s.dvol_max_age_s * 1000),
+                        funding_max_age_ms=round(s.funding_max_age_s * 1000),
+                        stale_confidence_fraction=s.stale_confidence_fraction)
 
 
 def build_handler(settings: SignalSettings, metrics: ServiceMetrics,
@@ -48,8 +53,11 @@ def build(settings: SignalSettings, *, bus: Bus, registry=None, venue=None,
     metrics = ServiceMetrics(settings.service_name, settings.version)
     handler = build_handler(settings, metrics, registry)
     # The table's rows are not lost for good when the flush is incomplete: signal.tl holds them.
-    return model_serving_parts(settings, bus, handler, INPUTS, metrics=metrics, clock=clock,
-                               event_prefix="signal", logger=log)
+    parts = model_serving_parts(settings, bus, handler, INPUTS, metrics=metrics, clock=clock,
+                                event_prefix="signal", logger=log)
+    # Stale DVOL/funding: /readyz names it (check "inputs"); the consumer keeps going.
+    return dataclasses.replace(parts, ready_checks={**parts.ready_checks,
+                                                    "inputs": handler.inputs_ready})
 
 
 # build_runtime(settings): what ``python -m tm_signal`` serves; app_from_env(): for

@@ -32,6 +32,13 @@ class SignalSettings(CommonSettings):
                                     "data/history")
     model_prefetch_retry_s: float = Field(default=5.0, gt=0, description="registry retry while "
                                           "the first lookup fails")
+    # Stale side inputs (tm_signal.domain.staleness): ages are market time at each bar's close.
+    dvol_max_age_s: float = Field(default=2 * 86_400.0, gt=0, description="DVOL older than "
+                                  "this at a bar's close is stale: withheld, confidence cut")
+    funding_max_age_s: float = Field(default=86_400.0, gt=0, description="funding rate older "
+                                     "than this (or none) is stale for a model that uses funding")
+    stale_confidence_fraction: float = Field(default=0.5, ge=0.0, le=1.0, description="signal "
+                                             "confidence factor per stale input; 0 = flat")
 
     @field_validator("btc_symbol", mode="before")
     @classmethod

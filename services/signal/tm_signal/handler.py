@@ -1,4 +1,5 @@
-"""``md.bar`` / ``md.dvol`` / ``models.promoted`` → :class:`SignalEngine` → ``signal.tl``.
+"""``md.bar`` / ``md.dvol`` / ``md.funding`` / ``models.promoted`` → :class:`SignalEngine` →
+``signal.tl``.
 
 State and restarts: the engine's whole state (feature windows, live IC, buffered bars, DVOL,
 model version) is the handler snapshot, saved by the consumer in the same transaction as the
@@ -11,6 +12,11 @@ loaded, and each instrument's features are rebuilt from history (files + ``bars`
 bundle's ``first_bar_ms`` to the last bar this service handled, the same bars the live path saw.
 An instrument first seen later is warmed lazily on its first bar, up to just before it. The swap
 and the new state commit atomically with the promotion's ack: no bar is lost or handled twice.
+A warm-up replays DVOL and the instrument's funding as of each bar close too (files + ``dvol`` /
+``funding`` tables), so the rebuilt features equal the trainer's batch features for those bars.
+
+Readiness: ``model`` (the life cycle's check) and ``inputs`` (:meth:`SignalHandler.inputs_ready`:
+fails naming each stale side input, see :mod:`tm_signal.domain.staleness`).
 """
 
 from __future__ import annotations
@@ -27,7 +33,7 @@ from tm_common.events import (
     BarClosed,
     DvolUpdated,
     Envelope,
-    FundingSettled,
+    FundingRateUpdated,
     ModelPromoted,
     SignalGenerated,
     deterministic_id,
@@ -78,8 +84,7 @@ class SignalHandler(ModelLifecycle[SignalModel]):
         elif isinstance(body, ModelPromoted):
             if body.kind == KIND:
                 await self._promote(body.version, body.reason)
-        elif isinstance(body, FundingSettled):
-            # Only if a funding feed is routed to this service; none is by default.
+        elif isinstance(body, FundingRateUpdated):
             self.engine.on_funding(body.instrument, body.settle_time_ms, float(body.rate))
         self.handled += 1
         return out
@@ -105,10 +110,11 @@ class SignalHandler(ModelLifecycle[SignalModel]):
             btc_bars = [] if btc is None or inst == btc else \
                 await self.history.bars(btc, first_ms - 8 * BAR_MS, end_ms)
             dvol = await self.history.dvol(end_ms + BAR_MS, self.dvol_currency)
+            funding = await self.history.funding(inst, end_ms + BAR_MS)
         except Exception as e:  # history unavailable: retry the event later
             raise TransientError(f"bar history for {inst}: {type(e).__name__}: {e}") from e
         # CPU-bound (~75 µs per bar): off the event loop so /healthz keeps answering.
-        n = await asyncio.to_thread(self.engine.warm, inst, bars, btc_bars, dvol)
+        n = await asyncio.to_thread(self.engine.warm, inst, bars, btc_bars, dvol, funding)
         self.metrics.warm_bars.labels(inst).inc(n)
         log.info("signal.features_warmed", instrument=inst, bars=n, first_ms=first_ms, end_ms=end_ms)
 
@@ -137,6 +143,14 @@ class SignalHandler(ModelLifecycle[SignalModel]):
         return emits
 
     # -- readiness and status ----------------------------------------------------------------
+    def inputs_ready(self) -> bool:
+        """True when no side input a model reads was stale at its instrument's last bar; else
+        raises :class:`NotReady` naming each (``/readyz`` check ``inputs``)."""
+        stale = self.engine.stale_inputs()
+        if stale:
+            raise NotReady("degraded: " + "; ".join(stale))
+        return True
+
     def status(self) -> dict[str, Any]:
         e = self.engine
         return {
@@ -145,7 +159,9 @@ class SignalHandler(ModelLifecycle[SignalModel]):
             "model_error": self.models.last_error,
             "instruments": {s: {"last_bar_ms": e.last_ms.get(s),
                                 "feature_bars": e.feats[s][0].n_bars if s in e.feats else 0,
-                                "live_ic": e.ic[s].value if s in e.ic else None}
+                                "live_ic": e.ic[s].value if s in e.ic else None,
+                                "inputs": {a.name: {"age_ms": a.age_ms, "stale": a.stale}
+                                           for a in e.inputs.get(s, ())}}
                             for s in e.cfg.symbols},
             "buffered": [f"{b.instrument}:{b.open_time_ms}" for b in e.buffer],
             "db": None if self.repo is None else self.repo.status(),

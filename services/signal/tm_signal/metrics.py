@@ -35,6 +35,12 @@ class SignalMetrics(ModelMetrics):
                                "unknown instrument).", ["reason"], registry=r)
         self.db_backlog = Gauge("tm_signal_db_backlog", "Signal row batches waiting for the "
                                 "database.", registry=r)
+        self.stale_input = Gauge("tm_signal_stale_input", "1 when a side input the model reads "
+                                 "was stale at the instrument's last bar (withheld, confidence "
+                                 "cut).", ["input", "instrument"], registry=r)
+        self.input_age = Gauge("tm_signal_input_age_seconds", "Age of the side input at the "
+                               "instrument's last bar close, market time, s (+Inf: none known).",
+                               ["input", "instrument"], registry=r)
 
     def observe(self, out) -> None:
         """Count one :class:`~tm_signal.domain.engine.SignalOut`."""
@@ -46,6 +52,10 @@ class SignalMetrics(ModelMetrics):
         else:
             self.zero.labels(out.instrument, zero_cause(out.reason)).inc()
         self.live_ic.labels(out.instrument).set(math.nan if out.live_ic is None else out.live_ic)
+        for a in out.inputs:
+            self.stale_input.labels(a.name, out.instrument).set(1 if a.stale else 0)
+            self.input_age.labels(a.name, out.instrument).set(
+                math.inf if a.age_ms is None else a.age_ms / 1000)
 
 
 def zero_cause(reason: str) -> str:

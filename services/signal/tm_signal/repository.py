@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from tm_common import history as files
 from tm_common.db.tables import bars as bars_table
 from tm_common.db.tables import dvol as dvol_table
+from tm_common.db.tables import funding as funding_table
 from tm_common.db.tables import signals as signals_table
 from tm_common.db.writer import WriteBehindWriter
 from tm_quant.features import Bar
@@ -24,13 +25,13 @@ class SignalRepository(WriteBehindWriter):
     service, table, key = "signal", signals_table, ("instrument", "bar_time_ms")
 
 
-
 class BarHistory:
-    """Bars and DVOL for warm-up: the shipped files, overridden and extended by the database.
+    """Bars, DVOL and funding for warm-up: the shipped files, overridden and extended by the
+    database.
 
-    The files (``tm_common.history``) cover the shipped window; the ``bars``/``dvol`` tables hold
-    what ingest wrote (live, backfill, replay). For a given time the database row wins. Either
-    source may be absent (``engine`` None, or no file for the instrument).
+    The files (``tm_common.history``) cover the shipped window; the ``bars``/``dvol``/``funding``
+    tables hold what ingest wrote (live, backfill, replay). For a given time the database row
+    wins. Either source may be absent (``engine`` None, or no file for the instrument).
     """
 
     def __init__(self, engine: AsyncEngine | None = None, history_dir: str | None = None,
@@ -73,3 +74,22 @@ class BarHistory:
                 for r in (await conn.execute(q)).all():
                     out[int(r[0])] = (int(r[1]), float(r[2]))
         return sorted(out.values())
+
+    async def funding(self, instrument: str, known_by_ms: int) -> list[tuple[int, float]]:
+        """``(settle_time_ms, rate)`` of ``instrument``'s funding rates settled at or before
+        ``known_by_ms`` (a rate is known from its settlement), ascending."""
+        out: dict[int, float] = {}
+        try:
+            for f in files.load_funding(instrument, directory=self.history_dir):
+                if f.time_ms <= known_by_ms:
+                    out[f.time_ms] = float(f.rate)
+        except files.HistoryFileError:
+            pass
+        if self.engine is not None:
+            t = funding_table.c
+            q = sa.select(t.settle_time_ms, t.rate).where(
+                t.instrument == instrument, t.settle_time_ms <= known_by_ms)
+            async with self.engine.connect() as conn:
+                for r in (await conn.execute(q)).all():
+                    out[int(r[0])] = float(r[1])
+        return sorted(out.items())

@@ -6,11 +6,12 @@ import json
 import random
 
 from tm_common.bus import Consumer, InMemoryBus
-from tm_common.bus.streams import MD_BAR, MD_DVOL, MODELS_PROMOTED, SIGNAL_TL
-from tm_common.events import DvolUpdated, Envelope, ModelPromoted
-from tm_common.history import load_bars, load_dvol
+from tm_common.bus.streams import MD_BAR, MD_DVOL, MD_FUNDING, SIGNAL_TL
+from tm_common.events import DvolUpdated, Envelope, FundingRateUpdated, ModelPromoted
+from tm_common.history import load_bars, load_dvol, load_funding
 from tm_common.testing.factories import history_bar_event
 from tm_quant.features import BAR_MS
+from tm_signal.app import INPUTS
 from tm_signal.domain.engine import EngineConfig, SignalEngine
 from tm_signal.handler import SignalHandler
 from tm_signal.models import SignalModels
@@ -30,6 +31,14 @@ def dvol_env(p) -> Envelope:
                          ts_event_ns=p.known_at_ms * 1_000_000, ts_init_ns=1)
 
 
+def funding_env(sym: str, f) -> Envelope:
+    """A settled funding rate from the shipped file, as ingest's replay publishes it."""
+    body = FundingRateUpdated(instrument=sym, settle_time_ms=f.time_ms, rate=f.rate_decimal,
+                              source="replay")
+    return Envelope.root(body, key=f"{sym}:{f.time_ms}", correlation_id=f"FUNDING:{sym}:{f.time_ms}",
+                         ts_event_ns=f.time_ms * 1_000_000, ts_init_ns=1)
+
+
 def promoted_env(version: str, kind: str = "signal") -> Envelope:
     body = ModelPromoted(kind=kind, version=version, reason="test")
     return Envelope.root(body, key=f"{kind}:{version}", correlation_id=f"model:{version}",
@@ -44,29 +53,55 @@ def first_ms(offset: int) -> int:
     return load_bars("BTCUSDT")[START + offset].open_time_ms
 
 
-async def publish_lockstep(bus, start: int, n: int, seed: int = 0, dvol: bool = True) -> None:
-    """Like ingest's lockstep replay: DVOL known by each bar close, then the bars of that time
-    (shuffled within the time)."""
+async def publish_lockstep(bus, start: int, n: int, seed: int = 0, dvol: bool = True,
+                           funding: bool = True, consumer=None, late_funding: bool = False) -> None:
+    """Like ingest's lockstep replay: DVOL and funding known by each bar close, then the bars of
+    that time (shuffled within the time). With ``consumer``, it handles everything published
+    before each bar time's bars and after them, as the lockstep's idle waits make the services
+    do; without, everything is published first (the consumer then reads stream by stream, so
+    bars may be handled before the side values of their time). ``late_funding``: a rate settled
+    exactly at a bar time's close comes after that time's bars (a live poller that lags)."""
     rng = random.Random(seed)
     per = {s: load_bars(s)[start:start + n] for s in SYMS}
     points = load_dvol("BTC") if dvol else []
+    rates = {s: load_funding(s) if funding else [] for s in SYMS}
+    # Older side values change nothing (a warm-up reads them from history): start a week back.
+    since = per["BTCUSDT"][0].open_time_ms - 7 * 86_400_000
+    points = [p for p in points if p.known_at_ms >= since]
+    rates = {s: [f for f in v if f.time_ms >= since] for s, v in rates.items()}
+    fi = dict.fromkeys(SYMS, 0)
     di = 0
     for i in range(n):
         close = per["BTCUSDT"][i].open_time_ms + BAR_MS
         while di < len(points) and points[di].known_at_ms <= close:
             await bus.publish(MD_DVOL, dvol_env(points[di]))
             di += 1
+        late = []
+        for s in SYMS:
+            while fi[s] < len(rates[s]) and rates[s][fi[s]].time_ms <= close:
+                f = rates[s][fi[s]]
+                fi[s] += 1
+                if late_funding and f.time_ms == close:
+                    late.append(funding_env(s, f))
+                else:
+                    await bus.publish(MD_FUNDING, funding_env(s, f))
+        if consumer is not None:
+            await consumer.run_until_idle()
         group = list(SYMS)
         rng.shuffle(group)
         for s in group:
             await bus.publish(MD_BAR, bar_env(s, per[s][i]))
+        if consumer is not None:
+            await consumer.run_until_idle()
+        for env in late:
+            await bus.publish(MD_FUNDING, env)
 
 
 def make(bus, registry, *, name: str = "signal-0", history=True, **cfg):
     handler = SignalHandler(SignalEngine(EngineConfig(symbols=SYMS, **cfg)), SignalModels(registry),
                             history=BarHistory(None) if history else None)
     consumer = Consumer(bus, handler, group="signal", consumer=name,
-                        streams=[MD_BAR, MD_DVOL, MODELS_PROMOTED], state_key="tm:state:signal",
+                        streams=list(INPUTS), state_key="tm:state:signal",
                         clock=lambda: 7, retry_backoff_s=0.001, max_deliveries=3)
     return handler, consumer
 
@@ -90,6 +125,7 @@ __all__ = [
     "content",
     "dvol_env",
     "first_ms",
+    "funding_env",
     "make",
     "promoted_env",
     "publish_lockstep",

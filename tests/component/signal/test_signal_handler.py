@@ -49,8 +49,7 @@ def registry(bundles, prod="v1"):
 async def run_lockstep(reg, seed, n=N, **kw):
     bus = InMemoryBus()
     h, c = make(bus, reg, **kw)
-    await publish_lockstep(bus, START, n, seed=seed)
-    await c.run_until_idle()
+    await publish_lockstep(bus, START, n, seed=seed, consumer=c)
     return bus, h, c
 
 
@@ -101,13 +100,11 @@ async def test_hot_reload_mid_stream_each_bar_once_and_equal_to_a_fresh_start(bu
     reg = registry(bundles)
     bus = InMemoryBus()
     h, c = make(bus, reg)
-    await publish_lockstep(bus, START, 20, seed=3)
-    await c.run_until_idle()
+    await publish_lockstep(bus, START, 20, seed=3, consumer=c)
     reg.prod["signal"] = "v2"
     await bus.publish(MODELS_PROMOTED, promoted_env("v2"))
     await c.run_until_idle()
-    await publish_lockstep(bus, START + 20, 20, seed=4)
-    await c.run_until_idle()
+    await publish_lockstep(bus, START + 20, 20, seed=4, consumer=c)
     out = await signals(bus)
     keys = [(s["body"]["instrument"], s["body"]["bar_time_ms"]) for s in out]
     assert len(keys) == len(set(keys)) == 3 * 40                 # every bar once, none twice

@@ -1,5 +1,5 @@
-"""The ingest service as a real process: lockstep replay of shipped history into Redis, bars
-upserted to the database, /status and /metrics served."""
+"""The ingest service as a real process: lockstep replay of shipped history into Redis, bars and
+funding upserted to the database, /status and /metrics served."""
 
 import asyncio
 import json
@@ -11,14 +11,17 @@ import time
 import httpx
 import sqlalchemy as sa
 from tm_common.bus.redis import RedisStreamsBus
-from tm_common.bus.streams import MD_BAR
+from tm_common.bus.streams import MD_BAR, MD_FUNDING
 from tm_common.db import make_engine
 from tm_common.db.tables import bars as bars_table
-from tm_common.history import load_bars
+from tm_common.db.tables import funding as funding_table
+from tm_common.history import load_bars, load_funding
 from tm_common.testing.redis import free_port
 
 START = 1_688_169_600_000            # 2023-07-01
 END = START + 47 * 4 * 3600 * 1000   # 48 bar times
+BAR_MS = 4 * 3600 * 1000
+FUNDING_MS = 8 * 3600 * 1000
 
 
 def test_replay_process_publishes_exact_history_and_writes_db(redis_url, namespace, database_url,
@@ -55,17 +58,27 @@ def test_replay_process_publishes_exact_history_and_writes_db(redis_url, namespa
     async def check():
         bus = RedisStreamsBus(redis_url, prefix=namespace)
         got = [json.loads(f["body"]) for _, f in await bus.entries(MD_BAR, 10_000)]
+        fund = [json.loads(f["body"]) for _, f in await bus.entries(MD_FUNDING, 10_000)]
         await bus.close()
         engine = make_engine(database_url)
         async with engine.connect() as conn:
             rows = (await conn.execute(sa.select(bars_table.c.instrument, bars_table.c.open_time_ms,
                                                  bars_table.c.close)
                                        .where(bars_table.c.open_time_ms.between(START, END)))).all()
+            window = funding_table.c.settle_time_ms.between(START - FUNDING_MS, END + BAR_MS)
+            frows = (await conn.execute(sa.select(funding_table.c.instrument,
+                                                  funding_table.c.settle_time_ms,
+                                                  funding_table.c.source).where(window))).all()
             await conn.execute(bars_table.delete().where(bars_table.c.open_time_ms.between(START, END)))
+            await conn.execute(funding_table.delete().where(window))
             await conn.commit()
         await engine.dispose()
-        return got, rows
-    got, rows = asyncio.run(check())
+        return got, rows, fund, frows
+    got, rows, fund, frows = asyncio.run(check())
+    want_funding = sorted((s, f.time_ms) for s in ("BTCUSDT", "ETHUSDT", "SOLUSDT")
+                          for f in load_funding(s) if START - FUNDING_MS <= f.time_ms <= END + BAR_MS)
+    assert sorted((f["instrument"], f["settle_time_ms"]) for f in fund) == want_funding
+    assert sorted((r[0], r[1]) for r in frows) == want_funding and {r[2] for r in frows} == {"replay"}
     expected = sorted(((s, b.open_time_ms, b.close) for s in ("BTCUSDT", "ETHUSDT", "SOLUSDT")
                        for b in load_bars(s, START, END)), key=lambda x: (x[1], x[0]))
     assert [(g["instrument"], g["open_time_ms"], g["close"]) for g in got] == expected

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 MD_BAR = "md.bar"
 MD_DVOL = "md.dvol"
+MD_FUNDING = "md.funding"         # settled funding rates (ingest), for signal
 REGIME_STATE = "regime.state"
 SIGNAL_TL = "signal.tl"
 SIZING_TARGET = "sizing.target"
@@ -25,7 +26,7 @@ RISK_COMMAND = "risk.command"        # breaker trip/reset and watchdog ticks, as
 SIZER_COMMAND = "sizer.command"      # live join-timeout flushes
 
 ALL_STREAMS: tuple[str, ...] = (
-    MD_BAR, MD_DVOL, REGIME_STATE, SIGNAL_TL, SIZING_TARGET, RISK_ORDER, RISK_REJECTION,
+    MD_BAR, MD_DVOL, MD_FUNDING, REGIME_STATE, SIGNAL_TL, SIZING_TARGET, RISK_ORDER, RISK_REJECTION,
     RISK_BREAKER, EXEC_REPORT, PORTFOLIO_SNAPSHOT, MODELS_PROMOTED, EXEC_VENUE,
     RISK_COMMAND, SIZER_COMMAND,
 )
@@ -35,7 +36,8 @@ DLQ_SUFFIX = ".dlq"
 # Approximate retention per stream (XADD MAXLEN ~): far above any normal lag. PostgreSQL is the
 # durable record; streams are the transport. Per-bar streams see ~6 entries/day/instrument.
 DEFAULT_MAXLEN = 100_000
-MAXLEN: dict[str, int] = {MD_BAR: 200_000, MD_DVOL: 10_000, MODELS_PROMOTED: 10_000}
+MAXLEN: dict[str, int] = {MD_BAR: 200_000, MD_DVOL: 10_000, MD_FUNDING: 50_000,
+                          MODELS_PROMOTED: 10_000}
 
 
 def dlq(stream: str) -> str:

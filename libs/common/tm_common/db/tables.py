@@ -79,6 +79,16 @@ dvol = sa.Table(
     sa.PrimaryKeyConstraint("currency", "day_ms"),
 )
 
+funding = sa.Table(
+    "funding", metadata,
+    _instrument(),
+    # The settlement time: a rate is known from here on, never earlier.
+    sa.Column("settle_time_ms", sa.BigInteger, nullable=False),
+    *_decimals("rate"),
+    sa.Column("source", sa.String(16), nullable=False, server_default="live"),
+    sa.PrimaryKeyConstraint("instrument", "settle_time_ms"),
+)
+
 regimes = _per_bar(
     "regimes",
     sa.Column("label", sa.String(16), nullable=False),
@@ -200,5 +210,5 @@ processed_events = sa.Table(
     sa.PrimaryKeyConstraint("consumer", "event_id"),
 )
 
-ALL_TABLES = (bars, dvol, regimes, signals, targets, orders, fills, portfolio_snapshots,
+ALL_TABLES = (bars, dvol, funding, regimes, signals, targets, orders, fills, portfolio_snapshots,
               model_registry, processed_events)

@@ -7,7 +7,7 @@ from tm_common.events.base import (
     event_types,
     register,
 )
-from tm_common.events.market import BarClosed, DvolUpdated
+from tm_common.events.market import BarClosed, DvolUpdated, FundingRateUpdated
 from tm_common.events.models import ModelPromoted
 from tm_common.events.orders import (
     FundingSettled,
@@ -22,7 +22,8 @@ from tm_common.events.risk import BreakerStateChanged
 from tm_common.events.signals import PositionSized, RegimeDetected, SignalGenerated
 
 __all__ = [
-    "BarClosed", "BreakerStateChanged", "DvolUpdated", "Envelope", "EventBody", "FundingSettled",
+    "BarClosed", "BreakerStateChanged", "DvolUpdated", "Envelope", "EventBody", "FundingRateUpdated",
+    "FundingSettled",
     "ModelPromoted", "OrderApproved", "OrderFilled", "OrderRejected", "OrderReported",
     "PortfolioSnapshotted", "PositionReconciled", "PositionSized", "PositionView",
     "RegimeDetected", "SignalGenerated", "deterministic_id", "event_types", "register",

@@ -1,4 +1,4 @@
-"""Market data events: closed bars and Deribit DVOL."""
+"""Market data events: closed bars, funding rates and Deribit DVOL."""
 
 from __future__ import annotations
 
@@ -38,3 +38,17 @@ class DvolUpdated(EventBody, frozen=True, kw_only=True):
     day_ms: int
     known_at_ms: int
     value: float
+
+
+@register
+class FundingRateUpdated(EventBody, frozen=True, kw_only=True):
+    """A perpetual's settled funding rate (Bybit ``/v5/market/funding/history``): ``rate`` is the
+    decimal rate per funding interval, settled and known from ``settle_time_ms`` (ms UTC)."""
+
+    TYPE = "funding.rate"
+    SCHEMA_VERSION = 1
+
+    instrument: str
+    settle_time_ms: int
+    rate: Decimal
+    source: Literal["live", "backfill", "replay"] = "live"

@@ -186,10 +186,18 @@ class MatchingEngine:
                     order.qty = order.cum_exec_qty + qty
             self._fill(order, qty, price, is_maker=True, at_ms=bar.close_time_ms)
 
-    def _settle_funding(self, symbol: str, rate: Decimal) -> None:
+    def settle_funding(self, symbol: str, rate: Decimal) -> bool:
+        """Settle ``rate`` now on the position held, at the symbol's mark (the live feed's
+        funding, which arrives on its own rather than by :meth:`step`); ``False`` when there is
+        no position or no mark, so nothing was paid."""
+        if symbol not in self.marks:
+            return False
+        return self._settle_funding(symbol, rate)
+
+    def _settle_funding(self, symbol: str, rate: Decimal) -> bool:
         pos = self.account.positions.get(symbol)
         if pos is None or pos.size == 0:
-            return
+            return False
         mark = self.marks[symbol]
         size = pos.size
         paid = self.account.settle_funding(symbol, rate, mark, self.now_ms)
@@ -203,6 +211,7 @@ class MatchingEngine:
         self._events.append(("execution", ex))
         self._emit_position(symbol)
         self._events.append(("wallet", None))
+        return True
 
     # ---- queries -----------------------------------------------------------------------
     def find_order(self, order_id: str | None = None,

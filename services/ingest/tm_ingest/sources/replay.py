@@ -19,8 +19,8 @@ from typing import Protocol
 
 from tm_common.bus import Bus
 from tm_common.bus.streams import ALL_STREAMS
-from tm_common.events import BarClosed, DvolUpdated
-from tm_common.history import load_bars, load_dvol
+from tm_common.events import BarClosed, DvolUpdated, FundingRateUpdated
+from tm_common.history import HistoryFileError, load_bars, load_dvol, load_funding
 
 from tm_ingest.domain.bars import INTERVAL_MS, make_bar
 from tm_ingest.publisher import BarPublisher
@@ -86,6 +86,28 @@ def history_dvol(start_ms: int | None, end_ms: int | None, directory=None) -> li
             and (end_ms is None or p.known_at_ms <= end_ms + INTERVAL_MS)]
 
 
+FUNDING_INTERVAL_MS = 8 * 3600 * 1000
+
+
+def history_funding(symbols: Sequence[str], start_ms: int | None, end_ms: int | None,
+                    directory=None) -> list[FundingRateUpdated]:
+    """Shipped funding of ``symbols`` (source "replay") settled in the window: from one funding
+    interval before ``start_ms`` (the rate in force at the first bar) to the last bar's close. A
+    symbol without a funding file has none (its funding features stay NaN, as in training)."""
+    out: list[FundingRateUpdated] = []
+    for sym in symbols:
+        try:
+            rates = load_funding(sym, directory=directory)
+        except HistoryFileError:
+            continue
+        out.extend(FundingRateUpdated(instrument=sym, settle_time_ms=f.time_ms,
+                                      rate=f.rate_decimal, source="replay")
+                   for f in rates
+                   if (start_ms is None or f.time_ms >= start_ms - FUNDING_INTERVAL_MS)
+                   and (end_ms is None or f.time_ms <= end_ms + INTERVAL_MS))
+    return out
+
+
 @dataclass
 class ReplayProgress:
     step: int
@@ -97,6 +119,8 @@ class ReplayProgress:
 class ReplaySource:
     """Publishes ``bars`` (and ``dvol``) in time order through ``publisher``.
 
+    A funding rate or DVOL value is published before the first bar whose close is at or after
+    the time it became known (settle time, ``known_at_ms``), never earlier.
     ``probe`` given → lockstep; else ``pace_s`` seconds between bar times (0 = as fast as
     possible). ``before_step(t)`` runs before bar time t is published (the replay moves the
     venue's clock there, so orders for bar t fill at its close). Resumable: the publisher's
@@ -104,7 +128,8 @@ class ReplaySource:
     """
 
     def __init__(self, publisher: BarPublisher, bars: Iterable[BarClosed],
-                 dvol: Iterable[DvolUpdated] = (), *, probe: PipelineProbe | None = None,
+                 dvol: Iterable[DvolUpdated] = (), *,
+                 funding: Iterable[FundingRateUpdated] = (), probe: PipelineProbe | None = None,
                  pace_s: float = 0.0,
                  on_progress: Callable[[ReplayProgress], Awaitable[None] | None] | None = None,
                  should_stop: Callable[[], bool] = lambda: False,
@@ -112,12 +137,13 @@ class ReplaySource:
         self.publisher, self.probe, self.pace_s = publisher, probe, pace_s
         self.bars = sorted(bars, key=lambda b: (b.open_time_ms, b.instrument))
         self.dvol = sorted(dvol, key=lambda d: d.known_at_ms)
+        self.funding = sorted(funding, key=lambda f: (f.settle_time_ms, f.instrument))
         self.on_progress, self.should_stop = on_progress, should_stop
         self.before_step = before_step
 
     async def run(self) -> int:
         steps = [(t, list(g)) for t, g in groupby(self.bars, key=lambda b: b.open_time_ms)]
-        di, published = 0, 0
+        di, fi, published = 0, 0, 0
         for i, (t, group) in enumerate(steps):
             if self.should_stop():
                 break
@@ -128,8 +154,14 @@ class ReplaySource:
             while di < len(self.dvol) and self.dvol[di].known_at_ms <= close_ms:
                 known.append(self.dvol[di])
                 di += 1
-            if known and await self.publisher.publish_dvol(known) and self.probe:
-                await self.probe.wait_done(t)   # DVOL first, so every consumer sees it before bar t
+            settled = []
+            while fi < len(self.funding) and self.funding[fi].settle_time_ms <= close_ms:
+                settled.append(self.funding[fi])
+                fi += 1
+            side = bool(known and await self.publisher.publish_dvol(known))
+            side = bool(settled and await self.publisher.publish_funding(settled)) or side
+            if side and self.probe:
+                await self.probe.wait_done(t)   # DVOL and funding first: consumers see them before bar t
             published += len(await self.publisher.publish_bars(group))
             if self.probe is not None:
                 await self.probe.wait_done(t)

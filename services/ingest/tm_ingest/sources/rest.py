@@ -1,4 +1,5 @@
-"""Bybit V5 REST kline backfill (``GET /v5/market/kline``, category linear, newest first)."""
+"""Bybit V5 public REST: kline backfill (``GET /v5/market/kline``, category linear, newest first)
+and settled funding rates (``GET /v5/market/funding/history``)."""
 
 from __future__ import annotations
 
@@ -7,12 +8,39 @@ from collections.abc import Callable
 import httpx
 import structlog
 from tm_common.errors import VenueUnavailable as VenueError
-from tm_common.events import BarClosed
+from tm_common.events import BarClosed, FundingRateUpdated
 
 from tm_ingest.domain.bars import INTERVAL_MS, BadBar, from_rest_row, order_and_dedupe
+from tm_ingest.domain.funding import BadFunding, funding_from_rest_row
 
 log = structlog.get_logger("tm.ingest.rest")
 PAGE_LIMIT = 1000
+FUNDING_PAGE_LIMIT = 200
+RATE_LIMIT_CODE = 10006
+
+
+class RateLimited(VenueError):
+    """Bybit said "too many requests" (HTTP 429 or retCode 10006): wait ``retry_after_s``."""
+
+    def __init__(self, message: str, retry_after_s: float | None) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+def _retry_after_s(headers: httpx.Headers, now_ms: int | None = None) -> float | None:
+    """Seconds to wait: ``Retry-After`` (seconds), else Bybit's ``X-Bapi-Limit-Reset-Timestamp``
+    (ms); None when neither is readable."""
+    import time
+
+    try:
+        if "retry-after" in headers:
+            return max(0.0, float(headers["retry-after"]))
+        if "x-bapi-limit-reset-timestamp" in headers:
+            now = time.time() * 1000 if now_ms is None else now_ms
+            return max(0.0, (int(headers["x-bapi-limit-reset-timestamp"]) - now) / 1000)
+    except ValueError:
+        return None
+    return None
 
 
 class BybitRestClient:
@@ -31,35 +59,79 @@ class BybitRestClient:
     async def _page(self, symbol: str, start_ms: int, end_ms: int) -> list:
         params: dict[str, str | int] = {"category": "linear", "symbol": symbol, "interval": "240",
                                         "start": start_ms, "end": end_ms, "limit": PAGE_LIMIT}
+        return await self.get_list("/v5/market/kline", params, f"kline {symbol}")
+
+    async def get_list(self, path: str, params: dict[str, str | int], what: str) -> list:
+        """``result.list`` of a public V5 GET, checked.
+
+        Raises:
+            RateLimited: HTTP 429 or retCode 10006 (``retry_after_s`` from the headers).
+            VenueError: transport failure, HTTP error, a body that is not V5 JSON, retCode != 0.
+        """
         try:
-            resp = await self.http.get("/v5/market/kline", params=params)
+            resp = await self.http.get(path, params=params)
         except httpx.HTTPError as e:
-            raise VenueError(f"kline {symbol}: {type(e).__name__}: {e}") from e
+            raise VenueError(f"{what}: {type(e).__name__}: {e}") from e
+        if resp.status_code == 429:
+            raise RateLimited(f"{what}: HTTP 429", _retry_after_s(resp.headers))
         if resp.status_code != 200:
-            raise VenueError(f"kline {symbol}: HTTP {resp.status_code}")
+            raise VenueError(f"{what}: HTTP {resp.status_code}")
         try:
             body = resp.json()
         except (ValueError, RecursionError) as e:      # RecursionError: absurdly nested JSON
             ctype = resp.headers.get("content-type", "?").split(";")[0]
-            raise VenueError(f"kline {symbol}: body is not JSON ({ctype}, "
+            raise VenueError(f"{what}: body is not JSON ({ctype}, "
                              f"{len(resp.content)} bytes)") from e
         if not isinstance(body, dict):
-            raise VenueError(f"kline {symbol}: body is a JSON {_json_type(body)}, not an object")
+            raise VenueError(f"{what}: body is a JSON {_json_type(body)}, not an object")
         code = body.get("retCode")
         if isinstance(code, bool) or not isinstance(code, int):
-            raise VenueError(f"kline {symbol}: " + ("no retCode" if code is None else
+            raise VenueError(f"{what}: " + ("no retCode" if code is None else
                              f"retCode is not an integer: {str(code)[:40]!r}"))
+        if code == RATE_LIMIT_CODE:
+            raise RateLimited(f"{what}: retCode {code} (rate limited)",
+                              _retry_after_s(resp.headers))
         if code != 0:
-            raise VenueError(f"kline {symbol}: retCode {code}: {str(body.get('retMsg'))[:200]}")
+            raise VenueError(f"{what}: retCode {code}: {str(body.get('retMsg'))[:200]}")
         result = body.get("result")
         rows = result.get("list") if isinstance(result, dict) else None
         if not isinstance(rows, list):
-            what = ("result is missing" if result is None else
-                    f"result is a JSON {_json_type(result)}" if not isinstance(result, dict) else
-                    "result.list missing" if rows is None else
-                    f"result.list is a JSON {_json_type(rows)}")
-            raise VenueError(f"kline {symbol}: {what}")
+            detail = ("result is missing" if result is None else
+                      f"result is a JSON {_json_type(result)}" if not isinstance(result, dict) else
+                      "result.list missing" if rows is None else
+                      f"result.list is a JSON {_json_type(rows)}")
+            raise VenueError(f"{what}: {detail}")
         return rows
+
+    async def fetch_funding(self, symbol: str, start_ms: int, end_ms: int, *,
+                            source: str = "live") -> list[FundingRateUpdated]:
+        """Settled funding rates with ``start_ms <= settle_time_ms <= end_ms``, oldest first,
+        each once (``GET /v5/market/funding/history``, pages of 200 newest first). Invalid rows
+        are dropped with a reason (``on_bad_row``)."""
+        out: dict[int, FundingRateUpdated] = {}
+        cursor = end_ms
+        while cursor >= start_ms:
+            params: dict[str, str | int] = {"category": "linear", "symbol": symbol,
+                                            "startTime": start_ms, "endTime": cursor,
+                                            "limit": FUNDING_PAGE_LIMIT}
+            rows = await self.get_list("/v5/market/funding/history", params, f"funding {symbol}")
+            page: list[FundingRateUpdated] = []
+            for row in rows:
+                try:
+                    page.append(funding_from_rest_row(symbol, row, source))
+                except BadFunding as e:
+                    self.on_bad_row(str(e))
+                    log.warning("ingest.bad_funding_row", symbol=symbol, reason=str(e))
+            if not page:
+                break
+            for f in page:
+                if start_ms <= f.settle_time_ms <= end_ms:
+                    out[f.settle_time_ms] = f
+            oldest = min(f.settle_time_ms for f in page)
+            if len(rows) < FUNDING_PAGE_LIMIT or oldest <= start_ms:
+                break
+            cursor = oldest - 1
+        return [out[t] for t in sorted(out)]
 
     async def fetch(self, symbol: str, start_ms: int, end_ms: int, now_ms: int) -> list[BarClosed]:
         """Closed bars with ``start_ms <= open <= end_ms``, oldest first, each once.

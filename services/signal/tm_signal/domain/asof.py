@@ -40,8 +40,13 @@ class KnownValues:
 
     def asof(self, t_ms: int) -> float | None:
         """The newest value known at ``t_ms`` (inclusive), or None if none is known yet."""
+        p = self.point(t_ms)
+        return None if p is None else p[1]
+
+    def point(self, t_ms: int) -> tuple[int, float] | None:
+        """``(known_at_ms, value)`` of the newest point known at ``t_ms`` (inclusive), or None."""
         i = bisect_right(self._points, (t_ms, float("inf")))
-        return self._points[i - 1][1] if i else None
+        return self._points[i - 1] if i else None
 
     def prune(self, t_ms: int) -> None:
         """Forget points superseded at ``t_ms``: every point older than the newest one known at

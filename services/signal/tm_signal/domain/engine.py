@@ -2,7 +2,8 @@
 
 Per bar: order it against BTC (:mod:`.aligner`), update the instrument's incremental features
 (DVOL and funding as known at the bar's close), predict with the production model, turn P(up)
-into direction and confidence, and track the live IC. Without a model (or before the features are
+into direction and confidence, and track the live IC. A side input older than its maximum age is
+withheld from the model and cuts the confidence (:mod:`.staleness`, the documented rule). Without a model (or before the features are
 warm) it still emits one signal per bar, with zero confidence and the reason.
 
 History I/O stays outside: the handler fetches bars and calls :meth:`SignalEngine.warm` for the
@@ -29,6 +30,7 @@ from tm_signal.domain.asof import KnownValues
 from tm_signal.domain.bars import BarIn
 from tm_signal.domain.live_ic import LiveIC
 from tm_signal.domain.model import SignalModel
+from tm_signal.domain.staleness import DAY_MS, InputAge, assess, confidence_cut, withhold
 
 SCHEMA = 1
 NO_MODEL = "no production signal model"
@@ -39,7 +41,10 @@ class EngineConfig:
     """``symbols``: instruments handled; ``btc_symbol``: source of the cross features (None =
     none); ``ic_window``/``ic_min_pairs``: live IC window and minimum matured predictions;
     ``min_confidence``: below it the direction is 0 (confidence is still reported);
-    ``ic_reset_on_reload``: forget the IC history when a new model version loads."""
+    ``ic_reset_on_reload``: forget the IC history when a new model version loads;
+    ``dvol_max_age_ms``/``funding_max_age_ms``: a side input older than this at a bar's close is
+    stale; ``stale_confidence_fraction``: the confidence factor per stale input, [0, 1]
+    (:mod:`.staleness`)."""
 
     symbols: tuple[str, ...] = ("BTCUSDT", "ETHUSDT", "SOLUSDT")
     btc_symbol: str | None = "BTCUSDT"
@@ -47,26 +52,36 @@ class EngineConfig:
     ic_min_pairs: int = 20
     min_confidence: float = 0.0
     ic_reset_on_reload: bool = False
+    dvol_max_age_ms: int = 2 * DAY_MS
+    funding_max_age_ms: int = DAY_MS
+    stale_confidence_fraction: float = 0.5
+
+    @property
+    def max_age_ms(self) -> dict[str, int]:
+        return {"dvol": self.dvol_max_age_ms, "funding": self.funding_max_age_ms}
 
 
 @dataclass(frozen=True, kw_only=True)
 class SignalOut(BarSignal):
-    """One signal. ``inference_us``/``features_us``: measured cost (µs), never used in decisions."""
+    """One signal. ``inference_us``/``features_us``: measured cost (µs), never used in decisions;
+    ``inputs``: the side inputs the model reads, with their ages at the bar's close."""
 
     model_version: str
     reason: str
     inference_us: float = 0.0
     features_us: float = 0.0
+    inputs: tuple[InputAge, ...] = ()
 
     @property
     def correlation_id(self) -> str:
         return f"{self.instrument}:{self.bar_time_ms}"
 
 
-def decide(p: float, min_confidence: float = 0.0) -> tuple[int, float]:
-    """(direction, confidence) from P(up) ``p``: confidence = |2p - 1| in [0, 1]; direction
-    = sign(p - 0.5), or 0 when the confidence is 0 or below ``min_confidence``."""
-    conf = min(1.0, abs(2.0 * p - 1.0))
+def decide(p: float, min_confidence: float = 0.0, factor: float = 1.0) -> tuple[int, float]:
+    """(direction, confidence) from P(up) ``p``: confidence = |2p - 1| * ``factor`` in [0, 1]
+    (``factor`` < 1: the stale-input cut); direction = sign(p - 0.5), or 0 when the confidence
+    is 0 or below ``min_confidence``."""
+    conf = min(1.0, abs(2.0 * p - 1.0)) * factor
     if conf == 0.0 or conf < min_confidence:
         return 0, conf
     return (1 if p > 0.5 else -1), conf
@@ -94,6 +109,7 @@ class SignalEngine:
         self.model = model
         self.model_version = "" if model is None else model.version
         self.feats.clear()
+        self.inputs.clear()
         if self.cfg.ic_reset_on_reload:
             self.ic.clear()
 
@@ -125,7 +141,8 @@ class SignalEngine:
                 if s in self.last_ms and s not in self.feats]
 
     def warm(self, instrument: str, bars: Sequence[Bar], btc_bars: Sequence[Bar],
-             dvol: Sequence[tuple[int, float]]) -> int:
+             dvol: Sequence[tuple[int, float]],
+             funding: Sequence[tuple[int, float]] = ()) -> int:
         """Rebuild ``instrument``'s features from history, exactly as live bars would have.
 
         Args:
@@ -133,26 +150,37 @@ class SignalEngine:
                 ``first_bar_ms`` are skipped.
             btc_bars: BTC bars over the same span (ignored for BTC itself).
             dvol: ``(known_at_ms, value)`` points, ascending.
-        Returns the number of bars fed. Funding is not replayed (no live funding feed).
+            funding: the instrument's ``(settle_time_ms, rate)`` points, ascending.
+        Returns the number of bars fed. The newest DVOL and funding points used are also kept
+        as the as-of values, so the next live bar sees what an uninterrupted run would.
         """
         assert self.model is not None
         im = self.model.instruments[instrument]
         f = IncrementalFeatures(im.garch)
         use_btc = self._btc() is not None and instrument != self._btc()
-        bi = di = n = 0
+        bi = di = fi = n = 0
         btc_cur: Bar | None = None
-        dv_cur: float | None = None
+        dv_cur: tuple[int, float] | None = None
+        fu_cur: tuple[int, float] | None = None
         for b in bars:
             if b.ts_ms < im.first_bar_ms:
                 continue
             close_ms = b.ts_ms + BAR_MS
             while di < len(dvol) and dvol[di][0] <= close_ms:
-                dv_cur, di = float(dvol[di][1]), di + 1
+                dv_cur, di = (int(dvol[di][0]), float(dvol[di][1])), di + 1
+            while fi < len(funding) and funding[fi][0] <= close_ms:
+                fu_cur, fi = (int(funding[fi][0]), float(funding[fi][1])), fi + 1
             while use_btc and bi < len(btc_bars) and btc_bars[bi].ts_ms <= b.ts_ms:
                 btc_cur, bi = btc_bars[bi], bi + 1
-            f.update(b, dvol=dv_cur, btc_bar=btc_cur if use_btc else None)
+            f.update(b, dvol=None if dv_cur is None else dv_cur[1],
+                     funding=None if fu_cur is None else fu_cur[1],
+                     btc_bar=btc_cur if use_btc else None)
             n += 1
         self.feats[instrument] = (f, im.garch)
+        if dv_cur is not None:
+            self.dvol.add(*dv_cur)
+        if fu_cur is not None:
+            self.on_funding(instrument, *fu_cur)
         return n
 
     # -- events --------------------------------------------------------------------------
@@ -161,8 +189,10 @@ class SignalEngine:
         self.dvol.add(known_at_ms, value)
 
     def on_funding(self, instrument: str, settle_ms: int, rate: float) -> None:
-        """A funding rate (decimal per 8 h) known from its settlement time."""
-        self.funding.setdefault(instrument, KnownValues()).add(settle_ms, rate)
+        """A settled funding rate (decimal per funding interval) known from its settlement time;
+        ignored for an instrument this engine does not handle."""
+        if instrument in self.cfg.symbols:
+            self.funding.setdefault(instrument, KnownValues()).add(settle_ms, rate)
 
     def _btc(self) -> str | None:
         b = self.cfg.btc_symbol
@@ -209,29 +239,48 @@ class SignalEngine:
             self.feats[inst] = (IncrementalFeatures(im.garch), im.garch)
         f = self.feats[inst][0]
         fund_kv = self.funding.get(inst)
-        funding = None if fund_kv is None else fund_kv.asof(bar.close_ms)
+        dv = self.dvol.point(bar.close_ms)
+        fu = None if fund_kv is None else fund_kv.point(bar.close_ms)
+        ages = assess(im.side_inputs, bar.close_ms,
+                      {"dvol": None if dv is None else dv[0], "funding": None if fu is None else fu[0]},
+                      self.cfg.max_age_ms)
+        self.inputs[inst] = ages
         t0 = self._timer()
-        row = f.update(bar.as_bar(), dvol=self.dvol.asof(bar.close_ms), funding=funding,
+        row = f.update(bar.as_bar(), dvol=None if dv is None else dv[1],
+                       funding=None if fu is None else fu[1],
                        btc_bar=self._btc_bar_for(t) if btc is not None and inst != btc else None)
         t1 = self._timer()
         if row is None:
-            return self._zero(bar, ic, f"warming up: {f.n_bars}/{WARMUP_BARS} bars", (t1 - t0) / 1e3)
-        p = im.predict(row)
+            return self._zero(bar, ic, f"warming up: {f.n_bars}/{WARMUP_BARS} bars",
+                              (t1 - t0) / 1e3, ages)
+        p = im.predict(withhold(row, ages))
         t2 = self._timer()
         if not math.isfinite(p):
-            return self._zero(bar, ic, "model output not finite", (t1 - t0) / 1e3)
+            return self._zero(bar, ic, "model output not finite", (t1 - t0) / 1e3, ages)
         p = min(1.0, max(0.0, p))
-        direction, conf = decide(p, self.cfg.min_confidence)
+        direction, conf = decide(p, self.cfg.min_confidence,
+                                 confidence_cut(1.0, ages, self.cfg.stale_confidence_fraction))
         live_ic = ic.value
         ic.add(p, bar.close, self.model.horizon_bars)
-        notes = [n for n in (note, "funding n/a" if im.uses_funding and funding is None else "") if n]
+        stale = [a.describe() for a in ages if a.stale]
+        if stale:
+            stale[-1] += f": withheld, confidence x{self.cfg.stale_confidence_fraction:g} each"
+        notes = [n for n in (note, *stale) if n]
         return SignalOut(inst, t, direction, p, conf, live_ic, bar.ts_event_ns,
                          model_version=self.model_version, reason="; ".join(["ok", *notes]),
-                         inference_us=(t2 - t1) / 1e3, features_us=(t1 - t0) / 1e3)
+                         inference_us=(t2 - t1) / 1e3, features_us=(t1 - t0) / 1e3, inputs=ages)
 
-    def _zero(self, bar: BarIn, ic: LiveIC, reason: str, features_us: float = 0.0) -> SignalOut:
+    def _zero(self, bar: BarIn, ic: LiveIC, reason: str, features_us: float = 0.0,
+              inputs: tuple[InputAge, ...] = ()) -> SignalOut:
         return SignalOut(bar.instrument, bar.open_time_ms, 0, 0.5, 0.0, ic.value, bar.ts_event_ns,
-                         model_version=self.model_version, reason=reason, features_us=features_us)
+                         model_version=self.model_version, reason=reason, features_us=features_us,
+                         inputs=inputs)
+
+    def stale_inputs(self) -> list[str]:
+        """``"<instrument>: stale <input> (...)"`` for every stale side input at the last bar of
+        each instrument (empty = none)."""
+        return [f"{inst}: {a.describe()}" for inst, ages in sorted(self.inputs.items())
+                for a in ages if a.stale]
 
     # -- state ---------------------------------------------------------------------------
     def snapshot(self) -> dict[str, Any]:
@@ -245,6 +294,7 @@ class SignalEngine:
             "funding": {k: v.to_list() for k, v in sorted(self.funding.items())},
             "features": {k: self._encoded(k) for k in sorted(self.feats)},
             "ic": {k: v.to_dict() for k, v in sorted(self.ic.items())},
+            "inputs": {k: [a.to_list() for a in v] for k, v in sorted(self.inputs.items())},
         }
 
     def _encoded(self, inst: str) -> dict[str, Any]:
@@ -276,3 +326,5 @@ class SignalEngine:
             k: LiveIC.from_dict(v, self.cfg.ic_window, self.cfg.ic_min_pairs)
             for k, v in s.get("ic", {}).items()}
         self._enc_cache: dict[str, tuple[IncrementalFeatures, int, dict[str, Any]]] = {}
+        self.inputs: dict[str, tuple[InputAge, ...]] = {
+            k: tuple(InputAge.from_list(x) for x in v) for k, v in s.get("inputs", {}).items()}

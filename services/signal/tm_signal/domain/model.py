@@ -24,6 +24,10 @@ from tm_signal.domain.forest import CompiledForest
 ModelLoadError = ModelUnusable      # the shared error under this module's name (importable)
 
 FUNDING_FEATURES = frozenset({"funding_rate", "funding_mean_18", "funding_mean_42"})
+DVOL_FEATURES = frozenset({"dvol_level", "dvol_chg_6", "dvol_rv_spread"})
+#: Side inputs (series known at a time, looked up as of a bar's close) → the features they feed.
+SIDE_INPUT_FEATURES: Mapping[str, frozenset[str]] = {"dvol": DVOL_FEATURES,
+                                                     "funding": FUNDING_FEATURES}
 
 
 def calibrate(raw: float, a: float, b: float) -> float:
@@ -61,6 +65,12 @@ class InstrumentModel:
     @property
     def uses_funding(self) -> bool:
         return bool(FUNDING_FEATURES.intersection(self.features))
+
+    @property
+    def side_inputs(self) -> tuple[str, ...]:
+        """The side inputs (``"dvol"``, ``"funding"``) at least one selected feature reads."""
+        return tuple(k for k, names in SIDE_INPUT_FEATURES.items()
+                     if names.intersection(self.features))
 
     def predict(self, row: np.ndarray) -> float:
         """P(forward return over the horizon > 0) for one full feature row (NaN = missing)."""

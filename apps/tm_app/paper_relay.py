@@ -1,0 +1,152 @@
+"""The paper venue's price feed for ``tm paper``: every ``bar.closed`` on ``md.bar`` is pushed to
+the simulator's ``POST /sim/bars`` and every ``funding.rate`` on ``md.funding`` to
+``POST /sim/funding`` (the simulator's live feed, :mod:`tm_exchange_sim.live`).
+
+A relay rather than the simulator reading Redis itself: the simulator stays a plain venue that
+knows nothing about the mesh (no bus, no namespace, no consumer group), like the exchange it
+stands in for. The relay reads ``md.bar`` directly (one hop) while an order needs five (bar,
+signal/regime, sizer, risk, executor), so a bar is at the venue before any order it causes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+from tm_common.bus.streams import MD_BAR, MD_FUNDING
+from tm_common.errors import MalformedEvent
+from tm_common.events import BarClosed, Envelope, FundingRateUpdated
+
+
+@dataclass
+class RelayCounts:
+    bars: int = 0
+    funding: int = 0
+    repushes: int = 0
+    errors: dict[str, int] = field(default_factory=dict)
+
+
+class BarRelay:
+    """``md.bar`` → ``POST /sim/bars``, ``md.funding`` → ``POST /sim/funding``, in a thread.
+
+    Reads the streams from their start with ``XREAD`` (no consumer group: it is no part of the
+    mesh's delivery); a push that fails is retried until it lands. Every ``check_every_s`` it
+    checks that the venue was not restarted (:meth:`check_venue`)."""
+
+    def __init__(self, redis_url: str, namespace: str, venue_url: str,
+                 admin_token: str | None = None, block_ms: int = 1000,
+                 check_every_s: float = 5.0) -> None:
+        self.redis_url, self.namespace, self.venue_url = redis_url, namespace, venue_url
+        self.headers = {"Authorization": f"Bearer {admin_token}"} if admin_token else {}
+        self.block_ms, self.check_every_s = block_ms, check_every_s
+        self.counts = RelayCounts()
+        self._latest: dict[str, dict] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._main, name="paper-relay", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self, timeout_s: float = 5.0) -> None:
+        self._stop.set()
+        self._thread.join(timeout_s)
+
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
+    def _main(self) -> None:
+        asyncio.run(self._run())
+
+    async def _run(self) -> None:
+        from tm_common.bus.redis import RedisStreamsBus
+
+        bus = RedisStreamsBus(self.redis_url, prefix=self.namespace)
+        cursors: dict[Any, Any] = {bus.key(MD_BAR): "0", bus.key(MD_FUNDING): "0"}
+        checked = time.monotonic()
+        try:
+            async with httpx.AsyncClient(base_url=self.venue_url, timeout=10,
+                                         headers=self.headers, trust_env=False) as http:
+                while not self._stop.is_set():
+                    try:
+                        resp: Any = await bus.r.xread(cursors, count=1000, block=self.block_ms)
+                    except Exception as e:  # noqa: BLE001 - Redis away: retry, keep the cursor
+                        self._error(type(e).__name__)
+                        await asyncio.sleep(1.0)
+                        continue
+                    for key, entries in resp or []:
+                        bars, rates = _decode(entries)
+                        await self._push(http, bars, rates)
+                        cursors[_text(key)] = _text(entries[-1][0])
+                    if time.monotonic() - checked >= self.check_every_s:
+                        checked = time.monotonic()
+                        await self.check_venue(http)
+        finally:
+            await bus.close()
+
+    async def _push(self, http: httpx.AsyncClient, bars: list[dict], rates: list[dict]) -> None:
+        if bars and await self._post(http, "/sim/bars", {"bars": bars}):
+            self.counts.bars += len(bars)
+            for b in bars:
+                self._latest[b["symbol"]] = b
+        if rates and await self._post(http, "/sim/funding", {"rates": rates}):
+            self.counts.funding += len(rates)
+
+    async def _post(self, http: httpx.AsyncClient, path: str, body: dict) -> bool:
+        """Until it lands (the venue may be restarting); ``False`` if refused (400) or stopped."""
+        while not self._stop.is_set():
+            try:
+                r = await http.post(path, json=body)
+                if r.status_code == 200:
+                    return True
+                self._error(f"HTTP {r.status_code}")
+                if r.status_code == 400:            # what the venue refuses is never retried
+                    return False
+            except httpx.HTTPError as e:
+                self._error(type(e).__name__)
+            await asyncio.sleep(0.5)
+        return False
+
+    async def check_venue(self, http: httpx.AsyncClient) -> None:
+        """A venue whose clock is behind the newest bar pushed was restarted (it keeps its bars
+        in memory): push the newest bar of every symbol again, so that it has marks at once."""
+        if not self._latest:
+            return
+        try:
+            clock = (await http.get("/sim/clock")).json()
+        except (httpx.HTTPError, ValueError):
+            return                                  # down: checked again on the next round
+        newest = max(b["open_time_ms"] for b in self._latest.values())
+        if clock.get("clock_ms", 0) < newest:
+            self.counts.repushes += 1
+            await self._post(http, "/sim/bars", {"bars": sorted(
+                self._latest.values(), key=lambda b: b["open_time_ms"])})
+
+    def _error(self, kind: str) -> None:
+        self.counts.errors[kind] = self.counts.errors.get(kind, 0) + 1
+
+
+def _text(v: bytes | str) -> str:
+    return v.decode(errors="replace") if isinstance(v, bytes) else v
+
+
+def _decode(entries: list) -> tuple[list[dict], list[dict]]:
+    bars, rates = [], []
+    for _, raw in entries:
+        fields = {_text(k): _text(v) for k, v in raw.items()}
+        try:
+            body = Envelope.from_fields(fields).body
+        except MalformedEvent:
+            continue                        # the mesh dead-letters it; the venue never sees it
+        if isinstance(body, BarClosed):
+            bars.append({"symbol": body.instrument, "open_time_ms": body.open_time_ms,
+                         **{k: str(getattr(body, k)) for k in
+                            ("open", "high", "low", "close", "volume")}})
+        elif isinstance(body, FundingRateUpdated):
+            rates.append({"symbol": body.instrument, "settle_time_ms": body.settle_time_ms,
+                          "rate": str(body.rate)})
+    return bars, rates

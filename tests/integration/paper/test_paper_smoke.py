@@ -1,0 +1,219 @@
+"""``tm paper`` end to end, offline: a history-mode exchange sim plays "Bybit mainnet public"
+(REST klines + public WebSocket) for ingest, while the paper venue is a second sim in live-feed
+mode. The run is short (``--duration``); the test advances "mainnet" during it and checks that
+bars arrived, the venue's marks followed them, an order on the venue filled at the live price
+with the slippage, nothing reached "mainnet", ``tm status`` answered and a report was written."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from decimal import Decimal
+
+import httpx
+import pytest
+import redis
+from pybit.unified_trading import HTTP
+from tm_app.paper import SIM_KEY, SIM_SECRET, PaperConfig, specs
+from tm_common.bus.streams import MD_BAR, Streams
+from tm_common.history import BAR_INTERVAL_MS
+from tm_common.ports import SERVICE_PORTS
+from tm_common.testing.fixtures import private_tmp_path  # noqa: F401 - replaces tmp_path here
+from tm_common.testing.redis import delete_namespace, free_port
+from tm_common.testing.sim import run_sim
+from tm_common.testing.wait import wait_for
+
+T0 = 1_735_689_600_000            # 2025-01-01 00:00 UTC: "now" on the mainnet stand-in
+BACKFILL_BARS = 30
+DURATION_S = 40
+TM = [sys.executable, "-m", "tm_app.stack.main"]
+
+
+def _port_offset() -> int:
+    """An offset at which every service port is free (other suites use the defaults)."""
+    import socket
+
+    for _ in range(50):
+        off = free_port() % 20000 + 20000 - max(SERVICE_PORTS.values())
+        ok = True
+        for p in SERVICE_PORTS.values():
+            with socket.socket() as s:
+                ok = ok and s.connect_ex(("127.0.0.1", p + off)) != 0
+        if ok:
+            return off
+    raise RuntimeError("no free port range")
+
+
+def _get(url: str) -> dict:
+    return httpx.get(url, timeout=5, trust_env=False).json()
+
+
+def test_specs_send_orders_to_the_paper_venue_only(tmp_path):
+    cfg = PaperConfig(redis_url="redis://127.0.0.1:6379/0", database_url="sqlite+aiosqlite:///x",
+                      paper_dir=tmp_path, namespace="tmpaper:x:", market_rest_url="https://api.bybit.com",
+                      market_ws_url="wss://stream.bybit.com/v5/public/linear",
+                      deribit_url="https://www.deribit.com", symbols=("BTCUSDT",), port_offset=7)
+    env = {s.name: s.env for s in specs(cfg)}
+    ex = env["executor"]
+    assert ex["TM_EXECUTOR_BYBIT_REST_URL"] == "http://127.0.0.1:8115" == cfg.venue_url
+    assert ex["TM_EXECUTOR_BYBIT_PRIVATE_WS_URL"] == "ws://127.0.0.1:8115/v5/private"
+    assert not [v for k, v in ex.items() if "bybit.com" in v], "the executor knows no other venue"
+    assert env["exchange_sim"]["TM_SIM_FEED"] == "live"
+    assert env["ingest"]["TM_INGEST_BYBIT_WS_URL"] == "wss://stream.bybit.com/v5/public/linear"
+    assert {e["TM_MODE"] for e in env.values()} == {"live"}
+    assert {e["TM_NAMESPACE"] for e in env.values()} == {"tmpaper:x:"}
+
+
+def _env(data_dir, redis_url: str, mainnet) -> dict[str, str]:
+    """Ingest's public URLs at the mainnet stand-in; no other TM_ variable of the caller's."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TM_") or k.startswith("TM_TEST_")}
+    env.update(TM_DATA_DIR=str(data_dir), TM_REDIS_URL=redis_url,
+               TM_INGEST_BYBIT_REST_URL=mainnet.url,
+               TM_INGEST_BYBIT_WS_URL=mainnet.ws_url + "/v5/public/linear",
+               TM_INGEST_DERIBIT_URL=mainnet.url,
+               TM_INGEST_BACKFILL_START_MS=str(T0 - BACKFILL_BARS * BAR_INTERVAL_MS))
+    return env
+
+
+def _venue_has_mainnets_marks(venue: str, mainnet) -> bool:
+    return bool(_get(venue + "/sim/clock")["marks"] == mainnet.get("/sim/clock")["marks"])
+
+
+@pytest.mark.parametrize("args,code,words", [
+    (["--equity", "lots"], 2, ["--equity", "'lots'"]),
+    (["--equity", "-5"], 2, ["positive"]),
+    (["--symbols", "DOGEUSDT"], 2, ["--symbols", "DOGEUSDT"]),
+    (["--duration", "0"], 2, ["--duration"]),
+    (["--report-only"], 2, ["no paper run recorded"]),
+    ([], 1, ["Redis unreachable"]),
+])
+def test_bad_arguments_are_one_error_line(tmp_path, args, code, words):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TM_")}
+    r = subprocess.run([*TM, "paper", "--no-train", *args], text=True, capture_output=True,
+                       env={**env, "TM_DATA_DIR": str(tmp_path), "TM_REDIS_URL": "redis://127.0.0.1:9"},
+                       timeout=60)
+    assert r.returncode == code and "Traceback" not in r.stderr, r.stderr
+    lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error:"), r.stderr
+    assert all(w in lines[0] for w in words), lines
+
+
+@pytest.mark.slow
+def test_tm_paper_smoke_run_against_a_mainnet_stand_in(tmp_path, redis_url):
+    off = _port_offset()
+    venue = f"http://127.0.0.1:{SERVICE_PORTS['exchange_sim'] + off}"
+    data_dir = tmp_path / "tm"
+    with run_sim(tmp_path, TM_SIM_START_MS=str(T0)) as mainnet:
+        env = _env(data_dir, redis_url, mainnet)
+        t0 = time.monotonic()
+        log = open(tmp_path / "paper.log", "wb")  # noqa: SIM115 - closed below
+        proc = subprocess.Popen([*TM, "paper", "--duration", str(DURATION_S), "--no-train",
+                                 "--port-offset", str(off), "--status-every", "5",
+                                 "--out", str(tmp_path / "report")],
+                                env=env, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            # the backfill reaches the venue: its marks are mainnet's
+            wait_for(lambda: _venue_has_mainnets_marks(venue, mainnet), timeout_s=240, what="the paper venue's marks = the backfilled bars", interval_s=0.5)
+            status = subprocess.run([*TM, "status", "--json"], env=env, capture_output=True,
+                                    timeout=60, check=True)
+            rows = {r["name"]: r for r in json.loads(status.stdout)}
+            assert set(rows) == set(SERVICE_PORTS) and all(r["up"] for r in rows.values()), rows
+            for _ in range(2):                       # two live bars from "mainnet"
+                marks = mainnet.advance(1)["marks"]
+                wait_for(lambda m=marks: _get(venue + "/sim/clock")["marks"] == m, timeout_s=60,
+                         what="the venue's marks to follow the live bar", interval_s=0.2)
+            live = _get(venue + "/sim/clock")
+            assert live["clock_ms"] == T0 + 2 * BAR_INTERVAL_MS
+            http = HTTP(api_key=SIM_KEY, api_secret=SIM_SECRET, max_retries=1)
+            http.endpoint = venue
+            http.place_order(category="linear", symbol="BTCUSDT", side="Buy", orderType="Market",
+                             qty="0.01", orderLinkId="paper-smoke-1")
+            trades = [e for e in _get(venue + "/sim/executions")["list"] if e["execType"] == "Trade"]
+            fill = [e for e in trades if e["orderLinkId"] == "paper-smoke-1"][0]
+            assert Decimal(fill["markPrice"]) == Decimal(live["marks"]["BTCUSDT"])
+            for t in trades:           # ours and any the executor placed: the live mark ± 2 bps
+                sign = 1 if t["side"] == "Buy" else -1
+                ideal = Decimal(t["markPrice"]) * (1 + sign * Decimal("0.0002"))
+                assert abs(Decimal(t["execPrice"]) - ideal) < Decimal("0.01") * ideal / 100, t
+            assert Decimal(fill["execPrice"]) == (Decimal(fill["markPrice"]) * Decimal("1.0002")
+                                                  / Decimal("0.1")).to_integral_value(
+                                                      "ROUND_CEILING") * Decimal("0.1")
+            venue_live = _get(venue + "/status")["live"]
+            print("paper venue feed counts:", venue_live)
+            assert proc.wait(timeout=DURATION_S + 120) == 0
+        finally:
+            if proc.poll() is None:
+                proc.terminate()
+                proc.wait(30)
+            log.close()
+        smoke_s = time.monotonic() - t0
+        assert mainnet.get("/sim/orders")["count"] == 0, "an order reached the mainnet stand-in"
+        assert mainnet.get("/sim/executions")["count"] == 0
+    out = (tmp_path / "paper.log").read_text()
+    print(out[-3000:], f"\nsmoke run: {smoke_s:.1f}s (trading window {DURATION_S}s)")
+    report = json.loads((tmp_path / "report" / "report.json").read_text())
+    assert (tmp_path / "report" / "report.html").stat().st_size > 1000
+    assert report["meta"]["mode"].startswith("paper")
+    run = json.loads((data_dir / "paper" / "last-run.json").read_text())
+    assert report["meta"]["namespace"] == run["namespace"]
+    assert "bars relayed" in out and "Traceback" not in out, out[-2000:]
+    published = redis.Redis.from_url(redis_url).xlen(Streams(run["namespace"]).key(MD_BAR))
+    assert published == (BACKFILL_BARS + 3) * 3           # 31 backfilled + 2 live, per symbol
+    with sqlite3.connect(data_dir / "paper" / "trade_matrix.db") as db:
+        assert db.execute("select count(*) from bars").fetchone()[0] == published  # persisted
+        assert db.execute("select count(*) from portfolio_snapshots").fetchone()[0] > 0
+    relayed = json.loads(report["meta"]["relay"])
+    assert relayed["bars"] == (BACKFILL_BARS + 3) * 3 and not relayed["errors"], relayed
+    print("relay counts:", relayed)
+    assert not (data_dir / "supervisor.json").exists(), "the state file outlived the run"
+    again = subprocess.run([*TM, "paper", "--report-only", "--out", str(tmp_path / "again")],
+                           env=env, capture_output=True, timeout=120)
+    assert again.returncode == 0, again.stderr
+    doc = json.loads((tmp_path / "again" / "report.json").read_text())
+    assert doc["meta"]["namespace"] == run["namespace"]
+    delete_namespace(redis_url, run["namespace"])
+    shutil.rmtree(tmp_path / "report", ignore_errors=True)
+
+
+@pytest.mark.slow
+def test_tm_down_stops_a_paper_run_and_a_restarted_venue_gets_its_marks_back(tmp_path, redis_url):
+    off = _port_offset()
+    venue = f"http://127.0.0.1:{SERVICE_PORTS['exchange_sim'] + off}"
+    data_dir = tmp_path / "tm"
+    with run_sim(tmp_path, TM_SIM_START_MS=str(T0)) as mainnet:
+        env = _env(data_dir, redis_url, mainnet)
+        log = open(tmp_path / "paper.log", "wb")  # noqa: SIM115 - closed below
+        proc = subprocess.Popen([*TM, "paper", "--duration", "600", "--no-train", "--port-offset",
+                                 str(off), "--out", str(tmp_path / "report")],
+                                env=env, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            wait_for(lambda: _venue_has_mainnets_marks(venue, mainnet), timeout_s=240,
+                     what="the backfill at the venue", interval_s=0.5)
+            state = json.loads((data_dir / "supervisor.json").read_text())
+            assert state["supervisor_pid"] == proc.pid and state["paper"]["venue"] == venue
+            os.kill(state["processes"]["exchange_sim"]["pid"], signal.SIGKILL)
+            wait_for(lambda: _get(venue + "/sim/clock")["clock_ms"] == 0, timeout_s=60,
+                     what="a fresh venue after the kill", interval_s=0.1)
+            wait_for(lambda: _venue_has_mainnets_marks(venue, mainnet), timeout_s=30,
+                     what="the relay to give the restarted venue its marks", interval_s=0.2)
+            down = subprocess.run([*TM, "down"], env=env, capture_output=True, timeout=120)
+            assert down.returncode == 0, down.stderr
+            assert proc.wait(timeout=60) == 0
+        finally:
+            if proc.poll() is None:
+                proc.terminate()
+                proc.wait(30)
+            log.close()
+    out = (tmp_path / "paper.log").read_text()
+    assert (tmp_path / "report" / "report.html").is_file(), out[-2000:]
+    assert not (data_dir / "supervisor.json").exists()
+    assert json.loads(json.loads((tmp_path / "report" / "report.json").read_text())
+                      ["meta"]["relay"])["repushes"] >= 1
+    run = json.loads((data_dir / "paper" / "last-run.json").read_text())
+    delete_namespace(redis_url, run["namespace"])
