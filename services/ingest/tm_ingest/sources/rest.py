@@ -89,7 +89,7 @@ class BybitRestClient:
             raise VenueError(f"{what}: " + ("no retCode" if code is None else
                              f"retCode is not an integer: {str(code)[:40]!r}"))
         if code == RATE_LIMIT_CODE:
-            raise RateLimited(f"{what}: retCode {code} (rate limited)",
+            raise RateLimited(f"{what}: retCode {code}: {str(body.get('retMsg'))[:200]} (rate limited)",
                               _retry_after_s(resp.headers))
         if code != 0:
             raise VenueError(f"{what}: retCode {code}: {str(body.get('retMsg'))[:200]}")
