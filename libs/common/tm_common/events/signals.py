@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from tm_common.events.base import BarEventBody, EventBody, register
+from tm_common.events.base import BarEventBody, register
 
 RegimeLabel = Literal["Bull", "Neutral", "Bear", "Crisis"]
 Tier = Literal["FULL_RL", "BLENDED", "PURE_KELLY", "FLAT", "EMERGENCY_FLAT"]
