@@ -43,6 +43,27 @@ def _settings():
         fail(f"bad configuration: {str(e).splitlines()[0]}", 2)
 
 
+def _symbols_opt(symbols: str | None) -> tuple[str, ...]:
+    """``--symbols`` (None: the default symbols), or exit 2 with the reason."""
+    from tm_common.instruments import DEFAULT_SYMBOLS, parse_symbols
+
+    try:
+        return parse_symbols(DEFAULT_SYMBOLS if symbols is None else symbols)
+    except ValueError as e:
+        fail(f"--symbols: {e}", 2)
+
+
+def _equity_opt(equity: str) -> Decimal:
+    """``--equity`` as a positive finite Decimal (USDT), or exit 2 with the reason."""
+    try:
+        eq = Decimal(equity)
+    except ArithmeticError:
+        fail(f"--equity must be a number of USDT, got {equity!r}", 2)
+    if not eq.is_finite() or eq <= 0:
+        fail(f"--equity must be positive, got {equity!r}", 2)
+    return eq
+
+
 def _config(start: str, end: str, database_url: str, symbols: str | None, equity: str,
             history: Path | None = None):
     from tm_common.history import HistoryFileError, load_bars
@@ -54,18 +75,8 @@ def _config(start: str, end: str, database_url: str, symbols: str | None, equity
         s, e = parse_day_ms(start), parse_day_ms(end)
     except ValueError as ex:
         fail(str(ex), 2)
-    from tm_common.instruments import DEFAULT_SYMBOLS, parse_symbols
-
-    try:
-        syms = parse_symbols(DEFAULT_SYMBOLS if symbols is None else symbols)
-    except ValueError as ex:
-        fail(f"--symbols: {ex}", 2)
-    try:
-        eq = Decimal(equity)
-    except ArithmeticError:
-        fail(f"--equity must be a number of USDT, got {equity!r}", 2)
-    if not eq.is_finite() or eq <= 0:
-        fail(f"--equity must be positive, got {equity!r}", 2)
+    syms = _symbols_opt(symbols)
+    eq = _equity_opt(equity)
     if e <= s:
         fail(f"--end ({end}) must be after --start ({start})", 2)
     if len(e_str := end) == 10:              # a day: include its last bar

@@ -241,10 +241,19 @@ def paper(symbols: Annotated[str | None, typer.Option(help="Comma-separated.")] 
                                                    "reports/paper-<time>).")] = None) -> None:
     """Paper trading on live prices: the whole mesh on Bybit's public data, orders on a local
     paper venue (the exchange simulator's live feed), until Ctrl-C; then a report."""
-    from tm_common.instruments import DEFAULT_INSTRUMENTS, DEFAULT_SYMBOLS, parse_symbols
+    from tm_common.instruments import DEFAULT_INSTRUMENTS
     from tm_ingest.config import IngestSettings
 
-    from tm_app.cli import _ensure_models, _out, _prepare, _settings, console, fail
+    from tm_app.cli import (
+        _ensure_models,
+        _equity_opt,
+        _out,
+        _prepare,
+        _settings,
+        _symbols_opt,
+        console,
+        fail,
+    )
     from tm_app.stack import stack
 
     settings = _settings()
@@ -258,19 +267,11 @@ def paper(symbols: Annotated[str | None, typer.Option(help="Comma-separated.")] 
         redis_url, _ = _prepare(paper_settings)
         write_paper_report(redis_url, last, _out(out, "paper"), {"report_only": True})
         return
-    try:
-        syms = parse_symbols(DEFAULT_SYMBOLS if symbols is None else symbols)
-    except ValueError as e:
-        fail(f"--symbols: {e}", 2)
+    syms = _symbols_opt(symbols)
     if unknown := [s for s in syms if s not in DEFAULT_INSTRUMENTS]:
         fail(f"--symbols: no instrument specification for {', '.join(unknown)} "
              f"(the paper venue trades {', '.join(DEFAULT_INSTRUMENTS)})", 2)
-    try:
-        eq = Decimal(equity)
-    except ArithmeticError:
-        fail(f"--equity must be a number of USDT, got {equity!r}", 2)
-    if not eq.is_finite() or eq <= 0:
-        fail(f"--equity must be positive, got {equity!r}", 2)
+    eq = _equity_opt(equity)
     if duration is not None and duration <= 0:
         fail(f"--duration must be positive, got {duration}", 2)
     try:

@@ -25,6 +25,17 @@ from tm_common.errors import MalformedEvent
 from tm_common.events import Envelope
 
 
+class _Bodies:
+    """A read-only attribute of :class:`RunRecord`: the bodies of the events of one type on one
+    stream, oldest first."""
+
+    def __init__(self, stream: str, etype: str) -> None:
+        self.stream, self.etype = stream, etype
+
+    def __get__(self, rec: RunRecord, owner: type | None = None) -> list[Any]:
+        return rec.bodies(self.stream, self.etype)
+
+
 @dataclass
 class RunRecord:
     """Every event of a run by stream (decoded envelopes, oldest first)."""
@@ -49,50 +60,26 @@ class RunRecord:
     def of(self, stream: str, etype: str | None = None) -> list[Envelope]:
         return [e for e in self.streams.get(stream, []) if etype is None or e.type == etype]
 
-    @property
-    def bars(self):
-        return [e.body for e in self.of(MD_BAR, "bar.closed")]
+    def bodies(self, stream: str, etype: str) -> list[Any]:
+        return [e.body for e in self.of(stream, etype)]
+
+    # The bodies of one event type on one stream, by what the report calls them.
+    bars = _Bodies(MD_BAR, "bar.closed")
+    signals = _Bodies(SIGNAL_TL, "signal.generated")
+    regimes = _Bodies(REGIME_STATE, "regime.detected")
+    sized = _Bodies(SIZING_TARGET, "position.sized")
+    orders = _Bodies(RISK_ORDER, "order.approved")
+    breaker = _Bodies(RISK_BREAKER, "breaker.state_changed")
+    reports = _Bodies(EXEC_REPORT, "order.reported")
+    fills = _Bodies(EXEC_REPORT, "order.filled")
+    funding = _Bodies(EXEC_REPORT, "funding.settled")
+    snapshots = _Bodies(PORTFOLIO_SNAPSHOT, "portfolio.snapshotted")
 
     @property
-    def signals(self):
-        return [e.body for e in self.of(SIGNAL_TL, "signal.generated")]
-
-    @property
-    def regimes(self):
-        return [e.body for e in self.of(REGIME_STATE, "regime.detected")]
-
-    @property
-    def sized(self):
-        return [e.body for e in self.of(SIZING_TARGET, "position.sized")]
-
-    @property
-    def orders(self):
-        return [e.body for e in self.of(RISK_ORDER, "order.approved")]
-
-    @property
-    def rejections(self):
-        return [e.body for e in self.of(RISK_REJECTION, "order.rejected")] + \
-            [e.body for e in self.of(EXEC_REPORT, "order.rejected")]
-
-    @property
-    def breaker(self):
-        return [e.body for e in self.of(RISK_BREAKER, "breaker.state_changed")]
-
-    @property
-    def reports(self):
-        return [e.body for e in self.of(EXEC_REPORT, "order.reported")]
-
-    @property
-    def fills(self):
-        return [e.body for e in self.of(EXEC_REPORT, "order.filled")]
-
-    @property
-    def funding(self):
-        return [e.body for e in self.of(EXEC_REPORT, "funding.settled")]
-
-    @property
-    def snapshots(self):
-        return [e.body for e in self.of(PORTFOLIO_SNAPSHOT, "portfolio.snapshotted")]
+    def rejections(self) -> list[Any]:
+        """Risk's rejections, then the venue's (both ``order.rejected``)."""
+        return self.bodies(RISK_REJECTION, "order.rejected") + \
+            self.bodies(EXEC_REPORT, "order.rejected")
 
     def trading_view(self) -> dict[str, Any]:
         """What must be identical between a mesh replay and the backtest: orders, fills and

@@ -30,7 +30,38 @@ def to_engine_bar(bar: HistoryBar) -> Bar:
                close=Decimal(bar.close), volume=Decimal(bar.volume))
 
 
-class ReplayFeed:
+class BarBook:
+    """The read API the market routes use (``klines``, ``recent``, ``bars_at``, ``dvol_known``)
+    over ``bars`` (symbol → open time → bar), ``_times`` (each symbol's sorted open times) and
+    ``dvol``; the replay and the live feed differ only in how these are filled."""
+
+    symbols: list[str]
+    bars: dict[str, dict[int, HistoryBar]]
+    _times: dict[str, list[int]]
+    dvol: list[DvolPoint]
+
+    def bars_at(self, open_ms: int) -> dict[str, HistoryBar]:
+        return {s: self.bars[s][open_ms] for s in self.symbols if open_ms in self.bars[s]}
+
+    def klines(self, symbol: str, until_open_ms: int, start_ms: int | None,
+               end_ms: int | None, limit: int) -> list[HistoryBar]:
+        """Closed bars up to the clock, inside [start, end] by open time, newest first."""
+        times = self._times[symbol]
+        hi_time = until_open_ms if end_ms is None else min(end_ms, until_open_ms)
+        hi = bisect_right(times, hi_time)
+        lo = 0 if start_ms is None else bisect_left(times, start_ms)
+        lo = max(lo, hi - limit)
+        return [self.bars[symbol][t] for t in reversed(times[lo:hi])]
+
+    def recent(self, symbol: str, until_open_ms: int, count: int) -> list[HistoryBar]:
+        return self.klines(symbol, until_open_ms, None, None, count)
+
+    def dvol_known(self, now_ms: int, start_ms: int, end_ms: int) -> list[DvolPoint]:
+        """DVOL rows whose day has closed by ``now_ms`` (no look-ahead), day in [start, end]."""
+        return [p for p in self.dvol if p.known_at_ms <= now_ms and start_ms <= p.day_ms <= end_ms]
+
+
+class ReplayFeed(BarBook):
     def __init__(self, symbols: list[str], directory: str | Path | None = None) -> None:
         self.symbols = list(symbols)
         self.bars: dict[str, dict[int, HistoryBar]] = {}
@@ -67,23 +98,3 @@ class ReplayFeed:
     def slots_between(self, after_ms: int, until_ms: int) -> list[int]:
         """Grid slots in ``(after_ms, until_ms]``."""
         return list(range(after_ms + BAR_INTERVAL_MS, until_ms + 1, BAR_INTERVAL_MS))
-
-    def bars_at(self, open_ms: int) -> dict[str, HistoryBar]:
-        return {s: self.bars[s][open_ms] for s in self.symbols if open_ms in self.bars[s]}
-
-    def klines(self, symbol: str, until_open_ms: int, start_ms: int | None,
-               end_ms: int | None, limit: int) -> list[HistoryBar]:
-        """Closed bars up to the clock, inside [start, end] by open time, newest first."""
-        times = self._times[symbol]
-        hi_time = until_open_ms if end_ms is None else min(end_ms, until_open_ms)
-        hi = bisect_right(times, hi_time)
-        lo = 0 if start_ms is None else bisect_left(times, start_ms)
-        lo = max(lo, hi - limit)
-        return [self.bars[symbol][t] for t in reversed(times[lo:hi])]
-
-    def recent(self, symbol: str, until_open_ms: int, count: int) -> list[HistoryBar]:
-        return self.klines(symbol, until_open_ms, None, None, count)
-
-    def dvol_known(self, now_ms: int, start_ms: int, end_ms: int) -> list[DvolPoint]:
-        """DVOL rows whose day has closed by ``now_ms`` (no look-ahead), day in [start, end]."""
-        return [p for p in self.dvol if p.known_at_ms <= now_ms and start_ms <= p.day_ms <= end_ms]

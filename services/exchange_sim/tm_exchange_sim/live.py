@@ -19,14 +19,14 @@ real venue it stands in for; whoever has live bars can drive it over HTTP.
 
 from __future__ import annotations
 
-from bisect import bisect_left, bisect_right, insort
+from bisect import insort
 from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
 
 from tm_common.history import BAR_INTERVAL_MS, DvolPoint, HistoryBar
 
-from tm_exchange_sim.feed import to_engine_bar
+from tm_exchange_sim.feed import BarBook, to_engine_bar
 from tm_exchange_sim.matching import MatchingEngine
 
 
@@ -37,9 +37,9 @@ class PushedFunding:
     rate: Decimal
 
 
-class LiveFeed:
+class LiveFeed(BarBook):
     """The bars and funding rates pushed so far: the same read API as the replay feed
-    (``klines``, ``recent``, ``bars_at``, ``dvol_known``, ``funding``) for the market routes."""
+    (:class:`BarBook`, and ``funding``) for the market routes; no DVOL."""
 
     def __init__(self, symbols: list[str]) -> None:
         self.symbols = list(symbols)
@@ -70,24 +70,6 @@ class LiveFeed:
         self.bars[symbol][bar.open_time_ms] = bar
         insort(self._times[symbol], bar.open_time_ms)
         return True
-
-    def bars_at(self, open_ms: int) -> dict[str, HistoryBar]:
-        return {s: self.bars[s][open_ms] for s in self.symbols if open_ms in self.bars[s]}
-
-    def klines(self, symbol: str, until_open_ms: int, start_ms: int | None,
-               end_ms: int | None, limit: int) -> list[HistoryBar]:
-        times = self._times[symbol]
-        hi_time = until_open_ms if end_ms is None else min(end_ms, until_open_ms)
-        hi = bisect_right(times, hi_time)
-        lo = 0 if start_ms is None else bisect_left(times, start_ms)
-        lo = max(lo, hi - limit)
-        return [self.bars[symbol][t] for t in reversed(times[lo:hi])]
-
-    def recent(self, symbol: str, until_open_ms: int, count: int) -> list[HistoryBar]:
-        return self.klines(symbol, until_open_ms, None, None, count)
-
-    def dvol_known(self, now_ms: int, start_ms: int, end_ms: int) -> list[DvolPoint]:
-        return []
 
 
 @dataclass

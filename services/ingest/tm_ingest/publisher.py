@@ -65,7 +65,8 @@ class BarPublisher:
         self.stats = PublishStats()
         self.on_gap = on_gap or (lambda instrument, n: None)
         self._stale = False     # a publication failed: Redis, not memory, knows if it landed
-        self.attempted: list[BarClosed] = []     # the bars of the last publication tried
+        # What the last publication of each kind tried to publish ([] until it tries).
+        self.attempted: list[BarClosed] = []
         self.attempted_dvol: list[DvolUpdated] = []
         self.attempted_funding: list[FundingRateUpdated] = []
 
@@ -83,6 +84,23 @@ class BarPublisher:
         return self.state_key, json.dumps({"bars": self.tracker.last, "dvol": self.dvol_last,
                                            "funding": self.funding_last}, sort_keys=True).encode()
 
+    def _marks(self) -> tuple[dict[str, int], dict[str, int], dict[str, int]]:
+        """Copies of the newest published times (bars, DVOL, funding)."""
+        return dict(self.tracker.last), dict(self.dvol_last), dict(self.funding_last)
+
+    async def _commit(self, outputs: list[Output],
+                      before: tuple[dict[str, int], dict[str, int], dict[str, int]]) -> None:
+        """Publish ``outputs`` atomically with the tracker state. On failure the newest
+        published times go back to ``before`` (not published: a retry must publish them ...)
+        and the saved state is read again before the next publication (... unless the reply was
+        lost, not the transaction)."""
+        try:
+            await self.bus.publish_many(outputs, state=self._state())
+        except BaseException:
+            self.tracker.last, self.dvol_last, self.funding_last = before
+            self._stale = True
+            raise
+
     def last_published(self, instrument: str) -> int | None:
         return self.tracker.last.get(instrument)
 
@@ -93,9 +111,10 @@ class BarPublisher:
     async def publish_bars(self, bars: Sequence[BarClosed]) -> list[BarClosed]:
         """Publish the new bars among ``bars`` (oldest first), atomically with the tracker.
         Returns what was published."""
+        self.attempted = []
         await self._reload_if_stale()
         now = self.clock()
-        before = dict(self.tracker.last)
+        before = self._marks()
         fresh: list[BarClosed] = []
         for b in sorted(bars, key=lambda b: (b.open_time_ms, b.instrument)):
             decision = self.tracker.decide(b)
@@ -115,13 +134,7 @@ class BarPublisher:
         if not fresh:
             return []
         self.attempted = fresh
-        try:
-            await self.bus.publish_many([Output(MD_BAR, bar_envelope(b, now)) for b in fresh],
-                                        state=self._state())
-        except BaseException:
-            self.tracker.last = before   # not published: a retry must publish them ...
-            self._stale = True           # ... unless the reply was lost, not the transaction
-            raise
+        await self._commit([Output(MD_BAR, bar_envelope(b, now)) for b in fresh], before)
         self.stats.published += len(fresh)
         self.stats.last_bar_ms = dict(self.tracker.last)
         return fresh
@@ -133,9 +146,10 @@ class BarPublisher:
             await self.load()
 
     async def publish_dvol(self, points: Sequence[DvolUpdated]) -> list[DvolUpdated]:
+        self.attempted_dvol = []
         await self._reload_if_stale()
         now = self.clock()
-        before = dict(self.dvol_last)
+        before = self._marks()
         fresh = []
         for d in sorted(points, key=lambda d: d.day_ms):
             if d.day_ms > self.dvol_last.get(d.currency, -1):
@@ -143,32 +157,21 @@ class BarPublisher:
                 fresh.append(d)
         if fresh:
             self.attempted_dvol = fresh
-            try:
-                await self.bus.publish_many(
-                    [Output(MD_DVOL, dvol_envelope(d, now)) for d in fresh], state=self._state())
-            except BaseException:
-                self.dvol_last = before
-                self._stale = True
-                raise
+            await self._commit([Output(MD_DVOL, dvol_envelope(d, now)) for d in fresh], before)
             self.stats.dvol_published += len(fresh)
         return fresh
 
     async def publish_funding(self, rates: Sequence[FundingRateUpdated]) -> list[FundingRateUpdated]:
         """Publish the rates settled after the newest one published per instrument (oldest
         first) on ``md.funding``, atomically with the tracker. Returns what was published."""
+        self.attempted_funding = []
         await self._reload_if_stale()
         now = self.clock()
-        before = dict(self.funding_last)
+        before = self._marks()
         fresh = new_rates(rates, self.funding_last)
         if fresh:
             self.attempted_funding = fresh
-            try:
-                await self.bus.publish_many(
-                    [Output(MD_FUNDING, funding_envelope(f, now)) for f in fresh],
-                    state=self._state())
-            except BaseException:
-                self.funding_last = before
-                self._stale = True
-                raise
+            await self._commit([Output(MD_FUNDING, funding_envelope(f, now)) for f in fresh],
+                               before)
             self.stats.funding_published += len(fresh)
         return fresh

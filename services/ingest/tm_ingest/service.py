@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 import structlog
 from prometheus_client import Counter, Gauge
 from tm_common.bus import Bus
-from tm_common.events import BarClosed, DvolUpdated, FundingRateUpdated
+from tm_common.events import BarClosed
 
 from tm_ingest.config import IngestSettings
 from tm_ingest.publisher import BarPublisher
@@ -26,6 +26,8 @@ from tm_ingest.sources.replay import (
     history_funding,
 )
 from tm_ingest.sources.rest import BybitRestClient
+
+T = TypeVar("T")
 
 log = structlog.get_logger("tm.ingest")
 
@@ -222,17 +224,28 @@ class _InstrumentedPublisher(BarPublisher):
         super().__init__(bus, state_key, clock=clock, on_gap=on_gap)
         self.svc = svc
 
+    async def _saved(self, published: Awaitable[list[T]], attempted: Callable[[], list[T]],
+                     save: Callable[[MarketRepository, list[T]], None]) -> list[T]:
+        """Await ``published`` and hand what it published to the DB writer (``save``). On a
+        failure, save what it attempted: the transaction may have landed with its reply lost,
+        and a retry would then find these rows published and not return them. Rows are
+        idempotent upserts."""
+        repo = self.svc.repo
+        try:
+            out = await published
+        except BaseException:
+            if repo is not None and attempted():
+                save(repo, attempted())
+            raise
+        if repo is not None:
+            save(repo, out)
+        return out
+
     async def publish_bars(self, bars):
         dup, late = self.stats.duplicates, self.stats.late
-        self.attempted = []
-        try:
-            out: list[BarClosed] = await super().publish_bars(bars)
-        except BaseException:
-            if self.svc.repo is not None and self.attempted:
-                # The transaction may have landed with its reply lost: a retry would then find
-                # these bars published and not return them. Rows are idempotent upserts.
-                self.svc.repo.save_bars(self.attempted)
-            raise
+        out: list[BarClosed] = await self._saved(super().publish_bars(bars),
+                                                 lambda: self.attempted,
+                                                 MarketRepository.save_bars)
         m = self.svc.metrics
         for b in out:
             m.bars.labels(b.instrument, b.source).inc()
@@ -242,33 +255,16 @@ class _InstrumentedPublisher(BarPublisher):
         if self.stats.late > late:
             m.skipped.labels("*", "late").inc(self.stats.late - late)
         if self.svc.repo is not None:
-            self.svc.repo.save_bars(out)
             m.db_backlog.set(self.svc.repo.backlog)
         return out
 
     async def publish_dvol(self, points):
-        self.attempted_dvol = []
-        try:
-            out: list[DvolUpdated] = await super().publish_dvol(points)
-        except BaseException:
-            if self.svc.repo is not None and self.attempted_dvol:
-                self.svc.repo.save_dvol(self.attempted_dvol)      # as for bars above
-            raise
-        if self.svc.repo is not None:
-            self.svc.repo.save_dvol(out)
-        return out
+        return await self._saved(super().publish_dvol(points), lambda: self.attempted_dvol,
+                                 MarketRepository.save_dvol)
 
     async def publish_funding(self, rates):
-        self.attempted_funding = []
-        try:
-            out: list[FundingRateUpdated] = await super().publish_funding(rates)
-        except BaseException:
-            if self.svc.repo is not None and self.attempted_funding:
-                self.svc.repo.save_funding(self.attempted_funding)     # as for bars above
-            raise
-        if self.svc.repo is not None:
-            self.svc.repo.save_funding(out)
-        return out
+        return await self._saved(super().publish_funding(rates), lambda: self.attempted_funding,
+                                 MarketRepository.save_funding)
 
 
 def _until_stopped(run, before=None):

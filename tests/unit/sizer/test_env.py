@@ -37,7 +37,7 @@ def make_data(n: int, seed: int = 0, **over) -> OOSData:
 def test_reward_hand_computed():
     d = make_data(4, next_ret=np.array([0.02, 0.03, -0.01, 0.0]),
                   funding_next=np.array([0.0001, 0.0002, 0.0, 0.0]))
-    cfg = EnvConfig(max_fraction=0.5, fee_rate=0.001, slippage_rate=0.0005, dd_penalty=2.0,
+    cfg = EnvConfig(fee_rate=0.001, slippage_rate=0.0005, dd_penalty=2.0,
                     reward_scale=1.0, kelly=KellyParams(max_fraction=0.5))
     env = SizingEnv([d], cfg)
     env.reset(options={"instrument": 0, "row": 0})

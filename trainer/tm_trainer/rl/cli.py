@@ -61,8 +61,7 @@ def train_rl(
         typer.echo(f"error: --symbols: {e}", err=True)
         raise typer.Exit(2) from None
     base = TrainConfig()
-    env = replace(base.env, max_fraction=max_fraction,
-                  kelly=replace(base.env.kelly, max_fraction=max_fraction))
+    env = replace(base.env, kelly=replace(base.env.kelly, max_fraction=max_fraction))
     cfg = replace(base, seed=seed, phase1_steps=phase1_steps, phase2_steps=phase2_steps,
                   val_windows=val_windows, torch_threads=threads, env=env)
     echo = typer.echo

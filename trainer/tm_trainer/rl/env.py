@@ -37,9 +37,10 @@ from tm_trainer.rl.oos import OOSData
 
 @dataclass(frozen=True)
 class EnvConfig:
-    """Costs are fractions of traded notional (Bybit taker 0.055 %, slippage 2 bp by default)."""
+    """Costs are fractions of traded notional (Bybit taker 0.055 %, slippage 2 bp by default).
+    ``kelly.max_fraction`` (default 0.25) is also the position at action 1 (:attr:`max_fraction`):
+    one cap for Kelly and the policy, as in the sizer."""
 
-    max_fraction: float = 0.25
     fee_rate: float = 0.00055
     slippage_rate: float = 0.0002
     cost_scale: float = 1.0
@@ -49,11 +50,16 @@ class EnvConfig:
     kelly: KellyParams = field(default_factory=KellyParams)
 
     @property
+    def max_fraction(self) -> float:
+        """|position| at action 1 and the Kelly cap, fraction of equity."""
+        return self.kelly.max_fraction
+
+    @property
     def cost_rate(self) -> float:
         return (self.fee_rate + self.slippage_rate) * self.cost_scale
 
     def to_dict(self) -> dict:
-        d = asdict(self)
+        d = {"max_fraction": self.max_fraction, **asdict(self)}
         d["kelly"]["regime_fractions"] = dict(self.kelly.regime_fractions)
         return d
 
@@ -101,8 +107,6 @@ class SizingEnv(gym.Env):
         super().__init__()
         self.data = list(data)
         self.cfg = cfg or EnvConfig()
-        if self.cfg.kelly.max_fraction != self.cfg.max_fraction:
-            raise ValueError("kelly.max_fraction must equal max_fraction")
         self.kelly = [kelly_series(d, self.cfg.kelly) for d in self.data]
         if starts is None:
             starts = np.array([(i, t) for i, d in enumerate(self.data) for t in range(len(d) - 2)])

@@ -33,6 +33,14 @@ class EventBody(msgspec.Struct, frozen=True, kw_only=True):
     SCHEMA_VERSION: ClassVar[int] = 1
 
 
+class BarEventBody(EventBody, frozen=True, kw_only=True):
+    """Base of the bodies about one instrument's bar (``bar_time_ms``: the bar's open time, ms
+    UTC): the pair that keys the chain of one bar (``correlation_id``)."""
+
+    instrument: str
+    bar_time_ms: int
+
+
 _REGISTRY: dict[str, type[EventBody]] = {}
 _DECODERS: dict[str, msgspec.json.Decoder[EventBody]] = {}
 

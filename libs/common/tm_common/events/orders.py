@@ -5,7 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Literal
 
-from tm_common.events.base import EventBody, register
+from tm_common.events.base import BarEventBody, EventBody, register
 
 Side = Literal["Buy", "Sell"]
 
@@ -30,14 +30,12 @@ class OrderApproved(EventBody, frozen=True, kw_only=True):
 
 
 @register
-class OrderRejected(EventBody, frozen=True, kw_only=True):
+class OrderRejected(BarEventBody, frozen=True, kw_only=True):
     """A target or order that was not executed, with the reason (risk limit, venue rejection)."""
 
     TYPE = "order.rejected"
     SCHEMA_VERSION = 1
 
-    instrument: str
-    bar_time_ms: int
     reason: str
     intent_id: str = ""
     source: Literal["risk", "executor"] = "risk"

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from typing import Literal
 
-from tm_common.events.base import EventBody, register
+from tm_common.events.base import BarEventBody, register
 
 RegimeLabel = Literal["Bull", "Neutral", "Bear", "Crisis"]
 Tier = Literal["FULL_RL", "BLENDED", "PURE_KELLY", "FLAT", "EMERGENCY_FLAT"]
 
 
 @register
-class RegimeDetected(EventBody, frozen=True, kw_only=True):
+class RegimeDetected(BarEventBody, frozen=True, kw_only=True):
     """Regime of ``instrument`` after bar ``bar_time_ms`` (the bar's open time, ms).
 
     ``probabilities`` are ordered Bull, Neutral, Bear, Crisis; ``volatility`` is the GARCH
@@ -21,8 +21,6 @@ class RegimeDetected(EventBody, frozen=True, kw_only=True):
     TYPE = "regime.detected"
     SCHEMA_VERSION = 1
 
-    instrument: str
-    bar_time_ms: int
     label: RegimeLabel
     probabilities: tuple[float, float, float, float]
     volatility: float
@@ -31,7 +29,7 @@ class RegimeDetected(EventBody, frozen=True, kw_only=True):
 
 
 @register
-class SignalGenerated(EventBody, frozen=True, kw_only=True):
+class SignalGenerated(BarEventBody, frozen=True, kw_only=True):
     """Signal for ``instrument`` after bar ``bar_time_ms``.
 
     ``direction`` ∈ {-1, 0, 1}; ``probability`` = P(up) in [0, 1]; ``confidence`` in [0, 1];
@@ -41,8 +39,6 @@ class SignalGenerated(EventBody, frozen=True, kw_only=True):
     TYPE = "signal.generated"
     SCHEMA_VERSION = 1
 
-    instrument: str
-    bar_time_ms: int
     direction: int
     probability: float
     confidence: float
@@ -53,14 +49,12 @@ class SignalGenerated(EventBody, frozen=True, kw_only=True):
 
 
 @register
-class PositionSized(EventBody, frozen=True, kw_only=True):
+class PositionSized(BarEventBody, frozen=True, kw_only=True):
     """Target position of ``instrument`` as a signed fraction of equity, with the cascade tier."""
 
     TYPE = "position.sized"
     SCHEMA_VERSION = 1
 
-    instrument: str
-    bar_time_ms: int
     target_fraction: float
     tier: Tier
     reason: str

@@ -77,6 +77,17 @@ class FillBooked:
     trip_closed: Decimal | None   # net PnL of the round trip this fill closed, if any
 
 
+class _Total:
+    """A read-only attribute of :class:`Ledger`: the sum of the :class:`Position` field of the
+    same name over all positions."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, led: Ledger, owner: type | None = None) -> Decimal:
+        return sum((getattr(p, self.name) for p in led.positions.values()), ZERO)
+
+
 @dataclass
 class Ledger:
     """Every position, mark and total. ``initial``: the starting equity (USDT)."""
@@ -171,21 +182,11 @@ class Ledger:
             self.trips_lost += 1
 
     # -- totals ----------------------------------------------------------------------------
-    @property
-    def realised_pnl(self) -> Decimal:
-        return sum((p.realised_pnl for p in self.positions.values()), ZERO)
-
-    @property
-    def fees(self) -> Decimal:
-        return sum((p.fees for p in self.positions.values()), ZERO)
-
-    @property
-    def funding(self) -> Decimal:
-        return sum((p.funding for p in self.positions.values()), ZERO)
-
-    @property
-    def traded_notional(self) -> Decimal:
-        return sum((p.traded_notional for p in self.positions.values()), ZERO)
+    # Sums over the positions of the same-named Position field (USDT).
+    realised_pnl = _Total()
+    fees = _Total()
+    funding = _Total()
+    traded_notional = _Total()
 
     def unrealised_pnl(self) -> Decimal:
         return sum((p.unrealised_pnl(self.marks.get(s)) for s, p in self.positions.items()),

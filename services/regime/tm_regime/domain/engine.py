@@ -23,6 +23,7 @@ from itertools import pairwise
 from typing import Any, cast
 
 import numpy as np
+from tm_common.state import checked_state
 from tm_quant.garch import DEFAULT_GARCH_PARAMS, GarchFilter, GarchParams
 from tm_quant.regime import STATE_LABELS, RegimeFilter, RegimeState, regime_observation
 
@@ -162,9 +163,7 @@ class RegimeEngine:
 
     def restore(self, state: dict[str, Any] | None) -> None:
         """Reset to ``state`` (None = initial); a named model must then be :meth:`attach`-ed."""
-        s = state or {}
-        if s and s.get("schema") != SCHEMA:
-            raise ValueError(f"regime state schema {s.get('schema')!r} != {SCHEMA}")
+        s = checked_state(state, SCHEMA, "regime")
         self.model = None
         self.model_version = s.get("model_version", "")
         self.tracks: dict[str, _Track] = {}

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from tm_common.bar_signal import BarSignal
+from tm_common.state import checked_state
 from tm_quant.features import BAR_MS, WARMUP_BARS, Bar, IncrementalFeatures
 from tm_quant.garch import GarchParams
 
@@ -308,9 +309,7 @@ class SignalEngine:
 
     def restore(self, state: dict[str, Any] | None) -> None:
         """Reset to ``state`` (None = initial). The model object must then be attached."""
-        s = state or {}
-        if s and s.get("schema") != SCHEMA:
-            raise ValueError(f"signal state schema {s.get('schema')!r} != {SCHEMA}")
+        s = checked_state(state, SCHEMA, "signal")
         self.model = None
         self.model_version = s.get("model_version", "")
         self.last_ms: dict[str, int] = {k: int(v) for k, v in s.get("last_ms", {}).items()}
