@@ -32,7 +32,7 @@ import typer
 from sqlalchemy.ext.asyncio import AsyncEngine
 from tm_common.db import upsert
 from tm_common.db.market import bar_span_ms, funding_span_ms
-from tm_common.errors import VenueUnavailable
+from tm_common.errors import TradeMatrixError, VenueUnavailable
 from tm_ingest.domain.bars import INTERVAL_MS
 from tm_ingest.repository import TABLES, bar_row, funding_row
 from tm_ingest.sources.rest import BybitRestClient, RateLimited
@@ -43,7 +43,7 @@ FUNDING_PAGE_RATES = 200
 T = TypeVar("T")
 
 
-class BackfillError(RuntimeError):
+class BackfillError(TradeMatrixError):
     """The venue kept failing (or kept rate-limiting) past the retries; the message says which."""
 
 

@@ -11,14 +11,16 @@ from collections.abc import Iterable, Mapping
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from tm_common.errors import PermanentError
 from tm_common.events import FundingRateUpdated
 
 #: A rate beyond ±10 % per interval is not a funding rate (Bybit caps them far lower).
 MAX_ABS_RATE = Decimal("0.1")
 
 
-class BadFunding(ValueError):
-    """A venue row that is not a valid settled funding rate; the message says why."""
+class BadFunding(PermanentError, ValueError):
+    """A venue row that is not a valid settled funding rate (permanent: the same row stays bad);
+    the message says why."""
 
 
 def make_funding(instrument: str, settle_time_ms: Any, rate: Any, *,
