@@ -6,7 +6,8 @@ added later without being listed here fails the first test instead of going unno
 
 - risk: ``POST /breaker/trip``, ``POST /breaker/reset`` (``TM_ADMIN_TOKEN`` bearer; 403 when the
   service has no token configured);
-- exchange sim: ``POST /sim/clock``, ``/sim/faults``, ``/sim/reset`` (``TM_ADMIN_TOKEN`` bearer
+- exchange sim: ``POST /sim/clock``, ``/sim/faults``, ``/sim/reset``, and the live-feed mode's
+  ``/sim/bars``, ``/sim/funding`` (``TM_ADMIN_TOKEN`` bearer
   when one is configured: without one the sim is an open development venue, as ``tm demo`` runs
   it; the Helm chart always sets one), and the Bybit private API (``/v5/order/*``,
   ``/v5/position/*``, ``/v5/execution/list``, ``/v5/account/*``), authenticated like Bybit by an
@@ -31,7 +32,8 @@ ADMIN = SECRETS["admin_token"]
 KEY, SECRET = SECRETS["bybit_api_key"], SECRETS["bybit_api_secret"]
 READ_ONLY = {"GET", "HEAD"}
 RISK_ADMIN = {("POST", "/breaker/trip"), ("POST", "/breaker/reset")}
-SIM_ADMIN = {("POST", "/sim/clock"), ("POST", "/sim/faults"), ("POST", "/sim/reset")}
+SIM_ADMIN = {("POST", "/sim/clock"), ("POST", "/sim/faults"), ("POST", "/sim/reset"),
+             ("POST", "/sim/bars"), ("POST", "/sim/funding")}
 SIM_SIGNED = {("POST", "/v5/order/create"), ("POST", "/v5/order/cancel"),
               ("GET", "/v5/order/realtime"), ("GET", "/v5/execution/list"),
               ("GET", "/v5/position/list"), ("POST", "/v5/position/set-leverage"),
@@ -176,6 +178,14 @@ def test_risk_breaker_endpoints_need_the_admin_token(secure_redis, service):
 # -- exchange sim --------------------------------------------------------------------------------
 SIM_BODIES = {"/sim/clock": {"steps": 1}, "/sim/faults": {"rate_limit_prob": 0.5},
               "/sim/reset": {"initial_balance": "5"}}
+# The live-feed mode's pushes: refused without the token in any mode (their use with it is
+# tests/unit/exchange_sim/test_live_feed.py; this sim runs in history mode, which refuses them).
+SIM_LIVE_BODIES = {
+    "/sim/bars": {"bars": [{"symbol": "BTCUSDT", "open_time_ms": 1_735_689_600_000, "open": "1",
+                            "high": "1", "low": "1", "close": "1", "volume": "1"}]},
+    "/sim/funding": {"rates": [{"symbol": "BTCUSDT", "settle_time_ms": 1_735_689_600_000,
+                                "rate": "0.0001"}]},
+}
 
 
 def _sim_view(sim) -> str:
@@ -218,7 +228,7 @@ def test_sim_controls_and_private_api_need_credentials(service):
     sim.wait_http("/readyz", timeout_s=90)
     before = _sim_view(sim)
 
-    for path, body in SIM_BODIES.items():
+    for path, body in {**SIM_BODIES, **SIM_LIVE_BODIES}.items():
         for label, header in REFUSALS:
             r = sim.post(path, header=header, json=body)
             assert r.status_code == 401, (path, label, r.text)
