@@ -49,10 +49,10 @@ async def resolve_candidate(registry: ModelRegistry, candidate: str) -> ModelRec
                 return rec
         raise RegistryError("no refused signal candidate in the registry to shadow "
                             "(train one with `tm train`, or name a version)")
-    rec = await registry.get(candidate)
-    if rec is None:
+    found = await registry.get(candidate)
+    if found is None:
         raise RegistryError(f"unknown model version {candidate!r}")
-    if rec.kind != "signal":
-        raise RegistryError(f"{candidate} is a {rec.kind} model; a shadow book runs signal "
+    if found.kind != "signal":
+        raise RegistryError(f"{candidate} is a {found.kind} model; a shadow book runs signal "
                             "candidates")
-    return rec
+    return found
