@@ -143,9 +143,15 @@ def demo(start: StartOpt = "2025-01-01", end: EndOpt = "2025-06-30",
          fast_train: Annotated[bool, typer.Option("--fast-train/--full-train",
                                                   help="Reduced walk-forward if training is needed.")] = False,
          port_offset: Annotated[int, typer.Option(help="Added to every service port.")] = 0,
+         shadow: Annotated[str, typer.Option(
+             help="Signal candidate to run in a shadow book beside production: a version, "
+                  "'newest-refused' (the newest one the gates kept out) or 'none'.")
+         ] = "newest-refused",
          history_dir: HistOpt = None, out: OutOpt = None) -> None:
-    """The main job: paper-trading replay of real history through the whole mesh, with a report."""
-    from tm_app.demo import report
+    """The main job: paper-trading replay of real history through the whole mesh, with a report.
+    The newest refused signal candidate trades in a shadow book beside production; the report
+    shows both side by side."""
+    from tm_app.demo import report, shadow_candidate
     from tm_app.mesh import run_mesh
 
     t0 = time.monotonic()
@@ -154,9 +160,14 @@ def demo(start: StartOpt = "2025-01-01", end: EndOpt = "2025-06-30",
     redis_url, db_url = _prepare(settings)                          # starting anything
     cfg = dataclasses.replace(cfg, database_url=db_url)
     _ensure_models(db_url, fast_train)
+    try:
+        challenger = shadow_candidate(db_url, shadow)
+    except LookupError as e:
+        fail(f"--shadow: {e}", 2)
     data_dir = Path(settings.data_dir) / "mesh"
     data_dir.mkdir(parents=True, exist_ok=True)
-    console.print(f"starting the mesh (logs in {data_dir / 'logs'})")
+    console.print(f"starting the mesh (logs in {data_dir / 'logs'})"
+                  + (f"; shadow book: signal candidate {challenger}" if challenger else ""))
     last = [0.0]
 
     def progress(published: int, _total: int) -> None:
@@ -165,13 +176,13 @@ def demo(start: StartOpt = "2025-01-01", end: EndOpt = "2025-06-30",
             console.print(f"  replay: {published} bars published")
     try:
         run = run_mesh(cfg, redis_url=redis_url, data_dir=data_dir, port_offset=port_offset,
-                       log=lambda m: console.print(m), progress=progress)
+                       log=lambda m: console.print(m), progress=progress, shadow=challenger)
     except RuntimeError as e:
         fail(str(e))
     meta = {"mode": "mesh replay (processes, exchange sim)", "window": f"{start} → {end}",
             "replay_seconds": round(run.secs, 1), "namespace": run.namespace,
             "restarts": json.dumps(run.restarts), "total_seconds": round(time.monotonic() - t0, 1)}
-    report(run.record, cfg, _out(out, "demo"), meta)
+    report(run.record, cfg, _out(out, "demo"), meta, shadow=run.shadow)
 
 
 def backtest(start: StartOpt = "2025-01-01", end: EndOpt = "2025-06-30",
