@@ -20,6 +20,7 @@ def book_summary(rec: RunRecord, *, initial_equity: float) -> dict:
     """The numbers of one book (production or a challenger): statistics, tiers, counts."""
     return {"stats": run_stats(rec, initial_equity),
             "tiers": dict(Counter(z.tier for z in rec.sized)),
+            "sizing_reasons": dict(Counter(z.reason[:90] for z in rec.sized).most_common(3)),
             "counts": {"bars": len(rec.bars), "signals": len(rec.signals),
                        "orders": len(rec.orders), "fills": len(rec.fills),
                        "snapshots": len(rec.snapshots)}}
@@ -75,6 +76,10 @@ COMPARE_ROWS = [("total return", "total_return", True), ("Sharpe", "sharpe", Fal
                 ("turnover", "turnover", False)]
 
 
+def _reasons(pairs: list) -> str:
+    return "<br>".join(f"{n}× {html.escape(r)}" for r, n in pairs) or "–"
+
+
 def _compare(summary: dict, challenger: Any, initial_equity: float, prod: RunRecord) -> str:
     """The side-by-side section: production and the challenger, clearly labelled."""
     ch = summary["challenger"]
@@ -89,7 +94,10 @@ def _compare(summary: dict, challenger: Any, initial_equity: float, prod: RunRec
     rows += (f"<tr><th>signal IC (all)</th><td>{_fmt(a['signal_ic'].get('all', float('nan')))}"
              f"</td><td>{_fmt(b['signal_ic'].get('all', float('nan')))}</td></tr>"
              f"<tr><th>tiers</th><td>{html.escape(json.dumps(summary['tiers']))}</td>"
-             f"<td>{html.escape(json.dumps(ch['tiers']))}</td></tr>")
+             f"<td>{html.escape(json.dumps(ch['tiers']))}</td></tr>"
+             "<tr><th>why (top sizing reasons)</th>"
+             f"<td>{_reasons(Counter(z.reason[:90] for z in prod.sized).most_common(3))}</td>"
+             f"<td>{_reasons(list(ch['sizing_reasons'].items()))}</td></tr>")
     return f"""<h2>Production vs challenger (shadow book)</h2>
 <p>The challenger is signal candidate <b>{html.escape(ch['candidate'])}</b>, which the promotion
 gates kept out of production. It traded the same market events in a shadow book (namespace

@@ -81,7 +81,7 @@ async def run_book(redis_url: str, source_ns: str, db_url: str, candidate: str,
 
 
 async def test_shadow_equals_the_backtest_of_its_candidate(redis_url, namespace, registry_url,
-                                                           monkeypatch):
+                                                           monkeypatch, tmp_path):
     for k, v in TRADING_ENV.items():
         monkeypatch.setenv(k, v)
     start, end = window()
@@ -100,6 +100,18 @@ async def test_shadow_equals_the_backtest_of_its_candidate(redis_url, namespace,
     for key in ("orders", "fills", "equity", "tiers"):
         assert got[key] == want[key], f"{key} differ between the shadow book and the backtest"
     assert book.mirror.counts.batches == N and book.mirror.counts.incomplete == 0
+
+    # the report: production and the challenger side by side, clearly labelled
+    from tm_app.mesh import ShadowRun
+    from tm_app.report.html import write_report
+    summary = write_report(backtest, tmp_path / "report", initial_equity=100000.0, meta={},
+                           challenger=ShadowRun("v1", book.bus.names.prefix, shadow, {}))
+    ch = summary["challenger"]
+    assert ch["candidate"] == "v1" and ch["counts"]["orders"] == len(shadow.orders)
+    assert ch["stats"]["total"]["final_equity"] == summary["stats"]["total"]["final_equity"]
+    page = (tmp_path / "report" / "report.html").read_text()
+    assert "Production vs challenger (shadow book)" in page
+    assert "challenger v1 (shadow book, paper)" in page and page.count("data:image/png") == 6
 
 
 async def test_evidence_is_written_and_a_restart_replaces_it(redis_url, namespace, registry_url):
