@@ -30,7 +30,7 @@ from tm_sizer.config import SizerSettings
 
 from tm_app.backtest import RunConfig
 from tm_app.record import RunRecord
-from tm_app.shadow.config import SHADOW_PORT, ShadowSettings
+from tm_app.shadow.spec import book_namespace, shadow_spec
 from tm_app.stack.services import BY_NAME
 from tm_app.stack.supervisor import ProcessSpec, Supervisor
 
@@ -100,23 +100,6 @@ def _specs(cfg: RunConfig, *, redis_url: str, namespace: str, data_dir: Path,
     return specs
 
 
-def _shadow_spec(cfg: RunConfig, candidate: str, *, redis_url: str, namespace: str,
-                 data_dir: Path, port_offset: int) -> ProcessSpec:
-    """The challenger's shadow book beside the mesh: production's namespace is ``namespace``
-    (read), its own is ``<namespace>shadow:<candidate>:``."""
-    shared = {"redis_url": redis_url, "database_url": cfg.database_url, "namespace": namespace,
-              "data_dir": data_dir, "log_level": "WARNING", "symbols": cfg.symbols,
-              "mode": "replay", "history_dir": cfg.history_dir}
-    shared_env = to_env(CommonSettings.from_values(**shared))
-    own = to_env(ShadowSettings.from_values(
-        **shared, service_name="shadow", http_port=SHADOW_PORT + port_offset, candidate=candidate,
-        initial_equity_usdt=cfg.initial_equity, slippage_bps=cfg.slippage_bps, seed=cfg.sim_seed,
-        flush_after_s=5.0))
-    env = {**shared_env, **cfg.extra_env, **{k: v for k, v in own.items() if k not in shared_env}}
-    return ProcessSpec(name="shadow", argv=[sys.executable, "-m", "tm_app.shadow"], env=env,
-                       port=SHADOW_PORT + port_offset)
-
-
 def _get(port: int, path: str) -> tuple[int, dict]:
     try:
         r = httpx.get(f"http://127.0.0.1:{port}{path}", timeout=3)
@@ -168,8 +151,12 @@ def run_mesh(cfg: RunConfig, *, redis_url: str, data_dir: Path, port_offset: int
     specs = _specs(cfg, redis_url=redis_url, namespace=namespace, data_dir=data_dir,
                    port_offset=port_offset)
     if shadow is not None:
-        specs.insert(-1, _shadow_spec(cfg, shadow, redis_url=redis_url, namespace=namespace,
-                                      data_dir=data_dir, port_offset=port_offset))
+        specs.insert(-1, shadow_spec(shadow, shared={
+            "redis_url": redis_url, "database_url": cfg.database_url, "namespace": namespace,
+            "data_dir": data_dir, "log_level": "WARNING", "symbols": cfg.symbols,
+            "mode": "replay", "history_dir": cfg.history_dir}, port_offset=port_offset,
+            initial_equity=cfg.initial_equity, slippage_bps=cfg.slippage_bps, seed=cfg.sim_seed,
+            extra_env=cfg.extra_env, flush_after_s=5.0))
     names = [s.name for s in specs[:-1]]
     logs = data_dir / "logs"
     opts = {"grace_s": 15, **(supervisor_opts or {})}
@@ -237,7 +224,7 @@ def _await_shadow(sup: Supervisor, record: RunRecord, candidate: str, *, redis_u
     else:
         log(f"shadow book: not caught up after {timeout_s:.0f}s "
             f"(last bar {status.get('last_bar_ms')}, production's {last}); reporting what it did")
-    book_ns = f"{namespace}shadow:{candidate}:"
+    book_ns = book_namespace(namespace, candidate)
     return ShadowRun(candidate, book_ns, asyncio.run(_read(redis_url, book_ns)), status)
 
 

@@ -68,7 +68,8 @@ class ShadowBook:
                                    flush_after_s=settings.flush_after_s)
         self.first_bar_ms: int | None = None
         self.last_bar_ms: int | None = None
-        self.bar_times = 0
+        self._times: set[int] = set()          # bar times traded (6 a day)
+        self._since_evidence = 0
         self.last_error: str | None = None
         self.evidence: ShadowRecord | None = None
 
@@ -119,12 +120,19 @@ class ShadowBook:
         for stream, env in batch.events:
             await self.bus.publish(stream, env)
         await InProcessIdle(self.consumers).wait_done(batch.bar_time_ms or 0)
-        if batch.bar_time_ms is not None:
-            self.first_bar_ms = batch.bar_time_ms if self.first_bar_ms is None else self.first_bar_ms
-            self.last_bar_ms = batch.bar_time_ms
-            self.bar_times += 1
-            if self.bar_times % self.settings.evidence_every_bars == 0:
+        t = batch.bar_time_ms
+        if t is not None and t not in self._times:
+            self._times.add(t)
+            self.first_bar_ms = t if self.first_bar_ms is None else min(self.first_bar_ms, t)
+            self.last_bar_ms = t if self.last_bar_ms is None else max(self.last_bar_ms, t)
+            self._since_evidence += 1
+            if self._since_evidence >= self.settings.evidence_every_bars:
                 await self.write_evidence()
+
+    @property
+    def bar_times(self) -> int:
+        """Distinct bar times traded (a backfill's symbols arrive one after the other)."""
+        return len(self._times)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Open (retrying every 5 s while the registry or Redis is not there), then follow
@@ -165,6 +173,7 @@ class ShadowBook:
             ic=float(st["signal_ic"].get("all", float("nan"))), orders=len(rec.orders),
             updated_at_ms=_now_ms())
         await self.registry.record_shadow(self.candidate.version, self.evidence)
+        self._since_evidence = 0
         return self.evidence
 
     def status(self) -> dict[str, Any]:

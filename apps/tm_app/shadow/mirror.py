@@ -4,9 +4,10 @@ The book reads ``md.dvol``, ``md.funding`` and ``md.bar`` under production's nam
 ``XREAD`` (no consumer group: it is no part of production's delivery and leaves no trace there)
 and merges them by entry id, which is their publication order on one Redis server. A batch is
 what production's services saw for one bar time: the DVOL and funding published before that bar
-time's bars, then the bars. It is complete when every symbol's bar is in; a bar time that never
-completes (a symbol's bar missing) is cut when a newer bar time starts, or after ``flush_after_s``
-without new events.
+time's bars, then the bars. It is complete when every symbol's bar is in; otherwise it is cut,
+partial, when a bar of another bar time arrives (a gap; or a backfill, which publishes one symbol's
+bars after the other's) or after ``flush_after_s`` without new events. Either way the events are
+applied in the order production's services saw them.
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ class MirrorCounts:
     malformed: int = 0
     skipped: int = 0               # older than from_ms, or a symbol the book does not trade
     batches: int = 0
-    incomplete: int = 0
+    partial: int = 0               # cut before every symbol's bar was in (gap, backfill)
 
 
 def _entry_key(entry_id: str) -> tuple[int, int]:
@@ -106,7 +107,7 @@ class MarketMirror:
                 continue
             body = env.body
             if isinstance(body, BarClosed):
-                if self._open.bar_time_ms is not None and body.open_time_ms > self._open.bar_time_ms:
+                if self._open.bar_time_ms is not None and body.open_time_ms != self._open.bar_time_ms:
                     done.append(self._cut(complete=False))
                 self._open.bar_time_ms = body.open_time_ms
                 self._open.events.append((stream, env))
@@ -130,5 +131,5 @@ class MarketMirror:
     def _cut(self, *, complete: bool) -> Batch:
         batch, self._open = self._open, Batch()
         self.counts.batches += 1
-        self.counts.incomplete += not complete
+        self.counts.partial += not complete
         return batch

@@ -99,7 +99,7 @@ async def test_shadow_equals_the_backtest_of_its_candidate(redis_url, namespace,
     assert want["orders"], "the window must trade"
     for key in ("orders", "fills", "equity", "tiers"):
         assert got[key] == want[key], f"{key} differ between the shadow book and the backtest"
-    assert book.mirror.counts.batches == N and book.mirror.counts.incomplete == 0
+    assert book.mirror.counts.batches == N and book.mirror.counts.partial == 0
 
     # the report: production and the challenger side by side, clearly labelled
     from tm_app.mesh import ShadowRun

@@ -46,19 +46,29 @@ def test_a_bar_time_is_a_batch_once_every_symbol_is_in():
     assert len(b.funding) == 1 and b.events[0][0] == "md.funding"   # publication order kept
     [b2] = m.feed([bar("ETHUSDT", H4), bar("BTCUSDT", H4)])
     assert b2.bar_time_ms == H4 and len(b2.funding) == 1             # the rate published after
-    assert (m.counts.batches, m.counts.incomplete) == (2, 0)
+    assert (m.counts.batches, m.counts.partial) == (2, 0)
 
 
 def test_a_missing_bar_is_cut_by_the_next_bar_time_or_by_silence():
     m, clock = mirror()
     assert m.feed([bar("BTCUSDT", 0)]) == []
     [b] = m.feed([bar("BTCUSDT", H4)])                   # ETH's bar of 0 never came
-    assert b.bar_time_ms == 0 and m.counts.incomplete == 1
+    assert b.bar_time_ms == 0 and m.counts.partial == 1
     clock.t = 29.0
     assert m.feed([]) == []
     clock.t = 31.0
     [b2] = m.feed([])
-    assert b2.bar_time_ms == H4 and m.counts.incomplete == 2
+    assert b2.bar_time_ms == H4 and m.counts.partial == 2
+
+
+def test_a_backfill_one_symbol_after_the_other_is_applied_in_its_order():
+    m, _ = mirror()
+    out = m.feed([bar("BTCUSDT", 0), bar("BTCUSDT", H4), bar("ETHUSDT", 0), bar("ETHUSDT", H4),
+                  bar("BTCUSDT", 2 * H4), bar("ETHUSDT", 2 * H4)])
+    assert [(b.bar_time_ms, [x.instrument for x in b.bars]) for b in out] == [
+        (0, ["BTCUSDT"]), (H4, ["BTCUSDT"]), (0, ["ETHUSDT"]), (H4, ["ETHUSDT"]),
+        (2 * H4, ["BTCUSDT", "ETHUSDT"])]
+    assert m.counts.partial == 4
 
 
 def test_malformed_foreign_and_early_entries_are_counted_not_traded():
