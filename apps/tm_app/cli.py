@@ -282,6 +282,36 @@ def report_cmd(path: Annotated[Path, typer.Argument(help="A report folder or rep
     console.print(summary_table(doc, doc.get("meta", {}).get("mode", "run")))
 
 
+def shadow_cmd(candidate: Annotated[str, typer.Option(
+                   help="Signal version to shadow, or 'newest-refused'.")] = "newest-refused",
+               mode: Annotated[str | None, typer.Option(
+                   help="paper or live (the evidence it gives; default TM_MODE).")] = None,
+               port: Annotated[int | None, typer.Option(help="HTTP port (default 8109).")] = None
+               ) -> None:
+    """Run a shadow book in the foreground (Ctrl-C stops it): the candidate trades production's
+    market events (TM_NAMESPACE) on its own paper account, under <namespace>shadow:<candidate>:,
+    and its record is written to the registry for `tm models promote`."""
+    from tm_app.shadow.__main__ import main
+    from tm_app.shadow.config import ShadowSettings
+
+    if mode is not None and mode not in ("paper", "live", "replay"):
+        fail(f"--mode must be paper, live or replay, got {mode!r}", 2)
+    os.environ["TM_SHADOW_CANDIDATE"] = candidate
+    if mode is not None:
+        os.environ["TM_MODE"] = mode
+    if port is not None:
+        os.environ["TM_HTTP_PORT"] = str(port)
+    from pydantic import ValidationError
+    try:
+        ShadowSettings().namespace_for(candidate)
+    except ValidationError as e:
+        err0 = e.errors()[0]
+        fail(f"bad shadow configuration: {'.'.join(map(str, err0['loc']))}: {err0['msg']}", 2)
+    except ValueError as e:
+        fail(f"bad shadow configuration: {e}", 2)
+    raise typer.Exit(main())
+
+
 def register(app: typer.Typer) -> None:
     """Mount these commands (and the trainer's) on the ``tm`` app."""
     app.command("demo")(demo)
@@ -291,6 +321,7 @@ def register(app: typer.Typer) -> None:
     app.command("paper")(paper)
     app.command("streams")(streams)
     app.command("report")(report_cmd)
+    app.command("shadow")(shadow_cmd)
     from tm_app.backfill import backfill_command
     app.command("backfill")(backfill_command)
     app.add_typer(breaker_app)
