@@ -14,7 +14,7 @@ from tm_common.models.evidence import shadow_records
 from tm_common.models.registry import ModelRegistry
 from tm_common.testing.processes import ServiceProcess
 
-from .test_shadow_book import N, publish_market, registry_url, window  # noqa: F401 - fixture
+from .conftest import N, publish_market, window
 
 
 def test_tm_shadow_serves_trades_and_records_live_evidence(redis_url, namespace, registry_url,
