@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from tm_common.errors import ConfigError
 from tm_common.events import BarClosed, FundingRateUpdated
 from tm_common.history import HistoryBar
 from tm_exchange_sim.config import ExchangeSimSettings
@@ -19,7 +20,7 @@ from tm_exchange_sim.state import SimState
 from tm_app.venue import InProcessBybit
 
 
-class NotAPaperVenue(TypeError):
+class NotAPaperVenue(ConfigError):
     """A shadow book was given a venue that could reach an exchange."""
 
 
