@@ -179,7 +179,7 @@ def test_the_schema_holds_a_stateful_service_at_one_recreated_replica(deploy_too
 def test_the_executors_single_writer_promise_holds(deploy_tools, sh):
     """helm/values/executor.yaml says: never two executors at once, even during an upgrade."""
     values = ROOT / "helm" / "values" / "executor.yaml"
-    assert "never two executors at once, even during an upgrade" in values.read_text()
+    assert "never two executors at once" in values.read_text()
     dep = one(docs(render(deploy_tools, sh, values)), "Deployment")
     assert dep["spec"]["replicas"] == 1 and dep["spec"]["strategy"]["type"] == "Recreate"
 
