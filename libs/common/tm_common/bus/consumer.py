@@ -72,6 +72,7 @@ class Consumer:
         self.generation_key = generation_key(self.state_key) if fence and self.state_key else None
         self.generation: int | None = None
         self.superseded: WriterSuperseded | None = None
+        self._taken_over = False
         self.clock, self.obs = clock, observer or ConsumerObserver()
         self.max_deliveries, self.reclaim_idle_ms = max_deliveries, reclaim_idle_ms
         self.reclaim_interval_s, self.block_ms, self.batch = reclaim_interval_s, block_ms, batch
@@ -116,10 +117,10 @@ class Consumer:
         if self.state_key is not None:
             self._last_state = await self.bus.load_state(self.state_key)
             self.handler.restore(self._last_state)  # type: ignore[attr-defined]
-        if first and self.generation is not None:
+        if self.generation is not None and not self._taken_over:
             # The group's one writer finishes what older instances left pending, first.
             taken = await self.bus.take_over(self.group, self.consumer, self.streams)
-            self._pending_dirty = True
+            self._pending_dirty, self._taken_over = True, True
             log.info("bus.writer_started", group=self.group, consumer=self.consumer,
                      generation=self.generation, taken_over=taken)
             self.obs.generation(self.group, self.generation)
