@@ -110,8 +110,9 @@ def test_deployment(deploy_tools, sh, values):
     objs = docs(render(deploy_tools, sh, values))
     dep = one(objs, "Deployment")
     assert dep["metadata"]["name"] == name
-    assert dep["spec"]["strategy"] == {"type": "RollingUpdate",
-                                       "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}}
+    # one writer per stateful service: the old pod is gone before the new one starts
+    assert dep["spec"]["strategy"] == {"type": "Recreate"}
+    assert dep["spec"]["replicas"] == 1
     tmpl = dep["spec"]["template"]
     ann = tmpl["metadata"]["annotations"]
     assert ann["prometheus.io/scrape"] == "true" and ann["prometheus.io/port"] == str(port)
@@ -152,6 +153,35 @@ def test_deployment(deploy_tools, sh, values):
     pdb = one(objs, "PodDisruptionBudget")
     assert pdb["spec"]["selector"] == dep["spec"]["selector"]
     assert not [d for d in objs if d["kind"] == "ServiceMonitor"]
+
+
+@pytest.mark.parametrize("extra, error", [
+    (["--set", "replicaCount=2"], "at '/replicaCount': maximum: got 2, want 1"),
+    (["--set", "strategy.type=RollingUpdate"], "at '/strategy/type': value must be 'Recreate'"),
+    (["--set", "strategy.rollingUpdate.maxSurge=1"], "at '/strategy'"),
+], ids=["two-replicas", "rolling-update", "surge"])
+def test_the_schema_holds_a_stateful_service_at_one_recreated_replica(deploy_tools, sh, extra,
+                                                                      error):
+    """Two pods of one stateful service would both write its state (invariant 8): the values
+    schema refuses every way to get there, for every service of the chart (stateful by
+    default); ``stateful: false`` lifts it, for a stateless service."""
+    for name in ("risk", "executor", "ingest"):
+        values = ROOT / "helm" / "values" / f"{name}.yaml"
+        r = sh([deploy_tools.helm, "template", name, str(CHART), "-f", str(values), *extra])
+        assert r.returncode != 0 and error in r.stderr, f"{name} {extra}: {r.stderr}"
+    values = ROOT / "helm" / "values" / "risk.yaml"
+    text = render(deploy_tools, sh, values, "--set", "stateful=false", "--set", "replicaCount=2",
+                  "--set", "strategy.type=RollingUpdate")
+    dep = one(docs(text), "Deployment")
+    assert dep["spec"]["replicas"] == 2 and dep["spec"]["strategy"] == {"type": "RollingUpdate"}
+
+
+def test_the_executors_single_writer_promise_holds(deploy_tools, sh):
+    """helm/values/executor.yaml says: never two executors at once, even during an upgrade."""
+    values = ROOT / "helm" / "values" / "executor.yaml"
+    assert "never two executors at once" in values.read_text()
+    dep = one(docs(render(deploy_tools, sh, values)), "Deployment")
+    assert dep["spec"]["replicas"] == 1 and dep["spec"]["strategy"]["type"] == "Recreate"
 
 
 @pytest.mark.parametrize("values", VALUES, ids=lambda p: p.stem)

@@ -21,6 +21,11 @@ The errors several services share are defined here once:
   The exchange simulator's own ``RetCodeError`` is a different concept and is no ``VenueError``:
   it is the simulated venue's verdict on a request it serves (turned into a ``retCode``
   envelope by its HTTP layer), not a caller's failed call.
+- :class:`LostOwnership`: a bus commit refused because this consumer no longer owns what it
+  committed; nothing was written. Either another consumer of the group reclaimed the entry
+  (the base class: the new owner handles it, this consumer goes on), or
+  :class:`WriterSuperseded`: a newer instance of the group took the writer generation (one
+  writer per consumer group, ARCHITECTURE §4): this instance must stop consuming.
 
 Third-party errors (redis-py, SQLAlchemy, httpx) become these at one boundary each:
 :mod:`tm_common.errors_boundary`.
@@ -56,6 +61,26 @@ class NotReady(TransientError):
 class ModelUnusable(PermanentError, ValueError):
     """A model bundle (or a part of one) that this code cannot use: wrong kind, a feature or
     observation it does not compute, parameters that do not validate, no artifact."""
+
+
+class LostOwnership(TradeMatrixError):
+    """A commit refused because the entry is no longer pending for this consumer (another
+    consumer of the group reclaimed it); nothing was written. The new owner handles it."""
+
+
+class WriterSuperseded(LostOwnership):
+    """A commit refused because a newer instance of this consumer group took the group's writer
+    generation after this one did; nothing was written (no output, no state, no ack). The
+    instance is stale and must stop consuming: the new one owns the group's state.
+
+    ``group``: the consumer group; ``generation``: this instance's; ``current``: the newest one
+    (``None`` if unknown)."""
+
+    def __init__(self, group: str, generation: int, current: int | None = None) -> None:
+        self.group, self.generation, self.current = group, generation, current
+        newer = "a newer instance" if current is None else f"generation {current}"
+        super().__init__(f"consumer group {group!r}: writer generation {generation} was "
+                         f"superseded by {newer}; this instance stopped consuming")
 
 
 class VenueError(TradeMatrixError):

@@ -31,7 +31,7 @@ from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 
 from tm_common.bus.observer import ConsumerObserver
-from tm_common.bus.protocol import Delivery
+from tm_common.bus.protocol import Delivery, WriterSuperseded
 from tm_common.events.base import Envelope
 
 __all__ = ["CONTENT_TYPE_LATEST", "LATENCY_BUCKETS_S", "PrometheusObserver", "ServiceMetrics"]
@@ -90,6 +90,14 @@ class ServiceMetrics:
             "tm_task_restarts_total",
             "Consumer loops and background tasks restarted after an unexpected error.",
             ("task",), registry=r)
+        self.writer_generation = Gauge(
+            "tm_consumer_writer_generation",
+            "The writer generation this instance took for its group at start (one writer per "
+            "consumer group: a newer instance supersedes it).", ("group",), registry=r)
+        self.writer_superseded = Gauge(
+            "tm_consumer_writer_superseded",
+            "1 when a newer instance of the group took over and this one stopped consuming.",
+            ("group",), registry=r)
         self.ready = Gauge("tm_service_ready", "1 when the last /readyz check passed.", registry=r)
         self.build_info = Gauge("tm_build_info", "Always 1; the labels say what is running.",
                                 ("service", "version"), registry=r)
@@ -129,6 +137,13 @@ class PrometheusObserver(ConsumerObserver):
 
     def transport_error(self, error: BaseException) -> None:
         self.m.transport_errors.labels(type(error).__name__).inc()
+
+    def generation(self, group: str, generation: int) -> None:
+        self.m.writer_generation.labels(group).set(generation)
+        self.m.writer_superseded.labels(group).set(0)
+
+    def superseded(self, group: str, error: WriterSuperseded) -> None:
+        self.m.writer_superseded.labels(group).set(1)
 
 
 def _event_type(d: Delivery) -> str:

@@ -70,10 +70,10 @@ async def test_crash_after_commit_gives_no_duplicate():
 async def test_dead_consumer_entries_are_reclaimed():
     bus = InMemoryBus()
     await publish(bus, 6)
-    await bus.ensure_group("in", "g")
+    c = consumer(bus, CountingHandler(), name="alive", reclaim_idle_ms=0, reclaim_interval_s=0)
+    await c.start()                      # (a writer takes over what is pending at its start)
     taken = await bus.read("g", "dead", ["in"], pending=False, count=4, block_ms=0)
     assert len(taken) == 4               # the dead consumer holds 4 entries, never acks
-    c = consumer(bus, CountingHandler(), name="alive", reclaim_idle_ms=0, reclaim_interval_s=0)
     await c.run_until_idle()             # handles the 2 it can see
     assert len(await outputs(bus)) == 2
     await c._maybe_reclaim()

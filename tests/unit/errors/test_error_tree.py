@@ -39,7 +39,6 @@ OUTSIDE_THE_TREE = {
     "RegistryError",         # a LookupError: "no such model" for the registry's callers
     "BundleError",           # a ValueError wrapped into ModelUnusable by every service
     "LookaheadError",        # an AssertionError: a leakage check in tests and training
-    "LostOwnership",         # control flow inside the bus consumer (a reclaimed entry)
     "MalformedAnswer",       # executor venue parsing, translated to a VenueError
     "WsAuthFailed",          # executor private-WS login, translated by its caller
     "UnknownServiceError",   # tm CLI usage error (a ValueError)

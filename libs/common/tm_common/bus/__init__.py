@@ -5,14 +5,24 @@ from typing import TYPE_CHECKING
 from tm_common.bus.consumer import Consumer
 from tm_common.bus.handler import Emit, Handler, StatefulHandler
 from tm_common.bus.memory import InMemoryBus
-from tm_common.bus.protocol import Bus, Delivery, GroupMissing, LostOwnership, Output, TransportError
+from tm_common.bus.protocol import (
+    Bus,
+    Delivery,
+    Fence,
+    GroupMissing,
+    LostOwnership,
+    Output,
+    TransportError,
+    WriterSuperseded,
+)
 from tm_common.bus.streams import Streams
 
 if TYPE_CHECKING:
     from tm_common.bus.redis import RedisStreamsBus
 
-__all__ = ["Bus", "Consumer", "Delivery", "Emit", "GroupMissing", "Handler", "InMemoryBus", "LostOwnership",
-           "Output", "RedisStreamsBus", "StatefulHandler", "Streams", "TransportError"]
+__all__ = ["Bus", "Consumer", "Delivery", "Emit", "Fence", "GroupMissing", "Handler", "InMemoryBus",
+           "LostOwnership", "Output", "RedisStreamsBus", "StatefulHandler", "Streams",
+           "TransportError", "WriterSuperseded"]
 
 
 def __getattr__(name: str) -> "type[RedisStreamsBus]":

@@ -7,6 +7,13 @@ dead-letter stream atomically with their ack; the loop keeps going. After a tran
 starts over the same way (groups, saved state, own pending entries): the saved state, not the one
 in memory, is what goes with the acked entries. ``stop()`` finishes the entry in hand and returns;
 unhandled entries stay pending and are drained on the next start.
+
+One writer per group. A stateful consumer takes the group's next writer generation at start
+(before it loads the state), takes over every entry pending in the group, and commits with that
+generation: once a newer instance of the group has started, this one's commits are refused
+(:class:`WriterSuperseded`, nothing written) and it stops consuming for good, says so in the log
+(``bus.writer_superseded``) and to its observer (metrics, ``/readyz``). After a transport failure
+it keeps its generation if still the newest (it does not supersede a newer instance).
 """
 
 from __future__ import annotations
@@ -19,11 +26,25 @@ import structlog
 
 from tm_common.bus.handler import Emit, Handler, StatefulHandler
 from tm_common.bus.observer import ConsumerObserver
-from tm_common.bus.protocol import Bus, Delivery, LostOwnership, Output, TransportError
+from tm_common.bus.protocol import (
+    Bus,
+    Delivery,
+    Fence,
+    LostOwnership,
+    Output,
+    TransportError,
+    WriterSuperseded,
+)
 from tm_common.errors import MalformedEvent, PermanentError, TransientError
 from tm_common.events.base import Envelope
 
 log = structlog.get_logger("tm.bus")
+
+
+def generation_key(state_key: str) -> str:
+    """The writer-generation key of the group whose state is saved under ``state_key``
+    (``{namespace}state:{group}:generation``: same prefix, so the same Redis Cluster slot)."""
+    return f"{state_key}:generation"
 
 
 class Consumer:
@@ -32,7 +53,8 @@ class Consumer:
     ``max_deliveries``: attempts (deliveries + in-process retries) before an entry is
     dead-lettered. ``reclaim_idle_ms``: how long an entry must sit unacked on any consumer before
     this one takes it over (must exceed the slowest handler). ``block_ms``: read block time, which
-    also bounds how long ``stop()`` waits for an idle loop.
+    also bounds how long ``stop()`` waits for an idle loop. ``fence``: take a writer generation
+    (module docstring); default on for a stateful handler with a ``state_key``.
     """
 
     def __init__(self, bus: Bus, handler: Handler, *, group: str, consumer: str,
@@ -40,12 +62,17 @@ class Consumer:
                  clock: Callable[[], int] = time.time_ns, observer: ConsumerObserver | None = None,
                  max_deliveries: int = 5, reclaim_idle_ms: int = 30_000,
                  reclaim_interval_s: float = 5.0, block_ms: int = 500, batch: int = 64,
-                 retry_backoff_s: float = 0.05, max_backoff_s: float = 2.0) -> None:
+                 retry_backoff_s: float = 0.05, max_backoff_s: float = 2.0,
+                 fence: bool = True) -> None:
         if max_deliveries < 1:
             raise ValueError("max_deliveries must be >= 1")
         self.bus, self.handler = bus, handler
         self.group, self.consumer, self.streams = group, consumer, tuple(streams)
         self.state_key = state_key if isinstance(handler, StatefulHandler) else None
+        self.generation_key = generation_key(self.state_key) if fence and self.state_key else None
+        self.generation: int | None = None
+        self.superseded: WriterSuperseded | None = None
+        self._taken_over = False
         self.clock, self.obs = clock, observer or ConsumerObserver()
         self.max_deliveries, self.reclaim_idle_ms = max_deliveries, reclaim_idle_ms
         self.reclaim_interval_s, self.block_ms, self.batch = reclaim_interval_s, block_ms, batch
@@ -69,15 +96,53 @@ class Consumer:
         return self._stopping.is_set()
 
     async def start(self) -> None:
-        """Create groups and restore saved handler state (idempotent)."""
-        if self._started:
+        """Create groups, take (or confirm) the writer generation, restore the saved handler
+        state and, the first time, take over the group's pending entries (idempotent)."""
+        if self._started or self.superseded is not None:
             return
         for s in self.streams:
             await self.bus.ensure_group(s, self.group)
+        first = self.generation is None
+        if self.generation_key is not None:
+            # Before the state is loaded: a commit of an older instance after this point is
+            # refused, so the state loaded is the last one any older instance saved.
+            if first:
+                self.generation = await self.bus.acquire_generation(self.generation_key)
+            else:
+                assert self.generation is not None
+                newer = await self.bus.confirm_generation(self.generation_key, self.generation)
+                if newer is not None:
+                    self._on_superseded(WriterSuperseded(self.group, self.generation, newer))
+                    return
         if self.state_key is not None:
             self._last_state = await self.bus.load_state(self.state_key)
             self.handler.restore(self._last_state)  # type: ignore[attr-defined]
+        if self.generation is not None and not self._taken_over:
+            # The group's one writer finishes what older instances left pending, first.
+            taken = await self.bus.take_over(self.group, self.consumer, self.streams)
+            self._pending_dirty, self._taken_over = True, True
+            log.info("bus.writer_started", group=self.group, consumer=self.consumer,
+                     generation=self.generation, taken_over=taken)
+            self.obs.generation(self.group, self.generation)
         self._started = True
+
+    @property
+    def fence(self) -> Fence | None:
+        """What this consumer's commits carry: ``(generation key, generation)``."""
+        if self.generation_key is None or self.generation is None:
+            return None
+        return self.generation_key, self.generation
+
+    def _on_superseded(self, e: WriterSuperseded) -> None:
+        """A newer instance owns the group: stop for good, with the in-memory state undone."""
+        first = self.superseded is None
+        self.superseded = e
+        self._recover()
+        self._stopping.set()
+        if first:
+            log.error("bus.writer_superseded", group=self.group, consumer=self.consumer,
+                      generation=e.generation, newer=e.current, error=str(e))
+            self.obs.superseded(self.group, e)
 
     async def run(self) -> None:
         """Consume until :meth:`stop`. Transport failures are retried with backoff."""
@@ -114,7 +179,10 @@ class Consumer:
 
     # -- one step --------------------------------------------------------------------------
     async def step(self, block_ms: int | None) -> int:
-        """Read one batch (own pending first) and process it; returns entries processed."""
+        """Read one batch (own pending first) and process it; returns entries processed.
+        A superseded consumer reads nothing (0)."""
+        if self.superseded is not None:
+            return 0
         batch = []
         if self._pending_dirty:
             # One at a time: re-reading a pending entry counts a delivery, so a batch read would
@@ -133,7 +201,12 @@ class Consumer:
         for delivery in batch:
             if self.stopping:
                 break
-            if not await self._process(delivery):
+            try:
+                processed = await self._process(delivery)
+            except WriterSuperseded as e:
+                self._on_superseded(e)
+                break
+            if not processed:
                 self._pending_dirty = True  # leave the rest pending, keep order
                 break
             done += 1
@@ -196,7 +269,9 @@ class Consumer:
         if self.state_key is not None:
             state = (self.state_key, self.handler.snapshot())  # type: ignore[attr-defined]
         try:
-            await self.bus.commit(self.group, self.consumer, d, outputs, state)
+            await self.bus.commit(self.group, self.consumer, d, outputs, state, self.fence)
+        except WriterSuperseded:
+            raise                           # step() stops the consumer
         except LostOwnership:
             self._recover()
             log.info("bus.lost_ownership", group=self.group, stream=d.stream, entry=d.entry_id)
@@ -213,7 +288,7 @@ class Consumer:
         return True
 
     async def _dead_letter(self, d: Delivery, event_type: str, reason: str) -> None:
-        await self.bus.dead_letter(self.group, self.consumer, d, reason)
+        await self.bus.dead_letter(self.group, self.consumer, d, reason, self.fence)
         self.dead_letter_count += 1
         self.obs.dead_lettered(d.stream, event_type, reason)
         log.warning("bus.dead_lettered", group=self.group, stream=d.stream, entry=d.entry_id,

@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from tm_common.bus.protocol import Delivery, LostOwnership, Output
+from tm_common.bus.protocol import Delivery, Fence, LostOwnership, Output, WriterSuperseded
 from tm_common.bus.streams import dlq
 from tm_common.events.base import Envelope
 
@@ -50,6 +50,7 @@ class InMemoryBus:
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._streams: dict[str, _Stream] = {}
         self._state: dict[str, bytes] = {}
+        self._generations: dict[str, int] = {}
         self._seq = 0
         self._clock = clock
         self._new = asyncio.Condition()
@@ -129,16 +130,25 @@ class InMemoryBus:
                 break
         return out
 
-    def _owned(self, group: str, consumer: str, d: Delivery) -> _Group:
+    def _owned(self, group: str, consumer: str, d: Delivery, fence: Fence | None) -> _Group:
+        """The checks of Redis' commit script, in its order: the fence, then ownership; then
+        the fence's generation is set back if it was lost or lower (it only grows)."""
+        if fence is not None:
+            current = self._generations.get(fence[0])
+            if current is not None and current > fence[1]:
+                raise WriterSuperseded(group, fence[1], current)
         g = self._s(d.stream).groups[group]
         p = g.pending.get(int(d.entry_id.split("-")[0]))
         if p is None or p.owner != consumer:
             raise LostOwnership(d.entry_id)
+        if fence is not None:
+            self._generations[fence[0]] = fence[1]
         return g
 
     async def commit(self, group: str, consumer: str, delivery: Delivery,
-                     outputs: Sequence[Output], state: tuple[str, bytes] | None = None) -> None:
-        g = self._owned(group, consumer, delivery)
+                     outputs: Sequence[Output], state: tuple[str, bytes] | None = None,
+                     fence: Fence | None = None) -> None:
+        g = self._owned(group, consumer, delivery, fence)
         for o in outputs:
             self._add(o.stream, o.envelope.to_fields())
         if state is not None:
@@ -147,8 +157,9 @@ class InMemoryBus:
         if outputs:
             await self._notify()
 
-    async def dead_letter(self, group: str, consumer: str, delivery: Delivery, reason: str) -> None:
-        g = self._owned(group, consumer, delivery)
+    async def dead_letter(self, group: str, consumer: str, delivery: Delivery, reason: str,
+                          fence: Fence | None = None) -> None:
+        g = self._owned(group, consumer, delivery, fence)
         self._add(dlq(delivery.stream), dead_letter_fields(delivery, group, reason))
         g.pending.pop(int(delivery.entry_id.split("-")[0]))
 
@@ -170,6 +181,26 @@ class InMemoryBus:
 
     async def load_state(self, key: str) -> bytes | None:
         return self._state.get(key)
+
+    async def acquire_generation(self, key: str) -> int:
+        self._generations[key] = self._generations.get(key, 0) + 1
+        return self._generations[key]
+
+    async def confirm_generation(self, key: str, generation: int) -> int | None:
+        current = self._generations.get(key)
+        if current is not None and current > generation:
+            return current
+        self._generations[key] = generation
+        return None
+
+    async def take_over(self, group: str, consumer: str, streams: Sequence[str]) -> int:
+        n = 0
+        for name in streams:
+            g = self._s(name).groups.get(group)
+            for p in (g.pending.values() if g is not None else ()):
+                p.owner, p.delivered_at = consumer, self._clock()   # no delivery counted
+                n += 1
+        return n
 
     async def group_info(self, stream: str) -> list[dict[str, Any]]:
         s = self._s(stream)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tm_common.bus.protocol import Delivery
+from tm_common.bus.protocol import Delivery, WriterSuperseded
 from tm_common.events.base import Envelope
 
 
@@ -23,3 +23,9 @@ class ConsumerObserver:
 
     def transport_error(self, error: BaseException) -> None:
         """The transport failed (e.g. Redis down); the loop backs off and retries."""
+
+    def generation(self, group: str, generation: int) -> None:
+        """The consumer took writer generation ``generation`` of ``group`` (at start)."""
+
+    def superseded(self, group: str, error: WriterSuperseded) -> None:
+        """A newer instance of ``group`` took over; this consumer stopped consuming for good."""

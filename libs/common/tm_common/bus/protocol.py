@@ -11,8 +11,16 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from tm_common.errors import TransientError
+from tm_common.errors import LostOwnership, TransientError, WriterSuperseded
 from tm_common.events.base import Envelope
+
+__all__ = ["Bus", "DeadLetter", "Delivery", "Fence", "GroupMissing", "LostOwnership", "Output",
+           "TransportError", "WriterSuperseded"]
+
+Fence = tuple[str, int]
+"""``(generation key, generation)``: the writer generation a stateful consumer took at start
+(:meth:`Bus.acquire_generation`). A commit carrying it lands only while no newer generation of
+the key exists; otherwise :class:`WriterSuperseded` is raised and nothing is written."""
 
 
 @dataclass(frozen=True)
@@ -52,11 +60,6 @@ class GroupMissing(TransportError):
     the consumer re-creates its groups and carries on."""
 
 
-class LostOwnership(Exception):
-    """The entry was reclaimed by another consumer before this one committed; nothing was
-    written. The new owner handles it."""
-
-
 class Bus(Protocol):
     """A transport: streams with consumer groups, atomic commit and dead-lettering."""
 
@@ -76,13 +79,30 @@ class Bus(Protocol):
         """New entries (``pending=False``), or this consumer's own pending ones (``True``)."""
 
     async def commit(self, group: str, consumer: str, delivery: Delivery,
-                     outputs: Sequence[Output], state: tuple[str, bytes] | None = None) -> None:
+                     outputs: Sequence[Output], state: tuple[str, bytes] | None = None,
+                     fence: Fence | None = None) -> None:
         """Publish ``outputs``, save ``state`` (key, bytes) and ack ``delivery`` atomically.
-        Raises :class:`LostOwnership` (and writes nothing) if the entry is no longer ours."""
+        Writes nothing and raises :class:`WriterSuperseded` if ``fence``'s key holds a newer
+        generation than ``fence``'s (checked first), or :class:`LostOwnership` if the entry is
+        no longer pending for ``consumer``."""
 
     async def dead_letter(self, group: str, consumer: str, delivery: Delivery,
-                          reason: str) -> None:
-        """Copy the entry to ``<stream>.dlq`` with ``reason`` and ack it, atomically."""
+                          reason: str, fence: Fence | None = None) -> None:
+        """Copy the entry to ``<stream>.dlq`` with ``reason`` and ack it, atomically; fenced
+        and owned as :meth:`commit`."""
+
+    async def acquire_generation(self, key: str) -> int:
+        """Take the next writer generation of ``key`` (1, 2, ...; ``INCR``): from now on a
+        commit fenced with an older generation of ``key`` is refused."""
+
+    async def confirm_generation(self, key: str, generation: int) -> int | None:
+        """``None`` while ``generation`` is still the newest of ``key``; else the newer one.
+        A missing or lower value (Redis lost it) is set back to ``generation``."""
+
+    async def take_over(self, group: str, consumer: str, streams: Sequence[str]) -> int:
+        """Make ``consumer`` the owner of every entry pending in ``group`` on ``streams``
+        (whoever held it), without counting a delivery; returns how many it took. What the
+        writer of a group does at start, once it has taken the group's generation."""
 
     async def reclaim(self, group: str, consumer: str, streams: Sequence[str],
                       min_idle_ms: int, count: int = 100) -> int:

@@ -1,9 +1,15 @@
 """Redis Streams transport (Redis 7, and the embedded Redis 6.2).
 
-The commit is one Lua script, which Redis runs atomically like MULTI/EXEC, with one addition:
-it first checks that the entry is still pending *for this consumer*. If a reclaimer took it over
-meanwhile, nothing is written and :class:`LostOwnership` is raised, so a slow consumer and the
-one that reclaimed its entry can never both publish outputs for it.
+The commit is one Lua script, which Redis runs atomically like MULTI/EXEC, with two checks
+before it writes anything:
+
+1. the fence: a stateful consumer commits with the writer generation it took at start
+   (``INCR`` of ``{namespace}state:{group}:generation``); if the key holds a newer one, a newer
+   instance of the group has started, and the commit is refused with
+   :class:`WriterSuperseded` (the stale instance then stops consuming);
+2. ownership: the entry must still be pending *for this consumer*; if a reclaimer took it over
+   meanwhile, :class:`LostOwnership` is raised, so a slow consumer and the one that reclaimed
+   its entry can never both publish outputs for it.
 """
 
 from __future__ import annotations
@@ -18,19 +24,36 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.typing import EncodableT, FieldT, KeyT, StreamIdT
 
 from tm_common.bus.memory import dead_letter_fields
-from tm_common.bus.protocol import Delivery, LostOwnership, Output, TransportError
+from tm_common.bus.protocol import (
+    Delivery,
+    Fence,
+    LostOwnership,
+    Output,
+    TransportError,
+    WriterSuperseded,
+)
 from tm_common.bus.streams import Streams, dlq, maxlen
 from tm_common.errors_boundary import redis_error, redis_errors
 from tm_common.events.base import Envelope
 
-# KEYS: input stream, output streams..., [state key]
-# ARGV: group, consumer, entry id, n outputs, has state, state, then per output:
-#       maxlen, n field pairs, k1, v1, ...
+# KEYS: input stream, output streams..., [state key], [generation key]
+# ARGV: group, consumer, entry id, n outputs, has state, state, generation ('' = not fenced),
+#       then per output: maxlen, n field pairs, k1, v1, ...
+# Returns n (committed), -1 (the entry is not pending for this consumer) or {-2, newer
+# generation} (superseded). The generation key only grows; a missing or lower value (Redis
+# lost it) is set back to this commit's generation, once the commit is known to land.
 _COMMIT = """
+local mine = tonumber(ARGV[7])
+local gen = nil
+if mine then
+  gen = tonumber(redis.call('GET', KEYS[#KEYS]))
+  if gen and gen > mine then return {-2, gen} end
+end
 local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[3], ARGV[3], 1, ARGV[2])
 if #p == 0 then return -1 end
+if mine and gen ~= mine then redis.call('SET', KEYS[#KEYS], mine) end
 local n = tonumber(ARGV[4])
-local a = 7
+local a = 8
 for i = 1, n do
   local ml = ARGV[a]
   local nf = tonumber(ARGV[a + 1])
@@ -41,6 +64,31 @@ for i = 1, n do
 end
 if ARGV[5] == '1' then redis.call('SET', KEYS[2 + n], ARGV[6]) end
 redis.call('XACK', KEYS[1], ARGV[1], ARGV[3])
+return n
+"""
+
+# KEYS: generation key; ARGV: generation. 0 = still the newest, else the newer generation.
+_CONFIRM = """
+local mine = tonumber(ARGV[1])
+local gen = tonumber(redis.call('GET', KEYS[1]))
+if gen and gen > mine then return gen end
+if gen ~= mine then redis.call('SET', KEYS[1], mine) end
+return 0
+"""
+
+# KEYS: streams; ARGV: group, consumer. Every pending entry of the group moves to the consumer;
+# JUSTID: the delivery counter is not incremented (the next read of it counts one).
+_TAKE_OVER = """
+local n = 0
+for i = 1, #KEYS do
+  local start = '0-0'
+  repeat
+    local r = redis.call('XAUTOCLAIM', KEYS[i], ARGV[1], ARGV[2], 0, start, 'COUNT', 1000,
+                         'JUSTID')
+    start = r[1]
+    n = n + #r[2]
+  until start == '0-0'
+end
 return n
 """
 
@@ -60,6 +108,8 @@ class RedisStreamsBus:
             url, decode_responses=False, socket_connect_timeout=socket_timeout_s,
             health_check_interval=15, **ssl_options)
         self._commit = self.r.register_script(_COMMIT)
+        self._confirm = self.r.register_script(_CONFIRM)
+        self._take_over = self.r.register_script(_TAKE_OVER)
         self._block_timeout = socket_timeout_s
 
     # -- helpers ---------------------------------------------------------------------------
@@ -132,28 +182,48 @@ class RedisStreamsBus:
         return {r["message_id"].decode(): int(r["times_delivered"]) for r in rows}
 
     async def commit(self, group: str, consumer: str, delivery: Delivery,
-                     outputs: Sequence[Output], state: tuple[str, bytes] | None = None) -> None:
+                     outputs: Sequence[Output], state: tuple[str, bytes] | None = None,
+                     fence: Fence | None = None) -> None:
         await self._atomic(group, consumer, delivery,
-                           [(o.stream, o.envelope.to_fields()) for o in outputs], state)
+                           [(o.stream, o.envelope.to_fields()) for o in outputs], state, fence)
 
-    async def dead_letter(self, group: str, consumer: str, delivery: Delivery, reason: str) -> None:
+    async def dead_letter(self, group: str, consumer: str, delivery: Delivery, reason: str,
+                          fence: Fence | None = None) -> None:
         await self._atomic(group, consumer, delivery,
-                           [(dlq(delivery.stream), dead_letter_fields(delivery, group, reason))], None)
+                           [(dlq(delivery.stream), dead_letter_fields(delivery, group, reason))],
+                           None, fence)
 
     async def _atomic(self, group: str, consumer: str, d: Delivery,
-                      outs: list[tuple[str, dict[Any, Any]]], state: tuple[str, bytes] | None) -> None:
+                      outs: list[tuple[str, dict[Any, Any]]], state: tuple[str, bytes] | None,
+                      fence: Fence | None) -> None:
         keys = [self.key(d.stream)] + [self.key(s) for s, _ in outs]
         args: list[Any] = [group, consumer, d.entry_id, len(outs), "1" if state else "0",
-                           state[1] if state else b""]
+                           state[1] if state else b"", "" if fence is None else fence[1]]
         if state:
             keys.append(state[0])
+        if fence is not None:
+            keys.append(fence[0])
         for stream, fields in outs:
             args += [maxlen(stream), len(fields)]
             for k, v in fields.items():
                 args += [k, v]
         res = await self._call(self._commit(keys=keys, args=args))
+        if isinstance(res, list):
+            assert fence is not None
+            raise WriterSuperseded(group, fence[1], int(res[1]))
         if res == -1:
             raise LostOwnership(d.entry_id)
+
+    async def acquire_generation(self, key: str) -> int:
+        return int(await self._call(self.r.incr(key)))
+
+    async def confirm_generation(self, key: str, generation: int) -> int | None:
+        newer = int(await self._call(self._confirm(keys=[key], args=[generation])))
+        return newer or None
+
+    async def take_over(self, group: str, consumer: str, streams: Sequence[str]) -> int:
+        keys = [self.key(s) for s in streams]
+        return int(await self._call(self._take_over(keys=keys, args=[group, consumer])))
 
     async def reclaim(self, group: str, consumer: str, streams: Sequence[str],
                       min_idle_ms: int, count: int = 100) -> int:

@@ -168,10 +168,16 @@ class ServiceRuntime:
     # -- readiness and status --------------------------------------------------------------
     async def check_ready(self) -> tuple[bool, dict[str, str]]:
         """(ready, name → "ok" or why not). Checks: ``redis`` (PING), ``tasks`` (every consumer
-        and background task still running), then each ``ready_checks`` entry."""
+        and background task still running), ``writer`` (for a stateful consumer: no newer
+        instance of its group took over; once one did, this instance has stopped consuming and
+        stays not ready), then each ``ready_checks`` entry."""
         results = {"redis": await self._run_check(self.bus.ping)}
         dead = [t.get_name() for t in self._tasks if t.done() and not _finished_ok(t)]
         results["tasks"] = "ok" if not dead else f"not running: {', '.join(dead)}"
+        fenced = [c for c in self.consumers if c.generation_key is not None]
+        if fenced:
+            gone = [str(c.superseded) for c in fenced if c.superseded is not None]
+            results["writer"] = "ok" if not gone else "superseded: " + "; ".join(gone)
         for name, fn in self.ready_checks.items():
             results[name] = await self._run_check(fn)
         ok = all(v == "ok" for v in results.values())
@@ -215,6 +221,9 @@ class ServiceRuntime:
             "last_event": last,
             "streams": {k: dict(v) for k, v in self.lag.items()},
             "lag_error": self.lag_error,
+            "writer": {c.group: {"generation": c.generation,
+                                 "superseded": None if c.superseded is None else str(c.superseded)}
+                       for c in self.consumers if c.generation_key is not None},
         }
         if self.status_extra is not None:
             try:

@@ -49,7 +49,9 @@ def state_key(settings: Any) -> str:
     """Where the group's handler state is saved: ``{namespace}state:{group}``.
 
     Per group rather than per consumer name: a pod's name changes when its Deployment rolls, and
-    state keyed by it would be lost. One replica per service is the model (ARCHITECTURE §4)."""
+    state keyed by it would be lost. One writer per group is the model (ARCHITECTURE §4): the
+    consumer fences its commits with the group's writer generation, kept beside it under
+    ``tm_common.bus.consumer.generation_key(state_key)``."""
     return f"{settings.namespace}state:{settings.group}"
 
 

@@ -15,8 +15,10 @@ import signal
 import sys
 from collections.abc import Sequence
 
+import structlog
+
 from tm_common.bus import Consumer
-from tm_common.bus.protocol import Delivery, Output
+from tm_common.bus.protocol import Delivery, Fence, Output
 from tm_common.bus.redis import RedisStreamsBus
 from tm_common.events import Envelope
 from tm_common.testing.counting import CountingHandler
@@ -26,8 +28,9 @@ class _CrashAfterCommit(RedisStreamsBus):
     crash_at: int | None = None
 
     async def commit(self, group: str, consumer: str, delivery: Delivery,
-                     outputs: Sequence[Output], state: tuple[str, bytes] | None = None) -> None:
-        await super().commit(group, consumer, delivery, outputs, state)
+                     outputs: Sequence[Output], state: tuple[str, bytes] | None = None,
+                     fence: Fence | None = None) -> None:
+        await super().commit(group, consumer, delivery, outputs, state, fence)
         if self.crash_at is not None and outputs and \
                 getattr(outputs[0].envelope.body, "bar_time_ms", None) == self.crash_at:
             os._exit(18)
@@ -35,6 +38,8 @@ class _CrashAfterCommit(RedisStreamsBus):
 
 async def main() -> int:
     env = os.environ
+    # The consumer's log lines go to stderr: stdout is the protocol the tests read.
+    structlog.configure(logger_factory=structlog.PrintLoggerFactory(sys.stderr))
     mode, _, at = env.get("W_CRASH", "").partition(":")
     bus = _CrashAfterCommit(env["W_URL"], prefix=env["W_PREFIX"])
     if mode == "after":
