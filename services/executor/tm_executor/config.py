@@ -74,6 +74,10 @@ class ExecutorSettings(CommonSettings):
     # answer is handled or committed. A drill arms one crash by creating the file.
     chaos_crash_after_send_file: str | None = None
 
+    def startup_check(self) -> None:
+        """Run by ``serve`` before anything starts: the arming check (one line, exit 2)."""
+        self.arming()
+
     def arming(self) -> Arming:
         """The venue and mode (:func:`tm_executor.domain.arming.check_arming`); raises
         ``ConfigError`` when ``TM_LIVE_TRADING`` does not allow the configured venue."""

@@ -22,11 +22,12 @@ from tm_executor.app import ExecutorService
 from .conftest import executor_settings
 
 
-def _run_executor(**env: str) -> subprocess.CompletedProcess[str]:
+def _run_executor(**env: str | None) -> subprocess.CompletedProcess[str]:
     # An unreachable Redis and database: if the process got as far as any connection, the
     # error would be about them, and it would not exit within seconds.
     e = {**clean_env(), "TM_REDIS_URL": "redis://127.0.0.1:1/0",
          "TM_DATABASE_URL": "postgresql+asyncpg://tm@127.0.0.1:1/tm", "TM_HTTP_PORT": "1", **env}
+    e = {k: v for k, v in e.items() if v is not None}
     return subprocess.run([sys.executable, "-m", "tm_executor"], env=e, capture_output=True,
                           text=True, timeout=60, check=False)
 
@@ -94,3 +95,12 @@ def test_mainnet_without_a_database_is_refused(sim, redis_url, namespace):
     with pytest.raises(ConfigError, match="TM_DATABASE_URL"):
         ExecutorService(s)
     asyncio.run(asyncio.sleep(0))
+
+
+def test_the_refusal_comes_before_an_embedded_redis_would_start(tmp_path):
+    """Without TM_REDIS_URL the bus would start the embedded Redis: the arming check runs
+    first, so nothing is started (no server state under the data dir)."""
+    p = _run_executor(TM_REDIS_URL=None, TM_DATA_DIR=str(tmp_path / ".tm"),
+                      TM_EXECUTOR_BYBIT_REST_URL=BYBIT_MAINNET_REST)
+    assert p.returncode == 2 and "TM_LIVE_TRADING=armed" in p.stderr
+    assert not list(tmp_path.rglob("*redis*")), list(tmp_path.rglob("*"))
