@@ -147,9 +147,9 @@ class CommonSettings(BaseSettings):
     live_trading: str = Field(default="off", description="arming of real venues: off (the "
                               "simulator only), testnet (also Bybit testnet/demo), armed (also "
                               "Bybit mainnet: real money); checked by the executor at start")
-    admin_token_name: str = Field(default="admin", min_length=1, max_length=64,
-                                  description="who the admin token stands for: written as 'who' "
-                                  "in the audit trail (e.g. the operator or team it was issued to)")
+    admin_name: str = Field(default="admin", min_length=1, max_length=64,
+                            description="who the admin token stands for: written as 'who' in "
+                            "the audit trail (e.g. the operator or team it was issued to)")
 
     @classmethod
     def settings_customise_sources(cls, settings_cls: type[BaseSettings],

@@ -9,7 +9,7 @@ allow the command in the current state (e.g. a trip while OPEN). JSON body ``{"r
 (≤ 200 characters): optional for a trip, required (non-blank) for a kill and a reset (400
 otherwise). A kill is allowed in every state (OPEN too: it flattens again and takes the automatic
 recovery away). The command's ``issued_by`` (the audit trail's "who") is the token's name
-(``TM_ADMIN_TOKEN_NAME``) and, when the caller sends ``X-TM-Actor`` (the ``tm`` CLI sends the OS
+(``TM_ADMIN_NAME``) and, when the caller sends ``X-TM-Actor`` (the ``tm`` CLI sends the OS
 user), ``"<name> (cli user <actor>)"``. The token never appears in a response or a log line.
 """
 
@@ -104,7 +104,7 @@ def admin_router(settings: Any, bus: Bus, handler: RiskHandler) -> APIRouter:
         if not can_fire(state, _TRIGGERS[action]):
             return JSONResponse({"error": "conflict", "state": state.value,
                                  "detail": f"{action} is not allowed in state {state.value}"}, 409)
-        who = issued_by(str(getattr(settings, "admin_token_name", "admin")),
+        who = issued_by(str(getattr(settings, "admin_name", "admin")),
                         request.headers.get("x-tm-actor"))
         env = command_envelope(action, reason=reason, now_ns=time.time_ns(),  # type: ignore[arg-type]
                                issued_by=who)

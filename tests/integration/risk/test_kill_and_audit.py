@@ -36,7 +36,7 @@ def test_kill_during_a_database_outage_flattens_and_its_audit_row_lands_later(
     name = f"tm_test_{uuid.uuid4().hex[:16]}"
     db_url = make_url(pg_admin).set(drivername="postgresql+asyncpg", database=name) \
         .render_as_string(hide_password=False)
-    svc = risk_process(TM_DATABASE_URL=db_url, TM_ADMIN_TOKEN_NAME="ops-team")
+    svc = risk_process(TM_DATABASE_URL=db_url, TM_ADMIN_NAME="ops-team")
     try:
         order = _order_flow(svc, streams, wait)
         env = {"TM_ADMIN_TOKEN": secret, "TM_DATA_DIR": str(tmp_path / ".tm")}
