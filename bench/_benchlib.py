@@ -1,6 +1,7 @@
 """Helpers shared by the benches that run the whole system (``bench_mesh``, ``bench_backtest``,
 ``bench_main``) and by ``run_all``: machine facts, percentiles, history window, a throwaway model
-registry. Imported as ``_benchlib`` (the benches run as ``python bench/<name>.py``)."""
+registry, and the summary-and-JSON ending of the benches (:func:`report`). Imported as
+``_benchlib`` (the benches run as ``python bench/<name>.py``)."""
 
 from __future__ import annotations
 
@@ -48,6 +49,18 @@ def write_json(path: str | Path | None, doc: dict) -> None:
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
     p.write_text(json.dumps(doc, indent=2, default=str))
+
+
+def report(path: str | Path | None, res: dict, *lines: str) -> None:
+    """A bench's ending: print its summary ``lines``, then the load average at start and end
+    when ``res`` has ``machine_start`` and ``machine_end`` (:func:`machine`), then write ``res``
+    to ``path`` (:func:`write_json`; nothing without a path)."""
+    for line in lines:
+        print(line)
+    if "machine_start" in res and "machine_end" in res:
+        print(f"  load average start {res['machine_start']['loadavg']}, "
+              f"end {res['machine_end']['loadavg']}")
+    write_json(path, res)
 
 
 def clean_env(**extra: str) -> dict[str, str]:

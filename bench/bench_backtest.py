@@ -72,12 +72,11 @@ def main() -> None:
     ap.add_argument("--json", help="write results to this file")
     args = ap.parse_args()
     res = run(args.window)
-    print(f"in-process backtest, window {args.window} days: {res['bars']} bars "
-          f"({res['bar_times']} bar times) in {res['seconds']:.2f} s = {res['bars_per_s']:.0f} bars/s "
-          f"(target >= 5000); setup {res['setup_s']:.2f} s, replay alone "
-          f"{res['bars_per_s_replay'] or 0:.0f} bars/s; CPU {res['cpu_s']:.1f} s; {res['counts']}")
-    print(f"  load average start {res['machine_start']['loadavg']}, end {res['machine_end']['loadavg']}")
-    lib.write_json(args.json, res)
+    lib.report(args.json, res,
+               f"in-process backtest, window {args.window} days: {res['bars']} bars "
+               f"({res['bar_times']} bar times) in {res['seconds']:.2f} s = {res['bars_per_s']:.0f} "
+               f"bars/s (target >= 5000); setup {res['setup_s']:.2f} s, replay alone "
+               f"{res['bars_per_s_replay'] or 0:.0f} bars/s; CPU {res['cpu_s']:.1f} s; {res['counts']}")
 
 
 if __name__ == "__main__":

@@ -156,13 +156,14 @@ def main() -> None:
     ap.add_argument("-n", type=int, default=3000)
     args = ap.parse_args()
     res = run(n=args.n)
-    print(f"bus hop (publish → handled), paced at {res['paced_rate_per_s']:.0f} msg/s, n={res['paced_n']}")
-    print(f"  raw redis-py XADD→XREADGROUP   p50 {res['raw_hop_p50_ms']:.3f} ms   p99 {res['raw_hop_p99_ms']:.3f} ms")
-    print(f"  bus publish→handler entered    p50 {res['bus_hop_p50_ms']:.3f} ms   p99 {res['bus_hop_p99_ms']:.3f} ms")
-    print(f"  bus publish→committed (ack)    p50 {res['bus_hop_committed_p50_ms']:.3f} ms   p99 {res['bus_hop_committed_p99_ms']:.3f} ms")
-    print(f"  ratio bus/raw                  p50 {res['ratio_p50']:.2f}x   p99 {res['ratio_p99']:.2f}x  (target ≤ 1.5x)")
-    print(f"  sustained: raw {res['raw_sustained_msgs_per_s']:.0f} msg/s, bus {res['bus_sustained_msgs_per_s']:.0f} msg/s")
-    lib.write_json(args.json, res)
+    lib.report(
+        args.json, res,
+        f"bus hop (publish → handled), paced at {res['paced_rate_per_s']:.0f} msg/s, n={res['paced_n']}",
+        f"  raw redis-py XADD→XREADGROUP   p50 {res['raw_hop_p50_ms']:.3f} ms   p99 {res['raw_hop_p99_ms']:.3f} ms",
+        f"  bus publish→handler entered    p50 {res['bus_hop_p50_ms']:.3f} ms   p99 {res['bus_hop_p99_ms']:.3f} ms",
+        f"  bus publish→committed (ack)    p50 {res['bus_hop_committed_p50_ms']:.3f} ms   p99 {res['bus_hop_committed_p99_ms']:.3f} ms",
+        f"  ratio bus/raw                  p50 {res['ratio_p50']:.2f}x   p99 {res['ratio_p99']:.2f}x  (target ≤ 1.5x)",
+        f"  sustained: raw {res['raw_sustained_msgs_per_s']:.0f} msg/s, bus {res['bus_sustained_msgs_per_s']:.0f} msg/s")
 
 
 if __name__ == "__main__":

@@ -161,14 +161,14 @@ def main() -> None:
     ap.add_argument("-n", type=int, default=300)
     args = ap.parse_args()
     res = run(args.n)
-    print(f"executor benchmark, n={res['n']} (sequential, local sim, loopback Redis)")
-    print(f"  pybit place_order → sim → pybit      p50 {res['place_order_p50_ms']:.2f} ms   "
-          f"p99 {res['place_order_p99_ms']:.2f} ms")
-    print(f"  intent published → OrderReported     p50 {res['round_trip_p50_ms']:.2f} ms   "
-          f"p99 {res['round_trip_p99_ms']:.2f} ms   "
-          f"({res['venue_calls_per_intent']:.2f} venue calls per intent, background included)")
-    print(f"  mean venue call in the executor (ms): {res['venue_call_mean_ms']}")
-    lib.write_json(args.json, res)
+    lib.report(args.json, res,
+               f"executor benchmark, n={res['n']} (sequential, local sim, loopback Redis)",
+               f"  pybit place_order → sim → pybit      p50 {res['place_order_p50_ms']:.2f} ms   "
+               f"p99 {res['place_order_p99_ms']:.2f} ms",
+               f"  intent published → OrderReported     p50 {res['round_trip_p50_ms']:.2f} ms   "
+               f"p99 {res['round_trip_p99_ms']:.2f} ms   "
+               f"({res['venue_calls_per_intent']:.2f} venue calls per intent, background included)",
+               f"  mean venue call in the executor (ms): {res['venue_call_mean_ms']}")
 
 
 if __name__ == "__main__":

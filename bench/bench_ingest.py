@@ -81,10 +81,11 @@ def main() -> None:
     ap.add_argument("--bars", type=int, default=None, help="bar times to replay (default: all)")
     args = ap.parse_args()
     res = run(args.bars)
-    print(f"lockstep replay through ingest alone: {res['ingest_lockstep_bars']} bars "
-          f"({res['ingest_lockstep_steps']} bar times) in {res['ingest_lockstep_secs']:.2f} s = "
-          f"{res['ingest_lockstep_bars_per_s']:.0f} bars/s, {res['ingest_lockstep_ms_per_step']:.2f} ms/step")
-    lib.write_json(args.json, res)
+    lib.report(args.json, res,
+               f"lockstep replay through ingest alone: {res['ingest_lockstep_bars']} bars "
+               f"({res['ingest_lockstep_steps']} bar times) in {res['ingest_lockstep_secs']:.2f} s = "
+               f"{res['ingest_lockstep_bars_per_s']:.0f} bars/s, "
+               f"{res['ingest_lockstep_ms_per_step']:.2f} ms/step")
 
 
 if __name__ == "__main__":

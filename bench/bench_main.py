@@ -62,11 +62,9 @@ def main() -> None:
     # run_all's timeout sends SIGTERM: exit through the finally blocks that stop the processes
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     res = run(args.start, args.end, args.port_offset, args.timeout_s)
-    print(f"main command: {res['command']}")
-    print(f"  wall {res['wall_s']:.1f} s (reported total {res['total_s_reported']} s), "
-          f"replay {res['replay_s']} s; counts {res['counts']}")
-    print(f"  load average start {res['machine_start']['loadavg']}, end {res['machine_end']['loadavg']}")
-    lib.write_json(args.json, res)
+    lib.report(args.json, res, f"main command: {res['command']}",
+               f"  wall {res['wall_s']:.1f} s (reported total {res['total_s_reported']} s), "
+               f"replay {res['replay_s']} s; counts {res['counts']}")
 
 
 if __name__ == "__main__":

@@ -146,20 +146,17 @@ def main() -> None:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     url = os.environ.get("TM_BENCH_REDIS_URL", lib.DEFAULT_REDIS_URL)
     res = run(args.window, args.port_offset, url, args.replay_timeout_s)
-    print(f"mesh lockstep replay, window {args.window} ({res['bar_times']} bar times x "
-          f"{len(lib.SYMBOLS)} instruments): {res['replay_s']:.1f} s, "
-          f"{res['ms_per_bar_time']:.1f} ms per bar time; full history ({res['full_history_bar_times']} "
-          f"bar times) {'measured' if args.window == 'full' else 'extrapolated'}: "
-          f"{res['full_history_replay_s_extrapolated']:.1f} s (target <= 30 s)")
-    print(f"  counts {res['counts']}, restarts {res['restarts']}, dead letters {res['dead_letters']}")
-    for k, v in res["latency_ms"].items():
-        if v["n"]:
-            print(f"  {k:24s} p50 {v['p50']:8.2f} ms   p99 {v['p99']:8.2f} ms   n {v['n']}")
-        else:
-            print(f"  {k:24s} no events")
-    print(f"  peak RSS (MiB): {res['peak_rss_mib']}")
-    print(f"  load average start {res['machine_start']['loadavg']}, end {res['machine_end']['loadavg']}")
-    lib.write_json(args.json, res)
+    latency = [f"  {k:24s} p50 {v['p50']:8.2f} ms   p99 {v['p99']:8.2f} ms   n {v['n']}" if v["n"]
+               else f"  {k:24s} no events" for k, v in res["latency_ms"].items()]
+    lib.report(
+        args.json, res,
+        f"mesh lockstep replay, window {args.window} ({res['bar_times']} bar times x "
+        f"{len(lib.SYMBOLS)} instruments): {res['replay_s']:.1f} s, "
+        f"{res['ms_per_bar_time']:.1f} ms per bar time; full history ({res['full_history_bar_times']} "
+        f"bar times) {'measured' if args.window == 'full' else 'extrapolated'}: "
+        f"{res['full_history_replay_s_extrapolated']:.1f} s (target <= 30 s)",
+        f"  counts {res['counts']}, restarts {res['restarts']}, dead letters {res['dead_letters']}",
+        *latency, f"  peak RSS (MiB): {res['peak_rss_mib']}")
 
 
 if __name__ == "__main__":

@@ -93,10 +93,10 @@ def main() -> None:
         "decide + snapshot": bench_decide(a.n, True),
         "consumer hop": asyncio.run(bench_consumer(a.n)),
     }
-    print(f"{'risk decision latency':<22} {'n':>6} {'p50 µs':>9} {'p99 µs':>9} {'mean µs':>9}")
-    for k, v in res.items():
-        print(f"{k:<22} {v['n']:>6} {v['p50_us']:>9.1f} {v['p99_us']:>9.1f} {v['mean_us']:>9.1f}")
-    lib.write_json(a.json, res)
+    lib.report(a.json, res,
+               f"{'risk decision latency':<22} {'n':>6} {'p50 µs':>9} {'p99 µs':>9} {'mean µs':>9}",
+               *(f"{k:<22} {v['n']:>6} {v['p50_us']:>9.1f} {v['p99_us']:>9.1f} {v['mean_us']:>9.1f}"
+                 for k, v in res.items()))
 
 
 if __name__ == "__main__":

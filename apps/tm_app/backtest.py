@@ -18,7 +18,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from tm_common.bus import Consumer, InMemoryBus
+from tm_common.bus import Bus, Consumer, InMemoryBus
 from tm_common.settings import env_names
 from tm_ingest.sources.replay import (
     ReplayProgress,
@@ -73,22 +73,27 @@ def settings_from(cls, env: Mapping[str, str], **values):
     return cls(**{**given, **values})
 
 
-def _values(cfg: RunConfig, name: str, **values) -> dict:
+def _values(cfg: RunConfig, name: str, tag: str, namespace: str, **values) -> dict:
     # mode "backtest": no wall-clock timers; db off: the run writes no service tables.
-    return {"service_name": name, "consumer_name": f"{name}@backtest", "symbols": cfg.symbols,
-            "database_url": cfg.database_url, "namespace": "", "read_block_ms": 1, **values}
+    return {"service_name": name, "consumer_name": f"{name}@{tag}", "symbols": cfg.symbols,
+            "database_url": cfg.database_url, "namespace": namespace, "read_block_ms": 1,
+            **values}
 
 
-def build_services(bus: InMemoryBus, cfg: RunConfig, venue: InProcessBybit) -> dict:
+def build_services(bus: Bus, cfg: RunConfig, venue: InProcessBybit, *, registry: Any = None,
+                   ingest: bool = True, tag: str = "backtest", namespace: str = "") -> dict:
     """name → :class:`ServiceParts` of every service, each from its own ``build``, on ``bus``
-    with the model registry of ``cfg.database_url`` and the in-process venue. Ordered as the
-    drain reads them: portfolio first, since in the mesh its snapshot of bar t (one hop from the
-    bar) is out long before the target of bar t (three hops)."""
+    with ``registry`` (default: the model registry of ``cfg.database_url``) and the in-process
+    venue. Ordered as the drain reads them: portfolio first, since in the mesh its snapshot of
+    bar t (one hop from the bar) is out long before the target of bar t (three hops).
+    ``ingest=False`` leaves ingest out (a shadow book mirrors production's market events);
+    ``tag`` names the consumers (``<service>@<tag>``); ``namespace`` is the services' (where
+    their handler state is saved: it must be ``bus``'s prefix on a shared Redis)."""
     from tm_common.db import make_engine
     from tm_common.models.registry import ModelRegistry
     from tm_executor.app import build as executor
     from tm_executor.config import ExecutorSettings
-    from tm_ingest.app import build as ingest
+    from tm_ingest.app import build as ingest_build
     from tm_ingest.config import IngestSettings
     from tm_portfolio.app import build as portfolio
     from tm_portfolio.config import PortfolioSettings
@@ -101,7 +106,8 @@ def build_services(bus: InMemoryBus, cfg: RunConfig, venue: InProcessBybit) -> d
     from tm_sizer.app import build as sizer
     from tm_sizer.config import SizerSettings
 
-    registry = ModelRegistry(make_engine(cfg.database_url))
+    if registry is None:
+        registry = ModelRegistry(make_engine(cfg.database_url))
     env = cfg.extra_env                # the same TM_ overrides the mesh's processes get
     nodb = {"db_enabled": False}
     specs: list[tuple[str, Callable[..., Any], type[Any], dict[str, Any]]] = [
@@ -113,13 +119,14 @@ def build_services(bus: InMemoryBus, cfg: RunConfig, venue: InProcessBybit) -> d
         ("executor", executor, ExecutorSettings, {"bybit_rest_url": venue.endpoint,
                                                   "order_history_fallback": False}),
     ]
-    parts = {name: build(settings_from(cls, env, **_values(cfg, name, **values)), bus=bus,
+    parts = {name: build(settings_from(cls, env, **_values(cfg, name, tag, namespace, **values)), bus=bus,
                          registry=registry, venue=venue)
              for name, build, cls, values in specs}
-    # The bars' ts_init is 0: the replay stamps no wall time on its inputs.
-    parts["ingest"] = ingest(settings_from(IngestSettings, env, **_values(
-        cfg, "ingest", mode="off", db_enabled=False, history_dir=cfg.history_dir)),
-        bus=bus, venue=venue, clock=lambda: 0)
+    if ingest:
+        # The bars' ts_init is 0: the replay stamps no wall time on its inputs.
+        parts["ingest"] = ingest_build(settings_from(IngestSettings, env, **_values(
+            cfg, "ingest", tag, namespace, mode="off", db_enabled=False, history_dir=cfg.history_dir)),
+            bus=bus, venue=venue, clock=lambda: 0)
     return parts
 
 

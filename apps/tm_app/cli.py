@@ -143,9 +143,15 @@ def demo(start: StartOpt = "2025-01-01", end: EndOpt = "2025-06-30",
          fast_train: Annotated[bool, typer.Option("--fast-train/--full-train",
                                                   help="Reduced walk-forward if training is needed.")] = False,
          port_offset: Annotated[int, typer.Option(help="Added to every service port.")] = 0,
+         shadow: Annotated[str, typer.Option(
+             help="Signal candidate to run in a shadow book beside production: a version, "
+                  "'newest-refused' (the newest one the gates kept out) or 'none'.")
+         ] = "newest-refused",
          history_dir: HistOpt = None, out: OutOpt = None) -> None:
-    """The main job: paper-trading replay of real history through the whole mesh, with a report."""
-    from tm_app.demo import report
+    """The main job: paper-trading replay of real history through the whole mesh, with a report.
+    The newest refused signal candidate trades in a shadow book beside production; the report
+    shows both side by side."""
+    from tm_app.demo import report, shadow_candidate
     from tm_app.mesh import run_mesh
 
     t0 = time.monotonic()
@@ -154,9 +160,14 @@ def demo(start: StartOpt = "2025-01-01", end: EndOpt = "2025-06-30",
     redis_url, db_url = _prepare(settings)                          # starting anything
     cfg = dataclasses.replace(cfg, database_url=db_url)
     _ensure_models(db_url, fast_train)
+    try:
+        challenger = shadow_candidate(db_url, shadow)
+    except LookupError as e:
+        fail(f"--shadow: {e}", 2)
     data_dir = Path(settings.data_dir) / "mesh"
     data_dir.mkdir(parents=True, exist_ok=True)
-    console.print(f"starting the mesh (logs in {data_dir / 'logs'})")
+    console.print(f"starting the mesh (logs in {data_dir / 'logs'})"
+                  + (f"; shadow book: signal candidate {challenger}" if challenger else ""))
     last = [0.0]
 
     def progress(published: int, _total: int) -> None:
@@ -165,13 +176,13 @@ def demo(start: StartOpt = "2025-01-01", end: EndOpt = "2025-06-30",
             console.print(f"  replay: {published} bars published")
     try:
         run = run_mesh(cfg, redis_url=redis_url, data_dir=data_dir, port_offset=port_offset,
-                       log=lambda m: console.print(m), progress=progress)
+                       log=lambda m: console.print(m), progress=progress, shadow=challenger)
     except RuntimeError as e:
         fail(str(e))
     meta = {"mode": "mesh replay (processes, exchange sim)", "window": f"{start} → {end}",
             "replay_seconds": round(run.secs, 1), "namespace": run.namespace,
             "restarts": json.dumps(run.restarts), "total_seconds": round(time.monotonic() - t0, 1)}
-    report(run.record, cfg, _out(out, "demo"), meta)
+    report(run.record, cfg, _out(out, "demo"), meta, shadow=run.shadow)
 
 
 def backtest(start: StartOpt = "2025-01-01", end: EndOpt = "2025-06-30",
@@ -241,6 +252,36 @@ def report_cmd(path: Annotated[Path, typer.Argument(help="A report folder or rep
     console.print(summary_table(doc, doc.get("meta", {}).get("mode", "run")))
 
 
+def shadow_cmd(candidate: Annotated[str, typer.Option(
+                   help="Signal version to shadow, or 'newest-refused'.")] = "newest-refused",
+               mode: Annotated[str | None, typer.Option(
+                   help="paper or live (the evidence it gives; default TM_MODE).")] = None,
+               port: Annotated[int | None, typer.Option(help="HTTP port (default 8109).")] = None
+               ) -> None:
+    """Run a shadow book in the foreground (Ctrl-C stops it): the candidate trades production's
+    market events (TM_NAMESPACE) on its own paper account, under <namespace>shadow:<candidate>:,
+    and its record is written to the registry for `tm models promote`."""
+    from tm_app.shadow.__main__ import main
+    from tm_app.shadow.config import ShadowSettings
+
+    if mode is not None and mode not in ("paper", "live", "replay"):
+        fail(f"--mode must be paper, live or replay, got {mode!r}", 2)
+    os.environ["TM_SHADOW_CANDIDATE"] = candidate
+    if mode is not None:
+        os.environ["TM_MODE"] = mode
+    if port is not None:
+        os.environ["TM_HTTP_PORT"] = str(port)
+    from pydantic import ValidationError
+    try:
+        ShadowSettings().namespace_for(candidate)
+    except ValidationError as e:
+        err0 = e.errors()[0]
+        fail(f"bad shadow configuration: {'.'.join(map(str, err0['loc']))}: {err0['msg']}", 2)
+    except ValueError as e:
+        fail(f"bad shadow configuration: {e}", 2)
+    raise typer.Exit(main())
+
+
 def register(app: typer.Typer) -> None:
     """Mount these commands (and the trainer's) on the ``tm`` app."""
     app.command("demo")(demo)
@@ -250,6 +291,7 @@ def register(app: typer.Typer) -> None:
     app.command("paper")(paper)
     app.command("streams")(streams)
     app.command("report")(report_cmd)
+    app.command("shadow")(shadow_cmd)
     from tm_app.backfill import backfill_command
     app.command("backfill")(backfill_command)
     from tm_app.operate import register as register_operator

@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.table import Table
 
 from tm_app.backtest import RunConfig, run_backtest
+from tm_app.mesh import ShadowRun
 from tm_app.record import RunRecord
 from tm_app.report.html import write_report
 
@@ -69,9 +70,45 @@ def summary_table(summary: dict, title: str) -> Table:
     return t
 
 
-def report(record: RunRecord, cfg: RunConfig, out_dir: Path, meta: dict) -> dict:
-    summary = write_report(record, out_dir, initial_equity=float(cfg.initial_equity), meta=meta)
+def shadow_candidate(database_url: str, choice: str) -> str | None:
+    """``--shadow``: ``none`` → None; ``newest-refused`` → that version, or None when the
+    registry has no refused candidate (said on the console); a version → itself, if it is a
+    signal model. Raises ``LookupError`` naming the problem."""
+    from tm_app.shadow.config import NEWEST_REFUSED
+    from tm_app.shadow.pinned import resolve_candidate
+
+    if choice in ("none", ""):
+        return None
+
+    async def go() -> str:
+        from tm_common.db import make_engine
+        from tm_common.models.registry import ModelRegistry
+
+        engine = make_engine(database_url)
+        try:
+            return (await resolve_candidate(ModelRegistry(engine), choice)).version
+        finally:
+            await engine.dispose()
+    try:
+        return asyncio.run(go())
+    except LookupError as e:
+        if choice != NEWEST_REFUSED:
+            raise
+        console.print(f"shadow book: none ({e})")
+        return None
+
+
+def report(record: RunRecord, cfg: RunConfig, out_dir: Path, meta: dict,
+           shadow: ShadowRun | None = None) -> dict:
+    summary = write_report(record, out_dir, initial_equity=float(cfg.initial_equity), meta=meta,
+                           challenger=shadow)
     console.print(summary_table(summary, meta.get("mode", "run")))
+    if shadow is not None:
+        ch = summary["challenger"]
+        console.print(summary_table(ch, f"challenger in shadow: signal {shadow.candidate} "
+                                        "(paper, not production)"))
+        console.print(f"challenger: {ch['counts']['orders']} orders, tiers {ch['tiers']}, "
+                      f"IC {ch['stats']['signal_ic'].get('all', float('nan')):.4f}")
     lat = summary["latency_ms"].get("bar→order acknowledged", {})
     if lat.get("n"):
         console.print(f"bar → order acknowledged: p50 {lat['p50']:.2f} ms, p99 {lat['p99']:.2f} ms "

@@ -30,6 +30,7 @@ from tm_sizer.config import SizerSettings
 
 from tm_app.backtest import RunConfig
 from tm_app.record import RunRecord
+from tm_app.shadow.spec import book_namespace, shadow_spec
 from tm_app.stack.services import BY_NAME
 from tm_app.stack.supervisor import ProcessSpec, Supervisor
 
@@ -38,11 +39,22 @@ SIM_KEY, SIM_SECRET = "demo-key", "demo-secret-not-for-production"
 
 
 @dataclass
+class ShadowRun:
+    """The challenger's shadow book of a mesh run: its candidate, namespace, events, status."""
+
+    candidate: str
+    namespace: str
+    record: RunRecord
+    status: dict
+
+
+@dataclass
 class MeshRun:
     record: RunRecord
     namespace: str
     secs: float
     restarts: dict[str, int]
+    shadow: ShadowRun | None = None
 
 
 SETTINGS: dict[str, type[CommonSettings]] = {
@@ -123,7 +135,8 @@ def run_mesh(cfg: RunConfig, *, redis_url: str, data_dir: Path, port_offset: int
              on_tick: Callable[[Supervisor, dict], None] | None = None,
              before_stop: Callable[[Supervisor], None] | None = None,
              on_ingest: Callable[[Supervisor], None] | None = None,
-             supervisor_opts: dict | None = None) -> MeshRun:
+             supervisor_opts: dict | None = None, shadow: str | None = None,
+             shadow_timeout_s: float = 600.0) -> MeshRun:
     """Start the mesh, replay ``cfg``'s window in lockstep, read the run back, stop the mesh.
 
     ``on_tick(supervisor, ingest_status_extra)`` runs on every poll of the replay (about every
@@ -131,17 +144,27 @@ def run_mesh(cfg: RunConfig, *, redis_url: str, data_dir: Path, port_offset: int
     runs after the replay, while every process still runs (e.g. to read their peak RSS).
     ``on_ingest(ingest_supervisor)`` is called once ingest's own supervisor has started (a drill
     that kills ingest too); ``supervisor_opts`` (e.g. ``backoff_max_s``) go to both
-    supervisors. ``MeshRun.restarts`` counts ingest's restarts too."""
+    supervisors. ``MeshRun.restarts`` counts ingest's restarts too. ``shadow``: a signal
+    candidate's version to run in a shadow book beside production (``MeshRun.shadow``); the run
+    waits up to ``shadow_timeout_s`` after the replay for the book to trade the last bar."""
     namespace = namespace or f"tmrun:{uuid.uuid4().hex[:8]}:"
     specs = _specs(cfg, redis_url=redis_url, namespace=namespace, data_dir=data_dir,
                    port_offset=port_offset)
+    if shadow is not None:
+        specs.insert(-1, shadow_spec(shadow, shared={
+            "redis_url": redis_url, "database_url": cfg.database_url, "namespace": namespace,
+            "data_dir": data_dir, "log_level": "WARNING", "symbols": cfg.symbols,
+            "mode": "replay", "history_dir": cfg.history_dir}, port_offset=port_offset,
+            initial_equity=cfg.initial_equity, slippage_bps=cfg.slippage_bps, seed=cfg.sim_seed,
+            extra_env=cfg.extra_env, flush_after_s=5.0))
+    names = [s.name for s in specs[:-1]]
     logs = data_dir / "logs"
     opts = {"grace_s": 15, **(supervisor_opts or {})}
     sup = Supervisor(specs[:-1], state_path=data_dir / "mesh.json", log_dir=logs, **opts)
     t0 = time.monotonic()
     sup.start()
     try:
-        _wait_ready(sup, PIPELINE, ready_timeout_s, log)
+        _wait_ready(sup, names, ready_timeout_s, log)
         log(f"services ready in {time.monotonic() - t0:.1f}s; replaying (namespace {namespace})")
         ingest = Supervisor([specs[-1]], state_path=data_dir / "mesh-ingest.json", log_dir=logs,
                             **opts)
@@ -173,10 +196,36 @@ def run_mesh(cfg: RunConfig, *, redis_url: str, data_dir: Path, port_offset: int
         if before_stop is not None:
             before_stop(sup)
         record = asyncio.run(_read(redis_url, namespace))
+        book = None
+        if shadow is not None:
+            book = _await_shadow(sup, record, shadow, redis_url=redis_url, namespace=namespace,
+                                 timeout_s=shadow_timeout_s, log=log)
         restarts = {n: p.restarts for n, p in (*sup.procs.items(), *ingest.procs.items())}
     finally:
         sup.stop()
-    return MeshRun(record, namespace, secs, restarts)
+    return MeshRun(record, namespace, secs, restarts, book)
+
+
+def _await_shadow(sup: Supervisor, record: RunRecord, candidate: str, *, redis_url: str,
+                  namespace: str, timeout_s: float, log: Callable[[str], None]) -> ShadowRun:
+    """Wait until the shadow book has traded production's last bar time; read its run."""
+    last = max((b.open_time_ms for b in record.bars), default=0)
+    port = sup.procs["shadow"].spec.port
+    assert port is not None
+    deadline = time.monotonic() + timeout_s
+    status: dict = {}
+    while time.monotonic() < deadline:
+        sup.poll()
+        code, st = _get(port, "/status")
+        status = st.get("extra", {}) if code == 200 else status
+        if (status.get("last_bar_ms") or 0) >= last:
+            break
+        time.sleep(0.5)
+    else:
+        log(f"shadow book: not caught up after {timeout_s:.0f}s "
+            f"(last bar {status.get('last_bar_ms')}, production's {last}); reporting what it did")
+    book_ns = book_namespace(namespace, candidate)
+    return ShadowRun(candidate, book_ns, asyncio.run(_read(redis_url, book_ns)), status)
 
 
 async def _read(redis_url: str, namespace: str) -> RunRecord:

@@ -40,6 +40,7 @@ import typer
 from tm_common.settings import CommonSettings, to_env
 
 from tm_app.paper_relay import BarRelay
+from tm_app.shadow.spec import book_namespace, shadow_spec
 from tm_app.stack.services import BY_NAME
 from tm_app.stack.supervisor import ProcessSpec, Supervisor
 
@@ -67,6 +68,7 @@ class PaperConfig:
     backfill_bars: int = 500
     backfill_start_ms: int | None = None
     admin_token: str | None = None
+    shadow: str | None = None              # a signal candidate traded in a shadow book beside
 
     def port(self, name: str) -> int:
         return BY_NAME[name].port + self.port_offset
@@ -107,6 +109,10 @@ def specs(cfg: PaperConfig) -> list[ProcessSpec]:
         env = {**shared_env, **{k: v for k, v in own.items() if k not in shared_env}}
         out.append(ProcessSpec(name=n, argv=[sys.executable, "-m", BY_NAME[n].module],
                                env=env, port=cfg.port(n)))
+    if cfg.shadow is not None:          # beside production, before ingest (started last)
+        out.insert(-1, shadow_spec(cfg.shadow, shared={**shared, "mode": "paper"},
+                                   port_offset=cfg.port_offset, initial_equity=cfg.initial_equity,
+                                   slippage_bps=cfg.slippage_bps))
     return out
 
 
@@ -146,7 +152,7 @@ class PaperRun:
         try:
             self.sup.start()
             self.write_state()
-            _wait_ready(self.sup, PIPELINE, ready_timeout_s, self.log)
+            _wait_ready(self.sup, list(self.sup.procs), ready_timeout_s, self.log)
             self.relay.start()
             self.ingest.start()
             self.write_state()
@@ -193,7 +199,7 @@ def run_doc(cfg: PaperConfig, started: datetime) -> dict:
     return {"namespace": cfg.namespace, "started_at": started.isoformat(),
             "symbols": list(cfg.symbols), "initial_equity": str(cfg.initial_equity),
             "venue": cfg.venue_url, "market_rest_url": cfg.market_rest_url,
-            "market_ws_url": cfg.market_ws_url}
+            "market_ws_url": cfg.market_ws_url, "shadow": cfg.shadow}
 
 
 def read_last_run(paper_dir: Path) -> dict | None:
@@ -221,7 +227,12 @@ def write_paper_report(redis_url: str, run: dict, out_dir: Path, extra_meta: dic
     cfg = RunConfig(start_ms=min(opens), end_ms=max(opens), database_url="",
                     symbols=tuple(run.get("symbols", ())),
                     initial_equity=Decimal(run.get("initial_equity", "100000")))
-    return report(record, cfg, out_dir, meta)
+    challenger = None
+    if run.get("shadow"):
+        from tm_app.mesh import ShadowRun
+        ns = book_namespace(run["namespace"], run["shadow"])
+        challenger = ShadowRun(run["shadow"], ns, asyncio.run(_read(redis_url, ns)), {})
+    return report(record, cfg, out_dir, meta, shadow=challenger)
 
 
 # ---- the command ------------------------------------------------------------------------------
@@ -237,6 +248,10 @@ def paper(symbols: Annotated[str | None, typer.Option(help="Comma-separated.")] 
               "--report-only", help="Write the report of the last (or running) paper run and "
               "exit.")] = False,
           status_every: Annotated[float, typer.Option(help="Seconds between status lines.")] = 60.0,
+          shadow: Annotated[str, typer.Option(
+              help="Signal candidate to paper-trade in a shadow book beside production: a "
+                   "version, 'newest-refused' or 'none'. Its days count as forward evidence "
+                   "for `tm models promote`.")] = "newest-refused",
           out: Annotated[Path | None, typer.Option(help="Report folder (default "
                                                    "reports/paper-<time>).")] = None) -> None:
     """Paper trading on live prices: the whole mesh on Bybit's public data, orders on a local
@@ -254,6 +269,7 @@ def paper(symbols: Annotated[str | None, typer.Option(help="Comma-separated.")] 
         console,
         fail,
     )
+    from tm_app.demo import shadow_candidate
     from tm_app.stack import stack
 
     settings = _settings()
@@ -286,6 +302,10 @@ def paper(symbols: Annotated[str | None, typer.Option(help="Comma-separated.")] 
         redis_url, db_url = _prepare(paper_settings)
         if train:
             _ensure_models(db_url, fast_train)
+        try:
+            challenger = shadow_candidate(db_url, shadow)
+        except LookupError as e:
+            fail(f"--shadow: {e}", 2)
         started = datetime.now(UTC)
         cfg = PaperConfig(
             redis_url=redis_url, database_url=db_url, paper_dir=paper_dir,
@@ -293,7 +313,8 @@ def paper(symbols: Annotated[str | None, typer.Option(help="Comma-separated.")] 
             market_ws_url=ingest.bybit_ws_url, deribit_url=ingest.deribit_url, symbols=syms,
             initial_equity=eq, port_offset=port_offset, backfill_bars=ingest.backfill_bars,
             backfill_start_ms=ingest.backfill_start_ms,
-            admin_token=settings.admin_token.get_secret_value() if settings.admin_token else None)
+            admin_token=settings.admin_token.get_secret_value() if settings.admin_token else None,
+            shadow=challenger)
         (paper_dir / LAST_RUN).write_text(json.dumps(run_doc(cfg, started), indent=2))
         console.print(f"paper trading: market data {cfg.market_ws_url} + {cfg.market_rest_url}; "
                       f"orders to the local paper venue {cfg.venue_url} only; logs in "

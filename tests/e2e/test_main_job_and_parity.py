@@ -44,6 +44,11 @@ def test_main_command_on_embedded_defaults_writes_the_report(demo_run):
     assert "data:image/png;base64," in html and "Equity and drawdown" in html
     assert (data / ".tm" / "trade_matrix.db").exists()          # SQLite default
     assert "total" in p.stdout and "report:" in p.stdout        # the summary table
+    # the newest refused candidate ran in a shadow book beside production, side by side
+    ch = doc["challenger"]
+    assert ch["candidate"].startswith("signal-") and ch["counts"]["bars"] == 3 * 90
+    assert ch["counts"]["snapshots"] == 90 and "Production vs challenger" in html
+    assert "challenger in shadow" in p.stdout
 
 
 def test_mesh_replay_equals_in_process_backtest(demo_run, redis_url, tmp_path):

@@ -253,10 +253,37 @@ def _num(x) -> str:
 
 @models_app.command("promote")
 def promote(version: str,
-            reason: Annotated[str, typer.Option(help="Why (stored and published).")] = "manual promote",
-            publish: Annotated[bool, typer.Option("--publish/--no-publish")] = True) -> None:
-    """Make VERSION production (the previous one is archived) and publish model.promoted."""
-    _switch(lambda reg: reg.promote(version, reason), publish)
+            reason: Annotated[str | None, typer.Option(
+                help="Why (stored and published); required with --force.")] = None,
+            publish: Annotated[bool, typer.Option("--publish/--no-publish")] = True,
+            force: Annotated[bool, typer.Option(
+                "--force", help="Promote a signal model below the minimum of forward shadow "
+                "evidence (needs --reason; recorded in the registry).")] = False,
+            min_shadow_days: Annotated[float | None, typer.Option(
+                help="Forward (paper/live) shadow days a signal model needs "
+                "[env TM_PROMOTE_MIN_SHADOW_DAYS; default 28].")] = None) -> None:
+    """Show VERSION's walk-forward and shadow records, then make it production (the previous one
+    is archived) and publish model.promoted. A signal model needs a minimum of forward shadow
+    evidence, or --force with a --reason."""
+    from tm_common.models.evidence import evidence_of
+
+    from tm_trainer.promotion import PromotionRefused, decide, evidence_tables, min_forward_days
+
+    try:
+        min_days = min_forward_days(min_shadow_days)
+    except PromotionRefused as e:
+        fail(str(e), 2)
+
+    async def act(reg: ModelRegistry):
+        rec = await reg.get(version)
+        if rec is None:
+            raise RegistryError(f"unknown model version {version!r}")
+        ev = evidence_of(rec.version, rec.kind, rec.metrics)
+        for t in evidence_tables(ev, min_days):
+            console.print(t)
+        d = decide(ev, reason=reason, force=force, min_days=min_days)   # PromotionRefused
+        return await reg.promote(version, d.reason, evidence=d.evidence)
+    _switch(act, publish)
 
 
 @models_app.command("rollback")

@@ -97,3 +97,21 @@ def tiers_chart(rec: RunRecord) -> bytes:
     ax.set_title("Cascade tier of each sizing decision")
     ax.legend(loc="upper left", markerscale=3)
     return _png(fig)
+
+
+def compare_chart(prod: RunRecord, challenger: RunRecord, initial: float, label: str) -> bytes:
+    """Production's and the challenger's equity (top) and drawdown (bottom) on one time axis."""
+    fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(11, 5), sharex=True,
+                                   gridspec_kw={"height_ratios": [3, 1]})
+    for rec, name, colour in ((prod, "production", "#1c7ed6"),
+                              (challenger, f"challenger {label} (shadow)", "#e8590c")):
+        snaps = rec.snapshots
+        t = [_dt(s.bar_time_ms) for s in snaps]
+        ax1.plot(t, [float(s.equity) for s in snaps], color=colour, lw=1.5, label=name)
+        ax2.plot(t, [-float(s.drawdown) * 100 for s in snaps], color=colour, lw=1)
+    ax1.axhline(initial, color="#868e96", lw=0.8, ls=":")
+    ax1.set_ylabel("USDT")
+    ax1.legend(loc="upper left")
+    ax1.set_title("Production vs challenger: equity (top), drawdown % (bottom)")
+    ax2.set_ylabel("drawdown %")
+    return _png(fig)

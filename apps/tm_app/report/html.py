@@ -9,17 +9,34 @@ import math
 from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from tm_app.record import RunRecord
-from tm_app.report.charts import equity_chart, positions_chart, tiers_chart
+from tm_app.report.charts import compare_chart, equity_chart, positions_chart, tiers_chart
 from tm_app.stats import percentiles, run_stats
 
 
-def build_summary(rec: RunRecord, *, initial_equity: float, meta: dict) -> dict:
-    """The report's numbers (what report.json holds)."""
+def book_summary(rec: RunRecord, *, initial_equity: float) -> dict:
+    """The numbers of one book (production or a challenger): statistics, tiers, counts."""
+    return {"stats": run_stats(rec, initial_equity),
+            "tiers": dict(Counter(z.tier for z in rec.sized)),
+            "sizing_reasons": dict(Counter(z.reason[:90] for z in rec.sized).most_common(3)),
+            "counts": {"bars": len(rec.bars), "signals": len(rec.signals),
+                       "orders": len(rec.orders), "fills": len(rec.fills),
+                       "snapshots": len(rec.snapshots)}}
+
+
+def build_summary(rec: RunRecord, *, initial_equity: float, meta: dict,
+                  challenger: Any = None) -> dict:
+    """The report's numbers (what report.json holds). ``challenger``: a shadow book's run
+    (``candidate``, ``namespace``, ``record``), summarised under ``"challenger"``."""
     stats = run_stats(rec, initial_equity)
     lat = {k: percentiles(v) for k, v in rec.latencies_ms().items()}
-    return {
+    extra = {} if challenger is None else {"challenger": {
+        "candidate": challenger.candidate, "namespace": challenger.namespace,
+        "label": f"challenger {challenger.candidate} (shadow book, paper)",
+        **book_summary(challenger.record, initial_equity=initial_equity)}}
+    return {**extra,
         "meta": meta,
         "stats": stats,
         "tiers": dict(Counter(z.tier for z in rec.sized)),
@@ -53,10 +70,52 @@ def _img(png: bytes, alt: str) -> str:
     return f'<img alt="{alt}" src="data:image/png;base64,{base64.b64encode(png).decode()}">'
 
 
-def write_report(rec: RunRecord, out_dir: Path, *, initial_equity: float, meta: dict) -> dict:
-    """Write ``report.html`` and ``report.json`` to ``out_dir``; returns the summary."""
+COMPARE_ROWS = [("total return", "total_return", True), ("Sharpe", "sharpe", False),
+                ("max drawdown", "max_drawdown", True), ("final equity", "final_equity", False),
+                ("orders", "orders", False), ("fees", "fees", False),
+                ("turnover", "turnover", False)]
+
+
+def _reasons(pairs: list) -> str:
+    return "<br>".join(f"{n}× {html.escape(r)}" for r, n in pairs) or "–"
+
+
+def _compare(summary: dict, challenger: Any, initial_equity: float, prod: RunRecord) -> str:
+    """The side-by-side section: production and the challenger, clearly labelled."""
+    ch = summary["challenger"]
+    a, b = summary["stats"], ch["stats"]
+
+    def cell(v: Any, pct: bool) -> str:
+        return _fmt(v * 100) + " %" if pct and isinstance(v, float) and v == v else _fmt(v)
+    head = ("<tr><th></th><th>production</th>"
+            f"<th>{html.escape(ch['label'])}</th></tr>")
+    rows = "".join(f"<tr><th>{n}</th><td>{cell(a['total'].get(k), p)}</td>"
+                   f"<td>{cell(b['total'].get(k), p)}</td></tr>" for n, k, p in COMPARE_ROWS)
+    rows += (f"<tr><th>signal IC (all)</th><td>{_fmt(a['signal_ic'].get('all', float('nan')))}"
+             f"</td><td>{_fmt(b['signal_ic'].get('all', float('nan')))}</td></tr>"
+             f"<tr><th>tiers</th><td>{html.escape(json.dumps(summary['tiers']))}</td>"
+             f"<td>{html.escape(json.dumps(ch['tiers']))}</td></tr>"
+             "<tr><th>why (top sizing reasons)</th>"
+             f"<td>{_reasons(Counter(z.reason[:90] for z in prod.sized).most_common(3))}</td>"
+             f"<td>{_reasons(list(ch['sizing_reasons'].items()))}</td></tr>")
+    return f"""<h2>Production vs challenger (shadow book)</h2>
+<p>The challenger is signal candidate <b>{html.escape(ch['candidate'])}</b>, which the promotion
+gates kept out of production. It traded the same market events in a shadow book (namespace
+<code>{html.escape(ch['namespace'])}</code>) on its own paper account; it never reached a venue.
+A replay is shown as evidence but does not count toward promotion: only paper and live shadow
+days do (<code>tm models promote</code>).</p>
+<table>{head}{rows}</table>
+{_img(compare_chart(prod, challenger.record, initial_equity, ch['candidate']), "production vs challenger")}
+<h3>Challenger: position per instrument</h3>{_img(positions_chart(challenger.record), "challenger positions")}
+<h3>Challenger: sizing tiers</h3>{_img(tiers_chart(challenger.record), "challenger tiers")}"""
+
+
+def write_report(rec: RunRecord, out_dir: Path, *, initial_equity: float, meta: dict,
+                 challenger: Any = None) -> dict:
+    """Write ``report.html`` and ``report.json`` to ``out_dir``; returns the summary.
+    ``challenger``: a shadow book's run, shown side by side with production."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    summary = build_summary(rec, initial_equity=initial_equity, meta=meta)
+    summary = build_summary(rec, initial_equity=initial_equity, meta=meta, challenger=challenger)
     (out_dir / "report.json").write_text(json.dumps(summary, indent=2, default=str))
     st = summary["stats"]
     cols = ["scope", "total_return", "sharpe", "sortino", "calmar", "max_drawdown", "win_rate",
@@ -76,6 +135,7 @@ lies after the models' training window.</p>
 <h2>Statistics</h2>{_table(rows, cols)}
 <p>Signal IC during the run (Spearman of P(up) vs forward return): {html.escape(json.dumps(ic))}</p>
 <h2>Equity and drawdown</h2>{_img(equity_chart(rec, initial_equity), "equity")}
+{"" if challenger is None else _compare(summary, challenger, initial_equity, rec)}
 <h2>Positions</h2>{_img(positions_chart(rec), "positions")}
 <h2>Sizing tiers</h2>{_img(tiers_chart(rec), "tiers")}
 <p>Tier counts: {html.escape(json.dumps(summary["tiers"]))}; regimes: {html.escape(json.dumps(summary["regimes"]))}</p>

@@ -61,12 +61,16 @@ SERVICE_ENV_PREFIXES = MappingProxyType({
     "executor": "TM_EXECUTOR_",
     "portfolio": "TM_PORTFOLIO_",
 })
+#: Processes of the apps layer with settings of their own (a challenger's shadow book,
+#: ``tm_app.shadow``): the same prefix rule, no port in the service table.
+APP_ENV_PREFIXES = MappingProxyType({"shadow": "TM_SHADOW_"})
 
 # ``TM_`` variables read by something other than a settings class (patterns, fnmatch):
 # test and bench fixtures, the ``tm`` CLI's service table, the fault drills' PostgreSQL binaries,
 # and the Helm chart's Redis password (expanded into TM_REDIS_URL by Kubernetes).
 ALLOWED_ENV: tuple[str, ...] = ("TM_TEST_*", "TM_BENCH_*", "TM_SERVICES_FILE", "TM_PG_BIN",
-                                "TM_REDIS_PASSWORD", "TM_DB_PASSWORD", "TM_IMAGE")
+                                "TM_REDIS_PASSWORD", "TM_DB_PASSWORD", "TM_IMAGE",
+                                "TM_PROMOTE_MIN_SHADOW_DAYS")
 
 
 def _split_symbols(v: Any) -> tuple[str, ...]:
@@ -252,7 +256,8 @@ def unknown_env(settings_classes: Iterable[type[BaseSettings]],
     classes = list(settings_classes)
     known = known_env(classes)
     own = {str(c.model_config.get("env_prefix") or "").upper() for c in classes}
-    others = [p for p in SERVICE_ENV_PREFIXES.values() if p not in own]
+    others = [p for p in (*SERVICE_ENV_PREFIXES.values(), *APP_ENV_PREFIXES.values())
+              if p not in own]
     patterns = tuple(allow)
     env = os.environ if environ is None else environ
     out = []

@@ -26,6 +26,8 @@ from typing import Any
 
 import numpy as np
 
+from tm_quant.checks import check_range
+
 STATE_LABELS: tuple[str, ...] = ("Bull", "Neutral", "Bear", "Crisis")
 N_STATES = 4
 _LOG_2PI = math.log(2.0 * math.pi)
@@ -42,8 +44,7 @@ class KellyFractions:
 
     def __post_init__(self) -> None:
         for name in ("bull", "neutral", "bear", "crisis"):
-            if not 0.0 <= getattr(self, name) <= 1.0:
-                raise ValueError(f"Kelly fraction {name} must be in [0, 1], got {getattr(self, name)}")
+            check_range(f"Kelly fraction {name}", getattr(self, name), 0.0, 1.0)
 
     def as_array(self) -> np.ndarray:
         """Fractions in ``STATE_LABELS`` order."""

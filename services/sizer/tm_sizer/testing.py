@@ -15,6 +15,7 @@ from tm_common.events import (
     SignalGenerated,
 )
 from tm_common.models.bundle import Bundle, npz_bytes
+from tm_common.testing import registry
 from tm_quant.sizing.observation import OBS_DIM, OBS_SPEC
 
 H4_MS = 4 * 3600 * 1000
@@ -107,28 +108,13 @@ def policy_bundle(version: str = "rl-test", *, passed: bool = True, max_fraction
                                                                       random_actor_arrays()))})
 
 
-class FakeRegistry:
-    """In-memory stand-in for :class:`tm_common.models.registry.ModelRegistry` (production/get)."""
+class FakeRegistry(registry.FakeRegistry):
+    """In-memory :class:`tm_common.models.registry.ModelRegistry` stand-in for ``rl`` bundles
+    (``production``/``get``; ``fail``, ``promote``, ``promote_later`` as
+    :class:`tm_common.testing.registry.FakeRegistry`)."""
 
     def __init__(self) -> None:
-        self.records: dict[str, object] = {}
-        self.prod: str | None = None
-        self.fail = False
+        super().__init__("rl")
 
-    def add(self, bundle: Bundle, production: bool = False) -> None:
-        from types import SimpleNamespace
-
-        self.records[bundle.version] = SimpleNamespace(version=bundle.version, kind=bundle.kind,
-                                                       artifact=bundle.to_bytes())
-        if production:
-            self.prod = bundle.version
-
-    async def production(self, kind: str):
-        if self.fail:
-            raise ConnectionError("registry down")
-        return self.records.get(self.prod) if self.prod else None
-
-    async def get(self, version: str):
-        if self.fail:
-            raise ConnectionError("registry down")
-        return self.records.get(version)
+    def add(self, bundle: Bundle, production: bool = False) -> None:  # type: ignore[override]
+        super().add(bundle.version, bundle.to_bytes(), bundle.kind, promote=production)

@@ -111,6 +111,7 @@ async def test_hot_reload_mid_stream_each_bar_once(bundles):
     h, c = make(bus, reg)
     await publish(bus, START, 30, seed=1)
     await c.run_until_idle()
+    reg.promote("r2")
     await bus.publish(MODELS_PROMOTED, promoted("r2"))
     await bus.publish(MODELS_PROMOTED, promoted("v9", kind="signal"))      # not ours
     await c.run_until_idle()
@@ -135,12 +136,16 @@ async def test_crash_and_restart_equal_the_uninterrupted_run(bundles):
         await publish(bus, START + 40, 10, seed=4)
     ref = InMemoryBus()
     await scenario(ref)
-    await make(ref, registry(bundles))[1].run_until_idle()
+    ref_reg = registry(bundles)
+    ref_reg.promote_later("r2")        # the registry promotes r2 after the cold start
+    await make(ref, ref_reg)[1].run_until_idle()
     expect = [(r["event_id"], r["body"]) for r in await regimes(ref)]
+    assert {b["model_version"] for _, b in expect} == {"r1", "r2"}       # the swap happened
 
     bus = InMemoryBus()
     await scenario(bus)
     reg = registry(bundles)
+    reg.promote_later("r2")
     real, n, crash_at = bus.commit, {"i": 0}, {13, 55, 121, 122}
 
     async def commit(*a, **kw):

@@ -134,7 +134,9 @@ async def test_crashes_and_restarts_give_the_uninterrupted_result(bundles, histo
     # Without history the features can only come back from the saved snapshot (their warm-up
     # count is in the reason); with it, a lost state would be rebuilt, so both must agree.
     ref_bus = InMemoryBus()
-    _, ref = make(ref_bus, registry(bundles), history=history)
+    ref_reg = registry(bundles)
+    ref_reg.promote_later("v2")         # the registry promotes v2 after the cold start
+    _, ref = make(ref_bus, ref_reg, history=history)
     await publish_lockstep(ref_bus, START, 30, seed=5)
     await ref_bus.publish(MODELS_PROMOTED, promoted_env("v2"))
     await publish_lockstep(ref_bus, START + 30, 10, seed=6)
@@ -143,6 +145,7 @@ async def test_crashes_and_restarts_give_the_uninterrupted_result(bundles, histo
 
     bus = InMemoryBus()
     reg = registry(bundles)
+    reg.promote_later("v2")
     await publish_lockstep(bus, START, 30, seed=5)
     await bus.publish(MODELS_PROMOTED, promoted_env("v2"))
     await publish_lockstep(bus, START + 30, 10, seed=6)
@@ -173,6 +176,7 @@ async def test_crashes_and_restarts_give_the_uninterrupted_result(bundles, histo
     got = [(s["event_id"], content(s)) for s in await signals(bus)]
     assert sorted(got) == sorted(expect)
     assert len(got) == 3 * 40
+    assert await bus.length(dlq(MODELS_PROMOTED)) == 0        # the promotion was taken
 
 
 async def test_registry_outage_is_retried_not_dead_lettered(bundles):
@@ -182,6 +186,7 @@ async def test_registry_outage_is_retried_not_dead_lettered(bundles):
     await publish_lockstep(bus, START, 2)
     await c.run_until_idle()
     reg.fail_next = 2
+    reg.promote("v2")
     await bus.publish(MODELS_PROMOTED, promoted_env("v2"))
     await c.run_until_idle()
     assert await bus.length(dlq(MODELS_PROMOTED)) == 0
@@ -195,13 +200,16 @@ async def test_unusable_promotion_is_dead_lettered_and_the_model_stays(bundles):
     _, c = make(bus, reg)
     await publish_lockstep(bus, START, 2)
     await c.run_until_idle()
+    reg.promote("vbad")
     await bus.publish(MODELS_PROMOTED, promoted_env("vbad"))
     await bus.publish(MODELS_PROMOTED, promoted_env("v404"))
     await bus.publish(MODELS_PROMOTED, promoted_env("r9", kind="regime"))   # not ours: ignored
+    await bus.publish(MODELS_PROMOTED, promoted_env("v2"))   # a candidate: a forged promotion
     await c.run_until_idle()
     dead = await bus.entries(dlq(MODELS_PROMOTED))
-    assert len(dead) == 2
+    assert len(dead) == 3
     assert "unusable" in dead[0][1]["dlq_reason"] and "not in the registry" in dead[1][1]["dlq_reason"]
+    assert "is candidate in the registry, not production" in dead[2][1]["dlq_reason"]
     await publish_lockstep(bus, START + 2, 1)
     await c.run_until_idle()
     assert {s["body"]["model_version"] for s in await signals(bus)} == {"v1"}

@@ -129,6 +129,7 @@ async def test_policy_from_registry_and_hot_reload():
     first = await rig.targets()
     assert {e.body.tier for e in first} == {"FULL_RL"}
     assert {e.body.policy_version for e in first} == {"rl-a"}
+    reg.promote("rl-b")
     await rig.send(MODELS_PROMOTED, promoted_env("rl-b"))       # gate failed: never used
     await rig.bar(1, p=0.9)
     second = (await rig.targets())[3:]
@@ -136,6 +137,9 @@ async def test_policy_from_registry_and_hot_reload():
         == {None}
     await rig.send(MODELS_PROMOTED, promoted_env("rl-missing"))
     assert await rig.bus.length(MODELS_PROMOTED + ".dlq") == 1
+    reg.add(policy_bundle("rl-c"))                               # a candidate, not promoted
+    await rig.send(MODELS_PROMOTED, promoted_env("rl-c"))        # forged: refused
+    assert await rig.bus.length(MODELS_PROMOTED + ".dlq") == 2
     rig.restart()                                                # re-attaches rl-b from state
     await rig.bar(2, p=0.9)
     assert rig.handler.engine.policy_version == "rl-b"

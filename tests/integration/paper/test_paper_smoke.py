@@ -104,11 +104,36 @@ def test_bad_arguments_are_one_error_line(tmp_path, args, code, words):
     assert all(w in lines[0] for w in words), lines
 
 
+def _seed_refused_candidate(db_path) -> None:
+    """A signal candidate the gates refused, in the run's registry: ``tm paper`` shadows it."""
+    import asyncio
+
+    from tm_common.db import make_engine
+    from tm_common.db.migrate import migrate
+    from tm_common.models.registry import ModelRegistry
+    from tm_signal.testing import signal_bundle
+
+    url = f"sqlite+aiosqlite:///{db_path}"
+    db_path.parent.mkdir(parents=True, exist_ok=True)
+    migrate(url)
+
+    async def go():
+        engine = make_engine(url)
+        await ModelRegistry(engine).register(
+            "signal", "cand-1", signal_bundle("cand-1", first_bar_ms=T0 - 400 * BAR_INTERVAL_MS,
+                                              seed=3),
+            data_hash="test", features=[], params={}, seed=0,
+            metrics={"gate_passed": False, "why": "test: refused"})
+        await engine.dispose()
+    asyncio.run(go())
+
+
 @pytest.mark.slow
 def test_tm_paper_smoke_run_against_a_mainnet_stand_in(tmp_path, redis_url):
     off = _port_offset()
     venue = f"http://127.0.0.1:{SERVICE_PORTS['exchange_sim'] + off}"
     data_dir = tmp_path / "tm"
+    _seed_refused_candidate(data_dir / "paper" / "trade_matrix.db")
     with run_sim(tmp_path, TM_SIM_START_MS=str(T0)) as mainnet:
         env = _env(data_dir, redis_url, mainnet)
         t0 = time.monotonic()
@@ -123,7 +148,8 @@ def test_tm_paper_smoke_run_against_a_mainnet_stand_in(tmp_path, redis_url):
             status = subprocess.run([*TM, "status", "--json"], env=env, capture_output=True,
                                     timeout=60, check=True)
             rows = {r["name"]: r for r in json.loads(status.stdout)}
-            assert set(rows) == set(SERVICE_PORTS) and all(r["up"] for r in rows.values()), rows
+            assert set(rows) == {*SERVICE_PORTS, "shadow"}, rows      # + the challenger's book
+            assert all(r["up"] for r in rows.values()), rows
             for _ in range(2):                       # two live bars from "mainnet"
                 marks = mainnet.advance(1)["marks"]
                 wait_for(lambda m=marks: _get(venue + "/sim/clock")["marks"] == m, timeout_s=60,
@@ -168,6 +194,15 @@ def test_tm_paper_smoke_run_against_a_mainnet_stand_in(tmp_path, redis_url):
     with sqlite3.connect(data_dir / "paper" / "trade_matrix.db") as db:
         assert db.execute("select count(*) from bars").fetchone()[0] == published  # persisted
         assert db.execute("select count(*) from portfolio_snapshots").fetchone()[0] > 0
+    # the refused candidate was paper-traded in a shadow book: side by side in the report, and
+    # its forward evidence (mode paper) in the registry
+    assert report["challenger"]["candidate"] == "cand-1"
+    assert report["challenger"]["counts"]["bars"] == published
+    with sqlite3.connect(data_dir / "paper" / "trade_matrix.db") as db:
+        metrics = json.loads(db.execute("select metrics from model_registry where "
+                                        "version = 'cand-1'").fetchone()[0])
+    [record] = metrics["_shadow"].values()
+    assert record["mode"] == "paper" and record["bars"] == BACKFILL_BARS + 3
     relayed = json.loads(report["meta"]["relay"])
     assert relayed["bars"] == (BACKFILL_BARS + 3) * 3 and not relayed["errors"], relayed
     print("relay counts:", relayed)

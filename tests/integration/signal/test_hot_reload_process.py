@@ -81,6 +81,7 @@ async def in_process(bundles, promote_after: int) -> list[dict]:
             await c.run_until_idle()
             if not promoted and await bus.length(SIGNAL_TL) >= promote_after:
                 assert await bus.length(SIGNAL_TL) == promote_after
+                reg.promote("v2")
                 await bus.publish(MODELS_PROMOTED, Envelope.root(
                     ModelPromoted(kind="signal", version="v2"), key="signal:v2",
                     correlation_id="model:v2", ts_event_ns=1, ts_init_ns=1))

@@ -135,6 +135,7 @@ def test_models_promote_rollback_and_publish(cli_env, redis_url, namespace):
 
     cli_env.setenv("TM_REDIS_URL", redis_url)
     cli_env.setenv("TM_NAMESPACE", namespace)
+    cli_env.setenv("TM_PROMOTE_MIN_SHADOW_DAYS", "0")     # evidence: test_promote_needs_...
     listing = json.loads(_cli(models_app, "list", "--json").stdout)
     assert [(r["version"], r["stage"]) for r in listing] == [("s-new", "candidate"),
                                                              ("s-old", "candidate")]
@@ -156,6 +157,65 @@ def test_models_promote_rollback_and_publish(cli_env, redis_url, namespace):
         ("s-old", None), ("s-new", "s-old"), ("s-old", "s-new")]
     assert bodies[-1]["reason"] == "bad live IC" and bodies[-1]["kind"] == "signal"
     _one_line(_cli(models_app, "rollback", "signal", "--no-publish"), "no archived signal version", 1)
+
+
+def test_promote_needs_forward_shadow_evidence_or_a_forced_reason(cli_env):
+    """A signal candidate below the minimum of paper/live shadow days is refused (replays do
+    not count); --force needs a reason, which the registry records with the evidence."""
+    import asyncio
+
+    from tm_common.db import make_engine
+    from tm_common.models.evidence import DAY_MS, ShadowRecord
+    from tm_common.models.registry import ModelRegistry
+    from tm_trainer.cli import models_app
+
+    url = os.environ["TM_DATABASE_URL"]
+    cli_env.setenv("COLUMNS", "220")            # the tables unwrapped, for the asserts
+
+    def shadow(version: str, run_id: str, mode: str, days: int) -> None:
+        async def go():
+            engine = make_engine(url)
+            await ModelRegistry(engine).record_shadow(version, ShadowRecord(
+                run_id=run_id, mode=mode, first_bar_ms=0, last_bar_ms=days * DAY_MS,
+                bars=days * 6, total_return=0.01, sharpe=0.5, max_drawdown=0.02, ic=0.04,
+                orders=12, updated_at_ms=1))
+            await engine.dispose()
+        asyncio.run(go())
+
+    async def history(version: str) -> list:
+        engine = make_engine(url)
+        rec = await ModelRegistry(engine).get(version)
+        await engine.dispose()
+        return rec.history
+
+    r = _cli(models_app, "promote", "s-new", "--no-publish")
+    _one_line(r, "0.0 days of forward shadow evidence (paper/live), below the minimum of 28", 1)
+    assert "walk-forward record" in r.stdout and "shadow record: 0.0 forward days" in r.stdout
+    shadow("s-new", "tm:shadow:s-new:", "paper", 10)
+    shadow("s-new", "tmrun:1:shadow:s-new:", "replay", 180)
+    r = _cli(models_app, "promote", "s-new", "--no-publish")
+    _one_line(r, "10.0 days of forward shadow evidence", 1)
+    assert "replay (not counted)" in r.stdout and "paper" in r.stdout
+    _one_line(_cli(models_app, "promote", "s-new", "--force", "--no-publish"),
+              "--force needs a --reason", 1)
+    assert (await_(history("s-new")))[-1]["stage"] == "candidate"      # nothing changed
+    r = _cli(models_app, "promote", "s-new", "--force", "--reason", "desk override: test",
+             "--no-publish")
+    assert r.exit_code == 0 and "production signal: s-new" in r.stdout, r.stderr
+    last = await_(history("s-new"))[-1]
+    assert last["stage"] == "production" and last["reason"] == "desk override: test"
+    assert last["evidence"]["forced"] is True and last["evidence"]["forward_days"] == 10.0
+    shadow("s-old", "tm:shadow:s-old:", "live", 30)              # enough: no force needed
+    r = _cli(models_app, "promote", "s-old", "--no-publish", "--min-shadow-days", "30")
+    assert r.exit_code == 0 and "production signal: s-old" in r.stdout, r.stderr
+    last = await_(history("s-old"))[-1]
+    assert last["reason"] == "manual promote" and "forced" not in last["evidence"]
+    _one_line(_cli(models_app, "promote", "s-new", "--min-shadow-days", "-1"), ">= 0", 2)
+
+
+def await_(coro):
+    import asyncio
+    return asyncio.run(coro)
 
 
 def test_errors_are_one_line(cli_env, tmp_path):

@@ -20,6 +20,10 @@ from typing import Any, ClassVar, Generic, Protocol, TypeVar
 from tm_common.errors import PermanentError, TransientError
 
 
+class NotProduction(PermanentError):
+    """A ``models.promoted`` event names a version that is not production in the registry."""
+
+
 class ModelSource(Protocol):
     """What a service needs of :class:`tm_common.models.registry.ModelRegistry`."""
 
@@ -121,6 +125,22 @@ class ModelCache(Generic[M]):
             return model
         rec = await self._call(f"{self.lookup_noun} {version}", self.source.get(version))
         return None if rec is None else self._load(rec)
+
+    async def promoted(self, version: str) -> M | None:
+        """Model ``version`` for a ``models.promoted`` event, or None if the registry lacks it.
+        The registry is asked again even when the version is cached: a promotion activates only
+        a version whose registry stage is ``production`` now (a forged or stale event naming a
+        candidate, a refused or an archived version raises :class:`NotProduction`)."""
+        if self.source is None:
+            return None
+        rec = await self._call(f"{self.lookup_noun} {version}", self.source.get(version))
+        if rec is None:
+            return None
+        stage = getattr(rec, "stage", None)
+        if stage != "production":
+            raise NotProduction(f"promoted {self.noun} {version!r} is {stage or 'of no stage'} "
+                                "in the registry, not production: not activated")
+        return self._load(rec)
 
     async def prefetch(self) -> None:
         """Look up (and parse) the production model so ``/readyz`` answers before any event.

@@ -25,7 +25,7 @@ import msgspec
 import structlog
 
 from tm_common.errors import NotReady, PermanentError
-from tm_common.models.cache import M, ModelCache
+from tm_common.models.cache import M, ModelCache, NotProduction
 
 
 class ModelLifecycle(Generic[M]):
@@ -127,11 +127,17 @@ class ModelLifecycle(Generic[M]):
         await self._model_swapped(model)
 
     async def _promote(self, version: str, reason: str = "") -> None:
-        """Swap to the promoted ``version``; raises ``PermanentError`` if the registry lacks it."""
+        """Swap to the promoted ``version``; raises ``PermanentError`` if the registry lacks it
+        or does not hold it as production now (``NotProduction``: dead-lettered, counted as
+        ``tm_<service>_model_reloads_total{result="not_production"}``)."""
         current, in_use = self._current()
         if version == current and in_use is not None:
             return      # redelivered or repeated promotion: already in use
-        model = await self.models.get(version)
+        try:
+            model = await self.models.promoted(version)
+        except NotProduction:
+            self.metrics.reloads.labels("not_production").inc()
+            raise
         if model is None:
             self.metrics.reloads.labels("unknown_version").inc()
             raise PermanentError(f"promoted {self.models.noun} {version!r} is not in the registry")

@@ -34,6 +34,7 @@ from tm_common.audit import AuditEntry, audit_id, cli_user, insert_audit
 from tm_common.db.tables import model_registry as T
 from tm_common.events.models import ModelPromoted
 from tm_common.models.bundle import Bundle, BundleError
+from tm_common.models.evidence import SHADOW_KEY, ShadowRecord
 
 HISTORY_KEY = "_history"
 KINDS = ("signal", "regime", "rl")
@@ -179,12 +180,15 @@ class ModelRegistry:
             rows = (await conn.execute(q)).all()
         return [_record(r, with_artifact=False) for r in rows]
 
-    async def promote(self, version: str, reason: str, *, who: str | None = None
-                      ) -> ModelPromoted:
+    async def promote(self, version: str, reason: str, *,
+                      evidence: dict[str, Any] | None = None,
+                      who: str | None = None) -> ModelPromoted:
         """Make ``version`` production; the previous production becomes archived. ``who``: the
         audit trail's actor (default: the OS user).
 
         Promoting the current production again changes nothing and returns the same event body.
+        ``evidence`` (e.g. ``{"forced": True, "forward_days": 3.5}``: what the operator promoted
+        on) is stored in the stage-history entry beside ``reason``.
 
         Returns:
             The :class:`ModelPromoted` body to publish on ``models.promoted``.
@@ -192,7 +196,23 @@ class ModelRegistry:
             RegistryError: unknown version.
         """
         async with self.engine.begin() as conn:
-            return await self._promote(conn, version, reason, by="promote", who=who)
+            return await self._promote(conn, version, reason, by="promote", evidence=evidence,
+                                       who=who)
+
+    async def record_shadow(self, version: str, record: ShadowRecord) -> None:
+        """Store (or refresh) one shadow run of ``version`` in its metrics (``_shadow``).
+
+        Raises:
+            RegistryError: unknown version.
+        """
+        async with self.engine.begin() as conn:
+            row = (await conn.execute(_locked(conn, sa.select(T.c.metrics).where(
+                T.c.version == version)))).first()
+            if row is None:
+                raise RegistryError(f"unknown model version {version!r}")
+            m = dict(row.metrics or {})
+            m[SHADOW_KEY] = {**(m.get(SHADOW_KEY) or {}), record.run_id: record.to_json()}
+            await conn.execute(sa.update(T).where(T.c.version == version).values(metrics=m))
 
     async def rollback(self, kind: str, reason: str, instrument: str | None = None, *,
                        who: str | None = None) -> ModelPromoted:
@@ -222,7 +242,8 @@ class ModelRegistry:
             return await self._promote(conn, best[1], reason, by="rollback", who=who)
 
     async def _promote(self, conn: AsyncConnection, version: str, reason: str, *,
-                       by: str, who: str | None = None) -> ModelPromoted:
+                       by: str, evidence: dict[str, Any] | None = None,
+                       who: str | None = None) -> ModelPromoted:
         row = (await conn.execute(_locked(conn, sa.select(T).where(T.c.version == version))))\
             .first()
         if row is None:
@@ -252,7 +273,7 @@ class ModelRegistry:
         prev = previous[0] if previous else None
         m[HISTORY_KEY] = [*m.get(HISTORY_KEY, []), {
             "stage": "production", "at_ms": now, "seq": seq, "reason": reason, "by": by,
-            "previous": prev}]
+            "previous": prev, **({"evidence": evidence} if evidence else {})}]
         await conn.execute(sa.update(T).where(T.c.version == version)
                            .values(stage="production", metrics=m))
         kind = "rollback" if by == "rollback" else "promotion"

@@ -29,6 +29,8 @@ import math
 from dataclasses import dataclass
 from typing import Literal
 
+from tm_quant.checks import check_range
+
 Tier = Literal["FULL_RL", "BLENDED", "PURE_KELLY", "FLAT", "EMERGENCY_FLAT"]
 TIERS: tuple[Tier, ...] = ("FULL_RL", "BLENDED", "PURE_KELLY", "FLAT", "EMERGENCY_FLAT")
 BLEND_RL_WEIGHT = 0.5
@@ -45,11 +47,8 @@ class CascadeThresholds:
 
     def __post_init__(self) -> None:
         for name in ("full_rl_confidence", "blended_confidence", "kelly_confidence"):
-            v = getattr(self, name)
-            if not 0.0 <= v <= 1.0:
-                raise ValueError(f"{name} must be in [0, 1], got {v}")
-        if not -1.0 <= self.full_rl_min_ic <= 1.0:
-            raise ValueError(f"full_rl_min_ic must be in [-1, 1], got {self.full_rl_min_ic}")
+            check_range(name, getattr(self, name), 0.0, 1.0)
+        check_range("full_rl_min_ic", self.full_rl_min_ic, -1.0, 1.0)
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from tm_quant.checks import check_range
 from tm_quant.regime import STATE_LABELS, KellyFractions
 
 REGIME_LABELS: tuple[str, ...] = STATE_LABELS       # Bull, Neutral, Bear, Crisis
@@ -57,10 +58,8 @@ class KellyParams:
         if missing:
             raise ValueError(f"regime_fractions lacks {sorted(missing)}")
         for k, v in self.regime_fractions.items():
-            if not 0.0 <= float(v) <= 1.0:
-                raise ValueError(f"regime fraction {k} must be in [0, 1], got {v}")
-        if not 0.0 <= self.max_fraction <= 1.0:
-            raise ValueError(f"max_fraction must be in [0, 1], got {self.max_fraction}")
+            check_range(f"regime fraction {k}", v, 0.0, 1.0)
+        check_range("max_fraction", self.max_fraction, 0.0, 1.0)
         if not (self.prior_b > 0 and 0 < self.b_min <= self.b_max and self.prior_weight >= 0
                 and self.window >= 1 and self.min_each >= 1):
             raise ValueError("need prior_b > 0, 0 < b_min <= b_max, prior_weight >= 0, "

@@ -326,7 +326,7 @@ class MatchingEngine:
     def _emit_position(self, symbol: str) -> None:
         pos = self.account.position(symbol)
         pos.seq = self.ids.seq()
-        self._events.append(("position", replace(pos, extra=dict(pos.extra))))
+        self._events.append(("position", replace(pos)))
 
 
 def signed_size(engine: MatchingEngine, symbol: str) -> Decimal:

@@ -3,7 +3,7 @@ the engine owns them and hands out copies (:func:`dataclasses.replace`) in its e
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from decimal import Decimal
 
 BUY = "Buy"
@@ -129,7 +129,6 @@ class Position:
     created_ms: int = 0
     updated_ms: int = 0
     seq: int = 0
-    extra: dict = field(default_factory=dict)
 
     @property
     def side(self) -> str:

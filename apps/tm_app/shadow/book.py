@@ -1,0 +1,192 @@
+"""A shadow book: production's market events, a candidate's signal, a paper account.
+
+Composition: the services' own ``build`` (as the in-process backtest composes them:
+:func:`tm_app.backtest.build_services`) on a Redis bus under the book's namespace, with a
+:class:`~tm_app.shadow.pinned.PinnedRegistry` (the signal service's "production" model is the
+candidate; regime and sizing models are production's) and a
+:class:`~tm_app.shadow.venue.PaperVenue`. The book drives the consumers itself, bar time by bar
+time (:class:`~tm_app.shadow.mirror.MarketMirror`): push the batch's funding and bars to the paper
+venue, publish the batch's events into the book's namespace, drain every consumer until idle. So
+a book follows event time exactly as the backtest does, in replay, paper and live mode alike, and
+its results do not depend on how far behind production it runs.
+
+Restart: the book wipes its namespace and reads production's streams from the start again (its
+paper account lives in memory; its state is a function of the market events and the candidate).
+Evidence: every ``evidence_every_bars`` bar times and at stop, the candidate's
+:class:`~tm_common.models.evidence.ShadowRecord` for this run is written to the registry.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import structlog
+from tm_common.bus.redis import RedisStreamsBus
+from tm_common.bus.streams import MD_BAR, PORTFOLIO_SNAPSHOT, RISK_ORDER, SIGNAL_TL
+from tm_common.models.evidence import ShadowRecord
+from tm_common.models.registry import ModelRecord, ModelRegistry
+
+from tm_app.backtest import InProcessIdle, RunConfig, build_services
+from tm_app.record import RunRecord
+from tm_app.shadow.config import EVIDENCE_MODE, ShadowSettings
+from tm_app.shadow.mirror import MARKET_STREAMS, Batch, MarketMirror
+from tm_app.shadow.pinned import PinnedRegistry, resolve_candidate
+from tm_app.shadow.venue import PaperVenue, require_paper
+
+log = structlog.get_logger("tm.shadow")
+EVIDENCE_STREAMS = (MD_BAR, SIGNAL_TL, PORTFOLIO_SNAPSHOT, RISK_ORDER)
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class ShadowBook:
+    """One candidate's shadow book (see the module doc).
+
+    ``bus``: the book's own namespace (never production's: checked); ``source``: a bus on
+    production's namespace, only read; ``registry``: production's model registry."""
+
+    def __init__(self, settings: ShadowSettings, *, bus: RedisStreamsBus, source: RedisStreamsBus,
+                 registry: ModelRegistry, run_id: str | None = None) -> None:
+        self.settings, self.bus, self.source, self.registry = settings, bus, source, registry
+        if bus.names.prefix == source.names.prefix:
+            raise ValueError(f"a shadow book must not write into production's namespace "
+                             f"{source.names.prefix!r}")
+        # One record per book namespace: a restarted book replays the same window and
+        # overwrites its record instead of adding an overlapping one.
+        self.run_id = run_id or bus.names.prefix
+        self.mode = EVIDENCE_MODE.get(settings.mode, "paper")
+        self.candidate: ModelRecord | None = None
+        self.venue: PaperVenue | None = None
+        self.services: dict[str, Any] = {}
+        self.consumers: list[Any] = []
+        self.mirror = MarketMirror(source.r, {s: source.key(s) for s in MARKET_STREAMS},
+                                   settings.symbols, from_ms=settings.from_ms,
+                                   flush_after_s=settings.flush_after_s)
+        self.first_bar_ms: int | None = None
+        self.last_bar_ms: int | None = None
+        self._times: set[int] = set()          # bar times traded (6 a day)
+        self._since_evidence = 0
+        self.last_error: str | None = None
+        self.evidence: ShadowRecord | None = None
+
+    # -- start -----------------------------------------------------------------------------
+    async def open(self) -> None:
+        """Resolve the candidate, wipe the book's namespace, build and warm up the services."""
+        self.candidate = await resolve_candidate(self.registry, self.settings.candidate)
+        await self._wipe()
+        s = self.settings
+        self.venue = require_paper(PaperVenue(s.symbols, initial_balance=s.initial_equity_usdt,
+                                              slippage_bps=s.slippage_bps, seed=s.seed))
+        cfg = RunConfig(start_ms=0, end_ms=0, database_url=s.database_url or "",
+                        symbols=s.symbols, initial_equity=s.initial_equity_usdt,
+                        history_dir=s.history_dir)
+        pinned = PinnedRegistry(self.registry, {"signal": self.candidate.version})
+        self.services = build_services(self.bus, cfg, self.venue, registry=pinned, ingest=False,
+                                       tag="shadow", namespace=self.bus.names.prefix)
+        self.consumers = [c for p in self.services.values() for c in p.consumers]
+        for c in self.consumers:
+            await c.start()
+        for p in self.services.values():
+            await p.warm_up()
+        log.info("shadow.open", candidate=self.candidate.version, run_id=self.run_id,
+                 namespace=self.bus.names.prefix, source=self.source.names.prefix, mode=self.mode)
+
+    async def _wipe(self) -> None:
+        prefix = self.bus.names.prefix
+        if "shadow" not in prefix:           # the settings refuse it too; never wipe elsewhere
+            raise ValueError(f"refusing to wipe {prefix!r}: not a shadow namespace")
+        keys = [k async for k in self.bus.r.scan_iter(match=f"{prefix}*", count=1000)]
+        for i in range(0, len(keys), 500):
+            await self.bus.r.delete(*keys[i:i + 500])
+
+    # -- run -------------------------------------------------------------------------------
+    async def step(self, block_ms: int = 1000) -> int:
+        """Trade every bar time that is complete now; returns how many."""
+        batches = await self.mirror.read(block_ms)
+        for b in batches:
+            await self.apply(b)
+        return len(batches)
+
+    async def apply(self, batch: Batch) -> None:
+        """One bar time: the paper venue first (a bar is there before the orders it causes),
+        then the events into the book's streams, then every consumer until idle."""
+        venue = self.venue
+        assert venue is not None, "open() first"
+        venue.push(batch.bars, batch.funding)
+        for stream, env in batch.events:
+            await self.bus.publish(stream, env)
+        await InProcessIdle(self.consumers).wait_done(batch.bar_time_ms or 0)
+        t = batch.bar_time_ms
+        if t is not None and t not in self._times:
+            self._times.add(t)
+            self.first_bar_ms = t if self.first_bar_ms is None else min(self.first_bar_ms, t)
+            self.last_bar_ms = t if self.last_bar_ms is None else max(self.last_bar_ms, t)
+            self._since_evidence += 1
+            if self._since_evidence >= self.settings.evidence_every_bars:
+                await self.write_evidence()
+
+    @property
+    def bar_times(self) -> int:
+        """Distinct bar times traded (a backfill's symbols arrive one after the other)."""
+        return len(self._times)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Open (retrying every 5 s while the registry or Redis is not there), then follow
+        production's market streams until ``stop``; the evidence is written once more at stop."""
+        while not stop.is_set() and self.venue is None:
+            try:
+                await self.open()
+                self.last_error = None
+            except Exception as e:  # noqa: BLE001 - said on /readyz and in the log; retried
+                self.last_error = f"{type(e).__name__}: {e}"
+                log.warning("shadow.open_failed", error=self.last_error)
+                await _wait(stop, 5.0)
+        try:
+            while not stop.is_set():
+                await self.step(block_ms=500)
+        finally:
+            if self.venue is not None and self.bar_times:
+                await self.write_evidence()
+
+    # -- evidence --------------------------------------------------------------------------
+    async def record(self) -> RunRecord:
+        """The book's run so far, read back from its namespace."""
+        return await RunRecord.from_bus(self.bus)
+
+    async def write_evidence(self) -> ShadowRecord:
+        from tm_app.stats import run_stats
+
+        assert self.candidate is not None and self.first_bar_ms is not None
+        rec = await RunRecord.from_bus(self.bus, streams=EVIDENCE_STREAMS)
+        st = run_stats(rec, float(self.settings.initial_equity_usdt))
+        tot = st["total"]
+        self.evidence = ShadowRecord(
+            run_id=self.run_id, mode=self.mode, first_bar_ms=self.first_bar_ms,
+            last_bar_ms=self.last_bar_ms or self.first_bar_ms, bars=self.bar_times,
+            total_return=float(tot.get("total_return", float("nan"))),
+            sharpe=float(tot.get("sharpe", float("nan"))),
+            max_drawdown=float(tot.get("max_drawdown", float("nan"))),
+            ic=float(st["signal_ic"].get("all", float("nan"))), orders=len(rec.orders),
+            updated_at_ms=_now_ms())
+        await self.registry.record_shadow(self.candidate.version, self.evidence)
+        self._since_evidence = 0
+        return self.evidence
+
+    def status(self) -> dict[str, Any]:
+        return {"candidate": None if self.candidate is None else self.candidate.version,
+                "run_id": self.run_id, "mode": self.mode, "namespace": self.bus.names.prefix,
+                "source_namespace": self.source.names.prefix, "bar_times": self.bar_times,
+                "first_bar_ms": self.first_bar_ms, "last_bar_ms": self.last_bar_ms,
+                "mirror": dict(self.mirror.counts.__dict__), "last_error": self.last_error,
+                "evidence": None if self.evidence is None else self.evidence.to_json()}
+
+
+async def _wait(stop: asyncio.Event, secs: float) -> None:
+    try:
+        await asyncio.wait_for(stop.wait(), secs)
+    except TimeoutError:
+        pass

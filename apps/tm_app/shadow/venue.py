@@ -1,0 +1,53 @@
+"""The shadow book's venue: an in-process paper account on the exchange simulator's matching
+engine, priced by the bars the book mirrors (the simulator's live feed).
+
+It has no network client at all, which is how a shadow book can never send an order to a real
+venue: the executor inside a book is built with this object as its ``venue`` (and an
+``inprocess://`` URL), and :func:`require_paper` refuses anything else before a service is built.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from tm_common.events import BarClosed, FundingRateUpdated
+from tm_common.history import HistoryBar
+from tm_exchange_sim.config import ExchangeSimSettings
+from tm_exchange_sim.live import PushedFunding
+from tm_exchange_sim.state import SimState
+
+from tm_app.venue import InProcessBybit
+
+
+class NotAPaperVenue(TypeError):
+    """A shadow book was given a venue that could reach an exchange."""
+
+
+class PaperVenue(InProcessBybit):
+    """A paper account whose marks are the closed bars pushed to it."""
+
+    def __init__(self, symbols: tuple[str, ...], *, initial_balance: Decimal,
+                 slippage_bps: Decimal, seed: int) -> None:
+        super().__init__(SimState(ExchangeSimSettings.from_values(
+            sim_feed="live", sim_symbols=list(symbols), sim_initial_balance=initial_balance,
+            sim_slippage_bps=slippage_bps, sim_seed=seed)))
+        self.endpoint = "inprocess://shadow-paper"
+
+    def push(self, bars: list[BarClosed], funding: list[FundingRateUpdated]) -> None:
+        """Take ``funding`` (published before ``bars``: a rate settling at the latest close
+        settles on the position held then), then close ``bars`` (marks, resting orders)."""
+        if funding:
+            self.state.push_funding([PushedFunding(f.instrument, f.settle_time_ms, f.rate)
+                                     for f in funding])
+        if bars:
+            self.state.push_bars([(b.instrument, HistoryBar(
+                b.open_time_ms, str(b.open), str(b.high), str(b.low), str(b.close),
+                str(b.volume))) for b in bars])
+
+
+def require_paper(venue: object) -> PaperVenue:
+    """``venue`` if it is an in-process paper account; :class:`NotAPaperVenue` otherwise."""
+    if not isinstance(venue, PaperVenue) or not venue.endpoint.startswith("inprocess://"):
+        raise NotAPaperVenue(f"a shadow book trades only on its in-process paper account, "
+                             f"not on {type(venue).__name__}")
+    return venue
