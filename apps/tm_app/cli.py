@@ -1,5 +1,5 @@
-"""``tm demo``, ``tm backtest``, ``tm streams``, ``tm breaker``, ``tm report``: the commands that
-run or inspect the whole system. Errors are one line and a non-zero exit, never a traceback."""
+"""``tm demo``, ``tm backtest``, ``tm streams``, ``tm report`` (and, from ``tm_app.operate``,
+``tm kill``, ``tm breaker``, ``tm audit``): the commands that run or inspect the whole system. Errors are one line and a non-zero exit, never a traceback."""
 
 from __future__ import annotations
 
@@ -238,36 +238,6 @@ def streams() -> None:
     console.print(t)
 
 
-breaker_app = typer.Typer(name="breaker", help="Trip or reset the circuit breaker (risk service).",
-                          no_args_is_help=True)
-
-
-def _breaker(action: str, url: str, reason: str) -> None:
-    import httpx
-
-    token = _settings().admin_token
-    if token is None:
-        fail("TM_ADMIN_TOKEN is not set", 2)
-    try:
-        r = httpx.post(f"{url.rstrip('/')}/breaker/{action}", json={"reason": reason},
-                       headers={"Authorization": f"Bearer {token.get_secret_value()}"}, timeout=10)
-    except httpx.HTTPError as e:
-        fail(f"risk service unreachable at {url}: {type(e).__name__}")
-    if r.status_code >= 400:
-        fail(f"HTTP {r.status_code}: {r.text[:200]}")
-    console.print(r.json())
-
-
-@breaker_app.command("trip")
-def breaker_trip(reason: str = "manual", url: str = "http://127.0.0.1:8105") -> None:
-    _breaker("trip", url, reason)
-
-
-@breaker_app.command("reset")
-def breaker_reset(reason: str = "manual", url: str = "http://127.0.0.1:8105") -> None:
-    _breaker("reset", url, reason)
-
-
 def report_cmd(path: Annotated[Path, typer.Argument(help="A report folder or report.json.")]) -> None:
     """Print the summary of a written report."""
     from tm_app.demo import summary_table
@@ -324,7 +294,8 @@ def register(app: typer.Typer) -> None:
     app.command("shadow")(shadow_cmd)
     from tm_app.backfill import backfill_command
     app.command("backfill")(backfill_command)
-    app.add_typer(breaker_app)
+    from tm_app.operate import register as register_operator
+    register_operator(app)
     try:
         from tm_trainer.cli import models_app, train_app
         from tm_trainer.rl.cli import rl_app

@@ -331,3 +331,46 @@ def test_dashboards_and_rules_ship_with_the_chart(deploy_tools, sh):
     rule = one(objs, "PrometheusRule")
     assert rule["spec"] == yaml.safe_load(
         (ROOT / "deploy" / "prometheus" / "rules" / "trade-matrix.yml").read_text())
+
+
+# -- deliberate arming: a real venue needs an explicit liveTrading value -----------------------
+MAINNET = ("--set", "config.TM_EXECUTOR_BYBIT_REST_URL=https://api.bybit.com",
+           "--set", "config.TM_EXECUTOR_BYBIT_PRIVATE_WS_URL=wss://stream.bybit.com/v5/private")
+TESTNET = ("--set", "config.TM_EXECUTOR_BYBIT_REST_URL=https://api-testnet.bybit.com",
+           "--set", "config.TM_EXECUTOR_BYBIT_PRIVATE_WS_URL="
+           "wss://stream-testnet.bybit.com/v5/private")
+
+
+def _template(tools, sh, *extra: str):
+    return sh([tools.helm, "template", "executor", str(CHART), "-f",
+               str(ROOT / "helm" / "values" / "executor.yaml"), *extra])
+
+
+@pytest.mark.parametrize("extra, fragment", [
+    (MAINNET, "points at Bybit mainnet (api.bybit.com), real money: set liveTrading: armed"),
+    ((*MAINNET, "--set", "liveTrading=testnet"), "set liveTrading: armed"),
+    (("--set", "config.TM_EXECUTOR_BYBIT_REST_URL=https://api.bytick.com"), "liveTrading: armed"),
+    (TESTNET, "points at Bybit testnet (api-testnet.bybit.com): set liveTrading: testnet"),
+    (("--set", "liveTrading=yes"), "liveTrading"),                       # the values schema
+    (("--set", "config.TM_LIVE_TRADING=armed"), "set liveTrading (off, testnet or armed)"),
+])
+def test_a_real_venue_does_not_render_without_its_live_trading_value(deploy_tools, sh, extra,
+                                                                     fragment):
+    r = _template(deploy_tools, sh, *extra)
+    assert r.returncode != 0 and fragment in r.stderr, r.stderr
+
+
+@pytest.mark.parametrize("extra, mode", [
+    ((), None), (("--set", "liveTrading=off"), "off"),
+    ((*TESTNET, "--set", "liveTrading=testnet"), "testnet"),
+    ((*MAINNET, "--set", "liveTrading=armed"), "armed"),
+])
+def test_the_live_trading_value_reaches_the_executor(deploy_tools, sh, extra, mode):
+    r = _template(deploy_tools, sh, *extra)
+    assert r.returncode == 0, r.stderr
+    cm = one(docs(r.stdout), "ConfigMap")["data"]
+    assert cm.get("TM_LIVE_TRADING") == mode
+    if mode is None:                        # the default release trades on the simulator
+        assert cm["TM_EXECUTOR_BYBIT_REST_URL"] == "http://exchange-sim:8108"
+    v = sh([*deploy_tools.kubernetes_validate, "--strict", "-k", "1.33.0", "-"], input=r.stdout)
+    assert v.returncode == 0, v.stdout + v.stderr

@@ -4,8 +4,8 @@ credentials, with a clear message, changes nothing when it refuses, and works wi
 The inventory is read from the apps themselves (each service's real app factory), so an endpoint
 added later without being listed here fails the first test instead of going unnoticed:
 
-- risk: ``POST /breaker/trip``, ``POST /breaker/reset`` (``TM_ADMIN_TOKEN`` bearer; 403 when the
-  service has no token configured);
+- risk: ``POST /breaker/trip``, ``POST /breaker/kill``, ``POST /breaker/reset``
+  (``TM_ADMIN_TOKEN`` bearer; 403 when the service has no token configured);
 - exchange sim: ``POST /sim/clock``, ``/sim/faults``, ``/sim/reset``, and the live-feed mode's
   ``/sim/bars``, ``/sim/funding`` (``TM_ADMIN_TOKEN`` bearer
   when one is configured: without one the sim is an open development venue, as ``tm demo`` runs
@@ -31,7 +31,7 @@ from .conftest import SECRETS, WRONG_TOKEN, leaks
 ADMIN = SECRETS["admin_token"]
 KEY, SECRET = SECRETS["bybit_api_key"], SECRETS["bybit_api_secret"]
 READ_ONLY = {"GET", "HEAD"}
-RISK_ADMIN = {("POST", "/breaker/trip"), ("POST", "/breaker/reset")}
+RISK_ADMIN = {("POST", "/breaker/trip"), ("POST", "/breaker/kill"), ("POST", "/breaker/reset")}
 SIM_ADMIN = {("POST", "/sim/clock"), ("POST", "/sim/faults"), ("POST", "/sim/reset"),
              ("POST", "/sim/bars"), ("POST", "/sim/funding")}
 SIM_SIGNED = {("POST", "/v5/order/create"), ("POST", "/v5/order/cancel"),
@@ -162,10 +162,12 @@ def test_risk_breaker_endpoints_need_the_admin_token(secure_redis, service):
 
     r = risk.post("/breaker/trip", token=ADMIN, json={"reason": "drill"})
     assert r.status_code == 200 and r.json()["applied"] is True and r.json()["state"] == "OPEN", r.text
-    r = risk.post("/breaker/reset", token=ADMIN)
+    r = risk.post("/breaker/kill", token=ADMIN, json={"reason": "drill"})
+    assert r.status_code == 200 and r.json()["applied"] is True, r.text
+    r = risk.post("/breaker/reset", token=ADMIN, json={"reason": "drill over"})
     assert r.status_code == 200 and r.json()["state"] == "CLOSED", r.text
     s = _streams(url, "tmsec:admin:", "risk.command", "risk.breaker")
-    assert len(s["risk.command"]) == 2 and len(s["risk.breaker"]) == 2
+    assert len(s["risk.command"]) == 3 and len(s["risk.breaker"]) == 3
     assert _streams(url, "tmsec:admin-bare:", "risk.command") == {"risk.command": []}
 
     risk.stop()

@@ -208,7 +208,7 @@ def mesh(secure_redis, private_pg, tmp_path_factory) -> MeshRun:
             return all(_ready(ports[n]) for n in PIPELINE)
         wait_for(ready, 180, "every service ready", interval_s=0.3)
         # Refused admin calls while the mesh runs (they are logged, and must not log the token).
-        for path in ("/breaker/trip", "/breaker/reset"):
+        for path in ("/breaker/trip", "/breaker/kill", "/breaker/reset"):
             r = httpx.post(f"http://127.0.0.1:{ports['risk']}{path}", timeout=10,
                            headers={"Authorization": f"Bearer {WRONG_TOKEN}"})
             assert r.status_code == 401, r.text

@@ -114,7 +114,7 @@ def complete(service: str, doc: dict) -> dict:
     if service == "risk":
         body = {"required": False, "content": {"application/json": {"schema": {
             "type": "object", "properties": {"reason": {"type": "string", "maxLength": 200}}}}}}
-        for path in ("/breaker/trip", "/breaker/reset"):
+        for path in ("/breaker/trip", "/breaker/kill", "/breaker/reset"):
             op = doc.get("paths", {}).get(path, {}).get("post")
             if op is not None and "requestBody" not in op:
                 op["requestBody"] = body

@@ -192,3 +192,31 @@ annotations:
   {{- toYaml . | nindent 2 }}
   {{- end }}
 {{- end -}}
+
+{{/*
+TM_LIVE_TRADING from .Values.liveTrading, checked against the executor's venue URLs in
+.Values.config: a Bybit host that names testnet or demo needs "testnet" or "armed"; any other
+Bybit or Bytick host (mainnet) needs "armed". Mirrors tm_executor.domain.arming.
+*/}}
+{{- define "tm.liveTrading" -}}
+{{- $mode := .Values.liveTrading | default "" -}}
+{{- if hasKey .Values.config "TM_LIVE_TRADING" }}
+{{- fail "config.TM_LIVE_TRADING: set liveTrading (off, testnet or armed) instead" }}
+{{- end }}
+{{- range $k := list "TM_EXECUTOR_BYBIT_REST_URL" "TM_EXECUTOR_BYBIT_PRIVATE_WS_URL" }}
+{{- $url := get $.Values.config $k | default "" | toString | lower }}
+{{- $host := regexReplaceAll "^[a-z]+://([^/:]+).*$" $url "${1}" }}
+{{- if regexMatch `(^|\.)(bybit|bytick)[^.]*\.` $host }}
+{{- if or (contains "testnet" $host) (regexMatch `^([a-z]+-)?demo\.` $host) }}
+{{- if not (has $mode (list "testnet" "armed")) }}
+{{- fail (printf "config.%s points at Bybit testnet (%s): set liveTrading: testnet (or armed)" $k $host) }}
+{{- end }}
+{{- else if ne $mode "armed" }}
+{{- fail (printf "config.%s points at Bybit mainnet (%s), real money: set liveTrading: armed to deploy it" $k $host) }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- if $mode }}
+  TM_LIVE_TRADING: {{ $mode | quote }}
+{{- end }}
+{{- end -}}

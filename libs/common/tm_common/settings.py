@@ -148,6 +148,12 @@ class CommonSettings(BaseSettings):
     read_block_ms: int = Field(default=500, ge=1)
     lag_poll_interval_s: float = Field(default=5.0, gt=0, description="consumer-lag gauge poll")
     admin_token: SecretStr | None = Field(default=None, description="bearer token for admin POSTs")
+    live_trading: str = Field(default="off", description="arming of real venues: off (the "
+                              "simulator only), testnet (also Bybit testnet/demo), armed (also "
+                              "Bybit mainnet: real money); checked by the executor at start")
+    admin_name: str = Field(default="admin", min_length=1, max_length=64,
+                            description="who the admin token stands for: written as 'who' in "
+                            "the audit trail (e.g. the operator or team it was issued to)")
 
     @classmethod
     def settings_customise_sources(cls, settings_cls: type[BaseSettings],

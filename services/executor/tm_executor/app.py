@@ -1,14 +1,28 @@
-"""Executor wiring: settings → venue client → preflight, handler, sources → parts."""
+"""Executor wiring: settings → arming check → venue client → preflight, handler, sources →
+parts.
+
+The arming check (:mod:`tm_executor.domain.arming`) runs first, before anything that could touch
+the network: a venue ``TM_LIVE_TRADING`` does not allow raises ``ConfigError``
+(``python -m tm_executor`` prints it as one line and exits 2). The venue and mode are logged
+(``executor.venue``), exported (``tm_executor_venue_info{venue,mode}``) and in ``/status``
+(``arming``). Trading on testnet or mainnet is audited: an ``arming`` row (``tm_common.audit``)
+written behind at start on ``TM_DATABASE_URL``; mainnet refuses to start without one.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import socket
 
+import structlog
+from tm_common.audit import AuditEntry, AuditWriter, audit_id, cli_user
 from tm_common.bus.protocol import Bus
 from tm_common.bus.streams import MD_BAR, RISK_ORDER
+from tm_common.errors import ConfigError
 from tm_common.metrics import ServiceMetrics
 from tm_common.service import WALL_CLOCK, Clock, ServiceParts, ServiceRuntime, make_bus, make_consumer
 from tm_common.service.parts import ServiceAssembly
+from tm_common.service.tasks import write_behind
 
 from tm_executor.config import EXEC_VENUE, ExecutorSettings
 from tm_executor.fills import FillPoller, PrivateWsSource
@@ -19,6 +33,8 @@ from tm_executor.preflight import Preflight
 from tm_executor.reconciler import Reconciler
 from tm_executor.repository import ExecutorRepository
 from tm_executor.venue import VenueClient
+
+log = structlog.get_logger("tm.executor")
 
 # md.bar: funding settled by each bar's close is published as FundingSettled (handler._funding).
 INPUTS = (RISK_ORDER, EXEC_VENUE, MD_BAR)
@@ -46,9 +62,14 @@ class ExecutorService(ServiceAssembly):
     def __init__(self, settings: ExecutorSettings, bus=None,
                  service_metrics: ServiceMetrics | None = None, *, venue=None,
                  clock: Clock = WALL_CLOCK) -> None:
+        self.arming = settings.arming()          # first: refuses an unarmed real venue
         super().__init__(settings, bus, service_metrics)
         s = settings
         self.metrics = ExecutorMetrics(self.service_metrics.registry)
+        self.metrics.venue_info.labels(self.arming.venue, self.arming.mode).set(1)
+        self.audit = self._arming_audit(clock)
+        log.info("executor.venue", venue=self.arming.venue, mode=self.arming.mode,
+                 url=self.arming.rest_url)
         self.venue = (VenueClient(s, self.metrics) if venue is None
                       else InProcessVenueClient(s, self.metrics, venue))
         self.preflight = Preflight(self.venue, s, self.metrics)
@@ -61,8 +82,33 @@ class ExecutorService(ServiceAssembly):
                                      self.metrics)
         self.consumer = make_consumer(s, self.bus, self.handler, list(INPUTS), clock=clock)
 
+    def _arming_audit(self, clock: Clock) -> AuditWriter | None:
+        """An ``arming`` audit row queued for a real venue (None for the simulator)."""
+        s, a = self.settings, self.arming
+        if a.venue == "simulator":
+            return None
+        if not (s.db_enabled and s.database_url):
+            if a.venue == "mainnet":
+                raise ConfigError("TM_LIVE_TRADING=armed on mainnet needs the audit trail: set "
+                                  "TM_DATABASE_URL (and TM_DB_ENABLED=true)")
+            log.warning("executor.arming_not_audited", venue=a.venue, reason="no TM_DATABASE_URL")
+            return None
+        from tm_common.db import make_engine
+
+        writer = AuditWriter(make_engine(s.database_url), migrate_url=s.database_url)
+        now_ms = clock() // 1_000_000
+        writer.record([AuditEntry(
+            audit_id=audit_id("arming", s.consumer, now_ms), at_ms=now_ms, kind="arming",
+            what=f"executor {s.consumer} started on {a.venue} ({a.rest_url})",
+            why=f"TM_LIVE_TRADING={a.mode}", who=f"{cli_user()}@{socket.gethostname()}",
+            source="executor")])
+        return writer
+
     def status(self) -> dict:
         return {"venue": self.settings.bybit_rest_url, "symbols": list(self.settings.symbols),
+                "arming": {"venue": self.arming.venue, "mode": self.arming.mode,
+                           "url": self.arming.rest_url,
+                           "audit": None if self.audit is None else self.audit.status()},
                 "preflight": self.preflight.status(), "handler": self.handler.status(),
                 "venue_calls": self.venue.calls, "venue_errors": self.venue.errors,
                 "order_history_lookup": self.venue.history_supported,
@@ -81,7 +127,10 @@ class ExecutorService(ServiceAssembly):
             self.settings, self.bus, consumers=(self.consumer,),
             handlers={"handler": self.handler, "preflight": self.preflight},
             background={"preflight": self.preflight.run, "private_ws": self.ws.run,
-                        "fill_poller": self.poller.run, "reconcile": self.reconciler.run},
+                        "fill_poller": self.poller.run, "reconcile": self.reconciler.run,
+                        **({} if self.audit is None else {"audit-writer": write_behind(
+                            self.audit, logger=log,
+                            incomplete_event="executor.audit_flush_incomplete")})},
             warmup=(self.preflight_passed,),
             ready_checks={"preflight": self.preflight.check, "venue": self.preflight.check_venue},
             status_extra=self.status, metrics=self.service_metrics,

@@ -1,7 +1,8 @@
 """Executor settings (``TM_EXECUTOR_*``; shared fields ``TM_*``), built once and passed down.
 
-The venue is configuration: ``bybit_rest_url`` is mainnet, testnet or the exchange sim
-(``http://127.0.0.1:8108``); pybit builds ``https://api.bybit.com`` itself, the client then points
+The venue is configuration: ``bybit_rest_url`` is the exchange sim (``http://127.0.0.1:8108``,
+the default), testnet or mainnet; a real venue needs ``TM_LIVE_TRADING`` (``testnet`` or
+``armed``: :mod:`tm_executor.domain.arming`, checked at start before any network call). pybit builds ``https://api.bybit.com`` itself, the client then points
 ``session.endpoint`` at this URL. Credentials are ``SecretStr``: the service base redacts their
 values from every log line and from ``/status``.
 """
@@ -9,6 +10,7 @@ values from every log line and from ``/status``.
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
 from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
@@ -17,10 +19,14 @@ from pydantic_settings import SettingsConfigDict
 # poller, handed to the one handler that publishes to exec.report (single writer, atomic state).
 # It belongs in tm_common.bus.streams (and ALL_STREAMS, for the lockstep idle probe).
 from tm_common.bus.streams import EXEC_VENUE  # noqa: E402,F401  (re-exported)
-from tm_common.endpoints import BYBIT_MAINNET_PRIVATE_WS as MAINNET_PRIVATE_WS
-from tm_common.endpoints import BYBIT_MAINNET_REST as MAINNET_REST
+from tm_common.endpoints import BYBIT_MAINNET_PRIVATE_WS as MAINNET_PRIVATE_WS  # noqa: F401
+from tm_common.endpoints import BYBIT_MAINNET_REST as MAINNET_REST  # noqa: F401
+from tm_common.endpoints import EXCHANGE_SIM_PRIVATE_WS, EXCHANGE_SIM_REST
 from tm_common.ports import SERVICE_PORTS
 from tm_common.settings import SERVICE_ENV_PREFIXES, CommonSettings
+
+if TYPE_CHECKING:
+    from tm_executor.domain.arming import Arming
 
 
 class ExecutorSettings(CommonSettings):
@@ -28,8 +34,9 @@ class ExecutorSettings(CommonSettings):
     service_name: str = "executor"
     http_port: int = SERVICE_PORTS["executor"]
 
-    bybit_rest_url: str = Field(default=MAINNET_REST, description="mainnet, testnet or the sim")
-    bybit_private_ws_url: str = Field(default=MAINNET_PRIVATE_WS,
+    bybit_rest_url: str = Field(default=EXCHANGE_SIM_REST, description="the sim (default), "
+                                "testnet or mainnet (the last two need TM_LIVE_TRADING)")
+    bybit_private_ws_url: str = Field(default=EXCHANGE_SIM_PRIVATE_WS,
                                       description="private WS (execution topic); the sim serves "
                                       "ws://HOST:PORT/v5/private")
     bybit_api_key: SecretStr | None = None
@@ -58,6 +65,7 @@ class ExecutorSettings(CommonSettings):
     ws_enabled: bool = True
     ws_ping_s: float = Field(default=20.0, gt=0)
 
+
     # Test hook (integration tests only): os._exit(99) right after the N-th place_order call
     # returned, before its answer is handled or committed. 0 = off.
     test_crash_after_place: int = Field(default=0, ge=0)
@@ -65,3 +73,15 @@ class ExecutorSettings(CommonSettings):
     # place_order that returns deletes it and the process kills itself with SIGKILL, before the
     # answer is handled or committed. A drill arms one crash by creating the file.
     chaos_crash_after_send_file: str | None = None
+
+    def startup_check(self) -> None:
+        """Run by ``serve`` before anything starts: the arming check (one line, exit 2)."""
+        self.arming()
+
+    def arming(self) -> Arming:
+        """The venue and mode (:func:`tm_executor.domain.arming.check_arming`); raises
+        ``ConfigError`` when ``TM_LIVE_TRADING`` does not allow the configured venue."""
+        from tm_executor.domain.arming import check_arming
+
+        return check_arming(self.bybit_rest_url, self.live_trading,
+                            self.bybit_private_ws_url if self.ws_enabled else None)

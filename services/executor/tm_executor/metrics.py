@@ -41,6 +41,10 @@ class ExecutorMetrics:
                                       "1 once the start-up preflight passed.", registry=r)
         self.ws_connected = Gauge("tm_executor_private_ws_connected",
                                   "1 while the private WebSocket is authenticated.", registry=r)
+        self.venue_info = Gauge("tm_executor_venue_info",
+                                "1 for the venue the executor trades on (simulator, testnet, "
+                                "mainnet) and the TM_LIVE_TRADING mode that allows it.",
+                                ("venue", "mode"), registry=r)
         self.open_orders = Gauge("tm_executor_open_orders",
                                  "Orders placed and not yet terminal (their fills are awaited).",
                                  registry=r)

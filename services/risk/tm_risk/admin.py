@@ -1,12 +1,16 @@
-"""Admin endpoints: ``POST /breaker/trip`` and ``POST /breaker/reset``.
+"""Admin endpoints: ``POST /breaker/trip``, ``POST /breaker/kill`` and ``POST /breaker/reset``.
 
 Both need ``Authorization: Bearer <TM_ADMIN_TOKEN>`` (compared in constant time); a missing or
 wrong token → 401 with a JSON message; no token configured → 403 ``admin token not configured``.
 The endpoint never changes the breaker itself: it appends a ``BreakerCommandIssued`` to
 ``risk.command`` (see :mod:`tm_risk.commands`) and waits up to ``admin_wait_s`` for the handler to
 apply it: 200 with the outcome, or 202 if it is still queued. 409 when the transition table does not
-allow the command in the current state (e.g. a trip while OPEN). Optional JSON body
-``{"reason": "..."}`` (≤ 200 characters). The token never appears in a response or a log line.
+allow the command in the current state (e.g. a trip while OPEN). JSON body ``{"reason": "..."}``
+(≤ 200 characters): optional for a trip, required (non-blank) for a kill and a reset (400
+otherwise). A kill is allowed in every state (OPEN too: it flattens again and takes the automatic
+recovery away). The command's ``issued_by`` (the audit trail's "who") is the token's name
+(``TM_ADMIN_NAME``) and, when the caller sends ``X-TM-Actor`` (the ``tm`` CLI sends the OS
+user), ``"<name> (cli user <actor>)"``. The token never appears in a response or a log line.
 """
 
 from __future__ import annotations
@@ -29,7 +33,9 @@ from tm_risk.handler import RiskHandler
 log = structlog.get_logger("tm.risk.admin")
 MAX_BODY = 16_384
 MAX_REASON = 200
-_TRIGGERS = {"trip": Trigger.MANUAL_TRIP, "reset": Trigger.MANUAL_RESET}
+_TRIGGERS = {"trip": Trigger.MANUAL_TRIP, "reset": Trigger.MANUAL_RESET, "kill": Trigger.KILL}
+NEEDS_REASON = ("kill", "reset")
+MAX_ACTOR = 64
 
 
 def _unauthorized(detail: str) -> JSONResponse:
@@ -68,6 +74,13 @@ async def _reason(request: Request) -> str | JSONResponse:
     return reason
 
 
+def issued_by(token_name: str, actor: str | None) -> str:
+    """The audit trail's "who": the token's name, plus the actor the client reports (printable,
+    at most ``MAX_ACTOR`` characters)."""
+    a = "".join(c for c in (actor or "") if c.isprintable()).strip()[:MAX_ACTOR]
+    return f"{token_name} (cli user {a})" if a else token_name
+
+
 def admin_router(settings: Any, bus: Bus, handler: RiskHandler) -> APIRouter:
     """The breaker endpoints for ``handler`` (the in-process risk handler) on ``bus``."""
     router = APIRouter()
@@ -83,17 +96,24 @@ def admin_router(settings: Any, bus: Bus, handler: RiskHandler) -> APIRouter:
         reason = await _reason(request)
         if isinstance(reason, JSONResponse):
             return reason
+        if action in NEEDS_REASON and not reason.strip():
+            cli = "tm kill" if action == "kill" else "tm breaker reset"
+            return JSONResponse({"error": "bad request", "detail": f"a {action} needs a reason: "
+                                 f'a JSON body {{"reason": "..."}} ({cli} --reason TEXT)'}, 400)
         state = handler.state.breaker.state
         if not can_fire(state, _TRIGGERS[action]):
             return JSONResponse({"error": "conflict", "state": state.value,
                                  "detail": f"{action} is not allowed in state {state.value}"}, 409)
-        env = command_envelope(action, reason=reason, now_ns=time.time_ns())  # type: ignore[arg-type]
+        who = issued_by(str(getattr(settings, "admin_name", "admin")),
+                        request.headers.get("x-tm-actor"))
+        env = command_envelope(action, reason=reason, now_ns=time.time_ns(),  # type: ignore[arg-type]
+                               issued_by=who)
         cid = env.body.command_id  # type: ignore[attr-defined]
         try:
             await bus.publish(RISK_COMMAND, env)
         except TransportError as e:
             return JSONResponse({"error": "unavailable", "detail": f"bus: {type(e).__name__}"}, 503)
-        log.info("risk.admin_command", action=action, command_id=cid, reason=reason)
+        log.info("risk.admin_command", action=action, command_id=cid, reason=reason, who=who)
         deadline = time.monotonic() + wait_s
         while time.monotonic() < deadline:
             result = handler.command_results.get(cid)
@@ -106,6 +126,10 @@ def admin_router(settings: Any, bus: Bus, handler: RiskHandler) -> APIRouter:
     @router.post("/breaker/trip")
     async def trip(request: Request) -> JSONResponse:
         return await command(request, "trip")
+
+    @router.post("/breaker/kill")
+    async def kill(request: Request) -> JSONResponse:
+        return await command(request, "kill")
 
     @router.post("/breaker/reset")
     async def reset(request: Request) -> JSONResponse:

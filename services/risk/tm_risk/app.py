@@ -6,6 +6,11 @@ replay/backtest) a watchdog looks at the clock (``build``'s; the wall clock by d
 many seconds and, when the handler's clock checks would fire at that time (a feed went silent, or
 the cool-down elapsed while no event arrived), appends a ``tick`` command: the handler applies it
 like any input, so even the watchdog's trips are events in the stream.
+
+Audit: with ``db_enabled`` and an explicit ``TM_DATABASE_URL``, kills, manual trips, resets and
+loss-limit trips are written to the ``audit`` table by a write-behind
+:class:`~tm_common.audit.AuditWriter` (background ``audit-writer``; it migrates the schema before
+its first write, so the service starts and a kill flattens while the database is down).
 """
 
 from __future__ import annotations
@@ -15,15 +20,18 @@ from typing import Any
 
 import structlog
 from fastapi import FastAPI
+from tm_common.audit import AuditWriter
 from tm_common.bus.protocol import Bus
 from tm_common.bus.streams import EXEC_REPORT, MD_BAR, PORTFOLIO_SNAPSHOT, SIZING_TARGET
 from tm_common.metrics import ServiceMetrics
 from tm_common.service import WALL_CLOCK, Clock, ServiceParts, ServiceRuntime, every, make_bus, make_consumer
+from tm_common.service.tasks import write_behind
 
 from tm_risk.admin import admin_router
 from tm_risk.commands import RISK_COMMAND, command_envelope
 from tm_risk.config import RiskSettings
 from tm_risk.domain import breaker as brk
+from tm_risk.domain import loss_limits as ll
 from tm_risk.domain.decision import exposures
 from tm_risk.handler import RiskHandler
 from tm_risk.metrics import RiskMetrics
@@ -40,7 +48,19 @@ def status(handler: RiskHandler) -> dict[str, Any]:
         "breaker": {"state": b.state.value, "since_ms": b.since_ms,
                     "peak_equity": None if b.peak_equity is None else str(b.peak_equity),
                     "drawdown": None if s.equity is None else brk.drawdown(s.equity, b.peak_equity),
-                    "exec_failures": b.failures, "held_bars": b.held_bars},
+                    "exec_failures": b.failures, "held_bars": b.held_bars, "hold": b.hold},
+        "loss_limits": {
+            "daily_limit": p.breaker.daily_loss_limit,
+            "daily_loss": None if s.equity is None else ll.loss(s.equity,
+                                                                s.losses.day_start_equity),
+            "day_start_equity": _str(s.losses.day_start_equity),
+            "cumulative_limit": p.breaker.cumulative_loss_limit,
+            "cumulative_loss": None if s.equity is None else ll.loss(s.equity,
+                                                                     s.losses.baseline_equity),
+            "baseline_equity": _str(s.losses.baseline_equity),
+            "baseline_at_ms": s.losses.baseline_at_ms,
+            "baseline_reason": s.losses.baseline_reason},
+        "audit_outbox": len(s.audit_outbox),
         "clock_ms": s.clock_ms, "equity": None if s.equity is None else str(s.equity),
         "snapshot_bar_ms": s.snapshot_bar_ms,
         "positions": {i: str(s.position(i)) for i in p.symbols},
@@ -49,6 +69,20 @@ def status(handler: RiskHandler) -> dict[str, Any]:
     if s.equity is not None and s.equity > 0:
         doc["exposure"] = exposures(s, p, s.equity)
     return doc
+
+
+def _str(x: object) -> str | None:
+    return None if x is None else str(x)
+
+
+def audit_writer(settings: RiskSettings) -> AuditWriter | None:
+    """The audit writer on ``TM_DATABASE_URL`` (None without one, or with ``db_enabled`` off);
+    creating it opens no connection."""
+    if not (settings.db_enabled and settings.database_url):
+        return None
+    from tm_common.db import make_engine
+
+    return AuditWriter(make_engine(settings.database_url), migrate_url=settings.database_url)
 
 
 def clock_would_fire(handler: RiskHandler, now_ms: int) -> bool:
@@ -86,11 +120,15 @@ def build(settings: RiskSettings, *, bus: Bus, registry=None, venue=None,
     :mod:`tm_common.service.parts`; no models, no venue). The watchdog runs in a live-time
     ``mode`` only (``settings.watchdog_enabled``)."""
     metrics = ServiceMetrics(settings.service_name, settings.version)
-    handler = RiskHandler(settings.params(), observer=RiskMetrics(metrics.registry))
+    audit = audit_writer(settings)
+    handler = RiskHandler(settings.params(), observer=RiskMetrics(metrics.registry), audit=audit)
     consumer = make_consumer(settings, bus, handler, list(INPUTS), clock=clock)
     background = {}
     if settings.watchdog_enabled:
         background["stale-watchdog"] = watchdog(settings, bus, handler, clock)
+    if audit is not None:
+        background["audit-writer"] = write_behind(audit, logger=log,
+                                                  incomplete_event="risk.audit_flush_incomplete")
     return ServiceParts(settings, bus, consumers=(consumer,), handlers={"handler": handler},
                         routers=(admin_router(settings, bus, handler),), background=background,
                         status_extra=lambda: status(handler), metrics=metrics,

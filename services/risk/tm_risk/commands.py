@@ -8,7 +8,8 @@ through the same state and transition table, publishing the ``BreakerStateChange
 MULTI/EXEC as the ack and the state. Nothing changes the breaker outside the handler, so a manual
 trip is replayable, ordered with the other inputs and never lost.
 
-Actions: ``trip`` (manual_trip), ``reset`` (manual_reset), ``tick`` (advance the handler clock to
+Actions: ``trip`` (manual_trip), ``kill`` (kill: flatten and hold OPEN until a reset; needs a
+reason), ``reset`` (manual_reset; needs a reason), ``tick`` (advance the handler clock to
 ``observed_at_ms``, wall time, and evaluate stale data and cool-down: the live watchdog's way to
 act when no event arrives). Only ``tick`` moves the handler clock; trip/reset happen at the
 handler's current clock, so replays stay deterministic.
@@ -25,15 +26,16 @@ from tm_common.events.base import Envelope, EventBody, register
 # The stream name lives with the others in tm_common.bus.streams; the fallback keeps this module
 # working against a tm_common that does not list it yet.
 RISK_COMMAND: str = getattr(_streams, "RISK_COMMAND", "risk.command")
-Action = Literal["trip", "reset", "tick"]
+Action = Literal["trip", "reset", "tick", "kill"]
 
 
 @register
 class BreakerCommandIssued(EventBody, frozen=True, kw_only=True):
-    """An operator (or the watchdog) asked the breaker to trip, reset or re-check the clock."""
+    """An operator (or the watchdog) asked the breaker to trip, kill, reset or re-check the
+    clock. ``issued_by``: who (the admin token's name, and the CLI user it reports)."""
 
     TYPE = "breaker.command_issued"
-    SCHEMA_VERSION = 1
+    SCHEMA_VERSION = 2          # 2: the action "kill" (a reader of version 1 cannot decode it)
 
     command_id: str
     action: Action

@@ -48,6 +48,12 @@ class RiskSettings(CommonSettings):
     hold_bars: int = Field(default=6, ge=1)
     half_open_factor: float = Field(default=0.5, ge=0, le=1)
     loss_tolerance: float = Field(default=0.001, ge=0)
+    # loss limits that do not reset when the breaker closes (0 = off); see domain/loss_limits.py
+    daily_loss_limit: float = Field(default=0.04, ge=0, lt=1, description="trip when the loss "
+                                    "since the UTC day's first snapshot exceeds this fraction")
+    cumulative_loss_limit: float = Field(default=0.25, ge=0, lt=1, description="trip when the "
+                                         "loss since inception or the last recorded reset "
+                                         "exceeds this fraction")
     # join: decide bar t's targets together, against snapshot t (order-independent)
     join_targets: bool = Field(default=True, description="wait for every symbol's target of a "
                                "bar and the portfolio snapshot of that bar, then decide them in "
@@ -83,5 +89,7 @@ class RiskSettings(CommonSettings):
                 drawdown_limit=self.drawdown_limit, stale_intervals=self.stale_intervals,
                 exec_failure_limit=self.exec_failure_limit,
                 cooldown_ms=int(self.cooldown_secs * 1000), hold_bars=self.hold_bars,
-                half_open_factor=self.half_open_factor, loss_tolerance=self.loss_tolerance),
+                half_open_factor=self.half_open_factor, loss_tolerance=self.loss_tolerance,
+                daily_loss_limit=self.daily_loss_limit,
+                cumulative_loss_limit=self.cumulative_loss_limit),
             join_targets=self.join_targets, join_timeout_ms=int(self.join_timeout_secs * 1000))

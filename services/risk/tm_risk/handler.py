@@ -9,6 +9,16 @@ the wall clock (only a ``tick`` command carries wall time, from the live watchdo
 judged on the market-data clock, the latest bar end seen on ``md.bar``, so that the order in which
 the consumer interleaves its streams cannot fake a silent feed.
 
+Loss limits (:mod:`tm_risk.domain.loss_limits`): every snapshot moves the daily and cumulative
+baselines (never a breaker transition) and a breach trips the breaker with its own trigger. A
+``kill`` command (``tm kill``) trips it from any state with the hold ``kill``; only a ``reset``
+lifts a hold; a reset of a loss-limit hold rebases that limit's baseline with the reset's reason.
+
+Audit: every kill, manual trip, reset and loss-limit trip becomes an audit row
+(:mod:`tm_common.audit`): kept in the state's ``audit_outbox`` (committed with the ack) and
+queued on the audit writer, and dropped from the outbox once the writer reports it written, so
+a row survives both a database outage and a crash.
+
 On every transition to OPEN the handler emits reduce-only orders that flatten every expected
 position; their intent ids derive from the id of the ``BreakerStateChanged`` event (computed as the
 consumer will: ``deterministic_id(input_id, output_index, type)``). While OPEN, every snapshot that
@@ -27,8 +37,10 @@ from __future__ import annotations
 import time
 from collections import OrderedDict
 from collections.abc import Sequence
+from typing import Any, Protocol
 
 import structlog
+from tm_common.audit import AuditEntry, audit_id
 from tm_common.bus.handler import Emit
 from tm_common.bus.streams import RISK_BREAKER, RISK_ORDER, RISK_REJECTION
 from tm_common.events import (
@@ -46,6 +58,7 @@ from tm_common.events import (
 
 from tm_risk.commands import BreakerCommandIssued
 from tm_risk.domain import breaker as brk
+from tm_risk.domain import loss_limits as ll
 from tm_risk.domain.breaker import State, Transition, Trigger
 from tm_risk.domain.decision import ApprovedOrder, decide_target, flatten_orders
 from tm_risk.domain.params import RiskParams
@@ -54,7 +67,18 @@ from tm_risk.metrics import RiskObserver
 
 log = structlog.get_logger("tm.risk")
 NS_PER_MS = 1_000_000
-_MANUAL = {"trip": Trigger.MANUAL_TRIP, "reset": Trigger.MANUAL_RESET}
+_MANUAL = {"trip": Trigger.MANUAL_TRIP, "reset": Trigger.MANUAL_RESET, "kill": Trigger.KILL}
+_AUDIT_KIND = {"trip": "breaker_trip", "reset": "breaker_reset", "kill": "kill"}
+_LIMITS = (Trigger.DAILY_LOSS, Trigger.CUMULATIVE_LOSS)
+MAX_OUTBOX = 1000
+
+
+class AuditSink(Protocol):
+    """Where the handler's audit rows go (``tm_common.audit.AuditWriter`` has this shape)."""
+
+    written_ids: set[str]
+
+    def record(self, entries: list[dict[str, Any]]) -> None: ...
 
 
 class RiskHandler:
@@ -63,9 +87,11 @@ class RiskHandler:
     ``command_results``: command id → outcome of the last commands applied in this process (for
     the admin endpoint's answer; not part of the state)."""
 
-    def __init__(self, params: RiskParams, observer: RiskObserver | None = None) -> None:
+    def __init__(self, params: RiskParams, observer: RiskObserver | None = None,
+                 audit: AuditSink | None = None) -> None:
         self.params = params
         self.obs = observer or RiskObserver()
+        self.audit = audit
         self.state = RiskState()
         self.command_results: OrderedDict[str, dict] = OrderedDict()
 
@@ -76,6 +102,9 @@ class RiskHandler:
     def restore(self, data: bytes | None) -> None:
         self.state = RiskState.from_json(data)
         self.obs.breaker_state(self.state.breaker.state)
+        self.obs.hold(self.state.breaker.hold)
+        if self.audit is not None and self.state.audit_outbox:
+            self.audit.record(list(self.state.audit_outbox))   # rows not confirmed before
 
     async def handle(self, event: Envelope) -> Sequence[Emit]:
         return self.process(event)
@@ -85,6 +114,7 @@ class RiskHandler:
         out: list[Emit] = []
         body = event.body
         now_ms = event.ts_event_ns // NS_PER_MS
+        self._prune_outbox()
         if isinstance(body, PositionSized):
             self._clock(event, now_ms, out)
             if self.params.join_targets:
@@ -135,9 +165,15 @@ class RiskHandler:
             for inst in list(s.intended):
                 if snap.bar_time_ms > s.order_bar_ms.get(inst, snap.bar_time_ms):
                     s.forget_intended(inst)     # the orders of earlier bars are in this snapshot
+            bp = self.params.breaker
+            s.losses = ll.on_equity(s.losses, snap.equity, now_ms)
+            breach = ll.breach(s.losses, snap.equity, bp.daily_loss_limit,
+                               bp.cumulative_loss_limit)
             s.breaker, trans = brk.on_snapshot(s.breaker, snap.equity, snap.bar_time_ms, s.clock_ms,
-                                               self.params.breaker)
+                                               bp, breach)
             self.obs.drawdown(brk.drawdown(snap.equity, s.breaker.peak_equity))
+            self.obs.losses(ll.loss(snap.equity, s.losses.day_start_equity),
+                            ll.loss(snap.equity, s.losses.baseline_equity))
             self._transitions(ev, trans, out)
             if s.breaker.state == State.OPEN:
                 orders, intended = flatten_orders(s, self.params, ev.event_id,
@@ -214,9 +250,25 @@ class RiskHandler:
             if late:
                 self._flush(out, force_before=max(late) + 1)
             applied, detail = True, "clock checked"
+        elif cmd.action in ("kill", "reset") and not cmd.reason.strip():
+            applied, detail = False, f"a {cmd.action} needs a reason"
         elif brk.can_fire(before, _MANUAL[cmd.action]):
             reason = f"{cmd.action} by {cmd.issued_by}" + (f": {cmd.reason}" if cmd.reason else "")
+            hold = s.breaker.hold
             s.breaker, t = brk.fire(s.breaker, _MANUAL[cmd.action], reason, s.clock_ms)
+            what = f"breaker {t.from_state.value} -> {t.to_state.value} ({cmd.action})"
+            if cmd.action == "reset" and hold in ("daily_loss", "cumulative_loss") \
+                    and s.equity is not None:
+                s.losses = ll.rebase(s.losses, s.equity, s.clock_ms, cmd.reason,
+                                     cumulative=hold == "cumulative_loss",
+                                     daily=hold == "daily_loss")
+                what += f"; {hold} baseline rebased to {s.equity} USDT"
+            elif hold:
+                what += f"; hold {hold} lifted" if cmd.action == "reset" else ""
+            self._audit([AuditEntry(
+                audit_id=audit_id(_AUDIT_KIND[cmd.action], ev.event_id),
+                at_ms=cmd.observed_at_ms or s.clock_ms, kind=_AUDIT_KIND[cmd.action], what=what,
+                why=cmd.reason, who=cmd.issued_by, source="risk", event_id=ev.event_id)])
             self._transitions(ev, [t], out)
             applied, detail = True, reason
         else:
@@ -248,6 +300,13 @@ class RiskHandler:
                 from_state=t.from_state.value, to_state=t.to_state.value, trigger=t.trigger.value,
                 reason=t.reason, at_ms=t.at_ms)))
             self.obs.transition(t)
+            self.obs.hold(self.state.breaker.hold)
+            if t.trigger in _LIMITS:
+                self._audit([AuditEntry(
+                    audit_id=audit_id("limit_trip", ev.event_id, index), at_ms=t.at_ms,
+                    kind="limit_trip", what=f"breaker {t.from_state.value} -> "
+                    f"{t.to_state.value} ({t.trigger.value} limit)", why=t.reason,
+                    who="risk (automatic)", source="risk", event_id=ev.event_id)])
             log.info("risk.breaker_transition", from_state=t.from_state.value,
                      to_state=t.to_state.value, trigger=t.trigger.value, reason=t.reason,
                      at_ms=t.at_ms)
@@ -256,6 +315,26 @@ class RiskHandler:
                 orders, intended = flatten_orders(self.state, self.params, event_id,
                                                   f"breaker OPEN ({t.trigger.value}): flatten")
                 self._emit_orders(orders, intended, out)
+
+    def _audit(self, entries: list[AuditEntry]) -> None:
+        """Keep ``entries`` in the state's outbox and queue them on the writer (no writer, as in
+        the backtest and the component tests: nothing is kept, the state stays deterministic)."""
+        if self.audit is None:
+            return
+        rows = [e.row() for e in entries]
+        outbox = self.state.audit_outbox
+        outbox.extend(rows)
+        if len(outbox) > MAX_OUTBOX:
+            log.error("risk.audit_outbox_full", dropped=len(outbox) - MAX_OUTBOX)
+            del outbox[:len(outbox) - MAX_OUTBOX]
+        self.audit.record(rows)
+
+    def _prune_outbox(self) -> None:
+        """Drop the outbox rows the writer has written (they are in the database)."""
+        if self.audit is not None and self.state.audit_outbox:
+            done = self.audit.written_ids
+            self.state.audit_outbox = [r for r in self.state.audit_outbox
+                                       if r["audit_id"] not in done]
 
     def _emit_orders(self, orders: list[ApprovedOrder], intended, out: list[Emit]) -> None:
         for o in orders:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from tm_risk.domain.breaker import STATE_CODE, State, Transition
+from tm_risk.domain.breaker import HOLD_RANK, STATE_CODE, State, Transition
 from tm_risk.domain.var import VarResult
 
 # 10 µs .. 100 ms: a decision is ~0.1-1 ms (HRP + VaR on 180 bars).
@@ -29,6 +29,8 @@ class RiskObserver:
     def transition(self, t: Transition) -> None: ...
     def drawdown(self, ratio: float) -> None: ...
     def exec_failures(self, n: int) -> None: ...
+    def losses(self, daily: float, cumulative: float) -> None: ...
+    def hold(self, hold: str) -> None: ...
 
 
 class RiskMetrics(RiskObserver):
@@ -54,7 +56,21 @@ class RiskMetrics(RiskObserver):
                                     "Drawdown from the breaker's peak equity (0..1).", registry=r)
         self.failures = Gauge("tm_risk_exec_failures", "Consecutive executor rejections.",
                               registry=r)
+        self.daily_loss = Gauge("tm_risk_daily_loss_ratio",
+                                "Loss since the UTC day's first snapshot (0..1; negative = gain).",
+                                registry=r)
+        self.cumulative_loss = Gauge("tm_risk_cumulative_loss_ratio",
+                                     "Loss since inception or the last recorded reset (0..1; "
+                                     "negative = gain).", registry=r)
+        self.limit_trips = Counter("tm_risk_loss_limit_trips_total",
+                                   "Breaker trips by a loss limit.", ("limit",), registry=r)
+        self.holds = Gauge("tm_risk_breaker_hold",
+                           "1 for the hold keeping the breaker OPEN (kill, manual, daily_loss, "
+                           "cumulative_loss), else 0.", ("hold",), registry=r)
+        for limit in ("daily_loss", "cumulative_loss"):
+            self.limit_trips.labels(limit)
         self.state.set(0)
+        self.hold("")
 
     def decision(self, code: str, secs: float) -> None:
         self.decisions.labels(code).observe(secs)
@@ -75,6 +91,17 @@ class RiskMetrics(RiskObserver):
     def transition(self, t: Transition) -> None:
         self.transitions.labels(t.from_state.value, t.to_state.value, t.trigger.value).inc()
         self.breaker_state(t.to_state)
+        if t.trigger.value in ("daily_loss", "cumulative_loss"):
+            self.limit_trips.labels(t.trigger.value).inc()
+
+    def losses(self, daily: float, cumulative: float) -> None:
+        self.daily_loss.set(daily)
+        self.cumulative_loss.set(cumulative)
+
+    def hold(self, hold: str) -> None:
+        for h in HOLD_RANK:
+            if h:
+                self.holds.labels(h).set(1 if h == hold else 0)
 
     def drawdown(self, ratio: float) -> None:
         self.drawdown_ratio.set(ratio)

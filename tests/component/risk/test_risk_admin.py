@@ -68,6 +68,10 @@ async def test_trip_goes_through_the_command_stream_and_the_handler():
             assert cmd["type"] == "breaker.command_issued" and TOKEN not in str(cmd)
             assert (await client.post("/breaker/trip", headers=auth)).status_code == 409
             r = await client.post("/breaker/reset", headers=auth)
+            assert r.status_code == 400 and "needs a reason" in r.json()["detail"]
+            r = await client.post("/breaker/reset", headers=auth, json={"reason": "  "})
+            assert r.status_code == 400 and handler.state.breaker.state == "OPEN"
+            r = await client.post("/breaker/reset", headers=auth, json={"reason": "drill over"})
             assert r.status_code == 200 and r.json()["state"] == "CLOSED"
     finally:
         consumer.stop()

@@ -18,6 +18,7 @@ from tm_common.bus.streams import (
 from tm_common.events import Envelope
 from tm_risk.commands import RISK_COMMAND
 from tm_risk.domain.breaker import State
+from tm_risk.domain.params import BreakerParams
 from tm_risk.domain.sizing import flatten_intent_id
 from tm_risk.handler import RiskHandler
 from tm_risk.testing import (
@@ -187,10 +188,17 @@ async def test_consecutive_executor_failures_trip(rig):
     assert (b.to_state, b.trigger) == ("OPEN", "exec_failures") and "3 consecutive" in b.reason
 
 
+async def _trip_automatically(rig: Rig) -> None:
+    """Three executor rejections: an automatic trip (no hold), which recovers by cool-down."""
+    for n in range(3):
+        await rig.send(EXEC_REPORT, exec_rejected_env("BTCUSDT", rig.bar, 100 + n))
+    assert [b.trigger for b in await rig.bodies(RISK_BREAKER)] == ["exec_failures"]
+
+
 async def test_half_open_after_cooldown_with_reduced_size_then_held_closes():
     rig = Rig(make_params())                                 # cool-down 1 day = 6 bars
     await rig.warm_up()
-    await rig.send(RISK_COMMAND, command_env("trip"))
+    await _trip_automatically(rig)
     for _ in range(5):
         await rig.next_bar()
     assert [b.to_state for b in await rig.bodies(RISK_BREAKER)] == ["OPEN"]
@@ -214,7 +222,7 @@ async def test_half_open_after_cooldown_with_reduced_size_then_held_closes():
 async def test_new_loss_in_half_open_reopens_and_flattens():
     rig = Rig(make_params())
     await rig.warm_up()
-    await rig.send(RISK_COMMAND, command_env("trip"))
+    await _trip_automatically(rig)
     for _ in range(6):
         await rig.next_bar()
     await rig.send(SIZING_TARGET, target_env("SOLUSDT", rig.bar, 0.3))
@@ -231,14 +239,17 @@ async def test_new_loss_in_half_open_reopens_and_flattens():
 async def test_manual_commands_through_the_stream(rig):
     await rig.send(RISK_COMMAND, command_env("trip", 1, reason="ops drill"))
     await rig.send(RISK_COMMAND, command_env("trip", 2))                     # illegal: ignored
-    await rig.send(RISK_COMMAND, command_env("reset", 3))
-    await rig.send(RISK_COMMAND, command_env("reset", 4))                    # illegal: ignored
+    await rig.send(RISK_COMMAND, command_env("reset", 5))                    # no reason: ignored
+    await rig.send(RISK_COMMAND, command_env("reset", 3, reason="drill over"))
+    await rig.send(RISK_COMMAND, command_env("reset", 4, reason="again"))    # illegal: ignored
     bs = await rig.bodies(RISK_BREAKER)
     assert [(b.from_state, b.to_state, b.trigger) for b in bs] == [
         ("CLOSED", "OPEN", "manual_trip"), ("OPEN", "CLOSED", "manual_reset")]
     assert bs[0].reason == "trip by admin: ops drill"
     r = rig.handler.command_results
     assert r["cmd-trip-2"]["applied"] is False and r["cmd-reset-3"]["applied"] is True
+    assert r["cmd-reset-5"] == {"applied": False, "from_state": "OPEN", "state": "OPEN",
+                                "detail": "a reset needs a reason"}
     assert (await rig.bus.entries(RISK_COMMAND + ".dlq")) == []
 
 
@@ -273,3 +284,71 @@ async def test_restart_and_replay_give_identical_outputs(restart_at):
         assert ea == eb and ea, stream
     assert a.handler.state.breaker.state == b.handler.state.breaker.state == State.OPEN
     assert await a.bus.load_state(STATE_KEY) == await b.bus.load_state(STATE_KEY)
+
+
+@pytest.mark.parametrize("action", ["kill", "trip"])
+async def test_a_kill_or_manual_trip_flattens_and_holds_open_past_the_cool_down(action):
+    """Unlike the automatic trips above, an operator's kill (or trip) never turns HALF_OPEN by
+    itself: 3 days of bars later it is still OPEN, every target is rejected, and only a reset
+    with a reason closes it."""
+    rig = Rig(make_params())
+    await rig.warm_up()
+    pos = await _open_positions(rig)
+    n = len(await rig.out(RISK_ORDER))
+    await rig.send(RISK_COMMAND, command_env(action, reason="venue incident"))
+    (b,) = await rig.bodies(RISK_BREAKER)
+    assert (b.from_state, b.to_state) == ("CLOSED", "OPEN")
+    assert b.trigger == {"kill": "kill", "trip": "manual_trip"}[action]
+    flat = (await rig.bodies(RISK_ORDER))[n:]
+    assert {(o.instrument, o.reduce_only, o.target_qty) for o in flat} == {
+        (s, True, Decimal(0)) for s in pos}
+    assert rig.handler.state.breaker.hold == {"kill": "kill", "trip": "manual"}[action]
+    for _ in range(18):                                   # 3 days: cool-down is 1 day
+        await rig.next_bar()
+        await rig.send(PORTFOLIO_SNAPSHOT, snapshot_env(rig.bar, EQUITY))
+    assert [x.to_state for x in await rig.bodies(RISK_BREAKER)] == ["OPEN"]
+    await rig.send(SIZING_TARGET, target_env("ETHUSDT", rig.bar, 0.2))
+    assert (await rig.bodies(RISK_REJECTION))[-1].reason == "breaker OPEN"
+    await rig.send(RISK_COMMAND, command_env("reset", 1))                    # no reason: refused
+    assert rig.handler.state.breaker.state == "OPEN"
+    await rig.send(RISK_COMMAND, command_env("reset", 2, reason="incident closed"))
+    last = (await rig.bodies(RISK_BREAKER))[-1]
+    assert (last.to_state, last.trigger) == ("CLOSED", "manual_reset")
+    assert "incident closed" in last.reason and rig.handler.state.breaker.hold == ""
+
+
+async def test_a_kill_while_open_after_a_drawdown_re_flattens_and_removes_the_recovery():
+    rig = Rig(make_params())
+    await rig.warm_up()
+    await _trip_automatically(rig)
+    await rig.send(RISK_COMMAND, command_env("kill", reason="stop everything"))
+    b = (await rig.bodies(RISK_BREAKER))[-1]
+    assert (b.from_state, b.to_state, b.trigger) == ("OPEN", "OPEN", "kill")
+    for _ in range(12):
+        await rig.next_bar()
+    assert [x.to_state for x in await rig.bodies(RISK_BREAKER)] == ["OPEN", "OPEN"]
+
+
+async def test_loss_limits_trip_with_their_own_reason_and_survive_a_restart():
+    """The daily limit trips (own trigger and reason); the state, restored by a new handler from
+    the saved snapshot, keeps the baselines; closing the breaker again moves neither."""
+    rig = Rig(make_params(breaker=BreakerParams(daily_loss_limit=0.03,
+                                                cumulative_loss_limit=0.05)))
+    await rig.warm_up()                        # snapshot of 100 000 USDT: inception, day start
+    day_start = rig.handler.state.losses.day_start_equity
+    await rig.send(PORTFOLIO_SNAPSHOT, snapshot_env(rig.bar, Decimal(96_900)))   # −3.1 %
+    (b,) = await rig.bodies(RISK_BREAKER)
+    assert (b.to_state, b.trigger) == ("OPEN", "daily_loss") and "daily loss 3.10%" in b.reason
+    rig.restart()                              # a new process: state from the bus
+    await rig.send(PORTFOLIO_SNAPSHOT, snapshot_env(rig.bar, Decimal(96_900)))
+    s = rig.handler.state
+    assert s.breaker.hold == "daily_loss" and s.losses.baseline_equity == EQUITY
+    assert s.losses.day_start_equity == day_start
+    await rig.send(RISK_COMMAND, command_env("reset", reason="reviewed the day"))
+    assert rig.handler.state.breaker.state == "CLOSED"
+    assert rig.handler.state.losses.baseline_equity == EQUITY       # only the day was rebased
+    await rig.next_bar()
+    await rig.send(PORTFOLIO_SNAPSHOT, snapshot_env(rig.bar, Decimal(94_900)))   # −5.1 % total
+    last = (await rig.bodies(RISK_BREAKER))[-1]
+    assert (last.to_state, last.trigger) == ("OPEN", "cumulative_loss")
+    assert "since inception" in last.reason

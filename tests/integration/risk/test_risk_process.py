@@ -63,6 +63,8 @@ def test_orders_then_admin_auth_and_manual_trip_reset(risk_process, streams, sec
     assert svc.post("/breaker/trip", token=SECRET, content=b"{not json").status_code == 400
 
     r = svc.post("/breaker/reset", token=SECRET)
+    assert r.status_code == 400 and "needs a reason" in r.json()["detail"]
+    r = svc.post("/breaker/reset", token=SECRET, json={"reason": "drill over"})
     assert r.status_code == 200 and r.json()["state"] == "CLOSED"
     assert [x.to_state for x in streams.bodies(RISK_BREAKER)] == ["OPEN", "CLOSED"]
 

@@ -2,16 +2,20 @@
 
 from decimal import Decimal
 
+from tm_common.endpoints import EXCHANGE_SIM_PRIVATE_WS, EXCHANGE_SIM_REST
 from tm_common.logging import settings_secrets
-from tm_executor.config import MAINNET_PRIVATE_WS, MAINNET_REST, ExecutorSettings
+from tm_executor.config import ExecutorSettings
 
 
-def test_defaults_are_mainnet_and_three_symbols(monkeypatch):
-    for k in ("TM_SYMBOLS", "TM_EXECUTOR_BYBIT_REST_URL", "TM_EXECUTOR_BYBIT_PRIVATE_WS_URL"):
+def test_defaults_are_the_simulator_unarmed_and_three_symbols(monkeypatch):
+    for k in ("TM_SYMBOLS", "TM_EXECUTOR_BYBIT_REST_URL", "TM_EXECUTOR_BYBIT_PRIVATE_WS_URL",
+              "TM_LIVE_TRADING"):
         monkeypatch.delenv(k, raising=False)
     s = ExecutorSettings()
-    assert s.bybit_rest_url == MAINNET_REST and s.bybit_private_ws_url == MAINNET_PRIVATE_WS
+    assert s.bybit_rest_url == EXCHANGE_SIM_REST and s.bybit_private_ws_url == EXCHANGE_SIM_PRIVATE_WS
     assert s.symbols == ("BTCUSDT", "ETHUSDT", "SOLUSDT") and s.group == "executor"
+    a = s.arming()
+    assert (a.venue, a.mode) == ("simulator", "off")
 
 
 def test_env_lists_decimals_and_secrets(monkeypatch):

@@ -41,13 +41,16 @@ def test_every_pair_maps_per_table_or_raises(state, trigger):
 
 def test_the_table_is_the_documented_machine():
     C, O, H = State.CLOSED, State.OPEN, State.HALF_OPEN
-    trips = {Trigger.DRAWDOWN, Trigger.STALE_DATA, Trigger.EXEC_FAILURES, Trigger.MANUAL_TRIP}
+    holds = {Trigger.KILL, Trigger.DAILY_LOSS, Trigger.CUMULATIVE_LOSS}
+    trips = {Trigger.DRAWDOWN, Trigger.STALE_DATA, Trigger.EXEC_FAILURES, Trigger.MANUAL_TRIP,
+             *holds}
     assert {t for (s, t), to in TRANSITIONS.items() if s == C} == trips
     assert all(TRANSITIONS[(C, t)] == O and TRANSITIONS[(H, t)] == O for t in trips)
+    assert all(TRANSITIONS[(O, t)] == O for t in holds)      # OPEN → OPEN: a stronger hold
     assert TRANSITIONS[(H, Trigger.LOSS)] == O and TRANSITIONS[(H, Trigger.HELD)] == C
     assert TRANSITIONS[(O, Trigger.COOLDOWN_ELAPSED)] == H
     assert TRANSITIONS[(O, Trigger.MANUAL_RESET)] == C and TRANSITIONS[(H, Trigger.MANUAL_RESET)] == C
-    assert len(TRANSITIONS) == 13
+    assert len(TRANSITIONS) == 22
 
 
 @settings(deadline=None)
@@ -62,9 +65,10 @@ def test_open_is_left_only_by_cooldown_or_manual_reset(seq):
         before = b.state
         b, t = fire(b, trig, "", i)
         assert (t.from_state, t.to_state, t.at_ms) == (before, b.state, i)
-        if before == State.OPEN:
+        if before == State.OPEN and b.state != State.OPEN:
             assert trig in (Trigger.COOLDOWN_ELAPSED, Trigger.MANUAL_RESET)
-            assert b.state != State.OPEN
+        if before == State.OPEN and b.state == State.OPEN:
+            assert trig in brk.HOLDS and b.hold == brk.HOLDS[trig]
 
 
 # -- events: random snapshots, clocks and executor outcomes only ever fire legal transitions -----
@@ -72,7 +76,9 @@ evt = st.one_of(
     st.tuples(st.just("snap"), st.integers(80, 120)),
     st.tuples(st.just("clock"), st.integers(0, 4 * H4_MS)),
     st.tuples(st.just("exec"), st.booleans()),
-    st.tuples(st.just("manual"), st.sampled_from([Trigger.MANUAL_TRIP, Trigger.MANUAL_RESET])),
+    st.tuples(st.just("manual"), st.sampled_from([Trigger.MANUAL_TRIP, Trigger.MANUAL_RESET,
+                                                  Trigger.KILL])),
+    st.tuples(st.just("breach"), st.sampled_from([Trigger.DAILY_LOSS, Trigger.CUMULATIVE_LOSS])),
 )
 
 
@@ -87,6 +93,11 @@ def test_evaluation_fires_only_table_transitions_in_a_chain(events):
             now = max(now, bar)
             last_end["BTCUSDT"] = now
             b, ts = brk.on_snapshot(b, Decimal(v), bar, now, P)
+        elif kind == "breach":
+            bar += H4_MS
+            now = max(now, bar)
+            last_end["BTCUSDT"] = now
+            b, ts = brk.on_snapshot(b, Decimal(100), bar, now, P, (v, "limit"))
         elif kind == "clock":
             now += v
             b, ts = brk.on_clock(b, now, last_end, H4_MS, P)
@@ -171,3 +182,59 @@ def test_consecutive_executor_failures():
     for _ in range(5):                                # counting in OPEN never raises
         b, ts = brk.on_exec_result(b, True, 6, "r", P)
         assert ts == []
+
+
+# -- holds: a kill, a manual trip and the cumulative loss limit never recover by themselves ----
+def _open_for_a_long_time(b):
+    """The clock runs 30 days past the trip with fresh data: cool-down applies if it may."""
+    now = b.since_ms + 30 * brk.DAY_MS
+    return brk.on_clock(b, now, {"BTCUSDT": now}, H4_MS, P)
+
+
+@pytest.mark.parametrize("trigger", [Trigger.KILL, Trigger.MANUAL_TRIP, Trigger.CUMULATIVE_LOSS])
+def test_a_held_trip_stays_open_until_a_manual_reset(trigger):
+    b, t = fire(Breaker(), trigger, "x", 1_000)
+    assert b.state == State.OPEN and b.hold == brk.HOLDS[trigger]
+    b2, ts = _open_for_a_long_time(b)
+    assert ts == [] and b2.state == State.OPEN and b2.hold == b.hold
+    b3, t = fire(b2, Trigger.MANUAL_RESET, "checked", b2.since_ms + 1)
+    assert b3.state == State.CLOSED and b3.hold == ""
+
+
+def test_an_automatic_trip_keeps_its_cool_down():
+    b, _ = fire(Breaker(), Trigger.DRAWDOWN, "x", 1_000)
+    assert b.hold == ""
+    b, ts = _open_for_a_long_time(b)
+    assert [t.trigger for t in ts] == [Trigger.COOLDOWN_ELAPSED] and b.state == State.HALF_OPEN
+
+
+def test_a_daily_loss_trip_cools_down_only_after_its_utc_day():
+    day = 20_000 * brk.DAY_MS
+    b, _ = fire(Breaker(), Trigger.DAILY_LOSS, "x", day + 1_000)
+    p = BreakerParams(cooldown_ms=H4_MS)
+    late_same_day = day + brk.DAY_MS - 1
+    b2, ts = brk.on_clock(b, late_same_day, {"BTCUSDT": late_same_day}, H4_MS, p)
+    assert ts == [] and b2.state == State.OPEN            # cool-down elapsed, day not over
+    b3, ts = brk.on_clock(b, day + brk.DAY_MS, {"BTCUSDT": day + brk.DAY_MS}, H4_MS, p)
+    assert [t.trigger for t in ts] == [Trigger.COOLDOWN_ELAPSED]
+
+
+def test_a_kill_during_a_drawdown_trip_takes_the_recovery_away():
+    b, _ = fire(Breaker(), Trigger.DRAWDOWN, "x", 1_000)
+    assert brk.outranks(b, Trigger.KILL)
+    b, t = fire(b, Trigger.KILL, "operator", 2_000)
+    assert (t.from_state, t.to_state, b.hold) == (State.OPEN, State.OPEN, "kill")
+    b, ts = _open_for_a_long_time(b)
+    assert ts == [] and b.state == State.OPEN
+    assert not brk.outranks(b, Trigger.DAILY_LOSS) and not brk.outranks(b, Trigger.CUMULATIVE_LOSS)
+
+
+def test_a_breach_fires_in_open_only_when_it_outranks_the_hold():
+    b, _ = fire(Breaker(), Trigger.DRAWDOWN, "x", 1_000)
+    b, ts = brk.on_snapshot(b, Decimal(90), H4_MS, 2_000, P, (Trigger.DAILY_LOSS, "daily"))
+    assert [t.trigger for t in ts] == [Trigger.DAILY_LOSS] and b.hold == "daily_loss"
+    b, ts = brk.on_snapshot(b, Decimal(89), 2 * H4_MS, 3_000, P, (Trigger.DAILY_LOSS, "daily"))
+    assert ts == []                                       # the same hold: no second trip
+    b, ts = brk.on_snapshot(b, Decimal(80), 3 * H4_MS, 4_000, P,
+                            (Trigger.CUMULATIVE_LOSS, "cum"))
+    assert [t.trigger for t in ts] == [Trigger.CUMULATIVE_LOSS] and b.hold == "cumulative_loss"

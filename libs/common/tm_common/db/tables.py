@@ -210,5 +210,24 @@ processed_events = sa.Table(
     sa.PrimaryKeyConstraint("consumer", "event_id"),
 )
 
+audit = sa.Table(
+    "audit", metadata,
+    # Deterministic per fact (e.g. from the command event's id), so a re-handled kill or a row
+    # written again after a database outage upserts the same row.
+    sa.Column("audit_id", sa.String(64), nullable=False),
+    sa.Column("at_ms", sa.BigInteger, nullable=False),
+    # arming | kill | breaker_trip | breaker_reset | limit_trip | promotion | rollback
+    sa.Column("kind", sa.String(32), nullable=False),
+    sa.Column("what", sa.Text, nullable=False),
+    sa.Column("why", sa.Text, nullable=False, server_default=""),
+    # the admin token's name (and the CLI user it reports), the OS user, or the service
+    sa.Column("who", sa.String(200), nullable=False),
+    sa.Column("source", sa.String(32), nullable=False),   # the program that wrote the row
+    _event_id(),                                          # the event that caused it, if any
+    sa.PrimaryKeyConstraint("audit_id"),
+    sa.Index(None, "kind", "at_ms"),
+    sa.Index(None, "at_ms"),
+)
+
 ALL_TABLES = (bars, dvol, funding, regimes, signals, targets, orders, fills, portfolio_snapshots,
-              model_registry, processed_events)
+              model_registry, processed_events, audit)

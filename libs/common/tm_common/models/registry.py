@@ -8,6 +8,11 @@ rollbacks walk back through the promotion history (v3 → v2 → v1).
 Artifacts are bundle bytes (:mod:`tm_common.models.bundle`), never pickles: ``register`` parses
 them with :meth:`Bundle.from_bytes` before writing, so an unsafe artifact is refused at the door.
 
+Audit: every promotion and rollback also writes a row to the ``audit`` table
+(:mod:`tm_common.audit`) in the same transaction as the stage change: kind ``promotion`` or
+``rollback``, what (the version and the one it replaced), why (the reason), who (``who``, default
+the OS user running the command). A no-op re-promotion writes nothing.
+
 Bookkeeping: the table has no column for stage history, so each stage change is appended to
 ``metrics["_history"]`` (``[{"stage", "at_ms", "reason", "by", "previous"}]``); every other
 metrics key is the trainer's. The database schema itself is created by ``tm_common.db.migrate``.
@@ -25,6 +30,7 @@ from typing import Any, Literal, cast
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from tm_common.audit import AuditEntry, audit_id, cli_user, insert_audit
 from tm_common.db.tables import model_registry as T
 from tm_common.events.models import ModelPromoted
 from tm_common.models.bundle import Bundle, BundleError
@@ -175,8 +181,10 @@ class ModelRegistry:
         return [_record(r, with_artifact=False) for r in rows]
 
     async def promote(self, version: str, reason: str, *,
-                      evidence: dict[str, Any] | None = None) -> ModelPromoted:
-        """Make ``version`` production; the previous production becomes archived.
+                      evidence: dict[str, Any] | None = None,
+                      who: str | None = None) -> ModelPromoted:
+        """Make ``version`` production; the previous production becomes archived. ``who``: the
+        audit trail's actor (default: the OS user).
 
         Promoting the current production again changes nothing and returns the same event body.
         ``evidence`` (e.g. ``{"forced": True, "forward_days": 3.5}``: what the operator promoted
@@ -188,7 +196,8 @@ class ModelRegistry:
             RegistryError: unknown version.
         """
         async with self.engine.begin() as conn:
-            return await self._promote(conn, version, reason, by="promote", evidence=evidence)
+            return await self._promote(conn, version, reason, by="promote", evidence=evidence,
+                                       who=who)
 
     async def record_shadow(self, version: str, record: ShadowRecord) -> None:
         """Store (or refresh) one shadow run of ``version`` in its metrics (``_shadow``).
@@ -205,7 +214,8 @@ class ModelRegistry:
             m[SHADOW_KEY] = {**(m.get(SHADOW_KEY) or {}), record.run_id: record.to_json()}
             await conn.execute(sa.update(T).where(T.c.version == version).values(metrics=m))
 
-    async def rollback(self, kind: str, reason: str, instrument: str | None = None) -> ModelPromoted:
+    async def rollback(self, kind: str, reason: str, instrument: str | None = None, *,
+                       who: str | None = None) -> ModelPromoted:
         """Re-promote the most recently demoted version of ``kind`` that was not rolled back.
 
         The current production becomes archived (marked as rolled back, so a second rollback goes
@@ -229,10 +239,11 @@ class ModelRegistry:
                     best = key
             if best is None:
                 raise RegistryError(f"no archived {kind} version to roll back to")
-            return await self._promote(conn, best[1], reason, by="rollback")
+            return await self._promote(conn, best[1], reason, by="rollback", who=who)
 
     async def _promote(self, conn: AsyncConnection, version: str, reason: str, *,
-                       by: str, evidence: dict[str, Any] | None = None) -> ModelPromoted:
+                       by: str, evidence: dict[str, Any] | None = None,
+                       who: str | None = None) -> ModelPromoted:
         row = (await conn.execute(_locked(conn, sa.select(T).where(T.c.version == version))))\
             .first()
         if row is None:
@@ -265,6 +276,12 @@ class ModelRegistry:
             "previous": prev, **({"evidence": evidence} if evidence else {})}]
         await conn.execute(sa.update(T).where(T.c.version == version)
                            .values(stage="production", metrics=m))
+        kind = "rollback" if by == "rollback" else "promotion"
+        scope = f" ({rec.instrument})" if rec.instrument else ""
+        await insert_audit(conn, [AuditEntry(
+            audit_id=audit_id(kind, rec.kind, version, seq), at_ms=now, kind=kind,
+            what=f"{rec.kind}{scope} model {version} to production (previous {prev or 'none'})",
+            why=reason, who=who or cli_user(), source="registry")])
         return ModelPromoted(kind=_kind(rec.kind), version=version, previous_version=prev,
                              instrument=rec.instrument, reason=reason, metrics=rec.public_metrics())
 

@@ -26,6 +26,7 @@ Endpoints:
 from __future__ import annotations
 
 import signal
+import sys
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
@@ -34,6 +35,7 @@ import structlog
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse, Response
 
+from tm_common.errors import ConfigError
 from tm_common.logging import configure_logging
 from tm_common.metrics import CONTENT_TYPE_LATEST
 from tm_common.service.parts import ServiceParts
@@ -44,6 +46,8 @@ log = structlog.get_logger("tm.service")
 
 # uvicorn's exit status when the app's lifespan start-up failed.
 STARTUP_FAILURE = 3
+# A configuration refused before anything started (one ``error:`` line on stderr).
+CONFIG_ERROR = 2
 
 
 def create_app(runtime: ServiceRuntime, *, routers: Sequence[Any] = ()) -> FastAPI:
@@ -117,9 +121,21 @@ def entry_points(build: Callable[..., ServiceParts], settings_cls: Callable[[], 
 def serve(build: Callable[..., ServiceParts], settings: Any) -> int:
     """``python -m tm_<svc>``: ``build(settings, bus=<Redis bus>)`` served until SIGTERM/SIGINT.
     Use as ``raise SystemExit(serve(build, Settings()))``; the exit status is
-    :func:`run_service`'s."""
-    parts = build(settings, bus=make_bus(settings))
-    return run_service(parts.runtime(), routers=parts.routers)
+    :func:`run_service`'s, or 2 (:data:`CONFIG_ERROR`) with one ``error:`` line on stderr when
+    ``settings.startup_check()`` (if the settings have one) or ``build`` raises
+    :class:`~tm_common.errors.ConfigError`."""
+    try:
+        # the settings' own start-up check first (the executor's arming): before any network
+        # call, even before an embedded Redis would be started for the bus
+        check = getattr(settings, "startup_check", None)
+        if check is not None:
+            check()
+        configure_logging(settings)          # before build: what build logs is a log line
+        parts = build(settings, bus=make_bus(settings))
+    except ConfigError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return CONFIG_ERROR
+    return run_service(parts.runtime(), routers=parts.routers, configure_logs=False)
 
 
 def run_service(runtime: ServiceRuntime, *, routers: Sequence[Any] = (),

@@ -5,6 +5,14 @@ States: CLOSED (normal), OPEN (flat: every position is closed, no new exposure),
 (state, trigger) pair not in it raises :class:`IllegalTransition`. OPEN is left only by
 ``cooldown_elapsed`` (→ HALF_OPEN) or ``manual_reset`` (→ CLOSED).
 
+Holds. An OPEN breaker carries a *hold* (:data:`HOLDS`, ``Breaker.hold``) naming what keeps it
+open: ``""`` for the automatic trips (drawdown, stale data, executor failures, a HALF_OPEN loss),
+which recover by cool-down; ``daily_loss`` (cool-down only once the UTC day of the trip has
+ended); ``cumulative_loss``, ``manual`` and ``kill``, which never recover by themselves: only a
+``manual_reset`` leaves them. ``kill``, ``daily_loss`` and ``cumulative_loss`` also fire in OPEN
+(OPEN → OPEN, flattening again) when they outrank the current hold (:data:`HOLD_RANK`), so a kill
+during a drawdown trip takes the automatic recovery away.
+
 Triggers and their exact rules (``now_ms`` is a clock passed in: event time in the handler):
 
 - ``drawdown``: on a portfolio snapshot (not in OPEN), 1 − equity / peak > ``drawdown_limit``,
@@ -19,9 +27,14 @@ Triggers and their exact rules (``now_ms`` is a clock passed in: event time in t
   bars of the same period; with the any-stream clock such a backlog would look like a silent feed.
 - ``exec_failures``: (not in OPEN) ``exec_failure_limit`` consecutive executor rejections; an
   accepted or filled order resets the count; every transition resets it.
-- ``manual_trip`` / ``manual_reset``: an operator command.
-- ``cooldown_elapsed``: in OPEN, now − time of entering OPEN ≥ ``cooldown_ms`` and no instrument is
-  stale (a stale feed keeps the breaker OPEN).
+- ``manual_trip`` / ``manual_reset``: an operator command (``tm breaker trip|reset``).
+- ``kill``: an operator command (``tm kill``): OPEN with the hold ``kill`` from any state.
+- ``daily_loss`` / ``cumulative_loss``: on a portfolio snapshot, the loss since the start of the
+  UTC day / since inception or the last recorded rebase exceeds its limit
+  (:mod:`tm_risk.domain.loss_limits`); neither baseline moves when the breaker closes again.
+- ``cooldown_elapsed``: in OPEN without a hold (or with ``daily_loss`` once its UTC day has
+  ended), now − time of entering OPEN ≥ ``cooldown_ms`` and no instrument is stale (a stale feed
+  keeps the breaker OPEN).
 - ``held``: in HALF_OPEN, ``hold_bars`` snapshots of new bars without a loss.
 - ``loss``: in HALF_OPEN, a snapshot equity below the previous snapshot's × (1 − loss_tolerance).
 """
@@ -52,6 +65,9 @@ class Trigger(StrEnum):
     COOLDOWN_ELAPSED = "cooldown_elapsed"
     HELD = "held"
     LOSS = "loss"
+    KILL = "kill"
+    DAILY_LOSS = "daily_loss"
+    CUMULATIVE_LOSS = "cumulative_loss"
 
 
 C, O, H = State.CLOSED, State.OPEN, State.HALF_OPEN
@@ -62,7 +78,19 @@ TRANSITIONS: Mapping[tuple[State, Trigger], State] = MappingProxyType({
     (H, T.DRAWDOWN): O, (H, T.STALE_DATA): O, (H, T.EXEC_FAILURES): O, (H, T.MANUAL_TRIP): O,
     (H, T.LOSS): O, (H, T.HELD): C, (H, T.MANUAL_RESET): C,
     (O, T.COOLDOWN_ELAPSED): H, (O, T.MANUAL_RESET): C,
+    (C, T.KILL): O, (H, T.KILL): O, (O, T.KILL): O,
+    (C, T.DAILY_LOSS): O, (H, T.DAILY_LOSS): O, (O, T.DAILY_LOSS): O,
+    (C, T.CUMULATIVE_LOSS): O, (H, T.CUMULATIVE_LOSS): O, (O, T.CUMULATIVE_LOSS): O,
 })
+
+#: The hold a trigger puts on an OPEN breaker ("" = none: recovers by cool-down).
+HOLDS: Mapping[Trigger, str] = MappingProxyType({
+    T.KILL: "kill", T.MANUAL_TRIP: "manual", T.CUMULATIVE_LOSS: "cumulative_loss",
+    T.DAILY_LOSS: "daily_loss"})
+#: Strength of a hold: a trigger fires in OPEN only when its hold outranks the current one.
+HOLD_RANK: Mapping[str, int] = MappingProxyType({
+    "": 0, "daily_loss": 1, "cumulative_loss": 2, "manual": 3, "kill": 4})
+DAY_MS = 86_400_000
 
 #: Value of the breaker state gauge: severity order.
 STATE_CODE: Mapping[State, int] = MappingProxyType({C: 0, H: 1, O: 2})
@@ -110,15 +138,35 @@ class Breaker:
     last_snapshot_bar_ms: int | None = None
     held_bars: int = 0
     failures: int = 0
+    hold: str = ""
 
 
 def fire(b: Breaker, trigger: Trigger, reason: str, now_ms: int) -> tuple[Breaker, Transition]:
     """Apply ``trigger`` (raises :class:`IllegalTransition` if the table has no such pair).
-    Resets the failure and held-bar counts; leaving OPEN re-bases the drawdown peak."""
+    Resets the failure and held-bar counts; leaving OPEN re-bases the drawdown peak and lifts the
+    hold; entering OPEN sets the trigger's hold (:data:`HOLDS`)."""
     to = next_state(b.state, trigger)
-    peak = b.last_equity if b.state == State.OPEN else b.peak_equity
-    nb = replace(b, state=to, since_ms=now_ms, peak_equity=peak, held_bars=0, failures=0)
+    peak = b.last_equity if b.state == State.OPEN and to != State.OPEN else b.peak_equity
+    hold = HOLDS.get(Trigger(trigger), "") if to == State.OPEN else ""
+    nb = replace(b, state=to, since_ms=now_ms, peak_equity=peak, held_bars=0, failures=0,
+                 hold=hold)
     return nb, Transition(b.state, to, Trigger(trigger), reason, now_ms)
+
+
+def outranks(b: Breaker, trigger: Trigger) -> bool:
+    """May ``trigger`` fire now? Outside OPEN: when the table allows it; in OPEN: only a hold
+    stronger than the current one (a kill over a drawdown trip, never a second daily trip)."""
+    if not can_fire(b.state, trigger):
+        return False
+    return b.state != State.OPEN or HOLD_RANK[HOLDS.get(trigger, "")] > HOLD_RANK[b.hold]
+
+
+def may_cool_down(b: Breaker, now_ms: int) -> bool:
+    """Does the hold allow the automatic recovery? None: yes; ``daily_loss``: once the UTC day
+    of the trip has ended; any other hold: never (``manual_reset`` only)."""
+    if b.hold == "":
+        return True
+    return b.hold == "daily_loss" and now_ms // DAY_MS > b.since_ms // DAY_MS
 
 
 def _fire_into(b: Breaker, trigger: Trigger, reason: str, now_ms: int,
@@ -136,8 +184,12 @@ def drawdown(equity: Decimal, peak: Decimal | None) -> float:
 
 
 def on_snapshot(b: Breaker, equity: Decimal, bar_time_ms: int, now_ms: int,
-                p: BreakerParams) -> tuple[Breaker, list[Transition]]:
-    """A portfolio snapshot (equity USDT, bar open time ms): drawdown, loss and held triggers."""
+                p: BreakerParams, breach: tuple[Trigger, str] | None = None
+                ) -> tuple[Breaker, list[Transition]]:
+    """A portfolio snapshot (equity USDT, bar open time ms): loss-limit, drawdown, loss and held
+    triggers. ``breach``: the loss limit this snapshot exceeds, if any
+    (:func:`tm_risk.domain.loss_limits.breach`); it fires first, in OPEN too, if it outranks the
+    current hold."""
     out: list[Transition] = []
     prev = b.last_equity
     new_bar = b.last_snapshot_bar_ms is None or bar_time_ms > b.last_snapshot_bar_ms
@@ -146,6 +198,8 @@ def on_snapshot(b: Breaker, equity: Decimal, bar_time_ms: int, now_ms: int,
         peak = equity if peak is None else max(peak, equity)
     last_bar = bar_time_ms if new_bar else b.last_snapshot_bar_ms
     b = replace(b, peak_equity=peak, last_equity=equity, last_snapshot_bar_ms=last_bar)
+    if breach is not None and outranks(b, breach[0]):
+        return _fire_into(b, breach[0], breach[1], now_ms, out), out
     if b.state == State.OPEN:
         return b, out
     dd = drawdown(equity, peak)
@@ -178,7 +232,7 @@ def on_clock(b: Breaker, now_ms: int, last_bar_end_ms: Mapping[str, int], interv
     data_now = now_ms if data_now_ms is None else data_now_ms
     stale = stale_instruments(last_bar_end_ms, data_now, interval_ms, p.stale_intervals)
     if b.state == State.OPEN:
-        if now_ms - b.since_ms >= p.cooldown_ms and not stale:
+        if now_ms - b.since_ms >= p.cooldown_ms and not stale and may_cool_down(b, now_ms):
             b = _fire_into(b, T.COOLDOWN_ELAPSED, f"cool-down {p.cooldown_ms} ms elapsed",
                            now_ms, out)
     elif stale:

@@ -41,6 +41,10 @@ class BreakerParams:
     ``half_open_factor``: targets are multiplied by it in HALF_OPEN (0..1).
     ``loss_tolerance``: in HALF_OPEN, a snapshot whose equity is below the previous snapshot's by
     more than this fraction is a new loss (→ OPEN).
+    ``daily_loss_limit``: trip (hold ``daily_loss``) when the loss since the UTC day's first
+    snapshot exceeds this fraction; 0 = off.
+    ``cumulative_loss_limit``: trip (hold ``cumulative_loss``) when the loss since inception or
+    the last recorded reset exceeds this fraction; 0 = off.
     """
 
     drawdown_limit: float = 0.05
@@ -50,6 +54,8 @@ class BreakerParams:
     hold_bars: int = 6
     half_open_factor: float = 0.5
     loss_tolerance: float = 0.001
+    daily_loss_limit: float = 0.0
+    cumulative_loss_limit: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)

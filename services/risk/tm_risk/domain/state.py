@@ -8,7 +8,12 @@
   orders. Deltas are taken from it, so a second target before the fill does not double an order.
 - ``last_close``/``last_bar_open_ms``/``last_bar_end_ms``: from ``md.bar``; ``closes``: the rolling
   window of closes per instrument (bar open time → close) for HRP and VaR.
-- ``breaker``: :class:`~tm_risk.domain.breaker.Breaker`.
+- ``breaker``: :class:`~tm_risk.domain.breaker.Breaker` (with its hold).
+- ``losses``: :class:`~tm_risk.domain.loss_limits.LossBook`, the baselines of the daily and
+  cumulative loss limits (never moved by a breaker transition).
+- ``audit_outbox``: audit rows (JSON-able dicts) written by the handler and not yet confirmed in
+  the database: saved with the state, so a row of a committed kill survives a crash before it
+  lands (the audit writer upserts by id, so writing one twice is harmless).
 - ``joining``: targets waiting for their bar's set to complete (bar open ms → instrument →
   (fraction, tier)); ``decided_bar_ms``/``decided``: the last bar whose set was decided and the
   instruments in it (a late target of that bar is decided alone; an older one is refused).
@@ -25,6 +30,7 @@ import numpy as np
 
 from tm_risk.domain.breaker import Breaker, State
 from tm_risk.domain.hrp import log_returns
+from tm_risk.domain.loss_limits import LossBook
 from tm_risk.domain.model import MarketModel, build_model
 from tm_risk.domain.params import RiskParams
 
@@ -46,6 +52,8 @@ class RiskState:
     last_bar_end_ms: dict[str, int] = field(default_factory=dict)
     closes: dict[str, dict[int, float]] = field(default_factory=dict)
     breaker: Breaker = field(default_factory=Breaker)
+    losses: LossBook = field(default_factory=LossBook)
+    audit_outbox: list[dict[str, Any]] = field(default_factory=list)
     joining: dict[int, dict[str, tuple[float, str]]] = field(default_factory=dict)
     decided_bar_ms: int | None = None
     decided: tuple[str, ...] = ()
@@ -114,7 +122,7 @@ class RiskState:
 
     # -- snapshot --------------------------------------------------------------------------
     def to_json(self) -> bytes:
-        b = self.breaker
+        b, lb = self.breaker, self.losses
         doc = {
             "v": SNAPSHOT_VERSION, "clock_ms": self.clock_ms, "equity": _s(self.equity),
             "snapshot_bar_ms": self.snapshot_bar_ms,
@@ -126,7 +134,12 @@ class RiskState:
             "breaker": {"state": b.state.value, "since_ms": b.since_ms,
                         "peak_equity": _s(b.peak_equity), "last_equity": _s(b.last_equity),
                         "last_snapshot_bar_ms": b.last_snapshot_bar_ms, "held_bars": b.held_bars,
-                        "failures": b.failures},
+                        "failures": b.failures, "hold": b.hold},
+            "losses": {"day_index": lb.day_index, "day_start_equity": _s(lb.day_start_equity),
+                       "baseline_equity": _s(lb.baseline_equity),
+                       "baseline_at_ms": lb.baseline_at_ms,
+                       "baseline_reason": lb.baseline_reason},
+            "audit_outbox": list(self.audit_outbox),
             "joining": {str(t): {i: [f, tier] for i, (f, tier) in sorted(v.items())}
                         for t, v in sorted(self.joining.items())},
             "decided_bar_ms": self.decided_bar_ms, "decided": list(self.decided),
@@ -156,7 +169,14 @@ class RiskState:
         breaker = Breaker(state=State(bd["state"]), since_ms=bd["since_ms"],
                           peak_equity=_d(bd["peak_equity"]), last_equity=_d(bd["last_equity"]),
                           last_snapshot_bar_ms=bd["last_snapshot_bar_ms"],
-                          held_bars=bd["held_bars"], failures=bd["failures"])
+                          held_bars=bd["held_bars"], failures=bd["failures"],
+                          hold=str(bd.get("hold", "")))
+        ld = d.get("losses") or {}
+        losses = LossBook(day_index=ld.get("day_index"),
+                          day_start_equity=_d(ld.get("day_start_equity")),
+                          baseline_equity=_d(ld.get("baseline_equity")),
+                          baseline_at_ms=int(ld.get("baseline_at_ms", 0)),
+                          baseline_reason=str(ld.get("baseline_reason", "inception")))
         return cls(
             clock_ms=d["clock_ms"], equity=_d(d["equity"]), snapshot_bar_ms=d["snapshot_bar_ms"],
             positions=_dd(d["positions"]), marks=_dd(d["marks"]), intended=_dd(d["intended"]),
@@ -165,7 +185,8 @@ class RiskState:
             last_bar_open_ms={k: int(v) for k, v in d["last_bar_open_ms"].items()},
             last_bar_end_ms={k: int(v) for k, v in d["last_bar_end_ms"].items()},
             closes={s: {int(t): float(c) for t, c in v} for s, v in d["closes"].items()},
-            breaker=breaker,
+            breaker=breaker, losses=losses,
+            audit_outbox=[dict(r) for r in d.get("audit_outbox", [])],
             joining={int(t): {i: (float(f), str(tier)) for i, (f, tier) in v.items()}
                      for t, v in d.get("joining", {}).items()},
             decided_bar_ms=d.get("decided_bar_ms"), decided=tuple(d.get("decided", ())))
