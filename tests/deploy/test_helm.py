@@ -309,6 +309,10 @@ def test_rl_policy_has_its_own_gated_weekly_cronjob(deploy_tools, sh):
     # gated: promoted (and published) only when validation against Kelly passes
     assert "--promote" in c["args"] and "--publish" in c["args"]
     assert "--no-register" not in c["args"] and "--no-promote" not in c["args"]
+    # it trains on the data that grew (what ingest and `tm backfill` stored), not the CSVs
+    args = c["args"]
+    assert args[args.index("--source") + 1] == "db"
+    assert "--history-dir" not in args
 
 
 def test_dashboards_and_rules_ship_with_the_chart(deploy_tools, sh):

@@ -83,7 +83,8 @@ def _publisher(settings, enabled: bool):
     return lambda ev: publish_redis(settings, ev)
 
 
-def _run(coro):
+def run_one_line(coro):
+    """``asyncio.run(coro)``; an expected failure is one ``error:`` line and exit status 1."""
     try:
         return asyncio.run(coro)
     except (DataError, RegistryError, BundleError, TradeMatrixError) as e:
@@ -142,25 +143,25 @@ def train(
     except (ValueError, typer.BadParameter) as e:
         fail(str(e), 2)
     settings = _settings()
-    _run(_train(cfg, settings, update=update, promote=not no_promote, regime=regime and not update,
-                publish=publish, report_json=report_json, show_progress=progress, source=source,
-                cut_off_given=train_end is not None))
+    run_one_line(_train(cfg, settings, update=update, promote=not no_promote,
+                        regime=regime and not update, publish=publish, report_json=report_json,
+                        show_progress=progress, source=source,
+                        cut_off_given=train_end is not None))
 
 
 async def _inputs(cfg: TrainConfig, engine, source: str, cut_off_given: bool):
     """The source actually used, the configuration with its cut-off, and the data (None: the
     pipeline reads the files itself)."""
     from tm_trainer.sources import (
-        choose_source,
+        bars_needed,
         db_last_bar_ms,
         default_train_end_ms,
         files_last_bar_ms,
         load_db_inputs,
+        resolve_source,
     )
 
-    if source == "auto":
-        source, why = await choose_source(engine, cfg)
-        typer.echo(f"source auto: {source} ({why})")
+    source = await resolve_source(engine, source, cfg.instruments, bars_needed(cfg), typer.echo)
     if not cut_off_given:
         last = (await db_last_bar_ms(engine, cfg.instruments) if source == "db" else
                 await asyncio.to_thread(files_last_bar_ms, cfg.instruments, cfg.history_dir))
@@ -177,13 +178,12 @@ async def _train(cfg: TrainConfig, settings, *, update: bool, promote: bool, reg
     from tm_trainer.pipeline import train as run_train
     from tm_trainer.registry_ops import record
     from tm_trainer.report import markdown, progress_bars, rich_table
+    from tm_trainer.sources import rows_line
 
     registry, engine = await _registry(settings)
     try:
         source, cfg, inputs = await _inputs(cfg, engine, source, cut_off_given)
-        rows = "" if inputs is None else ", ".join(
-            f"{s} {c['bars']} bars" for s, c in inputs.row_counts().items() if "bars" in c)
-        typer.echo(f"data: {source}{' (' + rows + ')' if rows else ''}; cut-off "
+        typer.echo(f"data: {source}{rows_line(inputs)}; cut-off "
                    f"{dt.datetime.fromtimestamp(cfg.train_end_ms / 1000, tz=dt.UTC):%Y-%m-%d %H:%M} UTC")
         with progress_bars(cfg.n_windows, len(cfg.instruments), enabled=show_progress) as cb:
             if update:
@@ -229,7 +229,7 @@ def list_models(kind: Annotated[str | None, typer.Option(help="signal | regime |
         finally:
             await engine.dispose()
 
-    recs = _run(go())
+    recs = run_one_line(go())
     if as_json:
         typer.echo(json.dumps([{"version": r.version, "kind": r.kind, "stage": r.stage,
                                 "created_at_ms": r.created_at_ms, "parent": r.parent_version,
@@ -313,5 +313,5 @@ def _switch(action, publish: bool) -> None:
                 typer.echo(f"warning: model.promoted not published: {e}", err=True)
         return event
 
-    ev = _run(go())
+    ev = run_one_line(go())
     typer.echo(f"production {ev.kind}: {ev.version} (previous {ev.previous_version})")

@@ -1,5 +1,7 @@
 """Where training data comes from: the database (``--source db``: what live ingest and
 ``tm backfill`` stored) or the shipped CSV files (``--source files``), and the default cut-off.
+``auto`` (:func:`resolve_source`) is one rule for ``tm train`` and ``tm train rl``
+(:mod:`tm_trainer.rl.inputs`), each with its own number of bars needed.
 
 Both give the same :class:`~tm_trainer.data.RawInputs` (float columns, int64 ms timestamps), so
 the same rows give the same data hash whichever source they came from. The default cut-off is
@@ -9,7 +11,7 @@ that grows moves the cut-off, and the newest ``purge_bars`` bars are never train
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -59,16 +61,33 @@ def bars_needed(cfg: TrainConfig) -> int:
             + cfg.n_windows * cfg.window_bars + cfg.purge_bars)
 
 
-async def choose_source(engine: AsyncEngine, cfg: TrainConfig) -> tuple[str, str]:
-    """``auto``: ``("db", why)`` when the database holds enough bars of every instrument to
-    train on (:func:`bars_needed`), else ``("files", why)``."""
-    counts = await db_bar_counts(engine, cfg.instruments)
-    need = bars_needed(cfg)
+def judge_counts(counts: dict[str, int], need: int) -> tuple[str, str]:
+    """The ``auto`` rule on stored bar counts: ``("db", why)`` when every instrument has at least
+    ``need`` bars, else ``("files", why)`` listing the short ones."""
     short = {s: n for s, n in counts.items() if n < need}
     if not short:
         return "db", f"the database holds >= {need} bars of every instrument"
     listing = ", ".join(f"{s} {n}" for s, n in short.items())
     return "files", f"the database holds too few bars ({listing}; {need} needed)"
+
+
+async def resolve_source(engine: AsyncEngine, source: str, instruments: Sequence[str], need: int,
+                         log: Callable[[str], None]) -> str:
+    """``db`` or ``files``: ``source`` itself, or for ``auto`` the :func:`judge_counts` rule with
+    ``need`` bars per instrument, logged as ``source auto: <source> (<why>)``."""
+    if source != "auto":
+        return source
+    chosen, why = judge_counts(await db_bar_counts(engine, instruments), need)
+    log(f"source auto: {chosen} ({why})")
+    return chosen
+
+
+def rows_line(inputs: RawInputs | None) -> str:
+    """``" (BTCUSDT 7661 bars, ...)"`` for the ``data:`` line ("" when the rows are not known)."""
+    if inputs is None:
+        return ""
+    return " (" + ", ".join(f"{s} {c['bars']} bars" for s, c in inputs.row_counts().items()
+                            if "bars" in c) + ")"
 
 
 async def db_last_bar_ms(engine: AsyncEngine, instruments: Sequence[str]) -> int:

@@ -7,14 +7,13 @@ import json
 import os
 import subprocess
 import sys
-from decimal import Decimal
 
 import pytest
-from tm_common.db import make_engine, upsert
+from tm_common.db import make_engine
 from tm_common.db.migrate import migrate_async
-from tm_common.db.tables import bars, dvol, funding
-from tm_common.history import BAR_INTERVAL_MS, load_bars, load_dvol, load_funding
+from tm_common.history import BAR_INTERVAL_MS, load_bars
 from tm_common.models.registry import ModelRegistry
+from tm_common.testing.market_db import store_history
 from tm_trainer.cli import _inputs
 from tm_trainer.data import load_inputs
 from tm_trainer.pipeline import train
@@ -26,25 +25,7 @@ SYMS = ("BTCUSDT", "ETHUSDT")
 
 async def _store(engine, directory, first: int, last: int) -> None:
     """Bars ``first..last-1`` (row indexes) of the random walk, and funding/DVOL up to them."""
-    async with engine.begin() as conn:
-        end_ms = 0
-        for sym in SYMS:
-            rows = load_bars(sym, directory=directory)[first:last]
-            end_ms = max(end_ms, rows[-1].close_time_ms)
-            await upsert(conn, bars, [
-                {"instrument": sym, "interval_min": 240, "open_time_ms": b.open_time_ms,
-                 "close_time_ms": b.close_time_ms - 1, "open": Decimal(b.open),
-                 "high": Decimal(b.high), "low": Decimal(b.low), "close": Decimal(b.close),
-                 "volume": Decimal(b.volume), "source": "backfill"} for b in rows],
-                ("instrument", "interval_min", "open_time_ms"))
-            await upsert(conn, funding, [
-                {"instrument": sym, "settle_time_ms": f.time_ms, "rate": f.rate_decimal,
-                 "source": "backfill"} for f in load_funding(sym, directory=directory)
-                if f.time_ms < end_ms], ("instrument", "settle_time_ms"))
-        await upsert(conn, dvol, [
-            {"currency": "BTC", "day_ms": d.day_ms, "known_at_ms": d.known_at_ms,
-             "value": float(d.close)} for d in load_dvol("BTC", directory=directory)
-            if d.day_ms < end_ms], ("currency", "day_ms"))
+    await store_history(engine, directory, SYMS, first, last)
 
 
 async def test_new_bars_in_the_database_move_the_cut_off_and_the_data_hash(

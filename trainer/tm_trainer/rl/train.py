@@ -85,6 +85,7 @@ class TrainResult:
     data_hash: str
     model: Any = None          # the SB3 SAC (for tests and the export check)
     promoted: Any = None       # ModelPromoted body when promoted
+    data: dict[str, Any] = field(default_factory=dict)   # RawInputs.data_info() of the run
 
 
 def split(data: Sequence[OOSData], val_windows: int) -> tuple[list[OOSData], list[OOSData]]:
@@ -169,8 +170,13 @@ def gate_result(validation: dict[str, dict[str, float]], min_rl_sharpe: float) -
 
 
 def train_and_validate(data: Sequence[OOSData], cfg: TrainConfig,
-                       log: Callable[[str], None] = lambda s: None) -> TrainResult:
-    """Split, train, validate against Kelly, export: everything but the registry."""
+                       log: Callable[[str], None] = lambda s: None, *,
+                       data_info: dict[str, Any] | None = None) -> TrainResult:
+    """Split, train, validate against Kelly, export: everything but the registry.
+
+    ``data_info``: where the OOS signals' history came from
+    (:meth:`~tm_trainer.data.RawInputs.data_info`: source, data hash, rows), kept in the bundle
+    and the registry entry."""
     from tm_quant.sizing.actor import NumpyActor
 
     train, val = split(data, cfg.val_windows)
@@ -194,9 +200,12 @@ def train_and_validate(data: Sequence[OOSData], cfg: TrainConfig,
                             "last_ms": max(int(d.bar_time_ms[-1]) for d in train)},
              "validation_bars": {"first_ms": min(int(d.bar_time_ms[0]) for d in val),
                                  "last_ms": max(int(d.bar_time_ms[-1]) for d in val)}}
+    if data_info:
+        extra["data"] = data_info
     bundle = build_bundle(arrays, max_fraction=cfg.env.max_fraction, gate=gate,
                           extra=json.loads(json.dumps(extra)))
-    return TrainResult(bundle.version, bundle.to_bytes(), gate, validation, timings, dh, model)
+    return TrainResult(bundle.version, bundle.to_bytes(), gate, validation, timings, dh, model,
+                       data=dict(data_info or {}))
 
 
 def registry_metrics(res: TrainResult) -> dict[str, float]:
@@ -212,8 +221,9 @@ def registry_metrics(res: TrainResult) -> dict[str, float]:
 
 async def register(database_url: str, res: TrainResult, cfg: TrainConfig, *,
                    promote: bool = True) -> Any:
-    """Register the version (gate result in its metrics); promote it only if the gate passed.
-    Returns the ``ModelPromoted`` body, or None."""
+    """Register the version (gate result in its metrics; ``data_hash`` = the OOS signals' hash,
+    ``params`` = ``cfg`` plus ``data``: the history's source, data hash and rows); promote it only
+    if the gate passed. Returns the ``ModelPromoted`` body, or None."""
     from tm_common.db import make_engine
     from tm_common.models.registry import ModelRegistry
     from tm_quant.sizing.observation import OBS_SPEC
@@ -222,7 +232,9 @@ async def register(database_url: str, res: TrainResult, cfg: TrainConfig, *,
     try:
         reg = ModelRegistry(engine)
         await reg.register("rl", res.version, res.bundle_bytes, data_hash=res.data_hash,
-                           features=list(OBS_SPEC), params=cfg.to_dict(), seed=cfg.seed,
+                           features=list(OBS_SPEC),
+                           params={**cfg.to_dict(), **({"data": res.data} if res.data else {})},
+                           seed=cfg.seed,
                            metrics=registry_metrics(res))
         if promote and res.gate["passed"]:
             return await reg.promote(res.version, f"RL validation Sharpe {res.gate['rl_sharpe']:.3f}"
