@@ -116,7 +116,9 @@ def build_services(bus: Bus, cfg: RunConfig, venue: InProcessBybit, *, registry:
         ("signal", signal, SignalSettings, {**nodb, "history_dir": cfg.history_dir}),
         ("sizer", sizer, SizerSettings, {**nodb, "mode": "backtest"}),
         ("risk", risk, RiskSettings, {"mode": "backtest"}),
+        # the in-process venue only: its endpoint, no private WebSocket (nothing to arm)
         ("executor", executor, ExecutorSettings, {"bybit_rest_url": venue.endpoint,
+                                                  "ws_enabled": False,
                                                   "order_history_fallback": False}),
     ]
     parts = {name: build(settings_from(cls, env, **_values(cfg, name, tag, namespace, **values)), bus=bus,

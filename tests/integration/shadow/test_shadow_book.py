@@ -145,3 +145,20 @@ async def test_a_book_sends_nothing_to_the_configured_venue(redis_url, namespace
             assert http.get_open_orders(category="linear", symbol=symbol)["result"]["list"] == []
             pos = http.get_positions(category="linear", symbol=symbol)["result"]["list"]
             assert all(float(p["size"]) == 0 for p in pos)
+
+
+async def test_a_book_beside_an_armed_mainnet_production_stays_on_paper(redis_url, namespace,
+                                                                      registry_url, monkeypatch):
+    """Production's environment names Bybit mainnet (REST and private WebSocket) and is not
+    armed here: the book neither needs arming nor reaches Bybit; it trades on its paper account."""
+    for k, v in TRADING_ENV.items():
+        monkeypatch.setenv(k, v)
+    monkeypatch.setenv("TM_EXECUTOR_BYBIT_REST_URL", "https://api.bybit.com")
+    monkeypatch.setenv("TM_EXECUTOR_BYBIT_PRIVATE_WS_URL", "wss://stream.bybit.com/v5/private")
+    monkeypatch.delenv("TM_LIVE_TRADING", raising=False)
+    start, end = window()
+    await publish_market(redis_url, namespace,
+                         RunConfig(start_ms=start, end_ms=end, database_url=registry_url))
+    book, rec = await run_book(redis_url, namespace, registry_url, "v1")
+    assert len(rec.fills) > 0 and book.venue is not None
+    assert book.venue.get_executions(category="linear", symbol="BTCUSDT")["result"]["list"]
