@@ -99,7 +99,18 @@ def shadow_candidate(database_url: str, choice: str) -> str | None:
 
 
 def report(record: RunRecord, cfg: RunConfig, out_dir: Path, meta: dict,
-           shadow: ShadowRun | None = None) -> dict:
+           shadow: ShadowRun | None = None, *, explain: bool = True) -> dict:
+    """Write the report; with ``explain``, a banner (what traded and why, next steps) ends the
+    console output and heads the report (``meta["banner"]``, ``meta["models"]``)."""
+    from tm_app.explain import banner, models_in_use
+    from tm_app.report.html import build_summary
+
+    if explain:
+        models = models_in_use(cfg.database_url) if cfg.database_url else None
+        pre = build_summary(record, initial_equity=float(cfg.initial_equity), meta={},
+                            challenger=shadow)
+        meta = {**meta, "banner": banner(pre, models, replay="paper" not in meta.get("mode", "")),
+                **({"models": models.as_meta()} if models else {})}
     summary = write_report(record, out_dir, initial_equity=float(cfg.initial_equity), meta=meta,
                            challenger=shadow)
     console.print(summary_table(summary, meta.get("mode", "run")))
@@ -115,6 +126,10 @@ def report(record: RunRecord, cfg: RunConfig, out_dir: Path, meta: dict,
                       f"({lat['n']} orders)")
     console.print(f"tiers {summary['tiers']}  regimes {summary['regimes']}  "
                   f"breaker events {len(summary['breaker_events'])}")
+    if meta.get("banner"):
+        from rich.panel import Panel
+        console.print(Panel("\n".join(meta["banner"]), title="what traded, and why",
+                            expand=False))
     console.print(f"report: {out_dir / 'report.html'} (numbers: {out_dir / 'report.json'})")
     return summary
 

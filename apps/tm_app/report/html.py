@@ -122,15 +122,20 @@ def write_report(rec: RunRecord, out_dir: Path, *, initial_equity: float, meta: 
             "turnover", "fees", "funding", "buy_and_hold"]
     rows = [{"scope": "total", **st["total"]}] + [{"scope": k, **v} for k, v in st["per_instrument"].items()]
     lat_rows = [{"hop": k, **v} for k, v in summary["latency_ms"].items()]
-    meta_rows = "".join(f"<tr><th>{html.escape(k)}</th><td>{_fmt(v)}</td></tr>" for k, v in meta.items())
+    meta_rows = "".join(f"<tr><th>{html.escape(k)}</th><td>{_fmt(v)}</td></tr>"
+                        for k, v in meta.items() if k not in ("banner", "models"))
+    banner = "".join(f"<div>{html.escape(line)}</div>" for line in meta.get("banner", []))
+    banner = f'<div class="banner">{banner}</div>' if banner else ""
     ic = st["signal_ic"]
     doc = f"""<!doctype html><html><head><meta charset="utf-8"><title>Trade-Matrix run report</title>
 <style>body{{font-family:system-ui,sans-serif;margin:2em;max-width:1200px;color:#212529}}
 table{{border-collapse:collapse;margin:1em 0}}td,th{{border:1px solid #dee2e6;padding:4px 8px;text-align:right}}
-th{{background:#f8f9fa}}img{{max-width:100%}}h2{{margin-top:1.6em}}</style></head><body>
+th{{background:#f8f9fa}}img{{max-width:100%}}h2{{margin-top:1.6em}}
+.banner{{background:#fff9db;border:1px solid #fab005;padding:.8em 1em;margin:1em 0;white-space:pre-wrap}}</style></head><body>
 <h1>Trade-Matrix run report</h1>
 <p>Generated {datetime.now(UTC):%Y-%m-%d %H:%M UTC}. Out-of-sample: the replay window
 lies after the models' training window.</p>
+{banner}
 <table>{meta_rows}</table>
 <h2>Statistics</h2>{_table(rows, cols)}
 <p>Signal IC during the run (Spearman of P(up) vs forward return): {html.escape(json.dumps(ic))}</p>
