@@ -40,8 +40,11 @@ ServicesOpt = Annotated[str | None, typer.Option(
 
 
 def fail(message: str, code: int = 1) -> NoReturn:
-    """Print one ``error:`` line on stderr and exit with ``code``."""
-    typer.echo(f"error: {message}", err=True)
+    """Print one ``error:`` line on stderr and exit with ``code``; a URL's password in it
+    (netloc or query string) is shown as ``***``."""
+    from tm_common.logging import redact_url
+
+    typer.echo(f"error: {redact_url(message)}", err=True)
     raise typer.Exit(code)
 
 

@@ -72,6 +72,24 @@ def test_unreachable_database_is_one_line(tmp_path, fk):
     assert "s3cret" not in proc.stderr
 
 
+def test_query_string_passwords_are_hidden_in_error_lines(tmp_path, fk, services_file):
+    """``?password=`` (and any secret-named parameter) is redacted like a netloc password."""
+    secret = "SECqs-pw-7d1e"
+    env = _clean_env(tmp_path, TM_REDIS_URL=f"redis://127.0.0.1:{fk.free_port()}/0"
+                     f"?password={secret}&db=0", TM_SERVICES_FILE=str(services_file), **fk.env())
+    proc = tm(["up", "--foreground"], env)
+    assert proc.returncode == 1
+    assert_one_line_error(proc, "cannot reach Redis at redis://127.0.0.1:")
+    assert "?password=***&db=0" in proc.stderr and secret not in proc.stderr + proc.stdout
+    url = (f"postgresql+asyncpg://postgres@127.0.0.1:{fk.free_port()}/x"
+           f"?password={secret}&sslpassword={secret}x")
+    proc = tm(["migrate"], _clean_env(tmp_path, TM_DATABASE_URL=url))
+    assert proc.returncode == 1
+    assert_one_line_error(proc, "cannot reach database at postgresql+asyncpg://postgres@")
+    assert "?password=***&sslpassword=***" in proc.stderr, proc.stderr
+    assert secret not in proc.stderr + proc.stdout
+
+
 def test_status_when_not_running(tmp_path):
     proc = tm(["status"], _clean_env(tmp_path))
     assert proc.returncode == 1
