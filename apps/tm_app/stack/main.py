@@ -29,6 +29,7 @@ from rich.console import Console
 
 from tm_app.cli import register
 from tm_app.stack import stack
+from tm_app.stack.env_scope import unread_env
 from tm_app.stack.services import UnknownServiceError, build_specs, missing_reason, select
 from tm_app.stack.supervisor import Supervisor
 
@@ -100,6 +101,11 @@ def up(services: ServicesOpt = None,
     except stack.StackError as e:
         fail(str(e))
     specs = build_specs(runnable, env, port_offset=port_offset)
+    if not checked:
+        unread = unread_env([s.name for s in runnable], env, also=[stack.StackSettings])
+        if unread:
+            typer.echo(f"warning: no service started reads {', '.join(unread)} (a typo?)",
+                       err=True)
     if not foreground:
         lock.release()  # the detached supervisor takes it
         _up_detached(settings, [s.name for s in runnable], env, port_offset, grace_s)

@@ -191,3 +191,34 @@ def test_down_cleans_up_after_a_killed_supervisor(tmp_path, fk, services_file):
         assert up.returncode == 0, up.stderr
     finally:
         tm(["down", "--redis"], env)
+
+
+def test_each_process_gets_only_its_own_variables(tmp_path, fk):
+    """``tm up`` end to end: the process run as the executor sees the Bybit keys; the one run as
+    the signal service does not, nor a foreign credential, nor a test variable; a variable no
+    service reads is named on the terminal."""
+    table = tmp_path / "services.json"
+    table.write_text(json.dumps([
+        {"name": "executor", "module": "tm_fake_svc", "port": fk.free_port()},
+        {"name": "signal", "module": "tm_fake_svc", "port": fk.free_port()}]))
+    env = _clean_env(tmp_path, TM_SERVICES_FILE=str(table), **fk.env(),
+                     TM_EXECUTOR_BYBIT_API_KEY="SECk-1", TM_EXECUTOR_BYBIT_API_SECRET="SECs-2",
+                     TM_SIGNAL_DVOL_MAX_AGE_S="100", TM_TEST_ANYTHING="1", TM_SYMBOLZ="x",
+                     FOREIGN_API_TOKEN="SECf-3")
+    try:
+        up = tm(["up", "--grace-s", "3"], env)
+        assert up.returncode == 0, up.stderr
+        assert "warning: no service started reads TM_SYMBOLZ" in up.stderr, up.stderr
+        state = json.loads((tmp_path / "tm" / "supervisor.json").read_text())
+        ports = {n: p["port"] for n, p in state["processes"].items()}
+        names = {n: set(fk.wait(lambda p=p: fk.status(p), what=n)["env_names"])
+                 for n, p in ports.items()}
+        bybit = {"TM_EXECUTOR_BYBIT_API_KEY", "TM_EXECUTOR_BYBIT_API_SECRET"}
+        assert bybit <= names["executor"] and not bybit & names["signal"]
+        assert "TM_SIGNAL_DVOL_MAX_AGE_S" in names["signal"] - names["executor"]
+        for n, seen in names.items():
+            assert not {"FOREIGN_API_TOKEN", "TM_TEST_ANYTHING", "TM_SYMBOLZ",
+                        "TM_SERVICES_FILE"} & seen, (n, seen)
+            assert {"PATH", "PYTHONPATH", "TM_REDIS_URL", "TM_DATA_DIR"} <= seen, (n, seen)
+    finally:
+        tm(["down", "--redis"], env)
