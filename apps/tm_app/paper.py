@@ -41,6 +41,7 @@ from tm_common.settings import CommonSettings, to_env
 
 from tm_app.paper_relay import BarRelay
 from tm_app.shadow.spec import book_namespace, shadow_spec
+from tm_app.stack.env_scope import basic_env
 from tm_app.stack.services import BY_NAME
 from tm_app.stack.supervisor import ProcessSpec, Supervisor
 
@@ -124,8 +125,9 @@ class PaperRun:
         self.cfg, self.state_path, self.log = cfg, state_path, log
         all_specs = specs(cfg)
         logs = cfg.paper_dir / "logs"
-        self.sup = Supervisor(all_specs[:-1], log_dir=logs, grace_s=15)
-        self.ingest = Supervisor(all_specs[-1:], log_dir=logs, grace_s=15)
+        base = basic_env()          # no secret of the caller's shell reaches a service
+        self.sup = Supervisor(all_specs[:-1], log_dir=logs, grace_s=15, base_env=base)
+        self.ingest = Supervisor(all_specs[-1:], log_dir=logs, grace_s=15, base_env=base)
         self.relay = BarRelay(cfg.redis_url, cfg.namespace, cfg.venue_url, cfg.admin_token)
         self.stop_requested = threading.Event()
         self.running = False

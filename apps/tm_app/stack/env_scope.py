@@ -18,6 +18,7 @@ user's other credentials, not the test and bench variables (``TM_TEST_*``), not 
 from __future__ import annotations
 
 import importlib
+import os
 from collections.abc import Iterable, Mapping
 from fnmatch import fnmatchcase
 
@@ -60,6 +61,12 @@ def settings_class(service: str) -> type[CommonSettings]:
 
 def is_basic(name: str) -> bool:
     return name in BASIC_ENV or any(fnmatchcase(name, p) for p in BASIC_PATTERNS)
+
+
+def basic_env(environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The basics of ``environ`` (default ``os.environ``): what every child may inherit."""
+    return {k: v for k, v in (os.environ if environ is None else environ).items()
+            if is_basic(k)}
 
 
 def service_env(service: str, env: Mapping[str, str]) -> dict[str, str]:

@@ -84,3 +84,33 @@ def test_unread_variables_are_named():
     assert unread_env(names, env) == ["TM_REDIS_URLL", "TM_RISK_DRAWDOWN_LIMT"]
     # another service's variable is not a typo when that service is not started
     assert unread_env(["signal"], env) == ["TM_REDIS_URLL"]
+
+
+def test_demo_and_paper_supervisors_pass_only_what_each_service_reads(tmp_path, monkeypatch):
+    """``tm demo``'s mesh and ``tm paper``: a run's TM_ overrides reach only the services that
+    read them, and the caller's shell gives every child its basics only (no planted secret)."""
+    from decimal import Decimal
+
+    from tm_app.backtest import RunConfig
+    from tm_app.mesh import _specs
+    from tm_app.paper import PaperConfig, PaperRun
+    from tm_app.stack.env_scope import basic_env
+
+    monkeypatch.setenv("TM_EXECUTOR_BYBIT_API_SECRET", "planted-secret")
+    monkeypatch.setenv("LC_ALL", "C.UTF-8")
+    base = basic_env()
+    assert "TM_EXECUTOR_BYBIT_API_SECRET" not in base and base["LC_ALL"] == "C.UTF-8"
+    cfg = RunConfig(start_ms=0, end_ms=1, database_url="sqlite+aiosqlite:///x",
+                    initial_equity=Decimal(1000),
+                    extra_env={"TM_SIZER_KELLY_CONFIDENCE": "0.02", "TM_RISK_DAILY_LOSS_LIMIT": "0.05"})
+    env = {s.name: s.env for s in _specs(cfg, redis_url="redis://x", namespace="ns:",
+                                        data_dir=tmp_path, port_offset=0)}
+    assert env["sizer"]["TM_SIZER_KELLY_CONFIDENCE"] == "0.02"
+    assert [n for n, e in env.items() if "TM_SIZER_KELLY_CONFIDENCE" in e] == ["sizer"]
+    assert [n for n, e in env.items() if "TM_RISK_DAILY_LOSS_LIMIT" in e] == ["risk"]
+    run = PaperRun(PaperConfig(redis_url="redis://x", database_url="sqlite+aiosqlite:///x",
+                               paper_dir=tmp_path, namespace="p:", market_rest_url="http://m",
+                               market_ws_url="ws://m", deribit_url="http://d",
+                               symbols=("BTCUSDT",)), state_path=None)
+    for sup in (run.sup, run.ingest):
+        assert not [k for k in sup.base_env if k.startswith("TM_")]
