@@ -2,7 +2,7 @@
 ``risk.breaker`` out. Deterministic: decisions depend only on the state and the events.
 
 Consumes ``sizing.target`` (PositionSized), ``portfolio.snapshot`` (PortfolioSnapshotted),
-``md.bar`` (BarClosed), ``exec.report`` (OrderRejected with source ``executor`` counts a failure;
+``portfolio.valuation`` (PortfolioValued: intra-bar, live only), ``md.bar`` (BarClosed), ``exec.report`` (OrderRejected with source ``executor`` counts a failure;
 OrderReported with retCode 0 and OrderFilled reset the count) and ``risk.command``
 (:mod:`tm_risk.commands`). The clock is the event time: the largest ``ts_event_ns`` seen, never
 the wall clock (only a ``tick`` command carries wall time, from the live watchdog). Stale data is
@@ -18,6 +18,12 @@ Audit: every kill, manual trip, reset and loss-limit trip becomes an audit row
 (:mod:`tm_common.audit`): kept in the state's ``audit_outbox`` (committed with the ack) and
 queued on the audit writer, and dropped from the outbox once the writer reports it written, so
 a row survives both a database outage and a crash.
+
+Intra-bar protection: a valuation (the portfolio's book at the newest ticker marks, between two
+bar closes) newer than both the last snapshot's close and the last valuation applied is checked
+against the loss limits and the drawdown (:func:`tm_risk.domain.breaker.on_mark`); a breach
+trips the breaker then, with its reason, and the transition flattens like any other. A
+valuation moves no baseline, peak or snapshot field; it advances the event clock.
 
 On every transition to OPEN the handler emits reduce-only orders that flatten every expected
 position; their intent ids derive from the id of the ``BreakerStateChanged`` event (computed as the
@@ -52,6 +58,7 @@ from tm_common.events import (
     OrderRejected,
     OrderReported,
     PortfolioSnapshotted,
+    PortfolioValued,
     PositionSized,
     deterministic_id,
 )
@@ -124,6 +131,8 @@ class RiskHandler:
                                 out)
         elif isinstance(body, PortfolioSnapshotted):
             self._on_snapshot(event, body, now_ms, out)
+        elif isinstance(body, PortfolioValued):
+            self._on_valuation(event, body, now_ms, out)
         elif isinstance(body, BarClosed):
             self._on_bar(event, body, now_ms, out)
         elif isinstance(body, OrderRejected):
@@ -182,6 +191,28 @@ class RiskHandler:
         if s.joining:
             self._flush(out)
         self._clock(ev, s.clock_ms, out)
+
+    def _on_valuation(self, ev: Envelope, val: PortfolioValued, now_ms: int,
+                      out: list[Emit]) -> None:
+        s, p = self.state, self.params
+        s.advance_clock(now_ms)
+        if s.snapshot_bar_ms is None:
+            self.obs.valuation("no_snapshot")
+            return
+        if val.at_ms <= s.snapshot_bar_ms + p.interval_ms or \
+                (s.valuation_ms is not None and val.at_ms <= s.valuation_ms):
+            self.obs.valuation("stale")      # the snapshot or an applied valuation is newer
+            return
+        s.valuation_ms, s.valuation_equity = val.at_ms, val.equity
+        bp = p.breaker
+        breach = ll.intrabar_breach(s.losses, val.equity, val.at_ms, bp.daily_loss_limit,
+                                    bp.cumulative_loss_limit)
+        s.breaker, trans = brk.on_mark(s.breaker, val.equity, s.clock_ms, bp, breach)
+        self.obs.valuation("applied", val.at_ms)
+        self.obs.drawdown(brk.drawdown(val.equity, s.breaker.peak_equity))
+        self.obs.losses(ll.loss(val.equity, s.losses.day_start_equity),
+                        ll.loss(val.equity, s.losses.baseline_equity))
+        self._transitions(ev, trans, out)
 
     def _join(self, ps: PositionSized, out: list[Emit]) -> None:
         s, t, inst = self.state, ps.bar_time_ms, ps.instrument

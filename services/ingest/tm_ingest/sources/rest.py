@@ -1,5 +1,6 @@
-"""Bybit V5 public REST: kline backfill (``GET /v5/market/kline``, category linear, newest first)
-and settled funding rates (``GET /v5/market/funding/history``)."""
+"""Bybit V5 public REST: kline backfill (``GET /v5/market/kline``, category linear, newest first),
+settled funding rates (``GET /v5/market/funding/history``) and the ticker's marks
+(``GET /v5/market/tickers``)."""
 
 from __future__ import annotations
 
@@ -8,10 +9,11 @@ from collections.abc import Callable
 import httpx
 import structlog
 from tm_common.errors import VenueUnavailable as VenueError
-from tm_common.events import BarClosed, FundingRateUpdated
+from tm_common.events import BarClosed, FundingRateUpdated, MarkUpdated
 
 from tm_ingest.domain.bars import INTERVAL_MS, BadBar, from_rest_row, order_and_dedupe
 from tm_ingest.domain.funding import BadFunding, funding_from_rest_row
+from tm_ingest.domain.marks import mark_from_ticker
 
 log = structlog.get_logger("tm.ingest.rest")
 PAGE_LIMIT = 1000
@@ -62,7 +64,14 @@ class BybitRestClient:
         return await self.get_list("/v5/market/kline", params, f"kline {symbol}")
 
     async def get_list(self, path: str, params: dict[str, str | int], what: str) -> list:
-        """``result.list`` of a public V5 GET, checked.
+        """``result.list`` of a public V5 GET, checked (see :meth:`get_list_timed`)."""
+        rows, _ = await self.get_list_timed(path, params, what)
+        return rows
+
+    async def get_list_timed(self, path: str, params: dict[str, str | int],
+                             what: str) -> tuple[list, int | None]:
+        """``result.list`` of a public V5 GET, checked, and the answer's ``time`` (ms; None
+        when absent or not a positive integer).
 
         Raises:
             RateLimited: HTTP 429 or retCode 10006 (``retry_after_s`` from the headers).
@@ -101,7 +110,25 @@ class BybitRestClient:
                       "result.list missing" if rows is None else
                       f"result.list is a JSON {_json_type(rows)}")
             raise VenueError(f"{what}: {detail}")
-        return rows
+        t = body.get("time")
+        return rows, (t if isinstance(t, int) and not isinstance(t, bool) and t > 0 else None)
+
+    async def fetch_mark(self, symbol: str, now_ms: int) -> MarkUpdated:
+        """The intra-bar mark of ``symbol`` (``GET /v5/market/tickers?category=linear&symbol=``),
+        stamped with the answer's ``time``, or ``now_ms`` when the venue sends none.
+
+        Raises:
+            RateLimited, VenueError: as :meth:`get_list_timed`; VenueError also when the answer
+                holds no row for ``symbol``.
+            tm_ingest.domain.marks.BadMark: the row is not a usable mark.
+        """
+        rows, t = await self.get_list_timed("/v5/market/tickers",
+                                            {"category": "linear", "symbol": symbol},
+                                            f"ticker {symbol}")
+        row = next((r for r in rows if isinstance(r, dict) and r.get("symbol") == symbol), None)
+        if row is None:
+            raise VenueError(f"ticker {symbol}: no row for {symbol} in {len(rows)} rows")
+        return mark_from_ticker(symbol, row, t if t is not None else now_ms)
 
     async def fetch_funding(self, symbol: str, start_ms: int, end_ms: int, *,
                             source: str = "live") -> list[FundingRateUpdated]:
