@@ -3,8 +3,8 @@
 A Bybit V5 ``/v5/market/tickers`` row (``category=linear``) carries ``markPrice`` and
 ``lastPrice`` (decimal strings, USDT). The mark is ``markPrice`` (the price the venue values
 positions and liquidations at), else ``lastPrice`` when the venue sends no mark. A mark is
-identified by ``(instrument, at_ms)``; ``at_ms`` is the venue's answer time (the envelope's
-``time``), so a poll that finds the venue's clock unchanged publishes nothing new.
+identified by ``(instrument, at_ms)``; ``at_ms`` is the poller's clock when it asked (wall time
+live).
 """
 
 from __future__ import annotations

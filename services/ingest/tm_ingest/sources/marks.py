@@ -2,11 +2,12 @@
 (``GET /v5/market/tickers``), published on ``md.mark`` as a ``mark.updated``.
 
 Live mode only (``TM_INGEST_MARK_POLL_S``; 0 = off): replay and backtest never poll, so their
-runs stay a function of the recorded bars. A mark is published once per ``(instrument,
-at_ms)``: a poll that finds the venue's time unchanged for a symbol publishes nothing for it
-(the event id derives from the same key, so a repeat would be harmless anyway). A failed poll of
-one symbol (transport, rate limit, a bad row) is logged and counted; the other symbols are still
-polled and the next round retries.
+runs stay a function of the recorded bars. A mark is stamped with the poller's clock when it
+asked (``clock_ms``: the service's clock, wall time live) and published once per
+``(instrument, at_ms)``: a clock that has not moved since the symbol's last mark publishes
+nothing for it (the event id derives from the same key, so a repeat would be harmless anyway).
+A failed poll of one symbol (transport, HTTP error, a bad row) is logged and counted; the other
+symbols are still polled and the next round retries; a rate limit waits for the whole round.
 """
 
 from __future__ import annotations
@@ -30,17 +31,16 @@ Publish = Callable[[Sequence[MarkUpdated]], Awaitable[object]]
 class MarkPoller:
     """Polls each symbol's ticker and publishes the new marks through ``publish``.
 
-    ``clock_ms``: the local time (ms), used only when the venue's answer has no ``time``;
-    ``sleep``: awaited between rounds (tests pass their own)."""
+    ``clock_ms``: the time (ms) a mark is stamped with; ``on_error(reason)``: told about every
+    symbol that failed."""
 
     def __init__(self, client: BybitRestClient, publish: Publish, symbols: Sequence[str], *,
                  interval_s: float = 60.0, clock_ms: Callable[[], int] | None = None,
-                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
                  on_error: Callable[[str], None] | None = None) -> None:
         if interval_s <= 0:
             raise ValueError(f"mark poll interval must be > 0 s, got {interval_s}")
         self.client, self.publish, self.symbols = client, publish, tuple(symbols)
-        self.interval_s, self.sleep = interval_s, sleep
+        self.interval_s = interval_s
         self.clock_ms = clock_ms or (lambda: time.time_ns() // 1_000_000)
         self.on_error = on_error or (lambda reason: None)
         self.last_at_ms: dict[str, int] = {}
@@ -86,4 +86,4 @@ class MarkPoller:
             except TransientError as e:     # the publish itself failed (Redis): next round
                 self.errors += 1
                 log.warning("ingest.mark_publish_failed", error=str(e))
-            await self.sleep(max(0.0, wait - (time.monotonic() - t0)))
+            await asyncio.sleep(max(0.0, wait - (time.monotonic() - t0)))

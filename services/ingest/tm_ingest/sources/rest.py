@@ -64,14 +64,7 @@ class BybitRestClient:
         return await self.get_list("/v5/market/kline", params, f"kline {symbol}")
 
     async def get_list(self, path: str, params: dict[str, str | int], what: str) -> list:
-        """``result.list`` of a public V5 GET, checked (see :meth:`get_list_timed`)."""
-        rows, _ = await self.get_list_timed(path, params, what)
-        return rows
-
-    async def get_list_timed(self, path: str, params: dict[str, str | int],
-                             what: str) -> tuple[list, int | None]:
-        """``result.list`` of a public V5 GET, checked, and the answer's ``time`` (ms; None
-        when absent or not a positive integer).
+        """``result.list`` of a public V5 GET, checked.
 
         Raises:
             RateLimited: HTTP 429 or retCode 10006 (``retry_after_s`` from the headers).
@@ -110,25 +103,24 @@ class BybitRestClient:
                       "result.list missing" if rows is None else
                       f"result.list is a JSON {_json_type(rows)}")
             raise VenueError(f"{what}: {detail}")
-        t = body.get("time")
-        return rows, (t if isinstance(t, int) and not isinstance(t, bool) and t > 0 else None)
+        return rows
 
-    async def fetch_mark(self, symbol: str, now_ms: int) -> MarkUpdated:
+    async def fetch_mark(self, symbol: str, at_ms: int) -> MarkUpdated:
         """The intra-bar mark of ``symbol`` (``GET /v5/market/tickers?category=linear&symbol=``),
-        stamped with the answer's ``time``, or ``now_ms`` when the venue sends none.
+        stamped ``at_ms`` (the caller's clock when it asked: the venue's own ``time`` is not
+        used, since a simulator answers its wall time, not its market time).
 
         Raises:
-            RateLimited, VenueError: as :meth:`get_list_timed`; VenueError also when the answer
-                holds no row for ``symbol``.
+            RateLimited, VenueError: as :meth:`get_list`; VenueError also when the answer holds
+                no row for ``symbol``.
             tm_ingest.domain.marks.BadMark: the row is not a usable mark.
         """
-        rows, t = await self.get_list_timed("/v5/market/tickers",
-                                            {"category": "linear", "symbol": symbol},
-                                            f"ticker {symbol}")
+        rows = await self.get_list("/v5/market/tickers", {"category": "linear", "symbol": symbol},
+                                   f"ticker {symbol}")
         row = next((r for r in rows if isinstance(r, dict) and r.get("symbol") == symbol), None)
         if row is None:
             raise VenueError(f"ticker {symbol}: no row for {symbol} in {len(rows)} rows")
-        return mark_from_ticker(symbol, row, t if t is not None else now_ms)
+        return mark_from_ticker(symbol, row, at_ms)
 
     async def fetch_funding(self, symbol: str, start_ms: int, end_ms: int, *,
                             source: str = "live") -> list[FundingRateUpdated]:
