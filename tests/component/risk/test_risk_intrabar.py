@@ -100,6 +100,9 @@ async def test_an_intra_bar_drop_trips_before_the_next_close_and_flattens():
         assert o.body.reduce_only and o.body.qty == abs(q) and o.body.target_qty == 0
         assert o.body.side == ("Sell" if q > 0 else "Buy")
         assert o.body.intent_id == flatten_intent_id(brk_env.event_id, o.body.instrument, 0)
+        # stamped with its bar's close (bar N), not the mark's time: the portfolio books the
+        # fills at once and the next snapshot shows the book flat
+        assert o.body.bar_time_ms == open_ms(N) and o.ts_event_ns == CLOSE * 1_000_000
     s = rig.handler.state
     assert (s.valuation_ms, s.valuation_equity) == (CLOSE + 120_000, Decimal(94_000))
     assert s.breaker.peak_equity == EQUITY and s.equity == EQUITY   # bar-close fields unmoved
@@ -158,3 +161,18 @@ async def test_a_restart_mid_bar_keeps_the_state(restart_at):
     assert b.at_ms == CLOSE + 180_000 and "5.50%" in b.reason     # not the stale 10 % one
     assert rig.handler.state.breaker.state == State.OPEN
     assert await rig.bus.load_state(STATE_KEY) == await ref.bus.load_state(STATE_KEY)
+
+
+async def test_a_kill_inside_a_bar_stamps_its_flatten_with_the_bar_close():
+    """A command carries wall time; its flatten orders carry the close of their bar, as the
+    intra-bar trip's do, so that the portfolio books the fills before the next snapshot."""
+    from tm_risk.commands import RISK_COMMAND
+    from tm_risk.testing import command_env
+
+    rig = Rig()
+    pos = await rig.start()
+    n = len(await rig.out(RISK_ORDER))
+    await rig.send(RISK_COMMAND, command_env("kill", at_ms=CLOSE + 3_600_000, reason="incident"))
+    flat = (await rig.out(RISK_ORDER))[n:]
+    assert {o.body.instrument for o in flat} == set(pos)
+    assert {(o.body.bar_time_ms, o.ts_event_ns) for o in flat} == {(open_ms(N), CLOSE * 1_000_000)}
