@@ -26,10 +26,28 @@ def book_summary(rec: RunRecord, *, initial_equity: float) -> dict:
                        "snapshots": len(rec.snapshots)}}
 
 
+INTRABAR_KEY = "intra-bar marks"
+
+
+def intrabar_marks(mode: str, poll_s: float | None = None) -> str:
+    """What the report says about intra-bar marks: ``off (replay)`` / ``off (backtest)`` for a
+    run on recorded bars (no ticker is polled, the breaker acts at bar closes only), else ``on,
+    every N s`` (``poll_s``: ingest's ``TM_INGEST_MARK_POLL_S``; 0 = ``off``)."""
+    for kind in ("replay", "backtest"):
+        if kind in mode:
+            return f"off ({kind})"
+    if poll_s is None:
+        return "not recorded"
+    return f"on, every {poll_s:g} s" if poll_s > 0 else "off (TM_INGEST_MARK_POLL_S=0)"
+
+
 def build_summary(rec: RunRecord, *, initial_equity: float, meta: dict,
                   challenger: Any = None) -> dict:
     """The report's numbers (what report.json holds). ``challenger``: a shadow book's run
-    (``candidate``, ``namespace``, ``record``), summarised under ``"challenger"``."""
+    (``candidate``, ``namespace``, ``record``), summarised under ``"challenger"``. ``meta``
+    gets :data:`INTRABAR_KEY` from its ``mode`` unless the caller said (paper does)."""
+    meta = {**meta,
+            INTRABAR_KEY: meta.get(INTRABAR_KEY) or intrabar_marks(str(meta.get("mode", "")))}
     stats = run_stats(rec, initial_equity)
     lat = {k: percentiles(v) for k, v in rec.latencies_ms().items()}
     extra = {} if challenger is None else {"challenger": {
@@ -123,7 +141,7 @@ def write_report(rec: RunRecord, out_dir: Path, *, initial_equity: float, meta: 
     rows = [{"scope": "total", **st["total"]}] + [{"scope": k, **v} for k, v in st["per_instrument"].items()]
     lat_rows = [{"hop": k, **v} for k, v in summary["latency_ms"].items()]
     meta_rows = "".join(f"<tr><th>{html.escape(k)}</th><td>{_fmt(v)}</td></tr>"
-                        for k, v in meta.items() if k not in ("banner", "models"))
+                        for k, v in summary["meta"].items() if k not in ("banner", "models"))
     banner = "".join(f"<div>{html.escape(line)}</div>" for line in meta.get("banner", []))
     banner = f'<div class="banner">{banner}</div>' if banner else ""
     ic = st["signal_ic"]

@@ -42,7 +42,7 @@ async def marks(bus) -> list[dict]:
             for _, f in await bus.entries(MD_MARK, 10_000)]
 
 
-async def test_the_poller_publishes_the_ticker_mark_once_per_venue_time(sim, redis_url, namespace):
+async def test_the_poller_publishes_each_ticker_mark_once_per_time(sim, redis_url, namespace):
     sim.post("/sim/faults", QUIET_FAULTS)
     sim.post("/sim/reset", {"start_ms": START})
     bus = RedisStreamsBus(redis_url, prefix=namespace)
