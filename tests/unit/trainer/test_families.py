@@ -112,3 +112,16 @@ def test_what_fit_returns_is_checked(ret, needle):
 def test_what_predict_returns_is_checked(out, needle):
     with pytest.raises(FamilyError, match=f"family 'broken': predict returned {needle}"):
         predict_rows(_fam(predict=lambda a, X: out(X)), {}, np.zeros((4, 2)))
+
+
+def test_a_weekly_update_refuses_a_family_parent():
+    from tm_common.models.bundle import Bundle
+    from tm_trainer.data import DataError
+    from tm_trainer.update import train_update
+
+    cfg = replace(TrainConfig(instruments=("ETHUSDT",)).fast(), n_windows=1)
+    parent = Bundle.from_bytes(train(cfg, regime=False, family="logistic").signal_bytes)
+    later = replace(cfg, train_end_ms=cfg.train_end_ms + 30 * 86_400_000)
+    with pytest.raises(DataError, match="is of family 'logistic': --update continues xgboost "
+                                        "boosters; retrain it with `tm train --family logistic`"):
+        train_update(later, parent)
