@@ -17,6 +17,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 from tm_common.models.bundle import Bundle, load_npz, npz_bytes
+from tm_quant import families
 from tm_quant.families import FAMILIES, SignalFamily, TrainRows
 from tm_quant.features import FEATURE_NAMES
 from tm_signal.domain.model import SignalModel
@@ -36,9 +37,7 @@ def _rows(family: SignalFamily, n: int = 1500, seed: int = 0) -> TrainRows:
     return TrainRows(X, (fwd > 0).astype(np.int8), fwd, tuple(feats), "ETHUSDT", 7)
 
 
-@pytest.mark.parametrize("name", NAMES)
-def test_fit_is_deterministic_and_its_arrays_are_storable_and_accepted(name):
-    fam = FAMILIES[name]
+def check_fit(fam: SignalFamily) -> None:
     rows = _rows(fam)
     a, b = fam.fit(rows), fam.fit(rows)
     assert set(a) == set(b) and all(np.array_equal(a[k], b[k]) for k in a)
@@ -48,11 +47,8 @@ def test_fit_is_deterministic_and_its_arrays_are_storable_and_accepted(name):
         fam.check(stored, rows.X.shape[1])
 
 
-@pytest.mark.parametrize("name", NAMES)
-def test_predict_is_a_probability_per_row_independent_of_the_other_rows(name):
-    fam = FAMILIES[name]
-    rows = _rows(fam)
-    arrays = load_npz(npz_bytes(**fam.fit(rows)))
+def check_predict(fam: SignalFamily) -> None:
+    arrays = load_npz(npz_bytes(**fam.fit(_rows(fam))))
     X = _rows(fam, n=200, seed=1).X
     p = fam.predict(arrays, X)
     assert p.shape == (200,) and np.all((p >= 0) & (p <= 1))
@@ -64,8 +60,9 @@ def test_predict_is_a_probability_per_row_independent_of_the_other_rows(name):
     assert missing.shape == (1,) and 0.0 <= missing[0] <= 1.0
 
 
-@pytest.mark.parametrize("name", NAMES)
-def test_trained_by_the_pipeline_it_loads_and_serves_the_trainers_prediction(name):
+def check_pipeline(name: str) -> None:
+    """Train ``name`` (registered) on shipped data; the service serves the trainer's numbers."""
+    assert name in families.FAMILIES
     cfg = replace(TrainConfig(instruments=("ETHUSDT",)).fast(), n_windows=2)
     result = train(cfg, regime=False, family=name)
     bundle = Bundle.from_bytes(result.signal_bytes)
@@ -75,3 +72,18 @@ def test_trained_by_the_pipeline_it_loads_and_serves_the_trainers_prediction(nam
     im = SignalModel.from_manifest(bundle.manifest, bundle.files).instruments["ETHUSDT"]
     served = np.array([im.predict(x) for x in ds.instruments["ETHUSDT"].X[rows]])
     assert np.array_equal(served, probs["ETHUSDT"])
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_fit_is_deterministic_and_its_arrays_are_storable_and_accepted(name):
+    check_fit(FAMILIES[name])
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_predict_is_a_probability_per_row_independent_of_the_other_rows(name):
+    check_predict(FAMILIES[name])
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_trained_by_the_pipeline_it_loads_and_serves_the_trainers_prediction(name):
+    check_pipeline(name)
