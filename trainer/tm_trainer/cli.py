@@ -132,6 +132,9 @@ def train(
     gate_min_sharpe: Annotated[float, typer.Option(
         envvar="TM_TRAIN_GATE_MIN_SHARPE", help="Promotion gate: OOS Sharpe after costs above "
         "this (recorded with the model).")] = GateConfig.min_sharpe,
+    family: Annotated[str, typer.Option(
+        help="Signal model family: xgboost (built-in) or one registered in "
+             "tm_quant/families/__init__.py, e.g. logistic (recorded with the model).")] = "xgboost",
 ) -> None:
     """Train (walk-forward + gates), register the candidates, promote those that pass."""
     if ctx.invoked_subcommand is not None:  # e.g. `tm train rl ...` mounted below this group
@@ -149,6 +152,7 @@ def train(
             cfg = replace(cfg, n_windows=windows)  # __post_init__ checks it again
         if source not in SOURCES:
             raise ValueError(f"--source must be one of {', '.join(SOURCES)}, not {source!r}")
+        check_family(family, update)
     except (ValueError, typer.BadParameter) as e:
         fail(str(e), 2)
     if cfg.gates != GateConfig():
@@ -159,7 +163,19 @@ def train(
     run_one_line(_train(cfg, settings, update=update, promote=not no_promote,
                         regime=regime and not update, publish=publish, report_json=report_json,
                         show_progress=progress, source=source,
-                        cut_off_given=train_end is not None))
+                        cut_off_given=train_end is not None, family=family))
+
+
+def check_family(name: str, update: bool) -> None:
+    """``--family``: registered (:func:`tm_quant.families.get`), and the built-in with
+    ``--update``. Raises ``ValueError`` with the known names."""
+    from tm_quant import families
+
+    if name != families.BUILTIN:
+        families.get(name)              # UnknownFamily (a ValueError) lists the known names
+        if update:
+            raise ValueError(f"--update continues the built-in xgboost family; family {name!r} "
+                             "is retrained in full (drop --update)")
 
 
 async def _inputs(cfg: TrainConfig, engine, source: str, cut_off_given: bool):
@@ -187,7 +203,8 @@ async def _inputs(cfg: TrainConfig, engine, source: str, cut_off_given: bool):
 
 async def _train(cfg: TrainConfig, settings, *, update: bool, promote: bool, regime: bool,
                  publish: bool, report_json: Path | None, show_progress: bool,
-                 source: str = "files", cut_off_given: bool = True) -> None:
+                 source: str = "files", cut_off_given: bool = True,
+                 family: str = "xgboost") -> None:
     from tm_trainer.pipeline import train as run_train
     from tm_trainer.registry_ops import record
     from tm_trainer.report import markdown, progress_bars, rich_table
@@ -207,13 +224,16 @@ async def _train(cfg: TrainConfig, settings, *, update: bool, promote: bool, reg
                 result = await asyncio.to_thread(train_update, cfg, prod.bundle(), cb,
                                                  inputs=inputs)
             else:
-                result = await asyncio.to_thread(run_train, cfg, cb, regime=regime, inputs=inputs)
+                result = await asyncio.to_thread(run_train, cfg, cb, regime=regime, inputs=inputs,
+                                                 family=family)
         console.print(rich_table(result.report))
         verdict = "PASS" if result.gate_passed else "FAIL: " + "; ".join(result.reasons)
+        typer.echo(f"signal family: {result.family}")
         typer.echo(f"gates (IC >= {cfg.gates.min_ic}, Sharpe > {cfg.gates.min_sharpe}): {verdict}")
         if report_json:
             report_json.parent.mkdir(parents=True, exist_ok=True)
             report_json.write_text(json.dumps({"version": result.signal_version,
+                                               "family": result.family,
                                                "gate_passed": result.gate_passed,
                                                "reasons": result.reasons, "report": result.report,
                                                "timings_s": result.timings_s,
@@ -245,6 +265,8 @@ def list_models(kind: Annotated[str | None, typer.Option(help="signal | regime |
     recs = run_one_line(go())
     if as_json:
         typer.echo(json.dumps([{"version": r.version, "kind": r.kind, "stage": r.stage,
+                                "family": r.params.get("family", "xgboost")
+                                if r.kind == "signal" else None,
                                 "created_at_ms": r.created_at_ms, "parent": r.parent_version,
                                 "metrics": r.public_metrics(), "why": r.metrics.get("why")}
                                for r in recs], indent=1))

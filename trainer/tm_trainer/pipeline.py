@@ -10,6 +10,11 @@ Order of work (each step sees only data before ``cfg.train_end_ms``):
    (:mod:`tm_common.models.bundle`) with the OOS report inside;
 4. regime bundle (:mod:`tm_trainer.regime_train`).
 
+``family`` (``tm train --family NAME``): another signal model family (:mod:`tm_quant.families`)
+replaces the xgboost models in steps 2 and 3 with its fit and predict, and Boruta with its fixed
+feature list if it has one; its bundle holds ``SYM.npz`` arrays and names the family. Everything
+else (data, splits, labels, OOS report, gates, costs, regime, registry) is the same code.
+
 ``--update`` (:func:`train_update`) instead continues the production boosters (see
 :mod:`tm_trainer.update`). The result is a :class:`TrainResult`; registering and promoting is
 :mod:`tm_trainer.registry_ops`' job. Same config + same data → the same bytes.
@@ -24,6 +29,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from tm_common.models.bundle import Bundle, canonical_json
+from tm_quant.families import BUILTIN, SignalFamily
 from tm_quant.features.spec import WARMUP_BARS
 
 from tm_trainer.config import TrainConfig
@@ -37,6 +43,7 @@ from tm_trainer.data import (
     load_inputs,
 )
 from tm_trainer.evaluate import gate
+from tm_trainer.families import arrays_member, family_fit_predict, fit_arrays, resolve
 from tm_trainer.model import booster_bytes, columns, train_instrument
 from tm_trainer.regime_train import _day, train_regime
 from tm_trainer.selection import boruta_select
@@ -61,6 +68,7 @@ class TrainResult:
     parent_version: str | None = None
     regime: dict | None = None
     timings_s: dict[str, float] = field(default_factory=dict)
+    family: str = BUILTIN
 
     @property
     def metrics(self) -> dict:
@@ -69,7 +77,7 @@ class TrainResult:
         return {"mean_ic": s["mean_ic"], "sharpe": s["sharpe"], "hit_rate": s["hit_rate"],
                 "baseline_mean_ic": s["baseline_mean_ic"], "baseline_sharpe": s["baseline_sharpe"],
                 "gate_passed": self.gate_passed, "why": "; ".join(self.reasons) or "gates passed",
-                "gate_reasons": self.reasons, "oos": self.report}
+                "gate_reasons": self.reasons, "oos": self.report, "family": self.family}
 
 
 def load(cfg: TrainConfig) -> RawInputs:
@@ -95,14 +103,22 @@ def final_rows(ds: Dataset) -> np.ndarray:
 
 
 def signal_manifest(version: str, ds: Dataset, cfg: TrainConfig, features: dict[str, list[str]],
-                    metrics: dict, parent: str | None) -> dict:
-    inst = {s: {"booster": f"{s}.ubj", "features": features[s], "garch": d.garch.to_dict(),
-                "first_bar_ms": d.first_bar_ms, "prob_calibration": {"a": 1.0, "b": 0.0}}
+                    metrics: dict, parent: str | None, family: str = BUILTIN) -> dict:
+    """The ``signal`` manifest (contract: :mod:`tm_common.models.bundle`); per instrument the
+    booster ``SYM.ubj`` (built-in family) or the family's arrays ``SYM.npz``. The built-in
+    family's manifest has no ``family`` key (absent = ``xgboost``), so its bundles keep the bytes
+    they had before families existed (a re-run registers the same version idempotently)."""
+    member = {"booster": "{}.ubj"} if family == BUILTIN else {"model": "{}.npz"}
+    inst = {s: {**{k: v.format(s) for k, v in member.items()}, "features": features[s],
+                "garch": d.garch.to_dict(), "first_bar_ms": d.first_bar_ms,
+                "prob_calibration": {"a": 1.0, "b": 0.0}}
             for s, d in ds.instruments.items()}
-    return {"kind": "signal", "version": version, "horizon_bars": ds.horizon_bars,
+    objective = "binary:logistic" if family == BUILTIN else f"family {family}"
+    named = {} if family == BUILTIN else {"family": family}
+    return {"kind": "signal", "version": version, **named, "horizon_bars": ds.horizon_bars,
             "feature_names": list(ds.names), "instruments": inst, "metrics": metrics,
             "train_end_ms": int(cfg.train_end_ms), "seed": int(cfg.seed), "data_hash": ds.data_hash,
-            "parent_version": parent, "objective": "binary:logistic (P(forward return > 0))"}
+            "parent_version": parent, "objective": f"{objective} (P(forward return > 0))"}
 
 
 def version_for(kind: str, cfg: TrainConfig, data_hash: str, parent: str | None = None) -> str:
@@ -111,18 +127,38 @@ def version_for(kind: str, cfg: TrainConfig, data_hash: str, parent: str | None 
     return f"{kind}-{_day(cfg.train_end_ms)}-{h[:10]}"
 
 
+def _final_model(fam: SignalFamily | None, ds: Dataset, rows: np.ndarray, cfg: TrainConfig,
+                 features: dict[str, list[str]], s: str) -> tuple[str, bytes]:
+    """(member name, bytes) of ``s``'s final model on ``rows``."""
+    names = list(ds.names)
+    cols = columns(names, features[s])
+    if fam is not None:
+        d = ds.instruments[s]
+        arrays = fit_arrays(fam, d.X[rows][:, cols], d.fwd[rows], tuple(features[s]), s, cfg.seed)
+        return f"{s}.npz", arrays_member(arrays)
+    data = {o: (ds.instruments[o].X[rows][:, cols], ds.instruments[o].fwd[rows])
+            for o in cfg.instruments}
+    base, booster = train_instrument(data, s, cfg.xgb, cfg.seed)
+    assert booster.num_boosted_rounds() > base.num_boosted_rounds()
+    return f"{s}.ubj", booster_bytes(booster)
+
+
 def train(cfg: TrainConfig, progress: Progress | None = None, *, regime: bool = True,
-          inputs: RawInputs | None = None) -> TrainResult:
+          inputs: RawInputs | None = None, family: str = BUILTIN) -> TrainResult:
     """Full training run (walk-forward + gates + final candidate + regime). See module docstring.
 
     ``inputs``: the data, already cut at ``cfg.train_end_ms`` (e.g. read from the database by
     :func:`tm_trainer.sources.load_db_inputs`); None = the CSV files (:func:`load`).
+    ``family``: the signal model family (``xgboost``: the built-in; else registered in
+    :data:`tm_quant.families.FAMILIES`).
 
     Raises:
         DataError: missing/short history or too few bars for the windows asked for.
+        UnknownFamily: ``family`` is not registered.
     """
     t0 = time.perf_counter()
     timings: dict[str, float] = {}
+    fam = resolve(family)
     if inputs is None:
         inputs = load(cfg)
     splits = plan_splits(inputs, cfg)
@@ -131,8 +167,11 @@ def train(cfg: TrainConfig, progress: Progress | None = None, *, regime: bool = 
     ds_wf = build_dataset(inputs, cfg.instruments, cfg.horizon_bars,
                           {s: fit_garch_before(inputs, s, wf_cut_ms) for s in cfg.instruments})
     timings["load_s"] = time.perf_counter() - t0
-    report = run_walkforward(ds_wf, cfg, splits, progress)
+    report = run_walkforward(ds_wf, cfg, splits, progress,
+                             fit_predict=None if fam is None else family_fit_predict(fam, cfg.seed),
+                             features=None if fam is None else fam.features)
     report["garch_fit_end_ms"] = wf_cut_ms
+    report["family"] = family
     timings["walkforward_s"] = time.perf_counter() - t0 - timings["load_s"]
     passed, reasons = gate(report["summary"], cfg.gates.min_ic, cfg.gates.min_sharpe)
 
@@ -141,34 +180,32 @@ def train(cfg: TrainConfig, progress: Progress | None = None, *, regime: bool = 
                        {s: fit_garch_before(inputs, s, cfg.train_end_ms) for s in cfg.instruments})
     rows = final_rows(ds)
     names = list(ds.names)
-    features, files = {}, {}
+    features: dict[str, list[str]] = {}
+    files: dict[str, bytes] = {}
     for s, d in ds.instruments.items():
-        features[s] = boruta_select(d.X[rows], d.fwd[rows] > 0, names, cfg.boruta, cfg.seed,
-                                    cfg.xgb.nthread)
+        features[s] = list(fam.features) if fam is not None and fam.features is not None else \
+            boruta_select(d.X[rows], d.fwd[rows] > 0, names, cfg.boruta, cfg.seed, cfg.xgb.nthread)
     for i, s in enumerate(cfg.instruments):
-        cols = columns(names, features[s])
-        data = {o: (ds.instruments[o].X[rows][:, cols], ds.instruments[o].fwd[rows])
-                for o in cfg.instruments}
-        base, booster = train_instrument(data, s, cfg.xgb, cfg.seed)
-        assert booster.num_boosted_rounds() > base.num_boosted_rounds()
-        files[f"{s}.ubj"] = booster_bytes(booster)
+        member, raw_model = _final_model(fam, ds, rows, cfg, features, s)
+        files[member] = raw_model
         if progress:
             progress("final", i)
     timings["final_s"] = time.perf_counter() - t1
-    version = version_for("signal", cfg, ds.data_hash)
+    version = version_for("signal" if fam is None else f"signal-{family}", cfg, ds.data_hash)
     gate_info = {"passed": passed, "reasons": reasons, "min_ic": cfg.gates.min_ic,
                  "min_sharpe": cfg.gates.min_sharpe}
     files["walkforward.json"] = canonical_json(report)
     manifest = signal_manifest(version, ds, cfg, features,
                                {"oos": report["summary"], "gate": gate_info,
-                                "train_rows": int(rows.size)}, None)
+                                "train_rows": int(rows.size)}, None, family)
     raw = Bundle(manifest, files).to_bytes()
+    model_params = {"xgb_params": cfg.xgb.params(cfg.seed)} if fam is None else {}
     result = TrainResult(signal_version=version, signal_bytes=raw, gate_passed=passed,
                          reasons=reasons, report=report, data_hash=ds.data_hash, features=features,
-                         params={"config": cfg.to_dict(), "xgb_params": cfg.xgb.params(cfg.seed),
+                         params={"family": family, "config": cfg.to_dict(), **model_params,
                                  "train_end_ms": int(cfg.train_end_ms),
                                  "data": inputs.data_info()},
-                         seed=cfg.seed, timings_s=timings)
+                         seed=cfg.seed, timings_s=timings, family=family)
     if regime:
         t2 = time.perf_counter()
         result.regime = train_regime(inputs, cfg, ds.data_hash, progress=progress)

@@ -21,7 +21,7 @@ from dataclasses import replace
 from typing import Any
 
 import numpy as np
-from tm_common.models.bundle import Bundle, canonical_json
+from tm_common.models.bundle import BUILTIN_FAMILY, Bundle, canonical_json
 from tm_quant.features.spec import INDEX, WARMUP_BARS
 from tm_quant.garch import GarchParams
 
@@ -40,10 +40,15 @@ def train_update(cfg: TrainConfig, parent: Bundle, progress: Progress | None = N
     ``inputs``: the data cut at ``cfg.train_end_ms`` (e.g. from the database); None = the files.
 
     Raises:
-        DataError: the parent lacks an instrument or its cut-off, or there is no new labelled data.
+        DataError: the parent lacks an instrument or its cut-off, is of another family than the
+            built-in xgboost, or there is no new labelled data.
     """
     t0 = time.perf_counter()
     pm = parent.manifest
+    if pm.get("family", BUILTIN_FAMILY) != BUILTIN_FAMILY:
+        raise DataError(f"production model {parent.version} is of family {pm['family']!r}: "
+                        "--update continues xgboost boosters; retrain it with "
+                        f"`tm train --family {pm['family']}`")
     parent_end = pm.get("train_end_ms")
     if not isinstance(parent_end, int):
         raise DataError(f"production model {parent.version} has no train_end_ms: cannot update")

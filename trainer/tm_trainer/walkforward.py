@@ -9,7 +9,9 @@ more bars separate them (test index - train index > purge + horizon for every pa
 
 Inside each training set only (:func:`run_walkforward`): Boruta per instrument (re-run every
 ``reselect_every`` windows, reused in between: it saw only data before the first of those windows),
-the pooled base model and the per-instrument continuation. GARCH parameters are fitted by the
+the pooled base model and the per-instrument continuation. Another signal model family
+(:mod:`tm_quant.families`) goes through the same loop with its own fit and predict in place of
+the xgboost models (``fit_predict``), and with Boruta or its fixed feature list (``features``). GARCH parameters are fitted by the
 caller on the rows before the *first* window's training cut-off, so they too are inside every
 training set.
 """
@@ -75,10 +77,24 @@ def _warm(idx: np.ndarray) -> np.ndarray:
 
 
 Progress = Callable[[str, int], None]
+#: ``fit_predict(ds, train_rows, symbol, cols, test_rows) -> P(up)`` for the test rows: fit on
+#: the (warm) training rows of the window, predict the test rows (columns ``cols``).
+FitPredict = Callable[[Dataset, np.ndarray, str, list[int], np.ndarray], np.ndarray]
+
+
+def xgb_fit_predict(cfg: TrainConfig) -> FitPredict:
+    """The built-in family: pooled base + per-instrument continuation (:mod:`tm_trainer.model`)."""
+    def fp(ds: Dataset, train: np.ndarray, s: str, cols: list[int], test: np.ndarray) -> np.ndarray:
+        data = {o: (ds.instruments[o].X[train][:, cols], ds.instruments[o].fwd[train])
+                for o in ds.instruments}
+        _, booster = train_instrument(data, s, cfg.xgb, cfg.seed)
+        return predict(booster, ds.instruments[s].X[test][:, cols])
+    return fp
 
 
 def run_walkforward(ds: Dataset, cfg: TrainConfig, splits: list[Split],
-                    progress: Progress | None = None) -> dict:
+                    progress: Progress | None = None, *, fit_predict: FitPredict | None = None,
+                    features: tuple[str, ...] | None = None) -> dict:
     """Train and score every window; return the OOS report (per window and overall).
 
     Args:
@@ -86,6 +102,9 @@ def run_walkforward(ds: Dataset, cfg: TrainConfig, splits: list[Split],
         cfg: training configuration (Boruta, XGBoost, costs).
         splits: from :func:`make_splits` over ``ds.n`` rows.
         progress: called as ``progress(event, k)`` with "window" after each window.
+        fit_predict: the family's fit + predict per window and instrument (default: the
+            built-in xgboost transfer learning, :func:`xgb_fit_predict`).
+        features: a fixed feature list for every window and instrument (None: Boruta).
 
     Returns:
         ``{"windows": [...], "summary": summarise(...), "selections": {SYM: [[window, features]]}}``.
@@ -98,9 +117,14 @@ def run_walkforward(ds: Dataset, cfg: TrainConfig, splits: list[Split],
     series: dict[str, dict[str, list[np.ndarray]]] = {
         s: {k: [] for k in ("p", "momentum", "fwd", "ret_next")} for s in syms}
     every = max(1, cfg.boruta.reselect_every)
+    fp = xgb_fit_predict(cfg) if fit_predict is None else fit_predict
     for sp in splits:
         train = _warm(sp.train)
-        if sp.window % every == 0 or not chosen:
+        if features is not None and not chosen:
+            for s in syms:
+                chosen[s] = list(features)
+                selections[s].append([sp.window, chosen[s]])
+        elif features is None and (sp.window % every == 0 or not chosen):
             for s in syms:
                 d = ds.instruments[s]
                 ok = train[np.isfinite(d.fwd[train])]
@@ -110,11 +134,8 @@ def run_walkforward(ds: Dataset, cfg: TrainConfig, splits: list[Split],
         block = {}
         for s in syms:
             cols = columns(names, chosen[s])
-            data = {o: (ds.instruments[o].X[train][:, cols], ds.instruments[o].fwd[train])
-                    for o in syms}
-            _, booster = train_instrument(data, s, cfg.xgb, cfg.seed)
             d = ds.instruments[s]
-            p = predict(booster, d.X[sp.test][:, cols])
+            p = fp(ds, train, s, cols, sp.test)
             mom = d.X[sp.test, INDEX["ret_42"]]
             block[s] = score_block(p, mom, d.fwd[sp.test], d.ret_next[sp.test], cfg.costs.per_unit)
             for key, v in (("p", p), ("momentum", mom), ("fwd", d.fwd[sp.test]),

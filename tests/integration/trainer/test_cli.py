@@ -59,6 +59,7 @@ def test_fast_ci_run_on_shipped_data_registers_and_decides(tmp_path):
     listing = json.loads(_models(env, "list", "--json").stdout)
     by_kind = {r["kind"]: r for r in listing}
     sig, reg = by_kind["signal"], by_kind["regime"]
+    assert sig["family"] == "xgboost" and reg["family"] is None     # the built-in family
     if rep["gate_passed"]:
         assert sig["stage"] == "production" and f"promoted signal {sig['version']}" in out
     else:  # refused: the reasons are printed and stored with the candidate

@@ -18,7 +18,7 @@ IO_MODULES = ("redis", "httpx", "sqlalchemy", "fastapi", "requests", "aiohttp", 
 
 def test_importing_tm_quant_loads_no_io_library():
     code = ("import sys, tm_quant.features, tm_quant.garch, tm_quant.labels, tm_quant.regime, "
-            "tm_quant.leakage; print(','.join(sorted(sys.modules)))")
+            "tm_quant.leakage, tm_quant.families; print(','.join(sorted(sys.modules)))")
     loaded = set(subprocess.run([sys.executable, "-c", code], check=True, capture_output=True,
                                 text=True).stdout.strip().split(","))
     assert not {m for m in loaded if m.split(".")[0] in IO_MODULES}

@@ -32,6 +32,12 @@ Contract, kind ``"signal"`` (read by the signal service)::
     the calibration is not the identity ``a = 1, b = 0``, else ``p = raw`` (already a probability).
     ``p`` is P(forward log return over ``horizon_bars`` > 0). Use :func:`calibrate`.
 
+    ``"family"`` (optional str, default ``"xgboost"``): the signal model family. Another family
+    (``tm_quant.families``) replaces ``"booster"`` with ``"model": "SYM.npz"`` (the family's
+    arrays) and computes ``raw`` with the family's registered numpy ``predict``; the rest is the
+    same. The bundle only *names* the family: a reader looks the name up in its own code and
+    refuses a name it does not know (it never imports anything a bundle names).
+
 Contract, kind ``"regime"`` (read by the regime service)::
 
     {"kind": "regime", "version": str, "instruments": {SYM: {
@@ -57,6 +63,8 @@ from typing import Any
 import numpy as np
 
 MANIFEST = "manifest.json"
+#: A signal bundle without ``family`` is of the built-in family (per-instrument xgboost boosters).
+BUILTIN_FAMILY = "xgboost"
 ALLOWED_EXTENSIONS = (".json", ".npz", ".ubj")
 #: Upper bound on the total uncompressed size of a bundle (bytes): refuses zip bombs.
 MAX_BUNDLE_BYTES = 512 * 1024 * 1024
@@ -187,11 +195,18 @@ def validate_manifest(manifest: Any, files: Mapping[str, bytes]) -> None:
         names = manifest.get("feature_names")
         _need(bool(isinstance(names, list) and all(isinstance(n, str) for n in names) and names),
               "feature_names must be a list of strings")
+        family = manifest.get("family", BUILTIN_FAMILY)
+        _need(isinstance(family, str) and family != "", "family must be a non-empty string")
         for sym, spec in inst.items():
             w = f"instruments.{sym}"
             _need(isinstance(spec, dict), f"{w} must be an object")
-            _need(spec.get("booster", "").endswith(".ubj") and spec["booster"] in files,
-                  f"{w}.booster must name a .ubj member of the bundle")
+            if family == BUILTIN_FAMILY:
+                _need(spec.get("booster", "").endswith(".ubj") and spec["booster"] in files,
+                      f"{w}.booster must name a .ubj member of the bundle")
+            else:
+                model = spec.get("model")
+                _need(isinstance(model, str) and model.endswith(".npz") and model in files,
+                      f"{w}.model must name a .npz member of the bundle (family {family!r})")
             feats = spec.get("features")
             _need(bool(isinstance(feats, list) and feats and all(f in names for f in feats)),
                   f"{w}.features must be a non-empty subset of feature_names")
