@@ -17,6 +17,7 @@ from tm_app.backtest import RunConfig, run_backtest
 from tm_app.mesh import ShadowRun
 from tm_app.record import RunRecord
 from tm_app.report.html import write_report
+from tm_app.report.models import registry_models
 
 console = Console(width=None if sys.stdout.isatty() else 160)  # a log keeps the whole table
 DAY_MS = 86_400_000
@@ -100,6 +101,9 @@ def shadow_candidate(database_url: str, choice: str) -> str | None:
 
 def report(record: RunRecord, cfg: RunConfig, out_dir: Path, meta: dict,
            shadow: ShadowRun | None = None) -> dict:
+    if "models" not in meta:      # the models used and their gates, from the registry now
+        meta = {**meta, "models": registry_models(cfg.database_url,
+                                                  shadow.candidate if shadow else None)}
     summary = write_report(record, out_dir, initial_equity=float(cfg.initial_equity), meta=meta,
                            challenger=shadow)
     console.print(summary_table(summary, meta.get("mode", "run")))
