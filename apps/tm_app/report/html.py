@@ -158,6 +158,7 @@ table{border-collapse:collapse;margin:.6em 0;font-size:14px}
 td,th{border:1px solid #dee2e6;padding:4px 9px;text-align:right;white-space:nowrap}
 th{background:#f8f9fa;font-weight:600}tbody th{text-align:left}
 table.facts th,table.facts td{text-align:left;white-space:normal}
+table.models th,table.models td{text-align:left}
 .why{white-space:normal;display:inline-block;max-width:34em;text-align:left}
 table.compare td{white-space:normal;max-width:30em;text-align:left}
 .pos{color:#2b8a3e}.neg{color:#c92a2a}.warn{color:#c92a2a;font-weight:600}
@@ -182,7 +183,6 @@ REGIME_NOTE = ("Background: BTC regime (<span class=legend-swatch style='backgro
 def render(summary: dict, charts: dict, prod_reasons: list) -> str:
     """The page (one string, no external resource)."""
     meta, st = summary["meta"], summary["stats"]
-    lat_rows = [{"hop": k, **v} for k, v in summary["latency_ms"].items()]
     breaker = (S.table(summary["breaker_events"], ["at_utc", "from", "to", "trigger", "reason"],
                        heads={"at_utc": "at (UTC)"})
                if summary["breaker_events"] else "<p>No breaker transitions.</p>")
@@ -219,7 +219,7 @@ the last mark. The list is also in <a href="trades.csv">trades.csv</a>.</p>
 <p>Tier counts: {S.json_text(summary["tiers"])}; regimes: {S.json_text(summary["regimes"])}</p>
 <h2 id="breaker">Circuit breaker</h2>{breaker}
 <h2 id="latency">Latency (ms, from the bar's publication)</h2>
-{S.table(lat_rows, ["hop", "n", "p50", "p90", "p99", "max"])}
+{S.latency(summary["latency_ms"])}
 <h2 id="rejections">Rejections</h2>{S.counts(summary["rejections"], "reason")}
 <p>Dead letters: {S.json_text(summary["dead_letters"])}</p>
 <script type="application/json" id="tm-chart-data">{_script_json(charts)}</script>

@@ -21,6 +21,13 @@
   const NO_POINTS = {show: false};        // hover still marks the point under the cursor
   const ratioPct = (u, v) => v == null ? "–" : (v * 100).toFixed(1) + " %";
 
+  // a flat run still gets readable axes: drawdown down to at least −1 %, positions ±25 %
+  const ddRange = (u, min) => [Math.min(-1, (min == null ? 0 : min) * 1.1), 0];
+  const posRange = (u, min, max) => {
+    const m = 1.1 * Math.max(0.25, Math.abs(min || 0), Math.abs(max || 0));
+    return [-m, m];
+  };
+
   function width(el) {
     return Math.max(320, (el.clientWidth || 900) - 4);
   }
@@ -112,6 +119,7 @@
     }), [e.t, e.strategy, e.buy_and_hold]);
     const dd = document.getElementById("chart-drawdown");
     make("drawdown", dd, base(dd, 150, "drawdown %", "equity", {
+      scales: {x: {time: true}, y: {range: ddRange}},
       series: [timeSeries(),
         {label: "drawdown", stroke: "#e03131", fill: "rgba(250,82,82,0.25)", width: 1,
          value: pct(2), points: NO_POINTS}],
@@ -123,6 +131,7 @@
     if (!el) return;
     const insts = Object.keys(p.series);
     make(name, el, base(el, 230, "position / equity", syncKey, {
+      scales: {x: {time: true}, y: {range: posRange}},
       series: [timeSeries()].concat(insts.map((i, k) => ({
         label: i, stroke: COLOURS[k % COLOURS.length], width: 1.5, value: ratioPct, points: NO_POINTS,
         paths: uPlot.paths.stepped({align: 1})}))),
@@ -159,6 +168,7 @@
     }), [c.t, c.production, c.challenger]);
     const dd = document.getElementById("chart-compare-drawdown");
     make("compareDrawdown", dd, base(dd, 150, "drawdown %", "compare", {
+      scales: {x: {time: true}, y: {range: ddRange}},
       series: [timeSeries(),
         {label: "production", stroke: COLOURS[0], width: 1, value: pct(2), spanGaps: true, points: NO_POINTS},
         {label: name, stroke: COLOURS[1], width: 1, value: pct(2), spanGaps: true, points: NO_POINTS}],

@@ -7,6 +7,7 @@ import calendar
 import html
 import json
 import math
+import re
 from typing import Any
 
 from tm_app.report.trades import COLUMNS as TRADE_COLUMNS
@@ -186,12 +187,13 @@ def models(meta: dict) -> str:
     cand = m.get("signal_candidate")
     out = table(rows, MODEL_COLS, heads={"created_utc": "registered (UTC)", "mean_ic": "OOS IC",
                                           "sharpe": "OOS Sharpe", "gate_passed": "gates"},
-                cell=_model_cell)
+                cell=_model_cell, cls="models")
     if cand:
         out += ("<h3>Newest signal candidate and its gates</h3>"
                 + table([cand], MODEL_COLS, heads={"created_utc": "registered (UTC)",
                                                    "mean_ic": "OOS IC", "sharpe": "OOS Sharpe",
-                                                   "gate_passed": "gates"}, cell=_model_cell))
+                                                   "gate_passed": "gates"}, cell=_model_cell,
+                                                   cls="models"))
     return out
 
 
@@ -213,8 +215,25 @@ def counts(by: dict[str, int], what: str) -> str:
     """``{reason: n}`` as a table, most frequent first."""
     if not by:
         return "<p>None.</p>"
-    rows = [{what: k, "count": n} for k, n in sorted(by.items(), key=lambda kv: -kv[1])]
+    merged: dict[str, int] = {}
+    for k, n in by.items():             # "…, have 17" and "…, have 23": one row
+        key = re.sub(r"\d+$", "…", k)
+        merged[key] = merged.get(key, 0) + n
+    rows = [{what: k, "count": n} for k, n in sorted(merged.items(), key=lambda kv: -kv[1])]
     return f'<div class="scroll">{table(rows, [what, "count"], cls="facts")}</div>'
+
+
+#: A hop slower than this is not a latency: the bars of an in-process backtest carry no wall
+#: time (ts_init 0), so "from the bar's publication" is undefined there.
+PLAUSIBLE_LATENCY_MS = 3_600_000.0
+
+
+def latency(lat: dict[str, dict]) -> str:
+    rows = [{"hop": k, **v} for k, v in lat.items()]
+    if any((r.get("p50") or 0) > PLAUSIBLE_LATENCY_MS for r in rows):
+        return ("<p>Not measured in this run: its bars carry no publication time (an "
+                "in-process backtest; the mesh replay, <code>tm demo</code>, measures it).</p>")
+    return table(rows, ["hop", "n", "p50", "p90", "p99", "max"])
 
 
 def json_text(v: Any) -> str:

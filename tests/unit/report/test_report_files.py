@@ -128,3 +128,13 @@ def test_models_unavailable_is_said_not_fatal(tmp_path):
     write_report(synthetic_run(), tmp_path, initial_equity=INITIAL, meta={"models": gone})
     assert "Model registry unavailable: model registry unreadable" in \
         (tmp_path / "report.html").read_text()
+
+
+def test_latency_without_a_wall_clock_is_said_and_rejections_fold_their_counts():
+    from tm_app.report import sections as S
+    real = {"bar→fill": {"n": 3, "p50": 4.2, "p90": 5.0, "p99": 6.0, "max": 7.0}}
+    assert "4.2000" in S.latency(real) and "Not measured" not in S.latency(real)
+    assert "Not measured" in S.latency({"bar→fill": {**real["bar→fill"], "p50": 1.7e12}})
+    page = S.counts({"VaR needs 60 aligned 4h returns, have 3": 3,
+                     "VaR needs 60 aligned 4h returns, have 17": 2, "skipped": 9}, "reason")
+    assert page.index("skipped") < page.index("have …") and "<td>5</td>" in page
