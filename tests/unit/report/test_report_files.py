@@ -138,3 +138,18 @@ def test_latency_without_a_wall_clock_is_said_and_rejections_fold_their_counts()
     page = S.counts({"VaR needs 60 aligned 4h returns, have 3": 3,
                      "VaR needs 60 aligned 4h returns, have 17": 2, "skipped": 9}, "reason")
     assert page.index("skipped") < page.index("have …") and "<td>5</td>" in page
+
+
+def test_the_console_summary_of_a_run_without_signals(tmp_path, capsys):
+    """An undefined IC is null in the summary; the demo's console lines still print."""
+    from tm_app.backtest import RunConfig
+    from tm_app.demo import report
+    from tm_app.mesh import ShadowRun
+
+    cfg = RunConfig(start_ms=T0, end_ms=T0 + N * 4 * 3_600_000, database_url="")
+    summary = report(synthetic_run(), cfg, tmp_path, {"mode": "test"},
+                     shadow=ShadowRun("cand-1", "ns:", synthetic_run(), {}))
+    assert summary["challenger"]["stats"]["signal_ic"]["all"] is None
+    assert "no database URL" in summary["meta"]["models"]["unavailable"]
+    out = capsys.readouterr().out
+    assert "challenger: 0 orders" in out and "IC –" in out and "report.html" in out
