@@ -17,7 +17,6 @@ from tm_app.backtest import RunConfig, run_backtest
 from tm_app.mesh import ShadowRun
 from tm_app.record import RunRecord
 from tm_app.report.html import write_report
-from tm_app.report.models import registry_models
 
 console = Console(width=None if sys.stdout.isatty() else 160)  # a log keeps the whole table
 DAY_MS = 86_400_000
@@ -100,10 +99,18 @@ def shadow_candidate(database_url: str, choice: str) -> str | None:
 
 
 def report(record: RunRecord, cfg: RunConfig, out_dir: Path, meta: dict,
-           shadow: ShadowRun | None = None) -> dict:
-    if "models" not in meta:      # the models used and their gates, from the registry now
-        meta = {**meta, "models": registry_models(cfg.database_url,
-                                                  shadow.candidate if shadow else None)}
+           shadow: ShadowRun | None = None, *, explain: bool = True) -> dict:
+    """Write the report; with ``explain``, a banner (what traded and why, next steps) ends the
+    console output and heads the report (``meta["banner"]``, ``meta["models"]``)."""
+    from tm_app.explain import banner, models_in_use
+    from tm_app.report.html import build_summary
+
+    if explain:
+        models = models_in_use(cfg.database_url) if cfg.database_url else None
+        pre = build_summary(record, initial_equity=float(cfg.initial_equity), meta={},
+                            challenger=shadow)
+        meta = {**meta, "banner": banner(pre, models, replay="paper" not in meta.get("mode", "")),
+                **({"models": models.as_meta()} if models else {})}
     summary = write_report(record, out_dir, initial_equity=float(cfg.initial_equity), meta=meta,
                            challenger=shadow)
     console.print(summary_table(summary, meta.get("mode", "run")))
@@ -120,6 +127,10 @@ def report(record: RunRecord, cfg: RunConfig, out_dir: Path, meta: dict,
                       f"({lat['n']} orders)")
     console.print(f"tiers {summary['tiers']}  regimes {summary['regimes']}  "
                   f"breaker events {len(summary['breaker_events'])}")
+    if meta.get("banner"):
+        from rich.panel import Panel
+        console.print(Panel("\n".join(meta["banner"]), title="what traded, and why",
+                            expand=False))
     console.print(f"report: {out_dir / 'report.html'} (numbers: {out_dir / 'report.json'})")
     return summary
 

@@ -31,6 +31,7 @@ from tm_sizer.config import SizerSettings
 from tm_app.backtest import RunConfig
 from tm_app.record import RunRecord
 from tm_app.shadow.spec import book_namespace, shadow_spec
+from tm_app.stack.env_scope import basic_env, service_env
 from tm_app.stack.services import BY_NAME
 from tm_app.stack.supervisor import ProcessSpec, Supervisor
 
@@ -66,7 +67,9 @@ SETTINGS: dict[str, type[CommonSettings]] = {
 def _specs(cfg: RunConfig, *, redis_url: str, namespace: str, data_dir: Path,
            port_offset: int) -> list[ProcessSpec]:
     """One process per service; its environment is its settings object rendered by ``to_env``
-    (shared fields, then ``cfg.extra_env``, then the service's own fields, which win)."""
+    (shared fields, then the part of ``cfg.extra_env`` its settings read, then the service's own
+    fields, which win). The supervisor adds only the basics of this process's environment
+    (``PATH``, locale, CA bundles…), so a secret in the caller's shell reaches no service."""
     port = {n: BY_NAME[n].port + port_offset for n in (*PIPELINE, "ingest")}
     sim = f"http://127.0.0.1:{port['exchange_sim']}"
     shared = {"redis_url": redis_url, "database_url": cfg.database_url, "namespace": namespace,
@@ -93,7 +96,7 @@ def _specs(cfg: RunConfig, *, redis_url: str, namespace: str, data_dir: Path,
     for n in (*PIPELINE, "ingest"):
         own = to_env(SETTINGS[n].from_values(**shared, service_name=n, http_port=port[n],
                                              **per.get(n, {})))
-        env = {**shared_env, **cfg.extra_env,
+        env = {**shared_env, **service_env(n, cfg.extra_env),
                **{k: v for k, v in own.items() if k not in shared_env}}
         specs.append(ProcessSpec(name=n, argv=[sys.executable, "-m", BY_NAME[n].module],
                                  env=env, port=port[n]))
@@ -160,6 +163,7 @@ def run_mesh(cfg: RunConfig, *, redis_url: str, data_dir: Path, port_offset: int
     names = [s.name for s in specs[:-1]]
     logs = data_dir / "logs"
     opts = {"grace_s": 15, **(supervisor_opts or {})}
+    opts.setdefault("base_env", basic_env())
     sup = Supervisor(specs[:-1], state_path=data_dir / "mesh.json", log_dir=logs, **opts)
     t0 = time.monotonic()
     sup.start()

@@ -9,7 +9,10 @@ else; no order can reach Bybit.
 
 The paper venue gets its prices from a relay in this process
 (:class:`tm_app.paper_relay.BarRelay`): the bars and funding rates ingest publishes are pushed to
-the venue, so its marks are the bars ingest received.
+the venue, so its marks are the bars ingest received. Intra-bar protection is on: ingest polls
+the public ticker every ``TM_INGEST_MARK_POLL_S`` (60 s) onto ``md.mark``, the portfolio values
+the book at those marks and risk's breaker acts on them between bar closes (the venue's own
+marks stay the bar closes, so a flatten fills there at the last pushed close).
 
 Everything is persisted as in production: each run has its own stream namespace
 (``tmpaper:<run id>:``), the services write their usual tables to ``TM_DATABASE_URL`` or to
@@ -41,6 +44,7 @@ from tm_common.settings import CommonSettings, to_env
 
 from tm_app.paper_relay import BarRelay
 from tm_app.shadow.spec import book_namespace, shadow_spec
+from tm_app.stack.env_scope import basic_env
 from tm_app.stack.services import BY_NAME
 from tm_app.stack.supervisor import ProcessSpec, Supervisor
 
@@ -67,6 +71,7 @@ class PaperConfig:
     port_offset: int = 0
     backfill_bars: int = 500
     backfill_start_ms: int | None = None
+    mark_poll_s: float = 60.0              # ingest's intra-bar ticker marks (0 = off)
     admin_token: str | None = None
     shadow: str | None = None              # a signal candidate traded in a shadow book beside
 
@@ -99,7 +104,7 @@ def specs(cfg: PaperConfig) -> list[ProcessSpec]:
         "portfolio": {"initial_equity": cfg.initial_equity},
         "ingest": {"bybit_rest_url": cfg.market_rest_url, "bybit_ws_url": cfg.market_ws_url,
                    "deribit_url": cfg.deribit_url, "backfill_bars": cfg.backfill_bars,
-                   "backfill_start_ms": cfg.backfill_start_ms},
+                   "backfill_start_ms": cfg.backfill_start_ms, "mark_poll_s": cfg.mark_poll_s},
     }
     shared_env = to_env(CommonSettings.from_values(**shared))
     out = []
@@ -124,8 +129,9 @@ class PaperRun:
         self.cfg, self.state_path, self.log = cfg, state_path, log
         all_specs = specs(cfg)
         logs = cfg.paper_dir / "logs"
-        self.sup = Supervisor(all_specs[:-1], log_dir=logs, grace_s=15)
-        self.ingest = Supervisor(all_specs[-1:], log_dir=logs, grace_s=15)
+        base = basic_env()          # no secret of the caller's shell reaches a service
+        self.sup = Supervisor(all_specs[:-1], log_dir=logs, grace_s=15, base_env=base)
+        self.ingest = Supervisor(all_specs[-1:], log_dir=logs, grace_s=15, base_env=base)
         self.relay = BarRelay(cfg.redis_url, cfg.namespace, cfg.venue_url, cfg.admin_token)
         self.stop_requested = threading.Event()
         self.running = False
@@ -199,7 +205,8 @@ def run_doc(cfg: PaperConfig, started: datetime) -> dict:
     return {"namespace": cfg.namespace, "started_at": started.isoformat(),
             "symbols": list(cfg.symbols), "initial_equity": str(cfg.initial_equity),
             "venue": cfg.venue_url, "market_rest_url": cfg.market_rest_url,
-            "market_ws_url": cfg.market_ws_url, "shadow": cfg.shadow}
+            "market_ws_url": cfg.market_ws_url, "shadow": cfg.shadow,
+            "mark_poll_s": cfg.mark_poll_s}
 
 
 def read_last_run(paper_dir: Path) -> dict | None:
@@ -217,6 +224,7 @@ def write_paper_report(redis_url: str, run: dict, out_dir: Path, extra_meta: dic
     from tm_app.backtest import RunConfig
     from tm_app.demo import report
     from tm_app.mesh import _read
+    from tm_app.report.html import INTRABAR_KEY, intrabar_marks
 
     record = asyncio.run(_read(redis_url, run["namespace"]))
     opens = [b.open_time_ms for b in record.bars] or [0]
@@ -225,7 +233,8 @@ def write_paper_report(redis_url: str, run: dict, out_dir: Path, extra_meta: dic
         else "no bars yet"
     meta = {"mode": "paper (live prices, local paper venue)", "window": window,
             "namespace": run["namespace"], "market_data": run.get("market_ws_url"),
-            "venue": run.get("venue"), "started_at": run.get("started_at"), **extra_meta}
+            "venue": run.get("venue"), "started_at": run.get("started_at"),
+            INTRABAR_KEY: intrabar_marks("paper", run.get("mark_poll_s")), **extra_meta}
     cfg = RunConfig(start_ms=min(opens), end_ms=max(opens), database_url=database_url,
                     symbols=tuple(run.get("symbols", ())),
                     initial_equity=Decimal(run.get("initial_equity", "100000")))
@@ -314,7 +323,7 @@ def paper(symbols: Annotated[str | None, typer.Option(help="Comma-separated.")] 
             namespace=f"tmpaper:{started:%Y%m%d-%H%M%S}:", market_rest_url=ingest.bybit_rest_url,
             market_ws_url=ingest.bybit_ws_url, deribit_url=ingest.deribit_url, symbols=syms,
             initial_equity=eq, port_offset=port_offset, backfill_bars=ingest.backfill_bars,
-            backfill_start_ms=ingest.backfill_start_ms,
+            backfill_start_ms=ingest.backfill_start_ms, mark_poll_s=ingest.mark_poll_s,
             admin_token=settings.admin_token.get_secret_value() if settings.admin_token else None,
             shadow=challenger)
         (paper_dir / LAST_RUN).write_text(json.dumps(run_doc(cfg, started), indent=2))

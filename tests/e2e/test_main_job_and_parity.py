@@ -50,6 +50,10 @@ def test_main_command_on_embedded_defaults_writes_the_report(demo_run):
     assert ch["candidate"].startswith("signal-") and ch["counts"]["bars"] == 3 * 90
     assert ch["counts"]["snapshots"] == 90 and "Production vs challenger" in html
     assert "challenger in shadow" in p.stdout
+    # it explains itself: what traded and why, then the next steps, in the output and the report
+    assert "what traded, and why" in p.stdout and "next steps:" in p.stdout
+    assert doc["meta"]["banner"][0].startswith("production traded")
+    assert doc["meta"]["models"]["regime"] and '<div class="banner">' in html
 
 
 def test_mesh_replay_equals_in_process_backtest(demo_run, redis_url, tmp_path):

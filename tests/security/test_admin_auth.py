@@ -7,8 +7,8 @@ added later without being listed here fails the first test instead of going unno
 - risk: ``POST /breaker/trip``, ``POST /breaker/kill``, ``POST /breaker/reset``
   (``TM_ADMIN_TOKEN`` bearer; 403 when the service has no token configured);
 - exchange sim: ``POST /sim/clock``, ``/sim/faults``, ``/sim/reset``, and the live-feed mode's
-  ``/sim/bars``, ``/sim/funding`` (``TM_ADMIN_TOKEN`` bearer
-  when one is configured: without one the sim is an open development venue, as ``tm demo`` runs
+  ``/sim/bars``, ``/sim/funding`` (``TM_ADMIN_TOKEN`` bearer, checked on the headers before the
+  body is read, when one is configured: without one the sim is an open development venue, as ``tm demo`` runs
   it; the Helm chart always sets one), and the Bybit private API (``/v5/order/*``,
   ``/v5/position/*``, ``/v5/execution/list``, ``/v5/account/*``), authenticated like Bybit by an
   HMAC signature with the API key's secret;
@@ -237,8 +237,12 @@ def test_sim_controls_and_private_api_need_credentials(service):
             assert r.headers["www-authenticate"] == "Bearer"
             assert r.json()["detail"] in ("admin token required: missing bearer token",
                                           "admin token required: invalid bearer token"), r.text
-        # Authentication comes before validation: an unauthenticated caller learns no schema.
+        # Authentication comes before validation: an unauthenticated caller learns no schema,
+        # and before the body is read: malformed JSON is a 401 too, not a 422.
         r = sim.post(path, json={"not_a_field": 1})
+        assert r.status_code == 401, r.text
+        r = sim.post(path, header=f"Bearer {WRONG_TOKEN}", content=b"{not json",
+                     headers={"Content-Type": "application/json"})
         assert r.status_code == 401, r.text
 
     # The Bybit private API: unsigned, unknown key, bad signature, stale timestamp → refused.

@@ -10,7 +10,8 @@
   ``ssl_ca_certs``/``ssl_certfile``/``ssl_keyfile``), end to end in a service process; without the
   CA, without a client certificate, or with ``redis://`` the error says what is wrong.
 - PostgreSQL: ``?sslmode=require`` (libpq's spelling) and ``?ssl=require`` (asyncpg's) give an
-  encrypted session to a server with ``ssl=on``; ``verify-full`` checks the server against the CA.
+  encrypted session to a server with ``ssl=on``; ``verify-full`` checks the server against the CA,
+  given as ``PGSSLROOTCERT`` or, the documented production setting, as ``sslrootcert`` in the URL.
   (The mesh in test_secrets_never_leak runs every service with ``?sslmode=require``.)
 """
 
@@ -241,33 +242,65 @@ def test_service_process_over_tls_with_an_acl_user(tls_redis, certs, service):
 
 
 # -- PostgreSQL TLS ------------------------------------------------------------------------------
-def test_postgres_ssl_options(private_pg, certs, monkeypatch):
+def _pg_session_ssl(url: str) -> bool:
+    """Connect with ``make_engine(url)``: whether the session is encrypted (pg_stat_ssl)."""
     import sqlalchemy as sa
     from tm_common.db import make_engine
-    from tm_common.db.migrate import migrate
 
-    async def session(url: str):
+    async def go() -> bool:
         engine = make_engine(url)
         try:
             async with engine.connect() as conn:
-                return (await conn.execute(sa.text(
-                    "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()"))).scalar()
+                return bool((await conn.execute(sa.text(
+                    "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()"))).scalar())
         finally:
             await engine.dispose()
 
-    assert asyncio.run(session(private_pg.url(query="?sslmode=require"))) is True
-    assert asyncio.run(session(private_pg.url(query="?ssl=require"))) is True
-    assert asyncio.run(session(private_pg.url(query="?sslmode=disable"))) is False
+    return asyncio.run(go())
+
+
+def test_postgres_ssl_options(private_pg, certs, monkeypatch):
+    from tm_common.db.migrate import migrate
+
+    session = _pg_session_ssl
+    assert session(private_pg.url(query="?sslmode=require")) is True
+    assert session(private_pg.url(query="?ssl=require")) is True
+    assert session(private_pg.url(query="?sslmode=disable")) is False
     migrate(private_pg.url(query="?sslmode=require"))          # what every service runs first
 
     with pytest.raises(Exception) as e:                       # no CA to verify the server with
-        asyncio.run(session(private_pg.url(query="?sslmode=verify-full")))
+        session(private_pg.url(query="?sslmode=verify-full"))
     assert "root certificate" in str(e.value) and not leaks(str(e.value)), str(e.value)
     monkeypatch.setenv("PGSSLROOTCERT", str(certs["ca"]))      # libpq's variable, read by asyncpg
-    assert asyncio.run(session(private_pg.url(query="?sslmode=verify-full"))) is True
+    assert session(private_pg.url(query="?sslmode=verify-full")) is True
 
     with pytest.raises(Exception) as e:
-        asyncio.run(session(private_pg.url(password="SECwrong-db-pw")))
+        session(private_pg.url(password="SECwrong-db-pw"))
     assert "password authentication failed" in str(e.value), str(e.value)
     assert not leaks(str(e.value), {**SECRETS, "wrong": "SECwrong-db-pw"}), str(e.value)
 
+
+def test_postgres_verify_full_with_the_ca_file_in_the_url(private_pg, certs, tmp_path,
+                                                           monkeypatch):
+    """The documented production setting: ``?sslmode=verify-full&sslrootcert=<CA file>`` (the
+    CA mounted from a Secret) connects and migrates; a server whose certificate another CA
+    signed is refused; no environment variable is needed."""
+    import subprocess
+
+    from tm_common.db.migrate import migrate
+
+    monkeypatch.delenv("PGSSLROOTCERT", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))              # no ~/.postgresql/root.crt either
+    query = f"?sslmode=verify-full&sslrootcert={certs['ca']}"
+    assert _pg_session_ssl(private_pg.url(query=query)) is True
+    migrate(private_pg.url(query=query))
+    assert _pg_session_ssl(private_pg.url(query=query.replace("verify-full", "verify-ca")))
+
+    other = tmp_path / "other-ca.crt"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout",
+                    str(tmp_path / "other-ca.key"), "-out", str(other), "-days", "1", "-subj",
+                    "/CN=not-the-db-ca"], check=True, capture_output=True, timeout=60)
+    with pytest.raises(Exception) as e:
+        _pg_session_ssl(private_pg.url(query=f"?sslmode=verify-full&sslrootcert={other}"))
+    assert "certificate verify failed" in str(e.value), str(e.value)
+    assert not leaks(str(e.value)), str(e.value)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import json
+import math
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
@@ -24,7 +25,7 @@ from tm_common.instruments import parse_symbols
 from tm_common.models.bundle import BundleError
 from tm_common.models.registry import ModelRegistry, RegistryError
 
-from tm_trainer.config import DEFAULT_INSTRUMENTS, TrainConfig
+from tm_trainer.config import DEFAULT_INSTRUMENTS, GateConfig, TrainConfig
 from tm_trainer.data import DataError
 from tm_trainer.sources import SOURCES
 
@@ -125,6 +126,12 @@ def train(
     history_dir: Annotated[Path | None, typer.Option(help="CSV history folder.")] = None,
     report_json: Annotated[Path | None, typer.Option(help="Write the OOS report here.")] = None,
     progress: Annotated[bool, typer.Option("--progress/--no-progress")] = True,
+    gate_min_ic: Annotated[float, typer.Option(
+        envvar="TM_TRAIN_GATE_MIN_IC", help="Promotion gate: OOS mean IC at least this "
+        "(recorded with the model).")] = GateConfig.min_ic,
+    gate_min_sharpe: Annotated[float, typer.Option(
+        envvar="TM_TRAIN_GATE_MIN_SHARPE", help="Promotion gate: OOS Sharpe after costs above "
+        "this (recorded with the model).")] = GateConfig.min_sharpe,
 ) -> None:
     """Train (walk-forward + gates), register the candidates, promote those that pass."""
     if ctx.invoked_subcommand is not None:  # e.g. `tm train rl ...` mounted below this group
@@ -132,8 +139,10 @@ def train(
     try:
         syms = parse_symbols(instruments)
         end: dict[str, Any] = {"train_end_ms": parse_time_ms(train_end)} if train_end else {}
+        if not (math.isfinite(gate_min_ic) and math.isfinite(gate_min_sharpe)):
+            raise ValueError("--gate-min-ic and --gate-min-sharpe must be finite numbers")
         cfg = TrainConfig(instruments=syms, horizon_bars=horizon, seed=seed, history_dir=history_dir,
-                          **end)
+                          gates=GateConfig(min_ic=gate_min_ic, min_sharpe=gate_min_sharpe), **end)
         if fast:
             cfg = cfg.fast()
         if windows is not None:
@@ -142,6 +151,10 @@ def train(
             raise ValueError(f"--source must be one of {', '.join(SOURCES)}, not {source!r}")
     except (ValueError, typer.BadParameter) as e:
         fail(str(e), 2)
+    if cfg.gates != GateConfig():
+        typer.echo(f"gates changed from the defaults (IC >= {GateConfig.min_ic}, Sharpe > "
+                   f"{GateConfig.min_sharpe}) to IC >= {cfg.gates.min_ic}, Sharpe > "
+                   f"{cfg.gates.min_sharpe}: a configuration choice, recorded with the model")
     settings = _settings()
     run_one_line(_train(cfg, settings, update=update, promote=not no_promote,
                         regime=regime and not update, publish=publish, report_json=report_json,

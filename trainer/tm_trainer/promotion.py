@@ -59,7 +59,10 @@ def decide(ev: Evidence, *, reason: str | None, force: bool, min_days: float) ->
     if short is None:
         return Decision(reason or "manual promote", summary)
     if not force:
-        raise PromotionRefused(f"{short}; run it in a shadow book in paper or live mode "
+        refused = ev.walk_forward.get("gate_passed") is False
+        gates = f" (its walk-forward gates refused it: {ev.walk_forward.get('why')})" \
+            if refused else ""
+        raise PromotionRefused(f"{short}{gates}; run it in a shadow book in paper or live mode "
                                f"(tm shadow --candidate {ev.version}), or promote with --force "
                                "and a --reason")
     if not reason or not reason.strip():

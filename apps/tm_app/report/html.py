@@ -47,10 +47,28 @@ def book_summary(rec: RunRecord, *, initial_equity: float) -> dict:
                        "snapshots": len(rec.snapshots)}}
 
 
+INTRABAR_KEY = "intra-bar marks"
+
+
+def intrabar_marks(mode: str, poll_s: float | None = None) -> str:
+    """What the report says about intra-bar marks: ``off (replay)`` / ``off (backtest)`` for a
+    run on recorded bars (no ticker is polled, the breaker acts at bar closes only), else ``on,
+    every N s`` (``poll_s``: ingest's ``TM_INGEST_MARK_POLL_S``; 0 = ``off``)."""
+    for kind in ("replay", "backtest"):
+        if kind in mode:
+            return f"off ({kind})"
+    if poll_s is None:
+        return "not recorded"
+    return f"on, every {poll_s:g} s" if poll_s > 0 else "off (TM_INGEST_MARK_POLL_S=0)"
+
+
 def build_summary(rec: RunRecord, *, initial_equity: float, meta: dict,
                   challenger: Any = None) -> dict:
     """The report's numbers (what report.json holds, before :func:`strict`). ``challenger``: a
-    shadow book's run (``candidate``, ``namespace``, ``record``), under ``"challenger"``."""
+    shadow book's run (``candidate``, ``namespace``, ``record``), under ``"challenger"``.
+    ``meta`` gets :data:`INTRABAR_KEY` from its ``mode`` unless the caller said (paper does)."""
+    meta = {**meta,
+            INTRABAR_KEY: meta.get(INTRABAR_KEY) or intrabar_marks(str(meta.get("mode", "")))}
     lat = {k: percentiles(v) for k, v in rec.latencies_ms().items()}
     extra = {} if challenger is None else {"challenger": {
         "candidate": challenger.candidate, "namespace": challenger.namespace,
@@ -165,8 +183,8 @@ table.compare td{white-space:normal;max-width:30em;text-align:left}
 .scroll{max-height:520px;overflow:auto;border:1px solid #dee2e6;display:inline-block;max-width:100%}
 .scroll table{margin:0}.scroll thead th{position:sticky;top:0}
 .banner{background:#fff9db;border:1px solid #fcc419;border-radius:6px;padding:.6em 1.2em;
-margin:1em 0 1.4em;font-size:16px}.banner h2{margin:.2em 0;border:0;font-size:18px}
-.banner ul{margin:.3em 0;padding-left:1.2em}
+margin:1em 0 1.4em;font-size:15px}.banner h2{margin:.2em 0 .4em;border:0;font-size:18px}
+.banner .line{white-space:pre-wrap}
 .chart{width:100%;margin:.4em 0 1em}.note{color:#495057;font-size:13px;margin:.2em 0}
 .legend-swatch{display:inline-block;width:.9em;height:.9em;vertical-align:middle;
 margin:0 .25em 0 .8em;border:1px solid #ced4da}
@@ -233,7 +251,7 @@ def write_report(rec: RunRecord, out_dir: Path, *, initial_equity: float, meta: 
     """Write ``report.html``, ``report.json`` and ``trades.csv`` to ``out_dir``; returns the
     summary (as written to report.json). ``challenger``: a shadow book's run, shown side by side
     with production. ``meta["banner"]`` (lines) opens the page; ``meta["models"]``
-    (:func:`tm_app.report.models.registry_models`) fills "Models and their gates"."""
+    (:meth:`tm_app.explain.ModelsInUse.as_meta`) fills "Models and their gates"."""
     out_dir.mkdir(parents=True, exist_ok=True)
     summary = strict(build_summary(rec, initial_equity=initial_equity, meta=meta,
                                    challenger=challenger))

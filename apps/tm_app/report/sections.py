@@ -43,14 +43,15 @@ def table(rows: list[dict], cols: list[str], *, heads: dict[str, str] | None = N
 
 
 def banner(meta: dict) -> str:
-    """``meta["banner"]`` (lines: what traded and why) as the page's first box."""
+    """``meta["banner"]`` (lines: what traded and why, then the next steps; indentation kept)
+    as the page's first box."""
     lines = meta.get("banner")
     if not lines:
         return ""
     if isinstance(lines, str):
         lines = lines.splitlines()
-    items = "".join(f"<li>{html.escape(str(x))}</li>" for x in lines)
-    return f'<section class="banner" id="banner"><h2>What traded and why</h2><ul>{items}</ul></section>'
+    body = "".join(f'<div class="line">{html.escape(str(x))}</div>' for x in lines)
+    return f'<div class="banner"><h2 id="banner">What traded and why</h2>{body}</div>'
 
 
 def run_facts(meta: dict) -> str:
@@ -168,32 +169,28 @@ def monthly_returns(rows: list[dict]) -> str:
             f"<tbody>{body}</tbody></table>")
 
 
-MODEL_COLS = ["kind", "version", "stage", "instrument", "created_utc", "gate_passed", "mean_ic",
-              "sharpe", "why"]
+MODEL_COLS = ["kind", "version", "stage", "gate_passed", "mean_ic", "sharpe", "why"]
+MODEL_HEADS = {"mean_ic": "OOS IC", "sharpe": "OOS Sharpe", "gate_passed": "gates"}
 
 
 def models(meta: dict) -> str:
-    """The models used (the registry's production of each kind) and the signal candidate's
-    gate results, from ``meta["models"]``."""
+    """The models used (the registry's production version of each kind) and the newest signal
+    candidate's gate results, from ``meta["models"]`` (:meth:`tm_app.explain.ModelsInUse.as_meta`:
+    ``{"signal", "regime", "rl": version or None, "signal_candidate": {...} or None}``)."""
     m = meta.get("models")
     if not m:
-        return "<p>Not recorded for this run.</p>"
-    if "unavailable" in m:
-        return f'<p class="warn">Model registry unavailable: {html.escape(str(m["unavailable"]))}</p>'
-    rows: list[dict[str, Any]] = []
-    for kind, recs in (m.get("production") or {}).items():
-        rows += recs or [{"kind": kind, "version": "none in production",
-                          "why": "trading flat" if kind == "signal" else ""}]
+        return ('<p class="warn">Model registry unavailable: the models this run used are not '
+                "recorded (no registry for this run, or it could not be read).</p>")
+    rows = [{"kind": k, "version": m.get(k) or "none in production",
+             "stage": "production" if m.get(k) else DASH,
+             "why": "trading flat" if k == "signal" and not m.get(k) else ""}
+            for k in ("signal", "regime", "rl")]
+    out = table(rows, MODEL_COLS, heads=MODEL_HEADS, cell=_model_cell, cls="models")
     cand = m.get("signal_candidate")
-    out = table(rows, MODEL_COLS, heads={"created_utc": "registered (UTC)", "mean_ic": "OOS IC",
-                                          "sharpe": "OOS Sharpe", "gate_passed": "gates"},
-                cell=_model_cell, cls="models")
     if cand:
         out += ("<h3>Newest signal candidate and its gates</h3>"
-                + table([cand], MODEL_COLS, heads={"created_utc": "registered (UTC)",
-                                                   "mean_ic": "OOS IC", "sharpe": "OOS Sharpe",
-                                                   "gate_passed": "gates"}, cell=_model_cell,
-                                                   cls="models"))
+                + table([{"kind": "signal", **cand}], MODEL_COLS, heads=MODEL_HEADS,
+                        cell=_model_cell, cls="models"))
     return out
 
 

@@ -29,6 +29,7 @@ from rich.console import Console
 
 from tm_app.cli import register
 from tm_app.stack import stack
+from tm_app.stack.env_scope import unread_env
 from tm_app.stack.services import UnknownServiceError, build_specs, missing_reason, select
 from tm_app.stack.supervisor import Supervisor
 
@@ -40,8 +41,11 @@ ServicesOpt = Annotated[str | None, typer.Option(
 
 
 def fail(message: str, code: int = 1) -> NoReturn:
-    """Print one ``error:`` line on stderr and exit with ``code``."""
-    typer.echo(f"error: {message}", err=True)
+    """Print one ``error:`` line on stderr and exit with ``code``; a URL's password in it
+    (netloc or query string) is shown as ``***``."""
+    from tm_common.logging import redact_url
+
+    typer.echo(f"error: {redact_url(message)}", err=True)
     raise typer.Exit(code)
 
 
@@ -97,6 +101,11 @@ def up(services: ServicesOpt = None,
     except stack.StackError as e:
         fail(str(e))
     specs = build_specs(runnable, env, port_offset=port_offset)
+    if not checked:
+        unread = unread_env([s.name for s in runnable], env, also=[stack.StackSettings])
+        if unread:
+            typer.echo(f"warning: no service started reads {', '.join(unread)} (a typo?)",
+                       err=True)
     if not foreground:
         lock.release()  # the detached supervisor takes it
         _up_detached(settings, [s.name for s in runnable], env, port_offset, grace_s)

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from tm_common.ports import SERVICE_PORTS
 
+from tm_app.stack.env_scope import service_env
 from tm_app.stack.supervisor import ProcessSpec
 
 
@@ -91,15 +92,19 @@ def missing_reason(module: str) -> str | None:
 
 def build_specs(services: Sequence[ServiceDef], env: Mapping[str, str], *,
                 python: str = sys.executable, port_offset: int = 0) -> list[ProcessSpec]:
-    """One :class:`ProcessSpec` per service: ``env`` plus ``TM_SERVICE_NAME``, ``TM_HTTP_PORT``.
+    """One :class:`ProcessSpec` per service: the part of ``env`` that service's settings read
+    (:func:`tm_app.stack.env_scope.service_env`), plus ``TM_SERVICE_NAME``, ``TM_HTTP_PORT``.
 
-    ``env`` carries what every service shares (``TM_REDIS_URL``, ``TM_DATABASE_URL``,
-    ``TM_DATA_DIR``); ``port_offset`` is added to each default port (several stacks on one host).
+    ``env`` is the whole environment with the resolved shared settings (``TM_REDIS_URL``,
+    ``TM_DATABASE_URL``, ``TM_DATA_DIR``); ``port_offset`` is added to each default port
+    (several stacks on one host). The supervisor adds nothing to a spec's environment
+    (``base_env={}``), so a service sees only its own variables.
     """
     specs = []
     for s in services:
         port = s.port + port_offset
         specs.append(ProcessSpec(
             name=s.name, argv=[python, "-m", s.module], port=port,
-            env={**env, "TM_SERVICE_NAME": s.name, "TM_HTTP_PORT": str(port)}))
+            env={**service_env(s.name, env), "TM_SERVICE_NAME": s.name,
+                 "TM_HTTP_PORT": str(port)}))
     return specs

@@ -116,16 +116,11 @@ class SupervisorLock:
 
 
 def redact(url: str) -> str:
-    """``url`` with its password replaced by ``***``."""
-    from sqlalchemy.engine import make_url
+    """``url`` with its password replaced by ``***``: in the netloc and in any query parameter
+    named like a secret (``?password=``, ``?sslpassword=``, ``?token=``)."""
+    from tm_common.logging import redact_url
 
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:  # noqa: BLE001 - not a SQLAlchemy URL (e.g. redis://): best effort
-        if "@" in url and "://" in url:
-            scheme, rest = url.split("://", 1)
-            return f"{scheme}://***@{rest.rsplit('@', 1)[1]}"
-        return url
+    return redact_url(url)
 
 
 def service_table(settings: StackSettings) -> tuple:

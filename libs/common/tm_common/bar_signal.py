@@ -3,14 +3,15 @@ bar, the fields of ``signal.generated`` that a decision reads (:mod:`tm_common.e
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True)
 class BarSignal:
     """``direction`` in {-1, 0, 1}; ``probability`` of an up move and ``confidence`` ``|2p - 1|``,
     both in [0, 1]; ``live_ic``: the live information coefficient (``None`` until enough
-    predictions matured); ``ts_event_ns``: the bar's close, ns."""
+    predictions matured); ``ts_event_ns``: the bar's close, ns; ``live_ic_n``: how many matured
+    predictions the live IC is computed over (its significance depends on it)."""
 
     instrument: str
     bar_time_ms: int
@@ -19,3 +20,4 @@ class BarSignal:
     confidence: float
     live_ic: float | None
     ts_event_ns: int
+    live_ic_n: int = field(default=0, kw_only=True)

@@ -12,7 +12,11 @@ carries them without passing them along.
 
 Secrets never reach the output: the :class:`Redactor` replaces the value of every key named like
 ``*secret*``, ``*api_key*``, ``*token*``, ``*password*`` and every occurrence of a ``SecretStr``
-value from the settings (in messages, exception traces, nested dicts) with ``"***"``.
+value from the settings (in messages, exception traces, nested dicts) with ``"***"``; likewise
+the password of every connection URL in the settings, whether in its netloc
+(``redis://user:pw@host``) or its query string (``?password=pw``, ``?sslpassword=``, ``?token=``:
+any parameter named like a secret). Whatever the settings, a URL in any text has its netloc
+password and secret-named query parameters replaced too (:func:`redact_url`).
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ import sys
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any, TextIO
-from urllib.parse import urlsplit
+from urllib.parse import unquote, unquote_plus, urlsplit
 
 import structlog
 from pydantic import BaseModel, SecretBytes, SecretStr
@@ -36,6 +40,40 @@ REDACTED = "***"
 
 # Matched against key names, case-insensitively. "apikey"/"api-key" are common spellings too.
 SECRET_KEY_RE = re.compile(r"secret|api[_-]?key|token|password|passwd|authorization", re.IGNORECASE)
+
+# A URL's netloc password (``scheme://user:PASSWORD@``) and a query parameter named like a secret
+# (``?password=…``, ``&sslpassword=…``, ``&api_key=…``), wherever they occur in a text.
+_USERINFO_PASSWORD_RE = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.\-]*://[^/?#@\s:]*:)"
+                                   r"(?P<value>[^@\s/?#]+)(?=@)")
+_QUERY_SECRET_RE = re.compile(r"(?P<head>[?&;][A-Za-z0-9_.\-]*"
+                              r"(?:secret|api[_-]?key|token|password|passwd)"
+                              r"[A-Za-z0-9_.\-]*=)(?P<value>[^&#;\s\"'<>]+)", re.IGNORECASE)
+
+
+def redact_url(text: str) -> str:
+    """``text`` with every URL's netloc password and secret-named query parameters replaced by
+    ``***`` (``postgresql://tm:***@db/tm?sslmode=require&password=***``); the rest unchanged."""
+    if "=" in text:
+        text = _QUERY_SECRET_RE.sub(lambda m: m["head"] + REDACTED, text)
+    if "://" in text and "@" in text:
+        text = _USERINFO_PASSWORD_RE.sub(lambda m: m["head"] + REDACTED, text)
+    return text
+
+
+def url_secrets(url: str) -> list[str]:
+    """The secrets a connection URL carries, as written and decoded: its netloc password and the
+    value of each query parameter named like a secret (:data:`SECRET_KEY_RE`)."""
+    try:
+        parts = urlsplit(url)
+        password = parts.password
+    except ValueError:
+        return []
+    found = [password, unquote(password)] if password else []
+    for raw in parts.query.replace(";", "&").split("&"):
+        key, sep, value = raw.partition("=")
+        if sep and value and SECRET_KEY_RE.search(unquote_plus(key)):
+            found += [value, unquote_plus(value)]
+    return list(dict.fromkeys(found))
 
 
 def settings_secrets(settings: BaseModel | None) -> list[str]:
@@ -53,13 +91,8 @@ def settings_secrets(settings: BaseModel | None) -> list[str]:
             elif isinstance(v, BaseModel):
                 walk(v)
             elif isinstance(v, str) and "://" in v:
-                # a password inside a connection URL (redis://user:pw@host, postgresql://...)
-                try:
-                    pw = urlsplit(v).password
-                except ValueError:
-                    pw = None
-                if pw:
-                    out.append(pw)
+                # a password inside a connection URL (redis://user:pw@host, ?password=pw)
+                out.extend(url_secrets(v))
 
     if settings is not None:
         walk(settings)
@@ -100,7 +133,7 @@ class Redactor:
         for s in self.secrets:
             if s in text:
                 text = text.replace(s, REDACTED)
-        return text
+        return redact_url(text)
 
     def __call__(self, logger: Any, method: str, event_dict: EventDict) -> dict[str, Any]:
         """structlog processor."""

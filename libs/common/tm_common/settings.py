@@ -70,7 +70,7 @@ APP_ENV_PREFIXES = MappingProxyType({"shadow": "TM_SHADOW_"})
 # and the Helm chart's Redis password (expanded into TM_REDIS_URL by Kubernetes).
 ALLOWED_ENV: tuple[str, ...] = ("TM_TEST_*", "TM_BENCH_*", "TM_SERVICES_FILE", "TM_PG_BIN",
                                 "TM_REDIS_PASSWORD", "TM_DB_PASSWORD", "TM_IMAGE",
-                                "TM_PROMOTE_MIN_SHADOW_DAYS")
+                                "TM_PROMOTE_MIN_SHADOW_DAYS", "TM_TRAIN_GATE_*")
 
 
 def _split_symbols(v: Any) -> tuple[str, ...]:

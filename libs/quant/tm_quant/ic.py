@@ -26,6 +26,32 @@ def average_ranks(x: np.ndarray) -> np.ndarray:
     return ranks
 
 
+#: One-sided 5 % normal quantile: the default bar for "significantly" positive/negative live IC.
+IC_SIGNIFICANCE_Z = 1.645
+
+
+def ic_t_stat(ic: float, n: int) -> float:
+    """t statistic of a correlation ``ic`` over ``n`` pairs: ic·sqrt((n − 2) / (1 − ic²)) (NaN
+    with fewer than 3 pairs or a non-finite ic; ±inf at |ic| = 1)."""
+    if n < 3 or not np.isfinite(ic):
+        return float("nan")
+    if abs(ic) >= 1.0:
+        return float(np.copysign(np.inf, ic))
+    return float(ic * np.sqrt((n - 2) / (1.0 - ic * ic)))
+
+
+def ic_significance(ic: float | None, n: int, z: float = IC_SIGNIFICANCE_Z) -> str:
+    """``"positive"`` / ``"negative"`` when the live IC's t statistic over its ``n`` matured
+    predictions passes ±``z`` (a one-sided test at the normal quantile ``z``), else ``"none"``
+    (also for no IC yet)."""
+    if ic is None:
+        return "none"
+    t = ic_t_stat(ic, n)
+    if not np.isfinite(t) and not np.isinf(t):
+        return "none"
+    return "positive" if t >= z else "negative" if t <= -z else "none"
+
+
 def spearman(pred: np.ndarray, realised: np.ndarray,
              rank: Callable[[np.ndarray], np.ndarray] = average_ranks) -> float:
     """Spearman correlation of two float64 arrays of one length, in [-1, 1]. NaN pairs are

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import structlog
@@ -18,6 +17,7 @@ from tm_exchange_sim.faults import FaultConfig, FaultInjector, RateLimiter
 from tm_exchange_sim.feed import ReplayFeed
 from tm_exchange_sim.gateway import Gateway
 from tm_exchange_sim.health import add_service_routes
+from tm_exchange_sim.http_guard import HttpGuard
 from tm_exchange_sim.metrics import SimMetrics
 from tm_exchange_sim.routes_market import add_market_routes
 from tm_exchange_sim.routes_sim import add_sim_routes
@@ -42,24 +42,26 @@ def fault_config(settings: ExchangeSimSettings) -> FaultConfig:
                        rate_limit_per_s=settings.sim_rate_limit_per_s)
 
 
-def _finite(v: Any) -> Any:
-    """``v`` with NaN/Infinity floats as text: JSON (and Starlette's encoder) has no such values."""
-    if isinstance(v, float) and not math.isfinite(v):
-        return str(v)
-    if isinstance(v, dict):
-        return {k: _finite(x) for k, x in v.items()}
-    if isinstance(v, list):
-        return [_finite(x) for x in v]
-    return v
+# What a 422 says about each error: never the ``input`` (nor ``ctx``/``url``, which can quote
+# it), so an error answer does not echo a caller's body back (nor a NaN that JSON cannot carry).
+ERROR_FIELDS = ("type", "loc", "msg")
+
+
+def _error_view(error: Mapping[str, Any]) -> dict[str, Any]:
+    view = {k: error[k] for k in ERROR_FIELDS if k in error}
+    if error.get("type") == "extra_forbidden" and view.get("loc"):
+        # the last element is the caller's own key: say where it was, not what it was
+        view["loc"] = [*list(view["loc"])[:-1], "(unknown field)"]
+    return view
 
 
 async def validation_error(request: Request, exc: Exception) -> JSONResponse:
-    """FastAPI's 422, except that a body such as ``{"steps": NaN}`` (Python's JSON parser
-    accepts the token) is echoed as text instead of failing the response with a 500.
+    """FastAPI's 422 without the input: ``{"detail": [{"type", "loc", "msg"}, ...]}``.
     Registered for :class:`RequestValidationError` only (Starlette types handlers on
     ``Exception``)."""
-    errors = exc.errors() if isinstance(exc, RequestValidationError) else [str(exc)]
-    return JSONResponse({"detail": _finite(jsonable_encoder(errors))}, status_code=422)
+    errors = exc.errors() if isinstance(exc, RequestValidationError) else []
+    return JSONResponse({"detail": jsonable_encoder([_error_view(e) for e in errors])},
+                        status_code=422)
 
 
 def create_app(settings: ExchangeSimSettings | None = None, *,
@@ -77,13 +79,19 @@ def create_app(settings: ExchangeSimSettings | None = None, *,
                       settings.sim_recv_window_max_ms)
     admin = settings.admin_token.get_secret_value() if settings.admin_token else None
 
-    app = FastAPI(title="Trade-Matrix exchange sim (Bybit V5 subset)", version=settings.version)
+    docs = settings.sim_docs_enabled
+    app = FastAPI(title="Trade-Matrix exchange sim (Bybit V5 subset)", version=settings.version,
+                  docs_url="/docs" if docs else None, redoc_url="/redoc" if docs else None,
+                  openapi_url="/openapi.json" if docs else None)
     app.state.sim = state
     app.state.faults = faults
     app.add_exception_handler(RequestValidationError, validation_error)
-    add_trade_routes(app, state, gateway, metrics)
+    signed = add_trade_routes(app, state, gateway, metrics)
     add_market_routes(app, state, gateway)
-    add_sim_routes(app, state, faults, limiter, hub, metrics, admin)
+    add_sim_routes(app, state, faults, limiter, hub, metrics)
+    # Outermost: authentication, size cap and media type before any body is read.
+    app.add_middleware(HttpGuard, admin_token=admin, max_body_bytes=settings.sim_max_body_bytes,
+                       signed_paths=signed, refuse_unsigned=gateway.refuse_unknown_key)
     add_ws_routes(app, hub)
 
     def ready() -> tuple[bool, dict]:
@@ -107,5 +115,6 @@ def create_app(settings: ExchangeSimSettings | None = None, *,
 
     add_service_routes(app, registry=metrics.registry, ready=ready, status=status)
     log.info("exchange_sim.created", symbols=list(state.instruments), clock_ms=state.clock_ms,
-             dev_credentials=settings.uses_dev_credentials())
+             dev_credentials=settings.uses_dev_credentials(), control_auth=admin is not None,
+             max_body_bytes=settings.sim_max_body_bytes, docs=docs)
     return app

@@ -50,6 +50,13 @@ class ExchangeSimSettings(CommonSettings):
     sim_rate_limit_per_s: int = Field(default=20, ge=1,
                                       description="requests per key, path and second")
 
+    sim_max_body_bytes: int = Field(default=4 << 20, ge=1024, description="largest request "
+                                    "body accepted on any route (bytes); larger is a 413, "
+                                    "refused before it is read")
+    sim_docs_enabled: bool = Field(default=False, description="serve /docs, /redoc and "
+                                   "/openapi.json (development only: the pages load scripts "
+                                   "from a CDN)")
+
     sim_fault_rate_limit_prob: float = Field(default=0.0, ge=0, le=1)
     sim_fault_http_5xx_prob: float = Field(default=0.0, ge=0, le=1)
     sim_fault_timeout_prob: float = Field(default=0.0, ge=0, le=1)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from decimal import Decimal
 from typing import Any, Literal, overload
 
@@ -20,7 +20,12 @@ from tm_common.decimals import NotADecimal, finite_decimal
 
 from tm_exchange_sim.faults import FaultInjector, RateLimiter
 from tm_exchange_sim.matching import VenueError
-from tm_exchange_sim.matching.errors import PARAMS_ERROR, RATE_LIMITED, params_error
+from tm_exchange_sim.matching.errors import (
+    INVALID_API_KEY,
+    PARAMS_ERROR,
+    RATE_LIMITED,
+    params_error,
+)
 from tm_exchange_sim.metrics import SimMetrics
 from tm_exchange_sim.signing import verify_rest
 from tm_exchange_sim.ws import WsHub
@@ -107,6 +112,17 @@ class Gateway:
         self.keys = keys
         self.wall_ms = wall_ms
         self.max_recv_window_ms = max_recv_window_ms
+
+    def refuse_unknown_key(self, path: str, headers: Mapping[str, str]) -> dict | None:
+        """Bybit's 10003 answer for a private request whose ``X-BAPI-API-KEY`` is missing or
+        unknown, decided on the headers alone so that :class:`~tm_exchange_sim.http_guard.HttpGuard`
+        refuses it before reading its body; ``None`` when the key is known (the signature over
+        the body is checked later, by :meth:`handle`)."""
+        key = headers.get("x-bapi-api-key", "")
+        if key and key in self.keys():
+            return None
+        self.metrics.requests.labels(path, str(INVALID_API_KEY)).inc()
+        return envelope(INVALID_API_KEY, VenueError(INVALID_API_KEY).ret_msg, {}, self.wall_ms())
 
     async def handle(self, request: Request, handler: Handler, *, private: bool) -> Response:
         path = request.url.path

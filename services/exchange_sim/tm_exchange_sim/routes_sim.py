@@ -3,18 +3,17 @@ read-only views of every venue order and execution for invariant checks; with th
 (``TM_SIM_FEED=live``) the bars and funding rates pushed to the paper venue
 (``POST /sim/bars``, ``POST /sim/funding``; see :mod:`tm_exchange_sim.live`).
 
-When ``TM_ADMIN_TOKEN`` is set, the POST routes require ``Authorization: Bearer <token>``
-(compared in constant time): a missing or wrong token is a 401 with ``WWW-Authenticate: Bearer``,
-checked before the body is parsed, so an unauthenticated caller learns nothing about it. Without
-a token the sim is an open development venue (``tm demo``); deployments set one (Helm values).
+When ``TM_ADMIN_TOKEN`` is set, the POST routes require ``Authorization: Bearer <token>``; the
+check, with the body-size cap and the JSON media type, is made on the headers before any body is
+read, by :class:`~tm_exchange_sim.http_guard.HttpGuard` (installed by ``create_app``). Without a
+token the sim is an open development venue (``tm demo``); deployments set one (Helm values).
 """
 
 from __future__ import annotations
 
-import hmac
 from decimal import Decimal
 
-from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi import FastAPI, HTTPException
 from pydantic import BaseModel, ConfigDict, Field
 from tm_common.history import BAR_INTERVAL_MS, HistoryBar
 
@@ -89,20 +88,7 @@ class FundingRequest(BaseModel):
 
 
 def add_sim_routes(app: FastAPI, state: SimState, faults: FaultInjector, limiter: RateLimiter,
-                   hub: WsHub, metrics: SimMetrics, admin_token: str | None) -> None:
-    def check_admin(request: Request) -> None:
-        if admin_token is None:
-            return
-        scheme, _, cred = request.headers.get("authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or not cred.strip():
-            raise HTTPException(status_code=401, detail="admin token required: missing bearer token",
-                                headers={"WWW-Authenticate": "Bearer"})
-        if not hmac.compare_digest(cred.strip().encode(), admin_token.encode()):
-            raise HTTPException(status_code=401, detail="admin token required: invalid bearer token",
-                                headers={"WWW-Authenticate": "Bearer"})
-
-    admin = [Depends(check_admin)]   # a dependency runs before the body is validated
-
+                   hub: WsHub, metrics: SimMetrics) -> None:
     def clock_view() -> dict:
         return {"feed": state.settings.sim_feed, "clock_ms": state.clock_ms, "now_ms": state.now_ms,
                 "first_ms": state.feed.first_ms, "last_ms": state.feed.last_ms,
@@ -112,7 +98,7 @@ def add_sim_routes(app: FastAPI, state: SimState, faults: FaultInjector, limiter
     async def get_clock() -> dict:
         return clock_view()
 
-    @app.post("/sim/clock", dependencies=admin)
+    @app.post("/sim/clock")
     async def post_clock(body: ClockRequest) -> dict:
         if body.bar_time_ms is not None and body.steps is not None:
             raise HTTPException(status_code=400, detail="give bar_time_ms or steps, not both")
@@ -126,7 +112,7 @@ def add_sim_routes(app: FastAPI, state: SimState, faults: FaultInjector, limiter
         return {**clock_view(), "steps": len(steps),
                 "bars": {s: b.open_time_ms for step in steps[-1:] for s, b in step.bars.items()}}
 
-    @app.post("/sim/bars", dependencies=admin)
+    @app.post("/sim/bars")
     async def post_bars(body: BarsRequest) -> dict:
         bad = [b for b in body.bars if b.open_time_ms % BAR_INTERVAL_MS
                or not b.low <= min(b.open, b.close) <= max(b.open, b.close) <= b.high]
@@ -143,7 +129,7 @@ def add_sim_routes(app: FastAPI, state: SimState, faults: FaultInjector, limiter
         return {**clock_view(), "taken": sum(len(s.bars) for s in steps),
                 "live": state.market.counts.as_dict() if state.market else {}}
 
-    @app.post("/sim/funding", dependencies=admin)
+    @app.post("/sim/funding")
     async def post_funding(body: FundingRequest) -> dict:
         try:
             state.push_funding([PushedFunding(r.symbol, r.settle_time_ms, r.rate)
@@ -158,7 +144,7 @@ def add_sim_routes(app: FastAPI, state: SimState, faults: FaultInjector, limiter
         return {"config": faults.config.model_dump(), "seed": faults.seed,
                 "injected": dict(faults.injected)}
 
-    @app.post("/sim/faults", dependencies=admin)
+    @app.post("/sim/faults")
     async def post_faults(body: FaultsRequest) -> dict:
         given = body.model_dump(exclude_unset=True, exclude={"seed", "drop_ws_now"})
         config = faults.config.model_copy(update=given)
@@ -167,7 +153,7 @@ def add_sim_routes(app: FastAPI, state: SimState, faults: FaultInjector, limiter
         dropped = await hub.close_all() if body.drop_ws_now else 0
         return {"config": faults.config.model_dump(), "seed": faults.seed, "dropped": dropped}
 
-    @app.post("/sim/reset", dependencies=admin)
+    @app.post("/sim/reset")
     async def post_reset(body: ResetRequest | None = None) -> dict:
         body = body or ResetRequest()
         try:

@@ -161,9 +161,13 @@ def trade_handlers(state: SimState, metrics: SimMetrics | None = None) -> dict:
     }
 
 
-def add_trade_routes(app: FastAPI, state: SimState, gw: Gateway, metrics: SimMetrics) -> None:
-    for (method, path), handler in trade_handlers(state, metrics).items():
+def add_trade_routes(app: FastAPI, state: SimState, gw: Gateway,
+                     metrics: SimMetrics) -> frozenset[str]:
+    """Register the private routes; returns their paths (signed with an API key)."""
+    handlers = trade_handlers(state, metrics)
+    for (method, path), handler in handlers.items():
         _register(app, gw, method, path, handler)
+    return frozenset(path for _, path in handlers)
 
 
 def _register(app: FastAPI, gw: Gateway, method: str, path: str, handler) -> None:

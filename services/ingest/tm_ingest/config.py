@@ -29,6 +29,9 @@ class IngestSettings(CommonSettings):
                                   "replay: publish the shipped funding")
     funding_poll_s: float = Field(default=600.0, gt=0, description="seconds between polls of "
                                   "/v5/market/funding/history (rates settle every 8 h)")
+    mark_poll_s: float = Field(default=60.0, ge=0, le=60, description="live: seconds between "
+                               "polls of /v5/market/tickers for intra-bar marks on md.mark "
+                               "(at most 60); 0 = off. Replay never polls")
     backfill_bars: int = Field(default=500, ge=1, description="history fetched on a cold start")
     backfill_start_ms: int | None = Field(default=None, description="cold-start backfill from here "
                                           "instead of now − backfill_bars")

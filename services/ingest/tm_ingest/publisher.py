@@ -1,10 +1,15 @@
-"""Exactly-once publication of bars, DVOL and funding rates.
+"""Exactly-once publication of bars, DVOL and funding rates; plain publication of intra-bar marks.
 
 The newest published open time per instrument (DVOL day per currency, funding settle time per
 instrument) is saved in the same
 Redis transaction as the events, so after any crash a bar is published once per
 ``(instrument, open_time)``: a repeated or late bar is counted, never re-published. Event ids
 derive from the natural key, so even a replayed history reproduces the same ids.
+
+Intra-bar marks (``md.mark``) carry no saved state: a mark is a reading, not a fact to count, its
+id derives from ``(instrument, at_ms)``, and the portfolio ignores a mark not newer than the last
+one it took for the instrument, so one published twice (a crash between publish and the poller's
+memory) changes nothing.
 """
 
 from __future__ import annotations
@@ -15,8 +20,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from tm_common.bus import Bus, Output
-from tm_common.bus.streams import MD_BAR, MD_DVOL, MD_FUNDING
-from tm_common.events import BarClosed, DvolUpdated, Envelope, FundingRateUpdated
+from tm_common.bus.streams import MD_BAR, MD_DVOL, MD_FUNDING, MD_MARK
+from tm_common.events import BarClosed, DvolUpdated, Envelope, FundingRateUpdated, MarkUpdated
 
 from tm_ingest.domain.bars import INTERVAL_MS, BarTracker, Decision
 from tm_ingest.domain.funding import new_rates
@@ -31,6 +36,7 @@ class PublishStats:
     gap_bars: int = 0
     dvol_published: int = 0
     funding_published: int = 0
+    marks_published: int = 0
     last_bar_ms: dict[str, int] = field(default_factory=dict)
 
 
@@ -51,6 +57,12 @@ def funding_envelope(f: FundingRateUpdated, ts_init_ns: int) -> Envelope:
     key = f"{f.instrument}:{f.settle_time_ms}"
     return Envelope.root(f, key=key, correlation_id=f"FUNDING:{key}",
                          ts_event_ns=f.settle_time_ms * 1_000_000, ts_init_ns=ts_init_ns)
+
+
+def mark_envelope(m: MarkUpdated, ts_init_ns: int) -> Envelope:
+    key = f"{m.instrument}:{m.at_ms}"
+    return Envelope.root(m, key=key, correlation_id=f"MARK:{key}",
+                         ts_event_ns=m.at_ms * 1_000_000, ts_init_ns=ts_init_ns)
 
 
 class BarPublisher:
@@ -175,3 +187,13 @@ class BarPublisher:
                                before)
             self.stats.funding_published += len(fresh)
         return fresh
+
+    async def publish_marks(self, marks: Sequence[MarkUpdated]) -> list[MarkUpdated]:
+        """Publish ``marks`` on ``md.mark`` in one transaction (no saved state; see the module
+        docstring). Returns them."""
+        if not marks:
+            return []
+        now = self.clock()
+        await self.bus.publish_many([Output(MD_MARK, mark_envelope(m, now)) for m in marks])
+        self.stats.marks_published += len(marks)
+        return list(marks)

@@ -18,6 +18,7 @@ from tm_ingest.repository import MarketRepository
 from tm_ingest.sources.dvol import DeribitDvolClient, DvolPoller
 from tm_ingest.sources.funding import FundingPoller
 from tm_ingest.sources.live import LiveSource
+from tm_ingest.sources.marks import MarkPoller
 from tm_ingest.sources.replay import (
     GroupsIdleProbe,
     ReplaySource,
@@ -50,6 +51,8 @@ class IngestMetrics:
                               ["instrument"], registry=registry)
         self.db_backlog = Gauge("tm_ingest_db_backlog", "Row batches waiting for the database",
                                 registry=registry)
+        self.marks = Counter("tm_ingest_marks_published", "Intra-bar marks published to md.mark",
+                             ["instrument"], registry=registry)
         self.replay_progress = Gauge("tm_ingest_replay_progress_ratio", "Replay steps done / total",
                                      registry=registry)
 
@@ -71,6 +74,7 @@ class IngestService:
         self.live: LiveSource | None = None
         self.replay: ReplaySource | None = None
         self.funding: FundingPoller | None = None
+        self.marks: MarkPoller | None = None
         self.replay_done = False
         self.started = False
         self.stop_requested = lambda: False
@@ -115,6 +119,12 @@ class IngestService:
                                              interval_s=self.s.funding_poll_s,
                                              clock_ms=lambda: self.clock() // 1_000_000)
                 out["funding"] = _until_stopped(self.funding.run, self.start)
+            if self.s.mark_poll_s > 0:
+                self.marks = MarkPoller(
+                    rest, self.publisher.publish_marks, self.s.symbols,
+                    interval_s=self.s.mark_poll_s, clock_ms=lambda: self.clock() // 1_000_000,
+                    on_error=lambda r: self.metrics.bad_input.labels("ticker").inc())
+                out["marks"] = _until_stopped(self.marks.run, self.start)
         elif self.s.mode == "replay":
             async def run_replay(stop):
                 await self.start()
@@ -192,6 +202,17 @@ class IngestService:
                 raise RuntimeError(f"sim clock to {t}: HTTP {r.status_code}: {r.text[:200]}")
         return step
 
+    def _marks_status(self) -> dict[str, Any]:
+        """``/status`` ``marks``: on (poll interval, counts, newest mark time per symbol) or off
+        and why."""
+        m = self.marks
+        if m is None:
+            why = ("TM_INGEST_MARK_POLL_S=0" if self.s.mode == "live" and self.s.mark_poll_s == 0
+                   else f"mode {self.s.mode}")
+            return {"enabled": False, "off_because": why}
+        return {"enabled": True, "poll_s": m.interval_s, "published": m.published,
+                "errors": m.errors, "rounds": m.rounds, "last_at_ms": dict(m.last_at_ms)}
+
     def status(self) -> dict[str, Any]:
         st = self.publisher.stats
         doc: dict[str, Any] = {"mode": self.s.mode, "symbols": list(self.s.symbols),
@@ -199,6 +220,7 @@ class IngestService:
                                "late": st.late, "gaps": st.gaps, "gap_bars": st.gap_bars,
                                "dvol_published": st.dvol_published,
                                "funding_published": st.funding_published,
+                               "marks": self._marks_status(),
                                "last_bar_open_time_ms": st.last_bar_ms}
         if self.live is not None:
             c = self.live.counters
@@ -265,6 +287,12 @@ class _InstrumentedPublisher(BarPublisher):
     async def publish_funding(self, rates):
         return await self._saved(super().publish_funding(rates), lambda: self.attempted_funding,
                                  MarketRepository.save_funding)
+
+    async def publish_marks(self, marks):
+        out = await super().publish_marks(marks)
+        for m in out:
+            self.svc.metrics.marks.labels(m.instrument).inc()
+        return out
 
 
 def _until_stopped(run, before=None):

@@ -6,7 +6,7 @@ import asyncio
 
 import structlog
 from tm_common.bus.protocol import Bus
-from tm_common.bus.streams import EXEC_REPORT, MD_BAR
+from tm_common.bus.streams import EXEC_REPORT, MD_BAR, MD_MARK
 from tm_common.db import make_engine, resolve_database_url
 from tm_common.db.migrate import migrate_async
 from tm_common.metrics import ServiceMetrics
@@ -22,7 +22,8 @@ log = structlog.get_logger("tm.portfolio")
 
 # exec.report first: when both streams have entries in one read, fills (of earlier decisions)
 # are handled before newer bars; the book defers any effect that is early (domain/book.py).
-INPUTS = (EXEC_REPORT, MD_BAR)
+# md.mark: intra-bar marks (live only), valued on portfolio.valuation; never in a snapshot.
+INPUTS = (EXEC_REPORT, MD_BAR, MD_MARK)
 
 
 class PortfolioService(ServiceAssembly):

@@ -7,6 +7,10 @@
   position is adopted at once.
 - ``BarClosed``: marks; emits the snapshot(s) the protocol of :mod:`tm_portfolio.domain.book`
   takes, each with correlation id ``portfolio:{bar_time_ms}`` and ``ts_event_ns`` = the bar close.
+- ``MarkUpdated`` (``md.mark``, live only): an intra-bar mark; emits the book's intra-bar
+  valuation (``PortfolioValued``) on ``portfolio.valuation`` with ``ts_event_ns`` = the mark's
+  time and correlation id ``valuation:{at_ms}``, when it has one (see
+  :mod:`tm_portfolio.domain.book`). It never changes a snapshot.
 - ``OrderReported``, ``OrderRejected`` and any other type: counted, nothing else.
 
 State (saved by the consumer atomically with the outputs) is the book as JSON, Decimals as
@@ -22,14 +26,16 @@ from decimal import Decimal
 from typing import Any, Protocol
 
 from tm_common.bus.handler import Emit
-from tm_common.bus.streams import PORTFOLIO_SNAPSHOT
+from tm_common.bus.streams import PORTFOLIO_SNAPSHOT, PORTFOLIO_VALUATION
 from tm_common.errors import PermanentError
 from tm_common.events import (
     BarClosed,
     Envelope,
     FundingSettled,
+    MarkUpdated,
     OrderFilled,
     PortfolioSnapshotted,
+    PortfolioValued,
     PositionReconciled,
 )
 
@@ -49,6 +55,8 @@ class Observer(Protocol):
     """Metrics hook, called after every handled event with the book and the snapshots taken."""
 
     def update(self, book: Book, event_type: str, taken: Sequence[TakenSnapshot]) -> None: ...
+
+    def valued(self, valuation: PortfolioValued) -> None: ...
 
 
 class PortfolioHandler:
@@ -80,6 +88,7 @@ class PortfolioHandler:
         body = event.body
         self.book.count(event.type)
         taken: list[TakenSnapshot] = []
+        valued: PortfolioValued | None = None
         try:
             if isinstance(body, BarClosed):
                 taken = self.book.on_bar(body.instrument, body.open_time_ms, body.close,
@@ -90,6 +99,8 @@ class PortfolioHandler:
                 if not self.book.seen_before(f"funding:{body.instrument}:{body.settle_time_ms}"):
                     self.book.on_funding(body.instrument, body.payment,
                                          body.settle_time_ms * 1_000_000)
+            elif isinstance(body, MarkUpdated):
+                valued = self.book.on_mark(body.instrument, body.mark_price, body.at_ms)
             elif isinstance(body, PositionReconciled):
                 self.book.on_reconciled(body.instrument, body.exchange_qty, body.avg_price,
                                         body.reason, event.ts_event_ns // 1_000_000)
@@ -102,8 +113,13 @@ class PortfolioHandler:
             if self.sink is not None:
                 eid = event.caused(snap.body, index=i, ts_init_ns=0).event_id
                 self.sink.save_snapshot(snap.body, eid)
+        if valued is not None:
+            emits.append(Emit(PORTFOLIO_VALUATION, valued, ts_event_ns=valued.at_ms * 1_000_000,
+                              correlation_id=f"valuation:{valued.at_ms}"))
         if self.observer is not None:
             self.observer.update(self.book, event.type, taken)
+            if valued is not None:
+                self.observer.valued(valued)
         return emits
 
     def _fill(self, fill: OrderFilled, event: Envelope) -> None:
@@ -132,6 +148,9 @@ class PortfolioHandler:
             "pending_seen": sorted(b.seen), "incomplete_snapshots": b.incomplete,
             "late_bars": b.late_bars, "duplicates": b.duplicates, "events": dict(b.counts),
             "deferred_now": len(b.deferred), "deferrals": b.deferrals,
+            "intrabar": {"marks": {i: {"price": str(p), "at_ms": t}
+                                   for i, (p, t) in sorted(b.intrabar.items())},
+                         "valuations": b.valuations, "stale_marks": b.stale_marks},
             "reconciliations": b.ledger.adjustment_count,
             "last_adjustments": [{k: str(v) if isinstance(v, Decimal) else v
                                   for k, v in a.items()} for a in b.ledger.adjustments[-5:]],

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
+from tm_common.events import PortfolioValued
 
 from tm_portfolio.domain.book import Book, TakenSnapshot
 
@@ -45,6 +46,15 @@ class PortfolioMetrics:
                                    "Database writes that failed (retried).", registry=r)
         self.db_dropped = Counter("tm_portfolio_db_batches_dropped_total",
                                   "Row batches dropped because the backlog was full.", registry=r)
+        self.intrabar_equity = Gauge("tm_portfolio_intrabar_equity_usdt",
+                                     "Equity at the newest intra-bar marks (live only).",
+                                     registry=r)
+        self.intrabar_time = Gauge("tm_portfolio_last_valuation_time_seconds",
+                                   "Time of the newest intra-bar valuation (0: none yet).",
+                                   registry=r)
+        self.valuations = Counter("tm_portfolio_valuations_total",
+                                  "Intra-bar valuations published on portfolio.valuation.",
+                                  registry=r)
         self._db_seen = (0, 0)
 
     def update(self, book: Book, event_type: str, taken: Sequence[TakenSnapshot]) -> None:
@@ -66,6 +76,11 @@ class PortfolioMetrics:
         sharpe, sortino = book.perf.sharpe(), book.perf.sortino()
         self.sharpe.set(float("nan") if sharpe is None else sharpe)
         self.sortino.set(float("nan") if sortino is None else sortino)
+
+    def valued(self, valuation: PortfolioValued) -> None:
+        self.valuations.inc()
+        self.intrabar_equity.set(float(valuation.equity))
+        self.intrabar_time.set(valuation.at_ms / 1000)
 
     def db(self, backlog: int, failures: int, dropped: int) -> None:
         """Repository counts → metrics (counters advance by the difference)."""

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from tm_common.events import BarClosed, Envelope, FundingSettled, OrderFilled
+from tm_common.events import BarClosed, Envelope, FundingSettled, MarkUpdated, OrderFilled
 from tm_common.testing.bars import H4_MS, SYMBOLS, T0_MS, close_ns, open_ms  # noqa: F401 (re-exported)
 
 START_PRICES = {"BTCUSDT": 30000, "ETHUSDT": 2000, "SOLUSDT": 50}
@@ -23,6 +23,15 @@ def bar_env(instrument: str, i: int, close: Decimal | str, *, t_open_ms: int | N
     key = f"{instrument}:{t}"
     return Envelope.root(b, key=key, correlation_id=key, ts_event_ns=(t + H4_MS) * 1_000_000,
                          ts_init_ns=(t + H4_MS) * 1_000_000)
+
+
+def mark_env(instrument: str, at_ms: int, price: Decimal | str) -> Envelope:
+    """An intra-bar ``mark.updated`` envelope as ingest's ticker poller publishes it."""
+    m = MarkUpdated(instrument=instrument, at_ms=at_ms, mark_price=Decimal(str(price)),
+                    last_price=Decimal(str(price)))
+    key = f"{instrument}:{at_ms}"
+    return Envelope.root(m, key=key, correlation_id=f"MARK:{key}", ts_event_ns=at_ms * 1_000_000,
+                         ts_init_ns=at_ms * 1_000_000)
 
 
 def fill_env(fill: OrderFilled, stamp_ns: int) -> Envelope:

@@ -1,7 +1,7 @@
 """Risk wiring: settings → bus → handler → consumer → parts (+ the admin routes).
 
-The consumer reads ``sizing.target``, ``portfolio.snapshot``, ``md.bar``, ``exec.report`` and
-``risk.command``. With ``stale_check_interval_s`` > 0 and a live-time ``mode`` (not
+The consumer reads ``sizing.target``, ``portfolio.snapshot``, ``portfolio.valuation`` (intra-bar,
+live only), ``md.bar``, ``exec.report`` and ``risk.command``. With ``stale_check_interval_s`` > 0 and a live-time ``mode`` (not
 replay/backtest) a watchdog looks at the clock (``build``'s; the wall clock by default) every that
 many seconds and, when the handler's clock checks would fire at that time (a feed went silent, or
 the cool-down elapsed while no event arrived), appends a ``tick`` command: the handler applies it
@@ -22,7 +22,13 @@ import structlog
 from fastapi import FastAPI
 from tm_common.audit import AuditWriter
 from tm_common.bus.protocol import Bus
-from tm_common.bus.streams import EXEC_REPORT, MD_BAR, PORTFOLIO_SNAPSHOT, SIZING_TARGET
+from tm_common.bus.streams import (
+    EXEC_REPORT,
+    MD_BAR,
+    PORTFOLIO_SNAPSHOT,
+    PORTFOLIO_VALUATION,
+    SIZING_TARGET,
+)
 from tm_common.metrics import ServiceMetrics
 from tm_common.service import WALL_CLOCK, Clock, ServiceParts, ServiceRuntime, every, make_bus, make_consumer
 from tm_common.service.tasks import write_behind
@@ -37,7 +43,8 @@ from tm_risk.handler import RiskHandler
 from tm_risk.metrics import RiskMetrics
 
 log = structlog.get_logger("tm.risk")
-INPUTS = (SIZING_TARGET, PORTFOLIO_SNAPSHOT, MD_BAR, EXEC_REPORT, RISK_COMMAND)
+INPUTS = (SIZING_TARGET, PORTFOLIO_SNAPSHOT, MD_BAR, EXEC_REPORT, RISK_COMMAND,
+          PORTFOLIO_VALUATION)
 
 
 def status(handler: RiskHandler) -> dict[str, Any]:
@@ -60,6 +67,10 @@ def status(handler: RiskHandler) -> dict[str, Any]:
             "baseline_equity": _str(s.losses.baseline_equity),
             "baseline_at_ms": s.losses.baseline_at_ms,
             "baseline_reason": s.losses.baseline_reason},
+        "intrabar": {"valuation_ms": s.valuation_ms,
+                     "valuation_equity": _str(s.valuation_equity),
+                     "drawdown": None if s.valuation_equity is None
+                     else brk.drawdown(s.valuation_equity, b.peak_equity)},
         "audit_outbox": len(s.audit_outbox),
         "clock_ms": s.clock_ms, "equity": None if s.equity is None else str(s.equity),
         "snapshot_bar_ms": s.snapshot_bar_ms,

@@ -2,7 +2,7 @@
 ``risk.breaker`` out. Deterministic: decisions depend only on the state and the events.
 
 Consumes ``sizing.target`` (PositionSized), ``portfolio.snapshot`` (PortfolioSnapshotted),
-``md.bar`` (BarClosed), ``exec.report`` (OrderRejected with source ``executor`` counts a failure;
+``portfolio.valuation`` (PortfolioValued: intra-bar, live only), ``md.bar`` (BarClosed), ``exec.report`` (OrderRejected with source ``executor`` counts a failure;
 OrderReported with retCode 0 and OrderFilled reset the count) and ``risk.command``
 (:mod:`tm_risk.commands`). The clock is the event time: the largest ``ts_event_ns`` seen, never
 the wall clock (only a ``tick`` command carries wall time, from the live watchdog). Stale data is
@@ -18,6 +18,19 @@ Audit: every kill, manual trip, reset and loss-limit trip becomes an audit row
 (:mod:`tm_common.audit`): kept in the state's ``audit_outbox`` (committed with the ack) and
 queued on the audit writer, and dropped from the outbox once the writer reports it written, so
 a row survives both a database outage and a crash.
+
+Intra-bar protection: a valuation (the portfolio's book at the newest ticker marks, between two
+bar closes) newer than both the last snapshot's close and the last valuation applied is checked
+against the loss limits and the drawdown (:func:`tm_risk.domain.breaker.on_mark`); a breach
+trips the breaker then, with its reason, and the transition flattens like any other. A
+valuation moves no baseline, peak or snapshot field; it advances the event clock.
+
+Flatten orders caused between two closes (an intra-bar trip, an operator's kill or trip: a
+command carries wall time) carry, as ``ts_event_ns``, the close of the bar they are labelled
+with (the newest bar seen), as every bar-close order does: the executor stamps their fills with
+it, so the portfolio books them at once and the next snapshot shows the book flat (stamped with
+the trigger's time, the fills would be deferred past that snapshot, which would then show the
+old positions and make risk flatten them a second time).
 
 On every transition to OPEN the handler emits reduce-only orders that flatten every expected
 position; their intent ids derive from the id of the ``BreakerStateChanged`` event (computed as the
@@ -52,6 +65,7 @@ from tm_common.events import (
     OrderRejected,
     OrderReported,
     PortfolioSnapshotted,
+    PortfolioValued,
     PositionSized,
     deterministic_id,
 )
@@ -124,6 +138,8 @@ class RiskHandler:
                                 out)
         elif isinstance(body, PortfolioSnapshotted):
             self._on_snapshot(event, body, now_ms, out)
+        elif isinstance(body, PortfolioValued):
+            self._on_valuation(event, body, now_ms, out)
         elif isinstance(body, BarClosed):
             self._on_bar(event, body, now_ms, out)
         elif isinstance(body, OrderRejected):
@@ -182,6 +198,28 @@ class RiskHandler:
         if s.joining:
             self._flush(out)
         self._clock(ev, s.clock_ms, out)
+
+    def _on_valuation(self, ev: Envelope, val: PortfolioValued, now_ms: int,
+                      out: list[Emit]) -> None:
+        s, p = self.state, self.params
+        s.advance_clock(now_ms)
+        if s.snapshot_bar_ms is None:
+            self.obs.valuation("no_snapshot")
+            return
+        if val.at_ms <= s.snapshot_bar_ms + p.interval_ms or \
+                (s.valuation_ms is not None and val.at_ms <= s.valuation_ms):
+            self.obs.valuation("stale")      # the snapshot or an applied valuation is newer
+            return
+        s.valuation_ms, s.valuation_equity = val.at_ms, val.equity
+        bp = p.breaker
+        breach = ll.intrabar_breach(s.losses, val.equity, val.at_ms, bp.daily_loss_limit,
+                                    bp.cumulative_loss_limit)
+        s.breaker, trans = brk.on_mark(s.breaker, val.equity, s.clock_ms, bp, breach)
+        self.obs.valuation("applied", val.at_ms)
+        self.obs.drawdown(brk.drawdown(val.equity, s.breaker.peak_equity))
+        self.obs.losses(ll.loss(val.equity, s.losses.day_start_equity),
+                        ll.loss(val.equity, s.losses.baseline_equity))
+        self._transitions(ev, trans, out, stamp_bar_close=True)
 
     def _join(self, ps: PositionSized, out: list[Emit]) -> None:
         s, t, inst = self.state, ps.bar_time_ms, ps.instrument
@@ -269,7 +307,7 @@ class RiskHandler:
                 audit_id=audit_id(_AUDIT_KIND[cmd.action], ev.event_id),
                 at_ms=cmd.observed_at_ms or s.clock_ms, kind=_AUDIT_KIND[cmd.action], what=what,
                 why=cmd.reason, who=cmd.issued_by, source="risk", event_id=ev.event_id)])
-            self._transitions(ev, [t], out)
+            self._transitions(ev, [t], out, stamp_bar_close=True)   # a command's time is wall time
             applied, detail = True, reason
         else:
             applied, detail = False, f"{cmd.action} is not allowed in state {before.value}"
@@ -293,7 +331,8 @@ class RiskHandler:
                                         p.breaker, data_now)
         self._transitions(ev, trans, out)
 
-    def _transitions(self, ev: Envelope, trans: list[Transition], out: list[Emit]) -> None:
+    def _transitions(self, ev: Envelope, trans: list[Transition], out: list[Emit],
+                     stamp_bar_close: bool = False) -> None:
         for t in trans:
             index = len(out)
             out.append(Emit(RISK_BREAKER, BreakerStateChanged(
@@ -314,7 +353,7 @@ class RiskHandler:
                 event_id = deterministic_id(ev.event_id, index, BreakerStateChanged.TYPE)
                 orders, intended = flatten_orders(self.state, self.params, event_id,
                                                   f"breaker OPEN ({t.trigger.value}): flatten")
-                self._emit_orders(orders, intended, out)
+                self._emit_orders(orders, intended, out, stamp_bar_close)
 
     def _audit(self, entries: list[AuditEntry]) -> None:
         """Keep ``entries`` in the state's outbox and queue them on the writer (no writer, as in
@@ -336,13 +375,17 @@ class RiskHandler:
             self.state.audit_outbox = [r for r in self.state.audit_outbox
                                        if r["audit_id"] not in done]
 
-    def _emit_orders(self, orders: list[ApprovedOrder], intended, out: list[Emit]) -> None:
+    def _emit_orders(self, orders: list[ApprovedOrder], intended, out: list[Emit],
+                     stamp_bar_close: bool = False) -> None:
+        """``stamp_bar_close``: each order's ``ts_event_ns`` is its bar's close (intra-bar
+        flattens, see the module docstring); otherwise the input's event time."""
         for o in orders:
             leg = o.leg
+            ts = (o.bar_time_ms + self.params.interval_ms) * NS_PER_MS if stamp_bar_close else None
             out.append(Emit(RISK_ORDER, OrderApproved(
                 intent_id=o.intent_id, instrument=o.instrument, bar_time_ms=o.bar_time_ms,
                 side=leg.side, qty=leg.qty, reduce_only=leg.reduce_only,
-                target_qty=leg.position_after, reason=o.reason),
+                target_qty=leg.position_after, reason=o.reason), ts_event_ns=ts,
                 correlation_id=f"{o.instrument}:{o.bar_time_ms}"))
             self.obs.approved(o.instrument, leg.kind)
         bars = {o.instrument: o.bar_time_ms for o in orders}

@@ -31,6 +31,7 @@ class RiskObserver:
     def exec_failures(self, n: int) -> None: ...
     def losses(self, daily: float, cumulative: float) -> None: ...
     def hold(self, hold: str) -> None: ...
+    def valuation(self, result: str, at_ms: int | None = None) -> None: ...
 
 
 class RiskMetrics(RiskObserver):
@@ -67,6 +68,14 @@ class RiskMetrics(RiskObserver):
         self.holds = Gauge("tm_risk_breaker_hold",
                            "1 for the hold keeping the breaker OPEN (kill, manual, daily_loss, "
                            "cumulative_loss), else 0.", ("hold",), registry=r)
+        self.valuations = Counter("tm_risk_valuations_total",
+                                  "Intra-bar valuations: applied, stale (a newer snapshot or "
+                                  "valuation) or no_snapshot.", ("result",), registry=r)
+        self.last_valuation = Gauge("tm_risk_last_valuation_time_seconds",
+                                    "Time of the newest intra-bar valuation applied (0: none).",
+                                    registry=r)
+        for result in ("applied", "stale", "no_snapshot"):
+            self.valuations.labels(result)
         for limit in ("daily_loss", "cumulative_loss"):
             self.limit_trips.labels(limit)
         self.state.set(0)
@@ -102,6 +111,11 @@ class RiskMetrics(RiskObserver):
         for h in HOLD_RANK:
             if h:
                 self.holds.labels(h).set(1 if h == hold else 0)
+
+    def valuation(self, result: str, at_ms: int | None = None) -> None:
+        self.valuations.labels(result).inc()
+        if at_ms is not None:
+            self.last_valuation.set(at_ms / 1000)
 
     def drawdown(self, ratio: float) -> None:
         self.drawdown_ratio.set(ratio)

@@ -14,6 +14,7 @@ from tm_common.events import (
     OrderFilled,
     OrderRejected,
     PortfolioSnapshotted,
+    PortfolioValued,
     PositionSized,
     PositionView,
 )
@@ -66,6 +67,18 @@ def snapshot_env(i: int, equity: Decimal | str | float,
                                 positions=views)
     return Envelope.root(body, key=f"snapshot:{open_ms(i)}:{eq}", correlation_id=f"portfolio:{open_ms(i)}",
                          ts_event_ns=end_ns(i), ts_init_ns=end_ns(i))
+
+
+def valuation_env(at_ms: int, equity: Decimal | str | float, *,
+                  peak: Decimal | str | float | None = None) -> Envelope:
+    """An intra-bar valuation at ``at_ms`` (ms) as the portfolio publishes it on
+    ``portfolio.valuation`` (a root here: its id from the time and equity)."""
+    eq = Decimal(str(equity))
+    pk = Decimal(str(peak)) if peak is not None else eq
+    body = PortfolioValued(at_ms=at_ms, equity=eq, unrealised_pnl=Decimal(0), peak_equity=pk,
+                           drawdown=float(1 - eq / pk) if pk else 0.0)
+    return Envelope.root(body, key=f"valuation:{at_ms}:{eq}", correlation_id=f"valuation:{at_ms}",
+                         ts_event_ns=at_ms * 1_000_000, ts_init_ns=at_ms * 1_000_000)
 
 
 def target_env(instrument: str, i: int, fraction: float, *, tier: str = "FULL_RL",

@@ -171,7 +171,7 @@ class SignalHandler(ModelLifecycle[SignalModel]):
 def to_event(o: SignalOut) -> SignalGenerated:
     return SignalGenerated(instrument=o.instrument, bar_time_ms=o.bar_time_ms,
                            direction=o.direction, probability=o.probability,
-                           confidence=o.confidence, live_ic=o.live_ic,
+                           confidence=o.confidence, live_ic=o.live_ic, live_ic_n=o.live_ic_n,
                            model_version=o.model_version, inference_us=o.inference_us,
                            reason=o.reason)
 

@@ -79,7 +79,7 @@ class SizerHandler(ModelLifecycle[RLPolicy]):
         if isinstance(b, SignalGenerated):
             res = e.on_signal(SignalIn(b.instrument, b.bar_time_ms, int(b.direction),
                                        float(b.probability), float(b.confidence), b.live_ic,
-                                       event.ts_event_ns))
+                                       event.ts_event_ns, live_ic_n=int(b.live_ic_n)))
         elif isinstance(b, RegimeDetected):
             res = e.on_regime(RegimeIn(b.instrument, b.bar_time_ms, b.label,
                                        tuple(float(x) for x in b.probabilities),  # type: ignore[arg-type]

@@ -31,11 +31,13 @@ def _ts(i: int) -> int:
     return (bar_ms(i) + H4_MS) * 1_000_000
 
 
-def signal_env(inst: str, i: int, *, p: float = 0.8, live_ic: float | None = 0.1,
-               direction: int | None = None) -> Envelope:
+def signal_env(inst: str, i: int, *, p: float = 0.8, live_ic: float | None = 0.3,
+               live_ic_n: int = 60, direction: int | None = None) -> Envelope:
+    """A signal event; the default live IC (0.3 over 60 matured predictions) is significant."""
     d = (1 if p > 0.5 else -1 if p < 0.5 else 0) if direction is None else direction
     body = SignalGenerated(instrument=inst, bar_time_ms=bar_ms(i), direction=d, probability=p,
-                           confidence=abs(2 * p - 1), live_ic=live_ic, model_version="sig-test")
+                           confidence=abs(2 * p - 1), live_ic=live_ic, live_ic_n=live_ic_n,
+                           model_version="sig-test")
     return Envelope.root(body, key=f"sig:{inst}:{i}", correlation_id=f"{inst}:{bar_ms(i)}",
                          ts_event_ns=_ts(i), ts_init_ns=_ts(i))
 

@@ -72,6 +72,24 @@ def test_unreachable_database_is_one_line(tmp_path, fk):
     assert "s3cret" not in proc.stderr
 
 
+def test_query_string_passwords_are_hidden_in_error_lines(tmp_path, fk, services_file):
+    """``?password=`` (and any secret-named parameter) is redacted like a netloc password."""
+    secret = "SECqs-pw-7d1e"
+    env = _clean_env(tmp_path, TM_REDIS_URL=f"redis://127.0.0.1:{fk.free_port()}/0"
+                     f"?password={secret}&db=0", TM_SERVICES_FILE=str(services_file), **fk.env())
+    proc = tm(["up", "--foreground"], env)
+    assert proc.returncode == 1
+    assert_one_line_error(proc, "cannot reach Redis at redis://127.0.0.1:")
+    assert "?password=***&db=0" in proc.stderr and secret not in proc.stderr + proc.stdout
+    url = (f"postgresql+asyncpg://postgres@127.0.0.1:{fk.free_port()}/x"
+           f"?password={secret}&sslpassword={secret}x")
+    proc = tm(["migrate"], _clean_env(tmp_path, TM_DATABASE_URL=url))
+    assert proc.returncode == 1
+    assert_one_line_error(proc, "cannot reach database at postgresql+asyncpg://postgres@")
+    assert "?password=***&sslpassword=***" in proc.stderr, proc.stderr
+    assert secret not in proc.stderr + proc.stdout
+
+
 def test_status_when_not_running(tmp_path):
     proc = tm(["status"], _clean_env(tmp_path))
     assert proc.returncode == 1
@@ -171,5 +189,36 @@ def test_down_cleans_up_after_a_killed_supervisor(tmp_path, fk, services_file):
         assert not fk.alive(child)
         up = tm(["up", "--services", "alpha"], env)    # the stale lock/state do not block
         assert up.returncode == 0, up.stderr
+    finally:
+        tm(["down", "--redis"], env)
+
+
+def test_each_process_gets_only_its_own_variables(tmp_path, fk):
+    """``tm up`` end to end: the process run as the executor sees the Bybit keys; the one run as
+    the signal service does not, nor a foreign credential, nor a test variable; a variable no
+    service reads is named on the terminal."""
+    table = tmp_path / "services.json"
+    table.write_text(json.dumps([
+        {"name": "executor", "module": "tm_fake_svc", "port": fk.free_port()},
+        {"name": "signal", "module": "tm_fake_svc", "port": fk.free_port()}]))
+    env = _clean_env(tmp_path, TM_SERVICES_FILE=str(table), **fk.env(),
+                     TM_EXECUTOR_BYBIT_API_KEY="SECk-1", TM_EXECUTOR_BYBIT_API_SECRET="SECs-2",
+                     TM_SIGNAL_DVOL_MAX_AGE_S="100", TM_TEST_ANYTHING="1", TM_SYMBOLZ="x",
+                     FOREIGN_API_TOKEN="SECf-3")
+    try:
+        up = tm(["up", "--grace-s", "3"], env)
+        assert up.returncode == 0, up.stderr
+        assert "warning: no service started reads TM_SYMBOLZ" in up.stderr, up.stderr
+        state = json.loads((tmp_path / "tm" / "supervisor.json").read_text())
+        ports = {n: p["port"] for n, p in state["processes"].items()}
+        names = {n: set(fk.wait(lambda p=p: fk.status(p), what=n)["env_names"])
+                 for n, p in ports.items()}
+        bybit = {"TM_EXECUTOR_BYBIT_API_KEY", "TM_EXECUTOR_BYBIT_API_SECRET"}
+        assert bybit <= names["executor"] and not bybit & names["signal"]
+        assert "TM_SIGNAL_DVOL_MAX_AGE_S" in names["signal"] - names["executor"]
+        for n, seen in names.items():
+            assert not {"FOREIGN_API_TOKEN", "TM_TEST_ANYTHING", "TM_SYMBOLZ",
+                        "TM_SERVICES_FILE"} & seen, (n, seen)
+            assert {"PATH", "PYTHONPATH", "TM_REDIS_URL", "TM_DATA_DIR"} <= seen, (n, seen)
     finally:
         tm(["down", "--redis"], env)

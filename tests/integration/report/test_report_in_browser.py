@@ -13,9 +13,9 @@ import json
 
 import pytest
 from tm_app.backtest import RunConfig, run_backtest
+from tm_app.explain import models_in_use
 from tm_app.mesh import ShadowRun
 from tm_app.report.html import write_report
-from tm_app.report.models import registry_models
 from tm_app.report.trades import round_trips
 from tm_app.testing.browser import BrowserMissing, chromium_page, find_chromium
 from tm_common.db import make_engine
@@ -77,7 +77,7 @@ def report(tmp_path, monkeypatch):
     cfg = RunConfig(start_ms=bars[START].open_time_ms, end_ms=bars[START + N - 1].open_time_ms,
                     database_url=url, extra_env=TRADING_ENV)
     rec = asyncio.run(run_backtest(cfg))
-    models = registry_models(url, "v2")
+    models = models_in_use(url).as_meta()
     asyncio.run(_promote(url, "v2"))
     challenger = ShadowRun("v2", "test:shadow:v2:", asyncio.run(run_backtest(cfg)), {})
     out = tmp_path / "report"
@@ -103,7 +103,7 @@ def test_the_trades_add_up_to_the_equity_and_the_json_is_strict(report):
     assert len(csv_rows) == 1 + len(doc["trades"]["list"])
     # the models from the registry: v1 in production, v2 the candidate with its gates
     m = doc["meta"]["models"]
-    assert [x["version"] for x in m["production"]["signal"]] == ["v1"]
+    assert m["signal"] == "v1" and m["regime"] is None
     assert m["signal_candidate"]["version"] == "v2" and m["signal_candidate"]["why"] == WHY
     assert m["signal_candidate"]["gate_passed"] is False
 
@@ -132,7 +132,7 @@ def test_the_page_in_a_real_browser(report, chromium):
             charts = await page.eval(JS_CHARTS)
             hover = await page.eval(JS_HOVER)
             zoom = await page.eval(JS_ZOOM)
-            title = await page.eval("document.querySelector('#banner li').textContent")
+            title = await page.eval("document.querySelector('.banner .line').textContent")
             await page.screenshot(out / "report.png")
             return page.problems, charts, hover, zoom, title
     problems, charts, hover, zoom, title = asyncio.run(check())

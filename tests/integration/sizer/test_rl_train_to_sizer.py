@@ -94,7 +94,7 @@ async def test_short_training_run_is_registered_and_drives_full_rl(tmp_path):
         for i in range(4):
             await bus.publish(MD_BAR, bar_env("BTCUSDT", i, 100.0 - i))
             await bus.publish(REGIME_STATE, regime_env("BTCUSDT", i))
-            await bus.publish(SIGNAL_TL, signal_env("BTCUSDT", i, p=0.9, live_ic=0.1))
+            await bus.publish(SIGNAL_TL, signal_env("BTCUSDT", i, p=0.9, live_ic=0.3))
             await consumer.run_until_idle()
         out = [Envelope.from_fields(f).body for _, f in await bus.entries(SIZING_TARGET)]
         assert [o.tier for o in out] == ["FULL_RL"] * 4

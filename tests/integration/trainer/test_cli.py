@@ -71,6 +71,18 @@ def test_fast_ci_run_on_shipped_data_registers_and_decides(tmp_path):
     assert again.returncode == 0, again.stderr  # same data + seed: same version, idempotent
     assert len(json.loads(_models(env, "list", "--json").stdout)) == 2
 
+    # the gates are configuration: lowered, the same model passes them, and the choice is said
+    # and recorded with the model
+    low = run([*TRAIN, "--fast", "--instruments", "ETHUSDT", "--windows", "2", "--no-publish",
+               "--no-progress", "--no-regime", "--gate-min-ic", "-1", "--gate-min-sharpe", "-100"],
+              env)
+    assert low.returncode == 0, low.stderr
+    assert "gates changed from the defaults (IC >= 0.03, Sharpe > 0.5) to IC >= -1.0" in low.stdout
+    assert "gates (IC >= -1.0, Sharpe > -100.0): PASS" in low.stdout
+    prod = [r for r in json.loads(_models(env, "list", "--json").stdout)
+            if r["kind"] == "signal" and r["stage"] == "production"]
+    assert len(prod) == 1 and prod[0]["version"] != sig["version"]
+
 
 def _signal_bundle(version: str) -> bytes:
     import numpy as np
@@ -227,6 +239,7 @@ def test_errors_are_one_line(cli_env, tmp_path):
     _one_line(_cli(train_app, "--instruments", ","), "instrument", 2)
     _one_line(_cli(train_app, "--horizon", "0"), "horizon", 2)
     _one_line(_cli(train_app, "--windows", "0"), "windows", 2)
+    _one_line(_cli(train_app, "--gate-min-ic", "nan"), "must be finite", 2)
     _one_line(_cli(train_app, "--train-end", "2022-02-01", "--no-progress"), "too few", 1)
     _one_line(_cli(models_app, "promote", "nope"), "unknown model version", 1)
     _one_line(_cli(models_app, "rollback", "weird"), "unknown kind", 2)

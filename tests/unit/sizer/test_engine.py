@@ -15,8 +15,9 @@ from tm_sizer.testing import policy_bundle, random_actor_arrays
 S = "BTCUSDT"
 
 
-def sig(t: int, p: float = 0.8, ic: float | None = 0.1) -> SignalIn:
-    return SignalIn(S, t, 1 if p > 0.5 else -1, p, abs(2 * p - 1), ic, t * 10)
+def sig(t: int, p: float = 0.8, ic: float | None = 0.3, n: int = 60) -> SignalIn:
+    """A signal whose live IC (default 0.3 over 60 matured predictions) is significant."""
+    return SignalIn(S, t, 1 if p > 0.5 else -1, p, abs(2 * p - 1), ic, t * 10, live_ic_n=n)
 
 
 def reg(t: int, label: str = "Bull") -> RegimeIn:

@@ -24,7 +24,7 @@ from tm_quant.features import BARS_PER_YEAR
 from tm_quant.sizing.cascade import CascadeInput, CascadeThresholds, decide
 
 from tm_trainer.rl.env import EnvConfig, SizingEnv
-from tm_trainer.rl.oos import OOSData
+from tm_trainer.rl.oos import OOSData, WalkForwardConfig
 
 Policy = Callable[[np.ndarray, OOSData, int, float], float]
 Actor = Callable[[np.ndarray], float]
@@ -43,8 +43,11 @@ def cascade_policy(max_fraction: float, actor: Actor | None,
     def pol(obs: np.ndarray, d: OOSData, t: int, k: float) -> float:
         ic = float(d.live_ic[t])
         rl = None if actor is None else float(actor(obs)) * max_fraction
+        # the OOS live IC is over the last ic_window matured predictions, as live (fewer only
+        # within an instrument's first ic_window matured predictions)
+        n = 0 if math.isnan(ic) else WalkForwardConfig.ic_window
         dec = decide(CascadeInput("CLOSED", float(d.confidence[t]),
-                                  None if math.isnan(ic) else ic, k, rl), th)
+                                  None if math.isnan(ic) else ic, k, rl, n), th)
         return dec.target_fraction / max_fraction
     return pol
 

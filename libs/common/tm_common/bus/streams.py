@@ -24,11 +24,13 @@ MODELS_PROMOTED = "models.promoted"
 EXEC_VENUE = "exec.venue"            # executor-internal: fills/states seen by its WS and poller
 RISK_COMMAND = "risk.command"        # breaker trip/reset and watchdog ticks, as events
 SIZER_COMMAND = "sizer.command"      # live join-timeout flushes
+MD_MARK = "md.mark"                  # intra-bar marks from the public ticker (ingest, live)
+PORTFOLIO_VALUATION = "portfolio.valuation"   # intra-bar valuations of the book, for risk
 
 ALL_STREAMS: tuple[str, ...] = (
     MD_BAR, MD_DVOL, MD_FUNDING, REGIME_STATE, SIGNAL_TL, SIZING_TARGET, RISK_ORDER, RISK_REJECTION,
     RISK_BREAKER, EXEC_REPORT, PORTFOLIO_SNAPSHOT, MODELS_PROMOTED, EXEC_VENUE,
-    RISK_COMMAND, SIZER_COMMAND,
+    RISK_COMMAND, SIZER_COMMAND, MD_MARK, PORTFOLIO_VALUATION,
 )
 
 DLQ_SUFFIX = ".dlq"
@@ -36,8 +38,10 @@ DLQ_SUFFIX = ".dlq"
 # Approximate retention per stream (XADD MAXLEN ~): far above any normal lag. PostgreSQL is the
 # durable record; streams are the transport. Per-bar streams see ~6 entries/day/instrument.
 DEFAULT_MAXLEN = 100_000
+# Intra-bar streams see one entry per symbol and poll (60 s: ~4,300/day for 3 symbols): 50,000
+# keeps over a week.
 MAXLEN: dict[str, int] = {MD_BAR: 200_000, MD_DVOL: 10_000, MD_FUNDING: 50_000,
-                          MODELS_PROMOTED: 10_000}
+                          MODELS_PROMOTED: 10_000, MD_MARK: 50_000, PORTFOLIO_VALUATION: 50_000}
 
 
 def dlq(stream: str) -> str:

@@ -8,6 +8,8 @@
 - :mod:`tm_common.db.writer`: :class:`WriteBehindWriter` (rows queued by a handler, written in
   order behind the stream with retries; each service's repository names its table).
 - :mod:`tm_common.db.migrate`: ``migrate(url)`` / ``migrate_async(url)`` (Alembic, to head).
+- :mod:`tm_common.db.tls`: libpq's certificate options in the URL, and the start-up warning for an
+  unverified remote server.
 """
 
 from tm_common.db.engine import make_engine, resolve_database_url, session_factory

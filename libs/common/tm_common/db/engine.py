@@ -14,6 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
+from tm_common.db.tls import tls_connect_args, warn_if_unverified
 from tm_common.db.types import json_dumps
 from tm_common.errors import ConfigError
 from tm_common.settings import CommonSettings
@@ -93,7 +94,10 @@ def make_engine(url: str | URL, *, echo: bool = False,
     ``postgresql://`` and ``sqlite://`` are upgraded to their async drivers. SQLite: the parent
     folder of the file is created, and every connection gets WAL mode and a busy timeout of
     ``sqlite_busy_timeout_ms`` (default 30 000 ms). PostgreSQL: ``pool_pre_ping`` so that a
-    restarted server costs one reconnect, not an error. JSON columns serialise ``Decimal`` as
+    restarted server costs one reconnect, not an error; libpq's ``sslrootcert``/``sslcert``/
+    ``sslkey`` URL options become the TLS context (:mod:`tm_common.db.tls`), and a non-local
+    server reached without ``sslmode=verify-full``/``verify-ca`` is warned about once
+    (``db.tls_unverified``). JSON columns serialise ``Decimal`` as
     strings. ``kwargs`` go to :func:`create_async_engine`.
     """
     parsed = async_url(url)
@@ -109,6 +113,10 @@ def make_engine(url: str | URL, *, echo: bool = False,
                         lambda c, r: _on_sqlite_connect(c, r, sqlite_busy_timeout_ms))
         return engine
     kwargs.setdefault("pool_pre_ping", True)
+    warn_if_unverified(parsed)
+    parsed, tls_args = tls_connect_args(parsed)
+    if tls_args:
+        kwargs["connect_args"] = {**kwargs.get("connect_args", {}), **tls_args}
     return create_async_engine(parsed, echo=echo, **kwargs)
 
 

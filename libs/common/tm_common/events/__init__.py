@@ -7,7 +7,7 @@ from tm_common.events.base import (
     event_types,
     register,
 )
-from tm_common.events.market import BarClosed, DvolUpdated, FundingRateUpdated
+from tm_common.events.market import BarClosed, DvolUpdated, FundingRateUpdated, MarkUpdated
 from tm_common.events.models import ModelPromoted
 from tm_common.events.orders import (
     FundingSettled,
@@ -17,13 +17,13 @@ from tm_common.events.orders import (
     OrderReported,
     PositionReconciled,
 )
-from tm_common.events.portfolio import PortfolioSnapshotted, PositionView
+from tm_common.events.portfolio import PortfolioSnapshotted, PortfolioValued, PositionView
 from tm_common.events.risk import BreakerStateChanged
 from tm_common.events.signals import PositionSized, RegimeDetected, SignalGenerated
 
 __all__ = [
     "BarClosed", "BreakerStateChanged", "DvolUpdated", "Envelope", "EventBody", "FundingRateUpdated",
-    "FundingSettled",
+    "FundingSettled", "MarkUpdated", "PortfolioValued",
     "ModelPromoted", "OrderApproved", "OrderFilled", "OrderRejected", "OrderReported",
     "PortfolioSnapshotted", "PositionReconciled", "PositionSized", "PositionView",
     "RegimeDetected", "SignalGenerated", "deterministic_id", "event_types", "register",

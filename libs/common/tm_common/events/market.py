@@ -1,4 +1,4 @@
-"""Market data events: closed bars, funding rates and Deribit DVOL."""
+"""Market data events: closed bars, funding rates, Deribit DVOL and intra-bar marks."""
 
 from __future__ import annotations
 
@@ -52,3 +52,21 @@ class FundingRateUpdated(EventBody, frozen=True, kw_only=True):
     settle_time_ms: int
     rate: Decimal
     source: Literal["live", "backfill", "replay"] = "live"
+
+
+@register
+class MarkUpdated(EventBody, frozen=True, kw_only=True):
+    """An intra-bar mark of a perpetual from the public ticker (Bybit ``GET /v5/market/tickers``):
+    ``mark_price`` is the venue's ``markPrice`` (its ``lastPrice`` when it sends no mark),
+    ``last_price`` its ``lastPrice`` if sent, both USDT; ``at_ms`` (ms UTC) the venue's answer
+    time. Marks value the book between bar closes only (``portfolio.valued``); they are never a
+    bar and never enter the 4h snapshots."""
+
+    TYPE = "mark.updated"
+    SCHEMA_VERSION = 1
+
+    instrument: str
+    at_ms: int
+    mark_price: Decimal
+    last_price: Decimal | None = None
+    source: Literal["live", "replay"] = "live"

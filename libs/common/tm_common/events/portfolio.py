@@ -1,4 +1,4 @@
-"""Portfolio snapshot: one per bar, after that bar's fills are in."""
+"""Portfolio snapshot: one per bar, after that bar's fills are in; and intra-bar valuations."""
 
 from __future__ import annotations
 
@@ -33,4 +33,27 @@ class PortfolioSnapshotted(EventBody, frozen=True, kw_only=True):
     funding: Decimal
     peak_equity: Decimal
     drawdown: float
+    positions: tuple[PositionView, ...] = ()
+
+
+@register
+class PortfolioValued(EventBody, frozen=True, kw_only=True):
+    """An intra-bar valuation (all money in USDT): the book at ``at_ms`` (ms UTC) with each
+    position marked at its newest intra-bar mark (``mark.updated``; a position with none newer
+    than its last bar close keeps that close). ``peak_equity`` is the highest *snapshot* equity
+    (bar closes only: a valuation never moves it) and ``drawdown`` = 1 − equity / peak.
+    ``after_bar_ms``: the bar time of the newest snapshot before it (None before the first);
+    ``mark_instrument``: whose mark caused it. Published on ``portfolio.valuation``, never on
+    ``portfolio.snapshot``: the per-bar accounting does not see it."""
+
+    TYPE = "portfolio.valued"
+    SCHEMA_VERSION = 1
+
+    at_ms: int
+    equity: Decimal
+    unrealised_pnl: Decimal
+    peak_equity: Decimal
+    drawdown: float
+    after_bar_ms: int | None = None
+    mark_instrument: str = ""
     positions: tuple[PositionView, ...] = ()

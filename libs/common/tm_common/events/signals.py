@@ -33,7 +33,8 @@ class SignalGenerated(BarEventBody, frozen=True, kw_only=True):
     """Signal for ``instrument`` after bar ``bar_time_ms``.
 
     ``direction`` ∈ {-1, 0, 1}; ``probability`` = P(up) in [0, 1]; ``confidence`` in [0, 1];
-    ``live_ic`` is the rolling Spearman IC of past predictions (None until enough history).
+    ``live_ic`` is the rolling Spearman IC of past predictions (None until enough history),
+    over ``live_ic_n`` matured predictions.
     """
 
     TYPE = "signal.generated"
@@ -43,6 +44,7 @@ class SignalGenerated(BarEventBody, frozen=True, kw_only=True):
     probability: float
     confidence: float
     live_ic: float | None = None
+    live_ic_n: int = 0
     model_version: str = ""
     inference_us: float = 0.0
     reason: str = ""

@@ -1,5 +1,6 @@
-"""Bybit V5 public REST: kline backfill (``GET /v5/market/kline``, category linear, newest first)
-and settled funding rates (``GET /v5/market/funding/history``)."""
+"""Bybit V5 public REST: kline backfill (``GET /v5/market/kline``, category linear, newest first),
+settled funding rates (``GET /v5/market/funding/history``) and the ticker's marks
+(``GET /v5/market/tickers``)."""
 
 from __future__ import annotations
 
@@ -8,10 +9,11 @@ from collections.abc import Callable
 import httpx
 import structlog
 from tm_common.errors import VenueUnavailable as VenueError
-from tm_common.events import BarClosed, FundingRateUpdated
+from tm_common.events import BarClosed, FundingRateUpdated, MarkUpdated
 
 from tm_ingest.domain.bars import INTERVAL_MS, BadBar, from_rest_row, order_and_dedupe
 from tm_ingest.domain.funding import BadFunding, funding_from_rest_row
+from tm_ingest.domain.marks import mark_from_ticker
 
 log = structlog.get_logger("tm.ingest.rest")
 PAGE_LIMIT = 1000
@@ -102,6 +104,23 @@ class BybitRestClient:
                       f"result.list is a JSON {_json_type(rows)}")
             raise VenueError(f"{what}: {detail}")
         return rows
+
+    async def fetch_mark(self, symbol: str, at_ms: int) -> MarkUpdated:
+        """The intra-bar mark of ``symbol`` (``GET /v5/market/tickers?category=linear&symbol=``),
+        stamped ``at_ms`` (the caller's clock when it asked: the venue's own ``time`` is not
+        used, since a simulator answers its wall time, not its market time).
+
+        Raises:
+            RateLimited, VenueError: as :meth:`get_list`; VenueError also when the answer holds
+                no row for ``symbol``.
+            tm_ingest.domain.marks.BadMark: the row is not a usable mark.
+        """
+        rows = await self.get_list("/v5/market/tickers", {"category": "linear", "symbol": symbol},
+                                   f"ticker {symbol}")
+        row = next((r for r in rows if isinstance(r, dict) and r.get("symbol") == symbol), None)
+        if row is None:
+            raise VenueError(f"ticker {symbol}: no row for {symbol} in {len(rows)} rows")
+        return mark_from_ticker(symbol, row, at_ms)
 
     async def fetch_funding(self, symbol: str, start_ms: int, end_ms: int, *,
                             source: str = "live") -> list[FundingRateUpdated]:

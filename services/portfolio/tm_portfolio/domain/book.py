@@ -28,6 +28,15 @@ when a bar time opening at or after its stamp starts. Only stamps within ``defer
 bar interval) of the newest bar close seen are deferred; anything further ahead (a wall-clock stamp
 in a replay) is booked at once (before the first bar: at the first bar), so no effect waits
 forever. Deferred effects are always booked in arrival order. Reconciliations are booked at once.
+
+Intra-bar marks (``mark.updated``, live only) never touch the ledger, the snapshots or the equity
+curve: the book keeps the newest one per instrument beside them (``intrabar``) and
+:meth:`Book.on_mark` returns a valuation (``PortfolioValued``): cash plus each position's
+unrealised PnL at its intra-bar mark, or at its bar close when it has no mark newer than that
+close. A mark not after the close of its instrument's newest bar, or not after the instrument's
+previous mark, is ignored (the close, or that mark, is newer); a bar drops the marks it
+supersedes. A book with no open position has nothing to value: no valuation. Marks are part of
+the saved state, so a restarted book values exactly as the uninterrupted one.
 """
 
 from __future__ import annotations
@@ -37,7 +46,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from tm_common.events import PortfolioSnapshotted, PositionView
+from tm_common.events import PortfolioSnapshotted, PortfolioValued, PositionView
 
 from tm_portfolio.domain.ledger import Ledger, side_sign
 from tm_portfolio.domain.performance import BARS_PER_YEAR_4H, PerformanceTracker, drawdown
@@ -79,6 +88,9 @@ class Book:
     deferrals: int = 0
     counts: dict[str, int] = field(default_factory=dict)
     recent: deque[str] = field(default_factory=lambda: deque(maxlen=RECENT_IDS))
+    intrabar: dict[str, tuple[Decimal, int]] = field(default_factory=dict)
+    valuations: int = 0
+    stale_marks: int = 0
 
     @classmethod
     def new(cls, instruments: tuple[str, ...], initial: Decimal,
@@ -113,6 +125,7 @@ class Book:
         if late:
             self.late_bars += 1
             self.ledger.mark(instrument, close, bar_ms)
+            self._drop_superseded_mark(instrument)
             return []
         out = []
         if self.pending_ms is not None and bar_ms > self.pending_ms:
@@ -121,6 +134,7 @@ class Book:
             self.pending_ms, self.pending_close_ns, self.seen = bar_ms, close_ns, set()
             self._book_deferred(bar_ms * 1_000_000)
         self.ledger.mark(instrument, close, bar_ms)
+        self._drop_superseded_mark(instrument)
         self.seen.add(instrument)
         if self.seen.issuperset(self.instruments):
             out.append(self._take(complete=True))
@@ -148,6 +162,58 @@ class Book:
     def on_reconciled(self, instrument: str, qty: Decimal, avg_price: Decimal, reason: str,
                       at_ms: int) -> dict[str, Any]:
         return self.ledger.adopt(instrument, qty, avg_price, reason=reason, at_ms=at_ms)
+
+    # -- intra-bar marks -------------------------------------------------------------------
+    @property
+    def interval_ms(self) -> int:
+        """The bar interval (ms): one bar's open to its close."""
+        return self.defer_window_ns // 1_000_000
+
+    def _bar_close_ms(self, instrument: str) -> int | None:
+        """Close (ms) of the newest bar that marked ``instrument`` (None: no bar yet)."""
+        t = self.ledger.mark_times_ms.get(instrument)
+        return None if t is None else t + self.interval_ms
+
+    def _drop_superseded_mark(self, instrument: str) -> None:
+        m, close = self.intrabar.get(instrument), self._bar_close_ms(instrument)
+        if m is not None and close is not None and m[1] <= close:
+            del self.intrabar[instrument]
+
+    def on_mark(self, instrument: str, price: Decimal, at_ms: int) -> PortfolioValued | None:
+        """Take an intra-bar mark of ``instrument`` at ``price`` (USDT) at ``at_ms``; returns the
+        valuation it gives, or None (an unknown instrument, a mark the bar close or an earlier
+        mark supersedes, or no open position). Raises ``ValueError`` for a price that is not
+        finite and > 0."""
+        if not price.is_finite() or price <= 0:
+            raise ValueError(f"mark price must be finite and > 0, got {price}")
+        if instrument not in self.instruments:
+            return None
+        close = self._bar_close_ms(instrument)
+        prev = self.intrabar.get(instrument)
+        if (close is not None and at_ms <= close) or (prev is not None and at_ms <= prev[1]):
+            self.stale_marks += 1
+            return None
+        self.intrabar[instrument] = (price, at_ms)
+        if not any(p.size != 0 for p in self.ledger.positions.values()):
+            return None
+        self.valuations += 1
+        return self.valuation(at_ms, instrument)
+
+    def valuation(self, at_ms: int, mark_instrument: str = "") -> PortfolioValued:
+        """The book now at the intra-bar marks (see the module docstring); moves nothing."""
+        led = self.ledger
+        marks = {**led.marks, **{s: m for s, (m, _) in self.intrabar.items()}}
+        upnl = sum((p.unrealised_pnl(marks.get(s)) for s, p in led.positions.items()), Decimal(0))
+        equity = led.cash() + upnl
+        peak = self.perf.peak_equity if self.perf.peak_equity is not None else led.initial
+        positions = tuple(
+            PositionView(instrument=s, qty=p.size, avg_price=p.avg_price,
+                         mark_price=marks.get(s, p.avg_price),
+                         unrealised_pnl=p.unrealised_pnl(marks.get(s)))
+            for s, p in sorted(led.positions.items()) if p.size != 0)
+        return PortfolioValued(at_ms=at_ms, equity=equity, unrealised_pnl=upnl, peak_equity=peak,
+                               drawdown=drawdown(peak, equity), after_bar_ms=self.last_snapshot_ms,
+                               mark_instrument=mark_instrument, positions=positions)
 
     # -- deferral --------------------------------------------------------------------------
     def _effect(self, effect: dict[str, str]) -> bool:
@@ -247,7 +313,9 @@ class Book:
                 "deferred": [dict(e) for e in self.deferred], "deferrals": self.deferrals,
                 "incomplete": self.incomplete, "late_bars": self.late_bars,
                 "duplicates": self.duplicates, "counts": dict(sorted(self.counts.items())),
-                "recent": list(self.recent)}
+                "recent": list(self.recent),
+                "intrabar": {k: [str(p), t] for k, (p, t) in sorted(self.intrabar.items())},
+                "valuations": self.valuations, "stale_marks": self.stale_marks}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any], instruments: tuple[str, ...] | None = None,
@@ -267,4 +335,8 @@ class Book:
                    incomplete=int(d["incomplete"]),
                    late_bars=int(d["late_bars"]), duplicates=int(d["duplicates"]),
                    counts={k: int(v) for k, v in d["counts"].items()},
-                   recent=deque(d["recent"], maxlen=RECENT_IDS))
+                   recent=deque(d["recent"], maxlen=RECENT_IDS),
+                   intrabar={k: (Decimal(p), int(t))
+                             for k, (p, t) in d.get("intrabar", {}).items()},
+                   valuations=int(d.get("valuations", 0)),
+                   stale_marks=int(d.get("stale_marks", 0)))

@@ -18,7 +18,8 @@ Triggers and their exact rules (``now_ms`` is a clock passed in: event time in t
 - ``drawdown``: on a portfolio snapshot (not in OPEN), 1 − equity / peak > ``drawdown_limit``,
   where peak is the highest snapshot equity since the breaker last left OPEN (it is re-based to the
   latest equity on leaving OPEN, otherwise a drawdown that a flat book cannot recover would trip
-  the breaker again at once, forever).
+  the breaker again at once, forever). Also on an intra-bar valuation (:func:`on_mark`, live
+  only): its equity against the same peak; a valuation never moves the peak.
 - ``stale_data``: (not in OPEN) some instrument whose bars have been seen has had no bar for more
   than ``stale_intervals`` intervals: data_now − end of its last bar > stale_intervals × interval.
   ``data_now_ms`` is the market-data clock: in the handler the latest bar end seen on ``md.bar``
@@ -29,9 +30,10 @@ Triggers and their exact rules (``now_ms`` is a clock passed in: event time in t
   accepted or filled order resets the count; every transition resets it.
 - ``manual_trip`` / ``manual_reset``: an operator command (``tm breaker trip|reset``).
 - ``kill``: an operator command (``tm kill``): OPEN with the hold ``kill`` from any state.
-- ``daily_loss`` / ``cumulative_loss``: on a portfolio snapshot, the loss since the start of the
-  UTC day / since inception or the last recorded rebase exceeds its limit
-  (:mod:`tm_risk.domain.loss_limits`); neither baseline moves when the breaker closes again.
+- ``daily_loss`` / ``cumulative_loss``: on a portfolio snapshot or an intra-bar valuation, the
+  loss since the start of the UTC day / since inception or the last recorded rebase exceeds its
+  limit (:mod:`tm_risk.domain.loss_limits`); neither baseline moves when the breaker closes
+  again, nor on a valuation.
 - ``cooldown_elapsed``: in OPEN without a hold (or with ``daily_loss`` once its UTC day has
   ended), now − time of entering OPEN ≥ ``cooldown_ms`` and no instrument is stale (a stale feed
   keeps the breaker OPEN).
@@ -214,6 +216,26 @@ def on_snapshot(b: Breaker, equity: Decimal, bar_time_ms: int, now_ms: int,
             b = replace(b, held_bars=b.held_bars + 1)
             if b.held_bars >= p.hold_bars:
                 b = _fire_into(b, T.HELD, f"held {b.held_bars} bars without a loss", now_ms, out)
+    return b, out
+
+
+def on_mark(b: Breaker, equity: Decimal, now_ms: int, p: BreakerParams,
+            breach: tuple[Trigger, str] | None = None) -> tuple[Breaker, list[Transition]]:
+    """An intra-bar valuation (equity USDT at event time ``now_ms``, between two bar closes):
+    the loss-limit ``breach`` first (in OPEN too, if it outranks the hold), then the drawdown
+    against the snapshot peak (not in OPEN). It moves nothing else: the peak, the last equity
+    and the held bars are bar-close quantities, and the HALF_OPEN ``loss`` rule (a fall from the
+    previous *snapshot*) stays a bar-close rule."""
+    out: list[Transition] = []
+    if breach is not None and outranks(b, breach[0]):
+        return _fire_into(b, breach[0], f"{breach[1]}, on an intra-bar mark", now_ms, out), out
+    if b.state == State.OPEN:
+        return b, out
+    dd = drawdown(equity, b.peak_equity)
+    if dd > p.drawdown_limit:
+        return _fire_into(b, T.DRAWDOWN, f"intra-bar drawdown {dd:.2%} from peak "
+                          f"{b.peak_equity} USDT exceeds {p.drawdown_limit:.2%} (equity {equity} "
+                          "USDT on an intra-bar mark)", now_ms, out), out
     return b, out
 
 

@@ -12,6 +12,11 @@ transition (the drawdown peak, by contrast, is re-based whenever the breaker lea
 
 :func:`breach` names the limit a snapshot exceeds (strictly greater; a limit of 0 is off): the
 cumulative one first (its hold is the stronger, ``tm_risk.domain.breaker.HOLD_RANK``).
+
+Intra-bar valuations (:func:`intrabar_breach`, live only) are judged against the same baselines
+and never move them: the baselines stay bar-close equities. A valuation on a UTC day whose first
+snapshot has not arrived yet is judged on the cumulative limit only (the daily baseline is then
+the previous day's).
 """
 
 from __future__ import annotations
@@ -67,6 +72,14 @@ def breach(book: LossBook, equity: Decimal, daily_limit: float,
             f"daily loss {day:.2%} since the UTC day's start (equity {book.day_start_equity} "
             f"USDT) exceeds {daily_limit:.2%} (equity {equity} USDT)")
     return None
+
+
+def intrabar_breach(book: LossBook, equity: Decimal, at_ms: int, daily_limit: float,
+                    cumulative_limit: float) -> tuple[Trigger, str] | None:
+    """:func:`breach` for an intra-bar valuation of ``equity`` at ``at_ms``: the book is not
+    moved; the daily limit applies only within the UTC day of its baseline."""
+    same_day = book.day_index is not None and at_ms // DAY_MS == book.day_index
+    return breach(book, equity, daily_limit if same_day else 0.0, cumulative_limit)
 
 
 def rebase(book: LossBook, equity: Decimal, now_ms: int, reason: str, *,

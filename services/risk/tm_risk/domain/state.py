@@ -11,6 +11,9 @@
 - ``breaker``: :class:`~tm_risk.domain.breaker.Breaker` (with its hold).
 - ``losses``: :class:`~tm_risk.domain.loss_limits.LossBook`, the baselines of the daily and
   cumulative loss limits (never moved by a breaker transition).
+- ``valuation_ms``/``valuation_equity``: the newest intra-bar valuation applied (``at_ms``,
+  equity USDT; live only): an older or equal one is ignored, and the breaker's intra-bar checks
+  survive a restart with it.
 - ``audit_outbox``: audit rows (JSON-able dicts) written by the handler and not yet confirmed in
   the database: saved with the state, so a row of a committed kill survives a crash before it
   lands (the audit writer upserts by id, so writing one twice is harmless).
@@ -54,6 +57,8 @@ class RiskState:
     breaker: Breaker = field(default_factory=Breaker)
     losses: LossBook = field(default_factory=LossBook)
     audit_outbox: list[dict[str, Any]] = field(default_factory=list)
+    valuation_ms: int | None = None
+    valuation_equity: Decimal | None = None
     joining: dict[int, dict[str, tuple[float, str]]] = field(default_factory=dict)
     decided_bar_ms: int | None = None
     decided: tuple[str, ...] = ()
@@ -140,6 +145,7 @@ class RiskState:
                        "baseline_at_ms": lb.baseline_at_ms,
                        "baseline_reason": lb.baseline_reason},
             "audit_outbox": list(self.audit_outbox),
+            "valuation_ms": self.valuation_ms, "valuation_equity": _s(self.valuation_equity),
             "joining": {str(t): {i: [f, tier] for i, (f, tier) in sorted(v.items())}
                         for t, v in sorted(self.joining.items())},
             "decided_bar_ms": self.decided_bar_ms, "decided": list(self.decided),
@@ -187,6 +193,7 @@ class RiskState:
             closes={s: {int(t): float(c) for t, c in v} for s, v in d["closes"].items()},
             breaker=breaker, losses=losses,
             audit_outbox=[dict(r) for r in d.get("audit_outbox", [])],
+            valuation_ms=d.get("valuation_ms"), valuation_equity=_d(d.get("valuation_equity")),
             joining={int(t): {i: (float(f), str(tier)) for i, (f, tier) in v.items()}
                      for t, v in d.get("joining", {}).items()},
             decided_bar_ms=d.get("decided_bar_ms"), decided=tuple(d.get("decided", ())))

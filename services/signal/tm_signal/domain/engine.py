@@ -261,19 +261,21 @@ class SignalEngine:
         p = min(1.0, max(0.0, p))
         direction, conf = decide(p, self.cfg.min_confidence,
                                  confidence_cut(1.0, ages, self.cfg.stale_confidence_fraction))
-        live_ic = ic.value
+        live_ic, live_ic_n = ic.value, ic.n
         ic.add(p, bar.close, self.model.horizon_bars)
         stale = [a.describe() for a in ages if a.stale]
         if stale:
             stale[-1] += f": withheld, confidence x{self.cfg.stale_confidence_fraction:g} each"
         notes = [n for n in (note, *stale) if n]
         return SignalOut(inst, t, direction, p, conf, live_ic, bar.ts_event_ns,
+                         live_ic_n=live_ic_n,
                          model_version=self.model_version, reason="; ".join(["ok", *notes]),
                          inference_us=(t2 - t1) / 1e3, features_us=(t1 - t0) / 1e3, inputs=ages)
 
     def _zero(self, bar: BarIn, ic: LiveIC, reason: str, features_us: float = 0.0,
               inputs: tuple[InputAge, ...] = ()) -> SignalOut:
         return SignalOut(bar.instrument, bar.open_time_ms, 0, 0.5, 0.0, ic.value, bar.ts_event_ns,
+                         live_ic_n=ic.n,
                          model_version=self.model_version, reason=reason, features_us=features_us,
                          inputs=inputs)
 

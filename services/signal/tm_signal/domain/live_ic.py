@@ -47,6 +47,11 @@ class LiveIC:
         self.pending.append((self.n_bars + horizon_bars, math.log(close), float(p)))
 
     @property
+    def n(self) -> int:
+        """Matured predictions behind :attr:`value` (0 while it is None)."""
+        return 0 if self._value is None else len(self.pairs)
+
+    @property
     def value(self) -> float | None:
         """Spearman IC in [-1, 1], or None with fewer than ``min_pairs`` pairs or no dispersion."""
         return self._value

@@ -272,7 +272,7 @@ class SizerEngine:
                 kelly=kelly, max_fraction=pol.max_fraction)
             rl = pol.fraction(obs, kp.max_fraction)
         d = decide(CascadeInput(self.breaker_state, float(sig["confidence"]), sig["live_ic"],
-                                kelly, rl), self.params.thresholds)
+                                kelly, rl, int(sig.get("live_ic_n", 0))), self.params.thresholds)
         if stale:
             d = Decision(d.tier, d.target_fraction, d.reason + "; regime stale (last known: "
                          f"{label or 'none'})", d.kelly_fraction, d.rl_fraction)

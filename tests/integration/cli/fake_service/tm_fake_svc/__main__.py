@@ -1,7 +1,8 @@
 """``python -m tm_fake_svc``: serve ``/status`` on ``TM_HTTP_PORT`` until SIGTERM.
 
 Env: ``TM_SERVICE_NAME``, ``TM_HTTP_PORT``; ``FAKE_IGNORE_SIGTERM=1`` ignores SIGTERM (to test the
-SIGKILL escalation). ``/status`` also echoes the TM_* URLs it was given, so tests can check them.
+SIGKILL escalation). ``/status`` also echoes the TM_* URLs it was given, and the names (never the
+values) of all its environment variables, so tests can check them.
 """
 
 import json
@@ -32,6 +33,7 @@ class Handler(BaseHTTPRequestHandler):
             "streams": {"tm:md.bar": {"lag": 2, "pending": 1}, "tm:md.dvol": {"lag": 1, "pending": 0}},
             "env": {k: os.environ.get(k) for k in
                     ("TM_REDIS_URL", "TM_DATABASE_URL", "TM_DATA_DIR", "TM_SERVICE_NAME")},
+            "env_names": sorted(os.environ),
         }).encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")

@@ -1,0 +1,47 @@
+"""The banner of a run says what traded and why, and the next steps (issue: a demo that explains
+itself)."""
+
+from __future__ import annotations
+
+from tm_app.explain import ModelsInUse, banner
+
+REFUSED = {"version": "signal-x", "stage": "candidate", "gate_passed": False,
+           "why": "OOS mean IC 0.0032 < 0.03; OOS Sharpe after costs -0.49 <= 0.5",
+           "mean_ic": 0.0032, "sharpe": -0.49}
+
+
+def summary(orders: int, challenger: dict | None = None) -> dict:
+    s = {"stats": {"total": {"total_return": 0.0 if not orders else 0.0123, "sharpe": 1.5}},
+         "counts": {"orders": orders}, "tiers": {"FLAT": 450}}
+    if challenger:
+        s["challenger"] = challenger
+    return s
+
+
+def test_flat_production_names_the_refused_model_and_its_gates():
+    lines = banner(summary(0), ModelsInUse(None, "regime-1", None, REFUSED))
+    assert lines[0] == ("production traded flat: no production signal model: signal-x was "
+                        "refused by its walk-forward gates (OOS mean IC 0.0032 < 0.03; OOS "
+                        "Sharpe after costs -0.49 <= 0.5)")
+    assert "next steps:" in lines
+    assert any("tm models promote signal-x --force --reason" in ln for ln in lines)
+    assert any("tm train --gate-min-ic" in ln for ln in lines)
+
+
+def test_challenger_line_and_replay_is_not_forward_evidence():
+    ch = {"candidate": "signal-x", "counts": {"orders": 12},
+          "stats": {"total": {"total_return": -0.02, "sharpe": -0.7}, "signal_ic": {"all": -0.05}},
+          "sizing_reasons": {}}
+    lines = banner(summary(0, ch), ModelsInUse(None, None, None, REFUSED), replay=True)
+    assert lines[1] == ("shadow challenger signal-x: 12 orders, return -2.00 %, Sharpe -0.700, "
+                        "realised IC -0.050")
+    assert "not forward evidence" in lines[2]
+    flat = dict(ch, counts={"orders": 0}, sizing_reasons={"confidence 0.12 < 0.30": 450})
+    assert "traded flat (realised IC -0.050): confidence 0.12 < 0.30" in banner(
+        summary(0, flat), None, replay=False)[1]
+
+
+def test_trading_production_and_unreadable_registry():
+    lines = banner(summary(7), ModelsInUse("signal-p", None, None, None))
+    assert lines[0].startswith("production traded with signal model signal-p: 7 orders")
+    assert "could not be read" in banner(summary(7), None)[0]
