@@ -118,8 +118,9 @@ def report(record: RunRecord, cfg: RunConfig, out_dir: Path, meta: dict,
         ch = summary["challenger"]
         console.print(summary_table(ch, f"challenger in shadow: signal {shadow.candidate} "
                                         "(paper, not production)"))
+        ic = ch["stats"]["signal_ic"].get("all")          # null in report.json when undefined
         console.print(f"challenger: {ch['counts']['orders']} orders, tiers {ch['tiers']}, "
-                      f"IC {ch['stats']['signal_ic'].get('all', float('nan')):.4f}")
+                      f"IC {'–' if ic is None else f'{ic:.4f}'}")
     lat = summary["latency_ms"].get("bar→order acknowledged", {})
     if lat.get("n"):
         console.print(f"bar → order acknowledged: p50 {lat['p50']:.2f} ms, p99 {lat['p99']:.2f} ms "

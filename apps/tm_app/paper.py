@@ -217,8 +217,10 @@ def read_last_run(paper_dir: Path) -> dict | None:
     return doc if isinstance(doc, dict) and "namespace" in doc else None
 
 
-def write_paper_report(redis_url: str, run: dict, out_dir: Path, extra_meta: dict) -> dict:
-    """The report of a paper run from its streams (at any time, during or after the run)."""
+def write_paper_report(redis_url: str, run: dict, out_dir: Path, extra_meta: dict,
+                       database_url: str = "") -> dict:
+    """The report of a paper run from its streams (at any time, during or after the run);
+    ``database_url``: the run's registry, for the report's models and their gates."""
     from tm_app.backtest import RunConfig
     from tm_app.demo import report
     from tm_app.mesh import _read
@@ -233,7 +235,7 @@ def write_paper_report(redis_url: str, run: dict, out_dir: Path, extra_meta: dic
             "namespace": run["namespace"], "market_data": run.get("market_ws_url"),
             "venue": run.get("venue"), "started_at": run.get("started_at"),
             INTRABAR_KEY: intrabar_marks("paper", run.get("mark_poll_s")), **extra_meta}
-    cfg = RunConfig(start_ms=min(opens), end_ms=max(opens), database_url="",
+    cfg = RunConfig(start_ms=min(opens), end_ms=max(opens), database_url=database_url,
                     symbols=tuple(run.get("symbols", ())),
                     initial_equity=Decimal(run.get("initial_equity", "100000")))
     challenger = None
@@ -289,8 +291,8 @@ def paper(symbols: Annotated[str | None, typer.Option(help="Comma-separated.")] 
         last = read_last_run(paper_dir)
         if last is None:
             fail(f"no paper run recorded under {paper_dir} (start one with `tm paper`)", 2)
-        redis_url, _ = _prepare(paper_settings)
-        write_paper_report(redis_url, last, _out(out, "paper"), {"report_only": True})
+        redis_url, db_url = _prepare(paper_settings)
+        write_paper_report(redis_url, last, _out(out, "paper"), {"report_only": True}, db_url)
         return
     syms = _symbols_opt(symbols)
     if unknown := [s for s in syms if s not in DEFAULT_INSTRUMENTS]:
@@ -340,7 +342,7 @@ def paper(symbols: Annotated[str | None, typer.Option(help="Comma-separated.")] 
     console.print(f"stopped after {secs:.0f}s of paper trading; writing the report")
     write_paper_report(redis_url, run_doc(cfg, started), _out(out, "paper"),
                        {"trading_seconds": round(secs, 1),
-                        "relay": json.dumps(asdict(run.relay.counts))})
+                        "relay": json.dumps(asdict(run.relay.counts))}, db_url)
 
 
 def _supervise(run: PaperRun, duration: float | None, status_every: float) -> float:

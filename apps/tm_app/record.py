@@ -76,6 +76,21 @@ class RunRecord:
     snapshots = _Bodies(PORTFOLIO_SNAPSHOT, "portfolio.snapshotted")
 
     @property
+    def executions(self) -> list[Any]:
+        """Fills and funding payments in the order the executor recorded them (the order the
+        portfolio accounted them): what the trade list is derived from."""
+        return [e.body for e in self.of(EXEC_REPORT)
+                if e.type in ("order.filled", "funding.settled")]
+
+    def last_marks(self) -> dict[str, Decimal]:
+        """Instrument → the mark price of the last snapshot that held it, else the last bar's
+        close: where a trade still open at the end of the run is valued."""
+        marks = {b.instrument: b.close for b in self.bars}
+        for s in self.snapshots:
+            marks.update({p.instrument: p.mark_price for p in s.positions})
+        return marks
+
+    @property
     def rejections(self) -> list[Any]:
         """Risk's rejections, then the venue's (both ``order.rejected``)."""
         return self.bodies(RISK_REJECTION, "order.rejected") + \

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
+from datetime import UTC, datetime
 from decimal import Decimal
 
 import numpy as np
@@ -87,7 +88,54 @@ def run_stats(rec: RunRecord, initial_equity: float) -> dict:
     active = sum(v["bars_in_market"] for v in per.values())
     total["win_rate"] = (sum(v["win_rate"] * v["bars_in_market"] for v in per.values()
                              if v["bars_in_market"]) / active) if active else float("nan")
-    return {"total": total, "per_instrument": per, "signal_ic": signal_ic(rec)}
+    bh_curve = [initial_equity] + buy_and_hold_curve(rec, initial_equity)
+    bh = performance(bh_curve)
+    bh.update({"final_equity": bh_curve[-1], "bars": len(times), "fees": 0.0, "funding": 0.0,
+               "orders": 0, "turnover": 0.0})
+    total["buy_and_hold"] = bh["total_return"]
+    return {"total": total, "per_instrument": per, "signal_ic": signal_ic(rec),
+            "buy_and_hold": bh,
+            "monthly_returns": monthly_returns([(s.bar_time_ms, float(s.equity)) for s in snaps],
+                                               initial_equity)}
+
+
+def buy_and_hold_curve(rec: RunRecord, initial_equity: float) -> list[float]:
+    """Equal-weight buy and hold at each snapshot's bar: ``initial_equity`` split equally over
+    the instruments at the first snapshot's close, held without costs. An instrument with no
+    close at a bar keeps its last close; one with no close yet at the first bar is left out."""
+    closes: dict[str, dict[int, float]] = defaultdict(dict)
+    for b in rec.bars:
+        closes[b.instrument][b.open_time_ms] = float(b.close)
+    times = [s.bar_time_ms for s in rec.snapshots]
+    if not times:
+        return []
+    held = {i: cl[times[0]] for i, cl in closes.items() if times[0] in cl and cl[times[0]] > 0}
+    if not held:
+        return [initial_equity] * len(times)
+    last = dict(held)
+    out = []
+    for t in times:
+        for i in held:
+            last[i] = closes[i].get(t, last[i])
+        out.append(initial_equity * sum(last[i] / held[i] for i in held) / len(held))
+    return out
+
+
+def monthly_returns(equity: list[tuple[int, float]], initial_equity: float
+                    ) -> list[dict[str, float | int]]:
+    """Return of each calendar month (UTC) from ``(bar_time_ms, equity)`` points, oldest first:
+    the month's last equity over the previous month's last (the first month: over
+    ``initial_equity``). Rows ``{"year", "month" (1-12), "return", "end_equity"}``."""
+    ends: dict[tuple[int, int], float] = {}
+    for ms, eq in sorted(equity):
+        d = datetime.fromtimestamp(ms / 1000, UTC)
+        ends[(d.year, d.month)] = eq
+    rows, prev = [], initial_equity
+    for (y, m), eq in sorted(ends.items()):
+        rows.append({"year": y, "month": m, "return": eq / prev - 1 if prev > 0 else float("nan"),
+                     "end_equity": eq})
+        prev = eq
+    return rows
 
 
 def signal_ic(rec: RunRecord, horizon_bars: int = 6) -> dict[str, float]:

@@ -41,7 +41,8 @@ def test_main_command_on_embedded_defaults_writes_the_report(demo_run):
     html = (data / "report" / "report.html").read_text()
     assert doc["counts"]["bars"] == 3 * 90 and doc["counts"]["snapshots"] == 90   # 15 days × 6
     assert doc["stats"]["total"]["final_equity"] > 0
-    assert "data:image/png;base64," in html and "Equity and drawdown" in html
+    assert 'id="tm-chart-data"' in html and "Equity vs buy and hold" in html   # uPlot, inline
+    assert "<h2 id=\"trades\">Trades</h2>" in html and (data / "report" / "trades.csv").is_file()
     assert (data / ".tm" / "trade_matrix.db").exists()          # SQLite default
     assert "total" in p.stdout and "report:" in p.stdout        # the summary table
     # the newest refused candidate ran in a shadow book beside production, side by side
