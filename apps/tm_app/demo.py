@@ -121,10 +121,15 @@ def report(record: RunRecord, cfg: RunConfig, out_dir: Path, meta: dict,
         ic = ch["stats"]["signal_ic"].get("all")          # null in report.json when undefined
         console.print(f"challenger: {ch['counts']['orders']} orders, tiers {ch['tiers']}, "
                       f"IC {'–' if ic is None else f'{ic:.4f}'}")
+    from tm_app.report.sections import PLAUSIBLE_LATENCY_MS
+
     lat = summary["latency_ms"].get("bar→order acknowledged", {})
-    if lat.get("n"):
+    if lat.get("n") and (lat.get("p50") or 0) <= PLAUSIBLE_LATENCY_MS:
         console.print(f"bar → order acknowledged: p50 {lat['p50']:.2f} ms, p99 {lat['p99']:.2f} ms "
                       f"({lat['n']} orders)")
+    elif lat.get("n"):
+        console.print("bar → order latency: not measured (in-process backtest bars carry no "
+                      "publication time)")
     console.print(f"tiers {summary['tiers']}  regimes {summary['regimes']}  "
                   f"breaker events {len(summary['breaker_events'])}")
     if meta.get("banner"):
