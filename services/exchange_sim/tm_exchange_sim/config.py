@@ -53,11 +53,15 @@ class ExchangeSimSettings(CommonSettings):
     sim_ip_limit_per_5s: int | None = Field(
         default=None, ge=1, description="requests per client IP in 5 s before an HTTP 403 ban "
         "(Bybit: 600); unset = no IP limit (tests and the mesh share one address)")
-    sim_ip_ban_s: float = Field(default=600.0, ge=0, description="length of the 403 ban "
+    sim_ip_ban_s: float = Field(default=600.0, ge=0, le=365 * 24 * 3600, description="length of the 403 ban "
                                 "(Bybit: at least 10 minutes)")
     sim_kline_substeps: int = Field(
         default=4, ge=1, le=240, description="kline pushes per bar: substeps-1 partial "
         "(confirm=false) bars, the confirmed one, then the next bar opening; 1 = confirmed only")
+    sim_kline_forming_row: bool = Field(
+        default=False, description="GET /v5/market/kline answers the forming bar first, as "
+        "Bybit does. Off by default while ingest decides whether a REST row has closed by its "
+        "own clock (a replay's forming row is years old by it): turn it on for Bybit's answer")
     sim_instruments_file: Path | None = Field(
         default=None, description="JSON in the shape of Bybit's /v5/market/instruments-info "
         "answer (a recorded snapshot works as is); its entries win over the shipped table; a "

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 
 from pydantic import BaseModel, ConfigDict, Field
 
+MAX_BAN_S = 365 * 24 * 3600.0
+
 
 class FaultConfig(BaseModel):
     # No NaN/Infinity: ``{"latency_ms": Infinity}`` (accepted by Python's JSON parser) would hold
@@ -33,7 +35,7 @@ class FaultConfig(BaseModel):
                                          "key and signed endpoint; None = Bybit's table")
     ip_limit_per_5s: int | None = Field(default=None, ge=1, description="requests per IP in "
                                         "5 s before a 403 ban (Bybit: 600); None = no limit")
-    ip_ban_s: float = Field(default=600.0, ge=0, description="length of the 403 ban the IP "
+    ip_ban_s: float = Field(default=600.0, ge=0, le=MAX_BAN_S, description="length of the 403 ban the IP "
                             "limit imposes (Bybit: at least 10 minutes)")
     paths: list[str] | None = Field(default=None, description="only these paths; None = all")
 

@@ -3,7 +3,8 @@ history) and Deribit's DVOL index.
 
 Everything is served up to the replay clock only: no bar, funding rate or DVOL value from
 after the venue's current time is visible. The kline answer starts with the bar forming at the
-venue's time (:mod:`tm_exchange_sim.forming`), as Bybit's does. ``/v5/market/time`` is the host
+venue's time (:mod:`tm_exchange_sim.forming`), as Bybit's does, when
+``TM_SIM_KLINE_FORMING_ROW`` is on. ``/v5/market/time`` is the host
 clock: the clock signed requests are checked against (``X-BAPI-TIMESTAMP``), which is what
 Bybit documents it for (syncing a client's signing clock).
 """
@@ -57,7 +58,7 @@ def add_market_routes(app: FastAPI, state: SimState, gw: Gateway,
                                "(shipped history is 4h: use 240)")
         limit = int_param(params, "limit", 200, low=1, high=1000)
         start, end = int_param(params, "start"), int_param(params, "end")
-        forming = state.forming_bar(symbol)
+        forming = state.forming_bar(symbol) if state.settings.sim_kline_forming_row else None
         rows = [forming] if forming is not None and (start is None or start <= forming.open_time_ms) \
             and (end is None or forming.open_time_ms <= end) else []
         rows += state.feed.klines(symbol, state.clock_ms, start, end, limit - len(rows))

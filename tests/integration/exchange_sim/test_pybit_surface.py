@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import time
+from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 from pathlib import Path
 
@@ -173,23 +174,28 @@ def test_min_notional_is_110094_and_closing_orders_are_exempt(sim, session):
 
 def test_per_endpoint_limits_follow_bybits_table(sim):
     sim.post("/sim/faults", {"rate_limit_per_s": None})
-    s = sim.session(retry_codes={10002})
-    r = s.get_positions(category="linear", symbol="BTCUSDT")
-    headers = []
-    codes = []
-    for _ in range(12):
+    s = sim.session(retry_codes={10002}, return_response_headers=True)
+    _, _, h = s.cancel_all_orders(category="linear", symbol="BTCUSDT")
+    assert h["X-Bapi-Limit"] == "10" and h["X-Bapi-Limit-Status"] == "9"
+    assert abs(int(h["X-Bapi-Limit-Reset-Timestamp"]) - time.time() * 1000) < 5_000   # now
+    _, _, h = s.get_open_orders(category="linear", symbol="BTCUSDT")
+    assert h["X-Bapi-Limit"] == "50" and h["X-Bapi-Limit-Status"] == "49"
+
+    def cancel_all(_):
         try:
             s.cancel_all_orders(category="linear", symbol="BTCUSDT")
-            codes.append(0)
         except InvalidRequestError as e:
-            codes.append(e.status_code)
-            headers.append(e.resp_headers)
-    assert r["retCode"] == 0
-    assert codes.count(10006) >= 2 and codes[:8] == [0] * 8      # 10 a second (~1 s budget)
-    assert headers[0]["X-Bapi-Limit"] == "10" and headers[0]["X-Bapi-Limit-Status"] == "0"
-    assert int(headers[0]["X-Bapi-Limit-Reset-Timestamp"]) > time.time() * 1000 - 1000
-    ok = s.get_open_orders(category="linear", symbol="BTCUSDT")   # another endpoint: 50 a second
-    assert ok["retCode"] == 0
+            return e
+        return None
+
+    with ThreadPoolExecutor(max_workers=20) as pool:   # 20 at once: over 10 in a second
+        refusals = [e for e in pool.map(cancel_all, range(20)) if e is not None]
+    assert refusals and {e.status_code for e in refusals} == {10006}
+    refused = refusals[0]
+    assert refused.resp_headers["X-Bapi-Limit"] == "10"
+    assert refused.resp_headers["X-Bapi-Limit-Status"] == "0"
+    reset = int(refused.resp_headers["X-Bapi-Limit-Reset-Timestamp"])
+    assert time.time() * 1000 - 1000 < reset <= time.time() * 1000 + 1000   # a slot frees
 
 
 def test_ip_ban_fault_answers_403_until_lifted(sim, session):
@@ -265,3 +271,6 @@ def test_any_symbol_with_a_history_and_a_recorded_snapshot(tmp_path):
         assert r["retCode"] == 0
         (pos,) = s.get_positions(category="linear", symbol="DOGEUSDT")["result"]["list"]
         assert pos["size"] == "2000"
+        # TM_SIM_KLINE_FORMING_ROW is off by default: closed bars only, newest = the clock's
+        rows = s.get_kline(category="linear", symbol="DOGEUSDT", interval="240")["result"]["list"]
+        assert [int(r[0]) for r in rows] == [FIRST_MS + H4, FIRST_MS]
