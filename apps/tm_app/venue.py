@@ -19,7 +19,11 @@ from tm_exchange_sim.state import SimState
 
 PYBIT_METHODS = {
     "place_order": ("POST", "/v5/order/create"),
+    "amend_order": ("POST", "/v5/order/amend"),
     "cancel_order": ("POST", "/v5/order/cancel"),
+    "cancel_all_orders": ("POST", "/v5/order/cancel-all"),
+    "get_order_history": ("GET", "/v5/order/history"),
+    "get_closed_pnl": ("GET", "/v5/position/closed-pnl"),
     "get_open_orders": ("GET", "/v5/order/realtime"),
     "get_executions": ("GET", "/v5/execution/list"),
     "get_positions": ("GET", "/v5/position/list"),

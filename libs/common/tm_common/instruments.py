@@ -24,6 +24,11 @@ DEFAULT_SYMBOLS: tuple[str, ...] = ("BTCUSDT", "ETHUSDT", "SOLUSDT")
 _SYMBOL = re.compile(r"^[A-Z0-9]{1,20}USDT$")
 
 
+def _text(value: Decimal) -> str:
+    """A Decimal as Bybit writes numbers: plain digits, never an exponent (``1E-7``)."""
+    return format(value, "f")
+
+
 def parse_symbols(value: str | Iterable[str]) -> tuple[str, ...]:
     """The one parser of instrument lists (``TM_SYMBOLS``, ``--symbols``, ``--instruments``).
 
@@ -78,17 +83,17 @@ class InstrumentSpec:
             "baseCoin": self.base_coin, "quoteCoin": self.quote_coin,
             "launchTime": str(self.launch_time_ms), "deliveryTime": "0", "deliveryFeeRate": "",
             "priceScale": str(self.price_scale),
-            "leverageFilter": {"minLeverage": str(self.min_leverage),
-                               "maxLeverage": str(self.max_leverage),
-                               "leverageStep": str(self.leverage_step)},
-            "priceFilter": {"minPrice": str(low), "maxPrice": str(self.max_price),
-                            "tickSize": str(self.tick_size)},
-            "lotSizeFilter": {"maxOrderQty": str(self.max_order_qty),
-                              "minOrderQty": str(self.min_order_qty),
-                              "qtyStep": str(self.qty_step),
-                              "postOnlyMaxOrderQty": str(self.max_order_qty),
-                              "maxMktOrderQty": str(self.max_mkt_order_qty),
-                              "minNotionalValue": str(self.min_notional)},
+            "leverageFilter": {"minLeverage": _text(self.min_leverage),
+                               "maxLeverage": _text(self.max_leverage),
+                               "leverageStep": _text(self.leverage_step)},
+            "priceFilter": {"minPrice": _text(low), "maxPrice": _text(self.max_price),
+                            "tickSize": _text(self.tick_size)},
+            "lotSizeFilter": {"maxOrderQty": _text(self.max_order_qty),
+                              "minOrderQty": _text(self.min_order_qty),
+                              "qtyStep": _text(self.qty_step),
+                              "postOnlyMaxOrderQty": _text(self.max_order_qty),
+                              "maxMktOrderQty": _text(self.max_mkt_order_qty),
+                              "minNotionalValue": _text(self.min_notional)},
             "unifiedMarginTrade": True, "fundingInterval": 480, "settleCoin": self.quote_coin,
             "copyTrading": "both", "upperFundingRate": "0.005", "lowerFundingRate": "-0.005",
             "isPreListing": False, "preListingInfo": None,
@@ -137,3 +142,53 @@ DEFAULT_INSTRUMENTS: dict[str, InstrumentSpec] = {
         max_mkt_order_qty=Decimal("12000.0"), max_leverage=Decimal(50), price_scale=3,
         max_price=Decimal("19999.980"), launch_time_ms=1634256000000),
 }
+
+
+# ---- filters for a symbol nobody configured ------------------------------------------------
+DERIVED_STEP_VALUE_USDT = Decimal(10)        # one qty step is worth 10-100 USDT at the reference
+DERIVED_MAX_MKT_VALUE_USDT = Decimal(2_000_000)
+DERIVED_MAX_LEVERAGE = Decimal(50)
+
+
+def _power_of_ten(exponent: int) -> Decimal:
+    return Decimal(format(Decimal(1).scaleb(exponent), "f"))
+
+
+def derived_spec(symbol: str, reference_price: Decimal | str) -> InstrumentSpec:
+    """Filters for a USDT perpetual with no published specification, from the magnitude of a
+    reference price ``P`` (USDT, > 0; e.g. the first close of its history), shaped like Bybit's:
+
+    - ``tick_size`` = 10^(floor(log10 P) - 5) (5-6 significant digits), ``price_scale`` its
+      decimals, ``min_price`` = one tick, ``max_price`` = 2e7 ticks minus two;
+    - ``qty_step`` = ``min_order_qty`` = 10^ceil(log10(10 / P)): one step is worth 10-100 USDT;
+    - ``max_mkt_order_qty`` = 2,000,000 USDT at ``P`` (rounded down to the step, at least one
+      step), ``max_order_qty`` = 10 x that;
+    - ``min_notional`` 5 USDT, leverage 1-50 in steps of 0.01.
+
+    BTC (P ~ 40,000), ETH (~ 3,000) and SOL (~ 100) come out with their published tick (BTC,
+    ETH) and qty step; the shipped table (:data:`DEFAULT_INSTRUMENTS`) still wins for them.
+
+    Raises:
+        ValueError: ``symbol`` is not a USDT perpetual name, or ``P`` is not a positive number.
+    """
+    (sym,) = parse_symbols([symbol])
+    try:
+        price = Decimal(str(reference_price))
+    except ArithmeticError as e:
+        raise ValueError(f"{sym}: reference price {reference_price!r} is not a number") from e
+    if not price.is_finite() or price <= 0:
+        raise ValueError(f"{sym}: reference price must be a positive number, "
+                         f"got {reference_price!r}")
+    magnitude = price.adjusted()                          # floor(log10 P)
+    tick = _power_of_ten(magnitude - 5)
+    price_scale = max(0, 5 - magnitude)
+    step_ratio = DERIVED_STEP_VALUE_USDT / price
+    step_exp = step_ratio.adjusted() + (0 if step_ratio == _power_of_ten(step_ratio.adjusted())
+                                        else 1)          # ceil(log10(10 / P))
+    step = _power_of_ten(step_exp)
+    max_mkt = Decimal(format(max((DERIVED_MAX_MKT_VALUE_USDT / price // step) * step, step), "f"))
+    return InstrumentSpec(
+        symbol=sym, base_coin=sym.removesuffix("USDT"), tick_size=tick, qty_step=step,
+        min_order_qty=step, max_order_qty=max_mkt * 10, max_mkt_order_qty=max_mkt,
+        max_leverage=DERIVED_MAX_LEVERAGE, price_scale=price_scale, min_price=tick,
+        max_price=tick * (20_000_000 - 2))

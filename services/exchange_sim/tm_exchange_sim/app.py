@@ -13,12 +13,13 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from tm_exchange_sim.config import ExchangeSimSettings
-from tm_exchange_sim.faults import FaultConfig, FaultInjector, RateLimiter
+from tm_exchange_sim.faults import FaultConfig, FaultInjector
 from tm_exchange_sim.feed import ReplayFeed
 from tm_exchange_sim.gateway import Gateway
 from tm_exchange_sim.health import add_service_routes
 from tm_exchange_sim.http_guard import HttpGuard
 from tm_exchange_sim.metrics import SimMetrics
+from tm_exchange_sim.ratelimit import RateLimiter
 from tm_exchange_sim.routes_market import add_market_routes
 from tm_exchange_sim.routes_sim import add_sim_routes
 from tm_exchange_sim.routes_trade import add_trade_routes
@@ -39,7 +40,9 @@ def fault_config(settings: ExchangeSimSettings) -> FaultConfig:
                        timeout_s=settings.sim_fault_timeout_s,
                        latency_ms=settings.sim_fault_latency_ms,
                        ws_drop_prob=settings.sim_fault_ws_drop_prob,
-                       rate_limit_per_s=settings.sim_rate_limit_per_s)
+                       rate_limit_per_s=settings.sim_rate_limit_per_s,
+                       ip_limit_per_5s=settings.sim_ip_limit_per_5s,
+                       ip_ban_s=settings.sim_ip_ban_s)
 
 
 # What a 422 says about each error: never the ``input`` (nor ``ctx``/``url``, which can quote
@@ -76,7 +79,8 @@ def create_app(settings: ExchangeSimSettings | None = None, *,
     keys = settings.api_keys
     hub = WsHub(state, faults, metrics, keys, wall_ms)
     gateway = Gateway(faults, limiter, hub, metrics, keys, wall_ms,
-                      settings.sim_recv_window_max_ms)
+                      settings.sim_recv_window_max_ms,
+                      venue_ms=lambda: state.venue_ms(wall_ms()))
     admin = settings.admin_token.get_secret_value() if settings.admin_token else None
 
     docs = settings.sim_docs_enabled
@@ -87,8 +91,9 @@ def create_app(settings: ExchangeSimSettings | None = None, *,
     app.state.faults = faults
     app.add_exception_handler(RequestValidationError, validation_error)
     signed = add_trade_routes(app, state, gateway, metrics)
-    add_market_routes(app, state, gateway)
-    add_sim_routes(app, state, faults, limiter, hub, metrics)
+    add_market_routes(app, state, gateway, lambda: wall_ms() * 1_000_000 + time.time_ns()
+                      % 1_000_000)
+    add_sim_routes(app, state, faults, limiter, hub, metrics, gateway)
     # Outermost: authentication, size cap and media type before any body is read.
     app.add_middleware(HttpGuard, admin_token=admin, max_body_bytes=settings.sim_max_body_bytes,
                        signed_paths=signed, refuse_unsigned=gateway.refuse_unknown_key)

@@ -47,8 +47,25 @@ class ExchangeSimSettings(CommonSettings):
     sim_default_leverage: Decimal = Field(default=Decimal(10), gt=0)
     sim_seed: int = 0
     sim_recv_window_max_ms: int = Field(default=60_000, ge=1)
-    sim_rate_limit_per_s: int = Field(default=20, ge=1,
-                                      description="requests per key, path and second")
+    sim_rate_limit_per_s: int | None = Field(
+        default=None, ge=1, description="a flat limit (requests per key, signed endpoint and "
+        "second) instead of Bybit's per-endpoint table; unset = the table")
+    sim_ip_limit_per_5s: int | None = Field(
+        default=None, ge=1, description="requests per client IP in 5 s before an HTTP 403 ban "
+        "(Bybit: 600); unset = no IP limit (tests and the mesh share one address)")
+    sim_ip_ban_s: float = Field(default=600.0, ge=0, le=365 * 24 * 3600, description="length of the 403 ban "
+                                "(Bybit: at least 10 minutes)")
+    sim_kline_substeps: int = Field(
+        default=4, ge=1, le=240, description="kline pushes per bar: substeps-1 partial "
+        "(confirm=false) bars, the confirmed one, then the next bar opening; 1 = confirmed only")
+    sim_kline_forming_row: bool = Field(
+        default=False, description="GET /v5/market/kline answers the forming bar first, as "
+        "Bybit does. Off by default while ingest decides whether a REST row has closed by its "
+        "own clock (a replay's forming row is years old by it): turn it on for Bybit's answer")
+    sim_instruments_file: Path | None = Field(
+        default=None, description="JSON in the shape of Bybit's /v5/market/instruments-info "
+        "answer (a recorded snapshot works as is); its entries win over the shipped table; a "
+        "symbol in neither gets filters derived from its first history close")
 
     sim_max_body_bytes: int = Field(default=4 << 20, ge=1024, description="largest request "
                                     "body accepted on any route (bytes); larger is a 413, "

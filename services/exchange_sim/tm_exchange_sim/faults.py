@@ -4,7 +4,9 @@ Per request to ``/v5/*`` and the Deribit path, in this order: added latency; a f
 rate-limit answer (retCode 10006 with the limit headers); an HTTP 5xx (the request is not
 processed); a timeout (the request *is* processed, then the response is held for
 ``timeout_s``, past the client's timeout: the nastiest case for idempotency). WebSocket pushes
-drop the connection with ``ws_drop_prob``.
+drop the connection with ``ws_drop_prob``. The per-endpoint rate limits and the IP limit and
+ban (HTTP 403) are in :mod:`tm_exchange_sim.ratelimit`; their settings live here, so that
+``POST /sim/faults`` changes them too.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ import random
 from dataclasses import dataclass
 
 from pydantic import BaseModel, ConfigDict, Field
+
+MAX_BAN_S = 365 * 24 * 3600.0
 
 
 class FaultConfig(BaseModel):
@@ -27,7 +31,12 @@ class FaultConfig(BaseModel):
     timeout_s: float = Field(default=15.0, ge=0)
     latency_ms: float = Field(default=0.0, ge=0)
     ws_drop_prob: float = Field(default=0.0, ge=0, le=1)
-    rate_limit_per_s: int = Field(default=20, ge=1)
+    rate_limit_per_s: int | None = Field(default=None, ge=1, description="a flat limit per "
+                                         "key and signed endpoint; None = Bybit's table")
+    ip_limit_per_5s: int | None = Field(default=None, ge=1, description="requests per IP in "
+                                        "5 s before a 403 ban (Bybit: 600); None = no limit")
+    ip_ban_s: float = Field(default=600.0, ge=0, le=MAX_BAN_S, description="length of the 403 ban the IP "
+                            "limit imposes (Bybit: at least 10 minutes)")
     paths: list[str] | None = Field(default=None, description="only these paths; None = all")
 
 
@@ -79,25 +88,3 @@ class FaultInjector:
         if hit:
             self.injected["ws_drop"] = self.injected.get("ws_drop", 0) + 1
         return hit
-
-
-class RateLimiter:
-    """Fixed one-second windows per (api key, path), as Bybit's per-UID endpoint limits."""
-
-    def __init__(self, limit_per_s: int) -> None:
-        self.limit = limit_per_s
-        self._windows: dict[tuple[str, str], tuple[int, int]] = {}
-
-    def hit(self, key: str, path: str, now_ms: int) -> tuple[bool, int, int]:
-        """Count one request; return (allowed, remaining, reset_timestamp_ms)."""
-        window = now_ms - now_ms % 1000
-        start, count = self._windows.get((key, path), (window, 0))
-        if start != window:
-            start, count = window, 0
-        count += 1
-        self._windows[(key, path)] = (start, count)
-        return count <= self.limit, max(self.limit - count, 0), start + 1000
-
-    def headers(self, remaining: int, reset_ms: int) -> dict[str, str]:
-        return {"X-Bapi-Limit-Status": str(remaining), "X-Bapi-Limit": str(self.limit),
-                "X-Bapi-Limit-Reset-Timestamp": str(reset_ms)}

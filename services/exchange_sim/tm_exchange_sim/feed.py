@@ -40,6 +40,11 @@ class BarBook:
     _times: dict[str, list[int]]
     dvol: list[DvolPoint]
 
+    def first(self, symbol: str) -> HistoryBar | None:
+        """``symbol``'s oldest bar (``None`` when it has none)."""
+        times = self._times.get(symbol)
+        return self.bars[symbol][times[0]] if times else None
+
     def bars_at(self, open_ms: int) -> dict[str, HistoryBar]:
         return {s: self.bars[s][open_ms] for s in self.symbols if open_ms in self.bars[s]}
 

@@ -1,8 +1,9 @@
 """One request through the venue: faults, signature, rate limit, handler, envelope, pushes.
 
-Every Bybit answer is HTTP 200 with ``{"retCode", "retMsg", "result", "retExtInfo", "time"}``;
-only injected 5xx faults use another status. Authenticated answers carry Bybit's
-``X-Bapi-Limit*`` headers.
+Every Bybit answer is HTTP 200 with ``{"retCode", "retMsg", "result", "retExtInfo", "time"}``
+(``time`` = the venue's time, :meth:`~tm_exchange_sim.state.SimState.venue_ms`); only injected
+5xx faults and an IP ban (403, :mod:`tm_exchange_sim.ratelimit`) use another status.
+Authenticated answers carry Bybit's ``X-Bapi-Limit*`` headers.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from fastapi import Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from tm_common.decimals import NotADecimal, finite_decimal
 
-from tm_exchange_sim.faults import FaultInjector, RateLimiter
+from tm_exchange_sim.faults import FaultInjector
 from tm_exchange_sim.matching import VenueError
 from tm_exchange_sim.matching.errors import (
     INVALID_API_KEY,
@@ -27,6 +28,7 @@ from tm_exchange_sim.matching.errors import (
     params_error,
 )
 from tm_exchange_sim.metrics import SimMetrics
+from tm_exchange_sim.ratelimit import IpGuard, RateLimiter
 from tm_exchange_sim.signing import verify_rest
 from tm_exchange_sim.ws import WsHub
 
@@ -104,9 +106,14 @@ def linear_category(params: Params, *, default: str | None = None) -> str:
 class Gateway:
     def __init__(self, faults: FaultInjector, limiter: RateLimiter, hub: WsHub,
                  metrics: SimMetrics, keys: Callable[[], dict[str, str]],
-                 wall_ms: Callable[[], int], max_recv_window_ms: int) -> None:
+                 wall_ms: Callable[[], int], max_recv_window_ms: int,
+                 venue_ms: Callable[[], int] | None = None) -> None:
+        """``wall_ms``: the host clock (signatures, rate limits, bans); ``venue_ms``: the
+        venue's time that answers carry (default: the host clock)."""
         self.faults = faults
         self.limiter = limiter
+        self.ip_guard = IpGuard()
+        self.venue_ms = venue_ms or wall_ms
         self.hub = hub
         self.metrics = metrics
         self.keys = keys
@@ -122,11 +129,19 @@ class Gateway:
         if key and key in self.keys():
             return None
         self.metrics.requests.labels(path, str(INVALID_API_KEY)).inc()
-        return envelope(INVALID_API_KEY, VenueError(INVALID_API_KEY).ret_msg, {}, self.wall_ms())
+        return envelope(INVALID_API_KEY, VenueError(INVALID_API_KEY).ret_msg, {},
+                        self.venue_ms())
 
     async def handle(self, request: Request, handler: Handler, *, private: bool) -> Response:
         path = request.url.path
         started = time.perf_counter()
+        cfg = self.faults.config
+        ip = request.client.host if request.client else ""
+        until = self.ip_guard.banned(ip, self.wall_ms(), cfg.ip_limit_per_5s, cfg.ip_ban_s)
+        if until is not None:
+            self.metrics.requests.labels(path, "403").inc()
+            return PlainTextResponse(f"403 Forbidden: access too frequent (IP banned until "
+                                     f"{until} ms)", status_code=403)
         decision = self.faults.decide(path)
         if decision.latency_s:
             await asyncio.sleep(decision.latency_s)
@@ -141,12 +156,12 @@ class Gateway:
             if decision.rate_limit:
                 self.metrics.faults.labels("rate_limit").inc()
                 now = self.wall_ms()
-                headers.update(self.limiter.headers(0, now - now % 1000 + 1000))
+                headers.update(self.limiter.headers(self.limiter.limit(path), 0, now + 1000))
                 raise VenueError(RATE_LIMITED)
             result = handler(params)
-            body = envelope(0, "OK", result, self.wall_ms())
+            body = envelope(0, "OK", result, self.venue_ms())
         except VenueError as e:
-            body = envelope(e.ret_code, e.ret_msg, {}, self.wall_ms())
+            body = envelope(e.ret_code, e.ret_msg, {}, self.venue_ms())
         await self.hub.publish_engine_events()
         self.metrics.requests.labels(path, str(body["retCode"])).inc()
         self.metrics.latency.labels(path).observe(time.perf_counter() - started)
@@ -165,9 +180,9 @@ class Gateway:
         if private:
             auth = verify_rest(request.headers, raw, self.keys(), self.wall_ms(),
                                max_recv_window_ms=self.max_recv_window_ms)
-            allowed, remaining, reset_ms = self.limiter.hit(auth.api_key, request.url.path,
-                                                            self.wall_ms())
-            headers.update(self.limiter.headers(remaining, reset_ms))
+            allowed, limit_headers = self.limiter.hit(auth.api_key, request.url.path,
+                                                      self.wall_ms())
+            headers.update(limit_headers)
             if not allowed:
                 raise VenueError(RATE_LIMITED)
         if not is_post:

@@ -1,12 +1,18 @@
-"""Public market routes (Bybit V5 instruments-info, kline, tickers) and Deribit's DVOL index.
+"""Public market routes (Bybit V5 server time, instruments-info, kline, tickers, funding
+history) and Deribit's DVOL index.
 
 Everything is served up to the replay clock only: no bar, funding rate or DVOL value from
-after the venue's current time is visible.
+after the venue's current time is visible. The kline answer starts with the bar forming at the
+venue's time (:mod:`tm_exchange_sim.forming`), as Bybit's does, when
+``TM_SIM_KLINE_FORMING_ROW`` is on. ``/v5/market/time`` is the host
+clock: the clock signed requests are checked against (``X-BAPI-TIMESTAMP``), which is what
+Bybit documents it for (syncing a client's signing clock).
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from decimal import Decimal
 
 from fastapi import FastAPI, Request
@@ -26,7 +32,13 @@ DERIBIT_MAX_POINTS = 1000
 FUNDING_PAGE_MAX = 200
 
 
-def add_market_routes(app: FastAPI, state: SimState, gw: Gateway) -> None:
+def add_market_routes(app: FastAPI, state: SimState, gw: Gateway,
+                      host_ns: Callable[[], int]) -> None:
+    """``host_ns``: the host clock (ns) that ``/v5/market/time`` tells."""
+    def server_time(params: Params) -> dict:
+        now_ns = host_ns()
+        return {"timeSecond": str(now_ns // 1_000_000_000), "timeNano": str(now_ns)}
+
     def instruments(params: Params) -> dict:
         linear_category(params)
         symbol = params.get("symbol")
@@ -45,9 +57,12 @@ def add_market_routes(app: FastAPI, state: SimState, gw: Gateway) -> None:
             raise params_error(f"interval {interval!r} not supported by the exchange sim "
                                "(shipped history is 4h: use 240)")
         limit = int_param(params, "limit", 200, low=1, high=1000)
-        bars = state.feed.klines(symbol, state.clock_ms, int_param(params, "start"),
-                                 int_param(params, "end"), limit)
-        return {"category": "linear", "symbol": symbol, "list": [kline_row(b) for b in bars]}
+        start, end = int_param(params, "start"), int_param(params, "end")
+        forming = state.forming_bar(symbol) if state.settings.sim_kline_forming_row else None
+        rows = [forming] if forming is not None and (start is None or start <= forming.open_time_ms) \
+            and (end is None or forming.open_time_ms <= end) else []
+        rows += state.feed.klines(symbol, state.clock_ms, start, end, limit - len(rows))
+        return {"category": "linear", "symbol": symbol, "list": [kline_row(b) for b in rows]}
 
     def tickers(params: Params) -> dict:
         linear_category(params)
@@ -76,7 +91,8 @@ def add_market_routes(app: FastAPI, state: SimState, gw: Gateway) -> None:
                 "list": [{"symbol": symbol, "fundingRate": num(rates[t]),
                           "fundingRateTimestamp": str(t)} for t in times]}
 
-    for path, handler in (("/v5/market/instruments-info", instruments),
+    for path, handler in (("/v5/market/time", server_time),
+                          ("/v5/market/instruments-info", instruments),
                           ("/v5/market/kline", kline), ("/v5/market/tickers", tickers),
                           ("/v5/market/funding/history", funding_history)):
         _register(app, gw, path, handler)

@@ -17,9 +17,11 @@ from fastapi import FastAPI, HTTPException
 from pydantic import BaseModel, ConfigDict, Field
 from tm_common.history import BAR_INTERVAL_MS, HistoryBar
 
-from tm_exchange_sim.faults import FaultConfig, FaultInjector, RateLimiter
+from tm_exchange_sim.faults import FaultConfig, FaultInjector
+from tm_exchange_sim.gateway import Gateway
 from tm_exchange_sim.live import PushedFunding
 from tm_exchange_sim.metrics import SimMetrics
+from tm_exchange_sim.ratelimit import RateLimiter
 from tm_exchange_sim.serialise import execution_dict, order_dict, wallet_entry
 from tm_exchange_sim.state import SimState
 from tm_exchange_sim.ws import WsHub
@@ -38,6 +40,8 @@ class FaultsRequest(FaultConfig):
 
     seed: int | None = None
     drop_ws_now: bool = False
+    ip_ban_now: bool = Field(default=False, description="ban every caller (HTTP 403) for "
+                             "ip_ban_s from now; with ip_ban_s 0, lift every ban")
 
 
 class ResetRequest(BaseModel):
@@ -88,7 +92,7 @@ class FundingRequest(BaseModel):
 
 
 def add_sim_routes(app: FastAPI, state: SimState, faults: FaultInjector, limiter: RateLimiter,
-                   hub: WsHub, metrics: SimMetrics) -> None:
+                   hub: WsHub, metrics: SimMetrics, gateway: Gateway) -> None:
     def clock_view() -> dict:
         return {"feed": state.settings.sim_feed, "clock_ms": state.clock_ms, "now_ms": state.now_ms,
                 "first_ms": state.feed.first_ms, "last_ms": state.feed.last_ms,
@@ -146,12 +150,16 @@ def add_sim_routes(app: FastAPI, state: SimState, faults: FaultInjector, limiter
 
     @app.post("/sim/faults")
     async def post_faults(body: FaultsRequest) -> dict:
-        given = body.model_dump(exclude_unset=True, exclude={"seed", "drop_ws_now"})
+        given = body.model_dump(exclude_unset=True, exclude={"seed", "drop_ws_now",
+                                                             "ip_ban_now"})
         config = faults.config.model_copy(update=given)
         faults.configure(FaultConfig.model_validate(config.model_dump()), reseed=body.seed)
-        limiter.limit = faults.config.rate_limit_per_s
+        limiter.override_per_s = faults.config.rate_limit_per_s
+        if body.ip_ban_now:
+            gateway.ip_guard.ban_everyone(gateway.wall_ms(), faults.config.ip_ban_s)
         dropped = await hub.close_all() if body.drop_ws_now else 0
-        return {"config": faults.config.model_dump(), "seed": faults.seed, "dropped": dropped}
+        return {"config": faults.config.model_dump(), "seed": faults.seed, "dropped": dropped,
+                "ip_banned_until_ms": gateway.ip_guard.everyone_until}
 
     @app.post("/sim/reset")
     async def post_reset(body: ResetRequest | None = None) -> dict:

@@ -1,4 +1,5 @@
-"""Private Bybit V5 routes: orders, executions, positions, leverage, mode and wallet."""
+"""Private Bybit V5 routes: orders (create, amend, cancel, cancel-all, realtime, history),
+executions, positions (list, closed PnL), leverage, mode and wallet."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from tm_exchange_sim.gateway import (
 from tm_exchange_sim.matching import OrderRequest
 from tm_exchange_sim.matching.errors import params_error
 from tm_exchange_sim.metrics import SimMetrics
+from tm_exchange_sim.routes_history import history_handlers
 from tm_exchange_sim.serialise import execution_dict, order_dict, position_dict, wallet_entry
 from tm_exchange_sim.state import SimState
 
@@ -67,6 +69,27 @@ def trade_handlers(state: SimState, metrics: SimMetrics | None = None) -> dict:
             raise params_error("orderId or orderLinkId is required")
         order = engine().cancel_order(symbol, order_id, link_id)
         return {"orderId": order.order_id, "orderLinkId": order.order_link_id}
+
+    def amend(params: Params) -> dict:
+        linear_category(params)
+        for name in UNSUPPORTED_ORDER_FIELDS:
+            if params.get(name) not in (None, ""):
+                raise params_error(f"{name} is not supported by the exchange sim")
+        symbol = required(params, "symbol")
+        order_id, link_id = params.get("orderId"), params.get("orderLinkId")
+        if not order_id and not link_id:
+            raise params_error("orderId or orderLinkId is required")
+        order = engine().amend_order(symbol, order_id, link_id,
+                                     qty=decimal_param(params, "qty", optional=True),
+                                     price=decimal_param(params, "price", optional=True))
+        return {"orderId": order.order_id, "orderLinkId": order.order_link_id}
+
+    def cancel_all(params: Params) -> dict:
+        linear_category(params)
+        cancelled = engine().cancel_all(params.get("symbol"), params.get("baseCoin"),
+                                        params.get("settleCoin"))
+        return {"list": [{"orderId": o.order_id, "orderLinkId": o.order_link_id}
+                         for o in cancelled], "success": "1"}
 
     def realtime(params: Params) -> dict:
         linear_category(params)
@@ -151,13 +174,16 @@ def trade_handlers(state: SimState, metrics: SimMetrics | None = None) -> dict:
 
     return {
         ("POST", "/v5/order/create"): create,
+        ("POST", "/v5/order/amend"): amend,
         ("POST", "/v5/order/cancel"): cancel,
+        ("POST", "/v5/order/cancel-all"): cancel_all,
         ("GET", "/v5/order/realtime"): realtime,
         ("GET", "/v5/execution/list"): executions,
         ("GET", "/v5/position/list"): positions,
         ("POST", "/v5/position/set-leverage"): set_leverage,
         ("POST", "/v5/position/switch-mode"): switch_mode,
         ("GET", "/v5/account/wallet-balance"): wallet,
+        **history_handlers(state),
     }
 
 

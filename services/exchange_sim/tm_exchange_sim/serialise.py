@@ -7,7 +7,7 @@ from decimal import Decimal, localcontext
 from tm_common.history import BAR_INTERVAL_MS, HistoryBar
 
 from tm_exchange_sim.matching import Execution, Instrument, MatchingEngine, Order, Position
-from tm_exchange_sim.matching.models import ZERO
+from tm_exchange_sim.matching.models import ZERO, ClosedPnl
 
 DISPLAY = Decimal("0.00000001")
 MM_RATE = Decimal("0.005")
@@ -95,6 +95,33 @@ def position_dict(p: Position, mark: Decimal | None) -> dict:
     }
 
 
+def ws_position_dict(p: Position, mark: Decimal | None, taker_rate: Decimal) -> dict:
+    """A private WebSocket ``position`` item: the REST fields under Bybit's stream names
+    (``entryPrice`` for ``avgPrice``, plus ``breakEvenPrice`` and the ``...ByMp`` margins)."""
+    row = position_dict(p, mark)
+    entry = row.pop("avgPrice")
+    # Bybit, qty signed (short < 0): (entry x qty - realised) / (qty - |qty| x max(taker, 0.00055))
+    rate = max(taker_rate, Decimal("0.00055"))
+    size = p.size
+    breakeven = (p.avg_price * size - p.realised_pnl) / (size - abs(size) * rate) if size \
+        else ZERO
+    return {**row, "entryPrice": entry, "breakEvenPrice": money(breakeven),
+            "positionIMByMp": row["positionIM"], "positionMMByMp": row["positionMM"]}
+
+
+def closed_pnl_dict(c: ClosedPnl) -> dict:
+    return {
+        "symbol": c.symbol, "orderId": c.order_id, "side": c.side, "qty": num(c.qty),
+        "orderPrice": num(c.order_price), "orderType": c.order_type, "execType": "Trade",
+        "closedSize": num(c.closed_size), "cumEntryValue": money(c.cum_entry_value),
+        "avgEntryPrice": money(c.avg_entry_price), "cumExitValue": money(c.cum_exit_value),
+        "avgExitPrice": money(c.avg_exit_price), "closedPnl": money(c.closed_pnl),
+        "fillCount": "1", "leverage": num(c.leverage), "openFee": money(c.open_fee),
+        "closeFee": money(c.close_fee), "createdTime": str(c.created_ms),
+        "updatedTime": str(c.created_ms),
+    }
+
+
 def wallet_dict(w: dict[str, Decimal], positions_mm: Decimal) -> dict:
     """Bybit's UNIFIED wallet-balance ``list`` entry (USDT only; USD value = USDT)."""
     coin = {
@@ -130,11 +157,14 @@ def kline_row(bar: HistoryBar) -> list[str]:
             turnover(bar)]
 
 
-def ws_kline(bar: HistoryBar, interval: str = "240") -> dict:
+def ws_kline(bar: HistoryBar, interval: str = "240", *, confirm: bool = True,
+             at_ms: int | None = None) -> dict:
+    """A ``kline`` topic item; ``at_ms`` (the last trade's time) defaults to the bar's end."""
     end = bar.open_time_ms + BAR_INTERVAL_MS - 1
     return {"start": bar.open_time_ms, "end": end, "interval": interval, "open": bar.open,
             "close": bar.close, "high": bar.high, "low": bar.low, "volume": bar.volume,
-            "turnover": turnover(bar), "confirm": True, "timestamp": end}
+            "turnover": turnover(bar), "confirm": confirm,
+            "timestamp": end if at_ms is None else at_ms}
 
 
 def instrument_list(instruments: dict[str, Instrument], symbol: str | None) -> list[dict]:

@@ -11,12 +11,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 
-from tm_common.history import BAR_INTERVAL_MS, HistoryBar
+from tm_common.history import BAR_INTERVAL_MS, HistoryBar, HistoryFileError, load_bars
 
 from tm_exchange_sim.config import ExchangeSimSettings
 from tm_exchange_sim.feed import ReplayFeed, to_engine_bar
+from tm_exchange_sim.forming import opening_bar
+from tm_exchange_sim.instruments_config import load_instruments_file, resolve_instruments
 from tm_exchange_sim.live import LiveFeed, LiveMarket, PushedFunding
-from tm_exchange_sim.matching import DEFAULT_INSTRUMENTS, FeeSchedule, MatchingEngine, SlippageModel
+from tm_exchange_sim.matching import FeeSchedule, MatchingEngine, SlippageModel
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,16 +30,16 @@ class Step:
 class SimState:
     def __init__(self, settings: ExchangeSimSettings, feed: ReplayFeed | None = None) -> None:
         self.settings = settings
-        unknown = [s for s in settings.sim_symbols if s not in DEFAULT_INSTRUMENTS]
-        if unknown:
-            raise ValueError(f"no instrument specification for {unknown}")
         self.feed: ReplayFeed | LiveFeed
         if settings.sim_feed == "live":
             self.feed = LiveFeed(settings.sim_symbols)
         else:
             self.feed = feed or ReplayFeed(settings.sim_symbols, settings.sim_history_dir)
         self.market: LiveMarket | None = None
-        self.instruments = {s: DEFAULT_INSTRUMENTS[s] for s in settings.sim_symbols}
+        configured = (load_instruments_file(settings.sim_instruments_file)
+                      if settings.sim_instruments_file else {})
+        self.instruments = resolve_instruments(settings.sim_symbols, configured,
+                                               self._reference_price)
         self.seed = settings.sim_seed
         self.initial_balance = settings.sim_initial_balance
         self.engine: MatchingEngine
@@ -47,6 +49,13 @@ class SimState:
     @property
     def now_ms(self) -> int:
         return self.clock_ms + BAR_INTERVAL_MS
+
+    def venue_ms(self, host_ms: int) -> int:
+        """The venue's time, which every time field the sim answers follows (the envelope's
+        ``time``, order/execution/position/closed-PnL times, WebSocket ``ts``/``creationTime``,
+        pong): the close of the latest closed bar (history: the replay clock; live: the newest
+        pushed bar), or ``host_ms`` (the host clock) before a live venue's first bar."""
+        return self.now_ms if self.clock_ms else host_ms
 
     def reset(self, start_ms: int | None = None, initial_balance: Decimal | None = None,
               seed: int | None = None) -> None:
@@ -130,6 +139,31 @@ class SimState:
         self.engine.step(open_ms + BAR_INTERVAL_MS,
                          {s: to_engine_bar(b) for s, b in bars.items()})
         return bars
+
+    def _reference_price(self, symbol: str) -> Decimal | None:
+        """The first close of ``symbol``'s history (what derived filters scale with)."""
+        if isinstance(self.feed, ReplayFeed):
+            first = self.feed.first(symbol)
+            return Decimal(first.close) if first is not None else None
+        try:
+            rows = load_bars(symbol, directory=self.settings.sim_history_dir)
+        except HistoryFileError:
+            return None
+        return Decimal(rows[0].close) if rows else None
+
+    def next_open(self, symbol: str, open_ms: int) -> str | None:
+        """The open of ``symbol``'s bar after the one opening at ``open_ms``, when the feed has
+        it (the next bar's first trade; ``None`` for the live feed or past the history)."""
+        nxt = self.feed.bars.get(symbol, {}).get(open_ms + BAR_INTERVAL_MS)
+        return nxt.open if nxt is not None else None
+
+    def forming_bar(self, symbol: str) -> HistoryBar | None:
+        """The bar forming at the venue's time, at its first instant (see
+        :mod:`tm_exchange_sim.forming`); ``None`` before the symbol's first bar."""
+        last = self.last_bar(symbol)
+        if last is None:
+            return None
+        return opening_bar(self.now_ms, self.next_open(symbol, self.clock_ms) or last.close)
 
     def last_bar(self, symbol: str) -> HistoryBar | None:
         recent = self.feed.recent(symbol, self.clock_ms, 1)

@@ -1,6 +1,11 @@
 """Bybit V5 WebSockets: public ``/v5/public/linear`` (``kline.240.<symbol>``, driven by the
-replay clock) and private ``/v5/private`` (``auth`` op, then ``order``, ``execution``,
-``position``, ``wallet``). Both answer ``{"op": "ping"}`` with a pong."""
+replay clock: each closing bar's formation, :mod:`tm_exchange_sim.forming`) and private
+``/v5/private`` (``auth`` op, then ``order``, ``execution``, ``position``, ``wallet``).
+
+``{"op": "ping"}`` gets Bybit's pong of the channel: on the linear public channel
+``{"success": true, "ret_msg": "pong", "conn_id", "req_id", "op": "ping"}``, on the private
+channel ``{"req_id", "op": "pong", "args": ["<venue time ms>"], "conn_id"}``. Every time in a
+push is the venue's time (:meth:`SimState.venue_ms`)."""
 
 from __future__ import annotations
 
@@ -14,9 +19,16 @@ from typing import cast
 from fastapi import FastAPI, WebSocket, WebSocketDisconnect
 
 from tm_exchange_sim.faults import FaultInjector
+from tm_exchange_sim.forming import formation
 from tm_exchange_sim.matching import Execution, Order, Position, VenueError
 from tm_exchange_sim.metrics import SimMetrics
-from tm_exchange_sim.serialise import execution_dict, order_dict, position_dict, wallet_entry, ws_kline
+from tm_exchange_sim.serialise import (
+    execution_dict,
+    order_dict,
+    wallet_entry,
+    ws_kline,
+    ws_position_dict,
+)
 from tm_exchange_sim.signing import verify_ws_auth
 from tm_exchange_sim.state import SimState, Step
 
@@ -50,19 +62,24 @@ class WsHub:
 
     # ---- publishing ----------------------------------------------------------------------
     async def publish_steps(self, steps: list[Step]) -> None:
+        state = self.state
         for step in steps:
             for symbol, bar in sorted(step.bars.items()):
                 topic = f"kline.240.{symbol}"
-                msg = {"topic": topic, "data": [ws_kline(bar)],
-                       "ts": bar.open_time_ms + 4 * 3600 * 1000, "type": "snapshot"}
-                await self._send_topic("public", topic, msg)
+                pushes = formation(bar, state.settings.sim_kline_substeps,
+                                   state.instruments[symbol].tick_size,
+                                   state.next_open(symbol, bar.open_time_ms))
+                for ts, item, confirm in pushes:
+                    msg = {"topic": topic, "data": [ws_kline(item, confirm=confirm, at_ms=ts)],
+                           "ts": ts, "type": "snapshot"}
+                    await self._send_topic("public", topic, msg)
 
     async def publish_engine_events(self) -> None:
         engine = self.state.engine
         events = engine.pop_events()
         if not events:
             return
-        now = engine.now_ms
+        now = self.state.venue_ms(self.wall_ms())
         wallet_due = False
         for topic, record in events:
             if topic == "wallet":
@@ -74,8 +91,8 @@ class WsHub:
                 data = {**execution_dict(cast(Execution, record)), "category": "linear"}
             else:
                 pos = cast(Position, record)
-                data = {**position_dict(pos, engine.marks.get(pos.symbol)),
-                        "category": "linear"}
+                data = {**ws_position_dict(pos, engine.marks.get(pos.symbol),
+                                           engine.fees.taker_rate), "category": "linear"}
             await self._send_topic("private", topic, {"id": self._msg_id(), "topic": topic,
                                                       "creationTime": now, "data": [data]})
         if wallet_due:
@@ -153,9 +170,14 @@ class WsHub:
             return True
         req_id = msg.get("req_id", "")
         if op == "ping":
-            await self._reply(conn, {"success": True, "ret_msg": "pong", "conn_id": conn.conn_id,
-                                     "req_id": req_id, "op": "pong",
-                                     "args": [str(self.wall_ms())]})
+            if conn.channel == "private":
+                pong = {"req_id": req_id, "op": "pong",
+                        "args": [str(self.state.venue_ms(self.wall_ms()))],
+                        "conn_id": conn.conn_id}
+            else:
+                pong = {"success": True, "ret_msg": "pong", "conn_id": conn.conn_id,
+                        "req_id": req_id, "op": "ping"}
+            await self._reply(conn, pong)
             return True
         if op == "auth":
             return await self._auth(conn, msg.get("args"), req_id)

@@ -11,7 +11,7 @@ from tm_common.testing.sim import KEY, QUIET_FAULTS, SECRET, Sim, run_sim  # noq
 
 @pytest.fixture(scope="module")
 def sim_server(tmp_path_factory):
-    with run_sim(tmp_path_factory.mktemp("sim")) as sim:
+    with run_sim(tmp_path_factory.mktemp("sim"), TM_SIM_KLINE_FORMING_ROW="true") as sim:
         log_path = sim.log_path
         yield sim
     assert SECRET not in Path(log_path).read_text(), "the API secret leaked into the sim's log"

@@ -217,7 +217,8 @@ def test_timeout_fault_places_the_order_and_the_retry_is_recognised(sim):
 def test_kline_rest_is_newest_first_and_stops_at_the_clock(sim, session):
     sim.advance(3)
     r = session.get_kline(category="linear", symbol="SOLUSDT", interval="240", limit=10)
-    rows = r["result"]["list"]
+    forming, *rows = r["result"]["list"]          # first: the bar opening at the venue's time
+    assert int(forming[0]) == FIRST_MS + 4 * H4 and forming[5] == "0"
     expected = load_bars("SOLUSDT", FIRST_MS, FIRST_MS + 3 * H4)[::-1]
     assert [row[:6] for row in rows] == [[str(b.open_time_ms), b.open, b.high, b.low, b.close,
                                           b.volume] for b in expected]

@@ -7,6 +7,7 @@ import asyncio
 import json
 import queue
 import time
+from decimal import Decimal as D
 
 import httpx
 import pytest
@@ -35,13 +36,23 @@ async def test_kline_topic_pushes_each_confirmed_bar_as_in_the_csv(sim):
                                   "args": ["kline.240.BTCUSDT"]}))
         ack = await recv_json(ws)
         assert ack["success"] is True and ack["op"] == "subscribe" and ack["req_id"] == "r1"
-        await ws.send(json.dumps({"op": "ping"}))
-        assert (await recv_json(ws))["op"] == "pong"
+        await ws.send(json.dumps({"op": "ping", "req_id": "p1"}))
+        pong = await recv_json(ws)                # Bybit's linear public pong
+        assert pong == {"success": True, "ret_msg": "pong", "conn_id": pong["conn_id"],
+                        "req_id": "p1", "op": "ping"}
 
         await advance(sim)
         await advance(sim)
-        pushes = [await recv_json(ws), await recv_json(ws)]
+        received = [await recv_json(ws) for _ in range(2 * 5)]   # 3 partial, 1 confirmed, 1 open
+    pushes = [m for m in received if m["data"][0]["confirm"]]
     expected = load_bars("BTCUSDT", FIRST_MS + H4, FIRST_MS + 2 * H4)
+    forming = [m for m in received if not m["data"][0]["confirm"]]
+    assert [m["ts"] for m in forming[:4]] == [FIRST_MS + H4 + k * H4 // 4 for k in (1, 2, 3, 4)]
+    assert forming[3]["data"][0]["start"] == FIRST_MS + 2 * H4         # the next bar opening
+    for msg in forming[:3]:                                            # inside the final bar
+        k, final = msg["data"][0], expected[0]
+        assert D(final.low) <= D(k["low"]) <= D(k["close"]) <= D(k["high"]) <= D(final.high)
+        assert k["open"] == final.open and D(k["volume"]) < D(final.volume)
     for msg, bar in zip(pushes, expected, strict=True):
         assert msg["topic"] == "kline.240.BTCUSDT" and msg["type"] == "snapshot"
         (k,) = msg["data"]
@@ -85,11 +96,22 @@ async def test_private_topics_after_auth(sim, session):
         placed = await asyncio.to_thread(
             session.place_order, category="linear", symbol="ETHUSDT", side="Sell",
             orderType="Market", qty="0.50", orderLinkId="ws-1")
-        pushes = {}
+        pushes, times = {}, set()
         while len(pushes) < 4:
             msg = await recv_json(ws)
             pushes[msg["topic"]] = msg["data"][0]
+            times.add(msg["creationTime"])
+        await ws.send(json.dumps({"op": "ping", "req_id": "hb"}))
+        pong = await recv_json(ws)                # Bybit's private pong: the server time
     order_id = placed["result"]["orderId"]
+    venue_now = FIRST_MS + H4                     # the fixture's venue: the first bar's close
+    assert times == {venue_now} and pong == {"req_id": "hb", "op": "pong",
+                                             "args": [str(venue_now)],
+                                             "conn_id": pong["conn_id"]}
+    # Bybit's stream names: entryPrice (not avgPrice), breakEvenPrice
+    fill = D(pushes["execution"]["execPrice"])
+    assert D(pushes["position"]["entryPrice"]) == fill and "avgPrice" not in pushes["position"]
+    assert D(pushes["position"]["breakEvenPrice"]) < fill    # a short: fees pull it down
     assert pushes["order"]["orderId"] == order_id and pushes["order"]["orderStatus"] == "Filled"
     assert pushes["order"]["category"] == "linear"
     assert pushes["execution"]["orderLinkId"] == "ws-1" and pushes["execution"]["execQty"] == \
@@ -138,6 +160,8 @@ def test_pybit_websocket_client_receives_klines(sim, monkeypatch):
             raise AssertionError("pybit never subscribed (two clients, 45 s each)")
         sim.advance(1)
         msg = got.get(timeout=5)
+        while not msg["data"][0]["confirm"]:         # the bar's formation first
+            msg = got.get(timeout=5)
     finally:
         for ws in clients:
             ws.exit()

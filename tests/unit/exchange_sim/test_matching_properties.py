@@ -138,14 +138,18 @@ def test_slippage_is_adverse_and_on_the_tick_grid(side, qty, price, bps):
 
 @given(qty=st.decimals(min_value=D("0.0001"), max_value=D(2000), places=4))
 def test_lot_filters_accept_exactly_the_valid_quantities(qty):
+    """At 100 USDT the 5 USDT minimum notional is 0.05 BTC: a lot-valid order below it is a
+    110094, any lot-filter violation a 10001, the rest is accepted."""
     eng = engine(D("100.0"))
-    valid = qty % BTC.qty_step == 0 and BTC.min_order_qty <= qty <= BTC.max_mkt_order_qty
+    lot_ok = qty % BTC.qty_step == 0 and BTC.min_order_qty <= qty <= BTC.max_mkt_order_qty
+    notional_ok = qty * D(100) >= BTC.min_notional
     try:
         eng.place_order(market(BUY, qty))
     except VenueError as e:
-        assert not valid and e.ret_code == 10001
+        assert e.ret_code == (10001 if not lot_ok else 110094)
+        assert lot_ok is False or notional_ok is False
     else:
-        assert valid
+        assert lot_ok and notional_ok
 
 
 @pytest.mark.parametrize("qty,price,fragment", [
@@ -171,7 +175,7 @@ def test_minimum_order_qty_is_enforced():
 
     inst = replace(BTC, min_order_qty=D("0.005"))
     eng = MatchingEngine({"BTCUSDT": inst}, initial_balance=BIG)
-    eng.step(H4, {"BTCUSDT": Bar(0, H4, D(100), D(100), D(100), D(100))})
+    eng.step(H4, {"BTCUSDT": Bar(0, H4, D(1000), D(1000), D(1000), D(1000))})
     with pytest.raises(VenueError) as info:
         eng.place_order(market(BUY, D("0.004")))
     assert info.value.ret_code == 10001 and "minimum" in info.value.ret_msg

@@ -6,8 +6,9 @@ import json
 
 import pytest
 from pybit._http_manager import generate_signature
-from tm_exchange_sim.faults import FaultConfig, FaultInjector, RateLimiter
+from tm_exchange_sim.faults import FaultConfig, FaultInjector
 from tm_exchange_sim.matching import VenueError
+from tm_exchange_sim.ratelimit import BYBIT_LIMITS_PER_S, IpGuard, RateLimiter
 from tm_exchange_sim.signing import verify_rest, verify_ws_auth, ws_signature
 
 KEYS = {"k1": "s3cret"}
@@ -77,12 +78,41 @@ def test_fault_paths_filter():
     assert inj.decide("/v5/market/kline").http_5xx is None
 
 
-def test_rate_limiter_windows():
+def test_rate_limiter_rolling_window_and_headers():
     rl = RateLimiter(2)
-    assert rl.hit("k", "/p", 1_000) == (True, 1, 2_000)
-    assert rl.hit("k", "/p", 1_500) == (True, 0, 2_000)
-    assert rl.hit("k", "/p", 1_999) == (False, 0, 2_000)
-    assert rl.hit("k", "/other", 1_999)[0]
-    assert rl.hit("k", "/p", 2_000) == (True, 1, 3_000)
-    assert rl.headers(0, 2_000) == {"X-Bapi-Limit-Status": "0", "X-Bapi-Limit": "2",
-                                    "X-Bapi-Limit-Reset-Timestamp": "2000"}
+    assert rl.hit("k", "/p", 1_000) == (True, {"X-Bapi-Limit": "2", "X-Bapi-Limit-Status": "1",
+                                               "X-Bapi-Limit-Reset-Timestamp": "1000"})
+    assert rl.hit("k", "/p", 1_500)[0]
+    # over the limit: refused until the oldest request leaves the rolling second
+    assert rl.hit("k", "/p", 1_999) == (False, {"X-Bapi-Limit": "2", "X-Bapi-Limit-Status": "0",
+                                                "X-Bapi-Limit-Reset-Timestamp": "2000"})
+    assert rl.hit("k", "/other", 1_999)[0] and rl.hit("k2", "/p", 1_999)[0]
+    assert rl.hit("k", "/p", 2_000)[0]            # 1_000 left the window, 1_500 is still in
+    assert not rl.hit("k", "/p", 2_100)[0]
+    assert rl.hit("k", "/p", 2_500)[0]
+
+
+def test_rate_limits_follow_bybits_table_unless_overridden():
+    rl = RateLimiter()
+    assert rl.limit("/v5/order/create") == 10 and rl.limit("/v5/order/realtime") == 50
+    allowed = [rl.hit("k", "/v5/order/create", 5_000 + i)[0] for i in range(12)]
+    assert allowed == [True] * 10 + [False] * 2
+    assert all(rl.hit("k", "/v5/position/list", 5_000 + i)[0] for i in range(50))
+    assert not rl.hit("k", "/v5/position/list", 5_100)[0]
+    assert BYBIT_LIMITS_PER_S["/v5/order/cancel-all"] == 10
+    rl.override_per_s = 1000
+    assert rl.limit("/v5/order/create") == 1000
+
+
+def test_ip_limit_bans_for_the_configured_time():
+    guard = IpGuard()
+    assert all(guard.banned("1.2.3.4", 10_000 + i, 5, 600) is None for i in range(5))
+    assert guard.banned("1.2.3.4", 10_010, 5, 600) == 10_010 + 600_000   # the 6th in 5 s
+    assert guard.banned("1.2.3.4", 609_000, 5, 600) == 610_010           # still banned
+    assert guard.banned("5.6.7.8", 10_010, 5, 600) is None               # per IP
+    assert guard.banned("1.2.3.4", 610_010, 5, 600) is None              # lifted
+    assert guard.banned("9.9.9.9", 0, None, 600) is None                 # no limit
+    guard.ban_everyone(1_000, 2.0)
+    assert guard.banned("9.9.9.9", 2_999, None, 600) == 3_000
+    guard.ban_everyone(3_000, 0)
+    assert guard.banned("1.2.3.4", 3_000, None, 600) is None

@@ -19,7 +19,8 @@ KEY = "itest-key"
 SECRET = "itest-secret-do-not-log"
 QUIET_FAULTS = {"rate_limit_prob": 0.0, "http_5xx_prob": 0.0, "timeout_prob": 0.0,
                 "latency_ms": 0.0, "ws_drop_prob": 0.0, "rate_limit_per_s": 1000,
-                "paths": None, "timeout_s": 15.0}
+                "paths": None, "timeout_s": 15.0,
+                "ip_limit_per_5s": None, "ip_ban_s": 0, "ip_ban_now": True}  # lifts any ban
 
 
 @dataclass

@@ -24,6 +24,15 @@ from tm_exchange_sim.matching.models import ZERO, Order, Position, side_sign
 class FillResult:
     closed_size: Decimal     # how much of an existing position this fill closed
     realised_pnl: Decimal    # price PnL of the closed part (fees excluded)
+    closed_entry_value: Decimal = ZERO   # cost basis the closed part took away
+    open_fee: Decimal = ZERO             # the closed part's share of its opening fees
+    close_fee: Decimal = ZERO            # the share of this fill's fee that closed
+    funding: Decimal = ZERO              # the closed part's share of the funding paid on it
+
+
+def _share(total: Decimal, part: Decimal, whole: Decimal) -> Decimal:
+    """``total x part / whole`` on the cost grid; all of it when ``part`` is the whole."""
+    return total if part == whole else (total * part / whole).quantize(COST_QUANTUM)
 
 
 class Account:
@@ -48,8 +57,17 @@ class Account:
         """Book a trade of ``qty`` (> 0) at ``price``; ``fee`` is charged to the wallet."""
         pos = self.position(symbol)
         signed = side_sign(side) * qty
+        size_before, entry_before = abs(pos.size), pos.entry_value
         closed, realised, pos.size, pos.entry_value = close_part(pos.size, pos.entry_value,
                                                                  signed, price)
+        closed_entry = entry_before - pos.entry_value      # the cost basis the close removed
+        open_fee = funding = ZERO
+        close_fee = _share(fee, closed, qty) if closed else ZERO
+        if closed:
+            open_fee = _share(pos.open_fee, closed, size_before)
+            funding = _share(pos.held_funding, closed, size_before)
+            pos.open_fee -= open_fee
+            pos.held_funding -= funding
         opened = qty - closed
         if opened > 0:
             if pos.size == 0:
@@ -57,14 +75,17 @@ class Account:
                 pos.created_ms = now_ms
             pos.size += side_sign(side) * opened
             pos.entry_value += opened * price
+            pos.open_fee += fee - close_fee
         if pos.size == 0:
-            pos.entry_value = ZERO
+            pos.entry_value = pos.open_fee = pos.held_funding = ZERO
         self.wallet_balance += realised - fee
         self.cum_fees += fee
         pos.realised_pnl += realised - fee
         pos.cum_realised_pnl += realised - fee
         pos.updated_ms = now_ms
-        return FillResult(closed_size=closed, realised_pnl=realised)
+        return FillResult(closed_size=closed, realised_pnl=realised,
+                          closed_entry_value=closed_entry,
+                          open_fee=open_fee, close_fee=close_fee, funding=funding)
 
     def settle_funding(self, symbol: str, rate: Decimal, mark: Decimal, now_ms: int) -> Decimal:
         """Pay (or receive) funding on the open position: payment = size x mark x rate, so a
@@ -75,6 +96,7 @@ class Account:
         payment = pos.size * mark * rate
         self.wallet_balance -= payment
         self.cum_funding += payment
+        pos.held_funding += payment
         pos.realised_pnl -= payment
         pos.cum_realised_pnl -= payment
         pos.updated_ms = now_ms

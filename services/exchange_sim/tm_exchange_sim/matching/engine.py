@@ -40,6 +40,7 @@ from tm_exchange_sim.matching.models import (
     TIME_IN_FORCE,
     ZERO,
     Bar,
+    ClosedPnl,
     Execution,
     Order,
     OrderRequest,
@@ -47,6 +48,7 @@ from tm_exchange_sim.matching.models import (
 )
 
 MAX_ORDER_LINK_ID_LEN = 36
+MAX_CANCEL_ALL = 500          # Bybit cancels at most 500 futures orders per cancel-all
 Event = tuple[str, object]
 
 
@@ -70,6 +72,7 @@ class MatchingEngine:
         self.orders: dict[str, Order] = {}
         self.link_ids: dict[str, str] = {}
         self.executions: list[Execution] = []
+        self.closed_pnl: list[ClosedPnl] = []
         self._events: list[Event] = []
 
     # ---- requests ----------------------------------------------------------------------
@@ -95,9 +98,10 @@ class MatchingEngine:
                                  "current position is zero or on the same side, "
                                  "cannot fix reduce-only order qty")
             qty = min(qty, abs(size))
+        if not req.reduce_only and self.account.opening_qty(req.symbol, req.side, qty) > 0:
+            inst.check_notional(qty, last if market or req.price is None else req.price)
         fill_price = self._taker_price(req, last, inst)
-        marketable = market or (req.price is not None and (
-            (req.side == BUY and req.price >= last) or (req.side == SELL and req.price <= last)))
+        marketable = market or (req.price is not None and _crosses(req.side, req.price, last))
         ref_price = fill_price if marketable or req.price is None else req.price
         self._check_margin(req.symbol, req.side, qty, ref_price, req.reduce_only)
 
@@ -128,6 +132,72 @@ class MatchingEngine:
         order.cancel_type = "CancelByUser"
         self._close_order(order, "EC_PerCancelRequest")
         return order
+
+    def amend_order(self, symbol: str, order_id: str | None = None,
+                    order_link_id: str | None = None, *, qty: Decimal | None = None,
+                    price: Decimal | None = None) -> Order:
+        """Change an open limit order's ``qty`` and/or ``price`` (Bybit ``/v5/order/amend``).
+        The new quantity must exceed what has filled; the filters, the min notional and the
+        margin apply to the amended order; an amended price that now crosses the last price
+        fills at once as a taker (a PostOnly order is cancelled instead)."""
+        inst = self._instrument(symbol)
+        order = self.find_order(order_id, order_link_id)
+        if order is None or order.symbol != symbol or not order.is_open:
+            raise VenueError(ORDER_NOT_FOUND, "order not exists or too late to amend")
+        new_qty = order.qty if qty is None else qty
+        new_price = order.price if price is None else price
+        if new_qty == order.qty and new_price == order.price:
+            raise params_error("The order remains unchanged as the parameters entered match "
+                               "the existing ones.")
+        if new_price is None:
+            raise params_error("a market order has no price to amend")
+        inst.check_qty(new_qty, market=False)
+        inst.check_price(new_price)
+        if new_qty <= order.cum_exec_qty:
+            raise params_error(f"Qty invalid: {new_qty} must exceed the filled qty "
+                               f"{order.cum_exec_qty}")
+        if not order.reduce_only:
+            inst.check_notional(new_qty, new_price)
+        previous = (order.qty, order.price)
+        order.qty, order.price = new_qty, new_price
+        if self.available_balance() < 0:
+            order.qty, order.price = previous
+            raise VenueError(INSUFFICIENT_BALANCE)
+        order.updated_ms = self.now_ms
+        order.seq = self.ids.seq()
+        last = self.marks[symbol]
+        if _crosses(order.side, new_price, last):
+            if order.time_in_force == "PostOnly":
+                self._close_order(order, "EC_PostOnlyWillTakeLiquidity")
+            else:
+                req = OrderRequest(symbol, order.side, LIMIT, order.leaves_qty, new_price)
+                self._fill(order, order.leaves_qty, self._taker_price(req, last, inst),
+                           is_maker=False)
+        else:
+            self._emit_order(order)
+            self._events.append(("wallet", None))
+        return order
+
+    def cancel_all(self, symbol: str | None = None, base_coin: str | None = None,
+                   settle_coin: str | None = None) -> list[Order]:
+        """Cancel the open orders of ``symbol``, else of ``base_coin``, else of ``settle_coin``
+        (Bybit's priority; at most :data:`MAX_CANCEL_ALL`); returns them."""
+        if symbol:
+            self._instrument(symbol)
+            chosen = [o for o in self.open_orders() if o.symbol == symbol]
+        elif base_coin:
+            chosen = [o for o in self.open_orders()
+                      if self.instruments[o.symbol].base_coin == base_coin]
+        elif settle_coin:
+            chosen = [o for o in self.open_orders()
+                      if self.instruments[o.symbol].quote_coin == settle_coin]
+        else:
+            raise params_error("symbol, baseCoin or settleCoin is required for linear")
+        chosen = chosen[:MAX_CANCEL_ALL]
+        for order in chosen:
+            order.cancel_type = "CancelByUser"
+            self._close_order(order, "EC_PerCancelRequest")
+        return chosen
 
     def set_leverage(self, symbol: str, buy_leverage: Decimal, sell_leverage: Decimal) -> None:
         inst = self._instrument(symbol)
@@ -304,6 +374,16 @@ class MatchingEngine:
                        closed_size=result.closed_size,
                        mark_price=self.marks.get(order.symbol, price), seq=order.seq)
         self.executions.append(ex)
+        if result.closed_size:
+            self.closed_pnl.append(ClosedPnl(
+                symbol=order.symbol, order_id=order.order_id, side=order.side,
+                order_type=order.order_type, qty=order.qty,
+                order_price=price if order.price is None else order.price,
+                closed_size=result.closed_size, cum_entry_value=result.closed_entry_value,
+                cum_exit_value=result.closed_size * price,
+                closed_pnl=result.realised_pnl - result.open_fee - result.close_fee
+                - result.funding, open_fee=result.open_fee, close_fee=result.close_fee,
+                leverage=self.account.position(order.symbol).leverage, created_ms=now))
         self._emit_order(order)
         self._events.append(("execution", ex))
         self._emit_position(order.symbol)
@@ -327,6 +407,11 @@ class MatchingEngine:
         pos = self.account.position(symbol)
         pos.seq = self.ids.seq()
         self._events.append(("position", replace(pos)))
+
+
+def _crosses(side: str, price: Decimal, last: Decimal) -> bool:
+    """A limit at ``price`` is marketable against the last price."""
+    return price >= last if side == BUY else price <= last
 
 
 def signed_size(engine: MatchingEngine, symbol: str) -> Decimal:

@@ -25,6 +25,7 @@ REDUCE_ONLY_UNSATISFIED = 110017
 POSITION_MODE_NOT_MODIFIED = 110025
 LEVERAGE_NOT_MODIFIED = 110043
 DUPLICATE_ORDER_LINK_ID = 110072
+MIN_NOTIONAL_UNMET = 110094
 
 DEFAULT_MESSAGES = {
     PARAMS_ERROR: "Request parameter error.",
@@ -38,6 +39,7 @@ DEFAULT_MESSAGES = {
     POSITION_MODE_NOT_MODIFIED: "Position mode is not modified",
     LEVERAGE_NOT_MODIFIED: "leverage not modified",
     DUPLICATE_ORDER_LINK_ID: "OrderLinkedID is duplicate",
+    MIN_NOTIONAL_UNMET: "Order notional value below the lower limit",
 }
 
 

@@ -9,7 +9,7 @@ from decimal import Decimal
 from tm_common.instruments import DEFAULT_INSTRUMENTS as DEFAULT_SPECS
 from tm_common.instruments import InstrumentSpec
 
-from tm_exchange_sim.matching.errors import params_error
+from tm_exchange_sim.matching.errors import MIN_NOTIONAL_UNMET, RetCodeError, params_error
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +35,15 @@ class Instrument(InstrumentSpec):
             raise params_error("The number of contracts exceeds maximum limit allowed: "
                                f"too large, order_qty {qty} > max_qty {limit}")
 
+    def check_notional(self, qty: Decimal, price: Decimal) -> None:
+        """Raise Bybit's 110094 when ``qty x price`` (USDT; the order's price, or the last price
+        for a market order) is below ``min_notional``. Closing orders are exempt (the caller
+        does not ask)."""
+        if qty * price < self.min_notional:
+            raise RetCodeError(MIN_NOTIONAL_UNMET, f"Order notional value below the lower "
+                               f"limit: {qty * price} < minNotionalValue {self.min_notional} "
+                               f"USDT for {self.symbol}")
+
     def check_price(self, price: Decimal) -> None:
         """Raise Bybit's 10001 when ``price`` is off the tick grid or out of range."""
         low = self.min_price if self.min_price is not None else self.tick_size
@@ -51,4 +60,5 @@ class Instrument(InstrumentSpec):
                                f"[{self.min_leverage}, {self.max_leverage}]")
 
 
-DEFAULT_INSTRUMENTS: dict[str, Instrument] = {s: Instrument.of(spec) for s, spec in DEFAULT_SPECS.items()}
+DEFAULT_INSTRUMENTS: dict[str, Instrument] = {s: Instrument.of(spec)
+                                               for s, spec in DEFAULT_SPECS.items()}

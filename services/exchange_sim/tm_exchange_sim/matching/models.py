@@ -126,6 +126,8 @@ class Position:
     entry_value: Decimal = ZERO
     realised_pnl: Decimal = ZERO       # since the position was last opened (curRealisedPnl)
     cum_realised_pnl: Decimal = ZERO   # lifetime, fees and funding included
+    open_fee: Decimal = ZERO           # opening fees of the size still open (closed PnL)
+    held_funding: Decimal = ZERO       # funding paid on the size still open (closed PnL)
     created_ms: int = 0
     updated_ms: int = 0
     seq: int = 0
@@ -145,3 +147,33 @@ class Position:
 
     def initial_margin(self, mark: Decimal) -> Decimal:
         return abs(self.size) * mark / self.leverage
+
+
+@dataclass(frozen=True, slots=True)
+class ClosedPnl:
+    """One order's close of (part of) a position, as Bybit's ``/v5/position/closed-pnl``:
+    ``closed_pnl`` = price PnL of the closed size - its share of the opening fees - the closing
+    fee - its share of the funding paid while it was held."""
+
+    symbol: str
+    order_id: str
+    side: str                 # the closing order's side
+    order_type: str
+    qty: Decimal              # the order's quantity
+    order_price: Decimal
+    closed_size: Decimal
+    cum_entry_value: Decimal
+    cum_exit_value: Decimal
+    closed_pnl: Decimal
+    open_fee: Decimal
+    close_fee: Decimal
+    leverage: Decimal
+    created_ms: int
+
+    @property
+    def avg_entry_price(self) -> Decimal:
+        return self.cum_entry_value / self.closed_size
+
+    @property
+    def avg_exit_price(self) -> Decimal:
+        return self.cum_exit_value / self.closed_size
