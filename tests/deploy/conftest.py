@@ -36,6 +36,8 @@ class Tools:
     promtool: str
     prometheus: str
     docker_compose: str
+    alertmanager: str
+    amtool: str
 
 
 @pytest.fixture(scope="session")
@@ -56,7 +58,9 @@ def deploy_tools() -> Tools:
                    "main; sys.exit(main())")],
                   promtool=shutil.which("promtool") or "promtool",
                   prometheus=shutil.which("prometheus") or "prometheus",
-                  docker_compose=shutil.which("docker-compose") or "docker-compose")
+                  docker_compose=shutil.which("docker-compose") or "docker-compose",
+                  alertmanager=shutil.which("prometheus-alertmanager") or "alertmanager",
+                  amtool=shutil.which("amtool") or "amtool")
     return tools
 
 
