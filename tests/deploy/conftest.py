@@ -38,6 +38,7 @@ class Tools:
     docker_compose: str
     alertmanager: str
     amtool: str
+    check_jsonschema: list[str]
 
 
 @pytest.fixture(scope="session")
@@ -60,7 +61,8 @@ def deploy_tools() -> Tools:
                   prometheus=shutil.which("prometheus") or "prometheus",
                   docker_compose=shutil.which("docker-compose") or "docker-compose",
                   alertmanager=shutil.which("prometheus-alertmanager") or "alertmanager",
-                  amtool=shutil.which("amtool") or "amtool")
+                  amtool=shutil.which("amtool") or "amtool",
+                  check_jsonschema=[sys.executable, "-m", "check_jsonschema"])
     return tools
 
 
