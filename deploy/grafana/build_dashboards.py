@@ -21,12 +21,17 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from urllib.parse import quote
 
 ROOT = Path(__file__).resolve().parents[2]
 OUT = Path(__file__).resolve().parent / "dashboards"
 CHART_FILES = ROOT / "helm" / "trade-matrix" / "files"
 RULES = ROOT / "deploy" / "prometheus" / "rules" / "trade-matrix.yml"
 DS = {"type": "prometheus", "uid": "${datasource}"}
+LOGS = {"type": "loki", "uid": "${logs}"}
+# Logs (Loki, fed by deploy/alloy/config.alloy): every Trade-Matrix line carries system=...;
+# correlation_id is structured metadata, "<instrument>:<bar open time ms>" for a bar's chain.
+BAR_LOGS = '{system="trade-matrix"} | correlation_id="%s"'
 TM = 'system="trade-matrix"'
 RI = "$__rate_interval"
 
@@ -117,6 +122,27 @@ def table(title: str, expr: str, *, w: int = 12, h: int = 6, desc: str = "",
             "options": {"showHeader": True}}
 
 
+def logs(title: str, expr: str, *, w: int = 24, h: int = 10, desc: str = "") -> dict:
+    """A Loki logs panel (the ``logs`` datasource variable)."""
+    return {"type": "logs", "title": title, "description": desc, "datasource": LOGS,
+            "targets": [{"datasource": LOGS, "expr": expr, "refId": "A", "queryType": "range"}],
+            "w": w, "h": h,
+            "options": {"showTime": True, "wrapLogMessage": True, "sortOrder": "Ascending",
+                        "enableLogDetails": True, "prettifyLogMessage": False,
+                        "dedupStrategy": "none"}}
+
+
+def explore_logs_url(expr: str, *, datasource_uid: str = "loki", time_from: str = "now-30d") -> str:
+    """Grafana Explore showing the Loki query ``expr`` (template variables left for Grafana to
+    fill in: ``${...}`` stays unencoded)."""
+    panes = {"bar": {"datasource": datasource_uid, "queries": [
+        {"refId": "A", "expr": expr, "queryType": "range",
+         "datasource": {"type": "loki", "uid": datasource_uid}}],
+        "range": {"from": time_from, "to": "now"}}}
+    return "/explore?schemaVersion=1&orgId=1&panes=" + quote(
+        json.dumps(panes, separators=(",", ":")), safe="${}:")
+
+
 def row(title: str) -> dict:
     return {"type": "row", "title": title, "collapsed": False, "panels": [], "w": 24, "h": 1}
 
@@ -150,6 +176,17 @@ def variable_datasource() -> dict:
             "query": "prometheus", "current": {}, "hide": 0, "refresh": 1, "options": []}
 
 
+def variable_logs_datasource() -> dict:
+    return {"name": "logs", "label": "Loki", "type": "datasource", "query": "loki",
+            "current": {}, "hide": 0, "refresh": 1, "options": []}
+
+
+def variable_textbox(name: str, label: str, default: str = "") -> dict:
+    return {"name": name, "label": label, "type": "textbox", "query": default,
+            "current": {"selected": False, "text": default, "value": default}, "hide": 0,
+            "options": []}
+
+
 def variable_query(name: str, query: str, label: str) -> dict:
     return {"name": name, "label": label, "type": "query", "datasource": DS,
             "query": {"query": query, "refId": f"{name}-var"}, "definition": query,
@@ -159,7 +196,8 @@ def variable_query(name: str, query: str, label: str) -> dict:
 
 
 def dashboard(uid: str, title: str, description: str, panels: list[dict], *,
-              variables: list[dict] = (), time_from: str = "now-7d") -> dict:
+              variables: list[dict] = (), time_from: str = "now-7d",
+              links: list[dict] = ()) -> dict:
     return {
         "uid": uid, "title": title, "description": description,
         "tags": ["trade-matrix"], "timezone": "utc", "editable": True, "graphTooltip": 1,
@@ -171,7 +209,7 @@ def dashboard(uid: str, title: str, description: str, panels: list[dict], *,
             "iconColor": "red", "expr": "changes(tm_risk_breaker_state[2m]) > 0",
             "step": "1m", "titleFormat": "breaker state changed"}]},
         "links": [{"title": "Trade-Matrix", "type": "dashboards", "tags": ["trade-matrix"],
-                   "asDropdown": True}],
+                   "asDropdown": True}, *links],
         "panels": layout(panels),
     }
 
@@ -255,9 +293,47 @@ def trading_cockpit() -> dict:
         timeseries("Consecutive executor rejections",
                    [("max(tm_risk_exec_failures)", "failures")], w=24, h=6,
                    desc="The breaker opens at TM_RISK_EXEC_FAILURE_LIMIT (3 by default)."),
+        *follow_one_bar(),
     ]
     return dashboard("tm-trading-cockpit", "Trade-Matrix / Trading Cockpit",
-                     "Equity, drawdown, positions, circuit breaker and orders.", p)
+                     "Equity, drawdown, positions, circuit breaker and orders.", p,
+                     variables=[variable_logs_datasource(),
+                                variable_textbox("correlation_id", "Bar (correlation id)")],
+                     links=[{"title": "Follow one bar (logs in Explore)", "type": "link",
+                             "url": explore_logs_url(BAR_LOGS % "${correlation_id}",
+                                                    datasource_uid="${logs}"),
+                             "targetBlank": True, "icon": "doc",
+                             "tooltip": "Every log line of the bar in the correlation id box"}])
+
+
+#: A bar's correlation id is "<instrument>:<open time ms>" (tm_ingest.publisher.bar_envelope);
+#: every event of its chain (signal, sizing, risk, order, fill) carries it, and so does every
+#: log line written while handling them.
+BAR_ID = "${__field.labels.instrument}:${__value.raw}"
+
+
+def follow_one_bar() -> list[dict]:
+    """The cockpit's way from a bar to its logs: the newest bar of each instrument (click: its
+    logs, in this dashboard or in Explore), and the logs of the bar in ``$correlation_id``."""
+    newest = stat("Newest bar per instrument (click: follow it in the logs)",
+                  [("max by (instrument) (tm_ingest_last_bar_open_time_seconds) * 1000",
+                    "{{instrument}}")], unit="dateTimeAsIso", w=24, h=4,
+                  desc="Open time of each instrument's newest bar. Its correlation id is "
+                  "<instrument>:<open time ms>; the links show every log line of that bar "
+                  "across the services (ingest, signal, sizer, risk, executor, portfolio).")
+    newest["fieldConfig"]["defaults"]["links"] = [
+        {"title": "Logs of this bar (below)", "targetBlank": False,
+         "url": "/d/tm-trading-cockpit/?var-correlation_id=" + BAR_ID + "&${__url_time_range}"},
+        {"title": "Logs of this bar (Explore)", "targetBlank": True,
+         "url": explore_logs_url(BAR_LOGS % BAR_ID, datasource_uid="${logs}")},
+    ]
+    return [
+        row("Follow one bar (logs)"),
+        newest,
+        logs("Logs of one bar: $correlation_id", BAR_LOGS % "$correlation_id",
+             desc="Every service's log lines of the bar whose correlation id is in the box at "
+             "the top (<instrument>:<open time ms>, e.g. BTCUSDT:1735689600000), oldest first."),
+    ]
 
 
 def market_analysis() -> dict:

@@ -36,6 +36,9 @@ class Tools:
     promtool: str
     prometheus: str
     docker_compose: str
+    alertmanager: str
+    amtool: str
+    check_jsonschema: list[str]
 
 
 @pytest.fixture(scope="session")
@@ -56,7 +59,10 @@ def deploy_tools() -> Tools:
                    "main; sys.exit(main())")],
                   promtool=shutil.which("promtool") or "promtool",
                   prometheus=shutil.which("prometheus") or "prometheus",
-                  docker_compose=shutil.which("docker-compose") or "docker-compose")
+                  docker_compose=shutil.which("docker-compose") or "docker-compose",
+                  alertmanager=shutil.which("prometheus-alertmanager") or "alertmanager",
+                  amtool=shutil.which("amtool") or "amtool",
+                  check_jsonschema=[sys.executable, "-m", "check_jsonschema"])
     return tools
 
 

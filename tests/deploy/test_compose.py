@@ -109,3 +109,59 @@ def test_dockerignore():
     assert {".git", ".venv", "tests"} <= lines
     for needed in ("libs", "services", "trainer", "apps", "data", "pyproject.toml", "requirements"):
         assert needed not in lines, f"{needed} is needed by the Dockerfile"
+
+
+# -- issue 18: a stack that starts trained, alerts that reach a person, searchable logs --------
+MODEL_USERS = ("signal", "regime", "sizer", "ingest")
+
+
+def test_a_one_shot_trainer_runs_before_the_services_that_need_models(compose):
+    svc = compose["services"]
+    trainer = svc["trainer"]
+    assert trainer["image"].endswith("-trainer"), "the trainer image (Dockerfile --target trainer)"
+    assert trainer["restart"] == "no"
+    assert trainer["healthcheck"] == {"test": ["NONE"]}   # no HTTP port: the image's check is off
+    script = " ".join(trainer["command"])
+    assert "python -m tm_trainer --source files" in script
+    assert 'tm models list --kind signal --json' in script and '"stage": "production"' in script
+    for dep in ("redis", "postgres"):
+        assert trainer["depends_on"][dep]["condition"] == "service_healthy"
+    for name in MODEL_USERS:
+        assert svc[name]["depends_on"]["trainer"]["condition"] == \
+            "service_completed_successfully", f"{name} starts before the first models"
+    assert "trainer" not in svc["exchange-sim"].get("depends_on", {})
+
+
+def test_alertmanager_and_its_webhook_receiver(compose):
+    svc = compose["services"]
+    am = svc["alertmanager"]
+    assert am["image"].startswith("prom/alertmanager:")
+    assert "--config.file=/etc/alertmanager/alertmanager.yml" in am["command"]
+    assert any("deploy/alertmanager:/etc/alertmanager" in str(v) for v in am["volumes"])
+    assert am["depends_on"]["alert-webhook"]["condition"] == "service_healthy"
+    hook = svc["alert-webhook"]
+    assert hook["command"][:2] == ["python", "/etc/tm-alerts/webhook_log.py"]
+    assert "9099" in hook["command"] and hook["user"] != "root" and hook["read_only"] is True
+    prom = yaml.safe_load((ROOT / "deploy" / "prometheus" / "prometheus.yml").read_text())
+    targets = [t for am_cfg in prom["alerting"]["alertmanagers"]
+               for sc in am_cfg["static_configs"] for t in sc["targets"]]
+    assert targets == ["alertmanager:9093"]
+
+
+def test_loki_and_the_log_shipper(compose):
+    svc = compose["services"]
+    loki, alloy, grafana = svc["loki"], svc["alloy"], svc["grafana"]
+    assert loki["image"].startswith("grafana/loki:3.")      # structured metadata: Loki 3
+    assert any("deploy/loki/loki.yml:/etc/loki/loki.yml" in str(v) for v in loki["volumes"])
+    assert "-config.file=/etc/loki/loki.yml" in loki["command"]
+    assert "healthcheck" in loki
+    assert alloy["image"].startswith("grafana/alloy:")
+    mounts = " ".join(str(v) for v in alloy["volumes"])
+    assert "deploy/alloy/config.alloy:/etc/alloy/config.alloy:ro" in mounts
+    assert "/var/run/docker.sock:/var/run/docker.sock:ro" in mounts
+    assert "/etc/alloy/config.alloy" in alloy["command"]
+    assert alloy["depends_on"]["loki"]["condition"] == "service_healthy"
+    assert grafana["depends_on"]["loki"]["condition"] == "service_healthy"
+    # every Trade-Matrix service logs JSON to stdout (what the shipper parses)
+    for s in SERVICES:
+        assert svc[k8s_name(s.name)]["environment"]["TM_LOG_JSON"] == "true"

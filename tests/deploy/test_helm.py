@@ -378,3 +378,95 @@ def test_the_live_trading_value_reaches_the_executor(deploy_tools, sh, extra, mo
         assert cm["TM_EXECUTOR_BYBIT_REST_URL"] == "http://exchange-sim:8108"
     v = sh([*deploy_tools.kubernetes_validate, "--strict", "-k", "1.33.0", "-"], input=r.stdout)
     assert v.returncode == 0, v.stdout + v.stderr
+
+
+# -- issue 18: chart conventions ----------------------------------------------------------------
+DIGEST = "sha256:" + "ab" * 32
+
+
+@pytest.mark.parametrize("extra, where", [
+    (("--set", "replicas=2"), "at '': additional properties 'replicas' not allowed"),
+    (("--set", f"image.digets={DIGEST}"), "at '/image': additional properties 'digets'"),
+    (("--set", "networkPolicy.egress.reddis.enabled=true"),
+     "at '/networkPolicy/egress': additional properties 'reddis'"),
+    (("--set", "monitoring.prometheusRule.lables.x=y"),
+     "at '/monitoring/prometheusRule': additional properties 'lables'"),
+    (("--set", "probes.readiness.pth=/x"), "at '/probes/readiness': additional properties 'pth'"),
+    (("--set", "serviceMonitor.enable=true"), "at '/serviceMonitor': additional properties 'enable'"),
+    (("--set", "image.digest=latest"), "at '/image/digest'"),
+], ids=["top", "image", "egress", "rule-labels", "probe", "service-monitor", "bad-digest"])
+def test_the_values_schema_refuses_unknown_keys(deploy_tools, sh, extra, where):
+    """A typo fails the render with the path of the unknown key instead of being ignored."""
+    r = sh([deploy_tools.helm, "template", "risk", str(CHART), "-f",
+            str(ROOT / "helm" / "values" / "risk.yaml"), *extra])
+    assert r.returncode != 0 and where in r.stderr, r.stderr
+
+
+@pytest.mark.parametrize("values", ["risk", "trainer"])
+def test_image_digest_is_honoured(deploy_tools, sh, values):
+    path = ROOT / "helm" / "values" / f"{values}.yaml"
+    (c,) = pod_spec(docs(render(deploy_tools, sh, path)))["containers"]
+    tagged = "ghcr.io/trade-matrix/trade-matrix:0.1.0" + ("-trainer" if values == "trainer" else "")
+    assert c["image"] == tagged
+    (c,) = pod_spec(docs(render(deploy_tools, sh, path, "--set", f"image.digest={DIGEST}")))[
+        "containers"]
+    assert c["image"] == f"ghcr.io/trade-matrix/trade-matrix@{DIGEST}"
+
+
+def test_monitoring_objects_carry_the_selector_label(deploy_tools, sh):
+    """kube-prometheus-stack selects ServiceMonitors and PrometheusRules on release=<its release>:
+    every monitoring object carries monitoring.selectorLabels (default release:
+    kube-prometheus-stack), configurable and removable."""
+    values = ROOT / "helm" / "values" / "risk.yaml"
+    on = ("--set", "serviceMonitor.enabled=true", "--set", "monitoring.prometheusRule.enabled=true",
+          "--set", "monitoring.alertmanagerConfig.enabled=true")
+    kinds = {"ServiceMonitor", "PrometheusRule", "AlertmanagerConfig"}
+
+    def labels(*extra):
+        objs = docs(render(deploy_tools, sh, values, *on, *extra))
+        return {d["kind"]: d["metadata"]["labels"] for d in objs if d["kind"] in kinds}
+    got = labels()
+    assert set(got) == kinds
+    assert all(lb["release"] == "kube-prometheus-stack" for lb in got.values()), got
+    got = labels("--set", "monitoring.selectorLabels.release=monitoring")
+    assert all(lb["release"] == "monitoring" for lb in got.values()), got
+    got = labels("--set", "monitoring.selectorLabels.release=null")   # helm: null deletes a key
+    assert all("release" not in lb for lb in got.values()), got
+    dep = one(docs(render(deploy_tools, sh, values)), "Deployment")
+    assert "release" not in dep["metadata"]["labels"]      # only the monitoring objects
+
+
+def test_alertmanager_config_routes_by_severity_to_the_channels(deploy_tools, sh):
+    values = ROOT / "helm" / "values" / "risk.yaml"
+    assert "AlertmanagerConfig" not in {d["kind"] for d in docs(render(deploy_tools, sh, values))}
+    text = render(deploy_tools, sh, values, "--set", "monitoring.alertmanagerConfig.enabled=true",
+                  "--set-json", 'monitoring.alertmanagerConfig.channels={'
+                  '"hook": {"type": "webhook", "secret": "alert-webhook"},'
+                  '"slack": {"type": "slack", "secret": "alert-slack", "channel": "#trading"},'
+                  '"tg": {"type": "telegram", "secret": "alert-telegram", "chatID": -100123}}',
+                  "--set-json", 'monitoring.alertmanagerConfig.routes={"critical": ["tg", "hook"],'
+                  '"trading": ["slack"], "warning": ["slack"], "info": [], "default": ["hook"]}')
+    amc = one(docs(text), "AlertmanagerConfig")
+    assert amc["apiVersion"] == "monitoring.coreos.com/v1alpha1"
+    route = amc["spec"]["route"]
+    assert route["receiver"] == "trade-matrix-default"
+    by = {(m["name"], m["value"]): r for r in route["routes"] for m in r["matchers"]}
+    assert by[("severity", "critical")]["receiver"] == "trade-matrix-critical"
+    assert by[("severity", "critical")]["continue"] is True
+    assert by[("category", "trading")]["receiver"] == "trade-matrix-trading"
+    assert by[("severity", "warning")]["receiver"] == "trade-matrix-warning"
+    assert by[("severity", "info")]["receiver"] == "trade-matrix-info"
+    rcv = {r["name"]: r for r in amc["spec"]["receivers"]}
+    crit = rcv["trade-matrix-critical"]
+    assert crit["telegramConfigs"] == [{"botToken": {"name": "alert-telegram", "key": "bot-token"},
+                                        "chatID": -100123, "sendResolved": True}]
+    assert crit["webhookConfigs"][0]["urlSecret"] == {"name": "alert-webhook", "key": "url"}
+    assert rcv["trade-matrix-trading"]["slackConfigs"] == [
+        {"apiURL": {"name": "alert-slack", "key": "api-url"}, "channel": "#trading",
+         "sendResolved": False}]
+    assert set(rcv["trade-matrix-info"]) == {"name"}            # no channel: silent
+    # a route naming a channel that is not defined does not render
+    r = sh([deploy_tools.helm, "template", "risk", str(CHART), "-f", str(values),
+            "--set", "monitoring.alertmanagerConfig.enabled=true",
+            "--set-json", 'monitoring.alertmanagerConfig.routes={"critical": ["pager"]}'])
+    assert r.returncode != 0 and 'names channel "pager", not defined' in r.stderr, r.stderr

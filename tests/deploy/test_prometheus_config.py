@@ -43,8 +43,15 @@ def test_the_required_alerts_exist():
                          "TMServiceDown": "up{",
                          "TMExchangeErrorRate": "tm_executor_exchange_errors_total"}.items():
         assert needle in by_name[name]["expr"], name
+    # issue 18: breaker alerts count transitions (a trip between two scrapes still fires); the
+    # drawdown alert reads the breaker's own drawdown
+    assert "increase(tm_risk_breaker_transitions_total" in by_name["TMBreakerOpen"]["expr"]
+    assert "tm_risk_drawdown_ratio" in by_name["TMDrawdownHigh"]["expr"]
+    assert "tm_portfolio_drawdown_ratio" not in by_name["TMDrawdownHigh"]["expr"]
+    for name in ("TMBreakerKilled", "TMLossLimitTripped", "TMModelPromoted", "TMLargeRebalance"):
+        assert by_name[name]["labels"]["category"] == "trading", name
     for r in by_name.values():
-        assert r["labels"]["severity"] in ("critical", "warning")
+        assert r["labels"]["severity"] in ("critical", "warning", "info")
         assert r["annotations"]["summary"] and r["annotations"]["description"]
 
 
@@ -56,3 +63,12 @@ def test_compose_prometheus_scrapes_every_service(service):
     match = [sc for sc in statics if f"{name}:{service.port}" in sc["targets"]]
     assert match, f"{name}:{service.port} is not scraped"
     assert match[0]["labels"] == {"system": "trade-matrix", "service": name}
+
+
+def test_the_chart_ships_the_same_rules():
+    """helm/trade-matrix/files/rules is a copy (Helm reads files inside the chart only):
+    deploy/grafana/build_dashboards.py writes it; a hand edit of one side fails here."""
+    chart = ROOT / "helm" / "trade-matrix" / "files" / "rules"
+    assert sorted(p.name for p in chart.glob("*.yml")) == [p.name for p in RULES]
+    for rules in RULES:
+        assert (chart / rules.name).read_bytes() == rules.read_bytes(), rules.name

@@ -312,6 +312,8 @@ def queried_expressions() -> list[tuple[str, str]]:
             panels += p.get("panels", [])
         for p in panels:
             for t in p.get("targets", []):
+                if (t.get("datasource") or p.get("datasource") or {}).get("type") == "loki":
+                    continue                  # LogQL (logs panels), not a metric query
                 out.append((f"{f.name}:{p['title']}", t["expr"]))
         for v in d.get("templating", {}).get("list", []):
             if v.get("type") == "query":

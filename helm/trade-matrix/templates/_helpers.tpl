@@ -21,10 +21,23 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 {{- end -}}
 
+{{/* The image: repository@digest when image.digest is set (the digest pins the exact image,
+variant included), else repository:tag[-variant] (tag default: the chart's appVersion). */}}
 {{- define "tm.image" -}}
+{{- if .Values.image.digest -}}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest -}}
+{{- else -}}
 {{- $tag := .Values.image.tag | default .Chart.AppVersion -}}
 {{- if .Values.image.variant -}}{{- $tag = printf "%s-%s" $tag .Values.image.variant -}}{{- end -}}
 {{- printf "%s:%s" .Values.image.repository $tag -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Labels the Prometheus Operator selects monitoring objects by (monitoring.selectorLabels). */}}
+{{- define "tm.monitoringSelectorLabels" -}}
+{{- with .Values.monitoring.selectorLabels }}
+{{ toYaml . }}
+{{- end }}
 {{- end -}}
 
 {{- define "tm.serviceAccountName" -}}

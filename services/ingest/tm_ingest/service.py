@@ -69,6 +69,8 @@ class IngestService:
         self.s, self.bus, self.repo, self.venue = settings, bus, repo, venue
         self.clock = clock
         self.metrics = IngestMetrics(registry)
+        if repo is not None:   # read at each scrape: back to 0 once the writer caught up
+            self.metrics.db_backlog.set_function(lambda: repo.backlog)
         self.publisher = _InstrumentedPublisher(
             self, bus, f"{settings.namespace}state:ingest:publisher", clock)
         self.live: LiveSource | None = None
@@ -276,8 +278,6 @@ class _InstrumentedPublisher(BarPublisher):
             m.skipped.labels("*", "duplicate").inc(self.stats.duplicates - dup)
         if self.stats.late > late:
             m.skipped.labels("*", "late").inc(self.stats.late - late)
-        if self.svc.repo is not None:
-            m.db_backlog.set(self.svc.repo.backlog)
         return out
 
     async def publish_dvol(self, points):

@@ -46,6 +46,8 @@ class RegimeHandler(ModelLifecycle[RegimeBundleModel]):
                  out_stream: str = REGIME_STATE) -> None:
         self.engine, self.models, self.repo = engine, models, repo
         self.metrics = metrics or RegimeMetrics()
+        if repo is not None:   # read at each scrape: back to 0 once the writer caught up
+            self.metrics.db_backlog.set_function(lambda: repo.backlog)
         self.out_stream = out_stream
         self._cold_start = True
         self.handled = 0
@@ -77,7 +79,6 @@ class RegimeHandler(ModelLifecycle[RegimeBundleModel]):
         self.metrics.observe(out)
         if self.repo is not None:
             self.repo.save([row(out, deterministic_id(event.event_id, 0, RegimeDetected.TYPE))])
-            self.metrics.db_backlog.set(self.repo.backlog)
         return [Emit(self.out_stream, to_event(out), ts_event_ns=out.ts_event_ns,
                      correlation_id=out.correlation_id)]
 

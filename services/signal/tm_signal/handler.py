@@ -67,6 +67,8 @@ class SignalHandler(ModelLifecycle[SignalModel]):
                  out_stream: str = SIGNAL_TL) -> None:
         self.engine, self.models, self.history, self.repo = engine, models, history, repo
         self.metrics = metrics or SignalMetrics()
+        if repo is not None:   # read at each scrape: back to 0 once the writer caught up
+            self.metrics.db_backlog.set_function(lambda: repo.backlog)
         self.dvol_currency, self.out_stream = dvol_currency, out_stream
         self._cold_start = True
         self.handled = 0
@@ -139,7 +141,6 @@ class SignalHandler(ModelLifecycle[SignalModel]):
         if self.repo is not None and outs:
             self.repo.save([row(o, deterministic_id(event.event_id, i, SignalGenerated.TYPE))
                             for i, o in enumerate(outs)])
-            self.metrics.db_backlog.set(self.repo.backlog)
         return emits
 
     # -- readiness and status ----------------------------------------------------------------

@@ -66,6 +66,8 @@ class SizerHandler(ModelLifecycle[RLPolicy]):
         self.engine, self.policies, self.repo = engine, policies, repo
         self.models = policies          # ModelLifecycle's name for it
         self.metrics = metrics or SizerMetrics()
+        if repo is not None:   # read at each scrape: back to 0 once the writer caught up
+            self.metrics.db_backlog.set_function(lambda: repo.backlog)
         self.out_stream, self.interval_min = out_stream, interval_min
         self._cold_start = True
 
@@ -119,7 +121,6 @@ class SizerHandler(ModelLifecycle[RLPolicy]):
         self.metrics.pending.set(len(self.engine.pending_keys()))
         if self.repo is not None and rows:
             self.repo.save(rows)
-            self.metrics.db_backlog.set(self.repo.backlog)
         return emits
 
     # -- policy ----------------------------------------------------------------------------

@@ -2,7 +2,8 @@
 
 :class:`ServiceRuntime` owns the consumer tasks (started by the app's lifespan, drained on
 shutdown), optional background tasks, a poller that publishes consumer lag/pending to metrics and
-``/status``, and the answers of ``/readyz`` and ``/status``. Build its parts with
+``/status``, a poller that evaluates readiness on its own schedule (so ``tm_service_ready`` is true
+whether or not anybody calls ``/readyz``), and the answers of ``/readyz`` and ``/status``. Build its parts with
 :mod:`tm_common.service.wiring` (``make_bus``, ``make_consumer``).
 """
 
@@ -38,6 +39,9 @@ class ServiceRuntime:
     200 only when Redis answers and every check returns True within ``ready_timeout_s``.
     ``status_extra``: callable returning a JSON-able dict merged into ``/status`` under
     ``"extra"`` (secrets redacted). ``lag_poll_interval_s``: how often lag/pending are refreshed.
+    ``ready_poll_interval_s``: how often the checks run on their own to refresh the
+    ``tm_service_ready`` gauge (every ``/readyz`` refreshes it too); a scrape therefore sees a value
+    at most this old (default 5 s, below any scrape interval the deploy files use).
     ``drain_timeout_s``: how long :meth:`stop` waits for in-flight entries before cancelling
     (a cancelled entry is not acked and is redelivered).
     ``background``: name → ``async fn(stop_event)`` for work that is not a consumer (ingest's
@@ -50,7 +54,10 @@ class ServiceRuntime:
                  status_extra: Callable[[], Mapping[str, Any]] | None = None,
                  metrics: ServiceMetrics | None = None, lag_poll_interval_s: float = 5.0,
                  drain_timeout_s: float = 20.0, ready_timeout_s: float = 2.0,
-                 background: Mapping[str, Background] | None = None) -> None:
+                 background: Mapping[str, Background] | None = None,
+                 ready_poll_interval_s: float = 5.0) -> None:
+        if ready_poll_interval_s <= 0:
+            raise ValueError(f"ready_poll_interval_s must be > 0, got {ready_poll_interval_s}")
         self.settings, self.bus, self.consumers = settings, bus, list(consumers)
         self.background = dict(background or {})
         self.ready_checks = dict(ready_checks or {})
@@ -61,17 +68,18 @@ class ServiceRuntime:
                 c.obs = self.metrics.observer
         self.redactor = Redactor(settings_secrets(settings))
         self.lag_poll_interval_s, self.drain_timeout_s = lag_poll_interval_s, drain_timeout_s
-        self.ready_timeout_s = ready_timeout_s
+        self.ready_timeout_s, self.ready_poll_interval_s = ready_timeout_s, ready_poll_interval_s
         self.lag: dict[str, dict[str, int]] = {}     # stream -> {"lag": n, "pending": n}
         self.lag_error: str | None = None
         self.started_at_ns: int | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._poller: asyncio.Task[None] | None = None
+        self._ready_poller: asyncio.Task[None] | None = None
         self._stop: asyncio.Event | None = None      # created in start(), on the running loop
 
     # -- lifecycle -------------------------------------------------------------------------
     async def start(self) -> None:
-        """Start one task per consumer and the lag poller. Returns at once: a consumer that
+        """Start one task per consumer, the lag poller and the readiness poller. Returns at once: a consumer that
         cannot reach Redis keeps retrying in its task while ``/readyz`` says so."""
         self.started_at_ns = time.time_ns()
         stop = self._stop = asyncio.Event()
@@ -84,6 +92,7 @@ class ServiceRuntime:
             self._tasks.append(asyncio.create_task(
                 self._supervise(name, functools.partial(fn, stop), None), name=name))
         self._poller = asyncio.create_task(self._poll_lag(), name="lag-poller")
+        self._ready_poller = asyncio.create_task(self._poll_ready(), name="ready-poller")
         log.info("service.started", group=self.settings.group, consumer=self.settings.consumer,
                  streams=[s for c in self.consumers for s in c.streams])
 
@@ -96,7 +105,7 @@ class ServiceRuntime:
         # Tasks are asked to stop, not cancelled: redis-py's asyncio client can swallow a
         # CancelledError that lands inside a command (seen with redis 8.1 on Python 3.11), which
         # would leave a cancelled task running and the shutdown waiting for it forever.
-        pending = [t for t in [*self._tasks, self._poller] if t is not None]
+        pending = [t for t in [*self._tasks, self._poller, self._ready_poller] if t is not None]
         _, late = await asyncio.wait(pending, timeout=self.drain_timeout_s) if pending else ((), ())
         for t in late:
             log.warning("service.drain_timeout", task=t.get_name(), secs=self.drain_timeout_s)
@@ -151,6 +160,23 @@ class ServiceRuntime:
                     self.metrics.transport_errors.labels(type(e).__name__).inc()
             try:
                 await asyncio.wait_for(self._stop.wait(), timeout=self.lag_poll_interval_s)
+            except TimeoutError:
+                pass
+
+    async def _poll_ready(self) -> None:
+        """Evaluate readiness now and every ``ready_poll_interval_s`` until stopped: the gauge
+        must not wait for a ``/readyz`` call (nobody may be calling it, and Prometheus alerts on
+        it). A check that raises is "not ready" (:meth:`_run_check`); anything else that fails
+        here is logged and retried on the next tick."""
+        assert self._stop is not None
+        while not self._stop.is_set():
+            try:
+                await self.check_ready()
+            except Exception as e:  # noqa: BLE001 - the poller must outlive a bad tick
+                self.metrics.ready.set(0)
+                log.warning("service.ready_poll_failed", error=f"{type(e).__name__}: {e}")
+            try:
+                await asyncio.wait_for(self._stop.wait(), timeout=self.ready_poll_interval_s)
             except TimeoutError:
                 pass
 
