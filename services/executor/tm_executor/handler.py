@@ -47,7 +47,7 @@ from tm_common.events import (
 )
 
 from tm_executor.config import ExecutorSettings
-from tm_executor.domain.guard import GuardView, Refusal, check, signed
+from tm_executor.domain.guard import COUNTED_INTENTS, GuardView, Refusal, check, signed
 from tm_executor.domain.orders import TERMINAL_STATUSES, VenueExecution, check_intent
 from tm_executor.metrics import ExecutorMetrics
 from tm_executor.placement import OrderPlacer, Outcome
@@ -160,6 +160,8 @@ class ExecutorHandler:
         return []
 
     def _guard(self, intent: OrderApproved) -> Refusal | None:
+        if intent.intent_id in self.state.guard.counted:
+            return None           # placed already (a replayed entry): reported again, as before
         now_ms = None if self.clock is None else self.clock() // 1_000_000
         return check(intent, self.state.guard, self.limits, now_ms)
 
@@ -203,8 +205,11 @@ class ExecutorHandler:
             intent_id=intent.intent_id, order_link_id=outcome.link_id, order_id=order.order_id,
             instrument=intent.instrument, status=order.status))]
         out += [Emit(self.out, fill_event(intent.intent_id, f)) for f in outcome.fills]
-        for f in outcome.fills:
-            self._filled(intent.instrument, f.side, f.qty)
+        g = self.state.guard
+        if intent.intent_id not in g.counted:
+            for f in outcome.fills:
+                self._filled(intent.instrument, f.side, f.qty)
+            g.counted = [*g.counted[-(COUNTED_INTENTS - 1):], intent.intent_id]
         self._count(intent.instrument, order.status, fills=len(outcome.fills), source="handler")
         if not outcome.settled:
             self.state.open[outcome.link_id] = OpenOrder(

@@ -58,6 +58,12 @@ class GuardView(msgspec.Struct, kw_only=True):
     newest_bar_ms: int = 0
     closes: dict[str, Decimal] = msgspec.field(default_factory=dict)
     positions: dict[str, Decimal] = msgspec.field(default_factory=dict)
+    # the newest intents whose fills were counted (a replayed intent is reported again by the
+    # idempotent placement, its fills are not counted twice)
+    counted: list[str] = msgspec.field(default_factory=list)
+
+
+COUNTED_INTENTS = 512
 
 
 @dataclass(frozen=True)
