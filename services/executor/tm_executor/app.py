@@ -38,7 +38,10 @@ log = structlog.get_logger("tm.executor")
 
 # md.bar: funding settled by each bar's close is published as FundingSettled (handler._funding),
 # and the guard's newest bar and closes; risk.breaker: the guard's breaker (domain/guard.py).
-INPUTS = (RISK_ORDER, EXEC_VENUE, MD_BAR, RISK_BREAKER)
+# The order breaks ties: entries of two streams added in the same millisecond have the same id
+# (risk commits a breaker change and its flatten orders together), and the consumer handles a
+# batch in id order, then in this order; the guard's view comes before the intents.
+INPUTS = (MD_BAR, RISK_BREAKER, RISK_ORDER, EXEC_VENUE)
 
 
 class InProcessVenueClient(VenueClient):

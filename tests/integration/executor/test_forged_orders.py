@@ -136,3 +136,33 @@ async def test_signed_intents_the_guard_refuses_with_an_event(sim, redis_url, na
                 in metrics)
     assert "tm_executor_breaker_state 0.0" in metrics
     assert svc.handler.state.guard.positions == {"BTCUSDT": Decimal("0.002")}
+
+
+async def test_the_view_is_updated_before_an_intent_added_in_the_same_millisecond(
+        sim, redis_url, namespace):
+    """Two streams' entries added in one millisecond share an id (risk commits a breaker change
+    and its orders together): the executor handles the bar and the breaker first."""
+    from tm_common.bus.streams import MD_BAR
+
+    from .conftest import bar_envelope
+
+    intent = intent_envelope("same-ms", qty="0.002")
+    opened = intent_envelope("same-ms-open", qty="0.002", bar=1)
+
+    async def publish(risk, _forger):
+        r = risk.r
+        await r.xadd(risk.key(MD_BAR), bar_envelope("BTCUSDT", START_MS).to_fields(), id="5-1")
+        await r.xadd(risk.key(RISK_ORDER), risk.keys.fields(RISK_ORDER, intent), id="5-1")
+        await r.xadd(risk.key(MD_BAR), bar_envelope("BTCUSDT", START_MS + 4 * 3600_000).to_fields(),
+                     id="6-1")
+        await r.xadd(risk.key(RISK_BREAKER),
+                     risk.keys.fields(RISK_BREAKER, breaker_envelope("OPEN", "CLOSED", 1)), id="6-1")
+        await r.xadd(risk.key(RISK_ORDER), risk.keys.fields(RISK_ORDER, opened), id="6-1")
+
+    svc, reports, _, risk = await run_executor(sim, redis_url, namespace, publish,
+                                               {"same-ms", "same-ms-open"})
+    await risk.close()
+    rejected = {b["intent_id"]: b["reason"] for t, b in reports if t == "order.rejected"}
+    assert rejected == {"same-ms-open": rejected.get("same-ms-open", "")}, rejected
+    assert rejected["same-ms-open"].startswith("guard breaker_open")
+    assert venue_orders_by_link(sim) == {order_link_id("same-ms"): 1}
