@@ -54,6 +54,11 @@ def figs_bus(d: dict) -> list[Figure]:
         f("bus/raw hop ratio p99", d["ratio_p99"], "×", ("<=", 1.5)),
         f("raw sustained throughput", d["raw_sustained_msgs_per_s"], "msg/s"),
         f("bus sustained throughput", d["bus_sustained_msgs_per_s"], "msg/s"),
+        f("signing cost per event (HMAC-SHA256 sign) p50", d["sign_p50_us"], "µs"),
+        f("verifying cost per event p50", d["verify_p50_us"], "µs"),
+        f("signed bus hop publish→handler p50", d["signed_hop_p50_ms"], "ms"),
+        f("signed bus hop publish→handler p99", d["signed_hop_p99_ms"], "ms"),
+        f("signed bus sustained throughput", d["signed_sustained_msgs_per_s"], "msg/s"),
     ]
 
 

@@ -116,10 +116,12 @@ def build_services(bus: Bus, cfg: RunConfig, venue: InProcessBybit, *, registry:
         ("signal", signal, SignalSettings, {**nodb, "history_dir": cfg.history_dir}),
         ("sizer", sizer, SizerSettings, {**nodb, "mode": "backtest"}),
         ("risk", risk, RiskSettings, {"mode": "backtest"}),
-        # the in-process venue only: its endpoint, no private WebSocket (nothing to arm)
+        # the in-process venue only: its endpoint, no private WebSocket (nothing to arm);
+        # mode "backtest": its guard ages intents by bar time, never by the wall clock
         ("executor", executor, ExecutorSettings, {"bybit_rest_url": venue.endpoint,
                                                   "ws_enabled": False,
-                                                  "order_history_fallback": False}),
+                                                  "order_history_fallback": False,
+                                                  "mode": "backtest"}),
     ]
     parts = {name: build(settings_from(cls, env, **_values(cfg, name, tag, namespace, **values)), bus=bus,
                          registry=registry, venue=venue)

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from tm_common.bus.signing import local_keys, service_signing_env
 from tm_common.settings import CommonSettings, to_env
 from tm_exchange_sim.config import ExchangeSimSettings
 from tm_executor.config import ExecutorSettings
@@ -92,11 +93,12 @@ def _specs(cfg: RunConfig, *, redis_url: str, namespace: str, data_dir: Path,
                    "replay_venue_url": sim, "replay_lockstep": True, "replay_timeout_s": 300},
     }
     shared_env = to_env(CommonSettings.from_values(**shared))
+    keys = local_keys(data_dir)            # the run's signing keys (tm_common.bus.signing)
     specs = []
     for n in (*PIPELINE, "ingest"):
         own = to_env(SETTINGS[n].from_values(**shared, service_name=n, http_port=port[n],
                                              **per.get(n, {})))
-        env = {**shared_env, **service_env(n, cfg.extra_env),
+        env = {**shared_env, **service_env(n, cfg.extra_env), **service_signing_env(n, keys),
                **{k: v for k, v in own.items() if k not in shared_env}}
         specs.append(ProcessSpec(name=n, argv=[sys.executable, "-m", BY_NAME[n].module],
                                  env=env, port=port[n]))

@@ -40,6 +40,7 @@ from typing import Annotated, Any
 
 import httpx
 import typer
+from tm_common.bus.signing import local_keys, service_signing_env
 from tm_common.settings import CommonSettings, to_env
 
 from tm_app.paper_relay import BarRelay
@@ -107,11 +108,13 @@ def specs(cfg: PaperConfig) -> list[ProcessSpec]:
                    "backfill_start_ms": cfg.backfill_start_ms, "mark_poll_s": cfg.mark_poll_s},
     }
     shared_env = to_env(CommonSettings.from_values(**shared))
+    keys = local_keys(cfg.paper_dir)       # the run's signing keys (tm_common.bus.signing)
     out = []
     for n in (*PIPELINE, "ingest"):
         own = to_env(SETTINGS[n].from_values(**shared, service_name=n, http_port=cfg.port(n),
                                              **per.get(n, {})))
-        env = {**shared_env, **{k: v for k, v in own.items() if k not in shared_env}}
+        env = {**shared_env, **service_signing_env(n, keys),
+               **{k: v for k, v in own.items() if k not in shared_env}}
         out.append(ProcessSpec(name=n, argv=[sys.executable, "-m", BY_NAME[n].module],
                                env=env, port=cfg.port(n)))
     if cfg.shadow is not None:          # beside production, before ingest (started last)

@@ -2,7 +2,7 @@
 
 The main ``tm`` CLI mounts them (``app.add_typer(train_app, name="train")``,
 ``app.add_typer(models_app, name="models")``); ``python -m tm_trainer`` runs ``train_app``.
-Settings are ``TM_*`` variables (:class:`tm_common.settings.CommonSettings`: database URL, Redis
+Settings are ``TM_*`` variables (:class:`tm_trainer.settings.TrainerSettings`: database URL, Redis
 URL, namespace). Expected failures print one ``error:`` line and exit 2 (bad arguments) or 1
 (missing data, database or registry errors); no tracebacks.
 """
@@ -60,9 +60,10 @@ def parse_time_ms(text: str) -> int:
 
 def _settings():
     from pydantic import ValidationError
-    from tm_common.settings import CommonSettings
+
+    from tm_trainer.settings import TrainerSettings
     try:
-        return CommonSettings(service_name="trainer")
+        return TrainerSettings()
     except ValidationError as e:
         fail(f"bad TM_* setting: {e.errors()[0].get('loc')} {e.errors()[0].get('msg')}", 2)
 

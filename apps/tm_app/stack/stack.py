@@ -202,13 +202,19 @@ def migrate_database(settings: CommonSettings, url: str | None = None) -> tuple[
 
 def prepare_env(settings: CommonSettings, *, migrate_db: bool = True) -> dict[str, str]:
     """The environment every service gets: ours plus resolved ``TM_REDIS_URL``,
-    ``TM_DATABASE_URL`` and an absolute ``TM_DATA_DIR`` (so all processes share one stack)."""
+    ``TM_DATABASE_URL``, an absolute ``TM_DATA_DIR`` (so all processes share one stack) and the
+    stack's signing keys (``<data_dir>/signing-keys.json``, :mod:`tm_common.bus.signing`) for
+    every holder whose variable is not already set."""
+    from tm_common.bus.signing import local_keys, signing_env
+
     env = dict(os.environ)
     env["TM_REDIS_URL"] = redis_url(settings)
     env["TM_DATABASE_URL"] = database_url(settings)
     if migrate_db:
         migrate_database(settings, env["TM_DATABASE_URL"])
     env["TM_DATA_DIR"] = str(data_dir(settings))
+    for name, key in signing_env(local_keys(data_dir(settings))).items():
+        env.setdefault(name, key)
     return env
 
 

@@ -109,6 +109,15 @@ containers:
             name: {{ $v.database.existingSecret }}
             key: {{ $v.database.urlKey }}
       {{- end }}
+      {{- if $v.signing.existingSecret }}
+      {{- range $name, $stream := $v.signing.keys }}
+      - name: {{ $name }}
+        valueFrom:
+          secretKeyRef:
+            name: {{ $v.signing.existingSecret }}
+            key: {{ $stream }}
+      {{- end }}
+      {{- end }}
       {{- range $name, $ref := $v.secretEnv }}
       - name: {{ $name }}
         valueFrom:

@@ -98,6 +98,11 @@ class ServiceMetrics:
             "tm_consumer_writer_superseded",
             "1 when a newer instance of the group took over and this one stopped consuming.",
             ("group",), registry=r)
+        self.signature_refused = Counter(
+            "tm_consumer_signature_refused_total",
+            "Entries of a signed stream dead-lettered before handling because they carried no "
+            "signature (reason unsigned) or a wrong one (reason bad signature).",
+            ("stream", "group", "reason"), registry=r)
         self.ready = Gauge("tm_service_ready", "1 when the last /readyz check passed.", registry=r)
         self.build_info = Gauge("tm_build_info", "Always 1; the labels say what is running.",
                                 ("service", "version"), registry=r)
@@ -130,6 +135,9 @@ class PrometheusObserver(ConsumerObserver):
 
     def dead_lettered(self, stream: str, event_type: str, reason: str) -> None:
         self.m.dead_lettered.labels(stream, event_type).inc()
+
+    def signature_refused(self, stream: str, group: str, reason: str) -> None:
+        self.m.signature_refused.labels(stream, group, reason).inc()
 
     def failed(self, delivery: Delivery, error: BaseException, attempt: int) -> None:
         self.m.handler_failures.labels(delivery.stream, _event_type(delivery),

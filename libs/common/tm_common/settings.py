@@ -61,9 +61,10 @@ SERVICE_ENV_PREFIXES = MappingProxyType({
     "executor": "TM_EXECUTOR_",
     "portfolio": "TM_PORTFOLIO_",
 })
-#: Processes of the apps layer with settings of their own (a challenger's shadow book,
-#: ``tm_app.shadow``): the same prefix rule, no port in the service table.
-APP_ENV_PREFIXES = MappingProxyType({"shadow": "TM_SHADOW_"})
+#: Processes of the apps layer and jobs with settings of their own (a challenger's shadow book,
+#: ``tm_app.shadow``; the training job, ``tm_trainer.settings``): the same prefix rule, no port
+#: in the service table.
+APP_ENV_PREFIXES = MappingProxyType({"shadow": "TM_SHADOW_", "trainer": "TM_TRAINER_"})
 
 # ``TM_`` variables read by something other than a settings class (patterns, fnmatch):
 # test and bench fixtures, the ``tm`` CLI's service table, the fault drills' PostgreSQL binaries,

@@ -17,7 +17,7 @@ import socket
 import structlog
 from tm_common.audit import AuditEntry, AuditWriter, audit_id, cli_user
 from tm_common.bus.protocol import Bus
-from tm_common.bus.streams import MD_BAR, RISK_ORDER
+from tm_common.bus.streams import MD_BAR, RISK_BREAKER, RISK_ORDER
 from tm_common.errors import ConfigError
 from tm_common.metrics import ServiceMetrics
 from tm_common.service import WALL_CLOCK, Clock, ServiceParts, ServiceRuntime, make_bus, make_consumer
@@ -36,8 +36,12 @@ from tm_executor.venue import VenueClient
 
 log = structlog.get_logger("tm.executor")
 
-# md.bar: funding settled by each bar's close is published as FundingSettled (handler._funding).
-INPUTS = (RISK_ORDER, EXEC_VENUE, MD_BAR)
+# md.bar: funding settled by each bar's close is published as FundingSettled (handler._funding),
+# and the guard's newest bar and closes; risk.breaker: the guard's breaker (domain/guard.py).
+# The order breaks ties: entries of two streams added in the same millisecond have the same id
+# (risk commits a breaker change and its flatten orders together), and the consumer handles a
+# batch in id order, then in this order; the guard's view comes before the intents.
+INPUTS = (MD_BAR, RISK_BREAKER, RISK_ORDER, EXEC_VENUE)
 
 
 class InProcessVenueClient(VenueClient):
@@ -63,6 +67,7 @@ class ExecutorService(ServiceAssembly):
                  service_metrics: ServiceMetrics | None = None, *, venue=None,
                  clock: Clock = WALL_CLOCK) -> None:
         self.arming = settings.arming()          # first: refuses an unarmed real venue
+        settings.require_signing(self.arming)    # and a real venue without the intents' keys
         super().__init__(settings, bus, service_metrics)
         s = settings
         self.metrics = ExecutorMetrics(self.service_metrics.registry)
@@ -74,7 +79,7 @@ class ExecutorService(ServiceAssembly):
                       else InProcessVenueClient(s, self.metrics, venue))
         self.preflight = Preflight(self.venue, s, self.metrics)
         self.placer = OrderPlacer(self.venue, s)
-        self.handler = ExecutorHandler(s, self.placer, self.preflight, self.metrics)
+        self.handler = ExecutorHandler(s, self.placer, self.preflight, self.metrics, clock=clock)
         self.repo = ExecutorRepository(self.bus, clock)
         self.ws = PrivateWsSource(s, self.repo, self.handler.open_orders, self.metrics)
         self.poller = FillPoller(self.venue, self.repo, self.handler.open_orders, s)

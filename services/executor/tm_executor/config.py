@@ -18,15 +18,24 @@ from pydantic_settings import SettingsConfigDict
 # The executor's own stream: fills and order states observed by the private WebSocket and the
 # poller, handed to the one handler that publishes to exec.report (single writer, atomic state).
 # It belongs in tm_common.bus.streams (and ALL_STREAMS, for the lockstep idle probe).
-from tm_common.bus.streams import EXEC_VENUE  # noqa: E402,F401  (re-exported)
+from tm_common.bus.signing import signing_key
+from tm_common.bus.streams import (
+    EXEC_VENUE,  # noqa: E402,F401  (re-exported)
+    RISK_BREAKER,
+    RISK_ORDER,
+)
 from tm_common.endpoints import BYBIT_MAINNET_PRIVATE_WS as MAINNET_PRIVATE_WS  # noqa: F401
 from tm_common.endpoints import BYBIT_MAINNET_REST as MAINNET_REST  # noqa: F401
 from tm_common.endpoints import EXCHANGE_SIM_PRIVATE_WS, EXCHANGE_SIM_REST
+from tm_common.errors import ConfigError
 from tm_common.ports import SERVICE_PORTS
 from tm_common.settings import SERVICE_ENV_PREFIXES, CommonSettings
 
 if TYPE_CHECKING:
     from tm_executor.domain.arming import Arming
+    from tm_executor.domain.guard import GuardLimits
+
+LIVE_MODES = ("live", "testnet", "paper")
 
 
 class ExecutorSettings(CommonSettings):
@@ -65,6 +74,27 @@ class ExecutorSettings(CommonSettings):
     ws_enabled: bool = True
     ws_ping_s: float = Field(default=20.0, gt=0)
 
+    # HMAC keys of the signed streams it verifies (risk.order, risk.breaker) and of its own
+    # exec.venue (tm_common.bus.signing); a real venue needs the risk.order key.
+    signing_key_risk_order: SecretStr | None = signing_key(RISK_ORDER)
+    signing_key_risk_breaker: SecretStr | None = signing_key(RISK_BREAKER)
+    signing_key_exec_venue: SecretStr | None = signing_key(EXEC_VENUE)
+
+    # The guard (tm_executor.domain.guard): the executor's own hard limits, separate from
+    # risk's. Defaults sit far above what the demo trades (100k USDT equity) and far below a
+    # forged 100-BTC order; set them to the account's size in production.
+    max_order_notional_usdt: Decimal = Field(default=Decimal(500_000), gt=0,
+                                             description="per order: qty x price, USDT")
+    max_position_notional_usdt: Decimal = Field(default=Decimal(1_000_000), gt=0,
+                                                description="per instrument, after the fill")
+    max_order_qty: dict[str, Decimal] = Field(default_factory=dict, description="per-order "
+                                              "base-coin cap by symbol (JSON), e.g. "
+                                              '{"BTCUSDT": 5}; absent = none')
+    max_position_qty: dict[str, Decimal] = Field(default_factory=dict, description="per-"
+                                                 "position base-coin cap by symbol (JSON)")
+    max_intent_age_bars: int = Field(default=1, ge=0, description="refuse an intent whose bar "
+                                     "is more than this many bars older than the newest known")
+
 
     # Test hook (integration tests only): os._exit(99) right after the N-th place_order call
     # returned, before its answer is handled or committed. 0 = off.
@@ -75,8 +105,37 @@ class ExecutorSettings(CommonSettings):
     chaos_crash_after_send_file: str | None = None
 
     def startup_check(self) -> None:
-        """Run by ``serve`` before anything starts: the arming check (one line, exit 2)."""
-        self.arming()
+        """Run by ``serve`` before anything starts: the arming check and, on a real venue,
+        the signing check (one line, exit 2)."""
+        self.require_signing(self.arming())
+
+    def require_signing(self, arming: Arming) -> None:
+        """A real venue (testnet, mainnet) trades only on verified intents: without the
+        ``risk.order`` and ``risk.breaker`` keys, ``ConfigError``."""
+        if arming.venue == "simulator":
+            return
+        missing = [v for v, k in (("TM_EXECUTOR_SIGNING_KEY_RISK_ORDER", self.signing_key_risk_order),
+                                  ("TM_EXECUTOR_SIGNING_KEY_RISK_BREAKER",
+                                   self.signing_key_risk_breaker)) if k is None]
+        if missing:
+            raise ConfigError(f"trading on {arming.venue} needs signed intents: set "
+                              f"{' and '.join(missing)} (the keys risk signs with)")
+
+    def guard_limits(self) -> GuardLimits:
+        from tm_executor.domain.guard import GuardLimits
+
+        return GuardLimits(max_order_notional_usdt=self.max_order_notional_usdt,
+                           max_position_notional_usdt=self.max_position_notional_usdt,
+                           max_order_qty=dict(self.max_order_qty),
+                           max_position_qty=dict(self.max_position_qty),
+                           max_intent_age_bars=self.max_intent_age_bars,
+                           interval_ms=self.interval_min * 60_000)
+
+    @property
+    def live_clock(self) -> bool:
+        """True in the modes that follow the wall clock (the guard then also ages intents
+        by the clock)."""
+        return self.mode in LIVE_MODES
 
     def arming(self) -> Arming:
         """The venue and mode (:func:`tm_executor.domain.arming.check_arming`); raises

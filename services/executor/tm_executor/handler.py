@@ -8,19 +8,26 @@ ack, in one order):
   (``OrderFilled``), or ``OrderRejected`` (source ``executor``, retCode, reason). For a market
   order the fills are in the same commit as the intent's ack: when the intent is acked, its
   fills are published (lockstep replay relies on it).
+- ``BreakerStateChanged`` on ``risk.breaker`` and ``BarClosed`` on ``md.bar``: the guard's view
+  (the breaker, the newest bar and closes; :mod:`tm_executor.domain.guard`). Every intent passes
+  the guard before anything else: a refusal is an ``OrderRejected`` (source ``executor``,
+  reason ``guard <rule>: ...``) and ``tm_executor_guard_refusals_total{rule}``; nothing is sent.
 - ``OrderFilled`` / ``OrderReported`` on the executor's own ``exec.venue`` stream: fills and
   terminal states observed later by the private WebSocket or the poller, for orders that were
   still open when reported (e.g. resting limit orders). Published once: the state keeps, per open
   order, the ``exec_id``\\ s already published, and drops the order when it is terminal.
 
-State (saved with each commit): the open orders, each with its published ``exec_id``\\ s. It is
-small (orders not yet terminal) and not needed for idempotency: the venue is the source of truth
-for whether an intent's order exists (see :mod:`tm_executor.placement`).
+State (saved with each commit): the open orders, each with its published ``exec_id``\\ s (small:
+orders not yet terminal; not needed for idempotency: the venue is the source of truth for
+whether an intent's order exists, see :mod:`tm_executor.placement`), and the guard's view (the
+breaker, the newest bar and closes, the positions counted from the fills published), so that a
+restart or a redelivery decides an intent as the first handling did.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from decimal import Decimal
 
 import msgspec
@@ -30,6 +37,7 @@ from tm_common.bus.streams import EXEC_REPORT
 from tm_common.errors import TransientError
 from tm_common.events import (
     BarClosed,
+    BreakerStateChanged,
     Envelope,
     FundingSettled,
     OrderApproved,
@@ -39,6 +47,7 @@ from tm_common.events import (
 )
 
 from tm_executor.config import ExecutorSettings
+from tm_executor.domain.guard import COUNTED_INTENTS, GuardView, Refusal, check, signed
 from tm_executor.domain.orders import TERMINAL_STATUSES, VenueExecution, check_intent
 from tm_executor.metrics import ExecutorMetrics
 from tm_executor.placement import OrderPlacer, Outcome
@@ -67,6 +76,7 @@ class HandlerState(msgspec.Struct, kw_only=True):
     open: dict[str, OpenOrder] = msgspec.field(default_factory=dict)
     # newest funding settlement published per instrument (venue time, ms)
     funding_ms: dict[str, int] = msgspec.field(default_factory=dict)
+    guard: GuardView = msgspec.field(default_factory=GuardView)
 
 
 _ENC = msgspec.json.Encoder(decimal_format="string")
@@ -85,9 +95,14 @@ class ExecutorHandler:
     reconciler skip a run that overlaps an intent (its fills are not in exec.report yet)."""
 
     def __init__(self, settings: ExecutorSettings, placer: OrderPlacer, preflight: Preflight,
-                 metrics: ExecutorMetrics | None = None, *, out_stream: str = EXEC_REPORT) -> None:
+                 metrics: ExecutorMetrics | None = None, *, out_stream: str = EXEC_REPORT,
+                 clock: Callable[[], int] = time.time_ns) -> None:
         self.s, self.placer, self.preflight, self.metrics = settings, placer, preflight, metrics
         self.out = out_stream
+        self.limits = settings.guard_limits()
+        # the clock ages intents in the live modes only: replay and backtest are bar time
+        self.clock: Callable[[], int] | None = clock if settings.live_clock else None
+        self.refusals: dict[str, int] = {}
         self.state = HandlerState()
         self.busy = False
         self.activity = 0
@@ -101,6 +116,7 @@ class ExecutorHandler:
         self.state = _DEC.decode(data) if data else HandlerState()
         if self.metrics is not None:
             self.metrics.open_orders.set(len(self.state.open))
+            self.metrics.set_breaker(self.state.guard.breaker)
 
     def open_orders(self) -> list[OpenOrder]:
         """A copy of the open orders (for the WebSocket filter and the poller)."""
@@ -118,7 +134,10 @@ class ExecutorHandler:
             elif isinstance(body, OrderReported):
                 out = self._observed_state(body)
             elif isinstance(body, BarClosed):
+                self._saw_bar(body)
                 out = await self._funding(body)
+            elif isinstance(body, BreakerStateChanged):
+                out = self._breaker(body)
             else:
                 out = []
             if self.metrics is not None:
@@ -127,7 +146,42 @@ class ExecutorHandler:
         finally:
             self.busy, self.activity = False, self.activity + 1
 
+    def _saw_bar(self, bar: BarClosed) -> None:
+        g = self.state.guard
+        g.newest_bar_ms = max(g.newest_bar_ms, bar.open_time_ms)
+        g.closes[bar.instrument] = bar.close
+
+    def _breaker(self, b: BreakerStateChanged) -> list[Emit]:
+        g = self.state.guard
+        g.breaker, g.breaker_reason = b.to_state, f"{b.trigger}: {b.reason}"[:200]
+        if self.metrics is not None:
+            self.metrics.set_breaker(b.to_state)
+        log.info("executor.breaker", state=b.to_state, trigger=b.trigger)
+        return []
+
+    def _guard(self, intent: OrderApproved) -> Refusal | None:
+        if intent.intent_id in self.state.guard.counted:
+            return None           # placed already (a replayed entry): reported again, as before
+        now_ms = None if self.clock is None else self.clock() // 1_000_000
+        return check(intent, self.state.guard, self.limits, now_ms)
+
+    def _filled(self, instrument: str, side: str, qty: Decimal) -> None:
+        """Count a published fill into the guard's position view."""
+        pos = self.state.guard.positions
+        after = pos.get(instrument, Decimal(0)) + signed(side, qty)
+        if after:
+            pos[instrument] = after
+        else:
+            pos.pop(instrument, None)
+
     async def _intent(self, event: Envelope, intent: OrderApproved) -> list[Emit]:
+        refusal = self._guard(intent)
+        if refusal is not None:
+            self.refusals[refusal.rule] = self.refusals.get(refusal.rule, 0) + 1
+            if self.metrics is not None:
+                self.metrics.guard_refusals.labels(self._label(intent.instrument),
+                                                   refusal.rule).inc()
+            return [self._reject(intent, None, f"guard {refusal.rule}: {refusal.reason}")]
         if not await self.preflight.wait(self.s.preflight_wait_s):
             if self.preflight.state == "fatal":
                 return [self._reject(intent, self.preflight.fatal_code,
@@ -151,6 +205,11 @@ class ExecutorHandler:
             intent_id=intent.intent_id, order_link_id=outcome.link_id, order_id=order.order_id,
             instrument=intent.instrument, status=order.status))]
         out += [Emit(self.out, fill_event(intent.intent_id, f)) for f in outcome.fills]
+        g = self.state.guard
+        if intent.intent_id not in g.counted:
+            for f in outcome.fills:
+                self._filled(intent.instrument, f.side, f.qty)
+            g.counted = [*g.counted[-(COUNTED_INTENTS - 1):], intent.intent_id]
         self._count(intent.instrument, order.status, fills=len(outcome.fills), source="handler")
         if not outcome.settled:
             self.state.open[outcome.link_id] = OpenOrder(
@@ -197,8 +256,13 @@ class ExecutorHandler:
             self.state.funding_ms[bar.instrument] = t
         return out
 
+    def _label(self, instrument: str) -> str:
+        """A metric label: the instrument if configured, else ``other`` (a forged intent's
+        name must not grow the label set)."""
+        return instrument if instrument in self.s.symbols else "other"
+
     def _reject(self, intent: OrderApproved, ret_code: int | None, reason: str) -> Emit:
-        self._count(intent.instrument, "rejected")
+        self._count(self._label(intent.instrument), "rejected")
         log.warning("executor.order_rejected", intent_id=intent.intent_id, ret_code=ret_code,
                     reason=reason)
         return Emit(self.out, OrderRejected(
@@ -211,6 +275,7 @@ class ExecutorHandler:
             return []
         o.seen.append(f.exec_id)
         o.filled += f.qty
+        self._filled(o.instrument, f.side, f.qty)
         body = msgspec.structs.replace(f, intent_id=o.intent_id, instrument=o.instrument)
         self._count(o.instrument, None, fills=1, source="observed")
         out = [Emit(self.out, body, ts_event_ns=o.ts_event_ns, correlation_id=o.correlation_id)]
@@ -249,5 +314,9 @@ class ExecutorHandler:
             self.metrics.fills.labels(instrument, source).inc(fills)
 
     def status(self) -> dict:
+        g = self.state.guard
         return {"orders": dict(sorted(self.counts.items())), "open_orders": len(self.state.open),
-                "busy": self.busy}
+                "busy": self.busy,
+                "guard": {"breaker": g.breaker, "newest_bar_ms": g.newest_bar_ms,
+                          "positions": {k: str(v) for k, v in sorted(g.positions.items())},
+                          "refusals": dict(sorted(self.refusals.items()))}}

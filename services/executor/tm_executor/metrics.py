@@ -45,6 +45,21 @@ class ExecutorMetrics:
                                 "1 for the venue the executor trades on (simulator, testnet, "
                                 "mainnet) and the TM_LIVE_TRADING mode that allows it.",
                                 ("venue", "mode"), registry=r)
+        self.guard_refusals = Counter("tm_executor_guard_refusals_total",
+                                      "Intents the executor's guard refused (never sent), by "
+                                      "instrument (other = not configured) and rule "
+                                      "(breaker_open, stale, no_price, order_qty, "
+                                      "order_notional, position_qty, position_notional).",
+                                      ("instrument", "rule"), registry=r)
+        self.breaker_state = Gauge("tm_executor_breaker_state",
+                                   "The breaker as the executor last saw it on risk.breaker "
+                                   "(0 CLOSED, 1 HALF_OPEN, 2 OPEN).", registry=r)
         self.open_orders = Gauge("tm_executor_open_orders",
                                  "Orders placed and not yet terminal (their fills are awaited).",
                                  registry=r)
+
+    def set_breaker(self, state: str) -> None:
+        self.breaker_state.set(BREAKER_LEVELS.get(state, 0))
+
+
+BREAKER_LEVELS = {"CLOSED": 0, "HALF_OPEN": 1, "OPEN": 2}

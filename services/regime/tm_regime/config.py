@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
+from tm_common.bus.signing import signing_key
+from tm_common.bus.streams import MODELS_PROMOTED
 from tm_common.ports import SERVICE_PORTS
 from tm_common.settings import SERVICE_ENV_PREFIXES, CommonSettings
 
@@ -12,6 +14,8 @@ class RegimeSettings(CommonSettings):
     model_config = SettingsConfigDict(env_prefix=SERVICE_ENV_PREFIXES["regime"])
     service_name: str = "regime"
     http_port: int = SERVICE_PORTS["regime"]
+    # HMAC keys of the signed streams it produces or verifies (tm_common.bus.signing)
+    signing_key_models_promoted: SecretStr | None = signing_key(MODELS_PROMOTED)
     # symbols (TM_SYMBOLS, common): the instruments that get a regime per bar
     no_model_kelly: float = Field(default=0.50, ge=0.0, le=1.0, description="Kelly fraction "
                                   "published without a regime model (Neutral's default)")

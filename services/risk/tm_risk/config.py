@@ -7,8 +7,10 @@ from collections.abc import Mapping
 from decimal import Decimal
 from typing import ClassVar
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
+from tm_common.bus.signing import signing_key
+from tm_common.bus.streams import RISK_BREAKER, RISK_COMMAND, RISK_ORDER
 from tm_common.instruments import DEFAULT_INSTRUMENTS
 from tm_common.ports import SERVICE_PORTS
 from tm_common.settings import SERVICE_ENV_PREFIXES, CommonSettings
@@ -22,6 +24,10 @@ class RiskSettings(CommonSettings):
                                            "join_timeout_secs": "join_timeout_s"}
     service_name: str = "risk"
     http_port: int = SERVICE_PORTS["risk"]
+    # HMAC keys of the signed streams it produces or verifies (tm_common.bus.signing)
+    signing_key_risk_order: SecretStr | None = signing_key(RISK_ORDER)
+    signing_key_risk_command: SecretStr | None = signing_key(RISK_COMMAND)
+    signing_key_risk_breaker: SecretStr | None = signing_key(RISK_BREAKER)
     # sizing
     min_notional_usdt: Decimal = Field(default=Decimal(10), ge=0, description="skip smaller deltas")
     min_delta_fraction: float = Field(default=0.002, ge=0, description="skip deltas below this "

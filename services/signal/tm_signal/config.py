@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import SettingsConfigDict
+from tm_common.bus.signing import signing_key
+from tm_common.bus.streams import MODELS_PROMOTED
 from tm_common.ports import SERVICE_PORTS
 from tm_common.settings import SERVICE_ENV_PREFIXES, CommonSettings
 
@@ -12,6 +14,8 @@ class SignalSettings(CommonSettings):
     model_config = SettingsConfigDict(env_prefix=SERVICE_ENV_PREFIXES["signal"])
     service_name: str = "signal"
     http_port: int = SERVICE_PORTS["signal"]
+    # HMAC keys of the signed streams it produces or verifies (tm_common.bus.signing)
+    signing_key_models_promoted: SecretStr | None = signing_key(MODELS_PROMOTED)
     # symbols (TM_SYMBOLS, common): the instruments that get a signal per bar
     btc_symbol: str | None = Field(default="BTCUSDT", description="source of the cross-asset "
                                    "features; empty = none (no buffering of other instruments)")

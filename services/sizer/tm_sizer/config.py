@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
+from tm_common.bus.signing import signing_key
+from tm_common.bus.streams import MODELS_PROMOTED, RISK_BREAKER
 from tm_common.ports import SERVICE_PORTS
 from tm_common.settings import SERVICE_ENV_PREFIXES, CommonSettings
 from tm_quant.sizing.cascade import CascadeThresholds
@@ -16,6 +18,9 @@ class SizerSettings(CommonSettings):
     model_config = SettingsConfigDict(env_prefix=SERVICE_ENV_PREFIXES["sizer"])
     service_name: str = "sizer"
     http_port: int = SERVICE_PORTS["sizer"]
+    # HMAC keys of the signed streams it produces or verifies (tm_common.bus.signing)
+    signing_key_risk_breaker: SecretStr | None = signing_key(RISK_BREAKER)
+    signing_key_models_promoted: SecretStr | None = signing_key(MODELS_PROMOTED)
     # symbols (TM_SYMBOLS, common): the instruments that are sized
     # Kelly
     max_fraction: float = Field(default=0.25, gt=0, le=1, description="cap on |target|, of "

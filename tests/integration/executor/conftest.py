@@ -11,8 +11,8 @@ from decimal import Decimal
 import pytest
 from pydantic import SecretStr
 from tm_common.bus.redis import RedisStreamsBus
-from tm_common.bus.streams import EXEC_REPORT, RISK_ORDER
-from tm_common.events import Envelope, OrderApproved
+from tm_common.bus.streams import EXEC_REPORT, MD_BAR, RISK_ORDER
+from tm_common.events import BarClosed, Envelope, OrderApproved
 from tm_common.testing.processes import ServiceProcess, stopped_after
 from tm_common.testing.sim import KEY, QUIET_FAULTS, SECRET, Sim, run_sim
 from tm_common.testing.wait import wait_for as wait_sync  # noqa: F401 - tests import it from here
@@ -20,6 +20,10 @@ from tm_common.testing.wait import wait_for_async as wait_async  # noqa: F401 - 
 from tm_executor.config import ExecutorSettings
 
 START_MS = 1_672_531_200_000          # 2023-01-01 00:00, inside the shipped history
+BAR_MS = 4 * 3600 * 1000
+# The close the guard values market intents with (tm_executor.domain.guard): each intent's bar
+# is published on md.bar before it, as ingest does. Of the order of the 2023 prices.
+GUARD_CLOSE = {"BTCUSDT": Decimal(16_500), "ETHUSDT": Decimal(1_200), "SOLUSDT": Decimal(10)}
 TERMINAL = ("order.reported", "order.rejected")
 
 
@@ -43,7 +47,8 @@ def executor_settings(sim: Sim, redis_url: str, namespace: str, **kw) -> Executo
             "bybit_api_key": SecretStr(KEY), "bybit_api_secret": SecretStr(SECRET),
             "consumer_name": "executor-0", "read_block_ms": 100, "venue_timeout_s": 2.0,
             "lag_poll_interval_s": 0.5, "preflight_retry_s": 0.2,
-            "reconcile_interval_s": 3600, "fill_poll_interval_s": 1.0, "log_json": True}
+            "reconcile_interval_s": 3600, "fill_poll_interval_s": 1.0, "log_json": True,
+            "mode": "replay"}        # the venue runs on the 2023 replay clock, not the wall
     return ExecutorSettings(**{**base, **kw})
 
 
@@ -56,8 +61,23 @@ def intent_envelope(intent_id: str, instrument: str = "BTCUSDT", side: str = "Bu
                          ts_event_ns=bar_ms * 1_000_000, ts_init_ns=time.time_ns())
 
 
+def bar_envelope(instrument: str, bar_ms: int) -> Envelope:
+    close = GUARD_CLOSE[instrument]
+    body = BarClosed(instrument=instrument, open_time_ms=bar_ms, close_time_ms=bar_ms + BAR_MS - 1,
+                     open=close, high=close, low=close, close=close, volume=Decimal(1),
+                     source="replay")
+    return Envelope.root(body, key=f"{instrument}:{bar_ms}", correlation_id=f"{instrument}:{bar_ms}",
+                         ts_event_ns=(bar_ms + BAR_MS) * 1_000_000, ts_init_ns=time.time_ns())
+
+
 async def publish_intents(bus: RedisStreamsBus, envs: list[Envelope]) -> None:
+    """Each intent on ``risk.order``, after its bar on ``md.bar`` (once per instrument and bar)."""
+    seen: set[tuple[str, int]] = set()
     for e in envs:
+        key = (e.body.instrument, e.body.bar_time_ms)
+        if key not in seen:
+            seen.add(key)
+            await bus.publish(MD_BAR, bar_envelope(*key))
         await bus.publish(RISK_ORDER, e)
 
 
@@ -89,7 +109,7 @@ def executor_factory(tmp_path):
                 "TM_EXECUTOR_BYBIT_API_SECRET": SECRET, "TM_READ_BLOCK_MS": "100",
                 "TM_LAG_POLL_INTERVAL_S": "0.2", "TM_EXECUTOR_PREFLIGHT_RETRY_S": "0.2",
                 "TM_EXECUTOR_VENUE_TIMEOUT_S": "2", "TM_EXECUTOR_RECONCILE_INTERVAL_S": "3600",
-                "TM_EXECUTOR_FILL_POLL_INTERVAL_S": "1", **env},
+                "TM_EXECUTOR_FILL_POLL_INTERVAL_S": "1", "TM_MODE": "replay", **env},
                 tmp_path / f"executor-{len(group)}.log"), start=start, healthy_within_s=20,
                 ready_within_s=20 if wait_ready else None)
         yield make

@@ -32,6 +32,9 @@ def _run_executor(**env: str | None) -> subprocess.CompletedProcess[str]:
                           text=True, timeout=60, check=False)
 
 
+INTENT_KEYS = {"signing_key_risk_order": "o" * 40, "signing_key_risk_breaker": "b" * 40}
+
+
 @pytest.mark.parametrize("env, fragment", [
     ({"TM_EXECUTOR_BYBIT_REST_URL": BYBIT_MAINNET_REST}, "TM_LIVE_TRADING=armed"),
     ({"TM_EXECUTOR_BYBIT_REST_URL": BYBIT_MAINNET_REST, "TM_LIVE_TRADING": "testnet"},
@@ -71,7 +74,7 @@ async def test_a_start_on_a_real_venue_writes_an_arming_audit_row(sim, redis_url
     migrate(pg_url)
     s = executor_settings(sim, redis_url, namespace, bybit_rest_url=BYBIT_TESTNET_REST,
                           bybit_private_ws_url=BYBIT_TESTNET_PRIVATE_WS, live_trading="testnet",
-                          database_url=pg_url)
+                          database_url=pg_url, **INTENT_KEYS)
     svc = ExecutorService(s)
     assert (svc.arming.venue, svc.arming.mode) == ("testnet", "testnet")
     assert svc.audit is not None
@@ -91,7 +94,8 @@ def test_mainnet_without_a_database_is_refused(sim, redis_url, namespace):
     from tm_common.errors import ConfigError
 
     s = executor_settings(sim, redis_url, namespace, bybit_rest_url=BYBIT_MAINNET_REST,
-                          ws_enabled=False, live_trading="armed", database_url=None)
+                          ws_enabled=False, live_trading="armed", database_url=None,
+                          **INTENT_KEYS)
     with pytest.raises(ConfigError, match="TM_DATABASE_URL"):
         ExecutorService(s)
     asyncio.run(asyncio.sleep(0))
@@ -104,3 +108,16 @@ def test_the_refusal_comes_before_an_embedded_redis_would_start(tmp_path):
                       TM_EXECUTOR_BYBIT_REST_URL=BYBIT_MAINNET_REST)
     assert p.returncode == 2 and "TM_LIVE_TRADING=armed" in p.stderr
     assert not list(tmp_path.rglob("*redis*")), list(tmp_path.rglob("*"))
+
+
+def test_a_real_venue_without_the_intents_signing_keys_exits_at_start_with_one_line():
+    """Armed for testnet but without the keys risk signs intents and breaker changes with: the
+    executor would trade on whatever anyone with XADD rights adds to risk.order. Exit 2, one
+    line naming both variables, before any network call."""
+    p = _run_executor(TM_EXECUTOR_BYBIT_REST_URL=BYBIT_TESTNET_REST, TM_LIVE_TRADING="testnet",
+                      TM_EXECUTOR_BYBIT_PRIVATE_WS_URL=BYBIT_TESTNET_PRIVATE_WS,
+                      TM_EXECUTOR_SIGNING_KEY_RISK_BREAKER="b" * 40)
+    lines = [x for x in p.stderr.splitlines() if x.strip()]
+    assert p.returncode == 2 and len(lines) == 1, p.stderr
+    assert "TM_EXECUTOR_SIGNING_KEY_RISK_ORDER" in lines[0] and "BREAKER" not in lines[0]
+    assert "b" * 40 not in p.stderr

@@ -40,8 +40,10 @@ def intents():
 
 async def test_one_venue_order_per_intent_under_faults(sim, redis_url, namespace):
     sim.post("/sim/faults", FAULTS)
+    # caps raised: the 100-BTC intent is for the venue to refuse (110007), not the guard
     s = executor_settings(sim, redis_url, namespace, venue_timeout_s=0.5, retry_backoff_s=0.05,
-                          max_backoff_s=0.5, intent_deadline_s=20.0)
+                          max_backoff_s=0.5, intent_deadline_s=20.0,
+                          max_order_notional_usdt=10**9, max_position_notional_usdt=10**9)
     svc = ExecutorService(s)
     runtime = svc.runtime()
     await runtime.start()

@@ -15,7 +15,7 @@ LOTS = {"BTCUSDT": LotFilter(symbol="BTCUSDT", qty_step=Decimal("0.001"),
 
 def settings(**kw) -> ExecutorSettings:
     base = {"redis_url": "redis://unused", "intent_deadline_s": 30.0, "place_attempts": 6,
-            "fill_wait_s": 1.0, "preflight_wait_s": 0.0}
+            "fill_wait_s": 1.0, "preflight_wait_s": 0.0, "mode": "replay"}
     return ExecutorSettings(**{**base, **kw})
 
 

@@ -26,6 +26,7 @@ def make(venue=None, preflight=None):
     s = settings()
     h = ExecutorHandler(s, OrderPlacer(venue, s, sleep=clock.sleep, clock=clock),
                         preflight or PassedPreflight())
+    h.state.guard.closes["BTCUSDT"] = Decimal(100)      # the guard values market orders with it
     return h, venue
 
 

@@ -6,7 +6,7 @@ instrument, as ``tm train`` does), builds (or loads from cache) the OOS signals,
 policy with the curriculum, validates it against pure Kelly on the held-back windows, registers
 the version of kind ``rl`` with the gate result and the data's source, hash and rows, and promotes
 it only if the gate passed. Database and Redis come from the ``TM_*`` settings
-(:class:`tm_common.settings.CommonSettings`): unset database = the local SQLite file.
+(:class:`tm_trainer.settings.TrainerSettings`): unset database = the local SQLite file.
 Exit status: 0 trained (gate passed or not), 1 on errors (one ``error:`` line), 2 on bad arguments.
 """
 
@@ -53,20 +53,19 @@ def train_rl(
     report: Annotated[Path | None, typer.Option(help="Write a JSON report here.")] = None,
 ) -> None:
     """Train, validate against pure Kelly, gate, register (and promote if passed)."""
-    from tm_common.settings import CommonSettings
-
     from tm_trainer.cli import fail, run_one_line
     from tm_trainer.rl.cache import load_or_build
     from tm_trainer.rl.inputs import bars_needed
     from tm_trainer.rl.train import TrainConfig, publish_promotion, train_and_validate
     from tm_trainer.rl.train import register as reg
+    from tm_trainer.settings import TrainerSettings
     from tm_trainer.sources import SOURCES, rows_line
 
     if not 0 < max_fraction <= 1 or phase1_steps < 0 or phase2_steps < 1 or val_windows < 1:
         fail("need 0 < max-fraction <= 1, steps >= 0 (phase 2 >= 1), val-windows >= 1", 2)
     if source not in SOURCES:
         fail(f"--source must be one of {', '.join(SOURCES)}, not {source!r}", 2)
-    settings = CommonSettings(service_name="trainer")
+    settings = TrainerSettings()
     try:
         syms = list(parse_symbols(symbols))
     except ValueError as e:

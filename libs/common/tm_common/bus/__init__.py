@@ -15,12 +15,13 @@ from tm_common.bus.protocol import (
     TransportError,
     WriterSuperseded,
 )
+from tm_common.bus.signing import KeyRing
 from tm_common.bus.streams import Streams
 
 if TYPE_CHECKING:
     from tm_common.bus.redis import RedisStreamsBus
 
-__all__ = ["Bus", "Consumer", "Delivery", "Emit", "Fence", "GroupMissing", "Handler", "InMemoryBus",
+__all__ = ["Bus", "Consumer", "Delivery", "Emit", "Fence", "GroupMissing", "Handler", "InMemoryBus", "KeyRing",
            "LostOwnership", "Output", "RedisStreamsBus", "StatefulHandler", "Streams",
            "TransportError", "WriterSuperseded"]
 

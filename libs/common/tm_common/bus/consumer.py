@@ -35,6 +35,7 @@ from tm_common.bus.protocol import (
     TransportError,
     WriterSuperseded,
 )
+from tm_common.bus.signing import NO_KEYS, SIG_FIELD, KeyRing
 from tm_common.errors import MalformedEvent, PermanentError, TransientError
 from tm_common.events.base import Envelope
 
@@ -54,7 +55,10 @@ class Consumer:
     dead-lettered. ``reclaim_idle_ms``: how long an entry must sit unacked on any consumer before
     this one takes it over (must exceed the slowest handler). ``block_ms``: read block time, which
     also bounds how long ``stop()`` waits for an idle loop. ``fence``: take a writer generation
-    (module docstring); default on for a stateful handler with a ``state_key``.
+    (module docstring); default on for a stateful handler with a ``state_key``. ``keys``: the
+    signing keys this consumer verifies with: an entry of a stream it holds a key for is
+    dead-lettered unless its signature matches, before it is decoded
+    (:mod:`tm_common.bus.signing`).
     """
 
     def __init__(self, bus: Bus, handler: Handler, *, group: str, consumer: str,
@@ -63,7 +67,7 @@ class Consumer:
                  max_deliveries: int = 5, reclaim_idle_ms: int = 30_000,
                  reclaim_interval_s: float = 5.0, block_ms: int = 500, batch: int = 64,
                  retry_backoff_s: float = 0.05, max_backoff_s: float = 2.0,
-                 fence: bool = True) -> None:
+                 fence: bool = True, keys: KeyRing | None = None) -> None:
         if max_deliveries < 1:
             raise ValueError("max_deliveries must be >= 1")
         self.bus, self.handler = bus, handler
@@ -74,6 +78,7 @@ class Consumer:
         self.superseded: WriterSuperseded | None = None
         self._taken_over = False
         self.clock, self.obs = clock, observer or ConsumerObserver()
+        self.keys = keys or NO_KEYS
         self.max_deliveries, self.reclaim_idle_ms = max_deliveries, reclaim_idle_ms
         self.reclaim_interval_s, self.block_ms, self.batch = reclaim_interval_s, block_ms, batch
         self.retry_backoff_s, self.max_backoff_s = retry_backoff_s, max_backoff_s
@@ -214,6 +219,15 @@ class Consumer:
 
     async def _process(self, d: Delivery) -> bool:
         """Handle one delivery to the end (committed or dead-lettered). False = left pending."""
+        refusal = self.keys.refusal(d.stream, d.fields)
+        if refusal is not None:
+            # Not decoded, not handled: an entry nobody holding the key wrote (a forgery, or a
+            # producer without the key) is dead-lettered with the reason, and counted.
+            # Its type is not trusted either: "?" keeps the metric labels bounded.
+            await self._dead_letter(d, "?", f"{refusal}: no valid {SIG_FIELD} for "
+                                    f"{d.stream} (entry {d.entry_id})")
+            self.obs.signature_refused(d.stream, self.group, refusal)
+            return True
         try:
             event = Envelope.from_fields(d.fields)
         except MalformedEvent as e:

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tm_common.bus.protocol import Delivery, Fence, LostOwnership, Output, WriterSuperseded
+from tm_common.bus.signing import NO_KEYS, KeyRing
 from tm_common.bus.streams import dlq
 from tm_common.events.base import Envelope
 
@@ -47,7 +48,11 @@ class _Stream:
 class InMemoryBus:
     """The :class:`~tm_common.bus.protocol.Bus` protocol in memory (one event loop)."""
 
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, clock: Callable[[], float] = time.monotonic, *,
+                 keys: KeyRing | None = None) -> None:
+        """``keys``: signing keys, as :class:`~tm_common.bus.redis.RedisStreamsBus`'s (one
+        in-memory bus serves every service of the backtest: it holds the run's keys)."""
+        self.keys = keys or NO_KEYS
         self._streams: dict[str, _Stream] = {}
         self._state: dict[str, bytes] = {}
         self._generations: dict[str, int] = {}
@@ -70,13 +75,13 @@ class InMemoryBus:
             self._new.notify_all()
 
     async def publish(self, stream: str, envelope: Envelope) -> str:
-        eid = self._add(stream, envelope.to_fields())
+        eid = self._add(stream, self.keys.fields(stream, envelope))
         await self._notify()
         return eid
 
     async def publish_many(self, outputs: Sequence[Output],
                            state: tuple[str, bytes] | None = None) -> list[str]:
-        ids = [self._add(o.stream, o.envelope.to_fields()) for o in outputs]
+        ids = [self._add(o.stream, self.keys.fields(o.stream, o.envelope)) for o in outputs]
         if state is not None:
             self._state[state[0]] = state[1]
         await self._notify()
@@ -150,7 +155,7 @@ class InMemoryBus:
                      fence: Fence | None = None) -> None:
         g = self._owned(group, consumer, delivery, fence)
         for o in outputs:
-            self._add(o.stream, o.envelope.to_fields())
+            self._add(o.stream, self.keys.fields(o.stream, o.envelope))
         if state is not None:
             self._state[state[0]] = state[1]
         g.pending.pop(int(delivery.entry_id.split("-")[0]))

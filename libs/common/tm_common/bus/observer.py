@@ -18,6 +18,10 @@ class ConsumerObserver:
     def dead_lettered(self, stream: str, event_type: str, reason: str) -> None:
         """An input went to ``<stream>.dlq``."""
 
+    def signature_refused(self, stream: str, group: str, reason: str) -> None:
+        """An entry of a signed stream was unsigned or wrongly signed (``reason``: ``unsigned``
+        or ``bad signature``); it was dead-lettered without being decoded."""
+
     def failed(self, delivery: Delivery, error: BaseException, attempt: int) -> None:
         """A handling attempt raised; it will be retried or dead-lettered."""
 

@@ -32,6 +32,7 @@ from tm_common.bus.protocol import (
     TransportError,
     WriterSuperseded,
 )
+from tm_common.bus.signing import NO_KEYS, KeyRing
 from tm_common.bus.streams import Streams, dlq, maxlen
 from tm_common.errors_boundary import redis_error, redis_errors
 from tm_common.events.base import Envelope
@@ -99,11 +100,15 @@ class RedisStreamsBus:
     """The :class:`~tm_common.bus.protocol.Bus` protocol on Redis Streams."""
 
     def __init__(self, url: str, *, prefix: str = "tm:", client: aioredis.Redis | None = None,
-                 socket_timeout_s: float = 5.0, **ssl_options: Any) -> None:
+                 socket_timeout_s: float = 5.0, keys: KeyRing | None = None,
+                 **ssl_options: Any) -> None:
         """``url``: ``redis://[user:password@]host:port/db`` or ``rediss://...`` (TLS; redis-py
         reads ``ssl_*`` options from its query string too). ``ssl_options``: redis-py's
-        ``ssl_ca_certs``, ``ssl_certfile``, ``ssl_keyfile`` ... for a ``rediss://`` URL."""
+        ``ssl_ca_certs``, ``ssl_certfile``, ``ssl_keyfile`` ... for a ``rediss://`` URL.
+        ``keys``: the signing keys of this process; every entry published or committed to a
+        stream it holds a key for is signed (:mod:`tm_common.bus.signing`)."""
         self.names = Streams(prefix)
+        self.keys = keys or NO_KEYS
         self.r = client or aioredis.Redis.from_url(
             url, decode_responses=False, socket_connect_timeout=socket_timeout_s,
             health_check_interval=15, **ssl_options)
@@ -124,7 +129,7 @@ class RedisStreamsBus:
 
     # -- publishing ------------------------------------------------------------------------
     async def publish(self, stream: str, envelope: Envelope) -> str:
-        return await self.publish_raw(stream, envelope.to_fields())
+        return await self.publish_raw(stream, self.keys.fields(stream, envelope))
 
     async def publish_raw(self, stream: str, fields: dict[Any, Any]) -> str:
         """Append arbitrary fields (tools and tests)."""
@@ -137,7 +142,7 @@ class RedisStreamsBus:
         async def run() -> list[Any]:
             async with self.r.pipeline(transaction=True) as p:
                 for o in outputs:
-                    fields = cast("dict[FieldT, EncodableT]", o.envelope.to_fields())
+                    fields = cast("dict[FieldT, EncodableT]", self.keys.fields(o.stream, o.envelope))
                     p.xadd(self.key(o.stream), fields, maxlen=maxlen(o.stream),
                            approximate=True)
                 if state is not None:
@@ -185,7 +190,8 @@ class RedisStreamsBus:
                      outputs: Sequence[Output], state: tuple[str, bytes] | None = None,
                      fence: Fence | None = None) -> None:
         await self._atomic(group, consumer, delivery,
-                           [(o.stream, o.envelope.to_fields()) for o in outputs], state, fence)
+                           [(o.stream, self.keys.fields(o.stream, o.envelope)) for o in outputs],
+                           state, fence)
 
     async def dead_letter(self, group: str, consumer: str, delivery: Delivery, reason: str,
                           fence: Fence | None = None) -> None:

@@ -9,6 +9,7 @@ from tm_common.bus.consumer import Consumer
 from tm_common.bus.handler import Emit, Handler, StatefulHandler
 from tm_common.bus.observer import ConsumerObserver
 from tm_common.bus.protocol import Bus
+from tm_common.bus.signing import KeyRing
 from tm_common.events.base import Envelope
 from tm_common.logging import bound_event
 
@@ -20,7 +21,8 @@ def make_bus(settings: Any) -> Any:
     The bus connects lazily: a service starts (and answers ``/healthz``) with Redis down.
     ``redis_tls_ca_file`` / ``redis_tls_cert_file`` / ``redis_tls_key_file`` (with a
     ``rediss://`` URL) are passed to the connection pool; raises :class:`ConfigError` when they
-    are set for a plain ``redis://`` URL (they would be silently ignored).
+    are set for a plain ``redis://`` URL (they would be silently ignored). The bus signs what
+    it publishes with the settings' signing keys (:mod:`tm_common.bus.signing`).
     """
     from tm_common.bus.redis import RedisStreamsBus
 
@@ -29,7 +31,8 @@ def make_bus(settings: Any) -> Any:
         from tm_common.embedded import ensure_embedded_redis  # lazy: starts a server process
         url = ensure_embedded_redis(settings)
     tls: dict[str, Any] = dict(redis_tls_options(settings, url))
-    return RedisStreamsBus(url, prefix=settings.namespace, **tls)
+    return RedisStreamsBus(url, prefix=settings.namespace, keys=KeyRing.from_settings(settings),
+                           **tls)
 
 
 def redis_tls_options(settings: Any, url: str) -> dict[str, str]:
@@ -63,13 +66,15 @@ def make_consumer(settings: Any, bus: Bus, handler: Handler, streams: Sequence[s
     ``reclaim_interval_s`` and ``read_block_ms``; ``overrides`` are passed to ``Consumer`` as is
     (e.g. ``batch=16``, ``clock=...``). The handler is wrapped so that its log lines carry the
     event's ``correlation_id`` and ``instrument``. ``observer=None``: :class:`ServiceRuntime`
-    attaches its Prometheus observer.
+    attaches its Prometheus observer. The consumer verifies its inputs with the settings'
+    signing keys (:mod:`tm_common.bus.signing`).
     """
     kw: dict[str, Any] = {
         "group": settings.group, "consumer": settings.consumer, "streams": streams,
         "state_key": state_key(settings), "observer": observer,
         "max_deliveries": settings.max_deliveries, "reclaim_idle_ms": settings.reclaim_idle_ms,
-        "reclaim_interval_s": settings.reclaim_interval_s, "block_ms": settings.read_block_ms}
+        "reclaim_interval_s": settings.reclaim_interval_s, "block_ms": settings.read_block_ms,
+        "keys": KeyRing.from_settings(settings)}
     kw.update(overrides)
     return Consumer(bus, with_log_context(handler), **kw)
 
