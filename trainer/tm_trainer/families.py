@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 import numpy as np
+from tm_common.errors import TradeMatrixError
 from tm_common.models.bundle import BundleError, npz_bytes
 from tm_quant import families
 from tm_quant.families import BUILTIN, SignalFamily, TrainRows
@@ -21,7 +22,7 @@ from tm_trainer.data import Dataset
 from tm_trainer.walkforward import FitPredict
 
 
-class FamilyError(ValueError):
+class FamilyError(TradeMatrixError, ValueError):
     """A family's fit or predict returned something the platform cannot use."""
 
 

@@ -25,11 +25,12 @@ from pathlib import Path
 from typing import Any
 
 import websockets
+from tm_common.errors import TradeMatrixError
 
 CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "chrome")
 
 
-class BrowserMissing(RuntimeError):
+class BrowserMissing(TradeMatrixError, RuntimeError):
     """No Chromium on this machine."""
 
 

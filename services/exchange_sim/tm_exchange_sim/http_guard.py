@@ -31,6 +31,7 @@ from collections.abc import Callable, Collection, Mapping
 
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from tm_common.errors import TradeMatrixError
 
 CONTROL_PREFIX = "/sim/"
 JSON_TYPES = ("application/json",)
@@ -52,7 +53,7 @@ def is_json(content_type: str | None) -> bool:
     return media in JSON_TYPES
 
 
-class BodyTooLarge(Exception):
+class BodyTooLarge(TradeMatrixError):
     """The body grew past the cap while it was read."""
 
 

