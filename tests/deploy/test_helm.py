@@ -14,8 +14,6 @@ ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "helm" / "trade-matrix"
 VALUES = sorted((ROOT / "helm" / "values").glob("*.yaml"))
 SECRETISH = re.compile(r"(KEY|SECRET|TOKEN|PASSWORD|DATABASE_URL)$")
-# ARCHITECTURE §2: only the services that talk to the exchange get HTTPS egress.
-EXCHANGE_CLIENTS = {"executor", "ingest"}
 
 
 def values_of(path: Path) -> dict:
@@ -237,9 +235,9 @@ def test_network_policy(deploy_tools, sh, values):
     assert "namespaceSelector" in prom and "podSelector" in prom
     ports = {(p["port"], p["protocol"]) for r in np["spec"]["egress"] for p in r["ports"]}
     assert (53, "UDP") in ports
-    assert ((443, "TCP") in ports) == (name in EXCHANGE_CLIENTS), \
-        f"{name}: HTTPS egress only for {sorted(EXCHANGE_CLIENTS)}"
-    expected = {53, 443, 6379, 5432} | {s["port"] for s in
+    # HTTPS egress is off until configured (CIDRs or proxy): tests/deploy/test_helm_egress.py
+    assert (443, "TCP") not in ports, f"{name}: HTTPS egress without configured CIDRs"
+    expected = {53, 6379, 5432} | {s["port"] for s in
                                         v.get("networkPolicy", {}).get("egress", {})
                                         .get("services", [])}
     assert {p for p, _ in ports} <= expected

@@ -242,3 +242,35 @@ Bybit or Bytick host (mainnet) needs "armed". Mirrors tm_executor.domain.arming.
   TM_LIVE_TRADING: {{ $mode | quote }}
 {{- end }}
 {{- end -}}
+
+{{/* DNS (kube-dns, port 53 UDP and TCP): kept for every pod, the default-deny policy included. */}}
+{{- define "tm.dnsEgress" -}}
+- to:
+    - namespaceSelector:
+        {{- toYaml .Values.networkPolicy.egress.dnsPeer.namespaceSelector | nindent 8 }}
+      podSelector:
+        {{- toYaml .Values.networkPolicy.egress.dnsPeer.podSelector | nindent 8 }}
+  ports:
+    - {port: 53, protocol: UDP}
+    - {port: 53, protocol: TCP}
+{{- end }}
+
+{{/* The peers of one egress rule from values: a pod selector (optionally ANDed with a namespace
+selector) and/or CIDRs. None of them is refused: an empty `to` would allow any destination. */}}
+{{- define "tm.egressPeers" -}}
+{{- $r := .rule }}
+{{- if and (not $r.podSelector) (not $r.cidrs) }}
+{{- fail (printf "%s: name the destination with podSelector (and namespaceSelector) or cidrs; an empty rule would allow any address" .what) }}
+{{- end }}
+{{- if $r.podSelector }}
+- podSelector:
+    {{- toYaml $r.podSelector | nindent 4 }}
+  {{- with $r.namespaceSelector }}
+  namespaceSelector:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+{{- end }}
+{{- range $r.cidrs }}
+- ipBlock: {cidr: {{ . | quote }}}
+{{- end }}
+{{- end }}
