@@ -190,11 +190,17 @@ def down(keep_redis: Annotated[bool, typer.Option(
     """Stop everything `tm up`, `tm paper` or `tm demo` started in this data dir (every service,
     the supervisor, a running demo) and the embedded Redis."""
     settings = _settings()
+    redis_before = stack.embedded_redis_running(settings)
     done: dict[str, object] = {"services": stack.stop_supervisor(settings, timeout_s=timeout_s)}
     demo = stack.stop_demo(settings, timeout_s=timeout_s)
     done["demo"] = None if demo is None else {"pid": demo[0], "services": demo[1]}
-    done["embedded_redis"] = ([] if keep_redis
-                              else [str(d) for d in stack.stop_embedded_redis_all(settings)])
+    if not keep_redis:
+        stopped = set(stack.stop_embedded_redis_all(settings))
+        # a run stopped above may have stopped its Redis itself (the last user out)
+        stopped |= set(redis_before) - set(stack.embedded_redis_running(settings))
+        done["embedded_redis"] = sorted(str(d) for d in stopped)
+    else:
+        done["embedded_redis"] = []
     if as_json:
         typer.echo(json.dumps(done))
         return

@@ -337,6 +337,19 @@ def _stop_leftovers(procs: dict[str, Any]) -> None:
             break
 
 
+def embedded_redis_running(settings: CommonSettings) -> list[Path]:
+    """The :data:`EMBEDDED_REDIS_DIRS` whose recorded embedded Redis runs now."""
+    from tm_common.embedded import read_record
+
+    out = []
+    for sub in EMBEDDED_REDIS_DIRS:
+        d = (data_dir(settings) / sub).resolve()
+        record = read_record(settings.model_copy(update={"data_dir": d})) if d.is_dir() else None
+        if record and _alive(int(record["pid"])):
+            out.append(d)
+    return out
+
+
 def stop_embedded_redis_all(settings: CommonSettings) -> list[Path]:
     """Stop the embedded Redis of every :data:`EMBEDDED_REDIS_DIRS`; the folders where one ran."""
     from tm_common.embedded import stop_embedded_redis
