@@ -143,11 +143,12 @@ async def _fetch_one(client: httpx.AsyncClient, row: ServiceStatus, host: str) -
 
 
 def _down_reason(row: ServiceStatus) -> str:
-    if row.process != "running" and row.last_exit:
-        return f"{row.process}: {row.last_exit}"
+    """``restarting: exited with 3: <its last line>``; a process just restarted (running, not
+    answering yet) keeps its previous exit: ``not answering (ConnectError); last exited …``."""
     if row.process != "running":
-        return row.process
-    return f"not answering ({row.error})"
+        return f"{row.process}: {row.last_exit}" if row.last_exit else row.process
+    base = f"not answering ({row.error})"
+    return f"{base}; last {row.last_exit}" if row.last_exit else base
 
 
 def _last_exit(p: dict[str, Any]) -> str | None:
