@@ -237,9 +237,9 @@ class Supervisor:
         if p.started_at is not None and now - p.started_at >= self.stable_after_s:
             p.backoff_s = 0.0  # it ran long enough: this is a fresh failure, not a crash loop
         self._schedule_restart(p, now)
+        detail = p.last_output or ("(no output)" if self.log_dir else "(its output is above)")
         log.warning("%s exited with %s: %s; restart %d in %.1f s (pid %s)", p.spec.name,
-                    p.last_exit_code, p.last_output or "(no output)", p.restarts + 1,
-                    p.backoff_s, popen.pid)
+                    p.last_exit_code, detail, p.restarts + 1, p.backoff_s, popen.pid)
 
     def _last_output(self, p: ProcessState, max_chars: int = 300) -> str | None:
         """The last non-empty line this popen wrote to its log (``None``: no log, or nothing
