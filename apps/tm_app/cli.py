@@ -108,8 +108,12 @@ def _prepare(settings) -> tuple[str, str]:
         except Exception as e:  # noqa: BLE001
             fail(f"Redis unreachable at the configured TM_REDIS_URL: {type(e).__name__}")
     else:
-        from tm_common.embedded import ensure_embedded_redis
+        from tm_common.embedded import ensure_embedded_redis, hold_embedded_redis
+
+        from tm_app.stack.signals import stop_embedded_redis_if_signalled
+        hold_embedded_redis(settings)       # in use while this process runs (tm down/SIGTERM)
         redis_url = ensure_embedded_redis(settings)
+        stop_embedded_redis_if_signalled(settings)
     db_url = resolve_database_url(settings)
     try:
         migrate(db_url)
@@ -207,7 +211,10 @@ def backtest(start: StartOpt = "2025-01-01", end: EndOpt = "2025-06-30",
     run(cfg, _out(out, "backtest"))
 
 
-def streams() -> None:
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+
+
+def streams(as_json: JsonOpt = False) -> None:
     """Length, consumer groups, lag, pending and dead letters of every stream."""
     from tm_common.bus.redis import RedisStreamsBus
     from tm_common.bus.streams import ALL_STREAMS, dlq
@@ -229,16 +236,31 @@ def streams() -> None:
         rows = asyncio.run(collect())
     except Exception as e:  # noqa: BLE001
         fail(f"Redis unreachable: {type(e).__name__}: {e}")
-    t = Table(title=f"streams ({settings.namespace})")
-    for c in ("stream", "length", "groups (lag/pending)", "dead letters"):
-        t.add_column(c)
+    if as_json:
+        typer.echo(json.dumps({"namespace": settings.namespace, "streams": [
+            {"stream": s, "length": n, "dead_letters": d,
+             "groups": [{k: g.get(k) for k in ("name", "lag", "pending", "consumers")}
+                        for g in groups]} for s, n, groups, d in rows]}, indent=2))
+        return
+    console.print(streams_table(settings.namespace, rows))
+
+
+def streams_table(namespace: str, rows: list) -> Table:
+    """(stream, length, groups, dead letters) rows as a table that folds to 80 columns."""
+    t = Table(title=f"streams ({namespace})")
+    for c, justify in (("stream", "left"), ("length", "right"), ("groups (lag/pending)", "left"),
+                       ("dead letters", "right")):
+        t.add_column(c, justify=justify, overflow="fold")  # type: ignore[arg-type]
     for s, n, groups, d in rows:
         g = ", ".join(f"{x['name']} ({x['lag']}/{x['pending']})" for x in groups) or "–"
         t.add_row(s, str(n), g, str(d))
-    console.print(t)
+    return t
 
 
-def report_cmd(path: Annotated[Path, typer.Argument(help="A report folder or report.json.")]) -> None:
+def report_cmd(path: Annotated[Path, typer.Argument(help="A report folder or report.json.")],
+               as_json: Annotated[bool, typer.Option(
+                   "--json", help="Print the report's numbers (report.json) instead.")] = False
+               ) -> None:
     """Print the summary of a written report."""
     from tm_app.demo import summary_table
 
@@ -249,7 +271,23 @@ def report_cmd(path: Annotated[Path, typer.Argument(help="A report folder or rep
         doc = json.loads(f.read_text())
     except ValueError as e:
         fail(f"{f}: not a report ({e})", 2)
+    if not isinstance(doc, dict) or not isinstance(doc.get("stats"), dict):
+        fail(f"{f}: not a report (no stats)", 2)
+    if as_json:
+        typer.echo(json.dumps(_nulls(doc), indent=2, allow_nan=False, default=str))
+        return
     console.print(summary_table(doc, doc.get("meta", {}).get("mode", "run")))
+
+
+def _nulls(x: object) -> object:
+    """``x`` with NaN/±inf floats as ``None`` (JSON has no NaN)."""
+    if isinstance(x, float) and (x != x or x in (float("inf"), float("-inf"))):
+        return None
+    if isinstance(x, dict):
+        return {k: _nulls(v) for k, v in x.items()}
+    if isinstance(x, list):
+        return [_nulls(v) for v in x]
+    return x
 
 
 def shadow_cmd(candidate: Annotated[str, typer.Option(

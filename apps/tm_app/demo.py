@@ -49,24 +49,33 @@ async def has_models(database_url: str, kind: str = "signal") -> bool:
         await engine.dispose()
 
 
+#: The rows of :func:`summary_table`: (label, stats key, format).
+SUMMARY_METRICS: tuple[tuple[str, str, str], ...] = (
+    ("return", "total_return", "pct"), ("Sharpe", "sharpe", "num"),
+    ("Sortino", "sortino", "num"), ("Calmar", "calmar", "num"),
+    ("max DD", "max_drawdown", "pct"), ("win rate", "win_rate", "pct"),
+    ("turnover", "turnover", "num"), ("fees", "fees", "num"), ("funding", "funding", "num"),
+    ("buy & hold", "buy_and_hold", "pct"))
+
+
 def summary_table(summary: dict, title: str) -> Table:
+    """One metric per row, one column per scope (total, then each instrument): it fits an
+    80-column terminal whole (every cell folds rather than being cut to ``…``)."""
     st = summary["stats"]
-    t = Table(title=title)
-    for c in ("scope", "return", "Sharpe", "Sortino", "Calmar", "max DD", "win rate", "turnover",
-              "fees", "funding", "buy & hold"):
-        t.add_column(c, justify="right")
 
     def pct(x):
         return "–" if x is None or x != x else f"{x * 100:.2f}%"
 
     def num(x):
         return "–" if x is None or x != x else f"{x:.2f}"
-    rows = [("total", st["total"])] + list(st["per_instrument"].items())
-    for name, v in rows:
-        t.add_row(name, pct(v.get("total_return")), num(v.get("sharpe")), num(v.get("sortino")),
-                  num(v.get("calmar")), pct(v.get("max_drawdown")), pct(v.get("win_rate")),
-                  num(v.get("turnover")), num(v.get("fees")), num(v.get("funding")),
-                  pct(v.get("buy_and_hold")))
+    fmt = {"pct": pct, "num": num}
+    scopes = [("total", st["total"])] + list(st["per_instrument"].items())
+    t = Table(title=title)
+    t.add_column("metric", overflow="fold")
+    for name, _ in scopes:
+        t.add_column(name, justify="right", overflow="fold")
+    for label, key, kind in SUMMARY_METRICS:
+        t.add_row(label, *(fmt[kind](v.get(key)) for _, v in scopes))
     return t
 
 

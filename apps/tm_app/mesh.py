@@ -33,7 +33,9 @@ from tm_app.backtest import RunConfig
 from tm_app.record import RunRecord
 from tm_app.shadow.spec import book_namespace, shadow_spec
 from tm_app.stack.env_scope import basic_env, service_env
+from tm_app.stack.ports import OFFSET_HINT, check_ports
 from tm_app.stack.services import BY_NAME
+from tm_app.stack.signals import stop_on_signals
 from tm_app.stack.supervisor import ProcessSpec, Supervisor
 
 PIPELINE = ("exchange_sim", "regime", "signal", "sizer", "risk", "executor", "portfolio")
@@ -151,7 +153,12 @@ def run_mesh(cfg: RunConfig, *, redis_url: str, data_dir: Path, port_offset: int
     that kills ingest too); ``supervisor_opts`` (e.g. ``backoff_max_s``) go to both
     supervisors. ``MeshRun.restarts`` counts ingest's restarts too. ``shadow``: a signal
     candidate's version to run in a shadow book beside production (``MeshRun.shadow``); the run
-    waits up to ``shadow_timeout_s`` after the replay for the book to trade the last bar."""
+    waits up to ``shadow_timeout_s`` after the replay for the book to trade the last bar.
+
+    Every port is checked before anything starts (:class:`~tm_app.stack.ports.PortsInUse`, a
+    ``RuntimeError``, names a taken one and its owner). SIGTERM, SIGHUP and SIGINT stop every
+    process it started, then raise :class:`~tm_app.stack.signals.StopRequested` (a
+    ``RuntimeError``)."""
     namespace = namespace or f"tmrun:{uuid.uuid4().hex[:8]}:"
     specs = _specs(cfg, redis_url=redis_url, namespace=namespace, data_dir=data_dir,
                    port_offset=port_offset)
@@ -163,53 +170,56 @@ def run_mesh(cfg: RunConfig, *, redis_url: str, data_dir: Path, port_offset: int
             initial_equity=cfg.initial_equity, slippage_bps=cfg.slippage_bps, seed=cfg.sim_seed,
             extra_env=cfg.extra_env, flush_after_s=5.0))
     names = [s.name for s in specs[:-1]]
+    check_ports({s.name: s.port for s in specs}, hint=OFFSET_HINT)
     logs = data_dir / "logs"
     opts = {"grace_s": 15, **(supervisor_opts or {})}
     opts.setdefault("base_env", basic_env())
     sup = Supervisor(specs[:-1], state_path=data_dir / "mesh.json", log_dir=logs, **opts)
-    t0 = time.monotonic()
-    sup.start()
-    try:
-        _wait_ready(sup, names, ready_timeout_s, log)
-        log(f"services ready in {time.monotonic() - t0:.1f}s; replaying (namespace {namespace})")
-        ingest = Supervisor([specs[-1]], state_path=data_dir / "mesh-ingest.json", log_dir=logs,
-                            **opts)
-        ingest.start()
-        if on_ingest is not None:
-            on_ingest(ingest)
-        t1 = time.monotonic()
+    with stop_on_signals():      # a signal lands as StopRequested: the finally stops all
+        t0 = time.monotonic()
         try:
-            port = specs[-1].port
-            assert port is not None
-            while True:
-                sup.poll()
-                ingest.poll()
-                code, st = _get(port, "/status")
-                extra = st.get("extra", {}) if code == 200 else {}
-                if progress and extra:
-                    progress(extra.get("published", 0), 0)
-                if on_tick is not None:
-                    on_tick(sup, extra)
-                if extra.get("replay_done"):
-                    break
-                if time.monotonic() - t1 > replay_timeout_s:
-                    raise RuntimeError(f"replay did not finish in {replay_timeout_s:.0f}s; "
-                                       f"see {logs}/ingest.log")
-                time.sleep(0.5 if on_tick is None else 0.1)
-            secs = time.monotonic() - t1
+            sup.start()
+            _wait_ready(sup, names, ready_timeout_s, log)
+            log(f"services ready in {time.monotonic() - t0:.1f}s; replaying "
+                f"(namespace {namespace})")
+            ingest = Supervisor([specs[-1]], state_path=data_dir / "mesh-ingest.json",
+                                log_dir=logs, **opts)
+            t1 = time.monotonic()
+            try:
+                ingest.start()
+                if on_ingest is not None:
+                    on_ingest(ingest)
+                port = specs[-1].port
+                assert port is not None
+                while True:
+                    sup.poll()
+                    ingest.poll()
+                    code, st = _get(port, "/status")
+                    extra = st.get("extra", {}) if code == 200 else {}
+                    if progress and extra:
+                        progress(extra.get("published", 0), 0)
+                    if on_tick is not None:
+                        on_tick(sup, extra)
+                    if extra.get("replay_done"):
+                        break
+                    if time.monotonic() - t1 > replay_timeout_s:
+                        raise RuntimeError(f"replay did not finish in {replay_timeout_s:.0f}s; "
+                                           f"see {logs}/ingest.log")
+                    time.sleep(0.5 if on_tick is None else 0.1)
+                secs = time.monotonic() - t1
+            finally:
+                ingest.stop()
+            if before_stop is not None:
+                before_stop(sup)
+            record = asyncio.run(_read(redis_url, namespace))
+            book = None
+            if shadow is not None:
+                book = _await_shadow(sup, record, shadow, redis_url=redis_url,
+                                     namespace=namespace, timeout_s=shadow_timeout_s, log=log)
+            restarts = {n: p.restarts for n, p in (*sup.procs.items(), *ingest.procs.items())}
         finally:
-            ingest.stop()
-        if before_stop is not None:
-            before_stop(sup)
-        record = asyncio.run(_read(redis_url, namespace))
-        book = None
-        if shadow is not None:
-            book = _await_shadow(sup, record, shadow, redis_url=redis_url, namespace=namespace,
-                                 timeout_s=shadow_timeout_s, log=log)
-        restarts = {n: p.restarts for n, p in (*sup.procs.items(), *ingest.procs.items())}
-    finally:
-        sup.stop()
-    return MeshRun(record, namespace, secs, restarts, book)
+            sup.stop()
+        return MeshRun(record, namespace, secs, restarts, book)
 
 
 def _await_shadow(sup: Supervisor, record: RunRecord, candidate: str, *, redis_url: str,

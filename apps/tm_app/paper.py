@@ -17,8 +17,11 @@ marks stay the bar closes, so a flatten fills there at the last pushed close).
 Everything is persisted as in production: each run has its own stream namespace
 (``tmpaper:<run id>:``), the services write their usual tables to ``TM_DATABASE_URL`` or to
 SQLite under ``<TM_DATA_DIR>/paper/`` (models too: the first run trains into it). The
-supervisor's state goes where ``tm up`` puts it, so ``tm status`` works while a run is on and
-``tm down`` stops it. The run stops on Ctrl-C, SIGTERM or ``--duration``; the report
+supervisor's state goes where ``tm up`` puts it, so ``tm status`` works while a run is on,
+``tm breaker``/``tm kill`` find its risk service and admin token (generated into
+``<TM_DATA_DIR>/admin-token`` when ``TM_ADMIN_TOKEN`` is unset) and ``tm down`` stops it. Every
+port is checked before anything starts. The run stops on Ctrl-C, SIGTERM, SIGHUP or
+``--duration``; the report
 (``reports/paper-<time>/report.html``) is written then, or at any time by ``tm paper
 --report-only`` from the run's streams.
 """
@@ -45,8 +48,10 @@ from tm_common.settings import CommonSettings, to_env
 
 from tm_app.paper_relay import BarRelay
 from tm_app.shadow.spec import book_namespace, shadow_spec
+from tm_app.stack import signals
 from tm_app.stack.env_scope import basic_env
-from tm_app.stack.services import BY_NAME
+from tm_app.stack.ports import OFFSET_HINT, check_ports
+from tm_app.stack.services import ADMIN_TOKEN_SERVICES, BY_NAME
 from tm_app.stack.supervisor import ProcessSpec, Supervisor
 
 PIPELINE = ("exchange_sim", "regime", "signal", "sizer", "risk", "executor", "portfolio")
@@ -74,6 +79,7 @@ class PaperConfig:
     backfill_start_ms: int | None = None
     mark_poll_s: float = 60.0              # ingest's intra-bar ticker marks (0 = off)
     admin_token: str | None = None
+    admin_token_file: Path | None = None   # where admin_token came from, if the stack made it
     shadow: str | None = None              # a signal candidate traded in a shadow book beside
 
     def port(self, name: str) -> int:
@@ -107,6 +113,9 @@ def specs(cfg: PaperConfig) -> list[ProcessSpec]:
                    "deribit_url": cfg.deribit_url, "backfill_bars": cfg.backfill_bars,
                    "backfill_start_ms": cfg.backfill_start_ms, "mark_poll_s": cfg.mark_poll_s},
     }
+    if cfg.admin_token:                 # only to the services that check or send it
+        for n in ADMIN_TOKEN_SERVICES:
+            per.setdefault(n, {})["admin_token"] = cfg.admin_token
     shared_env = to_env(CommonSettings.from_values(**shared))
     keys = local_keys(cfg.paper_dir)       # the run's signing keys (tm_common.bus.signing)
     out = []
@@ -147,6 +156,9 @@ class PaperRun:
         doc = self.sup.state()
         doc["processes"].update(self.ingest.state()["processes"])
         doc["paper"] = {"namespace": self.cfg.namespace, "venue": self.cfg.venue_url}
+        doc["port_offset"] = self.cfg.port_offset
+        doc["admin_token_file"] = (str(self.cfg.admin_token_file)
+                                   if self.cfg.admin_token_file else None)
         tmp = self.state_path.with_name(self.state_path.name + ".paper.tmp")
         tmp.write_text(json.dumps(doc, indent=2))
         tmp.replace(self.state_path)
@@ -157,6 +169,8 @@ class PaperRun:
         the seconds it traded."""
         from tm_app.mesh import _wait_ready
 
+        check_ports({n: p.spec.port for n, p in (*self.sup.procs.items(),
+                                                 *self.ingest.procs.items())}, hint=OFFSET_HINT)
         t0 = time.monotonic()
         try:
             self.sup.start()
@@ -313,6 +327,19 @@ def paper(symbols: Annotated[str | None, typer.Option(help="Comma-separated.")] 
         fail(f"a supervisor is already running for {stack.data_dir(settings)} "
              f"(pid {lock.holder_pid()}); run `tm down` first")
     try:
+        from tm_app.stack.admin_token import ensure_admin_token, read_token_file
+        from tm_app.stack.ports import PortsInUse
+
+        try:   # before anything starts (the check in PaperRun.run adds the shadow book's)
+            check_ports({n: BY_NAME[n].port + port_offset for n in (*PIPELINE, "ingest")},
+                        hint=OFFSET_HINT)
+            if settings.admin_token is not None:
+                token_file, token = None, settings.admin_token.get_secret_value()
+            else:
+                token_file = ensure_admin_token(settings)
+                token = read_token_file(token_file)
+        except (PortsInUse, stack.StackError) as e:
+            fail(str(e))
         redis_url, db_url = _prepare(paper_settings)
         if train:
             _ensure_models(db_url, fast_train)
@@ -327,8 +354,7 @@ def paper(symbols: Annotated[str | None, typer.Option(help="Comma-separated.")] 
             market_ws_url=ingest.bybit_ws_url, deribit_url=ingest.deribit_url, symbols=syms,
             initial_equity=eq, port_offset=port_offset, backfill_bars=ingest.backfill_bars,
             backfill_start_ms=ingest.backfill_start_ms, mark_poll_s=ingest.mark_poll_s,
-            admin_token=settings.admin_token.get_secret_value() if settings.admin_token else None,
-            shadow=challenger)
+            admin_token=token, admin_token_file=token_file, shadow=challenger)
         (paper_dir / LAST_RUN).write_text(json.dumps(run_doc(cfg, started), indent=2))
         console.print(f"paper trading: market data {cfg.market_ws_url} + {cfg.market_rest_url}; "
                       f"orders to the local paper venue {cfg.venue_url} only; logs in "
@@ -349,13 +375,16 @@ def paper(symbols: Annotated[str | None, typer.Option(help="Comma-separated.")] 
 
 
 def _supervise(run: PaperRun, duration: float | None, status_every: float) -> float:
-    """:meth:`PaperRun.run` with SIGINT/SIGTERM as a clean stop (``tm down`` sends SIGTERM);
-    before the mesh is trading, a signal interrupts the start-up (which then stops it all)."""
-    def on_signal(*_: Any) -> None:
+    """:meth:`PaperRun.run` with SIGINT/SIGTERM/SIGHUP as a clean stop (``tm down`` sends
+    SIGTERM, a closed terminal SIGHUP); before the mesh is trading, a signal interrupts the
+    start-up (which then stops it all)."""
+    def on_signal(signum: int, _frame: Any) -> None:
+        signals.received.append(signum)    # at exit: the embedded Redis stops too, if unused
         run.stop_requested.set()
         if not run.running and not run.stopping:
             raise KeyboardInterrupt
-    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    previous = {s: signal.signal(s, on_signal)
+                for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
     try:
         return run.run(duration_s=duration, status_every_s=status_every)
     except KeyboardInterrupt:

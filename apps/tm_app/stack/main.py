@@ -1,10 +1,15 @@
 """``tm``: run the local stack as plain processes (no Docker).
 
-- ``tm up [--services a,b] [--foreground]``: check Redis and the database (start the shared
-  embedded Redis and migrate the database if needed), then supervise one process per service.
-  Without ``--foreground`` the supervisor detaches and logs to ``<data_dir>/logs/``.
-- ``tm down [--redis]``: stop a running supervisor (and the embedded Redis with ``--redis``).
-- ``tm status [--services a,b] [--json]``: each service's ``/status`` in one table.
+- ``tm up [--services a,b] [--foreground]``: check that every service's port is free (a clash
+  is one line naming the port and the process holding it), check Redis and the database (start
+  the shared embedded Redis and migrate the database if needed), generate the admin token file
+  if ``TM_ADMIN_TOKEN`` is unset, then supervise one process per service. Without
+  ``--foreground`` the supervisor detaches and logs to ``<data_dir>/logs/``; with it,
+  SIGTERM/SIGHUP/Ctrl-C stop every service.
+- ``tm down [--keep-redis]``: stop everything ``tm up``, ``tm paper`` or ``tm demo`` started
+  in this data dir, and the embedded Redis.
+- ``tm status [--services a,b] [--json]``: each service's ``/status`` and ``/readyz`` in one
+  table, a summary line; exit 1 when a service is not ready.
 - ``tm migrate``: upgrade the database to the newest schema.
 
 Settings come from ``TM_*`` variables (:class:`tm_app.stack.stack.StackSettings`: the common
@@ -30,8 +35,11 @@ from rich.console import Console
 from tm_app.cli import register
 from tm_app.stack import stack
 from tm_app.stack.env_scope import unread_env
+from tm_app.stack.ports import OFFSET_HINT, PortsInUse, check_ports
 from tm_app.stack.services import UnknownServiceError, build_specs, missing_reason, select
 from tm_app.stack.supervisor import Supervisor
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
 
 app = typer.Typer(name="tm", help="Trade-Matrix local stack.", no_args_is_help=True,
                   add_completion=False, pretty_exceptions_show_locals=False)
@@ -75,9 +83,12 @@ def up(services: ServicesOpt = None,
            help="Added to every service's default port.")] = 0,
        grace_s: Annotated[float, typer.Option(
            help="Seconds between SIGTERM and SIGKILL on stop.")] = 10.0,
+       as_json: JsonOpt = False,
        log_dir: Annotated[Path | None, typer.Option(hidden=True)] = None,
        checked: Annotated[bool, typer.Option(hidden=True)] = False) -> None:
-    """Start the services, each as its own process, and restart any that dies."""
+    """Start the services, each as its own process, and restart any that dies. Every port is
+    checked first; without TM_ADMIN_TOKEN an admin token is generated into <data dir>/admin-token
+    (mode 0600) for `tm breaker` and `tm kill`."""
     settings = _settings()
     selected = _select(settings, services)
     runnable = []
@@ -96,9 +107,12 @@ def up(services: ServicesOpt = None,
         if not lock.acquire():
             fail(f"a supervisor is already running for {stack.data_dir(settings)} "
                  f"(pid {lock.holder_pid()}); run `tm down` first")
-        # --checked: started by a detached `tm up` that already resolved and checked the URLs.
+        # --checked: started by a detached `tm up` that already checked the ports, resolved and
+        # checked the URLs.
+        if not checked:
+            check_ports({s.name: s.port + port_offset for s in runnable}, hint=OFFSET_HINT)
         env = dict(os.environ) if checked else stack.prepare_env(settings, migrate_db=migrate_db)
-    except stack.StackError as e:
+    except (stack.StackError, PortsInUse) as e:
         fail(str(e))
     specs = build_specs(runnable, env, port_offset=port_offset)
     if not checked:
@@ -108,18 +122,34 @@ def up(services: ServicesOpt = None,
                        err=True)
     if not foreground:
         lock.release()  # the detached supervisor takes it
-        _up_detached(settings, [s.name for s in runnable], env, port_offset, grace_s)
+        _up_detached(settings, [s.name for s in runnable], env, port_offset, grace_s, as_json)
         return
     logging.basicConfig(level=logging.INFO, format="%(asctime)s tm up: %(message)s",
                         stream=sys.stderr)
+    _hold_embedded_redis(settings, env.get("TM_REDIS_URL"))
+    from tm_app.stack.admin_token import generated_token_file
+
+    token_file = generated_token_file(settings, env.get("TM_ADMIN_TOKEN"))
     sup = Supervisor(specs, state_path=stack.state_path(settings), log_dir=log_dir,
-                     grace_s=grace_s, base_env={})
+                     grace_s=grace_s, base_env={},
+                     extra_state={"port_offset": port_offset,
+                                  "admin_token_file": str(token_file) if token_file else None})
     sup.run()
     lock.release()
 
 
+def _hold_embedded_redis(settings: stack.StackSettings, url: str | None) -> None:
+    """While this supervisor runs, the embedded Redis it uses is in use (a ``tm demo`` stopped
+    by a signal leaves it running)."""
+    from tm_common.embedded import hold_embedded_redis, read_record
+
+    record = read_record(settings)
+    if url and record and record.get("url") == url:
+        hold_embedded_redis(settings)
+
+
 def _up_detached(settings, names: list[str], env: dict[str, str], port_offset: int,
-                 grace_s: float) -> None:
+                 grace_s: float, as_json: bool = False) -> None:
     logs = stack.data_dir(settings) / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     argv = [sys.executable, "-m", "tm_app.stack.main", "up", "--foreground", "--checked",
@@ -132,6 +162,12 @@ def _up_detached(settings, names: list[str], env: dict[str, str], port_offset: i
     while time.monotonic() < deadline:
         state = stack.read_state(settings)
         if state and state.get("supervisor_pid") == child.pid:
+            if as_json:
+                typer.echo(json.dumps({"supervisor_pid": child.pid, "logs": str(logs),
+                                       "port_offset": port_offset,
+                                       "processes": {n: {"pid": p["pid"], "port": p["port"]}
+                                                     for n, p in state["processes"].items()}}))
+                return
             for name, p in state["processes"].items():
                 typer.echo(f"{name:<13} pid {p['pid'] or '-':<8} port {p['port']}")
             typer.echo(f"supervisor pid {child.pid}; logs in {logs}; `tm status`, `tm down`")
@@ -143,29 +179,50 @@ def _up_detached(settings, names: list[str], env: dict[str, str], port_offset: i
 
 
 @app.command()
-def down(redis: Annotated[bool, typer.Option(
-             "--redis", help="Also stop the embedded Redis.")] = False,
+def down(keep_redis: Annotated[bool, typer.Option(
+             "--keep-redis", help="Leave the embedded Redis running.")] = False,
+         redis: Annotated[bool, typer.Option(
+             "--redis", hidden=True, help="(the default now) Also stop the embedded Redis.")
+         ] = False,
          timeout_s: Annotated[float, typer.Option(
-             help="Seconds to wait for the supervisor.")] = 30.0) -> None:
-    """Stop a running supervisor and every service it started."""
+             help="Seconds to wait for each supervisor.")] = 30.0,
+         as_json: JsonOpt = False) -> None:
+    """Stop everything `tm up`, `tm paper` or `tm demo` started in this data dir (every service,
+    the supervisor, a running demo) and the embedded Redis."""
     settings = _settings()
-    stopped = stack.stop_supervisor(settings, timeout_s=timeout_s)
-    typer.echo(f"stopped {stopped} service(s)" if stopped is not None else "tm is not running")
-    if redis:
-        from tm_common.embedded import stop_embedded_redis
-
-        was = stop_embedded_redis(settings)
-        typer.echo("embedded Redis stopped" if was else "embedded Redis was not running")
+    redis_before = stack.embedded_redis_running(settings)
+    done: dict[str, object] = {"services": stack.stop_supervisor(settings, timeout_s=timeout_s)}
+    demo = stack.stop_demo(settings, timeout_s=timeout_s)
+    done["demo"] = None if demo is None else {"pid": demo[0], "services": demo[1]}
+    if not keep_redis:
+        stopped = set(stack.stop_embedded_redis_all(settings))
+        # a run stopped above may have stopped its Redis itself (the last user out)
+        stopped |= set(redis_before) - set(stack.embedded_redis_running(settings))
+        done["embedded_redis"] = sorted(str(d) for d in stopped)
+    else:
+        done["embedded_redis"] = []
+    if as_json:
+        typer.echo(json.dumps(done))
+        return
+    lines = []
+    if done["services"] is not None:
+        lines.append(f"stopped {done['services']} service(s)")
+    if demo is not None:
+        lines.append(f"stopped tm demo (pid {demo[0]}) and its {demo[1]} service(s)")
+    lines += [f"embedded Redis stopped ({d})" for d in done["embedded_redis"]]  # type: ignore[attr-defined]
+    typer.echo("\n".join(lines) or "tm is not running")
 
 
 @app.command()
 def status(services: ServicesOpt = None,
            as_json: Annotated[bool, typer.Option(
-               "--json", help="Print JSON instead of a table.")] = False,
+               "--json", help="Print JSON (one object per service) instead of a table.")
+           ] = False,
            timeout_s: Annotated[float, typer.Option(
-               help="Seconds to wait for each /status.")] = 1.0) -> None:
-    """Show each supervised service's /status: up/down, last event, handled, lag, pending."""
-    from tm_app.stack.status import collect, render
+               help="Seconds to wait for each /status and /readyz.")] = 1.0) -> None:
+    """Show each supervised service: ready (or the first reason it is not), last event, handled,
+    lag/pending, restarts; then a summary line. Exits 1 when a service is not ready."""
+    from tm_app.stack.status import all_ready, collect, render, summary_line
 
     settings = _settings()
     names = [s.name for s in _select(settings, services)] if services else None
@@ -176,18 +233,23 @@ def status(services: ServicesOpt = None,
     if as_json:
         typer.echo(json.dumps([r.as_dict() for r in rows], indent=2))
     else:
-        Console().print(render(rows))
+        console = Console()
+        console.print(render(rows, console.width))
+        console.print(summary_line(rows), markup=False, highlight=False)
+    if not all_ready(rows):
+        raise typer.Exit(1)
 
 
 @app.command("migrate")
-def migrate_cmd() -> None:
+def migrate_cmd(as_json: JsonOpt = False) -> None:
     """Upgrade the database (TM_DATABASE_URL or the SQLite default) to the newest schema."""
     settings = _settings()
     try:
         url, head = stack.migrate_database(settings)
     except stack.StackError as e:
         fail(str(e))
-    typer.echo(f"{url} is at {head}")
+    typer.echo(json.dumps({"database": url, "revision": head}) if as_json
+               else f"{url} is at {head}")
 
 
 # The commands that run the whole system (demo, backtest, streams, breaker, report).

@@ -34,6 +34,10 @@ SERVICES: tuple[ServiceDef, ...] = tuple(ServiceDef(name, f"tm_{name}", port)
 
 BY_NAME: dict[str, ServiceDef] = {s.name: s for s in SERVICES}
 
+#: The services that check or send the admin token (risk's breaker endpoints, the simulator's
+#: control API, ingest driving the simulator's clock); no other service is given it.
+ADMIN_TOKEN_SERVICES = frozenset({"risk", "exchange_sim", "ingest"})
+
 
 def load_table(path: Path) -> tuple[ServiceDef, ...]:
     """A service table from a JSON file: ``[{"name": ..., "module": ..., "port": ...}, ...]``.
@@ -93,7 +97,8 @@ def missing_reason(module: str) -> str | None:
 def build_specs(services: Sequence[ServiceDef], env: Mapping[str, str], *,
                 python: str = sys.executable, port_offset: int = 0) -> list[ProcessSpec]:
     """One :class:`ProcessSpec` per service: the part of ``env`` that service's settings read
-    (:func:`tm_app.stack.env_scope.service_env`), plus ``TM_SERVICE_NAME``, ``TM_HTTP_PORT``.
+    (:func:`tm_app.stack.env_scope.service_env`), plus ``TM_SERVICE_NAME``, ``TM_HTTP_PORT``;
+    ``TM_ADMIN_TOKEN`` only for :data:`ADMIN_TOKEN_SERVICES`.
 
     ``env`` is the whole environment with the resolved shared settings (``TM_REDIS_URL``,
     ``TM_DATABASE_URL``, ``TM_DATA_DIR``); ``port_offset`` is added to each default port
@@ -103,8 +108,10 @@ def build_specs(services: Sequence[ServiceDef], env: Mapping[str, str], *,
     specs = []
     for s in services:
         port = s.port + port_offset
+        own = service_env(s.name, env)
+        if s.name not in ADMIN_TOKEN_SERVICES:
+            own.pop("TM_ADMIN_TOKEN", None)
         specs.append(ProcessSpec(
             name=s.name, argv=[python, "-m", s.module], port=port,
-            env={**service_env(s.name, env), "TM_SERVICE_NAME": s.name,
-                 "TM_HTTP_PORT": str(port)}))
+            env={**own, "TM_SERVICE_NAME": s.name, "TM_HTTP_PORT": str(port)}))
     return specs

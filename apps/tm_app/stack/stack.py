@@ -1,8 +1,12 @@
 """What ``tm`` does around the supervisor: settings, pre-flight checks, state file, stopping.
 
 Files under ``data_dir``: ``supervisor.json`` (the running supervisor's state, see
-:meth:`tm_app.stack.supervisor.Supervisor.state`) and ``supervisor.lock`` (held with ``flock`` by
-the running supervisor, so a second ``tm up`` refuses and ``tm down`` knows one is alive).
+:meth:`tm_app.stack.supervisor.Supervisor.state`; ``tm up`` adds ``port_offset`` and
+``admin_token_file``), ``supervisor.lock`` (held with ``flock`` by the running supervisor, so a
+second ``tm up`` refuses and ``tm down`` knows one is alive), ``admin-token`` (mode 0600: the
+admin token ``tm up`` generates when ``TM_ADMIN_TOKEN`` is unset; ``tm breaker``/``tm kill`` read
+it) and ``mesh/mesh.json``, ``mesh/mesh-ingest.json`` (a running ``tm demo``'s supervisors, whose
+``supervisor_pid`` is the ``tm demo`` process: ``tm down`` stops it too).
 """
 
 from __future__ import annotations
@@ -22,6 +26,10 @@ from tm_common.settings import CommonSettings
 
 STATE_FILE = "supervisor.json"
 LOCK_FILE = "supervisor.lock"
+#: A running ``tm demo``'s state files, relative to ``data_dir`` (its mesh runs in ``mesh/``).
+DEMO_STATE_FILES = ("mesh/mesh.json", "mesh/mesh-ingest.json")
+#: Where ``tm`` commands keep an embedded Redis, relative to ``data_dir`` (``tm paper``: its own).
+EMBEDDED_REDIS_DIRS = (".", "paper")
 
 
 class StackError(Exception):
@@ -59,8 +67,13 @@ def state_path(settings: CommonSettings) -> Path:
 
 def read_state(settings: CommonSettings) -> dict[str, Any] | None:
     """The supervisor's state document, or ``None`` if there is none (or it is unreadable)."""
+    return read_state_file(state_path(settings))
+
+
+def read_state_file(path: Path) -> dict[str, Any] | None:
+    """A supervisor state document (``None``: missing, unreadable or not one)."""
     try:
-        doc = json.loads(state_path(settings).read_text())
+        doc = json.loads(path.read_text())
     except (OSError, ValueError):
         return None
     return doc if isinstance(doc, dict) and "processes" in doc else None
@@ -202,12 +215,18 @@ def migrate_database(settings: CommonSettings, url: str | None = None) -> tuple[
 
 def prepare_env(settings: CommonSettings, *, migrate_db: bool = True) -> dict[str, str]:
     """The environment every service gets: ours plus resolved ``TM_REDIS_URL``,
-    ``TM_DATABASE_URL``, an absolute ``TM_DATA_DIR`` (so all processes share one stack) and the
+    ``TM_DATABASE_URL``, an absolute ``TM_DATA_DIR`` (so all processes share one stack), the
     stack's signing keys (``<data_dir>/signing-keys.json``, :mod:`tm_common.bus.signing`) for
-    every holder whose variable is not already set."""
+    every holder whose variable is not already set and, when ``TM_ADMIN_TOKEN`` is unset, the
+    stack's generated token (:func:`ensure_admin_token`; :func:`tm_app.stack.services.build_specs`
+    gives it only to the services that check it)."""
     from tm_common.bus.signing import local_keys, signing_env
 
+    from tm_app.stack.admin_token import ensure_admin_token, read_token_file
+
     env = dict(os.environ)
+    if settings.admin_token is None:
+        env["TM_ADMIN_TOKEN"] = read_token_file(ensure_admin_token(settings))
     env["TM_REDIS_URL"] = redis_url(settings)
     env["TM_DATABASE_URL"] = database_url(settings)
     if migrate_db:
@@ -257,11 +276,60 @@ def stop_supervisor(settings: CommonSettings, timeout_s: float = 30.0) -> int | 
         return None
     sup_pid = (state or {}).get("supervisor_pid") or lock.holder_pid()
     if lock.is_held_elsewhere() and _alive(sup_pid):
-        os.kill(sup_pid, signal.SIGTERM)
-        if _wait_gone([sup_pid], timeout_s):
-            os.kill(sup_pid, signal.SIGKILL)
-            _wait_gone([sup_pid], 5.0)
+        _stop_pid(sup_pid, timeout_s)
     procs = (state or {}).get("processes", {})
+    _stop_leftovers(procs)
+    state_path(settings).unlink(missing_ok=True)
+    return len(procs)
+
+
+def stop_demo(settings: CommonSettings, timeout_s: float = 30.0) -> tuple[int, int] | None:
+    """Stop a running ``tm demo`` (its :data:`DEMO_STATE_FILES`): SIGTERM to the ``tm demo``
+    process (it stops its services and exits), then the recorded services still running.
+    Returns (demo pid, number of services recorded), or ``None`` if none was running."""
+    docs = [(path, read_state_file(path))
+            for path in (data_dir(settings) / f for f in DEMO_STATE_FILES)]
+    found = [(path, doc) for path, doc in docs if doc is not None]
+    if not found:
+        return None
+    pid = int(found[0][1].get("supervisor_pid") or 0)
+    if _recorded_alive(pid, found[0][1].get("started_at_ms")):
+        _stop_pid(pid, timeout_s)
+    procs = {n: p for _, doc in found for n, p in doc.get("processes", {}).items()}
+    _stop_leftovers(procs)
+    for path, _ in found:
+        path.unlink(missing_ok=True)
+    return pid, len(procs)
+
+
+def _recorded_alive(pid: int, started_at_ms: Any) -> bool:
+    """``pid`` runs and is the process that wrote a state at ``started_at_ms`` (it existed by
+    then: a pid reused later is not signalled), and is not this process."""
+    if not _alive(pid) or pid == os.getpid():
+        return False
+    try:
+        created_ms = psutil.Process(pid).create_time() * 1000
+    except psutil.Error:
+        return False
+    return not isinstance(started_at_ms, (int, float)) or created_ms <= started_at_ms + 2000
+
+
+def _stop_pid(pid: int, timeout_s: float) -> None:
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    if _wait_gone([pid], timeout_s):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            return
+        _wait_gone([pid], 5.0)
+
+
+def _stop_leftovers(procs: dict[str, Any]) -> None:
+    """SIGTERM, then SIGKILL, the process groups of recorded services still running their
+    recorded command."""
     leftovers = [p["pid"] for p in procs.values()
                  if p.get("pid") and _alive(p["pid"]) and _same_process(p["pid"], p.get("argv"))]
     for sig in (signal.SIGTERM, signal.SIGKILL):
@@ -273,5 +341,28 @@ def stop_supervisor(settings: CommonSettings, timeout_s: float = 30.0) -> int | 
         leftovers = _wait_gone(leftovers, 5.0)
         if not leftovers:
             break
-    state_path(settings).unlink(missing_ok=True)
-    return len(procs)
+
+
+def embedded_redis_running(settings: CommonSettings) -> list[Path]:
+    """The :data:`EMBEDDED_REDIS_DIRS` whose recorded embedded Redis runs now."""
+    from tm_common.embedded import read_record
+
+    out = []
+    for sub in EMBEDDED_REDIS_DIRS:
+        d = (data_dir(settings) / sub).resolve()
+        record = read_record(settings.model_copy(update={"data_dir": d})) if d.is_dir() else None
+        if record and _alive(int(record["pid"])):
+            out.append(d)
+    return out
+
+
+def stop_embedded_redis_all(settings: CommonSettings) -> list[Path]:
+    """Stop the embedded Redis of every :data:`EMBEDDED_REDIS_DIRS`; the folders where one ran."""
+    from tm_common.embedded import stop_embedded_redis
+
+    stopped = []
+    for sub in EMBEDDED_REDIS_DIRS:
+        d = (data_dir(settings) / sub).resolve()
+        if d.is_dir() and stop_embedded_redis(settings.model_copy(update={"data_dir": d})):
+            stopped.append(d)
+    return stopped

@@ -4,8 +4,10 @@ Each :class:`ProcessSpec` runs as its own OS process in its own session (process
 Ctrl-C in the terminal reaches only the supervisor, which then stops the children in order:
 SIGTERM to each group, wait ``grace_s``, SIGKILL what is left. A child that exits is restarted
 after a backoff that doubles from ``backoff_initial_s`` up to ``backoff_max_s`` and resets once
-the child has stayed up ``stable_after_s``. The supervisor's view (pids, ports, restarts) is
-written to a JSON state file on every change, for ``tm status`` and ``tm down``.
+the child has stayed up ``stable_after_s``. Each exit is logged once with the last line the
+child wrote to its log (``<svc> exited with 3: <line>; restart 4 in 8.0 s``), so a crash loop
+shows its cause where the user looks. The supervisor's view (pids, ports, restarts, that last
+line) is written to a JSON state file on every change, for ``tm status`` and ``tm down``.
 """
 
 from __future__ import annotations
@@ -51,6 +53,8 @@ class ProcessState:
     backoff_s: float = 0.0
     exit_seen: bool = False  # this popen's exit was handled (restart scheduled)
     log_file: IO | None = None
+    log_offset: int = 0      # size of the log when this popen started: its output follows
+    last_output: str | None = None  # the last line the child wrote before it exited
 
     @property
     def pid(self) -> int | None:
@@ -66,7 +70,8 @@ class ProcessState:
         status = "running" if self.running else ("restarting" if self.next_start_at else "stopped")
         return {"pid": self.pid, "port": self.spec.port, "argv": list(self.spec.argv),
                 "status": status, "restarts": self.restarts, "started_at_ms": self.started_at_ms,
-                "last_exit_code": self.last_exit_code, "last_error": self.last_error}
+                "last_exit_code": self.last_exit_code, "last_error": self.last_error,
+                "last_output": self.last_output}
 
 
 def _write_json(path: Path, doc: dict) -> None:
@@ -80,7 +85,8 @@ class Supervisor:
 
     ``state_path``: JSON state file (``None`` = none). ``log_dir``: each child's stdout/stderr
     goes to ``<log_dir>/<name>.log`` (``None`` = inherit the supervisor's). ``grace_s`` (default
-    10 s) is how long :meth:`stop` waits after SIGTERM before SIGKILL.
+    10 s) is how long :meth:`stop` waits after SIGTERM before SIGKILL. ``extra_state``: fields
+    added to the state document (e.g. the stack's port offset and admin token file).
     """
 
     def __init__(self, specs: Sequence[ProcessSpec], *, state_path: Path | None = None,
@@ -88,6 +94,7 @@ class Supervisor:
                  backoff_initial_s: float = 0.5, backoff_max_s: float = 30.0,
                  stable_after_s: float = 30.0, poll_interval_s: float = 0.2,
                  base_env: Mapping[str, str] | None = None,
+                 extra_state: Mapping[str, object] | None = None,
                  clock: Callable[[], float] = time.monotonic) -> None:
         names = [s.name for s in specs]
         if len(set(names)) != len(names):
@@ -102,6 +109,7 @@ class Supervisor:
         self.poll_interval_s = poll_interval_s
         self.base_env = dict(os.environ if base_env is None else base_env)
         self.clock = clock
+        self.extra_state = dict(extra_state or {})
         self.started_at_ms = int(time.time() * 1000)
         self._stop = threading.Event()
         self._stopped = False
@@ -133,13 +141,14 @@ class Supervisor:
         return changed
 
     def run(self) -> None:
-        """:meth:`start`, then supervise until SIGTERM/SIGINT or :meth:`request_stop`; then stop.
+        """:meth:`start`, then supervise until SIGTERM/SIGINT/SIGHUP or :meth:`request_stop`;
+        then stop.
 
         Signal handlers are installed only when called from the main thread.
         """
         previous = {}
         if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGTERM, signal.SIGINT):
+            for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
                 previous[sig] = signal.signal(sig, lambda *_: self.request_stop())
         try:
             self.start()
@@ -188,6 +197,7 @@ class Supervisor:
     def state(self) -> dict:
         """The state document: supervisor pid, start time (ms) and each process's ``as_dict``."""
         return {"supervisor_pid": os.getpid(), "started_at_ms": self.started_at_ms,
+                **self.extra_state,
                 "processes": {n: p.as_dict() for n, p in self.procs.items()}}
 
     def write_state(self) -> None:
@@ -202,6 +212,7 @@ class Supervisor:
         if self.log_dir:
             # Kept open for the child's lifetime; closed on restart and stop.
             p.log_file = open(self.log_dir / f"{p.spec.name}.log", "ab", buffering=0)  # noqa: SIM115
+            p.log_offset = p.log_file.tell()
             out = p.log_file
         try:
             p.popen = subprocess.Popen(
@@ -222,11 +233,33 @@ class Supervisor:
 
     def _exited(self, p: ProcessState, popen: subprocess.Popen[bytes], now: float) -> None:
         p.last_exit_code = popen.returncode
+        p.last_output = self._last_output(p)
         if p.started_at is not None and now - p.started_at >= self.stable_after_s:
             p.backoff_s = 0.0  # it ran long enough: this is a fresh failure, not a crash loop
         self._schedule_restart(p, now)
-        log.warning("%s (pid %s) exited with %s; restart %d in %.1f s", p.spec.name,
-                    popen.pid, p.last_exit_code, p.restarts + 1, p.backoff_s)
+        detail = p.last_output or ("(no output)" if self.log_dir else "(its output is above)")
+        log.warning("%s exited with %s: %s; restart %d in %.1f s (pid %s)", p.spec.name,
+                    p.last_exit_code, detail, p.restarts + 1, p.backoff_s, popen.pid)
+
+    def _last_output(self, p: ProcessState, max_chars: int = 300) -> str | None:
+        """The last non-empty line this popen wrote to its log (``None``: no log, or nothing
+        written), at most ``max_chars`` characters."""
+        if self.log_dir is None:
+            return None
+        path = self.log_dir / f"{p.spec.name}.log"
+        try:
+            with open(path, "rb") as fh:
+                size = fh.seek(0, os.SEEK_END)
+                start = max(p.log_offset, size - 64 * 1024)   # the tail is enough
+                fh.seek(start)
+                tail = fh.read().decode(errors="replace")
+        except OSError:
+            return None
+        lines = [ln.strip() for ln in tail.splitlines() if ln.strip()]
+        if not lines:
+            return None
+        last = lines[-1]
+        return last if len(last) <= max_chars else last[:max_chars - 3] + "..."
 
     def _schedule_restart(self, p: ProcessState, now: float) -> None:
         p.backoff_s = (self.backoff_initial_s if p.backoff_s <= 0

@@ -16,6 +16,11 @@ How it works:
   ``<data_dir>/redis.log``.
 - :func:`stop_embedded_redis` shuts it down (``SHUTDOWN``, then SIGTERM/SIGKILL) and removes
   the record; the append-only file stays, so the next start has the previous streams.
+- Who uses it: a long-running ``tm`` process (``tm up``'s supervisor, ``tm demo``, ``tm paper``)
+  holds a shared ``fcntl`` lock on ``<data_dir>/redis.users`` for its lifetime
+  (:func:`hold_embedded_redis`). ``stop_embedded_redis(..., if_unused=True)`` stops the server
+  only when it can take that lock exclusively, i.e. when no such process is left: a ``tm demo``
+  stopped by a signal stops the server it used, but not one that a running ``tm up`` still needs.
 """
 
 from __future__ import annotations
@@ -30,7 +35,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TypeGuard, cast
+from typing import IO, Any, TypeGuard, cast
 
 import psutil
 
@@ -39,6 +44,7 @@ from tm_common.settings import CommonSettings
 
 RECORD_FILE = "redis.json"
 LOCK_FILE = "redis.lock"
+USERS_FILE = "redis.users"
 START_TIMEOUT_S = 10.0
 STOP_TIMEOUT_S = 10.0
 
@@ -177,6 +183,40 @@ def ensure_embedded_redis(settings: CommonSettings) -> str:
         return cast(str, record["url"])
 
 
+_held: dict[Path, IO[str]] = {}   # data_dir -> the open users file this process holds shared
+
+
+def hold_embedded_redis(settings: CommonSettings) -> None:
+    """Mark this process as a user of the embedded Redis of ``settings.data_dir`` until it exits
+    (or :func:`release_embedded_redis`): a shared lock on ``redis.users``. Waits while a stop is
+    in progress. Idempotent."""
+    data_dir = _data_dir(settings)
+    if data_dir in _held:
+        return
+    fh = open(data_dir / USERS_FILE, "a")  # noqa: SIM115 - held open for the process's lifetime
+    fcntl.flock(fh, fcntl.LOCK_SH)
+    _held[data_dir] = fh
+
+
+def release_embedded_redis(settings: CommonSettings) -> None:
+    """Undo :func:`hold_embedded_redis` (nothing if not held)."""
+    fh = _held.pop(_data_dir(settings), None)
+    if fh is not None:
+        fh.close()
+
+
+@contextmanager
+def _unused(data_dir: Path) -> Iterator[bool]:
+    """Yields ``True`` holding ``redis.users`` exclusively (no user left), else ``False``."""
+    with open(data_dir / USERS_FILE, "a") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        yield True
+
+
 def _wait_gone(pid: int, timeout_s: float) -> bool:
     # Polls rather than psutil.wait: a zombie (parent not reaping) counts as gone here.
     deadline = time.monotonic() + timeout_s
@@ -197,15 +237,24 @@ def _terminate(pid: int, timeout_s: float = STOP_TIMEOUT_S) -> None:
             return
 
 
-def stop_embedded_redis(settings: CommonSettings, timeout_s: float = STOP_TIMEOUT_S) -> bool:
-    """Shut the shared embedded server down; ``True`` if one was running.
+def stop_embedded_redis(settings: CommonSettings, timeout_s: float = STOP_TIMEOUT_S, *,
+                        if_unused: bool = False) -> bool:
+    """Shut the shared embedded server down; ``True`` if one was running (and was stopped).
 
     Sends ``SHUTDOWN`` (the append-only file is flushed), waits up to ``timeout_s`` seconds,
     then SIGKILLs. Removes ``redis.json``. Does nothing to a configured ``TM_REDIS_URL``.
+    ``if_unused``: only when no process holds it (:func:`hold_embedded_redis`); else ``False``.
     """
+    data_dir = _data_dir(settings)
+    if not if_unused:
+        return _stop(settings, data_dir, timeout_s)
+    with _unused(data_dir) as free:
+        return _stop(settings, data_dir, timeout_s) if free else False
+
+
+def _stop(settings: CommonSettings, data_dir: Path, timeout_s: float) -> bool:
     import redis
 
-    data_dir = _data_dir(settings)
     with _locked(data_dir):
         record = read_record(settings)
         if not record:

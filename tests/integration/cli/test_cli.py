@@ -133,8 +133,9 @@ def test_up_status_down_with_embedded_redis(tmp_path, fk, services_file):
 
         def rows():
             p = tm(["status", "--json"], env)
-            assert p.returncode == 0, p.stderr
-            return {r["name"]: r for r in json.loads(p.stdout)}
+            rows = {r["name"]: r for r in json.loads(p.stdout)}
+            assert p.returncode == (0 if all(r["ready"] for r in rows.values()) else 1), p.stderr
+            return rows
 
         fk.wait(lambda: all(r["up"] for r in rows().values()), what="both services up")
         r = rows()["alpha"]
@@ -150,7 +151,8 @@ def test_up_status_down_with_embedded_redis(tmp_path, fk, services_file):
         assert (tmp_path / "tm" / "trade_matrix.db").exists()  # migrated before start
 
         table = tm(["status"], env)
-        assert table.returncode == 0 and "alpha" in table.stdout and "up" in table.stdout
+        assert table.returncode == 0 and "alpha" in table.stdout and "ready" in table.stdout
+        assert "2/2 ready" in table.stdout
 
         again = tm(["up"], env)
         assert again.returncode == 1
@@ -164,6 +166,7 @@ def test_up_status_down_with_embedded_redis(tmp_path, fk, services_file):
         down = tm(["down"], env)
         assert down.returncode == 0, down.stderr
         assert "stopped 2 service(s)" in down.stdout
+        assert "embedded Redis stopped" in down.stdout       # tm down stops it too
         for pid in [sup_pid, *pids]:
             assert not fk.alive(pid), f"pid {pid} survived tm down"
         assert not state_file.exists()

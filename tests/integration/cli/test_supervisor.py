@@ -103,3 +103,26 @@ def test_missing_executable_is_retried_not_fatal(run_supervisor, fk, tmp_path):
     fk.wait(lambda: fk.status(ok.port), what="the healthy process still starts")
     fk.wait(lambda: sup.procs["ghost"].restarts >= 1, what="ghost retried")
     assert "cannot start" in sup.procs["ghost"].last_error
+
+
+def test_each_exit_is_logged_once_with_the_childs_last_line(run_supervisor, tmp_path, caplog):
+    """A crash loop says why: "<svc> exited with N: <its last log line>", once per exit; a run
+    that wrote nothing does not repeat the previous run's line."""
+    marker = tmp_path / "ran-once"
+    code = (f"import pathlib, sys; m = pathlib.Path({str(marker)!r})\n"
+            "if not m.exists():\n"
+            "    m.touch(); print('starting'); print('OSError: [Errno 98] address already in use')\n"
+            "sys.exit(3)")
+    crasher = ProcessSpec("crasher", [sys.executable, "-c", code])
+    caplog.set_level("WARNING", logger="tm.supervisor")
+    sup = run_supervisor([crasher], backoff_initial_s=0.05, backoff_max_s=0.2)
+    deadline = time.monotonic() + 15
+    while sup.procs["crasher"].restarts < 3 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    exits = [r.getMessage() for r in caplog.records if "crasher exited with 3" in r.getMessage()]
+    assert exits[0].startswith("crasher exited with 3: OSError: [Errno 98] address already in "
+                               "use; restart 1 in "), exits
+    assert all(m.startswith("crasher exited with 3: (no output); restart") for m in exits[1:])
+    assert len(exits) >= 3
+    state = json.loads((tmp_path / "supervisor.json").read_text())["processes"]["crasher"]
+    assert state["last_exit_code"] == 3 and state["last_output"] is None
