@@ -27,7 +27,6 @@ import structlog
 from fastapi import FastAPI
 from tm_common.audit import AuditWriter
 from tm_common.bus.protocol import Bus
-from tm_common.errors import NotReady, TradeMatrixError
 from tm_common.bus.streams import (
     EXEC_REPORT,
     MD_BAR,
@@ -35,6 +34,7 @@ from tm_common.bus.streams import (
     PORTFOLIO_VALUATION,
     SIZING_TARGET,
 )
+from tm_common.errors import NotReady, TradeMatrixError
 from tm_common.metrics import ServiceMetrics
 from tm_common.service import WALL_CLOCK, Clock, ServiceParts, ServiceRuntime, every, make_bus, make_consumer
 from tm_common.service.tasks import write_behind

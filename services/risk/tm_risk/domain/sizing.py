@@ -114,7 +114,7 @@ def leg_sizes(total: Decimal, max_qty: Decimal, step: Decimal) -> list[Decimal]:
         return []
     if total <= max_qty:
         return [total]
-    n = int(-(-total // max_qty))                      # ceil(total / max_qty)
+    n = int(total // max_qty) + (1 if total % max_qty else 0)    # ceil(total / max_qty)
     base = (total / n // step) * step
     extra = int((total - base * n) // step)            # whole steps left over, < n
     legs = [base + step if i < extra else base for i in range(n)]
