@@ -104,3 +104,21 @@ def test_breaker_without_a_token_or_a_service(env, tmp_path):
 def test_unknown_command_is_a_usage_error(env):
     p = tm(env, "frobnicate")
     assert p.returncode == 2 and "Traceback" not in p.stderr
+
+
+def test_an_unshipped_symbol_without_its_filters_or_its_data_names_what_is_missing(env, tmp_path):
+    """``tm backtest --symbols <other>``: its history without its lot filters, or no history at
+    all, is one ``error:`` line naming the symbol and the file to add (it used to be a traceback,
+    ``ValueError: no instrument specification``, from inside the simulator)."""
+    from tm_common.testing.instrument_history import write_history
+
+    hist = tmp_path / "hist"
+    write_history(hist, "XRPUSDT", start_ms=1_735_689_600_000, n_bars=60)
+    window = ["--start", "2025-01-01", "--end", "2025-01-05"]
+    p = tm(env, "backtest", "--symbols", "XRPUSDT", "--history-dir", str(hist), *window)
+    one_line_error(p, "no instrument specification for XRPUSDT",
+                   str(hist / "XRPUSDT_instrument.json"))
+    assert p.returncode == 2
+    p = tm(env, "backtest", "--symbols", "BTCUSDT,ADAUSDT", "--history-dir", str(hist), *window)
+    one_line_error(p, "history file not found", "BTCUSDT_4h.csv")
+    assert p.returncode == 2
