@@ -118,10 +118,36 @@ async def test_rest_bars_are_closed_by_the_venue_s_clock(sim, redis_url, namespa
                                          clock_ms=lambda: START + 2 * BAR_MS)
     try:
         await live.backfill_all()
-        assert rest.server_time_ms is not None and rest.server_time_ms > START + 9 * BAR_MS
+        assert rest.server_time_ms == START + 9 * BAR_MS      # the venue's clock: bar 8's close
         bars = [json.loads(f["body"]) for _, f in await bus.entries(MD_BAR, 1000)]
         per = {s: sorted(b["open_time_ms"] for b in bars if b["instrument"] == s) for s in SYMS}
         assert per["BTCUSDT"] == [START + i * BAR_MS for i in range(9)], per["BTCUSDT"]
     finally:
         await rest.close()
         await bus.close()
+
+
+async def test_a_forming_rest_row_is_not_published_when_the_host_clock_is_ahead(
+        tmp_path_factory, redis_url, namespace):
+    """The venue answers its forming bar first (as Bybit does; the simulator with
+    ``TM_SIM_KLINE_FORMING_ROW``) and the host clock is ahead of the venue (here the wall clock,
+    years past the replay): only the bars the venue has closed are published."""
+    from tm_common.testing.sim import run_sim
+
+    with run_sim(tmp_path_factory.mktemp("forming"), TM_SIM_KLINE_FORMING_ROW="true") as fsim:
+        fsim.post("/sim/faults", QUIET_FAULTS)
+        fsim.post("/sim/reset", {"start_ms": START})
+        await asyncio.to_thread(fsim.advance, 4)
+        rows = fsim.get("/v5/market/kline", category="linear", symbol="BTCUSDT",
+                        interval="240", limit=10)["result"]["list"]
+        assert int(rows[0][0]) == START + 5 * BAR_MS          # the forming bar comes first
+        bus, pub, rest, live = await _source(fsim, redis_url, namespace,
+                                             fsim.ws_url + "/v5/public/linear")
+        try:
+            await live.backfill_all()
+            bars = [json.loads(f["body"]) for _, f in await bus.entries(MD_BAR, 1000)]
+        finally:
+            await rest.close()
+            await bus.close()
+    btc = sorted(b["open_time_ms"] for b in bars if b["instrument"] == "BTCUSDT")
+    assert btc == [START + i * BAR_MS for i in range(5)], btc
