@@ -66,7 +66,7 @@ def _equity_opt(equity: str) -> Decimal:
 
 def _config(start: str, end: str, database_url: str, symbols: str | None, equity: str,
             history: Path | None = None):
-    from tm_common.history import HistoryFileError, load_bars
+    from tm_common.history import HistoryFileError, load_bars, load_instrument
 
     from tm_app.backtest import RunConfig
     from tm_app.demo import parse_day_ms
@@ -87,6 +87,7 @@ def _config(start: str, end: str, database_url: str, symbols: str | None, equity
         try:
             if not load_bars(sym, s, e, directory=history):
                 fail(f"no shipped bars for {sym} between {start} and {e_str}", 2)
+            load_instrument(sym, directory=history)     # a recorded file must parse
         except HistoryFileError as ex:
             fail(str(ex), 2)
     return RunConfig(start_ms=s, end_ms=e, database_url=database_url, symbols=syms,

@@ -108,6 +108,7 @@ def specs(cfg: PaperConfig) -> list[ProcessSpec]:
         "executor": {"bybit_rest_url": venue,
                      "bybit_private_ws_url": venue.replace("http", "ws", 1) + "/v5/private",
                      "bybit_api_key": SIM_KEY, "bybit_api_secret": SIM_SECRET},
+        "risk": {"venue_rest_url": venue},          # its lot filters: the venue's
         "portfolio": {"initial_equity": cfg.initial_equity},
         "ingest": {"bybit_rest_url": cfg.market_rest_url, "bybit_ws_url": cfg.market_ws_url,
                    "deribit_url": cfg.deribit_url, "backfill_bars": cfg.backfill_bars,

@@ -112,7 +112,7 @@ def _venue_env(port: int) -> dict[str, str]:
             "TM_INGEST_BYBIT_WS_URL": f"{ws}/v5/public/linear",
             "TM_EXECUTOR_BYBIT_PRIVATE_WS_URL": f"{ws}/v5/private", "TM_INGEST_DERIBIT_URL": base,
             "TM_EXECUTOR_BYBIT_API_KEY": "tm-sim-key", "TM_EXECUTOR_BYBIT_API_SECRET": "tm-sim-secret",
-            "TM_INGEST_REPLAY_VENUE_URL": base}
+            "TM_INGEST_REPLAY_VENUE_URL": base, "TM_RISK_VENUE_REST_URL": base}
 
 
 _TAKEN: set[int] = set()

@@ -18,11 +18,16 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import os
+import tempfile
+from pathlib import Path
 
 import pytest
 from tm_common.bus.protocol import Output, TransportError
 from tm_common.bus.redis import RedisStreamsBus
 from tm_common.errors import ConfigError
+from tm_common.instruments import DEFAULT_INSTRUMENTS
 from tm_common.testing.factories import bar_event
 
 from .conftest import ACL_USER, SECRETS, WRONG_REDIS_PASSWORD, WRONG_TOKEN, enc, leaks
@@ -116,7 +121,11 @@ def test_wrong_credentials_are_a_clear_redacted_error(secure_redis, user, passwo
 
 
 def _risk_env(url: str, namespace: str, **extra: str) -> dict[str, str]:
-    return {"TM_REDIS_URL": url, "TM_NAMESPACE": namespace, "TM_ADMIN_TOKEN": ADMIN,
+    # its lot filters: a recorded instruments-info answer (no venue runs here)
+    recorded = Path(tempfile.gettempdir()) / f"tm-risk-instruments-{os.getpid()}.json"
+    recorded.write_text(json.dumps({"retCode": 0, "result": {"list": [
+        s.info() for s in DEFAULT_INSTRUMENTS.values()]}}))
+    return {"TM_RISK_INSTRUMENTS_FILE": str(recorded), "TM_REDIS_URL": url, "TM_NAMESPACE": namespace, "TM_ADMIN_TOKEN": ADMIN,
             "TM_RISK_STALE_CHECK_INTERVAL_S": "0", "TM_READ_BLOCK_MS": "100",
             "TM_LAG_POLL_INTERVAL_S": "0.3", "TM_RISK_ADMIN_WAIT_S": "5", **extra}
 

@@ -22,12 +22,14 @@ def _fmt(x: float) -> str:
 
 def write_random_walk_history(directory: str | Path, *, seed: int, n_bars: int = 2400,
                               symbols: tuple[str, ...] = ("BTCUSDT", "ETHUSDT"),
-                              start_ms: int = START_MS) -> Path:
+                              start_ms: int = START_MS,
+                              start_prices: dict[str, float] | None = None) -> Path:
     """Write ``{SYM}_4h.csv``, ``{SYM}_funding_8h.csv`` and ``BTC_DVOL_1d.csv`` into ``directory``.
 
     Args:
         seed: numpy seed (same seed → same files).
         n_bars: 4 h bars per symbol (all symbols share the timeline).
+        start_prices: first price per symbol (USDT; default 100 × (position in ``symbols`` + 1)).
     Returns:
         The directory.
     """
@@ -36,7 +38,7 @@ def write_random_walk_history(directory: str | Path, *, seed: int, n_bars: int =
     rng = np.random.default_rng(seed)
     ts = start_ms + BAR_MS * np.arange(n_bars, dtype=np.int64)
     for k, sym in enumerate(symbols):
-        var, lp = 1e-4, np.log(100.0 * (k + 1))
+        var, lp = 1e-4, np.log((start_prices or {}).get(sym, 100.0 * (k + 1)))
         lines = ["timestamp,open,high,low,close,volume"]
         prev = np.exp(lp)
         for t in ts:

@@ -9,12 +9,16 @@ DVOL known one day late, SOL funding from 2022-12-12).
 from __future__ import annotations
 
 import csv
+import json
 from bisect import bisect_left, bisect_right
+from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from tm_common.instruments import InstrumentSpec
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -92,6 +96,56 @@ def funding_file(symbol: str, directory: str | Path | None = None) -> Path:
 
 def dvol_file(currency: str = "BTC", directory: str | Path | None = None) -> Path:
     return history_dir(directory) / f"{currency.upper()}_DVOL_1d.csv"
+
+
+def instrument_file(symbol: str, directory: str | Path | None = None) -> Path:
+    """``<SYMBOL>_instrument.json`` beside the history: the symbol's lot filters as the venue
+    publishes them (one ``result.list`` entry of ``/v5/market/instruments-info``)."""
+    return history_dir(directory) / f"{symbol.upper()}_instrument.json"
+
+
+def load_instrument(symbol: str, *, directory: str | Path | None = None) -> InstrumentSpec | None:
+    """The lot filters recorded beside ``symbol``'s history (:func:`instrument_file`), or None
+    when there is no such file. The file holds one instruments-info entry, a ``result.list`` of
+    them, or a whole V5 answer (``{"retCode": 0, "result": {"list": [...]}}``); the entry whose
+    ``symbol`` is ``symbol`` is taken.
+
+    Raises:
+        HistoryFileError: the file is not JSON, holds no entry for ``symbol``, or the entry is
+            malformed (the message names the path and the field).
+    """
+    path = instrument_file(symbol, directory)
+    if not path.is_file():
+        return None
+    sym = symbol.upper()
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise HistoryFileError(f"{path}: not a JSON instruments-info entry ({e})") from e
+    if isinstance(doc, dict) and isinstance(doc.get("result"), dict):
+        doc = doc["result"]
+    if isinstance(doc, dict) and isinstance(doc.get("list"), list):
+        doc = doc["list"]
+    entries = doc if isinstance(doc, list) else [doc]
+    entry = next((e for e in entries if isinstance(e, dict) and e.get("symbol") == sym), None)
+    if entry is None:
+        raise HistoryFileError(f"{path}: no instruments-info entry for {sym}")
+    try:
+        return InstrumentSpec.from_info(entry)
+    except ValueError as e:
+        raise HistoryFileError(f"{path}: {e}") from e
+
+
+def recorded_instruments(symbols: Iterable[str],
+                         directory: str | Path | None = None) -> dict[str, InstrumentSpec]:
+    """symbol → the filters recorded beside its history (:func:`load_instrument`), for the
+    ``symbols`` that have such a file.
+
+    Raises:
+        HistoryFileError: as :func:`load_instrument`.
+    """
+    found = {s.upper(): load_instrument(s, directory=directory) for s in symbols}
+    return {s: spec for s, spec in found.items() if spec is not None}
 
 
 def _read_rows(path: Path, header: tuple[str, ...]) -> list[list[str]]:

@@ -11,7 +11,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 
-from tm_common.history import BAR_INTERVAL_MS, HistoryBar, HistoryFileError, load_bars
+from tm_common.history import (
+    BAR_INTERVAL_MS,
+    HistoryBar,
+    HistoryFileError,
+    load_bars,
+    recorded_instruments,
+)
 
 from tm_exchange_sim.config import ExchangeSimSettings
 from tm_exchange_sim.feed import ReplayFeed, to_engine_bar
@@ -36,8 +42,11 @@ class SimState:
         else:
             self.feed = feed or ReplayFeed(settings.sim_symbols, settings.sim_history_dir)
         self.market: LiveMarket | None = None
-        configured = (load_instruments_file(settings.sim_instruments_file)
-                      if settings.sim_instruments_file else {})
+        # a symbol's filters recorded beside its history (<SYMBOL>_instrument.json) come after
+        # the instruments file's and before the shared table
+        configured = {**recorded_instruments(settings.sim_symbols, settings.sim_history_dir),
+                      **(load_instruments_file(settings.sim_instruments_file)
+                         if settings.sim_instruments_file else {})}
         self.instruments = resolve_instruments(settings.sim_symbols, configured,
                                                self._reference_price)
         self.seed = settings.sim_seed

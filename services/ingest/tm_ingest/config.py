@@ -36,6 +36,9 @@ class IngestSettings(CommonSettings):
     backfill_start_ms: int | None = Field(default=None, description="cold-start backfill from here "
                                           "instead of now − backfill_bars")
     ws_ping_s: float = Field(default=20.0, gt=0)
+    ws_dead_after_pings: float = Field(default=3.0, ge=2, description="read deadline of the public "
+                                     "WebSocket in ping intervals: nothing received (no kline, "
+                                     "no pong) for this many × ws_ping_s → reconnect")
     replay_start_ms: int | None = None
     replay_end_ms: int | None = None
     replay_lockstep: bool = True

@@ -99,7 +99,8 @@ class IngestService:
                                    on_bad_row=lambda r: self.metrics.bad_input.labels("rest").inc())
             self.live = LiveSource(self.s.bybit_ws_url, rest, self.publisher, self.s.symbols,
                                    backfill_bars=self.s.backfill_bars,
-                                   backfill_start_ms=self.s.backfill_start_ms, ping_s=self.s.ws_ping_s)
+                                   backfill_start_ms=self.s.backfill_start_ms, ping_s=self.s.ws_ping_s,
+                                   deadline_pings=self.s.ws_dead_after_pings)
             live = self.live
 
             async def run_live(stop):

@@ -7,6 +7,11 @@ many seconds and, when the handler's clock checks would fire at that time (a fee
 the cool-down elapsed while no event arrived), appends a ``tick`` command: the handler applies it
 like any input, so even the watchdog's trips are events in the stream.
 
+Lot filters: the venue's (:mod:`tm_risk.instruments`): a warm-up step loads them once (in-process
+drivers), the background task ``instruments`` loads them at start (retrying with backoff until it
+works) and every ``instruments_refresh_s``; the ``instruments`` readiness check fails, naming the
+symbols, until every traded symbol has them.
+
 Audit: with ``db_enabled`` and an explicit ``TM_DATABASE_URL``, kills, manual trips, resets and
 loss-limit trips are written to the ``audit`` table by a write-behind
 :class:`~tm_common.audit.AuditWriter` (background ``audit-writer``; it migrates the schema before
@@ -29,6 +34,7 @@ from tm_common.bus.streams import (
     PORTFOLIO_VALUATION,
     SIZING_TARGET,
 )
+from tm_common.errors import NotReady, TradeMatrixError
 from tm_common.metrics import ServiceMetrics
 from tm_common.service import WALL_CLOCK, Clock, ServiceParts, ServiceRuntime, every, make_bus, make_consumer
 from tm_common.service.tasks import write_behind
@@ -40,6 +46,7 @@ from tm_risk.domain import breaker as brk
 from tm_risk.domain import loss_limits as ll
 from tm_risk.domain.decision import exposures
 from tm_risk.handler import RiskHandler
+from tm_risk.instruments import Loader, instrument_source
 from tm_risk.metrics import RiskMetrics
 
 log = structlog.get_logger("tm.risk")
@@ -76,6 +83,10 @@ def status(handler: RiskHandler) -> dict[str, Any]:
         "snapshot_bar_ms": s.snapshot_bar_ms,
         "positions": {i: str(s.position(i)) for i in p.symbols},
         "last_bar_open_ms": dict(s.last_bar_open_ms),
+        "instruments": {"source": handler.instruments_source, "filters": {
+            i: {f: str(getattr(spec, f)) for f in ("qty_step", "min_order_qty", "max_order_qty",
+                                                   "max_mkt_order_qty", "min_notional")}
+            for i, spec in p.instruments.items() if i in p.symbols}},
     }
     if s.equity is not None and s.equity > 0:
         doc["exposure"] = exposures(s, p, s.equity)
@@ -125,16 +136,49 @@ def watchdog(settings: RiskSettings, bus: Bus, handler: RiskHandler, clock: Cloc
     return run
 
 
+def instruments_task(settings: RiskSettings, handler: RiskHandler, source: str, load: Loader):
+    """``async fn(stop)``: load the venue's lot filters into ``handler`` now, retrying 1, 2, 4 …
+    60 s apart until it works, then again every ``instruments_refresh_s`` (0: once)."""
+    async def run(stop: asyncio.Event) -> None:
+        retry_s = 1.0
+        while not stop.is_set():
+            try:
+                handler.set_instruments(await load(), source)
+                retry_s, wait_s = 1.0, settings.instruments_refresh_s
+                if wait_s <= 0:
+                    return
+            except (TradeMatrixError, ValueError, OSError) as e:
+                log.warning("risk.instruments_load_failed", source=source,
+                            error=f"{type(e).__name__}: {e}", retry_in_s=retry_s)
+                wait_s, retry_s = retry_s, min(retry_s * 2, 60.0)
+            try:
+                await asyncio.wait_for(stop.wait(), timeout=wait_s)
+            except TimeoutError:
+                pass
+    return run
+
+
 def build(settings: RiskSettings, *, bus: Bus, registry=None, venue=None,
           clock: Clock = WALL_CLOCK) -> ServiceParts:
     """The risk service on ``bus``, with the breaker admin routes (see
-    :mod:`tm_common.service.parts`; no models, no venue). The watchdog runs in a live-time
-    ``mode`` only (``settings.watchdog_enabled``)."""
+    :mod:`tm_common.service.parts`; no models). ``venue``: an in-process venue session to read
+    the lot filters from (else the configured file or ``venue_rest_url``). The watchdog runs in
+    a live-time ``mode`` only (``settings.watchdog_enabled``)."""
     metrics = ServiceMetrics(settings.service_name, settings.version)
     audit = audit_writer(settings)
     handler = RiskHandler(settings.params(), observer=RiskMetrics(metrics.registry), audit=audit)
     consumer = make_consumer(settings, bus, handler, list(INPUTS), clock=clock)
-    background = {}
+    source, load = instrument_source(settings, venue)
+
+    async def load_instruments() -> None:
+        handler.set_instruments(await load(), source)
+
+    def instruments_ready() -> bool:
+        ok, why = handler.instruments_ready()
+        if not ok:
+            raise NotReady(why)
+        return True
+    background = {"instruments": instruments_task(settings, handler, source, load)}
     if settings.watchdog_enabled:
         background["stale-watchdog"] = watchdog(settings, bus, handler, clock)
     if audit is not None:
@@ -142,6 +186,8 @@ def build(settings: RiskSettings, *, bus: Bus, registry=None, venue=None,
                                                   incomplete_event="risk.audit_flush_incomplete")
     return ServiceParts(settings, bus, consumers=(consumer,), handlers={"handler": handler},
                         routers=(admin_router(settings, bus, handler),), background=background,
+                        warmup=(load_instruments,),
+                        ready_checks={"instruments": instruments_ready},
                         status_extra=lambda: status(handler), metrics=metrics,
                         lag_poll_interval_s=settings.lag_poll_interval_s)
 

@@ -11,11 +11,11 @@ from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 from tm_common.bus.signing import signing_key
 from tm_common.bus.streams import RISK_BREAKER, RISK_COMMAND, RISK_ORDER
-from tm_common.instruments import DEFAULT_INSTRUMENTS
+from tm_common.endpoints import EXCHANGE_SIM_REST
 from tm_common.ports import SERVICE_PORTS
 from tm_common.settings import SERVICE_ENV_PREFIXES, CommonSettings
 
-from tm_risk.domain.params import BreakerParams, RiskParams
+from tm_risk.domain.params import BreakerParams, LotFilter, RiskParams
 
 
 class RiskSettings(CommonSettings):
@@ -32,6 +32,16 @@ class RiskSettings(CommonSettings):
     min_notional_usdt: Decimal = Field(default=Decimal(10), ge=0, description="skip smaller deltas")
     min_delta_fraction: float = Field(default=0.002, ge=0, description="skip deltas below this "
                                       "fraction of equity")
+    # the venue's lot filters (tm_risk/instruments.py): a recorded file, else the venue's REST
+    instruments_file: str | None = Field(default=None, description="a recorded "
+                                         "/v5/market/instruments-info answer (JSON); when set, "
+                                         "the venue is not asked")
+    venue_rest_url: str = Field(default=EXCHANGE_SIM_REST, description="the venue whose public "
+                                "/v5/market/instruments-info gives the lot filters: the sim "
+                                "(default), Bybit testnet or mainnet (no key needed)")
+    venue_timeout_s: float = Field(default=10.0, gt=0, description="per instruments-info request")
+    instruments_refresh_s: float = Field(default=86_400.0, ge=0, description="read the venue's "
+                                         "filters again this often (0 = at start only)")
     # limits
     max_fraction: float = Field(default=1.0, ge=0, description="|target| per instrument")
     instrument_max_fraction: dict[str, float] = Field(default_factory=dict)
@@ -79,10 +89,11 @@ class RiskSettings(CommonSettings):
         """The live wall-clock stale check runs only on live time with a positive interval."""
         return self.stale_check_interval_s > 0 and self.mode.lower() not in ("replay", "backtest")
 
-    def params(self) -> RiskParams:
-        """The frozen domain parameters; lot filters from the exchange-sim instrument table."""
+    def params(self, instruments: Mapping[str, LotFilter] | None = None) -> RiskParams:
+        """The frozen domain parameters with ``instruments`` (the venue's lot filters; none by
+        default: the service loads them at start, :mod:`tm_risk.instruments`)."""
         return RiskParams(
-            symbols=self.symbols, instruments=dict(DEFAULT_INSTRUMENTS),
+            symbols=self.symbols, instruments=dict(instruments or {}),
             interval_ms=self.interval_min * 60_000, min_notional_usdt=self.min_notional_usdt,
             min_delta_fraction=self.min_delta_fraction, max_fraction=self.max_fraction,
             instrument_max_fraction=dict(self.instrument_max_fraction),

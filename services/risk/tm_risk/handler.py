@@ -19,6 +19,12 @@ Audit: every kill, manual trip, reset and loss-limit trip becomes an audit row
 queued on the audit writer, and dropped from the outbox once the writer reports it written, so
 a row survives both a database outage and a crash.
 
+Lot filters: the venue's, set through :meth:`RiskHandler.set_instruments` (loaded at start and
+refreshed by :mod:`tm_risk.instruments`; the hook an instruments event would call). They are not
+part of the saved state: a restart loads the venue's current ones. Until every traded symbol has
+one, every input is refused with :class:`~tm_common.errors.NotReady` (transient: redelivered, not
+counted against the delivery cap), so nothing is decided on guessed filters.
+
 Intra-bar protection: a valuation (the portfolio's book at the newest ticker marks, between two
 bar closes) newer than both the last snapshot's close and the last valuation applied is checked
 against the loss limits and the drawdown (:func:`tm_risk.domain.breaker.on_mark`); a breach
@@ -49,13 +55,15 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import Any, Protocol
 
 import structlog
 from tm_common.audit import AuditEntry, audit_id
 from tm_common.bus.handler import Emit
 from tm_common.bus.streams import RISK_BREAKER, RISK_ORDER, RISK_REJECTION
+from tm_common.errors import NotReady
 from tm_common.events import (
     BarClosed,
     BreakerStateChanged,
@@ -75,8 +83,9 @@ from tm_risk.domain import breaker as brk
 from tm_risk.domain import loss_limits as ll
 from tm_risk.domain.breaker import State, Transition, Trigger
 from tm_risk.domain.decision import ApprovedOrder, decide_target, flatten_orders
-from tm_risk.domain.params import RiskParams
+from tm_risk.domain.params import LotFilter, RiskParams
 from tm_risk.domain.state import RiskState
+from tm_risk.instruments import changes
 from tm_risk.metrics import RiskObserver
 
 log = structlog.get_logger("tm.risk")
@@ -108,6 +117,32 @@ class RiskHandler:
         self.audit = audit
         self.state = RiskState()
         self.command_results: OrderedDict[str, dict] = OrderedDict()
+        self.instruments_source = "parameters" if params.instruments else "none yet"
+
+    # -- the venue's lot filters -----------------------------------------------------------
+    def set_instruments(self, specs: Mapping[str, LotFilter], source: str) -> dict[str, str]:
+        """Use ``specs`` (symbol → the venue's filters; other symbols ignored) from now on;
+        returns what changed per traded symbol (:func:`tm_risk.instruments.changes`). A traded
+        symbol missing from ``specs`` keeps the filters it had."""
+        p = self.params
+        changed = changes(p.instruments, specs, p.symbols)  # type: ignore[arg-type]
+        keep = {s: specs[s] for s in p.symbols if s in specs}
+        self.params = replace(p, instruments={**p.instruments, **keep})
+        self.instruments_source = source
+        for sym, what in changed.items():
+            log.info("risk.instruments_changed", instrument=sym, change=what, source=source)
+            self.obs.instruments_changed(sym)
+        if missing := self.params.missing_instruments():
+            log.error("risk.instruments_missing", instruments=missing, source=source)
+        return changed
+
+    def instruments_ready(self) -> tuple[bool, str]:
+        """The readiness check: every traded symbol has the venue's filters."""
+        missing = self.params.missing_instruments()
+        if missing:
+            return False, (f"no lot filters for {', '.join(missing)} from "
+                           f"{self.instruments_source}")
+        return True, f"{len(self.params.symbols)} from {self.instruments_source}"
 
     # -- StatefulHandler -------------------------------------------------------------------
     def snapshot(self) -> bytes:
@@ -125,6 +160,9 @@ class RiskHandler:
 
     def process(self, event: Envelope) -> list[Emit]:
         """Handle one event synchronously (the bus calls :meth:`handle`)."""
+        ok, why = self.instruments_ready()
+        if not ok:
+            raise NotReady(why)
         out: list[Emit] = []
         body = event.body
         now_ms = event.ts_event_ns // NS_PER_MS

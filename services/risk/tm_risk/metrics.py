@@ -32,6 +32,7 @@ class RiskObserver:
     def losses(self, daily: float, cumulative: float) -> None: ...
     def hold(self, hold: str) -> None: ...
     def valuation(self, result: str, at_ms: int | None = None) -> None: ...
+    def instruments_changed(self, instrument: str) -> None: ...
 
 
 class RiskMetrics(RiskObserver):
@@ -74,6 +75,9 @@ class RiskMetrics(RiskObserver):
         self.last_valuation = Gauge("tm_risk_last_valuation_time_seconds",
                                     "Time of the newest intra-bar valuation applied (0: none).",
                                     registry=r)
+        self.instrument_updates = Counter(
+            "tm_risk_instrument_updates_total", "Lot filters of a traded instrument loaded or "
+            "changed by the venue.", ["instrument"], registry=r)
         for result in ("applied", "stale", "no_snapshot"):
             self.valuations.labels(result)
         for limit in ("daily_loss", "cumulative_loss"):
@@ -119,6 +123,9 @@ class RiskMetrics(RiskObserver):
 
     def drawdown(self, ratio: float) -> None:
         self.drawdown_ratio.set(ratio)
+
+    def instruments_changed(self, instrument: str) -> None:
+        self.instrument_updates.labels(instrument).inc()
 
     def exec_failures(self, n: int) -> None:
         self.failures.set(n)

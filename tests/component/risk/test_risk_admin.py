@@ -9,6 +9,7 @@ from fastapi import FastAPI
 from pydantic import SecretStr
 from tm_common.bus import InMemoryBus
 from tm_common.bus.streams import RISK_BREAKER
+from tm_common.instruments import DEFAULT_INSTRUMENTS
 from tm_risk.admin import check_bearer
 from tm_risk.app import build
 from tm_risk.commands import RISK_COMMAND
@@ -24,6 +25,7 @@ def _client(token: str | None, *, wait_s: float = 2.0):
                             admin_token=SecretStr(token) if token else None,
                             consumer_name="r0", read_block_ms=20, stale_check_interval_s=0)
     parts = build(settings, bus=InMemoryBus())
+    parts.handler.set_instruments(DEFAULT_INSTRUMENTS, "test")      # what the venue would say
     app = FastAPI()
     for router in parts.routers:
         app.include_router(router)

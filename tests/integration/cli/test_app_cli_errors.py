@@ -104,3 +104,21 @@ def test_breaker_without_a_token_or_a_service(env, tmp_path):
 def test_unknown_command_is_a_usage_error(env):
     p = tm(env, "frobnicate")
     assert p.returncode == 2 and "Traceback" not in p.stderr
+
+
+def test_an_unshipped_symbol_with_bad_filters_or_without_data_names_what_is_wrong(env, tmp_path):
+    """``tm backtest --symbols <other>``: a recorded ``<SYMBOL>_instrument.json`` that does not
+    parse, or no history at all, is one ``error:`` line naming the file (it used to be a
+    traceback, ``ValueError: no instrument specification``, from inside the simulator)."""
+    from tm_common.testing.instrument_history import write_history
+
+    hist = tmp_path / "hist"
+    write_history(hist, "XRPUSDT", start_ms=1_735_689_600_000, n_bars=60)
+    (hist / "XRPUSDT_instrument.json").write_text('{"symbol": "XRPUSDT", "lotSizeFilter": {}}')
+    window = ["--start", "2025-01-01", "--end", "2025-01-05"]
+    p = tm(env, "backtest", "--symbols", "XRPUSDT", "--history-dir", str(hist), *window)
+    one_line_error(p, str(hist / "XRPUSDT_instrument.json"), "XRPUSDT")
+    assert p.returncode == 2
+    p = tm(env, "backtest", "--symbols", "ADAUSDT", "--history-dir", str(hist), *window)
+    one_line_error(p, "history file not found", "ADAUSDT_4h.csv")
+    assert p.returncode == 2

@@ -89,7 +89,8 @@ class Mesh:
                                           daily_loss_limit=0.0, cumulative_loss_limit=0.0,
                                           **self.common)   # the drawdown alone (the limits:
         # tests/component/risk/test_risk_intrabar.py)
-        self.risk = build_risk(self.risk_settings, bus=self._bus(), clock=lambda: 0)
+        self.risk = build_risk(self.risk_settings, bus=self._bus(), venue=self.venue,
+                               clock=lambda: 0)
         self.portfolio_settings = PortfolioSettings(
             service_name="portfolio", consumer_name="portfolio-0", db_enabled=False,
             initial_equity=EQUITY, mode="live", **self.common)
@@ -103,6 +104,7 @@ class Mesh:
         for c in self.consumers if executor else [*self.portfolio.consumers,
                                                    *self.risk.consumers]:
             await c.start()
+        await self.risk.warm_up()                 # the venue's lot filters
         if executor:
             await self.executor.warm_up()
 

@@ -40,6 +40,7 @@ from tm_portfolio.app import build as build_portfolio
 from tm_portfolio.config import PortfolioSettings
 from tm_risk.app import build as build_risk
 from tm_risk.config import RiskSettings
+from tm_risk.instruments import from_venue
 from tm_risk.testing import EQUITY, history, snapshot_env, target_env
 
 SYMBOLS = ("BTCUSDT", "ETHUSDT", "SOLUSDT")
@@ -73,7 +74,8 @@ class PartialMesh:
         # VaR and HRP on 8 returns (default 60 and 30): a short window that trades
         self.risk_settings = RiskSettings(service_name="risk", consumer_name="risk-a",
                                           mode="backtest", var_min_obs=8, hrp_min_obs=8, **common)
-        self.risk = build_risk(self.risk_settings, bus=self._bus(), clock=lambda: 0)
+        self.risk = build_risk(self.risk_settings, bus=self._bus(), venue=self.venue,
+                               clock=lambda: 0)
         self.executor = build_executor(ExecutorSettings(
             service_name="executor", consumer_name="executor-0", bybit_rest_url=self.venue.endpoint,
             order_history_fallback=False, **common), bus=self._bus(), venue=self.venue,
@@ -92,12 +94,15 @@ class PartialMesh:
     def second_risk(self):
         """Risk B: the same service and group, another pod name."""
         s = self.risk_settings.model_copy(update={"consumer_name": "risk-b"})
-        return build_risk(s, bus=self._bus(), clock=lambda: 0)
+        parts = build_risk(s, bus=self._bus(), venue=self.venue, clock=lambda: 0)
+        parts.handler.set_instruments(from_venue(self.venue), "in-process venue")
+        return parts
 
     async def start(self) -> None:
         for c in self.consumers:
             await c.start()
         await self.executor.warm_up()
+        await self.risk.warm_up()
 
     async def idle(self) -> None:
         """Step every live consumer round-robin until none has work (the backtest's probe)."""

@@ -19,7 +19,8 @@ def test_settings_from_environment(monkeypatch):
     assert p.symbols == ("BTCUSDT", "ETHUSDT") and p.fraction_cap("BTCUSDT") == 0.4
     assert p.fraction_cap("ETHUSDT") == 1.0 and p.var_limit == 0.03
     assert p.breaker.cooldown_ms == 3_600_000 and p.interval_ms == 4 * 3600 * 1000
-    assert p.instruments["BTCUSDT"].qty_step == Decimal("0.001")
+    assert p.instruments == {}                    # the venue's, loaded by the service
+    assert s.venue_rest_url == "http://127.0.0.1:8108" and s.instruments_refresh_s == 86_400
     assert "hunter2-token" not in repr(s) and "hunter2-token" not in str(s.model_dump())
 
 
@@ -31,6 +32,37 @@ def test_watchdog_only_on_live_time(mode, interval, on):
     assert s.watchdog_enabled is on
 
 
-def test_unknown_symbol_is_refused():
-    with pytest.raises(ValueError, match="no lot filter for DOGEUSDT"):
-        RiskSettings(redis_url="redis://unused", symbols=("DOGEUSDT",)).params()
+def test_a_symbol_the_venue_does_not_list_keeps_risk_not_ready(tmp_path):
+    """The lot filters come from the venue (here a recorded instruments-info answer): a traded
+    symbol it does not list is named by the readiness check, and nothing is decided."""
+    import asyncio
+    import json
+
+    from tm_common.bus import InMemoryBus
+    from tm_common.errors import NotReady
+    from tm_common.instruments import DEFAULT_INSTRUMENTS
+    from tm_risk.app import build
+
+    f = tmp_path / "instruments.json"
+    f.write_text(json.dumps({"retCode": 0, "retMsg": "OK", "result": {
+        "category": "linear", "list": [DEFAULT_INSTRUMENTS["BTCUSDT"].info()]}}))
+    parts = build(RiskSettings(redis_url="redis://unused", symbols=("BTCUSDT", "DOGEUSDT"),
+                               instruments_file=str(f)), bus=InMemoryBus())
+    asyncio.run(parts.warm_up())
+    assert parts.handler.params.instruments["BTCUSDT"].qty_step == Decimal("0.001")
+    with pytest.raises(NotReady, match=f"no lot filters for DOGEUSDT from file {f}"):
+        parts.ready_checks["instruments"]()
+
+
+def test_a_bad_instruments_file_is_named(tmp_path):
+    import asyncio
+
+    from tm_common.bus import InMemoryBus
+    from tm_risk.app import build
+
+    f = tmp_path / "bad.json"
+    f.write_text('{"retCode": 10001, "retMsg": "params error"}')
+    parts = build(RiskSettings(redis_url="redis://unused", instruments_file=str(f)),
+                  bus=InMemoryBus())
+    with pytest.raises(ValueError, match="retCode 10001: params error"):
+        asyncio.run(parts.warm_up())

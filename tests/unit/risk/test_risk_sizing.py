@@ -36,7 +36,9 @@ def test_target_qty_is_on_grid_within_min_max_and_toward_zero(sym, f, equity, pr
     assert q == 0 or abs(q) >= lot.min_order_qty
     assert abs(q) <= abs(raw)
     assert q == 0 or (q > 0) == (raw > 0)
-    if lot.min_order_qty <= abs(raw) <= lot.max_order_qty:
+    assert q == 0 or abs(q) * price >= lot.min_notional   # the venue would let it open
+    floor = (abs(raw) // lot.qty_step) * lot.qty_step
+    if lot.min_order_qty <= abs(raw) <= lot.max_order_qty and floor * price >= lot.min_notional:
         assert abs(raw) - abs(q) < lot.qty_step       # only the sub-step remainder is lost
 
 

@@ -1,4 +1,5 @@
-"""A TCP proxy in front of a real server that can lose one reply (tests).
+"""TCP proxies in front of a real server, for network faults in tests: one that loses one reply
+(:class:`ReplyDropProxy`), one that goes silent without closing (:class:`StallProxy`).
 
 :meth:`ReplyDropProxy.drop_reply_after` arms it: the next client request containing ``marker``
 (e.g. ``b"EVALSHA"``, ``b"EXEC"``) is passed on to the server, which runs it; the connection is
@@ -72,3 +73,58 @@ class ReplyDropProxy:
             w.close()
             with contextlib.suppress(Exception, asyncio.CancelledError):
                 await w.wait_closed()
+
+
+class StallProxy:
+    """A TCP proxy that can go silent without closing (a half-open connection: a NAT or a load
+    balancer that forgets the flow). :meth:`stall` freezes every connection open now: bytes are
+    no longer forwarded either way, and nothing is closed; connections made afterwards work.
+    ``connections`` counts the connections accepted."""
+
+    def __init__(self, target_port: int, target_host: str = "127.0.0.1") -> None:
+        self.target = (target_host, target_port)
+        self.port = 0
+        self.connections = 0
+        self._frozen: list[asyncio.Event] = []
+        self._server: asyncio.base_events.Server | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def start(self) -> StallProxy:
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self
+
+    async def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+        for t in list(self._tasks):
+            t.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    def stall(self) -> None:
+        """Stop forwarding on every connection open now (they stay open)."""
+        for ev in self._frozen:
+            ev.set()
+
+    async def _serve(self, c_reader: asyncio.StreamReader, c_writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        frozen = asyncio.Event()
+        self._frozen.append(frozen)
+        s_reader, s_writer = await asyncio.open_connection(*self.target)
+
+        async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            while data := await reader.read(65536):
+                if frozen.is_set():
+                    continue                       # swallowed: the peer never hears of it
+                writer.write(data)
+                await writer.drain()
+            if not frozen.is_set():
+                writer.close()
+
+        tasks = [asyncio.create_task(pipe(c_reader, s_writer)),
+                 asyncio.create_task(pipe(s_reader, c_writer))]
+        self._tasks.update(tasks)
+        with contextlib.suppress(Exception, asyncio.CancelledError):
+            await asyncio.gather(*tasks)
+        for w in (c_writer, s_writer):
+            w.close()

@@ -2,14 +2,27 @@
 
 Only ``confirm: true`` klines are bars. An application ping goes every ``ping_s`` (Bybit drops
 idle connections after ~30 s). On every (re)connect a REST backfill runs from the newest published
-bar to now, before any live message is handled, and a live bar that leaves a hole behind it first
-backfills the hole: bars are published in order, none missing, none twice.
+bar to the venue's now, before any live message is handled, and a live bar that leaves a hole
+behind it first backfills the hole: bars are published in order, none missing, none twice.
+
+The connection is watched:
+
+- **read deadline**: a connection on which nothing arrives (no kline, no pong, no answer) for
+  ``deadline_pings`` × ``ping_s`` seconds is half-open (a NAT or proxy dropped it without a FIN):
+  it is closed and a new one opened (:class:`ReadDeadlineExceeded`);
+- **subscribe acknowledgement**: the venue must answer the subscribe with ``success: true``
+  within the same deadline; a refusal (:class:`SubscribeRefused`, e.g. an unknown symbol) or no
+  answer closes the connection, counted and logged, and the source retries with backoff;
+- **jittered backoff**: a reconnect waits ``backoff`` × a random factor in [0.5, 1] (equal
+  jitter), doubling up to ``backoff_s[1]`` while connections fail before delivering anything, so
+  many ingest replicas dropped together do not reconnect in lockstep.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import random
 import time
 from collections.abc import Callable, Sequence
 
@@ -23,6 +36,7 @@ from tm_ingest.publisher import BarPublisher
 from tm_ingest.sources.rest import BybitRestClient
 
 log = structlog.get_logger("tm.ingest.live")
+BACKFILL_AHEAD_MS = 24 * 3600 * 1000
 
 
 class LiveCounters:
@@ -39,18 +53,35 @@ class LiveCounters:
         self.errors[kind] = self.errors.get(kind, 0) + 1
 
 
+class ReadDeadlineExceeded(TimeoutError):
+    """Nothing arrived on the connection (no message, no pong) within the read deadline."""
+
+
+class SubscribeRefused(ConnectionError):
+    """The venue answered the subscribe with ``success: false`` (its ``ret_msg`` is the text)."""
+
+
 class LiveSource:
+    """``deadline_pings``: the read deadline in ping intervals (≥ 2: one pong may be late);
+    ``rng``: the backoff jitter's source (seeded in tests)."""
+
     def __init__(self, ws_url: str, rest: BybitRestClient, publisher: BarPublisher,
                  symbols: Sequence[str], *, backfill_bars: int = 200,
                  backfill_start_ms: int | None = None, ping_s: float = 20.0,
+                 deadline_pings: float = 3.0,
                  backoff_s: tuple[float, float] = (0.2, 30.0),
-                 clock_ms: Callable[[], int] = lambda: time.time_ns() // 1_000_000) -> None:
+                 clock_ms: Callable[[], int] = lambda: time.time_ns() // 1_000_000,
+                 rng: random.Random | None = None) -> None:
         self.ws_url, self.rest, self.publisher = ws_url, rest, publisher
         self.symbols = [s.upper() for s in symbols]
         self.backfill_bars, self.backfill_start_ms = backfill_bars, backfill_start_ms
         self.ping_s, self.backoff_s, self.clock_ms = ping_s, backoff_s, clock_ms
+        self.read_deadline_s = deadline_pings * ping_s
+        self.rng = rng or random.Random()
         self.counters = LiveCounters()
         self.connected = False
+        self.subscribed = False          # the venue acknowledged this connection's subscribe
+        self.retry_waits_s: list[float] = []     # the last reconnect waits (jittered), newest last
         self._delivered = False          # this connection delivered a kline: it was healthy
         self._stop = asyncio.Event()
 
@@ -75,11 +106,13 @@ class LiveSource:
             finally:
                 if self.connected:
                     self.counters.disconnects += 1
-                self.connected = False
+                self.connected = self.subscribed = False
             if self._stop.is_set():
                 break
+            wait_s = backoff * self.rng.uniform(0.5, 1.0)       # equal jitter
+            self.retry_waits_s = [*self.retry_waits_s[-99:], wait_s]
             try:
-                await asyncio.wait_for(self._stop.wait(), timeout=backoff)
+                await asyncio.wait_for(self._stop.wait(), timeout=wait_s)
             except TimeoutError:
                 pass
             backoff = min(backoff * 2, self.backoff_s[1])
@@ -94,14 +127,25 @@ class LiveSource:
             await self.backfill_all()
             pinger = asyncio.create_task(self._ping(ws))
             stopper = asyncio.create_task(self._stop.wait())
+            ack_by = time.monotonic() + self.read_deadline_s
             try:
                 while True:
                     recv = asyncio.create_task(ws.recv())
-                    done, _ = await asyncio.wait({recv, stopper}, return_when=asyncio.FIRST_COMPLETED)
+                    done, _ = await asyncio.wait({recv, stopper}, timeout=self.read_deadline_s,
+                                                 return_when=asyncio.FIRST_COMPLETED)
                     if stopper in done:
                         recv.cancel()
                         return
+                    if not done:
+                        recv.cancel()
+                        ws.transport.abort()     # dead: no closing handshake to wait out
+                        raise ReadDeadlineExceeded(
+                            f"no message or pong for {self.read_deadline_s:.1f} s "
+                            f"({self.read_deadline_s / self.ping_s:g} ping intervals)")
                     await self.on_message(recv.result())
+                    if not self.subscribed and time.monotonic() > ack_by:
+                        raise ReadDeadlineExceeded(
+                            f"no subscribe acknowledgement within {self.read_deadline_s:.1f} s")
             finally:
                 pinger.cancel()
                 stopper.cancel()
@@ -112,6 +156,8 @@ class LiveSource:
             await ws.send(json.dumps({"op": "ping"}))
 
     async def backfill_all(self) -> None:
+        # the range reaches a day past our clock: whether a bar has closed is the venue's call
+        # (BybitRestClient.fetch), so a host clock behind the venue's holds nothing back
         now = self.clock_ms()
         for sym in self.symbols:
             last = self.publisher.last_published(sym)
@@ -121,7 +167,7 @@ class LiveSource:
                 start = self.backfill_start_ms
             else:
                 start = (now // INTERVAL_MS - self.backfill_bars) * INTERVAL_MS
-            bars = await self.rest.fetch(sym, start, now, now)
+            bars = await self.rest.fetch(sym, start, now + BACKFILL_AHEAD_MS, now)
             published = await self.publisher.publish_bars(bars)
             self.counters.backfilled += len(published)
             if published:
@@ -129,7 +175,11 @@ class LiveSource:
                          first=published[0].open_time_ms, last=published[-1].open_time_ms)
 
     async def on_message(self, raw: str | bytes) -> None:
-        """Handle one frame; malformed frames are counted and logged, never raised."""
+        """Handle one frame; malformed frames are counted and logged, never raised.
+
+        Raises:
+            SubscribeRefused: the venue refused the subscription (the connection is retried).
+        """
         try:
             msg = json.loads(raw)
         except (ValueError, UnicodeDecodeError):
@@ -137,9 +187,11 @@ class LiveSource:
         if not isinstance(msg, dict):
             return self._bad(f"not an object: {str(raw)[:80]!r}")
         if "op" in msg:
-            if msg.get("op") == "subscribe" and msg.get("success") is False:
-                log.error("ingest.subscribe_failed", ret_msg=msg.get("ret_msg"))
-                self.counters.error("subscribe_failed")
+            if msg.get("op") == "subscribe":
+                if msg.get("success") is not True:
+                    log.error("ingest.subscribe_failed", ret_msg=msg.get("ret_msg"))
+                    raise SubscribeRefused(f"subscribe refused: {str(msg.get('ret_msg'))[:200]}")
+                self.subscribed = True
             return None
         topic = msg.get("topic")
         if not isinstance(topic, str) or not topic.startswith("kline."):

@@ -79,7 +79,12 @@ def history_bars(symbols: Sequence[str], start_ms: int | None, end_ms: int | Non
 
 
 def history_dvol(start_ms: int | None, end_ms: int | None, directory=None) -> list[DvolUpdated]:
-    pts = load_dvol("BTC", directory=directory)
+    """Shipped BTC DVOL known in the window; none when the history folder has no DVOL file (a
+    folder of other instruments: the DVOL features stay NaN, as in training)."""
+    try:
+        pts = load_dvol("BTC", directory=directory)
+    except HistoryFileError:
+        return []
     return [DvolUpdated(currency="BTC", day_ms=p.day_ms, known_at_ms=p.known_at_ms,
                         value=float(Decimal(p.close)))
             for p in pts if (start_ms is None or p.known_at_ms >= start_ms - 86_400_000)

@@ -54,6 +54,7 @@ class BybitRestClient:
         self.base_url = base_url.rstrip("/")
         self.http = client or httpx.AsyncClient(base_url=self.base_url, timeout=timeout_s)
         self.on_bad_row = on_bad_row or (lambda reason: None)
+        self.server_time_ms: int | None = None      # the ``time`` of the venue's last answer
 
     async def close(self) -> None:
         await self.http.aclose()
@@ -64,7 +65,8 @@ class BybitRestClient:
         return await self.get_list("/v5/market/kline", params, f"kline {symbol}")
 
     async def get_list(self, path: str, params: dict[str, str | int], what: str) -> list:
-        """``result.list`` of a public V5 GET, checked.
+        """``result.list`` of a public V5 GET, checked; the answer's ``time`` (the venue's clock,
+        ms) is kept in :attr:`server_time_ms` (None when the answer has none).
 
         Raises:
             RateLimited: HTTP 429 or retCode 10006 (``retry_after_s`` from the headers).
@@ -95,6 +97,9 @@ class BybitRestClient:
                               _retry_after_s(resp.headers))
         if code != 0:
             raise VenueError(f"{what}: retCode {code}: {str(body.get('retMsg'))[:200]}")
+        t = body.get("time")
+        self.server_time_ms = t if isinstance(t, int) and not isinstance(t, bool) and t > 0 \
+            else None
         result = body.get("result")
         rows = result.get("list") if isinstance(result, dict) else None
         if not isinstance(rows, list):
@@ -156,11 +161,15 @@ class BybitRestClient:
         """Closed bars with ``start_ms <= open <= end_ms``, oldest first, each once.
 
         Pages go newest first; rows out of order, repeated or invalid are tolerated (invalid ones
-        dropped with a reason); a bar still open at ``now_ms`` is never returned."""
+        dropped with a reason). A bar still open by the venue's clock (the answer's ``time``) is
+        never returned; ``now_ms`` (the caller's clock) decides only for an answer without a
+        ``time``, so a host clock ahead of the venue cannot publish its forming bar, and one
+        behind it does not hold back bars the venue has closed."""
         out: list[BarClosed] = []
         cursor = end_ms
         while cursor >= start_ms:
             rows = await self._page(symbol, start_ms, cursor)
+            closed_by = self.server_time_ms if self.server_time_ms is not None else now_ms
             page: list[BarClosed] = []
             for row in rows:
                 try:
@@ -172,7 +181,7 @@ class BybitRestClient:
                 break
             oldest = min(b.open_time_ms for b in page)
             out.extend(b for b in page if start_ms <= b.open_time_ms <= end_ms
-                       and b.open_time_ms + INTERVAL_MS <= now_ms)
+                       and b.open_time_ms + INTERVAL_MS <= closed_by)
             if len(rows) < PAGE_LIMIT or oldest <= start_ms:
                 break
             cursor = oldest - INTERVAL_MS

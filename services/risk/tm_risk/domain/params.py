@@ -17,7 +17,9 @@ class LotFilter(Protocol):
     """Bybit instruments-info lot filter (:class:`tm_common.instruments.InstrumentSpec`).
 
     ``qty_step``: quantities are multiples of it; ``min_order_qty``/``max_order_qty``: bounds of a
-    quantity (base coin); ``max_mkt_order_qty``: the largest single market order."""
+    quantity (base coin); ``max_mkt_order_qty``: the largest single market order;
+    ``min_notional``: the smallest order value the venue accepts (USDT, ``minNotionalValue``;
+    Bybit's 110094 below it)."""
 
     @property
     def qty_step(self) -> Decimal: ...
@@ -27,6 +29,8 @@ class LotFilter(Protocol):
     def max_order_qty(self) -> Decimal: ...
     @property
     def max_mkt_order_qty(self) -> Decimal: ...
+    @property
+    def min_notional(self) -> Decimal: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +77,8 @@ class RiskParams:
     the portfolio snapshot of t are in, then are decided in ``symbols`` order (so decisions do
     not depend on the order in which the mesh delivers them); a later bar, a later snapshot, or a
     watchdog tick ``join_timeout_ms`` after bar t's close decides an incomplete set.
+    Lot filters: ``instruments`` (the venue's, :mod:`tm_risk.instruments`); a symbol without one
+    cannot be decided (:meth:`missing_instruments`; the handler waits for them).
     """
 
     symbols: tuple[str, ...]
@@ -97,15 +103,16 @@ class RiskParams:
     join_timeout_ms: int = 60_000
 
     def __post_init__(self) -> None:
-        missing = [s for s in self.symbols if s not in self.instruments]
-        if missing:
-            raise ValueError(f"no lot filter for {', '.join(missing)}")
         if not 0 < self.var_confidence < 1:
             raise ValueError("var_confidence must be in (0, 1)")
         if self.var_min_obs < self.var_horizon_bars:
             raise ValueError("var_min_obs must be >= var_horizon_bars")
         if self.window_bars < max(self.var_min_obs, self.hrp_min_obs):
             raise ValueError("window_bars must be >= var_min_obs and hrp_min_obs")
+
+    def missing_instruments(self) -> list[str]:
+        """The traded symbols that have no lot filter yet (empty when every one has)."""
+        return [s for s in self.symbols if s not in self.instruments]
 
     def fraction_cap(self, instrument: str) -> float:
         """Largest |target fraction| for ``instrument`` (per-symbol override or ``max_fraction``)."""

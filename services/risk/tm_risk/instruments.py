@@ -1,0 +1,159 @@
+"""Where risk gets the venue's lot filters (tick size, qty step, min/max quantity, max market
+quantity, min notional): never a built-in table, always what the venue says.
+
+Sources, the first configured wins (:func:`instrument_source`):
+
+1. ``TM_RISK_INSTRUMENTS_FILE``: a recorded ``/v5/market/instruments-info`` answer (JSON: the
+   whole V5 answer, its ``result``, or a list of entries), e.g. a snapshot of Bybit's;
+2. the in-process venue ``build`` was given (the backtest): its ``get_instruments_info``;
+3. ``TM_RISK_VENUE_REST_URL``: the venue's public ``GET /v5/market/instruments-info?category=
+   linear`` (no key; the exchange simulator by default, Bybit testnet or mainnet), read at start
+   and again every ``TM_RISK_INSTRUMENTS_REFRESH_S``.
+
+Each load goes to :meth:`tm_risk.handler.RiskHandler.set_instruments`, the one hook through which
+filters reach the rules; a change is logged and counted, and the next decision uses it. When the
+executor publishes the venue's filters as an event, its consumer calls the same hook.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import httpx
+import structlog
+from tm_common.errors import VenueUnavailable
+from tm_common.instruments import InstrumentSpec
+
+log = structlog.get_logger("tm.risk.instruments")
+PATH = "/v5/market/instruments-info"
+PAGE_LIMIT = 1000
+Specs = dict[str, InstrumentSpec]
+
+
+def specs_from_answer(doc: Any, what: str) -> Specs:
+    """symbol → spec of every linear entry in ``doc`` (a V5 answer, its ``result``, or a list of
+    entries).
+
+    Raises:
+        ValueError: ``doc`` is not an instruments-info answer, retCode != 0, or an entry is
+            malformed (named, with ``what``: the file or URL).
+    """
+    if isinstance(doc, dict) and "retCode" in doc:
+        if doc.get("retCode") != 0:
+            raise ValueError(f"{what}: retCode {doc.get('retCode')}: {doc.get('retMsg')}")
+        doc = doc.get("result")
+    if isinstance(doc, dict):
+        doc = doc.get("list")
+    if not isinstance(doc, list):
+        raise ValueError(f"{what}: not an instruments-info answer (no result.list)")
+    out: Specs = {}
+    for entry in doc:
+        if not isinstance(entry, dict):
+            raise ValueError(f"{what}: an entry is not an object")
+        spec = InstrumentSpec.from_info(entry)
+        out[spec.symbol] = spec
+    return out
+
+
+def load_file(path: str | Path) -> Specs:
+    """The specs of a recorded answer (``TM_RISK_INSTRUMENTS_FILE``).
+
+    Raises:
+        ValueError: the file is missing, not JSON, or not an instruments-info answer (named).
+    """
+    p = Path(path)
+    try:
+        doc = json.loads(p.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise ValueError(f"TM_RISK_INSTRUMENTS_FILE {p}: {type(e).__name__}: {e}") from e
+    return specs_from_answer(doc, str(p))
+
+
+async def fetch(base_url: str, *, timeout_s: float = 10.0,
+                client: httpx.AsyncClient | None = None) -> Specs:
+    """Every linear instrument the venue at ``base_url`` lists (pages followed by
+    ``nextPageCursor``).
+
+    Raises:
+        VenueUnavailable: transport failure, HTTP status != 200, a body that is not JSON.
+        ValueError: retCode != 0 or a malformed entry.
+    """
+    what = f"{base_url.rstrip('/')}{PATH}"
+    own = client is None
+    http = client or httpx.AsyncClient(base_url=base_url.rstrip("/"), timeout=timeout_s)
+    out: Specs = {}
+    cursor = ""
+    try:
+        for _ in range(100):                         # 100 pages of 1000: far beyond Bybit's list
+            params: dict[str, str | int] = {"category": "linear", "limit": PAGE_LIMIT}
+            if cursor:
+                params["cursor"] = cursor
+            try:
+                resp = await http.get(PATH, params=params)
+            except httpx.HTTPError as e:
+                raise VenueUnavailable(f"{what}: {type(e).__name__}: {e}") from e
+            if resp.status_code != 200:
+                raise VenueUnavailable(f"{what}: HTTP {resp.status_code}")
+            try:
+                doc = resp.json()
+            except ValueError as e:
+                raise VenueUnavailable(f"{what}: body is not JSON") from e
+            out.update(specs_from_answer(doc, what))
+            cursor = str((doc.get("result") or {}).get("nextPageCursor") or "")
+            if not cursor:
+                break
+    finally:
+        if own:
+            await http.aclose()
+    return out
+
+
+def from_venue(venue: Any) -> Specs:
+    """The specs an in-process venue session (pybit's method names) answers."""
+    return specs_from_answer(venue.get_instruments_info(category="linear"), "in-process venue")
+
+
+Loader = Callable[[], Awaitable[Specs]]
+
+
+def instrument_source(settings: Any, venue: Any = None) -> tuple[str, Loader]:
+    """``(description, async load)`` of the first configured source (module docstring)."""
+    if settings.instruments_file:
+        path = settings.instruments_file
+
+        async def from_file() -> Specs:
+            return await asyncio.to_thread(load_file, path)
+        return f"file {path}", from_file
+    if venue is not None:
+        async def in_process() -> Specs:
+            return from_venue(venue)
+        return "in-process venue", in_process
+    url = settings.venue_rest_url
+
+    async def from_url() -> Specs:
+        return await fetch(url, timeout_s=settings.venue_timeout_s)
+    return f"venue {url}", from_url
+
+
+def changes(old: Mapping[str, InstrumentSpec], new: Mapping[str, InstrumentSpec],
+            symbols: tuple[str, ...]) -> dict[str, str]:
+    """symbol → what changed (``"new"``, or ``"qty_step 0.001→0.01, …"``) for the traded
+    ``symbols`` whose spec differs between ``old`` and ``new``."""
+    out: dict[str, str] = {}
+    fields = ("tick_size", "qty_step", "min_order_qty", "max_order_qty", "max_mkt_order_qty",
+              "min_notional")
+    for s in symbols:
+        if s not in new:
+            continue
+        if s not in old:
+            out[s] = "new"
+            continue
+        diff = [f"{f} {getattr(old[s], f)}→{getattr(new[s], f)}" for f in fields
+                if getattr(old[s], f) != getattr(new[s], f)]
+        if diff:
+            out[s] = ", ".join(diff)
+    return out

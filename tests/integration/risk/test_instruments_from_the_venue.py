@@ -1,0 +1,69 @@
+"""``python -m tm_risk`` reads its lot filters from the venue over HTTP (the exchange simulator's
+public ``/v5/market/instruments-info``), including a symbol the project does not ship (its filters
+recorded beside its history), refuses to be ready for a symbol the venue does not list, and picks
+up the venue's new filters on its refresh, with no restart."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from tm_common.testing.instrument_history import (
+    UNSHIPPED_SYMBOL,
+    unshipped_spec,
+    write_history,
+    write_instrument,
+)
+from tm_common.testing.redis import free_port
+from tm_common.testing.sim import run_sim
+
+SYM = UNSHIPPED_SYMBOL
+START_MS = 1_672_531_200_000
+
+
+def _history(tmp_path, **overrides):
+    d = tmp_path / "history"
+    write_history(d, start_ms=START_MS, n_bars=60)
+    write_instrument(d, unshipped_spec(**overrides))
+    return d
+
+
+def _filters(proc) -> dict:
+    return proc.get("/status").json()["extra"]["instruments"]
+
+
+def test_risk_reads_the_venue_s_filters_and_follows_their_change(tmp_path, risk_process, wait):
+    history = _history(tmp_path)
+    port = free_port()
+    sim_env = {"TM_SIM_SYMBOLS": f'["{SYM}"]', "TM_SIM_HISTORY_DIR": str(history)}
+    with run_sim(tmp_path, port=port, **sim_env) as sim:
+        risk = risk_process(TM_SYMBOLS=SYM, TM_RISK_INSTRUMENTS_FILE=None,
+                            TM_RISK_VENUE_REST_URL=sim.url, TM_RISK_INSTRUMENTS_REFRESH_S="1")
+        got = _filters(risk)
+        assert got["source"] == f"venue {sim.url}"
+        assert got["filters"][SYM] == {"qty_step": "1", "min_order_qty": "1",
+                                       "max_order_qty": "1000000", "max_mkt_order_qty": "100000",
+                                       "min_notional": "5"}
+    # the venue changes its filters (a sim restarted on the same address with new ones): risk
+    # is told within its refresh and uses them, no restart, one more update counted
+    write_instrument(history, unshipped_spec(qty_step=Decimal(10), min_order_qty=Decimal(10),
+                                             min_notional=Decimal(20)))
+    with run_sim(tmp_path, port=port, **sim_env):
+        wait(lambda: _filters(risk)["filters"][SYM]["qty_step"] == "10", 20, "the new qty step")
+        assert _filters(risk)["filters"][SYM]["min_notional"] == "20"
+        metrics = risk.get("/metrics").text
+        assert f'tm_risk_instrument_updates_total{{instrument="{SYM}"}} 2.0' in metrics
+        assert "risk.instruments_changed" in risk.logs()
+        assert risk.get("/readyz").status_code == 200
+
+
+def test_a_symbol_the_venue_does_not_list_is_named_and_risk_stays_not_ready(tmp_path,
+                                                                           risk_process, wait):
+    history = _history(tmp_path)
+    with run_sim(tmp_path, TM_SIM_SYMBOLS=f'["{SYM}"]',
+                 TM_SIM_HISTORY_DIR=str(history)) as sim:
+        risk = risk_process(TM_SYMBOLS=f"{SYM},XRPUSDT", TM_RISK_INSTRUMENTS_FILE=None,
+                            TM_RISK_VENUE_REST_URL=sim.url, ready_within_s=None)
+        why = f"error: NotReady: no lot filters for XRPUSDT from venue {sim.url}"
+        r = wait(lambda: (x := risk.get("/readyz")).json()["checks"]["instruments"] == why
+                 and x, 20, "the instruments check naming XRPUSDT")
+        assert r.status_code == 503 and r.json()["not_ready"] == ["instruments"]
