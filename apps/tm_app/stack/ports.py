@@ -15,9 +15,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 import psutil
+from tm_common.errors import TradeMatrixError
 
 
-class PortsInUse(RuntimeError):
+class PortsInUse(TradeMatrixError, RuntimeError):
     """One or more ports are taken. ``str()`` is the one-line message for the user."""
 
     def __init__(self, clashes: list[PortClash], hint: str) -> None:

@@ -16,6 +16,8 @@ from contextlib import contextmanager
 from types import FrameType
 from typing import TYPE_CHECKING
 
+from tm_common.errors import TradeMatrixError
+
 if TYPE_CHECKING:
     from tm_common.settings import CommonSettings
 
@@ -25,7 +27,7 @@ STOP_SIGNALS: tuple[signal.Signals, ...] = (signal.SIGTERM, signal.SIGHUP, signa
 received: list[int] = []
 
 
-class StopRequested(RuntimeError):
+class StopRequested(TradeMatrixError, RuntimeError):
     """A stop signal arrived; raised once, in the main thread, where the signal landed."""
 
     def __init__(self, signum: int) -> None:

@@ -21,7 +21,7 @@ counts = st.one_of(st.integers(0, 400), st.sampled_from([0, 2, 3, 20, 60]))
 inputs = st.builds(CascadeInput, breakers, conf, ics, fractions, rls, counts)
 # Any thresholds, ordered or not: the tiers must still partition the inputs.
 thresholds = st.builds(CascadeThresholds, st.floats(0, 1), st.floats(-1, 1), st.floats(0, 1),
-                       st.floats(0, 1), st.floats(0, 4))
+                       st.floats(0, 1), st.floats(0.01, 4))
 
 
 def oracle(i: CascadeInput, th: CascadeThresholds) -> set[str]:
@@ -132,3 +132,5 @@ def test_thresholds_are_configurable_and_validated():
     assert decide(CascadeInput(None, 0.55, 0.10, 0.1, 0.2, 60), lax).tier == "FULL_RL"
     with pytest.raises(ValueError):
         CascadeThresholds(full_rl_confidence=1.5)
+    with pytest.raises(ValueError, match="must be > 0"):
+        CascadeThresholds(ic_significance_z=0.0)

@@ -62,6 +62,9 @@ class CascadeThresholds:
             check_range(name, getattr(self, name), 0.0, 1.0)
         check_range("full_rl_min_ic", self.full_rl_min_ic, -1.0, 1.0)
         check_range("ic_significance_z", self.ic_significance_z, 0.0, 10.0)
+        if not self.ic_significance_z > 0:
+            raise ValueError("ic_significance_z must be > 0 (at 0 every IC would be both "
+                             f"significantly positive and negative), got {self.ic_significance_z}")
 
 
 @dataclass(frozen=True)

@@ -53,11 +53,11 @@ class LiveCounters:
         self.errors[kind] = self.errors.get(kind, 0) + 1
 
 
-class ReadDeadlineExceeded(TimeoutError):
+class ReadDeadlineExceeded(TransientError, TimeoutError):
     """Nothing arrived on the connection (no message, no pong) within the read deadline."""
 
 
-class SubscribeRefused(ConnectionError):
+class SubscribeRefused(TransientError, ConnectionError):
     """The venue answered the subscribe with ``success: false`` (its ``ret_msg`` is the text)."""
 
 
