@@ -49,6 +49,9 @@ from tm_executor.domain.reconcile import ExchangePosition
 from tm_executor.metrics import ExecutorMetrics
 
 log = structlog.get_logger("tm.executor.venue")
+# Harmless "not modified" answers (position mode, leverage already as asked): the caller counts
+# them as done, so they are neither exchange errors (metric, ``errors``) nor logged as failures.
+NOT_MODIFIED = frozenset({POSITION_MODE_NOT_MODIFIED, LEVERAGE_NOT_MODIFIED})
 _NO_RETRY_CODES = {-1}   # pybit falls back to its defaults for an empty set
 
 
@@ -192,6 +195,10 @@ class VenueClient:
         return result
 
     def _failed(self, method: str, err: VenueError) -> None:
+        if err.ret_code in NOT_MODIFIED:
+            # "already so" (one-way mode, leverage): the wanted state, not an exchange error
+            log.debug("executor.venue_not_modified", endpoint=method, code=err.code_label)
+            return
         self.errors += 1
         if self.metrics is not None:
             self.metrics.exchange_errors.labels(method, err.code_label).inc()
