@@ -37,6 +37,10 @@ class ExecutorMetrics:
         self.reconcile_runs = Counter("tm_executor_reconciliation_runs_total",
                                       "Reconciliation runs by result (ok, differences, "
                                       "skipped, error).", ("result",), registry=r)
+        self.foreign_positions = Gauge("tm_executor_foreign_positions",
+                                       "1 per open position in a symbol the executor does not "
+                                       "trade (not in TM_SYMBOLS): a warning, not reconciled.",
+                                       ("instrument",), registry=r)
         self.preflight_passed = Gauge("tm_executor_preflight_passed",
                                       "1 once the start-up preflight passed.", registry=r)
         self.ws_connected = Gauge("tm_executor_private_ws_connected",

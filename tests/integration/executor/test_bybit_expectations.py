@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, generate_latest
+from tm_common.bus.redis import RedisStreamsBus
+from tm_executor.app import ExecutorService
 from tm_executor.metrics import ExecutorMetrics
 from tm_executor.preflight import Preflight
 from tm_executor.venue import VenueClient
 
 from .conftest import (
     executor_settings,
+    report_bodies,
+    wait_async,
 )
 
 
@@ -31,3 +35,32 @@ async def test_not_modified_answers_are_not_exchange_errors(sim, redis_url, name
     text = _text(registry)
     assert "110025" not in text and "110043" not in text
     assert "tm_executor_exchange_errors_total{" not in text
+
+
+async def test_a_foreign_position_is_a_warning_not_a_reconciliation(sim, redis_url, namespace):
+    # The executor trades BTCUSDT only; an ETHUSDT position was opened by hand.
+    session = sim.session()
+    session.place_order(category="linear", symbol="BTCUSDT", side="Buy", orderType="Market",
+                        qty="0.010")
+    session.place_order(category="linear", symbol="ETHUSDT", side="Sell", orderType="Market",
+                        qty="0.50")
+    svc = ExecutorService(executor_settings(sim, redis_url, namespace, symbols=("BTCUSDT",)))
+    runtime = svc.runtime()
+    bus = RedisStreamsBus(redis_url, prefix=namespace)
+    await runtime.start()
+    try:
+        await wait_async(lambda: _reconciled(svc), 20, "a reconciliation run")
+    finally:
+        await runtime.stop()
+    rows = [b for t, b in await report_bodies(bus) if t == "position.reconciled"]
+    assert [r["instrument"] for r in rows] == ["BTCUSDT"]
+    assert svc.reconciler.last["foreign_positions"] == ["ETHUSDT"]
+    text = svc.service_metrics.exposition().decode()
+    assert 'tm_executor_foreign_positions{instrument="ETHUSDT"} 1.0' in text
+    assert 'tm_executor_foreign_positions{instrument="BTCUSDT"}' not in text
+    assert 'tm_executor_reconciliation_differences_total{instrument="ETHUSDT"}' not in text
+    await bus.close()
+
+
+async def _reconciled(svc: ExecutorService) -> bool:
+    return svc.reconciler.last.get("result") in ("ok", "differences")
