@@ -11,7 +11,11 @@ from tm_executor.venue import VenueClient
 
 from .conftest import (
     executor_settings,
+    intent_envelope,
+    publish_intents,
     report_bodies,
+    terminal_by_intent,
+    venue_orders_by_link,
     wait_async,
 )
 
@@ -64,3 +68,29 @@ async def test_a_foreign_position_is_a_warning_not_a_reconciliation(sim, redis_u
 
 async def _reconciled(svc: ExecutorService) -> bool:
     return svc.reconciler.last.get("result") in ("ok", "differences")
+
+
+async def test_an_order_below_the_minimum_value_is_refused_not_sent(sim, redis_url, namespace):
+    # SOLUSDT valued at 10 USDT (the bar published before the intent): 0.1 SOL = 1 USDT, under
+    # the venue's minNotionalValue (5 USDT); 1.0 SOL = 10 USDT passes.
+    svc = ExecutorService(executor_settings(sim, redis_url, namespace))
+    runtime = svc.runtime()
+    bus = RedisStreamsBus(redis_url, prefix=namespace)
+    await runtime.start()
+    try:
+        await publish_intents(bus, [intent_envelope("tiny", "SOLUSDT", "Buy", "0.1"),
+                                    intent_envelope("enough", "SOLUSDT", "Buy", "1.0")])
+        await wait_async(lambda: _terminal(bus, 2), 20, "both intents ended")
+    finally:
+        await runtime.stop()
+    reports = await report_bodies(bus)
+    rejected = [b for t, b in reports if t == "order.rejected"]
+    assert [r["intent_id"] for r in rejected] == ["tiny"]
+    assert "minNotionalValue 5" in rejected[0]["reason"] and "not sent" in rejected[0]["reason"]
+    links = venue_orders_by_link(sim)
+    assert len(links) == 1                       # only "enough" reached the venue
+    await bus.close()
+
+
+async def _terminal(bus: RedisStreamsBus, n: int) -> bool:
+    return sum(terminal_by_intent(await report_bodies(bus)).values()) >= n
