@@ -137,7 +137,8 @@ class ExecutorService(ServiceAssembly):
                             self.audit, logger=log,
                             incomplete_event="executor.audit_flush_incomplete")})},
             warmup=(self.preflight_passed,),
-            ready_checks={"preflight": self.preflight.check, "venue": self.preflight.check_venue},
+            ready_checks={"preflight": self.preflight.check, "venue": self.preflight.check_venue,
+                          "ip_ban": self.venue.check_ip_ban},
             status_extra=self.status, metrics=self.service_metrics,
             lag_poll_interval_s=self.settings.lag_poll_interval_s)
 

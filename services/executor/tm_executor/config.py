@@ -69,6 +69,8 @@ class ExecutorSettings(CommonSettings):
     preflight_wait_s: float = Field(default=10.0, ge=0, description="an intent waits this long "
                                     "for the preflight, then is retried later")
     preflight_retry_s: float = Field(default=5.0, gt=0)
+    ip_ban_silence_s: float = Field(default=600.0, gt=0, description="after an HTTP 403 (IP "
+                                    "ban) no venue request for this long; Bybit asks >= 600 s")
     reconcile_interval_s: float = Field(default=60.0, gt=0)
     fill_poll_interval_s: float = Field(default=10.0, gt=0)
     ws_enabled: bool = True

@@ -41,6 +41,9 @@ class ExecutorMetrics:
                                        "1 per open position in a symbol the executor does not "
                                        "trade (not in TM_SYMBOLS): a warning, not reconciled.",
                                        ("instrument",), registry=r)
+        self.ip_ban_silence = Gauge("tm_executor_ip_ban_silence_seconds",
+                                    "Seconds left of the silence after an HTTP 403 (IP ban): "
+                                    "no venue request is sent while > 0.", registry=r)
         self.preflight_passed = Gauge("tm_executor_preflight_passed",
                                       "1 once the start-up preflight passed.", registry=r)
         self.ws_connected = Gauge("tm_executor_private_ws_connected",

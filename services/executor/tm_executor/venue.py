@@ -14,6 +14,11 @@
   to a transient, ambiguous :class:`VenueTransient` ("malformed answer: ..."), never a
   ``KeyError``/``AttributeError`` from pybit. Malformed ``result`` contents (``list`` not a list of
   objects, a record with a missing or mistyped field) are transient and ambiguous too.
+- An HTTP 403 is Bybit's IP ban: the client then sends nothing for ``ip_ban_silence_s``
+  (default 600 s, Bybit asks for 10 minutes); every call in that time fails at once with a
+  transient, unambiguous :class:`VenueTransient` ("silent after HTTP 403 ..."), ``/readyz``
+  says so (:meth:`VenueClient.check_ip_ban`) and ``tm_executor_ip_ban_silence_seconds`` counts
+  the seconds left.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from typing import Any
 import requests
 import structlog
 from pybit.exceptions import FailedRequestError, InvalidRequestError
+from tm_common.errors import NotReady
 
 from tm_executor.config import ExecutorSettings
 from tm_executor.domain.errors import (
@@ -146,6 +152,10 @@ class VenueClient:
         self.fatal: VenueError | None = None
         self.calls = 0
         self.errors = 0
+        self.silent_until = 0.0          # time.monotonic() before which nothing is sent (403)
+        self.ip_bans = 0
+        if metrics is not None:
+            metrics.ip_ban_silence.set_function(self.ip_ban_remaining_s)
 
     # -- plumbing --------------------------------------------------------------------------
     def _session(self):
@@ -167,8 +177,24 @@ class VenueClient:
     def _invoke(self, method: str, params: dict[str, Any]) -> Any:
         return getattr(self._session(), method)(**params)
 
+    def ip_ban_remaining_s(self) -> float:
+        """Seconds of silence left after an HTTP 403 (0: requests may be sent)."""
+        return max(self.silent_until - time.monotonic(), 0.0)
+
+    def check_ip_ban(self) -> bool:
+        """Readiness: not silent after an IP ban; raises :class:`NotReady` with the time left."""
+        left = self.ip_ban_remaining_s()
+        if left > 0:
+            raise NotReady(f"venue banned our IP (HTTP 403): silent for {left:.0f} s more "
+                           f"(TM_EXECUTOR_IP_BAN_SILENCE_S={self.s.ip_ban_silence_s:g})")
+        return True
+
     async def call(self, method: str, **params: Any) -> dict[str, Any]:
         """Run pybit's ``method`` in a worker thread; returns the ``result`` object."""
+        left = self.ip_ban_remaining_s()
+        if left > 0:        # never reaches the venue: unambiguous, and not an exchange error
+            raise VenueTransient(method, f"silent after HTTP 403 (IP ban) for {left:.0f} s more",
+                                 http_status=403, ambiguous=False)
         t0 = time.perf_counter()
         self.calls += 1
         try:
@@ -195,6 +221,11 @@ class VenueClient:
         return result
 
     def _failed(self, method: str, err: VenueError) -> None:
+        if err.http_status == 403:
+            self.ip_bans += 1
+            self.silent_until = time.monotonic() + self.s.ip_ban_silence_s
+            log.error("executor.ip_banned", endpoint=method, silence_s=self.s.ip_ban_silence_s,
+                      error=err.message)
         if err.ret_code in NOT_MODIFIED:
             # "already so" (one-way mode, leverage): the wanted state, not an exchange error
             log.debug("executor.venue_not_modified", endpoint=method, code=err.code_label)

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+
+import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 from tm_common.bus.redis import RedisStreamsBus
+from tm_common.errors import NotReady
 from tm_executor.app import ExecutorService
+from tm_executor.config import ExecutorSettings
+from tm_executor.domain.errors import VenueTransient
 from tm_executor.metrics import ExecutorMetrics
 from tm_executor.preflight import Preflight
 from tm_executor.venue import VenueClient
@@ -94,3 +100,38 @@ async def test_an_order_below_the_minimum_value_is_refused_not_sent(sim, redis_u
 
 async def _terminal(bus: RedisStreamsBus, n: int) -> bool:
     return sum(terminal_by_intent(await report_bodies(bus)).values()) >= n
+
+
+async def test_a_403_ip_ban_silences_the_client_and_says_so(sim, redis_url, namespace):
+    registry = CollectorRegistry()
+    settings = executor_settings(sim, redis_url, namespace, ip_ban_silence_s=1.5)
+    venue = VenueClient(settings, ExecutorMetrics(registry))
+    sim.post("/sim/faults", {"ip_ban_s": 3600, "ip_ban_now": True})
+    try:
+        with pytest.raises(VenueTransient) as first:
+            await venue.wallet()
+        assert first.value.http_status == 403
+        # the venue lifts the ban at once: the client stays silent all the same
+        sim.post("/sim/faults", {"ip_ban_s": 0, "ip_ban_now": True})
+        calls = venue.calls
+        with pytest.raises(VenueTransient, match="silent after HTTP 403"):
+            await venue.wallet()
+        assert venue.calls == calls                       # nothing was sent
+        with pytest.raises(NotReady, match="banned our IP"):
+            venue.check_ip_ban()
+        left = float(_metric(_text(registry), "tm_executor_ip_ban_silence_seconds"))
+        assert 0 < left <= 1.5
+        await asyncio.sleep(1.6)
+        assert venue.check_ip_ban() is True
+        assert float(_metric(_text(registry), "tm_executor_ip_ban_silence_seconds")) == 0
+        assert (await venue.wallet())["accountType"] == "UNIFIED"
+    finally:
+        sim.post("/sim/faults", {"ip_ban_s": 0, "ip_ban_now": True})
+
+
+def test_ip_ban_silence_defaults_to_ten_minutes():
+    assert ExecutorSettings().ip_ban_silence_s == 600
+
+
+def _metric(text: str, name: str) -> str:
+    return next(line.split()[-1] for line in text.splitlines() if line.startswith(name + " "))
