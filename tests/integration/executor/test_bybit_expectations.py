@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
@@ -10,7 +11,7 @@ from tm_common.bus.redis import RedisStreamsBus
 from tm_common.errors import NotReady
 from tm_executor.app import ExecutorService
 from tm_executor.config import ExecutorSettings
-from tm_executor.domain.errors import VenueTransient
+from tm_executor.domain.errors import VenueRejected, VenueTransient
 from tm_executor.metrics import ExecutorMetrics
 from tm_executor.preflight import Preflight
 from tm_executor.venue import VenueClient
@@ -135,3 +136,40 @@ def test_ip_ban_silence_defaults_to_ten_minutes():
 
 def _metric(text: str, name: str) -> str:
     return next(line.split()[-1] for line in text.splitlines() if line.startswith(name + " "))
+
+
+AHEAD_MS = 60_000
+
+
+def _ahead() -> int:
+    """A host clock 60 s ahead of the venue's (the sim tells the real time)."""
+    return int(time.time() * 1000) + AHEAD_MS
+
+
+async def test_signed_calls_follow_the_venue_clock_after_a_sync(sim, redis_url, namespace):
+    settings = executor_settings(sim, redis_url, namespace, max_clock_skew_ms=120_000)
+    registry = CollectorRegistry()
+    venue = VenueClient(settings, ExecutorMetrics(registry), host_ms=_ahead)
+    with pytest.raises(VenueTransient) as before:
+        await venue.wallet()                 # signed with the host's time: outside recv_window
+    assert before.value.ret_code == 10002
+    offset = await venue.sync_clock()
+    assert abs(offset + AHEAD_MS) < 2_000
+    assert (await venue.wallet())["accountType"] == "UNIFIED"
+    assert venue.check_clock() is True
+    assert abs(float(_metric(_text(registry), "tm_executor_clock_offset_ms")) + AHEAD_MS) < 2_000
+
+
+async def test_a_skew_past_the_limit_keeps_the_executor_not_ready(sim, redis_url, namespace):
+    settings = executor_settings(sim, redis_url, namespace, max_clock_skew_ms=5_000)
+    venue = VenueClient(settings, host_ms=_ahead)
+    preflight = Preflight(venue, settings)
+    with pytest.raises(VenueRejected, match="ahead of the venue by .* ms, over "
+                                            "TM_EXECUTOR_MAX_CLOCK_SKEW_MS=5000"):
+        await preflight.run_once()
+    with pytest.raises(NotReady, match="clock skew"):
+        venue.check_clock()
+    # the host clock right: ready
+    venue.host_ms = lambda: int(time.time() * 1000)
+    await preflight.run_once()
+    assert venue.check_clock() is True and abs(venue.clock_offset_ms or 0) < 2_000
