@@ -173,3 +173,28 @@ async def test_a_skew_past_the_limit_keeps_the_executor_not_ready(sim, redis_url
     venue.host_ms = lambda: int(time.time() * 1000)
     await preflight.run_once()
     assert venue.check_clock() is True and abs(venue.clock_offset_ms or 0) < 2_000
+
+
+async def test_the_clock_is_measured_again_periodically(sim, redis_url, namespace):
+    settings = executor_settings(sim, redis_url, namespace, clock_sync_interval_s=0.2,
+                                 max_clock_skew_ms=5_000)
+    shift = {"ms": 0}
+    venue = VenueClient(settings, host_ms=lambda: int(time.time() * 1000) + shift["ms"])
+    preflight = Preflight(venue, settings)
+    stop = asyncio.Event()
+    await preflight.run(stop)
+    assert preflight.passed and venue.clock_problem() is None
+    shift["ms"] = AHEAD_MS                    # the host clock jumps 60 s ahead after the start
+    task = asyncio.create_task(preflight.sync_clock(stop))
+    try:
+        await wait_async(lambda: _skewed(venue), 5, "the periodic sync sees the jump")
+    finally:
+        stop.set()
+        await task
+    assert "ahead of the venue" in (venue.clock_problem() or "")
+    with pytest.raises(NotReady, match="clock skew"):
+        venue.check_clock()
+
+
+async def _skewed(venue: VenueClient) -> bool:
+    return venue.clock_problem() is not None
