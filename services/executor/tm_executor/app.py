@@ -131,13 +131,15 @@ class ExecutorService(ServiceAssembly):
         return ServiceParts(
             self.settings, self.bus, consumers=(self.consumer,),
             handlers={"handler": self.handler, "preflight": self.preflight},
-            background={"preflight": self.preflight.run, "private_ws": self.ws.run,
+            background={"preflight": self.preflight.run, "clock_sync": self.preflight.sync_clock,
+                        "private_ws": self.ws.run,
                         "fill_poller": self.poller.run, "reconcile": self.reconciler.run,
                         **({} if self.audit is None else {"audit-writer": write_behind(
                             self.audit, logger=log,
                             incomplete_event="executor.audit_flush_incomplete")})},
             warmup=(self.preflight_passed,),
-            ready_checks={"preflight": self.preflight.check, "venue": self.preflight.check_venue},
+            ready_checks={"preflight": self.preflight.check, "venue": self.preflight.check_venue,
+                          "ip_ban": self.venue.check_ip_ban, "clock": self.venue.check_clock},
             status_extra=self.status, metrics=self.service_metrics,
             lag_poll_interval_s=self.settings.lag_poll_interval_s)
 

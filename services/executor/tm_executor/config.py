@@ -69,6 +69,12 @@ class ExecutorSettings(CommonSettings):
     preflight_wait_s: float = Field(default=10.0, ge=0, description="an intent waits this long "
                                     "for the preflight, then is retried later")
     preflight_retry_s: float = Field(default=5.0, gt=0)
+    max_clock_skew_ms: int = Field(default=5000, ge=1, description="refuse to trade (not ready) "
+                                   "when the host clock is further than this from the venue's")
+    clock_sync_interval_s: float = Field(default=300.0, gt=0, description="how often the venue's "
+                                         "server time is measured again after the first sync")
+    ip_ban_silence_s: float = Field(default=600.0, gt=0, description="after an HTTP 403 (IP "
+                                    "ban) no venue request for this long; Bybit asks >= 600 s")
     reconcile_interval_s: float = Field(default=60.0, gt=0)
     fill_poll_interval_s: float = Field(default=10.0, gt=0)
     ws_enabled: bool = True

@@ -187,7 +187,11 @@ class ExecutorHandler:
                 return [self._reject(intent, self.preflight.fatal_code,
                                      f"executor not ready: {self.preflight.reason}")]
             raise TransientError(f"preflight not passed yet: {self.preflight.reason}")
-        why = check_intent(intent, self.preflight.lots.get(intent.instrument))
+        skew = self.preflight.clock_problem()
+        if skew is not None:
+            return [self._reject(intent, None, f"executor not ready: clock skew: {skew}")]
+        why = check_intent(intent, self.preflight.lots.get(intent.instrument),
+                           self.state.guard.closes.get(intent.instrument))
         if why is not None:
             return [self._reject(intent, None, f"not sent: {why}")]
         outcome = await self.placer.execute(intent)

@@ -37,6 +37,16 @@ class ExecutorMetrics:
         self.reconcile_runs = Counter("tm_executor_reconciliation_runs_total",
                                       "Reconciliation runs by result (ok, differences, "
                                       "skipped, error).", ("result",), registry=r)
+        self.foreign_positions = Gauge("tm_executor_foreign_positions",
+                                       "1 per open position in a symbol the executor does not "
+                                       "trade (not in TM_SYMBOLS): a warning, not reconciled.",
+                                       ("instrument",), registry=r)
+        self.clock_offset = Gauge("tm_executor_clock_offset_ms",
+                                  "The venue's clock minus the host's at the last server-time "
+                                  "sync, ms (signed timestamps are corrected by it).", registry=r)
+        self.ip_ban_silence = Gauge("tm_executor_ip_ban_silence_seconds",
+                                    "Seconds left of the silence after an HTTP 403 (IP ban): "
+                                    "no venue request is sent while > 0.", registry=r)
         self.preflight_passed = Gauge("tm_executor_preflight_passed",
                                       "1 once the start-up preflight passed.", registry=r)
         self.ws_connected = Gauge("tm_executor_private_ws_connected",

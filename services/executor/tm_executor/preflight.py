@@ -1,10 +1,13 @@
 """Start-up preflight: the account is one the executor can trade safely.
 
-Checks, in order: a UNIFIED account answers ``wallet-balance``; linear USDT positions are in
-one-way mode (switched if needed, "not modified" accepted); every configured symbol gets the
-configured leverage (110043 "not modified" accepted); every symbol's lot filters are cached.
-Until all pass, ``/readyz`` says why and intents wait (then are retried); an auth/permission
-failure is fatal: intents are rejected with its code so that risk can trip the breaker.
+Checks, in order: the venue's clock (``/v5/market/time``: signed requests are corrected by the
+offset; over ``max_clock_skew_ms`` it does not pass; measured again every
+``clock_sync_interval_s`` afterwards); a UNIFIED account answers ``wallet-balance``; linear USDT
+positions are in one-way mode (switched if needed, "not modified" accepted); every configured
+symbol gets the configured leverage (110043 "not modified" accepted); every symbol's lot filters
+are cached. Until all pass, ``/readyz`` says why and intents wait (then are retried); an
+auth/permission failure is fatal: intents are rejected with its code so that risk can trip the
+breaker.
 """
 
 from __future__ import annotations
@@ -50,6 +53,12 @@ class Preflight:
     async def run_once(self) -> None:
         """All checks; raises :class:`VenueError` at the first failure."""
         self.attempts += 1
+        if self.venue.blocking:              # a venue over HTTP: sign on its clock
+            await self.venue.sync_clock()
+            self.steps["clock_offset_ms"] = self.venue.clock_offset_ms
+            problem = self.venue.clock_problem()
+            if problem is not None:
+                raise VenueRejected("get_server_time", problem)
         wallet = await self.venue.wallet()
         if wallet.get("accountType") != "UNIFIED":
             raise VenueRejected("get_wallet_balance",
@@ -85,6 +94,24 @@ class Preflight:
             except TimeoutError:
                 pass
 
+    async def sync_clock(self, stop: asyncio.Event) -> None:
+        """Background task: once passed, measure the venue's clock every
+        ``clock_sync_interval_s`` (a failure is logged; the last offset stays)."""
+        while not stop.is_set():
+            try:
+                await asyncio.wait_for(stop.wait(), timeout=self.s.clock_sync_interval_s)
+            except TimeoutError:
+                pass
+            if stop.is_set() or not self.passed or not self.venue.blocking:
+                continue
+            try:
+                await self.venue.sync_clock()
+            except VenueError as e:
+                log.warning("executor.clock_sync_failed", error=f"{e.code_label}: {e.message}")
+            problem = self.venue.clock_problem()
+            if problem is not None:
+                log.error("executor.clock_skew", problem=problem)
+
     def _fail(self, state: str, e: VenueError) -> None:
         self.state, self.fatal_code = state, e.ret_code if state == "fatal" else None
         self.reason = f"{e.endpoint} failed: {e.code_label}: {e.message}"
@@ -108,6 +135,10 @@ class Preflight:
         if not self.passed:
             raise NotReady(f"preflight {self.state}: {self.reason}")
         return True
+
+    def clock_problem(self) -> str | None:
+        """Why the host clock is too far from the venue's to trade (None: fine)."""
+        return self.venue.clock_problem()
 
     def check_venue(self) -> bool:
         """Readiness: the venue has not refused our credentials since the last success."""

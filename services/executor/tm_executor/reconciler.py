@@ -7,6 +7,9 @@ when an intent is being handled during it (its fills are not on ``exec.report`` 
 the newest fill or reconciliation on ``exec.report`` is newer than the newest portfolio
 snapshot (the portfolio has not caught up). The second rule also stops a difference from being
 published twice: once published, it is newer than the snapshot until the portfolio adopts it.
+Only the configured symbols (``TM_SYMBOLS``) are compared; a position in any other symbol is
+foreign (manual, another bot): reported as ``tm_executor_foreign_positions{instrument}``, a
+warning log and in ``/status``, never published as a reconciliation.
 Open orders are compared with the handler's open orders; an order of ours that the executor
 does not know is reported (metric, log, ``/status``), never cancelled automatically.
 """
@@ -79,7 +82,10 @@ class Reconciler:
             # are on their way (WebSocket, poller) and the position would look unexplained
             return self._skip(f"fills in flight for {', '.join(closed)}")
         view = {p.instrument: p.qty for p in snap[1].positions} if snap else {}
-        diffs = position_diffs(positions, view)
+        symbols = set(self.s.symbols)
+        foreign = sorted(p.symbol for p in positions if p.qty != 0 and p.symbol not in symbols)
+        self._foreign(foreign)
+        diffs = position_diffs(positions, view, symbols)
         bar_ms = snap[1].bar_time_ms if snap else 0
         for d in diffs:
             await self.repo.report(PositionReconciled(
@@ -101,8 +107,20 @@ class Reconciler:
             log.warning("executor.unknown_open_orders", order_link_ids=unknown)
         self._result("differences" if diffs else "ok", differences=len(diffs),
                      snapshot=snap[0] if snap else None, unknown_open_orders=unknown,
+                     foreign_positions=foreign,
                      foreign_open_orders=sum(1 for o in orders if not is_ours(o.order_link_id)))
         return diffs
+
+    def _foreign(self, symbols: list[str]) -> None:
+        """Positions in symbols the executor does not trade (manual, another bot): a warning
+        (metric and log), never a reconciliation: the portfolio does not own them."""
+        if self.metrics is not None:
+            self.metrics.foreign_positions.clear()
+            for sym in symbols:
+                self.metrics.foreign_positions.labels(sym).set(1)
+        if symbols:
+            log.warning("executor.foreign_positions", instruments=symbols,
+                        note="not in TM_SYMBOLS: not reconciled")
 
     def _skip(self, reason: str) -> list[PositionDiff]:
         self._result("skipped", reason=reason)

@@ -14,6 +14,16 @@
   to a transient, ambiguous :class:`VenueTransient` ("malformed answer: ..."), never a
   ``KeyError``/``AttributeError`` from pybit. Malformed ``result`` contents (``list`` not a list of
   objects, a record with a missing or mistyped field) are transient and ambiguous too.
+- An HTTP 403 is Bybit's IP ban: the client then sends nothing for ``ip_ban_silence_s``
+  (default 600 s, Bybit asks for 10 minutes); every call in that time fails at once with a
+  transient, unambiguous :class:`VenueTransient` ("silent after HTTP 403 ..."), ``/readyz``
+  says so (:meth:`VenueClient.check_ip_ban`) and ``tm_executor_ip_ban_silence_seconds`` counts
+  the seconds left.
+- Signed timestamps follow the venue's clock: :meth:`VenueClient.sync_clock` measures the
+  offset of ``/v5/market/time`` from the host clock (mid-point of the round trip), and the
+  sessions sign with host time + offset (pybit builds ``X-BAPI-TIMESTAMP`` from
+  ``time.time()`` with no offset option: :class:`_SyncedHTTP` overrides its header builder).
+  An offset beyond ``max_clock_skew_ms`` is refused (:meth:`VenueClient.clock_problem`).
 """
 
 from __future__ import annotations
@@ -23,11 +33,13 @@ import json
 import logging
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 import requests
 import structlog
 from pybit.exceptions import FailedRequestError, InvalidRequestError
+from tm_common.errors import NotReady
 
 from tm_executor.config import ExecutorSettings
 from tm_executor.domain.errors import (
@@ -49,7 +61,31 @@ from tm_executor.domain.reconcile import ExchangePosition
 from tm_executor.metrics import ExecutorMetrics
 
 log = structlog.get_logger("tm.executor.venue")
+# Harmless "not modified" answers (position mode, leverage already as asked): the caller counts
+# them as done, so they are neither exchange errors (metric, ``errors``) nor logged as failures.
+NOT_MODIFIED = frozenset({POSITION_MODE_NOT_MODIFIED, LEVERAGE_NOT_MODIFIED})
 _NO_RETRY_CODES = {-1}   # pybit falls back to its defaults for an empty set
+
+
+def _host_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def synced_http(timestamp_ms: Callable[[], int], **kw: Any) -> Any:
+    """A pybit ``unified_trading.HTTP`` whose signed requests carry ``timestamp_ms()``."""
+    from pybit.unified_trading import HTTP
+
+    class _SyncedHTTP(HTTP):
+        # pybit's _prepare_headers, with the timestamp from the synced clock
+        def _prepare_headers(self, payload, recv_window, content_type="application/json"):
+            ts = timestamp_ms()
+            auth = self._auth_binary if isinstance(payload, bytes) else self._auth
+            return {"Content-Type": content_type, "X-BAPI-API-KEY": self.api_key,
+                    "X-BAPI-SIGN": auth(payload=payload, recv_window=recv_window, timestamp=ts),
+                    "X-BAPI-SIGN-TYPE": "2", "X-BAPI-TIMESTAMP": str(ts),
+                    "X-BAPI-RECV-WINDOW": str(recv_window)}
+
+    return _SyncedHTTP(**kw)
 
 
 class MalformedAnswer(Exception):
@@ -130,8 +166,11 @@ class VenueClient:
     """Typed, async Bybit V5 calls. ``fatal`` holds the last auth/permission error until a
     later call succeeds (the readiness check reads it)."""
 
-    def __init__(self, settings: ExecutorSettings, metrics: ExecutorMetrics | None = None) -> None:
+    def __init__(self, settings: ExecutorSettings, metrics: ExecutorMetrics | None = None, *,
+                 host_ms: Callable[[], int] = _host_ms) -> None:
         self.s = settings
+        self.host_ms = host_ms
+        self.clock_offset_ms: int | None = None     # venue − host, None until measured
         self.metrics = metrics
         self.url = settings.bybit_rest_url.rstrip("/")
         self._key = settings.bybit_api_key.get_secret_value() if settings.bybit_api_key else None
@@ -143,17 +182,20 @@ class VenueClient:
         self.fatal: VenueError | None = None
         self.calls = 0
         self.errors = 0
+        self.silent_until = 0.0          # time.monotonic() before which nothing is sent (403)
+        self.ip_bans = 0
+        if metrics is not None:
+            metrics.ip_ban_silence.set_function(self.ip_ban_remaining_s)
 
     # -- plumbing --------------------------------------------------------------------------
     def _session(self):
         http = getattr(self._local, "http", None)
         if http is None:
-            from pybit.unified_trading import HTTP
-
-            http = HTTP(testnet=False, api_key=self._key, api_secret=self._secret,
-                        timeout=self.s.venue_timeout_s, recv_window=self.s.recv_window_ms,
-                        max_retries=1, retry_codes=set(_NO_RETRY_CODES), force_retry=False,
-                        logging_level=logging.WARNING)
+            http = synced_http(self.signing_ms, testnet=False, api_key=self._key,
+                               api_secret=self._secret, timeout=self.s.venue_timeout_s,
+                               recv_window=self.s.recv_window_ms, max_retries=1,
+                               retry_codes=set(_NO_RETRY_CODES), force_retry=False,
+                               logging_level=logging.WARNING)
             http.endpoint = self.url
             http.client.hooks["response"].append(check_answer)
             self._local.http = http
@@ -164,8 +206,61 @@ class VenueClient:
     def _invoke(self, method: str, params: dict[str, Any]) -> Any:
         return getattr(self._session(), method)(**params)
 
+    def signing_ms(self) -> int:
+        """The venue's time as far as measured: host clock + the last offset."""
+        return self.host_ms() + (self.clock_offset_ms or 0)
+
+    async def sync_clock(self) -> int:
+        """Measure the venue's clock (``/v5/market/time``); returns and keeps the offset
+        (venue − host, ms, at the round trip's mid-point)."""
+        t0 = self.host_ms()
+        result = await self.call("get_server_time")
+        t1 = self.host_ms()
+        try:
+            server_ms = (int(result["timeNano"]) // 1_000_000 if result.get("timeNano")
+                         else int(result["timeSecond"]) * 1000)
+        except (KeyError, TypeError, ValueError) as e:
+            raise VenueTransient("get_server_time", f"malformed answer: {type(e).__name__}",
+                                 ambiguous=True) from None
+        self.clock_offset_ms = server_ms - (t0 + t1) // 2
+        if self.metrics is not None:
+            self.metrics.clock_offset.set(self.clock_offset_ms)
+        log.info("executor.clock_synced", offset_ms=self.clock_offset_ms, round_trip_ms=t1 - t0)
+        return self.clock_offset_ms
+
+    def clock_problem(self) -> str | None:
+        """Why the host clock is too far from the venue's to trade (None: fine or unmeasured)."""
+        off = self.clock_offset_ms
+        if off is not None and abs(off) > self.s.max_clock_skew_ms:
+            return (f"host clock {'behind' if off > 0 else 'ahead of'} the venue by "
+                    f"{abs(off)} ms, over TM_EXECUTOR_MAX_CLOCK_SKEW_MS={self.s.max_clock_skew_ms}")
+        return None
+
+    def check_clock(self) -> bool:
+        """Readiness: the host clock is within ``max_clock_skew_ms`` of the venue's."""
+        problem = self.clock_problem()
+        if problem is not None:
+            raise NotReady(f"clock skew: {problem}")
+        return True
+
+    def ip_ban_remaining_s(self) -> float:
+        """Seconds of silence left after an HTTP 403 (0: requests may be sent)."""
+        return max(self.silent_until - time.monotonic(), 0.0)
+
+    def check_ip_ban(self) -> bool:
+        """Readiness: not silent after an IP ban; raises :class:`NotReady` with the time left."""
+        left = self.ip_ban_remaining_s()
+        if left > 0:
+            raise NotReady(f"venue banned our IP (HTTP 403): silent for {left:.0f} s more "
+                           f"(TM_EXECUTOR_IP_BAN_SILENCE_S={self.s.ip_ban_silence_s:g})")
+        return True
+
     async def call(self, method: str, **params: Any) -> dict[str, Any]:
         """Run pybit's ``method`` in a worker thread; returns the ``result`` object."""
+        left = self.ip_ban_remaining_s()
+        if left > 0:        # never reaches the venue: unambiguous, and not an exchange error
+            raise VenueTransient(method, f"silent after HTTP 403 (IP ban) for {left:.0f} s more",
+                                 http_status=403, ambiguous=False)
         t0 = time.perf_counter()
         self.calls += 1
         try:
@@ -192,6 +287,15 @@ class VenueClient:
         return result
 
     def _failed(self, method: str, err: VenueError) -> None:
+        if err.http_status == 403:
+            self.ip_bans += 1
+            self.silent_until = time.monotonic() + self.s.ip_ban_silence_s
+            log.error("executor.ip_banned", endpoint=method, silence_s=self.s.ip_ban_silence_s,
+                      error=err.message)
+        if err.ret_code in NOT_MODIFIED:
+            # "already so" (one-way mode, leverage): the wanted state, not an exchange error
+            log.debug("executor.venue_not_modified", endpoint=method, code=err.code_label)
+            return
         self.errors += 1
         if self.metrics is not None:
             self.metrics.exchange_errors.labels(method, err.code_label).inc()

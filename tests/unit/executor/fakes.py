@@ -102,8 +102,13 @@ class Clock:
 class PassedPreflight:
     state, reason, fatal_code, lots, passed = "passed", "ok", None, LOTS, True
 
+    skew: str | None = None
+
     async def wait(self, timeout_s):
         return True
+
+    def clock_problem(self):
+        return self.skew
 
 
 class FatalPreflight(PassedPreflight):

@@ -125,3 +125,19 @@ def test_position_diffs_signed_and_exchange_wins():
     assert "unknown to the portfolio" in diffs[0].reason and "absent" in diffs[1].reason
     assert position_diffs(ex, {"BTCUSDT": D("0.010"), "ETHUSDT": D(-2)}) == []
     assert position_diffs(ex, {}, symbols=["ETHUSDT"])[0].symbol == "ETHUSDT"
+
+
+def test_check_intent_minimum_order_value():
+    lot = LotFilter(symbol="BTCUSDT", qty_step=D("0.001"), min_qty=D("0.001"), max_qty=D(1190),
+                    max_mkt_qty=D(119), tick_size=D("0.10"), min_notional=D(5))
+    # Market: valued at the newest close; 0.001 × 2900 = 2.9 USDT < 5
+    why = check_intent(intent("0.001"), lot, D(2900))
+    assert why is not None and "minNotionalValue 5" in why and "2.9000" in why
+    assert check_intent(intent("0.002"), lot, D(2900)) is None             # 5.8 USDT
+    assert check_intent(intent("0.001"), lot, None) is None                # no close: unchecked
+    # Limit: valued at its own price, whatever the close
+    assert "minNotionalValue" in check_intent(intent("0.001", "Limit", "4000.0"), lot, D(99999))
+    assert check_intent(intent("0.001", "Limit", "5000.0"), lot, D(1)) is None
+    # reduce-only closes are exempt, as on Bybit
+    assert check_intent(intent("0.001", reduce_only=True), lot, D(2900)) is None
+    assert check_intent(intent("0.001"), BTC, D(2900)) is None             # no minimum known

@@ -114,3 +114,13 @@ async def test_observed_terminal_state_closes_and_unknown_orders_are_ignored():
     (out,) = await h.handle(observed(h, cancel))
     assert out.body.status == "Cancelled" and out.body.intent_id == "intent-1"
     assert h.state.open == {} and h.counts["Cancelled"] == 1
+
+
+async def test_a_clock_skew_past_the_limit_rejects_without_sending():
+    class Skewed(PassedPreflight):
+        skew = "host clock ahead of the venue by 9000 ms, over TM_EXECUTOR_MAX_CLOCK_SKEW_MS=5000"
+    h, v = make(preflight=Skewed())
+    (out,) = await h.handle(intent_event())
+    assert isinstance(out.body, OrderRejected)
+    assert "clock skew" in out.body.reason and "9000 ms" in out.body.reason
+    assert v.lookups == 0 and v.place_calls == 0

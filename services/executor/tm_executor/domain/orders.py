@@ -138,8 +138,12 @@ class LotFilter:
                    min_notional=dec(lot, "minNotionalValue", ZERO))
 
 
-def check_intent(intent: OrderApproved, lot: LotFilter | None) -> str | None:
-    """Why ``intent`` cannot be sent as is (None = it can). Checks shape and lot filters."""
+def check_intent(intent: OrderApproved, lot: LotFilter | None,
+                 close: Decimal | None = None) -> str | None:
+    """Why ``intent`` cannot be sent as is (None = it can). Checks shape and lot filters, and
+    the minimum order value (Bybit ``minNotionalValue``, retCode 110094): qty × the limit price
+    (a Limit order) or ``close``, the newest close known (a Market order; unchecked without
+    one). Reduce-only orders are exempt, as on Bybit: closing must never be blocked."""
     if intent.qty <= 0:
         return f"qty must be > 0, got {intent.qty}"
     if intent.order_type == "Limit" and (intent.price is None or intent.price <= 0):
@@ -156,6 +160,12 @@ def check_intent(intent: OrderApproved, lot: LotFilter | None) -> str | None:
     if intent.order_type == "Limit" and intent.price is not None \
             and intent.price % lot.tick_size != 0:
         return f"price {intent.price} is not a multiple of tickSize {lot.tick_size}"
+    price = intent.price if intent.order_type == "Limit" else close
+    if lot.min_notional > 0 and not intent.reduce_only and price is not None and price > 0:
+        notional = intent.qty * price
+        if notional < lot.min_notional:
+            return (f"order value {notional:.4f} USDT (qty {intent.qty} × {price}) < "
+                    f"minNotionalValue {lot.min_notional} USDT")
     return None
 
 
