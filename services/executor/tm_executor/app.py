@@ -70,7 +70,8 @@ class ExecutorService(ServiceAssembly):
         settings.require_signing(self.arming)    # and a real venue without the intents' keys
         super().__init__(settings, bus, service_metrics)
         s = settings
-        self.metrics = ExecutorMetrics(self.service_metrics.registry)
+        self.metrics = ExecutorMetrics(self.service_metrics.registry,
+                                       large_fill_usdt=float(settings.large_fill_notional_usdt))
         self.metrics.venue_info.labels(self.arming.venue, self.arming.mode).set(1)
         self.audit = self._arming_audit(clock)
         log.info("executor.venue", venue=self.arming.venue, mode=self.arming.mode,

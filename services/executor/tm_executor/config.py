@@ -89,6 +89,10 @@ class ExecutorSettings(CommonSettings):
     # The guard (tm_executor.domain.guard): the executor's own hard limits, separate from
     # risk's. Defaults sit far above what the demo trades (100k USDT equity) and far below a
     # forged 100-BTC order; set them to the account's size in production.
+    large_fill_notional_usdt: Decimal = Field(default=Decimal(50_000), gt=0, description="a fill "
+                                              "at least this large (qty x price) is counted in "
+                                              "tm_executor_large_fills_total (alert "
+                                              "TMLargeFill)")
     max_order_notional_usdt: Decimal = Field(default=Decimal(500_000), gt=0,
                                              description="per order: qty x price, USDT")
     max_position_notional_usdt: Decimal = Field(default=Decimal(1_000_000), gt=0,

@@ -215,6 +215,8 @@ class ExecutorHandler:
                 self._filled(intent.instrument, f.side, f.qty)
             g.counted = [*g.counted[-(COUNTED_INTENTS - 1):], intent.intent_id]
         self._count(intent.instrument, order.status, fills=len(outcome.fills), source="handler")
+        for f in outcome.fills:
+            self._value(intent.instrument, f.qty * f.price)
         if not outcome.settled:
             self.state.open[outcome.link_id] = OpenOrder(
                 intent_id=intent.intent_id, link_id=outcome.link_id, order_id=order.order_id,
@@ -282,6 +284,7 @@ class ExecutorHandler:
         self._filled(o.instrument, f.side, f.qty)
         body = msgspec.structs.replace(f, intent_id=o.intent_id, instrument=o.instrument)
         self._count(o.instrument, None, fills=1, source="observed")
+        self._value(o.instrument, f.qty * f.price)
         out = [Emit(self.out, body, ts_event_ns=o.ts_event_ns, correlation_id=o.correlation_id)]
         if o.filled >= o.qty:
             out += self._close(o, "Filled")
@@ -316,6 +319,10 @@ class ExecutorHandler:
             self.metrics.orders.labels(instrument, status).inc()
         if fills:
             self.metrics.fills.labels(instrument, source).inc(fills)
+
+    def _value(self, instrument: str, notional: Decimal) -> None:
+        if self.metrics is not None:
+            self.metrics.fill(instrument, float(notional))
 
     def status(self) -> dict:
         g = self.state.guard

@@ -15,7 +15,9 @@ EXCHANGE_BUCKETS_S = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25
 
 
 class ExecutorMetrics:
-    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+    def __init__(self, registry: CollectorRegistry | None = None, *,
+                 large_fill_usdt: float = 50_000.0) -> None:
+        self.large_fill_usdt = large_fill_usdt
         r = registry or CollectorRegistry()
         self.orders = Counter("tm_executor_orders_total",
                               "Intents that ended, by instrument and final status "
@@ -30,6 +32,12 @@ class ExecutorMetrics:
                                        ("endpoint", "ret_code"), registry=r)
         self.fills = Counter("tm_executor_fills_total", "Fills published to exec.report.",
                              ("instrument", "source"), registry=r)
+        self.fill_notional = Counter("tm_executor_fill_notional_usdt_total", "Traded value of "
+                                     "the fills published (qty x price), USDT.", ("instrument",),
+                                     registry=r)
+        self.large_fills = Counter("tm_executor_large_fills_total", "Fills whose value is at "
+                                   "least TM_EXECUTOR_LARGE_FILL_NOTIONAL_USDT.", ("instrument",),
+                                   registry=r)
         self.reconcile_diffs = Counter("tm_executor_reconciliation_differences_total",
                                        "Positions that differed from the portfolio's view "
                                        "and were published as PositionReconciled.",
@@ -70,6 +78,12 @@ class ExecutorMetrics:
 
     def set_breaker(self, state: str) -> None:
         self.breaker_state.set(BREAKER_LEVELS.get(state, 0))
+
+    def fill(self, instrument: str, notional: float) -> None:
+        """One published fill of value ``notional`` (USDT)."""
+        self.fill_notional.labels(instrument).inc(notional)
+        if notional >= self.large_fill_usdt:
+            self.large_fills.labels(instrument).inc()
 
 
 BREAKER_LEVELS = {"CLOSED": 0, "HALF_OPEN": 1, "OPEN": 2}

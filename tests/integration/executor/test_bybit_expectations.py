@@ -198,3 +198,26 @@ async def test_the_clock_is_measured_again_periodically(sim, redis_url, namespac
 
 async def _skewed(venue: VenueClient) -> bool:
     return venue.clock_problem() is not None
+
+
+async def test_large_fills_are_counted_for_the_alert(sim, redis_url, namespace):
+    """Fills at least TM_EXECUTOR_LARGE_FILL_NOTIONAL_USDT are counted (alert TMLargeFill);
+    every fill's traded value is summed. SOLUSDT at ~10 USDT: 1.0 SOL is large at 8, 0.6 not."""
+    svc = ExecutorService(executor_settings(sim, redis_url, namespace,
+                                            large_fill_notional_usdt=8))
+    runtime = svc.runtime()
+    bus = RedisStreamsBus(redis_url, prefix=namespace)
+    await runtime.start()
+    try:
+        await publish_intents(bus, [intent_envelope("big", "SOLUSDT", "Buy", "1.0"),
+                                    intent_envelope("small", "SOLUSDT", "Buy", "0.6")])
+        await wait_async(lambda: _terminal(bus, 2), 20, "both intents ended")
+    finally:
+        await runtime.stop()
+    fills = [b for t, b in await report_bodies(bus) if t == "order.filled"]
+    value = sum(float(b["qty"]) * float(b["price"]) for b in fills)
+    m = svc.metrics
+    assert m.large_fills.labels("SOLUSDT")._value.get() == 1
+    assert m.fill_notional.labels("SOLUSDT")._value.get() == pytest.approx(value)
+    assert len(fills) == 2
+    await bus.close()
