@@ -80,27 +80,36 @@ async def _reconciled(svc: ExecutorService) -> bool:
 async def test_an_order_below_the_minimum_value_is_refused_not_sent(sim, redis_url, namespace):
     # SOLUSDT valued at 10 USDT (the bar published before the intent): 0.1 SOL = 1 USDT, under
     # the venue's minNotionalValue (5 USDT); 1.0 SOL = 10 USDT passes.
-    svc = ExecutorService(executor_settings(sim, redis_url, namespace))
-    runtime = svc.runtime()
-    bus = RedisStreamsBus(redis_url, prefix=namespace)
-    await runtime.start()
-    try:
-        await publish_intents(bus, [intent_envelope("tiny", "SOLUSDT", "Buy", "0.1"),
-                                    intent_envelope("enough", "SOLUSDT", "Buy", "1.0")])
-        await wait_async(lambda: _terminal(bus, 2), 20, "both intents ended")
-    finally:
-        await runtime.stop()
-    reports = await report_bodies(bus)
+    _, reports = await _run_intents(sim, redis_url, namespace, [
+        intent_envelope("tiny", "SOLUSDT", "Buy", "0.1"),
+        intent_envelope("enough", "SOLUSDT", "Buy", "1.0")])
     rejected = [b for t, b in reports if t == "order.rejected"]
     assert [r["intent_id"] for r in rejected] == ["tiny"]
     assert "minNotionalValue 5" in rejected[0]["reason"] and "not sent" in rejected[0]["reason"]
     links = venue_orders_by_link(sim)
     assert len(links) == 1                       # only "enough" reached the venue
-    await bus.close()
 
 
 async def _terminal(bus: RedisStreamsBus, n: int) -> bool:
     return sum(terminal_by_intent(await report_bodies(bus)).values()) >= n
+
+
+async def _run_intents(sim, redis_url: str, namespace: str, intents: list,
+                       **settings) -> tuple[ExecutorService, list]:
+    """A real executor service on ``intents`` until each has ended; (service, report bodies)."""
+    svc = ExecutorService(executor_settings(sim, redis_url, namespace, **settings))
+    runtime = svc.runtime()
+    bus = RedisStreamsBus(redis_url, prefix=namespace)
+    await runtime.start()
+    try:
+        await publish_intents(bus, intents)
+        await wait_async(lambda: _terminal(bus, len(intents)), 20, "every intent ended")
+    finally:
+        await runtime.stop()
+    try:
+        return svc, await report_bodies(bus)
+    finally:
+        await bus.close()
 
 
 async def test_a_403_ip_ban_silences_the_client_and_says_so(sim, redis_url, namespace):
@@ -203,21 +212,12 @@ async def _skewed(venue: VenueClient) -> bool:
 async def test_large_fills_are_counted_for_the_alert(sim, redis_url, namespace):
     """Fills at least TM_EXECUTOR_LARGE_FILL_NOTIONAL_USDT are counted (alert TMLargeFill);
     every fill's traded value is summed. SOLUSDT at ~10 USDT: 1.0 SOL is large at 8, 0.6 not."""
-    svc = ExecutorService(executor_settings(sim, redis_url, namespace,
-                                            large_fill_notional_usdt=8))
-    runtime = svc.runtime()
-    bus = RedisStreamsBus(redis_url, prefix=namespace)
-    await runtime.start()
-    try:
-        await publish_intents(bus, [intent_envelope("big", "SOLUSDT", "Buy", "1.0"),
-                                    intent_envelope("small", "SOLUSDT", "Buy", "0.6")])
-        await wait_async(lambda: _terminal(bus, 2), 20, "both intents ended")
-    finally:
-        await runtime.stop()
-    fills = [b for t, b in await report_bodies(bus) if t == "order.filled"]
+    svc, reports = await _run_intents(sim, redis_url, namespace, [
+        intent_envelope("big", "SOLUSDT", "Buy", "1.0"),
+        intent_envelope("small", "SOLUSDT", "Buy", "0.6")], large_fill_notional_usdt=8)
+    fills = [b for t, b in reports if t == "order.filled"]
     value = sum(float(b["qty"]) * float(b["price"]) for b in fills)
     m = svc.metrics
     assert m.large_fills.labels("SOLUSDT")._value.get() == 1
     assert m.fill_notional.labels("SOLUSDT")._value.get() == pytest.approx(value)
     assert len(fills) == 2
-    await bus.close()
