@@ -9,7 +9,7 @@
 - ``tm down [--keep-redis]``: stop everything ``tm up``, ``tm paper`` or ``tm demo`` started
   in this data dir, and the embedded Redis.
 - ``tm status [--services a,b] [--json]``: each service's ``/status`` and ``/readyz`` in one
-  table, a summary line; exit 1 when a service is not ready.
+  summary line, then the table; exit 1 when a service is not ready.
 - ``tm migrate``: upgrade the database to the newest schema.
 
 Settings come from ``TM_*`` variables (:class:`tm_app.stack.stack.StackSettings`: the common
@@ -220,8 +220,9 @@ def status(services: ServicesOpt = None,
            ] = False,
            timeout_s: Annotated[float, typer.Option(
                help="Seconds to wait for each /status and /readyz.")] = 1.0) -> None:
-    """Show each supervised service: ready (or the first reason it is not), last event, handled,
-    lag/pending, restarts; then a summary line. Exits 1 when a service is not ready."""
+    """A summary line (how many are ready; why the mesh trades flat when it does), then each
+    supervised service: ready (or the first reason it is not), last event, handled, lag/pending,
+    restarts. Exits 1 when a service is not ready."""
     from tm_app.stack.status import all_ready, collect, render, summary_line
 
     settings = _settings()
@@ -234,8 +235,8 @@ def status(services: ServicesOpt = None,
         typer.echo(json.dumps([r.as_dict() for r in rows], indent=2))
     else:
         console = Console()
+        console.print(summary_line(rows), markup=False, highlight=False)   # first: why, in one line
         console.print(render(rows, console.width))
-        console.print(summary_line(rows), markup=False, highlight=False)
     if not all_ready(rows):
         raise typer.Exit(1)
 

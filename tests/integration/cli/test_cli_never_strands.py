@@ -88,6 +88,7 @@ def test_status_ready_column_reasons_summary_and_exit_status(tmp_path, fk):
         assert "executor not ready: " in out and f"exited with 3: {crash}" in out, p.stdout
         assert ("1/3 ready; trading FLAT: no production signal model; not ready: signal, "
                 "executor") in out, p.stdout
+        assert p.stdout.lstrip().startswith("1/3 ready; trading FLAT"), p.stdout   # at the top
         j = tm(["status", "--json"], env)
         assert j.returncode == 1
         rows = {r["name"]: r for r in json.loads(j.stdout)}
