@@ -49,9 +49,9 @@ class ExecutorMetrics:
                                        "1 per open position in a symbol the executor does not "
                                        "trade (not in TM_SYMBOLS): a warning, not reconciled.",
                                        ("instrument",), registry=r)
-        self.clock_offset = Gauge("tm_executor_clock_offset_ms",
-                                  "The venue's clock minus the host's at the last server-time "
-                                  "sync, ms (signed timestamps are corrected by it).", registry=r)
+        self.clock_offset = Gauge("tm_executor_clock_offset_seconds",
+                                  "Venue clock minus host clock, measured from /v5/market/time "
+                                  "(signed requests are corrected by it), s.", registry=r)
         self.ip_ban_silence = Gauge("tm_executor_ip_ban_silence_seconds",
                                     "Seconds left of the silence after an HTTP 403 (IP ban): "
                                     "no venue request is sent while > 0.", registry=r)

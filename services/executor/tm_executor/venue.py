@@ -224,7 +224,7 @@ class VenueClient:
                                  ambiguous=True) from None
         self.clock_offset_ms = server_ms - (t0 + t1) // 2
         if self.metrics is not None:
-            self.metrics.clock_offset.set(self.clock_offset_ms)
+            self.metrics.clock_offset.set(self.clock_offset_ms / 1000)
         log.info("executor.clock_synced", offset_ms=self.clock_offset_ms, round_trip_ms=t1 - t0)
         return self.clock_offset_ms
 
