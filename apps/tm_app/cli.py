@@ -188,6 +188,15 @@ def demo(start: StartOpt = "2025-01-01", end: EndOpt = "2025-06-30",
             "replay_seconds": round(run.secs, 1), "namespace": run.namespace,
             "restarts": json.dumps(run.restarts), "total_seconds": round(time.monotonic() - t0, 1)}
     report(run.record, cfg, _out(out, "demo"), meta, shadow=run.shadow)
+    if settings.redis_url is None:
+        # the report is written: the embedded Redis this run started goes too, unless another
+        # tm process (a running `tm up`) still uses it
+        from tm_common.embedded import release_embedded_redis, stop_embedded_redis
+
+        release_embedded_redis(settings)
+        if stop_embedded_redis(settings, if_unused=True):
+            console.print("stopped the embedded Redis (the run's streams went with it; run with "
+                          "TM_REDIS_URL, or beside `tm up`, to keep them)")
 
 
 def backtest(start: StartOpt = "2025-01-01", end: EndOpt = "2025-06-30",

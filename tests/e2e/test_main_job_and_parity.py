@@ -12,6 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import psutil
 import pytest
 
 pytestmark = pytest.mark.slow
@@ -44,6 +45,12 @@ def test_main_command_on_embedded_defaults_writes_the_report(demo_run):
     assert 'id="tm-chart-data"' in html and "Equity vs buy and hold" in html   # uPlot, inline
     assert "<h2 id=\"trades\">Trades</h2>" in html and (data / "report" / "trades.csv").is_file()
     assert (data / ".tm" / "trade_matrix.db").exists()          # SQLite default
+    # it stops what it started: no service and no embedded Redis outlive the run
+    from tm_common.embedded import read_record
+    from tm_common.settings import CommonSettings
+    rec = read_record(CommonSettings.from_values(data_dir=data / ".tm"))
+    assert rec is None or not psutil.pid_exists(int(rec["pid"])), rec
+    assert "stopped the embedded Redis" in p.stdout
     assert "total" in p.stdout and "report:" in p.stdout        # the summary table
     # the newest refused candidate ran in a shadow book beside production, side by side
     ch = doc["challenger"]
