@@ -37,7 +37,9 @@ SIM_ADMIN = {("POST", "/sim/clock"), ("POST", "/sim/faults"), ("POST", "/sim/res
 SIM_SIGNED = {("POST", "/v5/order/create"), ("POST", "/v5/order/cancel"),
               ("GET", "/v5/order/realtime"), ("GET", "/v5/execution/list"),
               ("GET", "/v5/position/list"), ("POST", "/v5/position/set-leverage"),
-              ("POST", "/v5/position/switch-mode"), ("GET", "/v5/account/wallet-balance")}
+              ("POST", "/v5/position/switch-mode"), ("GET", "/v5/account/wallet-balance"),
+              ("POST", "/v5/order/amend"), ("POST", "/v5/order/cancel-all"),
+              ("GET", "/v5/order/history"), ("GET", "/v5/position/closed-pnl")}
 # Refused requests: (label, Authorization header or None, token in the query string?)
 REFUSALS = [("no token", None), ("wrong token", f"Bearer {WRONG_TOKEN}"),
             ("right token, wrong scheme", f"Basic {ADMIN}"), ("bearer without a token", "Bearer"),
@@ -127,7 +129,11 @@ def _streams(url: str, namespace: str, *names: str) -> dict[str, list]:
 
 
 def _risk_env(redis_url: str, namespace: str, **extra: str) -> dict[str, str]:
+    from tm_common.testing.instruments import recorded_instruments_file
+
+    # its lot filters: a recorded instruments-info answer (no venue runs here)
     return {"TM_REDIS_URL": redis_url, "TM_NAMESPACE": namespace, "TM_CONSUMER_NAME": "risk-0",
+            "TM_RISK_INSTRUMENTS_FILE": str(recorded_instruments_file()),
             "TM_RISK_STALE_CHECK_INTERVAL_S": "0", "TM_READ_BLOCK_MS": "100",
             "TM_LAG_POLL_INTERVAL_S": "0.5", "TM_RISK_ADMIN_WAIT_S": "5", **extra}
 

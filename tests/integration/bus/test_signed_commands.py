@@ -26,9 +26,12 @@ TOKEN = "t" * 40
 
 async def test_a_forged_breaker_command_is_dead_lettered_and_an_admin_trip_is_signed(
         redis_url, namespace):
+    from tm_common.testing.instruments import recorded_instruments_file
+
     settings = RiskSettings(redis_url=redis_url, namespace=namespace, db_enabled=False,
                             mode="backtest", consumer_name="risk-0", read_block_ms=50,
-                            admin_token=SecretStr(TOKEN), **KEYS)
+                            admin_token=SecretStr(TOKEN),
+                            instruments_file=str(recorded_instruments_file()), **KEYS)
     bus = make_bus(settings)
     parts = build(settings, bus=bus)
     runtime = parts.runtime()
