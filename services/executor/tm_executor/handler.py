@@ -47,7 +47,9 @@ from tm_common.events import (
 )
 
 from tm_executor.config import ExecutorSettings
+from tm_executor.domain.errors import VenueRejected
 from tm_executor.domain.guard import COUNTED_INTENTS, GuardView, Refusal, check, signed
+from tm_executor.domain.ids import order_link_id
 from tm_executor.domain.orders import TERMINAL_STATUSES, VenueExecution, check_intent
 from tm_executor.metrics import ExecutorMetrics
 from tm_executor.placement import OrderPlacer, Outcome
@@ -165,6 +167,17 @@ class ExecutorHandler:
         now_ms = None if self.clock is None else self.clock() // 1_000_000
         return check(intent, self.state.guard, self.limits, now_ms)
 
+    async def _sent_before(self, intent: OrderApproved) -> bool:
+        """Whether the venue holds an order for ``intent`` already (looked up by its link id).
+        A lookup the venue refuses for good counts as no order; a transient failure leaves the
+        intent for a later retry (:class:`~tm_common.errors.TransientError`)."""
+        try:
+            found = await self.placer.venue.get_order(intent.instrument,
+                                                      link_id=order_link_id(intent.intent_id))
+        except VenueRejected:
+            return False
+        return found is not None
+
     def _filled(self, instrument: str, side: str, qty: Decimal) -> None:
         """Count a published fill into the guard's position view."""
         pos = self.state.guard.positions
@@ -176,6 +189,13 @@ class ExecutorHandler:
 
     async def _intent(self, event: Envelope, intent: OrderApproved) -> list[Emit]:
         refusal = self._guard(intent)
+        if refusal is not None and await self._sent_before(intent):
+            # an earlier handling of this intent reached the venue (its answer lost, its
+            # deadline passed) and the view moved on since: the order exists, so it is
+            # reported, never refused (a refusal would leave a venue order no one accounts for)
+            log.warning("executor.guard_skipped_sent_order", intent_id=intent.intent_id,
+                        rule=refusal.rule)
+            refusal = None
         if refusal is not None:
             self.refusals[refusal.rule] = self.refusals.get(refusal.rule, 0) + 1
             if self.metrics is not None:

@@ -40,10 +40,13 @@ def intents():
 
 async def test_one_venue_order_per_intent_under_faults(sim, redis_url, namespace):
     sim.post("/sim/faults", FAULTS)
-    # caps raised: the 100-BTC intent is for the venue to refuse (110007), not the guard
+    # caps raised: the 100-BTC intent is for the venue to refuse (110007), not the guard;
+    # the age limit too: an intent left pending past its deadline is retried after later
+    # bars were seen, and this test is about the venue's faults, not the guard's staleness
     s = executor_settings(sim, redis_url, namespace, venue_timeout_s=0.5, retry_backoff_s=0.05,
                           max_backoff_s=0.5, intent_deadline_s=20.0,
-                          max_order_notional_usdt=10**9, max_position_notional_usdt=10**9)
+                          max_order_notional_usdt=10**9, max_position_notional_usdt=10**9,
+                          max_intent_age_bars=1000)
     svc = ExecutorService(s)
     runtime = svc.runtime()
     await runtime.start()

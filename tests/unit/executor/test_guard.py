@@ -5,8 +5,10 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from tm_common.errors import TransientError
 from tm_common.events import BarClosed, BreakerStateChanged, Envelope, OrderApproved, OrderRejected
 from tm_executor.domain.guard import GuardLimits, GuardView, check
 from tm_executor.handler import ExecutorHandler
@@ -85,8 +87,9 @@ def test_reduce_only_always_passes_and_open_never_lets_exposure_through(
         assert refused is not None and refused.rule == "breaker_open"
 
 
-def make(mode="replay", clock=None):
-    s = settings(mode=mode, max_order_notional_usdt=10_000, max_position_notional_usdt=25_000)
+def make(mode="replay", clock=None, **kw_settings):
+    s = settings(mode=mode, max_order_notional_usdt=10_000, max_position_notional_usdt=25_000,
+                 **kw_settings)
     venue = FakeVenue()
     c = Clock()
     kw = {} if clock is None else {"clock": clock}
@@ -155,3 +158,22 @@ async def test_live_mode_ages_intents_by_the_clock_replay_by_bars_only():
     await replay.handle(bar_ev(2))                         # the stream moved two bars on
     (out,) = await replay.handle(ev(intent("0.01", intent_id="j"), "older"))
     assert "guard stale" in out.body.reason
+
+
+async def test_an_intent_whose_order_reached_the_venue_is_reported_not_refused_later():
+    # The first handling sent the order but every lookup missed it until the deadline passed
+    # (left pending); meanwhile the stream moved on two bars, so the guard would call the
+    # redelivered intent stale. The venue holds its order: it is reported, not refused.
+    h, venue = make(place_attempts=1, intent_deadline_s=0.5)
+    venue.place_faults, venue.lookup_misses = ["timeout_after"], 3
+    await h.handle(bar_ev(0))
+    with pytest.raises(TransientError):
+        await h.handle(ev(intent("0.01"), "i"))
+    assert venue.place_calls == 1 and len(venue.orders) == 1
+    await h.handle(bar_ev(2))
+    out = await h.handle(ev(intent("0.01"), "i"))
+    assert [type(e.body).__name__ for e in out] == ["OrderReported", "OrderFilled"]
+    assert venue.place_calls == 1 and h.refusals == {}
+    # an intent never sent is still refused as stale (and the lookup is all it cost)
+    (out,) = await h.handle(ev(intent("0.01", intent_id="k"), "k"))
+    assert "guard stale" in out.body.reason and venue.place_calls == 1
