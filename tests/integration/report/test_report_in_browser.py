@@ -19,10 +19,10 @@ from tm_app.report.html import write_report
 from tm_app.report.trades import round_trips
 from tm_app.testing.browser import BrowserMissing, chromium_page, find_chromium
 from tm_common.db import make_engine
-from tm_common.db.migrate import migrate_async
 from tm_common.history import load_bars
 from tm_common.models.registry import ModelRegistry
-from tm_signal.testing import signal_bundle
+from tm_common.testing.databases import migrated_engine
+from tm_signal.testing import register_signal_versions
 
 START, N = 5000, 90
 # a test configuration under which the test models' window trades (as the shadow tests')
@@ -47,17 +47,12 @@ def chromium() -> str:
 
 async def _registry(url: str) -> None:
     bars = load_bars("BTCUSDT")
-    await migrate_async(url)
-    engine = make_engine(url)
-    reg = ModelRegistry(engine)
-    for v, seed in (("v1", 1), ("v2", 2)):
-        await reg.register("signal", v, signal_bundle(v, first_bar_ms=bars[START - 250].open_time_ms,
-                                                      seed=seed),
-                           data_hash="test", features=[], params={}, seed=0,
-                           metrics={"gate_passed": False, "mean_ic": -0.05, "sharpe": -1.2,
-                                    "why": WHY})
-    await reg.promote("v1", "test: production")
-    await engine.dispose()
+    async with migrated_engine(url) as engine:
+        reg = ModelRegistry(engine)
+        await register_signal_versions(reg, first_bar_ms=bars[START - 250].open_time_ms,
+                                       metrics={"gate_passed": False, "mean_ic": -0.05,
+                                                "sharpe": -1.2, "why": WHY})
+        await reg.promote("v1", "test: production")
 
 
 async def _promote(url: str, version: str) -> None:
