@@ -11,8 +11,8 @@ it cancels, rounding included). So, per instrument, at each snapshot:
 and ``Σ_i pnl_i(t) = equity(t) - initial`` to the last decimal, with the fills at their actual
 prices: the slippage a fill paid is inside ``price_pnl`` where it occurred. ``slippage`` reports
 how much that was: ``Σ signed_qty × (price - reference)``, the reference being the close of the
-instrument's newest bar opened at or before the fill (the venue fills market orders at the last
-close with adverse slippage; > 0 = paid).
+instrument's newest bar closed by the fill's time (the venue fills market orders at the last
+close with adverse slippage, stamped at the next bar's open; > 0 = paid).
 
 A snapshot accounts the executions stamped at or before its bar time (``exec_time_ms`` /
 ``settle_time_ms`` ≤ ``bar_time_ms``), the rule the trade list uses; executions after the last
@@ -81,9 +81,9 @@ def attribute(rec: Any, initial_equity: Decimal) -> Attribution:
     """Split the run's equity (``rec``: a :class:`~tm_app.record.RunRecord`) by instrument; see
     the module docstring for the definitions."""
     closes: dict[str, tuple[list[int], list[Decimal]]] = defaultdict(lambda: ([], []))
-    for b in sorted(rec.bars, key=lambda b: b.open_time_ms):
+    for b in sorted(rec.bars, key=lambda b: b.close_time_ms):
         ts, cs = closes[b.instrument]
-        ts.append(b.open_time_ms)
+        ts.append(b.close_time_ms)
         cs.append(b.close)
     per: dict[str, InstrumentPnl] = {}
     snaps = rec.snapshots

@@ -72,7 +72,7 @@ def build_run(steps: list) -> tuple[RunRecord, Ledger]:
 
     for i, (moves, fills, fund) in enumerate(steps):
         bar_and_snapshot(i, moves)
-        at = T0 + (i + 1) * H4 - 1          # after bar i's close, as the venue stamps its fills
+        at = T0 + (i + 1) * H4              # at bar i's close, stamped as the venue does
         for (inst, c), f in zip(list(close.items()), fills):
             if f is not None:                  # at the last close with slippage, fee 5.5 bps
                 qty, slip = D(f[0]), D(f[1])
