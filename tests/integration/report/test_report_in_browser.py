@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+from decimal import Decimal
 
 import pytest
 from tm_app.backtest import RunConfig, run_backtest
 from tm_app.explain import models_in_use
 from tm_app.mesh import ShadowRun
+from tm_app.report.attribution import attribute
 from tm_app.report.html import write_report
 from tm_app.report.trades import round_trips
 from tm_app.testing.browser import BrowserMissing, chromium_page, find_chromium
@@ -94,6 +96,18 @@ def test_the_trades_add_up_to_the_equity_and_the_json_is_strict(report):
     assert stray == 0
     assert float(sum(t.pnl for t in trades)) == pytest.approx(float(last.equity) - 100000.0, abs=1e-6)
     assert sum(t.fees for t in trades) == last.fees and sum(t.funding for t in trades) == last.funding
+    # the per-instrument rows add up to the total, exactly (issue 16 part 7)
+    att = attribute(rec, Decimal(100000))
+    assert att.residual == 0 and sum(a.pnl for a in att.instruments.values()) == \
+        last.equity - Decimal(100000)
+    assert sum(a.fees for a in att.instruments.values()) == last.fees
+    assert sum(a.funding for a in att.instruments.values()) == last.funding
+    assert sum(a.slippage for a in att.instruments.values()) > 0      # the venue's 2 bps
+    per, tot = doc["stats"]["per_instrument"], doc["stats"]["total"]
+    assert sum(r["pnl"] for r in per.values()) == pytest.approx(tot["pnl"], abs=0.005)
+    assert sum(r["total_return"] for r in per.values()) == pytest.approx(tot["total_return"],
+                                                                      abs=1e-9)
+    assert doc["latency"] == "not measured (in-process)"
     csv_rows = (out / "trades.csv").read_text().splitlines()
     assert len(csv_rows) == 1 + len(doc["trades"]["list"])
     # the models from the registry: v1 in production, v2 the candidate with its gates
