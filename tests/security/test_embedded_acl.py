@@ -109,3 +109,31 @@ def test_every_child_of_a_supervisor_gets_its_own_user(tmp_path):
     finally:
         sup.stop()
     assert out.read_text() == acl.scoped_url(admin, "signal")
+
+
+def test_a_service_that_starts_the_embedded_redis_itself_connects_as_its_own_user(settings):
+    """``python -m tm_signal`` with no TM_REDIS_URL: make_bus starts (or finds) the embedded
+    server and connects as ``signal``, not ``tm-admin``; a settings object with no Redis user
+    (the CLI's) gets tm-admin."""
+    import asyncio
+
+    from tm_common.service.wiring import make_bus
+
+    sig = CommonSettings.from_values(data_dir=settings.data_dir, redis_url=None,
+                                     service_name="signal")
+
+    async def go() -> None:
+        bus = make_bus(sig)
+        try:
+            assert bus.r.connection_pool.connection_kwargs["username"] == "signal"
+            await bus.publish_raw("signal.tl", {"a": "1"})
+            with pytest.raises(Exception, match="(?i)NOPERM|no permissions"):
+                await bus.publish_raw("risk.order", {"a": "1"})
+        finally:
+            await bus.close()
+        cli = make_bus(settings)
+        try:
+            assert cli.r.connection_pool.connection_kwargs["username"] == acl.ADMIN_USER
+        finally:
+            await cli.close()
+    asyncio.run(go())
