@@ -284,3 +284,14 @@ def test_the_redis62_fallback_confines_each_user_to_its_own_keys(redis62):
         as_user("ingest").set(f"{NS}state:risk", "x")
     with pytest.raises(redis.AuthenticationError):
         redis.Redis.from_url(redis62).xadd(f"{NS}{st.RISK_ORDER}", {"a": "1"})
+
+
+def test_service_urls_are_redacted():
+    from tm_common.logging import redact_url
+
+    admin = acl.user_url("redis://127.0.0.1:7000/0", acl.ADMIN_USER, PASSWORDS[acl.ADMIN_USER])
+    for user in acl.SERVICE_USERS:
+        url = acl.scoped_url(admin, user)
+        shown = redact_url(f"cannot reach {url}")
+        assert acl.derive_password(PASSWORDS[acl.ADMIN_USER], user) not in shown and user in shown
+    assert PASSWORDS[acl.ADMIN_USER] not in redact_url(admin)
