@@ -129,7 +129,7 @@ def up(services: ServicesOpt = None,
     _hold_embedded_redis(settings, env.get("TM_REDIS_URL"))
     from tm_app.stack.admin_token import generated_token_file
 
-    token_file = generated_token_file(settings, env.get("TM_ADMIN_TOKEN"))
+    token_file = generated_token_file(settings, env.get("TM_RISK_ADMIN_TOKEN"))
     sup = Supervisor(specs, state_path=stack.state_path(settings), log_dir=log_dir,
                      grace_s=grace_s, base_env={},
                      extra_state={"port_offset": port_offset,
@@ -141,10 +141,12 @@ def up(services: ServicesOpt = None,
 def _hold_embedded_redis(settings: stack.StackSettings, url: str | None) -> None:
     """While this supervisor runs, the embedded Redis it uses is in use (a ``tm demo`` stopped
     by a signal leaves it running)."""
+    from tm_common.bus.acl import user_url
     from tm_common.embedded import hold_embedded_redis, read_record
 
     record = read_record(settings)
-    if url and record and record.get("url") == url:
+    # the record's URL has no credentials; ``url`` is the tm-admin one
+    if url and record and user_url(record["url"], "-", "-") == user_url(url, "-", "-"):
         hold_embedded_redis(settings)
 
 
