@@ -174,10 +174,9 @@ def _ensure_models(db_url: str, fast: bool, *, symbols: tuple[str, ...] | None =
             sys.stderr.write(line)
     if (rc := proc.wait()) != 0:
         why = errors[-1] if errors else f"the trainer exited with {rc}"
-        hist = f"--history-dir {history_dir}" if history_dir else "the shipped history"
-        fail(f"training {', '.join(syms)} failed ({why}); give --history-dir a folder whose "
-             f"<SYMBOL>_4h.csv files have enough bars before {cut} (the trainer reads {hist}), "
-             f"or train first: tm train --instruments {','.join(syms)}")
+        fail(f"training {', '.join(syms)} from {where} failed ({why}); give --history-dir a "
+             f"folder with more <SYMBOL>_4h.csv history before {cut}, or train first with "
+             f"`tm train --instruments {','.join(syms)} --history-dir <folder>`")
 
 
 def _out(out: Path | None, mode: str) -> Path:
