@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import signal
 import subprocess
 import sys
 import uuid
@@ -60,6 +62,38 @@ def test_tm_up_and_status_print_a_line_that_reads_the_embedded_redis(tmp_path, f
         assert _hint(tm(["status"], env).stdout) == line
         assert json.loads(tm(["up", "--json"], env).stdout or "{}") == {}   # one supervisor
     finally:
+        tm(["down"], env)
+
+
+def test_tm_demo_prints_at_its_start_a_line_that_reads_its_run(tmp_path, fk):
+    """The real ``tm demo`` command with fake services (tm_fake_demo): the line it prints at the
+    start reads the run's namespace on the embedded Redis while the run goes on."""
+    env = _env(tmp_path, fk)
+    log = tmp_path / "demo.out"
+    with open(log, "w") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "tm_fake_demo", "--start", "2025-01-01",
+                                 "--end", "2025-01-10"], env=env, cwd=tmp_path, text=True,
+                                stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        def printed() -> str | None:
+            assert proc.poll() is None, log.read_text()
+            found = [ln for ln in log.read_text().splitlines()
+                     if ln.startswith("streams, while it runs: ")]
+            return found[0].removeprefix("streams, while it runs: ") if found else None
+        line = fk.wait(printed, timeout_s=120, what="the demo's redis-cli line")
+        ns = re.search(r"XREVRANGE (tmrun:[0-9a-f]{8}:)md\.bar", line)
+        assert ns, line
+        port = json.loads((tmp_path / "tm" / "redis.json").read_text())["port"]
+        assert f"-p {port} " in line
+        redis.Redis(port=port).xadd(f"{ns.group(1)}md.bar", {"marker": "demo-entry"})
+        assert "demo-entry" in _paste(line)
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
         tm(["down"], env)
 
 
