@@ -146,10 +146,16 @@ def _ensure_models(db_url: str, fast: bool, *, symbols: tuple[str, ...] | None =
     failed training is one ``error:`` line saying what to do."""
     from tm_common.instruments import DEFAULT_SYMBOLS
 
-    from tm_app.demo import DEFAULT_START, DEMO_TRAIN_ARGS, has_models, parse_day_ms
+    from tm_app.demo import DEFAULT_START, DEMO_TRAIN_ARGS, has_models, model_instruments, parse_day_ms
 
     if asyncio.run(has_models(db_url)):
         console.print("models: using the registry's (train again with `tm train`)")
+        found = asyncio.run(model_instruments(db_url)) if symbols else None
+        missing = [s for s in symbols or () if found and found[1] and s not in found[1]]
+        if found and missing:
+            console.print(f"models: {found[0]} was trained on {', '.join(found[1])}, not on "
+                          f"{', '.join(missing)}: those trade flat; train them with `tm train "
+                          f"--instruments {','.join(symbols or ())} --history-dir <folder>`")
         return
     syms = tuple(symbols or DEFAULT_SYMBOLS)
     args = list(DEMO_TRAIN_ARGS)

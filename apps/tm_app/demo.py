@@ -50,6 +50,24 @@ async def has_models(database_url: str, kind: str = "signal") -> bool:
         await engine.dispose()
 
 
+async def model_instruments(database_url: str) -> tuple[str, tuple[str, ...]] | None:
+    """``(version, instruments it was trained on)`` of the signal model a run uses: the
+    production one, else the newest registered; ``None`` when the registry has none."""
+    from tm_common.db import make_engine
+    from tm_common.models.registry import ModelRegistry
+
+    engine = make_engine(database_url)
+    try:
+        reg = ModelRegistry(engine)
+        rec = await reg.production("signal") or next(iter(await reg.list("signal")), None)
+        if rec is None:
+            return None
+        config = (rec.params or {}).get("config") or {}
+        return rec.version, tuple(config.get("instruments") or ())
+    finally:
+        await engine.dispose()
+
+
 #: The rows of :func:`summary_table`: (label, stats key, format).
 SUMMARY_METRICS: tuple[tuple[str, str, str], ...] = (
     ("return", "total_return", "pct"), ("Sharpe", "sharpe", "num"),

@@ -196,3 +196,15 @@ def test_tm_demo_that_cannot_train_the_symbol_says_what_to_do_in_one_line(tmp_pa
     assert f"training {SYM} from the history in {short} failed" in errors[0]
     assert "--history-dir" in errors[0] and f"tm train --instruments {SYM}" in errors[0]
     assert "services ready" not in p.stdout                   # nothing started
+
+
+def test_a_registry_without_a_requested_symbol_says_it_trades_flat(trained, capsys):
+    import tm_app.cli as cli
+
+    _, db = trained
+    cli._ensure_models(db, fast=True, symbols=(SYM, "BTCUSDT"))
+    out = " ".join(capsys.readouterr().out.split())
+    assert "models: using the registry's" in out
+    assert f"was trained on {SYM}, not on BTCUSDT: those trade flat" in out
+    cli._ensure_models(db, fast=True, symbols=(SYM,))
+    assert "trade flat" not in capsys.readouterr().out
