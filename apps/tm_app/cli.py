@@ -138,6 +138,17 @@ def _prepare(settings) -> tuple[str, str]:
     return redis_url, db_url
 
 
+def _redis_cli(settings, redis_url: str, namespace: str) -> str:
+    """A ready-to-paste redis-cli line for ``namespace``: on the embedded server as its
+    ``tm-admin`` user, the password read from its file (never printed)."""
+    from tm_app.redis_cli import embedded_admin, redis_cli_line
+
+    if settings.redis_url:
+        return redis_cli_line(redis_url, namespace)
+    url, password_file = embedded_admin(redis_url, Path(settings.data_dir).expanduser().resolve())
+    return redis_cli_line(url, namespace, password_file=password_file)
+
+
 def _ensure_models(db_url: str, fast: bool, *, symbols: tuple[str, ...] | None = None,
                    history_dir: str | None = None, start_ms: int | None = None) -> None:
     """Train the ``symbols`` (default: the shipped three) from ``history_dir`` (default: the
@@ -205,7 +216,6 @@ def demo(start: StartOpt = "2025-01-01", end: EndOpt = "2025-06-30",
     shows both side by side."""
     from tm_app.demo import report, shadow_candidate
     from tm_app.mesh import new_namespace, run_mesh
-    from tm_app.redis_cli import redis_cli_line
 
     t0 = time.monotonic()
     settings = _settings()
@@ -232,7 +242,7 @@ def demo(start: StartOpt = "2025-01-01", end: EndOpt = "2025-06-30",
             last[0] = time.monotonic()
             console.print(f"  replay: {published} bars published")
     namespace = new_namespace()
-    console.print(f"streams, while it runs: {redis_cli_line(redis_url, namespace)}",
+    console.print(f"streams, while it runs: {_redis_cli(settings, redis_url, namespace)}",
                   soft_wrap=True, markup=False, highlight=False)   # one line, ready to paste
     try:
         run = run_mesh(cfg, redis_url=redis_url, data_dir=data_dir, port_offset=port_offset,

@@ -65,17 +65,39 @@ def redis_cli_line(redis_url: str, namespace: str, *, stream: str = "md.bar",
 def stack_redis_url(settings: Any) -> str | None:
     """The Redis of the local stack: ``TM_REDIS_URL``, else the running embedded server's URL
     (``<data dir>/redis.json``), else ``None``."""
+    found = _stack_redis(settings)
+    return None if found is None else found[0]
+
+
+def _stack_redis(settings: Any) -> tuple[str, Path | None] | None:
+    """The stack's Redis URL and the file its password is kept in: ``TM_REDIS_URL`` (the
+    caller knows its password: none), else the embedded server as its ``tm-admin`` user, whose
+    password is in ``<data dir>/redis-admin-password`` (the default user is disabled there)."""
     if getattr(settings, "redis_url", None):
-        return str(settings.redis_url)
+        return str(settings.redis_url), None
     from tm_common.embedded import read_record
 
     record = read_record(settings)
-    return None if record is None else str(record.get("url") or "") or None
+    if record is None or not record.get("url"):
+        return None
+    return embedded_admin(str(record["url"]), Path(str(record.get("data_dir")
+                                                       or settings.data_dir)))
+
+
+def embedded_admin(url: str, data_dir: Path) -> tuple[str, Path]:
+    """The embedded server at ``url`` as its ``tm-admin`` user, and the file holding that
+    user's password (the URL's password is only a marker: the line reads the file)."""
+    from tm_common.bus import acl
+    from tm_common.embedded import ADMIN_PASSWORD_FILE
+
+    return acl.user_url(url, acl.ADMIN_USER, "from-file"), data_dir / ADMIN_PASSWORD_FILE
 
 
 def stack_redis_hint(settings: Any, namespace: str | None = None) -> str | None:
     """``"streams: <line>"`` for the stack's Redis and namespace, or ``None`` when it has none."""
-    url = stack_redis_url(settings)
-    if url is None:
+    found = _stack_redis(settings)
+    if found is None:
         return None
-    return "streams: " + redis_cli_line(url, namespace or settings.namespace)
+    url, password_file = found
+    return "streams: " + redis_cli_line(url, namespace or settings.namespace,
+                                        password_file=password_file)

@@ -38,6 +38,12 @@ def _paste(line: str, env: dict[str, str] | None = None) -> str:
     return p.stdout
 
 
+def _embedded(tmp_path: Path, port: int) -> redis.Redis:
+    """The embedded server as its ``tm-admin`` user (its default user is disabled)."""
+    password = (tmp_path / "tm" / "redis-admin-password").read_text().strip()
+    return redis.Redis(port=port, username="tm-admin", password=password)
+
+
 def _hint(stdout: str) -> str:
     (line,) = [ln for ln in stdout.splitlines() if ln.startswith("streams: ")]
     return line.removeprefix("streams: ")
@@ -55,9 +61,11 @@ def test_tm_up_and_status_print_a_line_that_reads_the_embedded_redis(tmp_path, f
         port = json.loads((tmp_path / "tm" / "redis.json").read_text())["port"]
         assert f"-p {port} " in line and "tm:md.bar" in line, line
         marker = uuid.uuid4().hex
-        r = redis.Redis(port=port)
+        r = _embedded(tmp_path, port)
         r.xadd("tm:md.bar", {"type": "bar.closed", "marker": marker})
         assert marker in _paste(line)                     # the embedded server, not 6379
+        password = (tmp_path / "tm" / "redis-admin-password").read_text().strip()
+        assert password not in line and "redis-admin-password" in line   # read, never shown
         fk.wait(lambda: tm(["status"], env).stdout.count("streams: ") == 1, what="status up")
         assert _hint(tm(["status"], env).stdout) == line
         assert json.loads(tm(["up", "--json"], env).stdout or "{}") == {}   # one supervisor
@@ -85,7 +93,7 @@ def test_tm_demo_prints_at_its_start_a_line_that_reads_its_run(tmp_path, fk):
         assert ns, line
         port = json.loads((tmp_path / "tm" / "redis.json").read_text())["port"]
         assert f"-p {port} " in line
-        redis.Redis(port=port).xadd(f"{ns.group(1)}md.bar", {"marker": "demo-entry"})
+        _embedded(tmp_path, port).xadd(f"{ns.group(1)}md.bar", {"marker": "demo-entry"})
         assert "demo-entry" in _paste(line)
     finally:
         if proc.poll() is None:
