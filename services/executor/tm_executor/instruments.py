@@ -1,0 +1,103 @@
+"""The venue's lot filters, refreshed: the executor reads instruments-info for every traded
+symbol at start (the preflight) and again every ``instruments_refresh_s`` (a day by default).
+
+A refresh that finds a difference uses it at once (the next intent is checked against the new
+filters) and publishes it as ``InstrumentsChanged`` on ``exec.report``; risk consumes it
+through its ``set_instruments`` hook, so that it sizes with the new step before its own daily
+reload. A refresh that fails is logged and retried at the next interval; the filters kept are
+the last ones read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections.abc import Mapping
+
+import structlog
+from tm_common.events import InstrumentFilters, InstrumentsChanged
+
+from tm_executor.config import ExecutorSettings
+from tm_executor.domain.errors import VenueError
+from tm_executor.domain.orders import LotFilter
+from tm_executor.preflight import Preflight
+from tm_executor.repository import ExecutorRepository
+from tm_executor.venue import VenueClient
+
+log = structlog.get_logger("tm.executor.instruments")
+FIELDS = (("tick_size", "tick_size"), ("qty_step", "qty_step"), ("min_qty", "min_order_qty"),
+          ("max_qty", "max_order_qty"), ("max_mkt_qty", "max_mkt_order_qty"),
+          ("min_notional", "min_notional"))
+
+
+def lot_changes(old: Mapping[str, LotFilter], new: Mapping[str, LotFilter]) -> dict[str, str]:
+    """symbol → what changed (``"new"`` or ``"qty_step 0.001→0.01, …"``, with the names of
+    :class:`tm_common.instruments.InstrumentSpec`)."""
+    out: dict[str, str] = {}
+    for sym, lot in sorted(new.items()):
+        before = old.get(sym)
+        if before is None:
+            out[sym] = "new"
+            continue
+        diff = [f"{name} {getattr(before, f)}→{getattr(lot, f)}" for f, name in FIELDS
+                if getattr(before, f) != getattr(lot, f)]
+        if diff:
+            out[sym] = ", ".join(diff)
+    return out
+
+
+def filters(lot: LotFilter) -> InstrumentFilters:
+    return InstrumentFilters(symbol=lot.symbol, tick_size=lot.tick_size, qty_step=lot.qty_step,
+                             min_order_qty=lot.min_qty, max_order_qty=lot.max_qty,
+                             max_mkt_order_qty=lot.max_mkt_qty, min_notional=lot.min_notional)
+
+
+class InstrumentRefresher:
+    def __init__(self, venue: VenueClient, preflight: Preflight, repo: ExecutorRepository,
+                 settings: ExecutorSettings) -> None:
+        self.venue, self.preflight, self.repo, self.s = venue, preflight, repo, settings
+        self.refreshes = self.published = 0
+        self.last_error: str | None = None
+        self.last_changes: dict[str, str] = {}
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Background task: once the preflight passed, refresh every
+        ``instruments_refresh_s``."""
+        while not stop.is_set():
+            try:
+                await asyncio.wait_for(stop.wait(), timeout=self.s.instruments_refresh_s)
+            except TimeoutError:
+                pass
+            if stop.is_set() or not self.preflight.passed:
+                continue
+            try:
+                await self.refresh_once()
+                self.last_error = None
+            except VenueError as e:
+                self.last_error = f"{e.endpoint}: {e.code_label}: {e.message}"
+                log.warning("executor.instruments_refresh_failed", error=self.last_error)
+
+    async def refresh_once(self) -> InstrumentsChanged | None:
+        """Read every traded symbol's filters; a change is used and published (returned)."""
+        self.refreshes += 1
+        new = {sym: await self.venue.instrument(sym) for sym in self.s.symbols}
+        changed = lot_changes(self.preflight.lots, new)
+        self.preflight.lots = {**self.preflight.lots, **new}
+        if not changed:
+            return None
+        checked_ms = self.venue.signing_ms()
+        body = InstrumentsChanged(source=f"executor {self.s.consumer}", checked_at_ms=checked_ms,
+                                  instruments=[filters(new[s]) for s in sorted(changed)],
+                                  changes=changed)
+        digest = hashlib.sha256(repr(sorted(changed.items())).encode()).hexdigest()[:16]
+        await self.repo.report(body, key=f"instruments:{checked_ms}:{digest}",
+                               correlation_id=f"instruments:{checked_ms}")
+        self.published += 1
+        self.last_changes = changed
+        for sym, what in changed.items():
+            log.warning("executor.instruments_changed", instrument=sym, change=what)
+        return body
+
+    def status(self) -> dict:
+        return {"refreshes": self.refreshes, "published": self.published,
+                "last_changes": dict(self.last_changes), "last_error": self.last_error}
