@@ -82,7 +82,7 @@ class ExecutorService(ServiceAssembly):
         self.venue = (VenueClient(s, self.metrics) if venue is None
                       else InProcessVenueClient(s, self.metrics, venue))
         self.repo = ExecutorRepository(self.bus, clock)
-        self.links = LinkIds(s, self.repo)
+        self.links = LinkIds(s, self.repo, real_venue=self.arming.venue != "simulator")
         self.venue.on_ip_ban = self._keep_ip_ban
         self.preflight = Preflight(self.venue, s, self.metrics, local=(
             ("link_salt", self.links.ensure), ("ip_ban", self._resume_ip_ban)))

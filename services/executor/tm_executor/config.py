@@ -79,8 +79,12 @@ class ExecutorSettings(CommonSettings):
     ip_ban_silence_s: float = Field(default=600.0, gt=0, description="after an HTTP 403 (IP "
                                     "ban) no venue request for this long; Bybit asks >= 600 s")
     link_salt: str | None = Field(default=None, description="pin the orderLinkId salt (8 of "
-                                  "[a-z0-9]); unset: drawn once and kept in Redis per account "
-                                  "and deployment (tm_executor.links)")
+                                  "[a-z0-9]); unset: kept in Redis per account and deployment "
+                                  "(tm_executor.links)")
+    link_salt_random: bool | None = Field(default=None, description="draw the orderLinkId salt "
+                                          "at random (once, then kept); unset: on a real venue "
+                                          "(testnet, mainnet) yes, on the simulator no (a fixed "
+                                          "salt: replays and the backtest name orders alike)")
     instruments_refresh_s: float = Field(default=86_400.0, gt=0, description="how often the "
                                          "venue's instruments-info is read again after the "
                                          "preflight; a change is published (InstrumentsChanged)")

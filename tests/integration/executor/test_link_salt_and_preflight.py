@@ -11,7 +11,7 @@ import pytest
 from tm_common.bus.redis import RedisStreamsBus
 from tm_common.testing.sim import QUIET_FAULTS
 from tm_executor.app import ExecutorService
-from tm_executor.domain.ids import is_ours
+from tm_executor.domain.ids import SIM_SALT, is_ours
 from tm_executor.preflight import Preflight
 from tm_executor.venue import VenueClient
 
@@ -43,13 +43,13 @@ async def _run_until_ended(svc: ExecutorService, bus: RedisStreamsBus, envs, n: 
 
 
 async def test_a_restart_keeps_the_salt_and_finds_the_order_it_placed(sim, redis_url, namespace):
-    s = executor_settings(sim, redis_url, namespace)
+    s = executor_settings(sim, redis_url, namespace, link_salt_random=True)
     bus = RedisStreamsBus(redis_url, prefix=namespace)
     try:
         first = ExecutorService(s)
         await _run_until_ended(first, bus, [intent_envelope("salt-1")], 1)
         salt = link_salt(redis_url, namespace)
-        assert salt is not None and first.links.salt == salt
+        assert salt is not None and first.links.salt == salt and salt != SIM_SALT
         link = link_of(redis_url, namespace, "salt-1")
         assert len(link) == 36 and is_ours(link, salt) and salt in link
         assert venue_orders_by_link(sim) == {link: 1}
@@ -68,13 +68,14 @@ async def test_a_restart_keeps_the_salt_and_finds_the_order_it_placed(sim, redis
 
 async def test_two_deployments_on_one_account_do_not_collide(sim, redis_url, namespace):
     """The same window replayed twice on one account (same intent ids), by two deployments
-    (namespaces): two salts, two distinct orders, no 110072 duplicate."""
+    (namespaces) that draw their salt as on a real venue: two salts, two distinct orders, no
+    110072 duplicate. (On the simulator the salt is fixed by default, so that runs compare.)"""
     ns_b = namespace + "b:"
     bus_a = RedisStreamsBus(redis_url, prefix=namespace)
     bus_b = RedisStreamsBus(redis_url, prefix=ns_b)
     try:
         for ns, bus in ((namespace, bus_a), (ns_b, bus_b)):
-            svc = ExecutorService(executor_settings(sim, redis_url, ns))
+            svc = ExecutorService(executor_settings(sim, redis_url, ns, link_salt_random=True))
             await _run_until_ended(svc, bus, [intent_envelope("replayed-1")], 1)
         reports = {ns: await report_bodies(b) for ns, b in ((namespace, bus_a), (ns_b, bus_b))}
         salts = {ns: link_salt(redis_url, ns) for ns in (namespace, ns_b)}
@@ -164,6 +165,16 @@ def test_the_ip_ban_silence_survives_a_restart(sim, redis_url, namespace, execut
         assert status["preflight"]["steps"]["ip_ban"].startswith("silent for")
     finally:
         sim.post("/sim/faults", {"ip_ban_s": 0, "ip_ban_now": True})
+
+
+async def test_on_the_simulator_the_salt_is_fixed_so_runs_compare(sim, redis_url, namespace):
+    """Two runs (namespaces) on the simulator, as the backtest and a mesh replay: the same
+    intent names the same order in both."""
+    salts = []
+    for ns in (namespace, namespace + "2:"):
+        svc = ExecutorService(executor_settings(sim, redis_url, ns))
+        salts.append(await svc.links.ensure())
+    assert salts == [SIM_SALT, SIM_SALT] and link_salt(redis_url, namespace) == SIM_SALT
 
 
 @pytest.mark.parametrize("bad", ["ABCDEFGH", "short"])

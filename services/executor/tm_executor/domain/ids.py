@@ -24,6 +24,9 @@ SALT_LEN = 8
 MAX_LINK_ID_LEN = 36
 LINK_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,36}$")
 SALT_RE = re.compile(r"^[a-z0-9]{8}$")
+# The simulator's salt unless told otherwise: every run on a (fresh) simulator, and the
+# in-process backtest, name an intent's order alike, so that their fills compare equal.
+SIM_SALT = "sim00000"
 _OURS_RE = re.compile(r"^tm[a-z0-9]{8}-[0-9a-f]{25}$")
 _ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789"
 
