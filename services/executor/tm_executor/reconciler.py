@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 
 import structlog
+from tm_common.errors import TransientError
 from tm_common.events import PositionReconciled
 
 from tm_executor.config import ExecutorSettings
@@ -58,6 +59,8 @@ class Reconciler:
                 await self.reconcile_once()
             except VenueError as e:
                 self._result("error", reason=f"{e.endpoint}: {e.code_label}: {e.message}")
+            except TransientError as e:          # Redis (the salt, the snapshot): next run
+                self._result("error", reason=f"{type(e).__name__}: {e}")
             try:
                 await asyncio.wait_for(stop.wait(), timeout=self.s.reconcile_interval_s)
             except TimeoutError:
