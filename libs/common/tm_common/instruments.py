@@ -3,7 +3,8 @@
 
 Every layer that sizes, checks or simulates an order reads the same :class:`InstrumentSpec`: risk
 rounds quantities with it, the exchange simulator enforces it. :meth:`InstrumentSpec.from_info`
-parses one entry of the venue's answer; :meth:`InstrumentSpec.info` renders one.
+parses one entry of the venue's answer, :func:`specs_from_answer` a whole answer;
+:meth:`InstrumentSpec.info` renders one.
 
 BTCUSDT and ETHUSDT are Bybit's published linear-perpetual filters (instruments-info snapshot in
 ccxt's static test data); SOLUSDT's tick size, qty step, minimum and market maximum come from
@@ -123,6 +124,36 @@ class InstrumentSpec:
         except (KeyError, TypeError, ValueError, ArithmeticError) as e:
             raise ValueError(f"instruments-info entry {entry.get('symbol', '?')!r}: "
                              f"{type(e).__name__}: {e}") from e
+
+
+def specs_from_answer(doc: Any, what: str = "instruments-info") -> dict[str, InstrumentSpec]:
+    """symbol → spec of every entry of an instruments-info answer: the whole V5 answer, its
+    ``result``, or the bare ``list`` (a recorded snapshot of Bybit's answer reads as it is).
+    The one parser of instruments-info answers (risk's loader, the simulator's file, the
+    executor's refresh).
+
+    Raises:
+        ValueError: not that shape, retCode != 0, a category other than ``linear``, or an entry
+            that does not parse (named, with ``what``: the file or URL).
+    """
+    if isinstance(doc, dict) and ("retCode" in doc or "result" in doc):
+        if doc.get("retCode", 0) != 0:
+            raise ValueError(f"{what}: retCode {doc.get('retCode')}: {doc.get('retMsg')}")
+        doc = doc.get("result")
+    if isinstance(doc, dict):
+        if doc.get("category", "linear") != "linear":
+            raise ValueError(f"{what}: category {doc.get('category')!r}, expected 'linear'")
+        doc = doc.get("list")
+    if not isinstance(doc, list):
+        raise ValueError(f"{what}: not an instruments-info answer (expected Bybit's answer, its "
+                         "result or its list of instruments)")
+    out: dict[str, InstrumentSpec] = {}
+    for entry in doc:
+        if not isinstance(entry, dict):
+            raise ValueError(f"{what}: an instrument entry is not an object")
+        spec = InstrumentSpec.from_info(entry)
+        out[spec.symbol] = spec
+    return out
 
 
 DEFAULT_INSTRUMENTS: dict[str, InstrumentSpec] = {

@@ -75,9 +75,9 @@ class ExchangeSimSettings(CommonSettings):
         default=4, ge=1, le=240, description="kline pushes per bar: substeps-1 partial "
         "(confirm=false) bars, the confirmed one, then the next bar opening; 1 = confirmed only")
     sim_kline_forming_row: bool = Field(
-        default=False, description="GET /v5/market/kline answers the forming bar first, as "
-        "Bybit does. Off by default while ingest decides whether a REST row has closed by its "
-        "own clock (a replay's forming row is years old by it): turn it on for Bybit's answer")
+        default=True, description="GET /v5/market/kline answers the forming bar first, as "
+        "Bybit does (ingest and tm backfill keep only the rows the answer's time has closed); "
+        "false: closed bars only")
     sim_instruments_file: Path | None = Field(
         default=None, description="JSON in the shape of Bybit's /v5/market/instruments-info "
         "answer (a recorded snapshot works as is); its entries win over the shipped table; a "

@@ -4,7 +4,8 @@ Per request to ``/v5/*`` and the Deribit path, in this order: added latency; a f
 rate-limit answer (retCode 10006 with the limit headers); an HTTP 5xx (the request is not
 processed); a timeout (the request *is* processed, then the response is held for
 ``timeout_s``, past the client's timeout: the nastiest case for idempotency). WebSocket pushes
-drop the connection with ``ws_drop_prob``. The per-endpoint rate limits and the IP limit and
+drop the connection with ``ws_drop_prob``; ``ws_refuse_subscribe`` refuses every subscribe and
+``ws_mute`` makes every connection half-open (nothing sent, nothing closed). The per-endpoint rate limits and the IP limit and
 ban (HTTP 403) are in :mod:`tm_exchange_sim.ratelimit`; their settings live here, so that
 ``POST /sim/faults`` changes them too.
 """
@@ -31,6 +32,11 @@ class FaultConfig(BaseModel):
     timeout_s: float = Field(default=15.0, ge=0)
     latency_ms: float = Field(default=0.0, ge=0)
     ws_drop_prob: float = Field(default=0.0, ge=0, le=1)
+    ws_refuse_subscribe: bool = Field(default=False, description="answer every WebSocket "
+                                      "subscribe with success: false (as Bybit does for a bad "
+                                      "topic or an overloaded server)")
+    ws_mute: bool = Field(default=False, description="WebSocket connections go half-open: "
+                          "no answer, no pong, no push, and no close")
     rate_limit_per_s: int | None = Field(default=None, ge=1, description="a flat limit per "
                                          "key and signed endpoint; None = Bybit's table")
     ip_limit_per_5s: int | None = Field(default=None, ge=1, description="requests per IP in "

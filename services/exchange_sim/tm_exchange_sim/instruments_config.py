@@ -22,36 +22,25 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from tm_common.instruments import DEFAULT_INSTRUMENTS, InstrumentSpec, derived_spec
+from tm_common.instruments import (
+    DEFAULT_INSTRUMENTS,
+    InstrumentSpec,
+    derived_spec,
+    specs_from_answer,
+)
 
 from tm_exchange_sim.matching import Instrument
 
 
 def parse_instruments(doc: Any, *, source: str = "instruments") -> dict[str, InstrumentSpec]:
-    """The specs in an instruments-info answer, its ``result`` or its ``list``.
+    """The specs in an instruments-info answer, its ``result`` or its ``list``
+    (:func:`tm_common.instruments.specs_from_answer`, the parser risk uses too).
 
     Raises:
         ValueError: not that shape, a linear entry that does not parse (named), or an answer
             whose retCode is not 0.
     """
-    if isinstance(doc, dict) and "result" in doc:
-        if doc.get("retCode", 0) != 0:
-            raise ValueError(f"{source}: an error answer (retCode {doc.get('retCode')})")
-        doc = doc["result"]
-    if isinstance(doc, dict):
-        if doc.get("category", "linear") != "linear":
-            raise ValueError(f"{source}: category {doc.get('category')!r}, expected 'linear'")
-        doc = doc.get("list")
-    if not isinstance(doc, list):
-        raise ValueError(f"{source}: expected Bybit's instruments-info answer, its result or "
-                         "its list of instruments")
-    specs: dict[str, InstrumentSpec] = {}
-    for entry in doc:
-        if not isinstance(entry, dict):
-            raise ValueError(f"{source}: an instrument entry is not an object")
-        spec = InstrumentSpec.from_info(entry)
-        specs[spec.symbol] = spec
-    return specs
+    return specs_from_answer(doc, source)
 
 
 def load_instruments_file(path: str | Path) -> dict[str, InstrumentSpec]:

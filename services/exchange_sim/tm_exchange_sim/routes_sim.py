@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from fastapi import FastAPI, HTTPException
+from fastapi import Body, FastAPI, HTTPException
 from pydantic import BaseModel, ConfigDict, Field
 from tm_common.history import BAR_INTERVAL_MS, HistoryBar
 
@@ -160,6 +160,15 @@ def add_sim_routes(app: FastAPI, state: SimState, faults: FaultInjector, limiter
         dropped = await hub.close_all() if body.drop_ws_now else 0
         return {"config": faults.config.model_dump(), "seed": faults.seed, "dropped": dropped,
                 "ip_banned_until_ms": gateway.ip_guard.everyone_until}
+
+    @app.post("/sim/instruments")
+    async def post_instruments(body: dict | list = Body(...)) -> dict:  # noqa: B008
+        """New filters for listed symbols (an instruments-info answer, its result or list)."""
+        try:
+            replaced = state.replace_instruments(body)
+        except ValueError as e:
+            raise HTTPException(status_code=400, detail=str(e)) from e
+        return {"replaced": replaced}
 
     @app.post("/sim/reset")
     async def post_reset(body: ResetRequest | None = None) -> dict:

@@ -22,9 +22,13 @@ from tm_common.history import (
 from tm_exchange_sim.config import ExchangeSimSettings
 from tm_exchange_sim.feed import ReplayFeed, to_engine_bar
 from tm_exchange_sim.forming import opening_bar
-from tm_exchange_sim.instruments_config import load_instruments_file, resolve_instruments
+from tm_exchange_sim.instruments_config import (
+    load_instruments_file,
+    parse_instruments,
+    resolve_instruments,
+)
 from tm_exchange_sim.live import LiveFeed, LiveMarket, PushedFunding
-from tm_exchange_sim.matching import FeeSchedule, MatchingEngine, SlippageModel
+from tm_exchange_sim.matching import FeeSchedule, Instrument, MatchingEngine, SlippageModel
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +58,23 @@ class SimState:
         self.engine: MatchingEngine
         self.clock_ms = 0
         self.reset(settings.sim_start_ms)
+
+    def replace_instruments(self, doc: object) -> list[str]:
+        """Serve (and enforce) new filters for listed symbols from now on, as when Bybit
+        changes a qtyStep: ``doc`` is an instruments-info answer, its ``result`` or its
+        ``list``; returns the symbols replaced.
+
+        Raises:
+            ValueError: not that shape, a malformed entry, or a symbol the sim does not list.
+        """
+        specs = parse_instruments(doc, source="POST /sim/instruments")
+        unknown = sorted(s for s in specs if s not in self.instruments)
+        if unknown:
+            raise ValueError(f"POST /sim/instruments: the sim does not list {unknown}")
+        for sym, spec in specs.items():
+            self.instruments[sym] = Instrument.of(spec)
+            self.engine.instruments[sym] = self.instruments[sym]
+        return sorted(specs)
 
     @property
     def now_ms(self) -> int:

@@ -122,6 +122,8 @@ class WsHub:
                 continue
             if channel == "private" and not conn.authed:
                 continue
+            if self.faults.config.ws_mute:
+                continue
             if self.faults.drop_ws():
                 self.metrics.faults.labels("ws_drop").inc()
                 await self._drop(conn, 1011)
@@ -158,6 +160,8 @@ class WsHub:
             self._forget(conn)
 
     async def _reply(self, conn: _Conn, msg: dict) -> None:
+        if self.faults.config.ws_mute:           # half-open: the peer hears nothing
+            return
         await conn.ws.send_text(json.dumps(msg))
 
     async def _on_message(self, conn: _Conn, text: str) -> bool:
@@ -212,6 +216,8 @@ class WsHub:
         ok = bool(topics) and not bad
         if conn.channel == "private" and not conn.authed:
             ok, reason = False, "Request not authorized"
+        elif self.faults.config.ws_refuse_subscribe and op == "subscribe":
+            ok, reason = False, "error:service overloaded (fault injection)"
         else:
             reason = "" if ok else f"error:handler not found,topic:{bad[0] if bad else ''}"
         if ok:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import time
 
 import structlog
 from tm_common.audit import AuditEntry, AuditWriter, audit_id, cli_user
@@ -27,6 +28,8 @@ from tm_common.service.tasks import write_behind
 from tm_executor.config import EXEC_VENUE, ExecutorSettings
 from tm_executor.fills import FillPoller, PrivateWsSource
 from tm_executor.handler import ExecutorHandler
+from tm_executor.instruments import InstrumentRefresher
+from tm_executor.links import LinkIds, ip_ban_key
 from tm_executor.metrics import ExecutorMetrics
 from tm_executor.placement import OrderPlacer
 from tm_executor.preflight import Preflight
@@ -78,15 +81,35 @@ class ExecutorService(ServiceAssembly):
                  url=self.arming.rest_url)
         self.venue = (VenueClient(s, self.metrics) if venue is None
                       else InProcessVenueClient(s, self.metrics, venue))
-        self.preflight = Preflight(self.venue, s, self.metrics)
-        self.placer = OrderPlacer(self.venue, s)
-        self.handler = ExecutorHandler(s, self.placer, self.preflight, self.metrics, clock=clock)
         self.repo = ExecutorRepository(self.bus, clock)
-        self.ws = PrivateWsSource(s, self.repo, self.handler.open_orders, self.metrics)
+        self.links = LinkIds(s, self.repo, real_venue=self.arming.venue != "simulator")
+        self.venue.on_ip_ban = self._keep_ip_ban
+        self.preflight = Preflight(self.venue, s, self.metrics, local=(
+            ("link_salt", self.links.ensure), ("ip_ban", self._resume_ip_ban)))
+        self.placer = OrderPlacer(self.venue, s, self.links)
+        self.handler = ExecutorHandler(s, self.placer, self.preflight, self.metrics, clock=clock)
+        self.ws = PrivateWsSource(s, self.repo, self.handler.open_orders, self.metrics,
+                                  now_ms=self.venue.signing_ms,
+                                  gate=lambda: "clock" in self.preflight.done
+                                  or not self.venue.blocking)
         self.poller = FillPoller(self.venue, self.repo, self.handler.open_orders, s)
         self.reconciler = Reconciler(self.venue, self.repo, self.handler, self.preflight, s,
                                      self.metrics)
+        self.instruments = InstrumentRefresher(self.venue, self.preflight, self.repo, s)
         self.consumer = make_consumer(s, self.bus, self.handler, list(INPUTS), clock=clock)
+
+    async def _keep_ip_ban(self, until_ms: int) -> None:
+        """A 403's silence, kept in Redis until it ends (a restart resumes it)."""
+        left_s = (until_ms - time.time() * 1000) / 1000
+        if left_s > 0:
+            await self.repo.put(ip_ban_key(self.settings), str(until_ms), ttl_s=left_s)
+
+    async def _resume_ip_ban(self) -> str:
+        """Preflight's first venue-free step: a silence a previous process started goes on
+        (``/readyz`` says it; every venue call fails at once until it ends)."""
+        raw = await self.repo.get(ip_ban_key(self.settings))
+        left = self.venue.restore_ip_ban(int(raw)) if raw else 0.0
+        return f"silent for {left:.0f} s more (kept from before the start)" if left else "none"
 
     def _arming_audit(self, clock: Clock) -> AuditWriter | None:
         """An ``arming`` audit row queued for a real venue (None for the simulator)."""
@@ -116,10 +139,11 @@ class ExecutorService(ServiceAssembly):
                            "url": self.arming.rest_url,
                            "audit": None if self.audit is None else self.audit.status()},
                 "preflight": self.preflight.status(), "handler": self.handler.status(),
-                "venue_calls": self.venue.calls, "venue_errors": self.venue.errors,
+                "order_link_salt": self.links.salt, "venue_calls": self.venue.calls, "venue_errors": self.venue.errors,
                 "order_history_lookup": self.venue.history_supported,
                 "private_ws": self.ws.status(), "fill_poller": self.poller.status(),
-                "reconciliation": self.reconciler.status()}
+                "reconciliation": self.reconciler.status(),
+                "instruments": self.instruments.status()}
 
     async def preflight_passed(self) -> None:
         """Run the preflight until it passes (a local venue answers at once); raises
@@ -135,6 +159,7 @@ class ExecutorService(ServiceAssembly):
             background={"preflight": self.preflight.run, "clock_sync": self.preflight.sync_clock,
                         "private_ws": self.ws.run,
                         "fill_poller": self.poller.run, "reconcile": self.reconciler.run,
+                        "instruments": self.instruments.run,
                         **({} if self.audit is None else {"audit-writer": write_behind(
                             self.audit, logger=log,
                             incomplete_event="executor.audit_flush_incomplete")})},

@@ -12,7 +12,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import SettingsConfigDict
 
 # The executor's own stream: fills and order states observed by the private WebSocket and the
@@ -68,17 +68,34 @@ class ExecutorSettings(CommonSettings):
 
     preflight_wait_s: float = Field(default=10.0, ge=0, description="an intent waits this long "
                                     "for the preflight, then is retried later")
-    preflight_retry_s: float = Field(default=5.0, gt=0)
+    preflight_retry_s: float = Field(default=5.0, gt=0, description="cap of a failing "
+                                     "preflight step's retry backoff, s (a fatal one: 6x)")
+    preflight_backoff_s: float = Field(default=0.2, gt=0, description="first retry backoff of "
+                                       "a failing preflight step, s (doubled, jittered)")
     max_clock_skew_ms: int = Field(default=5000, ge=1, description="refuse to trade (not ready) "
                                    "when the host clock is further than this from the venue's")
     clock_sync_interval_s: float = Field(default=300.0, gt=0, description="how often the venue's "
                                          "server time is measured again after the first sync")
     ip_ban_silence_s: float = Field(default=600.0, gt=0, description="after an HTTP 403 (IP "
                                     "ban) no venue request for this long; Bybit asks >= 600 s")
+    link_salt: str | None = Field(default=None, description="pin the orderLinkId salt (8 of "
+                                  "[a-z0-9]); unset: kept in Redis per account and deployment "
+                                  "(tm_executor.links)")
+    link_salt_random: bool | None = Field(default=None, description="draw the orderLinkId salt "
+                                          "at random (once, then kept); unset: on a real venue "
+                                          "(testnet, mainnet) yes, on the simulator no (a fixed "
+                                          "salt: replays and the backtest name orders alike)")
+    instruments_refresh_s: float = Field(default=86_400.0, gt=0, description="how often the "
+                                         "venue's instruments-info is read again after the "
+                                         "preflight; a change is published (InstrumentsChanged)")
     reconcile_interval_s: float = Field(default=60.0, gt=0)
     fill_poll_interval_s: float = Field(default=10.0, gt=0)
     ws_enabled: bool = True
     ws_ping_s: float = Field(default=20.0, gt=0)
+    ws_dead_after_pings: float = Field(default=3.0, ge=2, description="read deadline of the "
+                                       "private WebSocket in ping intervals: nothing (no "
+                                       "message, no pong) for this many x ws_ping_s = "
+                                       "half-open, reconnect")
 
     # HMAC keys of the signed streams it verifies (risk.order, risk.breaker) and of its own
     # exec.venue (tm_common.bus.signing); a real venue needs the risk.order key.
@@ -113,6 +130,13 @@ class ExecutorSettings(CommonSettings):
     # place_order that returns deletes it and the process kills itself with SIGKILL, before the
     # answer is handled or committed. A drill arms one crash by creating the file.
     chaos_crash_after_send_file: str | None = None
+
+    @field_validator("link_salt")
+    @classmethod
+    def _salt(cls, v: str | None) -> str | None:
+        from tm_executor.domain.ids import check_salt
+
+        return None if v is None else check_salt(v)
 
     def startup_check(self) -> None:
         """Run by ``serve`` before anything starts: the arming check and, on a real venue,

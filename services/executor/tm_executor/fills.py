@@ -12,12 +12,21 @@ import asyncio
 import hashlib
 import hmac
 import json
+import random
 import time
 from collections.abc import Callable
 
 import structlog
 import websockets
+from tm_common.errors import TransientError
 from tm_common.events import OrderReported
+from tm_common.ws_watch import (
+    ReadDeadlineExceeded,
+    SubscribeRefused,
+    jittered,
+    recv_within,
+    refused,
+)
 
 from tm_executor.config import ExecutorSettings
 from tm_executor.domain.errors import VenueError, scrub
@@ -42,17 +51,44 @@ def ws_auth_args(api_key: str, api_secret: str, expires_ms: int) -> list:
     return [api_key, expires_ms, sig]
 
 
+AUTH_EXPIRY_MS = 10_000
+TOPICS = ("execution",)
+
+
 class PrivateWsSource:
-    """Subscribes to ``execution`` on the private WebSocket; reconnects with backoff."""
+    """Subscribes to ``execution`` on the private WebSocket, watched as ingest's public socket
+    is (:mod:`tm_common.ws_watch`):
+
+    - the ``auth`` op's ``expires`` is on the venue's clock (``now_ms``: the executor's
+      measured offset, :meth:`VenueClient.signing_ms`), so a host clock behind the venue's
+      still authenticates;
+    - the ``auth`` and ``subscribe`` answers must say ``success: true`` within the read
+      deadline (a refusal: :class:`WsAuthFailed`, :class:`SubscribeRefused`; reconnect);
+    - a ping every ``ws_ping_s``; nothing at all (no message, no pong) for
+      ``ws_dead_after_pings`` x ``ws_ping_s``: the connection is half-open, aborted, replaced;
+    - reconnects wait a jittered backoff, doubling while connections fail before they
+      subscribed, reset after a connection that did.
+    """
 
     def __init__(self, settings: ExecutorSettings, repo: ExecutorRepository,
                  open_orders: OpenOrders, metrics: ExecutorMetrics | None = None, *,
-                 backoff_s: tuple[float, float] = (0.5, 30.0)) -> None:
+                 backoff_s: tuple[float, float] = (0.5, 30.0),
+                 now_ms: Callable[[], int] = lambda: int(time.time() * 1000),
+                 rng: random.Random | None = None, topics: tuple[str, ...] = TOPICS,
+                 gate: Callable[[], bool] = lambda: True) -> None:
         self.s, self.repo, self.open_orders, self.metrics = settings, repo, open_orders, metrics
         self.url = settings.bybit_private_ws_url
         self.backoff_s = backoff_s
+        self.now_ms = now_ms
+        self.rng = rng or random.Random()
+        self.topics = topics
+        self.gate = gate          # connect only once true (the venue's clock is measured)
+        self.read_deadline_s = settings.ws_dead_after_pings * settings.ws_ping_s
         self.connected = False
-        self.connects = self.messages = self.forwarded = self.bad = 0
+        self.subscribed = False
+        self.connects = self.messages = self.forwarded = self.bad = self.pongs = 0
+        self.errors: dict[str, int] = {}
+        self.retry_waits_s: list[float] = []
         self.last_error: str | None = None
         self._secrets = [s.get_secret_value() for s in (settings.bybit_api_key,
                                                          settings.bybit_api_secret) if s]
@@ -61,20 +97,32 @@ class PrivateWsSource:
         if not self.s.ws_enabled or len(self._secrets) < 2:
             self.last_error = "disabled" if not self.s.ws_enabled else "no API credentials"
             return
+        while not stop.is_set() and not self.gate():
+            try:
+                await asyncio.wait_for(stop.wait(), timeout=0.2)
+            except TimeoutError:
+                pass
         backoff = self.backoff_s[0]
         while not stop.is_set():
             try:
                 await self._session(stop)
-                backoff = self.backoff_s[0]
             except (OSError, TimeoutError, websockets.exceptions.WebSocketException,
-                    WsAuthFailed, ValueError) as e:
+                    WsAuthFailed, TransientError, ValueError) as e:
+                self.errors[type(e).__name__] = self.errors.get(type(e).__name__, 0) + 1
                 self.last_error = scrub(f"{type(e).__name__}: {e}", self._secrets)
                 log.warning("executor.ws_disconnected", error=self.last_error,
                             retry_in_s=round(backoff, 2))
             finally:
+                if self.subscribed:           # a working connection dropped: a new incident
+                    backoff = self.backoff_s[0]
+                self.subscribed = False
                 self._set_connected(False)
+            if stop.is_set():
+                break
+            wait = jittered(backoff, self.rng)
+            self.retry_waits_s = [*self.retry_waits_s[-99:], wait]
             try:
-                await asyncio.wait_for(stop.wait(), timeout=backoff)
+                await asyncio.wait_for(stop.wait(), timeout=wait)
             except TimeoutError:
                 pass
             backoff = min(backoff * 2, self.backoff_s[1])
@@ -90,34 +138,68 @@ class PrivateWsSource:
             # run() only opens a session with both credentials set
             key, secret = (s.get_secret_value() for s in (self.s.bybit_api_key,
                                                           self.s.bybit_api_secret) if s is not None)
-            expires = int(time.time() * 1000) + 10_000
+            expires = self.now_ms() + AUTH_EXPIRY_MS       # the venue's clock, not the host's
             await ws.send(json.dumps({"op": "auth", "args": ws_auth_args(key, secret, expires)}))
-            while True:
-                reply = json.loads(await asyncio.wait_for(ws.recv(), timeout=10))
-                if isinstance(reply, dict) and reply.get("op") == "auth":
-                    break
-            if not reply.get("success"):
-                raise WsAuthFailed(str(reply.get("ret_msg") or "auth refused"))
-            await ws.send(json.dumps({"op": "subscribe", "args": ["execution"]}))
-            self.connects += 1
-            self._set_connected(True)
-            log.info("executor.ws_connected", connects=self.connects)
-            stopper = asyncio.create_task(stop.wait())
+            stopper = asyncio.ensure_future(stop.wait())
+            pinger: asyncio.Task[None] | None = None
+            what = f"{self.s.ws_dead_after_pings:g} ping intervals"
             try:
+                await self._await_ack(ws, stopper, "auth", what)
+                if stopper.done():
+                    return
+                await ws.send(json.dumps({"op": "subscribe", "args": list(self.topics)}))
+                self.connects += 1
+                self._set_connected(True)
+                pinger = asyncio.create_task(self._ping(ws))
+                await self._await_ack(ws, stopper, "subscribe", what)
+                if stopper.done():
+                    return
+                self.subscribed = True
+                log.info("executor.ws_connected", connects=self.connects)
                 while True:
-                    recv = asyncio.create_task(ws.recv())
-                    done, _ = await asyncio.wait({recv, stopper}, timeout=self.s.ws_ping_s,
-                                                 return_when=asyncio.FIRST_COMPLETED)
-                    if stopper in done:
-                        recv.cancel()
+                    raw = await recv_within(ws, stopper, self.read_deadline_s, what)
+                    if raw is None:
                         return
-                    if not done:                 # idle: Bybit drops silent connections
-                        recv.cancel()
-                        await ws.send(json.dumps({"op": "ping"}))
-                        continue
-                    await self.on_message(recv.result())
+                    await self._frame(raw)
             finally:
                 stopper.cancel()
+                if pinger is not None:
+                    pinger.cancel()
+
+    async def _await_ack(self, ws, stopper: asyncio.Future, op: str, what: str) -> None:
+        """Frames until the venue answers ``op`` (others are handled as usual); a refusal
+        raises, and so does no answer within the read deadline."""
+        by = time.monotonic() + self.read_deadline_s
+        while True:
+            left = by - time.monotonic()
+            if left <= 0:
+                ws.transport.abort()
+                raise ReadDeadlineExceeded(f"no {op} answer within {self.read_deadline_s:.1f} s")
+            raw = await recv_within(ws, stopper, left, what)
+            if raw is None:
+                return
+            msg = _json(raw)
+            if isinstance(msg, dict) and msg.get("op") == op:
+                why = refused(msg, op)
+                if why is None:
+                    return
+                if op == "auth":
+                    raise WsAuthFailed(why)
+                log.error("executor.ws_subscribe_refused", ret_msg=why)
+                raise SubscribeRefused(f"subscribe refused: {why}")
+            await self._frame(raw)
+
+    async def _frame(self, raw: str | bytes) -> None:
+        msg = _json(raw)
+        if isinstance(msg, dict) and msg.get("op") in ("pong", "ping"):
+            self.pongs += 1
+            return
+        await self.on_message(raw)
+
+    async def _ping(self, ws) -> None:
+        while True:
+            await asyncio.sleep(self.s.ws_ping_s)     # Bybit drops silent connections
+            await ws.send(json.dumps({"op": "ping"}))
 
     async def on_message(self, raw: str | bytes) -> int:
         """Forward the trade executions of open orders; returns how many were forwarded."""
@@ -153,9 +235,17 @@ class PrivateWsSource:
         return n
 
     def status(self) -> dict:
-        return {"connected": self.connected, "connects": self.connects,
-                "messages": self.messages, "forwarded": self.forwarded, "bad": self.bad,
-                "last_error": self.last_error}
+        return {"connected": self.connected, "subscribed": self.subscribed,
+                "connects": self.connects, "messages": self.messages,
+                "forwarded": self.forwarded, "bad": self.bad, "pongs": self.pongs,
+                "errors": dict(sorted(self.errors.items())), "last_error": self.last_error}
+
+
+def _json(raw: str | bytes) -> object:
+    try:
+        return json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        return None
 
 
 class FillPoller:

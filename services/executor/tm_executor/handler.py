@@ -49,7 +49,6 @@ from tm_common.events import (
 from tm_executor.config import ExecutorSettings
 from tm_executor.domain.errors import VenueRejected
 from tm_executor.domain.guard import COUNTED_INTENTS, GuardView, Refusal, check, signed
-from tm_executor.domain.ids import order_link_id
 from tm_executor.domain.orders import TERMINAL_STATUSES, VenueExecution, check_intent
 from tm_executor.metrics import ExecutorMetrics
 from tm_executor.placement import OrderPlacer, Outcome
@@ -173,7 +172,7 @@ class ExecutorHandler:
         intent for a later retry (:class:`~tm_common.errors.TransientError`)."""
         try:
             found = await self.placer.venue.get_order(intent.instrument,
-                                                      link_id=order_link_id(intent.intent_id))
+                                                      link_id=self.placer.links.link(intent.intent_id))
         except VenueRejected:
             return False
         return found is not None
@@ -188,6 +187,7 @@ class ExecutorHandler:
             pos.pop(instrument, None)
 
     async def _intent(self, event: Envelope, intent: OrderApproved) -> list[Emit]:
+        await self.placer.links.ensure()        # the salt first: no link id without it
         refusal = self._guard(intent)
         if refusal is not None and await self._sent_before(intent):
             # an earlier handling of this intent reached the venue (its answer lost, its

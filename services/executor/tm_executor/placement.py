@@ -1,6 +1,7 @@
 """The idempotency protocol: one intent → at most one venue order, whatever fails.
 
-For one ``OrderApproved`` (``link`` = ``order_link_id(intent_id)``):
+For one ``OrderApproved`` (``link`` = ``links.link(intent_id)``: the intent id hashed with the
+deployment's salt, :mod:`tm_executor.links`):
 
 1. Look the order up by ``link`` (``order/realtime``, then ``order/history``). Found → step 4.
    This runs first on *every* handling: a redelivery after a crash, a retry after a timeout,
@@ -46,7 +47,6 @@ from tm_executor.domain.errors import (
     VenueRejected,
     VenueTransient,
 )
-from tm_executor.domain.ids import order_link_id
 from tm_executor.domain.orders import (
     VenueExecution,
     VenueOrder,
@@ -54,6 +54,7 @@ from tm_executor.domain.orders import (
     order_params,
     trade_fills,
 )
+from tm_executor.links import LinkIds
 from tm_executor.venue import VenueClient
 
 log = structlog.get_logger("tm.executor.placement")
@@ -86,14 +87,15 @@ class Outcome:
 class OrderPlacer:
     """Runs the protocol above. ``sleep`` and ``clock`` are injectable for tests."""
 
-    def __init__(self, venue: VenueClient, settings: ExecutorSettings, *,
+    def __init__(self, venue: VenueClient, settings: ExecutorSettings, links: LinkIds, *,
                  sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.venue, self.s, self.sleep, self.clock = venue, settings, sleep, clock
+        self.links = links
         self.places = 0           # place_order calls that returned (the crash hook counts them)
 
     async def execute(self, intent: OrderApproved) -> Outcome:
-        link = order_link_id(intent.intent_id)
+        link = self.links.link(intent.intent_id)
         deadline = self.clock() + self.s.intent_deadline_s
         backoff = self.s.retry_backoff_s
         attempts, ambiguous, placed = 0, False, False

@@ -8,15 +8,22 @@ symbol gets the configured leverage (110043 "not modified" accepted); every symb
 are cached. Until all pass, ``/readyz`` says why and intents wait (then are retried); an
 auth/permission failure is fatal: intents are rejected with its code so that risk can trip the
 breaker.
+
+A failing step is retried on its own, with jittered exponential backoff, and the steps before
+it are not run again (a venue with faults on from the start passes in about the time of its
+slowest step, instead of restarting the whole sequence until every step succeeds in one go).
 """
 
 from __future__ import annotations
 
 import asyncio
+import random
+from collections.abc import Awaitable, Callable, Sequence
+from functools import partial
 from typing import Any
 
 import structlog
-from tm_common.errors import NotReady
+from tm_common.errors import NotReady, TransientError
 
 from tm_executor.config import ExecutorSettings
 from tm_executor.domain.errors import VenueError, VenueFatal, VenueRejected
@@ -27,15 +34,28 @@ from tm_executor.venue import VenueClient
 log = structlog.get_logger("tm.executor.preflight")
 
 
+Step = tuple[str, Callable[[], Awaitable[Any]]]
+
+
 class Preflight:
+    """``local``: steps run before the venue's (name, coroutine function; e.g. the orderLinkId
+    salt and the IP-ban silence kept in Redis): their errors are transient
+    (:class:`~tm_common.errors.TransientError`) or venue errors. ``sleep``/``rand``: injectable
+    for tests."""
+
     def __init__(self, venue: VenueClient, settings: ExecutorSettings,
-                 metrics: ExecutorMetrics | None = None) -> None:
+                 metrics: ExecutorMetrics | None = None, *, local: Sequence[Step] = (),
+                 rand: Callable[[], float] = random.random) -> None:
         self.venue, self.s, self.metrics = venue, settings, metrics
+        self.local = tuple(local)
+        self.rand = rand
         self.state = "pending"                 # pending | passed | fatal
         self.reason = "preflight not run yet"
         self.fatal_code: int | None = None
         self.lots: dict[str, LotFilter] = {}
         self.steps: dict[str, Any] = {}
+        self.done: set[str] = set()            # steps passed: never run again by run()
+        self.step_attempts: dict[str, int] = {}
         self.attempts = 0
         self._passed: asyncio.Event | None = None
 
@@ -50,49 +70,91 @@ class Preflight:
                 self._passed.set()
         return self._passed
 
-    async def run_once(self) -> None:
-        """All checks; raises :class:`VenueError` at the first failure."""
-        self.attempts += 1
+    # -- the steps, in order -----------------------------------------------------------------
+    def sequence(self) -> list[Step]:
+        """The checks in order: local steps, the venue's clock (over HTTP only), the account,
+        one-way mode, each symbol's leverage, each symbol's lot filters."""
+        out: list[Step] = list(self.local)
         if self.venue.blocking:              # a venue over HTTP: sign on its clock
-            await self.venue.sync_clock()
-            self.steps["clock_offset_ms"] = self.venue.clock_offset_ms
-            problem = self.venue.clock_problem()
-            if problem is not None:
-                raise VenueRejected("get_server_time", problem)
+            out.append(("clock", self._clock))
+        out += [("account", self._account), ("position_mode", self._position_mode)]
+        out += [(f"leverage:{sym}", partial(self._leverage, sym)) for sym in self.s.symbols]
+        out += [(f"instrument:{sym}", partial(self._instrument, sym)) for sym in self.s.symbols]
+        return out
+
+    async def _clock(self) -> int | None:
+        await self.venue.sync_clock()
+        problem = self.venue.clock_problem()
+        if problem is not None:
+            raise VenueRejected("get_server_time", problem)
+        return self.venue.clock_offset_ms
+
+    async def _account(self) -> str:
         wallet = await self.venue.wallet()
         if wallet.get("accountType") != "UNIFIED":
             raise VenueRejected("get_wallet_balance",
                                 f"account type {wallet.get('accountType')!r} is not UNIFIED")
-        self.steps["account"] = "UNIFIED"
-        self.steps["position_mode"] = await self.venue.one_way_mode()
+        return "UNIFIED"
+
+    async def _position_mode(self) -> str:
+        return await self.venue.one_way_mode()
+
+    async def _leverage(self, sym: str) -> str:
         lev = format(self.s.leverage.normalize(), "f")
-        for sym in self.s.symbols:
-            self.steps[f"leverage:{sym}"] = f"{await self.venue.set_leverage(sym, lev)} {lev}x"
-        lots = {sym: await self.venue.instrument(sym) for sym in self.s.symbols}
-        self.lots = lots
-        self.steps["instruments"] = sorted(lots)
+        return f"{await self.venue.set_leverage(sym, lev)} {lev}x"
+
+    async def _instrument(self, sym: str) -> str:
+        lot = await self.venue.instrument(sym)
+        self.lots = {**self.lots, sym: lot}
+        return f"qtyStep {lot.qty_step}, minNotional {lot.min_notional}"
+
+    async def _step(self, name: str, fn: Callable[[], Awaitable[Any]]) -> None:
+        self.step_attempts[name] = self.step_attempts.get(name, 0) + 1
+        value = await fn()
+        self.steps["clock_offset_ms" if name == "clock" else name] = value
+        self.done.add(name)
+
+    async def run_once(self) -> None:
+        """Every check once, in order; raises at the first failure (a venue error, or a
+        :class:`~tm_common.errors.TransientError` of a local step)."""
+        self.attempts += 1
+        for name, fn in self.sequence():
+            await self._step(name, fn)
+        self._pass()
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Background task: retry until passed (fatal failures every 6 retry periods)."""
-        while not stop.is_set() and not self.passed:
-            try:
-                await self.run_once()
-            except VenueFatal as e:
-                self._fail("fatal", e)
-            except VenueError as e:
-                self._fail("pending", e)
-            else:
-                self.state, self.reason, self.fatal_code = "passed", "ok", None
-                self._event().set()
-                if self.metrics is not None:
-                    self.metrics.preflight_passed.set(1)
-                log.info("executor.preflight_passed", steps=self.steps)
-                return
-            wait = self.s.preflight_retry_s * (6 if self.state == "fatal" else 1)
-            try:
-                await asyncio.wait_for(stop.wait(), timeout=wait)
-            except TimeoutError:
-                pass
+        """Background task: each step in order, a failing one retried on its own with jittered
+        exponential backoff (``preflight_backoff_s`` doubling up to ``preflight_retry_s``; a
+        fatal failure waits 6 x ``preflight_retry_s``) while the steps that passed stay passed;
+        until all passed or ``stop``."""
+        self.attempts += 1
+        for name, fn in self.sequence():
+            backoff = self.s.preflight_backoff_s
+            while name not in self.done:
+                if stop.is_set():
+                    return
+                try:
+                    await self._step(name, fn)
+                    continue
+                except VenueFatal as e:
+                    self._fail("fatal", e, name)
+                    wait = self.s.preflight_retry_s * 6
+                except (VenueError, TransientError) as e:
+                    self._fail("pending", e, name)
+                    wait = backoff * (0.5 + self.rand())          # jitter: 0.5x .. 1.5x
+                    backoff = min(backoff * 2, self.s.preflight_retry_s)
+                try:
+                    await asyncio.wait_for(stop.wait(), timeout=wait)
+                except TimeoutError:
+                    pass
+        self._pass()
+
+    def _pass(self) -> None:
+        self.state, self.reason, self.fatal_code = "passed", "ok", None
+        self._event().set()
+        if self.metrics is not None:
+            self.metrics.preflight_passed.set(1)
+        log.info("executor.preflight_passed", steps=self.steps, step_attempts=self.step_attempts)
 
     async def sync_clock(self, stop: asyncio.Event) -> None:
         """Background task: once passed, measure the venue's clock every
@@ -112,11 +174,13 @@ class Preflight:
             if problem is not None:
                 log.error("executor.clock_skew", problem=problem)
 
-    def _fail(self, state: str, e: VenueError) -> None:
-        self.state, self.fatal_code = state, e.ret_code if state == "fatal" else None
-        self.reason = f"{e.endpoint} failed: {e.code_label}: {e.message}"
-        log.warning("executor.preflight_failed", state=state, reason=self.reason,
-                    attempt=self.attempts)
+    def _fail(self, state: str, e: VenueError | TransientError, step: str) -> None:
+        self.state = state
+        self.fatal_code = e.ret_code if state == "fatal" and isinstance(e, VenueError) else None
+        self.reason = (f"{step}: {e.endpoint} failed: {e.code_label}: {e.message}"
+                       if isinstance(e, VenueError) else f"{step}: {e}")
+        log.warning("executor.preflight_failed", state=state, step=step, reason=self.reason,
+                    attempt=self.step_attempts.get(step, 0))
 
     async def wait(self, timeout_s: float) -> bool:
         """True once passed; False after ``timeout_s`` (or at once when fatal)."""
@@ -149,4 +213,4 @@ class Preflight:
 
     def status(self) -> dict[str, Any]:
         return {"state": self.state, "reason": self.reason, "attempts": self.attempts,
-                "steps": dict(self.steps)}
+                "steps": dict(self.steps), "step_attempts": dict(self.step_attempts)}

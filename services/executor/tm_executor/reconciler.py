@@ -11,7 +11,9 @@ Only the configured symbols (``TM_SYMBOLS``) are compared; a position in any oth
 foreign (manual, another bot): reported as ``tm_executor_foreign_positions{instrument}``, a
 warning log and in ``/status``, never published as a reconciliation.
 Open orders are compared with the handler's open orders; an order of ours that the executor
-does not know is reported (metric, log, ``/status``), never cancelled automatically.
+does not know is reported (metric, log, ``/status``), never cancelled automatically; "ours" is
+this deployment's salt (:mod:`tm_executor.links`): another deployment's orders on a shared
+account count as foreign open orders.
 """
 
 from __future__ import annotations
@@ -19,11 +21,11 @@ from __future__ import annotations
 import asyncio
 
 import structlog
+from tm_common.errors import TransientError
 from tm_common.events import PositionReconciled
 
 from tm_executor.config import ExecutorSettings
 from tm_executor.domain.errors import VenueError
-from tm_executor.domain.ids import is_ours
 from tm_executor.domain.reconcile import PositionDiff, position_diffs
 from tm_executor.handler import ExecutorHandler
 from tm_executor.metrics import ExecutorMetrics
@@ -39,6 +41,7 @@ class Reconciler:
                  preflight: Preflight, settings: ExecutorSettings,
                  metrics: ExecutorMetrics | None = None) -> None:
         self.venue, self.repo, self.handler = venue, repo, handler
+        self.links = handler.placer.links
         self.preflight, self.s, self.metrics = preflight, settings, metrics
         self.runs = 0
         self.published = 0
@@ -56,6 +59,8 @@ class Reconciler:
                 await self.reconcile_once()
             except VenueError as e:
                 self._result("error", reason=f"{e.endpoint}: {e.code_label}: {e.message}")
+            except TransientError as e:          # Redis (the salt, the snapshot): next run
+                self._result("error", reason=f"{type(e).__name__}: {e}")
             try:
                 await asyncio.wait_for(stop.wait(), timeout=self.s.reconcile_interval_s)
             except TimeoutError:
@@ -64,6 +69,7 @@ class Reconciler:
     async def reconcile_once(self) -> list[PositionDiff]:
         """One comparison; returns the differences published (empty when skipped)."""
         self.runs += 1
+        await self.links.ensure()
         if self.handler.busy:
             return self._skip("an intent is being handled")
         activity = self.handler.activity
@@ -101,14 +107,14 @@ class Reconciler:
                         reason=d.reason)
         known = {o.link_id for o in self.handler.open_orders()}
         unknown = sorted(o.order_link_id for o in orders
-                         if is_ours(o.order_link_id) and not o.terminal
+                         if self.links.ours(o.order_link_id) and not o.terminal
                          and o.order_link_id not in known)
         if unknown:
             log.warning("executor.unknown_open_orders", order_link_ids=unknown)
         self._result("differences" if diffs else "ok", differences=len(diffs),
                      snapshot=snap[0] if snap else None, unknown_open_orders=unknown,
                      foreign_positions=foreign,
-                     foreign_open_orders=sum(1 for o in orders if not is_ours(o.order_link_id)))
+                     foreign_open_orders=sum(1 for o in orders if not self.links.ours(o.order_link_id)))
         return diffs
 
     def _foreign(self, symbols: list[str]) -> None:

@@ -5,7 +5,10 @@
 - reconciliation differences → ``exec.report`` (``PositionReconciled``);
 - the portfolio's view: the newest ``PortfolioSnapshotted`` on ``portfolio.snapshot``, and the
   newest position-changing entry (fill or reconciliation) on ``exec.report``, read newest-first
-  with ``XREVRANGE``.
+  with ``XREVRANGE``;
+- its keys beside the consumer's state (``{namespace}state:{group}:...``): the ``orderLinkId``
+  salt of each account (created once, ``SET NX``: :mod:`tm_executor.domain.ids`) and the end
+  of an IP-ban silence (wall-clock ms, so that a restart stays silent).
 
 The executor owns no table: the venue is the record of its orders (see ``placement``).
 """
@@ -13,6 +16,7 @@ The executor owns no table: the venue is the record of its orders (see ``placeme
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 from tm_common.bus import Bus
@@ -47,6 +51,34 @@ class ExecutorRepository:
         env = Envelope.root(body, key=key, correlation_id=correlation_id, ts_event_ns=now,
                             ts_init_ns=now)
         return await self.bus.publish(EXEC_REPORT, env)
+
+    async def get_or_create(self, key: str, make: Callable[[], str]) -> str:
+        """The value at ``key``; created with ``make()`` when absent (``SET NX``: two replicas
+        starting together agree on the first one written)."""
+        r = getattr(self.bus, "r", None)
+        if r is None:                        # the in-memory bus: its state map
+            got = await self.bus.load_state(key)
+            if got is None:
+                await self.bus.publish_many([], state=(key, make().encode()))
+                got = await self.bus.load_state(key)
+            assert got is not None
+            return got.decode()
+        await self.bus._call(r.set(key, make(), nx=True))  # type: ignore[attr-defined]
+        value = await self.bus._call(r.get(key))  # type: ignore[attr-defined]
+        return _s(value)
+
+    async def put(self, key: str, value: str, ttl_s: float | None = None) -> None:
+        """Store ``value`` at ``key`` (expiring after ``ttl_s`` on Redis)."""
+        r = getattr(self.bus, "r", None)
+        if r is None:
+            await self.bus.publish_many([], state=(key, value.encode()))
+            return
+        px = None if ttl_s is None else max(int(ttl_s * 1000), 1)
+        await self.bus._call(r.set(key, value, px=px))  # type: ignore[attr-defined]
+
+    async def get(self, key: str) -> str | None:
+        got = await self.bus.load_state(key)
+        return None if got is None else _s(got)
 
     async def latest(self, stream: str, types: tuple[str, ...] | None = None,
                      scan: int = 1) -> tuple[str, Envelope] | None:

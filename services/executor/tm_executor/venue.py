@@ -18,7 +18,8 @@
   (default 600 s, Bybit asks for 10 minutes); every call in that time fails at once with a
   transient, unambiguous :class:`VenueTransient` ("silent after HTTP 403 ..."), ``/readyz``
   says so (:meth:`VenueClient.check_ip_ban`) and ``tm_executor_ip_ban_silence_seconds`` counts
-  the seconds left.
+  the seconds left. The end of the silence (wall-clock ms) is handed to ``on_ip_ban`` (the
+  service keeps it in Redis) and :meth:`VenueClient.restore_ip_ban` resumes it after a restart.
 - Signed timestamps follow the venue's clock: :meth:`VenueClient.sync_clock` measures the
   offset of ``/v5/market/time`` from the host clock (mid-point of the round trip), and the
   sessions sign with host time + offset (pybit builds ``X-BAPI-TIMESTAMP`` from
@@ -33,7 +34,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import requests
@@ -184,6 +185,8 @@ class VenueClient:
         self.errors = 0
         self.silent_until = 0.0          # time.monotonic() before which nothing is sent (403)
         self.ip_bans = 0
+        # called with the silence's end (wall-clock epoch ms) after each 403, to keep it
+        self.on_ip_ban: Callable[[int], Awaitable[None]] | None = None
         if metrics is not None:
             metrics.ip_ban_silence.set_function(self.ip_ban_remaining_s)
 
@@ -247,6 +250,20 @@ class VenueClient:
         """Seconds of silence left after an HTTP 403 (0: requests may be sent)."""
         return max(self.silent_until - time.monotonic(), 0.0)
 
+    def ip_ban_until_ms(self) -> int:
+        """The silence's end as wall-clock epoch ms (0: not silent)."""
+        left = self.ip_ban_remaining_s()
+        return int(time.time() * 1000 + left * 1000) if left > 0 else 0
+
+    def restore_ip_ban(self, until_ms: int) -> float:
+        """Resume a silence that ends at ``until_ms`` (wall-clock epoch ms; a restart after a
+        403); returns the seconds left (0: already over)."""
+        left = (until_ms - time.time() * 1000) / 1000
+        if left > 0:
+            self.silent_until = max(self.silent_until, time.monotonic() + left)
+            log.error("executor.ip_ban_resumed", silence_left_s=round(left, 1))
+        return max(left, 0.0)
+
     def check_ip_ban(self) -> bool:
         """Readiness: not silent after an IP ban; raises :class:`NotReady` with the time left."""
         left = self.ip_ban_remaining_s()
@@ -273,18 +290,30 @@ class VenueClient:
                 raise VenueTransient(method, "answer without a result object", ambiguous=True)
         except VenueError as e:
             self._failed(method, e)
+            await self._keep_ban(e)
             raise
         except Exception as e:  # translated below, or re-raised untouched
             err = translate(method, e, self._secrets, max_wait_s=self.s.rate_limit_max_wait_s)
             if err is None:
                 raise
             self._failed(method, err)
+            await self._keep_ban(err)
             raise err from None     # the original text carries request parameters
         finally:
             if self.metrics is not None:
                 self.metrics.exchange_latency.labels(method).observe(time.perf_counter() - t0)
         self.fatal = None
         return result
+
+    async def _keep_ban(self, err: VenueError) -> None:
+        """After a 403: hand the silence's end to ``on_ip_ban`` (a failure to keep it is
+        logged: the silence in this process holds regardless)."""
+        if err.http_status != 403 or self.on_ip_ban is None:
+            return
+        try:
+            await self.on_ip_ban(self.ip_ban_until_ms())
+        except Exception as e:  # noqa: BLE001 - never mask the venue error
+            log.warning("executor.ip_ban_not_kept", error=f"{type(e).__name__}: {e}")
 
     def _failed(self, method: str, err: VenueError) -> None:
         if err.http_status == 403:

@@ -20,7 +20,8 @@ queued on the audit writer, and dropped from the outbox once the writer reports 
 a row survives both a database outage and a crash.
 
 Lot filters: the venue's, set through :meth:`RiskHandler.set_instruments` (loaded at start and
-refreshed by :mod:`tm_risk.instruments`; the hook an instruments event would call). They are not
+refreshed by :mod:`tm_risk.instruments`, and from ``InstrumentsChanged`` on ``exec.report``, which
+the executor publishes when its daily instruments-info refresh finds a change). They are not
 part of the saved state: a restart loads the venue's current ones. Until every traded symbol has
 one, every input is refused with :class:`~tm_common.errors.NotReady` (transient: redelivered, not
 counted against the delivery cap), so nothing is decided on guessed filters.
@@ -68,6 +69,7 @@ from tm_common.events import (
     BarClosed,
     BreakerStateChanged,
     Envelope,
+    InstrumentsChanged,
     OrderApproved,
     OrderFilled,
     OrderRejected,
@@ -160,6 +162,10 @@ class RiskHandler:
 
     def process(self, event: Envelope) -> list[Emit]:
         """Handle one event synchronously (the bus calls :meth:`handle`)."""
+        if isinstance(event.body, InstrumentsChanged):      # the executor saw the venue change
+            self.set_instruments({f.symbol: f for f in event.body.instruments},
+                                 f"event from {event.body.source}")
+            return []
         ok, why = self.instruments_ready()
         if not ok:
             raise NotReady(why)

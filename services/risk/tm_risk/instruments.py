@@ -26,37 +26,14 @@ from typing import Any
 import httpx
 import structlog
 from tm_common.errors import VenueUnavailable
-from tm_common.instruments import InstrumentSpec
+from tm_common.instruments import InstrumentSpec, specs_from_answer
 
 log = structlog.get_logger("tm.risk.instruments")
 PATH = "/v5/market/instruments-info"
 PAGE_LIMIT = 1000
 Specs = dict[str, InstrumentSpec]
-
-
-def specs_from_answer(doc: Any, what: str) -> Specs:
-    """symbol → spec of every linear entry in ``doc`` (a V5 answer, its ``result``, or a list of
-    entries).
-
-    Raises:
-        ValueError: ``doc`` is not an instruments-info answer, retCode != 0, or an entry is
-            malformed (named, with ``what``: the file or URL).
-    """
-    if isinstance(doc, dict) and "retCode" in doc:
-        if doc.get("retCode") != 0:
-            raise ValueError(f"{what}: retCode {doc.get('retCode')}: {doc.get('retMsg')}")
-        doc = doc.get("result")
-    if isinstance(doc, dict):
-        doc = doc.get("list")
-    if not isinstance(doc, list):
-        raise ValueError(f"{what}: not an instruments-info answer (no result.list)")
-    out: Specs = {}
-    for entry in doc:
-        if not isinstance(entry, dict):
-            raise ValueError(f"{what}: an entry is not an object")
-        spec = InstrumentSpec.from_info(entry)
-        out[spec.symbol] = spec
-    return out
+__all__ = ["Specs", "changes", "fetch", "from_venue", "instrument_source", "load_file",
+           "specs_from_answer"]     # specs_from_answer: tm_common.instruments' one parser
 
 
 def load_file(path: str | Path) -> Specs:

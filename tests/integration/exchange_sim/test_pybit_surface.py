@@ -272,6 +272,7 @@ def test_any_symbol_with_a_history_and_a_recorded_snapshot(tmp_path):
         assert r["retCode"] == 0
         (pos,) = s.get_positions(category="linear", symbol="DOGEUSDT")["result"]["list"]
         assert pos["size"] == "2000"
-        # TM_SIM_KLINE_FORMING_ROW is off by default: closed bars only, newest = the clock's
+        # TM_SIM_KLINE_FORMING_ROW is on by default: the forming bar first (as Bybit), then
+        # the closed bars, newest = the clock's
         rows = s.get_kline(category="linear", symbol="DOGEUSDT", interval="240")["result"]["list"]
-        assert [int(r[0]) for r in rows] == [FIRST_MS + H4, FIRST_MS]
+        assert [int(r[0]) for r in rows] == [FIRST_MS + 2 * H4, FIRST_MS + H4, FIRST_MS]

@@ -9,6 +9,7 @@ from collections import Counter
 from decimal import Decimal
 
 import pytest
+import redis
 from pydantic import SecretStr
 from tm_common.bus.redis import RedisStreamsBus
 from tm_common.bus.streams import EXEC_REPORT, MD_BAR, RISK_ORDER
@@ -18,6 +19,7 @@ from tm_common.testing.sim import KEY, QUIET_FAULTS, SECRET, Sim, run_sim
 from tm_common.testing.wait import wait_for as wait_sync  # noqa: F401 - tests import it from here
 from tm_common.testing.wait import wait_for_async as wait_async  # noqa: F401 - likewise
 from tm_executor.config import ExecutorSettings
+from tm_executor.domain.ids import account_tag, order_link_id
 
 START_MS = 1_672_531_200_000          # 2023-01-01 00:00, inside the shipped history
 BAR_MS = 4 * 3600 * 1000
@@ -87,6 +89,23 @@ async def report_bodies(bus: RedisStreamsBus) -> list[tuple[str, dict]]:
 
 def terminal_by_intent(reports: list[tuple[str, dict]]) -> Counter:
     return Counter(b["intent_id"] for t, b in reports if t in TERMINAL)
+
+
+def link_salt(redis_url: str, namespace: str) -> str | None:
+    """The orderLinkId salt the executor of ``namespace`` keeps in Redis (None: none yet)."""
+    r = redis.Redis.from_url(redis_url)
+    try:
+        got = r.get(f"{namespace}state:executor:link_salt:{account_tag(KEY)}")
+    finally:
+        r.close()
+    return None if got is None else got.decode()
+
+
+def link_of(redis_url: str, namespace: str, intent_id: str) -> str:
+    """The orderLinkId of ``intent_id`` under that executor's salt."""
+    salt = link_salt(redis_url, namespace)
+    assert salt is not None, "no orderLinkId salt in Redis"
+    return order_link_id(intent_id, salt)
 
 
 def venue_orders_by_link(sim: Sim) -> Counter:

@@ -11,10 +11,10 @@ import time
 
 from tm_common.bus.redis import RedisStreamsBus
 from tm_common.bus.streams import RISK_ORDER
-from tm_executor.domain.ids import order_link_id
 
 from .conftest import (
     intent_envelope,
+    link_of,
     publish_intents,
     report_bodies,
     terminal_by_intent,
@@ -55,7 +55,7 @@ def check_exactly_once(sim, redis_url, namespace, intent_ids):
     reported = {b["intent_id"]: b for t, b in got if t == "order.reported"}
     orders = venue_orders_by_link(sim)
     for i in intent_ids:
-        assert orders[order_link_id(i)] == 1, i
+        assert orders[link_of(redis_url, namespace, i)] == 1, i
         assert reported[i]["status"] == "Filled"
     fills = [b["exec_id"] for t, b in got if t == "order.filled"]
     assert len(fills) == len(set(fills)) == len(intent_ids)
@@ -67,7 +67,7 @@ def test_crash_after_place_returned_then_restart(sim, redis_url, namespace, exec
     publish(redis_url, namespace, [intent_envelope(i, bar=n) for n, i in enumerate(ids)])
     assert ex.proc.wait(timeout=30) == 99                      # died right after placing #2
     orders = venue_orders_by_link(sim)
-    assert orders[order_link_id("crash-2")] == 1               # the order reached the venue
+    assert orders[link_of(redis_url, namespace, "crash-2")] == 1               # the order reached the venue
     assert set(terminal_by_intent(reports(redis_url, namespace))) == {"crash-1"}
     assert pending(redis_url, namespace) >= 1                  # crash-2 delivered, not acked
 
@@ -87,7 +87,7 @@ def test_kill9_with_the_order_request_in_flight(sim, redis_url, namespace, execu
     ex = executor_factory(sim, redis_url, namespace, TM_EXECUTOR_VENUE_TIMEOUT_S="5")
     for phase in ("before_processing", "answer_held"):
         intent_id = f"inflight-{phase}"
-        link = order_link_id(intent_id)
+        link = link_of(redis_url, namespace, intent_id)
         if phase == "before_processing":
             sim.post("/sim/faults", {"latency_ms": 1500, "paths": ["/v5/order/create"]})
         else:

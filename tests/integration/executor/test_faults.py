@@ -10,11 +10,11 @@ from collections import Counter
 
 from tm_common.bus.redis import RedisStreamsBus
 from tm_executor.app import ExecutorService
-from tm_executor.domain.ids import order_link_id
 
 from .conftest import (
     executor_settings,
     intent_envelope,
+    link_of,
     publish_intents,
     report_bodies,
     terminal_by_intent,
@@ -87,7 +87,7 @@ async def test_one_venue_order_per_intent_under_faults(sim, redis_url, namespace
     # Exactly one venue order per accepted intent, none for rejected ones.
     orders = venue_orders_by_link(sim)
     for e in envs:
-        link = order_link_id(e.body.intent_id)
+        link = link_of(redis_url, namespace, e.body.intent_id)
         expected = 0 if e.body.intent_id in rejected else 1
         assert orders.get(link, 0) == expected, (e.body.intent_id, orders.get(link))
     assert sum(orders.values()) == 30
@@ -99,7 +99,7 @@ async def test_one_venue_order_per_intent_under_faults(sim, redis_url, namespace
     assert Counter(f["exec_id"] for f in fills).most_common(1)[0][1] == 1
     assert {f["exec_id"] for f in fills} == set(venue_fills)
     for f in fills:
-        assert venue_fills[f["exec_id"]]["orderLinkId"] == order_link_id(f["intent_id"])
+        assert venue_fills[f["exec_id"]]["orderLinkId"] == link_of(redis_url, namespace, f["intent_id"])
         assert f["qty"] == venue_fills[f["exec_id"]]["execQty"]
     assert all(b["status"] == "Filled" for b in by_type["order.reported"].values())
     print(f"\n33 intents under faults {injected} ended in {elapsed:.1f} s")

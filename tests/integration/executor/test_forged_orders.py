@@ -25,12 +25,12 @@ from tm_common.bus.signing import KeyRing
 from tm_common.bus.streams import RISK_BREAKER, RISK_ORDER
 from tm_common.events import BreakerStateChanged, Envelope
 from tm_executor.app import ExecutorService
-from tm_executor.domain.ids import order_link_id
 
 from .conftest import (
     START_MS,
     executor_settings,
     intent_envelope,
+    link_of,
     publish_intents,
     report_bodies,
     terminal_by_intent,
@@ -93,7 +93,7 @@ async def test_forged_intents_are_dead_lettered_and_never_reach_the_venue(sim, r
     assert [f["event_id"] for f in dead] == [forged.event_id, wrong_key.event_id]
     assert all(f["dlq_group"] == "executor" for f in dead)
     orders = venue_orders_by_link(sim)
-    assert orders == {order_link_id("genuine"): 1}, orders              # nothing forged placed
+    assert orders == {link_of(redis_url, namespace, "genuine"): 1}, orders              # nothing forged placed
     assert set(terminal_by_intent(reports)) == {"genuine"}              # no report of a forgery
     assert svc.handler.refusals == {}                                    # the guard saw nothing
     assert ('tm_consumer_signature_refused_total{group="executor",reason="unsigned",'
@@ -129,7 +129,7 @@ async def test_signed_intents_the_guard_refuses_with_an_event(sim, redis_url, na
     assert rejected["open-reduce"]["ret_code"] == 110017
     assert all(b["source"] == "executor" for b in rejected.values())
     orders = venue_orders_by_link(sim)
-    assert orders == {order_link_id("fine"): 1}, orders
+    assert orders == {link_of(redis_url, namespace, "fine"): 1}, orders
     assert svc.handler.refusals == {"breaker_open": 1, "order_notional": 1, "stale": 1}
     for rule in ("breaker_open", "order_notional", "stale"):
         assert (f'tm_executor_guard_refusals_total{{instrument="BTCUSDT",rule="{rule}"}} 1.0'
@@ -165,4 +165,4 @@ async def test_the_view_is_updated_before_an_intent_added_in_the_same_millisecon
     rejected = {b["intent_id"]: b["reason"] for t, b in reports if t == "order.rejected"}
     assert rejected == {"same-ms-open": rejected.get("same-ms-open", "")}, rejected
     assert rejected["same-ms-open"].startswith("guard breaker_open")
-    assert venue_orders_by_link(sim) == {order_link_id("same-ms"): 1}
+    assert venue_orders_by_link(sim) == {link_of(redis_url, namespace, "same-ms"): 1}

@@ -6,17 +6,31 @@ from decimal import Decimal
 
 from tm_executor.config import ExecutorSettings
 from tm_executor.domain.errors import VenueFatal, VenueRejected, VenueTransient
+from tm_executor.domain.ids import order_link_id
 from tm_executor.domain.orders import LotFilter, VenueExecution, VenueOrder
+from tm_executor.links import LinkIds
 
 LOTS = {"BTCUSDT": LotFilter(symbol="BTCUSDT", qty_step=Decimal("0.001"),
                              min_qty=Decimal("0.001"), max_qty=Decimal(1190),
                              max_mkt_qty=Decimal(119), tick_size=Decimal("0.1"))}
 
 
+SALT = "unit0000"
+
+
 def settings(**kw) -> ExecutorSettings:
     base = {"redis_url": "redis://unused", "intent_deadline_s": 30.0, "place_attempts": 6,
-            "fill_wait_s": 1.0, "preflight_wait_s": 0.0, "mode": "replay"}
+            "fill_wait_s": 1.0, "preflight_wait_s": 0.0, "mode": "replay", "link_salt": SALT}
     return ExecutorSettings(**{**base, **kw})
+
+
+def links(s: ExecutorSettings) -> LinkIds:
+    """The settings' pinned salt (no Redis: ``ensure`` never reads the repository)."""
+    return LinkIds(s, None)  # type: ignore[arg-type]
+
+
+def link(intent_id: str) -> str:
+    return order_link_id(intent_id, SALT)
 
 
 class FakeVenue:

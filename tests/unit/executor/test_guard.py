@@ -14,7 +14,7 @@ from tm_executor.domain.guard import GuardLimits, GuardView, check
 from tm_executor.handler import ExecutorHandler
 from tm_executor.placement import OrderPlacer
 
-from .fakes import Clock, FakeVenue, PassedPreflight, settings
+from .fakes import Clock, FakeVenue, PassedPreflight, links, settings
 
 H4 = 4 * 3600 * 1000
 T0 = 1_700_006_400_000 // (2 * H4) * (2 * H4)     # bars 0 and 2 close off the funding hours
@@ -93,7 +93,7 @@ def make(mode="replay", clock=None, **kw_settings):
     venue = FakeVenue()
     c = Clock()
     kw = {} if clock is None else {"clock": clock}
-    return ExecutorHandler(s, OrderPlacer(venue, s, sleep=c.sleep, clock=c),
+    return ExecutorHandler(s, OrderPlacer(venue, s, links(s), sleep=c.sleep, clock=c),
                            PassedPreflight(), **kw), venue
 
 

@@ -6,11 +6,11 @@ import pytest
 from tm_common.bus.streams import EXEC_REPORT
 from tm_common.errors import TransientError
 from tm_common.events import Envelope, OrderApproved, OrderFilled, OrderRejected, OrderReported
-from tm_executor.domain.ids import order_link_id
 from tm_executor.handler import ExecutorHandler
 from tm_executor.placement import OrderPlacer
 
-from .fakes import Clock, FakeVenue, FatalPreflight, PassedPreflight, settings
+from .fakes import Clock, FakeVenue, FatalPreflight, PassedPreflight, links, settings
+from .fakes import link as order_link_id
 
 
 def intent_event(i="intent-1", qty="0.010", order_type="Market", price=None) -> Envelope:
@@ -24,7 +24,7 @@ def make(venue=None, preflight=None):
     venue = venue or FakeVenue()
     clock = Clock()
     s = settings()
-    h = ExecutorHandler(s, OrderPlacer(venue, s, sleep=clock.sleep, clock=clock),
+    h = ExecutorHandler(s, OrderPlacer(venue, s, links(s), sleep=clock.sleep, clock=clock),
                         preflight or PassedPreflight())
     h.state.guard.closes["BTCUSDT"] = Decimal(100)      # the guard values market orders with it
     return h, venue

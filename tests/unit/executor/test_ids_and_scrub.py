@@ -3,36 +3,63 @@
 import hashlib
 import re
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from tm_executor.domain.errors import scrub
-from tm_executor.domain.ids import LINK_ID_RE, is_ours, order_link_id
+from tm_executor.domain.ids import (
+    LINK_ID_RE,
+    account_tag,
+    check_salt,
+    is_ours,
+    new_salt,
+    order_link_id,
+)
 
 BYBIT_LINK_ID = re.compile(r"^[A-Za-z0-9_-]{1,36}$")
 
 
+SALT = "abc12345"
+
+
 def test_known_value_is_stable():
     # A change of derivation would re-place live intents after an upgrade: pin it.
-    assert order_link_id("intent-1") == "tm-325142be9eee013b0b55da92ccbc48a3"
-    assert order_link_id("intent-1") == "tm-" + hashlib.sha256(b"intent-1").hexdigest()[:32]
+    digest = hashlib.sha256(b"abc12345:intent-1").hexdigest()[:25]
+    assert order_link_id("intent-1", SALT) == "tmabc12345-" + digest
+    assert len(order_link_id("intent-1", SALT)) == 36
 
 
 @given(st.text(min_size=0, max_size=300))
 def test_deterministic_bounded_and_allowed_charset(intent_id):
-    a, b = order_link_id(intent_id), order_link_id(intent_id)
+    a, b = order_link_id(intent_id, SALT), order_link_id(intent_id, SALT)
     assert a == b
     assert len(a) <= 36 and BYBIT_LINK_ID.match(a) and LINK_ID_RE.match(a)
-    assert is_ours(a)
+    assert is_ours(a) and is_ours(a, SALT) and not is_ours(a, "zzz99999")
 
 
 @given(st.text(max_size=50), st.text(max_size=50))
 def test_distinct_intents_get_distinct_ids(x, y):
     if x != y:
-        assert order_link_id(x) != order_link_id(y)
+        assert order_link_id(x, SALT) != order_link_id(x, "abc12346")
+        assert order_link_id(x, SALT) != order_link_id(y, SALT)
+
+
+def test_salts_are_random_well_formed_and_checked():
+    salts = {new_salt() for _ in range(50)}
+    assert len(salts) == 50 and all(check_salt(x) == x for x in salts)
+    for bad in ("", "short", "UPPER123", "abc-1234", "abc123456"):
+        with pytest.raises(ValueError, match="salt must be 8 characters"):
+            order_link_id("i", bad)
+
+
+def test_account_tag_hides_the_key():
+    tag = account_tag("my-api-key")
+    assert len(tag) == 12 and "my-api-key" not in tag and account_tag(None) == "nokey"
 
 
 def test_foreign_ids_are_not_ours():
     assert not is_ours("") and not is_ours("manual-1") and not is_ours("tm-short")
+    assert not is_ours("tm-325142be9eee013b0b55da92ccbc48a3")      # the unsalted layout
 
 
 SECRET = "s3cr3t-value-XYZ"

@@ -5,10 +5,10 @@ from decimal import Decimal
 import pytest
 from tm_common.errors import TransientError
 from tm_common.events import OrderApproved
-from tm_executor.domain.ids import order_link_id
 from tm_executor.placement import OrderPlacer
 
-from .fakes import Clock, FakeVenue, settings
+from .fakes import Clock, FakeVenue, links, settings
+from .fakes import link as order_link_id
 
 
 def intent(i="intent-1", order_type="Market", price=None) -> OrderApproved:
@@ -19,7 +19,8 @@ def intent(i="intent-1", order_type="Market", price=None) -> OrderApproved:
 
 def placer(venue, **kw):
     clock = Clock()
-    return OrderPlacer(venue, settings(**kw), sleep=clock.sleep, clock=clock), clock
+    s = settings(**kw)
+    return OrderPlacer(venue, s, links(s), sleep=clock.sleep, clock=clock), clock
 
 
 async def test_happy_path_places_once_and_settles_with_the_fill():

@@ -7,7 +7,14 @@ from tm_common.events.base import (
     event_types,
     register,
 )
-from tm_common.events.market import BarClosed, DvolUpdated, FundingRateUpdated, MarkUpdated
+from tm_common.events.market import (
+    BarClosed,
+    DvolUpdated,
+    FundingRateUpdated,
+    InstrumentFilters,
+    InstrumentsChanged,
+    MarkUpdated,
+)
 from tm_common.events.models import ModelPromoted
 from tm_common.events.orders import (
     FundingSettled,
@@ -23,7 +30,7 @@ from tm_common.events.signals import PositionSized, RegimeDetected, SignalGenera
 
 __all__ = [
     "BarClosed", "BreakerStateChanged", "DvolUpdated", "Envelope", "EventBody", "FundingRateUpdated",
-    "FundingSettled", "MarkUpdated", "PortfolioValued",
+    "FundingSettled", "InstrumentFilters", "InstrumentsChanged", "MarkUpdated", "PortfolioValued",
     "ModelPromoted", "OrderApproved", "OrderFilled", "OrderRejected", "OrderReported",
     "PortfolioSnapshotted", "PositionReconciled", "PositionSized", "PositionView",
     "RegimeDetected", "SignalGenerated", "deterministic_id", "event_types", "register",

@@ -1,9 +1,12 @@
-"""Market data events: closed bars, funding rates, Deribit DVOL and intra-bar marks."""
+"""Market data events: closed bars, funding rates, Deribit DVOL, intra-bar marks, and the
+venue's instrument filters when they change."""
 
 from __future__ import annotations
 
 from decimal import Decimal
 from typing import Literal
+
+import msgspec
 
 from tm_common.events.base import EventBody, register
 
@@ -70,3 +73,32 @@ class MarkUpdated(EventBody, frozen=True, kw_only=True):
     mark_price: Decimal
     last_price: Decimal | None = None
     source: Literal["live", "replay"] = "live"
+
+
+class InstrumentFilters(msgspec.Struct, frozen=True, kw_only=True):
+    """One linear perpetual's lot and price filters as the venue answered them
+    (``/v5/market/instruments-info``; quantities in the base coin, ``min_notional`` in USDT)."""
+
+    symbol: str
+    tick_size: Decimal
+    qty_step: Decimal
+    min_order_qty: Decimal
+    max_order_qty: Decimal
+    max_mkt_order_qty: Decimal
+    min_notional: Decimal
+
+
+@register
+class InstrumentsChanged(EventBody, frozen=True, kw_only=True):
+    """The venue changed the filters of traded instruments (the executor's refresh of
+    instruments-info found a difference): ``instruments`` are the new filters of the symbols
+    that changed, ``changes`` says what changed per symbol (``"qty_step 0.001→0.01"``), at
+    ``checked_at_ms`` (the venue's clock)."""
+
+    TYPE = "instruments.changed"
+    SCHEMA_VERSION = 1
+
+    source: str
+    checked_at_ms: int
+    instruments: list[InstrumentFilters]
+    changes: dict[str, str] = {}

@@ -5,7 +5,8 @@ idle connections after ~30 s). On every (re)connect a REST backfill runs from th
 bar to the venue's now, before any live message is handled, and a live bar that leaves a hole
 behind it first backfills the hole: bars are published in order, none missing, none twice.
 
-The connection is watched:
+The connection is watched (the pieces shared with the executor's private socket are in
+:mod:`tm_common.ws_watch`):
 
 - **read deadline**: a connection on which nothing arrives (no kline, no pong, no answer) for
   ``deadline_pings`` × ``ping_s`` seconds is half-open (a NAT or proxy dropped it without a FIN):
@@ -30,6 +31,12 @@ import structlog
 import websockets
 from tm_common.errors import TransientError
 from tm_common.events import BarClosed
+from tm_common.ws_watch import (  # noqa: F401 - ReadDeadlineExceeded re-exported
+    ReadDeadlineExceeded,
+    SubscribeRefused,
+    jittered,
+    recv_within,
+)
 
 from tm_ingest.domain.bars import INTERVAL_MS, BadBar, from_ws_kline
 from tm_ingest.publisher import BarPublisher
@@ -51,14 +58,6 @@ class LiveCounters:
 
     def error(self, kind: str) -> None:
         self.errors[kind] = self.errors.get(kind, 0) + 1
-
-
-class ReadDeadlineExceeded(TransientError, TimeoutError):
-    """Nothing arrived on the connection (no message, no pong) within the read deadline."""
-
-
-class SubscribeRefused(TransientError, ConnectionError):
-    """The venue answered the subscribe with ``success: false`` (its ``ret_msg`` is the text)."""
 
 
 class LiveSource:
@@ -109,7 +108,7 @@ class LiveSource:
                 self.connected = self.subscribed = False
             if self._stop.is_set():
                 break
-            wait_s = backoff * self.rng.uniform(0.5, 1.0)       # equal jitter
+            wait_s = jittered(backoff, self.rng)
             self.retry_waits_s = [*self.retry_waits_s[-99:], wait_s]
             try:
                 await asyncio.wait_for(self._stop.wait(), timeout=wait_s)
@@ -130,19 +129,12 @@ class LiveSource:
             ack_by = time.monotonic() + self.read_deadline_s
             try:
                 while True:
-                    recv = asyncio.create_task(ws.recv())
-                    done, _ = await asyncio.wait({recv, stopper}, timeout=self.read_deadline_s,
-                                                 return_when=asyncio.FIRST_COMPLETED)
-                    if stopper in done:
-                        recv.cancel()
+                    raw = await recv_within(
+                        ws, stopper, self.read_deadline_s,
+                        f"{self.read_deadline_s / self.ping_s:g} ping intervals")
+                    if raw is None:
                         return
-                    if not done:
-                        recv.cancel()
-                        ws.transport.abort()     # dead: no closing handshake to wait out
-                        raise ReadDeadlineExceeded(
-                            f"no message or pong for {self.read_deadline_s:.1f} s "
-                            f"({self.read_deadline_s / self.ping_s:g} ping intervals)")
-                    await self.on_message(recv.result())
+                    await self.on_message(raw)
                     if not self.subscribed and time.monotonic() > ack_by:
                         raise ReadDeadlineExceeded(
                             f"no subscribe acknowledgement within {self.read_deadline_s:.1f} s")

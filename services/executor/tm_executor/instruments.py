@@ -1,0 +1,124 @@
+"""The venue's lot filters, refreshed: the executor reads instruments-info for every traded
+symbol at start (the preflight) and again every ``instruments_refresh_s`` (a day by default).
+
+A refresh that finds a difference uses it at once (the next intent is checked against the new
+filters) and publishes it as ``InstrumentsChanged`` on ``exec.report`` (retried every 5 s while
+Redis refuses); risk consumes it
+through its ``set_instruments`` hook, so that it sizes with the new step before its own daily
+reload. A refresh that fails is logged and retried at the next interval; the filters kept are
+the last ones read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections.abc import Mapping
+
+import structlog
+from tm_common.errors import TransientError
+from tm_common.events import InstrumentFilters, InstrumentsChanged
+
+from tm_executor.config import ExecutorSettings
+from tm_executor.domain.errors import VenueError
+from tm_executor.domain.orders import LotFilter
+from tm_executor.preflight import Preflight
+from tm_executor.repository import ExecutorRepository
+from tm_executor.venue import VenueClient
+
+log = structlog.get_logger("tm.executor.instruments")
+PUBLISH_RETRY_S = 5.0
+FIELDS = (("tick_size", "tick_size"), ("qty_step", "qty_step"), ("min_qty", "min_order_qty"),
+          ("max_qty", "max_order_qty"), ("max_mkt_qty", "max_mkt_order_qty"),
+          ("min_notional", "min_notional"))
+
+
+def lot_changes(old: Mapping[str, LotFilter], new: Mapping[str, LotFilter]) -> dict[str, str]:
+    """symbol → what changed (``"new"`` or ``"qty_step 0.001→0.01, …"``, with the names of
+    :class:`tm_common.instruments.InstrumentSpec`)."""
+    out: dict[str, str] = {}
+    for sym, lot in sorted(new.items()):
+        before = old.get(sym)
+        if before is None:
+            out[sym] = "new"
+            continue
+        diff = [f"{name} {getattr(before, f)}→{getattr(lot, f)}" for f, name in FIELDS
+                if getattr(before, f) != getattr(lot, f)]
+        if diff:
+            out[sym] = ", ".join(diff)
+    return out
+
+
+def filters(lot: LotFilter) -> InstrumentFilters:
+    return InstrumentFilters(symbol=lot.symbol, tick_size=lot.tick_size, qty_step=lot.qty_step,
+                             min_order_qty=lot.min_qty, max_order_qty=lot.max_qty,
+                             max_mkt_order_qty=lot.max_mkt_qty, min_notional=lot.min_notional)
+
+
+class InstrumentRefresher:
+    def __init__(self, venue: VenueClient, preflight: Preflight, repo: ExecutorRepository,
+                 settings: ExecutorSettings) -> None:
+        self.venue, self.preflight, self.repo, self.s = venue, preflight, repo, settings
+        self.refreshes = self.published = 0
+        self.last_error: str | None = None
+        self.last_changes: dict[str, str] = {}
+        self.pending: tuple[InstrumentsChanged, str] | None = None   # not published yet
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Background task: once the preflight passed, refresh every
+        ``instruments_refresh_s``."""
+        while not stop.is_set():
+            wait = self.s.instruments_refresh_s
+            if self.pending is not None:         # a change not published yet: soon again
+                wait = min(wait, PUBLISH_RETRY_S)
+            try:
+                await asyncio.wait_for(stop.wait(), timeout=wait)
+            except TimeoutError:
+                pass
+            if stop.is_set() or not self.preflight.passed:
+                continue
+            try:
+                if self.pending is not None:
+                    await self._publish()
+                else:
+                    await self.refresh_once()
+                self.last_error = None
+            except VenueError as e:
+                self.last_error = f"{e.endpoint}: {e.code_label}: {e.message}"
+                log.warning("executor.instruments_refresh_failed", error=self.last_error)
+            except TransientError as e:          # Redis: the change stays pending
+                self.last_error = f"{type(e).__name__}: {e}"
+                log.warning("executor.instruments_refresh_failed", error=self.last_error)
+
+    async def refresh_once(self) -> InstrumentsChanged | None:
+        """Read every traded symbol's filters; a change is used and published (returned)."""
+        self.refreshes += 1
+        new = {sym: await self.venue.instrument(sym) for sym in self.s.symbols}
+        changed = lot_changes(self.preflight.lots, new)
+        self.preflight.lots = {**self.preflight.lots, **new}
+        if not changed:
+            return None
+        checked_ms = self.venue.signing_ms()
+        body = InstrumentsChanged(source=f"executor {self.s.consumer}", checked_at_ms=checked_ms,
+                                  instruments=[filters(new[s]) for s in sorted(changed)],
+                                  changes=changed)
+        digest = hashlib.sha256(repr(sorted(changed.items())).encode()).hexdigest()[:16]
+        self.pending = (body, f"instruments:{checked_ms}:{digest}")
+        self.last_changes = changed
+        for sym, what in changed.items():
+            log.warning("executor.instruments_changed", instrument=sym, change=what)
+        await self._publish()
+        return body
+
+    async def _publish(self) -> None:
+        """Publish the pending change (same key each try: one event however often retried)."""
+        assert self.pending is not None
+        body, key = self.pending
+        await self.repo.report(body, key=key, correlation_id=f"instruments:{body.checked_at_ms}")
+        self.pending = None
+        self.published += 1
+
+    def status(self) -> dict:
+        return {"refreshes": self.refreshes, "published": self.published,
+                "pending": self.pending is not None,
+                "last_changes": dict(self.last_changes), "last_error": self.last_error}

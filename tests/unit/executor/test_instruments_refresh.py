@@ -1,0 +1,71 @@
+"""The executor's instruments refresh: a change is used at once, published once, and kept
+pending (retried with the same key) while the bus refuses it."""
+
+from decimal import Decimal
+
+import pytest
+from tm_common.errors import TransientError
+from tm_common.events import InstrumentsChanged
+from tm_executor.domain.orders import LotFilter
+from tm_executor.instruments import InstrumentRefresher, lot_changes
+
+from .fakes import LOTS, settings
+
+
+class _Venue:
+    def __init__(self, lots):
+        self.lots = dict(lots)
+
+    async def instrument(self, sym):
+        return self.lots[sym]
+
+    def signing_ms(self):
+        return 1_700_000_000_000
+
+
+class _Preflight:
+    passed = True
+
+    def __init__(self):
+        self.lots = dict(LOTS)
+
+
+class _Repo:
+    def __init__(self, fail: int = 0):
+        self.fail, self.sent = fail, []
+
+    async def report(self, body, *, key, correlation_id):
+        if self.fail:
+            self.fail -= 1
+            raise TransientError("redis down")
+        self.sent.append((key, body))
+        return "1-0"
+
+
+def _new_step() -> LotFilter:
+    b = LOTS["BTCUSDT"]
+    return LotFilter(symbol="BTCUSDT", qty_step=Decimal("0.01"), min_qty=Decimal("0.01"),
+                     max_qty=b.max_qty, max_mkt_qty=b.max_mkt_qty, tick_size=b.tick_size)
+
+
+def test_lot_changes_names_each_field_with_the_spec_names():
+    assert lot_changes(LOTS, LOTS) == {}
+    assert lot_changes(LOTS, {"BTCUSDT": _new_step()}) == {
+        "BTCUSDT": "qty_step 0.001→0.01, min_order_qty 0.001→0.01"}
+    assert lot_changes({}, LOTS) == {"BTCUSDT": "new"}
+
+
+async def test_a_change_is_used_published_and_kept_pending_while_the_bus_refuses():
+    pf, repo = _Preflight(), _Repo(fail=1)
+    r = InstrumentRefresher(_Venue({"BTCUSDT": _new_step()}), pf, repo,  # type: ignore[arg-type]
+                            settings(symbols="BTCUSDT"))
+    with pytest.raises(TransientError):
+        await r.refresh_once()
+    assert pf.lots["BTCUSDT"].qty_step == Decimal("0.01")      # used at once
+    assert r.pending is not None and not repo.sent
+    assert await r.refresh_once() is None                     # no new difference ...
+    await r._publish()                                        # ... the pending one goes out
+    assert r.pending is None and len(repo.sent) == 1
+    key, body = repo.sent[0]
+    assert isinstance(body, InstrumentsChanged) and key.startswith("instruments:")
+    assert [(f.symbol, f.qty_step) for f in body.instruments] == [("BTCUSDT", Decimal("0.01"))]
