@@ -128,6 +128,10 @@ def run(window: str, port_offset: int, redis_url: str, replay_timeout_s: float) 
         finally:
             delete_namespace(redis_url, namespace)
         out["total_s"] = time.monotonic() - t
+    # The floor, on the same Redis in the same run: the targets are ratios to it (issue 17)
+    import bench_bus
+    raw = bench_bus.measure("raw", 300, 1000.0)
+    out["raw_hop_p50_ms"], out["raw_hop_p99_ms"] = raw["p50_ms"], raw["p99_ms"]
     rec = run_.record
     bars = rec.of(MD_BAR, "bar.closed")
     snaps = rec.of(PORTFOLIO_SNAPSHOT)
@@ -171,7 +175,10 @@ def main() -> None:
         f"bar times) {'measured' if args.window == 'full' else 'extrapolated'}: "
         f"{res['full_history_replay_s_extrapolated']:.1f} s (target <= 30 s)",
         f"  counts {res['counts']}, restarts {res['restarts']}, dead letters {res['dead_letters']}",
-        *latency, f"  peak RSS (MiB): {res['peak_rss_mib']}",
+        *latency, f"  raw redis-py XADD→XREADGROUP hop in this run: p50 {res['raw_hop_p50_ms']:.3f} ms, "
+        f"p99 {res['raw_hop_p99_ms']:.3f} ms; per bar time {res['ms_per_bar_time'] / res['raw_hop_p50_ms']:.0f}"
+        "x the raw hop p50 (target <= 16x, 4 ms / 0.246 ms)",
+        f"  peak RSS (MiB): {res['peak_rss_mib']}",
         f"  where one bar time ({res['ms_per_bar_time']:.1f} ms) goes, per service (ms of its "
         "process; 'wait' = idle reads, the rest of the bar time is Redis, scheduling on the "
         "cores and the lockstep probe's polling):",

@@ -103,3 +103,26 @@ async def test_a_dead_letter_inside_a_batch_commits_what_came_before_it():
     dlq = await bus.entries("in.dlq")
     assert len(dlq) == 1 and dlq[0][1]["dlq_reason"].startswith("malformed")
     assert (await bus.group_info("in"))[0]["pending"] == 0
+
+
+async def test_a_consumer_without_snapshots_saves_no_state_and_stops_on_a_failure():
+    """The in-process backtest's consumers (``skip_snapshots``): no state written per commit; a
+    handler failure cannot be undone, so it stops the run instead of going on from it."""
+    from tm_common.bus.consumer import NoSnapshot
+
+    bus = InMemoryBus()
+    await publish(bus, 3)
+    c = consumer(bus, CountingHandler())
+    c.skip_snapshots()
+    await c.run_until_idle()
+    assert confidences(await outputs(bus)) == [1.0, 2.0, 3.0]
+    assert await bus.load_state("state:g") is None
+    assert c.stages.state_writes == 0
+
+    def hook(ev, n):
+        raise RuntimeError("bug")
+    await publish(bus, 1, start=3)
+    c2 = consumer(bus, CountingHandler(hook=hook), name="c2")
+    c2.skip_snapshots()
+    with pytest.raises(NoSnapshot, match="cannot be undone"):
+        await c2.run_until_idle()
