@@ -24,8 +24,11 @@ DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 # Benchmark configuration, not the shipped defaults: the fast-trained signal model is put in
 # production even where its gates refuse it, and the cascade thresholds are lowered (as in the
 # mesh/backtest parity test), so that the window trades and order latencies can be measured.
-TRADING_ENV = {"TM_KELLY_CONFIDENCE": "0.02", "TM_BLENDED_CONFIDENCE": "0.08",
-               "TM_KELLY_MIN_EACH": "1", "TM_KELLY_PRIOR_B": "1.5", "TM_LOG_LEVEL": "WARNING"}
+# The sizer's own prefix (TM_SIZER_*, as the parity test sets them): the unprefixed names of an
+# older settings layout are read by nothing, and the benches' windows then never traded.
+TRADING_ENV = {"TM_SIZER_KELLY_CONFIDENCE": "0.02", "TM_SIZER_BLENDED_CONFIDENCE": "0.08",
+               "TM_SIZER_KELLY_MIN_EACH": "1", "TM_SIZER_KELLY_PRIOR_B": "1.5",
+               "TM_LOG_LEVEL": "WARNING"}
 
 
 def machine() -> dict:
