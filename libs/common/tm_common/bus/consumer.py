@@ -106,6 +106,7 @@ class Consumer:
         self.stages = StageTimes()          # the hot path's profile (tm_common/bus/stages.py)
         self._batching = False              # this read's entries are committed together
         self._staged: list[_Handled] = []   # handled, not committed yet (a batch)
+        self._batch_undone = False          # a failure undid this read's batch
         self.snapshots = True               # see skip_snapshots
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -235,6 +236,7 @@ class Consumer:
         # A batch of new entries is committed at once (outputs + acks + one state snapshot in
         # one script): one round trip and one snapshot per read instead of per entry.
         self._batching = self.commit_batch > 1 and len(batch) > 1 and hasattr(self.bus, "commit_many")
+        self._batch_undone = False
         done = 0
         try:
             for delivery in batch:
@@ -245,8 +247,8 @@ class Consumer:
                     self._pending_dirty = True  # leave the rest pending, keep order
                     break
                 done += 1
-            if not await self._flush():
-                done = 0
+            if not await self._flush() or self._batch_undone:
+                done = 0                    # nothing of this read was committed
         except WriterSuperseded as e:
             self._staged = []
             self._on_superseded(e)
@@ -283,15 +285,16 @@ class Consumer:
             try:
                 try:
                     emits = await self.handler.handle(event)
-                except Exception:
+                except Exception as e:
                     if not self._staged:
                         raise
                     # The state in memory holds the staged entries' effects and this
                     # failure's: undo to the last commit and leave the whole batch pending; the
                     # pending drain handles it again one entry at a time (deterministic
                     # handlers: the same outputs).
-                    self._staged = []
+                    self._staged, self._batch_undone = [], True
                     self._recover()
+                    self.obs.failed(d, e, attempt)
                     return False
             except PermanentError as e:
                 self._recover()
