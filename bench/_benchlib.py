@@ -24,8 +24,11 @@ DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 # Benchmark configuration, not the shipped defaults: the fast-trained signal model is put in
 # production even where its gates refuse it, and the cascade thresholds are lowered (as in the
 # mesh/backtest parity test), so that the window trades and order latencies can be measured.
-TRADING_ENV = {"TM_KELLY_CONFIDENCE": "0.02", "TM_BLENDED_CONFIDENCE": "0.08",
-               "TM_KELLY_MIN_EACH": "1", "TM_KELLY_PRIOR_B": "1.5", "TM_LOG_LEVEL": "WARNING"}
+# The sizer's own prefix (TM_SIZER_*, as the parity test sets them): the unprefixed names of an
+# older settings layout are read by nothing, and the benches' windows then never traded.
+TRADING_ENV = {"TM_SIZER_KELLY_CONFIDENCE": "0.02", "TM_SIZER_BLENDED_CONFIDENCE": "0.08",
+               "TM_SIZER_KELLY_MIN_EACH": "1", "TM_SIZER_KELLY_PRIOR_B": "1.5",
+               "TM_LOG_LEVEL": "WARNING"}
 
 
 def machine() -> dict:
@@ -97,6 +100,29 @@ def bar_times(start_ms: int, end_ms: int) -> int:
     return len({b.open_time_ms for s in SYMBOLS for b in load_bars(s, start_ms, end_ms)})
 
 
+def stage_table(stages: dict[str, dict[str, int]], per: int, per_name: str) -> list[str]:
+    """Lines of the hot path's profile: per consumer group, ms per ``per_name`` in each stage
+    (``tm_common.bus.stages``), then the total of every group."""
+    from tm_common.bus.stages import STAGES, merge
+
+    rows = [*sorted(stages.items()), ("all", merge(list(stages.values())))]
+    head = "  " + f"{'stage ms/' + per_name:22s}" + "".join(f"{s:>9s}" for s in STAGES) + \
+        f"{'entries':>9s}{'state w/skip':>14s}"
+    out = [head]
+    for name, d in rows:
+        cells = "".join(f"{d.get(s, 0) / 1e6 / max(per, 1):9.3f}" for s in STAGES)
+        out.append(f"  {name:22s}{cells}{d.get('entries', 0):9d}"
+                   f"{d.get('state_writes', 0):>8d}/{d.get('state_skips', 0)}")
+    return out
+
+
+def stage_ms(stages: dict[str, dict[str, int]], per: int) -> dict[str, dict[str, float]]:
+    """``{group: {stage: ms per unit}}`` for the JSON results."""
+    from tm_common.bus.stages import STAGES
+
+    return {g: {s: d.get(s, 0) / 1e6 / max(per, 1) for s in STAGES} for g, d in stages.items()}
+
+
 def train_models(workdir: Path, *, force_promote: bool = True, log=print) -> str:
     """``python -m tm_trainer --no-publish --fast`` into ``workdir/models.db``; returns its URL.
 
@@ -104,6 +130,13 @@ def train_models(workdir: Path, *, force_promote: bool = True, log=print) -> str
     refused it (benchmark registry only)."""
     workdir.mkdir(parents=True, exist_ok=True)
     url = f"sqlite+aiosqlite:///{workdir / 'models.db'}"
+    cached = os.environ.get("TM_BENCH_MODELS_DB")
+    if cached:
+        # a registry trained earlier (repeated measurements): copied, so a run never changes it
+        import shutil
+        shutil.copyfile(cached, workdir / "models.db")
+        log(f"models: copied from TM_BENCH_MODELS_DB={cached}")
+        return url
     cmd = [sys.executable, "-m", "tm_trainer", "--no-publish", "--fast", "--no-progress"]
     p = subprocess.run(cmd, env=clean_env(TM_DATABASE_URL=url, TM_DATA_DIR=str(workdir / ".tm")),
                        cwd=workdir, capture_output=True, text=True, check=False)

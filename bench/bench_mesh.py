@@ -42,6 +42,7 @@ class RssWatch:
         self.state_file = data_dir / "mesh-ingest.json"
         self.kib: dict[str, int] = {}
         self.pids: dict[str, int] = {}
+        self.stages: dict[str, dict[str, int]] = {}
 
     def _read(self, name: str, pid: int | None) -> None:
         v = lib.vm_hwm_kib(pid)
@@ -59,6 +60,19 @@ class RssWatch:
     def before_stop(self, sup) -> None:
         for name, p in sup.procs.items():
             self._read(name, p.pid)
+            self._stages(name, p.spec.port)
+
+    def _stages(self, name: str, port: int | None) -> None:
+        """The service's hot-path profile from its ``/status`` (``stages`` per group)."""
+        if port is None:
+            return
+        import httpx
+        try:
+            doc = httpx.get(f"http://127.0.0.1:{port}/status", timeout=3).json()
+        except (httpx.HTTPError, ValueError):
+            return
+        for group, st in (doc.get("stages") or {}).items():
+            self.stages[group] = st
 
     def mib(self) -> dict[str, float]:
         return {k: round(v / 1024, 1) for k, v in sorted(self.kib.items())}
@@ -114,6 +128,10 @@ def run(window: str, port_offset: int, redis_url: str, replay_timeout_s: float) 
         finally:
             delete_namespace(redis_url, namespace)
         out["total_s"] = time.monotonic() - t
+    # The floor, on the same Redis in the same run: the targets are ratios to it (issue 17)
+    import bench_bus
+    raw = bench_bus.measure("raw", 300, 1000.0)
+    out["raw_hop_p50_ms"], out["raw_hop_p99_ms"] = raw["p50_ms"], raw["p99_ms"]
     rec = run_.record
     bars = rec.of(MD_BAR, "bar.closed")
     snaps = rec.of(PORTFOLIO_SNAPSHOT)
@@ -130,6 +148,7 @@ def run(window: str, port_offset: int, redis_url: str, replay_timeout_s: float) 
         "dead_letters": {k: v for k, v in rec.dead_letters.items() if v},
         "restarts": run_.restarts,
         "peak_rss_mib": rss.mib(),
+        "stages": rss.stages, "stage_ms_per_bar_time": lib.stage_ms(rss.stages, steps),
         "machine_end": lib.machine(),
     })
     return out
@@ -156,7 +175,14 @@ def main() -> None:
         f"bar times) {'measured' if args.window == 'full' else 'extrapolated'}: "
         f"{res['full_history_replay_s_extrapolated']:.1f} s (target <= 30 s)",
         f"  counts {res['counts']}, restarts {res['restarts']}, dead letters {res['dead_letters']}",
-        *latency, f"  peak RSS (MiB): {res['peak_rss_mib']}")
+        *latency, f"  raw redis-py XADD→XREADGROUP hop in this run: p50 {res['raw_hop_p50_ms']:.3f} ms, "
+        f"p99 {res['raw_hop_p99_ms']:.3f} ms; per bar time {res['ms_per_bar_time'] / res['raw_hop_p50_ms']:.0f}"
+        "x the raw hop p50 (target <= 16x, 4 ms / 0.246 ms)",
+        f"  peak RSS (MiB): {res['peak_rss_mib']}",
+        f"  where one bar time ({res['ms_per_bar_time']:.1f} ms) goes, per service (ms of its "
+        "process; 'wait' = idle reads, the rest of the bar time is Redis, scheduling on the "
+        "cores and the lockstep probe's polling):",
+        *lib.stage_table(res["stages"], res["bar_times"], "bar time"))
 
 
 if __name__ == "__main__":

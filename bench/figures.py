@@ -135,7 +135,10 @@ def figs_backtest(d: dict) -> list[Figure]:
     return [f("in-process backtest throughput", d["bars_per_s"], "bars/s", (">=", 5000),
               note=f"{w}, {d['bars']} bars, {d['seconds']:.1f} s incl. {d['setup_s']:.1f} s setup"),
             f("in-process backtest throughput, replay only", d["bars_per_s_replay"], "bars/s",
-              note="setup (model load, venue) excluded")]
+              note="setup (model load, venue) excluded"),
+            *[f(f"profile: {stage} per bar time, all handlers", ms, "ms",
+                note="tm_common.bus.stages")
+              for stage, ms in _stage_totals(d.get("stage_ms_per_bar_time") or {}).items()]]
 
 
 def figs_mesh(d: dict) -> list[Figure]:
@@ -161,10 +164,33 @@ def figs_mesh(d: dict) -> list[Figure]:
             f("bar close → order acknowledged p99 (design claim)", ack["p99"], "ms", ("<", 50))]
     for hop in ("bar→signal", "bar→sized", "bar→order approved"):
         out += [f(f"{hop} p50", lat[hop]["p50"], "ms"), f(f"{hop} p99", lat[hop]["p99"], "ms")]
+    raw = d.get("raw_hop_p50_ms")
+    if raw:
+        # the verdicts that a loaded machine does not decide: ratios to the raw Redis hop
+        # measured in the same run (issue 17: ≤ 20×, ≤ 40×, ≤ 4 ms / 0.246 ms ≈ 16×)
+        ratio = lambda v: None if v is None else v / raw
+        out += [f("raw redis-py hop p50 in this run", raw, "ms"),
+                f("bar close → order acknowledged p50 / raw hop p50", ratio(ack["p50"]), "×",
+                  ("<=", 20)),
+                f("bar close → order acknowledged p99 / raw hop p50", ratio(ack["p99"]), "×",
+                  ("<=", 40)),
+                f("lockstep time per bar time / raw hop p50", ratio(d["ms_per_bar_time"]), "×",
+                  ("<=", 16))]
+    for stage, ms in _stage_totals(d.get("stage_ms_per_bar_time") or {}).items():
+        out.append(f(f"profile: {stage} per bar time, all services", ms, "ms",
+                     note="tm_common.bus.stages; read includes a blocking read's wait"))
     for name, mib in d["peak_rss_mib"].items():
         out.append(f(f"peak RSS {name}", mib, "MiB", note="VmHWM"))
     if "ingest" not in d["peak_rss_mib"]:
         out.append(f("peak RSS ingest", None, "MiB", note="not reachable in this run"))
+    return out
+
+
+def _stage_totals(per_group: dict[str, dict[str, float]]) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for stages in per_group.values():
+        for k, v in stages.items():
+            out[k] = out.get(k, 0.0) + v
     return out
 
 
@@ -182,3 +208,10 @@ def figs_training(d: dict) -> list[Figure]:
     return [Figure("training", "walk-forward training, 3 instruments", d["wall_s"], "s", ("<=", 300),
                    note=note),
             Figure("training", "walk-forward training, CPU", d["cpu_s"], "s")]
+
+
+def figs_image(d: dict) -> list[Figure]:
+    f = lambda *a, **k: Figure("image", *a, **k)
+    return [f("runtime image (runtime dependencies installed in a fresh venv)", d["venv_mb"], "MB",
+              ("<=", d.get("limit_mb", 600)), note=f"site-packages {d['site_packages_mb']:.0f} MB"),
+            f("runtime venv install time", d["install_s"], "s")]

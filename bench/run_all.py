@@ -39,6 +39,7 @@ from figures import (
     figs_bus,
     figs_executor,
     figs_features,
+    figs_image,
     figs_ingest,
     figs_main,
     figs_mesh,
@@ -80,6 +81,7 @@ def benches(mesh_window: str | None, quick: bool, cache_dir: Path) -> list[Bench
               timeout_s=6 * 3600),
         Bench("main", "bench_main.py", (), ("--end", "2025-01-04"), figs_main),
         Bench("training", "bench_training.py", (), ("--fast",), figs_training, timeout_s=3600),
+        Bench("image", "bench_image.py", (), (), figs_image),
     ]
 
 

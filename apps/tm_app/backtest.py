@@ -135,8 +135,10 @@ def build_services(bus: Bus, cfg: RunConfig, venue: InProcessBybit, *, registry:
 
 
 async def run_backtest(cfg: RunConfig, *,
-                       on_progress: Callable[[ReplayProgress], None] | None = None) -> RunRecord:
-    """Replay ``cfg``'s window through every handler in this process; returns the run record."""
+                       on_progress: Callable[[ReplayProgress], None] | None = None,
+                       stages: dict[str, dict[str, int]] | None = None) -> RunRecord:
+    """Replay ``cfg``'s window through every handler in this process; returns the run record.
+    ``stages``: filled with each consumer group's time per stage (``tm_common.bus.stages``)."""
     from tm_exchange_sim.config import ExchangeSimSettings
 
     bus = InMemoryBus()
@@ -148,6 +150,9 @@ async def run_backtest(cfg: RunConfig, *,
     services = build_services(bus, cfg, venue)
     consumers = [c for p in services.values() for c in p.consumers]
     for c in consumers:
+        # Nothing in this process survives a crash: no state snapshot per entry (a handler
+        # failure then stops the run, tm_common.bus.consumer.NoSnapshot, instead of undoing).
+        c.skip_snapshots()
         await c.start()
     for p in services.values():       # load production models, pass the venue preflight
         await p.warm_up()
@@ -162,6 +167,8 @@ async def run_backtest(cfg: RunConfig, *,
     src = ReplaySource(services["ingest"].handlers["publisher"], bars, dvol, funding=funding,
                        probe=InProcessIdle(consumers), before_step=step, on_progress=on_progress)
     await src.run()
+    if stages is not None:
+        stages.update({c.group: c.stages.as_dict() for c in consumers})
     return await RunRecord.from_bus(bus)
 
 

@@ -164,7 +164,7 @@ async def test_a_second_risk_service_mid_run_changes_nothing(redis_url):
     b_parts = mesh.second_risk()
     b = b_parts.consumers[0]
     seen: dict = {}
-    real_handle, real_commit = a.handler.handle, a.bus.commit
+    real_handle, real_commit, real_commit_many = a.handler.handle, a.bus.commit, a.bus.commit_many
     key = state_key(mesh.risk_settings)
 
     async def handle_then_b_starts(event):
@@ -178,15 +178,23 @@ async def test_a_second_risk_service_mid_run_changes_nothing(redis_url):
             seen["orders"] = await mesh.bus.length(RISK_ORDER)
         return out
 
-    async def commit_then_look(*args, **kw):
+    async def look(commit, entries, *args, **kw):
         try:
-            await real_commit(*args, **kw)
+            await commit(*args, **kw)
         except WriterSuperseded:
-            # right after the refusal: no state write, no order, the entry not acked
+            # right after the refusal: no state write, no order, the entries not acked
             seen["refused"] = (await mesh.bus.load_state(key), await mesh.bus.length(RISK_ORDER),
                                (await mesh.bus.group_info(SIZING_TARGET))[0]["pending"])
+            seen["entries"] = entries
             raise
+
+    async def commit_then_look(*args, **kw):
+        await look(real_commit, 1, *args, **kw)
+
+    async def commit_many_then_look(*args, **kw):     # a read's entries committed together
+        await look(real_commit_many, len(args[2]), *args, **kw)
     a.handler.handle, a.bus.commit = handle_then_b_starts, commit_then_look
+    a.bus.commit_many = commit_many_then_look
 
     try:
         await mesh.start()
@@ -197,7 +205,7 @@ async def test_a_second_risk_service_mid_run_changes_nothing(redis_url):
         await mesh.close()
     assert "would_write" in seen, "B never started: the switch bar made no order"
     assert seen["outputs"] > 0 and seen["would_write"] != seen["state"]
-    assert seen["refused"] == (seen["state"], seen["orders"], 1)
+    assert seen["refused"] == (seen["state"], seen["orders"], seen["entries"])
     assert (a.generation, b.generation) == (1, 2)
     assert a.superseded is not None and a.superseded.current == 2 and a.stopping
     assert b.handled_count > 0

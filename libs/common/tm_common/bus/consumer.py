@@ -21,25 +21,30 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import structlog
 
-from tm_common.bus.handler import Emit, Handler, StatefulHandler
+from tm_common.bus.handler import Handler, StatefulHandler
 from tm_common.bus.observer import ConsumerObserver
-from tm_common.bus.protocol import (
-    Bus,
-    Delivery,
-    Fence,
+from tm_common.bus.protocol import Bus, Delivery, Fence, Output, TransportError
+from tm_common.bus.signing import NO_KEYS, SIG_FIELD, KeyRing
+from tm_common.bus.stages import StageTimes
+from tm_common.errors import (
     LostOwnership,
-    Output,
-    TransportError,
+    MalformedEvent,
+    PermanentError,
+    TransientError,
     WriterSuperseded,
 )
-from tm_common.bus.signing import NO_KEYS, SIG_FIELD, KeyRing
-from tm_common.errors import MalformedEvent, PermanentError, TransientError
 from tm_common.events.base import Envelope
 
 log = structlog.get_logger("tm.bus")
+
+
+class NoSnapshot(RuntimeError):
+    """A handler failed in a consumer that commits no snapshots (:meth:`Consumer.skip_snapshots`):
+    the in-memory state cannot be undone, so the run stops here rather than go on from it."""
 
 
 def generation_key(state_key: str) -> str:
@@ -55,7 +60,11 @@ class Consumer:
     dead-lettered. ``reclaim_idle_ms``: how long an entry must sit unacked on any consumer before
     this one takes it over (must exceed the slowest handler). ``block_ms``: read block time, which
     also bounds how long ``stop()`` waits for an idle loop. ``fence``: take a writer generation
-    (module docstring); default on for a stateful handler with a ``state_key``. ``keys``: the
+    (module docstring); default on for a stateful handler with a ``state_key``.
+    ``commit_batch``: entries of one read committed together at most (outputs, acks and one
+    state snapshot in one commit), while their handling took less than ``commit_batch_s``
+    seconds in all (so a batch delays no output by more than that); 1 = one commit per entry.
+    A crash loses the uncommitted batch's handling only: its entries come back. ``keys``: the
     signing keys this consumer verifies with: an entry of a stream it holds a key for is
     dead-lettered unless its signature matches, before it is decoded
     (:mod:`tm_common.bus.signing`).
@@ -67,9 +76,13 @@ class Consumer:
                  max_deliveries: int = 5, reclaim_idle_ms: int = 30_000,
                  reclaim_interval_s: float = 5.0, block_ms: int = 500, batch: int = 64,
                  retry_backoff_s: float = 0.05, max_backoff_s: float = 2.0,
-                 fence: bool = True, keys: KeyRing | None = None) -> None:
+                 fence: bool = True, keys: KeyRing | None = None, commit_batch: int = 1,
+                 commit_batch_s: float = 0.005) -> None:
         if max_deliveries < 1:
             raise ValueError("max_deliveries must be >= 1")
+        if commit_batch < 1:
+            raise ValueError("commit_batch must be >= 1")
+        self.commit_batch, self.commit_batch_s = commit_batch, commit_batch_s
         self.bus, self.handler = bus, handler
         self.group, self.consumer, self.streams = group, consumer, tuple(streams)
         self.state_key = state_key if isinstance(handler, StatefulHandler) else None
@@ -90,11 +103,22 @@ class Consumer:
         self.last_event: Envelope | None = None
         self.handled_count = 0
         self.dead_letter_count = 0
+        self.stages = StageTimes()          # the hot path's profile (tm_common/bus/stages.py)
+        self._batching = False              # this read's entries are committed together
+        self._staged: list[_Handled] = []   # handled, not committed yet (a batch)
+        self._batch_undone = False          # a failure undid this read's batch
+        self.snapshots = True               # see skip_snapshots
 
     # -- lifecycle -------------------------------------------------------------------------
     def stop(self) -> None:
         """Ask the loop to finish the entry in hand and return."""
         self._stopping.set()
+
+    def skip_snapshots(self) -> None:
+        """Commit no handler state from now on (the in-process backtest: nothing there survives
+        a crash, so the snapshot per entry is work for nothing). The state is still restored at
+        start; a handler failure can then not be undone: it raises :class:`NoSnapshot`."""
+        self.snapshots = False
 
     @property
     def stopping(self) -> bool:
@@ -189,6 +213,8 @@ class Consumer:
         if self.superseded is not None:
             return 0
         batch = []
+        st, clock = self.stages, time.perf_counter_ns
+        t0 = clock()
         if self._pending_dirty:
             # One at a time: re-reading a pending entry counts a delivery, so a batch read would
             # charge every entry queued behind a poison one and dead-letter innocent entries.
@@ -198,54 +224,82 @@ class Consumer:
         if not batch:
             batch = await self.bus.read(self.group, self.consumer, self.streams, pending=False,
                                         count=self.batch, block_ms=block_ms or 0)
+        if batch:
+            st.read += clock() - t0
+            st.reads += 1
+        else:
+            st.wait += clock() - t0
         if len(self.streams) > 1:
             # A multi-stream read comes back grouped by stream; handle it in publication order
             # (entry ids grow with time), so a consumer sees its inputs as they were published.
             batch = sorted(batch, key=lambda d: _id_key(d.entry_id))
+        # A batch of new entries is committed at once (outputs + acks + one state snapshot in
+        # one script): one round trip and one snapshot per read instead of per entry.
+        self._batching = self.commit_batch > 1 and len(batch) > 1 and hasattr(self.bus, "commit_many")
+        self._batch_undone = False
         done = 0
-        for delivery in batch:
-            if self.stopping:
-                break
-            try:
+        try:
+            for delivery in batch:
+                if self.stopping:
+                    break
                 processed = await self._process(delivery)
-            except WriterSuperseded as e:
-                self._on_superseded(e)
-                break
-            if not processed:
-                self._pending_dirty = True  # leave the rest pending, keep order
-                break
-            done += 1
+                if not processed:
+                    self._pending_dirty = True  # leave the rest pending, keep order
+                    break
+                done += 1
+            if not await self._flush() or self._batch_undone:
+                done = 0                    # nothing of this read was committed
+        except WriterSuperseded as e:
+            self._staged = []
+            self._on_superseded(e)
+        finally:
+            self._batching = False
         return done
 
     async def _process(self, d: Delivery) -> bool:
         """Handle one delivery to the end (committed or dead-lettered). False = left pending."""
+        st, clock = self.stages, time.perf_counter_ns
+        st.entries += 1
+        t_dec = clock()
         refusal = self.keys.refusal(d.stream, d.fields)
         if refusal is not None:
             # Not decoded, not handled: an entry nobody holding the key wrote (a forgery, or a
             # producer without the key) is dead-lettered with the reason, and counted.
             # Its type is not trusted either: "?" keeps the metric labels bounded.
-            await self._dead_letter(d, "?", f"{refusal}: no valid {SIG_FIELD} for "
-                                    f"{d.stream} (entry {d.entry_id})")
+            if not await self._dead_letter(d, "?", f"{refusal}: no valid {SIG_FIELD} for "
+                                           f"{d.stream} (entry {d.entry_id})"):
+                return False
             self.obs.signature_refused(d.stream, self.group, refusal)
             return True
         try:
             event = Envelope.from_fields(d.fields)
         except MalformedEvent as e:
-            await self._dead_letter(d, "?", f"malformed: {e}")
-            return True
+            return await self._dead_letter(d, "?", f"malformed: {e}")
+        st.decode += clock() - t_dec
         if d.deliveries > self.max_deliveries:
-            await self._dead_letter(
+            return await self._dead_letter(
                 d, event.type, f"delivery cap {self.max_deliveries} exceeded ({d.deliveries} deliveries)")
-            return True
         attempt, backoff = d.deliveries, self.retry_backoff_s
         while True:
             t0 = time.perf_counter()
             try:
-                emits = await self.handler.handle(event)
+                try:
+                    emits = await self.handler.handle(event)
+                except Exception as e:
+                    if not self._staged:
+                        raise
+                    # The state in memory holds the staged entries' effects and this
+                    # failure's: undo to the last commit and leave the whole batch pending; the
+                    # pending drain handles it again one entry at a time (deterministic
+                    # handlers: the same outputs).
+                    self._staged, self._batch_undone = [], True
+                    self._recover()
+                    self.obs.failed(d, e, attempt)
+                    return False
             except PermanentError as e:
                 self._recover()
-                await self._dead_letter(d, event.type, f"permanent error: {type(e).__name__}: {e}")
-                return True
+                return await self._dead_letter(d, event.type,
+                                               f"permanent error: {type(e).__name__}: {e}")
             except TransientError as e:
                 self._recover()
                 self.obs.failed(d, e, attempt)
@@ -261,9 +315,8 @@ class Consumer:
                             type=event.type, attempt=attempt, error=f"{type(e).__name__}: {e}",
                             correlation_id=event.correlation_id)
                 if attempt >= self.max_deliveries:
-                    await self._dead_letter(
+                    return await self._dead_letter(
                         d, event.type, f"failed {attempt} attempts; last error: {type(e).__name__}: {e}")
-                    return True
                 if self.stopping:
                     return False
                 attempt += 1
@@ -271,42 +324,81 @@ class Consumer:
                 backoff = min(backoff * 2, self.max_backoff_s)
                 continue
             secs = time.perf_counter() - t0
-            return await self._commit(d, event, emits, secs)
+            st.handle += int(secs * 1e9)
+            t_enc = clock()
+            now = self.clock()
+            outputs = [Output(e.stream, event.caused(e.body, index=i, ts_init_ns=now,
+                                                     ts_event_ns=e.ts_event_ns,
+                                                     correlation_id=e.correlation_id))
+                       for i, e in enumerate(emits)]
+            st.encode += clock() - t_enc
+            self._staged.append(_Handled(d, event, outputs, secs, now))
+            if self._batching and len(self._staged) < self.commit_batch and \
+                    sum(h.secs for h in self._staged) < self.commit_batch_s:
+                return True
+            return await self._flush()
 
-    async def _commit(self, d: Delivery, event: Envelope, emits: Sequence[Emit], secs: float) -> bool:
-        now = self.clock()
-        outputs = [Output(e.stream, event.caused(e.body, index=i, ts_init_ns=now,
-                                                 ts_event_ns=e.ts_event_ns,
-                                                 correlation_id=e.correlation_id))
-                   for i, e in enumerate(emits)]
+    async def _flush(self) -> bool:
+        """Commit the staged entries: outputs, acks and one state snapshot, atomically. False
+        when the commit was refused for ownership of an entry of a batch (the consumer's state is
+        undone to its last commit; its own entries are left pending, handled again in order)."""
+        staged, self._staged = self._staged, []
+        if not staged:
+            return True
+        st, clock = self.stages, time.perf_counter_ns
+        t_enc = clock()
         state = None
-        if self.state_key is not None:
-            state = (self.state_key, self.handler.snapshot())  # type: ignore[attr-defined]
+        snap = None
+        if self.state_key is not None and self.snapshots:
+            snap = self.handler.snapshot()  # type: ignore[attr-defined]
+            if snap != self._last_state:
+                # Saved only when it changed: the key holds _last_state already (loaded at
+                # start, or written by the last commit that landed).
+                state = (self.state_key, snap)
+        t_com = clock()
+        st.encode += t_com - t_enc
         try:
-            await self.bus.commit(self.group, self.consumer, d, outputs, state, self.fence)
+            if len(staged) == 1:
+                h = staged[0]
+                await self.bus.commit(self.group, self.consumer, h.delivery, h.outputs, state,
+                                      self.fence)
+            else:
+                await self.bus.commit_many(self.group, self.consumer,
+                                           [(h.delivery, h.outputs) for h in staged], state,
+                                           self.fence)
         except WriterSuperseded:
             raise                           # step() stops the consumer
-        except LostOwnership:
+        except LostOwnership as e:
             self._recover()
-            log.info("bus.lost_ownership", group=self.group, stream=d.stream, entry=d.entry_id)
-            return True
+            log.info("bus.lost_ownership", group=self.group, entry=str(e), batch=len(staged))
+            return len(staged) == 1         # one entry: it is someone else's now, go on
         except BaseException:
             self._recover()
             raise
+        st.commit += clock() - t_com
         if state is not None:
             self._last_state = state[1]
-        self.last_event, self.handled_count = event, self.handled_count + 1
-        self.obs.handled(d.stream, event, secs, now)
-        for o in outputs:
-            self.obs.published(o.stream, o.envelope)
+            st.state_writes += 1
+        elif snap is not None:
+            st.state_skips += 1
+        for h in staged:
+            self.last_event, self.handled_count = h.event, self.handled_count + 1
+            self.obs.handled(h.delivery.stream, h.event, h.secs, h.now)
+            for o in h.outputs:
+                self.obs.published(o.stream, o.envelope)
         return True
 
-    async def _dead_letter(self, d: Delivery, event_type: str, reason: str) -> None:
+    async def _dead_letter(self, d: Delivery, event_type: str, reason: str) -> bool:
+        """Dead-letter ``d`` (with its ack). False: left pending, not dead-lettered (the commit
+        of the entries this batch handled before it was refused)."""
+        if not await self._flush():          # what this batch handled before it, first
+            return False
         await self.bus.dead_letter(self.group, self.consumer, d, reason, self.fence)
         self.dead_letter_count += 1
         self.obs.dead_lettered(d.stream, event_type, reason)
         log.warning("bus.dead_lettered", group=self.group, stream=d.stream, entry=d.entry_id,
                     type=event_type, reason=reason)
+        return True
 
     async def _maybe_reclaim(self) -> None:
         now = time.monotonic()
@@ -320,6 +412,9 @@ class Consumer:
         """Undo in-memory handler state to the last committed snapshot."""
         self._pending_dirty = True
         if self.state_key is not None:
+            if not self.snapshots:
+                raise NoSnapshot(f"consumer group {self.group!r}: a handler failed in a run that "
+                                 "keeps no state snapshots (in-process); its state cannot be undone")
             self.handler.restore(self._last_state)  # type: ignore[attr-defined]
 
     async def _sleep(self, secs: float) -> None:
@@ -327,6 +422,17 @@ class Consumer:
             await asyncio.wait_for(self._stopping.wait(), timeout=secs)
         except TimeoutError:
             pass
+
+
+@dataclass(frozen=True)
+class _Handled:
+    """An entry handled and not committed yet: its outputs, handling seconds and commit time."""
+
+    delivery: Delivery
+    event: Envelope
+    outputs: list[Output]
+    secs: float
+    now: int
 
 
 def _id_key(entry_id: str) -> tuple[int, int]:

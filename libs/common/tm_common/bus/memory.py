@@ -162,6 +162,27 @@ class InMemoryBus:
         if outputs:
             await self._notify()
 
+    async def commit_many(self, group: str, consumer: str,
+                          items: Sequence[tuple[Delivery, Sequence[Output]]],
+                          state: tuple[str, bytes] | None = None,
+                          fence: Fence | None = None) -> None:
+        if fence is not None:
+            current = self._generations.get(fence[0])
+            if current is not None and current > fence[1]:
+                raise WriterSuperseded(group, fence[1], current)
+        for d, _ in items:                      # every check before any write, as the script
+            self._owned(group, consumer, d, None)
+        if fence is not None:
+            self._generations[fence[0]] = fence[1]
+        for d, outputs in items:
+            for o in outputs:
+                self._add(o.stream, self.keys.fields(o.stream, o.envelope))
+            self._s(d.stream).groups[group].pending.pop(int(d.entry_id.split("-")[0]))
+        if state is not None:
+            self._state[state[0]] = state[1]
+        if any(outputs for _, outputs in items):
+            await self._notify()
+
     async def dead_letter(self, group: str, consumer: str, delivery: Delivery, reason: str,
                           fence: Fence | None = None) -> None:
         g = self._owned(group, consumer, delivery, fence)

@@ -86,6 +86,14 @@ class Bus(Protocol):
         generation than ``fence``'s (checked first), or :class:`LostOwnership` if the entry is
         no longer pending for ``consumer``."""
 
+    async def commit_many(self, group: str, consumer: str,
+                          items: Sequence[tuple[Delivery, Sequence[Output]]],
+                          state: tuple[str, bytes] | None = None,
+                          fence: Fence | None = None) -> None:
+        """:meth:`commit` of several deliveries at once (a read batch): every item's outputs in
+        order, ``state`` once, every ack, atomically. Writes nothing if any delivery is no
+        longer pending for ``consumer`` (:class:`LostOwnership`) or ``fence`` is stale."""
+
     async def dead_letter(self, group: str, consumer: str, delivery: Delivery,
                           reason: str, fence: Fence | None = None) -> None:
         """Copy the entry to ``<stream>.dlq`` with ``reason`` and ack it, atomically; fenced

@@ -24,25 +24,20 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.typing import EncodableT, FieldT, KeyT, StreamIdT
 
 from tm_common.bus.memory import dead_letter_fields
-from tm_common.bus.protocol import (
-    Delivery,
-    Fence,
-    LostOwnership,
-    Output,
-    TransportError,
-    WriterSuperseded,
-)
+from tm_common.bus.protocol import Delivery, Fence, Output, TransportError
 from tm_common.bus.signing import NO_KEYS, KeyRing
 from tm_common.bus.streams import Streams, dlq, maxlen
+from tm_common.errors import LostOwnership, WriterSuperseded
 from tm_common.errors_boundary import redis_error, redis_errors
 from tm_common.events.base import Envelope
 
-# KEYS: input stream, output streams..., [state key], [generation key]
-# ARGV: group, consumer, entry id, n outputs, has state, state, generation ('' = not fenced),
-#       then per output: maxlen, n field pairs, k1, v1, ...
-# Returns n (committed), -1 (the entry is not pending for this consumer) or {-2, newer
-# generation} (superseded). The generation key only grows; a missing or lower value (Redis
-# lost it) is set back to this commit's generation, once the commit is known to land.
+# The commit of one entry, or of a read batch of entries.
+# KEYS: the input stream of each entry, output streams..., [state key], [generation key]
+# ARGV: group, consumer, n entries, n outputs, has state, state, generation ('' = not fenced),
+#       the entry ids, then per output: maxlen, n field pairs, k1, v1, ...
+# Returns n (committed), -1 (an entry is not pending for this consumer: nothing written) or
+# {-2, newer generation} (superseded). The generation key only grows; a missing or lower value
+# (Redis lost it) is set back to this commit's generation, once the commit is known to land.
 _COMMIT = """
 local mine = tonumber(ARGV[7])
 local gen = nil
@@ -50,21 +45,25 @@ if mine then
   gen = tonumber(redis.call('GET', KEYS[#KEYS]))
   if gen and gen > mine then return {-2, gen} end
 end
-local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[3], ARGV[3], 1, ARGV[2])
-if #p == 0 then return -1 end
+local m = tonumber(ARGV[3])
+for i = 1, m do
+  local id = ARGV[7 + i]
+  local p = redis.call('XPENDING', KEYS[i], ARGV[1], id, id, 1, ARGV[2])
+  if #p == 0 then return -1 end
+end
 if mine and gen ~= mine then redis.call('SET', KEYS[#KEYS], mine) end
 local n = tonumber(ARGV[4])
-local a = 8
+local a = 8 + m
 for i = 1, n do
   local ml = ARGV[a]
   local nf = tonumber(ARGV[a + 1])
-  local args = {'XADD', KEYS[1 + i], 'MAXLEN', '~', ml, '*'}
+  local args = {'XADD', KEYS[m + i], 'MAXLEN', '~', ml, '*'}
   for j = 1, 2 * nf do args[#args + 1] = ARGV[a + 1 + j] end
   redis.call(unpack(args))
   a = a + 2 + 2 * nf
 end
-if ARGV[5] == '1' then redis.call('SET', KEYS[2 + n], ARGV[6]) end
-redis.call('XACK', KEYS[1], ARGV[1], ARGV[3])
+if ARGV[5] == '1' then redis.call('SET', KEYS[m + n + 1], ARGV[6]) end
+for i = 1, m do redis.call('XACK', KEYS[i], ARGV[1], ARGV[7 + i]) end
 return n
 """
 
@@ -189,22 +188,29 @@ class RedisStreamsBus:
     async def commit(self, group: str, consumer: str, delivery: Delivery,
                      outputs: Sequence[Output], state: tuple[str, bytes] | None = None,
                      fence: Fence | None = None) -> None:
-        await self._atomic(group, consumer, delivery,
-                           [(o.stream, self.keys.fields(o.stream, o.envelope)) for o in outputs],
-                           state, fence)
+        await self.commit_many(group, consumer, [(delivery, outputs)], state, fence)
+
+    async def commit_many(self, group: str, consumer: str,
+                          items: Sequence[tuple[Delivery, Sequence[Output]]],
+                          state: tuple[str, bytes] | None = None,
+                          fence: Fence | None = None) -> None:
+        await self._atomic(group, consumer, [d for d, _ in items],
+                           [(o.stream, self.keys.fields(o.stream, o.envelope))
+                            for _, outputs in items for o in outputs], state, fence)
 
     async def dead_letter(self, group: str, consumer: str, delivery: Delivery, reason: str,
                           fence: Fence | None = None) -> None:
-        await self._atomic(group, consumer, delivery,
+        await self._atomic(group, consumer, [delivery],
                            [(dlq(delivery.stream), dead_letter_fields(delivery, group, reason))],
                            None, fence)
 
-    async def _atomic(self, group: str, consumer: str, d: Delivery,
+    async def _atomic(self, group: str, consumer: str, ds: Sequence[Delivery],
                       outs: list[tuple[str, dict[Any, Any]]], state: tuple[str, bytes] | None,
                       fence: Fence | None) -> None:
-        keys = [self.key(d.stream)] + [self.key(s) for s, _ in outs]
-        args: list[Any] = [group, consumer, d.entry_id, len(outs), "1" if state else "0",
-                           state[1] if state else b"", "" if fence is None else fence[1]]
+        keys = [self.key(d.stream) for d in ds] + [self.key(s) for s, _ in outs]
+        args: list[Any] = [group, consumer, len(ds), len(outs), "1" if state else "0",
+                           state[1] if state else b"", "" if fence is None else fence[1],
+                           *(d.entry_id for d in ds)]
         if state:
             keys.append(state[0])
         if fence is not None:
@@ -218,7 +224,7 @@ class RedisStreamsBus:
             assert fence is not None
             raise WriterSuperseded(group, fence[1], int(res[1]))
         if res == -1:
-            raise LostOwnership(d.entry_id)
+            raise LostOwnership(", ".join(d.entry_id for d in ds))
 
     async def acquire_generation(self, key: str) -> int:
         return int(await self._call(self.r.incr(key)))

@@ -250,6 +250,8 @@ class ServiceRuntime:
             "writer": {c.group: {"generation": c.generation,
                                  "superseded": None if c.superseded is None else str(c.superseded)}
                        for c in self.consumers if c.generation_key is not None},
+            # the hot path's profile: ns per stage (tm_common/bus/stages.py)
+            "stages": {c.group: c.stages.as_dict() for c in self.consumers},
         }
         if self.status_extra is not None:
             try:

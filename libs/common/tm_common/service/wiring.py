@@ -63,6 +63,11 @@ def state_key(settings: Any) -> str:
     return f"{settings.namespace}state:{settings.group}"
 
 
+# Entries of one read committed together by a service's consumer (one round trip and one state
+# snapshot per batch; docs/ARCHITECTURE.md §4 "Commit batching").
+COMMIT_BATCH = 16
+
+
 def make_consumer(settings: Any, bus: Bus, handler: Handler, streams: Sequence[str],
                   observer: ConsumerObserver | None = None, **overrides: Any) -> Consumer:
     """A :class:`Consumer` of ``streams`` for this service's group and replica.
@@ -79,7 +84,7 @@ def make_consumer(settings: Any, bus: Bus, handler: Handler, streams: Sequence[s
         "state_key": state_key(settings), "observer": observer,
         "max_deliveries": settings.max_deliveries, "reclaim_idle_ms": settings.reclaim_idle_ms,
         "reclaim_interval_s": settings.reclaim_interval_s, "block_ms": settings.read_block_ms,
-        "keys": KeyRing.from_settings(settings)}
+        "keys": KeyRing.from_settings(settings), "commit_batch": COMMIT_BATCH}
     kw.update(overrides)
     return Consumer(bus, with_log_context(handler), **kw)
 

@@ -4,7 +4,8 @@ Runs :class:`CountingHandler` over stream ``in`` on Redis. Environment:
 ``W_URL``, ``W_PREFIX``, ``W_CONSUMER``, ``W_SLEEP_S`` (per-event work), ``W_CRASH`` =
 ``before:<open_time_ms>`` (``os._exit`` inside the handler, before commit) or
 ``after:<open_time_ms>`` (right after the commit of that input), ``W_IDLE_EXIT`` = 1 to exit when
-nothing is left, ``W_RECLAIM_MS`` (reclaim idle threshold). SIGTERM stops it gracefully (exit 0).
+nothing is left, ``W_RECLAIM_MS`` (reclaim idle threshold), ``W_BATCH`` (entries per commit,
+default 1). SIGTERM stops it gracefully (exit 0).
 """
 
 from __future__ import annotations
@@ -27,12 +28,15 @@ from tm_common.testing.counting import CountingHandler
 class _CrashAfterCommit(RedisStreamsBus):
     crash_at: int | None = None
 
-    async def commit(self, group: str, consumer: str, delivery: Delivery,
-                     outputs: Sequence[Output], state: tuple[str, bytes] | None = None,
-                     fence: Fence | None = None) -> None:
-        await super().commit(group, consumer, delivery, outputs, state, fence)
-        if self.crash_at is not None and outputs and \
-                getattr(outputs[0].envelope.body, "bar_time_ms", None) == self.crash_at:
+    async def commit_many(self, group: str, consumer: str,
+                          items: Sequence[tuple[Delivery, Sequence[Output]]],
+                          state: tuple[str, bytes] | None = None,
+                          fence: Fence | None = None) -> None:
+        # commit() of one entry goes through here too (a batch of one)
+        await super().commit_many(group, consumer, items, state, fence)
+        if self.crash_at is not None and any(
+                getattr(o.envelope.body, "bar_time_ms", None) == self.crash_at
+                for _, outputs in items for o in outputs[:1]):
             os._exit(18)
 
 
@@ -51,7 +55,8 @@ async def main() -> int:
     handler = CountingHandler(sleep_s=float(env.get("W_SLEEP_S", "0")), hook=hook)
     c = Consumer(bus, handler, group="g", consumer=env.get("W_CONSUMER", "c1"), streams=["in"],
                  state_key=env["W_PREFIX"] + "state:g", block_ms=100,
-                 reclaim_idle_ms=int(env.get("W_RECLAIM_MS", "30000")), reclaim_interval_s=0.2)
+                 reclaim_idle_ms=int(env.get("W_RECLAIM_MS", "30000")), reclaim_interval_s=0.2,
+                 commit_batch=int(env.get("W_BATCH", "1")), commit_batch_s=60.0)
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGTERM, c.stop)
     await c.start()
