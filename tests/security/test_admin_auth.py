@@ -6,7 +6,7 @@ added later without being listed here fails the first test instead of going unno
 
 - risk: ``POST /breaker/trip``, ``POST /breaker/kill``, ``POST /breaker/reset``
   (``TM_ADMIN_TOKEN`` bearer; 403 when the service has no token configured);
-- exchange sim: ``POST /sim/clock``, ``/sim/faults``, ``/sim/reset``, and the live-feed mode's
+- exchange sim: ``POST /sim/clock``, ``/sim/faults``, ``/sim/reset``, ``/sim/instruments``, and the live-feed mode's
   ``/sim/bars``, ``/sim/funding`` (``TM_ADMIN_TOKEN`` bearer, checked on the headers before the
   body is read, when one is configured: without one the sim is an open development venue, as ``tm demo`` runs
   it; the Helm chart always sets one), and the Bybit private API (``/v5/order/*``,
@@ -25,6 +25,7 @@ import time
 import httpx
 from starlette.routing import Mount, Route, WebSocketRoute
 from tm_common.bus.redis import RedisStreamsBus
+from tm_common.testing.instruments import recorded_instruments_file
 
 from .conftest import SECRETS, WRONG_TOKEN, leaks
 
@@ -33,6 +34,7 @@ KEY, SECRET = SECRETS["bybit_api_key"], SECRETS["bybit_api_secret"]
 READ_ONLY = {"GET", "HEAD"}
 RISK_ADMIN = {("POST", "/breaker/trip"), ("POST", "/breaker/kill"), ("POST", "/breaker/reset")}
 SIM_ADMIN = {("POST", "/sim/clock"), ("POST", "/sim/faults"), ("POST", "/sim/reset"),
+             ("POST", "/sim/instruments"),
              ("POST", "/sim/bars"), ("POST", "/sim/funding")}
 SIM_SIGNED = {("POST", "/v5/order/create"), ("POST", "/v5/order/cancel"),
               ("GET", "/v5/order/realtime"), ("GET", "/v5/execution/list"),
@@ -129,8 +131,6 @@ def _streams(url: str, namespace: str, *names: str) -> dict[str, list]:
 
 
 def _risk_env(redis_url: str, namespace: str, **extra: str) -> dict[str, str]:
-    from tm_common.testing.instruments import recorded_instruments_file
-
     # its lot filters: a recorded instruments-info answer (no venue runs here)
     return {"TM_REDIS_URL": redis_url, "TM_NAMESPACE": namespace, "TM_CONSUMER_NAME": "risk-0",
             "TM_RISK_INSTRUMENTS_FILE": str(recorded_instruments_file()),
@@ -185,7 +185,10 @@ def test_risk_breaker_endpoints_need_the_admin_token(secure_redis, service):
 
 # -- exchange sim --------------------------------------------------------------------------------
 SIM_BODIES = {"/sim/clock": {"steps": 1}, "/sim/faults": {"rate_limit_prob": 0.5},
-              "/sim/reset": {"initial_balance": "5"}}
+              "/sim/reset": {"initial_balance": "5"},
+              # Bybit's own (recorded) BTCUSDT answer (this sim lists only BTCUSDT)
+              "/sim/instruments": [i for i in json.loads(recorded_instruments_file().read_text())
+                                   ["result"]["list"] if i["symbol"] == "BTCUSDT"]}
 # The live-feed mode's pushes: refused without the token in any mode (their use with it is
 # tests/unit/exchange_sim/test_live_feed.py; this sim runs in history mode, which refuses them).
 SIM_LIVE_BODIES = {

@@ -34,6 +34,7 @@ from tm_common.errors import (
     LostOwnership,
     MalformedEvent,
     PermanentError,
+    TradeMatrixError,
     TransientError,
     WriterSuperseded,
 )
@@ -42,7 +43,7 @@ from tm_common.events.base import Envelope
 log = structlog.get_logger("tm.bus")
 
 
-class NoSnapshot(RuntimeError):
+class NoSnapshot(TradeMatrixError, RuntimeError):
     """A handler failed in a consumer that commits no snapshots (:meth:`Consumer.skip_snapshots`):
     the in-memory state cannot be undone, so the run stops here rather than go on from it."""
 
