@@ -208,7 +208,7 @@ async def _train(cfg: TrainConfig, settings, *, update: bool, promote: bool, reg
                  family: str = "xgboost") -> None:
     from tm_trainer.pipeline import train as run_train
     from tm_trainer.registry_ops import record
-    from tm_trainer.report import markdown, progress_bars, rich_table
+    from tm_trainer.report import honest_lines, markdown, progress_bars, rich_table
     from tm_trainer.sources import rows_line
 
     registry, engine = await _registry(settings)
@@ -225,12 +225,19 @@ async def _train(cfg: TrainConfig, settings, *, update: bool, promote: bool, reg
                 result = await asyncio.to_thread(train_update, cfg, prod.bundle(), cb,
                                                  inputs=inputs)
             else:
+                from tm_trainer.pipeline import prior_trials_of
+                prior = prior_trials_of(await registry.list("signal"))
                 result = await asyncio.to_thread(run_train, cfg, cb, regime=regime, inputs=inputs,
-                                                 family=family)
+                                                 family=family, prior_trials=prior)
         console.print(rich_table(result.report))
         verdict = "PASS" if result.gate_passed else "FAIL: " + "; ".join(result.reasons)
         typer.echo(f"signal family: {result.family}")
-        typer.echo(f"gates (IC >= {cfg.gates.min_ic}, Sharpe > {cfg.gates.min_sharpe}): {verdict}")
+        for line in honest_lines(result.report):
+            typer.echo(line)
+        g = cfg.gates
+        typer.echo(f"gates (IC >= {g.min_ic}, Sharpe > {g.min_sharpe}, deflated Sharpe >= "
+                   f"{g.min_dsr}, timing t >= {g.min_timing_t}, positive in >= "
+                   f"{g.min_positive_share} of {g.consistency_periods} sub-periods): {verdict}")
         if report_json:
             report_json.parent.mkdir(parents=True, exist_ok=True)
             report_json.write_text(json.dumps({"version": result.signal_version,
@@ -273,14 +280,31 @@ def list_models(kind: Annotated[str | None, typer.Option(help="signal | regime |
                                for r in recs], indent=1))
         return
     t = Table(title="model registry")
-    for c in ("version", "kind", "stage", "created (UTC)", "IC", "Sharpe", "why"):
+    for c in ("version", "kind", "stage", "created (UTC)", "IC", "Sharpe", "DSR (trials)",
+              "timing t", "positive share", "Boruta", "why"):
         t.add_column(c)
     for r in recs:
         m = r.metrics
+        dsr = f"{_num(m.get('dsr'))} ({m['n_trials']})" if "n_trials" in m else "-"
         t.add_row(r.version, r.kind, r.stage,
                   dt.datetime.fromtimestamp(r.created_at_ms / 1000, tz=dt.UTC).strftime("%Y-%m-%d %H:%M"),
-                  _num(m.get("mean_ic")), _num(m.get("sharpe")), str(m.get("why", "")))
+                  _num(m.get("mean_ic")), _num(m.get("sharpe")), dsr, _num(m.get("timing_t")),
+                  _num(m.get("positive_share")), boruta_cell(m.get("boruta")),
+                  str(m.get("why", "")))
     console.print(t)
+
+
+def boruta_cell(b: Any) -> str:
+    """``tm models``' Boruta column: confirmed / selected per instrument; "none confirmed"
+    where Boruta confirmed nothing and ranking filled the whole list."""
+    if not isinstance(b, dict) or not b:
+        return "-"
+    out = []
+    for sym, v in sorted(b.items()):
+        n_c, n_f = len(v.get("confirmed", [])), len(v.get("filled_by_ranking", []))
+        out.append(f"{sym} none confirmed ({n_f} by ranking)" if n_c == 0 else
+                   f"{sym} {n_c}/{n_c + n_f} confirmed")
+    return "; ".join(out)
 
 
 def _num(x) -> str:
