@@ -133,6 +133,16 @@ def train(
     gate_min_sharpe: Annotated[float, typer.Option(
         envvar="TM_TRAIN_GATE_MIN_SHARPE", help="Promotion gate: OOS Sharpe after costs above "
         "this (recorded with the model).")] = GateConfig.min_sharpe,
+    gate_min_dsr: Annotated[float, typer.Option(
+        envvar="TM_TRAIN_GATE_MIN_DSR", help="Promotion gate: deflated Sharpe ratio (over the "
+        "trials registered on the same data) at least this.")] = GateConfig.min_dsr,
+    gate_min_timing_t: Annotated[float, typer.Option(
+        envvar="TM_TRAIN_GATE_MIN_TIMING_T", help="Promotion gate: t statistic of the return "
+        "beyond a constant exposure of the average position at least this.")] =
+        GateConfig.min_timing_t,
+    gate_min_positive_share: Annotated[float, typer.Option(
+        envvar="TM_TRAIN_GATE_MIN_POSITIVE_SHARE", help="Promotion gate: share of OOS "
+        "sub-periods with a positive net return at least this.")] = GateConfig.min_positive_share,
     family: Annotated[str, typer.Option(
         help="Signal model family: xgboost (built-in) or one registered in "
              "tm_quant/families/__init__.py, e.g. logistic (recorded with the model).")] = "xgboost",
@@ -143,10 +153,14 @@ def train(
     try:
         syms = parse_symbols(instruments)
         end: dict[str, Any] = {"train_end_ms": parse_time_ms(train_end)} if train_end else {}
-        if not (math.isfinite(gate_min_ic) and math.isfinite(gate_min_sharpe)):
-            raise ValueError("--gate-min-ic and --gate-min-sharpe must be finite numbers")
+        if not all(math.isfinite(x) for x in (gate_min_ic, gate_min_sharpe, gate_min_dsr,
+                                              gate_min_timing_t, gate_min_positive_share)):
+            raise ValueError("the --gate-min-* options must be finite numbers")
+        gates = GateConfig(min_ic=gate_min_ic, min_sharpe=gate_min_sharpe, min_dsr=gate_min_dsr,
+                           min_timing_t=gate_min_timing_t,
+                           min_positive_share=gate_min_positive_share)
         cfg = TrainConfig(instruments=syms, horizon_bars=horizon, seed=seed, history_dir=history_dir,
-                          gates=GateConfig(min_ic=gate_min_ic, min_sharpe=gate_min_sharpe), **end)
+                          gates=gates, **end)
         if fast:
             cfg = cfg.fast()
         if windows is not None:
@@ -157,14 +171,20 @@ def train(
     except (ValueError, typer.BadParameter) as e:
         fail(str(e), 2)
     if cfg.gates != GateConfig():
-        typer.echo(f"gates changed from the defaults (IC >= {GateConfig.min_ic}, Sharpe > "
-                   f"{GateConfig.min_sharpe}) to IC >= {cfg.gates.min_ic}, Sharpe > "
-                   f"{cfg.gates.min_sharpe}: a configuration choice, recorded with the model")
+        typer.echo(f"gates changed from the defaults ({gates_text(GateConfig())}) to "
+                   f"{gates_text(cfg.gates)}: a configuration choice, recorded with the model")
     settings = _settings()
     run_one_line(_train(cfg, settings, update=update, promote=not no_promote,
                         regime=regime and not update, publish=publish, report_json=report_json,
                         show_progress=progress, source=source,
                         cut_off_given=train_end is not None, family=family))
+
+
+def gates_text(g: GateConfig) -> str:
+    """The gates in one phrase (``tm train``'s verdict line)."""
+    return (f"IC >= {g.min_ic}, Sharpe > {g.min_sharpe}, deflated Sharpe >= {g.min_dsr}, "
+            f"timing t >= {g.min_timing_t}, positive in >= {g.min_positive_share} of "
+            f"{g.consistency_periods} sub-periods")
 
 
 def check_family(name: str, update: bool) -> None:
@@ -234,10 +254,7 @@ async def _train(cfg: TrainConfig, settings, *, update: bool, promote: bool, reg
         typer.echo(f"signal family: {result.family}")
         for line in honest_lines(result.report):
             typer.echo(line)
-        g = cfg.gates
-        typer.echo(f"gates (IC >= {g.min_ic}, Sharpe > {g.min_sharpe}, deflated Sharpe >= "
-                   f"{g.min_dsr}, timing t >= {g.min_timing_t}, positive in >= "
-                   f"{g.min_positive_share} of {g.consistency_periods} sub-periods): {verdict}")
+        typer.echo(f"gates ({gates_text(cfg.gates)}): {verdict}")
         if report_json:
             report_json.parent.mkdir(parents=True, exist_ok=True)
             report_json.write_text(json.dumps({"version": result.signal_version,
@@ -280,8 +297,9 @@ def list_models(kind: Annotated[str | None, typer.Option(help="signal | regime |
                                for r in recs], indent=1))
         return
     t = Table(title="model registry")
-    for c in ("version", "kind", "stage", "created (UTC)", "IC", "Sharpe", "DSR (trials)",
-              "timing t", "positive share", "Boruta", "why"):
+    t.add_column("version", no_wrap=True)
+    for c in ("kind", "stage", "created (UTC)", "IC", "Sharpe", "DSR (trials)", "timing t",
+              "positive share", "Boruta", "why"):
         t.add_column(c)
     for r in recs:
         m = r.metrics

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import tempfile
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 from tm_quant.features.spec import BAR_MS
 
@@ -50,7 +51,8 @@ def gate_passes(report: dict, cfg: TrainConfig) -> dict[str, bool]:
 def run_seed(seed: int, nc: NoiseConfig, directory: str) -> dict:
     """One seed: its gates' verdicts and the numbers behind them."""
     write_random_walk_history(directory, seed=seed, n_bars=nc.n_bars, symbols=nc.symbols)
-    cfg = replace(TrainConfig(instruments=nc.symbols, history_dir=directory, seed=seed,
+    folder = Path(directory)
+    cfg = replace(TrainConfig(instruments=nc.symbols, history_dir=folder, seed=seed,
                               train_end_ms=START_MS + nc.n_bars * BAR_MS).fast(),
                   n_windows=nc.n_windows)
     r = train(cfg, regime=False, family=nc.family)
