@@ -108,7 +108,8 @@ def honest_lines(report: dict) -> list[str]:
     cal = h["calibration"]
     flat = " (OOS slope <= 0: calibrated to the base rate, no usable confidence)" \
         if cal.get("flat") else ""
-    lines.append(f"calibration (Platt, fitted on {cal.get('n', 0)} OOS predictions): "
+    lines.append(f"calibration (Platt, fitted on {cal.get('n', 0)} OOS predictions; the curve "
+                 "and the reach below use the same predictions, 2 parameters fitted on them): "
                  f"p = sigmoid({cal['a']:.4f} * raw + {cal['b']:.4f}){flat}")
     lines.append("reliability (calibrated p bin: n, mean p, observed up share): " + "; ".join(
         f"[{b['lo']:.1f},{b['hi']:.1f}) {b['n']}, {b['mean_p']:.3f}, {b['observed']:.3f}"
