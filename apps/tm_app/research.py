@@ -24,6 +24,7 @@ import datetime as dt
 import html
 import json
 import math
+import sys
 from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any
@@ -32,7 +33,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-console = Console()
+console = Console(width=None if sys.stdout.isatty() else 200)   # a log keeps whole cells
 
 
 def candidates(selected: str | None) -> tuple[str, ...]:
