@@ -114,6 +114,32 @@ def _r(x: float) -> float | None:
     return None if x is None or not math.isfinite(x) else round(float(x), 6)
 
 
+def forward_calibrated(series: dict[str, dict[str, np.ndarray]], k: int) -> tuple[np.ndarray,
+                                                                                 np.ndarray]:
+    """(p, up) of the OOS bars after the first of ``k`` time blocks, each block's p calibrated by
+    a Platt fit on the earlier blocks only (all instruments): the reach a model would have had
+    with a calibration it could have known at the time. Empty when no block can be fitted."""
+    blocks = {s: np.array_split(np.arange(d["p"].size), k) for s, d in series.items()}
+    ups = {s: np.where(np.isfinite(d["fwd"]), d["fwd"] > 0, np.nan) for s, d in series.items()}
+    ps: list[np.ndarray] = []
+    us: list[np.ndarray] = []
+    for j in range(1, k):
+        past = [np.concatenate(b[:j]) for b in blocks.values()]
+        try:
+            cal = fit_platt(np.concatenate([series[s]["p"][i] for s, i in zip(blocks, past,
+                                                                              strict=True)]),
+                            np.concatenate([ups[s][i] for s, i in zip(blocks, past,
+                                                                      strict=True)]))
+        except ValueError:
+            continue
+        for s, b in blocks.items():
+            ps.append(apply_platt(series[s]["p"][b[j]], cal["a"], cal["b"]))
+            us.append(ups[s][b[j]])
+    if not ps:
+        return np.zeros(0), np.zeros(0)
+    return np.concatenate(ps), np.concatenate(us)
+
+
 def honest_summary(series: dict[str, dict[str, np.ndarray]], cost: float, gates: GateConfig,
                    thresholds: CascadeThresholds | None = None) -> dict:
     """The trial-independent numbers behind the honest gates, and the calibration.
@@ -139,6 +165,7 @@ def honest_summary(series: dict[str, dict[str, np.ndarray]], cost: float, gates:
     named = {"PURE_KELLY": th.kelly_confidence, "BLENDED": th.blended_confidence,
              "FULL_RL": th.full_rl_confidence}
     reached = reach(p_cal, named)
+    p_fwd, up_fwd = forward_calibrated(series, gates.consistency_periods)
     unreachable = [k for k, v in reached.items() if not v["reachable"]]
     return {
         "portfolio": {"sr_bar": _r(sr), "skew": _r(skew), "kurtosis": _r(kurt), "bars": bars,
@@ -157,6 +184,8 @@ def honest_summary(series: dict[str, dict[str, np.ndarray]], cost: float, gates:
         "reliability": reliability(p_cal, up_all),
         "reliability_raw": reliability(p_all, up_all),
         "threshold_reach": reached,
+        "threshold_reach_forward": reach(p_fwd, named),
+        "reliability_forward": reliability(p_fwd, up_fwd),
         "unreachable_tiers": unreachable,
     }
 

@@ -118,6 +118,10 @@ def honest_lines(report: dict) -> list[str]:
     lines.append("tier thresholds reached out of sample: " + "; ".join(
         f"{k} (confidence >= {v['threshold']:.2f}) {_pct(v['share'])} of bars"
         for k, v in reach.items()))
+    fwd = h.get("threshold_reach_forward")
+    if fwd:
+        lines.append("the same with a calibration fitted on earlier OOS blocks only (forward): "
+                     + "; ".join(f"{k} {_pct(v['share'])}" for k, v in fwd.items()))
     if h["unreachable_tiers"]:
         lines.append("UNREACHABLE for this model out of sample: " + ", ".join(
             f"{k} (confidence >= {reach[k]['threshold']:.2f})" for k in h["unreachable_tiers"]))

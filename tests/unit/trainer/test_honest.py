@@ -104,3 +104,21 @@ def test_platt_on_the_identity_keeps_probabilities():
     raw = np.linspace(0.2, 0.8, 100)
     fitted = fit_platt(raw, raw > 0.5)
     assert fitted["a"] > 0 and np.all(np.diff(apply_platt(raw, fitted["a"], fitted["b"])) >= 0)
+
+
+def test_the_forward_reach_uses_a_calibration_fitted_on_earlier_blocks_only():
+    from tm_trainer.honest import forward_calibrated
+
+    rng = np.random.default_rng(3)
+    n = 400
+    series = {s: {"p": rng.uniform(0.3, 0.7, n), "fwd": rng.normal(size=n)} for s in ("A", "B")}
+    p, up = forward_calibrated(series, 2)
+    first = {s: d["p"][:200] for s, d in series.items()}
+    cal = fit_platt(np.concatenate(list(first.values())),
+                    np.concatenate([d["fwd"][:200] > 0 for d in series.values()]))
+    want = np.concatenate([apply_platt(d["p"][200:], cal["a"], cal["b"]) for d in series.values()])
+    assert p.size == 400 and np.allclose(p, want)
+    # changing the last block's outcomes changes nothing in its own calibrated p
+    series["A"]["fwd"][200:] *= -1
+    p2, _ = forward_calibrated(series, 2)
+    assert np.array_equal(p, p2)
