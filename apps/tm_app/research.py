@@ -81,6 +81,9 @@ def row_of(result: Any, horizon_bars: int) -> dict[str, Any]:
                               "by_year": v["by_year"], "ic": per.get(sym, {}).get("ic")}
                         for sym, v in h["instruments"].items()},
         "unreachable_tiers": h["unreachable_tiers"],
+        "calibration": {k: h["calibration"].get(k) for k in ("a", "b", "flat")},
+        "boruta": {sym: {"confirmed": b["confirmed"], "filled_by_ranking": b["filled_by_ranking"]}
+                   for sym, b in (rep.get("boruta") or {}).items()},
         "gate_passed": result.gate_passed, "reasons": result.reasons,
     }
 
@@ -141,6 +144,10 @@ def write_html(path: Path, doc: dict[str, Any]) -> None:
     notes = [f"<li>{e(r['family'])}: confidence never reaches "
              f"{e(', '.join(r['unreachable_tiers']))} out of sample</li>"
              for r in rows if r["unreachable_tiers"]]
+    notes += [f"<li>{e(r['family'])} {e(sym)}: Boruta confirmed "
+              f"{e(', '.join(b['confirmed']) or 'nothing')}; filled by ranking: "
+              f"{e(', '.join(b['filled_by_ranking']) or 'none')}</li>"
+              for r in rows for sym, b in r["boruta"].items()]
     page = f"""<!doctype html><html><head><meta charset="utf-8"><title>tm research</title>
 <style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}
 td,th{{border:1px solid #ccc;padding:4px 6px;font-size:13px;vertical-align:top}}</style></head>

@@ -60,6 +60,7 @@ def test_research_writes_both_files_and_its_rows_are_the_registry(tmp_path):
             (r["ic"], r["sharpe"], r["dsr"], r["n_trials"])
         assert r["horizon_bars"] == 6 and set(r["instruments"]) == {"ETHUSDT"}
         assert r["by_year"] and r["ic_t"] is not None
+        assert r["boruta"] == {} and r["calibration"]["a"] >= 0   # logistic: fixed features
 
 
 def test_an_unknown_family_is_one_line(tmp_path):
