@@ -27,6 +27,9 @@ EndOpt = Annotated[str, typer.Option(help="Replay end (inclusive), YYYY-MM-DD or
 OutOpt = Annotated[Path | None, typer.Option(help="Report folder (default reports/<mode>-<time>).")]
 HistOpt = Annotated[Path | None, typer.Option(help="Folder of <SYMBOL>_4h.csv history files "
                                               "(default: the shipped data/history).")]
+WarmOpt = Annotated[int | None, typer.Option(
+    "--warmup-bars", help="4h bars replayed before --start to warm regime and risk (no orders, "
+                          "not in the returns); default: what the services need; 0 = off.")]
 
 
 def fail(message: str, code: int = 1) -> NoReturn:
@@ -94,6 +97,18 @@ def _config(start: str, end: str, database_url: str, symbols: str | None, equity
                      initial_equity=eq, history_dir=str(history) if history else None)
 
 
+def _warmup(cfg, bars: int | None):
+    """``cfg`` with its warm-up (:func:`tm_app.warmup.plan`), said on the console."""
+    from tm_app.warmup import plan
+
+    try:
+        cfg, warm = plan(cfg, bars)
+    except ValueError as e:
+        fail(str(e), 2)
+    console.print(f"warm-up: {warm.describe()}")
+    return cfg, warm
+
+
 def _prepare(settings) -> tuple[str, str]:
     """Redis URL and database URL (embedded defaults when unset), migrated; one-line errors."""
     from tm_common.db import resolve_database_url
@@ -123,19 +138,62 @@ def _prepare(settings) -> tuple[str, str]:
     return redis_url, db_url
 
 
-def _ensure_models(db_url: str, fast: bool) -> None:
-    from tm_app.demo import DEMO_TRAIN_ARGS, has_models
+def _redis_cli(settings, redis_url: str, namespace: str) -> str:
+    """A ready-to-paste redis-cli line for ``namespace``: on the embedded server as its
+    ``tm-admin`` user, the password read from its file (never printed)."""
+    from tm_app.redis_cli import embedded_admin, redis_cli_line
+
+    if settings.redis_url:
+        return redis_cli_line(redis_url, namespace)
+    url, password_file = embedded_admin(redis_url, Path(settings.data_dir).expanduser().resolve())
+    return redis_cli_line(url, namespace, password_file=password_file)
+
+
+def _ensure_models(db_url: str, fast: bool, *, symbols: tuple[str, ...] | None = None,
+                   history_dir: str | None = None, start_ms: int | None = None) -> None:
+    """Train the ``symbols`` (default: the shipped three) from ``history_dir`` (default: the
+    shipped files) when the registry has no signal model, with the cut-off at the demo's
+    2025-01-01 or the replay's ``start_ms`` if earlier (the replay stays out of sample). A
+    failed training is one ``error:`` line saying what to do."""
+    from tm_common.instruments import DEFAULT_SYMBOLS
+
+    from tm_app.demo import DEFAULT_START, DEMO_TRAIN_ARGS, has_models, model_instruments, parse_day_ms
 
     if asyncio.run(has_models(db_url)):
         console.print("models: using the registry's (train again with `tm train`)")
+        found = asyncio.run(model_instruments(db_url)) if symbols else None
+        missing = [s for s in symbols or () if found and found[1] and s not in found[1]]
+        if found and missing:
+            console.print(f"models: {found[0]} was trained on {', '.join(found[1])}, not on "
+                          f"{', '.join(missing)}: those trade flat; train them with `tm train "
+                          f"--instruments {','.join(symbols or ())} --history-dir <folder>`")
         return
-    console.print("models: none in the registry; training on the shipped history "
-                  "(cut-off 2025-01-01, so the replay is out-of-sample)")
-    cmd = [sys.executable, "-m", "tm_trainer", "--no-publish", *DEMO_TRAIN_ARGS] + \
-        (["--fast"] if fast else [])
+    syms = tuple(symbols or DEFAULT_SYMBOLS)
+    args = list(DEMO_TRAIN_ARGS)
+    cut = DEFAULT_START
+    if start_ms is not None and start_ms < parse_day_ms(DEFAULT_START):
+        cut = datetime.fromtimestamp(start_ms / 1000, UTC).strftime("%Y-%m-%d")
+        args[args.index("--train-end") + 1] = cut
+    where = f"the history in {history_dir}" if history_dir else "the shipped history"
+    console.print(f"models: none in the registry; training {', '.join(syms)} on {where} "
+                  f"(cut-off {cut}, so the replay is out-of-sample)")
+    cmd = [sys.executable, "-m", "tm_trainer", "--no-publish", *args,
+           "--instruments", ",".join(syms)] + \
+        (["--history-dir", str(history_dir)] if history_dir else []) + (["--fast"] if fast else [])
     env = {**os.environ, "TM_DATABASE_URL": db_url}
-    if subprocess.run(cmd, env=env, check=False).returncode != 0:
-        fail("training failed (see above)")
+    # the trainer's progress passes through; its error line becomes part of ours (one line)
+    proc = subprocess.Popen(cmd, env=env, stderr=subprocess.PIPE, text=True)
+    errors: list[str] = []
+    for line in proc.stderr or ():
+        if line.startswith("error: "):
+            errors.append(line.strip().removeprefix("error: "))
+        else:
+            sys.stderr.write(line)
+    if (rc := proc.wait()) != 0:
+        why = errors[-1] if errors else f"the trainer exited with {rc}"
+        fail(f"training {', '.join(syms)} from {where} failed ({why}); give --history-dir a "
+             f"folder with more <SYMBOL>_4h.csv history before {cut}, or train first with "
+             f"`tm train --instruments {','.join(syms)} --history-dir <folder>`")
 
 
 def _out(out: Path | None, mode: str) -> Path:
@@ -152,23 +210,27 @@ def demo(start: StartOpt = "2025-01-01", end: EndOpt = "2025-06-30",
              help="Signal candidate to run in a shadow book beside production: a version, "
                   "'newest-refused' (the newest one the gates kept out) or 'none'.")
          ] = "newest-refused",
-         history_dir: HistOpt = None, out: OutOpt = None) -> None:
+         history_dir: HistOpt = None, out: OutOpt = None, warmup_bars: WarmOpt = None) -> None:
     """The main job: paper-trading replay of real history through the whole mesh, with a report.
     The newest refused signal candidate trades in a shadow book beside production; the report
     shows both side by side."""
     from tm_app.demo import report, shadow_candidate
-    from tm_app.mesh import run_mesh
+    from tm_app.mesh import new_namespace, run_mesh
 
     t0 = time.monotonic()
     settings = _settings()
     cfg = _config(start, end, "", symbols, equity, history_dir)   # bad input: fail before
-    redis_url, db_url = _prepare(settings)                          # starting anything
+    if warmup_bars is not None and warmup_bars < 0:                 # starting anything
+        fail(f"--warmup-bars must be >= 0, got {warmup_bars}", 2)
+    redis_url, db_url = _prepare(settings)
     cfg = dataclasses.replace(cfg, database_url=db_url)
-    _ensure_models(db_url, fast_train)
+    _ensure_models(db_url, fast_train, symbols=cfg.symbols, history_dir=cfg.history_dir,
+                   start_ms=cfg.start_ms)
     try:
         challenger = shadow_candidate(db_url, shadow)
     except LookupError as e:
         fail(f"--shadow: {e}", 2)
+    cfg, warm = _warmup(cfg, warmup_bars)
     data_dir = Path(settings.data_dir) / "mesh"
     data_dir.mkdir(parents=True, exist_ok=True)
     console.print(f"starting the mesh (logs in {data_dir / 'logs'})"
@@ -179,14 +241,19 @@ def demo(start: StartOpt = "2025-01-01", end: EndOpt = "2025-06-30",
         if time.monotonic() - last[0] > 5:
             last[0] = time.monotonic()
             console.print(f"  replay: {published} bars published")
+    namespace = new_namespace()
+    console.print(f"streams, while it runs: {_redis_cli(settings, redis_url, namespace)}",
+                  soft_wrap=True, markup=False, highlight=False)   # one line, ready to paste
     try:
         run = run_mesh(cfg, redis_url=redis_url, data_dir=data_dir, port_offset=port_offset,
-                       log=lambda m: console.print(m), progress=progress, shadow=challenger)
+                       log=lambda m: console.print(m), progress=progress, shadow=challenger,
+                       namespace=namespace)
     except RuntimeError as e:
         fail(str(e))
     meta = {"mode": "mesh replay (processes, exchange sim)", "window": f"{start} → {end}",
             "replay_seconds": round(run.secs, 1), "namespace": run.namespace,
-            "restarts": json.dumps(run.restarts), "total_seconds": round(time.monotonic() - t0, 1)}
+            "restarts": json.dumps(run.restarts), "total_seconds": round(time.monotonic() - t0, 1),
+            "warm-up": warm.describe()}
     report(run.record, cfg, _out(out, "demo"), meta, shadow=run.shadow)
     if settings.redis_url is None:
         # the report is written: the embedded Redis this run started goes too, unless another
@@ -202,7 +269,8 @@ def demo(start: StartOpt = "2025-01-01", end: EndOpt = "2025-06-30",
 def backtest(start: StartOpt = "2025-01-01", end: EndOpt = "2025-06-30",
              symbols: Annotated[str | None, typer.Option(help="Comma-separated.")] = None,
              equity: Annotated[str, typer.Option(help="Initial equity, USDT.")] = "100000",
-             history_dir: HistOpt = None, out: OutOpt = None) -> None:
+             history_dir: HistOpt = None, out: OutOpt = None,
+             warmup_bars: WarmOpt = None) -> None:
     """The same handlers in one process on the in-memory bus with the in-process venue."""
     from tm_app.demo import backtest as run
 
@@ -217,8 +285,8 @@ def backtest(start: StartOpt = "2025-01-01", end: EndOpt = "2025-06-30",
         "log_level": os.environ.get("TM_LOG_LEVEL", "WARNING"), "log_json": False}))
     db_url = resolve_database_url(settings)
     migrate(db_url)
-    cfg = _config(start, end, db_url, symbols, equity, history_dir)
-    run(cfg, _out(out, "backtest"))
+    cfg, warm = _warmup(_config(start, end, db_url, symbols, equity, history_dir), warmup_bars)
+    run(cfg, _out(out, "backtest"), warm)
 
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]

@@ -17,6 +17,7 @@ from tm_app.backtest import RunConfig, run_backtest
 from tm_app.mesh import ShadowRun
 from tm_app.record import RunRecord
 from tm_app.report.html import write_report
+from tm_app.warmup import Warmup, trade_start_ms, trim
 
 console = Console(width=None if sys.stdout.isatty() else 160)  # a log keeps the whole table
 DAY_MS = 86_400_000
@@ -45,6 +46,24 @@ async def has_models(database_url: str, kind: str = "signal") -> bool:
     engine = make_engine(database_url)
     try:
         return bool(await ModelRegistry(engine).list(kind))   # trained before (promoted or not)
+    finally:
+        await engine.dispose()
+
+
+async def model_instruments(database_url: str) -> tuple[str, tuple[str, ...]] | None:
+    """``(version, instruments it was trained on)`` of the signal model a run uses: the
+    production one, else the newest registered; ``None`` when the registry has none."""
+    from tm_common.db import make_engine
+    from tm_common.models.registry import ModelRegistry
+
+    engine = make_engine(database_url)
+    try:
+        reg = ModelRegistry(engine)
+        rec = await reg.production("signal") or next(iter(await reg.list("signal")), None)
+        if rec is None:
+            return None
+        config = (rec.params or {}).get("config") or {}
+        return rec.version, tuple(config.get("instruments") or ())
     finally:
         await engine.dispose()
 
@@ -110,9 +129,17 @@ def shadow_candidate(database_url: str, choice: str) -> str | None:
 def report(record: RunRecord, cfg: RunConfig, out_dir: Path, meta: dict,
            shadow: ShadowRun | None = None, *, explain: bool = True) -> dict:
     """Write the report; with ``explain``, a banner (what traded and why, next steps) ends the
-    console output and heads the report (``meta["banner"]``, ``meta["models"]``)."""
+    console output and heads the report (``meta["banner"]``, ``meta["models"]``). The events of
+    a warm-up before ``cfg``'s trade start (:mod:`tm_app.warmup`) are left out."""
     from tm_app.explain import banner, models_in_use
     from tm_app.report.html import build_summary
+
+    start = trade_start_ms(cfg)
+    if start > cfg.start_ms:
+        record = trim(record, start)
+        if shadow is not None:
+            shadow = ShadowRun(shadow.candidate, shadow.namespace, trim(shadow.record, start),
+                               shadow.status)
 
     if explain:
         models = models_in_use(cfg.database_url) if cfg.database_url else None
@@ -149,19 +176,21 @@ def report(record: RunRecord, cfg: RunConfig, out_dir: Path, meta: dict,
     return summary
 
 
-def backtest(cfg: RunConfig, out_dir: Path) -> dict:
+def backtest(cfg: RunConfig, out_dir: Path, warm: Warmup | None = None) -> dict:
+    """Replay ``cfg`` in process (its warm-up included: ``bars_per_s`` counts its bars too)."""
     t0 = time.monotonic()
     rec = asyncio.run(run_backtest(cfg))
     secs = time.monotonic() - t0
     bars = len(rec.bars)
     meta = {"mode": "backtest (in-process)", "window": _window(cfg), "seconds": round(secs, 2),
-            "bars_per_s": round(bars / secs, 1) if secs else None}
+            "bars_per_s": round(bars / secs, 1) if secs else None,
+            **({"warm-up": warm.describe()} if warm is not None else {})}
     return report(rec, cfg, out_dir, meta)
 
 
 def _window(cfg: RunConfig) -> str:
     f = lambda ms: datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d %H:%M")
-    return f"{f(cfg.start_ms)} → {f(cfg.end_ms)} UTC"
+    return f"{f(trade_start_ms(cfg))} → {f(cfg.end_ms)} UTC"
 
 
 def write_json(path: Path, doc: dict) -> None:

@@ -67,6 +67,11 @@ SETTINGS: dict[str, type[CommonSettings]] = {
     "portfolio": PortfolioSettings, "ingest": IngestSettings}
 
 
+def new_namespace() -> str:
+    """A fresh namespace for one run's streams: ``tmrun:<8 hex>:``."""
+    return f"tmrun:{uuid.uuid4().hex[:8]}:"
+
+
 def _specs(cfg: RunConfig, *, redis_url: str, namespace: str, data_dir: Path,
            port_offset: int) -> list[ProcessSpec]:
     """One process per service; its environment is its settings object rendered by ``to_env``
@@ -159,7 +164,7 @@ def run_mesh(cfg: RunConfig, *, redis_url: str, data_dir: Path, port_offset: int
     ``RuntimeError``, names a taken one and its owner). SIGTERM, SIGHUP and SIGINT stop every
     process it started, then raise :class:`~tm_app.stack.signals.StopRequested` (a
     ``RuntimeError``)."""
-    namespace = namespace or f"tmrun:{uuid.uuid4().hex[:8]}:"
+    namespace = namespace or new_namespace()
     specs = _specs(cfg, redis_url=redis_url, namespace=namespace, data_dir=data_dir,
                    port_offset=port_offset)
     if shadow is not None:

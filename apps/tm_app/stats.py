@@ -1,8 +1,12 @@
 """Run statistics for the report: total and per instrument, from the run record.
 
-Equity comes from the portfolio snapshots (the accounting of record). Per-instrument PnL is
-attributed bar by bar: position held over the bar × price change − that instrument's fees and
-funding. Annualisation: 6 bars a day × 365 days (crypto trades every day).
+Equity comes from the portfolio snapshots (the accounting of record). Per-instrument PnL is its
+exact share of that equity (:mod:`tm_app.report.attribution`): trading cash flow at the fill
+prices (slippage included where it occurred) plus the position at the snapshot's mark, minus
+that instrument's fees and funding. The rows add up: Σ pnl = final equity − initial, Σ fees,
+Σ funding = the totals, and each row's ``total_return`` is its pnl over the initial equity, so
+they sum to the total return (``residual``: what no instrument explains, zero unless the
+portfolio adopted a position from the exchange). Annualisation: 6 bars a day × 365 days.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import numpy as np
 from scipy.stats import spearmanr
 
 from tm_app.record import RunRecord
+from tm_app.report.attribution import attribute
 
 BARS_PER_YEAR = 6 * 365
 
@@ -54,35 +59,34 @@ def run_stats(rec: RunRecord, initial_equity: float) -> dict:
     times = sorted({s.bar_time_ms for s in snaps})
     equity = [initial_equity] + [float(s.equity) for s in snaps]
     total = performance(equity)
-    fills = rec.fills
-    fees = sum((f.fee for f in fills), Decimal(0))
-    funding = sum((x.payment for x in rec.funding), Decimal(0))
-    notional = sum(float(f.qty * f.price) for f in fills)
     mean_eq = float(np.mean(equity)) if equity else initial_equity
-    total.update({"fees": float(fees), "funding": float(funding), "fills": len(fills),
-                  "orders": len(rec.orders), "turnover": notional / mean_eq if mean_eq else 0.0,
-                  "final_equity": equity[-1], "bars": len(times)})
-    # per instrument: position over each bar × price change (positions from snapshots)
+    # per instrument: exact attribution of the equity of record (report/attribution.py)
+    att = attribute(rec, Decimal(str(initial_equity)))
+    rows = att.instruments.values()
+    notional = float(sum((a.traded_notional for a in rows), Decimal(0)))
+    total.update({"fills": len(rec.fills), "orders": len(rec.orders),
+                  "turnover": notional / mean_eq if mean_eq else 0.0,
+                  "final_equity": equity[-1], "bars": len(times),
+                  "pnl": float(att.equity_change), "residual": float(att.residual),
+                  "unaccounted_executions": att.unaccounted,
+                  "fees": float(sum((a.fees for a in rows), Decimal(0))),
+                  "funding": float(sum((a.funding for a in rows), Decimal(0))),
+                  "slippage": float(sum((a.slippage for a in rows), Decimal(0)))})
     per: dict[str, dict] = {}
-    pos_by_time = {s.bar_time_ms: {p.instrument: float(p.qty) for p in s.positions} for s in snaps}
-    for inst, cl in closes.items():
+    for inst, a in att.instruments.items():
+        cl = closes.get(inst, {})
         ts = [t for t in times if t in cl]
-        pnl, wins, active = [], 0, 0
-        for a, b in zip(ts, ts[1:]):
-            q = pos_by_time.get(a, {}).get(inst, 0.0)
-            d = q * (cl[b] - cl[a])
-            pnl.append(d)
-            if q:
-                active += 1
-                wins += d > 0
-        f_fee = float(sum((f.fee for f in fills if f.instrument == inst), Decimal(0)))
-        f_fund = float(sum((x.payment for x in rec.funding if x.instrument == inst), Decimal(0)))
-        curve = list(initial_equity + np.cumsum([0.0] + pnl))
+        # bar j (snapshot j-1 → j) is in the market when a position was held after j-1
+        moves = [(h, b - x) for h, x, b in zip(a.held, a.curve, a.curve[1:])]
+        active = sum(1 for h, _ in moves if h)
+        wins = sum(1 for h, d in moves if h and d > 0)
+        curve = [initial_equity] + [initial_equity + float(x) for x in a.curve]
         st = performance(curve)
-        st.update({"pnl": float(sum(pnl)) - f_fee - f_fund, "fees": f_fee, "funding": f_fund,
+        st.update({"pnl": float(a.pnl), "price_pnl": float(a.price_pnl), "fees": float(a.fees),
+                   "funding": float(a.funding), "slippage": float(a.slippage),
                    "win_rate": wins / active if active else float("nan"),
                    "bars_in_market": active,
-                   "turnover": sum(float(f.qty * f.price) for f in fills if f.instrument == inst) / mean_eq,
+                   "turnover": float(a.traded_notional) / mean_eq if mean_eq else 0.0,
                    "buy_and_hold": cl[ts[-1]] / cl[ts[0]] - 1 if len(ts) > 1 else float("nan")})
         per[inst] = st
     active = sum(v["bars_in_market"] for v in per.values())

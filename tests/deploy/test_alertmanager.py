@@ -5,7 +5,6 @@ category, and a real Alertmanager delivering an alert to the generic webhook rec
 from __future__ import annotations
 
 import json
-import signal
 import subprocess
 import sys
 import time
@@ -15,6 +14,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from tm_common.testing.processes import stop_process
 from tm_common.testing.redis import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -79,16 +79,6 @@ def _wait(pred, timeout_s: float, what: str):
     raise AssertionError(f"timed out after {timeout_s:.0f} s waiting for {what}")
 
 
-def _stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
-
-
 @pytest.fixture
 def webhook(tmp_path):
     """deploy/alertmanager/webhook_log.py on loopback: (url, record file, log file)."""
@@ -102,7 +92,7 @@ def webhook(tmp_path):
         _wait(lambda: _http(url)[0] == 200, 15, "the webhook to listen")
         yield url, record, log
     finally:
-        _stop(proc)
+        stop_process(proc, 10, kill_wait_s=5)
 
 
 @pytest.fixture
@@ -131,7 +121,7 @@ def alertmanager(deploy_tools, webhook, tmp_path):
               f"alertmanager ready ({(tmp_path / 'am.log').read_text(errors='replace')[-500:]})")
         yield am
     finally:
-        _stop(proc)
+        stop_process(proc, 10, kill_wait_s=5)
 
 
 def test_an_alert_reaches_the_webhook_by_its_route(alertmanager, webhook):

@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import json
-import signal
 import subprocess
 import sys
 import time
@@ -26,6 +25,7 @@ from pathlib import Path
 import pytest
 import yaml
 from tm_common.testing import redis as test_redis
+from tm_common.testing.processes import stop_process
 from tm_common.testing.redis import delete_namespace, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -62,16 +62,6 @@ def _spawn(argv: list[str], log: Path) -> subprocess.Popen:
         return subprocess.Popen(argv, stdout=fh, stderr=subprocess.STDOUT, start_new_session=True)
 
 
-def _stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
-
-
 def _wait(pred, timeout_s: float, what):
     deadline = time.monotonic() + timeout_s
     got = None
@@ -88,16 +78,13 @@ def _wait(pred, timeout_s: float, what):
 
 async def _seed_models(db_url: str) -> None:
     """Production signal and regime models in the stack's registry (what the trainer leaves)."""
-    from tm_common.db import make_engine
-    from tm_common.db.migrate import migrate_async
     from tm_common.history import load_bars
     from tm_common.models.registry import ModelRegistry
+    from tm_common.testing.databases import migrated_engine
     from tm_regime.testing import fit_instrument, regime_bundle
     from tm_signal.testing import signal_bundle
 
-    await migrate_async(db_url)
-    engine = make_engine(db_url)
-    try:
+    async with migrated_engine(db_url) as engine:
         reg = ModelRegistry(engine)
         first = load_bars("BTCUSDT")[0].open_time_ms
         await reg.register("signal", "s1", signal_bundle("s1", first_bar_ms=first, seed=1),
@@ -107,8 +94,6 @@ async def _seed_models(db_url: str) -> None:
         await reg.register("regime", "r1", regime_bundle("r1", {s: fit for s in SYMS}),
                            data_hash="t", features=[], params={}, seed=0, metrics={})
         await reg.promote("r1", "alert test")
-    finally:
-        await engine.dispose()
 
 
 @pytest.fixture(scope="module")
@@ -173,7 +158,7 @@ def live(redis_url, deploy_tools, tmp_path_factory):
                "record": record, "started_at": time.monotonic(), "tmp": tmp}
     finally:
         for p in extra:
-            _stop(p)
+            stop_process(p, 15, kill_wait_s=5)
         stack_mod._stop(procs)
         delete_namespace(redis_url, namespace)
 

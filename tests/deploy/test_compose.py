@@ -3,11 +3,15 @@
 
 from __future__ import annotations
 
+import os
 import re
+import stat
+import subprocess
 from pathlib import Path
 
 import pytest
 import yaml
+from tm_app.stack.compose_secrets import COMPOSE_SERVICES, main
 from tm_app.stack.services import SERVICES
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -20,11 +24,29 @@ def k8s_name(name: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def compose(deploy_tools, sh) -> dict:
-    """The compose file as docker-compose resolves it (anchors merged, defaults substituted)."""
-    r = sh([deploy_tools.docker_compose, "-f", str(COMPOSE), "config", "-q"])
+def secrets_dir(tmp_path_factory) -> Path:
+    """The compose secrets, as ``python -m tm_app.stack.compose_secrets`` writes them."""
+    d = tmp_path_factory.mktemp("compose-secrets") / "secrets"
+    assert main(["--out", str(d)]) == 0
+    return d
+
+
+def config(deploy_tools, secrets_dir: Path | None, *args: str) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k != "TM_COMPOSE_SECRETS"}
+    if secrets_dir is not None:
+        env["TM_COMPOSE_SECRETS"] = str(secrets_dir)
+    return subprocess.run([deploy_tools.docker_compose, "-f", str(COMPOSE), "config", *args],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
+                          check=False)
+
+
+@pytest.fixture(scope="module")
+def compose(deploy_tools, secrets_dir) -> dict:
+    """The compose file as docker-compose resolves it (anchors merged, defaults substituted,
+    env files read)."""
+    r = config(deploy_tools, secrets_dir, "-q")
     assert r.returncode == 0, r.stderr
-    r = sh([deploy_tools.docker_compose, "-f", str(COMPOSE), "config"])
+    r = config(deploy_tools, secrets_dir)
     assert r.returncode == 0, r.stderr
     return yaml.safe_load(r.stdout)
 
@@ -58,7 +80,9 @@ def test_every_service_of_the_table(compose, service):
     assert svc["command"] == ["python", "-m", service.module]
     env = svc["environment"]
     assert env["TM_HTTP_PORT"] == str(service.port) and env["TM_HTTP_HOST"] == "0.0.0.0"
-    assert env["TM_REDIS_URL"].startswith("redis://redis:")
+    user = COMPOSE_SERVICES[name]
+    # its own Redis user (none for the simulator, which does not use Redis)
+    assert env["TM_REDIS_URL"].startswith(f"redis://{user}:" if user else "redis://redis:")
     assert env["TM_DATABASE_URL"].startswith("postgresql+asyncpg://")
     test = " ".join(svc["healthcheck"]["test"])
     assert f"127.0.0.1:{service.port}/readyz" in test
@@ -165,3 +189,64 @@ def test_loki_and_the_log_shipper(compose):
     # every Trade-Matrix service logs JSON to stdout (what the shipper parses)
     for s in SERVICES:
         assert svc[k8s_name(s.name)]["environment"]["TM_LOG_JSON"] == "true"
+
+
+def test_compose_needs_its_generated_secrets(deploy_tools, tmp_path):
+    r = config(deploy_tools, tmp_path / "none", "-q")
+    assert r.returncode != 0 and "env file" in (r.stderr + r.stdout).lower()
+
+
+def test_secrets_files_and_redis_with_the_acl_file(compose, secrets_dir):
+    """Redis loads users.acl (hashes only), the probe health check; every .env is 0600 and holds
+    only its container's secrets: its own Redis user, its signing keys, its admin token."""
+    redis = compose["services"]["redis"]
+    assert redis["command"][redis["command"].index("--aclfile") + 1] == "/etc/redis/users.acl"
+    assert any(str(secrets_dir / "users.acl") in str(v) for v in redis["volumes"])
+    assert "probe" in redis["healthcheck"]["test"]
+    for f in secrets_dir.glob("*.env"):
+        assert stat.S_IMODE(f.stat().st_mode) == 0o600, f
+    assert main(["--out", str(secrets_dir)]) == 1                 # never overwritten silently
+    env = {n: compose["services"][n]["environment"] for n in COMPOSE_SERVICES}
+    risk_token = env["risk"]["TM_RISK_ADMIN_TOKEN"]
+    assert env["ingest"]["TM_INGEST_SIM_ADMIN_TOKEN"] == env["exchange-sim"]["TM_SIM_ADMIN_TOKEN"]
+    assert all(risk_token not in str(e) for n, e in env.items() if n != "risk")
+    assert "TM_EXECUTOR_SIGNING_KEY_RISK_ORDER" in env["executor"]
+    assert env["executor"]["TM_EXECUTOR_SIGNING_KEY_RISK_ORDER"] == \
+        env["risk"]["TM_RISK_SIGNING_KEY_RISK_ORDER"]
+    assert not any("SIGNING_KEY" in k for k in env["ingest"]) and \
+        not any("SIGNING_KEY" in k for k in env["portfolio"])
+    assert "TM_TRAINER_SIGNING_KEY_MODELS_PROMOTED" in env["trainer"]
+    passwords = {n: e["TM_REDIS_URL"].split("@")[0].rsplit(":", 1)[1] for n, e in env.items()
+                 if COMPOSE_SERVICES[n]}
+    acl_text = (secrets_dir / "users.acl").read_text()
+    assert len(set(passwords.values())) == len(passwords)
+    assert not any(pw in acl_text for pw in passwords.values())
+
+
+def test_the_compose_acl_file_on_a_real_redis(secrets_dir, tmp_path):
+    """users.acl loaded by a real redis-server 7; each container's URL from its env file: it
+    may publish what it publishes, and not the forged order or breaker command."""
+    import redis as redis_py
+    from tm_common.bus.acl import ACCESS
+    from tm_common.testing.redis import RedisServer
+
+    server = RedisServer(tmp_path, config=[f"aclfile {secrets_dir / 'users.acl'}"]).start()
+    try:
+        for service, user in COMPOSE_SERVICES.items():
+            if not user:
+                continue
+            line = next(x for x in (secrets_dir / f"{service}.env").read_text().splitlines()
+                        if x.startswith("TM_REDIS_URL="))
+            url = line.split("=", 1)[1].replace("@redis:6379", f"@127.0.0.1:{server.port}")
+            r = redis_py.Redis.from_url(url)
+            for s in ACCESS[user].publishes:
+                r.xadd(f"tm:{s}", {"a": "1"})
+            for forged in ("risk.order", "risk.command"):
+                if forged not in ACCESS[user].publishes:
+                    with pytest.raises(redis_py.exceptions.NoPermissionError):
+                        r.xadd(f"tm:{forged}", {"a": "1"})
+            r.close()
+        with pytest.raises(redis_py.AuthenticationError):
+            redis_py.Redis.from_url(server.url).xadd("tm:risk.order", {"a": "1"})
+    finally:
+        server.stop()

@@ -205,11 +205,13 @@ def test_redis_password_from_a_secret(deploy_tools, sh):
     objs = docs(render(deploy_tools, sh, values, "--set", "redis.existingSecret=redis-auth",
                        "--set", "redis.host=redis.data.svc", "--set", "redis.tls=true"))
     env = {e["name"]: e for e in pod_spec(objs)["containers"][0]["env"]}
+    # its own ACL user, its own key of the Secret (tests/deploy/test_helm_redis_acl.py)
     assert env["TM_REDIS_PASSWORD"]["valueFrom"]["secretKeyRef"] == {"name": "redis-auth",
-                                                                    "key": "redis-password"}
+                                                                    "key": "signal"}
     names = [e["name"] for e in pod_spec(objs)["containers"][0]["env"]]
     assert names.index("TM_REDIS_PASSWORD") < names.index("TM_REDIS_URL")  # $(VAR) expansion
-    assert env["TM_REDIS_URL"]["value"] == "rediss://:$(TM_REDIS_PASSWORD)@redis.data.svc:6379/0"
+    assert env["TM_REDIS_URL"]["value"] == \
+        "rediss://signal:$(TM_REDIS_PASSWORD)@redis.data.svc:6379/0"
     assert "TM_REDIS_URL" not in one(objs, "ConfigMap")["data"]
 
 

@@ -34,6 +34,7 @@ import pytest
 import yaml
 from tm_app.stack.services import SERVICES, ServiceDef, missing_reason
 from tm_common.testing import redis as test_redis
+from tm_common.testing.processes import stop_process
 from tm_common.testing.redis import delete_namespace, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -260,12 +261,7 @@ def prometheus(deploy_tools, stack, tmp_path_factory) -> str:
     try:
         yield url
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
+        stop_process(proc, 15, kill_wait_s=5)
 
 
 def query(url: str, expr: str) -> dict:

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import psutil
 import pytest
+from tm_app.readme_sample import PORT_OFFSET, README, SAMPLE_ARGS, normalize, readme_block, words
 
 pytestmark = pytest.mark.slow
-START = "2025-01-01"
 PARITY_ENV = {"TM_SIZER_KELLY_CONFIDENCE": "0.02", "TM_SIZER_BLENDED_CONFIDENCE": "0.08",
               "TM_SIZER_KELLY_MIN_EACH": "1", "TM_SIZER_KELLY_PRIOR_B": "1.5", "TM_LOG_LEVEL": "WARNING"}
 
@@ -27,8 +27,9 @@ def demo_run(tmp_path_factory):
     env = {k: v for k, v in os.environ.items() if not k.startswith("TM_")}
     env["TM_DATA_DIR"] = str(data / ".tm")
     tm = Path(sys.executable).parent / "tm"
-    p = subprocess.run([str(tm), "demo", "--start", START, "--end", "2025-01-15", "--fast-train",
-                        "--port-offset", "400", "--out", str(data / "report")],
+    # the README's sample run (tm_app.readme_sample): test_readme_sample_output_is_a_real_run
+    p = subprocess.run([str(tm), *SAMPLE_ARGS, "--port-offset", PORT_OFFSET,
+                        "--out", str(data / "report")],
                        env=env, cwd=data, capture_output=True, text=True, timeout=1500)
     yield data, p
     subprocess.run([str(tm), "down", "--redis"], env=env, cwd=data, capture_output=True, timeout=60)
@@ -59,8 +60,26 @@ def test_main_command_on_embedded_defaults_writes_the_report(demo_run):
     assert "challenger in shadow" in p.stdout
     # it explains itself: what traded and why, then the next steps, in the output and the report
     assert "what traded, and why" in p.stdout and "next steps:" in p.stdout
+    # the replay warmed up before --start: 200 bars, not in the report's counts above
+    assert doc["meta"]["warm-up"].startswith("200 bars") and "warm-up: 200 bars" in p.stdout
+    (line,) = [ln for ln in p.stdout.splitlines() if ln.startswith("streams, while it runs: ")]
+    assert "XREVRANGE tmrun:" in line
     assert doc["meta"]["banner"][0].startswith("production traded")
     assert doc["meta"]["models"]["regime"] and '<div class="banner">' in html
+
+
+def test_readme_sample_output_is_a_real_run(demo_run):
+    """The README's sample output is this run's, word for word and figure for figure (what
+    differs between runs by nature is a placeholder: tm_app.readme_sample)."""
+    data, p = demo_run
+    assert p.returncode == 0, p.stderr[-2000:]
+    ours, readme = normalize(p.stdout, data), readme_block(README.read_text())
+    assert len(ours) > 20 and any("buy & hold" in ln for ln in readme)
+    if words(ours) != words(readme):
+        import difflib
+        diff = "\n".join(difflib.unified_diff(readme, ours, "README.md", "this run", lineterm=""))
+        pytest.fail("README sample output differs from a real run (regenerate it with "
+                    f"`python -m tm_app.readme_sample`):\n{diff}")
 
 
 def test_mesh_replay_equals_in_process_backtest(demo_run, redis_url, tmp_path):

@@ -305,8 +305,8 @@ def test_sim_controls_and_private_api_need_credentials(service):
 
 def test_deployments_take_the_admin_token_from_a_secret():
     """The Helm values never run an admin endpoint open: risk and the sim (and ingest, which steps
-    the sim) read ``TM_ADMIN_TOKEN`` from a Kubernetes Secret; no values file puts a secret-looking
-    setting in its plain ConfigMap."""
+    the sim) read their own admin token from a Kubernetes Secret (``tm_common.admin_tokens``);
+    no values file puts a secret-looking setting in its plain ConfigMap."""
     from pathlib import Path
 
     import yaml
@@ -314,8 +314,10 @@ def test_deployments_take_the_admin_token_from_a_secret():
 
     values = Path(__file__).resolve().parents[2] / "helm" / "values"
     docs = {p.stem: yaml.safe_load(p.read_text()) or {} for p in sorted(values.glob("*.yaml"))}
-    for name in ("risk", "exchange-sim", "ingest"):
-        ref = (docs[name].get("secretEnv") or {}).get("TM_ADMIN_TOKEN")
+    own = {"risk": "TM_RISK_ADMIN_TOKEN", "exchange-sim": "TM_SIM_ADMIN_TOKEN",
+           "ingest": "TM_INGEST_SIM_ADMIN_TOKEN"}
+    for name, var in own.items():
+        ref = (docs[name].get("secretEnv") or {}).get(var)
         assert isinstance(ref, dict) and ref.get("secret") and ref.get("key"), (name, ref)
     for name, doc in docs.items():
         plain = [k for k in (doc.get("config") or {}) if SECRET_KEY_RE.search(k)]

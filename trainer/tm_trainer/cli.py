@@ -24,6 +24,7 @@ from tm_common.errors import TradeMatrixError
 from tm_common.instruments import parse_symbols
 from tm_common.models.bundle import BundleError
 from tm_common.models.registry import ModelRegistry, RegistryError
+from tm_quant.labels import parse_horizon
 
 from tm_trainer.config import DEFAULT_INSTRUMENTS, GateConfig, TrainConfig
 from tm_trainer.data import DataError
@@ -104,7 +105,15 @@ def run_one_line(coro):
 def train(
     ctx: typer.Context,
     seed: Annotated[int, typer.Option(help="Seed of Boruta, XGBoost and the HMM.")] = 7,
-    horizon: Annotated[int, typer.Option(help="Label horizon in 4 h bars (>= 1).")] = 6,
+    horizon: Annotated[str, typer.Option(help="Label horizon: 1d, 3d, 1w or a number of 4 h "
+                                         "bars (>= 1).")] = "1d",
+    label: Annotated[str, typer.Option(help="Label: log_return (the forward log return) or "
+                                       "vol_scaled (in units of rv_42 over the horizon).")] =
+        "log_return",
+    turnover_budget: Annotated[float | None, typer.Option(
+        help="Turnover budget of the evaluated strategy, units of position change a year (a "
+             "flip is 2): hysteresis + a minimum holding time meet it; the gates judge that "
+             "strategy. Default: none (re-decide every bar).")] = None,
     windows: Annotated[int | None, typer.Option(help="Walk-forward test windows "
                                                 "(default 40; 4 with --fast).")] = None,
     train_end: Annotated[str | None, typer.Option(
@@ -159,8 +168,9 @@ def train(
         gates = GateConfig(min_ic=gate_min_ic, min_sharpe=gate_min_sharpe, min_dsr=gate_min_dsr,
                            min_timing_t=gate_min_timing_t,
                            min_positive_share=gate_min_positive_share)
-        cfg = TrainConfig(instruments=syms, horizon_bars=horizon, seed=seed, history_dir=history_dir,
-                          gates=gates, **end)
+        cfg = TrainConfig(instruments=syms, horizon_bars=parse_horizon(horizon), label=label,
+                          turnover_budget_per_year=turnover_budget,
+                          seed=seed, history_dir=history_dir, gates=gates, **end)
         if fast:
             cfg = cfg.fast()
         if windows is not None:

@@ -15,6 +15,8 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from tm_common.instruments import DEFAULT_SYMBOLS
+from tm_quant.labels import LABELS
+from tm_quant.turnover import hold_bars_for
 
 #: 2025-01-01 00:00 UTC: training stops here by default, so the shipped data from 2025 on (the demo
 #: replay window) stays out of sample.
@@ -125,6 +127,13 @@ class TrainConfig:
         seed: seeds Boruta, XGBoost and the HMM.
         history_dir: folder of the CSV history (None = the repository's ``data/history``).
         regime_restarts: HMM restarts per instrument.
+        label: ``log_return`` (default) or ``vol_scaled`` (:mod:`tm_quant.labels`): what a
+            family's fit sees as ``TrainRows.fwd``; the label's sign, the OOS IC (against the
+            forward log return) and the gates are the same either way.
+        turnover_budget_per_year: None (default: the OOS strategy re-decides every bar) or
+            units of position change a year the evaluated strategy may use; met by hysteresis
+            (``turnover_band`` around P(up) = 0.5) and a minimum holding time
+            (:mod:`tm_quant.turnover`, :mod:`tm_trainer.turnover`); the gates judge it.
     """
 
     instruments: tuple[str, ...] = DEFAULT_INSTRUMENTS
@@ -141,8 +150,17 @@ class TrainConfig:
     boruta: BorutaConfig = field(default_factory=BorutaConfig)
     gates: GateConfig = field(default_factory=GateConfig)
     costs: CostConfig = field(default_factory=CostConfig)
+    label: str = LABELS[0]
+    turnover_budget_per_year: float | None = None
+    turnover_band: float = 0.0
 
     def __post_init__(self) -> None:
+        if self.label not in LABELS:
+            raise ValueError(f"label must be one of {', '.join(LABELS)}, not {self.label!r}")
+        if self.turnover_budget_per_year is not None:
+            hold_bars_for(self.turnover_budget_per_year)        # a clear error when not > 0
+        if not (0.0 <= self.turnover_band < 0.5):
+            raise ValueError(f"turnover_band must be in [0, 0.5), got {self.turnover_band}")
         if not self.instruments:
             raise ValueError("at least one instrument is needed")
         if self.horizon_bars < 1 or self.n_windows < 1 or self.window_bars < 1 or self.purge_bars < 0:
@@ -167,6 +185,11 @@ class TrainConfig:
         d = asdict(self)
         d["instruments"] = list(self.instruments)
         d["history_dir"] = None  # where the files lie does not change the result; their hash does
+        # the defaults of later settings leave the digest (and every version) as it was
+        for k, default in (("label", LABELS[0]), ("turnover_budget_per_year", None),
+                           ("turnover_band", 0.0)):
+            if d[k] == default:
+                del d[k]
         return d
 
     def digest(self) -> str:

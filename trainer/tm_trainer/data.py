@@ -20,8 +20,9 @@ from pathlib import Path
 import numpy as np
 from tm_common.history import HistoryFileError, load_bars, load_dvol, load_funding
 from tm_quant.features import FEATURE_NAMES, compute_batch
+from tm_quant.features.spec import INDEX
 from tm_quant.garch import GarchParams, fit_garch
-from tm_quant.labels import forward_log_return
+from tm_quant.labels import LABELS, forward_log_return, vol_scaled_return
 
 BTC = "BTCUSDT"
 
@@ -138,6 +139,8 @@ class InstrumentData:
             position held from bar i's close earns.
         garch: the GARCH parameters the features were computed with.
         first_bar_ms: open time of the first bar fed to ``compute_batch``.
+        target: what a family is fitted on (``TrainRows.fwd``) when it is not ``fwd``: the
+            vol-scaled label (``TrainConfig.label``); None = ``fwd``.
     """
 
     symbol: str
@@ -146,6 +149,12 @@ class InstrumentData:
     ret_next: np.ndarray
     garch: GarchParams
     first_bar_ms: int
+    target: np.ndarray | None = None
+
+    @property
+    def label(self) -> np.ndarray:
+        """The training label's values (``target``, else ``fwd``); its sign is ``fwd``'s."""
+        return self.fwd if self.target is None else self.target
 
 
 @dataclass(frozen=True)
@@ -185,9 +194,11 @@ def fit_garch_before(inputs: RawInputs, symbol: str, end_ms: int) -> GarchParams
 
 
 def build_dataset(inputs: RawInputs, instruments: tuple[str, ...], horizon_bars: int,
-                  garch: dict[str, GarchParams]) -> Dataset:
+                  garch: dict[str, GarchParams], label: str = LABELS[0]) -> Dataset:
     """Features (``compute_batch`` on each instrument's full loaded series) and labels, aligned to
-    the common timeline. ``garch``: per-instrument parameters, fitted on a training window."""
+    the common timeline. ``garch``: per-instrument parameters, fitted on a training window.
+    ``label``: ``vol_scaled`` also computes ``target`` (:func:`tm_quant.labels.vol_scaled_return`
+    with ``rv_42``)."""
     ts = common_timeline(inputs, instruments)
     btc = inputs.bars.get(BTC)
     out: dict[str, InstrumentData] = {}
@@ -200,7 +211,10 @@ def build_dataset(inputs: RawInputs, instruments: tuple[str, ...], horizon_bars:
         nxt = np.full(c.shape[0], np.nan)
         nxt[:-1] = c[1:] / c[:-1] - 1.0
         rows = np.searchsorted(b["timestamp"], ts)
+        target = None if label == LABELS[0] else \
+            vol_scaled_return(fwd, X[:, INDEX["rv_42"]], horizon_bars)[rows]
         out[sym] = InstrumentData(symbol=sym, X=X[rows], fwd=fwd[rows], ret_next=nxt[rows],
-                                  garch=garch[sym], first_bar_ms=int(b["timestamp"][0]))
+                                  garch=garch[sym], first_bar_ms=int(b["timestamp"][0]),
+                                  target=target)
     return Dataset(ts=ts, horizon_bars=horizon_bars, instruments=out, data_hash=inputs.data_hash(),
                    missing=inputs.missing)

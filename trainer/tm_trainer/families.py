@@ -84,7 +84,7 @@ def family_fit_predict(family: SignalFamily, seed: int) -> FitPredict:
     def fp(ds: Dataset, train: np.ndarray, s: str, cols: list[int], test: np.ndarray) -> np.ndarray:
         d = ds.instruments[s]
         names = tuple(ds.names[j] for j in cols)
-        arrays = fit_arrays(family, d.X[train][:, cols], d.fwd[train], names, s, seed)
+        arrays = fit_arrays(family, d.X[train][:, cols], d.label[train], names, s, seed)
         return predict_rows(family, arrays, d.X[test][:, cols])
     return fp
 

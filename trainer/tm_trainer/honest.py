@@ -23,8 +23,9 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from tm_quant.calibration import apply_platt, fit_platt, reach, reliability
@@ -38,6 +39,7 @@ from tm_quant.gates import (
     timing_pnl,
 )
 from tm_quant.sizing.cascade import CascadeThresholds
+from tm_quant.turnover import hold_bars_for, smoothed_positions
 
 from tm_trainer.config import GateConfig
 
@@ -86,13 +88,36 @@ class Trials:
         return cls(key=key, n=len(others) + 1, sharpe_variance=var)
 
 
-def _portfolio(series: dict[str, dict[str, np.ndarray]], cost: float):
-    """Per instrument: (ts, pos, net pnl, timing pnl) over rows with a finite next return; the
-    equal-weight portfolio over the first ``m`` rows they share."""
+#: P(up) series of one instrument → its positions in {-1, 0, 1} per bar (the strategy gated).
+Positions = Callable[[np.ndarray], np.ndarray]
+
+
+def sign_positions(p: np.ndarray) -> np.ndarray:
+    """The sign strategy: ``sign(p − 0.5)`` (NaN → NaN: the row is dropped)."""
+    out: np.ndarray = np.sign(np.asarray(p, dtype=np.float64) - 0.5)
+    return out
+
+
+def gated_positions(cfg: Any) -> Positions:
+    """The positions the gates judge for ``cfg``: the sign strategy, or with a turnover budget
+    the smoothed positions it would trade (:mod:`tm_quant.turnover`, as
+    :func:`tm_trainer.turnover.gate_view` does for the Sharpe)."""
+    budget = getattr(cfg, "turnover_budget_per_year", None)
+    if budget is None:
+        return sign_positions
+    hold, band = hold_bars_for(budget), float(getattr(cfg, "turnover_band", 0.0))
+    return lambda p: smoothed_positions(p, band=band, hold_bars=hold)
+
+
+def _portfolio(series: dict[str, dict[str, np.ndarray]], cost: float,
+               positions: Positions = sign_positions):
+    """Per instrument: (ts, pos, net pnl, timing pnl) over rows with a finite next return (and a
+    finite position); the equal-weight portfolio over the first ``m`` rows they share."""
     per = {}
     for s, d in series.items():
-        ok = np.isfinite(d["ret_next"]) & np.isfinite(d["p"])
-        pos = np.sign(d["p"][ok] - 0.5)
+        all_pos = positions(d["p"])
+        ok = np.isfinite(d["ret_next"]) & np.isfinite(all_pos)
+        pos = all_pos[ok]
         costs = cost * np.abs(np.diff(np.concatenate([[0.0], pos])))
         r = d["ret_next"][ok]
         per[s] = {"ts": d["ts"][ok], "pos": pos, "pnl": pos * r - costs,
@@ -141,7 +166,8 @@ def forward_calibrated(series: dict[str, dict[str, np.ndarray]], k: int) -> tupl
 
 
 def honest_summary(series: dict[str, dict[str, np.ndarray]], cost: float, gates: GateConfig,
-                   thresholds: CascadeThresholds | None = None) -> dict:
+                   thresholds: CascadeThresholds | None = None,
+                   positions: Positions = sign_positions) -> dict:
     """The trial-independent numbers behind the honest gates, and the calibration.
 
     Args:
@@ -149,9 +175,10 @@ def honest_summary(series: dict[str, dict[str, np.ndarray]], cost: float, gates:
         cost: cost per unit of position change (decimal).
         gates: sub-period count for consistency.
         thresholds: the sizer's cascade thresholds (default: its defaults).
+        positions: the strategy judged (default the sign strategy; :func:`gated_positions`).
     """
     th = thresholds or CascadeThresholds()
-    per, ts, port, timing = _portfolio(series, cost)
+    per, ts, port, timing = _portfolio(series, cost, positions)
     sr, skew, kurt, bars = moments(port)
     sub = subperiod_returns(port, gates.consistency_periods) if port.size else []
     p_all = np.concatenate([d["p"] for d in series.values()]) if series else np.zeros(0)

@@ -48,6 +48,7 @@ from tm_trainer.honest import PriorTrial, Trials, honest_gates, trial_id, trial_
 from tm_trainer.model import booster_bytes, columns, train_instrument
 from tm_trainer.regime_train import _day, train_regime
 from tm_trainer.selection import BorutaSelection, boruta_selection
+from tm_trainer.turnover import gate_view
 from tm_trainer.walkforward import make_splits, run_walkforward
 
 Progress = Callable[[str, int], None]
@@ -159,7 +160,7 @@ def _final_model(fam: SignalFamily | None, ds: Dataset, rows: np.ndarray, cfg: T
     cols = columns(names, features[s])
     if fam is not None:
         d = ds.instruments[s]
-        arrays = fit_arrays(fam, d.X[rows][:, cols], d.fwd[rows], tuple(features[s]), s, cfg.seed)
+        arrays = fit_arrays(fam, d.X[rows][:, cols], d.label[rows], tuple(features[s]), s, cfg.seed)
         return f"{s}.npz", arrays_member(arrays)
     data = {o: (ds.instruments[o].X[rows][:, cols], ds.instruments[o].fwd[rows])
             for o in cfg.instruments}
@@ -193,7 +194,8 @@ def train(cfg: TrainConfig, progress: Progress | None = None, *, regime: bool = 
     ts = common_timeline(inputs, cfg.instruments)
     wf_cut_ms = int(ts[splits[0].train.size])
     ds_wf = build_dataset(inputs, cfg.instruments, cfg.horizon_bars,
-                          {s: fit_garch_before(inputs, s, wf_cut_ms) for s in cfg.instruments})
+                          {s: fit_garch_before(inputs, s, wf_cut_ms) for s in cfg.instruments},
+                          cfg.label)
     timings["load_s"] = time.perf_counter() - t0
     report = run_walkforward(ds_wf, cfg, splits, progress,
                              fit_predict=None if fam is None else family_fit_predict(fam, cfg.seed),
@@ -201,16 +203,17 @@ def train(cfg: TrainConfig, progress: Progress | None = None, *, regime: bool = 
     report["garch_fit_end_ms"] = wf_cut_ms
     report["family"] = family
     timings["walkforward_s"] = time.perf_counter() - t0 - timings["load_s"]
-    passed, reasons = gate(report["summary"], cfg.gates.min_ic, cfg.gates.min_sharpe)
+    passed, reasons = gate(gate_view(report["summary"]), cfg.gates.min_ic, cfg.gates.min_sharpe)
     trials = Trials.count(trial_key(cfg.instruments, int(ts[0]), cfg.train_end_ms),
-                          trial_id(family, cfg.digest()), report["summary"]["sharpe"],
+                          trial_id(family, cfg.digest()), gate_view(report["summary"])["sharpe"],
                           prior_trials)
     report["deflated_sharpe"], more = honest_gates(report["honest"], cfg.gates, trials)
     passed, reasons = passed and not more, reasons + more
 
     t1 = time.perf_counter()
     ds = build_dataset(inputs, cfg.instruments, cfg.horizon_bars,
-                       {s: fit_garch_before(inputs, s, cfg.train_end_ms) for s in cfg.instruments})
+                       {s: fit_garch_before(inputs, s, cfg.train_end_ms) for s in cfg.instruments},
+                       cfg.label)
     rows = final_rows(ds)
     names = list(ds.names)
     features: dict[str, list[str]] = {}

@@ -27,9 +27,10 @@ from tm_quant.features.spec import INDEX, WARMUP_BARS
 from tm_trainer.config import TrainConfig
 from tm_trainer.data import Dataset
 from tm_trainer.evaluate import score_block, summarise
-from tm_trainer.honest import honest_summary
+from tm_trainer.honest import gated_positions, honest_summary
 from tm_trainer.model import columns, predict, train_instrument
 from tm_trainer.selection import boruta_select
+from tm_trainer.turnover import turnover_summary
 
 
 @dataclass(frozen=True)
@@ -149,6 +150,10 @@ def run_walkforward(ds: Dataset, cfg: TrainConfig, splits: list[Split],
         if progress:
             progress("window", sp.window)
     cat = {s: {k: np.concatenate(v) for k, v in d.items()} for s, d in series.items()}
-    return {"windows": windows, "summary": summarise(windows, cat, cfg.costs.per_unit),
-            "selections": selections,
-            "honest": honest_summary(cat, cfg.costs.per_unit, cfg.gates)}
+    summary = summarise(windows, cat, cfg.costs.per_unit)
+    if cfg.turnover_budget_per_year is not None:   # default: the report's bytes as they were
+        summary["turnover"] = turnover_summary(cat, cfg.costs.per_unit,
+                                               cfg.turnover_budget_per_year, cfg.turnover_band)
+    return {"windows": windows, "summary": summary, "selections": selections,
+            "honest": honest_summary(cat, cfg.costs.per_unit, cfg.gates,
+                                     positions=gated_positions(cfg))}

@@ -18,6 +18,7 @@ from typing import Any
 from tm_app.record import RunRecord
 from tm_app.report import sections as S
 from tm_app.report.charts import chart_data
+from tm_app.report.stale import stale_inputs
 from tm_app.report.trades import round_trips, trade_row, trade_stats, utc_iso, write_csv
 from tm_app.stats import percentiles, run_stats
 
@@ -69,7 +70,7 @@ def build_summary(rec: RunRecord, *, initial_equity: float, meta: dict,
     ``meta`` gets :data:`INTRABAR_KEY` from its ``mode`` unless the caller said (paper does)."""
     meta = {**meta,
             INTRABAR_KEY: meta.get(INTRABAR_KEY) or intrabar_marks(str(meta.get("mode", "")))}
-    lat = {k: percentiles(v) for k, v in rec.latencies_ms().items()}
+    lat, lat_note = S.latency_summary({k: percentiles(v) for k, v in rec.latencies_ms().items()})
     extra = {} if challenger is None else {"challenger": {
         "candidate": challenger.candidate, "namespace": challenger.namespace,
         "label": f"challenger {challenger.candidate} (shadow book, paper)",
@@ -86,6 +87,8 @@ def build_summary(rec: RunRecord, *, initial_equity: float, meta: dict,
                            for b in rec.breaker],
         "rejections": dict(Counter(r.reason.split(":")[0] for r in rec.rejections)),
         "latency_ms": lat,
+        **({} if lat_note is None else {"latency": lat_note}),
+        "stale_inputs": stale_inputs(rec),
         "dead_letters": {k: v for k, v in rec.dead_letters.items() if v},
         "counts": book["counts"],
     }
@@ -237,7 +240,8 @@ the last mark. The list is also in <a href="trades.csv">trades.csv</a>.</p>
 <p>Tier counts: {S.json_text(summary["tiers"])}; regimes: {S.json_text(summary["regimes"])}</p>
 <h2 id="breaker">Circuit breaker</h2>{breaker}
 <h2 id="latency">Latency (ms, from the bar's publication)</h2>
-{S.latency(summary["latency_ms"])}
+{S.latency(summary["latency_ms"], summary.get("latency"))}
+<h2 id="stale">Stale inputs</h2>{S.stale_inputs(summary["stale_inputs"])}
 <h2 id="rejections">Rejections</h2>{S.counts(summary["rejections"], "reason")}
 <p>Dead letters: {S.json_text(summary["dead_letters"])}</p>
 <script type="application/json" id="tm-chart-data">{_script_json(charts)}</script>

@@ -79,18 +79,31 @@ def strategy_vs_buy_and_hold(stats: dict) -> str:
             f'<th>buy &amp; hold (equal weight)</th></tr></thead><tbody>{rows}</tbody></table>')
 
 
-PER_INSTRUMENT = ["scope", "total_return", "sharpe", "max_drawdown", "pnl", "fees", "funding",
-                  "win_rate", "bars_in_market", "turnover", "buy_and_hold"]
+PER_INSTRUMENT = ["scope", "total_return", "sharpe", "max_drawdown", "pnl", "price_pnl", "fees",
+                  "funding", "slippage", "win_rate", "bars_in_market", "turnover", "buy_and_hold"]
 PER_HEADS = {"total_return": "return", "max_drawdown": "max DD", "pnl": "PnL (USDT)",
+             "price_pnl": "price PnL", "slippage": "of which slippage",
              "win_rate": "bar win rate", "bars_in_market": "bars in market",
              "buy_and_hold": "buy & hold"}
 PCT_COLS = {"total_return", "max_drawdown", "win_rate", "buy_and_hold", "return", "trade_win_rate"}
 
 
 def per_instrument(stats: dict) -> str:
+    """One row per instrument, then the total: PnL, fees, funding and returns add up to it
+    (``tm_app.report.attribution``); a non-zero residual gets its own row."""
     rows = [{"scope": k, **v} for k, v in stats["per_instrument"].items()]
+    tot = stats["total"]
+    rows.append({"scope": "total", **{k: tot.get(k) for k in PER_INSTRUMENT[1:]},
+                 "price_pnl": _sum(rows, "price_pnl"), "slippage": tot.get("slippage")})
+    if tot.get("residual"):
+        rows.append({"scope": "not attributed (reconciliation)", "pnl": tot["residual"]})
     return table(rows, PER_INSTRUMENT, heads=PER_HEADS,
                  cell=lambda c, v: pct(v) if c in PCT_COLS else fmt(v))
+
+
+def _sum(rows: list[dict], key: str) -> float | None:
+    vals = [r[key] for r in rows if isinstance(r.get(key), int | float)]
+    return sum(vals) if vals else None
 
 
 TRADE_STAT_ROWS = [("closed trades", "trades", "int"), ("still open at the end", "open", "int"),
@@ -225,12 +238,40 @@ def counts(by: dict[str, int], what: str) -> str:
 PLAUSIBLE_LATENCY_MS = 3_600_000.0
 
 
-def latency(lat: dict[str, dict]) -> str:
+NOT_MEASURED = "not measured (in-process)"
+
+
+def latency_summary(lat: dict[str, dict]) -> tuple[dict[str, dict], str | None]:
+    """(the percentiles per hop, None), or ({}, :data:`NOT_MEASURED`) when the run's bars carry
+    no publication time (a hop slower than :data:`PLAUSIBLE_LATENCY_MS`): report.json then holds
+    no made-up numbers."""
+    if any((r.get("p50") or 0) > PLAUSIBLE_LATENCY_MS for r in lat.values()):
+        return {}, NOT_MEASURED
+    return lat, None
+
+
+def latency(lat: dict[str, dict], note: str | None = None) -> str:
+    lat, said = latency_summary(lat) if note is None else ({}, note)
+    if said is not None:
+        return (f"<p>Latency: {html.escape(said)}. Not measured in this run: its bars carry no "
+                "publication time (an in-process backtest; the mesh replay, <code>tm demo</code>, "
+                "measures it).</p>")
     rows = [{"hop": k, **v} for k, v in lat.items()]
-    if any((r.get("p50") or 0) > PLAUSIBLE_LATENCY_MS for r in rows):
-        return ("<p>Not measured in this run: its bars carry no publication time (an "
-                "in-process backtest; the mesh replay, <code>tm demo</code>, measures it).</p>")
     return table(rows, ["hop", "n", "p50", "p90", "p99", "max"])
+
+
+def stale_inputs(stale: dict[str, dict]) -> str:
+    """The stale side inputs of the run (``tm_app.report.stale``), or a line saying none was."""
+    if not stale:
+        return "<p>No input was stale: every signal had its DVOL and funding within their limits.</p>"
+    rows = [{"input": k, **v, "instruments": ", ".join(v["instruments"])} for k, v in stale.items()]
+    return ('<p class="warn">Some signals were made with a stale input (withheld from the model, '
+            "confidence cut):</p>" +
+            table(rows, ["input", "signals", "instruments", "first_utc", "last_utc",
+                         "max_age_days", "limit_days"],
+                  heads={"signals": "signals with it stale", "first_utc": "first (UTC)",
+                         "last_utc": "last (UTC)", "max_age_days": "oldest age (days)",
+                         "limit_days": "limit (days)"}))
 
 
 def json_text(v: Any) -> str:

@@ -129,7 +129,7 @@ def up(services: ServicesOpt = None,
     _hold_embedded_redis(settings, env.get("TM_REDIS_URL"))
     from tm_app.stack.admin_token import generated_token_file
 
-    token_file = generated_token_file(settings, env.get("TM_ADMIN_TOKEN"))
+    token_file = generated_token_file(settings, env.get("TM_RISK_ADMIN_TOKEN"))
     sup = Supervisor(specs, state_path=stack.state_path(settings), log_dir=log_dir,
                      grace_s=grace_s, base_env={},
                      extra_state={"port_offset": port_offset,
@@ -141,10 +141,12 @@ def up(services: ServicesOpt = None,
 def _hold_embedded_redis(settings: stack.StackSettings, url: str | None) -> None:
     """While this supervisor runs, the embedded Redis it uses is in use (a ``tm demo`` stopped
     by a signal leaves it running)."""
+    from tm_common.bus.acl import user_url
     from tm_common.embedded import hold_embedded_redis, read_record
 
     record = read_record(settings)
-    if url and record and record.get("url") == url:
+    # the record's URL has no credentials; ``url`` is the tm-admin one
+    if url and record and user_url(record["url"], "-", "-") == user_url(url, "-", "-"):
         hold_embedded_redis(settings)
 
 
@@ -162,15 +164,20 @@ def _up_detached(settings, names: list[str], env: dict[str, str], port_offset: i
     while time.monotonic() < deadline:
         state = stack.read_state(settings)
         if state and state.get("supervisor_pid") == child.pid:
+            from tm_app.redis_cli import stack_redis_hint
+
+            hint = stack_redis_hint(settings)
             if as_json:
                 typer.echo(json.dumps({"supervisor_pid": child.pid, "logs": str(logs),
-                                       "port_offset": port_offset,
+                                       "port_offset": port_offset, "redis_cli": hint,
                                        "processes": {n: {"pid": p["pid"], "port": p["port"]}
                                                      for n, p in state["processes"].items()}}))
                 return
             for name, p in state["processes"].items():
                 typer.echo(f"{name:<13} pid {p['pid'] or '-':<8} port {p['port']}")
             typer.echo(f"supervisor pid {child.pid}; logs in {logs}; `tm status`, `tm down`")
+            if hint:
+                typer.echo(hint)
             return
         if child.poll() is not None:
             fail(f"supervisor exited with {child.returncode}: {stack.last_line(logs / 'supervisor.log')}")
@@ -237,6 +244,11 @@ def status(services: ServicesOpt = None,
         console = Console()
         console.print(summary_line(rows), markup=False, highlight=False)   # first: why, in one line
         console.print(render(rows, console.width))
+        from tm_app.redis_cli import stack_redis_hint
+
+        hint = stack_redis_hint(settings)
+        if hint:                         # one line, ready to paste (never folded)
+            console.print(hint, soft_wrap=True, markup=False, highlight=False)
     if not all_ready(rows):
         raise typer.Exit(1)
 

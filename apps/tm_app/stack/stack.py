@@ -218,15 +218,16 @@ def prepare_env(settings: CommonSettings, *, migrate_db: bool = True) -> dict[st
     ``TM_DATABASE_URL``, an absolute ``TM_DATA_DIR`` (so all processes share one stack), the
     stack's signing keys (``<data_dir>/signing-keys.json``, :mod:`tm_common.bus.signing`) for
     every holder whose variable is not already set and, when ``TM_ADMIN_TOKEN`` is unset, the
-    stack's generated token (:func:`ensure_admin_token`; :func:`tm_app.stack.services.build_specs`
-    gives it only to the services that check it)."""
+    stack's generated per-service tokens (:func:`ensure_admin_token`, :func:`token_env`: each
+    variable is read by one service only, so each gets its own)."""
     from tm_common.bus.signing import local_keys, signing_env
 
-    from tm_app.stack.admin_token import ensure_admin_token, read_token_file
+    from tm_app.stack.admin_token import ensure_admin_token, token_env
 
     env = dict(os.environ)
-    if settings.admin_token is None:
-        env["TM_ADMIN_TOKEN"] = read_token_file(ensure_admin_token(settings))
+    if settings.admin_token is None:        # each service its own token (admin_token.py)
+        for name, token in token_env(ensure_admin_token(settings)).items():
+            env.setdefault(name, token)
     env["TM_REDIS_URL"] = redis_url(settings)
     env["TM_DATABASE_URL"] = database_url(settings)
     if migrate_db:

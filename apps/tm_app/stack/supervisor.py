@@ -80,6 +80,19 @@ def _write_json(path: Path, doc: dict) -> None:
     os.replace(tmp, path)  # atomic: `tm status` never reads half a file
 
 
+def child_env(name: str, env: Mapping[str, str]) -> dict[str, str]:
+    """``env`` for the child ``name``, its ``TM_REDIS_URL`` scoped to its own Redis user: a
+    ``tm-admin`` URL (the local stack's embedded server) becomes ``name``'s own
+    (:func:`tm_common.bus.acl.scoped_url`; no credentials for a process without a Redis user),
+    so no child of a supervisor holds the admin password. Other URLs are left as they are."""
+    from tm_common.bus.acl import scoped_url
+
+    out = dict(env)
+    if out.get("TM_REDIS_URL"):
+        out["TM_REDIS_URL"] = scoped_url(out["TM_REDIS_URL"], name.replace("-", "_"))
+    return out
+
+
 class Supervisor:
     """Runs ``specs`` as child processes and keeps them running until :meth:`stop`.
 
@@ -216,7 +229,8 @@ class Supervisor:
             out = p.log_file
         try:
             p.popen = subprocess.Popen(
-                list(p.spec.argv), env={**self.base_env, **p.spec.env}, cwd=p.spec.cwd,
+                list(p.spec.argv), env=child_env(p.spec.name, {**self.base_env, **p.spec.env}),
+                cwd=p.spec.cwd,
                 stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT if out else None,
                 start_new_session=True)  # own group: terminal signals go to the supervisor only
         except OSError as e:  # e.g. the interpreter vanished: treat as an exit, retry later

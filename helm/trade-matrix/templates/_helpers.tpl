@@ -45,9 +45,13 @@ variant included), else repository:tag[-variant] (tag default: the chart's appVe
 {{- end -}}
 
 {{/* TM_REDIS_URL without a password (ConfigMap) or with $(TM_REDIS_PASSWORD) (env). */}}
+{{- define "tm.redisUser" -}}
+{{- .Values.redis.user | default .Values.service.name -}}
+{{- end -}}
+
 {{- define "tm.redisUrl" -}}
 {{- $scheme := ternary "rediss" "redis" .Values.redis.tls -}}
-{{- $auth := ternary ":$(TM_REDIS_PASSWORD)@" "" (ne .Values.redis.existingSecret "") -}}
+{{- $auth := ternary (printf "%s:$(TM_REDIS_PASSWORD)@" (include "tm.redisUser" .)) "" (ne .Values.redis.existingSecret "") -}}
 {{- printf "%s://%s%s:%v/%v" $scheme $auth .Values.redis.host .Values.redis.port .Values.redis.db -}}
 {{- end -}}
 
@@ -98,9 +102,22 @@ containers:
         valueFrom:
           secretKeyRef:
             name: {{ $v.redis.existingSecret }}
-            key: {{ $v.redis.passwordKey }}
+            key: {{ $v.redis.passwordKey | default (include "tm.redisUser" $) }}
       - name: TM_REDIS_URL
         value: {{ include "tm.redisUrl" $ | quote }}
+      {{- end }}
+      {{- if $v.redis.tlsSecret }}
+      {{- if not $v.redis.tls }}
+      {{- fail "redis.tlsSecret is set but redis.tls is false (the CA is only used with rediss://)" }}
+      {{- end }}
+      - name: TM_REDIS_TLS_CA_FILE
+        value: /etc/tm/redis-tls/ca.crt
+      {{- if $v.redis.clientCert }}
+      - name: TM_REDIS_TLS_CERT_FILE
+        value: /etc/tm/redis-tls/tls.crt
+      - name: TM_REDIS_TLS_KEY_FILE
+        value: /etc/tm/redis-tls/tls.key
+      {{- end }}
       {{- end }}
       {{- if $v.database.existingSecret }}
       - name: TM_DATABASE_URL
@@ -172,6 +189,11 @@ containers:
         mountPath: /tmp
       - name: data
         mountPath: {{ $v.dataDir }}
+      {{- if $v.redis.tlsSecret }}
+      - name: redis-tls
+        mountPath: /etc/tm/redis-tls
+        readOnly: true
+      {{- end }}
 volumes:
   - name: tmp
     emptyDir:
@@ -179,6 +201,18 @@ volumes:
   - name: data
     emptyDir:
       sizeLimit: {{ $v.dataSizeLimit }}
+  {{- if $v.redis.tlsSecret }}
+  - name: redis-tls
+    secret:
+      secretName: {{ $v.redis.tlsSecret }}
+      defaultMode: 0400
+      items:
+        - {key: {{ $v.redis.caKey }}, path: ca.crt}
+        {{- if $v.redis.clientCert }}
+        - {key: {{ $v.redis.certKey }}, path: tls.crt}
+        - {key: {{ $v.redis.keyKey }}, path: tls.key}
+        {{- end }}
+  {{- end }}
 {{- with $v.nodeSelector }}
 nodeSelector:
   {{- toYaml . | nindent 2 }}

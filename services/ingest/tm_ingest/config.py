@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
+from tm_common.admin_tokens import check_length, own_token_first
 from tm_common.endpoints import BYBIT_MAINNET_PUBLIC_WS as MAINNET_WS
 from tm_common.endpoints import BYBIT_MAINNET_REST as MAINNET_REST
 from tm_common.endpoints import DERIBIT
@@ -14,9 +15,24 @@ from tm_common.settings import SERVICE_ENV_PREFIXES, CommonSettings
 
 
 class IngestSettings(CommonSettings):
-    model_config = SettingsConfigDict(env_prefix=SERVICE_ENV_PREFIXES["ingest"])
+    model_config = SettingsConfigDict(hide_input_in_errors=True,
+                                      env_prefix=SERVICE_ENV_PREFIXES["ingest"])
     service_name: str = "ingest"
     http_port: int = SERVICE_PORTS["ingest"]
+
+    # its own admin token (tm_common.admin_tokens), over the shared TM_ADMIN_TOKEN
+    sim_admin_token: SecretStr | None = Field(default=None, description="the simulator's admin "
+                                           "token, sent to drive its clock; overrides TM_ADMIN_TOKEN")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _own_admin_token(cls, data: Any) -> Any:
+        return own_token_first(data, "sim_admin_token")
+
+    @field_validator("sim_admin_token")
+    @classmethod
+    def _admin_token_length(cls, v: SecretStr | None) -> SecretStr | None:
+        return check_length(v, "TM_INGEST_SIM_ADMIN_TOKEN")
     mode: Literal["live", "replay", "off"] = Field(
         default="live", description="live = Bybit WS + REST backfill; replay = history; off = "
         "serve endpoints only")

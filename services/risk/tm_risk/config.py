@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from decimal import Decimal
-from typing import ClassVar
+from typing import Any, ClassVar
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
+from tm_common.admin_tokens import check_length, own_token_first
 from tm_common.bus.signing import signing_key
 from tm_common.bus.streams import RISK_BREAKER, RISK_COMMAND, RISK_ORDER
 from tm_common.endpoints import EXCHANGE_SIM_REST
@@ -19,11 +20,26 @@ from tm_risk.domain.params import BreakerParams, LotFilter, RiskParams
 
 
 class RiskSettings(CommonSettings):
-    model_config = SettingsConfigDict(env_prefix=SERVICE_ENV_PREFIXES["risk"])
+    model_config = SettingsConfigDict(hide_input_in_errors=True,
+                                      env_prefix=SERVICE_ENV_PREFIXES["risk"])
     env_names: ClassVar[Mapping[str, str]] = {"cooldown_secs": "cooldown_s",
                                            "join_timeout_secs": "join_timeout_s"}
     service_name: str = "risk"
     http_port: int = SERVICE_PORTS["risk"]
+
+    # its own admin token (tm_common.admin_tokens), over the shared TM_ADMIN_TOKEN
+    risk_admin_token: SecretStr | None = Field(default=None, description="its own admin token "
+                                            "(TM_RISK_ADMIN_TOKEN); overrides TM_ADMIN_TOKEN")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _own_admin_token(cls, data: Any) -> Any:
+        return own_token_first(data, "risk_admin_token")
+
+    @field_validator("risk_admin_token")
+    @classmethod
+    def _admin_token_length(cls, v: SecretStr | None) -> SecretStr | None:
+        return check_length(v, "TM_RISK_ADMIN_TOKEN")
     # HMAC keys of the signed streams it produces or verifies (tm_common.bus.signing)
     signing_key_risk_order: SecretStr | None = signing_key(RISK_ORDER)
     signing_key_risk_command: SecretStr | None = signing_key(RISK_COMMAND)

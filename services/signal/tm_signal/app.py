@@ -44,7 +44,8 @@ def build_handler(settings: SignalSettings, metrics: ServiceMetrics,
                          SignalModels(registry, compile_trees=settings.fast_inference),
                          history=BarHistory(history_db, settings.history_dir), repo=repo,
                          metrics=SignalMetrics(metrics.registry),
-                         dvol_currency=settings.dvol_currency.upper())
+                         dvol_currency=settings.dvol_currency.upper(),
+                         trade_start_ms=settings.trade_start_ms)
 
 
 def build(settings: SignalSettings, *, bus: Bus, registry=None, venue=None,

@@ -34,6 +34,9 @@ class SignalSettings(CommonSettings):
                              "history in the database; off = no model can load")
     history_dir: str | None = Field(default=None, description="CSV folder for warm-up; default "
                                     "data/history")
+    trade_start_ms: int | None = Field(default=None, description="replays: bars that open "
+                                       "before this (epoch ms) are warm-up, no signal "
+                                       "(tm_app.warmup sets it)")
     model_prefetch_retry_s: float = Field(default=5.0, gt=0, description="registry retry while "
                                           "the first lookup fails")
     # Stale side inputs (tm_signal.domain.staleness): ages are market time at each bar's close.

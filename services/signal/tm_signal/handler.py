@@ -54,7 +54,8 @@ log = structlog.get_logger("tm.signal")
 class SignalHandler(ModelLifecycle[SignalModel]):
     """Args: ``engine``; ``models`` (registry access); ``history`` for warm-up (None = start
     features at the first live bar); ``repo`` for the signals table (None = no writes);
-    ``metrics``; ``dvol_currency``. The model life cycle (first start, restart, promotion) is
+    ``metrics``; ``dvol_currency``; ``trade_start_ms``: a replay's warm-up ends there (a bar
+    that opens before it gets no signal: :mod:`tm_app.warmup`). The model life cycle (first start, restart, promotion) is
     :class:`~tm_common.models.lifecycle.ModelLifecycle`'s; this handler re-warms the features
     after a swap. The snapshot is strict JSON (every feature float is base64 float64; the rest
     is finite)."""
@@ -64,8 +65,9 @@ class SignalHandler(ModelLifecycle[SignalModel]):
     def __init__(self, engine: SignalEngine, models: SignalModels, *,
                  history: BarHistory | None = None, repo: SignalRepository | None = None,
                  metrics: SignalMetrics | None = None, dvol_currency: str = "BTC",
-                 out_stream: str = SIGNAL_TL) -> None:
+                 out_stream: str = SIGNAL_TL, trade_start_ms: int | None = None) -> None:
         self.engine, self.models, self.history, self.repo = engine, models, history, repo
+        self.trade_start_ms = trade_start_ms
         self.metrics = metrics or SignalMetrics()
         if repo is not None:   # read at each scrape: back to 0 once the writer caught up
             self.metrics.db_backlog.set_function(lambda: repo.backlog)
@@ -124,6 +126,8 @@ class SignalHandler(ModelLifecycle[SignalModel]):
         if b.interval_min != BAR_MS // 60_000:      # the models are 4h models
             self.metrics.dropped.labels("interval").inc()
             return []
+        if self.trade_start_ms is not None and b.open_time_ms < self.trade_start_ms:
+            return []          # a replay's warm-up bar: regime and risk use it; no prediction
         if not (b.open > 0 and b.high > 0 and b.low > 0 and b.close > 0 and b.volume >= 0):
             raise PermanentError(f"bar {b.instrument}:{b.open_time_ms} has a non-positive price")
         bar = BarIn(b.instrument, b.open_time_ms, float(b.open), float(b.high), float(b.low),

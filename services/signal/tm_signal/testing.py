@@ -8,11 +8,13 @@ how the tests tell two versions apart.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import xgboost as xgb
 from tm_common.models.bundle import Bundle
+from tm_common.models.registry import ModelRegistry
 from tm_common.testing import registry
 from tm_quant.features import FEATURE_NAMES
 from tm_quant.garch import DEFAULT_GARCH_PARAMS, GarchParams
@@ -51,6 +53,16 @@ def signal_bundle(version: str, *, first_bar_ms: int, seed: int = 0, horizon_bar
                 "feature_names": list(FEATURE_NAMES), "instruments": instruments,
                 "metrics": {}}
     return Bundle(manifest=manifest, files=files).to_bytes()
+
+
+async def register_signal_versions(reg: ModelRegistry, *, first_bar_ms: int,
+                                   metrics: Mapping[str, Any],
+                                   seeds: Mapping[str, int] | None = None) -> None:
+    """Register one :func:`signal_bundle` per version of ``seeds`` (version → seed; by default
+    ``v1`` seed 1 and ``v2`` seed 2), each with ``metrics`` (e.g. its gate result), unpromoted."""
+    for v, seed in (seeds or {"v1": 1, "v2": 2}).items():
+        await reg.register("signal", v, signal_bundle(v, first_bar_ms=first_bar_ms, seed=seed),
+                           data_hash="test", features=[], params={}, seed=0, metrics=dict(metrics))
 
 
 class FakeRegistry(registry.FakeRegistry):

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import shutil
-import subprocess
-
-import pytest
 from tm_common.metrics import ServiceMetrics
+from tm_common.testing.promtool import assert_promtool_clean
 from tm_risk.handler import RiskHandler
 from tm_risk.metrics import RiskMetrics
 from tm_risk.testing import N_BARS, command_env, target_env, warm_handler
@@ -28,9 +25,4 @@ def test_metrics_follow_decisions_and_pass_promtool():
     assert 'tm_risk_breaker_transitions_total{from_state="CLOSED",to_state="OPEN",trigger="manual_trip"} 1.0' in text
     var = [ln for ln in text.splitlines() if ln.startswith('tm_risk_var_ratio{method="parametric"}')]
     assert var and 0 < float(var[0].split()[-1]) < 0.05
-    promtool = shutil.which("promtool")
-    if promtool is None:
-        pytest.fail("promtool is not installed: run tools/install_promtool.sh")
-    r = subprocess.run([promtool, "check", "metrics"], input=text.encode(), capture_output=True,
-                       check=False, timeout=30)
-    assert r.returncode == 0 and not r.stdout.strip() and not r.stderr.strip(), r.stdout + r.stderr
+    assert_promtool_clean(text)

@@ -121,7 +121,7 @@ async def test_a_bundle_naming_an_unknown_family_is_dead_lettered_and_refused(tr
     dead = await bus.entries(dlq(MODELS_PROMOTED))
     assert len(dead) == 1
     reason = dead[0][1]["dlq_reason"]
-    assert "signal-alien-1: unknown signal family 'alien': this code knows xgboost, logistic" \
+    assert "signal-alien-1: unknown signal family 'alien': this code knows xgboost, logistic, random_forest, trend" \
         in reason, reason
     await publish_lockstep(bus, START + 2, 1, consumer=consumer)
     assert {s["body"]["model_version"] for s in await signals(bus)} == {result.signal_version}

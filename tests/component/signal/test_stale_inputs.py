@@ -4,14 +4,11 @@ promtool) and in the signals; the feed resuming clears it."""
 
 from __future__ import annotations
 
-import shutil
-import subprocess
-
 import httpx
-import pytest
 from tm_common.bus import InMemoryBus
 from tm_common.bus.streams import MD_FUNDING
 from tm_common.service.app import create_app
+from tm_common.testing.promtool import assert_promtool_clean
 from tm_signal.app import build
 from tm_signal.config import SignalSettings
 from tm_signal.testing import FakeRegistry, signal_bundle
@@ -58,12 +55,7 @@ async def test_a_stopped_dvol_feed_is_named_in_readyz_metrics_and_signals_then_c
     age = [ln for ln in text.splitlines()
            if ln.startswith('tm_signal_input_age_seconds{input="dvol",instrument="ETHUSDT"}')]
     assert age and float(age[0].split()[-1]) > 2 * 86_400
-    promtool = shutil.which("promtool")
-    if promtool is None:
-        pytest.fail("promtool is not installed: run tools/install_promtool.sh")
-    r = subprocess.run([promtool, "check", "metrics"], input=text.encode(), capture_output=True,
-                       check=False, timeout=30)
-    assert r.returncode == 0 and not r.stdout.strip() and not r.stderr.strip(), r.stdout + r.stderr
+    assert_promtool_clean(text)
 
     # the feed comes back: the next bars are fresh, readiness and gauges clear
     await publish_lockstep(parts.bus, START + 20, 3, consumer=consumer)

@@ -119,13 +119,15 @@ def test_breaker_and_kill_use_the_stacks_token_file_and_port_offset(tmp_path, fk
         assert started["processes"]["risk"]["port"] == base["risk"] + offset
         token_file = tmp_path / "tm" / "admin-token"
         assert stat.S_IMODE(token_file.stat().st_mode) == 0o600
-        token = token_file.read_text().strip()
+        tokens = json.loads(token_file.read_text())       # one file, a token per service
+        token = tokens["risk"]
         assert token and token not in up.stdout + up.stderr
         state = _state(tmp_path)
         assert state["admin_token_file"] == str(token_file) and state["port_offset"] == offset
         names = {n: set(fk.wait(lambda p=p: fk.status(p["port"]), what=n)["env_names"])
                  for n, p in state["processes"].items()}
-        assert "TM_ADMIN_TOKEN" in names["risk"] and "TM_ADMIN_TOKEN" not in names["signal"]
+        assert "TM_RISK_ADMIN_TOKEN" in names["risk"]
+        assert not {n for n in names["signal"] if "ADMIN_TOKEN" in n}
         # no TM_ADMIN_TOKEN exported, no --url: the stack's file and its risk port
         trip = tm(["breaker", "trip", "--reason", "drill", "--json"], env)
         assert trip.returncode == 0, trip.stderr

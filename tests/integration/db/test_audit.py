@@ -7,18 +7,16 @@ from __future__ import annotations
 import pytest
 from tm_common.audit import AuditEntry, AuditWriter, audit_id, cli_user, list_audit
 from tm_common.db import make_engine
-from tm_common.db.migrate import migrate_async
 from tm_common.models.registry import ModelRegistry
+from tm_common.testing.databases import migrated_engine
 
 from ..trainer.test_registry import _register
 
 
 @pytest.fixture
 async def engine(db_url):
-    await migrate_async(db_url)
-    e = make_engine(db_url)
-    yield e
-    await e.dispose()
+    async with migrated_engine(db_url) as e:
+        yield e
 
 
 async def test_promotion_and_rollback_are_audited_with_who_and_why(engine):

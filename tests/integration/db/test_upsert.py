@@ -6,9 +6,9 @@ from decimal import Decimal
 
 import pytest
 import sqlalchemy as sa
-from tm_common.db import make_engine, mark_processed, session_factory, upsert
-from tm_common.db.migrate import migrate_async
+from tm_common.db import mark_processed, session_factory, upsert
 from tm_common.db.tables import bars, fills, orders, portfolio_snapshots, processed_events
+from tm_common.testing.databases import migrated_engine
 
 BAR_KEY = ["instrument", "interval_min", "open_time_ms"]
 TINY = Decimal("0.000000000000000000123456789")   # beyond float precision
@@ -26,10 +26,8 @@ def bar(open_time_ms: int = 1_700_000_000_000, close: str = "100.5", **kw) -> di
 
 @pytest.fixture
 async def engine(db_url):
-    await migrate_async(db_url)
-    eng = make_engine(db_url)
-    yield eng
-    await eng.dispose()
+    async with migrated_engine(db_url) as e:
+        yield e
 
 
 async def _all(engine, table, order_by=None):

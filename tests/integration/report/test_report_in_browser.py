@@ -10,19 +10,21 @@ from __future__ import annotations
 
 import asyncio
 import json
+from decimal import Decimal
 
 import pytest
 from tm_app.backtest import RunConfig, run_backtest
 from tm_app.explain import models_in_use
 from tm_app.mesh import ShadowRun
+from tm_app.report.attribution import attribute
 from tm_app.report.html import write_report
 from tm_app.report.trades import round_trips
 from tm_app.testing.browser import BrowserMissing, chromium_page, find_chromium
 from tm_common.db import make_engine
-from tm_common.db.migrate import migrate_async
 from tm_common.history import load_bars
 from tm_common.models.registry import ModelRegistry
-from tm_signal.testing import signal_bundle
+from tm_common.testing.databases import migrated_engine
+from tm_signal.testing import register_signal_versions
 
 START, N = 5000, 90
 # a test configuration under which the test models' window trades (as the shadow tests')
@@ -47,17 +49,12 @@ def chromium() -> str:
 
 async def _registry(url: str) -> None:
     bars = load_bars("BTCUSDT")
-    await migrate_async(url)
-    engine = make_engine(url)
-    reg = ModelRegistry(engine)
-    for v, seed in (("v1", 1), ("v2", 2)):
-        await reg.register("signal", v, signal_bundle(v, first_bar_ms=bars[START - 250].open_time_ms,
-                                                      seed=seed),
-                           data_hash="test", features=[], params={}, seed=0,
-                           metrics={"gate_passed": False, "mean_ic": -0.05, "sharpe": -1.2,
-                                    "why": WHY})
-    await reg.promote("v1", "test: production")
-    await engine.dispose()
+    async with migrated_engine(url) as engine:
+        reg = ModelRegistry(engine)
+        await register_signal_versions(reg, first_bar_ms=bars[START - 250].open_time_ms,
+                                       metrics={"gate_passed": False, "mean_ic": -0.05,
+                                                "sharpe": -1.2, "why": WHY})
+        await reg.promote("v1", "test: production")
 
 
 async def _promote(url: str, version: str) -> None:
@@ -99,6 +96,18 @@ def test_the_trades_add_up_to_the_equity_and_the_json_is_strict(report):
     assert stray == 0
     assert float(sum(t.pnl for t in trades)) == pytest.approx(float(last.equity) - 100000.0, abs=1e-6)
     assert sum(t.fees for t in trades) == last.fees and sum(t.funding for t in trades) == last.funding
+    # the per-instrument rows add up to the total, exactly (issue 16 part 7)
+    att = attribute(rec, Decimal(100000))
+    assert att.residual == 0 and sum(a.pnl for a in att.instruments.values()) == \
+        last.equity - Decimal(100000)
+    assert sum(a.fees for a in att.instruments.values()) == last.fees
+    assert sum(a.funding for a in att.instruments.values()) == last.funding
+    assert sum(a.slippage for a in att.instruments.values()) > 0      # the venue's 2 bps
+    per, tot = doc["stats"]["per_instrument"], doc["stats"]["total"]
+    assert sum(r["pnl"] for r in per.values()) == pytest.approx(tot["pnl"], abs=0.005)
+    assert sum(r["total_return"] for r in per.values()) == pytest.approx(tot["total_return"],
+                                                                      abs=1e-9)
+    assert doc["latency"] == "not measured (in-process)"
     csv_rows = (out / "trades.csv").read_text().splitlines()
     assert len(csv_rows) == 1 + len(doc["trades"]["list"])
     # the models from the registry: v1 in production, v2 the candidate with its gates

@@ -21,6 +21,7 @@ from decimal import Decimal
 
 import pytest
 import tm_risk.commands  # noqa: F401 - registers breaker.command_issued for decoding
+from tm_app.backtest import InProcessIdle
 from tm_app.venue import InProcessBybit
 from tm_common.bus.redis import RedisStreamsBus
 from tm_common.bus.streams import (
@@ -115,12 +116,8 @@ class Mesh:
         await self.start(executor=False)
 
     async def idle(self) -> None:
-        while True:
-            n = 0
-            for c in self.consumers:
-                n += await c.step(block_ms=None)
-            if n == 0 and not any(c._pending_dirty for c in self.consumers):
-                return
+        """Drain every consumer until none has work (the backtest's lockstep probe)."""
+        await InProcessIdle(self.consumers).wait_done(0)
 
     async def open_book(self) -> int:
         """Lockstep bars and long targets; returns the last bar's open time."""

@@ -7,12 +7,11 @@ import pytest
 from tm_app.backtest import InProcessIdle, RunConfig, build_services
 from tm_app.venue import InProcessBybit
 from tm_common.bus.redis import RedisStreamsBus
-from tm_common.db import make_engine
-from tm_common.db.migrate import migrate_async
 from tm_common.history import load_bars
 from tm_common.models.registry import ModelRegistry
+from tm_common.testing.databases import migrated_engine
 from tm_ingest.sources.replay import ReplaySource, history_bars, history_dvol, history_funding
-from tm_signal.testing import signal_bundle
+from tm_signal.testing import register_signal_versions
 
 START, N = 5000, 90
 # A test configuration under which the test model's window trades (as the e2e parity test's).
@@ -24,15 +23,10 @@ TRADING_ENV = {"TM_SIZER_KELLY_CONFIDENCE": "0.02", "TM_SIZER_BLENDED_CONFIDENCE
 async def registry_url(tmp_path):
     bars = load_bars("BTCUSDT")
     url = f"sqlite+aiosqlite:///{tmp_path}/tm.db"
-    await migrate_async(url)
-    engine = make_engine(url)
-    reg = ModelRegistry(engine)
-    for v, seed in (("v1", 1), ("v2", 2)):
-        await reg.register("signal", v, signal_bundle(v, first_bar_ms=bars[START - 250].open_time_ms,
-                                                      seed=seed),
-                           data_hash="test", features=[], params={}, seed=0,
-                           metrics={"gate_passed": False, "why": "test candidate"})
-    await engine.dispose()
+    async with migrated_engine(url) as engine:
+        await register_signal_versions(ModelRegistry(engine),
+                                       first_bar_ms=bars[START - 250].open_time_ms,
+                                       metrics={"gate_passed": False, "why": "test candidate"})
     return url
 
 

@@ -10,9 +10,9 @@ import sys
 
 import pytest
 from tm_common.db import make_engine
-from tm_common.db.migrate import migrate_async
 from tm_common.history import BAR_INTERVAL_MS, load_bars
 from tm_common.models.registry import ModelRegistry
+from tm_common.testing.databases import migrated_engine
 from tm_common.testing.market_db import store_history
 from tm_trainer.cli import _inputs
 from tm_trainer.data import load_inputs
@@ -30,11 +30,9 @@ async def _store(engine, directory, first: int, last: int) -> None:
 
 async def test_new_bars_in_the_database_move_the_cut_off_and_the_data_hash(
         pg_url, random_walk_dir, small_config):
-    await migrate_async(pg_url)
-    engine = make_engine(pg_url)
-    registry = ModelRegistry(engine)
-    cfg0 = small_config(None, instruments=SYMS)
-    try:
+    async with migrated_engine(pg_url) as engine:
+        registry = ModelRegistry(engine)
+        cfg0 = small_config(None, instruments=SYMS)
         await _store(engine, random_walk_dir, 0, 1500)
         source, cfg, inputs = await _inputs(cfg0, engine, "auto", cut_off_given=False)
         assert source == "db" and inputs is not None
@@ -72,8 +70,6 @@ async def test_new_bars_in_the_database_move_the_cut_off_and_the_data_hash(
                                          cut_off_given=True)
         assert cfg3.train_end_ms == cfg.train_end_ms and inputs3 is not None
         assert inputs3.data_hash() == inputs.data_hash()
-    finally:
-        await engine.dispose()
 
 
 def replace_end(cfg, end_ms):
@@ -83,17 +79,13 @@ def replace_end(cfg, end_ms):
 
 async def test_auto_falls_back_to_files_when_the_database_is_short(pg_url, small_config,
                                                                    random_walk_dir):
-    await migrate_async(pg_url)
-    engine = make_engine(pg_url)
-    try:
+    async with migrated_engine(pg_url) as engine:
         await _store(engine, random_walk_dir, 0, 100)
         cfg0 = small_config(random_walk_dir, instruments=SYMS)
         source, cfg, inputs = await _inputs(cfg0, engine, "auto", cut_off_given=False)
         assert source == "files" and inputs is None
         last = load_bars("ETHUSDT", directory=random_walk_dir)[-1].open_time_ms
         assert cfg.train_end_ms == default_train_end_ms(last, cfg.purge_bars)
-    finally:
-        await engine.dispose()
 
 
 @pytest.mark.parametrize("args, message, code", [
@@ -113,11 +105,9 @@ async def test_weekly_update_continues_production_on_the_newer_database_rows(
         pg_url, random_walk_dir, small_config):
     from tm_trainer.update import train_update
 
-    await migrate_async(pg_url)
-    engine = make_engine(pg_url)
-    registry = ModelRegistry(engine)
-    cfg0 = small_config(None, instruments=SYMS)
-    try:
+    async with migrated_engine(pg_url) as engine:
+        registry = ModelRegistry(engine)
+        cfg0 = small_config(None, instruments=SYMS)
         await _store(engine, random_walk_dir, 0, 1600)
         _, cfg, inputs = await _inputs(cfg0, engine, "db", cut_off_given=False)
         base = train(cfg, regime=False, inputs=inputs)
@@ -133,20 +123,14 @@ async def test_weekly_update_continues_production_on_the_newer_database_rows(
         assert upd.params["data"]["rows"]["BTCUSDT"]["bars"] == 2400 - cfg.purge_bars
         assert upd.params["train_end_ms"] == cfg.train_end_ms + 800 * BAR_INTERVAL_MS
         assert upd.data_hash != base.data_hash
-    finally:
-        await engine.dispose()
 
 
 def test_tm_train_defaults_to_the_database_and_records_its_data(pg_url, random_walk_dir, tmp_path):
     import asyncio
 
     async def fill():
-        await migrate_async(pg_url)
-        engine = make_engine(pg_url)
-        try:
+        async with migrated_engine(pg_url) as engine:
             await _store(engine, random_walk_dir, 0, 2400)
-        finally:
-            await engine.dispose()
     asyncio.run(fill())
     env = {**os.environ, "TM_DATABASE_URL": pg_url, "TM_DATA_DIR": str(tmp_path)}
     p = subprocess.run([sys.executable, "-m", "tm_trainer", "--fast", "--instruments", "ETHUSDT",

@@ -39,7 +39,7 @@ def test_tm_train_family_logistic_trains_gates_and_registers(tmp_path):
 def test_family_errors_are_one_line(tmp_path):
     env = _env(tmp_path)
     assert_one_line_error(run([*TRAIN, *FAST, "--family", "nope"], env),
-                          "unknown signal family 'nope': this code knows xgboost, logistic", 2)
+                          "unknown signal family 'nope': this code knows xgboost, logistic, random_forest, trend", 2)
     assert_one_line_error(run([*TRAIN, *FAST, "--family", "logistic", "--update"], env),
                           "--update continues the built-in xgboost family", 2)
 

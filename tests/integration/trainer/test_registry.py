@@ -7,10 +7,9 @@ import pickle
 import zipfile
 
 import pytest
-from tm_common.db import make_engine
-from tm_common.db.migrate import migrate_async
 from tm_common.models.bundle import Bundle, BundleError
 from tm_common.models.registry import ModelRegistry, RegistryError
+from tm_common.testing.databases import migrated_engine
 
 
 def _bundle(version: str, kind: str = "regime", **extra) -> bytes:
@@ -30,11 +29,9 @@ def _bundle(version: str, kind: str = "regime", **extra) -> bytes:
 
 @pytest.fixture
 async def registry(db_url):
-    await migrate_async(db_url)
-    engine = make_engine(db_url)
-    ticks = iter(range(1_000, 10_000_000, 1000))
-    yield ModelRegistry(engine, clock_ms=lambda: next(ticks))
-    await engine.dispose()
+    async with migrated_engine(db_url) as engine:
+        ticks = iter(range(1_000, 10_000_000, 1000))
+        yield ModelRegistry(engine, clock_ms=lambda: next(ticks))
 
 
 async def _register(reg: ModelRegistry, version: str, kind: str = "regime", **kw):

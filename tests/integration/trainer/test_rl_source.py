@@ -18,9 +18,9 @@ pytest.importorskip("torch", reason="torch not installed (trainer extra)")
 pytest.importorskip("stable_baselines3", reason="stable-baselines3 not installed")
 
 from tm_common.db import make_engine
-from tm_common.db.migrate import migrate_async
 from tm_common.history import load_bars
 from tm_common.models.registry import ModelRegistry
+from tm_common.testing.databases import migrated_engine
 from tm_common.testing.market_db import store_history
 from tm_trainer.rl.cache import cache_key, key_for, load_or_build
 from tm_trainer.rl.inputs import bars_needed, files_inputs, history_of, load_inputs
@@ -52,11 +52,9 @@ async def _run(engine, url: str, cache_dir, log) -> tuple:
 
 async def test_bars_added_to_the_database_change_the_rl_data_hash_cache_key_and_rows(
         db_url, tmp_path):
-    await migrate_async(db_url)
-    engine = make_engine(db_url)
-    said: list[str] = []
-    cache = tmp_path / "cache"
-    try:
+    async with migrated_engine(db_url) as engine:
+        said: list[str] = []
+        cache = tmp_path / "cache"
         await store_history(engine, None, SYMS, 0, 1000)          # the shipped CSVs' first rows
         inputs, res, rec = await _run(engine, db_url, cache, said.append)
         assert said == [f"source auto: db (the database holds >= {NEED} bars of every "
@@ -79,19 +77,13 @@ async def test_bars_added_to_the_database_change_the_rl_data_hash_cache_key_and_
         assert rec2.params["data"]["rows"]["ETHUSDT"]["bars"] == 1200
         assert rec2.params["data"]["data_hash"] == inputs2.data_hash()
         assert res2.data["last_bar_ms"] > res.data["last_bar_ms"]
-    finally:
-        await engine.dispose()
 
 
 async def test_the_database_gives_the_walk_forward_exactly_what_the_same_files_give(
         pg_url, random_walk_dir):
-    await migrate_async(pg_url)
-    engine = make_engine(pg_url)
-    try:
+    async with migrated_engine(pg_url) as engine:
         await store_history(engine, random_walk_dir, SYMS, 0, 2400)
         db = await load_inputs(engine, "db", SYMS, NEED, None, lambda s: None)
-    finally:
-        await engine.dispose()
     files = files_inputs(SYMS, random_walk_dir)
     assert db.source == "db" and files.source == "files"
     # the store holds DVOL days before the newest bar's close (as ingest would); so do these
@@ -109,10 +101,8 @@ async def test_the_database_gives_the_walk_forward_exactly_what_the_same_files_g
 
 
 async def test_auto_falls_back_to_files_saying_why_and_db_refuses_a_short_database(db_url):
-    await migrate_async(db_url)
-    engine = make_engine(db_url)
-    said: list[str] = []
-    try:
+    async with migrated_engine(db_url) as engine:
+        said: list[str] = []
         await store_history(engine, None, SYMS, 0, 300)
         got = await load_inputs(engine, "auto", SYMS, NEED, None, said.append)
         assert got.source == "files"
@@ -122,8 +112,6 @@ async def test_auto_falls_back_to_files_saying_why_and_db_refuses_a_short_databa
         from tm_trainer.data import DataError
         with pytest.raises(DataError, match="too few bars .* `tm backfill --since"):
             await load_inputs(engine, "db", SYMS, NEED, None, said.append)
-    finally:
-        await engine.dispose()
 
 
 def test_source_files_is_unchanged(tmp_path, random_walk_dir):
@@ -166,12 +154,8 @@ def test_tm_train_rl_defaults_to_the_database_and_records_its_data(pg_url, tmp_p
     n = 3000                     # the default walk-forward: 2600 + 2 windows of 180 bars needed
 
     async def fill():
-        await migrate_async(pg_url)
-        engine = make_engine(pg_url)
-        try:
+        async with migrated_engine(pg_url) as engine:
             await store_history(engine, None, ["ETHUSDT"], 0, n)
-        finally:
-            await engine.dispose()
     asyncio.run(fill())
     report = tmp_path / "report.json"
     p = subprocess.run([*RL, "--report", str(report), "--no-promote"],

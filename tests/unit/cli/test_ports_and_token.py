@@ -13,6 +13,7 @@ from tm_app.stack.admin_token import (
     find_admin_token,
     generated_token_file,
     read_token_file,
+    token_env,
 )
 from tm_app.stack.ports import PortsInUse, check_ports, is_free, port_owner
 from tm_app.stack.services import build_specs, select
@@ -61,6 +62,31 @@ def test_the_token_file_is_private_and_stable(tmp_path):
     assert find_admin_token(_settings(tmp_path, admin_token=SecretStr("mine")), None) == "mine"
     path.chmod(0o644)
     with pytest.raises(StackError, match=r"open to other users \(mode 644\); chmod 600"):
+        read_token_file(path)
+
+
+def test_one_file_a_token_per_service_and_ingest_never_holds_risks(tmp_path):
+    s = _settings(tmp_path)
+    path = ensure_admin_token(s)
+    risk, sim = read_token_file(path, "risk"), read_token_file(path, "exchange_sim")
+    assert risk != sim and find_admin_token(s, None, "exchange_sim") == sim
+    env = token_env(path)
+    assert env == {"TM_RISK_ADMIN_TOKEN": risk, "TM_SIM_ADMIN_TOKEN": sim,
+                   "TM_INGEST_SIM_ADMIN_TOKEN": sim}
+    specs = {p.name: p.env for p in build_specs(select(None), {**env, "TM_REDIS_URL": "redis://x"})}
+    assert specs["risk"].get("TM_RISK_ADMIN_TOKEN") == risk
+    assert specs["exchange_sim"].get("TM_SIM_ADMIN_TOKEN") == sim
+    assert specs["ingest"].get("TM_INGEST_SIM_ADMIN_TOKEN") == sim
+    assert risk not in str(specs["ingest"]) and risk not in str(specs["exchange_sim"])
+    assert all(risk not in str(e) and sim not in str(e) for n, e in specs.items()
+               if n not in ("risk", "exchange_sim", "ingest"))
+    # an older version's single-token file is replaced; a broken map is a clear error
+    path.unlink()
+    path.write_text("x" * 40 + "\n")
+    path.chmod(0o600)
+    assert read_token_file(ensure_admin_token(s)) != "x" * 40
+    path.write_text('{"risk": "short"}')
+    with pytest.raises(StackError, match="not a JSON map of a token per service"):
         read_token_file(path)
 
 

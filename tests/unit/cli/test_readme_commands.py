@@ -17,7 +17,9 @@ README = Path(__file__).resolve().parents[3] / "README.md"
 
 def readme_commands() -> list[str]:
     text = README.read_text()
-    found = [m.group(1) for m in re.finditer(r"`(tm [^`]+)`", text)]
+    # the sample output's panel folds a long line inside its borders: read it unfolded
+    unfolded = re.sub(r"[ \t]*│\n│[ \t]*", " ", text)
+    found = [m.group(1) for m in re.finditer(r"`(tm [^`]+)`", unfolded)]
     in_block = False
     for line in text.splitlines():
         if line.startswith("```"):

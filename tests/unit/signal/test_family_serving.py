@@ -64,7 +64,7 @@ def test_a_bundle_naming_an_unknown_family_is_refused_with_a_clear_error(name):
     manifest, files = family_bundle(family=name)
     raw = Bundle(manifest, files).to_bytes()             # a valid bundle: only the name is new
     with pytest.raises(BadModel, match=f"signal bundle unusable: fam-1: unknown signal family "
-                                       f"'{name}': this code knows xgboost, logistic"):
+                                       f"'{name}': this code knows xgboost, logistic, random_forest, trend"):
         parse(raw)
     with pytest.raises(ModelUnusable):
         SignalModel.from_manifest(manifest, files)

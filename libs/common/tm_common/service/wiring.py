@@ -17,7 +17,8 @@ from tm_common.logging import bound_event
 def make_bus(settings: Any) -> Any:
     """A ``RedisStreamsBus`` on ``settings.redis_url`` under ``settings.namespace``.
 
-    No URL configured → the shared embedded Redis (``tm_common.embedded``), started if needed.
+    No URL configured → the shared embedded Redis (``tm_common.embedded``), started if needed,
+    as the service's own ACL user (``settings.service_name``, :data:`tm_common.bus.acl.ACCESS`).
     The bus connects lazily: a service starts (and answers ``/healthz``) with Redis down.
     ``redis_tls_ca_file`` / ``redis_tls_cert_file`` / ``redis_tls_key_file`` (with a
     ``rediss://`` URL) are passed to the connection pool; raises :class:`ConfigError` when they
@@ -28,8 +29,12 @@ def make_bus(settings: Any) -> Any:
 
     url = settings.redis_url
     if url is None:
+        from tm_common.bus.acl import ACCESS
         from tm_common.embedded import ensure_embedded_redis  # lazy: starts a server process
-        url = ensure_embedded_redis(settings)
+
+        # as its own ACL user (tm_common.bus.acl) when it has one, else tm-admin
+        name = str(getattr(settings, "service_name", ""))
+        url = ensure_embedded_redis(settings, user=name if name in ACCESS else None)
     tls: dict[str, Any] = dict(redis_tls_options(settings, url))
     return RedisStreamsBus(url, prefix=settings.namespace, keys=KeyRing.from_settings(settings),
                            **tls)

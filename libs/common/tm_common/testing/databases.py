@@ -11,15 +11,31 @@ import asyncio
 import concurrent.futures
 import os
 import uuid
-from collections.abc import Coroutine, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Coroutine, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
 from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from tm_common.db import make_engine
+from tm_common.db.migrate import migrate_async
 
 T = TypeVar("T")
 DEFAULT_PG_ADMIN = "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
+
+
+@asynccontextmanager
+async def migrated_engine(url: str) -> AsyncIterator[AsyncEngine]:
+    """``async with migrated_engine(url) as engine``: the schema migrated to head on ``url``
+    (SQLite or PostgreSQL), an engine on it, disposed when the block ends."""
+    await migrate_async(url)
+    engine = make_engine(url)
+    try:
+        yield engine
+    finally:
+        await engine.dispose()
 
 
 def pg_admin_url() -> str:

@@ -12,21 +12,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from typing import Self
 
 
-class ReplyDropProxy:
+class _LocalProxy:
+    """A listener on an ephemeral 127.0.0.1 port (``port`` once started) whose connections
+    :meth:`_serve` forwards to ``target``. Subclasses say what a connection does and what
+    :meth:`_after_close` waits for once the listener is closed."""
+
     def __init__(self, target_port: int, target_host: str = "127.0.0.1") -> None:
         self.target = (target_host, target_port)
         self.port = 0
-        self.dropped = asyncio.Event()
-        self._marker: bytes | None = None
         self._server: asyncio.base_events.Server | None = None
 
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    async def start(self) -> ReplyDropProxy:
+    async def start(self) -> Self:
         self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
         self.port = self._server.sockets[0].getsockname()[1]
         return self
@@ -34,6 +33,27 @@ class ReplyDropProxy:
     async def close(self) -> None:
         if self._server is not None:
             self._server.close()
+        await self._after_close()
+
+    async def _after_close(self) -> None:
+        raise NotImplementedError
+
+    async def _serve(self, c_reader: asyncio.StreamReader, c_writer: asyncio.StreamWriter) -> None:
+        raise NotImplementedError
+
+
+class ReplyDropProxy(_LocalProxy):
+    def __init__(self, target_port: int, target_host: str = "127.0.0.1") -> None:
+        super().__init__(target_port, target_host)
+        self.dropped = asyncio.Event()
+        self._marker: bytes | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    async def _after_close(self) -> None:
+        if self._server is not None:
             await self._server.wait_closed()
 
     def drop_reply_after(self, marker: bytes) -> None:
@@ -75,28 +95,20 @@ class ReplyDropProxy:
                 await w.wait_closed()
 
 
-class StallProxy:
+class StallProxy(_LocalProxy):
     """A TCP proxy that can go silent without closing (a half-open connection: a NAT or a load
     balancer that forgets the flow). :meth:`stall` freezes every connection open now: bytes are
     no longer forwarded either way, and nothing is closed; connections made afterwards work.
     ``connections`` counts the connections accepted."""
 
     def __init__(self, target_port: int, target_host: str = "127.0.0.1") -> None:
-        self.target = (target_host, target_port)
-        self.port = 0
+        super().__init__(target_port, target_host)
         self.connections = 0
         self._frozen: list[asyncio.Event] = []
-        self._server: asyncio.base_events.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
 
-    async def start(self) -> StallProxy:
-        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
-        self.port = self._server.sockets[0].getsockname()[1]
-        return self
-
-    async def close(self) -> None:
-        if self._server is not None:
-            self._server.close()
+    async def _after_close(self) -> None:
+        # the stalled connections never end by themselves: cancel their pipes
         for t in list(self._tasks):
             t.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)

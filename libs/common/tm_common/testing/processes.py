@@ -24,6 +24,20 @@ from tm_common.testing.wait import wait_for
 T = TypeVar("T")
 
 
+def stop_process(proc: subprocess.Popen[Any], grace_s: float, sig: int = signals.SIGTERM,
+                 kill_wait_s: float | None = None) -> int | None:
+    """Send ``sig`` if ``proc`` still runs; SIGKILL it after ``grace_s`` seconds, then wait
+    ``kill_wait_s`` seconds for it (None = as long as it takes). Its return code."""
+    if proc.poll() is None:
+        proc.send_signal(sig)
+        try:
+            proc.wait(timeout=grace_s)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=kill_wait_s)
+    return proc.returncode
+
+
 def clean_env(drop_prefixes: tuple[str, ...] = ("TM_",)) -> dict[str, str]:
     """This process's environment without the variables starting with ``drop_prefixes`` (by
     default the test run's own ``TM_*`` settings, which must not leak into a service)."""
@@ -112,14 +126,7 @@ class ServiceProcess:
 
     def stop(self, sig: int = signals.SIGTERM) -> int | None:
         """Send ``sig`` if it still runs, SIGKILL after ``stop_timeout_s``; its return code."""
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            try:
-                self.proc.wait(timeout=self.stop_timeout_s)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        return None if self.proc is None else self.proc.returncode
+        return None if self.proc is None else stop_process(self.proc, self.stop_timeout_s, sig)
 
     # -- HTTP and logs -----------------------------------------------------------------------
     def get(self, path: str) -> httpx.Response:

@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from types import MappingProxyType
 
-from tm_quant.families import logistic
+from tm_quant.families import forest, logistic, trend
 from tm_quant.families.base import BUILTIN, Arrays, SignalFamily, TrainRows
 
 
@@ -33,6 +33,8 @@ def _table(*families: SignalFamily) -> Mapping[str, SignalFamily]:
 #: name → family; register a new family by adding its ``FAMILY`` here.
 FAMILIES: Mapping[str, SignalFamily] = _table(
     logistic.FAMILY,
+    forest.FAMILY,
+    trend.FAMILY,
 )
 
 

@@ -32,7 +32,7 @@ def _fake_specs(cfg, *, redis_url, namespace, data_dir, port_offset):
     return specs
 
 
-cli._ensure_models = lambda db_url, fast: None
+cli._ensure_models = lambda db_url, fast, **kw: None
 demo.shadow_candidate = lambda db_url, choice: None
 mesh._specs = _fake_specs
 

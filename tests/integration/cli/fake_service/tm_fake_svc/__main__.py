@@ -7,7 +7,7 @@ values) of all its environment variables, so tests can check them.
 ``/readyz``: 200, or with ``FAKE_NOT_READY=check:why`` 503 and the service's body
 (``{"ready": false, "not_ready": [check], "checks": {...}}``). ``FAKE_EXTRA`` (JSON) is served
 as ``/status``'s ``extra``. ``POST /breaker/<action>`` answers like the risk service: 403 without
-``TM_ADMIN_TOKEN``, 401 on a wrong bearer token, else ``{"action", "reason"}``.
+``TM_RISK_ADMIN_TOKEN`` (else ``TM_ADMIN_TOKEN``), 401 on a wrong bearer token, else ``{"action", "reason"}``.
 ``FAKE_CRASH=text`` prints ``text`` and exits 3 at once (a crash loop).
 
 The ``FAKE_*`` values may also come from ``<TM_DATA_DIR>/fake-<TM_SERVICE_NAME>.json``
@@ -54,7 +54,8 @@ class Handler(BaseHTTPRequestHandler):
     def do_POST(self):
         length = int(self.headers.get("Content-Length") or 0)
         doc = json.loads(self.rfile.read(length) or b"{}")
-        token = os.environ.get("TM_ADMIN_TOKEN")
+        # as risk: its own token first, the shared one as a fallback (tm_common.admin_tokens)
+        token = os.environ.get("TM_RISK_ADMIN_TOKEN") or os.environ.get("TM_ADMIN_TOKEN")
         if not self.path.startswith("/breaker/"):
             return self._json(404, {"error": "not found"})
         if not token:
