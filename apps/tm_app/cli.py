@@ -413,6 +413,8 @@ def register(app: typer.Typer) -> None:
     from tm_app.operate import register as register_operator
     register_operator(app)
     try:
+        from tm_app.research import research
+        app.command("research")(research)
         from tm_trainer.cli import models_app, train_app
         from tm_trainer.rl.cli import rl_app
     except ImportError:

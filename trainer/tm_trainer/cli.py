@@ -142,6 +142,16 @@ def train(
     gate_min_sharpe: Annotated[float, typer.Option(
         envvar="TM_TRAIN_GATE_MIN_SHARPE", help="Promotion gate: OOS Sharpe after costs above "
         "this (recorded with the model).")] = GateConfig.min_sharpe,
+    gate_min_dsr: Annotated[float, typer.Option(
+        envvar="TM_TRAIN_GATE_MIN_DSR", help="Promotion gate: deflated Sharpe ratio (over the "
+        "trials registered on the same data) at least this.")] = GateConfig.min_dsr,
+    gate_min_timing_t: Annotated[float, typer.Option(
+        envvar="TM_TRAIN_GATE_MIN_TIMING_T", help="Promotion gate: t statistic of the return "
+        "beyond a constant exposure of the average position at least this.")] =
+        GateConfig.min_timing_t,
+    gate_min_positive_share: Annotated[float, typer.Option(
+        envvar="TM_TRAIN_GATE_MIN_POSITIVE_SHARE", help="Promotion gate: share of OOS "
+        "sub-periods with a positive net return at least this.")] = GateConfig.min_positive_share,
     family: Annotated[str, typer.Option(
         help="Signal model family: xgboost (built-in) or one registered in "
              "tm_quant/families/__init__.py, e.g. logistic (recorded with the model).")] = "xgboost",
@@ -152,12 +162,15 @@ def train(
     try:
         syms = parse_symbols(instruments)
         end: dict[str, Any] = {"train_end_ms": parse_time_ms(train_end)} if train_end else {}
-        if not (math.isfinite(gate_min_ic) and math.isfinite(gate_min_sharpe)):
-            raise ValueError("--gate-min-ic and --gate-min-sharpe must be finite numbers")
+        if not all(math.isfinite(x) for x in (gate_min_ic, gate_min_sharpe, gate_min_dsr,
+                                              gate_min_timing_t, gate_min_positive_share)):
+            raise ValueError("the --gate-min-* options must be finite numbers")
+        gates = GateConfig(min_ic=gate_min_ic, min_sharpe=gate_min_sharpe, min_dsr=gate_min_dsr,
+                           min_timing_t=gate_min_timing_t,
+                           min_positive_share=gate_min_positive_share)
         cfg = TrainConfig(instruments=syms, horizon_bars=parse_horizon(horizon), label=label,
                           turnover_budget_per_year=turnover_budget,
-                          seed=seed, history_dir=history_dir,
-                          gates=GateConfig(min_ic=gate_min_ic, min_sharpe=gate_min_sharpe), **end)
+                          seed=seed, history_dir=history_dir, gates=gates, **end)
         if fast:
             cfg = cfg.fast()
         if windows is not None:
@@ -168,14 +181,20 @@ def train(
     except (ValueError, typer.BadParameter) as e:
         fail(str(e), 2)
     if cfg.gates != GateConfig():
-        typer.echo(f"gates changed from the defaults (IC >= {GateConfig.min_ic}, Sharpe > "
-                   f"{GateConfig.min_sharpe}) to IC >= {cfg.gates.min_ic}, Sharpe > "
-                   f"{cfg.gates.min_sharpe}: a configuration choice, recorded with the model")
+        typer.echo(f"gates changed from the defaults ({gates_text(GateConfig())}) to "
+                   f"{gates_text(cfg.gates)}: a configuration choice, recorded with the model")
     settings = _settings()
     run_one_line(_train(cfg, settings, update=update, promote=not no_promote,
                         regime=regime and not update, publish=publish, report_json=report_json,
                         show_progress=progress, source=source,
                         cut_off_given=train_end is not None, family=family))
+
+
+def gates_text(g: GateConfig) -> str:
+    """The gates in one phrase (``tm train``'s verdict line)."""
+    return (f"IC >= {g.min_ic}, Sharpe > {g.min_sharpe}, deflated Sharpe >= {g.min_dsr}, "
+            f"timing t >= {g.min_timing_t}, positive in >= {g.min_positive_share} of "
+            f"{g.consistency_periods} sub-periods")
 
 
 def check_family(name: str, update: bool) -> None:
@@ -219,7 +238,7 @@ async def _train(cfg: TrainConfig, settings, *, update: bool, promote: bool, reg
                  family: str = "xgboost") -> None:
     from tm_trainer.pipeline import train as run_train
     from tm_trainer.registry_ops import record
-    from tm_trainer.report import markdown, progress_bars, rich_table
+    from tm_trainer.report import honest_lines, markdown, progress_bars, rich_table
     from tm_trainer.sources import rows_line
 
     registry, engine = await _registry(settings)
@@ -236,12 +255,16 @@ async def _train(cfg: TrainConfig, settings, *, update: bool, promote: bool, reg
                 result = await asyncio.to_thread(train_update, cfg, prod.bundle(), cb,
                                                  inputs=inputs)
             else:
+                from tm_trainer.pipeline import prior_trials_of
+                prior = prior_trials_of(await registry.list("signal"))
                 result = await asyncio.to_thread(run_train, cfg, cb, regime=regime, inputs=inputs,
-                                                 family=family)
+                                                 family=family, prior_trials=prior)
         console.print(rich_table(result.report))
         verdict = "PASS" if result.gate_passed else "FAIL: " + "; ".join(result.reasons)
         typer.echo(f"signal family: {result.family}")
-        typer.echo(f"gates (IC >= {cfg.gates.min_ic}, Sharpe > {cfg.gates.min_sharpe}): {verdict}")
+        for line in honest_lines(result.report):
+            typer.echo(line)
+        typer.echo(f"gates ({gates_text(cfg.gates)}): {verdict}")
         if report_json:
             report_json.parent.mkdir(parents=True, exist_ok=True)
             report_json.write_text(json.dumps({"version": result.signal_version,
@@ -284,14 +307,32 @@ def list_models(kind: Annotated[str | None, typer.Option(help="signal | regime |
                                for r in recs], indent=1))
         return
     t = Table(title="model registry")
-    for c in ("version", "kind", "stage", "created (UTC)", "IC", "Sharpe", "why"):
+    t.add_column("version", no_wrap=True)
+    for c in ("kind", "stage", "created (UTC)", "IC", "Sharpe", "DSR (trials)", "timing t",
+              "positive share", "Boruta", "why"):
         t.add_column(c)
     for r in recs:
         m = r.metrics
+        dsr = f"{_num(m.get('dsr'))} ({m['n_trials']})" if "n_trials" in m else "-"
         t.add_row(r.version, r.kind, r.stage,
                   dt.datetime.fromtimestamp(r.created_at_ms / 1000, tz=dt.UTC).strftime("%Y-%m-%d %H:%M"),
-                  _num(m.get("mean_ic")), _num(m.get("sharpe")), str(m.get("why", "")))
+                  _num(m.get("mean_ic")), _num(m.get("sharpe")), dsr, _num(m.get("timing_t")),
+                  _num(m.get("positive_share")), boruta_cell(m.get("boruta")),
+                  str(m.get("why", "")))
     console.print(t)
+
+
+def boruta_cell(b: Any) -> str:
+    """``tm models``' Boruta column: confirmed / selected per instrument; "none confirmed"
+    where Boruta confirmed nothing and ranking filled the whole list."""
+    if not isinstance(b, dict) or not b:
+        return "-"
+    out = []
+    for sym, v in sorted(b.items()):
+        n_c, n_f = len(v.get("confirmed", [])), len(v.get("filled_by_ranking", []))
+        out.append(f"{sym} none confirmed ({n_f} by ranking)" if n_c == 0 else
+                   f"{sym} {n_c}/{n_c + n_f} confirmed")
+    return "; ".join(out)
 
 
 def _num(x) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -78,10 +79,22 @@ class BorutaConfig:
 
 @dataclass(frozen=True)
 class GateConfig:
-    """Promotion gates on the walk-forward OOS report (both must hold)."""
+    """Promotion gates on the walk-forward OOS report (all must hold; :mod:`tm_trainer.honest`).
+
+    ``min_ic``, ``min_sharpe``: the classic gates (pooled OOS IC, annualised net Sharpe).
+    ``min_dsr``: deflated Sharpe ratio (probability, given the trials on the same data).
+    ``min_timing_t``: one-sided t statistic of the timing component (return beyond a constant
+    exposure equal to the average position), 1.645 = 5 %.
+    ``consistency_periods`` / ``min_positive_share``: the OOS span in this many contiguous
+    sub-periods, net return positive in at least this share of them.
+    """
 
     min_ic: float = 0.03
     min_sharpe: float = 0.5
+    min_dsr: float = 0.95
+    min_timing_t: float = 1.645
+    consistency_periods: int = 4
+    min_positive_share: float = 0.75
 
 
 @dataclass(frozen=True)
@@ -152,6 +165,11 @@ class TrainConfig:
             raise ValueError("at least one instrument is needed")
         if self.horizon_bars < 1 or self.n_windows < 1 or self.window_bars < 1 or self.purge_bars < 0:
             raise ValueError("horizon, windows and window size must be >= 1, purge >= 0")
+        g = self.gates
+        if not (0.0 <= g.min_dsr <= 1.0 and 0.0 <= g.min_positive_share <= 1.0
+                and g.consistency_periods >= 1 and math.isfinite(g.min_timing_t)):
+            raise ValueError("gates: min_dsr and min_positive_share in [0, 1], "
+                             "consistency_periods >= 1, min_timing_t finite")
         b = self.boruta
         if not 1 <= b.min_features <= b.max_features:
             raise ValueError("Boruta needs 1 <= min_features <= max_features")

@@ -9,7 +9,8 @@ all instruments onto one feature list (and the signal contract is one list per i
 A weekly update continues again from the production booster with ``update_rounds`` more trees.
 
 Label: ``forward log return > 0``; objective ``binary:logistic``, so the booster's output is
-already a probability (calibration identity ``a = 1, b = 0``). Trees need no scaling.
+already a probability; the bundle's Platt calibration of it is fitted on the walk-forward's OOS
+predictions (:mod:`tm_trainer.honest`). Trees need no scaling.
 """
 
 from __future__ import annotations

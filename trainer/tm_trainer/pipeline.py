@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -44,9 +44,10 @@ from tm_trainer.data import (
 )
 from tm_trainer.evaluate import gate
 from tm_trainer.families import arrays_member, family_fit_predict, fit_arrays, resolve
+from tm_trainer.honest import PriorTrial, Trials, honest_gates, trial_id, trial_key
 from tm_trainer.model import booster_bytes, columns, train_instrument
 from tm_trainer.regime_train import _day, train_regime
-from tm_trainer.selection import boruta_select
+from tm_trainer.selection import BorutaSelection, boruta_selection
 from tm_trainer.turnover import gate_view
 from tm_trainer.walkforward import make_splits, run_walkforward
 
@@ -70,15 +71,24 @@ class TrainResult:
     regime: dict | None = None
     timings_s: dict[str, float] = field(default_factory=dict)
     family: str = BUILTIN
+    boruta: dict[str, dict] = field(default_factory=dict)
 
     @property
     def metrics(self) -> dict:
         """Registry metrics: top-level gate numbers, the "why", the full OOS report."""
         s = self.report["summary"]
+        h = self.report.get("honest") or {}
+        d = self.report.get("deflated_sharpe") or {}
+        extra = {} if not h else {
+            "dsr": d.get("dsr"), "n_trials": d.get("n_trials"), "trial_key": d.get("trial_key"),
+            "timing_t": h["timing"]["t_stat"], "timing_return": h["timing"]["return"],
+            "positive_share": h["consistency"]["positive_share"],
+            "calibration": h["calibration"], "unreachable_tiers": h["unreachable_tiers"]}
         return {"mean_ic": s["mean_ic"], "sharpe": s["sharpe"], "hit_rate": s["hit_rate"],
                 "baseline_mean_ic": s["baseline_mean_ic"], "baseline_sharpe": s["baseline_sharpe"],
                 "gate_passed": self.gate_passed, "why": "; ".join(self.reasons) or "gates passed",
-                "gate_reasons": self.reasons, "oos": self.report, "family": self.family}
+                "gate_reasons": self.reasons, "oos": self.report, "family": self.family,
+                **extra, **({"boruta": self.boruta} if self.boruta else {})}
 
 
 def load(cfg: TrainConfig) -> RawInputs:
@@ -104,15 +114,24 @@ def final_rows(ds: Dataset) -> np.ndarray:
 
 
 def signal_manifest(version: str, ds: Dataset, cfg: TrainConfig, features: dict[str, list[str]],
-                    metrics: dict, parent: str | None, family: str = BUILTIN) -> dict:
+                    metrics: dict, parent: str | None, family: str = BUILTIN,
+                    calibration: dict | None = None,
+                    boruta: dict[str, dict] | None = None) -> dict:
     """The ``signal`` manifest (contract: :mod:`tm_common.models.bundle`); per instrument the
     booster ``SYM.ubj`` (built-in family) or the family's arrays ``SYM.npz``. The built-in
     family's manifest has no ``family`` key (absent = ``xgboost``), so its bundles keep the bytes
-    they had before families existed (a re-run registers the same version idempotently)."""
+    they had before families existed (a re-run registers the same version idempotently).
+
+    ``calibration``: the Platt ``{"a", "b"}`` fitted on the walk-forward's OOS predictions
+    (:mod:`tm_quant.calibration`; None = identity). ``boruta``: SYM → what Boruta confirmed and
+    what ranking filled in (:class:`tm_trainer.selection.BorutaSelection`), under
+    ``instruments.SYM.boruta``."""
     member = {"booster": "{}.ubj"} if family == BUILTIN else {"model": "{}.npz"}
+    cal = calibration or {"a": 1.0, "b": 0.0}
     inst = {s: {**{k: v.format(s) for k, v in member.items()}, "features": features[s],
                 "garch": d.garch.to_dict(), "first_bar_ms": d.first_bar_ms,
-                "prob_calibration": {"a": 1.0, "b": 0.0}}
+                "prob_calibration": {"a": float(cal["a"]), "b": float(cal["b"])},
+                **({"boruta": boruta[s]} if boruta and s in boruta else {})}
             for s, d in ds.instruments.items()}
     objective = "binary:logistic" if family == BUILTIN else f"family {family}"
     named = {} if family == BUILTIN else {"family": family}
@@ -122,9 +141,15 @@ def signal_manifest(version: str, ds: Dataset, cfg: TrainConfig, features: dict[
             "parent_version": parent, "objective": f"{objective} (P(forward return > 0))"}
 
 
-def version_for(kind: str, cfg: TrainConfig, data_hash: str, parent: str | None = None) -> str:
-    """Deterministic version: kind, cut-off day, hash of (data, config, parent)."""
-    h = hashlib.sha256(f"{kind}|{data_hash}|{cfg.digest()}|{parent}".encode()).hexdigest()
+def version_for(kind: str, cfg: TrainConfig, data_hash: str, parent: str | None = None,
+                trials: Trials | None = None) -> str:
+    """Deterministic version: kind, cut-off day, hash of (data, config, parent) and, when other
+    trials on the same data exist, of the trial count and variance (its deflated Sharpe, and so
+    its bundle, depends on them: the same configuration re-run after other trials is registered
+    again, with the count it was gated with)."""
+    extra = "" if trials is None or trials.n == 1 else \
+        f"|trials={trials.n}|var={trials.sharpe_variance!r}"
+    h = hashlib.sha256(f"{kind}|{data_hash}|{cfg.digest()}|{parent}{extra}".encode()).hexdigest()
     return f"{kind}-{_day(cfg.train_end_ms)}-{h[:10]}"
 
 
@@ -145,13 +170,16 @@ def _final_model(fam: SignalFamily | None, ds: Dataset, rows: np.ndarray, cfg: T
 
 
 def train(cfg: TrainConfig, progress: Progress | None = None, *, regime: bool = True,
-          inputs: RawInputs | None = None, family: str = BUILTIN) -> TrainResult:
+          inputs: RawInputs | None = None, family: str = BUILTIN,
+          prior_trials: Iterable[PriorTrial] = ()) -> TrainResult:
     """Full training run (walk-forward + gates + final candidate + regime). See module docstring.
 
     ``inputs``: the data, already cut at ``cfg.train_end_ms`` (e.g. read from the database by
     :func:`tm_trainer.sources.load_db_inputs`); None = the CSV files (:func:`load`).
     ``family``: the signal model family (``xgboost``: the built-in; else registered in
     :data:`tm_quant.families.FAMILIES`).
+    ``prior_trials``: the candidates already registered (:func:`prior_trials_of`); those on the
+    same data (:func:`tm_trainer.honest.trial_key`) set the trial count of the deflated Sharpe.
 
     Raises:
         DataError: missing/short history or too few bars for the windows asked for.
@@ -176,6 +204,11 @@ def train(cfg: TrainConfig, progress: Progress | None = None, *, regime: bool = 
     report["family"] = family
     timings["walkforward_s"] = time.perf_counter() - t0 - timings["load_s"]
     passed, reasons = gate(gate_view(report["summary"]), cfg.gates.min_ic, cfg.gates.min_sharpe)
+    trials = Trials.count(trial_key(cfg.instruments, int(ts[0]), cfg.train_end_ms),
+                          trial_id(family, cfg.digest()), gate_view(report["summary"])["sharpe"],
+                          prior_trials)
+    report["deflated_sharpe"], more = honest_gates(report["honest"], cfg.gates, trials)
+    passed, reasons = passed and not more, reasons + more
 
     t1 = time.perf_counter()
     ds = build_dataset(inputs, cfg.instruments, cfg.horizon_bars,
@@ -184,34 +217,59 @@ def train(cfg: TrainConfig, progress: Progress | None = None, *, regime: bool = 
     rows = final_rows(ds)
     names = list(ds.names)
     features: dict[str, list[str]] = {}
+    boruta: dict[str, dict] = {}
     files: dict[str, bytes] = {}
     for s, d in ds.instruments.items():
-        features[s] = list(fam.features) if fam is not None and fam.features is not None else \
-            boruta_select(d.X[rows], d.fwd[rows] > 0, names, cfg.boruta, cfg.seed, cfg.xgb.nthread)
+        if fam is not None and fam.features is not None:
+            features[s] = list(fam.features)
+            continue
+        sel: BorutaSelection = boruta_selection(d.X[rows], d.fwd[rows] > 0, names, cfg.boruta,
+                                                cfg.seed, cfg.xgb.nthread)
+        features[s], boruta[s] = sel.selected, sel.to_dict()
     for i, s in enumerate(cfg.instruments):
         member, raw_model = _final_model(fam, ds, rows, cfg, features, s)
         files[member] = raw_model
         if progress:
             progress("final", i)
     timings["final_s"] = time.perf_counter() - t1
-    version = version_for("signal" if fam is None else f"signal-{family}", cfg, ds.data_hash)
+    version = version_for("signal" if fam is None else f"signal-{family}", cfg, ds.data_hash,
+                          trials=trials)
     gate_info = {"passed": passed, "reasons": reasons, "min_ic": cfg.gates.min_ic,
-                 "min_sharpe": cfg.gates.min_sharpe}
+                 "min_sharpe": cfg.gates.min_sharpe, "min_dsr": cfg.gates.min_dsr,
+                 "min_timing_t": cfg.gates.min_timing_t,
+                 "min_positive_share": cfg.gates.min_positive_share,
+                 "deflated_sharpe": report["deflated_sharpe"]}
+    if boruta:
+        report["boruta"] = boruta
     files["walkforward.json"] = canonical_json(report)
     manifest = signal_manifest(version, ds, cfg, features,
                                {"oos": report["summary"], "gate": gate_info,
-                                "train_rows": int(rows.size)}, None, family)
+                                "train_rows": int(rows.size)}, None, family,
+                               calibration=report["honest"]["calibration"], boruta=boruta)
     raw = Bundle(manifest, files).to_bytes()
     model_params = {"xgb_params": cfg.xgb.params(cfg.seed)} if fam is None else {}
     result = TrainResult(signal_version=version, signal_bytes=raw, gate_passed=passed,
                          reasons=reasons, report=report, data_hash=ds.data_hash, features=features,
                          params={"family": family, "config": cfg.to_dict(), **model_params,
                                  "train_end_ms": int(cfg.train_end_ms),
-                                 "data": inputs.data_info()},
-                         seed=cfg.seed, timings_s=timings, family=family)
+                                 "data": inputs.data_info(), "trial_key": trials.key,
+                                 "trial_id": trial_id(family, cfg.digest())},
+                         seed=cfg.seed, timings_s=timings, family=family, boruta=boruta)
     if regime:
         t2 = time.perf_counter()
         result.regime = train_regime(inputs, cfg, ds.data_hash, progress=progress)
         timings["regime_s"] = time.perf_counter() - t2
     timings["total_s"] = time.perf_counter() - t0
     return result
+
+
+def prior_trials_of(records: Iterable) -> list[PriorTrial]:
+    """The registry's signal records (``ModelRecord``s) that name a trial, as :class:`PriorTrial`s
+    (records registered before trials were counted have no ``trial_key`` and are not counted)."""
+    out = []
+    for r in records:
+        key, tid = r.params.get("trial_key"), r.params.get("trial_id")
+        if getattr(r, "kind", "signal") == "signal" and isinstance(key, str) and isinstance(tid, str):
+            sh = r.metrics.get("sharpe")
+            out.append(PriorTrial(key, tid, float(sh) if isinstance(sh, (int, float)) else None))
+    return out

@@ -59,6 +59,9 @@ def markdown(report: dict, gate_line: str = "") -> str:
     lines = [head, "",
              "| scope | IC | hit rate | Sharpe (net) | sum return |", "|---|---:|---:|---:|---:|"]
     lines += [f"| {' | '.join(r)} |" for r in summary_rows(s)]
+    extra = honest_lines(report)
+    if extra:
+        lines += [""] + [f"- {x}" for x in extra]
     if gate_line:
         lines += ["", gate_line]
     return "\n".join(lines)
@@ -83,3 +86,47 @@ def progress_bars(n_windows: int, n_instruments: int, *, console: Console | None
                 prog.advance(tasks[event])
 
         yield cb
+
+
+def _pct(x) -> str:
+    return "n/a" if x is None else f"{x * 100:.2f}%"
+
+
+def honest_lines(report: dict) -> list[str]:
+    """The honest gates' numbers, the calibration with its reliability curve, how often each
+    cascade tier's confidence is reached out of sample (and which never is), and Boruta."""
+    h = report.get("honest")
+    if not h:
+        return []
+    d = report.get("deflated_sharpe") or {}
+    t, c = h["timing"], h["consistency"]
+    lines = [f"deflated Sharpe {_f(d.get('dsr'))} over {d.get('n_trials', '?')} trial(s) on this "
+             f"data (SR0 per bar {_f(d.get('sr0_bar'))}); timing {_f(t['return'])} "
+             f"(t {_f(t['t_stat'], 2)}, beyond a constant exposure {_f(t['exposure'], 2)}); "
+             f"positive in {_f(c['positive_share'], 2)} of {c['periods']} sub-periods "
+             f"({', '.join(_f(x) for x in c['returns'])})"]
+    cal = h["calibration"]
+    flat = " (OOS slope <= 0: calibrated to the base rate, no usable confidence)" \
+        if cal.get("flat") else ""
+    lines.append(f"calibration (Platt, fitted on {cal.get('n', 0)} OOS predictions; the curve "
+                 "and the reach below use the same predictions, 2 parameters fitted on them): "
+                 f"p = sigmoid({cal['a']:.4f} * raw + {cal['b']:.4f}){flat}")
+    lines.append("reliability (calibrated p bin: n, mean p, observed up share): " + "; ".join(
+        f"[{b['lo']:.1f},{b['hi']:.1f}) {b['n']}, {b['mean_p']:.3f}, {b['observed']:.3f}"
+        for b in h["reliability"]))
+    reach = h["threshold_reach"]
+    lines.append("tier thresholds reached out of sample: " + "; ".join(
+        f"{k} (confidence >= {v['threshold']:.2f}) {_pct(v['share'])} of bars"
+        for k, v in reach.items()))
+    fwd = h.get("threshold_reach_forward")
+    if fwd:
+        lines.append("the same with a calibration fitted on earlier OOS blocks only (forward): "
+                     + "; ".join(f"{k} {_pct(v['share'])}" for k, v in fwd.items()))
+    if h["unreachable_tiers"]:
+        lines.append("UNREACHABLE for this model out of sample: " + ", ".join(
+            f"{k} (confidence >= {reach[k]['threshold']:.2f})" for k in h["unreachable_tiers"]))
+    for sym, b in (report.get("boruta") or {}).items():
+        conf = ", ".join(b["confirmed"]) if b["confirmed"] else "NOTHING (Boruta confirmed no feature)"
+        lines.append(f"Boruta {sym}: confirmed {conf}; filled by ranking: "
+                     f"{', '.join(b['filled_by_ranking']) or 'none'}")
+    return lines

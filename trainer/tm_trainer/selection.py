@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -35,8 +36,29 @@ def candidate_columns(X: np.ndarray, min_coverage: float) -> np.ndarray:
     return np.array(keep, dtype=int)
 
 
+@dataclass(frozen=True)
+class BorutaSelection:
+    """What Boruta decided: ``selected`` (the model's features, ``names`` order) = ``confirmed``
+    (Boruta's own "confirmed" verdict) + ``filled`` (added by ranking to reach
+    ``min_features``: tentative or rejected by Boruta); trimmed to ``max_features`` by ranking."""
+
+    selected: list[str]
+    confirmed: list[str]
+    filled: list[str]
+
+    def to_dict(self) -> dict:
+        return {"confirmed": self.confirmed, "filled_by_ranking": self.filled,
+                "none_confirmed": not self.confirmed}
+
+
 def boruta_select(X: np.ndarray, y: np.ndarray, names: Sequence[str], cfg: BorutaConfig,
                   seed: int, nthread: int = 2) -> list[str]:
+    """The selected names of :func:`boruta_selection` (the model's feature list)."""
+    return boruta_selection(X, y, names, cfg, seed, nthread).selected
+
+
+def boruta_selection(X: np.ndarray, y: np.ndarray, names: Sequence[str], cfg: BorutaConfig,
+                     seed: int, nthread: int = 2) -> BorutaSelection:
     """Select features with Boruta on one training window.
 
     Args:
@@ -48,7 +70,7 @@ def boruta_select(X: np.ndarray, y: np.ndarray, names: Sequence[str], cfg: Borut
         seed: ``random_state`` of BorutaPy (and through it of every estimator fit).
 
     Returns:
-        Selected names, in the order of ``names``.
+        The selection: names in the order of ``names``, confirmed and filled told apart.
 
     Raises:
         ValueError: fewer candidate columns than ``cfg.min_features``, or a single label class.
@@ -78,7 +100,11 @@ def boruta_select(X: np.ndarray, y: np.ndarray, names: Sequence[str], cfg: Borut
             np.zeros(cand.size)
     ranking = np.asarray(sel.ranking_)
     order = sorted(range(cand.size), key=lambda i: (int(ranking[i]), -float(med[i]), i))
-    n_conf = int(np.sum(np.asarray(sel.support_)))
+    support = np.asarray(sel.support_, dtype=bool)
+    n_conf = int(np.sum(support))
     k = min(max(n_conf, cfg.min_features), cfg.max_features, cand.size)
     chosen = {int(cand[i]) for i in order[:k]}
-    return [names[j] for j in sorted(chosen)]
+    confirmed = {int(cand[i]) for i in range(cand.size) if support[i]}
+    return BorutaSelection(selected=[names[j] for j in sorted(chosen)],
+                           confirmed=[names[j] for j in sorted(chosen & confirmed)],
+                           filled=[names[j] for j in sorted(chosen - confirmed)])

@@ -28,6 +28,7 @@ from tm_quant.garch import GarchParams
 from tm_trainer.config import TrainConfig
 from tm_trainer.data import DataError, RawInputs, build_dataset
 from tm_trainer.evaluate import gate, score_block, summarise
+from tm_trainer.honest import Trials, honest_gates, honest_summary, trial_key
 from tm_trainer.model import booster_bytes, columns, continue_training, load_booster, predict
 from tm_trainer.pipeline import Progress, TrainResult, load, signal_manifest, version_for
 from tm_trainer.walkforward import make_splits
@@ -78,7 +79,7 @@ def train_update(cfg: TrainConfig, parent: Bundle, progress: Progress | None = N
     n_win = min(cfg.n_windows, max(0, eligible))
     windows: list[dict[str, Any]] = []
     series: dict[str, dict[str, list[np.ndarray]]] = {
-        s: {k: [] for k in ("p", "momentum", "fwd", "ret_next")} for s in cfg.instruments}
+        s: {k: [] for k in ("p", "momentum", "fwd", "ret_next", "ts")} for s in cfg.instruments}
     if n_win >= 1:
         for sp in make_splits(ds.n, n_win, cfg.window_bars, cfg.purge_bars, h, 1):
             rows = np.arange(new_lo, sp.train.size)
@@ -94,7 +95,7 @@ def train_update(cfg: TrainConfig, parent: Bundle, progress: Progress | None = N
                 block[s] = score_block(p, mom, d.fwd[sp.test], d.ret_next[sp.test],
                                        cfg.costs.per_unit)
                 for k, v in (("p", p), ("momentum", mom), ("fwd", d.fwd[sp.test]),
-                             ("ret_next", d.ret_next[sp.test])):
+                             ("ret_next", d.ret_next[sp.test]), ("ts", ds.ts[sp.test])):
                     series[s][k].append(v)
             windows.append({"window": sp.window, "train_rows": int(rows.size),
                             "test_start_ms": int(ds.ts[sp.test[0]]),
@@ -104,8 +105,13 @@ def train_update(cfg: TrainConfig, parent: Bundle, progress: Progress | None = N
         cat = {s: {k: np.concatenate(v) for k, v in d.items()} for s, d in series.items()}
         report: dict[str, Any] = {"windows": windows,
                                   "summary": summarise(windows, cat, cfg.costs.per_unit),
-                                  "selections": {s: [[0, feats[s]]] for s in cfg.instruments}}
+                                  "selections": {s: [[0, feats[s]]] for s in cfg.instruments},
+                                  "honest": honest_summary(cat, cfg.costs.per_unit, cfg.gates)}
         passed, reasons = gate(report["summary"], cfg.gates.min_ic, cfg.gates.min_sharpe)
+        # an update is one trial on its own (newer) data: the deflated Sharpe counts it alone
+        trials = Trials(trial_key(cfg.instruments, int(ds.ts[cut]), cfg.train_end_ms), 1, 0.0)
+        report["deflated_sharpe"], more = honest_gates(report["honest"], cfg.gates, trials)
+        passed, reasons = passed and not more, reasons + more
     else:
         report = {"windows": [], "summary": summarise([], {}, cfg.costs.per_unit), "selections": {}}
         why = (f"no OOS window after the production cut-off plus the {cfg.purge_bars}+{h}-bar "
@@ -128,7 +134,8 @@ def train_update(cfg: TrainConfig, parent: Bundle, progress: Progress | None = N
                  "min_sharpe": cfg.gates.min_sharpe}
     files["walkforward.json"] = canonical_json(report)
     manifest = signal_manifest(version, ds, cfg, feats, {"oos": report["summary"], "gate": gate_info,
-                                                         "update_rows": int(rows.size)}, parent.version)
+                                                         "update_rows": int(rows.size)}, parent.version,
+                               calibration=(report.get("honest") or {}).get("calibration"))
     raw = Bundle(manifest, files).to_bytes()
     return TrainResult(signal_version=version, signal_bytes=raw, gate_passed=passed, reasons=reasons,
                        report=report, data_hash=ds.data_hash, features=feats,

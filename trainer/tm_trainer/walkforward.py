@@ -27,6 +27,7 @@ from tm_quant.features.spec import INDEX, WARMUP_BARS
 from tm_trainer.config import TrainConfig
 from tm_trainer.data import Dataset
 from tm_trainer.evaluate import score_block, summarise
+from tm_trainer.honest import gated_positions, honest_summary
 from tm_trainer.model import columns, predict, train_instrument
 from tm_trainer.selection import boruta_select
 from tm_trainer.turnover import turnover_summary
@@ -108,7 +109,8 @@ def run_walkforward(ds: Dataset, cfg: TrainConfig, splits: list[Split],
         features: a fixed feature list for every window and instrument (None: Boruta).
 
     Returns:
-        ``{"windows": [...], "summary": summarise(...), "selections": {SYM: [[window, features]]}}``.
+        ``{"windows": [...], "summary": summarise(...), "selections": {SYM: [[window, features]]},
+        "honest": honest_summary(...)}`` (timing, consistency, calibration: :mod:`tm_trainer.honest`).
     """
     syms = tuple(ds.instruments)
     names = list(ds.names)
@@ -116,7 +118,7 @@ def run_walkforward(ds: Dataset, cfg: TrainConfig, splits: list[Split],
     selections: dict[str, list] = {s: [] for s in syms}
     windows: list[dict] = []
     series: dict[str, dict[str, list[np.ndarray]]] = {
-        s: {k: [] for k in ("p", "momentum", "fwd", "ret_next")} for s in syms}
+        s: {k: [] for k in ("p", "momentum", "fwd", "ret_next", "ts")} for s in syms}
     every = max(1, cfg.boruta.reselect_every)
     fp = xgb_fit_predict(cfg) if fit_predict is None else fit_predict
     for sp in splits:
@@ -140,7 +142,7 @@ def run_walkforward(ds: Dataset, cfg: TrainConfig, splits: list[Split],
             mom = d.X[sp.test, INDEX["ret_42"]]
             block[s] = score_block(p, mom, d.fwd[sp.test], d.ret_next[sp.test], cfg.costs.per_unit)
             for key, v in (("p", p), ("momentum", mom), ("fwd", d.fwd[sp.test]),
-                           ("ret_next", d.ret_next[sp.test])):
+                           ("ret_next", d.ret_next[sp.test]), ("ts", ds.ts[sp.test])):
                 series[s][key].append(v)
         windows.append({"window": sp.window, "train_rows": int(train.size),
                         "test_start_ms": int(ds.ts[sp.test[0]]), "test_end_ms": int(ds.ts[sp.test[-1]]),
@@ -152,4 +154,6 @@ def run_walkforward(ds: Dataset, cfg: TrainConfig, splits: list[Split],
     if cfg.turnover_budget_per_year is not None:   # default: the report's bytes as they were
         summary["turnover"] = turnover_summary(cat, cfg.costs.per_unit,
                                                cfg.turnover_budget_per_year, cfg.turnover_band)
-    return {"windows": windows, "summary": summary, "selections": selections}
+    return {"windows": windows, "summary": summary, "selections": selections,
+            "honest": honest_summary(cat, cfg.costs.per_unit, cfg.gates,
+                                     positions=gated_positions(cfg))}

@@ -75,11 +75,15 @@ def test_fast_ci_run_on_shipped_data_registers_and_decides(tmp_path):
     # the gates are configuration: lowered, the same model passes them, and the choice is said
     # and recorded with the model
     low = run([*TRAIN, "--fast", "--instruments", "ETHUSDT", "--windows", "2", "--no-publish",
-               "--no-progress", "--no-regime", "--gate-min-ic", "-1", "--gate-min-sharpe", "-100"],
-              env)
+               "--no-progress", "--no-regime", "--gate-min-ic", "-1", "--gate-min-sharpe", "-100",
+               "--gate-min-dsr", "0", "--gate-min-timing-t", "-100", "--gate-min-positive-share",
+               "0"], env)
     assert low.returncode == 0, low.stderr
-    assert "gates changed from the defaults (IC >= 0.03, Sharpe > 0.5) to IC >= -1.0" in low.stdout
-    assert "gates (IC >= -1.0, Sharpe > -100.0): PASS" in low.stdout
+    assert "gates changed from the defaults (IC >= 0.03, Sharpe > 0.5, deflated Sharpe >= 0.95, " \
+        "timing t >= 1.645, positive in >= 0.75 of 4 sub-periods) to IC >= -1.0" in low.stdout
+    assert "gates (IC >= -1.0, Sharpe > -100.0, deflated Sharpe >= 0.0, timing t >= -100.0, " \
+        "positive in >= 0.0 of 4 sub-periods): PASS" in low.stdout
+    assert "trial(s) on this data" in low.stdout and "calibration (Platt" in low.stdout
     prod = [r for r in json.loads(_models(env, "list", "--json").stdout)
             if r["kind"] == "signal" and r["stage"] == "production"]
     assert len(prod) == 1 and prod[0]["version"] != sig["version"]

@@ -24,7 +24,9 @@ def test_tm_train_family_logistic_trains_gates_and_registers(tmp_path):
     rep = json.loads((tmp_path / "r.json").read_text())
     assert rep["family"] == "logistic" and rep["version"].startswith("signal-logistic-")
     out = proc.stdout
-    assert "signal family: logistic" in out and "gates (IC >= 0.03, Sharpe > 0.5): " in out
+    assert "signal family: logistic" in out and "gates (IC >= 0.03, Sharpe > 0.5, deflated " \
+        "Sharpe >= 0.95, timing t >= 1.645, positive in >= 0.75 of 4 sub-periods): " in out
+    assert "deflated Sharpe" in sig_line(out) and "1 trial(s) on this data" in out
     assert f"registered {rep['version']}" in out
     listing = json.loads(run([*MODELS, "list", "--json"], env).stdout)
     assert len(listing) == 1
@@ -40,3 +42,8 @@ def test_family_errors_are_one_line(tmp_path):
                           "unknown signal family 'nope': this code knows xgboost, logistic, random_forest, trend", 2)
     assert_one_line_error(run([*TRAIN, *FAST, "--family", "logistic", "--update"], env),
                           "--update continues the built-in xgboost family", 2)
+
+
+def sig_line(out: str) -> str:
+    """The first line of ``tm train``'s honest-gates block."""
+    return next((ln for ln in out.splitlines() if ln.startswith("deflated Sharpe")), "")

@@ -34,7 +34,10 @@ def test_bundle_is_complete(runs):
     assert m["kind"] == "signal" and m["horizon_bars"] == 6 and set(m["instruments"]) == {"ETHUSDT"}
     for spec in m["instruments"].values():
         assert 9 <= len(spec["features"]) <= 13
-        assert spec["prob_calibration"] == {"a": 1.0, "b": 0.0}
+        cal = a.report["honest"]["calibration"]   # Platt, fitted on the OOS predictions
+        assert spec["prob_calibration"] == {"a": cal["a"], "b": cal["b"]}
+        assert set(spec["boruta"]["confirmed"]) | set(spec["boruta"]["filled_by_ranking"]) == \
+            set(spec["features"])
     assert m["metrics"]["gate"]["passed"] == a.gate_passed
     assert bundle.json("walkforward.json")["summary"] == a.report["summary"]
     assert Bundle.from_bytes(a.regime["bytes"]).kind == "regime"
