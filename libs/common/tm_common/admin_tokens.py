@@ -26,18 +26,21 @@ ADMIN_TOKEN_CLIENTS: dict[str, tuple[str, str]] = {
     "ingest": ("exchange_sim", "TM_INGEST_SIM_ADMIN_TOKEN")}
 
 
-def own_token_first(data: Any, field: str) -> Any:
-    """A ``model_validator(mode="before")`` body: ``field`` (the service's own token), when set,
-    becomes ``admin_token``."""
+def own_token_first(data: Any, field: str, variable: str) -> Any:
+    """A ``model_validator(mode="before")`` body: ``field`` (the service's own token, read from
+    ``variable``), when set, must be at least :data:`MIN_ADMIN_TOKEN_CHARS` long (else
+    ``ValueError`` naming ``variable``, never the value) and becomes ``admin_token``."""
     if isinstance(data, dict) and data.get(field) not in (None, ""):
+        check_length(data[field], variable)
         return {**data, "admin_token": data[field]}
     return data
 
 
-def check_length(value: SecretStr | None, variable: str) -> SecretStr | None:
+def check_length(value: SecretStr | str | None, variable: str) -> SecretStr | str | None:
     """``value`` if unset or at least :data:`MIN_ADMIN_TOKEN_CHARS` long, else ``ValueError``
     naming ``variable``."""
-    if value is not None and len(value.get_secret_value()) < MIN_ADMIN_TOKEN_CHARS:
+    text = value.get_secret_value() if isinstance(value, SecretStr) else value
+    if text is not None and len(text) < MIN_ADMIN_TOKEN_CHARS:
         raise ValueError(f"{variable} is shorter than {MIN_ADMIN_TOKEN_CHARS} characters "
                          "(make one with: python -c 'import secrets; "
                          "print(secrets.token_urlsafe(32))')")

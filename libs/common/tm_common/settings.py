@@ -35,7 +35,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Annotated, Any, ClassVar, Self
 
-from pydantic import BeforeValidator, Field, SecretStr
+from pydantic import BeforeValidator, Field, SecretStr, model_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import (
     BaseSettings,
@@ -111,6 +111,9 @@ class CommonSettings(BaseSettings):
 
     # attribute → variable name (without prefix) where an attribute predates the unit rule
     env_names: ClassVar[Mapping[str, str]] = {}
+    #: (field, variable) of the service's own admin token (tm_common.admin_tokens): when set it
+    #: becomes ``admin_token`` over the shared TM_ADMIN_TOKEN, and must be long enough
+    own_admin_token: ClassVar[tuple[str, str] | None] = None
 
     service_name: str = "service"
     version: str = "0.1.0"
@@ -166,6 +169,15 @@ class CommonSettings(BaseSettings):
         if _VALUES_ONLY.get():
             return (init_settings,)
         return init_settings, _TmEnvSource(settings_cls), dotenv_settings, file_secret_settings
+
+    @model_validator(mode="before")
+    @classmethod
+    def _own_admin_token_first(cls, data: Any) -> Any:
+        if cls.own_admin_token is None:
+            return data
+        from tm_common.admin_tokens import own_token_first
+
+        return own_token_first(data, *cls.own_admin_token)
 
     @classmethod
     def from_values(cls, **values: Any) -> Self:

@@ -10,11 +10,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import ClassVar, Literal
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
-from tm_common.admin_tokens import check_length, own_token_first
 from tm_common.ports import SERVICE_PORTS
 from tm_common.settings import SERVICE_ENV_PREFIXES, CommonSettings
 
@@ -31,18 +30,10 @@ class ExchangeSimSettings(CommonSettings):
     http_port: int = Field(default=SERVICE_PORTS["exchange_sim"], ge=0, le=65535)
 
     # its own admin token (tm_common.admin_tokens), over the shared TM_ADMIN_TOKEN
+    own_admin_token: ClassVar[tuple[str, str] | None] = ("sim_admin_token", "TM_SIM_ADMIN_TOKEN")
     sim_admin_token: SecretStr | None = Field(default=None, description="its own admin token "
                                            "(TM_SIM_ADMIN_TOKEN); overrides TM_ADMIN_TOKEN")
 
-    @model_validator(mode="before")
-    @classmethod
-    def _own_admin_token(cls, data: Any) -> Any:
-        return own_token_first(data, "sim_admin_token")
-
-    @field_validator("sim_admin_token")
-    @classmethod
-    def _admin_token_length(cls, v: SecretStr | None) -> SecretStr | None:
-        return check_length(v, "TM_SIM_ADMIN_TOKEN")
 
     sim_api_key: SecretStr = Field(default=SecretStr(DEFAULT_DEV_KEY),
                                    description="API key clients sign with")

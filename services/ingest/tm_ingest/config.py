@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import ClassVar, Literal
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
-from tm_common.admin_tokens import check_length, own_token_first
 from tm_common.endpoints import BYBIT_MAINNET_PUBLIC_WS as MAINNET_WS
 from tm_common.endpoints import BYBIT_MAINNET_REST as MAINNET_REST
 from tm_common.endpoints import DERIBIT
@@ -21,18 +20,11 @@ class IngestSettings(CommonSettings):
     http_port: int = SERVICE_PORTS["ingest"]
 
     # its own admin token (tm_common.admin_tokens), over the shared TM_ADMIN_TOKEN
+    own_admin_token: ClassVar[tuple[str, str] | None] = ("sim_admin_token",
+                                                         "TM_INGEST_SIM_ADMIN_TOKEN")
     sim_admin_token: SecretStr | None = Field(default=None, description="the simulator's admin "
                                            "token, sent to drive its clock; overrides TM_ADMIN_TOKEN")
 
-    @model_validator(mode="before")
-    @classmethod
-    def _own_admin_token(cls, data: Any) -> Any:
-        return own_token_first(data, "sim_admin_token")
-
-    @field_validator("sim_admin_token")
-    @classmethod
-    def _admin_token_length(cls, v: SecretStr | None) -> SecretStr | None:
-        return check_length(v, "TM_INGEST_SIM_ADMIN_TOKEN")
     mode: Literal["live", "replay", "off"] = Field(
         default="live", description="live = Bybit WS + REST backfill; replay = history; off = "
         "serve endpoints only")

@@ -5,11 +5,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from decimal import Decimal
-from typing import Any, ClassVar
+from typing import ClassVar
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
-from tm_common.admin_tokens import check_length, own_token_first
 from tm_common.bus.signing import signing_key
 from tm_common.bus.streams import RISK_BREAKER, RISK_COMMAND, RISK_ORDER
 from tm_common.endpoints import EXCHANGE_SIM_REST
@@ -28,18 +27,10 @@ class RiskSettings(CommonSettings):
     http_port: int = SERVICE_PORTS["risk"]
 
     # its own admin token (tm_common.admin_tokens), over the shared TM_ADMIN_TOKEN
+    own_admin_token: ClassVar[tuple[str, str] | None] = ("risk_admin_token", "TM_RISK_ADMIN_TOKEN")
     risk_admin_token: SecretStr | None = Field(default=None, description="its own admin token "
                                             "(TM_RISK_ADMIN_TOKEN); overrides TM_ADMIN_TOKEN")
 
-    @model_validator(mode="before")
-    @classmethod
-    def _own_admin_token(cls, data: Any) -> Any:
-        return own_token_first(data, "risk_admin_token")
-
-    @field_validator("risk_admin_token")
-    @classmethod
-    def _admin_token_length(cls, v: SecretStr | None) -> SecretStr | None:
-        return check_length(v, "TM_RISK_ADMIN_TOKEN")
     # HMAC keys of the signed streams it produces or verifies (tm_common.bus.signing)
     signing_key_risk_order: SecretStr | None = signing_key(RISK_ORDER)
     signing_key_risk_command: SecretStr | None = signing_key(RISK_COMMAND)
