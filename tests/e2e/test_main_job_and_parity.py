@@ -15,6 +15,7 @@ from pathlib import Path
 import psutil
 import pytest
 from tm_app.readme_sample import PORT_OFFSET, README, SAMPLE_ARGS, normalize, readme_block, words
+from tm_common.testing.promote import force_signal_model
 
 pytestmark = pytest.mark.slow
 PARITY_ENV = {"TM_SIZER_KELLY_CONFIDENCE": "0.02", "TM_SIZER_BLENDED_CONFIDENCE": "0.08",
@@ -89,7 +90,7 @@ def test_mesh_replay_equals_in_process_backtest(demo_run, redis_url, tmp_path):
     data, p = demo_run
     assert p.returncode == 0, p.stderr[-2000:]
     db_url = f"sqlite+aiosqlite:///{data / '.tm' / 'trade_matrix.db'}"
-    asyncio.run(_force_signal_model(db_url))
+    force_signal_model(db_url)
     cfg = RunConfig(start_ms=1_735_689_600_000, end_ms=1_735_689_600_000 + 100 * 4 * 3600_000,
                     database_url=db_url, extra_env=PARITY_ENV)
     backtest = asyncio.run(run_backtest(cfg)).trading_view()
@@ -101,19 +102,3 @@ def test_mesh_replay_equals_in_process_backtest(demo_run, redis_url, tmp_path):
     for key in ("orders", "fills", "equity", "tiers", "regimes"):
         assert mesh[key] == backtest[key], f"{key} differ between the mesh and the backtest"
 
-
-async def _force_signal_model(db_url: str) -> None:
-    """Parity needs a trading window: in this throwaway registry, put the reduced model in
-    production even if its gates refused it (the shipped gates are unchanged for users)."""
-    from tm_common.db import make_engine
-    from tm_common.models.registry import ModelRegistry
-
-    engine = make_engine(db_url)
-    try:
-        reg = ModelRegistry(engine)
-        if await reg.production("signal") is None:
-            cand = [m for m in await reg.list("signal")]
-            assert cand, "the demo registered no signal model"
-            await reg.promote(cand[-1].version, "parity test: exercise trading")
-    finally:
-        await engine.dispose()

@@ -28,6 +28,7 @@ from tm_common.testing.instrument_history import (
     write_history,
     write_instrument,
 )
+from tm_common.testing.promote import force_signal_model
 
 pytestmark = pytest.mark.slow
 SYM = UNSHIPPED_SYMBOL
@@ -62,21 +63,9 @@ def trained(tmp_path_factory):
                        env=_clean_env(root, TM_DATABASE_URL=db), capture_output=True,
                        text=True, timeout=900, check=False)
     assert p.returncode == 0, p.stdout[-2000:] + p.stderr[-2000:]
-    asyncio.run(_force_signal_model(db))
+    force_signal_model(db)
     return history, db
 
-
-async def _force_signal_model(db_url: str) -> None:
-    from tm_common.db import make_engine
-    from tm_common.models.registry import ModelRegistry
-
-    engine = make_engine(db_url)
-    try:
-        reg = ModelRegistry(engine)
-        if await reg.production("signal") is None:
-            await reg.promote((await reg.list("signal"))[-1].version, "test: exercise trading")
-    finally:
-        await engine.dispose()
 
 
 def _config(history: Path, db: str):

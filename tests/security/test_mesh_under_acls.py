@@ -6,7 +6,6 @@ refuses nothing (its ACL LOG stays empty) and the run is complete. Slow: trains 
 
 from __future__ import annotations
 
-import asyncio
 import os
 import subprocess
 import sys
@@ -15,6 +14,7 @@ import pytest
 import redis
 from tm_common.embedded import ensure_embedded_redis, stop_embedded_redis
 from tm_common.settings import CommonSettings
+from tm_common.testing.promote import force_signal_model
 
 pytestmark = pytest.mark.slow
 START_MS = 1_735_689_600_000                 # 2025-01-01, after the training cut-off
@@ -24,18 +24,6 @@ TRADE_ENV = {"TM_SIZER_KELLY_CONFIDENCE": "0.02", "TM_SIZER_BLENDED_CONFIDENCE":
              "TM_SIZER_KELLY_MIN_EACH": "1", "TM_SIZER_KELLY_PRIOR_B": "1.5",
              "TM_LOG_LEVEL": "WARNING"}
 
-
-async def _force_signal_model(db_url: str) -> None:
-    from tm_common.db import make_engine
-    from tm_common.models.registry import ModelRegistry
-
-    engine = make_engine(db_url)
-    try:
-        reg = ModelRegistry(engine)
-        if await reg.production("signal") is None:
-            await reg.promote((await reg.list("signal"))[-1].version, "test: exercise trading")
-    finally:
-        await engine.dispose()
 
 
 def _free_offset() -> int:
@@ -60,7 +48,7 @@ def test_every_service_runs_as_its_own_redis_user(tmp_path):
                         "--no-progress"], env=env, capture_output=True, text=True, timeout=1200,
                        check=False)
     assert p.returncode == 0, p.stdout[-2000:] + p.stderr[-2000:]
-    asyncio.run(_force_signal_model(db_url))
+    force_signal_model(db_url)
     settings = CommonSettings.from_values(data_dir=tmp_path / "tm", redis_url=None)
     admin = ensure_embedded_redis(settings)
     try:
