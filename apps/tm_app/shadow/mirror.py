@@ -2,7 +2,10 @@
 
 The book reads ``md.dvol``, ``md.funding`` and ``md.bar`` under production's namespace with
 ``XREAD`` (no consumer group: it is no part of production's delivery and leaves no trace there)
-and merges them by entry id, which is their publication order on one Redis server. A batch is
+and merges them by entry id, which is their publication order on one Redis server (within one
+millisecond, where ids of different streams do not compare, DVOL and funding come before the
+bars, as a bar time is published; a read cut at its count is merged only up to what every cut
+stream has delivered, so a backlog is merged as a live feed is). A batch is
 what production's services saw for one bar time: the DVOL and funding published before that bar
 time's bars, then the bars. It is complete when every symbol's bar is in; otherwise it is cut,
 partial, when a bar of another bar time arrives (a gap; or a backfill, which publishes one symbol's
@@ -49,9 +52,16 @@ class MirrorCounts:
     partial: int = 0               # cut before every symbol's bar was in (gap, backfill)
 
 
-def _entry_key(entry_id: str) -> tuple[int, int]:
+#: Within one millisecond, entry ids of different streams do not compare (each stream numbers
+#: its own entries from 0): there the order a bar time is published in decides, DVOL and
+#: funding before the bars they precede.
+_STREAM_RANK = {MD_DVOL: 0, MD_FUNDING: 1, MD_BAR: 2}
+
+
+def _entry_key(stream: str, entry_id: str) -> tuple[int, int, int]:
+    """Publication order across the market streams: (ms, the stream's rank, sequence)."""
     ms, _, seq = entry_id.partition("-")
-    return int(ms), int(seq or 0)
+    return int(ms), _STREAM_RANK.get(stream, 3), int(seq or 0)
 
 
 def _text(v: bytes | str) -> str:
@@ -67,8 +77,8 @@ class MarketMirror:
 
     def __init__(self, redis: Any, keys: dict[str, str], symbols: Sequence[str], *,
                  from_ms: int = 0, flush_after_s: float = 30.0,
-                 clock: Any = time.monotonic) -> None:
-        self.redis, self.keys = redis, keys
+                 clock: Any = time.monotonic, read_count: int = 1000) -> None:
+        self.redis, self.keys, self.read_count = redis, keys, read_count
         self.symbols = frozenset(symbols)
         self.from_ms, self.flush_after_s, self.clock = from_ms, flush_after_s, clock
         self.cursors = {k: "0" for k in keys.values()}
@@ -78,16 +88,25 @@ class MarketMirror:
 
     async def read(self, block_ms: int) -> list[Batch]:
         """Read what is new (waiting up to ``block_ms``); returns the batches now complete."""
-        reply = await self.redis.xread(self.cursors, count=1000, block=block_ms)
-        entries: list[tuple[str, str, dict[str, str]]] = []
+        reply = await self.redis.xread(self.cursors, count=self.read_count, block=block_ms)
+        rows_by_key = {_text(key): rows for key, rows in reply or []}
+        # A stream cut at read_count may have older entries left than another stream's newest
+        # returned now: merge only up to the oldest last id of the cut streams, and read the
+        # rest again next time, so that the merge is publication order however far behind the
+        # book reads (a backlog must not change what it trades).
         by_key = {v: k for k, v in self.keys.items()}
-        for key, rows in reply or []:
-            k = _text(key)
-            for eid, raw in rows:
+        cut = [_entry_key(by_key[k], _text(rows[-1][0])) for k, rows in rows_by_key.items()
+               if len(rows) >= self.read_count]
+        limit = min(cut) if cut else None
+        entries: list[tuple[str, str, dict[str, str]]] = []
+        for k, rows in rows_by_key.items():
+            kept = [r for r in rows
+                    if limit is None or _entry_key(by_key[k], _text(r[0])) <= limit]
+            for eid, raw in kept:
                 entries.append((by_key[k], _text(eid), {_text(a): _text(b) for a, b in raw.items()}))
-            if rows:
-                self.cursors[k] = _text(rows[-1][0])
-        entries.sort(key=lambda e: _entry_key(e[1]))
+            if kept:
+                self.cursors[k] = _text(kept[-1][0])
+        entries.sort(key=lambda e: _entry_key(e[0], e[1]))
         return self.feed(entries)
 
     def feed(self, entries: list[tuple[str, str, dict[str, str]]]) -> list[Batch]:
