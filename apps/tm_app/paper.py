@@ -51,7 +51,7 @@ from tm_app.shadow.spec import book_namespace, shadow_spec
 from tm_app.stack import signals
 from tm_app.stack.env_scope import basic_env
 from tm_app.stack.ports import OFFSET_HINT, check_ports
-from tm_app.stack.services import ADMIN_TOKEN_SERVICES, BY_NAME
+from tm_app.stack.services import BY_NAME
 from tm_app.stack.supervisor import ProcessSpec, Supervisor
 
 PIPELINE = ("exchange_sim", "regime", "signal", "sizer", "risk", "executor", "portfolio")
@@ -78,12 +78,19 @@ class PaperConfig:
     backfill_bars: int = 500
     backfill_start_ms: int | None = None
     mark_poll_s: float = 60.0              # ingest's intra-bar ticker marks (0 = off)
-    admin_token: str | None = None
+    admin_token: str | None = None         # risk's (tm breaker / tm kill)
     admin_token_file: Path | None = None   # where admin_token came from, if the stack made it
+    sim_admin_token: str | None = None     # the paper venue's control API (the bar relay's);
+    #                                        None: admin_token (a shared TM_ADMIN_TOKEN)
     shadow: str | None = None              # a signal candidate traded in a shadow book beside
 
     def port(self, name: str) -> int:
         return BY_NAME[name].port + self.port_offset
+
+    @property
+    def venue_token(self) -> str | None:
+        """The token the paper venue's control API checks (and the bar relay sends)."""
+        return self.sim_admin_token or self.admin_token
 
     @property
     def venue_url(self) -> str:
@@ -114,9 +121,11 @@ def specs(cfg: PaperConfig) -> list[ProcessSpec]:
                    "deribit_url": cfg.deribit_url, "backfill_bars": cfg.backfill_bars,
                    "backfill_start_ms": cfg.backfill_start_ms, "mark_poll_s": cfg.mark_poll_s},
     }
-    if cfg.admin_token:                 # only to the services that check or send it
-        for n in ADMIN_TOKEN_SERVICES:
-            per.setdefault(n, {})["admin_token"] = cfg.admin_token
+    # each token only to the service that checks it: risk its own, the paper venue its own
+    # (ingest reads live market data here and drives no simulator clock: it gets none)
+    for n, token in (("risk", cfg.admin_token), ("exchange_sim", cfg.venue_token)):
+        if token:
+            per.setdefault(n, {})["admin_token"] = token
     shared_env = to_env(CommonSettings.from_values(**shared))
     keys = local_keys(cfg.paper_dir)       # the run's signing keys (tm_common.bus.signing)
     out = []
@@ -145,7 +154,7 @@ class PaperRun:
         base = basic_env()          # no secret of the caller's shell reaches a service
         self.sup = Supervisor(all_specs[:-1], log_dir=logs, grace_s=15, base_env=base)
         self.ingest = Supervisor(all_specs[-1:], log_dir=logs, grace_s=15, base_env=base)
-        self.relay = BarRelay(cfg.redis_url, cfg.namespace, cfg.venue_url, cfg.admin_token)
+        self.relay = BarRelay(cfg.redis_url, cfg.namespace, cfg.venue_url, cfg.venue_token)
         self.stop_requested = threading.Event()
         self.running = False
         self.stopping = False           # a second Ctrl-C must not interrupt the clean stop
@@ -191,7 +200,7 @@ class PaperRun:
                 if not self.relay.alive:
                     self.log("relay stopped; restarting it")
                     self.relay = BarRelay(self.cfg.redis_url, self.cfg.namespace,
-                                          self.cfg.venue_url, self.cfg.admin_token)
+                                          self.cfg.venue_url, self.cfg.venue_token)
                     self.relay.start()
                 if duration_s is not None and time.monotonic() - t1 >= duration_s:
                     break
@@ -336,9 +345,11 @@ def paper(symbols: Annotated[str | None, typer.Option(help="Comma-separated.")] 
                         hint=OFFSET_HINT)
             if settings.admin_token is not None:
                 token_file, token = None, settings.admin_token.get_secret_value()
-            else:
+                sim_token = None
+            else:                           # the stack's file: a token per service
                 token_file = ensure_admin_token(settings)
                 token = read_token_file(token_file)
+                sim_token = read_token_file(token_file, "exchange_sim")
         except (PortsInUse, stack.StackError) as e:
             fail(str(e))
         redis_url, db_url = _prepare(paper_settings)
@@ -355,7 +366,8 @@ def paper(symbols: Annotated[str | None, typer.Option(help="Comma-separated.")] 
             market_ws_url=ingest.bybit_ws_url, deribit_url=ingest.deribit_url, symbols=syms,
             initial_equity=eq, port_offset=port_offset, backfill_bars=ingest.backfill_bars,
             backfill_start_ms=ingest.backfill_start_ms, mark_poll_s=ingest.mark_poll_s,
-            admin_token=token, admin_token_file=token_file, shadow=challenger)
+            admin_token=token, admin_token_file=token_file, sim_admin_token=sim_token,
+            shadow=challenger)
         (paper_dir / LAST_RUN).write_text(json.dumps(run_doc(cfg, started), indent=2))
         console.print(f"paper trading: market data {cfg.market_ws_url} + {cfg.market_rest_url}; "
                       f"orders to the local paper venue {cfg.venue_url} only; logs in "

@@ -114,3 +114,22 @@ def test_demo_and_paper_supervisors_pass_only_what_each_service_reads(tmp_path, 
                                symbols=("BTCUSDT",)), state_path=None)
     for sup in (run.sup, run.ingest):
         assert not [k for k in sup.base_env if k.startswith("TM_")]
+
+
+def test_tm_paper_gives_each_admin_token_only_to_the_service_that_checks_it(tmp_path):
+    """Risk gets risk's token, the paper venue (and its bar relay) the simulator's; ingest, which
+    drives no simulator clock in paper mode, gets none; no service holds another's."""
+    from tm_app.paper import PaperConfig, PaperRun, specs
+
+    risk_t, sim_t = "r" * 40, "s" * 40
+    cfg = PaperConfig(redis_url="redis://x", database_url="sqlite+aiosqlite:///x",
+                      paper_dir=tmp_path, namespace="p:", market_rest_url="http://m",
+                      market_ws_url="ws://m", deribit_url="http://d", symbols=("BTCUSDT",),
+                      admin_token=risk_t, sim_admin_token=sim_t)
+    env = {s.name: s.env for s in specs(cfg)}
+    holders = {n: {t for t in (risk_t, sim_t) if t in e.values()} for n, e in env.items()}
+    assert holders["risk"] == {risk_t} and holders["exchange_sim"] == {sim_t}
+    assert all(not held for n, held in holders.items() if n not in ("risk", "exchange_sim"))
+    assert PaperRun(cfg, state_path=None).relay.headers == {"Authorization": f"Bearer {sim_t}"}
+    shared = PaperConfig(**{**cfg.__dict__, "sim_admin_token": None})   # one TM_ADMIN_TOKEN
+    assert shared.venue_token == risk_t
