@@ -103,4 +103,11 @@ def banner(summary: dict, models: ModelsInUse | None, *, replay: bool = True,
                  "reason is recorded in the registry; the gates said no, so you own it)")
     lines.append("  - or retrain with other gates: `tm train --gate-min-ic 0.02` (a "
                  "configuration choice, recorded with the model)")
+    if orders == 0 and not (ch or {}).get("counts", {}).get("orders"):
+        # promoted as it is, a model whose calibrated confidence never reaches a sizing tier
+        # trades flat too: say how to watch the mechanics, and that it proves nothing
+        lines.append("  - to watch the mechanics trade anyway (a demonstration, not evidence): "
+                     "promote it as above, then lower the sizing tiers for one in-process run: "
+                     "`TM_SIZER_KELLY_CONFIDENCE=0.02 TM_SIZER_BLENDED_CONFIDENCE=0.08 "
+                     "tm backtest --start 2025-01-01 --end 2025-03-01`")
     return lines

@@ -45,3 +45,16 @@ def test_trading_production_and_unreadable_registry():
     lines = banner(summary(7), ModelsInUse("signal-p", None, None, None))
     assert lines[0].startswith("production traded with signal model signal-p: 7 orders")
     assert "could not be read" in banner(summary(7), None)[0]
+
+
+def test_when_nothing_traded_it_says_how_to_watch_the_mechanics_and_that_it_proves_nothing():
+    flat = {"candidate": "signal-x", "counts": {"orders": 0},
+            "stats": {"total": {"total_return": 0.0, "sharpe": None}, "signal_ic": {"all": 0.06}},
+            "sizing_reasons": {"confidence 0.021 < 0.30": 450}}
+    lines = banner(summary(0, flat), ModelsInUse(None, None, None, REFUSED))
+    (hint,) = [ln for ln in lines if "watch the mechanics" in ln]
+    assert "not evidence" in hint and "TM_SIZER_KELLY_CONFIDENCE=0.02" in hint \
+        and "tm backtest --start" in hint
+    traded = dict(flat, counts={"orders": 3})                 # the challenger traded: no hint
+    assert not [ln for ln in banner(summary(0, traded), None) if "watch the mechanics" in ln]
+    assert not [ln for ln in banner(summary(7), None) if "watch the mechanics" in ln]
