@@ -8,6 +8,7 @@ and the API documentation pages are off unless ``TM_SIM_DOCS_ENABLED`` is set.
 
 from __future__ import annotations
 
+import re
 import socket
 import threading
 import time
@@ -83,6 +84,14 @@ def _send_big(sim, path: str, headers: dict[str, str], *, chunked: bool,
     answer = b""
     try:
         while b"\r\n\r\n" not in answer:
+            part = sock.recv(65536)
+            if not part:
+                break
+            answer += part
+        # the body may come in a later segment than the headers: read it whole
+        head_end = answer.find(b"\r\n\r\n")
+        length = re.search(rb"(?i)\r\ncontent-length:\s*(\d+)", answer[:head_end])
+        while head_end >= 0 and length and len(answer) < head_end + 4 + int(length.group(1)):
             part = sock.recv(65536)
             if not part:
                 break
