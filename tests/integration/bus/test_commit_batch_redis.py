@@ -3,11 +3,7 @@ entries together crash before and after a batch's commit, are stopped under load
 ownership of one entry of a batch; nothing is lost, nothing is published twice."""
 
 import asyncio
-import json
-import os
 import signal
-import subprocess
-import sys
 import time
 
 import pytest
@@ -15,51 +11,15 @@ from tm_common.bus import Consumer, LostOwnership, Output
 from tm_common.bus.redis import RedisStreamsBus
 from tm_common.testing.counting import CountingHandler
 from tm_common.testing.factories import bar_event
-
-
-def start_worker(url, ns, **env):
-    e = {**os.environ, "W_URL": url, "W_PREFIX": ns, **{k: str(v) for k, v in env.items()}}
-    return subprocess.Popen([sys.executable, "-m", "tm_common.testing.bus_worker"], env=e,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
-
-def run_worker(url, ns, timeout=60, **env):
-    p = start_worker(url, ns, W_IDLE_EXIT=1, **env)
-    out, err = p.communicate(timeout=timeout)
-    return p.returncode, out, err
-
-
-async def publish(url, ns, n):
-    bus = RedisStreamsBus(url, prefix=ns)
-    for i in range(n):
-        await bus.publish("in", bar_event("BTCUSDT", i))
-    await bus.close()
-
-
-async def outputs(url, ns):
-    bus = RedisStreamsBus(url, prefix=ns)
-    try:
-        return [json.loads(f["body"]) for _, f in await bus.entries("test.out", 100_000)]
-    finally:
-        await bus.close()
-
-
-async def group(url, ns):
-    bus = RedisStreamsBus(url, prefix=ns)
-    try:
-        return (await bus.group_info("in"))[0]
-    finally:
-        await bus.close()
-
-
-def t(i):
-    return bar_event("BTCUSDT", i).body.open_time_ms
-
-
-def assert_exactly_once(outs, n):
-    assert [o["confidence"] for o in outs] == [float(i) for i in range(1, n + 1)]
-    assert sorted(o["bar_time_ms"] for o in outs) == [t(i) for i in range(n)]
-
+from tm_common.testing.worker_runs import (
+    assert_exactly_once,
+    group,
+    outputs,
+    publish,
+    run_worker,
+    start_worker,
+    t,
+)
 
 pytestmark = pytest.mark.redis62
 
