@@ -61,7 +61,7 @@ def run(window: str, profile: int = 0) -> dict:
         if prof is not None:
             import pstats
             prof.disable()
-            pstats.Stats(prof).sort_stats("cumulative").print_stats(profile)
+            pstats.Stats(prof).sort_stats(os.environ.get("TM_BENCH_PROFILE_SORT", "cumulative")).print_stats(profile)
         secs, cpu = end - t, time.process_time() - c
     bars = len(rec.bars)
     steps = len(rec.snapshots)

@@ -123,7 +123,13 @@ def trade_handlers(state: SimState, metrics: SimMetrics | None = None) -> dict:
         start = int_param(params, "startTime")
         end = int_param(params, "endTime")
         exec_type = params.get("execType")
-        rows = [e for e in engine().executions
+        eng = engine()
+        # An order's executions from its index (the list in execution order, as the full scan).
+        candidates = (eng.executions_by_order.get(order_id, []) if order_id
+                      else eng.executions_by_link.get(link_id, []) if link_id
+                      else eng.executions_by_kind.get((symbol, exec_type), []) if symbol and exec_type
+                      else eng.executions)
+        rows = [e for e in candidates
                 if symbol in (None, e.symbol) and order_id in (None, "", e.order_id)
                 and link_id in (None, "", e.order_link_id)
                 and exec_type in (None, "", e.exec_type)

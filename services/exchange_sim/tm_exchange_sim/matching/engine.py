@@ -70,10 +70,28 @@ class MatchingEngine:
         self.marks: dict[str, Decimal] = {}
         self.last_bars: dict[str, Bar] = {}
         self.orders: dict[str, Order] = {}
+        # Orders that may still be open, in placement order: an order never reopens, so a
+        # closed one is dropped when next met (matching every bar scanned every order ever
+        # placed, quadratic over a long replay).
+        self._maybe_open: dict[str, Order] = {}
         self.link_ids: dict[str, str] = {}
         self.executions: list[Execution] = []
+        # The execution list's lookups by order (``/v5/execution/list?orderLinkId=``): the
+        # executor asks after every order, and a scan of the whole list made a long replay
+        # quadratic.
+        self.executions_by_order: dict[str, list[Execution]] = {}
+        self.executions_by_link: dict[str, list[Execution]] = {}
+        self.executions_by_kind: dict[tuple[str, str], list[Execution]] = {}  # (symbol, execType)
         self.closed_pnl: list[ClosedPnl] = []
         self._events: list[Event] = []
+
+    def _record_execution(self, ex: Execution) -> None:
+        self.executions.append(ex)
+        if ex.order_id:
+            self.executions_by_order.setdefault(ex.order_id, []).append(ex)
+        if ex.order_link_id:
+            self.executions_by_link.setdefault(ex.order_link_id, []).append(ex)
+        self.executions_by_kind.setdefault((ex.symbol, ex.exec_type), []).append(ex)
 
     # ---- requests ----------------------------------------------------------------------
     def place_order(self, req: OrderRequest) -> Order:
@@ -111,6 +129,7 @@ class MatchingEngine:
                       reduce_only=req.reduce_only, close_on_trigger=req.close_on_trigger,
                       created_ms=self.now_ms, updated_ms=self.now_ms, seq=self.ids.seq())
         self.orders[order.order_id] = order
+        self._maybe_open[order.order_id] = order
         if order.order_link_id:
             self.link_ids[order.order_link_id] = order.order_id
         if marketable and req.time_in_force == "PostOnly":
@@ -237,7 +256,7 @@ class MatchingEngine:
                 self._settle_funding(symbol, rate)
 
     def _match_resting(self, symbol: str, bar: Bar) -> None:
-        for order in [o for o in self.orders.values() if o.symbol == symbol and o.is_open]:
+        for order in self.open_orders(symbol):
             price = order.price
             if price is None:       # only priced (Limit) orders rest
                 continue
@@ -277,7 +296,7 @@ class MatchingEngine:
                        exec_fee=paid, fee_rate=rate, is_maker=False, exec_time_ms=self.now_ms,
                        order_type="UNKNOWN", order_price=None, order_qty=ZERO, leaves_qty=ZERO,
                        closed_size=ZERO, mark_price=mark, seq=self.ids.seq())
-        self.executions.append(ex)
+        self._record_execution(ex)
         self._events.append(("execution", ex))
         self._emit_position(symbol)
         self._events.append(("wallet", None))
@@ -294,8 +313,14 @@ class MatchingEngine:
         return None
 
     def open_orders(self, symbol: str | None = None) -> list[Order]:
-        return [o for o in self.orders.values()
-                if o.is_open and (symbol is None or o.symbol == symbol)]
+        """The open orders (of ``symbol``), in placement order."""
+        out = []
+        for o in list(self._maybe_open.values()):
+            if not o.is_open:
+                del self._maybe_open[o.order_id]
+            elif symbol is None or o.symbol == symbol:
+                out.append(o)
+        return out
 
     def available_balance(self) -> Decimal:
         return self.account.available(self.marks, self.open_orders(), self.fees.taker_rate)
@@ -373,7 +398,7 @@ class MatchingEngine:
                        order_qty=order.qty, leaves_qty=order.leaves_qty,
                        closed_size=result.closed_size,
                        mark_price=self.marks.get(order.symbol, price), seq=order.seq)
-        self.executions.append(ex)
+        self._record_execution(ex)
         if result.closed_size:
             self.closed_pnl.append(ClosedPnl(
                 symbol=order.symbol, order_id=order.order_id, side=order.side,
