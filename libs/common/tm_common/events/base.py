@@ -41,6 +41,15 @@ class BarEventBody(EventBody, frozen=True, kw_only=True):
     bar_time_ms: int
 
 
+class FundingEventBody(EventBody, frozen=True, kw_only=True):
+    """Base of the bodies about one perpetual's funding settlement: ``rate`` settled at
+    ``settle_time_ms`` (ms UTC)."""
+
+    instrument: str
+    settle_time_ms: int
+    rate: Decimal
+
+
 _REGISTRY: dict[str, type[EventBody]] = {}
 _DECODERS: dict[str, msgspec.json.Decoder[EventBody]] = {}
 

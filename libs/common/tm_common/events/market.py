@@ -8,7 +8,7 @@ from typing import Literal
 
 import msgspec
 
-from tm_common.events.base import EventBody, register
+from tm_common.events.base import EventBody, FundingEventBody, register
 
 
 @register
@@ -44,16 +44,13 @@ class DvolUpdated(EventBody, frozen=True, kw_only=True):
 
 
 @register
-class FundingRateUpdated(EventBody, frozen=True, kw_only=True):
+class FundingRateUpdated(FundingEventBody, frozen=True, kw_only=True):
     """A perpetual's settled funding rate (Bybit ``/v5/market/funding/history``): ``rate`` is the
     decimal rate per funding interval, settled and known from ``settle_time_ms`` (ms UTC)."""
 
     TYPE = "funding.rate"
     SCHEMA_VERSION = 1
 
-    instrument: str
-    settle_time_ms: int
-    rate: Decimal
     source: Literal["live", "backfill", "replay"] = "live"
 
 

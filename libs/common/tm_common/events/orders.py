@@ -5,7 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Literal
 
-from tm_common.events.base import BarEventBody, EventBody, register
+from tm_common.events.base import BarEventBody, EventBody, FundingEventBody, register
 
 Side = Literal["Buy", "Sell"]
 
@@ -80,15 +80,12 @@ class OrderFilled(EventBody, frozen=True, kw_only=True):
 
 
 @register
-class FundingSettled(EventBody, frozen=True, kw_only=True):
+class FundingSettled(FundingEventBody, frozen=True, kw_only=True):
     """A funding payment on an open position; ``payment`` > 0 is paid by the account."""
 
     TYPE = "funding.settled"
     SCHEMA_VERSION = 1
 
-    instrument: str
-    settle_time_ms: int
-    rate: Decimal
     position_qty: Decimal
     mark_price: Decimal
     payment: Decimal
