@@ -179,3 +179,36 @@ def vm_hwm_kib(pid: int | None) -> int | None:
     except OSError:
         return None
     return None
+
+
+def cpu_s(pid: int | None) -> float | None:
+    """CPU seconds (user + system) a live process has used, or ``None``."""
+    if not pid:
+        return None
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            # the command name may hold spaces: the fields after its closing parenthesis
+            fields = fh.read().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def machine_busy() -> tuple[float, float]:
+    """(busy, total) CPU seconds of the whole machine so far, from ``/proc/stat``: the share
+    of the cores in use between two readings is d(busy) / d(total)."""
+    with open("/proc/stat") as fh:
+        v = [int(x) for x in fh.readline().split()[1:]]
+    idle = v[3] + (v[4] if len(v) > 4 else 0)          # idle + iowait
+    tick = os.sysconf("SC_CLK_TCK")
+    return (sum(v) - idle) / tick, sum(v) / tick
+
+
+def redis_cpu_s(url: str) -> float | None:
+    """CPU seconds the Redis server at ``url`` has used (``INFO cpu``), or ``None``."""
+    import redis
+    try:
+        info = redis.Redis.from_url(url).info("cpu")
+    except redis.RedisError:
+        return None
+    return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])

@@ -33,16 +33,31 @@ HOPS = ("bar→regime", "bar→signal", "bar→sized", "bar→order approved", "
 
 
 class RssWatch:
-    """Peak RSS per process. The pipeline's processes are read in ``before_stop``; ingest runs
+    """Peak RSS and CPU time per process. CPU is counted from the first tick that sees a bar
+    published to the end of the replay (start-up and model loading left out), for every service
+    process, ingest, the Redis server and the whole machine (the share of the cores in use):
+    the lockstep's floor on 2 cores is the CPU one bar time costs, spread over the cores.
+    Peak RSS per process. The pipeline's processes are read in ``before_stop``; ingest runs
     under its own supervisor inside ``run_mesh``, stopped before ``before_stop``, so it is read on
     every tick while it runs (its pid from that supervisor's state file; VmHWM only grows, so the
     last reading, taken at the tick that sees the replay done, is its peak within ~0.5 s)."""
 
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(self, data_dir: Path, redis_url: str) -> None:
         self.state_file = data_dir / "mesh-ingest.json"
+        self.redis_url = redis_url
         self.kib: dict[str, int] = {}
         self.pids: dict[str, int] = {}
         self.stages: dict[str, dict[str, int]] = {}
+        self.cpu0: dict[str, float] = {}        # CPU seconds when the replay started
+        self.cpu1: dict[str, float] = {}        # ... and at its end (ingest: its last tick)
+        self.busy0: tuple[float, float] | None = None
+        self.busy1: tuple[float, float] | None = None
+        self.published0 = 0
+
+    def _cpu(self, name: str, pid: int | None, end: bool) -> None:
+        v = lib.cpu_s(pid)
+        if v is not None:
+            (self.cpu1 if end else self.cpu0)[name] = v
 
     def _read(self, name: str, pid: int | None) -> None:
         v = lib.vm_hwm_kib(pid)
@@ -51,16 +66,50 @@ class RssWatch:
             self.pids[name] = pid
 
     def on_tick(self, sup, extra: dict) -> None:
+        ingest = None
         try:
             doc = json.loads(self.state_file.read_text())
-            self._read("ingest", doc["processes"]["ingest"]["pid"])
+            ingest = doc["processes"]["ingest"]["pid"]
+            self._read("ingest", ingest)
         except (OSError, ValueError, KeyError, TypeError):
             pass
+        published = int((extra or {}).get("published", 0) or 0)
+        if self.busy0 is None and published:
+            self.busy0, self.published0 = lib.machine_busy(), published
+            for name, p in sup.procs.items():
+                self._cpu(name, p.pid, end=False)
+            self._cpu("ingest", ingest, end=False)
+            redis = lib.redis_cpu_s(self.redis_url)
+            if redis is not None:
+                self.cpu0["redis"] = redis
+        elif self.busy0 is not None:
+            self._cpu("ingest", ingest, end=True)
 
     def before_stop(self, sup) -> None:
+        self.busy1 = lib.machine_busy()
+        redis = lib.redis_cpu_s(self.redis_url)
+        if redis is not None:
+            self.cpu1["redis"] = redis
         for name, p in sup.procs.items():
             self._read(name, p.pid)
+            self._cpu(name, p.pid, end=True)
             self._stages(name, p.spec.port)
+
+    def cpu_ms(self, bar_times: int) -> dict[str, float]:
+        """CPU ms per bar time of each process over the replay (``all``: their sum)."""
+        if bar_times <= 0:
+            return {}
+        out = {k: round((self.cpu1[k] - self.cpu0[k]) * 1e3 / bar_times, 2)
+               for k in sorted(self.cpu0) if k in self.cpu1}
+        out["all"] = round(sum(out.values()), 2)
+        return out
+
+    def cores_busy(self) -> float | None:
+        """How many cores were busy on average over the replay (whole machine)."""
+        if self.busy0 is None or self.busy1 is None or self.busy1[1] <= self.busy0[1]:
+            return None
+        n = os.cpu_count() or 1
+        return round(n * (self.busy1[0] - self.busy0[0]) / (self.busy1[1] - self.busy0[1]), 2)
 
     def _stages(self, name: str, port: int | None) -> None:
         """The service's hot-path profile from its ``/status`` (``stages`` per group)."""
@@ -116,7 +165,7 @@ def run(window: str, port_offset: int, redis_url: str, replay_timeout_s: float) 
               f"x {len(lib.SYMBOLS)} instruments through the mesh", flush=True)
         cfg = RunConfig(start_ms=start_ms, end_ms=end_ms, database_url=db_url,
                         extra_env=dict(lib.TRADING_ENV))
-        rss = RssWatch(tmp / "mesh")
+        rss = RssWatch(tmp / "mesh", redis_url)
         namespace = f"tmbench:{uuid.uuid4().hex[:8]}:"
         t = time.monotonic()
         try:
@@ -149,6 +198,8 @@ def run(window: str, port_offset: int, redis_url: str, replay_timeout_s: float) 
         "restarts": run_.restarts,
         "peak_rss_mib": rss.mib(),
         "stages": rss.stages, "stage_ms_per_bar_time": lib.stage_ms(rss.stages, steps),
+        "cpu_ms_per_bar_time": rss.cpu_ms(steps - rss.published0 // len(lib.SYMBOLS)),
+        "cores_busy": rss.cores_busy(),
         "machine_end": lib.machine(),
     })
     return out
@@ -179,6 +230,8 @@ def main() -> None:
         f"p99 {res['raw_hop_p99_ms']:.3f} ms; per bar time {res['ms_per_bar_time'] / res['raw_hop_p50_ms']:.0f}"
         "x the raw hop p50 (target <= 16x, 4 ms / 0.246 ms)",
         f"  peak RSS (MiB): {res['peak_rss_mib']}",
+        f"  CPU ms per bar time, per process over the replay: {res['cpu_ms_per_bar_time']}; "
+        f"cores busy on average: {res['cores_busy']} of {os.cpu_count()}",
         f"  where one bar time ({res['ms_per_bar_time']:.1f} ms) goes, per service (ms of its "
         "process; 'wait' = idle reads, the rest of the bar time is Redis, scheduling on the "
         "cores and the lockstep probe's polling):",

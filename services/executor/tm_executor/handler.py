@@ -33,6 +33,7 @@ from decimal import Decimal
 import msgspec
 import structlog
 from tm_common.bus import Emit
+from tm_common.bus.handling import first_handling
 from tm_common.bus.streams import EXEC_REPORT
 from tm_common.errors import TransientError
 from tm_common.events import (
@@ -214,7 +215,7 @@ class ExecutorHandler:
                            self.state.guard.closes.get(intent.instrument))
         if why is not None:
             return [self._reject(intent, None, f"not sent: {why}")]
-        outcome = await self.placer.execute(intent)
+        outcome = await self.placer.execute(intent, first=first_handling())
         if not outcome.accepted:
             if outcome.fatal:
                 log.error("executor.venue_fatal", intent_id=intent.intent_id,

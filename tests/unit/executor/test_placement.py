@@ -124,3 +124,32 @@ async def test_resting_limit_order_is_reported_open_without_waiting():
     out = await p.execute(intent(order_type="Limit", price="100.0"))
     assert out.accepted and out.order.status == "New" and not out.settled
     assert clock.sleeps == [] and v.exec_calls == 0
+
+
+async def test_a_first_handling_sends_without_a_lookup_every_other_looks_first():
+    v = FakeVenue()
+    p, _ = placer(v)
+    out = await p.execute(intent(), first=True)
+    assert out.placed and v.place_calls == 1
+    assert v.lookups == 1                       # only the placed order, by its orderId
+    again = await p.execute(intent())           # any later handling: looked up, not placed
+    assert again.accepted and not again.placed and v.place_calls == 1 and v.lookups == 2
+
+
+async def test_a_first_handlings_lost_answer_is_looked_up_before_any_retry():
+    # first try sent, its answer lost: the loop's next try looks up (no second order)
+    v = FakeVenue(place_faults=["timeout_after"])
+    p, _ = placer(v)
+    out = await p.execute(intent(), first=True)
+    assert out.accepted and v.place_calls == 1 and len(v.orders) == 1
+
+
+async def test_a_first_handling_of_an_order_that_exists_resolves_through_the_duplicate_link():
+    # the venue's own refusal (110072) is the second line: a "first" handling that was not
+    # (a producer bug) still ends with the one order
+    v = FakeVenue()
+    p, _ = placer(v)
+    await p.execute(intent())
+    out = await p.execute(intent(), first=True)
+    assert out.accepted and not out.placed and v.place_calls == 2 and len(v.orders) == 1
+    assert "duplicate orderLinkId: looked up" in out.notes

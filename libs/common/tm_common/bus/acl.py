@@ -138,7 +138,11 @@ def selectors(a: ServiceAccess, ns: str) -> list[str]:
         out.append(" ".join([*_state_keys(ns, a), *_STATE]))
     if a.own_namespaces:
         out.append(" ".join([*_k(ns, a.own_namespaces), *_OWN, *_SCRIPT]))
-    script_keys = [*_k(ns, a.consumes), *_k(ns, a.publish_streams()), *_state_keys(ns, a)]
+    # Scripts on the streams it only reads too (the lockstep probe's one-script busy check):
+    # every command inside a script is checked against the selectors above, so a script can
+    # read those streams and write none of them.
+    script_keys = [*_k(ns, a.consumes), *_k(ns, a.publish_streams()), *_k(ns, a.reads),
+                   *_state_keys(ns, a)]
     if a.consumes or a.state:
         out.append(" ".join([*script_keys, *_SCRIPT]))
     return [f"({s})" for s in out]

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 import structlog
 
 from tm_common.bus.handler import Handler, StatefulHandler
+from tm_common.bus.handling import handling
 from tm_common.bus.observer import ConsumerObserver
 from tm_common.bus.protocol import Bus, Delivery, Fence, Output, TransportError
 from tm_common.bus.signing import NO_KEYS, SIG_FIELD, KeyRing
@@ -281,11 +282,16 @@ class Consumer:
             return await self._dead_letter(
                 d, event.type, f"delivery cap {self.max_deliveries} exceeded ({d.deliveries} deliveries)")
         attempt, backoff = d.deliveries, self.retry_backoff_s
+        calls = 0                           # handle() calls on this delivery (retries count)
         while True:
             t0 = time.perf_counter()
             try:
                 try:
-                    emits = await self.handler.handle(event)
+                    # the first call on a first delivery: nobody handled this entry before
+                    # (tm_common.bus.handling; a crashed handling's entry comes back counted)
+                    with handling(d.deliveries == 1 and calls == 0):
+                        calls += 1
+                        emits = await self.handler.handle(event)
                 except Exception as e:
                     if not self._staged:
                         raise

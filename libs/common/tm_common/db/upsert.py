@@ -6,6 +6,7 @@ a natural key or ``event_id``, so writing the same rows twice leaves the table a
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
@@ -48,8 +49,16 @@ def upsert_statement(dialect: str, table: sa.Table, columns: Sequence[str],
     """The dialect's ``INSERT ... ON CONFLICT`` for ``table``, to execute with a list of rows.
 
     ``update_cols`` default: every inserted column that is not a key; an empty sequence means
-    ``DO NOTHING`` (insert once, first writer wins).
+    ``DO NOTHING`` (insert once, first writer wins). Built once per shape and kept: building it
+    (the ``excluded`` alias of every column) cost more than the write-behind writers' handlers.
     """
+    return _statement(dialect, table, tuple(columns), tuple(key_cols),
+                      None if update_cols is None else tuple(update_cols))
+
+
+@functools.lru_cache(maxsize=256)
+def _statement(dialect: str, table: sa.Table, columns: tuple[str, ...], key_cols: tuple[str, ...],
+               update_cols: tuple[str, ...] | None) -> postgresql.Insert | sqlite.Insert:
     try:
         insert = _INSERTS[dialect]
     except KeyError:
@@ -59,7 +68,7 @@ def upsert_statement(dialect: str, table: sa.Table, columns: Sequence[str],
         raise ValueError(f"{table.name} has no column(s) {sorted(unknown)}")
     stmt = insert(table)
     if update_cols is None:
-        update_cols = [c for c in columns if c not in key_cols]
+        update_cols = tuple(c for c in columns if c not in key_cols)
     if not update_cols:
         return stmt.on_conflict_do_nothing(index_elements=list(key_cols))
     return stmt.on_conflict_do_update(index_elements=list(key_cols),
