@@ -125,14 +125,14 @@ class AuditWriter(WriteBehindWriter):
         """Queue entries (never waits for the database)."""
         self.save([e.row() if isinstance(e, AuditEntry) else dict(e) for e in entries])
 
-    async def _write(self, batch: Any) -> None:
+    async def _write(self, batches: list[Any]) -> None:
         if self.migrate_url is not None:
             from tm_common.db.migrate import migrate_async
 
             await migrate_async(self.migrate_url)
             self.migrate_url = None
-        await super()._write(batch)
-        for row in batch:
+        await super()._write(batches)
+        for row in (r for batch in batches for r in batch):
             if len(self._recent) == self._recent.maxlen:
                 self.written_ids.discard(self._recent[0])
             self._recent.append(row["audit_id"])

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from sqlalchemy.ext.asyncio import AsyncConnection
 from tm_common.db import upsert
 from tm_common.db.tables import bars as bars_table
 from tm_common.db.tables import dvol as dvol_table
@@ -72,9 +73,8 @@ class MarketRepository(WriteBehindWriter):
         """Write what is queued now (used on shutdown and in tests)."""
         await super().drain(timeout_s)
 
-    async def _write(self, batch: tuple[str, list[dict]]) -> None:
+    async def _write_in(self, conn: AsyncConnection, batch: tuple[str, list[dict]]) -> None:
         kind, rows = batch
         table, key = TABLES[kind]
-        async with self.engine.begin() as conn:
-            for i in range(0, len(rows), 500):
-                await upsert(conn, table, rows[i:i + 500], key)
+        for i in range(0, len(rows), 500):
+            await upsert(conn, table, rows[i:i + 500], key)

@@ -11,6 +11,7 @@ first connection, retried like any write.
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections import deque
 from collections.abc import Awaitable, Callable
 
@@ -46,12 +47,16 @@ def snapshot_row(s: PortfolioSnapshotted, event_id: str | None) -> dict:
 
 class PortfolioRepository:
     """Write-behind queue of row batches. ``prepare``: awaited before the first write (the
-    migration); retried with the writes until it succeeds."""
+    migration); retried with the writes until it succeeds. As the shared writer
+    (:mod:`tm_common.db.writer`), a round lingers ``linger_s`` after its first batch and writes
+    every batch queued by then (at most ``max_batches``) in one transaction."""
 
     def __init__(self, engine: AsyncEngine, *, prepare: Callable[[], Awaitable[None]] | None = None,
                  max_backlog: int = 100_000, max_backoff_s: float = 10.0,
-                 on_change: Callable[[], None] | None = None) -> None:
+                 on_change: Callable[[], None] | None = None, linger_s: float = 0.1,
+                 max_batches: int = 500) -> None:
         self.engine, self.prepare = engine, prepare
+        self.linger_s, self.max_batches = linger_s, max_batches
         self.queue: deque[tuple[str, list[dict]]] = deque()
         self.max_backlog, self.max_backoff_s = max_backlog, max_backoff_s
         self.on_change = on_change or (lambda: None)
@@ -86,6 +91,8 @@ class PortfolioRepository:
             if not self.queue:
                 self._wake.clear()
                 await self._wake.wait()
+                if self.linger_s > 0:
+                    await asyncio.sleep(self.linger_s)   # gather what follows into this round
                 continue
             try:
                 await self.write_head()
@@ -100,18 +107,21 @@ class PortfolioRepository:
                 backoff = min(backoff * 2, self.max_backoff_s)
 
     async def write_head(self) -> None:
-        """Write the oldest queued batch (raises and keeps it queued on failure)."""
+        """Write the oldest queued batches, up to ``max_batches``, in one transaction (raises
+        and keeps them queued on failure)."""
         if not self.prepared:
             assert self.prepare is not None
             await self.prepare()
             self.prepared = True
-        kind, rows = self.queue[0]
-        table, key = _TABLES[kind]
+        head = list(itertools.islice(self.queue, self.max_batches))
         async with self.engine.begin() as conn:
-            await upsert(conn, table, rows, key)
-        if self.queue and self.queue[0][1] is rows:
-            self.queue.popleft()
-        self.written += len(rows)
+            for kind, rows in head:
+                table, key = _TABLES[kind]
+                await upsert(conn, table, rows, key)
+        for _kind, rows in head:      # the backlog cap may have dropped some meanwhile
+            if self.queue and self.queue[0][1] is rows:
+                self.queue.popleft()
+        self.written += sum(len(rows) for _kind, rows in head)
         self.last_error = None
         self.on_change()
 
