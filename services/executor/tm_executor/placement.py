@@ -23,7 +23,10 @@ deployment's salt, :mod:`tm_executor.links`):
 4. Settle: the order's state and executions. For a market order (or any terminal order) the
    executions are polled by ``orderId`` until they add up to ``cumExecQty`` or ``fill_wait_s``
    passes; the result (``OrderReported`` + one ``OrderFilled`` per execution) is committed with
-   the intent's ack.
+   the intent's ack. A market order this handling placed asks for its executions first: when
+   they already add up to the quantity sent, the order is ``Filled`` and its state is not
+   asked for (two round trips in all, place and executions); else its state is looked up and
+   settled as above.
 
 A second line of defence is the venue itself: Bybit refuses a second order with a known
 ``orderLinkId`` (110072), which step 2 resolves by looking the first one up.
@@ -37,6 +40,7 @@ import signal
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import cast
 
 import structlog
@@ -117,8 +121,9 @@ class OrderPlacer:
                         raise VenueTransient("place_order", f"no answer after {attempts} "
                                              "attempts; left for a later retry")
                     attempts += 1
+                    params = order_params(intent, link)
                     try:
-                        order_id = await self.venue.place_order(order_params(intent, link))
+                        order_id = await self.venue.place_order(params)
                     except VenueRejected as e:
                         if e.ret_code == DUPLICATE_ORDER_LINK_ID:
                             notes.append("duplicate orderLinkId: looked up")
@@ -136,9 +141,18 @@ class OrderPlacer:
                         raise
                     placed = True
                     self._after_place()
+                    fills = None
+                    if intent.order_type == "Market":     # fills at once, or never (IOC)
+                        fills = trade_fills(await self.venue.get_executions(
+                            intent.instrument, order_id), order_id)
+                        done = _filled(params, order_id, fills)
+                        if done is not None:
+                            return Outcome(link, order=done, fills=tuple(fills),
+                                           attempts=attempts, placed=True, notes=tuple(notes))
                     order = await self.venue.get_order(intent.instrument, order_id=order_id)
                     if order is None:        # accepted but not visible yet: look up by link
                         raise VenueTransient("get_open_orders", "accepted order not visible yet")
+                    return await self._settle(order, link, attempts, placed, notes, fills)
                 return await self._settle(order, link, attempts, placed, notes)
             except VenueFatal as e:
                 return Outcome(link, ret_code=e.ret_code, reason=e.message, fatal=True,
@@ -158,11 +172,12 @@ class OrderPlacer:
                                notes=tuple(notes))
 
     async def _settle(self, order: VenueOrder, link: str, attempts: int, placed: bool,
-                      notes: list[str]) -> Outcome:
+                      notes: list[str], fills: list[VenueExecution] | None = None) -> Outcome:
         """The order's executions: for a market (or terminal) order, polled until they add up
         to ``cumExecQty`` or ``fill_wait_s`` passes; transient errors go to the caller's
-        loop, which looks the order up again."""
-        fills = await self._fills(order)
+        loop, which looks the order up again. ``fills``: those read already."""
+        if fills is None:
+            fills = await self._fills(order)
         if order.order_type == "Market" or order.terminal:
             until = self.clock() + self.s.fill_wait_s
             pause = 0.01
@@ -196,6 +211,18 @@ class OrderPlacer:
                 return
             log.warning("executor.chaos_crash_after_send", places=self.places)
             os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _filled(params: dict, order_id: str, fills: list[VenueExecution]) -> VenueOrder | None:
+    """The order placed with ``params``, ``Filled``, when its trade executions add up to the
+    quantity sent; else None (its state must be asked for)."""
+    qty = Decimal(params["qty"])
+    if not fills or sum((f.qty for f in fills), Decimal(0)) != qty:
+        return None
+    return VenueOrder(order_id=order_id, order_link_id=params["orderLinkId"],
+                      symbol=params["symbol"], side=params["side"],
+                      order_type=params["orderType"], status="Filled", qty=qty,
+                      cum_exec_qty=qty)
 
 
 __all__ = ["OrderPlacer", "Outcome"]

@@ -131,9 +131,9 @@ async def test_a_first_handling_sends_without_a_lookup_every_other_looks_first()
     p, _ = placer(v)
     out = await p.execute(intent(), first=True)
     assert out.placed and v.place_calls == 1
-    assert v.lookups == 1                       # only the placed order, by its orderId
+    assert v.lookups == 0 and v.exec_calls == 1   # a market order filled: place, executions
     again = await p.execute(intent())           # any later handling: looked up, not placed
-    assert again.accepted and not again.placed and v.place_calls == 1 and v.lookups == 2
+    assert again.accepted and not again.placed and v.place_calls == 1 and v.lookups == 1
 
 
 async def test_a_first_handlings_lost_answer_is_looked_up_before_any_retry():
@@ -153,3 +153,11 @@ async def test_a_first_handling_of_an_order_that_exists_resolves_through_the_dup
     out = await p.execute(intent(), first=True)
     assert out.accepted and not out.placed and v.place_calls == 2 and len(v.orders) == 1
     assert "duplicate orderLinkId: looked up" in out.notes
+
+
+async def test_a_market_order_not_filled_at_once_is_looked_up_and_polled():
+    v = FakeVenue(fill_late=1)
+    p, _ = placer(v)
+    out = await p.execute(intent(), first=True)
+    assert out.settled and out.order.status == "Filled" and v.lookups == 1
+    assert [f.exec_id for f in out.fills] == ["e-o1"] and v.exec_calls == 2
