@@ -196,13 +196,20 @@ class IngestService:
         if self.s.admin_token is not None:
             headers["Authorization"] = f"Bearer {self.s.admin_token.get_secret_value()}"
 
+        moved: list[int] = []                       # the bar time this process moved it to
+
         async def step(t: int) -> None:
-            r = await client.get("/sim/clock")
-            if r.status_code == 200 and r.json().get("clock_ms", -1) >= t:
-                return                              # resumed run: the venue is already there
+            # Asked only when this process has not moved the clock yet (a resumed run: the
+            # venue may be there already); after that it is where we left it.
+            if not moved or moved[0] >= t:
+                r = await client.get("/sim/clock")
+                if r.status_code == 200 and r.json().get("clock_ms", -1) >= t:
+                    return                          # resumed run: the venue is already there
+            moved.clear()
             r = await client.post("/sim/clock", json={"bar_time_ms": t}, headers=headers)
             if r.status_code != 200:
                 raise RuntimeError(f"sim clock to {t}: HTTP {r.status_code}: {r.text[:200]}")
+            moved.append(t)
         return step
 
     def _marks_status(self) -> dict[str, Any]:

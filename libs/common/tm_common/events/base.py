@@ -8,6 +8,9 @@ unknown body fields are ignored (forward compatible), and anything that does not
 
 from __future__ import annotations
 
+import functools
+import types
+import typing
 import uuid
 from collections.abc import Mapping
 from decimal import Decimal
@@ -178,26 +181,55 @@ _MAX_TS_NS = 2**63        # int64 nanoseconds (year 2262)
 def _non_finite(obj: Any, path: str = "$") -> str | None:
     """The path of the first Decimal that is NaN, infinite or absurdly large or small (beyond
     1e18, or a non-zero below 1e-30), or None. Decimals arrive as strings, so "NaN" and
-    "1e999999" decode; no price, quantity or amount is one."""
+    "1e999999" decode; no price, quantity or amount is one. Every decoded event passes here:
+    a struct's plain fields (text, integers, floats, flags) are skipped by type, and the path
+    is only spelled out for a bad number."""
+    hit = _bad_number(obj)
+    return None if hit is None else path + hit
+
+
+def _bad_number(obj: Any) -> str | None:
     if isinstance(obj, Decimal):
         ok = obj.is_finite() and (obj.is_zero() or -30 <= obj.adjusted() <= 18)
-        return None if ok else path
+        return None if ok else ""
     if isinstance(obj, msgspec.Struct):
-        for name in obj.__struct_fields__:
-            hit = _non_finite(getattr(obj, name), f"{path}.{name}")
-            if hit:
-                return hit
+        for name in _number_fields(type(obj)):
+            hit = _bad_number(getattr(obj, name))
+            if hit is not None:
+                return f".{name}{hit}"
     elif isinstance(obj, (tuple, list)):
         for i, x in enumerate(obj):
-            hit = _non_finite(x, f"{path}[{i}]")
-            if hit:
-                return hit
+            hit = _bad_number(x)
+            if hit is not None:
+                return f"[{i}]{hit}"
     elif isinstance(obj, dict):
         for k, x in obj.items():
-            hit = _non_finite(x, f"{path}.{k}")
-            if hit:
-                return hit
+            hit = _bad_number(x)
+            if hit is not None:
+                return f".{k}{hit}"
     return None
+
+
+_PLAIN_TYPES = (str, int, float, bool, type(None))
+
+
+def _plain(tp: Any) -> bool:
+    """True for a type that can hold no Decimal: text, numbers other than Decimal, flags,
+    literals, and unions and constrained forms of those."""
+    origin = typing.get_origin(tp)
+    if origin is typing.Literal:
+        return True
+    if origin is typing.Annotated:
+        return _plain(typing.get_args(tp)[0])
+    if origin in (typing.Union, types.UnionType):
+        return all(_plain(a) for a in typing.get_args(tp))
+    return tp in _PLAIN_TYPES
+
+
+@functools.cache
+def _number_fields(cls: type[msgspec.Struct]) -> tuple[str, ...]:
+    """The fields of ``cls`` that may hold a Decimal (directly or nested)."""
+    return tuple(f.name for f in msgspec.structs.fields(cls) if not _plain(f.type))
 
 
 def _text(v: Any) -> str:
