@@ -29,12 +29,15 @@ import httpx
 import numpy as np
 import redis.asyncio as aioredis
 from tm_common.bus.redis import RedisStreamsBus
-from tm_common.bus.streams import EXEC_REPORT, RISK_ORDER
-from tm_common.events import Envelope, OrderApproved
+from tm_common.bus.streams import EXEC_REPORT, MD_BAR, RISK_ORDER
+from tm_common.events import BarClosed, Envelope, OrderApproved
 from tm_common.testing.redis import delete_namespace, embedded_redis, free_port
 from tm_common.testing.sim import KEY, SECRET, run_sim
 
 START_MS = 1_672_531_200_000
+
+
+H4_MS = 4 * 3600 * 1000
 
 
 def pct(xs: list[float], p: float) -> float:
@@ -61,12 +64,24 @@ async def bench_round_trip(url: str, prefix: str, n: int) -> list[float]:
     last = "$"
     out = []
     try:
+        # the bar that closed last by the wall clock: the executor's guard (live mode) refuses
+        # an intent for an older bar as stale
+        bar_ms = time.time_ns() // 1_000_000 // H4_MS * H4_MS - H4_MS
+        # ... and that bar's close, which its notional caps are checked against
+        bar = BarClosed(instrument="ETHUSDT", open_time_ms=bar_ms,
+                        close_time_ms=bar_ms + H4_MS - 1, open=Decimal(1200),
+                        high=Decimal(1200), low=Decimal(1200), close=Decimal(1200),
+                        volume=Decimal(1), source="replay")
+        await bus.publish(MD_BAR, Envelope.root(bar, key=f"bar-{bar_ms}",
+                                                correlation_id=f"ETHUSDT:{bar_ms}",
+                                                ts_event_ns=bar_ms * 1_000_000,
+                                                ts_init_ns=time.time_ns()))
         for i in range(n + 10):
             body = OrderApproved(intent_id=f"bench-intent-{i}", instrument="ETHUSDT",
-                                 bar_time_ms=START_MS, side="Buy" if i % 2 else "Sell",
+                                 bar_time_ms=bar_ms, side="Buy" if i % 2 else "Sell",
                                  qty=Decimal("0.01"), target_qty=Decimal("0.01"))
-            env = Envelope.root(body, key=body.intent_id, correlation_id=f"ETHUSDT:{START_MS}",
-                                ts_event_ns=START_MS * 1_000_000, ts_init_ns=time.time_ns())
+            env = Envelope.root(body, key=body.intent_id, correlation_id=f"ETHUSDT:{bar_ms}",
+                                ts_event_ns=bar_ms * 1_000_000, ts_init_ns=time.time_ns())
             t0 = time.perf_counter()
             await bus.publish(RISK_ORDER, env)
             done = False
@@ -89,12 +104,18 @@ async def bench_round_trip(url: str, prefix: str, n: int) -> list[float]:
 def start_executor(sim, url: str, prefix: str, log_path: str) -> tuple[subprocess.Popen, str]:
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("TM_")}
-    env.update({"TM_REDIS_URL": url, "TM_NAMESPACE": prefix, "TM_HTTP_PORT": str(port),
-                "TM_CONSUMER_NAME": "executor-bench", "TM_BYBIT_REST_URL": sim.url,
-                "TM_BYBIT_PRIVATE_WS_URL": sim.ws_url + "/v5/private",
-                "TM_BYBIT_API_KEY": KEY, "TM_BYBIT_API_SECRET": SECRET,
-                "TM_READ_BLOCK_MS": "1000", "TM_LOG_LEVEL": "WARNING",
-                "TM_RECONCILE_INTERVAL_S": "3600", "TM_FILL_POLL_INTERVAL_S": "3600"})
+    from tm_common.settings import env_names
+    from tm_executor.config import ExecutorSettings
+
+    # by setting name: the variable names come from the settings class, so they cannot drift
+    names = env_names(ExecutorSettings)
+    env.update({names[k]: v for k, v in {
+        "redis_url": url, "namespace": prefix, "http_port": str(port),
+        "consumer_name": "executor-bench", "bybit_rest_url": sim.url,
+        "bybit_private_ws_url": sim.ws_url + "/v5/private",
+        "bybit_api_key": KEY, "bybit_api_secret": SECRET, "read_block_ms": "1000",
+        "log_level": "WARNING", "reconcile_interval_s": "3600",
+        "fill_poll_interval_s": "3600"}.items()})
     with open(log_path, "ab") as log:
         proc = subprocess.Popen([sys.executable, "-m", "tm_executor"], env=env, stdout=log,
                                 stderr=subprocess.STDOUT)
@@ -110,7 +131,13 @@ def start_executor(sim, url: str, prefix: str, log_path: str) -> tuple[subproces
             break
         time.sleep(0.1)
     proc.kill()
-    raise RuntimeError("executor did not become ready; see " + log_path)
+    with open(log_path, errors="replace") as fh:        # the temp dir goes away
+        tail = "".join(fh.readlines()[-30:])
+    try:
+        why = httpx.get(base + "/readyz", timeout=1).text[:500]
+    except httpx.HTTPError:
+        why = "(no answer)"
+    raise RuntimeError(f"executor did not become ready (/readyz: {why}); log tail:\n{tail}")
 
 
 def run(n: int) -> dict:
