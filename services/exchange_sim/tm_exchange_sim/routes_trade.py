@@ -3,6 +3,8 @@ executions, positions (list, closed PnL), leverage, mode and wallet."""
 
 from __future__ import annotations
 
+import bisect
+
 from fastapi import FastAPI, Request
 
 from tm_exchange_sim.gateway import (
@@ -129,6 +131,9 @@ def trade_handlers(state: SimState, metrics: SimMetrics | None = None) -> dict:
                       else eng.executions_by_link.get(link_id, []) if link_id
                       else eng.executions_by_kind.get((symbol, exec_type), []) if symbol and exec_type
                       else eng.executions)
+        if start is not None:   # every list is in execution order, so in time: skip the older
+            candidates = candidates[bisect.bisect_left(candidates, start,
+                                                       key=lambda e: e.exec_time_ms):]
         rows = [e for e in candidates
                 if symbol in (None, e.symbol) and order_id in (None, "", e.order_id)
                 and link_id in (None, "", e.order_link_id)

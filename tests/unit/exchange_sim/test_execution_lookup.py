@@ -40,6 +40,11 @@ def test_execution_lookup_by_order_equals_a_scan_of_every_execution():
         for kind in ("Trade", "Funding"):
             got = venue.get_executions(category="linear", symbol=sym, execType=kind, limit=100)
             assert got["result"]["list"] == _scan(venue, symbol=sym, execType=kind)[:100]
+            since = int(got["result"]["list"][-1]["execTime"]) + 1 if got["result"]["list"] else 0
+            later = venue.get_executions(category="linear", symbol=sym, execType=kind,
+                                         startTime=since, limit=100)["result"]["list"]
+            assert later == [r for r in _scan(venue, symbol=sym, execType=kind)
+                             if int(r["execTime"]) >= since][:100]
     assert _scan(venue, symbol="BTCUSDT", execType="Funding")
     # another symbol's order id finds nothing; no order filter still lists everything, newest first
     sym, link, order_id = placed[0]

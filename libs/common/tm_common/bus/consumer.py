@@ -274,7 +274,7 @@ class Consumer:
             self.obs.signature_refused(d.stream, self.group, refusal)
             return True
         try:
-            event = Envelope.from_fields(d.fields)
+            event = Envelope.from_fields(d.fields) if d.envelope is None else d.envelope.checked()
         except MalformedEvent as e:
             return await self._dead_letter(d, "?", f"malformed: {e}")
         st.decode += clock() - t_dec

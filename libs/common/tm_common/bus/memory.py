@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import bisect
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,9 +34,35 @@ class _Group:
     consumers: set[str] = field(default_factory=set)
 
 
+class _LazyFields(Mapping[str, Any]):
+    """The fields of an entry published as an envelope on a bus that passes envelopes: encoded
+    (and signed) only when someone reads them, once."""
+
+    __slots__ = ("_keys", "_stream", "_envelope", "_fields")
+
+    def __init__(self, keys: KeyRing, stream: str, envelope: Envelope) -> None:
+        self._keys, self._stream, self._envelope = keys, stream, envelope
+        self._fields: dict[str, Any] | None = None
+
+    def _get(self) -> dict[str, Any]:
+        if self._fields is None:
+            self._fields = self._keys.fields(self._stream, self._envelope)
+        return self._fields
+
+    def __getitem__(self, key: str) -> Any:
+        return self._get()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._get())
+
+    def __len__(self) -> int:
+        return len(self._get())
+
+
 @dataclass
 class _Stream:
-    entries: dict[int, dict[str, Any]] = field(default_factory=dict)
+    entries: dict[int, Mapping[str, Any]] = field(default_factory=dict)
+    envelopes: dict[int, Envelope] = field(default_factory=dict)   # with pass_envelopes
     groups: dict[str, _Group] = field(default_factory=dict)
     seqs: list[int] = field(default_factory=list)    # entry ids in order (appended ascending)
 
@@ -49,10 +75,14 @@ class InMemoryBus:
     """The :class:`~tm_common.bus.protocol.Bus` protocol in memory (one event loop)."""
 
     def __init__(self, clock: Callable[[], float] = time.monotonic, *,
-                 keys: KeyRing | None = None) -> None:
+                 keys: KeyRing | None = None, pass_envelopes: bool = False) -> None:
         """``keys``: signing keys, as :class:`~tm_common.bus.redis.RedisStreamsBus`'s (one
-        in-memory bus serves every service of the backtest: it holds the run's keys)."""
+        in-memory bus serves every service of the backtest: it holds the run's keys).
+        ``pass_envelopes``: deliver a published envelope as itself (``Delivery.envelope``) and
+        encode its fields only when read: the in-process backtest, where the JSON round trip
+        of every event was work for nothing (consumers still check its numbers)."""
         self.keys = keys or NO_KEYS
+        self.pass_envelopes = pass_envelopes
         self._streams: dict[str, _Stream] = {}
         self._state: dict[str, bytes] = {}
         self._generations: dict[str, int] = {}
@@ -63,10 +93,20 @@ class InMemoryBus:
     def _s(self, stream: str) -> _Stream:
         return self._streams.setdefault(stream, _Stream())
 
-    def _add(self, stream: str, fields: dict[str, Any]) -> str:
+    def _add(self, stream: str, fields: Mapping[str, Any]) -> str:
         self._seq += 1
         st = self._s(stream)
         st.entries[self._seq] = dict(fields)
+        st.seqs.append(self._seq)
+        return f"{self._seq}-0"
+
+    def _add_envelope(self, stream: str, envelope: Envelope) -> str:
+        if not self.pass_envelopes:
+            return self._add(stream, self.keys.fields(stream, envelope))
+        self._seq += 1
+        st = self._s(stream)
+        st.entries[self._seq] = _LazyFields(self.keys, stream, envelope)
+        st.envelopes[self._seq] = envelope
         st.seqs.append(self._seq)
         return f"{self._seq}-0"
 
@@ -75,13 +115,13 @@ class InMemoryBus:
             self._new.notify_all()
 
     async def publish(self, stream: str, envelope: Envelope) -> str:
-        eid = self._add(stream, self.keys.fields(stream, envelope))
+        eid = self._add_envelope(stream, envelope)
         await self._notify()
         return eid
 
     async def publish_many(self, outputs: Sequence[Output],
                            state: tuple[str, bytes] | None = None) -> list[str]:
-        ids = [self._add(o.stream, self.keys.fields(o.stream, o.envelope)) for o in outputs]
+        ids = [self._add_envelope(o.stream, o.envelope) for o in outputs]
         if state is not None:
             self._state[state[0]] = state[1]
         await self._notify()
@@ -130,7 +170,10 @@ class InMemoryBus:
                     g.last_delivered = max(g.last_delivered, q)
                 p.deliveries += 1
                 p.delivered_at = now
-                out.append(Delivery(name, f"{q}-0", dict(s.entries[q]), p.deliveries))
+                env = s.envelopes.get(q)
+                fields = s.entries[q]
+                out.append(Delivery(name, f"{q}-0", fields if env is not None else dict(fields),
+                                    p.deliveries, env))
             if len(out) >= count:
                 break
         return out
@@ -155,7 +198,7 @@ class InMemoryBus:
                      fence: Fence | None = None) -> None:
         g = self._owned(group, consumer, delivery, fence)
         for o in outputs:
-            self._add(o.stream, self.keys.fields(o.stream, o.envelope))
+            self._add_envelope(o.stream, o.envelope)
         if state is not None:
             self._state[state[0]] = state[1]
         g.pending.pop(int(delivery.entry_id.split("-")[0]))
@@ -176,7 +219,7 @@ class InMemoryBus:
             self._generations[fence[0]] = fence[1]
         for d, outputs in items:
             for o in outputs:
-                self._add(o.stream, self.keys.fields(o.stream, o.envelope))
+                self._add_envelope(o.stream, o.envelope)
             self._s(d.stream).groups[group].pending.pop(int(d.entry_id.split("-")[0]))
         if state is not None:
             self._state[state[0]] = state[1]

@@ -31,6 +31,10 @@ class Delivery:
     entry_id: str
     fields: Mapping[Any, Any]   # str or bytes keys/values, as the transport stores them
     deliveries: int
+    # The published envelope itself, where the transport keeps it (the in-process backtest's
+    # bus, :class:`~tm_common.bus.memory.InMemoryBus` with ``pass_envelopes``): the consumer
+    # then skips decoding ``fields``.
+    envelope: Envelope | None = None
 
 
 @dataclass(frozen=True)
