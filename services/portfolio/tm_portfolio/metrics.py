@@ -1,8 +1,11 @@
-"""The portfolio's Prometheus metrics (``tm_portfolio_*``), set from the book after each event."""
+"""The portfolio's Prometheus metrics (``tm_portfolio_*``): counters and positions set after each
+event, the book's figures (equity, PnL, drawdown, Sharpe) read from the book when scraped."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import functools
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 from tm_common.events import PortfolioValued
@@ -56,26 +59,35 @@ class PortfolioMetrics:
                                   "Intra-bar valuations published on portfolio.valuation.",
                                   registry=r)
         self._db_seen = (0, 0)
+        # The book's figures are read from the book when scraped, not after every event (the
+        # valuation and the Sharpe ratio per event were most of the portfolio's handling).
+        self._book: Book | None = None
+        views: dict[Gauge, Callable[[Any], float]] = {self.equity: lambda v: float(v.equity), self.peak: lambda v: float(v.peak_equity),
+                 self.drawdown: lambda v: v.drawdown,
+                 self.realised: lambda v: float(v.realised_pnl),
+                 self.unrealised: lambda v: float(v.unrealised_pnl),
+                 self.fees: lambda v: float(v.fees), self.funding: lambda v: float(v.funding)}
+        for gauge, of_view in views.items():
+            gauge.set_function(functools.partial(self._of_view, of_view))
+        self.max_drawdown.set_function(lambda: self._of_book(lambda b: b.perf.max_drawdown))
+        self.sharpe.set_function(lambda: self._of_book(lambda b: _nan(b.perf.sharpe())))
+        self.sortino.set_function(lambda: self._of_book(lambda b: _nan(b.perf.sortino())))
+
+    def _of_book(self, value: Callable[[Book], float]) -> float:
+        return 0.0 if self._book is None else value(self._book)
+
+    def _of_view(self, value: Callable[[Any], float]) -> float:
+        b = self._book
+        return 0.0 if b is None else value(b.view(b.last_snapshot_ms or 0))
 
     def update(self, book: Book, event_type: str, taken: Sequence[TakenSnapshot]) -> None:
+        self._book = book
         self.events.labels(event_type).inc()
         for t in taken:
             self.snapshots.labels("true" if t.complete else "false").inc()
             self.last_snapshot.set(t.body.bar_time_ms / 1000)
-        now = book.view(book.last_snapshot_ms or 0)
-        self.equity.set(float(now.equity))
-        self.peak.set(float(now.peak_equity))
-        self.drawdown.set(now.drawdown)
-        self.max_drawdown.set(book.perf.max_drawdown)
-        self.realised.set(float(now.realised_pnl))
-        self.unrealised.set(float(now.unrealised_pnl))
-        self.fees.set(float(now.fees))
-        self.funding.set(float(now.funding))
         for s, p in book.ledger.positions.items():
             self.position.labels(s).set(float(p.size))
-        sharpe, sortino = book.perf.sharpe(), book.perf.sortino()
-        self.sharpe.set(float("nan") if sharpe is None else sharpe)
-        self.sortino.set(float("nan") if sortino is None else sortino)
 
     def valued(self, valuation: PortfolioValued) -> None:
         self.valuations.inc()
@@ -91,3 +103,8 @@ class PortfolioMetrics:
         if dropped > d0:
             self.db_dropped.inc(dropped - d0)
         self._db_seen = (failures, dropped)
+
+
+def _nan(x: float | None) -> float:
+    """NaN until defined (a ratio with too few returns)."""
+    return float("nan") if x is None else x
