@@ -212,3 +212,27 @@ def redis_cpu_s(url: str) -> float | None:
     except redis.RedisError:
         return None
     return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
+
+
+def _endpoint_series(text: str) -> tuple[dict[str, float], dict[str, float]]:
+    sums: dict[str, float] = {}
+    counts: dict[str, float] = {}
+    for line in text.splitlines():
+        for suffix, into in (("_sum", sums), ("_count", counts)):
+            head = f"tm_executor_exchange_latency_seconds{suffix}{{endpoint=\""
+            if line.startswith(head):
+                name, _, value = line[len(head):].partition('"} ')
+                into[name] = float(value)
+    return sums, counts
+
+
+def endpoint_means_ms(text: str) -> dict[str, float]:
+    """Mean venue call time per endpoint (ms), from the executor's latency histogram in its
+    ``/metrics`` text."""
+    sums, counts = _endpoint_series(text)
+    return {k: round(sums[k] / counts[k] * 1e3, 2) for k in sorted(sums) if counts.get(k)}
+
+
+def endpoint_counts(text: str) -> dict[str, int]:
+    """Venue calls per endpoint, from the same histogram."""
+    return {k: int(v) for k, v in sorted(_endpoint_series(text)[1].items())}

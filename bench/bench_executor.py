@@ -158,7 +158,7 @@ def run(n: int) -> dict:
                     print("executor log (tail):\n" + "".join(fh.readlines()[-40:]), flush=True)
                 raise
             calls = httpx.get(base + "/status", timeout=5).json()["extra"]["venue_calls"]
-            per_call = endpoint_means_ms(httpx.get(base + "/metrics", timeout=5).text)
+            per_call = lib.endpoint_means_ms(httpx.get(base + "/metrics", timeout=5).text)
         finally:
             proc.terminate()
             proc.wait(20)
@@ -167,19 +167,6 @@ def run(n: int) -> dict:
             "place_order_p50_ms": pct(place, 50), "place_order_p99_ms": pct(place, 99),
             "round_trip_p50_ms": pct(rt, 50), "round_trip_p99_ms": pct(rt, 99),
             "venue_calls_per_intent": calls / (n + 10), "venue_call_mean_ms": per_call}
-
-
-def endpoint_means_ms(text: str) -> dict[str, float]:
-    """Mean venue call time per endpoint, from the executor's latency histogram."""
-    sums: dict[str, float] = {}
-    counts: dict[str, float] = {}
-    for line in text.splitlines():
-        for suffix, into in (("_sum", sums), ("_count", counts)):
-            head = f"tm_executor_exchange_latency_seconds{suffix}{{endpoint=\""
-            if line.startswith(head):
-                name, _, value = line[len(head):].partition('"} ')
-                into[name] = float(value)
-    return {k: round(sums[k] / counts[k] * 1e3, 2) for k in sorted(sums) if counts.get(k)}
 
 
 def main() -> None:

@@ -53,6 +53,8 @@ class RssWatch:
         self.busy0: tuple[float, float] | None = None
         self.busy1: tuple[float, float] | None = None
         self.published0 = 0
+        self.venue_calls: dict[str, int] = {}
+        self.venue_ms: dict[str, float] = {}
 
     def _cpu(self, name: str, pid: int | None, end: bool) -> None:
         v = lib.cpu_s(pid)
@@ -122,6 +124,13 @@ class RssWatch:
             return
         for group, st in (doc.get("stages") or {}).items():
             self.stages[group] = st
+        if name == "executor":        # the venue's share: calls by endpoint and their mean time
+            try:
+                text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=3).text
+            except httpx.HTTPError:
+                return
+            self.venue_calls = lib.endpoint_counts(text)
+            self.venue_ms = lib.endpoint_means_ms(text)
 
     def mib(self) -> dict[str, float]:
         return {k: round(v / 1024, 1) for k, v in sorted(self.kib.items())}
@@ -200,6 +209,10 @@ def run(window: str, port_offset: int, redis_url: str, replay_timeout_s: float) 
         "stages": rss.stages, "stage_ms_per_bar_time": lib.stage_ms(rss.stages, steps),
         "cpu_ms_per_bar_time": rss.cpu_ms(steps - rss.published0 // len(lib.SYMBOLS)),
         "cores_busy": rss.cores_busy(),
+        "venue_calls_per_bar_time": {k: round(v / steps, 2) for k, v in sorted(rss.venue_calls.items())},
+        "venue_call_mean_ms": rss.venue_ms,
+        "venue_ms_per_bar_time": round(sum(v / steps * rss.venue_ms.get(k, 0.0)
+                                           for k, v in rss.venue_calls.items()), 2),
         "machine_end": lib.machine(),
     })
     return out
@@ -232,6 +245,9 @@ def main() -> None:
         f"  peak RSS (MiB): {res['peak_rss_mib']}",
         f"  CPU ms per bar time, per process over the replay: {res['cpu_ms_per_bar_time']}; "
         f"cores busy on average: {res['cores_busy']} of {os.cpu_count()}",
+        f"  venue calls per bar time {res['venue_calls_per_bar_time']}, mean ms per call "
+        f"{res['venue_call_mean_ms']}: {res['venue_ms_per_bar_time']} ms per bar time in the "
+        "executor waiting for the venue",
         f"  where one bar time ({res['ms_per_bar_time']:.1f} ms) goes, per service (ms of its "
         "process; 'wait' = idle reads, the rest of the bar time is Redis, scheduling on the "
         "cores and the lockstep probe's polling):",
