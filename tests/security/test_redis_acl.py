@@ -112,6 +112,8 @@ def test_ingest_publishes_with_its_marks_and_watches_every_group(acl_redis):
             await bus.publish_many(outs, (f"{NS}state:ingest:publisher", b"{}"))
             await bus.publish(st.MD_BAR, bar_event(i=5))
             await bus.busy_groups(st.ALL_STREAMS)          # the lockstep probe
+            # ... by its one script, not the pipeline it falls back to without the permission
+            await bus._call(bus._busy(keys=[bus.key(s) for s in st.ALL_STREAMS]))
             for s in st.ALL_STREAMS:
                 await bus.group_info(s)
         finally:
@@ -195,6 +197,16 @@ def test_scripts_cannot_do_what_their_caller_cannot(acl_redis):
             await bus.close()
             await admin.close()
     asyncio.run(go())
+
+
+def test_ingest_scripts_on_streams_it_only_reads_write_nothing(acl_redis):
+    """Ingest may run scripts on every stream (the lockstep probe reads them all in one script),
+    and a script still may not add to a stream ingest only reads."""
+    ing = client(acl_redis, "ingest")
+    ing.eval("return redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)", 1,
+             f"{NS}{st.RISK_ORDER}")
+    with pytest.raises(ResponseError, match="(?i)no permissions|can't access|NOPERM"):
+        ing.eval("return redis.call('XADD', KEYS[1], '*', 'a', '1')", 1, f"{NS}{st.RISK_ORDER}")
 
 
 def test_default_user_and_probe_have_no_access(acl_redis):

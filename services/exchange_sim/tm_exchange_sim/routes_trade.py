@@ -35,6 +35,22 @@ def _page(items: list, params: Params, default: int, maximum: int) -> tuple[list
     return page, str(offset + limit) if more else ""
 
 
+def _supported_order(params: Params) -> None:
+    """A linear order's parameters, refused for the fields the simulator does not model."""
+    linear_category(params)
+    for name in UNSUPPORTED_ORDER_FIELDS:
+        if params.get(name) not in (None, ""):
+            raise params_error(f"{name} is not supported by the exchange sim")
+
+
+def _order_ident(params: Params) -> tuple[str | None, str | None]:
+    """``(orderId, orderLinkId)`` of a request that names one order; at least one is required."""
+    order_id, link_id = params.get("orderId"), params.get("orderLinkId")
+    if not order_id and not link_id:
+        raise params_error("orderId or orderLinkId is required")
+    return order_id, link_id
+
+
 def trade_handlers(state: SimState, metrics: SimMetrics | None = None) -> dict:
     """(HTTP method, path) → handler(params) → result object, for the private V5 endpoints.
     Served over HTTP by :func:`add_trade_routes` and called directly by the in-process venue
@@ -43,10 +59,7 @@ def trade_handlers(state: SimState, metrics: SimMetrics | None = None) -> dict:
         return state.engine
 
     def create(params: Params) -> dict:
-        linear_category(params)
-        for name in UNSUPPORTED_ORDER_FIELDS:
-            if params.get(name) not in (None, ""):
-                raise params_error(f"{name} is not supported by the exchange sim")
+        _supported_order(params)
         order_type = required(params, "orderType")
         req = OrderRequest(
             symbol=required(params, "symbol"), side=required(params, "side"),
@@ -66,21 +79,14 @@ def trade_handlers(state: SimState, metrics: SimMetrics | None = None) -> dict:
     def cancel(params: Params) -> dict:
         linear_category(params)
         symbol = required(params, "symbol")
-        order_id, link_id = params.get("orderId"), params.get("orderLinkId")
-        if not order_id and not link_id:
-            raise params_error("orderId or orderLinkId is required")
+        order_id, link_id = _order_ident(params)
         order = engine().cancel_order(symbol, order_id, link_id)
         return {"orderId": order.order_id, "orderLinkId": order.order_link_id}
 
     def amend(params: Params) -> dict:
-        linear_category(params)
-        for name in UNSUPPORTED_ORDER_FIELDS:
-            if params.get(name) not in (None, ""):
-                raise params_error(f"{name} is not supported by the exchange sim")
+        _supported_order(params)
         symbol = required(params, "symbol")
-        order_id, link_id = params.get("orderId"), params.get("orderLinkId")
-        if not order_id and not link_id:
-            raise params_error("orderId or orderLinkId is required")
+        order_id, link_id = _order_ident(params)
         order = engine().amend_order(symbol, order_id, link_id,
                                      qty=decimal_param(params, "qty", optional=True),
                                      price=decimal_param(params, "price", optional=True))
