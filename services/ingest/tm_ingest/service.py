@@ -21,8 +21,8 @@ from tm_ingest.sources.live import LiveSource
 from tm_ingest.sources.marks import MarkPoller
 from tm_ingest.sources.replay import (
     GroupsIdleProbe,
+    HistoryBars,
     ReplaySource,
-    history_bars,
     history_dvol,
     history_funding,
 )
@@ -157,7 +157,7 @@ class IngestService:
 
     async def run_replay(self) -> int:
         s = self.s
-        bars = history_bars(s.symbols, s.replay_start_ms, s.replay_end_ms, s.history_dir)
+        bars = HistoryBars(s.symbols, s.replay_start_ms, s.replay_end_ms, s.history_dir)
         dvol = history_dvol(s.replay_start_ms, s.replay_end_ms, s.history_dir) if s.dvol_enabled else []
         funding = (history_funding(s.symbols, s.replay_start_ms, s.replay_end_ms, s.history_dir)
                    if s.funding_enabled else [])

@@ -8,7 +8,13 @@ from tm_common.bus import Consumer, InMemoryBus
 from tm_common.bus.streams import MD_BAR, MD_DVOL
 from tm_common.history import load_bars
 from tm_ingest.publisher import BarPublisher
-from tm_ingest.sources.replay import GroupsIdleProbe, ReplaySource, history_bars, history_dvol
+from tm_ingest.sources.replay import (
+    GroupsIdleProbe,
+    HistoryBars,
+    ReplaySource,
+    history_bars,
+    history_dvol,
+)
 
 SYMS = ("BTCUSDT", "ETHUSDT", "SOLUSDT")
 START = 1_672_531_200_000          # 2023-01-01
@@ -85,3 +91,26 @@ async def test_replay_covers_the_shipped_gap_and_counts_it():
     bars = history_bars(["BTCUSDT"], gap_start, gap_start + 20 * 4 * 3600 * 1000)
     await ReplaySource(pub, bars).run()
     assert pub.stats.gaps == 1 and pub.stats.gap_bars == 1
+
+
+async def test_history_made_while_replayed_publishes_what_the_list_does():
+    """The ingest service's lazy history (``HistoryBars``) and the list the backtest replays give
+    the same entries, in the same order, with the same progress, on a window where one symbol's
+    history starts later than the others'."""
+    async def replay(bars):
+        bus = InMemoryBus()
+        steps = []
+        src = ReplaySource(BarPublisher(bus, "st"), bars, history_dvol(START, END),
+                           probe=GroupsIdleProbe(bus, [MD_BAR], timeout_s=10),
+                           on_progress=lambda p: steps.append((p.step, p.steps, p.bar_time_ms)))
+        return await src.run(), await published(bus), await published(bus, MD_DVOL), steps
+    lazy = HistoryBars(SYMS, START, END)
+    assert lazy.bar_times() == 61
+    assert [b.instrument for b in lazy][:3] == sorted(SYMS)
+    assert await replay(lazy) == await replay(history_bars(SYMS, START, END))
+    late = load_bars("SOLUSDT", START, END)[10].open_time_ms      # SOL from its 11th bar on
+    mixed = HistoryBars(["BTCUSDT"], START, END)
+    mixed._rows["SOLUSDT"] = load_bars("SOLUSDT", late, END)
+    expected = sorted(history_bars(["BTCUSDT"], START, END) + history_bars(["SOLUSDT"], late, END),
+                      key=lambda b: (b.open_time_ms, b.instrument))
+    assert list(mixed) == expected
