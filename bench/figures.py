@@ -179,8 +179,17 @@ def figs_mesh(d: dict) -> list[Figure]:
     for stage, ms in _stage_totals(d.get("stage_ms_per_bar_time") or {}).items():
         out.append(f(f"profile: {stage} per bar time, all services", ms, "ms",
                      note="tm_common.bus.stages; read includes a blocking read's wait"))
+    cpu = d.get("cpu_ms_per_bar_time") or {}
+    if cpu:
+        # what the lockstep is bound by on 2 cores: CPU per bar time over every process
+        out += [f("CPU per bar time, all processes and Redis", cpu.get("all"), "ms",
+                  note=f"cores busy on average {d.get('cores_busy')} of {d.get('machine_start', {}).get('cpu_count')}"),
+                f("venue time per bar time (the executor waiting)", d.get("venue_ms_per_bar_time"),
+                  "ms")]
     for name, mib in d["peak_rss_mib"].items():
-        out.append(f(f"peak RSS {name}", mib, "MiB", note="VmHWM"))
+        # issue 17's memory budgets: the signal service 150 MiB, every other process 120 MiB
+        out.append(f(f"peak RSS {name}", mib, "MiB", ("<=", 150 if name == "signal" else 120),
+                     note="VmHWM"))
     if "ingest" not in d["peak_rss_mib"]:
         out.append(f("peak RSS ingest", None, "MiB", note="not reachable in this run"))
     return out
