@@ -17,6 +17,7 @@ that risk never made, possibly while the breaker is OPEN.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from decimal import Decimal
 
@@ -111,9 +112,15 @@ async def test_signed_intents_the_guard_refuses_with_an_event(sim, redis_url, na
     fine = intent_envelope("fine", qty="0.002", bar=2)
 
     async def publish(risk, _forger):
+        # Entries of two streams added in the same millisecond have no order between them
+        # (Redis ids count per stream; the executor then reads them in stream order): 2 ms
+        # between a breaker change and the intents around it make the ids the publication order.
         await risk.publish(RISK_BREAKER, breaker_envelope("OPEN", "CLOSED", 1))
+        await asyncio.sleep(0.002)
         await publish_intents(risk, [open_buy, open_reduce])
+        await asyncio.sleep(0.002)
         await risk.publish(RISK_BREAKER, breaker_envelope("CLOSED", "OPEN", 2))
+        await asyncio.sleep(0.002)
         await publish_intents(risk, [over_cap, fine])
         await risk.publish(RISK_ORDER, stale)                           # bar 0 is behind now
 

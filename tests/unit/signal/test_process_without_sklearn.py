@@ -1,6 +1,6 @@
-"""The signal process keeps scikit-learn out (``tm_signal/__main__.py``), so a development venv
-runs it with the memory of the runtime image: xgboost then loads neither scikit-learn nor pandas,
-and still trains and predicts a booster."""
+"""The signal process keeps scikit-learn out (``tm_signal/lean.py``, imported first by its
+``__main__``), so a development venv runs it with the memory of the runtime image: xgboost then
+loads neither scikit-learn nor pandas, and still trains and predicts a booster."""
 
 from __future__ import annotations
 
