@@ -112,9 +112,10 @@ async def test_signed_intents_the_guard_refuses_with_an_event(sim, redis_url, na
     fine = intent_envelope("fine", qty="0.002", bar=2)
 
     async def publish(risk, _forger):
-        # Entries of two streams added in the same millisecond have no order between them
-        # (Redis ids count per stream; the executor then reads them in stream order): 2 ms
-        # between a breaker change and the intents around it make the ids the publication order.
+        # Entries of two streams added in the same millisecond tie, and the executor then
+        # takes the breaker change first (its view before intents, by design: see
+        # test_the_view_is_updated_before_an_intent_added_in_the_same_millisecond). This test
+        # is about the sequence, so 2 ms apart make the ids the publication order.
         await risk.publish(RISK_BREAKER, breaker_envelope("OPEN", "CLOSED", 1))
         await asyncio.sleep(0.002)
         await publish_intents(risk, [open_buy, open_reduce])
