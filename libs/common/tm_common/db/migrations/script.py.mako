@@ -1,28 +1,20 @@
-"""${message}
+"""${message} (${create_date.date()})."""
+from tm_common.db.migrations import ddl
 
-Revision ID: ${up_revision}
-Revises: ${down_revision | comma,n}
-Create Date: ${create_date}
+revision = ${repr(up_revision)}
+down_revision = ${repr(down_revision)}
 
+# The SQL this revision runs, frozen, with ddl's placeholders where the dialects differ.
+UPGRADE = """
 """
-from typing import Sequence, Union
 
-from alembic import op
-import sqlalchemy as sa
-${imports if imports else ""}
-
-# revision identifiers, used by Alembic.
-revision: str = ${repr(up_revision)}
-down_revision: Union[str, Sequence[str], None] = ${repr(down_revision)}
-branch_labels: Union[str, Sequence[str], None] = ${repr(branch_labels)}
-depends_on: Union[str, Sequence[str], None] = ${repr(depends_on)}
+DOWNGRADE = """
+"""
 
 
 def upgrade() -> None:
-    """Upgrade schema."""
-    ${upgrades if upgrades else "pass"}
+    ddl.run(UPGRADE)
 
 
 def downgrade() -> None:
-    """Downgrade schema."""
-    ${downgrades if downgrades else "pass"}
+    ddl.run(DOWNGRADE)

@@ -1,184 +1,196 @@
-"""Initial schema: market data, model outputs, orders, fills, portfolio, model registry.
+"""Initial schema: market data, model outputs, orders, fills, portfolio, model registry
+(2026-11-01).
 
-Revision ID: 0001_initial
-Revises:
-Create Date: 2026-11-01
-
-Types are spelled out here (not imported from ``tm_common.db.types``) so that this revision keeps
-creating the same DDL whatever the application code becomes. Exact decimals are ``NUMERIC`` on
-PostgreSQL and text on SQLite (see ``tm_common.db.types.ExactDecimal``).
+The SQL is what this revision first ran, quirks included: the check on ``model_registry.stage`` is
+named ``ck_model_registry_ck_model_registry_stage`` (Alembic applied the ``ck_%(table_name)s_...``
+naming convention of ``tables.py`` to a name already prefixed; ``tables.py`` says
+``ck_model_registry_stage``, and Alembic's comparison does not look at check constraints), and
+``portfolio_snapshots.bar_time_ms`` is ``{bigserial}`` (see ``ddl``).
 """
-from collections.abc import Sequence
-from typing import Any
-
 import sqlalchemy as sa
 from alembic import op
-from sqlalchemy.dialects import postgresql
 
-revision: str = "0001_initial"
-down_revision: str | Sequence[str] | None = None
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
+from tm_common.db.migrations import ddl
+
+revision = "0001_initial"
+down_revision = None
 
 BAR_CHUNK_MS = 30 * 24 * 3600 * 1000  # one hypertable chunk per ~30 days of bars
 
+UPGRADE = """
+CREATE TABLE bars (
+    instrument VARCHAR(32) NOT NULL,
+    interval_min INTEGER NOT NULL,
+    open_time_ms BIGINT NOT NULL,
+    close_time_ms BIGINT NOT NULL,
+    open {decimal} NOT NULL,
+    high {decimal} NOT NULL,
+    low {decimal} NOT NULL,
+    close {decimal} NOT NULL,
+    volume {decimal} NOT NULL,
+    turnover {decimal},
+    source VARCHAR(16) DEFAULT 'live' NOT NULL,
+    CONSTRAINT pk_bars PRIMARY KEY (instrument, interval_min, open_time_ms)
+);
 
-def _dec() -> sa.types.TypeEngine[Any]:
-    return sa.Numeric().with_variant(sa.String(64), "sqlite")
+CREATE TABLE dvol (
+    currency VARCHAR(16) NOT NULL,
+    day_ms BIGINT NOT NULL,
+    known_at_ms BIGINT NOT NULL,
+    value FLOAT NOT NULL,
+    CONSTRAINT pk_dvol PRIMARY KEY (currency, day_ms)
+);
 
+CREATE TABLE regimes (
+    instrument VARCHAR(32) NOT NULL,
+    bar_time_ms BIGINT NOT NULL,
+    label VARCHAR(16) NOT NULL,
+    probabilities {json} NOT NULL,
+    volatility FLOAT NOT NULL,
+    kelly_fraction FLOAT NOT NULL,
+    model_version VARCHAR(64) DEFAULT '' NOT NULL,
+    event_id VARCHAR(64),
+    CONSTRAINT pk_regimes PRIMARY KEY (instrument, bar_time_ms)
+);
 
-def _json() -> sa.types.TypeEngine[Any]:
-    return sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
+CREATE TABLE signals (
+    instrument VARCHAR(32) NOT NULL,
+    bar_time_ms BIGINT NOT NULL,
+    direction SMALLINT NOT NULL,
+    probability FLOAT NOT NULL,
+    confidence FLOAT NOT NULL,
+    live_ic FLOAT,
+    model_version VARCHAR(64) DEFAULT '' NOT NULL,
+    inference_us FLOAT,
+    reason TEXT DEFAULT '' NOT NULL,
+    event_id VARCHAR(64),
+    CONSTRAINT pk_signals PRIMARY KEY (instrument, bar_time_ms)
+);
 
+CREATE TABLE targets (
+    instrument VARCHAR(32) NOT NULL,
+    bar_time_ms BIGINT NOT NULL,
+    target_fraction FLOAT NOT NULL,
+    tier VARCHAR(16) NOT NULL,
+    reason TEXT DEFAULT '' NOT NULL,
+    rl_fraction FLOAT,
+    kelly_fraction FLOAT DEFAULT '0' NOT NULL,
+    regime VARCHAR(16),
+    regime_stale BOOLEAN DEFAULT {false} NOT NULL,
+    policy_version VARCHAR(64) DEFAULT '' NOT NULL,
+    event_id VARCHAR(64),
+    CONSTRAINT pk_targets PRIMARY KEY (instrument, bar_time_ms)
+);
 
-def _event_id() -> sa.Column[str]:
-    return sa.Column("event_id", sa.String(64), nullable=True)
+CREATE TABLE orders (
+    intent_id VARCHAR(64) NOT NULL,
+    order_link_id VARCHAR(64) NOT NULL,
+    instrument VARCHAR(32) NOT NULL,
+    bar_time_ms BIGINT NOT NULL,
+    side VARCHAR(4) NOT NULL,
+    order_type VARCHAR(8) DEFAULT 'Market' NOT NULL,
+    qty {decimal} NOT NULL,
+    price {decimal},
+    reduce_only BOOLEAN DEFAULT {false} NOT NULL,
+    target_qty {decimal},
+    status VARCHAR(24) NOT NULL,
+    order_id VARCHAR(64),
+    filled_qty {decimal},
+    avg_price {decimal},
+    ret_code INTEGER,
+    ret_msg TEXT,
+    created_at_ms BIGINT,
+    updated_at_ms BIGINT,
+    event_id VARCHAR(64),
+    CONSTRAINT pk_orders PRIMARY KEY (intent_id),
+    CONSTRAINT uq_orders_order_link_id UNIQUE (order_link_id)
+);
 
+CREATE INDEX ix_orders_instrument_bar_time_ms ON orders (instrument, bar_time_ms);
 
-def _per_bar(name: str, *columns: sa.Column[Any]) -> None:
-    op.create_table(
-        name,
-        sa.Column("instrument", sa.String(32), nullable=False),
-        sa.Column("bar_time_ms", sa.BigInteger, nullable=False),
-        *columns,
-        _event_id(),
-        sa.PrimaryKeyConstraint("instrument", "bar_time_ms", name=f"pk_{name}"),
-    )
+CREATE INDEX ix_orders_status ON orders (status);
+
+CREATE TABLE fills (
+    exec_id VARCHAR(64) NOT NULL,
+    intent_id VARCHAR(64) NOT NULL,
+    order_link_id VARCHAR(64) NOT NULL,
+    order_id VARCHAR(64) NOT NULL,
+    instrument VARCHAR(32) NOT NULL,
+    side VARCHAR(4) NOT NULL,
+    qty {decimal} NOT NULL,
+    price {decimal} NOT NULL,
+    fee {decimal} NOT NULL,
+    fee_currency VARCHAR(8) DEFAULT 'USDT' NOT NULL,
+    is_maker BOOLEAN DEFAULT {false} NOT NULL,
+    exec_time_ms BIGINT NOT NULL,
+    event_id VARCHAR(64),
+    CONSTRAINT pk_fills PRIMARY KEY (exec_id)
+);
+
+CREATE INDEX ix_fills_intent_id ON fills (intent_id);
+
+CREATE INDEX ix_fills_instrument_exec_time_ms ON fills (instrument, exec_time_ms);
+
+CREATE TABLE portfolio_snapshots (
+    bar_time_ms {bigserial} NOT NULL,
+    equity {decimal} NOT NULL,
+    cash {decimal} NOT NULL,
+    realised_pnl {decimal} NOT NULL,
+    unrealised_pnl {decimal} NOT NULL,
+    fees {decimal} NOT NULL,
+    funding {decimal} NOT NULL,
+    peak_equity {decimal} NOT NULL,
+    drawdown FLOAT NOT NULL,
+    positions {json} NOT NULL,
+    event_id VARCHAR(64),
+    CONSTRAINT pk_portfolio_snapshots PRIMARY KEY (bar_time_ms)
+);
+
+CREATE TABLE model_registry (
+    version VARCHAR(64) NOT NULL,
+    kind VARCHAR(16) NOT NULL,
+    instrument VARCHAR(32),
+    stage VARCHAR(16) DEFAULT 'candidate' NOT NULL,
+    created_at_ms BIGINT NOT NULL,
+    parent_version VARCHAR(64),
+    data_hash VARCHAR(128) NOT NULL,
+    features {json} NOT NULL,
+    params {json} NOT NULL,
+    seed BIGINT NOT NULL,
+    metrics {json} NOT NULL,
+    artifact {bytes},
+    artifact_format VARCHAR(16),
+    CONSTRAINT pk_model_registry PRIMARY KEY (version),
+    CONSTRAINT ck_model_registry_ck_model_registry_stage CHECK (stage IN ('candidate', 'production', 'archived'))
+);
+
+CREATE INDEX ix_model_registry_kind_instrument_stage ON model_registry (kind, instrument, stage);
+
+CREATE TABLE processed_events (
+    consumer VARCHAR(64) NOT NULL,
+    event_id VARCHAR(64) NOT NULL,
+    event_type VARCHAR(64) DEFAULT '' NOT NULL,
+    processed_at_ms BIGINT,
+    CONSTRAINT pk_processed_events PRIMARY KEY (consumer, event_id)
+);
+"""
+
+DOWNGRADE = """
+DROP TABLE processed_events;
+DROP TABLE model_registry;
+DROP TABLE portfolio_snapshots;
+DROP TABLE fills;
+DROP TABLE orders;
+DROP TABLE targets;
+DROP TABLE signals;
+DROP TABLE regimes;
+DROP TABLE dvol;
+DROP TABLE bars;
+"""
 
 
 def upgrade() -> None:
-    op.create_table(
-        "bars",
-        sa.Column("instrument", sa.String(32), nullable=False),
-        sa.Column("interval_min", sa.Integer, nullable=False),
-        sa.Column("open_time_ms", sa.BigInteger, nullable=False),
-        sa.Column("close_time_ms", sa.BigInteger, nullable=False),
-        *(sa.Column(c, _dec(), nullable=False) for c in ("open", "high", "low", "close", "volume")),
-        sa.Column("turnover", _dec(), nullable=True),
-        sa.Column("source", sa.String(16), nullable=False, server_default="live"),
-        sa.PrimaryKeyConstraint("instrument", "interval_min", "open_time_ms", name="pk_bars"),
-    )
-    op.create_table(
-        "dvol",
-        sa.Column("currency", sa.String(16), nullable=False),
-        sa.Column("day_ms", sa.BigInteger, nullable=False),
-        sa.Column("known_at_ms", sa.BigInteger, nullable=False),
-        sa.Column("value", sa.Float, nullable=False),
-        sa.PrimaryKeyConstraint("currency", "day_ms", name="pk_dvol"),
-    )
-    _per_bar(
-        "regimes",
-        sa.Column("label", sa.String(16), nullable=False),
-        sa.Column("probabilities", _json(), nullable=False),
-        sa.Column("volatility", sa.Float, nullable=False),
-        sa.Column("kelly_fraction", sa.Float, nullable=False),
-        sa.Column("model_version", sa.String(64), nullable=False, server_default=""),
-    )
-    _per_bar(
-        "signals",
-        sa.Column("direction", sa.SmallInteger, nullable=False),
-        sa.Column("probability", sa.Float, nullable=False),
-        sa.Column("confidence", sa.Float, nullable=False),
-        sa.Column("live_ic", sa.Float, nullable=True),
-        sa.Column("model_version", sa.String(64), nullable=False, server_default=""),
-        sa.Column("inference_us", sa.Float, nullable=True),
-        sa.Column("reason", sa.Text, nullable=False, server_default=""),
-    )
-    _per_bar(
-        "targets",
-        sa.Column("target_fraction", sa.Float, nullable=False),
-        sa.Column("tier", sa.String(16), nullable=False),
-        sa.Column("reason", sa.Text, nullable=False, server_default=""),
-        sa.Column("rl_fraction", sa.Float, nullable=True),
-        sa.Column("kelly_fraction", sa.Float, nullable=False, server_default="0"),
-        sa.Column("regime", sa.String(16), nullable=True),
-        sa.Column("regime_stale", sa.Boolean, nullable=False, server_default=sa.false()),
-        sa.Column("policy_version", sa.String(64), nullable=False, server_default=""),
-    )
-    op.create_table(
-        "orders",
-        sa.Column("intent_id", sa.String(64), nullable=False),
-        sa.Column("order_link_id", sa.String(64), nullable=False),
-        sa.Column("instrument", sa.String(32), nullable=False),
-        sa.Column("bar_time_ms", sa.BigInteger, nullable=False),
-        sa.Column("side", sa.String(4), nullable=False),
-        sa.Column("order_type", sa.String(8), nullable=False, server_default="Market"),
-        sa.Column("qty", _dec(), nullable=False),
-        sa.Column("price", _dec(), nullable=True),
-        sa.Column("reduce_only", sa.Boolean, nullable=False, server_default=sa.false()),
-        sa.Column("target_qty", _dec(), nullable=True),
-        sa.Column("status", sa.String(24), nullable=False),
-        sa.Column("order_id", sa.String(64), nullable=True),
-        sa.Column("filled_qty", _dec(), nullable=True),
-        sa.Column("avg_price", _dec(), nullable=True),
-        sa.Column("ret_code", sa.Integer, nullable=True),
-        sa.Column("ret_msg", sa.Text, nullable=True),
-        sa.Column("created_at_ms", sa.BigInteger, nullable=True),
-        sa.Column("updated_at_ms", sa.BigInteger, nullable=True),
-        _event_id(),
-        sa.PrimaryKeyConstraint("intent_id", name="pk_orders"),
-        sa.UniqueConstraint("order_link_id", name="uq_orders_order_link_id"),
-    )
-    op.create_index("ix_orders_instrument_bar_time_ms", "orders", ["instrument", "bar_time_ms"])
-    op.create_index("ix_orders_status", "orders", ["status"])
-    op.create_table(
-        "fills",
-        sa.Column("exec_id", sa.String(64), nullable=False),
-        sa.Column("intent_id", sa.String(64), nullable=False),
-        sa.Column("order_link_id", sa.String(64), nullable=False),
-        sa.Column("order_id", sa.String(64), nullable=False),
-        sa.Column("instrument", sa.String(32), nullable=False),
-        sa.Column("side", sa.String(4), nullable=False),
-        sa.Column("qty", _dec(), nullable=False),
-        sa.Column("price", _dec(), nullable=False),
-        sa.Column("fee", _dec(), nullable=False),
-        sa.Column("fee_currency", sa.String(8), nullable=False, server_default="USDT"),
-        sa.Column("is_maker", sa.Boolean, nullable=False, server_default=sa.false()),
-        sa.Column("exec_time_ms", sa.BigInteger, nullable=False),
-        _event_id(),
-        sa.PrimaryKeyConstraint("exec_id", name="pk_fills"),
-    )
-    op.create_index("ix_fills_intent_id", "fills", ["intent_id"])
-    op.create_index("ix_fills_instrument_exec_time_ms", "fills", ["instrument", "exec_time_ms"])
-    op.create_table(
-        "portfolio_snapshots",
-        sa.Column("bar_time_ms", sa.BigInteger, nullable=False),
-        *(sa.Column(c, _dec(), nullable=False) for c in (
-            "equity", "cash", "realised_pnl", "unrealised_pnl", "fees", "funding", "peak_equity")),
-        sa.Column("drawdown", sa.Float, nullable=False),
-        sa.Column("positions", _json(), nullable=False),
-        _event_id(),
-        sa.PrimaryKeyConstraint("bar_time_ms", name="pk_portfolio_snapshots"),
-    )
-    op.create_table(
-        "model_registry",
-        sa.Column("version", sa.String(64), nullable=False),
-        sa.Column("kind", sa.String(16), nullable=False),
-        sa.Column("instrument", sa.String(32), nullable=True),
-        sa.Column("stage", sa.String(16), nullable=False, server_default="candidate"),
-        sa.Column("created_at_ms", sa.BigInteger, nullable=False),
-        sa.Column("parent_version", sa.String(64), nullable=True),
-        sa.Column("data_hash", sa.String(128), nullable=False),
-        sa.Column("features", _json(), nullable=False),
-        sa.Column("params", _json(), nullable=False),
-        sa.Column("seed", sa.BigInteger, nullable=False),
-        sa.Column("metrics", _json(), nullable=False),
-        sa.Column("artifact", sa.LargeBinary, nullable=True),
-        sa.Column("artifact_format", sa.String(16), nullable=True),
-        sa.PrimaryKeyConstraint("version", name="pk_model_registry"),
-        sa.CheckConstraint("stage IN ('candidate', 'production', 'archived')",
-                           name="ck_model_registry_stage"),
-    )
-    op.create_index("ix_model_registry_kind_instrument_stage", "model_registry",
-                    ["kind", "instrument", "stage"])
-    op.create_table(
-        "processed_events",
-        sa.Column("consumer", sa.String(64), nullable=False),
-        sa.Column("event_id", sa.String(64), nullable=False),
-        sa.Column("event_type", sa.String(64), nullable=False, server_default=""),
-        sa.Column("processed_at_ms", sa.BigInteger, nullable=True),
-        sa.PrimaryKeyConstraint("consumer", "event_id", name="pk_processed_events"),
-    )
+    ddl.run(UPGRADE)
     _timescale_bars()
 
 
@@ -208,6 +220,4 @@ def _timescale_bars() -> None:
 
 
 def downgrade() -> None:
-    for name in ("processed_events", "model_registry", "portfolio_snapshots", "fills", "orders",
-                 "targets", "signals", "regimes", "dvol", "bars"):
-        op.drop_table(name)
+    ddl.run(DOWNGRADE)

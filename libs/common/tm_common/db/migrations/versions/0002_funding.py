@@ -1,37 +1,24 @@
-"""Funding rates: one row per settled rate of a perpetual (``md.funding``, ``tm backfill``).
+"""Funding rates: one row per settled rate of a perpetual (``md.funding``, ``tm backfill``)
+(2026-12-06)."""
+from tm_common.db.migrations import ddl
 
-Revision ID: 0002_funding
-Revises: 0001_initial
-Create Date: 2026-12-06
+revision = "0002_funding"
+down_revision = "0001_initial"
 
-Types are spelled out here, as in 0001, so that this revision keeps creating the same DDL.
+UPGRADE = """
+CREATE TABLE funding (
+    instrument VARCHAR(32) NOT NULL,
+    settle_time_ms BIGINT NOT NULL,
+    rate {decimal} NOT NULL,
+    source VARCHAR(16) DEFAULT 'live' NOT NULL,
+    CONSTRAINT pk_funding PRIMARY KEY (instrument, settle_time_ms)
+);
 """
-from collections.abc import Sequence
-from typing import Any
-
-import sqlalchemy as sa
-from alembic import op
-
-revision: str = "0002_funding"
-down_revision: str | Sequence[str] | None = "0001_initial"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
-
-
-def _dec() -> sa.types.TypeEngine[Any]:
-    return sa.Numeric().with_variant(sa.String(64), "sqlite")
 
 
 def upgrade() -> None:
-    op.create_table(
-        "funding",
-        sa.Column("instrument", sa.String(32), nullable=False),
-        sa.Column("settle_time_ms", sa.BigInteger, nullable=False),
-        sa.Column("rate", _dec(), nullable=False),
-        sa.Column("source", sa.String(16), nullable=False, server_default="live"),
-        sa.PrimaryKeyConstraint("instrument", "settle_time_ms", name="pk_funding"),
-    )
+    ddl.run(UPGRADE)
 
 
 def downgrade() -> None:
-    op.drop_table("funding")
+    ddl.run("DROP TABLE funding")

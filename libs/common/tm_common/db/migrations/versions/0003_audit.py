@@ -1,41 +1,38 @@
 """The audit trail: one row per operator or safety action (arming, kill, breaker reset, loss
-limit trip, model promotion and rollback).
+limit trip, model promotion and rollback) (2026-12-20)."""
+from tm_common.db.migrations import ddl
 
-Revision ID: 0003_audit
-Revises: 0002_funding
-Create Date: 2026-12-20
+revision = "0003_audit"
+down_revision = "0002_funding"
 
-Types are spelled out here, as in 0001, so that this revision keeps creating the same DDL.
+UPGRADE = """
+CREATE TABLE audit (
+    audit_id VARCHAR(64) NOT NULL,
+    at_ms BIGINT NOT NULL,
+    kind VARCHAR(32) NOT NULL,
+    what TEXT NOT NULL,
+    why TEXT DEFAULT '' NOT NULL,
+    who VARCHAR(200) NOT NULL,
+    source VARCHAR(32) NOT NULL,
+    event_id VARCHAR(64),
+    CONSTRAINT pk_audit PRIMARY KEY (audit_id)
+);
+
+CREATE INDEX ix_audit_kind_at_ms ON audit (kind, at_ms);
+
+CREATE INDEX ix_audit_at_ms ON audit (at_ms);
 """
-from collections.abc import Sequence
 
-import sqlalchemy as sa
-from alembic import op
-
-revision: str = "0003_audit"
-down_revision: str | Sequence[str] | None = "0002_funding"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
+DOWNGRADE = """
+DROP INDEX ix_audit_at_ms;
+DROP INDEX ix_audit_kind_at_ms;
+DROP TABLE audit;
+"""
 
 
 def upgrade() -> None:
-    op.create_table(
-        "audit",
-        sa.Column("audit_id", sa.String(64), nullable=False),
-        sa.Column("at_ms", sa.BigInteger, nullable=False),
-        sa.Column("kind", sa.String(32), nullable=False),
-        sa.Column("what", sa.Text, nullable=False),
-        sa.Column("why", sa.Text, nullable=False, server_default=""),
-        sa.Column("who", sa.String(200), nullable=False),
-        sa.Column("source", sa.String(32), nullable=False),
-        sa.Column("event_id", sa.String(64), nullable=True),
-        sa.PrimaryKeyConstraint("audit_id", name="pk_audit"),
-    )
-    op.create_index("ix_audit_kind_at_ms", "audit", ["kind", "at_ms"])
-    op.create_index("ix_audit_at_ms", "audit", ["at_ms"])
+    ddl.run(UPGRADE)
 
 
 def downgrade() -> None:
-    op.drop_index("ix_audit_at_ms", table_name="audit")
-    op.drop_index("ix_audit_kind_at_ms", table_name="audit")
-    op.drop_table("audit")
+    ddl.run(DOWNGRADE)
