@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import structlog
 from tm_common.bus.protocol import Bus
 from tm_common.bus.streams import EXEC_REPORT, MD_BAR, MD_MARK
@@ -12,6 +10,7 @@ from tm_common.db.migrate import migrate_async
 from tm_common.metrics import ServiceMetrics
 from tm_common.service import WALL_CLOCK, Clock, ServiceParts, ServiceRuntime, make_bus, make_consumer
 from tm_common.service.parts import ServiceAssembly
+from tm_common.service.tasks import write_behind
 
 from tm_portfolio.config import PortfolioSettings
 from tm_portfolio.handler import PortfolioHandler
@@ -58,23 +57,11 @@ class PortfolioService(ServiceAssembly):
             doc["db"] = self.repo.status()
         return doc
 
-    async def run_db_writer(self, stop: asyncio.Event) -> None:
-        """Background task: write rows until stopped, then try briefly to flush the backlog."""
-        assert self.repo is not None
-        writer = asyncio.create_task(self.repo.run())
-        waiter = asyncio.create_task(stop.wait())
-        await asyncio.wait({writer, waiter}, return_when=asyncio.FIRST_COMPLETED)
-        writer.cancel()
-        waiter.cancel()
-        await asyncio.gather(writer, return_exceptions=True)
-        try:
-            await self.repo.drain(timeout_s=3.0)
-        except Exception as e:  # noqa: BLE001 - database down at shutdown: say what is lost
-            log.error("portfolio.db_unflushed", backlog=self.repo.backlog,
-                      error=f"{type(e).__name__}: {str(e)[:200]}")
-
     def parts(self) -> ServiceParts:
-        background = {"db-writer": self.run_db_writer} if self.repo is not None else {}
+        # Stopped, the writer has 3 s to land its backlog; what is left is logged (the rows are
+        # not lost for good: exec.report and portfolio.snapshot hold the same events).
+        background = {} if self.repo is None else {"db-writer": write_behind(
+            self.repo, incomplete_event="portfolio.db_unflushed", flush_timeout_s=3.0, logger=log)}
         return ServiceParts(self.settings, self.bus, consumers=(self.consumer,),
                             handlers={"handler": self.handler}, background=background,
                             status_extra=self.status, metrics=self.service_metrics,

@@ -69,9 +69,20 @@ async def test_rows_survive_a_database_outage_and_upserts_are_idempotent(databas
                             "mark_price": "30100", "unrealised_pnl": "0.0999"}]
 
 
-def test_backlog_is_bounded_and_drops_the_oldest(database_url):
-    repo = PortfolioRepository(make_engine(database_url), max_backlog=3)
+async def test_backlog_is_bounded_and_drops_the_oldest(database_url):
+    await migrate_async(database_url)
+    engine = make_engine(database_url)
+    repo = PortfolioRepository(engine, max_backlog=3)
+    tag = uuid.uuid4().hex[:10]
     for i in range(5):
-        repo.save_fill(make_fill(f"x{i}", "BTCUSDT", "Buy", "1", "1"), f"e{i}")
+        repo.save_fill(make_fill(f"{tag}-x{i}", "BTCUSDT", "Buy", "1", "1"), f"e{i}")
     assert repo.backlog == 3 and repo.dropped == 2
-    assert [rows[0]["exec_id"] for _, rows in repo.queue] == ["x2", "x3", "x4"]
+    await repo.drain()
+    async with engine.begin() as conn:
+        ids = (await conn.execute(sa.select(fills_table.c.exec_id)
+                                  .where(fills_table.c.exec_id.like(f"{tag}-%"))
+                                  .order_by(fills_table.c.exec_id))).scalars().all()
+        await conn.execute(fills_table.delete().where(fills_table.c.exec_id.like(f"{tag}-%")))
+    await engine.dispose()
+    assert ids == [f"{tag}-x2", f"{tag}-x3", f"{tag}-x4"]
+    assert repo.status()["dropped"] == 2 and repo.written == 3

@@ -9,12 +9,21 @@ Rows are written behind, so nobody waits for them: after the first batch of a ro
 lingers ``linger_s`` (default 0.1 s) and writes every batch queued by then in one transaction
 (at most ``max_batches``). A replay then pays one transaction per few bar times instead of one
 per batch: the per-transaction work was most of a service's CPU in the mesh benchmark.
+
+``backlog`` counts the batches not written yet, the round being written included;
+``last_error`` is the error of the last failed write (None once a write lands).
+
+Options (all off by default): ``prepare``, a coroutine awaited before the first write (the
+portfolio's migration: a service that starts while the database is down still starts), retried
+with the writes until it succeeds; ``max_backlog``, a cap on the queued batches beyond which the
+oldest is dropped, counted in ``dropped`` and logged as an error (None: unbounded);
+``on_change``, called after each change of the counts (a batch queued, written or failed).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, ClassVar
 
 import sqlalchemy as sa
@@ -27,9 +36,10 @@ from tm_common.db.upsert import upsert
 class WriteBehindWriter:
     """Queues row batches and writes them with retries.
 
-    A subclass names its ``service`` (logger ``tm.<service>.db``, event
-    ``<service>.db_write_failed``), its ``table`` and the upsert ``key`` columns; one that writes
-    several tables queues its own batches and overrides :meth:`_write` (and :meth:`_rows`).
+    A subclass names its ``service`` (logger ``tm.<service>.db``, events
+    ``<service>.db_write_failed`` and ``<service>.db_backlog_full``), its ``table`` and the upsert
+    ``key`` columns; one that writes several tables queues its own batches (:meth:`_put`) and
+    overrides :meth:`_write_in` (and :meth:`_rows`).
     """
 
     service: ClassVar[str]
@@ -37,28 +47,51 @@ class WriteBehindWriter:
     key: ClassVar[tuple[str, ...]]
 
     def __init__(self, engine: AsyncEngine, *, max_backoff_s: float = 10.0,
-                 linger_s: float = 0.1, max_batches: int = 500) -> None:
+                 linger_s: float = 0.1, max_batches: int = 500,
+                 prepare: Callable[[], Awaitable[None]] | None = None,
+                 max_backlog: int | None = None,
+                 on_change: Callable[[], None] | None = None) -> None:
         self.engine = engine
         self.queue: asyncio.Queue[Any] = asyncio.Queue()
-        self.written = self.failures = 0
+        self.written = self.failures = self.dropped = 0
+        self.last_error: str | None = None
         self.max_backoff_s = max_backoff_s
         self.linger_s, self.max_batches = linger_s, max_batches
-        self._inflight = False
+        self.prepare, self.max_backlog = prepare, max_backlog
+        self.on_change = on_change or (lambda: None)
+        self._round: list[Any] = []     # the batches taken to be written, not landed yet
+        self._running = False
         self._log = structlog.get_logger(f"tm.{self.service}.db")
 
     @property
     def backlog(self) -> int:
-        """Batches queued (not the one being written)."""
-        return self.queue.qsize()
+        """Batches not written yet: queued, and the round being written."""
+        return self.queue.qsize() + len(self._round)
 
-    def status(self) -> dict[str, int]:
-        """For a service's ``/status``: batches waiting, rows written, failed writes."""
-        return {"backlog": self.backlog, "written": self.written, "failures": self.failures}
+    @property
+    def _inflight(self) -> bool:
+        """:meth:`run` has taken a round and not written it yet."""
+        return bool(self._round)
+
+    def status(self) -> dict[str, Any]:
+        """For a service's ``/status``: batches waiting, rows written, failed writes, batches
+        dropped (backlog cap), the error of the last failed write (None once one lands)."""
+        return {"backlog": self.backlog, "written": self.written, "failures": self.failures,
+                "dropped": self.dropped, "last_error": self.last_error}
 
     def save(self, rows: Sequence[dict[str, Any]]) -> None:
         """Queue rows; never waits for the database."""
         if rows:
-            self.queue.put_nowait(list(rows))
+            self._put(list(rows))
+
+    def _put(self, batch: Any) -> None:
+        """Queue one batch, dropping the oldest queued one when ``max_backlog`` are queued."""
+        if self.max_backlog is not None and self.queue.qsize() >= self.max_backlog:
+            self.queue.get_nowait()
+            self.dropped += 1
+            self._log.error(f"{self.service}.db_backlog_full", dropped=self.dropped)
+        self.queue.put_nowait(batch)
+        self.on_change()
 
     def _rows(self, batch: Any) -> list[dict[str, Any]]:
         """The rows of a queued batch."""
@@ -78,50 +111,69 @@ class WriteBehindWriter:
             for batch in batches:
                 await self._write_in(conn, batch)
 
+    async def _land(self) -> None:
+        """``prepare`` (until it has once succeeded), then write the round and count it; raises,
+        keeping the round, when either fails."""
+        if self.prepare is not None:
+            await self.prepare()
+            self.prepare = None
+        await self._write(self._round)
+        self.written += sum(len(self._rows(b)) for b in self._round)
+        self._round = []
+        self.last_error = None
+        self.on_change()
+
     async def run(self) -> None:
         """Write queued batches forever; a failed write is retried until it lands."""
-        while True:
-            batches = [await self.queue.get()]
-            self._inflight = True
-            if self.linger_s > 0:
-                await asyncio.sleep(self.linger_s)      # gather what follows into this round
-            while not self.queue.empty() and len(batches) < self.max_batches:
-                batches.append(self.queue.get_nowait())
-            rows = sum(len(self._rows(b)) for b in batches)
-            backoff = 0.2
+        self._running = True
+        try:
             while True:
-                try:
-                    await self._write(batches)
-                    self.written += rows
-                    self._inflight = False
-                    break
-                except Exception as e:  # noqa: BLE001 - any DB failure: keep the rows, retry
-                    self.failures += 1
-                    self._log.warning(f"{self.service}.db_write_failed",
-                                      **self._log_fields(batches[0]), batches=len(batches),
-                                      rows=rows, retry_in_s=backoff,
-                                      error=f"{type(e).__name__}: {str(e)[:200]}")
-                    await asyncio.sleep(backoff)
-                    backoff = min(backoff * 2, self.max_backoff_s)
+                self._round = [await self.queue.get()]
+                if self.linger_s > 0:
+                    await asyncio.sleep(self.linger_s)      # gather what follows into this round
+                while not self.queue.empty() and len(self._round) < self.max_batches:
+                    self._round.append(self.queue.get_nowait())
+                await self._retry()
+        finally:
+            self._running = False
+
+    async def _retry(self) -> None:
+        """Land the round, retrying with backoff until it does."""
+        backoff = 0.2
+        while True:
+            try:
+                await self._land()
+                return
+            except Exception as e:  # noqa: BLE001 - any DB failure: keep the rows, retry
+                self.failures += 1
+                self.last_error = f"{type(e).__name__}: {str(e)[:200]}"
+                self.on_change()
+                self._log.warning(f"{self.service}.db_write_failed",
+                                  **self._log_fields(self._round[0]), batches=len(self._round),
+                                  rows=sum(len(self._rows(b)) for b in self._round),
+                                  retry_in_s=backoff, error=self.last_error)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, self.max_backoff_s)
 
     async def flush(self, timeout_s: float = 10.0) -> bool:
         """Wait (at most ``timeout_s``) until :meth:`run` has written everything queued; True
         if it did. Used on shutdown, while ``run`` is still going."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout_s
-        while (self._inflight or not self.queue.empty()) and loop.time() < deadline:
+        while self.backlog and loop.time() < deadline:
             await asyncio.sleep(0.02)
-        return not self._inflight and self.queue.empty()
+        return not self.backlog
 
     async def drain(self, timeout_s: float | None = None) -> None:
-        """Write what is queued now (shutdown, tests); raises if a write fails. A round that
-        :meth:`run` took already (lingering or writing) is waited for. ``timeout_s`` None = no
-        time limit."""
+        """Write what is queued now, in order (shutdown, tests); raises if a write fails (the
+        batch stays in the backlog). While :meth:`run` goes on, this waits for it to write
+        everything (as :meth:`flush`); a round that ``run`` took and did not land before it was
+        stopped is written first. ``timeout_s`` None = no time limit."""
         loop = asyncio.get_running_loop()
         deadline = None if timeout_s is None else loop.time() + timeout_s
-        while not self.queue.empty() and (deadline is None or loop.time() < deadline):
-            batch = self.queue.get_nowait()
-            await self._write([batch])
-            self.written += len(self._rows(batch))
-        while self._inflight and (deadline is None or loop.time() < deadline):
-            await asyncio.sleep(0.01)
+        while self.backlog and (deadline is None or loop.time() < deadline):
+            if self._running:
+                await asyncio.sleep(0.01)
+                continue
+            self._round = self._round or [self.queue.get_nowait()]
+            await self._land()
