@@ -23,6 +23,7 @@ import getpass
 from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
+from functools import partial
 from typing import Any, ClassVar
 
 import sqlalchemy as sa
@@ -116,8 +117,8 @@ class AuditWriter(WriteBehindWriter):
 
     def __init__(self, engine: AsyncEngine, *, migrate_url: str | None = None,
                  max_backoff_s: float = 10.0) -> None:
-        super().__init__(engine, max_backoff_s=max_backoff_s)
-        self.migrate_url = migrate_url
+        super().__init__(engine, max_backoff_s=max_backoff_s,
+                         prepare=None if migrate_url is None else partial(_migrate, migrate_url))
         self._recent: deque[str] = deque(maxlen=4096)
         self.written_ids: set[str] = set()
 
@@ -126,14 +127,15 @@ class AuditWriter(WriteBehindWriter):
         self.save([e.row() if isinstance(e, AuditEntry) else dict(e) for e in entries])
 
     async def _write(self, batches: list[Any]) -> None:
-        if self.migrate_url is not None:
-            from tm_common.db.migrate import migrate_async
-
-            await migrate_async(self.migrate_url)
-            self.migrate_url = None
         await super()._write(batches)
         for row in (r for batch in batches for r in batch):
             if len(self._recent) == self._recent.maxlen:
                 self.written_ids.discard(self._recent[0])
             self._recent.append(row["audit_id"])
             self.written_ids.add(row["audit_id"])
+
+
+async def _migrate(url: str) -> None:
+    from tm_common.db.migrate import migrate_async
+
+    await migrate_async(url)

@@ -11,11 +11,9 @@ counted; ``on_change`` keeps the ``tm_portfolio_db_*`` metrics current.
 
 from __future__ import annotations
 
-from sqlalchemy.ext.asyncio import AsyncConnection
-from tm_common.db import upsert
 from tm_common.db.tables import fills as fills_table
 from tm_common.db.tables import portfolio_snapshots as snapshots_table
-from tm_common.db.writer import WriteBehindWriter
+from tm_common.db.writer import TablesWriter
 from tm_common.events import OrderFilled, PortfolioSnapshotted
 
 #: kind → (table, natural key) of a queued batch.
@@ -40,26 +38,15 @@ def snapshot_row(s: PortfolioSnapshotted, event_id: str | None) -> dict:
             "event_id": event_id}
 
 
-class PortfolioRepository(WriteBehindWriter):
-    """Queues fill and snapshot rows and writes them with retries (:class:`WriteBehindWriter`,
-    whose ``prepare``, ``max_backlog`` and ``on_change`` the service sets). A queued batch is
-    ``(kind, rows)``, kind a key of ``_TABLES``."""
+class PortfolioRepository(TablesWriter):
+    """Queues fill and snapshot rows and writes them with retries (:class:`TablesWriter`, whose
+    ``prepare``, ``max_backlog`` and ``on_change`` the service sets)."""
 
     service = "portfolio"
+    tables = _TABLES
 
     def save_fill(self, fill: OrderFilled, event_id: str) -> None:
-        self._put(("fills", [fill_row(fill, event_id)]))
+        self.save_to("fills", [fill_row(fill, event_id)])
 
     def save_snapshot(self, snap: PortfolioSnapshotted, event_id: str) -> None:
-        self._put(("snapshots", [snapshot_row(snap, event_id)]))
-
-    def _rows(self, batch: tuple[str, list[dict]]) -> list[dict]:
-        return batch[1]
-
-    def _log_fields(self, batch: tuple[str, list[dict]]) -> dict[str, str]:
-        return {"kind": batch[0]}
-
-    async def _write_in(self, conn: AsyncConnection, batch: tuple[str, list[dict]]) -> None:
-        kind, rows = batch
-        table, key = _TABLES[kind]
-        await upsert(conn, table, rows, key)
+        self.save_to("snapshots", [snapshot_row(snap, event_id)])

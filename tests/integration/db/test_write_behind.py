@@ -2,22 +2,30 @@
 written in order, in one transaction; the same key queued twice ends as its last row; a round
 that fails is retried whole until it lands; ``prepare`` is retried with the writes until it
 succeeds, then never run again; the backlog cap drops the oldest batch and counts it; a round
-taken by a writer stopped before it landed is written first by ``drain``."""
+taken by a writer stopped before it landed is written first by ``drain``; a writer of several
+tables writes a round across them in queue order, a large batch in chunks."""
 
 from __future__ import annotations
 
 import asyncio
 
+import pytest
 import sqlalchemy as sa
 from tm_common.db import make_engine
 from tm_common.db.migrate import migrate_async
-from tm_common.db.tables import regimes
-from tm_common.db.writer import WriteBehindWriter
+from tm_common.db.tables import regimes, signals
+from tm_common.db.writer import TablesWriter, WriteBehindWriter
 from tm_common.testing.databases import migrated_engine
 
 
 class Writer(WriteBehindWriter):
     service, table, key = "test", regimes, ("instrument", "bar_time_ms")
+
+
+class Tables(TablesWriter):
+    service, chunk_rows = "test", 3
+    tables = {"regimes": (regimes, ("instrument", "bar_time_ms")),
+              "signals": (signals, ("instrument", "bar_time_ms"))}
 
 
 def row(i: int, label: str = "Bull") -> dict:
@@ -126,3 +134,19 @@ async def test_drain_writes_the_round_of_a_stopped_writer_first(db_url):
         await w.drain(timeout_s=10)
         assert await _labels(engine) == [(1, "Bear")], "the round first, then the queue"
         assert w.backlog == 0 and w.written == 2
+
+
+async def test_a_tables_writer_writes_each_kind_to_its_table_in_chunks(db_url):
+    async with migrated_engine(db_url) as engine:
+        w = Tables(engine, linger_s=0)
+        w.save_to("regimes", [row(i) for i in range(7)])        # 3 upserts of <= 3 rows
+        w.save_to("signals", [{"instrument": "BTCUSDT", "bar_time_ms": 5, "direction": 1,
+                               "probability": 0.6, "confidence": 0.2}])
+        w.save_to("regimes", [row(2, "Bear")])                  # queued later: it wins
+        with pytest.raises(KeyError, match="writes no table 'fills'"):
+            w.save_to("fills", [{"exec_id": "x"}])
+        await w.drain()
+        assert await _labels(engine) == [(i, "Bear" if i == 2 else "Bull") for i in range(7)]
+        async with engine.connect() as conn:
+            assert (await conn.execute(sa.select(signals.c.bar_time_ms))).scalars().all() == [5]
+        assert w.status()["written"] == 9 and w.backlog == 0

@@ -23,7 +23,7 @@ oldest is dropped, counted in ``dropped`` and logged as an error (None: unbounde
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, ClassVar
 
 import sqlalchemy as sa
@@ -38,8 +38,7 @@ class WriteBehindWriter:
 
     A subclass names its ``service`` (logger ``tm.<service>.db``, events
     ``<service>.db_write_failed`` and ``<service>.db_backlog_full``), its ``table`` and the upsert
-    ``key`` columns; one that writes several tables queues its own batches (:meth:`_put`) and
-    overrides :meth:`_write_in` (and :meth:`_rows`).
+    ``key`` columns; one that writes several tables is a :class:`TablesWriter`.
     """
 
     service: ClassVar[str]
@@ -67,11 +66,6 @@ class WriteBehindWriter:
     def backlog(self) -> int:
         """Batches not written yet: queued, and the round being written."""
         return self.queue.qsize() + len(self._round)
-
-    @property
-    def _inflight(self) -> bool:
-        """:meth:`run` has taken a round and not written it yet."""
-        return bool(self._round)
 
     def status(self) -> dict[str, Any]:
         """For a service's ``/status``: batches waiting, rows written, failed writes, batches
@@ -177,3 +171,34 @@ class WriteBehindWriter:
                 continue
             self._round = self._round or [self.queue.get_nowait()]
             await self._land()
+
+
+class TablesWriter(WriteBehindWriter):
+    """A write-behind writer for several tables: a queued batch is ``(kind, rows)``, ``kind`` a
+    key of the subclass's ``tables`` (kind → (table, upsert key columns)). A round writes its
+    batches in queue order, across tables, in one transaction; a batch's rows go in upserts of
+    at most ``chunk_rows`` (a backfill's thousands of bars stay under the driver's parameter
+    limit)."""
+
+    tables: ClassVar[Mapping[str, tuple[sa.Table, tuple[str, ...]]]]
+    chunk_rows: ClassVar[int] = 500
+
+    def save_to(self, kind: str, rows: Sequence[dict[str, Any]]) -> None:
+        """Queue rows for the table of ``kind``; never waits for the database."""
+        if kind not in self.tables:
+            raise KeyError(f"{self.service} writes no table {kind!r}; it writes {sorted(self.tables)}")
+        if rows:
+            self._put((kind, list(rows)))
+
+    def _rows(self, batch: tuple[str, list[dict[str, Any]]]) -> list[dict[str, Any]]:
+        return batch[1]
+
+    def _log_fields(self, batch: tuple[str, list[dict[str, Any]]]) -> dict[str, Any]:
+        return {"kind": batch[0]}
+
+    async def _write_in(self, conn: AsyncConnection,
+                        batch: tuple[str, list[dict[str, Any]]]) -> None:
+        kind, rows = batch
+        table, key = self.tables[kind]
+        for i in range(0, len(rows), self.chunk_rows):
+            await upsert(conn, table, rows[i:i + self.chunk_rows], key)
