@@ -14,65 +14,37 @@ shipped three) from that folder, or says in one ``error:`` line what to do when 
 from __future__ import annotations
 
 import asyncio
-import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from tm_common.history import bars_file, funding_file
 from tm_common.testing.instrument_history import (
     UNSHIPPED_SYMBOL,
     unshipped_spec,
     write_history,
     write_instrument,
 )
-from tm_common.testing.promote import force_signal_model
+
+from .conftest import BAR_MS, HISTORY_START_MS, START_MS, clean_env, window_config
 
 pytestmark = pytest.mark.slow
 SYM = UNSHIPPED_SYMBOL
-BAR_MS = 4 * 3600_000
-HISTORY_START_MS = 1_672_531_200_000          # 2023-01-01
-START_MS = 1_717_200_000_000                  # 2024-06-01 00:00 UTC
 BARS = 60                                     # 10 days
-TRADE_ENV = {"TM_SIZER_KELLY_CONFIDENCE": "0.0", "TM_LOG_LEVEL": "WARNING"}
 TM = Path(sys.executable).parent / "tm"
 
 
-def _clean_env(root: Path, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TM_")}
-    env.update(TM_DATA_DIR=str(root / "tm"), **extra)
-    return env
-
-
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    """ZZZUSDT's synthetic history (and BTCUSDT's), and a registry whose production signal
-    model was trained on ZZZUSDT up to the window's start."""
-    root = tmp_path_factory.mktemp("warmup")
-    history = root / "history"
-    write_history(history, start_ms=HISTORY_START_MS, n_bars=3600)
-    write_instrument(history, unshipped_spec())
-    for f in (bars_file("BTCUSDT"), funding_file("BTCUSDT")):
-        shutil.copy(f, history / f.name)
-    db = f"sqlite+aiosqlite:///{root / 'registry.db'}"
-    p = subprocess.run([sys.executable, "-m", "tm_trainer", "--instruments", SYM,
-                        "--history-dir", str(history), "--fast", "--source", "files",
-                        "--train-end", "2024-06-01", "--no-publish", "--no-progress"],
-                       env=_clean_env(root, TM_DATABASE_URL=db), capture_output=True,
-                       text=True, timeout=900, check=False)
-    assert p.returncode == 0, p.stdout[-2000:] + p.stderr[-2000:]
-    force_signal_model(db)
-    return history, db
-
+def trained(unshipped_trained):
+    """(ZZZUSDT's history folder with BTCUSDT's, the database URL of a registry whose production
+    signal model was trained on ZZZUSDT up to the window's start)."""
+    history, env = unshipped_trained
+    return history, env["TM_DATABASE_URL"]
 
 
 def _config(history: Path, db: str):
-    from tm_app.backtest import RunConfig
-
-    return RunConfig(start_ms=START_MS, end_ms=START_MS + (BARS - 1) * BAR_MS, database_url=db,
-                     symbols=(SYM,), history_dir=str(history), extra_env=TRADE_ENV)
+    return window_config(history, db, (SYM,), BARS)
 
 
 def _var_refusals(record) -> list[str]:
@@ -146,7 +118,7 @@ def test_tm_demo_on_an_unshipped_symbol_trains_that_symbol(trained, tmp_path):
     own.mkdir()
     for f in history.glob(f"{SYM}_*"):
         shutil.copy(f, own / f.name)
-    env = _clean_env(tmp_path)
+    env = clean_env(tmp_path)
     try:
         p = subprocess.run([str(TM), "demo", "--symbols", SYM, "--history-dir", str(own),
                             "--start", "2024-06-01", "--end", "2024-06-10", "--fast-train",
@@ -171,7 +143,7 @@ def test_tm_demo_that_cannot_train_the_symbol_says_what_to_do_in_one_line(tmp_pa
     short = tmp_path / "history"
     write_history(short, start_ms=START_MS - 240 * BAR_MS, n_bars=300)   # 40 days before
     write_instrument(short, unshipped_spec())
-    env = _clean_env(tmp_path)
+    env = clean_env(tmp_path)
     try:
         p = subprocess.run([str(TM), "demo", "--symbols", SYM, "--history-dir", str(short),
                             "--start", "2024-06-01", "--end", "2024-06-10", "--fast-train",

@@ -7,29 +7,19 @@ from __future__ import annotations
 
 import asyncio
 import shutil
-from decimal import Decimal
 
 import pytest
 import sqlalchemy as sa
 from tm_app.faults_infra import PrivatePostgres
 from tm_common.db import make_engine
 from tm_common.db.migrate import migrate
-from tm_common.events import BarClosed
+from tm_common.testing.factories import bar
 from tm_common.testing.redis import free_port
 from tm_ingest.config import IngestSettings
 from tm_ingest.repository import MarketRepository
 from tm_ingest.service import IngestService
 
 pytestmark = pytest.mark.timeout(300)
-T0 = 1_735_689_600_000
-BAR_MS = 4 * 3600_000
-
-
-def bar(i: int) -> BarClosed:
-    p = Decimal(100 + i)
-    return BarClosed(instrument="BTCUSDT", interval_min=240, open_time_ms=T0 + i * BAR_MS,
-                     close_time_ms=T0 + (i + 1) * BAR_MS - 1, open=p, high=p + 1, low=p - 1,
-                     close=p, volume=Decimal(5), source="replay")
 
 
 @pytest.fixture
@@ -67,7 +57,7 @@ async def test_batch_retried_through_an_outage_counts_in_the_backlog(pg):
     writer = asyncio.create_task(repo.run())
     try:
         await asyncio.to_thread(pg.stop, "fast")
-        repo.save_bars([bar(0), bar(1)])
+        repo.save_bars([bar("BTCUSDT", 0), bar("BTCUSDT", 1)])
         await _until(lambda: repo.failures >= 2, 30)
         assert repo.backlog == 1                  # taken off the queue, not written
         assert not await repo.flush(timeout_s=0.3)
@@ -92,7 +82,7 @@ async def test_shutdown_lands_the_queued_bars(pg, redis_url, namespace):
     svc = IngestService(settings, bus, repo=repo)
     stop = asyncio.Event()
     writer = asyncio.create_task(svc.background()["db-writer"](stop))
-    repo.save_bars([bar(i) for i in range(5)])
+    repo.save_bars([bar("BTCUSDT", i) for i in range(5)])
     stop.set()                                    # at once: before the writer got to them
     await asyncio.wait_for(writer, 30)
     await repo.engine.dispose()

@@ -5,26 +5,20 @@ a failing handler undoes the whole batch, a dead letter commits what came before
 import json
 
 import pytest
-from tm_common.bus import Consumer, InMemoryBus
+from tm_common.bus import InMemoryBus
 from tm_common.testing.counting import CountingHandler
 from tm_common.testing.factories import bar_event
 
-
-class Crash(BaseException):
-    """Stands for the process dying: not caught by the consumer."""
+from .conftest import Crash, publish
+from .conftest import consumer as base_consumer
 
 
 def consumer(bus, handler, name="c1", **kw):
-    kw.setdefault("retry_backoff_s", 0.001)
+    """The folder's consumer, batching commits (``commit_batch=16``, ``commit_batch_s=60``) unless
+    told otherwise."""
     kw.setdefault("commit_batch", 16)
     kw.setdefault("commit_batch_s", 60.0)
-    return Consumer(bus, handler, group="g", consumer=name, streams=["in"],
-                    state_key="state:g", clock=lambda: 42, **kw)
-
-
-async def publish(bus, n, start=0):
-    for i in range(start, start + n):
-        await bus.publish("in", bar_event("BTCUSDT", i))
+    return base_consumer(bus, handler, name, **kw)
 
 
 async def outputs(bus):

@@ -4,25 +4,12 @@ import asyncio
 import json
 
 import pytest
-from tm_common.bus import Consumer, InMemoryBus
+from tm_common.bus import InMemoryBus
 from tm_common.errors import PermanentError, TransientError
 from tm_common.testing.counting import CountingHandler
 from tm_common.testing.factories import bar_event
 
-
-class Crash(BaseException):
-    """Stands for the process dying: not caught by the consumer."""
-
-
-def consumer(bus, handler, name="c1", **kw):
-    kw.setdefault("retry_backoff_s", 0.001)
-    return Consumer(bus, handler, group="g", consumer=name, streams=["in"],
-                    state_key="state:g", clock=lambda: 42, **kw)
-
-
-async def publish(bus, n, start=0):
-    for i in range(start, start + n):
-        await bus.publish("in", bar_event("BTCUSDT", i))
+from .conftest import Crash, consumer, publish
 
 
 async def outputs(bus):

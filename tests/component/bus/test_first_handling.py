@@ -7,15 +7,13 @@ lookup before sending an order) never skips it when an earlier handling may have
 from __future__ import annotations
 
 import pytest
-from tm_common.bus import Consumer, InMemoryBus
+from tm_common.bus import InMemoryBus
 from tm_common.bus.handling import first_handling
 from tm_common.errors import TransientError
 from tm_common.testing.counting import CountingHandler
 from tm_common.testing.factories import bar_event
 
-
-class Crash(BaseException):
-    """Stands for the process dying: not caught by the consumer."""
+from .conftest import Crash, consumer, publish
 
 
 class Recording(CountingHandler):
@@ -34,17 +32,6 @@ class Recording(CountingHandler):
         if i in self.fail:
             raise self.fail.pop(i)
         return await super().handle(event)
-
-
-def consumer(bus, handler, name="c1", **kw):
-    kw.setdefault("retry_backoff_s", 0.001)
-    return Consumer(bus, handler, group="g", consumer=name, streams=["in"],
-                    state_key="state:g", clock=lambda: 42, **kw)
-
-
-async def publish(bus, n):
-    for i in range(n):
-        await bus.publish("in", bar_event("BTCUSDT", i))
 
 
 async def test_only_the_first_call_of_a_first_delivery_is_first():

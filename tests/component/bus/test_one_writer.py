@@ -16,7 +16,8 @@ from tm_common.service.runtime import ServiceRuntime
 from tm_common.service.wiring import make_consumer
 from tm_common.settings import CommonSettings
 from tm_common.testing.counting import CountingHandler
-from tm_common.testing.factories import bar_event
+
+from .conftest import publish
 
 
 class Seen(ConsumerObserver):
@@ -34,11 +35,6 @@ class Seen(ConsumerObserver):
 def consumer(bus, name, handler, obs=None):
     return Consumer(bus, handler, group="g", consumer=name, streams=["in"], state_key="state:g",
                     observer=obs, retry_backoff_s=0.001)
-
-
-async def publish(bus, n, start=0):
-    for i in range(start, start + n):
-        await bus.publish("in", bar_event("BTCUSDT", i))
 
 
 async def confidences(bus):

@@ -3,28 +3,16 @@ last event arrived (issue 18: ``tm_ingest_db_backlog`` stayed at 1 after every r
 
 from __future__ import annotations
 
-from decimal import Decimal
-
 import pytest
 import sqlalchemy as sa
 from prometheus_client import CollectorRegistry
 from tm_common.bus import InMemoryBus
 from tm_common.db import make_engine
 from tm_common.db.migrate import migrate_async
-from tm_common.events import BarClosed
+from tm_common.testing.factories import bar
 from tm_ingest.config import IngestSettings
 from tm_ingest.repository import MarketRepository
 from tm_ingest.service import IngestService
-
-T0 = 1_735_689_600_000
-BAR_MS = 4 * 3600_000
-
-
-def bar(i: int) -> BarClosed:
-    p = Decimal(100 + i)
-    return BarClosed(instrument="BTCUSDT", interval_min=240, open_time_ms=T0 + i * BAR_MS,
-                     close_time_ms=T0 + (i + 1) * BAR_MS - 1, open=p, high=p + 1, low=p - 1,
-                     close=p, volume=Decimal(5), source="replay")
 
 
 async def test_ingest_backlog_returns_to_zero_once_the_rows_are_written(tmp_path):
@@ -36,7 +24,7 @@ async def test_ingest_backlog_returns_to_zero_once_the_rows_are_written(tmp_path
                         registry=registry)
     gauge = lambda: registry.get_sample_value("tm_ingest_db_backlog")  # noqa: E731
     try:
-        await svc.publisher.publish_bars([bar(0), bar(1)])
+        await svc.publisher.publish_bars([bar("BTCUSDT", 0), bar("BTCUSDT", 1)])
         assert gauge() == 1                       # one batch queued behind the stream
         await repo.drain()
         assert gauge() == 0, "the rows are written: the backlog gauge must say 0"

@@ -5,7 +5,6 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
-from tm_common.bus import Consumer, InMemoryBus
 from tm_common.bus.streams import (
     EXEC_REPORT,
     MD_BAR,
@@ -15,12 +14,10 @@ from tm_common.bus.streams import (
     RISK_REJECTION,
     SIZING_TARGET,
 )
-from tm_common.events import Envelope
 from tm_risk.commands import RISK_COMMAND
 from tm_risk.domain.breaker import State
 from tm_risk.domain.params import BreakerParams
 from tm_risk.domain.sizing import flatten_intent_id
-from tm_risk.handler import RiskHandler
 from tm_risk.testing import (
     EQUITY,
     SYMBOLS,
@@ -34,31 +31,21 @@ from tm_risk.testing import (
     target_env,
 )
 
+from .conftest import STATE_KEY, BusRig
+
 INPUTS = [RISK_COMMAND, SIZING_TARGET, PORTFOLIO_SNAPSHOT, MD_BAR, EXEC_REPORT]
-STATE_KEY = "tm:state:risk"
 N = 120                                   # bars of history (VaR needs 60, HRP 30)
 LAST = N - 1
 
 
-class Rig:
-    """One bus, one risk consumer; ``restart()`` replaces handler and consumer (state from bus)."""
+class Rig(BusRig):
+    """The rig on ``INPUTS``, bar by bar: ``warm_up()``, then ``next_bar()``; ``closes`` holds
+    each symbol's closes so far."""
 
     def __init__(self, params=None) -> None:
-        self.params = params or make_params()
-        self.bus = InMemoryBus()
         self.closes: dict[str, list[Decimal]] = {}
         self.bar = -1
-        self.restart()
-
-    def restart(self) -> None:
-        self.handler = RiskHandler(self.params)
-        self.consumer = Consumer(self.bus, self.handler, group="risk", consumer="risk-0",
-                                 streams=INPUTS, state_key=STATE_KEY)
-
-    async def send(self, stream: str, *envs: Envelope) -> None:
-        for e in envs:
-            await self.bus.publish(stream, e)
-            await self.consumer.run_until_idle()
+        super().__init__(INPUTS, params)
 
     async def warm_up(self, n: int = N) -> None:
         bars, self.closes = history(n)
@@ -77,12 +64,6 @@ class Rig:
 
     def price(self, s: str) -> Decimal:
         return self.closes[s][-1]
-
-    async def out(self, stream: str) -> list[Envelope]:
-        return [Envelope.from_fields(f) for _, f in await self.bus.entries(stream, 10**6)]
-
-    async def bodies(self, stream: str) -> list:
-        return [e.body for e in await self.out(stream)]
 
 
 @pytest.fixture

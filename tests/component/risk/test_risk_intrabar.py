@@ -8,7 +8,6 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
-from tm_common.bus import Consumer, InMemoryBus
 from tm_common.bus.streams import (
     MD_BAR,
     PORTFOLIO_SNAPSHOT,
@@ -18,13 +17,11 @@ from tm_common.bus.streams import (
     RISK_REJECTION,
     SIZING_TARGET,
 )
-from tm_common.events import Envelope
 from tm_common.testing.bars import open_ms
 from tm_risk.app import INPUTS
 from tm_risk.domain.breaker import State
 from tm_risk.domain.params import H4_MS, BreakerParams
 from tm_risk.domain.sizing import flatten_intent_id
-from tm_risk.handler import RiskHandler
 from tm_risk.testing import (
     EQUITY,
     SYMBOLS,
@@ -36,28 +33,14 @@ from tm_risk.testing import (
     valuation_env,
 )
 
-STATE_KEY = "tm:state:risk"
+from .conftest import STATE_KEY, BusRig
+
 N = 120
 
 
-class Rig:
+class Rig(BusRig):
     def __init__(self, params=None) -> None:
-        self.params = params or make_params()
-        self.bus = InMemoryBus()
-        self.restart()
-
-    def restart(self) -> None:
-        self.handler = RiskHandler(self.params)
-        self.consumer = Consumer(self.bus, self.handler, group="risk", consumer="risk-0",
-                                 streams=list(INPUTS), state_key=STATE_KEY)
-
-    async def send(self, stream: str, *envs: Envelope) -> None:
-        for e in envs:
-            await self.bus.publish(stream, e)
-            await self.consumer.run_until_idle()
-
-    async def out(self, stream: str) -> list[Envelope]:
-        return [Envelope.from_fields(f) for _, f in await self.bus.entries(stream, 10**6)]
+        super().__init__(INPUTS, params)
 
     async def start(self) -> dict[str, Decimal]:
         """Warm-up bars, a flat snapshot, targets for every symbol, then bar N and the snapshot

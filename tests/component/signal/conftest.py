@@ -1,14 +1,23 @@
-"""Signal handler on the in-memory bus with the real consumer loop: helpers."""
+"""Signal handler on the in-memory bus with the real consumer loop: helpers, an empty SQLite
+model registry (``registry``), and a trainer run whose served signals are compared with its own
+predictions (the families' served-equals-trained tests)."""
 
 from __future__ import annotations
 
 import json
 import random
+from dataclasses import replace
 
+import numpy as np
+import pytest
 from tm_common.bus import Consumer, InMemoryBus
 from tm_common.bus.streams import MD_BAR, MD_DVOL, MD_FUNDING, SIGNAL_TL
+from tm_common.db import make_engine
+from tm_common.db.migrate import migrate_async
 from tm_common.events import DvolUpdated, Envelope, FundingRateUpdated, ModelPromoted
 from tm_common.history import load_bars, load_dvol, load_funding
+from tm_common.models.bundle import Bundle
+from tm_common.models.registry import ModelRegistry
 from tm_common.testing.factories import history_bar_event
 from tm_quant.features import BAR_MS
 from tm_signal.app import INPUTS
@@ -16,6 +25,9 @@ from tm_signal.domain.engine import EngineConfig, SignalEngine
 from tm_signal.handler import SignalHandler
 from tm_signal.models import SignalModels
 from tm_signal.repository import BarHistory
+from tm_trainer.config import TrainConfig
+from tm_trainer.holdout import bundle_predictions
+from tm_trainer.pipeline import train
 
 SYMS = ("BTCUSDT", "ETHUSDT", "SOLUSDT")
 START = 5000
@@ -116,6 +128,52 @@ def content(sig: dict) -> tuple:
     return (b["instrument"], b["bar_time_ms"], tuple(sorted(b.items())))
 
 
+@pytest.fixture
+async def registry(tmp_path):
+    """An empty model registry on a fresh SQLite database (a module may override it)."""
+    url = f"sqlite+aiosqlite:///{tmp_path}/tm.db"
+    await migrate_async(url)
+    engine = make_engine(url)
+    yield ModelRegistry(engine)
+    await engine.dispose()
+
+
+def train_window(family: str, start: int, n: int, n_windows: int):
+    """``family`` trained on the shipped data up to bar ``start`` (the fast configuration with
+    ``n_windows`` windows, no regime model) → (train result, {symbol: {bar open ms: the trainer's
+    P(up)}}) for the ``n`` bars from ``start``, from the bundle it made
+    (:func:`tm_trainer.holdout.bundle_predictions`)."""
+    window = bar_times(start, n)
+    cfg = replace(TrainConfig(instruments=SYMS, train_end_ms=window[0]).fast(), n_windows=n_windows)
+    result = train(cfg, regime=False, family=family)
+    ds, rows, probs = bundle_predictions(Bundle.from_bytes(result.signal_bytes),
+                                         end_ms=window[-1] + BAR_MS)
+    assert ds.ts[rows].tolist() == window
+    return result, {s: dict(zip(window, probs[s].tolist(), strict=True)) for s in SYMS}
+
+
+async def serve_lockstep(registry, start: int, n: int) -> list[dict]:
+    """The bodies of the signals a fresh handler serves with ``registry``'s production model on a
+    lockstep replay of the ``n`` bars from ``start`` (the real consumer loop)."""
+    bus = InMemoryBus()
+    _, consumer = make(bus, registry)
+    await publish_lockstep(bus, start, n, consumer=consumer)
+    return [s["body"] for s in await signals(bus)]
+
+
+def served_vs_trained(served: list[dict], expected: dict) -> dict[str, tuple[float, int]]:
+    """{symbol: (max |served P(up) - trainer's P(up)|, direction flips)}, per symbol of
+    ``expected`` (as :func:`train_window` gives it), once the served bars are exactly those."""
+    out = {}
+    for s, want in expected.items():
+        got = {b["bar_time_ms"]: b for b in served if b["instrument"] == s}
+        assert set(got) == set(want)
+        dp = max(abs(got[t]["probability"] - p) for t, p in want.items())
+        flips = sum(got[t]["direction"] != int(np.sign(p - 0.5)) for t, p in want.items())
+        out[s] = (dp, flips)
+    return out
+
+
 __all__ = [
     "START",
     "SYMS",
@@ -129,5 +187,8 @@ __all__ = [
     "make",
     "promoted_env",
     "publish_lockstep",
+    "serve_lockstep",
+    "served_vs_trained",
     "signals",
+    "train_window",
 ]

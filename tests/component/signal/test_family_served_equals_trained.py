@@ -21,24 +21,24 @@ thresholds absorb it. Bound asserted: 1e-12.
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import numpy as np
 import pytest
 from tm_common.bus import InMemoryBus
 from tm_common.bus.streams import MODELS_PROMOTED, dlq
-from tm_common.db import make_engine
-from tm_common.db.migrate import migrate_async
 from tm_common.models.bundle import Bundle
-from tm_common.models.registry import ModelRegistry
-from tm_quant.features import BAR_MS
 from tm_signal.handler import NotReady
-from tm_trainer.config import TrainConfig
-from tm_trainer.holdout import bundle_predictions
-from tm_trainer.pipeline import train
 from tm_trainer.registry_ops import record
 
-from .conftest import SYMS, bar_times, make, promoted_env, publish_lockstep, signals
+from .conftest import (
+    SYMS,
+    make,
+    promoted_env,
+    publish_lockstep,
+    serve_lockstep,
+    served_vs_trained,
+    signals,
+    train_window,
+)
 
 START, N = 5000, 120
 
@@ -46,22 +46,7 @@ START, N = 5000, 120
 @pytest.fixture(scope="module")
 def trained():
     """(train result, {symbol: {bar open ms: the trainer's P(up)}}) for the window."""
-    window = bar_times(START, N)
-    cfg = replace(TrainConfig(instruments=SYMS, train_end_ms=window[0]).fast(), n_windows=4)
-    result = train(cfg, regime=False, family="logistic")
-    ds, rows, probs = bundle_predictions(Bundle.from_bytes(result.signal_bytes),
-                                         end_ms=window[-1] + BAR_MS)
-    assert ds.ts[rows].tolist() == window
-    return result, {s: dict(zip(window, probs[s].tolist(), strict=True)) for s in SYMS}
-
-
-@pytest.fixture
-async def registry(tmp_path):
-    url = f"sqlite+aiosqlite:///{tmp_path}/tm.db"
-    await migrate_async(url)
-    engine = make_engine(url)
-    yield ModelRegistry(engine)
-    await engine.dispose()
+    return train_window("logistic", START, N, n_windows=4)
 
 
 async def _register_and_promote(registry, result) -> None:
@@ -84,21 +69,12 @@ async def test_the_example_family_is_trained_gated_registered_and_served_as_trai
         trained, registry):
     result, expected = trained
     await _register_and_promote(registry, result)
-    bus = InMemoryBus()
-    _, consumer = make(bus, registry)
-    await publish_lockstep(bus, START, N, consumer=consumer)
-    served = [s["body"] for s in await signals(bus)]
+    served = await serve_lockstep(registry, START, N)
     assert len(served) == len(SYMS) * N
     assert {b["model_version"] for b in served} == {result.signal_version}
     assert all(b["reason"] == "ok" for b in served), {b["reason"] for b in served}
-    figures = {}
-    for s in SYMS:
-        got = {b["bar_time_ms"]: b for b in served if b["instrument"] == s}
-        assert set(got) == set(expected[s])
-        dp = max(abs(got[t]["probability"] - p) for t, p in expected[s].items())
-        flips = sum(got[t]["direction"] != int(np.sign(p - 0.5)) for t, p in expected[s].items())
-        spread = np.ptp([p for p in expected[s].values()])
-        figures[s] = (dp, flips, spread)
+    figures = {s: (dp, flips, np.ptp([p for p in expected[s].values()]))
+               for s, (dp, flips) in served_vs_trained(served, expected).items()}
     print("family parity (max |dP|, flips, P(up) range)", figures)
     for s, (dp, flips, spread) in figures.items():
         assert dp <= 1e-12 and flips == 0, (s, figures)

@@ -2,10 +2,6 @@
 entries together crash before and after a batch's commit, are stopped under load, and lose the
 ownership of one entry of a batch; nothing is lost, nothing is published twice."""
 
-import asyncio
-import signal
-import time
-
 import pytest
 from tm_common.bus import Consumer, LostOwnership, Output
 from tm_common.bus.redis import RedisStreamsBus
@@ -17,9 +13,10 @@ from tm_common.testing.worker_runs import (
     outputs,
     publish,
     run_worker,
-    start_worker,
     t,
 )
+
+from .conftest import check_sigterm_under_load
 
 pytestmark = pytest.mark.redis62
 
@@ -49,22 +46,7 @@ async def test_a_crash_after_a_batch_commit_gives_no_duplicate(any_redis_url, na
 
 
 async def test_sigterm_under_load_with_batches_loses_nothing(any_redis_url, namespace):
-    url, ns = any_redis_url, namespace
-    n = 300
-    p = start_worker(url, ns, W_BATCH=16, W_SLEEP_S=0.002)
-    assert p.stdout.readline().strip() == "ready"
-    pub = asyncio.create_task(publish(url, ns, n))
-    deadline = time.time() + 20
-    while len(await outputs(url, ns)) < 20 and time.time() < deadline:
-        await asyncio.sleep(0.01)
-    p.send_signal(signal.SIGTERM)
-    _, err = p.communicate(timeout=20)
-    assert p.returncode == 0, err
-    await pub
-    assert 0 < len(await outputs(url, ns)) < n
-    rc, _, err = run_worker(url, ns, W_BATCH=16)
-    assert rc == 0, err
-    assert_exactly_once(await outputs(url, ns), n)
+    await check_sigterm_under_load(any_redis_url, namespace, 300, W_BATCH=16)
 
 
 async def test_a_batch_with_one_entry_reclaimed_writes_nothing(any_redis_url, namespace):

@@ -21,6 +21,8 @@ from tm_common.testing.worker_runs import (
     t,
 )
 
+from .conftest import check_sigterm_under_load
+
 pytestmark = pytest.mark.redis62
 
 
@@ -68,23 +70,7 @@ async def test_killed_consumer_pending_reclaimed_by_another(any_redis_url, names
 
 
 async def test_sigterm_under_load_loses_nothing_handles_nothing_twice(any_redis_url, namespace):
-    url, ns = any_redis_url, namespace
-    n = 300
-    p = start_worker(url, ns, W_SLEEP_S=0.002)
-    assert p.stdout.readline().strip() == "ready"
-    pub = asyncio.create_task(publish(url, ns, n))
-    deadline = time.time() + 20
-    while len(await outputs(url, ns)) < 20 and time.time() < deadline:
-        await asyncio.sleep(0.01)
-    p.send_signal(signal.SIGTERM)
-    out, err = p.communicate(timeout=20)
-    assert p.returncode == 0, err
-    await pub
-    first = len(await outputs(url, ns))
-    assert 0 < first < n
-    rc, _, err = run_worker(url, ns)
-    assert rc == 0, err
-    assert_exactly_once(await outputs(url, ns), n)
+    await check_sigterm_under_load(any_redis_url, namespace, 300)
 
 
 async def test_poison_and_malformed_go_to_dlq(any_redis_url, namespace):
