@@ -14,13 +14,9 @@ from tm_common.testing.factories import bar_event
 from tm_common.testing.netfault import ReplyDropProxy
 
 
-def _port(url: str) -> int:
-    return int(url.rsplit(":", 1)[1].split("/")[0])
-
-
 async def test_state_after_a_lost_commit_reply_is_the_saved_one(redis_url, namespace):
-    proxy = await ReplyDropProxy(_port(redis_url)).start()
-    bus = RedisStreamsBus(proxy.url, prefix=namespace)
+    proxy = await ReplyDropProxy.before(redis_url)
+    bus = RedisStreamsBus(proxy.proxied(redis_url), prefix=namespace)
     direct = RedisStreamsBus(redis_url, prefix=namespace)
     handler = CountingHandler()
     consumer = Consumer(bus, handler, group="g", consumer="c1", streams=["in"],

@@ -15,8 +15,8 @@ from tm_ingest.publisher import BarPublisher
 
 
 async def test_retry_after_a_lost_reply_publishes_nothing_twice(redis_url, namespace):
-    proxy = await ReplyDropProxy(int(redis_url.rsplit(":", 1)[1].split("/")[0])).start()
-    bus = RedisStreamsBus(proxy.url, prefix=namespace)
+    proxy = await ReplyDropProxy.before(redis_url)
+    bus = RedisStreamsBus(proxy.proxied(redis_url), prefix=namespace)
     direct = RedisStreamsBus(redis_url, prefix=namespace)
     pub = BarPublisher(bus, namespace + "state:ingest")
     await pub.load()

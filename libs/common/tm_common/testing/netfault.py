@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from typing import Self
+from urllib.parse import urlsplit, urlunsplit
 
 
 class _LocalProxy:
@@ -48,9 +49,19 @@ class ReplyDropProxy(_LocalProxy):
         self.dropped = asyncio.Event()
         self._marker: bytes | None = None
 
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
+    @classmethod
+    async def before(cls, redis_url: str) -> ReplyDropProxy:
+        """A started proxy in front of the Redis server of ``redis_url``."""
+        port = urlsplit(redis_url).port
+        return await cls(port if port is not None else 6379).start()
+
+    def proxied(self, redis_url: str) -> str:
+        """``redis_url`` through this proxy: its scheme, credentials, database and query kept,
+        its host and port this proxy's."""
+        parts = urlsplit(redis_url)
+        creds = parts.netloc.rpartition("@")[0]
+        netloc = f"{creds}@127.0.0.1:{self.port}" if creds else f"127.0.0.1:{self.port}"
+        return urlunsplit(parts._replace(netloc=netloc))
 
     async def _after_close(self) -> None:
         if self._server is not None:
