@@ -113,13 +113,26 @@ class ShadowBook:
 
     async def apply(self, batch: Batch) -> None:
         """One bar time: the paper venue first (a bar is there before the orders it causes),
-        then the events into the book's streams, then every consumer until idle."""
+        then the events into the book's streams, then every consumer until idle.
+
+        Every consumer is drained before an event of another stream than the one before it is
+        published (DVOL and funding are handled before the bars they precede, as production's
+        replay waits for its services after them). Entries of two streams added in the same
+        millisecond tie, and a consumer takes a tie in the order it lists its streams (the
+        signal service: bars first), so without the drain a bar published in the millisecond of
+        the funding rate before it would be handled before that rate, or not, as the wall clock
+        ticked (``tests/integration/shadow/test_book_arrival_timing.py``)."""
         venue = self.venue
         assert venue is not None, "open() first"
         venue.push(batch.bars, batch.funding)
+        idle = InProcessIdle(self.consumers)
+        previous: str | None = None
         for stream, env in batch.events:
+            if previous is not None and stream != previous:
+                await idle.wait_done(batch.bar_time_ms or 0)
             await self.bus.publish(stream, env)
-        await InProcessIdle(self.consumers).wait_done(batch.bar_time_ms or 0)
+            previous = stream
+        await idle.wait_done(batch.bar_time_ms or 0)
         t = batch.bar_time_ms
         if t is not None and t not in self._times:
             self._times.add(t)
