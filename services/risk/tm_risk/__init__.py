@@ -5,3 +5,5 @@
 ``risk.breaker`` (BreakerStateChanged) out. Pure rules in :mod:`tm_risk.domain`, the event
 handler in :mod:`tm_risk.handler`, wiring in :mod:`tm_risk.app`; see ``services/risk/README.md``.
 """
+
+import tm_common  # noqa: F401 - first: it pins OpenBLAS's kernels before numpy loads

@@ -5,3 +5,5 @@ configured instrument and bar. Layout: ``config`` (settings), ``domain/`` (pure 
 ``handler`` (events ↔ domain, model loading, warm-up), ``repository`` (signals table, bar
 history), ``app`` (wiring), ``__main__`` (``python -m tm_signal``).
 """
+
+import tm_common  # noqa: F401 - first: it pins OpenBLAS's kernels before numpy loads

@@ -8,3 +8,5 @@ policy loading), ``policies`` (registry access), ``repository`` (targets table),
 (the live join-timeout flush), ``metrics``, ``app`` (wiring), ``__main__`` (``python -m
 tm_sizer``). Never imports torch or stable-baselines3: the policy runs as numpy.
 """
+
+import tm_common  # noqa: F401 - first: it pins OpenBLAS's kernels before numpy loads
