@@ -162,13 +162,28 @@ def fit_regime_model(X: np.ndarray, seed: int, *, n_iter: int = 200, n_restarts:
                               random_state=seed + k)
             hmm.fit(X)
             score = hmm.score(X)
-            if np.isfinite(score) and score > best_score:
+            if np.isfinite(score) and score > best_score and _usable(hmm):
                 best, best_score = hmm, score
     if best is None:
-        raise ValueError("HMM fit failed on every restart")
+        raise ValueError("HMM fit failed on every restart (no finite likelihood with finite "
+                         "parameters and positive-definite covariances)")
     perm = label_states(best.means_)
     return RegimeModel(startprob=best.startprob_[perm], transmat=best.transmat_[np.ix_(perm, perm)],
                        means=best.means_[perm], covars=np.asarray(best.covars_)[perm])
+
+
+def _usable(hmm: Any) -> bool:
+    """A fitted restart a :class:`RegimeModel` can hold: finite parameters and every covariance
+    positive definite. EM can end with a collapsed state (a NaN or singular covariance) while
+    the likelihood stays finite; such a restart is passed over, not served."""
+    covars = np.asarray(hmm.covars_)
+    if not all(np.isfinite(a).all() for a in (hmm.startprob_, hmm.transmat_, hmm.means_, covars)):
+        return False
+    try:
+        np.linalg.cholesky(covars)
+    except np.linalg.LinAlgError:
+        return False
+    return True
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,6 +14,7 @@ from tm_quant.regime import (
     KellyFractions,
     RegimeFilter,
     RegimeModel,
+    _usable,
     fit_regime_model,
     label_states,
     regime_observation,
@@ -129,3 +130,29 @@ def test_fit_is_reproducible_for_a_seed(X):
     b = fit_regime_model(X[:1000], seed=3, n_restarts=1, n_iter=50)
     np.testing.assert_array_equal(a.means, b.means)
     np.testing.assert_array_equal(a.transmat, b.transmat)
+
+
+def _fitted() -> GaussianHMM:
+    """A 4-state model as a restart leaves it (parameters set, not fitted)."""
+    hmm = GaussianHMM(n_components=4, covariance_type="full")
+    hmm.n_features = 2
+    hmm.startprob_ = np.full(4, 0.25)
+    hmm.transmat_ = np.full((4, 4), 0.25)
+    hmm.means_ = np.array([[0.01, -4.0], [-0.01, -3.0], [0.0, -4.5], [-0.03, -2.5]])
+    hmm.covars_ = np.stack([np.diag([1e-4, 0.1])] * 4)
+    return hmm
+
+
+def test_a_restart_with_a_collapsed_state_is_not_usable():
+    """EM can end with a NaN or singular covariance while the likelihood stays finite (seen with
+    another CPU's BLAS kernels): fit_regime_model passes such a restart over."""
+    hmm = _fitted()
+    assert _usable(hmm)
+    covars = np.array(hmm.covars_)
+    covars[2] = np.nan
+    hmm._covars_ = covars             # as EM leaves it (the setter would refuse NaN)
+    assert not _usable(hmm)
+    singular = np.array(hmm.covars_)
+    singular[1] = [[1.0, 1.0], [1.0, 1.0]]
+    hmm._covars_ = singular
+    assert not _usable(hmm)

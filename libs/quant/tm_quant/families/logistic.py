@@ -14,6 +14,7 @@ in your own signal").
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 
 import numpy as np
@@ -42,11 +43,14 @@ def _standardise(arrays: Mapping[str, np.ndarray], X: np.ndarray) -> np.ndarray:
 
 
 def predict(arrays: Mapping[str, np.ndarray], X: np.ndarray) -> np.ndarray:
-    """P(up) per row of ``X`` (``(m, k)``, NaN = missing). Each row is reduced on its own
-    (``sum(axis=1)``), so one row alone gives the same bits as in a batch."""
+    """P(up) per row of ``X`` (``(m, k)``, NaN = missing). Each row's margin is its terms'
+    correctly rounded sum (``math.fsum``), so one row alone gives the same bits as in a batch,
+    whatever the array's memory alignment or the CPU's vector width (numpy's SIMD ``sum``
+    rounds by both: a served row differed from the validated batch in the last bit)."""
     z = _standardise(arrays, X)
-    margin = (z * arrays["coef"]).sum(axis=1) + arrays["intercept"][0]
-    return _sigmoid(margin)
+    terms = z * arrays["coef"]
+    margin = np.fromiter((math.fsum(row) for row in terms), dtype=np.float64, count=len(terms))
+    return _sigmoid(margin + arrays["intercept"][0])
 
 
 def fit(rows: TrainRows) -> Arrays:
