@@ -19,6 +19,7 @@ from typing import Any
 
 import httpx
 from tm_common.bus.signing import local_keys, service_signing_env
+from tm_common.models.cache import NOT_CHECKED_YET
 from tm_common.settings import CommonSettings, to_env
 from tm_exchange_sim.config import ExchangeSimSettings
 from tm_executor.config import ExecutorSettings
@@ -122,7 +123,8 @@ def _get(port: int, path: str) -> tuple[int, dict]:
 
 def _wait_ready(sup: Supervisor, names, timeout_s: float, log: Callable[[str], None]) -> None:
     """Every service answers /readyz; a service whose only missing check is its model (the gates
-    refused to promote one) counts as ready: it trades flat, and says so."""
+    refused to promote one) counts as ready: it trades flat, and says so. One whose registry has
+    not answered yet (``NOT_CHECKED_YET``) is waited for: it may well have a production model."""
     deadline = time.monotonic() + timeout_s
     pending = set(names)
     while pending:
@@ -131,7 +133,9 @@ def _wait_ready(sup: Supervisor, names, timeout_s: float, log: Callable[[str], N
             port = sup.procs[n].spec.port
             assert port is not None                 # every process of the mesh serves HTTP
             code, body = _get(port, "/readyz")
-            if code == 200 or (code == 503 and set(body.get("not_ready", [])) <= {"model", "policy"}):
+            unchecked = any(NOT_CHECKED_YET in str(v) for v in body.get("checks", {}).values())
+            if code == 200 or (code == 503 and not unchecked
+                               and set(body.get("not_ready", [])) <= {"model", "policy"}):
                 pending.discard(n)
                 if code == 503:
                     log(f"{n}: running without a production model ({body.get('checks', {})})")

@@ -39,6 +39,7 @@ from tm_common.events import (
     SignalGenerated,
     deterministic_id,
 )
+from tm_common.models.cache import NOT_CHECKED_YET
 from tm_common.models.lifecycle import ModelLifecycle
 
 from tm_sizer.commands import JoinFlushRequested
@@ -151,7 +152,7 @@ class SizerHandler(ModelLifecycle[RLPolicy]):
         if p.last_error:
             raise NotReady(p.last_error)
         if p.source is not None and self._cold_start and not p.production_checked:
-            raise NotReady("model registry not checked yet")
+            raise NotReady(NOT_CHECKED_YET)
         return True
 
     def status(self) -> dict[str, Any]:

@@ -19,6 +19,10 @@ from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
 from tm_common.errors import PermanentError, TransientError
 
+#: The readiness reason of a model whose registry has not answered yet: transient, unlike "no
+#: production model" (``tm demo``'s start-up waits it out before saying a service trades flat).
+NOT_CHECKED_YET = "model registry not checked yet"
+
 
 class NotProduction(PermanentError):
     """A ``models.promoted`` event names a version that is not production in the registry."""
@@ -165,7 +169,7 @@ class ModelCache(Generic[M]):
         no_model = f"no production {self.noun}"
         if cold_start:
             if self.last_error or not self.production_checked:
-                return self.last_error or "model registry not checked yet"
+                return self.last_error or NOT_CHECKED_YET
             return None if self.production_version is not None else no_model
         pv = self.production_version
         return no_model + (f" (registry production is {pv}; its models.promoted event is not "
