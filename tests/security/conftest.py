@@ -34,7 +34,7 @@ from tm_common.testing.wait import wait_for  # noqa: F401 - the tests import it 
 SECRETS = {
     "bybit_api_key": "SECK3y-bybit-7f3a91",
     "bybit_api_secret": "SECs3cr3t-bybit-d2e8c4b6a0",
-    "admin_token": "SECadm1n/tok+en=5b7d",
+    "admin_token": "SECadm1n/tok+en=5b7d-91f0",
     "db_password": "SECdbP@ss:w0rd/71",
     "redis_password": "SECrd!sP@ss#42",          # the default user's (requirepass)
     "redis_acl_password": "SECacl-Pw%x/7",        # ACL user tmsvc

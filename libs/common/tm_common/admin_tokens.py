@@ -6,8 +6,8 @@
 
 A service's own token wins over the shared ``TM_ADMIN_TOKEN`` (kept for one-box development
 and tests); whichever is used is the settings' ``admin_token``, so the endpoints read one field.
-An own token shorter than :data:`MIN_ADMIN_TOKEN_CHARS` is a start-up error naming the
-variable, never the value (the settings classes hide inputs in validation errors).
+A token shorter than :data:`MIN_ADMIN_TOKEN_CHARS`, own or shared, is a start-up error naming
+the variable, never the value (the settings classes hide inputs in validation errors).
 """
 
 from __future__ import annotations

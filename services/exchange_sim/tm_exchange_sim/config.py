@@ -22,8 +22,7 @@ DEFAULT_DEV_SECRET = "tm-sim-secret"
 
 
 class ExchangeSimSettings(CommonSettings):
-    model_config = SettingsConfigDict(hide_input_in_errors=True,
-                                      env_prefix=SERVICE_ENV_PREFIXES["exchange_sim"])
+    model_config = SettingsConfigDict(env_prefix=SERVICE_ENV_PREFIXES["exchange_sim"])
     env_names: ClassVar[Mapping[str, str]] = {"sim_initial_balance": "sim_initial_balance_usdt"}
 
     service_name: str = "exchange-sim"

@@ -14,8 +14,7 @@ from tm_common.settings import SERVICE_ENV_PREFIXES, CommonSettings
 
 
 class IngestSettings(CommonSettings):
-    model_config = SettingsConfigDict(hide_input_in_errors=True,
-                                      env_prefix=SERVICE_ENV_PREFIXES["ingest"])
+    model_config = SettingsConfigDict(env_prefix=SERVICE_ENV_PREFIXES["ingest"])
     service_name: str = "ingest"
     http_port: int = SERVICE_PORTS["ingest"]
 

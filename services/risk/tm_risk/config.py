@@ -19,8 +19,7 @@ from tm_risk.domain.params import BreakerParams, LotFilter, RiskParams
 
 
 class RiskSettings(CommonSettings):
-    model_config = SettingsConfigDict(hide_input_in_errors=True,
-                                      env_prefix=SERVICE_ENV_PREFIXES["risk"])
+    model_config = SettingsConfigDict(env_prefix=SERVICE_ENV_PREFIXES["risk"])
     env_names: ClassVar[Mapping[str, str]] = {"cooldown_secs": "cooldown_s",
                                            "join_timeout_secs": "join_timeout_s"}
     service_name: str = "risk"

@@ -15,7 +15,7 @@ from tm_risk.app import build
 from tm_risk.commands import RISK_COMMAND
 from tm_risk.config import RiskSettings
 
-TOKEN = "s3cr3t-admin"
+TOKEN = "s3cr3t-admin-6d2e8f10b4c7"
 
 
 def _client(token: str | None, *, wait_s: float = 2.0):

@@ -88,15 +88,15 @@ def test_unreachable_database(env, tmp_path):
 
 def test_breaker_without_a_token_or_a_service(env, tmp_path):
     one_line_error(tm(env, "breaker", "trip"), "TM_ADMIN_TOKEN")
-    env["TM_ADMIN_TOKEN"] = "t0ken-for-the-test"
+    env["TM_ADMIN_TOKEN"] = "t0ken-for-the-test-5e6f7a8b"
     line = one_line_error(tm(env, "breaker", "reset", "--reason", "drill", "--url",
                              "http://127.0.0.1:1"), "unreachable")
-    assert "t0ken-for-the-test" not in line
+    assert "t0ken-for-the-test-5e6f7a8b" not in line
     one_line_error(tm(env, "breaker", "reset", "--reason", " "), "--reason must not be empty")
     one_line_error(tm(env, "kill", "--reason", ""), "--reason must not be empty")
     line = one_line_error(tm(env, "kill", "--reason", "drill", "--url", "http://127.0.0.1:1"),
                           "unreachable")
-    assert "t0ken-for-the-test" not in line
+    assert "t0ken-for-the-test-5e6f7a8b" not in line
     for args in (["audit", "--kind", "nonsense"], ["audit", "--since", "someday"]):
         one_line_error(tm(env, *args), args[1])
 

@@ -8,7 +8,7 @@ from tm_common.testing.processes import ServiceProcess, stopped_after
 from tm_common.testing.redis import RedisServer
 from tm_common.testing.stream_client import StreamClient
 
-SECRET = "tm-test-secret-9f2c41e7"     # TM_ADMIN_TOKEN of every service under test
+SECRET = "tm-test-secret-9f2c41e7-a35d"     # TM_ADMIN_TOKEN of every service under test
 
 
 @pytest.fixture

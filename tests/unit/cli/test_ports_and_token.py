@@ -59,7 +59,7 @@ def test_the_token_file_is_private_and_stable(tmp_path):
     assert find_admin_token(s, None) == token
     assert find_admin_token(s, {"admin_token_file": str(path)}) == token
     # TM_ADMIN_TOKEN wins over the file
-    assert find_admin_token(_settings(tmp_path, admin_token=SecretStr("mine")), None) == "mine"
+    assert find_admin_token(_settings(tmp_path, admin_token=SecretStr("mine" * 6)), None) == "mine" * 6
     path.chmod(0o644)
     with pytest.raises(StackError, match=r"open to other users \(mode 644\); chmod 600"):
         read_token_file(path)
@@ -95,7 +95,7 @@ def test_no_token_anywhere_is_none(tmp_path):
 
 
 def test_only_the_services_that_check_the_token_get_it():
-    specs = build_specs(select(None), {"TM_ADMIN_TOKEN": "t", "TM_REDIS_URL": "redis://x"})
+    specs = build_specs(select(None), {"TM_ADMIN_TOKEN": "t" * 24, "TM_REDIS_URL": "redis://x"})
     got = {s.name for s in specs if "TM_ADMIN_TOKEN" in s.env}
     assert got == {"risk", "exchange_sim", "ingest"}
     assert all(s.env["TM_REDIS_URL"] == "redis://x" for s in specs)

@@ -10,7 +10,7 @@ from tm_exchange_sim.app import create_app
 from tm_exchange_sim.config import ExchangeSimSettings
 from tm_exchange_sim.http_guard import HttpGuard, bearer_refusal, is_json
 
-TOKEN = "unit-admin-token"
+TOKEN = "unit-admin-token-4c0e9b7a"
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ def test_settings_from_environment(monkeypatch):
     monkeypatch.setenv("TM_RISK_INSTRUMENT_MAX_FRACTION", '{"BTCUSDT": 0.4}')
     monkeypatch.setenv("TM_RISK_COOLDOWN_S", "3600")
     monkeypatch.setenv("TM_RISK_VAR_LIMIT", "0.03")
-    monkeypatch.setenv("TM_ADMIN_TOKEN", "hunter2-token")
+    monkeypatch.setenv("TM_ADMIN_TOKEN", "hunter2-token-0123456789ab")
     s = RiskSettings(redis_url="redis://unused")
     p = s.params()
     assert p.symbols == ("BTCUSDT", "ETHUSDT") and p.fraction_cap("BTCUSDT") == 0.4
@@ -21,7 +21,7 @@ def test_settings_from_environment(monkeypatch):
     assert p.breaker.cooldown_ms == 3_600_000 and p.interval_ms == 4 * 3600 * 1000
     assert p.instruments == {}                    # the venue's, loaded by the service
     assert s.venue_rest_url == "http://127.0.0.1:8108" and s.instruments_refresh_s == 86_400
-    assert "hunter2-token" not in repr(s) and "hunter2-token" not in str(s.model_dump())
+    assert "hunter2-token-0123456789ab" not in repr(s) and "hunter2-token-0123456789ab" not in str(s.model_dump())
 
 
 @pytest.mark.parametrize(("mode", "interval", "on"), [

@@ -19,7 +19,7 @@ from tm_common.service.wiring import make_consumer, state_key, with_log_context
 from tm_common.settings import CommonSettings
 from tm_common.testing.factories import bar_event
 
-SECRET = "unit-secret-5d1e0c"
+SECRET = "unit-secret-5d1e0c-8a7f2b"
 IN, OUT = "t.in", "t.out"
 
 

@@ -10,11 +10,12 @@ import structlog
 from hypothesis import assume, given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
+from tm_common.admin_tokens import MIN_ADMIN_TOKEN_CHARS
 from tm_common.logging import REDACTED, bound_event, configure_logging, event_log_context, settings_secrets
 from tm_common.settings import CommonSettings
 from tm_common.testing.factories import bar_event
 
-SECRET = "s3cr3t-Admin-Token-771"
+SECRET = "s3cr3t-Admin-Token-771-e2a"
 
 
 def make(**kw) -> tuple[CommonSettings, io.StringIO]:
@@ -106,7 +107,7 @@ def test_settings_secrets_finds_secretstr_fields():
 
 
 @hsettings(max_examples=150, deadline=None)
-@given(secret=st.text(min_size=1, max_size=30), prefix=st.text(max_size=20),
+@given(secret=st.text(min_size=MIN_ADMIN_TOKEN_CHARS, max_size=40), prefix=st.text(max_size=20),
        suffix=st.text(max_size=20))
 def test_any_secret_is_hidden_and_the_line_stays_json(secret, prefix, suffix):
     """Whatever characters the secret has (quotes, backslashes, control or non-ASCII), it never

@@ -72,7 +72,7 @@ def test_build_stamps_its_clock_on_what_the_consumer_emits():
 def test_risk_admin_routes_come_with_its_parts():
     from tm_risk.app import build
 
-    parts = build(_settings("risk", admin_token="t0ken-for-the-test"), bus=InMemoryBus())
+    parts = build(_settings("risk", admin_token="t0ken-for-the-test-5e6f7a8b"), bus=InMemoryBus())
     assert {r.path for router in parts.routers for r in router.routes} >= {"/breaker/trip"}
     client = TestClient(parts_app(parts))          # not started: only the routing is asked
     assert client.post("/breaker/trip", json={}).status_code in (401, 403)   # served, refused

@@ -31,7 +31,7 @@ def test_mesh_and_drill_environments_are_all_read():
     envs = [s.env for s in _mesh_specs()]
     envs += [s.env for s in fuzz_mesh.specs(redis_url="redis://x", database_url="sqlite://",
                                            namespace="n:", data_dir=Path("/d"), port_offset=0,
-                                           admin_token="t")]
+                                           admin_token="t" * 24)]
     envs += [chaos.TRADING_ENV, chaos.REPLAY_ENV, faults_run.TRADING_ENV]
     for env in envs:
         assert unknown_env(ALL, env) == []
