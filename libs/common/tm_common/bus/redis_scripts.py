@@ -69,7 +69,8 @@ return n
 
 # KEYS: streams. The lockstep probe's question in one round trip, answered by the server: for
 # each group of each stream with undelivered entries (the stream's newest id after the group's
-# last-delivered id; see tm_common.bus.redis._undelivered) or unacked ones, {key index, group, lag, pending}, flat.
+# last-delivered id; see tm_common.bus.redis._undelivered) or unacked ones, {key index, group,
+# lag, pending}, flat.
 # Polled every few milliseconds while a replay waits: parsing every group's XINFO reply in
 # Python cost the replaying process more CPU than any service's handler.
 BUSY = """
