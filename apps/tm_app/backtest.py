@@ -152,7 +152,7 @@ async def run_backtest(cfg: RunConfig, *,
     consumers = [c for p in services.values() for c in p.consumers]
     for c in consumers:
         # Nothing in this process survives a crash: no state snapshot per entry (a handler
-        # failure then stops the run, tm_common.bus.consumer.NoSnapshot, instead of undoing).
+        # failure then stops the run, tm_common.bus.lifecycle.NoSnapshot, instead of undoing).
         c.skip_snapshots()
         await c.start()
     for p in services.values():       # load production models, pass the venue preflight

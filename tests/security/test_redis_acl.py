@@ -25,7 +25,7 @@ import redis
 from redis.exceptions import NoPermissionError, ResponseError
 from tm_common.bus import acl
 from tm_common.bus import streams as st
-from tm_common.bus.consumer import generation_key
+from tm_common.bus.lifecycle import generation_key
 from tm_common.bus.protocol import Output
 from tm_common.bus.redis import RedisStreamsBus
 from tm_common.testing.factories import bar_event

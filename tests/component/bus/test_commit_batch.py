@@ -102,7 +102,7 @@ async def test_a_dead_letter_inside_a_batch_commits_what_came_before_it():
 async def test_a_consumer_without_snapshots_saves_no_state_and_stops_on_a_failure():
     """The in-process backtest's consumers (``skip_snapshots``): no state written per commit; a
     handler failure cannot be undone, so it stops the run instead of going on from it."""
-    from tm_common.bus.consumer import NoSnapshot
+    from tm_common.bus.lifecycle import NoSnapshot
 
     bus = InMemoryBus()
     await publish(bus, 3)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 from tm_common.bus import Consumer, InMemoryBus, LostOwnership, Output, WriterSuperseded
-from tm_common.bus.consumer import generation_key
+from tm_common.bus.lifecycle import generation_key
 from tm_common.bus.redis import RedisStreamsBus
 from tm_common.errors import TradeMatrixError
 from tm_common.testing.counting import CountingHandler

@@ -59,7 +59,7 @@ def state_key(settings: Any) -> str:
     Per group rather than per consumer name: a pod's name changes when its Deployment rolls, and
     state keyed by it would be lost. One writer per group is the model (ARCHITECTURE §4): the
     consumer fences its commits with the group's writer generation, kept beside it under
-    ``tm_common.bus.consumer.generation_key(state_key)``."""
+    ``tm_common.bus.lifecycle.generation_key(state_key)``."""
     return f"{settings.namespace}state:{settings.group}"
 
 
