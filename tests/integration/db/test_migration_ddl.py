@@ -74,3 +74,20 @@ def test_statements_refuse_an_unknown_placeholder_or_dialect():
     with pytest.raises(ValueError, match="mysql"):
         ddl.statements("CREATE TABLE t (x INTEGER)", "mysql")
     assert set(ddl.SPELLINGS["sqlite"]) == set(ddl.SPELLINGS["postgresql"])
+
+
+@pytest.mark.parametrize("dialect", sorted(URLS))
+def test_the_snapshot_key_loses_its_sequence_on_postgresql_only(dialect):
+    """0004 runs on PostgreSQL alone (SQLite's key never had a default), and its downgrade puts
+    back exactly what 0001 created there."""
+    up = _offline(dialect, command.upgrade, "0003_audit:0004_snapshot_key")
+    down = _offline(dialect, command.downgrade, "0004_snapshot_key:0003_audit")
+    changes = ("ALTER TABLE", "SEQUENCE")
+    if dialect == "sqlite":
+        assert not any(c in up + down for c in changes)
+        return
+    assert "ALTER TABLE portfolio_snapshots ALTER COLUMN bar_time_ms DROP DEFAULT;" in up
+    assert "DROP SEQUENCE portfolio_snapshots_bar_time_ms_seq;" in up
+    assert "CREATE SEQUENCE portfolio_snapshots_bar_time_ms_seq OWNED BY " \
+           "portfolio_snapshots.bar_time_ms;" in down
+    assert "SET DEFAULT nextval('portfolio_snapshots_bar_time_ms_seq')" in down

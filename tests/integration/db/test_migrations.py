@@ -36,7 +36,7 @@ def test_upgrade_to_head_creates_every_table_as_declared(db_url, tmp_path, monke
     migrate(db_url)
     assert not list(tmp_path.glob("*.migrate.lock"))  # no stray lock file for PostgreSQL
     info = asyncio.run(_inspect(db_url))
-    assert info["version"] == head_revision() == "0003_audit"
+    assert info["version"] == head_revision() == "0004_snapshot_key"
     assert {t.name for t in ALL_TABLES} <= info["tables"]
     # The hand-written migration and tables.py must describe the same schema.
     assert info["diff"] == [], info["diff"]
@@ -118,3 +118,43 @@ def test_timescaledb_is_used_only_when_available(pg_url):
         assert hyper is not None
     else:
         pytest.skip("timescaledb is available but not loadable (shared_preload_libraries)")
+
+
+def test_a_snapshot_without_its_bar_time_is_refused_not_numbered(pg_url):
+    """0001 created ``portfolio_snapshots.bar_time_ms`` as BIGSERIAL on PostgreSQL; 0004 drops
+    the sequence default, so a row without its key is refused; a downgrade to 0003 puts it back."""
+
+    async def key_column() -> tuple[str | None, bool]:
+        engine = make_engine(pg_url)
+        try:
+            async with engine.connect() as conn:
+                default = (await conn.execute(sa.text(
+                    "SELECT column_default FROM information_schema.columns WHERE "
+                    "table_name='portfolio_snapshots' AND column_name='bar_time_ms'"))).scalar()
+                seq = (await conn.execute(sa.text(
+                    "SELECT to_regclass('portfolio_snapshots_bar_time_ms_seq')"))).scalar()
+                return default, seq is not None
+        finally:
+            await engine.dispose()
+
+    async def insert_without_key() -> None:
+        engine = make_engine(pg_url)
+        try:
+            async with engine.begin() as conn:
+                await conn.execute(sa.text(
+                    "INSERT INTO portfolio_snapshots (equity, cash, realised_pnl, unrealised_pnl, "
+                    "fees, funding, peak_equity, drawdown, positions) "
+                    "VALUES (1, 1, 0, 0, 0, 0, 1, 0, '[]')"))
+        finally:
+            await engine.dispose()
+
+    downgrade(pg_url, "base")
+    migrate(pg_url)
+    assert asyncio.run(key_column()) == (None, False)
+    with pytest.raises(sa.exc.IntegrityError, match="bar_time_ms"):
+        asyncio.run(insert_without_key())
+    downgrade(pg_url, "0003_audit")
+    default, has_seq = asyncio.run(key_column())
+    assert has_seq and default == "nextval('portfolio_snapshots_bar_time_ms_seq'::regclass)"
+    migrate(pg_url)
+    assert asyncio.run(key_column()) == (None, False)

@@ -42,11 +42,16 @@ def statements(sql: str, dialect: str) -> list[str]:
     return [s.strip() for s in filled.split(";") if s.strip()]
 
 
-def run(sql: str) -> None:
+def run(sql: str, *, only: str | None = None) -> None:
     """Execute ``sql`` in the running migration, statement by statement, for its dialect.
 
     The dialect comes from the migration context, not a connection, so that offline mode
-    (``alembic upgrade --sql``) prints the same statements that online mode executes.
+    (``alembic upgrade --sql``) prints the same statements that online mode executes. ``only``:
+    the one dialect the SQL is for (a revision that mends what one engine alone was given); on
+    the other it runs nothing.
     """
-    for statement in statements(sql, op.get_context().dialect.name):
+    dialect = op.get_context().dialect.name
+    if only is not None and dialect != only:
+        return
+    for statement in statements(sql, dialect):
         op.execute(statement)

@@ -5,7 +5,7 @@ The SQL is what this revision first ran, quirks included: the check on ``model_r
 named ``ck_model_registry_ck_model_registry_stage`` (Alembic applied the ``ck_%(table_name)s_...``
 naming convention of ``tables.py`` to a name already prefixed; ``tables.py`` says
 ``ck_model_registry_stage``, and Alembic's comparison does not look at check constraints), and
-``portfolio_snapshots.bar_time_ms`` is ``{bigserial}`` (see ``ddl``).
+``portfolio_snapshots.bar_time_ms`` is ``{bigserial}`` (see ``ddl``; 0004 drops its default).
 """
 import sqlalchemy as sa
 from alembic import op
