@@ -6,14 +6,8 @@
   each thread with its own session (``requests.Session`` is not shared across threads).
 - pybit's retries are off (``max_retries=1``, no retry codes, no ``force_retry``): the executor
   decides when to retry, and it looks an order up before any retry of ``place_order``.
-- Errors are translated here (``raise ... from``) into :mod:`tm_executor.domain.errors` types
-  whose messages are scrubbed: no secret, no request parameters.
-- Answers are checked before pybit reads them (a response hook on its ``requests`` session): a
-  200 whose body is not a JSON object with an integer ``retCode`` (an HTML page from a proxy,
-  truncated JSON, a list, a missing or mistyped field) is a :class:`MalformedAnswer`, translated
-  to a transient, ambiguous :class:`VenueTransient` ("malformed answer: ..."), never a
-  ``KeyError``/``AttributeError`` from pybit. Malformed ``result`` contents (``list`` not a list of
-  objects, a record with a missing or mistyped field) are transient and ambiguous too.
+- Answers are checked and errors translated into scrubbed :mod:`tm_executor.domain.errors`
+  types by :mod:`tm_executor.venue_answers` (the response hook, ``translate``, result lists).
 - An HTTP 403 is Bybit's IP ban: the client then sends nothing for ``ip_ban_silence_s``
   (default 600 s, Bybit asks for 10 minutes); every call in that time fails at once with a
   transient, unambiguous :class:`VenueTransient` ("silent after HTTP 403 ..."), ``/readyz``
@@ -30,36 +24,29 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import threading
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import requests
 import structlog
-from pybit.exceptions import FailedRequestError, InvalidRequestError
 from tm_common.errors import NotReady
 
 from tm_executor.config import ExecutorSettings
 from tm_executor.domain.errors import (
-    ERROR_TYPES,
     LEVERAGE_NOT_MODIFIED,
     POSITION_MODE_NOT_MODIFIED,
-    RATE_LIMITED,
     ErrorClass,
     VenueError,
     VenueFatal,
     VenueRejected,
     VenueTransient,
-    classify_http_status,
-    classify_ret_code,
-    scrub,
 )
-from tm_executor.domain.orders import BadVenueRecord, LotFilter, VenueExecution, VenueOrder
+from tm_executor.domain.orders import LotFilter, VenueExecution, VenueOrder
 from tm_executor.domain.reconcile import ExchangePosition
 from tm_executor.metrics import ExecutorMetrics
+from tm_executor.venue_answers import check_answer, first_order, parse_records, result_rows, translate
 
 log = structlog.get_logger("tm.executor.venue")
 # Harmless "not modified" answers (position mode, leverage already as asked): the caller counts
@@ -89,78 +76,6 @@ def synced_http(timestamp_ms: Callable[[], int], **kw: Any) -> Any:
     return _SyncedHTTP(**kw)
 
 
-class MalformedAnswer(Exception):
-    """A 200 answer that is not a Bybit V5 envelope; the message says what is wrong with it."""
-
-
-def _snippet(text: str, n: int = 60) -> str:
-    return " ".join(text[:n].split())
-
-
-def check_answer(resp: requests.Response, *args: Any, **kwargs: Any) -> requests.Response:
-    """``requests`` response hook: raise :class:`MalformedAnswer` for a 200 answer that pybit
-    could not read safely (other statuses are pybit's ``FailedRequestError``)."""
-    if resp.status_code != 200:
-        return resp
-    ctype = resp.headers.get("Content-Type", "?").split(";")[0]
-    try:
-        doc = json.loads(resp.content)
-    except (ValueError, RecursionError) as e:       # UnicodeDecodeError is a ValueError
-        raise MalformedAnswer(f"body is not JSON ({ctype}, {len(resp.content)} bytes: "
-                              f"{_snippet(resp.content.decode('utf-8', 'replace'))!r}): "
-                              f"{type(e).__name__}") from None
-    if not isinstance(doc, dict):
-        kind = {list: "array", str: "string", int: "number", float: "number", bool: "boolean",
-                type(None): "null"}.get(type(doc), type(doc).__name__)
-        raise MalformedAnswer(f"body is a JSON {kind}, not an object")
-    if "retCode" not in doc:
-        raise MalformedAnswer("no retCode in the answer")
-    code = doc["retCode"]
-    if isinstance(code, bool) or not isinstance(code, int):
-        raise MalformedAnswer(f"retCode is not an integer: {_snippet(repr(code))}")
-    if code != 0 and not isinstance(doc.get("retMsg"), str):
-        raise MalformedAnswer(f"retCode {code} without a retMsg string")
-    return resp
-
-
-def translate(endpoint: str, exc: BaseException, secrets: list[str], *,
-              now_ms: int | None = None, max_wait_s: float = 5.0) -> VenueError | None:
-    """A pybit/requests exception → a scrubbed :class:`VenueError` (None: not a venue error)."""
-    if isinstance(exc, MalformedAnswer):
-        return VenueTransient(endpoint, scrub(f"malformed answer: {exc}", secrets), ambiguous=True)
-    if isinstance(exc, InvalidRequestError):
-        code = int(exc.status_code)
-        retry_after = None
-        if code == RATE_LIMITED:
-            retry_after = _reset_wait_s(exc.resp_headers, now_ms, max_wait_s)
-        return ERROR_TYPES[classify_ret_code(code)](
-            endpoint, scrub(str(exc.message), secrets), ret_code=code, retry_after_s=retry_after)
-    if isinstance(exc, FailedRequestError):
-        status = int(exc.status_code)
-        return ERROR_TYPES[classify_http_status(status)](
-            endpoint, scrub(str(exc.message), secrets), http_status=status,
-            ambiguous=status >= 500 or status in (400, 409))
-    if isinstance(exc, requests.exceptions.RequestException):
-        # A connect timeout never reached the venue; anything later may have been processed.
-        ambiguous = not isinstance(exc, requests.exceptions.ConnectTimeout)
-        return VenueTransient(endpoint, scrub(f"{type(exc).__name__}: {exc}", secrets),
-                              ambiguous=ambiguous)
-    if isinstance(exc, PermissionError):        # pybit: no key/secret configured
-        return VenueFatal(endpoint, "no API credentials configured")
-    return None
-
-
-def _reset_wait_s(headers: Any, now_ms: int | None, max_wait_s: float) -> float | None:
-    """Seconds until ``X-Bapi-Limit-Reset-Timestamp`` (ms), clamped to [0, max_wait_s]."""
-    if not headers:
-        return None
-    raw = headers.get("X-Bapi-Limit-Reset-Timestamp")
-    try:
-        reset_ms = int(raw)
-    except (TypeError, ValueError):
-        return None
-    now = time.time() * 1000 if now_ms is None else now_ms
-    return min(max((reset_ms - now) / 1000, 0.0), max_wait_s)
 
 
 class VenueClient:
@@ -346,12 +261,12 @@ class VenueClient:
         (a venue that lacks it, like the sim, answers 404 and is not asked again)."""
         ident = {"orderId": order_id} if order_id else {"orderLinkId": link_id}
         result = await self.call("get_open_orders", category="linear", symbol=symbol, **ident)
-        order = _first_order(result)
+        order = first_order(result)
         if order is None and self.history_supported:
             try:
                 result = await self.call("get_order_history", category="linear", symbol=symbol,
                                          **ident)
-                order = _first_order(result)
+                order = first_order(result)
             except VenueRejected as e:
                 if e.http_status != 404:
                     raise
@@ -372,16 +287,16 @@ class VenueClient:
     async def get_executions(self, symbol: str, order_id: str) -> list[VenueExecution]:
         rows = await self._pages("get_executions", 100, category="linear", symbol=symbol,
                                  orderId=order_id)
-        return _parse(VenueExecution.from_bybit, rows, "get_executions")
+        return parse_records(VenueExecution.from_bybit, rows, "get_executions")
 
     async def open_orders(self) -> list[VenueOrder]:
         rows = await self._pages("get_open_orders", 50, category="linear", settleCoin="USDT",
                                  openOnly=0)
-        return _parse(VenueOrder.from_bybit, rows, "get_open_orders")
+        return parse_records(VenueOrder.from_bybit, rows, "get_open_orders")
 
     async def positions(self) -> list[ExchangePosition]:
         rows = await self._pages("get_positions", 200, category="linear", settleCoin="USDT")
-        return _parse(ExchangePosition.from_bybit, rows, "get_positions")
+        return parse_records(ExchangePosition.from_bybit, rows, "get_positions")
 
     async def _pages(self, method: str, limit: int, max_pages: int = 20,
                      **params: Any) -> list[dict]:
@@ -389,7 +304,7 @@ class VenueClient:
         cursor = None
         for _ in range(max_pages):
             result = await self.call(method, limit=limit, cursor=cursor, **params)
-            rows += _rows(method, result)
+            rows += result_rows(method, result)
             cursor = result.get("nextPageCursor") or None
             if cursor is not None and not isinstance(cursor, str):
                 raise VenueTransient(method, "malformed answer: nextPageCursor is a "
@@ -401,7 +316,7 @@ class VenueClient:
     # -- account set-up --------------------------------------------------------------------
     async def wallet(self) -> dict[str, Any]:
         result = await self.call("get_wallet_balance", accountType="UNIFIED")
-        rows = _rows("get_wallet_balance", result)
+        rows = result_rows("get_wallet_balance", result)
         if not rows:
             raise VenueRejected("get_wallet_balance", "no UNIFIED account in the answer")
         return rows[0]
@@ -428,37 +343,7 @@ class VenueClient:
 
     async def instrument(self, symbol: str) -> LotFilter:
         result = await self.call("get_instruments_info", category="linear", symbol=symbol)
-        rows = [r for r in _rows("get_instruments_info", result) if r.get("symbol") == symbol]
+        rows = [r for r in result_rows("get_instruments_info", result) if r.get("symbol") == symbol]
         if not rows:
             raise VenueRejected("get_instruments_info", f"unknown instrument {symbol}")
-        return _parse(LotFilter.from_bybit, rows, "get_instruments_info")[0]
-
-
-def _first_order(result: dict[str, Any]) -> VenueOrder | None:
-    rows = _rows("get_open_orders", result)
-    return _parse(VenueOrder.from_bybit, rows[:1], "get_open_orders")[0] if rows else None
-
-
-def _rows(endpoint: str, result: dict[str, Any]) -> list[dict]:
-    """``result.list``: a list of objects, or a malformed answer (never silently empty: an
-    unreadable position list must not read as "no positions")."""
-    rows = result.get("list")
-    if not isinstance(rows, list):
-        raise VenueTransient(endpoint, "malformed answer: result.list is "
-                             + ("missing" if rows is None else f"a {type(rows).__name__}"),
-                             ambiguous=True)
-    bad = [type(r).__name__ for r in rows if not isinstance(r, dict)]
-    if bad:
-        raise VenueTransient(endpoint, f"malformed answer: result.list has {len(bad)} item(s) "
-                             f"that are not objects ({bad[0]})", ambiguous=True)
-    return rows
-
-
-def _parse(fn, rows, endpoint: str) -> list:
-    try:
-        return [fn(r) for r in rows]
-    except BadVenueRecord as e:
-        raise VenueTransient(endpoint, f"malformed venue record: {e}", ambiguous=True) from e
-    except (AttributeError, TypeError, ValueError) as e:    # e.g. a nested filter not an object
-        raise VenueTransient(endpoint, f"malformed venue record: {type(e).__name__}: {e}",
-                             ambiguous=True) from e
+        return parse_records(LotFilter.from_bybit, rows, "get_instruments_info")[0]

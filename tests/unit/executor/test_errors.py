@@ -14,7 +14,7 @@ from tm_executor.domain.errors import (
     classify_http_status,
     classify_ret_code,
 )
-from tm_executor.venue import translate
+from tm_executor.venue_answers import translate
 
 SECRET = "very-secret-value-123"
 

@@ -7,16 +7,15 @@ a later bar trades through their price and then fill at that price (maker fee), 
 as a taker when marketable on arrival. Funding settles at the bar close that falls on a funding
 time, on the position held then, at that close. Every state change is queued as an event
 (``order``, ``execution``, ``position``, ``wallet``) for the private WebSocket or the backtest.
+The state it keeps and books fills into is :mod:`tm_exchange_sim.matching.book`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import replace
 from decimal import Decimal
 
-from tm_exchange_sim.matching.account import Account
-from tm_exchange_sim.matching.costs import FeeSchedule, SlippageModel
+from tm_exchange_sim.matching.book import EngineBook
 from tm_exchange_sim.matching.errors import (
     DUPLICATE_ORDER_LINK_ID,
     INSUFFICIENT_BALANCE,
@@ -27,20 +26,15 @@ from tm_exchange_sim.matching.errors import (
     VenueError,
     params_error,
 )
-from tm_exchange_sim.matching.ids import IdFactory
 from tm_exchange_sim.matching.instruments import Instrument
 from tm_exchange_sim.matching.models import (
     BUY,
-    CANCELLED,
-    FILLED,
     LIMIT,
     MARKET,
-    PARTIALLY_FILLED,
     SELL,
     TIME_IN_FORCE,
     ZERO,
     Bar,
-    ClosedPnl,
     Execution,
     Order,
     OrderRequest,
@@ -49,50 +43,9 @@ from tm_exchange_sim.matching.models import (
 
 MAX_ORDER_LINK_ID_LEN = 36
 MAX_CANCEL_ALL = 500          # Bybit cancels at most 500 futures orders per cancel-all
-Event = tuple[str, object]
 
 
-class MatchingEngine:
-    def __init__(self, instruments: Mapping[str, Instrument], *,
-                 initial_balance: Decimal = Decimal(100000),
-                 fees: FeeSchedule | None = None, slippage: SlippageModel | None = None,
-                 default_leverage: Decimal = Decimal(10), seed: int = 0,
-                 funding_rates: Mapping[str, Mapping[int, Decimal]] | None = None,
-                 now_ms: int = 0) -> None:
-        self.instruments = dict(instruments)
-        self.fees = fees or FeeSchedule()
-        self.slippage = slippage or SlippageModel()
-        self.account = Account(initial_balance, default_leverage)
-        self.funding_rates = {s: dict(r) for s, r in (funding_rates or {}).items()}
-        self.ids = IdFactory(seed)
-        self.now_ms = now_ms
-        self.position_mode = 0
-        self.marks: dict[str, Decimal] = {}
-        self.last_bars: dict[str, Bar] = {}
-        self.orders: dict[str, Order] = {}
-        # Orders that may still be open, in placement order: an order never reopens, so a
-        # closed one is dropped when next met (matching every bar scanned every order ever
-        # placed, quadratic over a long replay).
-        self._maybe_open: dict[str, Order] = {}
-        self.link_ids: dict[str, str] = {}
-        self.executions: list[Execution] = []
-        # The execution list's lookups by order (``/v5/execution/list?orderLinkId=``): the
-        # executor asks after every order, and a scan of the whole list made a long replay
-        # quadratic.
-        self.executions_by_order: dict[str, list[Execution]] = {}
-        self.executions_by_link: dict[str, list[Execution]] = {}
-        self.executions_by_kind: dict[tuple[str, str], list[Execution]] = {}  # (symbol, execType)
-        self.closed_pnl: list[ClosedPnl] = []
-        self._events: list[Event] = []
-
-    def _record_execution(self, ex: Execution) -> None:
-        self.executions.append(ex)
-        if ex.order_id:
-            self.executions_by_order.setdefault(ex.order_id, []).append(ex)
-        if ex.order_link_id:
-            self.executions_by_link.setdefault(ex.order_link_id, []).append(ex)
-        self.executions_by_kind.setdefault((ex.symbol, ex.exec_type), []).append(ex)
-
+class MatchingEngine(EngineBook):
     # ---- requests ----------------------------------------------------------------------
     def place_order(self, req: OrderRequest) -> Order:
         inst = self._instrument(req.symbol)
@@ -302,45 +255,6 @@ class MatchingEngine:
         self._events.append(("wallet", None))
         return True
 
-    # ---- queries -----------------------------------------------------------------------
-    def find_order(self, order_id: str | None = None,
-                   order_link_id: str | None = None) -> Order | None:
-        if order_id:
-            return self.orders.get(order_id)
-        if order_link_id:
-            oid = self.link_ids.get(order_link_id)
-            return self.orders.get(oid) if oid else None
-        return None
-
-    def open_orders(self, symbol: str | None = None) -> list[Order]:
-        """The open orders (of ``symbol``), in placement order."""
-        out = []
-        for o in list(self._maybe_open.values()):
-            if not o.is_open:
-                del self._maybe_open[o.order_id]
-            elif symbol is None or o.symbol == symbol:
-                out.append(o)
-        return out
-
-    def available_balance(self) -> Decimal:
-        return self.account.available(self.marks, self.open_orders(), self.fees.taker_rate)
-
-    def wallet(self) -> dict[str, Decimal]:
-        acc = self.account
-        open_orders = self.open_orders()
-        upnl = acc.unrealised_pnl(self.marks)
-        pos_im = acc.position_im(self.marks)
-        ord_im = acc.order_im(open_orders, self.fees.taker_rate)
-        equity = acc.wallet_balance + upnl
-        return {"wallet_balance": acc.wallet_balance, "equity": equity,
-                "unrealised_pnl": upnl, "position_im": pos_im, "order_im": ord_im,
-                "available": equity - pos_im - ord_im,
-                "cum_realised_pnl": acc.wallet_balance - acc.deposits}
-
-    def pop_events(self) -> list[Event]:
-        events, self._events = self._events, []
-        return events
-
     # ---- internals ---------------------------------------------------------------------
     def _instrument(self, symbol: str) -> Instrument:
         inst = self.instruments.get(symbol)
@@ -377,61 +291,6 @@ class MatchingEngine:
         cost = notional / lev + notional * self.fees.taker_rate
         if cost > self.available_balance():
             raise VenueError(INSUFFICIENT_BALANCE)
-
-    def _fill(self, order: Order, qty: Decimal, price: Decimal, *, is_maker: bool,
-              at_ms: int | None = None) -> None:
-        now = self.now_ms if at_ms is None else at_ms
-        fee = self.fees.fee(qty, price, is_maker)
-        result = self.account.apply_fill(order.symbol, order.side, qty, price, fee, now)
-        order.cum_exec_qty += qty
-        order.cum_exec_value += qty * price
-        order.cum_exec_fee += fee
-        order.status = FILLED if order.cum_exec_qty >= order.qty else PARTIALLY_FILLED
-        order.updated_ms = now
-        order.seq = self.ids.seq()
-        ex = Execution(exec_id=self.ids.next("exec"), order_id=order.order_id,
-                       order_link_id=order.order_link_id, symbol=order.symbol, side=order.side,
-                       exec_type="Trade", exec_price=price, exec_qty=qty,
-                       exec_value=qty * price, exec_fee=fee,
-                       fee_rate=self.fees.rate(is_maker), is_maker=is_maker, exec_time_ms=now,
-                       order_type=order.order_type, order_price=order.price,
-                       order_qty=order.qty, leaves_qty=order.leaves_qty,
-                       closed_size=result.closed_size,
-                       mark_price=self.marks.get(order.symbol, price), seq=order.seq)
-        self._record_execution(ex)
-        if result.closed_size:
-            self.closed_pnl.append(ClosedPnl(
-                symbol=order.symbol, order_id=order.order_id, side=order.side,
-                order_type=order.order_type, qty=order.qty,
-                order_price=price if order.price is None else order.price,
-                closed_size=result.closed_size, cum_entry_value=result.closed_entry_value,
-                cum_exit_value=result.closed_size * price,
-                closed_pnl=result.realised_pnl - result.open_fee - result.close_fee
-                - result.funding, open_fee=result.open_fee, close_fee=result.close_fee,
-                leverage=self.account.position(order.symbol).leverage, created_ms=now))
-        self._emit_order(order)
-        self._events.append(("execution", ex))
-        self._emit_position(order.symbol)
-        self._events.append(("wallet", None))
-
-    def _close_order(self, order: Order, reason: str) -> None:
-        order.status = CANCELLED
-        order.reject_reason = reason
-        if order.cancel_type == "UNKNOWN":
-            order.cancel_type = "CancelByUser" if reason == "EC_PerCancelRequest" else \
-                "CancelBySystem"
-        order.updated_ms = self.now_ms
-        order.seq = self.ids.seq()
-        self._emit_order(order)
-        self._events.append(("wallet", None))
-
-    def _emit_order(self, order: Order) -> None:
-        self._events.append(("order", replace(order)))
-
-    def _emit_position(self, symbol: str) -> None:
-        pos = self.account.position(symbol)
-        pos.seq = self.ids.seq()
-        self._events.append(("position", replace(pos)))
 
 
 def _crosses(side: str, price: Decimal, last: Decimal) -> bool:
