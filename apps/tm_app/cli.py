@@ -159,8 +159,9 @@ def register(app: typer.Typer) -> None:
     try:
         from tm_app.research import research
         app.command("research")(research)
-        from tm_trainer.cli import models_app, train_app
+        from tm_trainer.models_cli import models_app
         from tm_trainer.rl.cli import rl_app
+        from tm_trainer.train_cli import train_app
     except ImportError:
         return
     train_app.add_typer(rl_app)
