@@ -46,7 +46,7 @@ def main() -> None:
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     con.print(rich_table(result.report))
     verdict = "PASS" if result.gate_passed else "FAIL: " + "; ".join(result.reasons)
-    from tm_trainer.cli import gates_text
+    from tm_trainer.train_cli import gates_text
     con.print(f"gates ({gates_text(cfg.gates)}): {verdict}")
     con.print(f"candidate {result.signal_version}; features: {json.dumps(result.features)}")
     con.print(f"regime {result.regime['version']} sanity ok={result.regime['ok']}")

@@ -20,7 +20,7 @@ import httpx
 import pytest
 import redis
 from pybit.unified_trading import HTTP
-from tm_app.paper import SIM_KEY, SIM_SECRET, PaperConfig, specs
+from tm_app.paper_mesh import SIM_KEY, SIM_SECRET, PaperConfig, specs
 from tm_common.bus.streams import MD_BAR, Streams
 from tm_common.history import BAR_INTERVAL_MS
 from tm_common.ports import SERVICE_PORTS

@@ -48,7 +48,7 @@ def test_research_writes_both_files_and_its_rows_are_the_registry(tmp_path):
         assert "<table>" in page and "logistic" in page
     rows = [doc["rows"][0] for doc in docs]
     assert [r["n_trials"] for r in rows] == [1, 2]         # the second run counts the first
-    listed = subprocess.run([sys.executable, "-c", "from tm_trainer.cli import models_app; "
+    listed = subprocess.run([sys.executable, "-c", "from tm_trainer.models_cli import models_app; "
                              "models_app(prog_name='tm models')", "list", "--kind", "signal",
                              "--json"], env=env, capture_output=True, text=True, check=True)
     reg = {r["version"]: r for r in json.loads(listed.stdout)}

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 TRAIN = [sys.executable, "-m", "tm_trainer"]
-MODELS = [sys.executable, "-c", "from tm_trainer.cli import models_app; models_app(prog_name='tm models')"]
+MODELS = [sys.executable, "-c", "from tm_trainer.models_cli import models_app; models_app(prog_name='tm models')"]
 
 
 def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
@@ -148,7 +148,7 @@ def _one_line(result, needle: str, code: int) -> None:
 
 
 def test_models_promote_rollback_and_publish(cli_env, redis_url, namespace):
-    from tm_trainer.cli import models_app
+    from tm_trainer.models_cli import models_app
 
     cli_env.setenv("TM_REDIS_URL", redis_url)
     cli_env.setenv("TM_NAMESPACE", namespace)
@@ -184,7 +184,7 @@ def test_promote_needs_forward_shadow_evidence_or_a_forced_reason(cli_env):
     from tm_common.db import make_engine
     from tm_common.models.evidence import DAY_MS, ShadowRecord
     from tm_common.models.registry import ModelRegistry
-    from tm_trainer.cli import models_app
+    from tm_trainer.models_cli import models_app
 
     url = os.environ["TM_DATABASE_URL"]
     cli_env.setenv("COLUMNS", "220")            # the tables unwrapped, for the asserts
@@ -236,7 +236,8 @@ def await_(coro):
 
 
 def test_errors_are_one_line(cli_env, tmp_path):
-    from tm_trainer.cli import models_app, train_app
+    from tm_trainer.models_cli import models_app
+    from tm_trainer.train_cli import train_app
 
     _one_line(_cli(train_app, "--history-dir", str(tmp_path / "none"), "--no-progress"),
               "history file not found", 1)
@@ -256,7 +257,7 @@ def test_errors_are_one_line(cli_env, tmp_path):
 
 def test_a_mounted_subcommand_does_not_start_a_training(cli_env):
     import typer
-    from tm_trainer.cli import train_app
+    from tm_trainer.train_cli import train_app
 
     called = []
     sub = typer.Typer(name="sub")

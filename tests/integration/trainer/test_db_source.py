@@ -14,11 +14,11 @@ from tm_common.history import BAR_INTERVAL_MS, load_bars
 from tm_common.models.registry import ModelRegistry
 from tm_common.testing.databases import migrated_engine
 from tm_common.testing.market_db import store_history
-from tm_trainer.cli import _inputs
 from tm_trainer.data import load_inputs
 from tm_trainer.pipeline import train
 from tm_trainer.registry_ops import record
 from tm_trainer.sources import default_train_end_ms
+from tm_trainer.train_cli import _inputs
 
 SYMS = ("BTCUSDT", "ETHUSDT")
 

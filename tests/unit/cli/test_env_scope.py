@@ -93,7 +93,7 @@ def test_demo_and_paper_supervisors_pass_only_what_each_service_reads(tmp_path, 
 
     from tm_app.backtest import RunConfig
     from tm_app.mesh import _specs
-    from tm_app.paper import PaperConfig, PaperRun
+    from tm_app.paper_mesh import PaperConfig, PaperRun
     from tm_app.stack.env_scope import basic_env
 
     monkeypatch.setenv("TM_EXECUTOR_BYBIT_API_SECRET", "planted-secret")
@@ -119,7 +119,7 @@ def test_demo_and_paper_supervisors_pass_only_what_each_service_reads(tmp_path, 
 def test_tm_paper_gives_each_admin_token_only_to_the_service_that_checks_it(tmp_path):
     """Risk gets risk's token, the paper venue (and its bar relay) the simulator's; ingest, which
     drives no simulator clock in paper mode, gets none; no service holds another's."""
-    from tm_app.paper import PaperConfig, PaperRun, specs
+    from tm_app.paper_mesh import PaperConfig, PaperRun, specs
 
     risk_t, sim_t = "r" * 40, "s" * 40
     cfg = PaperConfig(redis_url="redis://x", database_url="sqlite+aiosqlite:///x",

@@ -3,7 +3,8 @@ with the poll interval in paper; ``tm paper`` runs ingest with its marks on."""
 
 from datetime import UTC, datetime
 
-from tm_app.paper import PaperConfig, run_doc, specs
+from tm_app.paper_mesh import PaperConfig, specs
+from tm_app.paper_report import run_doc
 from tm_app.record import RunRecord
 from tm_app.report.html import INTRABAR_KEY, build_summary, intrabar_marks
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 import re
 
 from rich.console import Console
-from tm_app.cli import streams_table
 from tm_app.demo import SUMMARY_METRICS, summary_table
+from tm_app.inspect_cli import streams_table
 from tm_app.operate import audit_table
 from tm_common.audit import AuditEntry
 

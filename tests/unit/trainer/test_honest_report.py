@@ -3,7 +3,7 @@ flat calibration called so, and a Boruta that confirmed nothing said in words.""
 
 from __future__ import annotations
 
-from tm_trainer.cli import boruta_cell
+from tm_trainer.models_cli import boruta_cell
 from tm_trainer.report import honest_lines, markdown
 
 

@@ -12,8 +12,8 @@ from __future__ import annotations
 import os
 import sys
 
-import tm_app.cli as cli
 import tm_app.demo as demo
+import tm_app.demo_cli as demo_cli
 import tm_app.mesh as mesh
 from tm_app.stack.main import app
 from tm_app.stack.supervisor import ProcessSpec
@@ -32,7 +32,7 @@ def _fake_specs(cfg, *, redis_url, namespace, data_dir, port_offset):
     return specs
 
 
-cli._ensure_models = lambda db_url, fast, **kw: None
+demo_cli._ensure_models = lambda db_url, fast, **kw: None
 demo.shadow_candidate = lambda db_url, choice: None
 mesh._specs = _fake_specs
 
