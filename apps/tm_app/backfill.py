@@ -187,6 +187,7 @@ def backfill_command(
     from tm_common.db import make_engine, resolve_database_url
     from tm_common.db.migrate import migrate_async
     from tm_common.instruments import parse_symbols
+    from tm_common.settings import settings_error
     from tm_ingest.config import IngestSettings
 
     from tm_app.demo import parse_day_ms
@@ -198,7 +199,7 @@ def backfill_command(
     try:
         settings = IngestSettings()
     except ValidationError as e:
-        fail(f"bad TM_* setting: {e.errors()[0].get('loc')} {e.errors()[0].get('msg')}", 2)
+        fail(f"bad configuration: {settings_error(IngestSettings, e)}", 2)
     try:
         since_ms = parse_day_ms(since.strip())
         until_ms = None if until is None else parse_day_ms(until.strip())

@@ -19,23 +19,25 @@ from typing import NoReturn
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 console = Console()
 err = Console(stderr=True, soft_wrap=True)   # an error stays one line
 
 
 def fail(message: str, code: int = 1) -> NoReturn:
-    err.print(f"[red]error:[/red] {message}")
+    err.print(f"[red]error:[/red] {escape(message)}")
     raise typer.Exit(code)
 
 
 def _settings():
-    from tm_common.settings import CommonSettings
+    from pydantic import ValidationError
+    from tm_common.settings import CommonSettings, settings_error
 
     try:
         return CommonSettings()
-    except Exception as e:  # noqa: BLE001 - a settings error is one line
-        fail(f"bad configuration: {str(e).splitlines()[0]}", 2)
+    except ValidationError as e:
+        fail(f"bad configuration: {settings_error(CommonSettings, e)}", 2)
 
 
 def _symbols_opt(symbols: str | None) -> tuple[str, ...]:

@@ -31,11 +31,11 @@ def shadow_cmd(candidate: Annotated[str, typer.Option(
     if port is not None:
         os.environ["TM_HTTP_PORT"] = str(port)
     from pydantic import ValidationError
+    from tm_common.settings import settings_error
     try:
         ShadowSettings().namespace_for(candidate)
     except ValidationError as e:
-        err0 = e.errors()[0]
-        fail(f"bad shadow configuration: {'.'.join(map(str, err0['loc']))}: {err0['msg']}", 2)
+        fail(f"bad shadow configuration: {settings_error(ShadowSettings, e)}", 2)
     except ValueError as e:
         fail(f"bad shadow configuration: {e}", 2)
     raise typer.Exit(main())

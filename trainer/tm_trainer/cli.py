@@ -49,12 +49,13 @@ def parse_time_ms(text: str) -> int:
 
 def _settings():
     from pydantic import ValidationError
+    from tm_common.settings import settings_error
 
     from tm_trainer.settings import TrainerSettings
     try:
         return TrainerSettings()
     except ValidationError as e:
-        fail(f"bad TM_* setting: {e.errors()[0].get('loc')} {e.errors()[0].get('msg')}", 2)
+        fail(f"bad configuration: {settings_error(TrainerSettings, e)}", 2)
 
 
 async def _registry(settings) -> tuple[ModelRegistry, AsyncEngine]:

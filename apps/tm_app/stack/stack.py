@@ -22,7 +22,7 @@ from typing import Any, TextIO, TypeGuard
 
 import psutil
 from pydantic import Field
-from tm_common.settings import CommonSettings
+from tm_common.settings import CommonSettings, settings_error
 
 STATE_FILE = "supervisor.json"
 LOCK_FILE = "supervisor.lock"
@@ -50,9 +50,7 @@ def load_settings() -> StackSettings:
     try:
         return StackSettings()
     except ValidationError as e:
-        err = e.errors()[0]
-        field = "TM_" + "_".join(str(p) for p in err["loc"]).upper()
-        raise StackError(f"invalid {field}: {err['msg']}") from None
+        raise StackError(f"bad configuration: {settings_error(StackSettings, e)}") from None
 
 
 def data_dir(settings: CommonSettings) -> Path:

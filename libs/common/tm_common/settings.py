@@ -35,7 +35,14 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Annotated, Any, ClassVar, Self
 
-from pydantic import BeforeValidator, Field, SecretStr, field_validator, model_validator
+from pydantic import (
+    BeforeValidator,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic.fields import FieldInfo
 from pydantic_settings import (
     BaseSettings,
@@ -219,6 +226,18 @@ def env_name(cls: type[BaseSettings], field: str) -> str:
     if tag and name.startswith(tag):
         name = name[len(tag):]
     return prefix + name
+
+
+def settings_error(cls: type[BaseSettings], error: ValidationError) -> str:
+    """``error`` (from building ``cls``) as one line a user can act on: each problem as
+    ``VARIABLE: reason``, naming the variable to set and never the value given."""
+    parts = []
+    for e in error.errors(include_input=False, include_url=False):
+        reason = str(e["msg"]).removeprefix("Value error, ")
+        loc = e.get("loc") or ()
+        var = env_name(cls, str(loc[0])) if loc else ""
+        parts.append(f"{var}: {reason}" if var and not reason.startswith(var) else reason)
+    return "; ".join(parts)
 
 
 def env_names(cls: type[BaseSettings]) -> dict[str, str]:

@@ -122,3 +122,19 @@ def test_an_unshipped_symbol_with_bad_filters_or_without_data_names_what_is_wron
     p = tm(env, "backtest", "--symbols", "ADAUSDT", "--history-dir", str(hist), *window)
     one_line_error(p, "history file not found", "ADAUSDT_4h.csv")
     assert p.returncode == 2
+
+
+@pytest.mark.parametrize("args, variable, value, reason", [
+    (["breaker", "trip"], "TM_ADMIN_TOKEN", "SECshort-tok3n", "shorter than 24 characters"),
+    (["streams"], "TM_INTERVAL_MIN", "0", "greater than 0"),
+    (["up"], "TM_MAX_DELIVERIES", "many", "valid integer"),
+    (["models", "list"], "TM_INTERVAL_MIN", "-4", "greater than 0"),
+])
+def test_a_bad_setting_is_named_with_its_reason_never_its_value(env, tmp_path, args, variable,
+                                                                   value, reason):
+    """A settings error says which variable to fix and why, on one line, without the value."""
+    env[variable] = value
+    line = one_line_error(tm(env, *args, cwd=tmp_path), variable, reason)
+    assert line.startswith("error: bad configuration: ")
+    if variable == "TM_ADMIN_TOKEN":
+        assert value not in line
