@@ -29,7 +29,7 @@ UrlOpt = Annotated[str | None, typer.Option(
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the service's answer as JSON.")]
 
 breaker_app = typer.Typer(name="breaker", help="Trip or reset the circuit breaker (risk service).",
-                          no_args_is_help=True)
+                          no_args_is_help=True, rich_markup_mode=None)
 
 
 def _reason(reason: str, action: str) -> str:

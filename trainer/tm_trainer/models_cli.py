@@ -18,7 +18,7 @@ from tm_trainer.cli import _publisher, _registry, _settings, console, fail, run_
 
 models_app = typer.Typer(name="models", help="Model registry: list, promote, roll back.",
                          no_args_is_help=True, add_completion=False,
-                         pretty_exceptions_show_locals=False)
+                         pretty_exceptions_show_locals=False, rich_markup_mode=None)
 
 
 @models_app.command("list")

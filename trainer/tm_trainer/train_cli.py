@@ -25,7 +25,7 @@ from tm_trainer.sources import SOURCES
 
 train_app = typer.Typer(name="train", help="Walk-forward training, gates, registry.",
                         invoke_without_command=True, add_completion=False,
-                        pretty_exceptions_show_locals=False)
+                        pretty_exceptions_show_locals=False, rich_markup_mode=None)
 
 
 @train_app.callback()

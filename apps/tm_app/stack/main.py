@@ -41,8 +41,10 @@ from tm_app.stack.supervisor import Supervisor
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
 
+# rich_markup_mode=None (here and on every sub-app): click's plain help, each docstring paragraph
+# rewrapped to the terminal (Rich mode keeps the source's line breaks) and no text read as markup
 app = typer.Typer(name="tm", help="Trade-Matrix local stack.", no_args_is_help=True,
-                  add_completion=False, pretty_exceptions_show_locals=False)
+                  add_completion=False, pretty_exceptions_show_locals=False, rich_markup_mode=None)
 
 ServicesOpt = Annotated[str | None, typer.Option(
     "--services", "-s", help="Comma-separated service names (default: all).")]

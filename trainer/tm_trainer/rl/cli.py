@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from tm_trainer.data import RawInputs
 
 rl_app = typer.Typer(name="rl", help="Train the RL (SAC) sizing policy.", add_completion=False,
-                     pretty_exceptions_show_locals=False)
+                     pretty_exceptions_show_locals=False, rich_markup_mode=None)
 
 
 @rl_app.callback(invoke_without_command=True)
