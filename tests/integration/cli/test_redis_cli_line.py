@@ -109,11 +109,11 @@ def test_a_password_is_read_from_a_file_never_printed(redis_url, namespace, tmp_
     user, secret = f"tm-cli-{uuid.uuid4().hex[:8]}", uuid.uuid4().hex
     admin = redis.Redis.from_url(redis_url)
     admin.acl_setuser(user, enabled=True, passwords=[f"+{secret}"],
-                      keys=[f"{namespace}*"], commands=["+xrevrange", "+ping"])
+                      keys=[f"{namespace}*"], commands=["+xrevrange", "+ping", "+select"])
     try:
         admin.xadd(f"{namespace}md.bar", {"marker": "seen"})
-        host_port = redis_url.split("://", 1)[1].split("/", 1)[0].split("@")[-1]
-        url = f"redis://{user}:{secret}@{host_port}/0"
+        host_port, _, db = redis_url.split("://", 1)[1].partition("/")
+        url = f"redis://{user}:{secret}@{host_port.split('@')[-1]}/{db or 0}"   # the test's db
         asked = redis_cli_line(url, namespace)
         assert secret not in asked and "--askpass" in asked and f"--user {user}" in asked
         pw = tmp_path / "redis-password"
