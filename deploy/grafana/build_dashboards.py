@@ -22,7 +22,13 @@ import json
 import sys
 from pathlib import Path
 
+from infrastructure import infrastructure
 from panels import (
+    BAR_LOGS,
+    BREAKER,
+    INST,
+    REGIMES,
+    RI,
     dashboard,
     explore_logs_url,
     logs,
@@ -32,7 +38,6 @@ from panels import (
     state_timeline,
     table,
     timeseries,
-    value_map,
     variable_logs_datasource,
     variable_query,
     variable_textbox,
@@ -42,11 +47,6 @@ ROOT = Path(__file__).resolve().parents[2]
 OUT = Path(__file__).resolve().parent / "dashboards"
 CHART_FILES = ROOT / "helm" / "trade-matrix" / "files"
 RULES = ROOT / "deploy" / "prometheus" / "rules" / "trade-matrix.yml"
-# Logs (Loki, fed by deploy/alloy/config.alloy): every Trade-Matrix line carries system=...;
-# correlation_id is structured metadata, "<instrument>:<bar open time ms>" for a bar's chain.
-BAR_LOGS = '{system="trade-matrix"} | correlation_id="%s"'
-TM = 'system="trade-matrix"'
-RI = "$__rate_interval"
 
 # Panels we would like and cannot draw yet: the metric that is missing, and who would export it.
 MISSING = {
@@ -62,15 +62,7 @@ MISSING = {
 }
 
 
-BREAKER = value_map((0, "CLOSED", "green"), (1, "HALF_OPEN", "orange"), (2, "OPEN", "red"))
-REGIMES = value_map((0, "Crisis", "red"), (1, "Bear", "orange"), (2, "Neutral", "yellow"),
-                    (3, "Bull", "green"))
-UPDOWN = value_map((0, "DOWN", "red"), (1, "UP", "green"))
-READY = value_map((0, "NOT READY", "orange"), (1, "READY", "green"))
-INST = 'instrument=~"$instrument"'
-
-
-# -- the four dashboards -----------------------------------------------------------------------
+# -- the dashboards (Infrastructure: infrastructure.py) -----------------------------------------
 
 def trading_cockpit() -> dict:
     p = [
@@ -292,108 +284,6 @@ def institutional_analytics() -> dict:
     return dashboard("tm-institutional-analytics", "Trade-Matrix / Institutional Analytics",
                      "Risk-adjusted performance, costs, signal quality and model versions.", p,
                      time_from="now-30d")
-
-
-def infrastructure() -> dict:
-    chain = "md.bar|signal.tl|sizing.target|risk.order|exec.report"
-    p = [
-        state_timeline("Targets up", [(f"max by (service) (up{{{TM}}})", "{{service}}")],
-                       mappings=UPDOWN, w=12, h=7),
-        state_timeline("Ready (/readyz)", [("max by (service) (tm_service_ready)", "{{service}}")],
-                       mappings=READY, w=12, h=7),
-        table("Versions running", "max by (service, version) (tm_build_info)", w=24, h=5),
-        row("Streams"),
-        timeseries("Consumer lag", [("max by (group, stream) (tm_consumer_lag)",
-                                     "{{group}} <- {{stream}}")],
-                   desc="Entries in the stream not yet delivered to the group."),
-        timeseries("Pending (delivered, not acked)",
-                   [("max by (group, stream) (tm_consumer_pending)", "{{group}} <- {{stream}}")]),
-        timeseries("Dead letters (per hour)",
-                   [("sum by (service, stream, type) (increase(tm_events_dead_lettered_total[1h]))",
-                     "{{service}} {{stream}} {{type}}")], bars=True),
-        timeseries("Events consumed / published",
-                   [(f"sum by (service) (rate(tm_events_consumed_total[{RI}]))", "in {{service}}"),
-                    (f"sum by (service) (rate(tm_events_published_total[{RI}]))",
-                     "out {{service}}")], unit="ops"),
-        row("Latency"),
-        timeseries("Handler latency p99",
-                   [((f"histogram_quantile(0.99, sum by (le, service, stream) "
-                     f"(rate(tm_handler_duration_seconds_bucket[{RI}])))"), "{{service}} {{stream}}")],
-                   unit="s"),
-        timeseries("Hop latency p99 (upstream ts_init to commit)",
-                   [((f"histogram_quantile(0.99, sum by (le, service, stream) "
-                     f"(rate(tm_event_hop_latency_seconds_bucket[{RI}])))"), "{{service}} {{stream}}")],
-                   unit="s"),
-        timeseries("End-to-end latency (bar to fill, mean of hops)",
-                   [((f'sum(max by (stream) (sum by (service, stream) '
-                     f'(rate(tm_event_hop_latency_seconds_sum{{stream=~"{chain}"}}[{RI}])) / '
-                     f'sum by (service, stream) '
-                     f'(rate(tm_event_hop_latency_seconds_count{{stream=~"{chain}"}}[{RI}]))))'),
-                     "md.bar -> exec.report")], unit="s",
-                   desc="Sum over the chain md.bar -> signal.tl -> sizing.target -> risk.order -> "
-                   "exec.report of the slowest consumer's mean hop latency."),
-        timeseries("Decision and inference latency p99",
-                   [(f"histogram_quantile(0.99, sum by (le) (rate(tm_risk_decision_duration_seconds_bucket[{RI}])))",
-                     "risk decision"),
-                    (f"histogram_quantile(0.99, sum by (le) (rate(tm_signal_inference_seconds_bucket[{RI}])))",
-                     "signal inference"),
-                    (f"histogram_quantile(0.99, sum by (le) (rate(tm_sizer_decision_seconds_bucket[{RI}])))",
-                     "sizer decision"),
-                    (f"histogram_quantile(0.99, sum by (le) (rate(tm_signal_features_seconds_bucket[{RI}])))",
-                     "signal features")], unit="s"),
-        row("Errors"),
-        timeseries("Handler failures", [(f"sum by (service, error) (rate(tm_handler_failures_total[{RI}]))",
-                                         "{{service}} {{error}}")], unit="ops"),
-        timeseries("Transport errors and task restarts",
-                   [(f"sum by (service, error) (rate(tm_transport_errors_total[{RI}]))",
-                     "{{service}} {{error}}"),
-                    ("sum by (service, task) (increase(tm_task_restarts_total[1h]))",
-                     "restarts/h {{service}} {{task}}")]),
-        row("Exchange"),
-        timeseries("Exchange errors by retCode",
-                   [(f"sum by (ret_code, endpoint) (rate(tm_executor_exchange_errors_total[{RI}]))",
-                     "{{ret_code}} {{endpoint}}")], unit="ops"),
-        timeseries("Exchange latency p99",
-                   [((f"histogram_quantile(0.99, sum by (le, endpoint) "
-                     f"(rate(tm_executor_exchange_latency_seconds_bucket[{RI}])))"), "{{endpoint}}")],
-                   unit="s"),
-        state_timeline("Executor links", [("max(tm_executor_preflight_passed)", "preflight"),
-                                          ("max(tm_executor_private_ws_connected)", "private WS")],
-                       mappings=value_map((0, "no", "red"), (1, "yes", "green"))),
-        timeseries("Simulator requests by retCode (paper)",
-                   [(f"sum by (ret_code) (rate(tm_exchange_sim_requests_total[{RI}]))",
-                     "{{ret_code}}"),
-                    (f"sum by (kind) (rate(tm_exchange_sim_faults_injected_total[{RI}]))",
-                     "fault {{kind}}")], unit="ops"),
-        timeseries("Reconciliation", [("sum by (result) (increase(tm_executor_reconciliation_runs_total[1h]))",
-                                       "runs {{result}}"),
-                                      ("sum by (instrument) (increase(tm_executor_reconciliation_differences_total[1h]))",
-                                       "differences {{instrument}}")], bars=True),
-        timeseries("Sizer joins waiting for an input",
-                   [("max(tm_sizer_pending_joins)", "pending joins"),
-                    ("sum by (reason) (increase(tm_sizer_inputs_dropped_total[1h]))",
-                     "dropped/h {{reason}}")]),
-        timeseries("Ingest WebSocket (re)connections (per hour)",
-                   [("sum(increase(tm_ingest_ws_reconnects_total[1h]))", "connects")], bars=True),
-        row("Process resources"),
-        timeseries("CPU", [(f"sum by (service) (rate(process_cpu_seconds_total{{{TM}}}[{RI}]))",
-                            "{{service}}")], unit="percentunit", w=8),
-        timeseries("Resident memory", [(f"max by (service) (process_resident_memory_bytes{{{TM}}})",
-                                        "{{service}}")], unit="bytes", w=8),
-        timeseries("Open file descriptors", [(f"max by (service) (process_open_fds{{{TM}}})",
-                                              "{{service}}")], w=8),
-        timeseries("Database backlog (row batches)",
-                   [("max(tm_ingest_db_backlog)", "ingest"), ("max(tm_regime_db_backlog)", "regime"),
-                    ("max(tm_signal_db_backlog)", "signal"), ("max(tm_sizer_db_backlog)", "sizer"),
-                    ("max(tm_portfolio_db_backlog)", "portfolio")], w=12),
-        timeseries("Database write failures / dropped batches",
-                   [("sum(increase(tm_portfolio_db_write_failures_total[1h]))", "portfolio failures"),
-                    ("sum(increase(tm_portfolio_db_batches_dropped_total[1h]))", "portfolio dropped")],
-                   w=12, bars=True),
-    ]
-    return dashboard("tm-infrastructure", "Trade-Matrix / Infrastructure",
-                     "Targets, streams, latency, errors, exchange and process resources.", p,
-                     time_from="now-6h")
 
 
 DASHBOARDS = {

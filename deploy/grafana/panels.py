@@ -175,3 +175,18 @@ def dashboard(uid: str, title: str, description: str, panels: list[dict], *,
 
 def red_above(v: float) -> list[dict]:
     return [{"color": "green", "value": None}, {"color": "red", "value": v}]
+
+
+# -- what the dashboards share: log queries, label matchers, value mappings --------------------
+
+# Logs (Loki, fed by deploy/alloy/config.alloy): every Trade-Matrix line carries system=...;
+# correlation_id is structured metadata, "<instrument>:<bar open time ms>" for a bar's chain.
+BAR_LOGS = '{system="trade-matrix"} | correlation_id="%s"'
+TM = 'system="trade-matrix"'
+RI = "$__rate_interval"
+BREAKER = value_map((0, "CLOSED", "green"), (1, "HALF_OPEN", "orange"), (2, "OPEN", "red"))
+REGIMES = value_map((0, "Crisis", "red"), (1, "Bear", "orange"), (2, "Neutral", "yellow"),
+                    (3, "Bull", "green"))
+UPDOWN = value_map((0, "DOWN", "red"), (1, "UP", "green"))
+READY = value_map((0, "NOT READY", "orange"), (1, "READY", "green"))
+INST = 'instrument=~"$instrument"'
