@@ -1,12 +1,13 @@
-"""Trade-Matrix's common library. Importing it pins OpenBLAS's kernels (below), so every package
-of the project imports it first (their ``__init__``), before anything loads numpy or scipy.
+"""Trade-Matrix's common library. Importing it pins OpenBLAS's kernels and numpy's loops (below), so
+every package of the project imports it first (their ``__init__``), before anything loads numpy or scipy.
 
 OpenBLAS (bundled with numpy and scipy) picks its kernels by the CPU it loads on, and kernels of
 different vector widths round differently: the same lock trained a different model on an AVX2
 machine than on the one the README's sample came from (an HMM, GARCH or calibration fit moves in
 a late digit, a tree split flips). ``OPENBLAS_CORETYPE=Prescott`` (SSE3, every x86-64 has it)
-gives the same figures on every x86-64 machine; set the variable to override it. Other
-architectures keep OpenBLAS's choice.
+and numpy's own loops held to AVX2 (``NPY_DISABLE_CPU_FEATURES``: its AVX-512 loops round
+differently too) give the same figures on every x86-64 machine; set either variable to override
+it. Other architectures keep the libraries' choice.
 """
 
 import os as _os
@@ -14,3 +15,7 @@ import platform as _platform
 
 if _platform.machine().lower() in ("x86_64", "amd64"):
     _os.environ.setdefault("OPENBLAS_CORETYPE", "Prescott")
+    # numpy's own loops: its AVX-512 targets (exp, log, reductions) round differently from the
+    # AVX2 ones, so an AVX-512 machine trained another model too; these are the dispatch targets
+    # above AVX2 of the locked numpy (``numpy._core._multiarray_umath.__cpu_dispatch__``)
+    _os.environ.setdefault("NPY_DISABLE_CPU_FEATURES", "X86_V4 AVX512_ICL AVX512_SPR")

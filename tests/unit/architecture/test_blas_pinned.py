@@ -1,8 +1,10 @@
-"""Every package of the project pins OpenBLAS's kernels before numpy or scipy loads it, so the
-same lock fits the same models on every x86-64 machine (``tm_common``'s docstring). Each case is
-a fresh interpreter that imports one package, then numpy and scipy, and asks OpenBLAS (through
-threadpoolctl) which kernels it loaded. Without the pin this machine's OpenBLAS loads its own
-(Haswell's on an AVX2 machine), so a package that loses it fails here."""
+"""Every package of the project pins OpenBLAS's kernels and numpy's own loops before numpy or
+scipy loads, so the same lock fits the same models on every x86-64 machine (``tm_common``'s
+docstring). Each case is a fresh interpreter that imports one package, then numpy and scipy, and
+asks OpenBLAS (through threadpoolctl) which kernels it loaded and numpy which of its dispatch
+targets it enabled. Without the pin this machine's OpenBLAS loads its own (Haswell's on an AVX2
+machine, SkylakeX's on an AVX-512 one) and numpy its AVX-512 loops where the CPU has them, so a
+package that loses the pin fails here."""
 
 from __future__ import annotations
 
@@ -30,11 +32,31 @@ print(json.dumps(sorted({i.get("architecture") for i in threadpool_info()
 """
 
 
-def kernels(package: str, **env: str) -> list[str]:
-    clean = {k: v for k, v in os.environ.items() if k != "OPENBLAS_CORETYPE"}
-    out = subprocess.run([sys.executable, "-c", PROBE, package], env={**clean, **env},
+PINNED = ("OPENBLAS_CORETYPE", "NPY_DISABLE_CPU_FEATURES")
+
+NUMPY_PROBE = """
+import importlib, json, sys
+importlib.import_module(sys.argv[1])
+from numpy._core._multiarray_umath import __cpu_dispatch__, __cpu_features__
+print(json.dumps([t for t in __cpu_dispatch__ if __cpu_features__.get(t)]))
+"""
+
+
+def _run(probe: str, package: str, env: dict[str, str]) -> list[str]:
+    clean = {k: v for k, v in os.environ.items() if k not in PINNED}
+    out = subprocess.run([sys.executable, "-c", probe, package], env={**clean, **env},
                          capture_output=True, text=True, timeout=120, check=True)
     return json.loads(out.stdout)
+
+
+def numpy_targets(package: str, **env: str) -> list[str]:
+    """The numpy dispatch targets enabled after importing ``package`` first."""
+    return _run(NUMPY_PROBE, package, env)
+
+
+def kernels(package: str, **env: str) -> list[str]:
+    """The OpenBLAS kernels loaded after importing ``package`` first."""
+    return _run(PROBE, package, env)
 
 
 @pytest.mark.parametrize("package", PACKAGES)
@@ -45,3 +67,29 @@ def test_importing_the_package_first_pins_openblas_to_prescott(package):
 def test_a_coretype_set_by_the_user_wins():
     assert kernels("tm_common", OPENBLAS_CORETYPE="Nehalem") == kernels(
         "json", OPENBLAS_CORETYPE="Nehalem")
+
+
+@pytest.mark.parametrize("package", PACKAGES)
+def test_importing_the_package_first_holds_numpy_to_its_avx2_loops(package):
+    enabled = numpy_targets(package)
+    assert not {"X86_V4", "AVX512_ICL", "AVX512_SPR"} & set(enabled), enabled
+
+
+def test_the_pin_names_every_numpy_target_above_avx2():
+    """A numpy with another AVX-512 target (a lock refresh) must have it added to the pin."""
+    from numpy._core._multiarray_umath import __cpu_dispatch__
+
+    pinned = set(_pin_value("NPY_DISABLE_CPU_FEATURES").split())
+    assert set(__cpu_dispatch__) - {"X86_V2", "X86_V3"} <= pinned, __cpu_dispatch__
+
+
+def _pin_value(variable: str) -> str:
+    probe = f"import os, tm_common; print(os.environ[{variable!r}])"
+    clean = {k: v for k, v in os.environ.items() if k not in PINNED}
+    return subprocess.run([sys.executable, "-c", probe], env=clean, capture_output=True,
+                          text=True, timeout=60, check=True).stdout.strip()
+
+
+def test_numpy_targets_set_by_the_user_win():
+    assert "X86_V3" not in numpy_targets("tm_common", NPY_DISABLE_CPU_FEATURES="X86_V3 X86_V4 "
+                                         "AVX512_ICL AVX512_SPR")
