@@ -91,7 +91,7 @@ class SizerHandler(ModelLifecycle[RLPolicy]):
             if b.interval_min == self.interval_min:
                 res = e.on_bar(b.instrument, b.open_time_ms, float(b.close))
         elif isinstance(b, BreakerStateChanged):
-            e.on_breaker(b.to_state)
+            e.on_breaker(b.to_state, event.ts_event_ns)
             self.metrics.breaker.set(BREAKER_CODE.get(b.to_state, 0))
         elif isinstance(b, PortfolioSnapshotted):
             e.on_portfolio(b.bar_time_ms, str(b.equity), float(b.drawdown))

@@ -61,10 +61,11 @@ def bar_env(inst: str, i: int, close: float) -> Envelope:
 
 
 def breaker_env(to_state: str, n: int = 0, from_state: str = "CLOSED") -> Envelope:
+    """Transition ``n``, stamped with the close of bar ``n - 1``: it rules bar ``n`` onwards."""
     body = BreakerStateChanged(from_state=from_state, to_state=to_state,  # type: ignore[arg-type]
                                trigger="manual_trip", reason="test", at_ms=T0_MS + n)
     return Envelope.root(body, key=f"brk:{n}:{to_state}", correlation_id=f"breaker:{n}",
-                         ts_event_ns=_ts(0), ts_init_ns=_ts(0))
+                         ts_event_ns=_ts(n - 1), ts_init_ns=_ts(n - 1))
 
 
 def snapshot_env(i: int, equity: str = "10000", drawdown: float = 0.0) -> Envelope:

@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 from tm_quant.sizing.observation import PaperBook
-from tm_sizer.domain.engine import RegimeIn, SignalIn, SizerEngine, SizerParams
+from tm_sizer.domain.engine import MAX_BREAKER_LOG, RegimeIn, SignalIn, SizerEngine, SizerParams
 from tm_sizer.domain.policy import RLPolicy
 from tm_sizer.testing import policy_bundle, random_actor_arrays
 
@@ -76,7 +76,7 @@ def test_timeout_flush_and_nothing_pending():
 
 def test_breaker_open_flattens_and_unknown_instrument_is_ignored():
     e = SizerEngine()
-    e.on_breaker("OPEN")
+    e.on_breaker("OPEN", 0)
     e.on_bar(S, 1, 100.0)
     e.on_regime(reg(1))
     o = e.on_signal(sig(1, p=0.9)).outs[0]
@@ -136,3 +136,46 @@ def test_snapshot_round_trip_gives_identical_future():
     for e in (a, b):
         e.on_regime(reg(20))
     assert a.on_signal(sig(20)).outs == b.on_signal(sig(20)).outs
+
+
+def _decide_with_trip(trip_first: bool) -> list[tuple[int, str]]:
+    """Bars 1-3; risk trips the breaker at bar 2's snapshot (stamped with bar 2's close, 20 in
+    these signals' clock), delivered before or after bar 2's signal."""
+    e = SizerEngine()
+    out = []
+    for t in (1, 2, 3):
+        e.on_bar(S, t, 100.0 + t)
+        e.on_regime(reg(t))
+        if t == 2 and trip_first:
+            e.on_breaker("OPEN", 20)
+        out += [(o.bar_time_ms, o.decision.tier) for o in e.on_signal(sig(t, p=0.9)).outs]
+        if t == 2 and not trip_first:
+            e.on_breaker("OPEN", 20)
+    return out
+
+
+def test_a_trip_rules_the_bars_after_its_close_whatever_the_arrival_order():
+    first, after = _decide_with_trip(True), _decide_with_trip(False)
+    assert first == after
+    assert [tier for _, tier in first][1:] == [first[1][1], "EMERGENCY_FLAT"]
+    assert first[1][1] != "EMERGENCY_FLAT"
+
+
+def test_the_breaker_log_survives_a_restart_and_an_old_snapshot_keeps_its_state():
+    e = SizerEngine()
+    e.on_breaker("OPEN", 20)
+    e.on_breaker("HALF_OPEN", 40)
+    again = SizerEngine()
+    again.restore(e.snapshot())
+    assert [again.breaker_at(t) for t in (10, 21, 41)] == [None, "OPEN", "HALF_OPEN"]
+    old = SizerEngine()
+    old.restore({"breaker_state": "OPEN"})        # a snapshot from before the log
+    assert old.breaker_at(0) == "OPEN"
+
+
+def test_the_oldest_transitions_fold_into_the_state_before_them():
+    e = SizerEngine()
+    for i in range(MAX_BREAKER_LOG + 2):
+        e.on_breaker("OPEN" if i % 2 == 0 else "CLOSED", i)
+    assert len(e.breaker_log) == MAX_BREAKER_LOG and e.breaker_before == "CLOSED"
+    assert e.breaker_at(MAX_BREAKER_LOG + 5) == "CLOSED"

@@ -20,6 +20,12 @@ join is always complete and neither path fires: the mesh replay equals the in-pr
 
 Inputs of a bar time at or before the instrument's last decision are late: counted, not used
 (a late bar still updates the close used for the next return).
+
+**Breaker.** A ``risk.breaker`` transition carries the close of the bar at which risk decided it
+(a trip on bar T's snapshot: T's close) and rules the decisions of bars that close after it
+(:meth:`SizerEngine.breaker_at`). Risk's trip at T's snapshot and T's signal reach the sizer in
+either order; by the close stamps, T is decided with the state before the trip and T+1 with the
+trip, whatever the order (risk itself refuses T's target once OPEN).
 """
 
 from __future__ import annotations
@@ -34,6 +40,10 @@ from tm_quant.sizing.kelly import KellyParams, kelly_fraction, win_loss_ratio
 from tm_quant.sizing.observation import N_RETURNS, PaperBook, build_observation
 
 from tm_sizer.domain.policy import RLPolicy
+
+#: breaker transitions kept for :meth:`SizerEngine.breaker_at`; older ones fold into the state
+#: before them (decisions lag transitions by a bar or two, not by dozens of transitions)
+MAX_BREAKER_LOG = 64
 
 
 @dataclass(frozen=True)
@@ -128,6 +138,10 @@ class SizerEngine:
     def restore(self, data: dict[str, Any] | None) -> None:
         d = data or {}
         self.breaker_state: str | None = d.get("breaker_state")
+        # transitions (close ns, state), oldest first; the state before the first of them
+        self.breaker_log: list[tuple[int, str]] = [(int(t), str(x)) for t, x in d.get("breaker_log", [])]
+        self.breaker_before: str | None = d.get("breaker_before", None if "breaker_log" in d
+                                                else self.breaker_state)
         self.equity: str | None = d.get("equity")
         self.portfolio_drawdown: float | None = d.get("portfolio_drawdown")
         self.snapshot_bar_ms: int | None = d.get("snapshot_bar_ms")
@@ -148,6 +162,7 @@ class SizerEngine:
     def snapshot(self) -> dict[str, Any]:
         return {
             "breaker_state": self.breaker_state, "equity": self.equity,
+            "breaker_log": [list(x) for x in self.breaker_log], "breaker_before": self.breaker_before,
             "portfolio_drawdown": self.portfolio_drawdown, "snapshot_bar_ms": self.snapshot_bar_ms,
             "policy_version": self.policy_version,
             "instruments": {sym: {
@@ -173,8 +188,25 @@ class SizerEngine:
         return [(sym, t) for sym, s in sorted(self.inst.items()) for t in sorted(s.pending)]
 
     # -- global inputs -----------------------------------------------------------------------
-    def on_breaker(self, to_state: str) -> None:
+    def on_breaker(self, to_state: str, at_ns: int) -> None:
+        """A transition stamped ``at_ns`` (the bar close risk decided it at). It rules the bars
+        that close after it: risk's trip at bar t's snapshot races bar t's signal to the sizer,
+        and bar t's decision must not depend on which one arrives first."""
         self.breaker_state = to_state
+        self.breaker_log.append((at_ns, to_state))
+        self.breaker_log.sort(key=lambda x: x[0])         # stable: same-time ones keep their order
+        while len(self.breaker_log) > MAX_BREAKER_LOG:
+            self.breaker_before = self.breaker_log.pop(0)[1]
+
+    def breaker_at(self, close_ns: int) -> str | None:
+        """The breaker state for the decision of a bar closing at ``close_ns``: the last
+        transition stamped before it."""
+        state = self.breaker_before
+        for at, to_state in self.breaker_log:
+            if at >= close_ns:
+                break
+            state = to_state
+        return state
 
     def on_portfolio(self, bar_time_ms: int, equity: str, drawdown: float) -> None:
         if self.snapshot_bar_ms is None or bar_time_ms >= self.snapshot_bar_ms:
@@ -271,7 +303,7 @@ class SizerEngine:
                 position=st.book.position, returns=st.returns, drawdown=st.book.drawdown,
                 kelly=kelly, max_fraction=pol.max_fraction)
             rl = pol.fraction(obs, kp.max_fraction)
-        d = decide(CascadeInput(self.breaker_state, float(sig["confidence"]), sig["live_ic"],
+        d = decide(CascadeInput(self.breaker_at(int(sig["ts_event_ns"])), float(sig["confidence"]), sig["live_ic"],
                                 kelly, rl, int(sig.get("live_ic_n", 0))), self.params.thresholds)
         if stale:
             d = Decision(d.tier, d.target_fraction, d.reason + "; regime stale (last known: "
