@@ -207,6 +207,18 @@ async def _prepare_registry(db_url: str, force: bool) -> str | None:
         await engine.dispose()
 
 
+def _stop_embedded() -> None:
+    """The embedded Redis :func:`prepare` used goes when the drill ends, as ``tm demo``'s does,
+    unless another tm process (a running ``tm up``) still uses it."""
+    from tm_common.embedded import release_embedded_redis, stop_embedded_redis
+    from tm_common.settings import CommonSettings
+
+    settings = CommonSettings()
+    release_embedded_redis(settings)
+    if stop_embedded_redis(settings, if_unused=True):
+        _log("stopped the embedded Redis this drill used")
+
+
 def prepare(redis_url: str | None, database_url: str | None, data_dir: Path) -> tuple[str, str]:
     """Redis (the given URL, ``TM_REDIS_URL`` or the embedded one) and a migrated registry with
     models (trained with ``--fast`` into the throwaway registry when it has none)."""
@@ -220,7 +232,8 @@ def prepare(redis_url: str | None, database_url: str | None, data_dir: Path) -> 
         if settings.redis_url:
             redis_url = settings.redis_url
         else:
-            from tm_common.embedded import ensure_embedded_redis
+            from tm_common.embedded import ensure_embedded_redis, hold_embedded_redis
+            hold_embedded_redis(settings)       # in use while the drill runs (see _stop_embedded)
             redis_url = ensure_embedded_redis(settings)
     try:
         redis.Redis.from_url(redis_url, socket_connect_timeout=3).ping()
@@ -303,22 +316,29 @@ def main(start: Annotated[str, typer.Option(help="Replay start, YYYY-MM-DD (UTC)
     if (why := window_shortfall(syms, start, start_ms, bars, fewer="--bars")) is not None:
         raise SystemExit(_fail(why, 2))
     data_dir.mkdir(parents=True, exist_ok=True)
+    from tm_common.settings import CommonSettings
+
+    embedded = redis_url is None and CommonSettings().redis_url is None
     redis_url, database_url = prepare(redis_url, database_url, data_dir)
     env = {**REPLAY_ENV, **({} if shipped_thresholds else TRADING_ENV)}
     cfg = RunConfig(start_ms=start_ms, end_ms=end_ms,
                     database_url=database_url, symbols=syms, extra_env=env)
     t0 = time.monotonic()
     try:
-        summary = drill(cfg, redis_url=redis_url, data_dir=data_dir.resolve(), kills=kills,
-                        seed=seed, services=targets, after_send=after_send,
-                        port_offset=port_offset, keep_streams=keep_streams)
-    except RuntimeError as e:               # a mesh that did not start or finish
-        raise SystemExit(_fail(str(e), 1)) from e
-    summary["total_s"] = round(time.monotonic() - t0, 1)
-    print_summary(summary)
-    if report is not None:
-        report.parent.mkdir(parents=True, exist_ok=True)
-        report.write_text(json.dumps(summary, indent=2, default=str))
+        try:
+            summary = drill(cfg, redis_url=redis_url, data_dir=data_dir.resolve(), kills=kills,
+                            seed=seed, services=targets, after_send=after_send,
+                            port_offset=port_offset, keep_streams=keep_streams)
+        except RuntimeError as e:               # a mesh that did not start or finish
+            raise SystemExit(_fail(str(e), 1)) from e
+        summary["total_s"] = round(time.monotonic() - t0, 1)
+        print_summary(summary)
+        if report is not None:
+            report.parent.mkdir(parents=True, exist_ok=True)
+            report.write_text(json.dumps(summary, indent=2, default=str))
+    finally:
+        if embedded:
+            _stop_embedded()
     if summary["failures"]:
         raise SystemExit(1)
 
