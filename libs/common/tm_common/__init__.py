@@ -6,16 +6,18 @@ different vector widths round differently: the same lock trained a different mod
 machine than on the one the README's sample came from (an HMM, GARCH or calibration fit moves in
 a late digit, a tree split flips). ``OPENBLAS_CORETYPE=Prescott`` (SSE3, every x86-64 has it)
 and numpy's own loops held to AVX2 (``NPY_DISABLE_CPU_FEATURES``: its AVX-512 loops round
-differently too) give the same figures on every x86-64 machine; set either variable to override
-it. Other architectures keep the libraries' choice.
+differently too) give the same figures on every x86-64 machine. Both replace what the
+environment holds: a machine that exports ``OPENBLAS_CORETYPE=Haswell`` for every process (one
+this project ran on does) trained yet another signal model through the README's own command.
+Other architectures keep the libraries' choice.
 """
 
 import os as _os
 import platform as _platform
 
 if _platform.machine().lower() in ("x86_64", "amd64"):
-    _os.environ.setdefault("OPENBLAS_CORETYPE", "Prescott")
+    _os.environ["OPENBLAS_CORETYPE"] = "Prescott"
     # numpy's own loops: its AVX-512 targets (exp, log, reductions) round differently from the
     # AVX2 ones, so an AVX-512 machine trained another model too; these are the dispatch targets
     # above AVX2 of the locked numpy (``numpy._core._multiarray_umath.__cpu_dispatch__``)
-    _os.environ.setdefault("NPY_DISABLE_CPU_FEATURES", "X86_V4 AVX512_ICL AVX512_SPR")
+    _os.environ["NPY_DISABLE_CPU_FEATURES"] = "X86_V4 AVX512_ICL AVX512_SPR"
