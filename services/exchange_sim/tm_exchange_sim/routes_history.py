@@ -12,7 +12,9 @@ from tm_exchange_sim.serialise import closed_pnl_dict, order_dict
 from tm_exchange_sim.state import SimState
 
 
-def _page(items: list, params: Params, default: int, maximum: int) -> tuple[list, str]:
+def page_of(items: list, params: Params, default: int, maximum: int) -> tuple[list, str]:
+    """One page of ``items`` by ``limit`` (``default``, 1 to ``maximum``) and ``cursor`` (an
+    offset), with the next page's cursor ("" on the last)."""
     limit = int_param(params, "limit", default, low=1, high=maximum)
     offset = int_param(params, "cursor", 0, low=0)
     more = offset + limit < len(items)
@@ -45,7 +47,7 @@ def history_handlers(state: SimState) -> dict[tuple[str, str], Callable[[Params]
                 and wanted["orderId"] in (None, "", o.order_id)
                 and wanted["orderLinkId"] in (None, "", o.order_link_id)]
         rows.sort(key=lambda o: (o.created_ms, o.seq), reverse=True)
-        page, cursor = _page(rows, params, 20, 50)
+        page, cursor = page_of(rows, params, 20, 50)
         return {"category": "linear", "nextPageCursor": cursor,
                 "list": [order_dict(o) for o in page]}
 
@@ -61,7 +63,7 @@ def history_handlers(state: SimState) -> dict[tuple[str, str], Callable[[Params]
         rows = [c for c in reversed(state.engine.closed_pnl)
                 if record_kept(c.created_ms, now) and lo <= c.created_ms <= hi
                 and symbol in (None, "", c.symbol)]
-        page, cursor = _page(rows, params, 50, 100)
+        page, cursor = page_of(rows, params, 50, 100)
         return {"category": "linear", "nextPageCursor": cursor,
                 "list": [closed_pnl_dict(c) for c in page]}
 

@@ -19,20 +19,13 @@ from tm_exchange_sim.gateway import (
 from tm_exchange_sim.matching import OrderRequest
 from tm_exchange_sim.matching.errors import params_error
 from tm_exchange_sim.metrics import SimMetrics
-from tm_exchange_sim.routes_history import history_handlers
+from tm_exchange_sim.retention import query_window
+from tm_exchange_sim.routes_history import history_handlers, page_of
 from tm_exchange_sim.serialise import execution_dict, order_dict, position_dict, wallet_entry
 from tm_exchange_sim.state import SimState
 
 UNSUPPORTED_ORDER_FIELDS = ("triggerPrice", "takeProfit", "stopLoss", "tpslMode")
 MAX_CLOSED_ORDERS = 500
-
-
-def _page(items: list, params: Params, default: int, maximum: int) -> tuple[list, str]:
-    limit = int_param(params, "limit", default, low=1, high=maximum)
-    offset = int_param(params, "cursor", 0, low=0)
-    page = items[offset:offset + limit]
-    more = offset + limit < len(items)
-    return page, str(offset + limit) if more else ""
 
 
 def _supported_order(params: Params) -> None:
@@ -120,16 +113,22 @@ def trade_handlers(state: SimState, metrics: SimMetrics | None = None) -> dict:
             else:
                 orders = [o for o in matching if not o.is_open][-MAX_CLOSED_ORDERS:]
         orders = sorted(orders, key=lambda o: (o.created_ms, o.seq), reverse=True)
-        page, cursor = _page(orders, params, 20, 50)
+        page, cursor = page_of(orders, params, 20, 50)
         return {"category": "linear", "nextPageCursor": cursor,
                 "list": [order_dict(o) for o in page]}
 
     def executions(params: Params) -> dict:
+        """Executions, newest first. By ``orderId``/``orderLinkId``: that order's (``startTime``
+        and ``endTime`` filter when given); otherwise in Bybit's query window
+        (:func:`tm_exchange_sim.retention.query_window`: 7 days at most, the last 7 by
+        default)."""
         linear_category(params)
         symbol = params.get("symbol")
         order_id, link_id = params.get("orderId"), params.get("orderLinkId")
         start = int_param(params, "startTime")
         end = int_param(params, "endTime")
+        if not order_id and not link_id:
+            start, end = query_window(state.now_ms, start, end)
         exec_type = params.get("execType")
         eng = engine()
         # An order's executions from its index (the list in execution order, as the full scan).
@@ -147,7 +146,7 @@ def trade_handlers(state: SimState, metrics: SimMetrics | None = None) -> dict:
                 and (start is None or e.exec_time_ms >= start)
                 and (end is None or e.exec_time_ms <= end)]
         rows.reverse()
-        page, cursor = _page(rows, params, 50, 100)
+        page, cursor = page_of(rows, params, 50, 100)
         return {"category": "linear", "nextPageCursor": cursor,
                 "list": [execution_dict(e) for e in page]}
 
@@ -163,7 +162,7 @@ def trade_handlers(state: SimState, metrics: SimMetrics | None = None) -> dict:
             rows = [p for s, p in sorted(eng.account.positions.items()) if p.size != 0]
         else:
             raise params_error("symbol or settleCoin is required")
-        page, cursor = _page(rows, params, 20, 200)
+        page, cursor = page_of(rows, params, 20, 200)
         return {"category": "linear", "nextPageCursor": cursor,
                 "list": [position_dict(p, eng.marks.get(p.symbol)) for p in page]}
 

@@ -49,6 +49,7 @@ from tm_common.events import (
 
 from tm_executor.config import ExecutorSettings
 from tm_executor.domain.errors import VenueRejected
+from tm_executor.domain.funding import span_start, windows
 from tm_executor.domain.guard import COUNTED_INTENTS, GuardView, Refusal, check, signed
 from tm_executor.domain.orders import TERMINAL_STATUSES, VenueExecution, check_intent
 from tm_executor.metrics import ExecutorMetrics
@@ -78,6 +79,8 @@ class HandlerState(msgspec.Struct, kw_only=True):
     open: dict[str, OpenOrder] = msgspec.field(default_factory=dict)
     # newest funding settlement published per instrument (venue time, ms)
     funding_ms: dict[str, int] = msgspec.field(default_factory=dict)
+    # end of the newest funding look-up per instrument (venue time, ms; domain.funding)
+    funding_asked_ms: dict[str, int] = msgspec.field(default_factory=dict)
     guard: GuardView = msgspec.field(default_factory=GuardView)
 
 
@@ -256,19 +259,19 @@ class ExecutorHandler:
         """Funding the venue settled on our position by this bar's close, as FundingSettled.
 
         Bybit books funding as executions of type ``Funding`` at 00/08/16 UTC. Asked only on bars
-        that close on a funding time (since the newest one published, so one missed is caught at
-        the next), and as an output of the bar's handling, so a replay is deterministic: the
-        venue's clock is at this bar's close before the bar is published."""
+        that close on a funding time, for the span :mod:`tm_executor.domain.funding` names (what
+        was not published yet, in windows of at most 7 days), and as an output of the bar's
+        handling, so a replay is deterministic: the venue's clock is at this bar's close before
+        the bar is published."""
         close_ms = bar.close_time_ms + 1
         if close_ms % FUNDING_INTERVAL_MS:
             return []
         since = self.state.funding_ms.get(bar.instrument)
-        params: dict[str, str | int] = {"category": "linear", "symbol": bar.instrument,
-                                        "execType": "Funding"}
-        if since is not None:
-            params["startTime"] = since + 1
-        result = await self.placer.venue.call("get_executions", **params)
-        rows = sorted((r for r in result.get("list") or [] if r.get("execType") == "Funding"),
+        start = span_start(since, self.state.funding_asked_ms.get(bar.instrument), close_ms)
+        found = [r for lo, hi in windows(start, close_ms)
+                 for r in await self.placer.venue.funding_rows(bar.instrument, lo, hi)]
+        self.state.funding_asked_ms[bar.instrument] = close_ms
+        rows = sorted((r for r in found if r.get("execType") == "Funding"),
                       key=lambda r: int(r["execTime"]))
         out = []
         for r in rows:

@@ -1,5 +1,5 @@
 """The surface a bot uses beyond placing orders, through pybit against the sim over HTTP: amend,
-cancel-all, order history (Bybit's retention), closed PnL, server time, the forming kline row,
+cancel-all, order history (Bybit's retention), the execution list's 7-day window, closed PnL, server time, the forming kline row,
 the min notional (110094), per-endpoint rate limits, the 403 IP ban, the venue's clock in every
 answer, and instruments for a symbol the project does not ship."""
 
@@ -99,6 +99,30 @@ def test_order_history_keeps_bybits_retention_on_the_venue_clock(sim, session):
     assert history(startTime=created - H4) == [filled]
     with pytest.raises(InvalidRequestError) as info:
         session.get_order_history(category="linear", startTime=created, endTime=created + 8 * DAY)
+    assert info.value.status_code == 10001
+
+
+def test_execution_list_answers_bybits_7_day_window_unless_asked_by_order(sim, session):
+    sim.advance(1)
+    order_id = session.place_order(category="linear", symbol="BTCUSDT", side="Buy",
+                                   orderType="Market", qty="0.010")["result"]["orderId"]
+    executed = FIRST_MS + 2 * H4
+
+    def execs(**kw):                                         # the trades (funding goes on)
+        return [e["orderId"] for e in
+                session.get_executions(category="linear", **kw)["result"]["list"]
+                if e["execType"] == "Trade"]
+
+    assert execs(symbol="BTCUSDT") == [order_id]            # neither time: the last 7 days
+    sim.advance(43)                                          # over 7 days later
+    assert execs(symbol="BTCUSDT") == []
+    assert execs(symbol="BTCUSDT", startTime=executed - H4) == [order_id]  # 7 days from it
+    assert execs(symbol="BTCUSDT", endTime=executed + 6 * DAY) == [order_id]
+    assert execs(orderId=order_id) == [order_id]             # by order: no window
+    assert execs(symbol="BTCUSDT", startTime=executed + 1, endTime=executed + 7 * DAY) == []
+    with pytest.raises(InvalidRequestError) as info:
+        session.get_executions(category="linear", symbol="BTCUSDT", startTime=executed,
+                               endTime=executed + 7 * DAY + 1)
     assert info.value.status_code == 10001
 
 
