@@ -3,6 +3,7 @@ in-process (:class:`ExecutorService`) or as a real process (``python -m tm_execu
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections import Counter
@@ -81,6 +82,17 @@ async def publish_intents(bus: RedisStreamsBus, envs: list[Envelope]) -> None:
             seen.add(key)
             await bus.publish(MD_BAR, bar_envelope(*key))
         await bus.publish(RISK_ORDER, e)
+
+
+def on_bus(coro_fn, redis_url: str, namespace: str):
+    """``coro_fn(bus)`` on a bus of its own over ``namespace``, closed after; its result."""
+    async def go():
+        bus = RedisStreamsBus(redis_url, prefix=namespace)
+        try:
+            return await coro_fn(bus)
+        finally:
+            await bus.close()
+    return asyncio.run(go())
 
 
 async def report_bodies(bus: RedisStreamsBus) -> list[tuple[str, dict]]:

@@ -6,15 +6,14 @@ after ``place_order`` returned (deterministic), and SIGKILL while the request is
 
 from __future__ import annotations
 
-import asyncio
 import time
 
-from tm_common.bus.redis import RedisStreamsBus
 from tm_common.bus.streams import RISK_ORDER
 
 from .conftest import (
     intent_envelope,
     link_of,
+    on_bus,
     publish_intents,
     report_bodies,
     terminal_by_intent,
@@ -23,29 +22,19 @@ from .conftest import (
 )
 
 
-def run(coro_fn, redis_url, namespace):
-    async def go():
-        bus = RedisStreamsBus(redis_url, prefix=namespace)
-        try:
-            return await coro_fn(bus)
-        finally:
-            await bus.close()
-    return asyncio.run(go())
-
-
 def publish(redis_url, namespace, envs):
-    run(lambda bus: publish_intents(bus, envs), redis_url, namespace)
+    on_bus(lambda bus: publish_intents(bus, envs), redis_url, namespace)
 
 
 def reports(redis_url, namespace):
-    return run(report_bodies, redis_url, namespace)
+    return on_bus(report_bodies, redis_url, namespace)
 
 
 def pending(redis_url, namespace) -> int:
     async def go(bus):
         info = [g for g in await bus.group_info(RISK_ORDER) if g["name"] == "executor"]
         return info[0]["pending"] if info else 0
-    return run(go, redis_url, namespace)
+    return on_bus(go, redis_url, namespace)
 
 
 def check_exactly_once(sim, redis_url, namespace, intent_ids):

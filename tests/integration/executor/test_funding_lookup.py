@@ -6,14 +6,11 @@ sim over HTTP (pybit), which keeps Bybit's window; the executor is a real proces
 
 from __future__ import annotations
 
-import asyncio
-
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
-from tm_common.bus.redis import RedisStreamsBus
 from tm_common.bus.streams import MD_BAR
 
-from .conftest import BAR_MS, START_MS, bar_envelope, report_bodies, wait_sync
+from .conftest import BAR_MS, START_MS, bar_envelope, on_bus, report_bodies, wait_sync
 
 SYMBOL = "BTCUSDT"
 FUNDING_MS = 8 * 3600 * 1000
@@ -49,23 +46,11 @@ def test_funding_after_a_flat_week_is_published(sim, redis_url, namespace, execu
         steps = (settle_ms - sim.get("/sim/clock")["now_ms"]) // BAR_MS
         if steps:
             sim.advance(steps)
-
-        async def publish():
-            bus = RedisStreamsBus(redis_url, prefix=namespace)
-            try:
-                await bus.publish(MD_BAR, bar_envelope(SYMBOL, settle_ms - BAR_MS))
-            finally:
-                await bus.close()
-        asyncio.run(publish())
+        on_bus(lambda bus: bus.publish(MD_BAR, bar_envelope(SYMBOL, settle_ms - BAR_MS)),
+               redis_url, namespace)
 
     def published() -> list[int]:
-        async def read():
-            bus = RedisStreamsBus(redis_url, prefix=namespace)
-            try:
-                return await report_bodies(bus)
-            finally:
-                await bus.close()
-        return sorted(b["settle_time_ms"] for t, b in asyncio.run(read())
+        return sorted(b["settle_time_ms"] for t, b in on_bus(report_bodies, redis_url, namespace)
                       if t == "funding.settled")
 
     trade("Buy")                                      # the venue's time: 04:00
