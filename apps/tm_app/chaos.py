@@ -210,12 +210,10 @@ async def _prepare_registry(db_url: str, force: bool) -> str | None:
 def _stop_embedded() -> None:
     """The embedded Redis :func:`prepare` used goes when the drill ends, as ``tm demo``'s does,
     unless another tm process (a running ``tm up``) still uses it."""
-    from tm_common.embedded import release_embedded_redis, stop_embedded_redis
+    from tm_common.embedded import leave_embedded_redis
     from tm_common.settings import CommonSettings
 
-    settings = CommonSettings()
-    release_embedded_redis(settings)
-    if stop_embedded_redis(settings, if_unused=True):
+    if leave_embedded_redis(CommonSettings()):
         _log("stopped the embedded Redis this drill used")
 
 

@@ -138,10 +138,9 @@ def demo(start: StartOpt = "2025-01-01", end: EndOpt = "2025-06-30",
     if settings.redis_url is None:
         # the report is written: the embedded Redis this run started goes too, unless another
         # tm process (a running `tm up`) still uses it
-        from tm_common.embedded import release_embedded_redis, stop_embedded_redis
+        from tm_common.embedded import leave_embedded_redis
 
-        release_embedded_redis(settings)
-        if stop_embedded_redis(settings, if_unused=True):
+        if leave_embedded_redis(settings):
             console.print("stopped the embedded Redis (the run's streams went with it; run with "
                           "TM_REDIS_URL, or beside `tm up`, to keep them)")
 

@@ -71,8 +71,7 @@ def stop_embedded_redis_if_signalled(settings: CommonSettings) -> None:
     def at_exit() -> None:
         if not stopped_by_signal():
             return
-        from tm_common.embedded import release_embedded_redis, stop_embedded_redis
+        from tm_common.embedded import leave_embedded_redis
 
-        release_embedded_redis(settings)
-        stop_embedded_redis(settings, if_unused=True)
+        leave_embedded_redis(settings)
     atexit.register(at_exit)

@@ -279,6 +279,14 @@ def release_embedded_redis(settings: CommonSettings) -> None:
         fh.close()
 
 
+def leave_embedded_redis(settings: CommonSettings) -> bool:
+    """This process is done with the embedded Redis of ``settings.data_dir``: undo its
+    :func:`hold_embedded_redis` and stop the server unless another process still holds it (a
+    running ``tm up``, another run). ``True`` if it was stopped."""
+    release_embedded_redis(settings)
+    return stop_embedded_redis(settings, if_unused=True)
+
+
 @contextmanager
 def _unused(data_dir: Path) -> Iterator[bool]:
     """Yields ``True`` holding ``redis.users`` exclusively (no user left), else ``False``."""

@@ -13,6 +13,8 @@ import pytest
 import redis
 from tm_common.embedded import (
     ensure_embedded_redis,
+    hold_embedded_redis,
+    leave_embedded_redis,
     ping,
     read_record,
     redis_server_binary,
@@ -137,3 +139,39 @@ def test_configured_url_is_returned_as_is(tmp_path):
     s = CommonSettings(data_dir=tmp_path / "tm", redis_url="redis://example:6379/0")
     assert ensure_embedded_redis(s) == "redis://example:6379/0"
     assert not (tmp_path / "tm" / "redis.json").exists()
+
+
+HOLDER = textwrap.dedent("""
+    import sys, time
+    from pathlib import Path
+    from tm_common.embedded import ensure_embedded_redis, hold_embedded_redis
+    from tm_common.settings import CommonSettings
+
+    settings = CommonSettings(data_dir=Path(sys.argv[1]), redis_url=None)
+    hold_embedded_redis(settings)
+    ensure_embedded_redis(settings)
+    print("holding", flush=True)
+    sys.stdin.read()                 # until the test closes stdin
+""")
+
+
+def test_leaving_stops_the_server_only_when_no_other_process_holds_it(settings):
+    """What ``tm demo`` and the chaos drill do when they end (``leave_embedded_redis``): a
+    running ``tm up`` (here: another process holding it) keeps the server; the last user stops
+    it."""
+    other = subprocess.Popen([sys.executable, "-c", HOLDER, str(settings.data_dir)], env=_env(),
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert other.stdout is not None and other.stdout.readline().strip() == "holding"
+        hold_embedded_redis(settings)
+        url = ensure_embedded_redis(settings)
+        pid = int(read_record(settings)["pid"])
+        assert not leave_embedded_redis(settings)        # the other process still holds it
+        assert alive(pid) and ping(url)
+    finally:
+        assert other.stdin is not None
+        other.stdin.close()
+        other.wait(timeout=30)
+    hold_embedded_redis(settings)
+    assert leave_embedded_redis(settings)                # the last user: stopped
+    assert not alive(pid) and read_record(settings) is None
