@@ -9,7 +9,15 @@ and numpy's own loops held to AVX2 (``NPY_DISABLE_CPU_FEATURES``: its AVX-512 lo
 differently too) give the same figures on every x86-64 machine. Both replace what the
 environment holds: a machine that exports ``OPENBLAS_CORETYPE=Haswell`` for every process (one
 this project ran on does) trained yet another signal model through the README's own command.
-Other architectures keep the libraries' choice.
+Other architectures keep the libraries' kernels.
+
+OpenBLAS also splits a large enough call between threads, as many as ``OPENBLAS_NUM_THREADS``
+says (else ``OMP_NUM_THREADS``, else one per CPU, capped at the CPU count), and each split rounds
+its own way: one thread instead of two trained other models on the same machine, so a machine
+with more CPUs would too. ``OPENBLAS_NUM_THREADS=2`` on every architecture, replacing the
+environment's value: the count every figure of this project was measured with (two-CPU machines),
+on any machine with two CPUs or more. A one-CPU machine still runs one thread, and fits
+differently there (seen: a GARCH fit of the example family's data did not converge).
 """
 
 import os as _os
@@ -21,3 +29,5 @@ if _platform.machine().lower() in ("x86_64", "amd64"):
     # AVX2 ones, so an AVX-512 machine trained another model too; these are the dispatch targets
     # above AVX2 of the locked numpy (``numpy._core._multiarray_umath.__cpu_dispatch__``)
     _os.environ["NPY_DISABLE_CPU_FEATURES"] = "X86_V4 AVX512_ICL AVX512_SPR"
+
+_os.environ["OPENBLAS_NUM_THREADS"] = "2"

@@ -130,6 +130,17 @@ def arch_backcast(resids_pct: np.ndarray) -> float:
     return float(np.sum((e[:tau] ** 2.0) * w))
 
 
+def constrained_shape(alpha: float, max_persistence: float) -> tuple[float, float]:
+    """``(alpha, beta)`` of a fit constrained onto persistence ``max_persistence`` (module
+    docstring): ``alpha`` kept (capped), ``beta`` the rest, one ulp lower where the float sum
+    would otherwise land just above the cap."""
+    alpha = min(alpha, max_persistence)
+    beta = max_persistence - alpha
+    if alpha + beta > max_persistence:
+        beta = math.nextafter(beta, 0.0)
+    return alpha, beta
+
+
 def fit_garch(returns: np.ndarray, *, scale: float = 100.0,
               max_persistence: float = MAX_PERSISTENCE) -> GarchParams:
     """Fit GARCH(1,1) with Student-t innovations and a constant mean by maximum likelihood.
@@ -167,8 +178,7 @@ def fit_garch(returns: np.ndarray, *, scale: float = 100.0,
                               float(p["beta[1]"]))
     constrained = alpha + beta > max_persistence
     if constrained:
-        alpha = min(alpha, max_persistence)
-        beta = max_persistence - alpha
+        alpha, beta = constrained_shape(alpha, max_persistence)
         omega = float(np.var(r - mu)) * (1.0 - max_persistence)
     # arch's forecast() backcasts from the residuals at the *fitted* mu (its in-fit recursion uses
     # y - mean(y) instead; the two paths converge at rate beta^t). Mirror forecast(), the number

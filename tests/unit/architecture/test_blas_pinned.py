@@ -31,8 +31,18 @@ print(json.dumps(sorted({i.get("architecture") for i in threadpool_info()
                          if i.get("internal_api") == "openblas"})))
 """
 
+THREADS_PROBE = """
+import importlib, json, sys
+importlib.import_module(sys.argv[1])
+import numpy, scipy.linalg
+from threadpoolctl import threadpool_info
+print(json.dumps(sorted({i["num_threads"] for i in threadpool_info()
+                         if i.get("internal_api") == "openblas"})))
+"""
 
-PINNED = ("OPENBLAS_CORETYPE", "NPY_DISABLE_CPU_FEATURES")
+
+PINNED = ("OPENBLAS_CORETYPE", "NPY_DISABLE_CPU_FEATURES", "OPENBLAS_NUM_THREADS",
+          "OMP_NUM_THREADS")
 
 NUMPY_PROBE = """
 import importlib, json, sys
@@ -97,3 +107,17 @@ def _pin_value(variable: str) -> str:
 def test_numpy_targets_the_environment_sets_are_replaced(inherited):
     assert numpy_targets("tm_common", NPY_DISABLE_CPU_FEATURES=inherited) == numpy_targets(
         "json", NPY_DISABLE_CPU_FEATURES="X86_V4 AVX512_ICL AVX512_SPR")
+
+
+@pytest.mark.parametrize("package", PACKAGES)
+@pytest.mark.parametrize("exported", [{"OPENBLAS_NUM_THREADS": "1"}, {"OMP_NUM_THREADS": "1"},
+                                      {"OPENBLAS_NUM_THREADS": "8"}, {}])
+def test_importing_the_package_first_runs_openblas_on_two_threads(package, exported):
+    """One thread instead of two trained other models on the same machine (the README's sample
+    run), so the count is pinned to the one every figure was measured with, whatever the
+    environment exports; OpenBLAS caps it at the CPU count."""
+    if (os.cpu_count() or 1) < 2:
+        pytest.skip("one CPU: OpenBLAS runs one thread whatever is asked")
+    assert _run(THREADS_PROBE, package, exported) == [2]
+    if exported.get("OPENBLAS_NUM_THREADS", exported.get("OMP_NUM_THREADS")) == "1":
+        assert _run(THREADS_PROBE, "json", exported) == [1]   # the probe sees the difference

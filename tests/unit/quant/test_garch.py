@@ -14,6 +14,7 @@ from tm_quant.garch import (
     GarchParams,
     NonStationaryGarch,
     arch_backcast,
+    constrained_shape,
     fit_garch,
 )
 
@@ -142,3 +143,13 @@ def test_backcast_matches_arch_formula():
 def test_fit_rejects_short_samples():
     with pytest.raises(ValueError):
         fit_garch(np.zeros(50))
+
+
+@pytest.mark.parametrize("alpha", [0.0586423106608433, 0.05, 0.1, 0.3, 1e-9, 0.999, 1.5])
+def test_a_constrained_shape_never_exceeds_the_cap(alpha):
+    """``0.0586423106608433 + (0.999 - 0.0586423106608433)`` is 0.9990000000000001 in floats:
+    a fit constrained there came out one ulp above the cap it was constrained to."""
+    a, b = constrained_shape(alpha, MAX_PERSISTENCE)
+    assert a + b <= MAX_PERSISTENCE
+    assert a + b == pytest.approx(MAX_PERSISTENCE, abs=1e-15)
+    assert a == min(alpha, MAX_PERSISTENCE) and b >= 0
