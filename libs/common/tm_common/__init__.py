@@ -16,8 +16,8 @@ says (else ``OMP_NUM_THREADS``, else one per CPU, capped at the CPU count), and 
 its own way: one thread instead of two trained other models on the same machine, so a machine
 with more CPUs would too. ``OPENBLAS_NUM_THREADS=2`` on every architecture, replacing the
 environment's value: the count every figure of this project was measured with (two-CPU machines),
-on any machine with two CPUs or more. A one-CPU machine still runs one thread, and fits
-differently there (seen: a GARCH fit of the example family's data did not converge).
+on any machine with two CPUs or more. A one-CPU machine still runs one thread, and its
+figures can differ in late digits.
 """
 
 import os as _os

@@ -141,6 +141,15 @@ def constrained_shape(alpha: float, max_persistence: float) -> tuple[float, floa
     return alpha, beta
 
 
+def feasible_start(params: np.ndarray) -> np.ndarray:
+    """``[mu, omega, alpha, beta, nu]`` moved inside the region arch accepts as starting values:
+    ``alpha + beta`` scaled down to at most 0.99, ``omega`` positive, ``nu`` above 2."""
+    mu, omega, alpha, beta, nu = (float(v) for v in params)
+    alpha, beta = max(alpha, 0.0), max(beta, 0.0)
+    k = min(1.0, 0.99 / (alpha + beta)) if alpha + beta > 0 else 1.0
+    return np.array([mu, max(omega, 1e-6), alpha * k, beta * k, max(nu, 2.1)])
+
+
 def fit_garch(returns: np.ndarray, *, scale: float = 100.0,
               max_persistence: float = MAX_PERSISTENCE) -> GarchParams:
     """Fit GARCH(1,1) with Student-t innovations and a constant mean by maximum likelihood.
@@ -169,6 +178,12 @@ def fit_garch(returns: np.ndarray, *, scale: float = 100.0,
         raise ValueError(f"fit_garch needs >= 100 finite returns, got {r.shape[0]}")
     model = arch_model(r, mean="Constant", vol="GARCH", p=1, q=1, dist="t", rescale=False)
     res = model.fit(disp="off", show_warning=False)
+    if res.convergence_flag != 0:
+        # SLSQP can stop outside the stationary region (flag 8: its line search found no
+        # descent) where the likelihood is near-integrated; once more, from that point pulled
+        # inside it (seen on BTCUSDT's first 4,579 returns, and more windows on one thread)
+        res = model.fit(disp="off", show_warning=False,
+                        starting_values=feasible_start(np.asarray(res.params, dtype=np.float64)))
     if res.convergence_flag != 0:
         raise ValueError(f"GARCH fit did not converge (flag {res.convergence_flag})")
     if not 0.0 < max_persistence < 1.0:
