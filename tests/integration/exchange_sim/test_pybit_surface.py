@@ -1,7 +1,8 @@
 """The surface a bot uses beyond placing orders, through pybit against the sim over HTTP: amend,
-cancel-all, order history (Bybit's retention), the execution list's 7-day window, closed PnL, server time, the forming kline row,
-the min notional (110094), per-endpoint rate limits, the 403 IP ban, the venue's clock in every
-answer, and instruments for a symbol the project does not ship."""
+cancel-all, order history (Bybit's retention), the execution list's 7-day window, closed PnL,
+server time, the forming kline row, the min notional (110094), per-endpoint rate limits, the 403
+IP ban, the venue's clock in every answer, and instruments for a symbol the project does not
+ship."""
 
 from __future__ import annotations
 

@@ -27,9 +27,12 @@ LATE_MS = DAY_MS
 def span_start(since_ms: int | None, asked_ms: int | None, now_ms: int) -> int:
     """The first funding time (ms, inclusive) a look-up at ``now_ms`` asks for, given the newest
     settlement published (``since_ms``) and the previous look-up's end (``asked_ms``)."""
-    starts = [t for t in (None if since_ms is None else since_ms + 1,
-                          None if asked_ms is None else asked_ms - LATE_MS) if t is not None]
-    return max(starts) if starts else now_ms - WINDOW_MS
+    starts = []
+    if since_ms is not None:
+        starts.append(since_ms + 1)
+    if asked_ms is not None:
+        starts.append(asked_ms - LATE_MS)
+    return max(starts, default=now_ms - WINDOW_MS)
 
 
 def windows(start_ms: int, end_ms: int) -> list[tuple[int, int]]:
