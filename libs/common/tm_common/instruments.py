@@ -20,7 +20,11 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+from tm_common.decimals import NotADecimal, finite_decimal
+
 DEFAULT_SYMBOLS: tuple[str, ...] = ("BTCUSDT", "ETHUSDT", "SOLUSDT")
+#: Bybit's funding interval of the default symbols, and of an answer that does not give one.
+FUNDING_INTERVAL_MIN = 480
 # A Bybit linear USDT perpetual: base coin letters/digits, then USDT (e.g. 1000PEPEUSDT).
 _SYMBOL = re.compile(r"^[A-Z0-9]{1,20}USDT$")
 
@@ -75,6 +79,9 @@ class InstrumentSpec:
     max_price: Decimal = Decimal("1999999.80")
     launch_time_ms: int = 0
     quote_coin: str = "USDT"
+    #: Minutes between funding settlements (Bybit's ``fundingInterval``: 480 for BTC, ETH and
+    #: SOL; 60, 120 or 240 for others, and Bybit may change it while listed).
+    funding_interval_min: int = FUNDING_INTERVAL_MIN
 
     def info(self) -> dict[str, Any]:
         """The instrument as Bybit's instruments-info ``list`` entry."""
@@ -95,7 +102,7 @@ class InstrumentSpec:
                               "postOnlyMaxOrderQty": _text(self.max_order_qty),
                               "maxMktOrderQty": _text(self.max_mkt_order_qty),
                               "minNotionalValue": _text(self.min_notional)},
-            "unifiedMarginTrade": True, "fundingInterval": 480, "settleCoin": self.quote_coin,
+            "unifiedMarginTrade": True, "fundingInterval": self.funding_interval_min, "settleCoin": self.quote_coin,
             "copyTrading": "both", "upperFundingRate": "0.005", "lowerFundingRate": "-0.005",
             "isPreListing": False, "preListingInfo": None,
         }
@@ -103,27 +110,73 @@ class InstrumentSpec:
 
     @classmethod
     def from_info(cls, entry: Mapping[str, Any]) -> InstrumentSpec:
-        """Parse one ``result.list`` entry of ``/v5/market/instruments-info``.
+        """Parse one ``result.list`` entry of ``/v5/market/instruments-info``: the project's one
+        parser of it (risk's loader, the simulator's file, the executor's preflight and refresh).
 
         Raises:
-            ValueError: a missing or malformed field, named.
+            ValueError: a missing or malformed field, named: not a finite number, a filter
+                that must be positive (tick, step, quantities) is not, or a funding interval
+                that is not a whole number of minutes > 0.
         """
         try:
             lot, price, lev = entry["lotSizeFilter"], entry["priceFilter"], entry["leverageFilter"]
-            return cls(
+            max_qty = _number(lot, "maxOrderQty")
+            spec = cls(
                 symbol=str(entry["symbol"]), base_coin=str(entry["baseCoin"]),
                 quote_coin=str(entry.get("quoteCoin") or "USDT"),
-                tick_size=Decimal(price["tickSize"]), qty_step=Decimal(lot["qtyStep"]),
-                min_order_qty=Decimal(lot["minOrderQty"]), max_order_qty=Decimal(lot["maxOrderQty"]),
-                max_mkt_order_qty=Decimal(lot.get("maxMktOrderQty") or lot["maxOrderQty"]),
-                min_notional=Decimal(lot.get("minNotionalValue") or 5),
-                min_leverage=Decimal(lev["minLeverage"]), max_leverage=Decimal(lev["maxLeverage"]),
-                leverage_step=Decimal(lev["leverageStep"]), price_scale=int(entry["priceScale"]),
-                min_price=Decimal(price["minPrice"]), max_price=Decimal(price["maxPrice"]),
-                launch_time_ms=int(entry.get("launchTime") or 0))
+                tick_size=_number(price, "tickSize"), qty_step=_number(lot, "qtyStep"),
+                min_order_qty=_number(lot, "minOrderQty"), max_order_qty=max_qty,
+                max_mkt_order_qty=_number(lot, "maxMktOrderQty", max_qty),
+                min_notional=_number(lot, "minNotionalValue", Decimal(5)),
+                min_leverage=_number(lev, "minLeverage"), max_leverage=_number(lev, "maxLeverage"),
+                leverage_step=_number(lev, "leverageStep"), price_scale=int(entry["priceScale"]),
+                min_price=_number(price, "minPrice"), max_price=_number(price, "maxPrice"),
+                launch_time_ms=int(entry.get("launchTime") or 0),
+                funding_interval_min=_minutes(entry.get("fundingInterval")))
+            spec.check()
+            return spec
         except (KeyError, TypeError, ValueError, ArithmeticError) as e:
             raise ValueError(f"instruments-info entry {entry.get('symbol', '?')!r}: "
                              f"{type(e).__name__}: {e}") from e
+
+    def check(self) -> None:
+        """Raises ValueError naming the first filter that no venue order could satisfy."""
+        for name in ("tick_size", "qty_step", "min_order_qty", "max_order_qty",
+                     "max_mkt_order_qty"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
+        if self.min_notional < 0:
+            raise ValueError(f"min_notional must be >= 0, got {self.min_notional}")
+        if self.funding_interval_min <= 0:
+            raise ValueError(f"fundingInterval must be > 0 minutes, got {self.funding_interval_min}")
+
+    @property
+    def funding_interval_ms(self) -> int:
+        return self.funding_interval_min * 60_000
+
+
+def _minutes(value: Any) -> int:
+    """Bybit's ``fundingInterval`` (minutes, a number or its text); absent: the default."""
+    if value in (None, ""):
+        return FUNDING_INTERVAL_MIN
+    text = str(value).strip()
+    if isinstance(value, bool) or not isinstance(value, int | str) \
+            or not text.removeprefix("-").isdigit():
+        raise ValueError(f"fundingInterval is not a whole number of minutes: {value!r}")
+    return int(text)
+
+
+def _number(section: Mapping[str, Any], name: str, default: Decimal | None = None) -> Decimal:
+    """``section[name]`` as a finite Decimal (``default`` when absent or empty)."""
+    value = section.get(name)
+    if value in (None, "") and default is not None:
+        return default
+    if value is None:
+        raise KeyError(name)
+    try:
+        return finite_decimal(value)
+    except NotADecimal as e:
+        raise ValueError(f"{name} is {e.reason}: {value!r}") from e
 
 
 def specs_from_answer(doc: Any, what: str = "instruments-info") -> dict[str, InstrumentSpec]:

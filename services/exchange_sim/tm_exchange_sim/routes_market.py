@@ -25,7 +25,6 @@ from tm_exchange_sim.matching.errors import params_error
 from tm_exchange_sim.serialise import instrument_list, kline_row, money, num
 from tm_exchange_sim.state import SimState
 
-FUNDING_INTERVAL_MS = 8 * 3600 * 1000
 DAY_MS = 24 * 3600 * 1000
 DERIBIT_DAILY = ("1D", "86400")
 DERIBIT_MAX_POINTS = 1000
@@ -121,7 +120,8 @@ def _ticker(state: SimState, symbol: str) -> dict | None:
     volume = sum((Decimal(b.volume) for b in recent), Decimal(0))
     turnover = sum((Decimal(b.volume) * Decimal(b.close) for b in recent), Decimal(0))
     now = state.now_ms
-    next_funding = now - now % FUNDING_INTERVAL_MS + FUNDING_INTERVAL_MS
+    interval = state.instruments[symbol].funding_interval_ms
+    next_funding = now - now % interval + interval
     settled = [t for t in state.feed.funding.get(symbol, {}) if t <= now]
     rate = state.feed.funding[symbol][max(settled)] if settled else None
     return {

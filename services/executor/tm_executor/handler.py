@@ -46,17 +46,16 @@ from tm_common.events import (
     OrderRejected,
     OrderReported,
 )
+from tm_common.instruments import FUNDING_INTERVAL_MIN
 
 from tm_executor.config import ExecutorSettings
 from tm_executor.domain.errors import VenueRejected
-from tm_executor.domain.funding import span_start, windows
+from tm_executor.domain.funding import settles_in_bar, span_start, windows
 from tm_executor.domain.guard import COUNTED_INTENTS, GuardView, Refusal, check, signed
 from tm_executor.domain.orders import TERMINAL_STATUSES, VenueExecution, check_intent
 from tm_executor.metrics import ExecutorMetrics
 from tm_executor.placement import OrderPlacer, Outcome
 from tm_executor.preflight import Preflight
-
-FUNDING_INTERVAL_MS = 8 * 3600 * 1000
 
 log = structlog.get_logger("tm.executor")
 
@@ -214,7 +213,7 @@ class ExecutorHandler:
         skew = self.preflight.clock_problem()
         if skew is not None:
             return [self._reject(intent, None, f"executor not ready: clock skew: {skew}")]
-        why = check_intent(intent, self.preflight.lots.get(intent.instrument),
+        why = check_intent(intent, self.preflight.specs.get(intent.instrument),
                            self.state.guard.closes.get(intent.instrument))
         if why is not None:
             return [self._reject(intent, None, f"not sent: {why}")]
@@ -258,13 +257,16 @@ class ExecutorHandler:
     async def _funding(self, bar: BarClosed) -> list[Emit]:
         """Funding the venue settled on our position by this bar's close, as FundingSettled.
 
-        Bybit books funding as executions of type ``Funding`` at 00/08/16 UTC. Asked only on bars
-        that close on a funding time, for the span :mod:`tm_executor.domain.funding` names (what
-        was not published yet, in windows of at most 7 days), and as an output of the bar's
-        handling, so a replay is deterministic: the venue's clock is at this bar's close before
-        the bar is published."""
+        Bybit books funding as executions of type ``Funding`` at every multiple of the
+        instrument's funding interval (instruments-info ``fundingInterval``, read at the
+        preflight and on each refresh; 8 h until read). Asked only on bars a funding time falls
+        in, for the span :mod:`tm_executor.domain.funding` names (what was not published yet,
+        in windows of at most 7 days), and as an output of the bar's handling, so a replay is
+        deterministic: the venue's clock is at this bar's close before the bar is published."""
         close_ms = bar.close_time_ms + 1
-        if close_ms % FUNDING_INTERVAL_MS:
+        spec = self.preflight.specs.get(bar.instrument)
+        interval_ms = spec.funding_interval_ms if spec else FUNDING_INTERVAL_MIN * 60_000
+        if not settles_in_bar(bar.open_time_ms, close_ms, interval_ms):
             return []
         since = self.state.funding_ms.get(bar.instrument)
         start = span_start(since, self.state.funding_asked_ms.get(bar.instrument), close_ms)

@@ -1,5 +1,6 @@
-"""The venue's lot filters, refreshed: the executor reads instruments-info for every traded
-symbol at start (the preflight) and again every ``instruments_refresh_s`` (a day by default).
+"""The venue's instrument filters, refreshed: the executor reads instruments-info for every traded
+symbol at start (the preflight) and again every ``instruments_refresh_s`` (a day by default),
+with :meth:`tm_common.instruments.InstrumentSpec.from_info`, the project's one parser of it.
 
 A refresh that finds a difference uses it at once (the next intent is checked against the new
 filters) and publishes it as ``InstrumentsChanged`` on ``exec.report`` (retried every 5 s while
@@ -18,41 +19,39 @@ from collections.abc import Mapping
 import structlog
 from tm_common.errors import TransientError
 from tm_common.events import InstrumentFilters, InstrumentsChanged
+from tm_common.instruments import InstrumentSpec
 
 from tm_executor.config import ExecutorSettings
 from tm_executor.domain.errors import VenueError
-from tm_executor.domain.orders import LotFilter
 from tm_executor.preflight import Preflight
 from tm_executor.repository import ExecutorRepository
 from tm_executor.venue import VenueClient
 
 log = structlog.get_logger("tm.executor.instruments")
 PUBLISH_RETRY_S = 5.0
-FIELDS = (("tick_size", "tick_size"), ("qty_step", "qty_step"), ("min_qty", "min_order_qty"),
-          ("max_qty", "max_order_qty"), ("max_mkt_qty", "max_mkt_order_qty"),
-          ("min_notional", "min_notional"))
+#: The filters an order is checked and sized with (what ``InstrumentsChanged`` carries).
+FIELDS = ("tick_size", "qty_step", "min_order_qty", "max_order_qty", "max_mkt_order_qty",
+          "min_notional")
 
 
-def lot_changes(old: Mapping[str, LotFilter], new: Mapping[str, LotFilter]) -> dict[str, str]:
-    """symbol → what changed (``"new"`` or ``"qty_step 0.001→0.01, …"``, with the names of
-    :class:`tm_common.instruments.InstrumentSpec`)."""
+def lot_changes(old: Mapping[str, InstrumentSpec],
+                new: Mapping[str, InstrumentSpec]) -> dict[str, str]:
+    """symbol → what changed in :data:`FIELDS` (``"new"`` or ``"qty_step 0.001→0.01, …"``)."""
     out: dict[str, str] = {}
-    for sym, lot in sorted(new.items()):
+    for sym, spec in sorted(new.items()):
         before = old.get(sym)
         if before is None:
             out[sym] = "new"
             continue
-        diff = [f"{name} {getattr(before, f)}→{getattr(lot, f)}" for f, name in FIELDS
-                if getattr(before, f) != getattr(lot, f)]
+        diff = [f"{f} {getattr(before, f)}→{getattr(spec, f)}" for f in FIELDS
+                if getattr(before, f) != getattr(spec, f)]
         if diff:
             out[sym] = ", ".join(diff)
     return out
 
 
-def filters(lot: LotFilter) -> InstrumentFilters:
-    return InstrumentFilters(symbol=lot.symbol, tick_size=lot.tick_size, qty_step=lot.qty_step,
-                             min_order_qty=lot.min_qty, max_order_qty=lot.max_qty,
-                             max_mkt_order_qty=lot.max_mkt_qty, min_notional=lot.min_notional)
+def filters(spec: InstrumentSpec) -> InstrumentFilters:
+    return InstrumentFilters(symbol=spec.symbol, **{f: getattr(spec, f) for f in FIELDS})
 
 
 class InstrumentRefresher:
@@ -94,8 +93,8 @@ class InstrumentRefresher:
         """Read every traded symbol's filters; a change is used and published (returned)."""
         self.refreshes += 1
         new = {sym: await self.venue.instrument(sym) for sym in self.s.symbols}
-        changed = lot_changes(self.preflight.lots, new)
-        self.preflight.lots = {**self.preflight.lots, **new}
+        changed = lot_changes(self.preflight.specs, new)
+        self.preflight.specs = {**self.preflight.specs, **new}
         if not changed:
             return None
         checked_ms = self.venue.signing_ms()

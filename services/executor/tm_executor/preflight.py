@@ -24,10 +24,10 @@ from typing import Any
 
 import structlog
 from tm_common.errors import NotReady, TransientError
+from tm_common.instruments import InstrumentSpec
 
 from tm_executor.config import ExecutorSettings
 from tm_executor.domain.errors import VenueError, VenueFatal, VenueRejected
-from tm_executor.domain.orders import LotFilter
 from tm_executor.metrics import ExecutorMetrics
 from tm_executor.venue import VenueClient
 
@@ -52,7 +52,7 @@ class Preflight:
         self.state = "pending"                 # pending | passed | fatal
         self.reason = "preflight not run yet"
         self.fatal_code: int | None = None
-        self.lots: dict[str, LotFilter] = {}
+        self.specs: dict[str, InstrumentSpec] = {}
         self.steps: dict[str, Any] = {}
         self.done: set[str] = set()            # steps passed: never run again by run()
         self.step_attempts: dict[str, int] = {}
@@ -104,9 +104,9 @@ class Preflight:
         return f"{await self.venue.set_leverage(sym, lev)} {lev}x"
 
     async def _instrument(self, sym: str) -> str:
-        lot = await self.venue.instrument(sym)
-        self.lots = {**self.lots, sym: lot}
-        return f"qtyStep {lot.qty_step}, minNotional {lot.min_notional}"
+        spec = await self.venue.instrument(sym)
+        self.specs = {**self.specs, sym: spec}
+        return f"qtyStep {spec.qty_step}, minNotional {spec.min_notional}"
 
     async def _step(self, name: str, fn: Callable[[], Awaitable[Any]]) -> None:
         self.step_attempts[name] = self.step_attempts.get(name, 0) + 1

@@ -32,6 +32,7 @@ from typing import Any
 
 import structlog
 from tm_common.errors import NotReady
+from tm_common.instruments import InstrumentSpec
 
 from tm_executor.config import ExecutorSettings
 from tm_executor.domain.errors import (
@@ -43,7 +44,7 @@ from tm_executor.domain.errors import (
     VenueRejected,
     VenueTransient,
 )
-from tm_executor.domain.orders import LotFilter, VenueExecution, VenueOrder
+from tm_executor.domain.orders import VenueExecution, VenueOrder
 from tm_executor.domain.reconcile import ExchangePosition
 from tm_executor.metrics import ExecutorMetrics
 from tm_executor.venue_answers import check_answer, first_order, parse_records, result_rows, translate
@@ -347,9 +348,9 @@ class VenueClient:
                 return "unchanged"
             raise
 
-    async def instrument(self, symbol: str) -> LotFilter:
+    async def instrument(self, symbol: str) -> InstrumentSpec:
         result = await self.call("get_instruments_info", category="linear", symbol=symbol)
         rows = [r for r in result_rows("get_instruments_info", result) if r.get("symbol") == symbol]
         if not rows:
             raise VenueRejected("get_instruments_info", f"unknown instrument {symbol}")
-        return parse_records(LotFilter.from_bybit, rows, "get_instruments_info")[0]
+        return parse_records(InstrumentSpec.from_info, rows, "get_instruments_info")[0]

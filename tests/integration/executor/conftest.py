@@ -26,7 +26,8 @@ START_MS = 1_672_531_200_000          # 2023-01-01 00:00, inside the shipped his
 BAR_MS = 4 * 3600 * 1000
 # The close the guard values market intents with (tm_executor.domain.guard): each intent's bar
 # is published on md.bar before it, as ingest does. Of the order of the 2023 prices.
-GUARD_CLOSE = {"BTCUSDT": Decimal(16_500), "ETHUSDT": Decimal(1_200), "SOLUSDT": Decimal(10)}
+GUARD_CLOSE = {"BTCUSDT": Decimal(16_500), "ETHUSDT": Decimal(1_200), "SOLUSDT": Decimal(10),
+               "ZZZUSDT": Decimal(2)}       # tm_common.testing.instrument_history
 TERMINAL = ("order.reported", "order.rejected")
 
 

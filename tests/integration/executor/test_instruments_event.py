@@ -52,7 +52,7 @@ async def test_a_changed_qty_step_reaches_risk_as_an_event(sim, redis_url, names
         assert len(got) == 1 and got[0]["changes"] == {
             "BTCUSDT": "qty_step 0.001→0.01, min_order_qty 0.001→0.01"}
         assert [i["symbol"] for i in got[0]["instruments"]] == ["BTCUSDT"]
-        assert ex.preflight.lots["BTCUSDT"].qty_step == Decimal("0.01")   # the executor too
+        assert ex.preflight.specs["BTCUSDT"].qty_step == Decimal("0.01")   # the executor too
 
         await wait_async(lambda: _true(risk.params.instruments["BTCUSDT"].qty_step
                                        == Decimal("0.01")), 20, "risk took the event")

@@ -40,6 +40,32 @@ def test_from_info_parses_a_bybit_entry():
     assert (spec.symbol, spec.base_coin, spec.qty_step, spec.tick_size, spec.max_leverage) == (
         "DOGEUSDT", "DOGE", Decimal(1), Decimal("0.00001"), Decimal("75.00"))
     assert spec.price_scale == 5 and spec.launch_time_ms == 1620000000000
+    assert spec.funding_interval_min == 480            # no fundingInterval: Bybit's default
+    assert InstrumentSpec.from_info({**entry, "fundingInterval": 240}).funding_interval_ms == \
+        4 * 3600 * 1000
+
+
+@pytest.mark.parametrize("section,name,value,needle", [
+    ("lotSizeFilter", "qtyStep", "NaN", "qtyStep is not finite"),
+    ("priceFilter", "tickSize", "Infinity", "tickSize is not finite"),
+    ("lotSizeFilter", "qtyStep", "0", "qty_step must be > 0"),
+    ("lotSizeFilter", "minOrderQty", "-0.001", "min_order_qty must be > 0"),
+    ("lotSizeFilter", "maxMktOrderQty", "0", "max_mkt_order_qty must be > 0"),
+    ("lotSizeFilter", "minNotionalValue", "-5", "min_notional must be >= 0"),
+    (None, "fundingInterval", 0, "fundingInterval must be > 0"),
+    (None, "fundingInterval", "8h", "fundingInterval is not a whole number"),
+    (None, "fundingInterval", 1.5, "fundingInterval is not a whole number"),
+])
+def test_filters_no_order_could_meet_are_refused_by_name(section, name, value, needle):
+    """An answer with a NaN step or a zero minimum would size every order wrong (or divide by
+    zero): the one parser refuses it, naming the field, and nothing downstream sees it."""
+    entry = DEFAULT_INSTRUMENTS["BTCUSDT"].info()
+    if section is None:
+        entry[name] = value
+    else:
+        entry[section] = {**entry[section], name: value}
+    with pytest.raises(ValueError, match=needle):
+        InstrumentSpec.from_info(entry)
 
 
 def test_a_malformed_entry_is_a_clear_error():

@@ -199,6 +199,29 @@ def test_funding_sign_longs_pay_when_rate_positive(side, qty, price, rate):
     assert eng.executions[-1].exec_type == "Funding" and eng.executions[-1].exec_fee == paid
 
 
+def test_hourly_funding_settles_at_each_hour_on_the_position_held_through_the_bar():
+    """An instrument with a 1 h funding interval: the three settlements inside a 4 h bar are
+    booked at their own times, at the newest mark then (the previous close), on the position
+    held through the bar; the one at the close after the bar's fills, at the close. With
+    settlement only at bar closes (the engine before), three of every four were never paid."""
+    h = H4 // 4
+    rates = {t: D("0.0001") for t in range(H4 + h, 3 * H4 + 1, h)}      # 05:00 .. 12:00
+    eng = engine(D(20000), funding={"BTCUSDT": rates})
+    eng.place_order(market(BUY, D("0.010")))                          # at 04:00, at 20,000
+    resting = eng.place_order(OrderRequest("BTCUSDT", SELL, LIMIT, D("0.005"), price=D(20100)))
+    eng.step(2 * H4, {"BTCUSDT": Bar(H4, 2 * H4, D(20000), D(20200), D(19900), D(20100))})
+    funding = [e for e in eng.executions if e.exec_type == "Funding"]
+    assert [(e.exec_time_ms, e.exec_qty, e.exec_price) for e in funding] == [
+        (H4 + h, D("0.010"), D(20000)), (H4 + 2 * h, D("0.010"), D(20000)),
+        (H4 + 3 * h, D("0.010"), D(20000)),                 # inside: before the limit filled
+        (2 * H4, D("0.005"), D(20100))]                      # at the close: after it, at it
+    assert eng.orders[resting.order_id].status == "Filled"
+    eng.step(3 * H4, {"BTCUSDT": Bar(2 * H4, 3 * H4, *[D(20100)] * 4)})
+    times = [e.exec_time_ms for e in eng.executions if e.exec_type == "Funding"]
+    assert times == sorted(rates) and eng.account.cum_funding == sum(
+        (e.exec_fee for e in eng.executions if e.exec_type == "Funding"), D(0))
+
+
 def test_duplicate_order_link_id_and_insufficient_balance():
     eng = engine(D("50000.0"), balance=D(1000))
     eng.place_order(market(BUY, D("0.001"), order_link_id="intent-1"))

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from tm_common.instruments import InstrumentSpec
 from tm_executor.config import ExecutorSettings
 from tm_executor.domain.errors import VenueFatal, VenueRejected, VenueTransient
 from tm_executor.domain.ids import order_link_id
-from tm_executor.domain.orders import LotFilter, VenueExecution, VenueOrder
+from tm_executor.domain.orders import VenueExecution, VenueOrder
 from tm_executor.links import LinkIds
 
-LOTS = {"BTCUSDT": LotFilter(symbol="BTCUSDT", qty_step=Decimal("0.001"),
-                             min_qty=Decimal("0.001"), max_qty=Decimal(1190),
-                             max_mkt_qty=Decimal(119), tick_size=Decimal("0.1"))}
+LOTS = {"BTCUSDT": InstrumentSpec(symbol="BTCUSDT", base_coin="BTC", qty_step=Decimal("0.001"),
+                                  min_order_qty=Decimal("0.001"), max_order_qty=Decimal(1190),
+                                  max_mkt_order_qty=Decimal(119), tick_size=Decimal("0.1"),
+                                  min_notional=Decimal(0))}
 
 
 SALT = "unit0000"
@@ -114,7 +116,7 @@ class Clock:
 
 
 class PassedPreflight:
-    state, reason, fatal_code, lots, passed = "passed", "ok", None, LOTS, True
+    state, reason, fatal_code, specs, passed = "passed", "ok", None, LOTS, True
 
     skew: str | None = None
 

@@ -1,14 +1,15 @@
 """Venue records, lot filters, the order request and position differences."""
 
+import dataclasses
 from decimal import Decimal as D
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from tm_common.events import OrderApproved
+from tm_common.instruments import InstrumentSpec
 from tm_executor.domain.orders import (
     BadVenueRecord,
-    LotFilter,
     VenueExecution,
     VenueOrder,
     check_intent,
@@ -18,8 +19,9 @@ from tm_executor.domain.orders import (
 )
 from tm_executor.domain.reconcile import ExchangePosition, position_diffs
 
-BTC = LotFilter(symbol="BTCUSDT", qty_step=D("0.001"), min_qty=D("0.001"), max_qty=D(1190),
-                max_mkt_qty=D(119), tick_size=D("0.10"))
+BTC = InstrumentSpec(symbol="BTCUSDT", base_coin="BTC", qty_step=D("0.001"),
+                     min_order_qty=D("0.001"), max_order_qty=D(1190), max_mkt_order_qty=D(119),
+                     tick_size=D("0.10"), min_notional=D(0))
 
 
 def intent(qty="0.010", order_type="Market", price=None, **kw) -> OrderApproved:
@@ -103,12 +105,6 @@ def test_order_params_are_bybit_strings():
     assert lp["price"] == "16000.1" and lp["timeInForce"] == "GTC" and lp["reduceOnly"] is True
 
 
-def test_lot_filter_from_instruments_info():
-    info = {"symbol": "ETHUSDT", "lotSizeFilter": {"maxOrderQty": "7240.00", "minOrderQty": "0.01",
-                                                   "qtyStep": "0.01", "maxMktOrderQty": "724.00"},
-            "priceFilter": {"tickSize": "0.01"}}
-    lot = LotFilter.from_bybit(info)
-    assert lot.qty_step == D("0.01") and lot.max_mkt_qty == D("724.00")
 
 
 def pos(symbol, size, side, avg="100"):
@@ -128,8 +124,7 @@ def test_position_diffs_signed_and_exchange_wins():
 
 
 def test_check_intent_minimum_order_value():
-    lot = LotFilter(symbol="BTCUSDT", qty_step=D("0.001"), min_qty=D("0.001"), max_qty=D(1190),
-                    max_mkt_qty=D(119), tick_size=D("0.10"), min_notional=D(5))
+    lot = dataclasses.replace(BTC, min_notional=D(5))
     # Market: valued at the newest close; 0.001 × 2900 = 2.9 USDT < 5
     why = check_intent(intent("0.001"), lot, D(2900))
     assert why is not None and "minNotionalValue 5" in why and "2.9000" in why

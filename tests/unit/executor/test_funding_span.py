@@ -1,11 +1,19 @@
-"""Which span a funding bar asks the venue for (``tm_executor.domain.funding``): from just after
+"""Which bars ask the venue for funding (a funding time of the instrument's interval falls in
+them), and which span a funding bar asks for (``tm_executor.domain.funding``): from just after
 the newest settlement published, never from further back than a day before the previous look-up,
 the venue's default 7 days at first, cut into windows Bybit accepts (at most 7 days each)."""
 
 from __future__ import annotations
 
 import pytest
-from tm_executor.domain.funding import DAY_MS, LATE_MS, WINDOW_MS, span_start, windows
+from tm_executor.domain.funding import (
+    DAY_MS,
+    LATE_MS,
+    WINDOW_MS,
+    settles_in_bar,
+    span_start,
+    windows,
+)
 
 NOW = 1_700_000_000_000 - 1_700_000_000_000 % (8 * 3600 * 1000)
 
@@ -43,3 +51,28 @@ def test_windows_cover_the_span_once_in_queries_bybit_accepts(days):
 
 def test_an_empty_span_asks_nothing():
     assert windows(NOW + 1, NOW) == []
+
+
+HOUR_MS = 3600 * 1000
+BAR_MS = 4 * HOUR_MS
+
+
+@pytest.mark.parametrize("interval_h,asking", [
+    (8, [False, True, False, True, False, True]),   # closes 04, 08, 12, 16, 20, 24 h: 08/16/24
+    (4, [True] * 6),
+    (2, [True] * 6),                                 # two settlements in each bar
+    (1, [True] * 6),
+])
+def test_a_bar_asks_when_a_funding_time_of_its_instrument_falls_in_it(interval_h, asking):
+    day = NOW - NOW % (24 * HOUR_MS)
+    got = [settles_in_bar(day + k * BAR_MS, day + (k + 1) * BAR_MS, interval_h * HOUR_MS)
+           for k in range(6)]
+    assert got == asking
+
+
+def test_a_settlement_at_a_bars_open_belongs_to_the_bar_before():
+    day = NOW - NOW % (24 * HOUR_MS)
+    assert settles_in_bar(day - BAR_MS, day, 8 * HOUR_MS)          # 20:00 → 00:00 holds 00:00
+    assert not settles_in_bar(day, day + BAR_MS, 8 * HOUR_MS)      # 00:00 → 04:00 holds none
+    with pytest.raises(ValueError, match="funding interval"):
+        settles_in_bar(day, day + BAR_MS, 0)

@@ -1,12 +1,13 @@
 """The executor's instruments refresh: a change is used at once, published once, and kept
 pending (retried with the same key) while the bus refuses it."""
 
+import dataclasses
 from decimal import Decimal
 
 import pytest
 from tm_common.errors import TransientError
 from tm_common.events import InstrumentsChanged
-from tm_executor.domain.orders import LotFilter
+from tm_common.instruments import InstrumentSpec
 from tm_executor.instruments import InstrumentRefresher, lot_changes
 
 from .fakes import LOTS, settings
@@ -27,7 +28,7 @@ class _Preflight:
     passed = True
 
     def __init__(self):
-        self.lots = dict(LOTS)
+        self.specs = dict(LOTS)
 
 
 class _Repo:
@@ -42,10 +43,9 @@ class _Repo:
         return "1-0"
 
 
-def _new_step() -> LotFilter:
-    b = LOTS["BTCUSDT"]
-    return LotFilter(symbol="BTCUSDT", qty_step=Decimal("0.01"), min_qty=Decimal("0.01"),
-                     max_qty=b.max_qty, max_mkt_qty=b.max_mkt_qty, tick_size=b.tick_size)
+def _new_step() -> InstrumentSpec:
+    return dataclasses.replace(LOTS["BTCUSDT"], qty_step=Decimal("0.01"),
+                               min_order_qty=Decimal("0.01"))
 
 
 def test_lot_changes_names_each_field_with_the_spec_names():
@@ -61,7 +61,7 @@ async def test_a_change_is_used_published_and_kept_pending_while_the_bus_refuses
                             settings(symbols="BTCUSDT"))
     with pytest.raises(TransientError):
         await r.refresh_once()
-    assert pf.lots["BTCUSDT"].qty_step == Decimal("0.01")      # used at once
+    assert pf.specs["BTCUSDT"].qty_step == Decimal("0.01")      # used at once
     assert r.pending is not None and not repo.sent
     assert await r.refresh_once() is None                     # no new difference ...
     await r._publish()                                        # ... the pending one goes out

@@ -33,11 +33,14 @@ def test_new_rates_keeps_each_rate_once_and_advances_the_tracker():
     assert new_rates(rates, last) == []
 
 
-def test_the_poller_also_polls_just_after_each_settlement():
+def test_the_poller_also_polls_just_after_each_whole_hour():
+    """Every funding interval Bybit uses (1, 2, 4, 8 h) settles on a whole UTC hour, so a poll
+    30 s after each hour finds a new rate of any of them within the grace."""
     from tm_ingest.sources.funding import next_poll_s
 
-    h8 = 8 * 3600 * 1000
-    assert next_poll_s(h8 * 100 + 3_600_000, 600) == 600         # settlement far: the interval
-    assert next_poll_s(h8 * 101 - 60_000, 600) == 90              # 60 s before + 30 s grace
-    assert next_poll_s(h8 * 101 + 10_000, 600) == 20              # inside the grace: its end
-    assert next_poll_s(h8 * 101 + 30_000, 10**6) == 8 * 3600      # just polled: the next one
+    h = 3600 * 1000
+    assert next_poll_s(h * 100 + 20 * 60_000, 600) == 600         # the hour far: the interval
+    assert next_poll_s(h * 101 - 60_000, 600) == 90               # 60 s before + 30 s grace
+    assert next_poll_s(h * 101 + 10_000, 600) == 20               # inside the grace: its end
+    assert next_poll_s(h * 101 + 30_000, 10**6) == 3600           # just polled: the next hour
+    assert next_poll_s(h * 8 * 100 + 4 * h - 60_000, 600) == 90   # a 4 h settlement, not an 8 h

@@ -40,11 +40,12 @@ def write_instrument(directory: str | Path, spec: InstrumentSpec) -> Path:
 
 def write_history(directory: str | Path, symbol: str = UNSHIPPED_SYMBOL, *, start_ms: int,
                   n_bars: int, start_price: float = UNSHIPPED_START_PRICE, seed: int = 11,
-                  autocorr: float = 0.35, vol: float = 0.012) -> Path:
+                  autocorr: float = 0.35, vol: float = 0.012, funding_every_h: int = 8) -> Path:
     """Write ``<SYMBOL>_4h.csv`` and ``<SYMBOL>_funding_8h.csv`` (the shipped layout) into
     ``directory``: ``n_bars`` 4 h bars from ``start_ms`` whose log returns are AR(1) with
     coefficient ``autocorr`` (a learnable momentum, so a trained model takes positions) and
-    innovation s.d. ``vol``; funding every 8 h, small noise. Same seed → same files."""
+    innovation s.d. ``vol``; funding every ``funding_every_h`` hours (the file keeps its name
+    whatever the interval), small noise. Same seed → same files."""
     import random
 
     out = Path(directory)
@@ -61,7 +62,9 @@ def write_history(directory: str | Path, symbol: str = UNSHIPPED_SYMBOL, *, star
                      f"{rng.uniform(1e5, 1e6):.2f}")
         price = close
     (out / f"{symbol}_4h.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    every_ms = funding_every_h * 3_600_000
     funding = ["timestamp,funding_rate"] + [
-        f"{start_ms + k * 28_800_000},{rng.gauss(1e-4, 1e-4):.8f}" for k in range(n_bars // 2)]
+        f"{start_ms + k * every_ms},{rng.gauss(1e-4, 1e-4):.8f}"
+        for k in range(n_bars * 4 // funding_every_h)]
     (out / f"{symbol}_funding_8h.csv").write_text("\n".join(funding) + "\n", encoding="utf-8")
     return out

@@ -42,6 +42,7 @@ class EngineBook:
         self.slippage = slippage or SlippageModel()
         self.account = Account(initial_balance, default_leverage)
         self.funding_rates = {s: dict(r) for s, r in (funding_rates or {}).items()}
+        self.funding_times = {s: sorted(r) for s, r in self.funding_rates.items()}
         self.ids = IdFactory(seed)
         self.now_ms = now_ms
         self.position_mode = 0

@@ -4,14 +4,17 @@ Pure: no I/O, no wall clock, no unseeded randomness. Time moves only through :me
 (one bar closed for every symbol that has one), so a run is a function of (seed, requests, bars).
 Market orders fill at the last close with adverse slippage (taker fee); limit orders rest until
 a later bar trades through their price and then fill at that price (maker fee), or fill at once
-as a taker when marketable on arrival. Funding settles at the bar close that falls on a funding
-time, on the position held then, at that close. Every state change is queued as an event
+as a taker when marketable on arrival. Funding settles at each funding time of the symbol's
+rates: one at a bar close on the position held then (after the bar's fills), at that close; one
+inside a bar (an interval under 4 h) at its own time, on the position held through the bar
+(before the bar's fills), at the newest mark then (the previous close). Every state change is queued as an event
 (``order``, ``execution``, ``position``, ``wallet``) for the private WebSocket or the backtest.
 The state it keeps and books fills into is :mod:`tm_exchange_sim.matching.book`.
 """
 
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Mapping
 from decimal import Decimal
 
@@ -195,8 +198,14 @@ class MatchingEngine(EngineBook):
 
     # ---- the clock ---------------------------------------------------------------------
     def step(self, close_time_ms: int, bars: Mapping[str, Bar]) -> None:
-        """Close one bar per symbol in ``bars`` (symbols without a bar keep their mark), then
+        """Settle the funding due inside the bar (after the clock, before ``close_time_ms``),
+        close one bar per symbol in ``bars`` (symbols without a bar keep their mark), then
         move the clock to ``close_time_ms`` and settle funding due at that instant."""
+        for symbol in sorted(self.funding_times):
+            times = self.funding_times[symbol]
+            inside = times[bisect_right(times, self.now_ms):bisect_left(times, close_time_ms)]
+            for t in inside if symbol in self.marks else ():
+                self._settle_funding(symbol, self.funding_rates[symbol][t], at_ms=t)
         for symbol in sorted(bars):
             bar = bars[symbol]
             self._match_resting(symbol, bar)
@@ -236,17 +245,18 @@ class MatchingEngine(EngineBook):
             return False
         return self._settle_funding(symbol, rate)
 
-    def _settle_funding(self, symbol: str, rate: Decimal) -> bool:
+    def _settle_funding(self, symbol: str, rate: Decimal, at_ms: int | None = None) -> bool:
         pos = self.account.positions.get(symbol)
         if pos is None or pos.size == 0:
             return False
         mark = self.marks[symbol]
         size = pos.size
-        paid = self.account.settle_funding(symbol, rate, mark, self.now_ms)
+        at = self.now_ms if at_ms is None else at_ms
+        paid = self.account.settle_funding(symbol, rate, mark, at)
         ex = Execution(exec_id=self.ids.next("exec"), order_id="", order_link_id="",
                        symbol=symbol, side=BUY if size > 0 else SELL, exec_type="Funding",
                        exec_price=mark, exec_qty=abs(size), exec_value=abs(size) * mark,
-                       exec_fee=paid, fee_rate=rate, is_maker=False, exec_time_ms=self.now_ms,
+                       exec_fee=paid, fee_rate=rate, is_maker=False, exec_time_ms=at,
                        order_type="UNKNOWN", order_price=None, order_qty=ZERO, leaves_qty=ZERO,
                        closed_size=ZERO, mark_price=mark, seq=self.ids.seq())
         self._record_execution(ex)

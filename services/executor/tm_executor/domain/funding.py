@@ -1,8 +1,14 @@
-"""Which span of the venue's funding executions a funding bar asks for (pure).
+"""Which bars ask the venue for funding, and which span of its funding executions they ask
+for (pure).
+
+Bybit settles funding at every multiple of the instrument's funding interval (its
+instruments-info ``fundingInterval``: 8 h for BTC, ETH and SOL, 1, 2 or 4 h for others), on
+the UTC clock. A bar asks when a funding time falls inside it (:func:`settles_in_bar`): with
+an 8 h interval every second 4 h bar, with 4 h or less every bar.
 
 Bybit's ``/v5/execution/list`` answers at most 7 days per query (``startTime`` only = 7 days
-from it; both = at most 7 days apart; neither = the last 7 days). The executor asks on every
-bar that closes on a funding time, per instrument, for what it has not seen yet:
+from it; both = at most 7 days apart; neither = the last 7 days). A funding bar asks, per
+instrument, for what it has not seen yet:
 
 - from just after the newest settlement it published (``since``), so a settlement missed once
   (executor down, venue slow) is caught at the next funding bar;
@@ -22,6 +28,15 @@ DAY_MS = 24 * 3600 * 1000
 WINDOW_MS = 7 * DAY_MS
 #: How far behind the previous look-up a funding bar asks again.
 LATE_MS = DAY_MS
+
+
+def settles_in_bar(open_ms: int, close_ms: int, interval_ms: int) -> bool:
+    """Whether a funding time (a multiple of ``interval_ms`` since the epoch) lies in
+    ``(open_ms, close_ms]``: the bar that closes at or after a settlement asks for it, and a
+    settlement at a bar's open belongs to the bar before."""
+    if interval_ms <= 0:
+        raise ValueError(f"funding interval must be > 0 ms, got {interval_ms}")
+    return close_ms // interval_ms > open_ms // interval_ms
 
 
 def span_start(since_ms: int | None, asked_ms: int | None, now_ms: int) -> int:

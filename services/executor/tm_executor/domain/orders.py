@@ -1,4 +1,5 @@
-"""Venue records (Bybit V5 JSON → typed values), lot filters and the order request.
+"""Venue records (Bybit V5 JSON → typed values), the intent check against the instrument's
+filters, and the order request.
 
 Amounts are ``Decimal`` parsed from Bybit's strings; nothing is rounded here: an intent whose
 quantity does not fit the lot filters is rejected, never silently changed (sizing to lot steps
@@ -14,6 +15,7 @@ from typing import Any
 
 from tm_common.decimals import NotADecimal, finite_decimal
 from tm_common.events import OrderApproved
+from tm_common.instruments import InstrumentSpec
 
 ZERO = Decimal(0)
 # Bybit order states after which nothing more happens to the order.
@@ -117,30 +119,10 @@ def fills_complete(order: VenueOrder, fills: Iterable[VenueExecution]) -> bool:
     return order.terminal and sum((f.qty for f in fills), ZERO) == order.cum_exec_qty
 
 
-@dataclass(frozen=True, slots=True)
-class LotFilter:
-    symbol: str
-    qty_step: Decimal
-    min_qty: Decimal
-    max_qty: Decimal
-    max_mkt_qty: Decimal
-    tick_size: Decimal
-    min_notional: Decimal = ZERO
-
-    @classmethod
-    def from_bybit(cls, d: Mapping[str, Any]) -> LotFilter:
-        lot, price = d.get("lotSizeFilter") or {}, d.get("priceFilter") or {}
-        max_qty = dec(lot, "maxOrderQty")
-        return cls(symbol=text(d, "symbol"), qty_step=dec(lot, "qtyStep"),
-                   min_qty=dec(lot, "minOrderQty"), max_qty=max_qty,
-                   max_mkt_qty=dec(lot, "maxMktOrderQty", max_qty),
-                   tick_size=dec(price, "tickSize"),
-                   min_notional=dec(lot, "minNotionalValue", ZERO))
-
-
-def check_intent(intent: OrderApproved, lot: LotFilter | None,
+def check_intent(intent: OrderApproved, spec: InstrumentSpec | None,
                  close: Decimal | None = None) -> str | None:
-    """Why ``intent`` cannot be sent as is (None = it can). Checks shape and lot filters, and
+    """Why ``intent`` cannot be sent as is (None = it can). Checks shape and the instrument's
+    lot and price filters (``spec``, as the venue's instruments-info gave them), and
     the minimum order value (Bybit ``minNotionalValue``, retCode 110094): qty × the limit price
     (a Limit order) or ``close``, the newest close known (a Market order; unchecked without
     one). Reduce-only orders are exempt, as on Bybit: closing must never be blocked."""
@@ -148,24 +130,24 @@ def check_intent(intent: OrderApproved, lot: LotFilter | None,
         return f"qty must be > 0, got {intent.qty}"
     if intent.order_type == "Limit" and (intent.price is None or intent.price <= 0):
         return "a Limit order needs a positive price"
-    if lot is None:
+    if spec is None:
         return f"no instrument info for {intent.instrument}"
-    if intent.qty % lot.qty_step != 0:
-        return f"qty {intent.qty} is not a multiple of qtyStep {lot.qty_step}"
-    if intent.qty < lot.min_qty:
-        return f"qty {intent.qty} < minOrderQty {lot.min_qty}"
-    limit = lot.max_mkt_qty if intent.order_type == "Market" else lot.max_qty
+    if intent.qty % spec.qty_step != 0:
+        return f"qty {intent.qty} is not a multiple of qtyStep {spec.qty_step}"
+    if intent.qty < spec.min_order_qty:
+        return f"qty {intent.qty} < minOrderQty {spec.min_order_qty}"
+    limit = spec.max_mkt_order_qty if intent.order_type == "Market" else spec.max_order_qty
     if intent.qty > limit:
         return f"qty {intent.qty} > max {intent.order_type} qty {limit}"
     if intent.order_type == "Limit" and intent.price is not None \
-            and intent.price % lot.tick_size != 0:
-        return f"price {intent.price} is not a multiple of tickSize {lot.tick_size}"
+            and intent.price % spec.tick_size != 0:
+        return f"price {intent.price} is not a multiple of tickSize {spec.tick_size}"
     price = intent.price if intent.order_type == "Limit" else close
-    if lot.min_notional > 0 and not intent.reduce_only and price is not None and price > 0:
+    if spec.min_notional > 0 and not intent.reduce_only and price is not None and price > 0:
         notional = intent.qty * price
-        if notional < lot.min_notional:
+        if notional < spec.min_notional:
             return (f"order value {notional:.4f} USDT (qty {intent.qty} × {price}) < "
-                    f"minNotionalValue {lot.min_notional} USDT")
+                    f"minNotionalValue {spec.min_notional} USDT")
     return None
 
 

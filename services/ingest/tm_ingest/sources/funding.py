@@ -1,9 +1,11 @@
 """Funding-rate poller: every ``interval_s``, Bybit's settled rates of each symbol since the newest
 one published (``GET /v5/market/funding/history``), published once on ``md.funding``.
 
-Funding settles every 8 h (00:00, 08:00, 16:00 UTC): the poller waits ``interval_s`` (a safety
-net), or less so that it also polls ``SETTLE_GRACE_S`` after each settlement, when the new rate
-is out. A cold start (nothing published yet for a symbol) looks back
+Funding settles at every multiple of the instrument's funding interval (8 h for BTC, ETH and
+SOL: 00:00, 08:00, 16:00 UTC; 1, 2 or 4 h for others), so always on a whole UTC hour: the
+poller waits ``interval_s`` (a safety net), or less so that it also polls ``SETTLE_GRACE_S``
+after each whole hour, when a new rate of any interval is out. Settlements need no interval
+here: each poll asks for everything settled since the newest rate published. A cold start (nothing published yet for a symbol) looks back
 ``lookback_ms`` (default 7 days, the longest funding window a feature reads).
 """
 
@@ -19,17 +21,18 @@ from tm_common.events import FundingRateUpdated
 from tm_ingest.sources.rest import BybitRestClient, RateLimited, VenueError
 
 log = structlog.get_logger("tm.ingest.funding")
-FUNDING_INTERVAL_MS = 8 * 3600 * 1000
+#: Every Bybit funding interval (1, 2, 4 or 8 h) settles on a whole UTC hour.
+SETTLE_GRID_MS = 3600 * 1000
 DEFAULT_LOOKBACK_MS = 7 * 24 * 3600 * 1000
 SETTLE_GRACE_S = 30.0
 
 
 def next_poll_s(now_ms: int, interval_s: float, grace_s: float = SETTLE_GRACE_S) -> float:
     """Seconds until the next poll: ``interval_s``, or sooner to land ``grace_s`` after the next
-    8 h settlement."""
-    to_settle_s = (FUNDING_INTERVAL_MS - now_ms % FUNDING_INTERVAL_MS) / 1000 + grace_s
-    if to_settle_s > FUNDING_INTERVAL_MS / 1000:     # still inside the grace of the last one
-        to_settle_s -= FUNDING_INTERVAL_MS / 1000
+    whole hour (a possible settlement)."""
+    to_settle_s = (SETTLE_GRID_MS - now_ms % SETTLE_GRID_MS) / 1000 + grace_s
+    if to_settle_s > SETTLE_GRID_MS / 1000:          # still inside the grace of the last one
+        to_settle_s -= SETTLE_GRID_MS / 1000
     return max(0.0, min(interval_s, to_settle_s))
 
 Publish = Callable[[Sequence[FundingRateUpdated]], Awaitable[list[FundingRateUpdated]]]
