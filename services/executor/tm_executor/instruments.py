@@ -32,18 +32,21 @@ PUBLISH_RETRY_S = 5.0
 #: The filters an order is checked and sized with (what ``InstrumentsChanged`` carries).
 FIELDS = ("tick_size", "qty_step", "min_order_qty", "max_order_qty", "max_mkt_order_qty",
           "min_notional")
+#: Also reported as a change (Bybit moves an instrument to a shorter interval when its rate
+#: hits the cap): the executor asks for funding on the bars the new interval settles in.
+WATCHED = (*FIELDS, "funding_interval_min")
 
 
 def lot_changes(old: Mapping[str, InstrumentSpec],
                 new: Mapping[str, InstrumentSpec]) -> dict[str, str]:
-    """symbol → what changed in :data:`FIELDS` (``"new"`` or ``"qty_step 0.001→0.01, …"``)."""
+    """symbol → what changed in :data:`WATCHED` (``"new"`` or ``"qty_step 0.001→0.01, …"``)."""
     out: dict[str, str] = {}
     for sym, spec in sorted(new.items()):
         before = old.get(sym)
         if before is None:
             out[sym] = "new"
             continue
-        diff = [f"{f} {getattr(before, f)}→{getattr(spec, f)}" for f in FIELDS
+        diff = [f"{f} {getattr(before, f)}→{getattr(spec, f)}" for f in WATCHED
                 if getattr(before, f) != getattr(spec, f)]
         if diff:
             out[sym] = ", ".join(diff)

@@ -53,6 +53,8 @@ def test_lot_changes_names_each_field_with_the_spec_names():
     assert lot_changes(LOTS, {"BTCUSDT": _new_step()}) == {
         "BTCUSDT": "qty_step 0.001→0.01, min_order_qty 0.001→0.01"}
     assert lot_changes({}, LOTS) == {"BTCUSDT": "new"}
+    hourly = dataclasses.replace(LOTS["BTCUSDT"], funding_interval_min=60)
+    assert lot_changes(LOTS, {"BTCUSDT": hourly}) == {"BTCUSDT": "funding_interval_min 480→60"}
 
 
 async def test_a_change_is_used_published_and_kept_pending_while_the_bus_refuses():
