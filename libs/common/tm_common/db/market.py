@@ -8,26 +8,16 @@ exclusive ``end_ms`` so that a training cut-off is applied in the query, not aft
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from decimal import Decimal
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tm_common.db.tables import bars, dvol, funding
+from tm_common.history import HistoryBar
 
 #: The bar interval every table row of ``bars`` is read at (4 h bars).
 INTERVAL_MIN = 240
-
-
-@dataclass(frozen=True, slots=True)
-class StoredBar:
-    open_time_ms: int
-    open: Decimal
-    high: Decimal
-    low: Decimal
-    close: Decimal
-    volume: Decimal
 
 
 async def _span(conn: AsyncConnection, col: sa.Column[int],
@@ -61,16 +51,16 @@ async def bar_counts(conn: AsyncConnection, instruments: Sequence[str],
 
 
 async def read_bars(conn: AsyncConnection, instrument: str, end_ms: int | None = None,
-                    interval_min: int = INTERVAL_MIN) -> list[StoredBar]:
-    """Bars of ``instrument`` with ``open_time_ms < end_ms`` (None: all), oldest first."""
+                    interval_min: int = INTERVAL_MIN) -> list[HistoryBar]:
+    """Bars of ``instrument`` with ``open_time_ms < end_ms`` (None: all), oldest first, as the
+    history files' record (prices and volume: the stored decimals' exact text)."""
     q = sa.select(bars.c.open_time_ms, bars.c.open, bars.c.high, bars.c.low, bars.c.close,
                   bars.c.volume).where(bars.c.instrument == instrument,
                                        bars.c.interval_min == interval_min)
     if end_ms is not None:
         q = q.where(bars.c.open_time_ms < end_ms)
     rows = (await conn.execute(q.order_by(bars.c.open_time_ms))).all()
-    return [StoredBar(int(r[0]), Decimal(r[1]), Decimal(r[2]), Decimal(r[3]), Decimal(r[4]),
-                      Decimal(r[5])) for r in rows]
+    return [HistoryBar(int(r[0]), *(str(Decimal(v)) for v in r[1:6])) for r in rows]
 
 
 async def read_funding(conn: AsyncConnection, instrument: str,
