@@ -10,10 +10,14 @@ real venue it stands in for; whoever has live bars can drive it over HTTP.
   against it, its close becomes the symbol's mark, and market orders then fill at that mark
   with the same adverse slippage and taker fee as in history mode. A bar not newer than the
   symbol's latest one is a repeat and is ignored (pushes are idempotent, at-least-once is safe).
-- Funding: a rate for ``(symbol, settle time T)`` settles on the position held at the close of
-  the symbol's bar that ends at ``T`` (00/08/16 UTC are 4h bar closes), at that close, whichever
-  of the bar and the rate arrives first. A rate older than the symbol's latest bar close is stale
-  (the position it was due on is gone) and is counted, not settled. No rate pushed: no funding.
+- Funding: a rate for ``(symbol, settle time T)`` settles as in history mode
+  (:meth:`MatchingEngine.step`). ``T`` a bar close (00/08/16 UTC, every 8 h or 4 h interval): on
+  the position held at the close of the symbol's bar that ends at ``T``, at that close, whichever
+  of the bar and the rate arrives first. ``T`` inside a bar (a 1 or 2 h interval): when the bar
+  that holds it arrives, before that bar's fills, on the position held through the bar, at the
+  mark then (the previous close), booked at ``T``. A rate older than the symbol's latest bar
+  close is stale (the position it was due on is gone) and is counted, not settled. No rate
+  pushed: no funding.
 - Venue time is the newest bar close, so order and execution times are bar times (as in replay).
 """
 
@@ -98,12 +102,14 @@ class LiveMarket:
         """Close each new bar on the engine in the order given; returns the bars taken."""
         taken = []
         for symbol, bar in bars:
+            before = self.feed.latest(symbol)
             if not self.feed.add(symbol, bar):
                 self.counts.repeats += 1
                 continue
             self.counts.bars += 1
             taken.append((symbol, bar))
             close = bar.close_time_ms
+            self._settle_inside(symbol, None if before is None else before.close_time_ms, close)
             # Symbols arrive interleaved (a backfill sends one symbol's bars, then the next):
             # the venue's time only moves forward, each symbol's bars close in their order.
             self.engine.step(max(self.engine.now_ms, close), {symbol: to_engine_bar(bar)})
@@ -128,10 +134,23 @@ class LiveMarket:
             else:
                 self.counts.funding_stale += 1
 
+    def _settle_inside(self, symbol: str, after_ms: int | None, close_ms: int) -> None:
+        """The pending rates of ``symbol`` due before ``close_ms``: those after the previous bar
+        close (``after_ms``) settle now, before the bar closes; older ones (or any before the
+        symbol's first bar, when no position could be held) are stale."""
+        due = sorted(t for s, t in self._pending if s == symbol and t < close_ms)
+        for t in due:
+            rate = self._pending.pop((symbol, t))
+            if after_ms is not None and t > after_ms:
+                self._settle(symbol, t, rate)
+            else:
+                self.counts.funding_stale += 1
+        self.counts.funding_pending = len(self._pending)
+
     def _settle(self, symbol: str, time_ms: int, rate: Decimal) -> None:
         self._settled.add((symbol, time_ms))
         self.counts.funding_pending = len(self._pending)
-        if self.engine.settle_funding(symbol, rate):
+        if self.engine.settle_funding(symbol, rate, at_ms=time_ms):
             self.counts.funding_settled += 1
 
 

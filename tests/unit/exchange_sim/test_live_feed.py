@@ -91,6 +91,28 @@ def test_funding_settles_at_its_bar_close_whichever_arrives_first():
         assert len([e for e in st.engine.executions if e.exec_type == "Funding"]) == 1
 
 
+def test_hourly_funding_inside_a_bar_settles_when_that_bar_arrives_at_its_own_time():
+    """A 1 h funding interval: the rates for 05:00, 06:00 and 07:00 arrive before the bar that
+    holds them (04:00-08:00) and settle when it arrives, before its fills, at the mark then,
+    booked at their own times; 08:00's at the close. Before, they waited for a bar closing at
+    their time, which never comes: pending for ever, never paid."""
+    st = live_state(sim_slippage_bps=Decimal(0))
+    _long_btc(st)                                           # long 1 BTC at 100,000 (04:00)
+    hours = [T0 + H4 + k * H4 // 4 for k in (1, 2, 3, 4)]   # 05:00 .. 08:00
+    st.push_funding([PushedFunding("BTCUSDT", t, Decimal("0.0001")) for t in hours])
+    assert st.market is not None and st.market.counts.funding_pending == 4
+    st.push_bars([("BTCUSDT", bar(T0 + H4, "101000"))])
+    fund = [e for e in st.engine.executions if e.exec_type == "Funding"]
+    assert [(e.exec_time_ms, e.exec_price) for e in fund] == [
+        (hours[0], Decimal("100000")), (hours[1], Decimal("100000")),
+        (hours[2], Decimal("100000")), (hours[3], Decimal("101000"))]
+    assert st.market.counts.funding_pending == 0 and st.market.counts.funding_settled == 4
+    late = PushedFunding("BTCUSDT", T0 + 2 * H4 + H4 // 4, Decimal("0.0001"))   # 09:00
+    st.push_bars([("BTCUSDT", bar(T0 + 2 * H4, "101000"))])                   # 08:00-12:00
+    st.push_funding([late])                        # after the bar that held it: stale
+    assert st.market.counts.funding_stale == 1 and st.market.counts.funding_settled == 4
+
+
 def test_a_stale_rate_is_counted_not_settled_and_no_position_pays_nothing():
     st = live_state()
     _long_btc(st)

@@ -237,13 +237,14 @@ class MatchingEngine(EngineBook):
                     order.qty = order.cum_exec_qty + qty
             self._fill(order, qty, price, is_maker=True, at_ms=bar.close_time_ms)
 
-    def settle_funding(self, symbol: str, rate: Decimal) -> bool:
-        """Settle ``rate`` now on the position held, at the symbol's mark (the live feed's
-        funding, which arrives on its own rather than by :meth:`step`); ``False`` when there is
-        no position or no mark, so nothing was paid."""
+    def settle_funding(self, symbol: str, rate: Decimal, at_ms: int | None = None) -> bool:
+        """Settle ``rate`` now on the position held, at the symbol's mark, booked at ``at_ms``
+        (default: the venue's time; the live feed's funding, which arrives on its own rather
+        than by :meth:`step`); ``False`` when there is no position or no mark, so nothing was
+        paid."""
         if symbol not in self.marks:
             return False
-        return self._settle_funding(symbol, rate)
+        return self._settle_funding(symbol, rate, at_ms)
 
     def _settle_funding(self, symbol: str, rate: Decimal, at_ms: int | None = None) -> bool:
         pos = self.account.positions.get(symbol)
