@@ -102,8 +102,9 @@ class InstrumentSpec:
                               "postOnlyMaxOrderQty": _text(self.max_order_qty),
                               "maxMktOrderQty": _text(self.max_mkt_order_qty),
                               "minNotionalValue": _text(self.min_notional)},
-            "unifiedMarginTrade": True, "fundingInterval": self.funding_interval_min, "settleCoin": self.quote_coin,
-            "copyTrading": "both", "upperFundingRate": "0.005", "lowerFundingRate": "-0.005",
+            "unifiedMarginTrade": True, "fundingInterval": self.funding_interval_min,
+            "settleCoin": self.quote_coin, "copyTrading": "both", "upperFundingRate": "0.005",
+            "lowerFundingRate": "-0.005",
             "isPreListing": False, "preListingInfo": None,
         }
 
@@ -148,7 +149,8 @@ class InstrumentSpec:
         if self.min_notional < 0:
             raise ValueError(f"min_notional must be >= 0, got {self.min_notional}")
         if self.funding_interval_min <= 0:
-            raise ValueError(f"fundingInterval must be > 0 minutes, got {self.funding_interval_min}")
+            raise ValueError("fundingInterval must be > 0 minutes, got "
+                             f"{self.funding_interval_min}")
 
     @property
     def funding_interval_ms(self) -> int:

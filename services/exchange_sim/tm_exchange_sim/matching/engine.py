@@ -7,8 +7,9 @@ a later bar trades through their price and then fill at that price (maker fee), 
 as a taker when marketable on arrival. Funding settles at each funding time of the symbol's
 rates: one at a bar close on the position held then (after the bar's fills), at that close; one
 inside a bar (an interval under 4 h) at its own time, on the position held through the bar
-(before the bar's fills), at the newest mark then (the previous close). Every state change is queued as an event
-(``order``, ``execution``, ``position``, ``wallet``) for the private WebSocket or the backtest.
+(before the bar's fills), at the newest mark then (the previous close). Every state change is
+queued as an event (``order``, ``execution``, ``position``, ``wallet``) for the private
+WebSocket or the backtest.
 The state it keeps and books fills into is :mod:`tm_exchange_sim.matching.book`.
 """
 

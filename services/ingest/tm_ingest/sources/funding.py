@@ -5,8 +5,9 @@ Funding settles at every multiple of the instrument's funding interval (8 h for 
 SOL: 00:00, 08:00, 16:00 UTC; 1, 2 or 4 h for others), so always on a whole UTC hour: the
 poller waits ``interval_s`` (a safety net), or less so that it also polls ``SETTLE_GRACE_S``
 after each whole hour, when a new rate of any interval is out. Settlements need no interval
-here: each poll asks for everything settled since the newest rate published. A cold start (nothing published yet for a symbol) looks back
-``lookback_ms`` (default 7 days, the longest funding window a feature reads).
+here: each poll asks for everything settled since the newest rate published. A cold start
+(nothing published yet for a symbol) looks back ``lookback_ms`` (default 7 days, the longest
+funding window a feature reads).
 """
 
 from __future__ import annotations
