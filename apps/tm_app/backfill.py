@@ -24,7 +24,6 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from functools import partial
 from typing import Annotated, NoReturn, TypeVar
 
@@ -33,6 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from tm_common.db import upsert
 from tm_common.db.market import bar_span_ms, funding_span_ms
 from tm_common.errors import TradeMatrixError, VenueUnavailable
+from tm_common.timefmt import utc_minute
 from tm_ingest.domain.bars import INTERVAL_MS
 from tm_ingest.repository import TABLES, bar_row, funding_row
 from tm_ingest.sources.rest import BybitRestClient, RateLimited
@@ -60,10 +60,6 @@ class BackfillResult:
         return sum(self.rows.values())
 
 
-def day(ms: int) -> str:
-    return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M")
-
-
 class Backfill:
     """One run over ``symbols`` from ``since_ms`` to ``until_ms`` (exclusive, capped at now).
 
@@ -79,7 +75,8 @@ class Backfill:
                  max_retries: int = 8, backoff_s: tuple[float, float] = (1.0, 60.0),
                  funding: bool = True) -> None:
         if until_ms is not None and until_ms <= since_ms:
-            raise ValueError(f"--until ({day(until_ms)}) must be after --since ({day(since_ms)})")
+            raise ValueError(f"--until ({utc_minute(until_ms)}) must be after "
+                             f"--since ({utc_minute(since_ms)})")
         self.engine, self.client, self.symbols = engine, client, tuple(symbols)
         self.since_ms, self.until_ms = since_ms, until_ms
         self.echo, self.sleep, self.now_ms = echo, sleep, now_ms
@@ -147,7 +144,7 @@ class Backfill:
     def _progress(self, sym: str, kind: str, start_ms: int, last_ms: int, n: int) -> None:
         self.result.pages += 1
         self.result.rows[(sym, kind)] = self.result.rows.get((sym, kind), 0) + n
-        self.echo(f"{sym} {kind:<7} {day(start_ms)} → {day(last_ms)}: {n:>4} rows "
+        self.echo(f"{sym} {kind:<7} {utc_minute(start_ms)} → {utc_minute(last_ms)}: {n:>4} rows "
                   f"(total {self.result.rows[(sym, kind)]})")
 
     async def _retry(self, what: str, call: Callable[[], Awaitable[T]]) -> T:
@@ -223,8 +220,8 @@ def backfill_command(
             await client.close()
             await engine.dispose()
 
-    typer.echo(f"backfill {', '.join(syms)} from {day(since_ms)} "
-               f"to {'now' if until_ms is None else day(until_ms)} ({base})")
+    typer.echo(f"backfill {', '.join(syms)} from {utc_minute(since_ms)} "
+               f"to {'now' if until_ms is None else utc_minute(until_ms)} ({base})")
     try:
         res = asyncio.run(go())
     except ValueError as e:

@@ -31,13 +31,13 @@ import sys
 import time
 import uuid
 from dataclasses import replace
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
 import redis
 import typer
 from tm_common.bus.streams import MD_BAR
+from tm_common.timefmt import utc_minute
 
 from tm_app.backtest import RunConfig
 from tm_app.chaos_checks import RunView, bus_view, compare, delete_namespace, venue_view, wait_idle
@@ -271,9 +271,7 @@ def _fail(msg: str, code: int) -> int:
 
 
 def _window(cfg: RunConfig) -> str:
-    def f(ms: int) -> str:
-        return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d %H:%M")
-    return f"{f(cfg.start_ms)} → {f(cfg.end_ms)} UTC"
+    return f"{utc_minute(cfg.start_ms)} → {utc_minute(cfg.end_ms)} UTC"
 
 
 def main(start: Annotated[str, typer.Option(help="Replay start, YYYY-MM-DD (UTC) or epoch ms.")]

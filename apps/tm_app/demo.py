@@ -12,6 +12,7 @@ from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
+from tm_common.timefmt import utc_minute
 
 from tm_app.backtest import RunConfig, run_backtest
 from tm_app.mesh import ShadowRun
@@ -189,8 +190,7 @@ def backtest(cfg: RunConfig, out_dir: Path, warm: Warmup | None = None) -> dict:
 
 
 def _window(cfg: RunConfig) -> str:
-    f = lambda ms: datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d %H:%M")
-    return f"{f(trade_start_ms(cfg))} → {f(cfg.end_ms)} UTC"
+    return f"{utc_minute(trade_start_ms(cfg))} → {utc_minute(cfg.end_ms)} UTC"
 
 
 def write_json(path: Path, doc: dict) -> None:

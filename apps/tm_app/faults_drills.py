@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from tm_common.timefmt import utc_minute
 
 from tm_app.faults_compare import Check, db_checks, ratio, trading_checks
 from tm_app.faults_infra import Outage, PrivatePostgres, PrivateRedis
@@ -245,6 +246,4 @@ def venue_drill(ctx: DrillContext, *, rate: float = 0.10, hold_s: float = 2.0,
 
 
 def _day(ms: int) -> str:
-    from datetime import UTC, datetime
-
-    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d %H:%M") if ms else "?"
+    return utc_minute(ms) if ms else "?"

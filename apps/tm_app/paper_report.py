@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import asyncio
 import json
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
+
+from tm_common.timefmt import utc_minute
 
 from tm_app.paper_mesh import PaperConfig
 from tm_app.shadow.spec import book_namespace
@@ -45,9 +47,8 @@ def write_paper_report(redis_url: str, run: dict, out_dir: Path, extra_meta: dic
 
     record = asyncio.run(_read(redis_url, run["namespace"]))
     opens = [b.open_time_ms for b in record.bars] or [0]
-    fmt = lambda ms: datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d %H:%M")
-    window = f"{fmt(min(opens))} → {fmt(max(opens))} UTC (bar open times)" if record.bars \
-        else "no bars yet"
+    window = (f"{utc_minute(min(opens))} → {utc_minute(max(opens))} UTC (bar open times)"
+              if record.bars else "no bars yet")
     meta = {"mode": "paper (live prices, local paper venue)", "window": window,
             "namespace": run["namespace"], "market_data": run.get("market_ws_url"),
             "venue": run.get("venue"), "started_at": run.get("started_at"),

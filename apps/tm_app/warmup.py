@@ -24,10 +24,10 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 from tm_common.history import BAR_INTERVAL_MS, HistoryFileError, load_bars
+from tm_common.timefmt import utc_minute
 
 from tm_app.backtest import RunConfig
 from tm_app.record import RunRecord
@@ -70,7 +70,8 @@ class Warmup:
         """One line for the console and the report."""
         if self.requested == 0:
             return "off (--warmup-bars 0): the services start cold at --start"
-        span = f"{_day(self.start_ms)} → {_day(self.trade_start_ms - BAR_INTERVAL_MS)} UTC"
+        last = self.trade_start_ms - BAR_INTERVAL_MS
+        span = f"{utc_minute(self.start_ms)} → {utc_minute(last)} UTC"
         if self.bars == 0:
             return (f"none: no history before --start (asked for {self.requested} bars); "
                     "the services start cold")
@@ -78,10 +79,6 @@ class Warmup:
         if self.short:
             text += f"; asked for {self.requested}, the history before --start is shorter"
         return text
-
-
-def _day(ms: int) -> str:
-    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d %H:%M")
 
 
 def available_bars(symbols: Iterable[str], start_ms: int, want: int,

@@ -82,6 +82,9 @@ class InstrumentSpec:
     #: Minutes between funding settlements (Bybit's ``fundingInterval``: 480 for BTC, ETH and
     #: SOL; 60, 120 or 240 for others, and Bybit may change it while listed).
     funding_interval_min: int = FUNDING_INTERVAL_MIN
+    #: When Bybit delists the perpetual (its ``deliveryTime``, ms UTC; 0 = none scheduled): the
+    #: venue then closes every position at its delivery price.
+    delivery_time_ms: int = 0
 
     def info(self) -> dict[str, Any]:
         """The instrument as Bybit's instruments-info ``list`` entry."""
@@ -89,7 +92,8 @@ class InstrumentSpec:
         return {
             "symbol": self.symbol, "contractType": "LinearPerpetual", "status": "Trading",
             "baseCoin": self.base_coin, "quoteCoin": self.quote_coin,
-            "launchTime": str(self.launch_time_ms), "deliveryTime": "0", "deliveryFeeRate": "",
+            "launchTime": str(self.launch_time_ms), "deliveryTime": str(self.delivery_time_ms),
+            "deliveryFeeRate": "",
             "priceScale": str(self.price_scale),
             "leverageFilter": {"minLeverage": _text(self.min_leverage),
                                "maxLeverage": _text(self.max_leverage),
@@ -133,7 +137,8 @@ class InstrumentSpec:
                 leverage_step=_number(lev, "leverageStep"), price_scale=int(entry["priceScale"]),
                 min_price=_number(price, "minPrice"), max_price=_number(price, "maxPrice"),
                 launch_time_ms=int(entry.get("launchTime") or 0),
-                funding_interval_min=_minutes(entry.get("fundingInterval")))
+                funding_interval_min=_minutes(entry.get("fundingInterval")),
+                delivery_time_ms=int(entry.get("deliveryTime") or 0))
             spec.check()
             return spec
         except (KeyError, TypeError, ValueError, ArithmeticError) as e:
@@ -148,6 +153,8 @@ class InstrumentSpec:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
         if self.min_notional < 0:
             raise ValueError(f"min_notional must be >= 0, got {self.min_notional}")
+        if self.delivery_time_ms < 0:
+            raise ValueError(f"deliveryTime must be >= 0, got {self.delivery_time_ms}")
         if self.funding_interval_min <= 0:
             raise ValueError("fundingInterval must be > 0 minutes, got "
                              f"{self.funding_interval_min}")
@@ -179,6 +186,33 @@ def _number(section: Mapping[str, Any], name: str, default: Decimal | None = Non
         return finite_decimal(value)
     except NotADecimal as e:
         raise ValueError(f"{name} is {e.reason}: {value!r}") from e
+
+
+#: The filters an order is checked and sized with, and the delisting time: what
+#: ``InstrumentsChanged`` carries (:class:`tm_common.events.InstrumentFilters`).
+ORDER_FILTERS = ("tick_size", "qty_step", "min_order_qty", "max_order_qty", "max_mkt_order_qty",
+                 "min_notional", "delivery_time_ms")
+
+
+def spec_changes(old: Mapping[str, Any], new: Mapping[str, Any],
+                 fields: Iterable[str] = ORDER_FILTERS,
+                 symbols: Iterable[str] | None = None) -> dict[str, str]:
+    """symbol → what changed between two symbol → spec (or filters) maps, for the symbols of
+    ``new`` (or of ``symbols`` found in ``new``): ``"new"``, or ``"qty_step 0.001→0.01, …"``
+    naming each of ``fields`` that differs. The executor's refresh and risk's loader both say
+    what changed with it."""
+    out: dict[str, str] = {}
+    names = tuple(fields)
+    for sym in sorted(new) if symbols is None else [s for s in symbols if s in new]:
+        before, after = old.get(sym), new[sym]
+        if before is None:
+            out[sym] = "new"
+            continue
+        diff = [f"{f} {getattr(before, f)}→{getattr(after, f)}" for f in names
+                if getattr(before, f) != getattr(after, f)]
+        if diff:
+            out[sym] = ", ".join(diff)
+    return out
 
 
 def specs_from_answer(doc: Any, what: str = "instruments-info") -> dict[str, InstrumentSpec]:

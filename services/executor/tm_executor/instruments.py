@@ -14,12 +14,11 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import Mapping
 
 import structlog
 from tm_common.errors import TransientError
 from tm_common.events import InstrumentFilters, InstrumentsChanged
-from tm_common.instruments import InstrumentSpec
+from tm_common.instruments import ORDER_FILTERS, InstrumentSpec, spec_changes
 
 from tm_executor.config import ExecutorSettings
 from tm_executor.domain.errors import VenueError
@@ -29,32 +28,14 @@ from tm_executor.venue import VenueClient
 
 log = structlog.get_logger("tm.executor.instruments")
 PUBLISH_RETRY_S = 5.0
-#: The filters an order is checked and sized with (what ``InstrumentsChanged`` carries).
-FIELDS = ("tick_size", "qty_step", "min_order_qty", "max_order_qty", "max_mkt_order_qty",
-          "min_notional")
-#: Also reported as a change (Bybit moves an instrument to a shorter interval when its rate
-#: hits the cap): the executor asks for funding on the bars the new interval settles in.
-WATCHED = (*FIELDS, "funding_interval_min")
-
-
-def lot_changes(old: Mapping[str, InstrumentSpec],
-                new: Mapping[str, InstrumentSpec]) -> dict[str, str]:
-    """symbol → what changed in :data:`WATCHED` (``"new"`` or ``"qty_step 0.001→0.01, …"``)."""
-    out: dict[str, str] = {}
-    for sym, spec in sorted(new.items()):
-        before = old.get(sym)
-        if before is None:
-            out[sym] = "new"
-            continue
-        diff = [f"{f} {getattr(before, f)}→{getattr(spec, f)}" for f in WATCHED
-                if getattr(before, f) != getattr(spec, f)]
-        if diff:
-            out[sym] = ", ".join(diff)
-    return out
+#: Reported as a change: what ``InstrumentsChanged`` carries, and the funding interval (Bybit
+#: moves an instrument to a shorter one when its rate hits the cap; the executor then asks for
+#: funding on the bars the new interval settles in).
+WATCHED = (*ORDER_FILTERS, "funding_interval_min")
 
 
 def filters(spec: InstrumentSpec) -> InstrumentFilters:
-    return InstrumentFilters(symbol=spec.symbol, **{f: getattr(spec, f) for f in FIELDS})
+    return InstrumentFilters(symbol=spec.symbol, **{f: getattr(spec, f) for f in ORDER_FILTERS})
 
 
 class InstrumentRefresher:
@@ -96,7 +77,7 @@ class InstrumentRefresher:
         """Read every traded symbol's filters; a change is used and published (returned)."""
         self.refreshes += 1
         new = {sym: await self.venue.instrument(sym) for sym in self.s.symbols}
-        changed = lot_changes(self.preflight.specs, new)
+        changed = spec_changes(self.preflight.specs, new, WATCHED)
         self.preflight.specs = {**self.preflight.specs, **new}
         if not changed:
             return None

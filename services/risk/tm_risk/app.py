@@ -38,6 +38,7 @@ from tm_common.errors import NotReady, TradeMatrixError
 from tm_common.metrics import ServiceMetrics
 from tm_common.service import WALL_CLOCK, Clock, ServiceParts, ServiceRuntime, every, make_bus, make_consumer
 from tm_common.service.tasks import write_behind
+from tm_common.timefmt import utc_minute
 
 from tm_risk.admin import admin_router
 from tm_risk.commands import RISK_COMMAND, command_envelope
@@ -86,7 +87,10 @@ def status(handler: RiskHandler) -> dict[str, Any]:
         "instruments": {"source": handler.instruments_source, "filters": {
             i: {f: str(getattr(spec, f)) for f in ("qty_step", "min_order_qty", "max_order_qty",
                                                    "max_mkt_order_qty", "min_notional")}
-            for i, spec in p.instruments.items() if i in p.symbols}},
+            for i, spec in p.instruments.items() if i in p.symbols},
+            "delistings": {i: f"{utc_minute(spec.delivery_time_ms)} UTC"
+                           for i, spec in p.instruments.items()
+                           if i in p.symbols and spec.delivery_time_ms}},
     }
     if s.equity is not None and s.equity > 0:
         doc["exposure"] = exposures(s, p, s.equity)

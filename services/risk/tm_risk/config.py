@@ -46,6 +46,9 @@ class RiskSettings(CommonSettings):
                                 "/v5/market/instruments-info gives the lot filters: the sim "
                                 "(default), Bybit testnet or mainnet (no key needed)")
     venue_timeout_s: float = Field(default=10.0, gt=0, description="per instruments-info request")
+    delisting_lead_s: float = Field(default=86_400.0, ge=0, description="a delisting the venue "
+                                    "has scheduled (deliveryTime): no new exposure at once, and "
+                                    "flat from this long before it")
     instruments_refresh_s: float = Field(default=86_400.0, ge=0, description="read the venue's "
                                          "filters again this often (0 = at start only)")
     # limits
@@ -115,4 +118,5 @@ class RiskSettings(CommonSettings):
                 half_open_factor=self.half_open_factor, loss_tolerance=self.loss_tolerance,
                 daily_loss_limit=self.daily_loss_limit,
                 cumulative_loss_limit=self.cumulative_loss_limit),
-            join_targets=self.join_targets, join_timeout_ms=int(self.join_timeout_secs * 1000))
+            join_targets=self.join_targets, join_timeout_ms=int(self.join_timeout_secs * 1000),
+            delisting_lead_ms=int(self.delisting_lead_s * 1000))

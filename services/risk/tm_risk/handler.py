@@ -65,6 +65,8 @@ from tm_common.events import (
     PortfolioValued,
     PositionSized,
 )
+from tm_common.instruments import spec_changes
+from tm_common.timefmt import utc_minute
 
 from tm_risk.commands import BreakerCommandIssued
 from tm_risk.domain import breaker as brk
@@ -73,7 +75,6 @@ from tm_risk.domain.breaker import State, Trigger
 from tm_risk.domain.decision import decide_target, flatten_orders
 from tm_risk.domain.params import LotFilter, RiskParams
 from tm_risk.domain.state import RiskState
-from tm_risk.instruments import changes
 from tm_risk.metrics import RiskObserver
 from tm_risk.outputs import NS_PER_MS, AuditSink, RiskOutputs
 
@@ -100,16 +101,20 @@ class RiskHandler(RiskOutputs):
     # -- the venue's lot filters -----------------------------------------------------------
     def set_instruments(self, specs: Mapping[str, LotFilter], source: str) -> dict[str, str]:
         """Use ``specs`` (symbol → the venue's filters; other symbols ignored) from now on;
-        returns what changed per traded symbol (:func:`tm_risk.instruments.changes`). A traded
-        symbol missing from ``specs`` keeps the filters it had."""
+        returns what changed per traded symbol (:func:`tm_common.instruments.spec_changes`). A
+        traded symbol missing from ``specs`` keeps the filters it had."""
         p = self.params
-        changed = changes(p.instruments, specs, p.symbols)  # type: ignore[arg-type]
+        changed = spec_changes(p.instruments, specs, symbols=p.symbols)
         keep = {s: specs[s] for s in p.symbols if s in specs}
         self.params = replace(p, instruments={**p.instruments, **keep})
         self.instruments_source = source
         for sym, what in changed.items():
             log.info("risk.instruments_changed", instrument=sym, change=what, source=source)
             self.obs.instruments_changed(sym)
+            if at_ms := self.params.instruments[sym].delivery_time_ms:
+                log.warning("risk.delisting_scheduled", instrument=sym,
+                            at=f"{utc_minute(at_ms)} UTC", source=source,
+                            flat_from=f"{utc_minute(at_ms - self.params.delisting_lead_ms)} UTC")
         if missing := self.params.missing_instruments():
             log.error("risk.instruments_missing", instruments=missing, source=source)
         return changed

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +32,7 @@ log = structlog.get_logger("tm.risk.instruments")
 PATH = "/v5/market/instruments-info"
 PAGE_LIMIT = 1000
 Specs = dict[str, InstrumentSpec]
-__all__ = ["Specs", "changes", "fetch", "from_venue", "instrument_source", "load_file",
+__all__ = ["Specs", "fetch", "from_venue", "instrument_source", "load_file",
            "specs_from_answer"]     # specs_from_answer: tm_common.instruments' one parser
 
 
@@ -116,21 +116,3 @@ def instrument_source(settings: Any, venue: Any = None) -> tuple[str, Loader]:
     return f"venue {url}", from_url
 
 
-def changes(old: Mapping[str, InstrumentSpec], new: Mapping[str, InstrumentSpec],
-            symbols: tuple[str, ...]) -> dict[str, str]:
-    """symbol → what changed (``"new"``, or ``"qty_step 0.001→0.01, …"``) for the traded
-    ``symbols`` whose spec differs between ``old`` and ``new``."""
-    out: dict[str, str] = {}
-    fields = ("tick_size", "qty_step", "min_order_qty", "max_order_qty", "max_mkt_order_qty",
-              "min_notional")
-    for s in symbols:
-        if s not in new:
-            continue
-        if s not in old:
-            out[s] = "new"
-            continue
-        diff = [f"{f} {getattr(old[s], f)}→{getattr(new[s], f)}" for f in fields
-                if getattr(old[s], f) != getattr(new[s], f)]
-        if diff:
-            out[s] = ", ".join(diff)
-    return out

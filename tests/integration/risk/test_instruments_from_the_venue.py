@@ -67,3 +67,19 @@ def test_a_symbol_the_venue_does_not_list_is_named_and_risk_stays_not_ready(tmp_
         r = wait(lambda: (x := risk.get("/readyz")).json()["checks"]["instruments"] == why
                  and x, 20, "the instruments check naming XRPUSDT")
         assert r.status_code == 503 and r.json()["not_ready"] == ["instruments"]
+
+
+def test_a_delisting_the_venue_schedules_is_shown_and_logged(tmp_path, risk_process):
+    """The venue's instruments-info names a delisting (``deliveryTime``): risk reads it with the
+    filters, shows it on ``/status`` and warns in its log, with the time it goes flat from
+    (the rule itself: ``tests/unit/risk/test_delisting.py``)."""
+    at_ms = START_MS + 30 * 24 * 3600 * 1000                       # 2023-01-31 00:00 UTC
+    history = _history(tmp_path, delivery_time_ms=at_ms)
+    with run_sim(tmp_path, TM_SIM_SYMBOLS=f'["{SYM}"]', TM_SIM_HISTORY_DIR=str(history)) as sim:
+        info = sim.get("/v5/market/instruments-info", category="linear", symbol=SYM)
+        assert info["result"]["list"][0]["deliveryTime"] == str(at_ms)
+        risk = risk_process(TM_SYMBOLS=SYM, TM_RISK_INSTRUMENTS_FILE=None,
+                            TM_RISK_VENUE_REST_URL=sim.url)
+        assert _filters(risk)["delistings"] == {SYM: "2023-01-31 00:00 UTC"}
+        assert "risk.delisting_scheduled" in risk.logs()
+        assert "2023-01-30 00:00 UTC" in risk.logs()               # flat a day before

@@ -7,8 +7,8 @@ from decimal import Decimal
 import pytest
 from tm_common.errors import TransientError
 from tm_common.events import InstrumentsChanged
-from tm_common.instruments import InstrumentSpec
-from tm_executor.instruments import InstrumentRefresher, lot_changes
+from tm_common.instruments import InstrumentSpec, spec_changes
+from tm_executor.instruments import WATCHED, InstrumentRefresher
 
 from .fakes import LOTS, settings
 
@@ -48,13 +48,17 @@ def _new_step() -> InstrumentSpec:
                                min_order_qty=Decimal("0.01"))
 
 
-def test_lot_changes_names_each_field_with_the_spec_names():
-    assert lot_changes(LOTS, LOTS) == {}
-    assert lot_changes(LOTS, {"BTCUSDT": _new_step()}) == {
+def test_the_refresh_reports_each_field_it_watches_with_the_spec_names():
+    assert spec_changes(LOTS, LOTS, WATCHED) == {}
+    assert spec_changes(LOTS, {"BTCUSDT": _new_step()}, WATCHED) == {
         "BTCUSDT": "qty_step 0.001→0.01, min_order_qty 0.001→0.01"}
-    assert lot_changes({}, LOTS) == {"BTCUSDT": "new"}
+    assert spec_changes({}, LOTS, WATCHED) == {"BTCUSDT": "new"}
     hourly = dataclasses.replace(LOTS["BTCUSDT"], funding_interval_min=60)
-    assert lot_changes(LOTS, {"BTCUSDT": hourly}) == {"BTCUSDT": "funding_interval_min 480→60"}
+    assert spec_changes(LOTS, {"BTCUSDT": hourly}, WATCHED) == {
+        "BTCUSDT": "funding_interval_min 480→60"}
+    delisted = dataclasses.replace(LOTS["BTCUSDT"], delivery_time_ms=1_800_000_000_000)
+    assert spec_changes(LOTS, {"BTCUSDT": delisted}, WATCHED) == {
+        "BTCUSDT": "delivery_time_ms 0→1800000000000"}
 
 
 async def test_a_change_is_used_published_and_kept_pending_while_the_bus_refuses():

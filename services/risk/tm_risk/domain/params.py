@@ -19,7 +19,8 @@ class LotFilter(Protocol):
     ``qty_step``: quantities are multiples of it; ``min_order_qty``/``max_order_qty``: bounds of a
     quantity (base coin); ``max_mkt_order_qty``: the largest single market order;
     ``min_notional``: the smallest order value the venue accepts (USDT, ``minNotionalValue``;
-    Bybit's 110094 below it)."""
+    Bybit's 110094 below it); ``delivery_time_ms``: the delisting the venue has scheduled (ms
+    UTC, ``deliveryTime``; 0 = none)."""
 
     @property
     def qty_step(self) -> Decimal: ...
@@ -31,6 +32,8 @@ class LotFilter(Protocol):
     def max_mkt_order_qty(self) -> Decimal: ...
     @property
     def min_notional(self) -> Decimal: ...
+    @property
+    def delivery_time_ms(self) -> int: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,7 +81,8 @@ class RiskParams:
     not depend on the order in which the mesh delivers them); a later bar, a later snapshot, or a
     watchdog tick ``join_timeout_ms`` after bar t's close decides an incomplete set.
     Lot filters: ``instruments`` (the venue's, :mod:`tm_risk.instruments`); a symbol without one
-    cannot be decided (:meth:`missing_instruments`; the handler waits for them).
+    cannot be decided (:meth:`missing_instruments`; the handler waits for them). Delisting: a
+    scheduled one allows no new exposure, and a zero target from ``delisting_lead_ms`` before it.
     """
 
     symbols: tuple[str, ...]
@@ -101,6 +105,7 @@ class RiskParams:
     breaker: BreakerParams = field(default_factory=BreakerParams)
     join_targets: bool = False
     join_timeout_ms: int = 60_000
+    delisting_lead_ms: int = 86_400_000
 
     def __post_init__(self) -> None:
         if not 0 < self.var_confidence < 1:

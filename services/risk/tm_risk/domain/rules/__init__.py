@@ -17,6 +17,7 @@ import textwrap
 
 from tm_risk.domain.rules import (
     breaker_gate,
+    delisting,
     gross_cap,
     half_open,
     inputs,
@@ -42,6 +43,7 @@ from tm_risk.domain.rules.base import (
 RULES: tuple[Rule, ...] = (
     breaker_gate.RULE,
     inputs.RULE,
+    delisting.RULE,
     half_open.RULE,
     instrument_cap.RULE,
     notional_cap.RULE,
