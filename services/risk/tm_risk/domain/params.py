@@ -8,32 +8,20 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Protocol
+
+from tm_common.events import InstrumentFilters
+from tm_common.instruments import InstrumentSpec
 
 H4_MS = 4 * 3600 * 1000
 
 
-class LotFilter(Protocol):
-    """Bybit instruments-info lot filter (:class:`tm_common.instruments.InstrumentSpec`).
-
-    ``qty_step``: quantities are multiples of it; ``min_order_qty``/``max_order_qty``: bounds of a
-    quantity (base coin); ``max_mkt_order_qty``: the largest single market order;
-    ``min_notional``: the smallest order value the venue accepts (USDT, ``minNotionalValue``;
-    Bybit's 110094 below it); ``delivery_time_ms``: the delisting the venue has scheduled (ms
-    UTC, ``deliveryTime``; 0 = none)."""
-
-    @property
-    def qty_step(self) -> Decimal: ...
-    @property
-    def min_order_qty(self) -> Decimal: ...
-    @property
-    def max_order_qty(self) -> Decimal: ...
-    @property
-    def max_mkt_order_qty(self) -> Decimal: ...
-    @property
-    def min_notional(self) -> Decimal: ...
-    @property
-    def delivery_time_ms(self) -> int: ...
+#: Bybit instruments-info filters of one instrument: the venue's spec as loaded, or the filters
+#: an ``InstrumentsChanged`` event carries. ``qty_step``: quantities are multiples of it;
+#: ``min_order_qty``/``max_order_qty``: bounds of a quantity (base coin); ``max_mkt_order_qty``:
+#: the largest single market order; ``min_notional``: the smallest order value the venue accepts
+#: (USDT, ``minNotionalValue``; Bybit's 110094 below it); ``delivery_time_ms``: the delisting the
+#: venue has scheduled (ms UTC, ``deliveryTime``; 0 = none).
+LotFilter = InstrumentSpec | InstrumentFilters
 
 
 @dataclass(frozen=True, slots=True)
