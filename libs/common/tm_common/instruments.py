@@ -136,9 +136,9 @@ class InstrumentSpec:
                 min_leverage=_number(lev, "minLeverage"), max_leverage=_number(lev, "maxLeverage"),
                 leverage_step=_number(lev, "leverageStep"), price_scale=int(entry["priceScale"]),
                 min_price=_number(price, "minPrice"), max_price=_number(price, "maxPrice"),
-                launch_time_ms=int(entry.get("launchTime") or 0),
-                funding_interval_min=_minutes(entry.get("fundingInterval")),
-                delivery_time_ms=int(entry.get("deliveryTime") or 0))
+                launch_time_ms=_whole(entry, "launchTime", 0),
+                funding_interval_min=_whole(entry, "fundingInterval", FUNDING_INTERVAL_MIN),
+                delivery_time_ms=_whole(entry, "deliveryTime", 0))
             spec.check()
             return spec
         except (KeyError, TypeError, ValueError, ArithmeticError) as e:
@@ -164,14 +164,16 @@ class InstrumentSpec:
         return self.funding_interval_min * 60_000
 
 
-def _minutes(value: Any) -> int:
-    """Bybit's ``fundingInterval`` (minutes, a number or its text); absent: the default."""
+def _whole(entry: Mapping[str, Any], name: str, default: int) -> int:
+    """``entry[name]`` as a whole number (Bybit sends times as text, ``fundingInterval`` as a
+    number); ``default`` when absent or empty."""
+    value = entry.get(name)
     if value in (None, ""):
-        return FUNDING_INTERVAL_MIN
+        return default
     text = str(value).strip()
     if isinstance(value, bool) or not isinstance(value, int | str) \
             or not text.removeprefix("-").isdigit():
-        raise ValueError(f"fundingInterval is not a whole number of minutes: {value!r}")
+        raise ValueError(f"{name} is not a whole number: {value!r}")
     return int(text)
 
 

@@ -114,5 +114,3 @@ def instrument_source(settings: Any, venue: Any = None) -> tuple[str, Loader]:
     async def from_url() -> Specs:
         return await fetch(url, timeout_s=settings.venue_timeout_s)
     return f"venue {url}", from_url
-
-

@@ -5,6 +5,8 @@ up the venue's new filters on its refresh, with no restart."""
 
 from __future__ import annotations
 
+import json
+from dataclasses import replace
 from decimal import Decimal
 
 from tm_common.testing.instrument_history import (
@@ -83,3 +85,37 @@ def test_a_delisting_the_venue_schedules_is_shown_and_logged(tmp_path, risk_proc
         assert _filters(risk)["delistings"] == {SYM: "2023-01-31 00:00 UTC"}
         assert "risk.delisting_scheduled" in risk.logs()
         assert "2023-01-30 00:00 UTC" in risk.logs()               # flat a day before
+
+
+def test_a_process_flattens_before_a_scheduled_delisting(tmp_path, risk_process, streams, wait):
+    """Through real Redis streams: ETHUSDT's delisting is 12 h after bar 79's close, inside the
+    day's lead, so a target that would add to the held 10 ETH becomes a reduce-only sale of all
+    of it, its reason naming the delisting; BTCUSDT, with no schedule, still opens."""
+    from tm_common.bus.streams import MD_BAR, PORTFOLIO_SNAPSHOT, RISK_ORDER, SIZING_TARGET
+    from tm_common.instruments import DEFAULT_INSTRUMENTS
+    from tm_common.testing.bars import open_ms
+    from tm_risk.testing import EQUITY, history, snapshot_env, target_env
+
+    at_ms = open_ms(79) + 4 * 3600 * 1000 + 12 * 3600 * 1000
+    specs = {**DEFAULT_INSTRUMENTS,
+             "ETHUSDT": replace(DEFAULT_INSTRUMENTS["ETHUSDT"], delivery_time_ms=at_ms)}
+    recorded = tmp_path / "instruments-delisting.json"
+    recorded.write_text(json.dumps({"retCode": 0, "retMsg": "OK", "result": {
+        "category": "linear", "list": [s.info() for s in specs.values()]}}))
+    svc = risk_process(TM_RISK_INSTRUMENTS_FILE=str(recorded))
+    bars, closes = history(80)
+    streams.publish(MD_BAR, bars)
+    streams.publish(PORTFOLIO_SNAPSHOT, [snapshot_env(79, EQUITY, {
+        "ETHUSDT": ("10", closes["ETHUSDT"][-1])})])
+    wait(lambda: svc.get("/status").json()["extra"]["equity"] == str(EQUITY), 15, "the snapshot")
+    streams.publish(SIZING_TARGET, [target_env("BTCUSDT", 79, 0.1),
+                                    target_env("ETHUSDT", 79, 0.5),
+                                    target_env("SOLUSDT", 79, 0.0)])
+    orders = wait(lambda: len(x := streams.bodies(RISK_ORDER)) >= 2 and x, 15, "two orders")
+    eth = [o for o in orders if o.instrument == "ETHUSDT"]
+    btc = [o for o in orders if o.instrument == "BTCUSDT"]
+    assert [(o.side, o.qty, o.reduce_only, o.target_qty) for o in eth] == [
+        ("Sell", Decimal(10), True, Decimal(0))]
+    assert "delisting" in eth[0].reason and ": flat" in eth[0].reason
+    assert [o.side for o in btc] == ["Buy"]
+    assert "risk.delisting_scheduled" in svc.logs()

@@ -55,6 +55,8 @@ def test_from_info_parses_a_bybit_entry():
     (None, "fundingInterval", 0, "fundingInterval must be > 0"),
     (None, "fundingInterval", "8h", "fundingInterval is not a whole number"),
     (None, "fundingInterval", 1.5, "fundingInterval is not a whole number"),
+    (None, "deliveryTime", "-1", "deliveryTime must be >= 0"),
+    (None, "deliveryTime", "next week", "deliveryTime is not a whole number"),
 ])
 def test_filters_no_order_could_meet_are_refused_by_name(section, name, value, needle):
     """An answer with a NaN step or a zero minimum would size every order wrong (or divide by

@@ -1,7 +1,7 @@
 """A delisting the venue has scheduled (instruments-info ``deliveryTime``) → no new or larger
-exposure from the first bar it is known; a zero target from ``delisting_lead_ms`` (86,400,000 ms:
-1 day) before it, so that the mesh closes the position with its own orders, not the venue at its delivery
-price.
+exposure from the first bar it is known; a zero target from ``delisting_lead_ms`` (86,400,000
+ms: 1 day) before it, so that the mesh closes the position with its own orders, not the venue at
+its delivery price.
 
 Until then the target is held between zero and the current exposure (same side, never larger).
 """
