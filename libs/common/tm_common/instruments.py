@@ -25,6 +25,11 @@ from tm_common.decimals import NotADecimal, finite_decimal
 DEFAULT_SYMBOLS: tuple[str, ...] = ("BTCUSDT", "ETHUSDT", "SOLUSDT")
 #: Bybit's funding interval of the default symbols, and of an answer that does not give one.
 FUNDING_INTERVAL_MIN = 480
+#: Bybit's instrument ``status`` values: only ``Trading`` takes orders that open exposure;
+#: ``Delivering`` is a delisting under way and ``Closed`` a finished one (the venue closed the
+#: positions); ``PreLaunch`` (pre-market) and ``Settling`` take no part of this mesh's trading.
+TRADING = "Trading"
+DELISTED_STATUSES = ("Delivering", "Closed")
 # A Bybit linear USDT perpetual: base coin letters/digits, then USDT (e.g. 1000PEPEUSDT).
 _SYMBOL = re.compile(r"^[A-Z0-9]{1,20}USDT$")
 
@@ -85,12 +90,14 @@ class InstrumentSpec:
     #: When Bybit delists the perpetual (its ``deliveryTime``, ms UTC; 0 = none scheduled): the
     #: venue then closes every position at its delivery price.
     delivery_time_ms: int = 0
+    #: The venue's ``status`` (:data:`TRADING` or another; an unknown one reads as not trading).
+    status: str = TRADING
 
     def info(self) -> dict[str, Any]:
         """The instrument as Bybit's instruments-info ``list`` entry."""
         low = self.min_price if self.min_price is not None else self.tick_size
         return {
-            "symbol": self.symbol, "contractType": "LinearPerpetual", "status": "Trading",
+            "symbol": self.symbol, "contractType": "LinearPerpetual", "status": self.status,
             "baseCoin": self.base_coin, "quoteCoin": self.quote_coin,
             "launchTime": str(self.launch_time_ms), "deliveryTime": str(self.delivery_time_ms),
             "deliveryFeeRate": "",
@@ -138,7 +145,8 @@ class InstrumentSpec:
                 min_price=_number(price, "minPrice"), max_price=_number(price, "maxPrice"),
                 launch_time_ms=_whole(entry, "launchTime", 0),
                 funding_interval_min=_whole(entry, "fundingInterval", FUNDING_INTERVAL_MIN),
-                delivery_time_ms=_whole(entry, "deliveryTime", 0))
+                delivery_time_ms=_whole(entry, "deliveryTime", 0),
+                status=str(entry.get("status") or TRADING).strip())
             spec.check()
             return spec
         except (KeyError, TypeError, ValueError, ArithmeticError) as e:
@@ -155,6 +163,8 @@ class InstrumentSpec:
             raise ValueError(f"min_notional must be >= 0, got {self.min_notional}")
         if self.delivery_time_ms < 0:
             raise ValueError(f"deliveryTime must be >= 0, got {self.delivery_time_ms}")
+        if not self.status:
+            raise ValueError("status must not be blank")
         if self.funding_interval_min <= 0:
             raise ValueError("fundingInterval must be > 0 minutes, got "
                              f"{self.funding_interval_min}")
@@ -190,10 +200,10 @@ def _number(section: Mapping[str, Any], name: str, default: Decimal | None = Non
         raise ValueError(f"{name} is {e.reason}: {value!r}") from e
 
 
-#: The filters an order is checked and sized with, and the delisting time: what
-#: ``InstrumentsChanged`` carries (:class:`tm_common.events.InstrumentFilters`).
+#: The filters an order is checked and sized with, the delisting time and the trading status:
+#: what ``InstrumentsChanged`` carries (:class:`tm_common.events.InstrumentFilters`).
 ORDER_FILTERS = ("tick_size", "qty_step", "min_order_qty", "max_order_qty", "max_mkt_order_qty",
-                 "min_notional", "delivery_time_ms")
+                 "min_notional", "delivery_time_ms", "status")
 
 
 def spec_changes(old: Mapping[str, Any], new: Mapping[str, Any],

@@ -114,13 +114,14 @@ def _ticker(state: SimState, symbol: str) -> dict | None:
     if not recent:
         return None
     last = Decimal(recent[0].close)
-    tick = state.instruments[symbol].tick_size
+    spec = state.instruments[symbol]
+    tick = spec.tick_size
     bid = round_to_tick(last, tick, "Sell")
     first_open = Decimal(recent[-1].open)
     volume = sum((Decimal(b.volume) for b in recent), Decimal(0))
     turnover = sum((Decimal(b.volume) * Decimal(b.close) for b in recent), Decimal(0))
     now = state.now_ms
-    interval = state.instruments[symbol].funding_interval_ms
+    interval = spec.funding_interval_ms
     next_funding = now - now % interval + interval
     settled = [t for t in state.feed.funding.get(symbol, {}) if t <= now]
     rate = state.feed.funding[symbol][max(settled)] if settled else None
@@ -134,8 +135,9 @@ def _ticker(state: SimState, symbol: str) -> dict | None:
         "turnover24h": money(turnover), "volume24h": num(volume),
         "fundingRate": num(rate) if rate is not None else "",
         "nextFundingTime": str(next_funding), "predictedDeliveryPrice": "", "basisRate": "",
-        "deliveryFeeRate": "", "deliveryTime": "0", "bid1Price": num(bid), "bid1Size": "1",
-        "ask1Price": num(bid + tick), "ask1Size": "1", "basis": "",
+        "deliveryFeeRate": "", "deliveryTime": str(spec.delivery_time_ms),
+        "bid1Price": num(bid), "bid1Size": "1", "ask1Price": num(bid + tick), "ask1Size": "1",
+        "basis": "",
     }
 
 

@@ -35,6 +35,7 @@ from tm_common.bus.streams import (
     SIZING_TARGET,
 )
 from tm_common.errors import NotReady, TradeMatrixError
+from tm_common.instruments import TRADING
 from tm_common.metrics import ServiceMetrics
 from tm_common.service import WALL_CLOCK, Clock, ServiceParts, ServiceRuntime, every, make_bus, make_consumer
 from tm_common.service.tasks import write_behind
@@ -90,7 +91,9 @@ def status(handler: RiskHandler) -> dict[str, Any]:
             for i, spec in p.instruments.items() if i in p.symbols},
             "delistings": {i: f"{utc_minute(spec.delivery_time_ms)} UTC"
                            for i, spec in p.instruments.items()
-                           if i in p.symbols and spec.delivery_time_ms}},
+                           if i in p.symbols and spec.delivery_time_ms},
+            "not_trading": {i: spec.status for i, spec in p.instruments.items()
+                            if i in p.symbols and spec.status != TRADING}},
     }
     if s.equity is not None and s.equity > 0:
         doc["exposure"] = exposures(s, p, s.equity)

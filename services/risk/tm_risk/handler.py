@@ -65,7 +65,7 @@ from tm_common.events import (
     PortfolioValued,
     PositionSized,
 )
-from tm_common.instruments import spec_changes
+from tm_common.instruments import DELISTED_STATUSES, TRADING, spec_changes
 from tm_common.timefmt import utc_minute
 
 from tm_risk.commands import BreakerCommandIssued
@@ -115,6 +115,10 @@ class RiskHandler(RiskOutputs):
                 log.warning("risk.delisting_scheduled", instrument=sym,
                             at=f"{utc_minute(at_ms)} UTC", source=source,
                             flat_from=f"{utc_minute(at_ms - self.params.delisting_lead_ms)} UTC")
+            if (status := self.params.instruments[sym].status) != TRADING:
+                log.warning("risk.instrument_not_trading", instrument=sym, status=status,
+                            source=source, target="flat" if status in DELISTED_STATUSES
+                            else "no new exposure")
         if missing := self.params.missing_instruments():
             log.error("risk.instruments_missing", instruments=missing, source=source)
         return changed

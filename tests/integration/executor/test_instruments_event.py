@@ -1,4 +1,4 @@
-"""The venue changes a qtyStep: the executor's instruments refresh publishes
+"""The venue changes a qtyStep (and starts a delisting): the executor's instruments refresh publishes
 ``InstrumentsChanged`` on ``exec.report``, risk takes it through ``set_instruments`` (before its
 own daily reload) and sizes with the new step. Real sim (HTTP), real Redis, both services
 in-process on one bus."""
@@ -25,6 +25,7 @@ async def test_a_changed_qty_step_reaches_risk_as_an_event(sim, redis_url, names
     assert original["lotSizeFilter"]["qtyStep"] == "0.001"
     changed = copy.deepcopy(original)
     changed["lotSizeFilter"].update(qtyStep="0.01", minOrderQty="0.01")
+    changed["status"] = "Delivering"                # and the venue starts delisting it
 
     ex = ExecutorService(executor_settings(sim, redis_url, namespace, instruments_refresh_s=0.3))
     risk_parts = build_risk(RiskSettings(
@@ -50,7 +51,7 @@ async def test_a_changed_qty_step_reaches_risk_as_an_event(sim, redis_url, names
                     if f["type"] == "instruments.changed"]
         got = await wait_async(event, 20, "InstrumentsChanged on exec.report")
         assert len(got) == 1 and got[0]["changes"] == {
-            "BTCUSDT": "qty_step 0.001→0.01, min_order_qty 0.001→0.01"}
+            "BTCUSDT": "qty_step 0.001→0.01, min_order_qty 0.001→0.01, status Trading→Delivering"}
         assert [i["symbol"] for i in got[0]["instruments"]] == ["BTCUSDT"]
         assert ex.preflight.specs["BTCUSDT"].qty_step == Decimal("0.01")   # the executor too
 
@@ -59,6 +60,7 @@ async def test_a_changed_qty_step_reaches_risk_as_an_event(sim, redis_url, names
         assert risk.instruments_source.startswith("event from executor")
         lot = risk.params.instruments["BTCUSDT"]
         assert target_qty(0.1, Decimal(10_500), Decimal(16_500), lot) == Decimal("0.06")
+        assert lot.status == "Delivering"           # the delisting rule now holds it flat
     finally:
         await ex_rt.stop()
         await risk_rt.stop()

@@ -85,6 +85,27 @@ def test_a_delisting_the_venue_schedules_is_shown_and_logged(tmp_path, risk_proc
         assert _filters(risk)["delistings"] == {SYM: "2023-01-31 00:00 UTC"}
         assert "risk.delisting_scheduled" in risk.logs()
         assert "2023-01-30 00:00 UTC" in risk.logs()               # flat a day before
+        tickers = sim.get("/v5/market/tickers", category="linear", symbol=SYM)
+        assert tickers["result"]["list"][0]["deliveryTime"] == str(at_ms)
+
+
+def test_a_listing_the_venue_stops_trading_is_shown_and_logged(tmp_path, risk_process, wait):
+    """The venue answers ``status: Delivering`` for a traded symbol (a delisting under way, no
+    ``deliveryTime`` given): risk reads it with the filters, names it on ``/status`` and warns
+    that the target is flat; back to ``Trading`` on the venue, risk follows on its refresh."""
+    history = _history(tmp_path, status="Delivering")
+    port = free_port()
+    sim_env = {"TM_SIM_SYMBOLS": f'["{SYM}"]', "TM_SIM_HISTORY_DIR": str(history)}
+    with run_sim(tmp_path, port=port, **sim_env) as sim:
+        info = sim.get("/v5/market/instruments-info", category="linear", symbol=SYM)
+        assert info["result"]["list"][0]["status"] == "Delivering"
+        risk = risk_process(TM_SYMBOLS=SYM, TM_RISK_INSTRUMENTS_FILE=None,
+                            TM_RISK_VENUE_REST_URL=sim.url, TM_RISK_INSTRUMENTS_REFRESH_S="1")
+        assert _filters(risk)["not_trading"] == {SYM: "Delivering"}
+        assert "risk.instrument_not_trading" in risk.logs() and "flat" in risk.logs()
+    write_instrument(history, unshipped_spec())
+    with run_sim(tmp_path, port=port, **sim_env):
+        wait(lambda: _filters(risk)["not_trading"] == {}, 20, "the venue trading it again")
 
 
 def test_a_process_flattens_before_a_scheduled_delisting(tmp_path, risk_process, streams, wait):

@@ -43,6 +43,12 @@ def test_from_info_parses_a_bybit_entry():
     assert spec.funding_interval_min == 480            # no fundingInterval: Bybit's default
     assert InstrumentSpec.from_info({**entry, "fundingInterval": 240}).funding_interval_ms == \
         4 * 3600 * 1000
+    assert spec.status == "Trading"
+    assert InstrumentSpec.from_info({**entry, "status": "Delivering"}).status == "Delivering"
+    no_status = {k: v for k, v in entry.items() if k != "status"}   # a recorded answer without
+    assert InstrumentSpec.from_info(no_status).status == "Trading"   # it: Bybit's default list
+    renders = InstrumentSpec.from_info({**entry, "status": "PreLaunch"}).info()
+    assert renders["status"] == "PreLaunch"
 
 
 @pytest.mark.parametrize("section,name,value,needle", [
@@ -57,6 +63,7 @@ def test_from_info_parses_a_bybit_entry():
     (None, "fundingInterval", 1.5, "fundingInterval is not a whole number"),
     (None, "deliveryTime", "-1", "deliveryTime must be >= 0"),
     (None, "deliveryTime", "next week", "deliveryTime is not a whole number"),
+    (None, "status", "  ", "status must not be blank"),
 ])
 def test_filters_no_order_could_meet_are_refused_by_name(section, name, value, needle):
     """An answer with a NaN step or a zero minimum would size every order wrong (or divide by

@@ -8,7 +8,7 @@ import pytest
 from tm_common.errors import TransientError
 from tm_common.events import InstrumentsChanged
 from tm_common.instruments import InstrumentSpec, spec_changes
-from tm_executor.instruments import WATCHED, InstrumentRefresher
+from tm_executor.instruments import WATCHED, InstrumentRefresher, filters
 
 from .fakes import LOTS, settings
 
@@ -59,6 +59,10 @@ def test_the_refresh_reports_each_field_it_watches_with_the_spec_names():
     delisted = dataclasses.replace(LOTS["BTCUSDT"], delivery_time_ms=1_800_000_000_000)
     assert spec_changes(LOTS, {"BTCUSDT": delisted}, WATCHED) == {
         "BTCUSDT": "delivery_time_ms 0→1800000000000"}
+    delivering = dataclasses.replace(LOTS["BTCUSDT"], status="Delivering")
+    assert spec_changes(LOTS, {"BTCUSDT": delivering}, WATCHED) == {
+        "BTCUSDT": "status Trading→Delivering"}
+    assert filters(delivering).status == "Delivering"       # what InstrumentsChanged carries
 
 
 async def test_a_change_is_used_published_and_kept_pending_while_the_bus_refuses():

@@ -1,14 +1,16 @@
 """The ``delisting`` rule: once the venue has scheduled a perpetual's delisting (instruments-info
 ``deliveryTime``), risk allows no new or larger exposure, and from ``delisting_lead_ms`` before it
 the target is zero, so the mesh closes the position itself rather than the venue at its delivery
-price. The schedule reaches risk from the venue's instruments-info or from the executor's
-``InstrumentsChanged``."""
+price. A delisting under way or done (``status`` ``Delivering``, ``Closed``) is flat at once; any
+other status than ``Trading`` opens nothing. The schedule and the status reach risk from the
+venue's instruments-info or from the executor's ``InstrumentsChanged``."""
 
 from __future__ import annotations
 
 from dataclasses import replace
 from decimal import Decimal
 
+import pytest
 from tm_common.events import Envelope, InstrumentFilters, InstrumentsChanged
 from tm_common.instruments import DEFAULT_INSTRUMENTS
 from tm_common.testing.bars import open_ms
@@ -21,9 +23,10 @@ DAY_MS = 24 * 3600 * 1000
 BTC = DEFAULT_INSTRUMENTS["BTCUSDT"]
 
 
-def _handler(delivery_ms: int, btc_qty: str | None = None):
+def _handler(delivery_ms: int, btc_qty: str | None = None, status: str = "Trading"):
     params = replace(make_params(min_delta_fraction=0.0), instruments={
-        **DEFAULT_INSTRUMENTS, "BTCUSDT": replace(BTC, delivery_time_ms=delivery_ms)})
+        **DEFAULT_INSTRUMENTS,
+        "BTCUSDT": replace(BTC, delivery_time_ms=delivery_ms, status=status)})
     h, closes = warm_handler(params)
     price = closes["BTCUSDT"][BAR]
     if btc_qty is not None:
@@ -92,3 +95,39 @@ def test_the_schedule_arrives_with_the_executors_instruments_changed():
                             ts_event_ns=open_ms(BAR) * 1_000_000,
                             ts_init_ns=open_ms(BAR) * 1_000_000))
     assert _buys_and_sells(_decide(h, 0.5)) == (0, Decimal(1))
+
+
+@pytest.mark.parametrize("status", ["Delivering", "Closed"])
+def test_a_delisting_under_way_is_flat_at_once(status):
+    h, _ = _handler(0, btc_qty="1", status=status)              # no deliveryTime given
+    d = _decide(h, 0.5)
+    assert d.code == "approved" and _buys_and_sells(d) == (0, Decimal(1))
+    assert f"venue status {status}: flat" in d.notes
+    assert all(o.leg.reduce_only for o in d.orders)
+
+
+@pytest.mark.parametrize("status", ["PreLaunch", "Settling", "SomethingNew"])
+def test_an_instrument_not_trading_opens_nothing_but_may_shrink(status):
+    h, _ = _handler(0, status=status)
+    d = _decide(h, 0.3)
+    assert d.code == "hold" and not d.orders
+    assert any(n.startswith(f"venue status {status}: no new exposure") for n in d.notes)
+    h, price = _handler(0, btc_qty="1", status=status)
+    held = float(price / EQUITY)
+    assert _buys_and_sells(_decide(h, 0.8))[0] == 0              # never larger
+    assert _buys_and_sells(_decide(h, held / 2)) == (0, Decimal("0.5"))
+
+
+def test_the_status_arrives_with_the_executors_instruments_changed():
+    h, _ = _handler(0, btc_qty="1")
+    assert _buys_and_sells(_decide(h, 0.8))[0] > 0               # Trading: it may grow
+    f = InstrumentFilters(symbol="BTCUSDT", tick_size=BTC.tick_size, qty_step=BTC.qty_step,
+                          min_order_qty=BTC.min_order_qty, max_order_qty=BTC.max_order_qty,
+                          max_mkt_order_qty=BTC.max_mkt_order_qty, min_notional=BTC.min_notional,
+                          status="Delivering")
+    body = InstrumentsChanged(source="executor executor-0", checked_at_ms=open_ms(BAR),
+                              instruments=[f], changes={"BTCUSDT": "status Trading→Delivering"})
+    h.process(Envelope.root(body, key="instruments:2", correlation_id="instruments:2",
+                            ts_event_ns=open_ms(BAR) * 1_000_000,
+                            ts_init_ns=open_ms(BAR) * 1_000_000))
+    assert _buys_and_sells(_decide(h, 0.8)) == (0, Decimal(1))

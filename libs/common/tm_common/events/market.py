@@ -75,7 +75,8 @@ class MarkUpdated(EventBody, frozen=True, kw_only=True):
 class InstrumentFilters(msgspec.Struct, frozen=True, kw_only=True):
     """One linear perpetual's lot and price filters as the venue answered them
     (``/v5/market/instruments-info``; quantities in the base coin, ``min_notional`` in USDT),
-    and its delisting time (``deliveryTime``, ms UTC; 0 = none scheduled)."""
+    its delisting time (``deliveryTime``, ms UTC; 0 = none scheduled) and its ``status``
+    (``Trading``; ``Delivering`` or ``Closed`` when delisted; ``PreLaunch``, ``Settling``)."""
 
     symbol: str
     tick_size: Decimal
@@ -85,6 +86,7 @@ class InstrumentFilters(msgspec.Struct, frozen=True, kw_only=True):
     max_mkt_order_qty: Decimal
     min_notional: Decimal
     delivery_time_ms: int = 0
+    status: str = "Trading"
 
 
 @register

@@ -20,7 +20,8 @@ H4_MS = 4 * 3600 * 1000
 #: ``min_order_qty``/``max_order_qty``: bounds of a quantity (base coin); ``max_mkt_order_qty``:
 #: the largest single market order; ``min_notional``: the smallest order value the venue accepts
 #: (USDT, ``minNotionalValue``; Bybit's 110094 below it); ``delivery_time_ms``: the delisting the
-#: venue has scheduled (ms UTC, ``deliveryTime``; 0 = none).
+#: venue has scheduled (ms UTC, ``deliveryTime``; 0 = none); ``status``: the venue's trading
+#: status (``Trading``, or not: see the ``delisting`` rule).
 LotFilter = InstrumentSpec | InstrumentFilters
 
 
