@@ -43,7 +43,8 @@ def add_market_routes(app: FastAPI, state: SimState, gw: Gateway,
         symbol = params.get("symbol")
         if symbol and symbol not in state.instruments:
             return {"category": "linear", "list": [], "nextPageCursor": ""}
-        return {"category": "linear", "list": instrument_list(state.instruments, symbol),
+        # the engine's table: a listing it has delivered answers status Closed
+        return {"category": "linear", "list": instrument_list(state.engine.instruments, symbol),
                 "nextPageCursor": ""}
 
     def kline(params: Params) -> dict:
@@ -114,7 +115,7 @@ def _ticker(state: SimState, symbol: str) -> dict | None:
     if not recent:
         return None
     last = Decimal(recent[0].close)
-    spec = state.instruments[symbol]
+    spec = state.engine.instruments[symbol]
     tick = spec.tick_size
     bid = round_to_tick(last, tick, "Sell")
     first_open = Decimal(recent[-1].open)

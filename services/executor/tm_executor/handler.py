@@ -139,7 +139,7 @@ class ExecutorHandler:
                 out = self._observed_state(body)
             elif isinstance(body, BarClosed):
                 self._saw_bar(body)
-                out = await self._funding(body)
+                out = await self._funding(body) + await self._delivery(body)
             elif isinstance(body, BreakerStateChanged):
                 out = self._breaker(body)
             else:
@@ -286,6 +286,35 @@ class ExecutorHandler:
                 position_qty=qty, mark_price=Decimal(r["execPrice"]),
                 payment=Decimal(r["execFee"])), ts_event_ns=t * 1_000_000))
             self.state.funding_ms[bar.instrument] = t
+        return out
+
+    async def _delivery(self, bar: BarClosed) -> list[Emit]:
+        """The venue's close of our position at a delisting, as an ``OrderFilled`` the
+        portfolio books like any fill (its realised PnL; an adopted position by reconciliation
+        would drop it).
+
+        Bybit closes every position of a delisted perpetual at its ``deliveryTime`` (read from
+        instruments-info at the preflight and on each refresh) with executions of type
+        ``Delivery`` that belong to no order of ours. Asked on the bar that holds that time,
+        for that bar, as an output of the bar's handling (a replay is deterministic); risk
+        has normally closed the position a day before, so the answer is usually empty."""
+        spec = self.preflight.specs.get(bar.instrument)
+        close_ms = bar.close_time_ms + 1
+        if spec is None or not bar.open_time_ms < spec.delivery_time_ms <= close_ms:
+            return []
+        rows = await self.placer.venue.funding_rows(bar.instrument, bar.open_time_ms, close_ms,
+                                                    exec_type="Delivery")
+        out = []
+        for r in sorted((r for r in rows if r.get("execType") == "Delivery"),
+                        key=lambda r: (int(r["execTime"]), str(r["execId"]))):
+            e = VenueExecution.from_bybit(r)
+            fill = fill_event(f"delivery:{e.symbol}:{spec.delivery_time_ms}", e)
+            self._filled(bar.instrument, e.side, e.qty)
+            self._value(bar.instrument, e.qty * e.price)
+            log.warning("executor.position_delivered", instrument=bar.instrument,
+                        side=e.side, qty=str(e.qty), price=str(e.price))
+            out.append(Emit(self.out, fill, ts_event_ns=e.exec_time_ms * 1_000_000,
+                            correlation_id=f"delivery:{bar.instrument}"))
         return out
 
     def _label(self, instrument: str) -> str:

@@ -290,11 +290,13 @@ class VenueClient:
                                  orderId=order_id)
         return parse_records(VenueExecution.from_bybit, rows, "get_executions")
 
-    async def funding_rows(self, symbol: str, start_ms: int, end_ms: int) -> list[dict]:
-        """The account's funding executions of ``symbol`` booked in ``[start_ms, end_ms]``
-        (at most 7 days apart: :func:`tm_executor.domain.funding.windows`), every page."""
+    async def funding_rows(self, symbol: str, start_ms: int, end_ms: int,
+                           exec_type: str = "Funding") -> list[dict]:
+        """The account's executions of ``exec_type`` (funding; ``Delivery``: the venue closing
+        a delisted position) of ``symbol`` booked in ``[start_ms, end_ms]`` (at most 7 days
+        apart: :func:`tm_executor.domain.funding.windows`), every page."""
         return await self._pages("get_executions", 100, category="linear", symbol=symbol,
-                                 execType="Funding", startTime=start_ms, endTime=end_ms)
+                                 execType=exec_type, startTime=start_ms, endTime=end_ms)
 
     async def open_orders(self) -> list[VenueOrder]:
         rows = await self._pages("get_open_orders", 50, category="linear", settleCoin="USDT",

@@ -19,6 +19,7 @@ from tm_exchange_sim.matching.models import (
     CANCELLED,
     FILLED,
     PARTIALLY_FILLED,
+    ZERO,
     Bar,
     ClosedPnl,
     Execution,
@@ -37,7 +38,9 @@ class EngineBook:
                  default_leverage: Decimal = Decimal(10), seed: int = 0,
                  funding_rates: Mapping[str, Mapping[int, Decimal]] | None = None,
                  now_ms: int = 0) -> None:
-        self.instruments = dict(instruments)
+        # a listing whose delisting time the clock starts past is closed already
+        self.instruments = {s: replace(i, status="Closed") if 0 < i.delivery_time_ms <= now_ms
+                            else i for s, i in instruments.items()}
         self.fees = fees or FeeSchedule()
         self.slippage = slippage or SlippageModel()
         self.account = Account(initial_balance, default_leverage)
@@ -116,36 +119,49 @@ class EngineBook:
               at_ms: int | None = None) -> None:
         now = self.now_ms if at_ms is None else at_ms
         fee = self.fees.fee(qty, price, is_maker)
-        result = self.account.apply_fill(order.symbol, order.side, qty, price, fee, now)
         order.cum_exec_qty += qty
         order.cum_exec_value += qty * price
         order.cum_exec_fee += fee
         order.status = FILLED if order.cum_exec_qty >= order.qty else PARTIALLY_FILLED
         order.updated_ms = now
         order.seq = self.ids.seq()
-        ex = Execution(exec_id=self.ids.next("exec"), order_id=order.order_id,
-                       order_link_id=order.order_link_id, symbol=order.symbol, side=order.side,
-                       exec_type="Trade", exec_price=price, exec_qty=qty,
+        self._emit_order(order)
+        self._book_execution(order.symbol, order.side, qty, price, at_ms=now, order=order,
+                             fee=fee, is_maker=is_maker)
+
+    def _book_execution(self, symbol: str, side: str, qty: Decimal, price: Decimal, *,
+                        at_ms: int, exec_type: str = "Trade", order: Order | None = None,
+                        fee: Decimal = ZERO, is_maker: bool = False) -> None:
+        """Book a trade of ``qty`` at ``price`` into the account: its execution, closed PnL
+        and events. ``order`` is None for the venue's own (a ``Delivery``)."""
+        result = self.account.apply_fill(symbol, side, qty, price, fee, at_ms)
+        ex = Execution(exec_id=self.ids.next("exec"),
+                       order_id=order.order_id if order else "",
+                       order_link_id=order.order_link_id if order else "", symbol=symbol,
+                       side=side, exec_type=exec_type, exec_price=price, exec_qty=qty,
                        exec_value=qty * price, exec_fee=fee,
-                       fee_rate=self.fees.rate(is_maker), is_maker=is_maker, exec_time_ms=now,
-                       order_type=order.order_type, order_price=order.price,
-                       order_qty=order.qty, leaves_qty=order.leaves_qty,
+                       fee_rate=self.fees.rate(is_maker) if order else ZERO,
+                       is_maker=is_maker, exec_time_ms=at_ms,
+                       order_type=order.order_type if order else "UNKNOWN",
+                       order_price=order.price if order else None,
+                       order_qty=order.qty if order else ZERO,
+                       leaves_qty=order.leaves_qty if order else ZERO,
                        closed_size=result.closed_size,
-                       mark_price=self.marks.get(order.symbol, price), seq=order.seq)
+                       mark_price=self.marks.get(symbol, price),
+                       seq=order.seq if order else self.ids.seq())
         self._record_execution(ex)
         if result.closed_size:
             self.closed_pnl.append(ClosedPnl(
-                symbol=order.symbol, order_id=order.order_id, side=order.side,
-                order_type=order.order_type, qty=order.qty,
-                order_price=price if order.price is None else order.price,
+                symbol=symbol, order_id=ex.order_id, side=side, order_type=ex.order_type,
+                qty=order.qty if order else qty,
+                order_price=price if order is None or order.price is None else order.price,
                 closed_size=result.closed_size, cum_entry_value=result.closed_entry_value,
                 cum_exit_value=result.closed_size * price,
                 closed_pnl=result.realised_pnl - result.open_fee - result.close_fee
                 - result.funding, open_fee=result.open_fee, close_fee=result.close_fee,
-                leverage=self.account.position(order.symbol).leverage, created_ms=now))
-        self._emit_order(order)
+                leverage=self.account.position(symbol).leverage, created_ms=at_ms))
         self._events.append(("execution", ex))
-        self._emit_position(order.symbol)
+        self._emit_position(symbol)
         self._events.append(("wallet", None))
 
     def _close_order(self, order: Order, reason: str) -> None:

@@ -7,7 +7,12 @@ a later bar trades through their price and then fill at that price (maker fee), 
 as a taker when marketable on arrival. Funding settles at each funding time of the symbol's
 rates: one at a bar close on the position held then (after the bar's fills), at that close; one
 inside a bar (an interval under 4 h) at its own time, on the position held through the bar
-(before the bar's fills), at the newest mark then (the previous close). Every state change is
+(before the bar's fills), at the newest mark then (the previous close). A delisting
+(instruments-info ``deliveryTime``) is carried out as Bybit does: at that time the symbol's open
+orders are cancelled (``CancelBySettle``), its position is closed at the newest mark then (an
+execution of type ``Delivery``, no fee; the close when the time is a bar close, else the
+previous close), its status becomes ``Closed``, and every later order on it is refused. Every
+state change is
 queued as an event (``order``, ``execution``, ``position``, ``wallet``) for the private
 WebSocket or the backtest.
 The state it keeps and books fills into is :mod:`tm_exchange_sim.matching.book`.
@@ -17,7 +22,10 @@ from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Mapping
+from dataclasses import replace
 from decimal import Decimal
+
+from tm_common.instruments import TRADING
 
 from tm_exchange_sim.matching.book import EngineBook
 from tm_exchange_sim.matching.errors import (
@@ -56,6 +64,8 @@ class MatchingEngine(EngineBook):
         self._check_shape(req)
         if req.order_link_id and req.order_link_id in self.link_ids:
             raise VenueError(DUPLICATE_ORDER_LINK_ID)
+        if inst.status != TRADING:
+            raise params_error(f"symbol {req.symbol} is not trading (status {inst.status})")
         market = req.order_type == MARKET
         inst.check_qty(req.qty, market=market)
         if not market:
@@ -201,12 +211,17 @@ class MatchingEngine(EngineBook):
     def step(self, close_time_ms: int, bars: Mapping[str, Bar]) -> None:
         """Settle the funding due inside the bar (after the clock, before ``close_time_ms``),
         close one bar per symbol in ``bars`` (symbols without a bar keep their mark), then
-        move the clock to ``close_time_ms`` and settle funding due at that instant."""
+        move the clock to ``close_time_ms`` and settle funding due at that instant; a
+        delivery due inside the bar is carried out before its fills, one at its close after."""
         for symbol in sorted(self.funding_times):
             times = self.funding_times[symbol]
             inside = times[bisect_right(times, self.now_ms):bisect_left(times, close_time_ms)]
             for t in inside if symbol in self.marks else ():
                 self._settle_funding(symbol, self.funding_rates[symbol][t], at_ms=t)
+        due = self._deliveries_due(close_time_ms)
+        for symbol, at_ms in due:
+            if at_ms < close_time_ms:
+                self._deliver(symbol, at_ms)
         for symbol in sorted(bars):
             bar = bars[symbol]
             self._match_resting(symbol, bar)
@@ -217,6 +232,28 @@ class MatchingEngine(EngineBook):
             rate = self.funding_rates[symbol].get(close_time_ms)
             if rate is not None and symbol in self.marks:
                 self._settle_funding(symbol, rate)
+        for symbol, at_ms in due:
+            if at_ms == close_time_ms:
+                self._deliver(symbol, at_ms)
+
+    def _deliveries_due(self, until_ms: int) -> list[tuple[str, int]]:
+        """(symbol, deliveryTime) of the listings still trading whose delisting falls after the
+        clock and at or before ``until_ms``."""
+        return sorted((s, i.delivery_time_ms) for s, i in self.instruments.items()
+                      if i.status == TRADING and self.now_ms < i.delivery_time_ms <= until_ms)
+
+    def _deliver(self, symbol: str, at_ms: int) -> None:
+        """Delist ``symbol`` at ``at_ms``: cancel its open orders, close its position at the
+        newest mark (a ``Delivery`` execution, no fee), and mark it ``Closed``."""
+        for order in self.open_orders(symbol):
+            order.cancel_type = "CancelBySettle"
+            self._close_order(order, "EC_Others")
+        self.instruments[symbol] = replace(self.instruments[symbol], status="Closed")
+        pos = self.account.positions.get(symbol)
+        if pos is None or pos.size == 0 or symbol not in self.marks:
+            return
+        self._book_execution(symbol, SELL if pos.size > 0 else BUY, abs(pos.size),
+                             self.marks[symbol], exec_type="Delivery", at_ms=at_ms)
 
     def _match_resting(self, symbol: str, bar: Bar) -> None:
         for order in self.open_orders(symbol):
