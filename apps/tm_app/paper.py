@@ -32,6 +32,7 @@ and their supervision are in :mod:`tm_app.paper_mesh`, the run's record and repo
 
 from __future__ import annotations
 
+import asyncio
 import json
 import signal
 from dataclasses import asdict
@@ -69,7 +70,6 @@ def paper(symbols: Annotated[str | None, typer.Option(help="Comma-separated.")] 
                                                    "reports/paper-<time>).")] = None) -> None:
     """Paper trading on live prices: the whole mesh on Bybit's public data, orders on a local
     paper venue (the exchange simulator's live feed), until Ctrl-C; then a report."""
-    from tm_common.instruments import DEFAULT_INSTRUMENTS
     from tm_ingest.config import IngestSettings
 
     from tm_app.cli import (
@@ -97,9 +97,6 @@ def paper(symbols: Annotated[str | None, typer.Option(help="Comma-separated.")] 
         write_paper_report(redis_url, last, _out(out, "paper"), {"report_only": True}, db_url)
         return
     syms = _symbols_opt(symbols)
-    if unknown := [s for s in syms if s not in DEFAULT_INSTRUMENTS]:
-        fail(f"--symbols: no instrument specification for {', '.join(unknown)} "
-             f"(the paper venue trades {', '.join(DEFAULT_INSTRUMENTS)})", 2)
     eq = _equity_opt(equity)
     if duration is not None and duration <= 0:
         fail(f"--duration must be positive, got {duration}", 2)
@@ -107,6 +104,7 @@ def paper(symbols: Annotated[str | None, typer.Option(help="Comma-separated.")] 
         ingest = IngestSettings()
     except ValueError as e:
         fail(f"bad ingest configuration: {str(e).splitlines()[0]}", 2)
+    instruments_file = _market_instruments(ingest.bybit_rest_url, syms, paper_dir)
     lock = stack.SupervisorLock(settings)
     if not lock.acquire():
         fail(f"a supervisor is already running for {stack.data_dir(settings)} "
@@ -142,7 +140,7 @@ def paper(symbols: Annotated[str | None, typer.Option(help="Comma-separated.")] 
             initial_equity=eq, port_offset=port_offset, backfill_bars=ingest.backfill_bars,
             backfill_start_ms=ingest.backfill_start_ms, mark_poll_s=ingest.mark_poll_s,
             admin_token=token, admin_token_file=token_file, sim_admin_token=sim_token,
-            shadow=challenger)
+            shadow=challenger, instruments_file=instruments_file)
         (paper_dir / LAST_RUN).write_text(json.dumps(run_doc(cfg, started), indent=2))
         console.print(f"paper trading: market data {cfg.market_ws_url} + {cfg.market_rest_url}; "
                       f"orders to the local paper venue {cfg.venue_url} only; logs in "
@@ -160,6 +158,31 @@ def paper(symbols: Annotated[str | None, typer.Option(help="Comma-separated.")] 
     write_paper_report(redis_url, run_doc(cfg, started), _out(out, "paper"),
                        {"trading_seconds": round(secs, 1),
                         "relay": json.dumps(asdict(run.relay.counts))}, db_url)
+
+
+def _market_instruments(rest_url: str, syms: tuple[str, ...], paper_dir: Path) -> Path | None:
+    """The market's instruments-info of ``syms`` written for the paper venue
+    (:mod:`tm_app.paper_instruments`); None, the shipped filters, when the market does not
+    answer and every symbol is shipped (the relay asks again every hour)."""
+    import httpx
+    from tm_common.instruments import DEFAULT_INSTRUMENTS
+
+    from tm_app.cli import console, fail
+    from tm_app.paper_instruments import MarketInstrumentsError, answer, fetch_specs
+
+    try:
+        specs = asyncio.run(fetch_specs(rest_url, syms))
+    except MarketInstrumentsError as e:
+        fail(f"--symbols: {e}", 2)
+    except httpx.HTTPError as e:
+        why = f"the market's instruments-info ({rest_url}) did not answer ({type(e).__name__})"
+        if unknown := [s for s in syms if s not in DEFAULT_INSTRUMENTS]:
+            fail(f"--symbols: {why}, and no filters are shipped for {', '.join(unknown)}", 2)
+        console.print(f"warning: {why}; the paper venue starts with the shipped filters")
+        return None
+    path = paper_dir / "instruments.json"
+    path.write_text(json.dumps(answer(specs), indent=2))
+    return path
 
 
 def _supervise(run: PaperRun, duration: float | None, status_every: float) -> float:

@@ -54,6 +54,10 @@ class PaperConfig:
     sim_admin_token: str | None = None     # the paper venue's control API (the bar relay's);
     #                                        None: admin_token (a shared TM_ADMIN_TOKEN)
     shadow: str | None = None              # a signal candidate traded in a shadow book beside
+    #                                        production (None: none)
+    instruments_file: Path | None = None   # the market's instruments-info for the paper venue
+    #                                        (None: the shipped filters)
+    instruments_every_s: float = 3600.0    # how often the relay reads the market's again
 
     def port(self, name: str) -> int:
         return BY_NAME[name].port + self.port_offset
@@ -81,7 +85,8 @@ def specs(cfg: PaperConfig) -> list[ProcessSpec]:
         "exchange_sim": {"sim_feed": "live", "sim_symbols": list(cfg.symbols),
                          "sim_initial_balance": cfg.initial_equity,
                          "sim_slippage_bps": cfg.slippage_bps, "sim_api_key": SIM_KEY,
-                         "sim_api_secret": SIM_SECRET, "sim_rate_limit_per_s": 100000},
+                         "sim_api_secret": SIM_SECRET, "sim_rate_limit_per_s": 100000,
+                         "sim_instruments_file": cfg.instruments_file},
         # the one venue the executor knows: the local paper venue (REST and private WS)
         "executor": {"bybit_rest_url": venue,
                      "bybit_private_ws_url": venue.replace("http", "ws", 1) + "/v5/private",
@@ -125,10 +130,16 @@ class PaperRun:
         base = basic_env()          # no secret of the caller's shell reaches a service
         self.sup = Supervisor(all_specs[:-1], log_dir=logs, grace_s=15, base_env=base)
         self.ingest = Supervisor(all_specs[-1:], log_dir=logs, grace_s=15, base_env=base)
-        self.relay = BarRelay(cfg.redis_url, cfg.namespace, cfg.venue_url, cfg.venue_token)
+        self.relay = self._relay()
         self.stop_requested = threading.Event()
         self.running = False
         self.stopping = False           # a second Ctrl-C must not interrupt the clean stop
+
+    def _relay(self) -> BarRelay:
+        c = self.cfg
+        return BarRelay(c.redis_url, c.namespace, c.venue_url, c.venue_token,
+                        market_url=c.market_rest_url, symbols=c.symbols,
+                        instruments_every_s=c.instruments_every_s)
 
     def write_state(self) -> None:
         """One state document for both supervisors (what ``tm status``/``tm down`` read)."""
@@ -170,8 +181,7 @@ class PaperRun:
                     self.write_state()
                 if not self.relay.alive:
                     self.log("relay stopped; restarting it")
-                    self.relay = BarRelay(self.cfg.redis_url, self.cfg.namespace,
-                                          self.cfg.venue_url, self.cfg.venue_token)
+                    self.relay = self._relay()
                     self.relay.start()
                 if duration_s is not None and time.monotonic() - t1 >= duration_s:
                     break

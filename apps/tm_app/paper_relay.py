@@ -1,6 +1,8 @@
 """The paper venue's price feed for ``tm paper``: every ``bar.closed`` on ``md.bar`` is pushed to
 the simulator's ``POST /sim/bars`` and every ``funding.rate`` on ``md.funding`` to
-``POST /sim/funding`` (the simulator's live feed, :mod:`tm_exchange_sim.live`).
+``POST /sim/funding`` (the simulator's live feed, :mod:`tm_exchange_sim.live`); every hour the
+market's instruments-info goes to ``POST /sim/instruments`` when it changed
+(:mod:`tm_app.paper_instruments`).
 
 A relay rather than the simulator reading Redis itself: the simulator stays a plain venue that
 knows nothing about the mesh (no bus, no namespace, no consumer group), like the exchange it
@@ -20,6 +22,9 @@ import httpx
 from tm_common.bus.streams import MD_BAR, MD_FUNDING
 from tm_common.errors import MalformedEvent
 from tm_common.events import BarClosed, Envelope, FundingRateUpdated
+from tm_common.instruments import InstrumentSpec
+
+from tm_app.paper_instruments import MarketInstrumentsError, answer, fetch_specs
 
 
 @dataclass
@@ -27,6 +32,7 @@ class RelayCounts:
     bars: int = 0
     funding: int = 0
     repushes: int = 0
+    instrument_updates: int = 0
     errors: dict[str, int] = field(default_factory=dict)
 
 
@@ -35,16 +41,22 @@ class BarRelay:
 
     Reads the streams from their start with ``XREAD`` (no consumer group: it is no part of the
     mesh's delivery); a push that fails is retried until it lands. Every ``check_every_s`` it
-    checks that the venue was not restarted (:meth:`check_venue`)."""
+    checks that the venue was not restarted (:meth:`check_venue`). With ``market_url``, every
+    ``instruments_every_s`` it reads the market's instruments-info of ``symbols`` and gives the
+    venue what changed (:meth:`follow_instruments`)."""
 
     def __init__(self, redis_url: str, namespace: str, venue_url: str,
                  admin_token: str | None = None, block_ms: int = 1000,
-                 check_every_s: float = 5.0) -> None:
+                 check_every_s: float = 5.0, *, market_url: str | None = None,
+                 symbols: tuple[str, ...] = (), instruments_every_s: float = 3600.0) -> None:
         self.redis_url, self.namespace, self.venue_url = redis_url, namespace, venue_url
         self.headers = {"Authorization": f"Bearer {admin_token}"} if admin_token else {}
         self.block_ms, self.check_every_s = block_ms, check_every_s
+        self.market_url, self.symbols = market_url, symbols
+        self.instruments_every_s = instruments_every_s
         self.counts = RelayCounts()
         self._latest: dict[str, dict] = {}
+        self._listed: dict[str, InstrumentSpec] = {}      # the market's, as the venue has them
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._main, name="paper-relay", daemon=True)
 
@@ -68,6 +80,7 @@ class BarRelay:
         bus = RedisStreamsBus(self.redis_url, prefix=self.namespace)
         cursors: dict[Any, Any] = {bus.key(MD_BAR): "0", bus.key(MD_FUNDING): "0"}
         checked = time.monotonic()
+        followed = checked        # the venue started with the market's instruments (tm paper)
         try:
             async with httpx.AsyncClient(base_url=self.venue_url, timeout=10,
                                          headers=self.headers, trust_env=False) as http:
@@ -85,6 +98,10 @@ class BarRelay:
                     if time.monotonic() - checked >= self.check_every_s:
                         checked = time.monotonic()
                         await self.check_venue(http)
+                    if self.market_url and time.monotonic() - followed >= \
+                            self.instruments_every_s:
+                        followed = time.monotonic()
+                        await self.follow_instruments(http)
         finally:
             await bus.close()
 
@@ -125,6 +142,23 @@ class BarRelay:
             self.counts.repushes += 1
             await self._post(http, "/sim/bars", {"bars": sorted(
                 self._latest.values(), key=lambda b: b["open_time_ms"])})
+
+    async def follow_instruments(self, http: httpx.AsyncClient) -> list[str]:
+        """Read the market's instruments-info of the traded symbols and post those that
+        changed since the last read (a qty step, a funding interval, a delisting scheduled,
+        its status) to the venue's ``POST /sim/instruments``; returns their symbols. The
+        venue's risk and executor then see the change on their own refresh, as on Bybit."""
+        assert self.market_url is not None
+        try:
+            specs = await fetch_specs(self.market_url, self.symbols)
+        except (httpx.HTTPError, MarketInstrumentsError) as e:
+            self._error(f"instruments: {type(e).__name__}")
+            return []
+        changed = {s: spec for s, spec in specs.items() if self._listed.get(s) != spec}
+        if changed and await self._post(http, "/sim/instruments", answer(changed)):
+            self._listed.update(changed)
+            self.counts.instrument_updates += len(changed)
+        return sorted(changed)
 
     def _error(self, kind: str) -> None:
         self.counts.errors[kind] = self.counts.errors.get(kind, 0) + 1

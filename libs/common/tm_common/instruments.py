@@ -29,7 +29,8 @@ FUNDING_INTERVAL_MIN = 480
 #: ``Delivering`` is a delisting under way and ``Closed`` a finished one (the venue closed the
 #: positions); ``PreLaunch`` (pre-market) and ``Settling`` take no part of this mesh's trading.
 TRADING = "Trading"
-DELISTED_STATUSES = ("Delivering", "Closed")
+CLOSED = "Closed"
+DELISTED_STATUSES = ("Delivering", CLOSED)
 # A Bybit linear USDT perpetual: base coin letters/digits, then USDT (e.g. 1000PEPEUSDT).
 _SYMBOL = re.compile(r"^[A-Z0-9]{1,20}USDT$")
 

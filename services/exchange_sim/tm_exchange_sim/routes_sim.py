@@ -168,6 +168,7 @@ def add_sim_routes(app: FastAPI, state: SimState, faults: FaultInjector, limiter
             replaced = state.replace_instruments(body)
         except ValueError as e:
             raise HTTPException(status_code=400, detail=str(e)) from e
+        await hub.publish_engine_events()          # a delisting already past: its delivery
         return {"replaced": replaced}
 
     @app.post("/sim/reset")

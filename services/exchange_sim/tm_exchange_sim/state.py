@@ -73,7 +73,7 @@ class SimState:
             raise ValueError(f"POST /sim/instruments: the sim does not list {unknown}")
         for sym, spec in specs.items():
             self.instruments[sym] = Instrument.of(spec)
-            self.engine.instruments[sym] = self.instruments[sym]
+            self.engine.list_instrument(self.instruments[sym])
         return sorted(specs)
 
     @property

@@ -14,15 +14,18 @@ import sqlite3
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from decimal import Decimal
 
 import httpx
 import pytest
 import redis
 from pybit.unified_trading import HTTP
+from tm_app.paper_instruments import answer
 from tm_app.paper_mesh import SIM_KEY, SIM_SECRET, PaperConfig, specs
 from tm_common.bus.streams import MD_BAR, Streams
 from tm_common.history import BAR_INTERVAL_MS
+from tm_common.instruments import DEFAULT_INSTRUMENTS
 from tm_common.ports import SERVICE_PORTS
 from tm_common.testing.fixtures import private_tmp_path  # noqa: F401 - replaces tmp_path here
 from tm_common.testing.redis import delete_namespace, free_port
@@ -134,7 +137,12 @@ def test_tm_paper_smoke_run_against_a_mainnet_stand_in(tmp_path, redis_url):
     venue = f"http://127.0.0.1:{SERVICE_PORTS['exchange_sim'] + off}"
     data_dir = tmp_path / "tm"
     _seed_refused_candidate(data_dir / "paper" / "trade_matrix.db")
-    with run_sim(tmp_path, TM_SIM_START_MS=str(T0)) as mainnet:
+    # the market lists BTCUSDT with a launch time of its own: the paper venue must list it too
+    listed = {**DEFAULT_INSTRUMENTS, "BTCUSDT": replace(DEFAULT_INSTRUMENTS["BTCUSDT"],
+                                                        launch_time_ms=1_585_526_400_000)}
+    (tmp_path / "market-instruments.json").write_text(json.dumps(answer(listed)))
+    with run_sim(tmp_path, TM_SIM_START_MS=str(T0),
+                 TM_SIM_INSTRUMENTS_FILE=str(tmp_path / "market-instruments.json")) as mainnet:
         env = _env(data_dir, redis_url, mainnet)
         t0 = time.monotonic()
         log = open(tmp_path / "paper.log", "wb")  # noqa: SIM115 - closed below
@@ -145,6 +153,10 @@ def test_tm_paper_smoke_run_against_a_mainnet_stand_in(tmp_path, redis_url):
         try:
             # the backfill reaches the venue: its marks are mainnet's
             wait_for(lambda: _venue_has_mainnets_marks(venue, mainnet), timeout_s=240, what="the paper venue's marks = the backfilled bars", interval_s=0.5)
+            ours = _get(venue + "/v5/market/instruments-info?category=linear")["result"]["list"]
+            assert {i["symbol"]: i["launchTime"] for i in ours}["BTCUSDT"] == "1585526400000"
+            assert ours == mainnet.get("/v5/market/instruments-info",
+                                       category="linear")["result"]["list"]
             status = subprocess.run([*TM, "status", "--json"], env=env, capture_output=True,
                                     timeout=60, check=False)
             rows = {r["name"]: r for r in json.loads(status.stdout)}

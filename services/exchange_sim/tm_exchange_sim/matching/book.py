@@ -11,6 +11,8 @@ from collections.abc import Mapping
 from dataclasses import replace
 from decimal import Decimal
 
+from tm_common.instruments import CLOSED
+
 from tm_exchange_sim.matching.account import Account
 from tm_exchange_sim.matching.costs import FeeSchedule, SlippageModel
 from tm_exchange_sim.matching.ids import IdFactory
@@ -39,7 +41,7 @@ class EngineBook:
                  funding_rates: Mapping[str, Mapping[int, Decimal]] | None = None,
                  now_ms: int = 0) -> None:
         # a listing whose delisting time the clock starts past is closed already
-        self.instruments = {s: replace(i, status="Closed") if 0 < i.delivery_time_ms <= now_ms
+        self.instruments = {s: replace(i, status=CLOSED) if 0 < i.delivery_time_ms <= now_ms
                             else i for s, i in instruments.items()}
         self.fees = fees or FeeSchedule()
         self.slippage = slippage or SlippageModel()

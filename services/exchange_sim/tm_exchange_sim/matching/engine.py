@@ -25,7 +25,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from decimal import Decimal
 
-from tm_common.instruments import TRADING
+from tm_common.instruments import CLOSED, TRADING
 
 from tm_exchange_sim.matching.book import EngineBook
 from tm_exchange_sim.matching.errors import (
@@ -236,11 +236,18 @@ class MatchingEngine(EngineBook):
             if at_ms == close_time_ms:
                 self._deliver(symbol, at_ms)
 
+    def list_instrument(self, inst: Instrument) -> None:
+        """Serve ``inst`` from now on (the venue changed a filter, scheduled or moved a
+        delisting); one whose delisting time the clock has passed is delivered now."""
+        self.instruments[inst.symbol] = inst
+        if 0 < inst.delivery_time_ms <= self.now_ms:
+            self._deliver(inst.symbol, self.now_ms)
+
     def _deliveries_due(self, until_ms: int) -> list[tuple[str, int]]:
-        """(symbol, deliveryTime) of the listings still trading whose delisting falls after the
+        """(symbol, deliveryTime) of the listings not closed whose delisting falls after the
         clock and at or before ``until_ms``."""
         return sorted((s, i.delivery_time_ms) for s, i in self.instruments.items()
-                      if i.status == TRADING and self.now_ms < i.delivery_time_ms <= until_ms)
+                      if i.status != CLOSED and self.now_ms < i.delivery_time_ms <= until_ms)
 
     def _deliver(self, symbol: str, at_ms: int) -> None:
         """Delist ``symbol`` at ``at_ms``: cancel its open orders, close its position at the
@@ -248,7 +255,7 @@ class MatchingEngine(EngineBook):
         for order in self.open_orders(symbol):
             order.cancel_type = "CancelBySettle"
             self._close_order(order, "EC_Others")
-        self.instruments[symbol] = replace(self.instruments[symbol], status="Closed")
+        self.instruments[symbol] = replace(self.instruments[symbol], status=CLOSED)
         pos = self.account.positions.get(symbol)
         if pos is None or pos.size == 0 or symbol not in self.marks:
             return

@@ -1,0 +1,55 @@
+"""The paper venue's instruments are the market's: ``tm paper`` reads Bybit's public
+instruments-info (the REST URL ingest reads its prices from) for the traded symbols when it
+starts, and the relay reads it again every hour (:class:`tm_app.paper_relay.BarRelay`), so the
+paper venue lists what the market lists, with its lot filters, funding interval, delisting time
+and status. A symbol the project does not ship can be paper-traded, a changed qty step reaches
+risk and the executor through the paper venue as it would through Bybit, and a delisting Bybit
+announces is carried out on the paper book.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import httpx
+from tm_common.instruments import InstrumentSpec, specs_from_answer
+
+INSTRUMENTS_PATH = "/v5/market/instruments-info"
+
+
+class MarketInstrumentsError(ValueError):
+    """The market answered, and not with the symbol's instrument: not listed, or malformed."""
+
+
+async def fetch_specs(rest_url: str, symbols: Iterable[str], *,
+                      timeout_s: float = 10.0) -> dict[str, InstrumentSpec]:
+    """symbol → the market's spec of each of ``symbols`` (one query per symbol).
+
+    Raises:
+        MarketInstrumentsError: a symbol the market does not list, or an answer that does not
+            parse (both named).
+        httpx.HTTPError: the market could not be reached or answered an HTTP error.
+    """
+    out: dict[str, InstrumentSpec] = {}
+    async with httpx.AsyncClient(base_url=rest_url, timeout=timeout_s) as http:
+        for sym in symbols:
+            r = await http.get(INSTRUMENTS_PATH, params={"category": "linear", "symbol": sym})
+            r.raise_for_status()
+            where = f"{rest_url}{INSTRUMENTS_PATH}?category=linear&symbol={sym}"
+            try:
+                specs = specs_from_answer(r.json(), where)
+            except ValueError as e:       # not JSON, retCode != 0, or an entry refused
+                raise MarketInstrumentsError(str(e)) from e
+            if sym not in specs:
+                raise MarketInstrumentsError(f"the market does not list {sym} as a linear "
+                                             f"perpetual ({where} answered no such instrument)")
+            out[sym] = specs[sym]
+    return out
+
+
+def answer(specs: Mapping[str, InstrumentSpec]) -> dict[str, Any]:
+    """The instruments-info answer listing ``specs``: what the paper venue's instruments file
+    and ``POST /sim/instruments`` read."""
+    return {"retCode": 0, "retMsg": "OK", "result": {
+        "category": "linear", "list": [specs[s].info() for s in sorted(specs)]}}

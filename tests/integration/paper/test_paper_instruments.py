@@ -1,0 +1,114 @@
+"""The paper venue's instruments are the market's (:mod:`tm_app.paper_instruments`): read from the
+market's public instruments-info when ``tm paper`` starts, and followed by the relay, so a
+symbol the project does not ship can be paper-traded and a delisting the market announces is
+carried out on the paper book. "The market" is a history-mode exchange sim (its public
+instruments-info, changed through its ``POST /sim/instruments`` as Bybit would change its own);
+the paper venue is a live-feed sim; both over HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import replace
+from decimal import Decimal
+
+import httpx
+import pytest
+from pybit.unified_trading import HTTP
+from tm_app.paper_instruments import MarketInstrumentsError, answer, fetch_specs
+from tm_app.paper_relay import BarRelay
+from tm_common.history import BAR_INTERVAL_MS
+from tm_common.testing.fixtures import private_tmp_path  # noqa: F401 - replaces tmp_path here
+from tm_common.testing.instrument_history import (
+    UNSHIPPED_SYMBOL,
+    unshipped_spec,
+    write_history,
+    write_instrument,
+)
+from tm_common.testing.sim import KEY, SECRET, run_sim
+
+SYM = UNSHIPPED_SYMBOL
+T0 = 1_735_689_600_000            # 2025-01-01 00:00 UTC
+
+
+def _market(tmp_path):
+    """A market listing only ``SYM`` (a symbol the project does not ship)."""
+    history = tmp_path / "market-history"
+    write_history(history, start_ms=T0, n_bars=60)
+    write_instrument(history, unshipped_spec())
+    return run_sim(tmp_path, TM_SIM_SYMBOLS=f'["{SYM}"]', TM_SIM_HISTORY_DIR=str(history))
+
+
+def test_the_market_s_specs_are_read_and_an_unlisted_symbol_is_named(tmp_path):
+    with _market(tmp_path) as market:
+        specs = asyncio.run(fetch_specs(market.url, [SYM]))
+        assert specs == {SYM: unshipped_spec()}
+        with pytest.raises(MarketInstrumentsError, match="XRPUSDT"):
+            asyncio.run(fetch_specs(market.url, [SYM, "XRPUSDT"]))
+    with pytest.raises(httpx.HTTPError):                 # the market is gone
+        asyncio.run(fetch_specs(market.url, [SYM], timeout_s=2))
+
+
+def test_the_paper_venue_follows_the_market_s_delisting(tmp_path):
+    """The paper venue starts with the market's filters (the file ``tm paper`` writes); a
+    position is opened; the market then announces a delisting already due: the relay's next
+    read gives it to the venue, which closes the position (a ``Delivery`` execution) and
+    answers ``Closed``. A second read with nothing new posts nothing."""
+    with _market(tmp_path) as market:
+        specs = asyncio.run(fetch_specs(market.url, [SYM]))
+        listed = tmp_path / "instruments.json"
+        listed.write_text(json.dumps(answer(specs)))
+        with run_sim(tmp_path, TM_SIM_FEED="live", TM_SIM_SYMBOLS=f'["{SYM}"]',
+                     TM_SIM_INSTRUMENTS_FILE=str(listed)) as venue:
+            row = venue.get("/v5/market/instruments-info", category="linear",
+                            symbol=SYM)["result"]["list"][0]
+            assert row["lotSizeFilter"]["qtyStep"] == "1"
+            bar = {"symbol": SYM, "open_time_ms": T0, "open": "2", "high": "2", "low": "2",
+                   "close": "2", "volume": "10"}
+            httpx.post(f"{venue.url}/sim/bars", json={"bars": [bar]}, timeout=5).raise_for_status()
+            http = HTTP(api_key=KEY, api_secret=SECRET, max_retries=1)
+            http.endpoint = venue.url
+            http.place_order(category="linear", symbol=SYM, side="Buy", orderType="Market",
+                             qty="100")
+            due = T0 + BAR_INTERVAL_MS                       # the venue's clock: that close
+            delisted = replace(unshipped_spec(), delivery_time_ms=due, status="Delivering")
+            httpx.post(f"{market.url}/sim/instruments", json=answer({SYM: delisted}),
+                       timeout=5).raise_for_status()
+            relay = BarRelay("redis://unused", "x:", venue.url, market_url=market.url,
+                             symbols=(SYM,))
+
+            async def follow() -> list[str]:
+                async with httpx.AsyncClient(base_url=venue.url, timeout=10) as client:
+                    return await relay.follow_instruments(client)
+
+            assert asyncio.run(follow()) == [SYM]
+            deliveries = [e for e in venue.get("/sim/executions")["list"]
+                          if e["execType"] == "Delivery"]
+            assert [(e["side"], Decimal(e["execQty"]), e["execTime"]) for e in deliveries] == [
+                ("Sell", Decimal(100), str(due))]
+            row = venue.get("/v5/market/instruments-info", category="linear",
+                            symbol=SYM)["result"]["list"][0]
+            assert (row["status"], row["deliveryTime"]) == ("Closed", str(due))
+            assert asyncio.run(follow()) == [] and relay.counts.instrument_updates == 1
+            assert not relay.counts.errors
+
+
+def test_tm_paper_names_a_symbol_the_market_does_not_list(tmp_path):
+    """Before anything starts: one ``error:`` line naming the symbol, exit 2. (Without the
+    market, a symbol whose filters are not shipped is named the same way:
+    ``test_paper_smoke.py::test_bad_arguments_are_one_error_line``.)"""
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TM_")}
+    with _market(tmp_path) as market:
+        r = subprocess.run(
+            [sys.executable, "-m", "tm_app.stack.main", "paper", "--no-train", "--symbols",
+             f"{SYM},XRPUSDT"], text=True, capture_output=True, timeout=60,
+            env={**env, "TM_DATA_DIR": str(tmp_path / "tm"), "TM_INGEST_BYBIT_REST_URL": market.url,
+                 "TM_REDIS_URL": "redis://127.0.0.1:9"})
+    lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
+    assert r.returncode == 2 and len(lines) == 1, r.stderr
+    assert lines[0].startswith("error: --symbols: the market does not list XRPUSDT"), lines
+    assert not (tmp_path / "tm" / "paper" / "instruments.json").exists()
