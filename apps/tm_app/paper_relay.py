@@ -32,8 +32,9 @@ class RelayCounts:
     bars: int = 0
     funding: int = 0
     repushes: int = 0
-    instrument_updates: int = 0
     errors: dict[str, int] = field(default_factory=dict)
+    #: symbol → how often the market's instruments-info changed and was given to the venue
+    instruments: dict[str, int] = field(default_factory=dict)
 
 
 class BarRelay:
@@ -157,7 +158,8 @@ class BarRelay:
         changed = {s: spec for s, spec in specs.items() if self._listed.get(s) != spec}
         if changed and await self._post(http, "/sim/instruments", answer(changed)):
             self._listed.update(changed)
-            self.counts.instrument_updates += len(changed)
+            for sym in changed:
+                self.counts.instruments[sym] = self.counts.instruments.get(sym, 0) + 1
         return sorted(changed)
 
     def _error(self, kind: str) -> None:

@@ -89,7 +89,7 @@ def test_the_paper_venue_follows_the_market_s_delisting(tmp_path):
             row = venue.get("/v5/market/instruments-info", category="linear",
                             symbol=SYM)["result"]["list"][0]
             assert (row["status"], row["deliveryTime"]) == ("Closed", str(due))
-            assert asyncio.run(follow()) == [] and relay.counts.instrument_updates == 1
+            assert asyncio.run(follow()) == [] and relay.counts.instruments == {SYM: 1}
             assert not relay.counts.errors
 
 

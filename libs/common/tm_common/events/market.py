@@ -9,6 +9,7 @@ from typing import Literal
 import msgspec
 
 from tm_common.events.base import EventBody, FundingEventBody, register
+from tm_common.instruments import TRADING
 
 
 @register
@@ -86,7 +87,7 @@ class InstrumentFilters(msgspec.Struct, frozen=True, kw_only=True):
     max_mkt_order_qty: Decimal
     min_notional: Decimal
     delivery_time_ms: int = 0
-    status: str = "Trading"
+    status: str = TRADING
 
 
 @register
