@@ -16,6 +16,7 @@ from tm_quant.features import (
     IncrementalFeatures,
     compute_batch,
 )
+from tm_quant.features.funding import per_8h
 from tm_quant.garch import GarchParams
 
 RTOL, ATOL = 1e-9, 1e-12  # atol only for values that are zero up to rounding (e.g. sin(pi))
@@ -40,8 +41,9 @@ def run_incremental(bars: pd.DataFrame, dvol: pd.DataFrame | None, funding: pd.D
         new_dvol = new_fund = None
         while di < len(dk) and dk[di] <= close_ms:
             new_dvol, di = dv[di], di + 1
-        while fi < len(fk) and fk[fi] <= close_ms:
-            new_fund, fi = fv[fi], fi + 1
+        while fi < len(fk) and fk[fi] <= close_ms:      # per 8 h, as the signal service keeps it
+            new_fund = per_8h(fv[fi], int(fk[fi]), int(fk[fi - 1]) if fi else None)
+            fi += 1
         out.append(inc.update(bar, dvol=new_dvol, funding=new_fund, btc_bar=btc_by_ts.get(bar.ts_ms)))
     return out
 
@@ -87,6 +89,32 @@ def test_batch_equals_incremental_on_real_bars(market, sym):
     if btc is not None:
         assert finite[FEATURE_NAMES.index("corr_btc_42")] > 0.99
     assert compared > 0.8 * live.size
+
+
+def test_funding_of_any_interval_is_read_per_8h_alike_in_both_paths(market):
+    """An instrument on 8 h funding that Bybit moves to 1 h (its rate at the cap), then to 4 h,
+    with a row missing: each rate is scaled by 8 h / the gap since the settlement before (a gap
+    of 8 h or more, and the first rate, as they are), the same in batch and incremental; a
+    constant 8 h-equivalent rate reads the same whatever the interval."""
+    bars = market.bars("ETHUSDT").iloc[:WARMUP_BARS + 200]
+    t0 = int(bars["timestamp"].iloc[WARMUP_BARS])               # after the warm-up: compared
+    h = 3_600_000
+    times = [t0 + 8 * h * k for k in range(1, 41)]                 # 8 h …
+    times += [times[-1] + h * k for k in range(1, 161)]             # … then 1 h …
+    times += [times[-1] + 4 * h * k for k in range(1, 61) if k != 30]   # … 4 h, one lost
+    gaps = [8 * h] + [b - a for a, b in zip(times, times[1:], strict=False)]
+    rates = [{8 * h: 0.0008, h: 0.0001}.get(g, 0.0004) for g in gaps]   # all 0.0008 per 8 h
+    lost = gaps.index(8 * h, 41)     # the 4 h rate after the lost row: 8 h after the one before
+    rates[lost] = 0.0004
+    funding = pd.DataFrame({"timestamp": np.array(times, dtype=np.int64), "funding_rate": rates})
+    X, _ = compute_batch(bars, funding=funding)
+    assert_same(run_incremental(bars, None, funding, None), X)
+    fr = X[:, FEATURE_NAMES.index("funding_rate")]
+    known = np.round(fr[np.isfinite(fr)], 12)
+    assert len(known) > 150
+    # every bar reads 0.0008 per 8 h, but the one whose newest row follows the lost one: a gap
+    # of 8 h is taken as it is (a missing row cannot be told from an 8 h interval)
+    assert (known == 0.0004).sum() == 1 and set(known) == {0.0008, 0.0004}
 
 
 def test_parity_check_catches_a_misaligned_feed(market):

@@ -162,3 +162,26 @@ def test_feature_codec_refuses_foreign_state():
     f._odd = object()
     with pytest.raises(TypeError, match="_odd"):
         feature_codec.encode(f, DEFAULT_GARCH_PARAMS)
+
+
+def test_funding_of_a_shorter_interval_is_kept_per_8h_live_and_warmed_alike(model_v1):
+    """Hourly rates (an instrument Bybit settles every hour): the engine keeps each per 8 h
+    (x 8: the gap since the settlement before), the first as it is, whether it saw them live or
+    warmed from history; the next live rate after a warm-up is scaled from the warmed one."""
+    h = 3_600_000
+    pts = [(START + h * k, 0.0001) for k in range(1, 10)]
+    live = SignalEngine(EngineConfig(symbols=SYMS))
+    for t, r in pts[:8]:
+        live.on_funding("ETHUSDT", t, r)
+    kept = live.funding["ETHUSDT"]
+    assert kept.point(pts[0][0]) == (pts[0][0], 0.0001)                # no settlement before
+    assert kept.point(pts[7][0]) == (pts[7][0], pytest.approx(0.0008))
+    warmed = SignalEngine(EngineConfig(symbols=SYMS))
+    warmed.set_model(model_v1)
+    hist = [b.as_bar() for b in history("ETHUSDT", START, 10)]
+    btc = [b.as_bar() for b in history("BTCUSDT", START - 8, 18)]
+    assert warmed.warm("ETHUSDT", hist, btc, [], funding=pts[:8]) == 10
+    assert warmed.funding["ETHUSDT"].point(pts[7][0]) == kept.point(pts[7][0])
+    for e in (live, warmed):
+        e.on_funding("ETHUSDT", *pts[8])
+        assert e.funding["ETHUSDT"].point(pts[8][0]) == (pts[8][0], pytest.approx(0.0008))

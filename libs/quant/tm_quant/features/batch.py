@@ -14,6 +14,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from tm_quant.features.align import asof_series, column
+from tm_quant.features.funding import asof_per_8h
 from tm_quant.features.spec import (
     ANNUALISE,
     BAR_MS,
@@ -21,7 +22,6 @@ from tm_quant.features.spec import (
     EMA_SPANS,
     FEATURE_NAMES,
     FOUR_LN2,
-    FUNDING_DELAY_MS,
     INDEX,
     N_FEATURES,
     REL_EPS,
@@ -101,7 +101,8 @@ def compute_batch(bars: Mapping[str, Any], dvol: Mapping[str, Any] | None = None
             of arrays.
         dvol: ``timestamp`` (day open, ms UTC) and ``dvol_close`` (percent); shifted by one day
             internally (``DVOL_DELAY_MS``). None → DVOL features NaN.
-        funding: ``timestamp`` (settlement, ms UTC) and ``funding_rate`` (decimal per 8 h).
+        funding: ``timestamp`` (settlement, ms UTC) and ``funding_rate`` (decimal per funding
+            interval; read per 8 h, :mod:`tm_quant.features.funding`).
         btc_bars: BTC bars in the ``bars`` layout (only ``timestamp`` and ``close`` are read), for
             the cross features of ETH/SOL. None → cross features NaN.
         garch_params: percent-scaled GARCH parameters (default :data:`DEFAULT_GARCH_PARAMS`).
@@ -197,7 +198,7 @@ def compute_batch(bars: Mapping[str, Any], dvol: Mapping[str, Any] | None = None
     put("dvol_chg_6", np.log(dv / _lag(dv, 6)))
     put("dvol_rv_spread", dv / 100.0 - rv[42] * ANNUALISE)
 
-    fr = asof_series(funding, ("funding_rate", "value"), FUNDING_DELAY_MS, close_ms)
+    fr = asof_per_8h(funding, close_ms)
     put("funding_rate", fr)
     put("funding_mean_18", _mean(fr, 18))
     put("funding_mean_42", _mean(fr, 42))

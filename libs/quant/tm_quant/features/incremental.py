@@ -94,8 +94,9 @@ class IncrementalFeatures:
                 open, high, low, close, volume)``; prices > 0.
             dvol: the latest BTC DVOL daily close (percent) *known at this bar's close* (day d's
                 value from d + 1 day 00:00 UTC), or None to keep the previous one.
-            funding: the last settled funding rate (decimal per 8 h) known at this bar's close
-                (settlement time <= close), or None to keep the previous one.
+            funding: the last settled funding rate known at this bar's close (settlement time
+                <= close) per 8 h (:func:`tm_quant.features.funding.per_8h` of it and the
+                settlement before), or None to keep the previous one.
             btc_bar: the BTC bar with the same open time (or the latest one before it), or None
                 to carry the last BTC close forward. Leave None for BTC itself.
 

@@ -31,10 +31,11 @@ Features (``FEATURE_NAMES`` order; units in brackets):
 - ``dvol_level`` = D / 100 (BTC 30-day implied vol, annualised decimal), D = the last DVOL daily
   close known at the bar's close (row for day d known at d + 1 day, ``DVOL_DELAY_MS``);
   ``dvol_chg_6`` = ln(D_i / D_{i-6}); ``dvol_rv_spread`` = D / 100 - rv_42 * sqrt(BARS_PER_YEAR)
-- ``funding_rate`` = last settled funding rate with settlement time <= bar close [decimal per
-  settlement: per 8 h for BTC, ETH and SOL; an instrument with a shorter funding interval reads
-  its own, smaller, rate unscaled]; ``funding_mean_18`` / ``funding_mean_42`` = its mean over the
-  last 18 / 42 bars (3 / 7 days)
+- ``funding_rate`` = last settled funding rate with settlement time <= bar close, per 8 h
+  [decimal; Bybit quotes a rate per funding interval (8 h for BTC, ETH and SOL, 1, 2 or 4 h for
+  others): a rate settled less than 8 h after the one before is scaled by 8 h / that gap, see
+  :mod:`tm_quant.features.funding`]; ``funding_mean_18`` / ``funding_mean_42`` = its mean over
+  the last 18 / 42 bars (3 / 7 days)
 - BTC cross (for ETH, SOL; NaN when no BTC bars are given, e.g. for BTC itself): B_i = close of the
   last BTC bar with open time <= ts_i (carried forward over a missing BTC bar): ``btc_ret_1``,
   ``btc_ret_6`` (log returns of B), ``btc_rv_42``, ``beta_btc_42`` = cov(r, r_B) / var(r_B) and

@@ -23,6 +23,7 @@ from typing import Any
 from tm_common.bar_signal import BarSignal
 from tm_common.state import checked_state
 from tm_quant.features import BAR_MS, WARMUP_BARS, Bar, IncrementalFeatures
+from tm_quant.features.funding import per_8h
 from tm_quant.garch import GarchParams
 
 from tm_signal.domain import feature_codec
@@ -162,7 +163,7 @@ class SignalEngine:
         bi = di = fi = n = 0
         btc_cur: Bar | None = None
         dv_cur: tuple[int, float] | None = None
-        fu_cur: tuple[int, float] | None = None
+        fu_cur: tuple[int, float] | None = None         # (settle_ms, rate per 8 h)
         for b in bars:
             if b.ts_ms < im.first_bar_ms:
                 continue
@@ -170,7 +171,9 @@ class SignalEngine:
             while di < len(dvol) and dvol[di][0] <= close_ms:
                 dv_cur, di = (int(dvol[di][0]), float(dvol[di][1])), di + 1
             while fi < len(funding) and funding[fi][0] <= close_ms:
-                fu_cur, fi = (int(funding[fi][0]), float(funding[fi][1])), fi + 1
+                t = int(funding[fi][0])
+                fu_cur = (t, per_8h(float(funding[fi][1]), t, None if fu_cur is None else fu_cur[0]))
+                fi += 1
             while use_btc and bi < len(btc_bars) and btc_bars[bi].ts_ms <= b.ts_ms:
                 btc_cur, bi = btc_bars[bi], bi + 1
             f.update(b, dvol=None if dv_cur is None else dv_cur[1],
@@ -181,7 +184,7 @@ class SignalEngine:
         if dv_cur is not None:
             self.dvol.add(*dv_cur)
         if fu_cur is not None:
-            self.on_funding(instrument, *fu_cur)
+            self.funding.setdefault(instrument, KnownValues()).add(*fu_cur)
         return n
 
     # -- events --------------------------------------------------------------------------
@@ -190,10 +193,14 @@ class SignalEngine:
         self.dvol.add(known_at_ms, value)
 
     def on_funding(self, instrument: str, settle_ms: int, rate: float) -> None:
-        """A settled funding rate (decimal per funding interval) known from its settlement time;
-        ignored for an instrument this engine does not handle."""
+        """A settled funding rate (decimal per funding interval) known from its settlement time,
+        kept per 8 h (:func:`tm_quant.features.funding.per_8h`, with the settlement before it
+        in the store: pruning keeps the newest one known); ignored for an instrument this
+        engine does not handle."""
         if instrument in self.cfg.symbols:
-            self.funding.setdefault(instrument, KnownValues()).add(settle_ms, rate)
+            kv = self.funding.setdefault(instrument, KnownValues())
+            before = kv.point(settle_ms - 1)
+            kv.add(settle_ms, per_8h(rate, settle_ms, None if before is None else before[0]))
 
     def _btc(self) -> str | None:
         b = self.cfg.btc_symbol
