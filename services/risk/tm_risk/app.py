@@ -118,8 +118,9 @@ def clock_would_fire(handler: RiskHandler, now_ms: int) -> bool:
     """Would the breaker's clock triggers fire at ``now_ms`` (pure preview, state unchanged)?"""
     s, p = handler.state, handler.params
     data_now = max(now_ms, *s.last_bar_end_ms.values()) if s.last_bar_end_ms else now_ms
-    _, trans = brk.on_clock(s.breaker, max(now_ms, s.clock_ms), s.last_bar_end_ms, p.interval_ms,
-                            p.breaker, data_now)
+    _, trans = brk.on_clock(s.breaker, max(now_ms, s.clock_ms),
+                            p.bar_feeds(s.last_bar_end_ms, data_now), p.interval_ms, p.breaker,
+                            data_now)
     return bool(trans)
 
 

@@ -64,7 +64,8 @@ class RiskOutputs:
         data_now = max(s.last_bar_end_ms.values(), default=0)
         if wall_ms is not None:
             data_now = max(data_now, wall_ms)
-        s.breaker, trans = brk.on_clock(s.breaker, s.clock_ms, s.last_bar_end_ms, p.interval_ms,
+        s.breaker, trans = brk.on_clock(s.breaker, s.clock_ms,
+                                        p.bar_feeds(s.last_bar_end_ms, data_now), p.interval_ms,
                                         p.breaker, data_now)
         self._transitions(ev, trans, out)
 

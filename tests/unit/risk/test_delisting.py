@@ -16,7 +16,7 @@ from tm_common.instruments import DEFAULT_INSTRUMENTS
 from tm_common.testing.bars import open_ms
 from tm_risk.domain.decision import decide_target
 from tm_risk.domain.params import H4_MS
-from tm_risk.testing import EQUITY, N_BARS, make_params, snapshot_env, warm_handler
+from tm_risk.testing import EQUITY, N_BARS, bar_env, make_params, snapshot_env, warm_handler
 
 BAR = N_BARS - 1
 DAY_MS = 24 * 3600 * 1000
@@ -131,3 +131,22 @@ def test_the_status_arrives_with_the_executors_instruments_changed():
                             ts_event_ns=open_ms(BAR) * 1_000_000,
                             ts_init_ns=open_ms(BAR) * 1_000_000))
     assert _buys_and_sells(_decide(h, 0.8)) == (0, Decimal(1))
+
+
+@pytest.mark.parametrize("delisted", [
+    {"delivery_time_ms": open_ms(N_BARS)},          # the venue's deliveryTime has passed
+    {"status": "Closed"},                           # or it says the listing is closed
+    {},                                             # control: a silent listed instrument
+])
+def test_a_delisted_instrument_s_silence_is_not_stale_data(delisted):
+    """After a delisting the venue sends no more bars of it. That is not stale data: counted as
+    such, the breaker would trip (flattening everything) and never cool down while the symbol
+    stays configured. A listed instrument that goes silent still trips it."""
+    params = replace(make_params(), instruments={
+        **DEFAULT_INSTRUMENTS, "BTCUSDT": replace(BTC, **delisted)})
+    h, closes = warm_handler(params)
+    for i in range(N_BARS, N_BARS + 4):              # ETH and SOL go on, BTC has ended
+        for s in ("ETHUSDT", "SOLUSDT"):
+            h.process(bar_env(s, i, closes[s][-1]))
+    tripped = h.state.breaker.state.value == "OPEN"
+    assert tripped == (not delisted), h.state.breaker

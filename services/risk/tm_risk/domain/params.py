@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 from tm_common.events import InstrumentFilters
-from tm_common.instruments import InstrumentSpec
+from tm_common.instruments import DELISTED_STATUSES, InstrumentSpec
 
 H4_MS = 4 * 3600 * 1000
 
@@ -107,6 +107,17 @@ class RiskParams:
     def missing_instruments(self) -> list[str]:
         """The traded symbols that have no lot filter yet (empty when every one has)."""
         return [s for s in self.symbols if s not in self.instruments]
+
+    def bar_feeds(self, last_bar_end_ms: Mapping[str, int], now_ms: int) -> dict[str, int]:
+        """``last_bar_end_ms`` without the instruments whose bars have ended for good: a
+        delisting the venue carried out (its ``deliveryTime`` at or before ``now_ms``) or
+        under way (``status`` ``Delivering`` or ``Closed``). Their silence is not stale data:
+        with them, the breaker would trip at once and never cool down."""
+        def ended(sym: str) -> bool:
+            lot = self.instruments.get(sym)
+            return lot is not None and (lot.status in DELISTED_STATUSES
+                                        or 0 < lot.delivery_time_ms <= now_ms)
+        return {s: t for s, t in last_bar_end_ms.items() if not ended(s)}
 
     def fraction_cap(self, instrument: str) -> float:
         """Largest |target fraction| for ``instrument`` (per-symbol override or ``max_fraction``)."""
