@@ -263,12 +263,14 @@ class RiskHandler(RiskOutputs):
             self._flush(out)
 
     def _flush(self, out: list[Emit], force_before: int | None = None) -> None:
-        """Decide, oldest bar first, every joined set that is complete (all symbols and the
-        snapshot of its bar) or older than ``force_before``; stop at the first that is neither."""
+        """Decide, oldest bar first, every joined set that is complete (all symbols whose bars
+        have not ended by its close, and the snapshot of its bar) or older than
+        ``force_before``; stop at the first that is neither."""
         s, p = self.state, self.params
         for t in sorted(s.joining):
             got = s.joining[t]
-            complete = set(p.symbols) <= got.keys() and (s.snapshot_bar_ms or -1) >= t
+            due = {i for i in p.symbols if not p.ended(i, t + p.interval_ms)}
+            complete = due <= got.keys() and (s.snapshot_bar_ms or -1) >= t
             if not complete and (force_before is None or t >= force_before):
                 return
             del s.joining[t]

@@ -139,3 +139,22 @@ def test_the_service_settings_turn_the_join_on():
 
     p = RiskSettings().params()
     assert p.join_targets and p.join_timeout_ms == 60_000
+
+
+def test_a_delisted_symbol_is_not_waited_for():
+    """BTCUSDT's delisting was carried out before bar T closed: no target of it will come, so
+    bar T is decided once the others and the snapshot are in (not at the watchdog's timeout);
+    a symbol still listed is waited for."""
+    from dataclasses import replace
+
+    from tm_common.instruments import DEFAULT_INSTRUMENTS
+    from tm_common.testing.bars import open_ms
+
+    _, closes = warm_handler()
+    bars, snap, targets = inputs(closes, {"ETHUSDT": 0.3, "SOLUSDT": -0.2})
+    delisted = {**DEFAULT_INSTRUMENTS, "BTCUSDT": replace(DEFAULT_INSTRUMENTS["BTCUSDT"],
+                                                          delivery_time_ms=open_ms(T))}
+    _, out = run(replace(joined(), instruments=delisted), [*bars[1:], snap, *targets])
+    assert [o[0] for o in approved(out)] == ["ETHUSDT", "SOLUSDT"]
+    _, waiting = run(joined(), [*bars[1:], snap, *targets])
+    assert approved(waiting) == []

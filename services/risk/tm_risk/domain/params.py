@@ -108,16 +108,19 @@ class RiskParams:
         """The traded symbols that have no lot filter yet (empty when every one has)."""
         return [s for s in self.symbols if s not in self.instruments]
 
+    def ended(self, symbol: str, at_ms: int) -> bool:
+        """Whether ``symbol``'s bars have ended for good at ``at_ms``: a delisting the venue
+        carried out (its ``deliveryTime`` at or before ``at_ms``) or under way (``status``
+        ``Delivering`` or ``Closed``)."""
+        lot = self.instruments.get(symbol)
+        return lot is not None and (lot.status in DELISTED_STATUSES
+                                    or 0 < lot.delivery_time_ms <= at_ms)
+
     def bar_feeds(self, last_bar_end_ms: Mapping[str, int], now_ms: int) -> dict[str, int]:
-        """``last_bar_end_ms`` without the instruments whose bars have ended for good: a
-        delisting the venue carried out (its ``deliveryTime`` at or before ``now_ms``) or
-        under way (``status`` ``Delivering`` or ``Closed``). Their silence is not stale data:
-        with them, the breaker would trip at once and never cool down."""
-        def ended(sym: str) -> bool:
-            lot = self.instruments.get(sym)
-            return lot is not None and (lot.status in DELISTED_STATUSES
-                                        or 0 < lot.delivery_time_ms <= now_ms)
-        return {s: t for s, t in last_bar_end_ms.items() if not ended(s)}
+        """``last_bar_end_ms`` without the instruments whose bars have :meth:`ended`: their
+        silence is not stale data (with them, the breaker would trip at once and never cool
+        down while the symbol stays configured)."""
+        return {s: t for s, t in last_bar_end_ms.items() if not self.ended(s, now_ms)}
 
     def fraction_cap(self, instrument: str) -> float:
         """Largest |target fraction| for ``instrument`` (per-symbol override or ``max_fraction``)."""
