@@ -13,13 +13,15 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 import httpx
-from tm_common.instruments import InstrumentSpec, specs_from_answer
+from tm_common.errors import ConfigError
+from tm_common.instruments import UNLISTED_STATUSES, InstrumentSpec, specs_from_answer
 
 INSTRUMENTS_PATH = "/v5/market/instruments-info"
 
 
-class MarketInstrumentsError(ValueError):
-    """The market answered, and not with the symbol's instrument: not listed, or malformed."""
+class MarketInstrumentsError(ConfigError, ValueError):
+    """The market answered, and not with the symbol's instrument: not listed (a configured
+    symbol to fix), or malformed."""
 
 
 async def fetch_specs(rest_url: str, symbols: Iterable[str], *,
@@ -34,17 +36,21 @@ async def fetch_specs(rest_url: str, symbols: Iterable[str], *,
     out: dict[str, InstrumentSpec] = {}
     async with httpx.AsyncClient(base_url=rest_url, timeout=timeout_s) as http:
         for sym in symbols:
-            r = await http.get(INSTRUMENTS_PATH, params={"category": "linear", "symbol": sym})
-            r.raise_for_status()
             where = f"{rest_url}{INSTRUMENTS_PATH}?category=linear&symbol={sym}"
-            try:
-                specs = specs_from_answer(r.json(), where)
-            except ValueError as e:       # not JSON, retCode != 0, or an entry refused
-                raise MarketInstrumentsError(str(e)) from e
-            if sym not in specs:
+            for status in ("", *UNLISTED_STATUSES):     # Bybit lists only Trading by default
+                r = await http.get(INSTRUMENTS_PATH, params={
+                    "category": "linear", "symbol": sym, **({"status": status} if status else {})})
+                r.raise_for_status()
+                try:
+                    specs = specs_from_answer(r.json(), where)
+                except ValueError as e:   # not JSON, retCode != 0, or an entry refused
+                    raise MarketInstrumentsError(str(e)) from e
+                if sym in specs:
+                    out[sym] = specs[sym]
+                    break
+            else:
                 raise MarketInstrumentsError(f"the market does not list {sym} as a linear "
-                                             f"perpetual ({where} answered no such instrument)")
-            out[sym] = specs[sym]
+                                             f"perpetual in any status ({where})")
     return out
 
 

@@ -13,6 +13,7 @@ from typing import Any
 
 from pybit.exceptions import InvalidRequestError
 from pybit.unified_trading import HTTP
+from tm_common.instruments import TRADING
 from tm_exchange_sim.config import ExchangeSimSettings
 from tm_exchange_sim.matching.errors import VenueError
 from tm_exchange_sim.routes_trade import trade_handlers
@@ -53,7 +54,9 @@ class InProcessBybit(HTTP):
         params = self._clean_query(query)
         if route[1] == _INSTRUMENTS_INFO:
             return self._answer({"category": "linear", "nextPageCursor": "", "list":
-                                 instrument_list(self.state.instruments, params.get("symbol"))})
+                                 instrument_list(self.state.engine.instruments,
+                                                 params.get("symbol"),
+                                                 params.get("status") or TRADING)})
         handler = self._handlers.get(route)
         if handler is None:
             raise NotImplementedError(f"the in-process venue does not serve {route[0]} {route[1]}")

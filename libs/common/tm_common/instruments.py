@@ -31,6 +31,10 @@ FUNDING_INTERVAL_MIN = 480
 TRADING = "Trading"
 CLOSED = "Closed"
 DELISTED_STATUSES = ("Delivering", CLOSED)
+#: What Bybit's instruments-info leaves out unless a query names it in ``status`` (its default
+#: answer lists only ``Trading`` linear perpetuals): a traded symbol missing from a default
+#: answer is asked for again with each, so a delisting is seen rather than a symbol vanishing.
+UNLISTED_STATUSES = (*DELISTED_STATUSES, "PreLaunch")
 # A Bybit linear USDT perpetual: base coin letters/digits, then USDT (e.g. 1000PEPEUSDT).
 _SYMBOL = re.compile(r"^[A-Z0-9]{1,20}USDT$")
 

@@ -18,6 +18,7 @@ from decimal import Decimal
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from tm_common.history import BAR_INTERVAL_MS
+from tm_common.instruments import TRADING
 
 from tm_exchange_sim.gateway import Gateway, Params, int_param, linear_category, required
 from tm_exchange_sim.matching.costs import round_to_tick
@@ -43,8 +44,11 @@ def add_market_routes(app: FastAPI, state: SimState, gw: Gateway,
         symbol = params.get("symbol")
         if symbol and symbol not in state.instruments:
             return {"category": "linear", "list": [], "nextPageCursor": ""}
-        # the engine's table: a listing it has delivered answers status Closed
-        return {"category": "linear", "list": instrument_list(state.engine.instruments, symbol),
+        # the engine's table (a listing it has delivered answers status Closed); as on Bybit,
+        # only Trading instruments unless the query names another status
+        status = params.get("status") or TRADING
+        return {"category": "linear",
+                "list": instrument_list(state.engine.instruments, symbol, status),
                 "nextPageCursor": ""}
 
     def kline(params: Params) -> dict:

@@ -167,8 +167,10 @@ def ws_kline(bar: HistoryBar, interval: str = "240", *, confirm: bool = True,
             "timestamp": end if at_ms is None else at_ms}
 
 
-def instrument_list(instruments: dict[str, Instrument], symbol: str | None) -> list[dict]:
-    return [i.info() for s, i in instruments.items() if symbol in (None, s)]
+def instrument_list(instruments: dict[str, Instrument], symbol: str | None,
+                    status: str) -> list[dict]:
+    return [i.info() for s, i in instruments.items()
+            if symbol in (None, s) and i.status == status]
 
 
 def wallet_entry(engine: MatchingEngine) -> dict:

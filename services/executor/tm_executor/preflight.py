@@ -24,7 +24,7 @@ from typing import Any
 
 import structlog
 from tm_common.errors import NotReady, TransientError
-from tm_common.instruments import InstrumentSpec
+from tm_common.instruments import TRADING, InstrumentSpec
 
 from tm_executor.config import ExecutorSettings
 from tm_executor.domain.errors import VenueError, VenueFatal, VenueRejected
@@ -100,8 +100,18 @@ class Preflight:
         return await self.venue.one_way_mode()
 
     async def _leverage(self, sym: str) -> str:
+        """The configured leverage on ``sym``; a symbol the venue no longer trades (delisted,
+        or not yet launched) refuses it, and is passed over: its filters (with its status)
+        are still read, risk opens nothing on it, and the other symbols trade."""
         lev = format(self.s.leverage.normalize(), "f")
-        return f"{await self.venue.set_leverage(sym, lev)} {lev}x"
+        try:
+            return f"{await self.venue.set_leverage(sym, lev)} {lev}x"
+        except VenueRejected:
+            spec = await self.venue.instrument(sym)
+            if spec.status == TRADING:
+                raise
+            log.warning("executor.instrument_not_trading", instrument=sym, status=spec.status)
+            return f"skipped: {sym} is {spec.status}"
 
     async def _instrument(self, sym: str) -> str:
         spec = await self.venue.instrument(sym)

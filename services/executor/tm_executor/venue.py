@@ -32,7 +32,7 @@ from typing import Any
 
 import structlog
 from tm_common.errors import NotReady
-from tm_common.instruments import InstrumentSpec
+from tm_common.instruments import UNLISTED_STATUSES, InstrumentSpec
 
 from tm_executor.config import ExecutorSettings
 from tm_executor.domain.errors import (
@@ -351,8 +351,16 @@ class VenueClient:
             raise
 
     async def instrument(self, symbol: str) -> InstrumentSpec:
-        result = await self.call("get_instruments_info", category="linear", symbol=symbol)
-        rows = [r for r in result_rows("get_instruments_info", result) if r.get("symbol") == symbol]
-        if not rows:
-            raise VenueRejected("get_instruments_info", f"unknown instrument {symbol}")
-        return parse_records(InstrumentSpec.from_info, rows, "get_instruments_info")[0]
+        """``symbol``'s spec; Bybit's default answer lists only ``Trading`` instruments, so a
+        symbol missing from it is asked for under each of ``UNLISTED_STATUSES`` (a delisting
+        under way or done, pre-market) before it is called unknown."""
+        for status in ("", *UNLISTED_STATUSES):
+            extra = {"status": status} if status else {}
+            result = await self.call("get_instruments_info", category="linear", symbol=symbol,
+                                     **extra)
+            rows = [r for r in result_rows("get_instruments_info", result)
+                    if r.get("symbol") == symbol]
+            if rows:
+                return parse_records(InstrumentSpec.from_info, rows, "get_instruments_info")[0]
+        raise VenueRejected("get_instruments_info",
+                            f"unknown instrument {symbol} (in any status)")

@@ -19,14 +19,14 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
 from typing import Any
 
 import httpx
 import structlog
 from tm_common.errors import VenueUnavailable
-from tm_common.instruments import InstrumentSpec, specs_from_answer
+from tm_common.instruments import UNLISTED_STATUSES, InstrumentSpec, specs_from_answer
 
 log = structlog.get_logger("tm.risk.instruments")
 PATH = "/v5/market/instruments-info"
@@ -51,9 +51,12 @@ def load_file(path: str | Path) -> Specs:
 
 
 async def fetch(base_url: str, *, timeout_s: float = 10.0,
-                client: httpx.AsyncClient | None = None) -> Specs:
+                client: httpx.AsyncClient | None = None, symbols: Iterable[str] = ()) -> Specs:
     """Every linear instrument the venue at ``base_url`` lists (pages followed by
-    ``nextPageCursor``).
+    ``nextPageCursor``), and each of ``symbols`` that its default answer leaves out, asked for
+    by name under each of :data:`~tm_common.instruments.UNLISTED_STATUSES` (Bybit lists only
+    ``Trading`` instruments by default: a traded symbol being delisted would vanish, and a
+    restarted risk would wait for its filters for ever).
 
     Raises:
         VenueUnavailable: transport failure, HTTP status != 200, a body that is not JSON.
@@ -69,29 +72,50 @@ async def fetch(base_url: str, *, timeout_s: float = 10.0,
             params: dict[str, str | int] = {"category": "linear", "limit": PAGE_LIMIT}
             if cursor:
                 params["cursor"] = cursor
-            try:
-                resp = await http.get(PATH, params=params)
-            except httpx.HTTPError as e:
-                raise VenueUnavailable(f"{what}: {type(e).__name__}: {e}") from e
-            if resp.status_code != 200:
-                raise VenueUnavailable(f"{what}: HTTP {resp.status_code}")
-            try:
-                doc = resp.json()
-            except ValueError as e:
-                raise VenueUnavailable(f"{what}: body is not JSON") from e
+            doc = await _answer(http, what, params)
             out.update(specs_from_answer(doc, what))
             cursor = str((doc.get("result") or {}).get("nextPageCursor") or "")
             if not cursor:
                 break
+        for sym in [s for s in symbols if s not in out]:
+            for status in UNLISTED_STATUSES:
+                found = specs_from_answer(await _answer(
+                    http, what, {"category": "linear", "symbol": sym, "status": status}), what)
+                if sym in found:
+                    out[sym] = found[sym]
+                    break
     finally:
         if own:
             await http.aclose()
     return out
 
 
-def from_venue(venue: Any) -> Specs:
-    """The specs an in-process venue session (pybit's method names) answers."""
-    return specs_from_answer(venue.get_instruments_info(category="linear"), "in-process venue")
+async def _answer(http: httpx.AsyncClient, what: str, params: dict[str, str | int]) -> Any:
+    try:
+        resp = await http.get(PATH, params=params)
+    except httpx.HTTPError as e:
+        raise VenueUnavailable(f"{what}: {type(e).__name__}: {e}") from e
+    if resp.status_code != 200:
+        raise VenueUnavailable(f"{what}: HTTP {resp.status_code}")
+    try:
+        return resp.json()
+    except ValueError as e:
+        raise VenueUnavailable(f"{what}: body is not JSON") from e
+
+
+def from_venue(venue: Any, symbols: Iterable[str] = ()) -> Specs:
+    """The specs an in-process venue session (pybit's method names) answers, with each of
+    ``symbols`` its default answer leaves out asked for by status, as :func:`fetch` does."""
+    what = "in-process venue"
+    out = specs_from_answer(venue.get_instruments_info(category="linear"), what)
+    for sym in [s for s in symbols if s not in out]:
+        for status in UNLISTED_STATUSES:
+            found = specs_from_answer(venue.get_instruments_info(
+                category="linear", symbol=sym, status=status), what)
+            if sym in found:
+                out[sym] = found[sym]
+                break
+    return out
 
 
 Loader = Callable[[], Awaitable[Specs]]
@@ -107,10 +131,10 @@ def instrument_source(settings: Any, venue: Any = None) -> tuple[str, Loader]:
         return f"file {path}", from_file
     if venue is not None:
         async def in_process() -> Specs:
-            return from_venue(venue)
+            return from_venue(venue, settings.symbols)
         return "in-process venue", in_process
     url = settings.venue_rest_url
 
     async def from_url() -> Specs:
-        return await fetch(url, timeout_s=settings.venue_timeout_s)
+        return await fetch(url, timeout_s=settings.venue_timeout_s, symbols=settings.symbols)
     return f"venue {url}", from_url

@@ -55,6 +55,17 @@ def test_the_venue_s_delivery_is_published_as_a_fill(tmp_path, redis_url, namesp
         assert Decimal(fill["qty"]) == 100 and fill["exec_time_ms"] == delivery_ms
         assert Decimal(fill["price"]) == Decimal(venue["execPrice"])
         assert fill["intent_id"] == f"delivery:{SYMBOL}:{delivery_ms}"
-        info = sim.get("/v5/market/instruments-info", category="linear", symbol=SYMBOL)
+        assert not sim.get("/v5/market/instruments-info", category="linear",
+                           symbol=SYMBOL)["result"]["list"]               # as Bybit: Trading only
+        info = sim.get("/v5/market/instruments-info", category="linear", symbol=SYMBOL,
+                       status="Closed")
         assert info["result"]["list"][0]["status"] == "Closed"
         assert "executor.position_delivered" in executor.logs()
+        # a restart after the delisting: the venue refuses leverage on the closed symbol and
+        # lists it only by status; the preflight passes over it and the executor is ready
+        executor.stop()
+        again = executor_factory(sim, redis_url, namespace, TM_SYMBOLS=SYMBOL)
+        again.wait_for(lambda: again.get("/readyz").status_code == 200,
+                       what="the restarted executor ready")
+        steps = again.status()["extra"]["preflight"]["steps"]
+        assert steps[f"leverage:{SYMBOL}"] == f"skipped: {SYMBOL} is Closed", steps

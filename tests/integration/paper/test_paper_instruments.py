@@ -45,6 +45,11 @@ def test_the_market_s_specs_are_read_and_an_unlisted_symbol_is_named(tmp_path):
         assert specs == {SYM: unshipped_spec()}
         with pytest.raises(MarketInstrumentsError, match="XRPUSDT"):
             asyncio.run(fetch_specs(market.url, [SYM, "XRPUSDT"]))
+        # being delisted, the market lists it only when asked for that status: still found
+        delivering = replace(unshipped_spec(), status="Delivering")
+        httpx.post(f"{market.url}/sim/instruments", json=answer({SYM: delivering}),
+                   timeout=5).raise_for_status()
+        assert asyncio.run(fetch_specs(market.url, [SYM])) == {SYM: delivering}
     with pytest.raises(httpx.HTTPError):                 # the market is gone
         asyncio.run(fetch_specs(market.url, [SYM], timeout_s=2))
 
@@ -86,8 +91,8 @@ def test_the_paper_venue_follows_the_market_s_delisting(tmp_path):
                           if e["execType"] == "Delivery"]
             assert [(e["side"], Decimal(e["execQty"]), e["execTime"]) for e in deliveries] == [
                 ("Sell", Decimal(100), str(due))]
-            row = venue.get("/v5/market/instruments-info", category="linear",
-                            symbol=SYM)["result"]["list"][0]
+            row = venue.get("/v5/market/instruments-info", category="linear", symbol=SYM,
+                            status="Closed")["result"]["list"][0]
             assert (row["status"], row["deliveryTime"]) == ("Closed", str(due))
             assert asyncio.run(follow()) == [] and relay.counts.instruments == {SYM: 1}
             assert not relay.counts.errors

@@ -91,13 +91,19 @@ def test_a_delisting_the_venue_schedules_is_shown_and_logged(tmp_path, risk_proc
 
 def test_a_listing_the_venue_stops_trading_is_shown_and_logged(tmp_path, risk_process, wait):
     """The venue answers ``status: Delivering`` for a traded symbol (a delisting under way, no
-    ``deliveryTime`` given): risk reads it with the filters, names it on ``/status`` and warns
-    that the target is flat; back to ``Trading`` on the venue, risk follows on its refresh."""
+    ``deliveryTime`` given), and only when asked for that status: risk still reads it with the
+    filters (a restarted risk would otherwise wait for them for ever), names it on ``/status``
+    and warns that the target is flat; back to ``Trading`` on the venue, risk follows on its
+    refresh."""
     history = _history(tmp_path, status="Delivering")
     port = free_port()
     sim_env = {"TM_SIM_SYMBOLS": f'["{SYM}"]', "TM_SIM_HISTORY_DIR": str(history)}
     with run_sim(tmp_path, port=port, **sim_env) as sim:
-        info = sim.get("/v5/market/instruments-info", category="linear", symbol=SYM)
+        # as Bybit, the venue lists only Trading instruments unless asked for another status:
+        # risk asks for a traded symbol missing from its answer by status
+        assert sim.get("/v5/market/instruments-info", category="linear")["result"]["list"] == []
+        info = sim.get("/v5/market/instruments-info", category="linear", symbol=SYM,
+                       status="Delivering")
         assert info["result"]["list"][0]["status"] == "Delivering"
         risk = risk_process(TM_SYMBOLS=SYM, TM_RISK_INSTRUMENTS_FILE=None,
                             TM_RISK_VENUE_REST_URL=sim.url, TM_RISK_INSTRUMENTS_REFRESH_S="1")

@@ -187,6 +187,8 @@ class MatchingEngine(EngineBook):
 
     def set_leverage(self, symbol: str, buy_leverage: Decimal, sell_leverage: Decimal) -> None:
         inst = self._instrument(symbol)
+        if inst.status != TRADING:
+            raise params_error(f"symbol {symbol} is not trading (status {inst.status})")
         if buy_leverage != sell_leverage:
             raise params_error("buyLeverage must equal sellLeverage in one-way mode")
         inst.check_leverage(buy_leverage)
