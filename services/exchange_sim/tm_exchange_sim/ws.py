@@ -17,6 +17,7 @@ from collections.abc import Callable
 from typing import cast
 
 from fastapi import FastAPI, WebSocket, WebSocketDisconnect
+from tm_common.instruments import CLOSED
 
 from tm_exchange_sim.faults import FaultInjector
 from tm_exchange_sim.forming import formation
@@ -236,8 +237,9 @@ class WsHub:
         if conn.channel == "private":
             return topic in PRIVATE_TOPICS or topic.split(".")[0] in PRIVATE_TOPICS
         parts = topic.split(".")
+        listed = self.state.engine.instruments.get(parts[-1])     # a delisted one: no handler
         return len(parts) == 3 and parts[0] == "kline" and parts[1] == "240" and \
-            parts[2] in self.state.instruments
+            listed is not None and listed.status != CLOSED
 
 
 def add_ws_routes(app: FastAPI, hub: WsHub) -> None:

@@ -235,7 +235,8 @@ class IngestService:
         if self.live is not None:
             c = self.live.counters
             doc["live"] = {"connected": self.live.connected, "connects": c.connects,
-                           "bad_frames": c.bad_frames, "backfilled": c.backfilled, "errors": c.errors}
+                           "bad_frames": c.bad_frames, "backfilled": c.backfilled, "errors": c.errors,
+                           "ended_listings": dict(self.live.ended)}
         if self.s.mode == "replay":
             doc["replay_done"] = self.replay_done
         if self.repo is not None:

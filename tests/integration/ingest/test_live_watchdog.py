@@ -103,6 +103,39 @@ async def test_a_refused_subscription_reconnects_with_jittered_backoff(sim, redi
         "the waits must be jittered, not the nominal backoff"
 
 
+async def test_a_delisted_symbol_is_left_out_and_the_others_flow(sim, redis_url, namespace):
+    """SOLUSDT was delisted before ingest connects (the venue lists it only as ``Closed`` and
+    refuses its topic): one subscribe with it would be refused and stop every symbol's bars, so
+    ingest reads instruments-info first, leaves it out (named in ``ended``) and the other
+    symbols' bars flow over one connection."""
+    sim.post("/sim/faults", QUIET_FAULTS)
+    sim.post("/sim/reset", {"start_ms": START})
+    original = sim.get("/v5/market/instruments-info", category="linear",
+                       symbol="SOLUSDT")["result"]["list"][0]
+    sim.post("/sim/instruments", {"list": [{**original, "deliveryTime": str(START)}]})
+    try:
+        bus, pub, rest, live = await _source(sim, redis_url, namespace,
+                                             sim.ws_url + "/v5/public/linear", ping_s=0.5,
+                                             backoff_s=(0.1, 0.4))
+        task = asyncio.create_task(live.run())
+        try:
+            await _until(lambda: live.subscribed, 20, "subscribed without SOLUSDT")
+            assert live.ended == {"SOLUSDT": "status Closed"}
+            n = pub.stats.published
+            await asyncio.to_thread(sim.advance, 1)
+            await _until(lambda: pub.stats.published >= n + 2, 10, "the next BTC and ETH bars")
+            assert live.counters.connects == 1 and not live.counters.errors
+        finally:
+            live.stop()
+            await asyncio.wait_for(task, 10)
+            await rest.close()
+        bars = [json.loads(f["body"]) for _, f in await bus.entries(MD_BAR, 1000)]
+        await bus.close()
+        assert bars and {b["instrument"] for b in bars} == {"BTCUSDT", "ETHUSDT"}
+    finally:
+        sim.post("/sim/instruments", {"list": [original]})   # the session's sim, as it was
+
+
 async def _no_backfill() -> None:
     return None
 

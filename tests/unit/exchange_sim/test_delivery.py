@@ -8,22 +8,17 @@ from dataclasses import replace
 from decimal import Decimal as D
 
 import pytest
-from tm_exchange_sim.matching import (
-    BUY,
+from tm_common.testing.bars import H4_MS as H4
+from tm_exchange_sim.matching import (  # the engine's instruments: specs it enforces
     DEFAULT_INSTRUMENTS,
-    LIMIT,
-    MARKET,
-    SELL,
-    Bar,
     MatchingEngine,
-    OrderRequest,
     SlippageModel,
     VenueError,
     signed_size,
 )
+from tm_exchange_sim.matching.models import BUY, LIMIT, MARKET, SELL, Bar, OrderRequest
 
-H4 = 4 * 3600 * 1000
-BIG = D(100000000)
+BIG = D(10) ** 8
 
 
 def engine(delivery_ms: int, now_ms: int = 0) -> MatchingEngine:

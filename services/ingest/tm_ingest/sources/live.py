@@ -14,6 +14,12 @@ The connection is watched (the pieces shared with the executor's private socket 
 - **subscribe acknowledgement**: the venue must answer the subscribe with ``success: true``
   within the same deadline; a refusal (:class:`SubscribeRefused`, e.g. an unknown symbol) or no
   answer closes the connection, counted and logged, and the source retries with backoff;
+- **ended listings**: before it subscribes, each connection reads the symbols' instruments-info
+  (:meth:`BybitRestClient.ended_listings`); a symbol whose listing has ended (delisted, or
+  being delisted) is neither subscribed (Bybit refuses a delisted symbol's topic, and a refused
+  subscribe would stop every symbol's bars) nor backfilled, and is named in ``ended`` (logged
+  once, shown on ``/status``). When instruments-info does not answer, every symbol is
+  subscribed as before;
 - **jittered backoff**: a reconnect waits ``backoff`` × a random factor in [0.5, 1] (equal
   jitter), doubling up to ``backoff_s[1]`` while connections fail before delivering anything, so
   many ingest replicas dropped together do not reconnect in lockstep.
@@ -80,6 +86,7 @@ class LiveSource:
         self.counters = LiveCounters()
         self.connected = False
         self.subscribed = False          # the venue acknowledged this connection's subscribe
+        self.ended: dict[str, str] = {}   # symbol → why: its listing has ended, not subscribed
         self.retry_waits_s: list[float] = []     # the last reconnect waits (jittered), newest last
         self._delivered = False          # this connection delivered a kline: it was healthy
         self._stop = asyncio.Event()
@@ -121,8 +128,12 @@ class LiveSource:
                                       close_timeout=2, max_size=2**22) as ws:
             self.connected = True
             self.counters.connects += 1
+            await self._check_listings()
+            active = [s for s in self.symbols if s not in self.ended]
+            if not active:
+                raise TransientError(f"every configured symbol's listing has ended: {self.ended}")
             await ws.send(json.dumps({"op": "subscribe",
-                                      "args": [f"kline.240.{s}" for s in self.symbols]}))
+                                      "args": [f"kline.240.{s}" for s in active]}))
             await self.backfill_all()
             pinger = asyncio.create_task(self._ping(ws))
             stopper = asyncio.create_task(self._stop.wait())
@@ -147,11 +158,25 @@ class LiveSource:
             await asyncio.sleep(self.ping_s)
             await ws.send(json.dumps({"op": "ping"}))
 
+    async def _check_listings(self) -> None:
+        """Refresh :attr:`ended` from instruments-info; kept as it was when it does not answer
+        (a venue without it, or a passing failure: the subscribe then tells)."""
+        try:
+            ended = await self.rest.ended_listings(self.symbols, self.clock_ms())
+        except TransientError as e:
+            self.counters.error("instruments_info")
+            log.warning("ingest.listings_unknown", error=f"{type(e).__name__}: {e}")
+            return
+        for sym in sorted(ended.keys() - self.ended.keys()):
+            log.warning("ingest.listing_ended", symbol=sym, why=ended[sym],
+                        action="not subscribed; remove it from TM_SYMBOLS")
+        self.ended = ended
+
     async def backfill_all(self) -> None:
         # the range reaches a day past our clock: whether a bar has closed is the venue's call
         # (BybitRestClient.fetch), so a host clock behind the venue's holds nothing back
         now = self.clock_ms()
-        for sym in self.symbols:
+        for sym in [s for s in self.symbols if s not in self.ended]:
             last = self.publisher.last_published(sym)
             if last is not None:
                 start = last + INTERVAL_MS

@@ -4,12 +4,14 @@ settled funding rates (``GET /v5/market/funding/history``) and the ticker's mark
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import httpx
 import structlog
 from tm_common.errors import VenueUnavailable as VenueError
 from tm_common.events import BarClosed, FundingRateUpdated, MarkUpdated
+from tm_common.instruments import DELISTED_STATUSES, UNLISTED_STATUSES, InstrumentSpec
+from tm_common.timefmt import utc_minute
 
 from tm_ingest.domain.bars import INTERVAL_MS, BadBar, from_rest_row, order_and_dedupe
 from tm_ingest.domain.funding import BadFunding, funding_from_rest_row
@@ -109,6 +111,40 @@ class BybitRestClient:
                       f"result.list is a JSON {_json_type(rows)}")
             raise VenueError(f"{what}: {detail}")
         return rows
+
+    async def ended_listings(self, symbols: Sequence[str], now_ms: int) -> dict[str, str]:
+        """symbol → why, for each of ``symbols`` whose listing has ended: instruments-info
+        says ``Delivering`` or ``Closed``, or its ``deliveryTime`` is at or before ``now_ms``.
+        Bybit lists such a symbol only when a query names its status, so a symbol missing from
+        the default answer is asked for under each of ``UNLISTED_STATUSES``; one unknown in
+        every status is not judged here (its subscription will say).
+
+        Raises:
+            RateLimited, VenueError: as :meth:`get_list`.
+        """
+        out: dict[str, str] = {}
+        for sym in symbols:
+            for status in ("", *UNLISTED_STATUSES):
+                params: dict[str, str | int] = {"category": "linear", "symbol": sym}
+                if status:
+                    params["status"] = status
+                rows = await self.get_list("/v5/market/instruments-info", params,
+                                           f"instruments-info {sym}")
+                row = next((r for r in rows if isinstance(r, dict) and r.get("symbol") == sym),
+                           None)
+                if row is not None:
+                    break
+            else:
+                continue
+            try:
+                spec = InstrumentSpec.from_info(row)
+            except ValueError as e:
+                raise VenueError(f"instruments-info {sym}: {e}") from e
+            if spec.status in DELISTED_STATUSES:
+                out[sym] = f"status {spec.status}"
+            elif 0 < spec.delivery_time_ms <= now_ms:
+                out[sym] = f"delisted at {utc_minute(spec.delivery_time_ms)} UTC"
+        return out
 
     async def fetch_mark(self, symbol: str, at_ms: int) -> MarkUpdated:
         """The intra-bar mark of ``symbol`` (``GET /v5/market/tickers?category=linear&symbol=``),
