@@ -115,7 +115,8 @@ def specs(cfg: PaperConfig) -> list[ProcessSpec]:
     if cfg.shadow is not None:          # beside production, before ingest (started last)
         out.insert(-1, shadow_spec(cfg.shadow, shared={**shared, "mode": "paper"},
                                    port_offset=cfg.port_offset, initial_equity=cfg.initial_equity,
-                                   slippage_bps=cfg.slippage_bps))
+                                   slippage_bps=cfg.slippage_bps,
+                                   instruments_file=cfg.instruments_file))
     return out
 
 

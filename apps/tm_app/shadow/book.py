@@ -80,7 +80,8 @@ class ShadowBook:
         await self._wipe()
         s = self.settings
         self.venue = require_paper(PaperVenue(s.symbols, initial_balance=s.initial_equity_usdt,
-                                              slippage_bps=s.slippage_bps, seed=s.seed))
+                                              slippage_bps=s.slippage_bps, seed=s.seed,
+                                              instruments_file=s.instruments_file))
         cfg = RunConfig(start_ms=0, end_ms=0, database_url=s.database_url or "",
                         symbols=s.symbols, initial_equity=s.initial_equity_usdt,
                         history_dir=s.history_dir)

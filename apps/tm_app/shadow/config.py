@@ -10,6 +10,7 @@ and reaches the same state (see :mod:`tm_app.shadow.book`).
 from __future__ import annotations
 
 from decimal import Decimal
+from pathlib import Path
 
 from pydantic import Field, field_validator
 from pydantic_settings import SettingsConfigDict
@@ -34,6 +35,9 @@ class ShadowSettings(CommonSettings):
                                          description="the paper account's starting balance")
     slippage_bps: Decimal = Field(default=Decimal(2), ge=0, description="paper fills' slippage")
     seed: int = Field(default=42, description="paper venue seed")
+    instruments_file: Path | None = Field(default=None, description="the paper account's "
+                                          "instruments (an instruments-info answer: under "
+                                          "tm paper, the market's); unset: the shipped filters")
     from_ms: int = Field(default=0, ge=0, description="mirror market events of bars opening at "
                          "or after this time (ms UTC); 0 = all that production's streams hold")
     flush_after_s: float = Field(default=30.0, gt=0, description="a bar time missing a symbol's "

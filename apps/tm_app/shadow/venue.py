@@ -9,6 +9,7 @@ venue: the executor inside a book is built with this object as its ``venue`` (an
 from __future__ import annotations
 
 from decimal import Decimal
+from pathlib import Path
 
 from tm_common.errors import ConfigError
 from tm_common.events import BarClosed, FundingRateUpdated
@@ -28,10 +29,11 @@ class PaperVenue(InProcessBybit):
     """A paper account whose marks are the closed bars pushed to it."""
 
     def __init__(self, symbols: tuple[str, ...], *, initial_balance: Decimal,
-                 slippage_bps: Decimal, seed: int) -> None:
+                 slippage_bps: Decimal, seed: int, instruments_file: Path | None = None) -> None:
         super().__init__(SimState(ExchangeSimSettings.from_values(
             sim_feed="live", sim_symbols=list(symbols), sim_initial_balance=initial_balance,
-            sim_slippage_bps=slippage_bps, sim_seed=seed)))
+            sim_slippage_bps=slippage_bps, sim_seed=seed,
+            sim_instruments_file=instruments_file)))
         self.endpoint = "inprocess://shadow-paper"
 
     def push(self, bars: list[BarClosed], funding: list[FundingRateUpdated]) -> None:

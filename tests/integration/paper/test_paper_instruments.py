@@ -117,3 +117,28 @@ def test_tm_paper_names_a_symbol_the_market_does_not_list(tmp_path):
     assert r.returncode == 2 and len(lines) == 1, r.stderr
     assert lines[0].startswith("error: --symbols: the market does not list XRPUSDT"), lines
     assert not (tmp_path / "tm" / "paper" / "instruments.json").exists()
+
+
+def test_the_market_s_instruments_reach_the_venue_and_the_shadow_book(tmp_path):
+    """``tm paper``'s file of the market's instruments is given to the paper venue's process
+    and to the shadow book's in-process paper account, so both trade with the market's
+    filters (here a symbol the project does not ship)."""
+    from tm_app.paper_mesh import PaperConfig, specs
+    from tm_app.shadow.venue import PaperVenue
+
+    listed = tmp_path / "instruments.json"
+    spec = unshipped_spec(min_notional=Decimal(7))
+    listed.write_text(json.dumps(answer({SYM: spec})))
+    cfg = PaperConfig(redis_url="redis://127.0.0.1:6379/0", database_url="sqlite+aiosqlite:///x",
+                      paper_dir=tmp_path, namespace="tmpaper:x:",
+                      market_rest_url="https://api.bybit.com",
+                      market_ws_url="wss://stream.bybit.com/v5/public/linear",
+                      deribit_url="https://www.deribit.com", symbols=(SYM,), shadow="cand-1",
+                      instruments_file=listed)
+    env = {s.name: s.env for s in specs(cfg)}
+    assert env["exchange_sim"]["TM_SIM_INSTRUMENTS_FILE"] == str(listed)
+    assert env["shadow"]["TM_SHADOW_INSTRUMENTS_FILE"] == str(listed)
+    book = PaperVenue((SYM,), initial_balance=Decimal(1000), slippage_bps=Decimal(0), seed=1,
+                      instruments_file=listed)
+    got = book.get_instruments_info(category="linear", symbol=SYM)["result"]["list"]
+    assert [e["lotSizeFilter"]["minNotionalValue"] for e in got] == ["7"]
