@@ -104,12 +104,16 @@ def paper(symbols: Annotated[str | None, typer.Option(help="Comma-separated.")] 
         ingest = IngestSettings()
     except ValueError as e:
         fail(f"bad ingest configuration: {str(e).splitlines()[0]}", 2)
-    instruments_file = _market_instruments(ingest.bybit_rest_url, syms, paper_dir)
+    listed = _market_instruments(ingest.bybit_rest_url, syms)
     lock = stack.SupervisorLock(settings)
     if not lock.acquire():
         fail(f"a supervisor is already running for {stack.data_dir(settings)} "
              f"(pid {lock.holder_pid()}); run `tm down` first")
     try:
+        instruments_file = None             # written once the slot is ours: a running run's
+        if listed is not None:              # venue may read its file again on a restart
+            instruments_file = paper_dir / "instruments.json"
+            instruments_file.write_text(json.dumps(listed, indent=2))
         from tm_app.stack.admin_token import ensure_admin_token, read_token_file
         from tm_app.stack.ports import PortsInUse
 
@@ -160,8 +164,8 @@ def paper(symbols: Annotated[str | None, typer.Option(help="Comma-separated.")] 
                         "relay": json.dumps(asdict(run.relay.counts))}, db_url)
 
 
-def _market_instruments(rest_url: str, syms: tuple[str, ...], paper_dir: Path) -> Path | None:
-    """The market's instruments-info of ``syms`` written for the paper venue
+def _market_instruments(rest_url: str, syms: tuple[str, ...]) -> dict[str, Any] | None:
+    """The market's instruments-info answer for ``syms``, for the paper venue
     (:mod:`tm_app.paper_instruments`); None, the shipped filters, when the market does not
     answer and every symbol is shipped (the relay asks again every hour)."""
     import httpx
@@ -180,9 +184,7 @@ def _market_instruments(rest_url: str, syms: tuple[str, ...], paper_dir: Path) -
             fail(f"--symbols: {why}, and no filters are shipped for {', '.join(unknown)}", 2)
         console.print(f"warning: {why}; the paper venue starts with the shipped filters")
         return None
-    path = paper_dir / "instruments.json"
-    path.write_text(json.dumps(answer(specs), indent=2))
-    return path
+    return answer(specs)
 
 
 def _supervise(run: PaperRun, duration: float | None, status_every: float) -> float:
