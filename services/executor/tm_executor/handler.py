@@ -58,6 +58,9 @@ from tm_executor.placement import OrderPlacer, Outcome
 from tm_executor.preflight import Preflight
 
 log = structlog.get_logger("tm.executor")
+#: How far before an instrument's deliveryTime its Delivery executions are looked for (the
+#: venue books them at that time; an hour of slack for its clock).
+DELIVERY_EARLY_MS = 3_600_000
 
 
 class OpenOrder(msgspec.Struct, kw_only=True):
@@ -80,6 +83,8 @@ class HandlerState(msgspec.Struct, kw_only=True):
     funding_ms: dict[str, int] = msgspec.field(default_factory=dict)
     # end of the newest funding look-up per instrument (venue time, ms; domain.funding)
     funding_asked_ms: dict[str, int] = msgspec.field(default_factory=dict)
+    # the delisting time whose Delivery executions were asked for, per instrument
+    delivery_asked_ms: dict[str, int] = msgspec.field(default_factory=dict)
     guard: GuardView = msgspec.field(default_factory=GuardView)
 
 
@@ -289,32 +294,37 @@ class ExecutorHandler:
         return out
 
     async def _delivery(self, bar: BarClosed) -> list[Emit]:
-        """The venue's close of our position at a delisting, as an ``OrderFilled`` the
-        portfolio books like any fill (its realised PnL; an adopted position by reconciliation
+        """The venue's close of our positions at a delisting, as ``OrderFilled`` events the
+        portfolio books like any fill (its realised PnL; a position adopted by reconciliation
         would drop it).
 
         Bybit closes every position of a delisted perpetual at its ``deliveryTime`` (read from
         instruments-info at the preflight and on each refresh) with executions of type
-        ``Delivery`` that belong to no order of ours. Asked on the bar that holds that time,
-        for that bar, as an output of the bar's handling (a replay is deterministic); risk
-        has normally closed the position a day before, so the answer is usually empty."""
-        spec = self.preflight.specs.get(bar.instrument)
+        ``Delivery`` that belong to no order of ours. The first bar of any instrument closing
+        at or after that time asks for them once (the delisted symbol may send no bar that
+        late; the look-up is kept in the state, so a restart asks if it had not), as an output
+        of the bar's handling so a replay is deterministic. Risk has normally closed the
+        position a day before, so the answer is usually empty."""
         close_ms = bar.close_time_ms + 1
-        if spec is None or not bar.open_time_ms < spec.delivery_time_ms <= close_ms:
-            return []
-        rows = await self.placer.venue.funding_rows(bar.instrument, bar.open_time_ms, close_ms,
-                                                    exec_type="Delivery")
         out = []
-        for r in sorted((r for r in rows if r.get("execType") == "Delivery"),
-                        key=lambda r: (int(r["execTime"]), str(r["execId"]))):
-            e = VenueExecution.from_bybit(r)
-            fill = fill_event(f"delivery:{e.symbol}:{spec.delivery_time_ms}", e)
-            self._filled(bar.instrument, e.side, e.qty)
-            self._value(bar.instrument, e.qty * e.price)
-            log.warning("executor.position_delivered", instrument=bar.instrument,
-                        side=e.side, qty=str(e.qty), price=str(e.price))
-            out.append(Emit(self.out, fill, ts_event_ns=e.exec_time_ms * 1_000_000,
-                            correlation_id=f"delivery:{bar.instrument}"))
+        for sym, spec in sorted(self.preflight.specs.items()):
+            at = spec.delivery_time_ms
+            if not 0 < at <= close_ms or self.state.delivery_asked_ms.get(sym) == at:
+                continue
+            rows = [r for lo, hi in windows(at - DELIVERY_EARLY_MS, close_ms)
+                    for r in await self.placer.venue.funding_rows(sym, lo, hi,
+                                                                  exec_type="Delivery")]
+            self.state.delivery_asked_ms[sym] = at
+            for r in sorted((r for r in rows if r.get("execType") == "Delivery"),
+                            key=lambda r: (int(r["execTime"]), str(r["execId"]))):
+                e = VenueExecution.from_bybit(r)
+                self._filled(sym, e.side, e.qty)
+                self._value(sym, e.qty * e.price)
+                log.warning("executor.position_delivered", instrument=sym, side=e.side,
+                            qty=str(e.qty), price=str(e.price))
+                out.append(Emit(self.out, fill_event(f"delivery:{sym}:{at}", e),
+                                ts_event_ns=e.exec_time_ms * 1_000_000,
+                                correlation_id=f"delivery:{sym}"))
         return out
 
     def _label(self, instrument: str) -> str:
