@@ -11,10 +11,9 @@ inside a bar (an interval under 4 h) at its own time, on the position held throu
 (instruments-info ``deliveryTime``) is carried out as Bybit does: at that time the symbol's open
 orders are cancelled (``CancelBySettle``), its position is closed at the newest mark then (an
 execution of type ``Delivery``, no fee; the close when the time is a bar close, else the
-previous close), its status becomes ``Closed``, and every later order on it is refused. Every
-state change is
-queued as an event (``order``, ``execution``, ``position``, ``wallet``) for the private
-WebSocket or the backtest.
+previous close), its status becomes ``Closed``, and every later order on it is refused.
+Every state change is queued as an event (``order``, ``execution``, ``position``, ``wallet``)
+for the private WebSocket or the backtest.
 The state it keeps and books fills into is :mod:`tm_exchange_sim.matching.book`.
 """
 
