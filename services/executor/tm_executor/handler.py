@@ -276,7 +276,8 @@ class ExecutorHandler:
         since = self.state.funding_ms.get(bar.instrument)
         start = span_start(since, self.state.funding_asked_ms.get(bar.instrument), close_ms)
         found = [r for lo, hi in windows(start, close_ms)
-                 for r in await self.placer.venue.funding_rows(bar.instrument, lo, hi)]
+                 for r in await self.placer.venue.executions_of_type(bar.instrument, lo, hi,
+                                                                     "Funding")]
         self.state.funding_asked_ms[bar.instrument] = close_ms
         rows = sorted((r for r in found if r.get("execType") == "Funding"),
                       key=lambda r: int(r["execTime"]))
@@ -312,8 +313,8 @@ class ExecutorHandler:
             if not 0 < at <= close_ms or self.state.delivery_asked_ms.get(sym) == at:
                 continue
             rows = [r for lo, hi in windows(at - DELIVERY_EARLY_MS, close_ms)
-                    for r in await self.placer.venue.funding_rows(sym, lo, hi,
-                                                                  exec_type="Delivery")]
+                    for r in await self.placer.venue.executions_of_type(sym, lo, hi,
+                                                                        "Delivery")]
             self.state.delivery_asked_ms[sym] = at
             for r in sorted((r for r in rows if r.get("execType") == "Delivery"),
                             key=lambda r: (int(r["execTime"]), str(r["execId"]))):

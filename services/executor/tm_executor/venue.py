@@ -290,9 +290,9 @@ class VenueClient:
                                  orderId=order_id)
         return parse_records(VenueExecution.from_bybit, rows, "get_executions")
 
-    async def funding_rows(self, symbol: str, start_ms: int, end_ms: int,
-                           exec_type: str = "Funding") -> list[dict]:
-        """The account's executions of ``exec_type`` (funding; ``Delivery``: the venue closing
+    async def executions_of_type(self, symbol: str, start_ms: int, end_ms: int,
+                                 exec_type: str) -> list[dict]:
+        """The account's executions of ``exec_type`` (``Funding``; ``Delivery``: the venue closing
         a delisted position) of ``symbol`` booked in ``[start_ms, end_ms]`` (at most 7 days
         apart: :func:`tm_executor.domain.funding.windows`), every page."""
         return await self._pages("get_executions", 100, category="linear", symbol=symbol,
