@@ -27,7 +27,7 @@ DEFAULT_SYMBOLS: tuple[str, ...] = ("BTCUSDT", "ETHUSDT", "SOLUSDT")
 FUNDING_INTERVAL_MIN = 480
 #: Bybit's instrument ``status`` values: only ``Trading`` takes orders that open exposure;
 #: ``Delivering`` is a delisting under way and ``Closed`` a finished one (the venue closed the
-#: positions); ``PreLaunch`` (pre-market) and ``Settling`` take no part of this mesh's trading.
+#: positions); ``PreLaunch`` (pre-market) takes no part of this mesh's trading.
 TRADING = "Trading"
 CLOSED = "Closed"
 DELISTED_STATUSES = ("Delivering", CLOSED)

@@ -77,7 +77,7 @@ class InstrumentFilters(msgspec.Struct, frozen=True, kw_only=True):
     """One linear perpetual's lot and price filters as the venue answered them
     (``/v5/market/instruments-info``; quantities in the base coin, ``min_notional`` in USDT),
     its delisting time (``deliveryTime``, ms UTC; 0 = none scheduled) and its ``status``
-    (``Trading``; ``Delivering`` or ``Closed`` when delisted; ``PreLaunch``, ``Settling``)."""
+    (``Trading``; ``Delivering`` or ``Closed`` when delisted; ``PreLaunch`` before launch)."""
 
     symbol: str
     tick_size: Decimal

@@ -2,7 +2,7 @@
 exposure from the first bar it is known, and a zero target from ``delisting_lead_ms`` (86,400,000
 ms: 1 day) before it, so that the mesh closes the position with its own orders, not the venue at
 its delivery price; a delisting under way or done (``status`` ``Delivering`` or ``Closed``) → a
-zero target; any other status than ``Trading`` (``PreLaunch``, ``Settling``, one this code does
+zero target; any other status than ``Trading`` (``PreLaunch``, or one this code does
 not know) → no new or larger exposure.
 
 Until flat, the target is held between zero and the current exposure (same side, never larger).
