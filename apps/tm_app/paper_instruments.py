@@ -14,7 +14,7 @@ from typing import Any
 
 import httpx
 from tm_common.errors import ConfigError
-from tm_common.instruments import UNLISTED_STATUSES, InstrumentSpec, specs_from_answer
+from tm_common.instruments import InstrumentSpec, find_listed, specs_from_answer
 
 INSTRUMENTS_PATH = "/v5/market/instruments-info"
 
@@ -35,22 +35,21 @@ async def fetch_specs(rest_url: str, symbols: Iterable[str], *,
     """
     out: dict[str, InstrumentSpec] = {}
     async with httpx.AsyncClient(base_url=rest_url, timeout=timeout_s) as http:
+        async def ask(params: dict[str, str]) -> dict[str, InstrumentSpec]:
+            r = await http.get(INSTRUMENTS_PATH, params=params)
+            r.raise_for_status()
+            try:
+                return specs_from_answer(r.json(), str(r.url))
+            except ValueError as e:       # not JSON, retCode != 0, or an entry refused
+                raise MarketInstrumentsError(str(e)) from e
+
         for sym in symbols:
-            where = f"{rest_url}{INSTRUMENTS_PATH}?category=linear&symbol={sym}"
-            for status in ("", *UNLISTED_STATUSES):     # Bybit lists only Trading by default
-                r = await http.get(INSTRUMENTS_PATH, params={
-                    "category": "linear", "symbol": sym, **({"status": status} if status else {})})
-                r.raise_for_status()
-                try:
-                    specs = specs_from_answer(r.json(), where)
-                except ValueError as e:   # not JSON, retCode != 0, or an entry refused
-                    raise MarketInstrumentsError(str(e)) from e
-                if sym in specs:
-                    out[sym] = specs[sym]
-                    break
-            else:
-                raise MarketInstrumentsError(f"the market does not list {sym} as a linear "
-                                             f"perpetual in any status ({where})")
+            spec = await find_listed(sym, ask)
+            if spec is None:
+                raise MarketInstrumentsError(
+                    f"the market does not list {sym} as a linear perpetual in any status "
+                    f"({rest_url}{INSTRUMENTS_PATH}?category=linear&symbol={sym})")
+            out[sym] = spec
     return out
 
 

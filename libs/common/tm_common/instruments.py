@@ -15,10 +15,10 @@ and ETH. Override them by configuration when Bybit changes them.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 from tm_common.decimals import NotADecimal, finite_decimal
 
@@ -35,6 +35,24 @@ DELISTED_STATUSES = ("Delivering", CLOSED)
 #: answer lists only ``Trading`` linear perpetuals): a traded symbol missing from a default
 #: answer is asked for again with each, so a delisting is seen rather than a symbol vanishing.
 UNLISTED_STATUSES = (*DELISTED_STATUSES, "PreLaunch")
+
+T = TypeVar("T")
+
+
+async def find_listed(symbol: str,
+                      ask: Callable[[dict[str, str]], Awaitable[Mapping[str, T]]]) -> T | None:
+    """``symbol``'s entry in an instruments-info answer, in whatever status: the default query
+    first, then one per :data:`UNLISTED_STATUSES`. ``ask(params)`` sends one query and returns
+    symbol → entry (a raw row or a parsed spec) of its answer; None when no status lists it.
+    The one way the executor, risk, ingest and ``tm paper`` look a traded symbol up."""
+    for status in ("", *UNLISTED_STATUSES):
+        params = {"category": "linear", "symbol": symbol}
+        if status:
+            params["status"] = status
+        found = await ask(params)
+        if symbol in found:
+            return found[symbol]
+    return None
 # A Bybit linear USDT perpetual: base coin letters/digits, then USDT (e.g. 1000PEPEUSDT).
 _SYMBOL = re.compile(r"^[A-Z0-9]{1,20}USDT$")
 

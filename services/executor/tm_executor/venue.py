@@ -32,7 +32,7 @@ from typing import Any
 
 import structlog
 from tm_common.errors import NotReady
-from tm_common.instruments import UNLISTED_STATUSES, InstrumentSpec
+from tm_common.instruments import InstrumentSpec, find_listed
 
 from tm_executor.config import ExecutorSettings
 from tm_executor.domain.errors import (
@@ -351,16 +351,14 @@ class VenueClient:
             raise
 
     async def instrument(self, symbol: str) -> InstrumentSpec:
-        """``symbol``'s spec; Bybit's default answer lists only ``Trading`` instruments, so a
-        symbol missing from it is asked for under each of ``UNLISTED_STATUSES`` (a delisting
-        under way or done, pre-market) before it is called unknown."""
-        for status in ("", *UNLISTED_STATUSES):
-            extra = {"status": status} if status else {}
-            result = await self.call("get_instruments_info", category="linear", symbol=symbol,
-                                     **extra)
-            rows = [r for r in result_rows("get_instruments_info", result)
-                    if r.get("symbol") == symbol]
-            if rows:
-                return parse_records(InstrumentSpec.from_info, rows, "get_instruments_info")[0]
-        raise VenueRejected("get_instruments_info",
-                            f"unknown instrument {symbol} (in any status)")
+        """``symbol``'s spec, in whatever status (:func:`tm_common.instruments.find_listed`:
+        Bybit's default answer lists only ``Trading`` instruments)."""
+        async def ask(params: dict[str, str]) -> dict[str, dict]:
+            result = await self.call("get_instruments_info", **params)
+            return {str(r.get("symbol")): r for r in result_rows("get_instruments_info", result)}
+
+        row = await find_listed(symbol, ask)
+        if row is None:
+            raise VenueRejected("get_instruments_info",
+                                f"unknown instrument {symbol} (in any status)")
+        return parse_records(InstrumentSpec.from_info, [row], "get_instruments_info")[0]

@@ -26,7 +26,7 @@ from typing import Any
 import httpx
 import structlog
 from tm_common.errors import VenueUnavailable
-from tm_common.instruments import UNLISTED_STATUSES, InstrumentSpec, specs_from_answer
+from tm_common.instruments import InstrumentSpec, find_listed, specs_from_answer
 
 log = structlog.get_logger("tm.risk.instruments")
 PATH = "/v5/market/instruments-info"
@@ -53,10 +53,10 @@ def load_file(path: str | Path) -> Specs:
 async def fetch(base_url: str, *, timeout_s: float = 10.0,
                 client: httpx.AsyncClient | None = None, symbols: Iterable[str] = ()) -> Specs:
     """Every linear instrument the venue at ``base_url`` lists (pages followed by
-    ``nextPageCursor``), and each of ``symbols`` that its default answer leaves out, asked for
-    by name under each of :data:`~tm_common.instruments.UNLISTED_STATUSES` (Bybit lists only
-    ``Trading`` instruments by default: a traded symbol being delisted would vanish, and a
-    restarted risk would wait for its filters for ever).
+    ``nextPageCursor``), and each of ``symbols`` that its default answer leaves out, looked up
+    by status (:func:`~tm_common.instruments.find_listed`: Bybit lists only ``Trading``
+    instruments by default, so a traded symbol being delisted would vanish, and a restarted
+    risk would wait for its filters for ever).
 
     Raises:
         VenueUnavailable: transport failure, HTTP status != 200, a body that is not JSON.
@@ -77,13 +77,10 @@ async def fetch(base_url: str, *, timeout_s: float = 10.0,
             cursor = str((doc.get("result") or {}).get("nextPageCursor") or "")
             if not cursor:
                 break
-        for sym in [s for s in symbols if s not in out]:
-            for status in UNLISTED_STATUSES:
-                found = specs_from_answer(await _answer(
-                    http, what, {"category": "linear", "symbol": sym, "status": status}), what)
-                if sym in found:
-                    out[sym] = found[sym]
-                    break
+        async def ask(params: dict[str, str]) -> Specs:
+            return specs_from_answer(await _answer(http, what, dict(params)), what)
+
+        await _add_unlisted(out, symbols, ask)
     finally:
         if own:
             await http.aclose()
@@ -103,19 +100,25 @@ async def _answer(http: httpx.AsyncClient, what: str, params: dict[str, str | in
         raise VenueUnavailable(f"{what}: body is not JSON") from e
 
 
-def from_venue(venue: Any, symbols: Iterable[str] = ()) -> Specs:
+async def from_venue(venue: Any, symbols: Iterable[str] = ()) -> Specs:
     """The specs an in-process venue session (pybit's method names) answers, with each of
-    ``symbols`` its default answer leaves out asked for by status, as :func:`fetch` does."""
+    ``symbols`` its default answer leaves out looked up by status, as :func:`fetch` does."""
     what = "in-process venue"
+
+    async def ask(params: dict[str, str]) -> Specs:
+        return specs_from_answer(venue.get_instruments_info(**params), what)
+
     out = specs_from_answer(venue.get_instruments_info(category="linear"), what)
-    for sym in [s for s in symbols if s not in out]:
-        for status in UNLISTED_STATUSES:
-            found = specs_from_answer(venue.get_instruments_info(
-                category="linear", symbol=sym, status=status), what)
-            if sym in found:
-                out[sym] = found[sym]
-                break
+    await _add_unlisted(out, symbols, ask)
     return out
+
+
+async def _add_unlisted(out: Specs, symbols: Iterable[str],
+                        ask: Callable[[dict[str, str]], Awaitable[Specs]]) -> None:
+    """Each of ``symbols`` missing from ``out`` (a default answer), in whatever status."""
+    for sym in [s for s in symbols if s not in out]:
+        if (spec := await find_listed(sym, ask)) is not None:
+            out[sym] = spec
 
 
 Loader = Callable[[], Awaitable[Specs]]
@@ -131,7 +134,7 @@ def instrument_source(settings: Any, venue: Any = None) -> tuple[str, Loader]:
         return f"file {path}", from_file
     if venue is not None:
         async def in_process() -> Specs:
-            return from_venue(venue, settings.symbols)
+            return await from_venue(venue, settings.symbols)
         return "in-process venue", in_process
     url = settings.venue_rest_url
 

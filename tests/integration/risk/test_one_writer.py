@@ -91,11 +91,11 @@ class PartialMesh:
         self.buses.append(RedisStreamsBus(self.redis_url, prefix=self.ns))
         return self.buses[-1]
 
-    def second_risk(self):
+    async def second_risk(self):
         """Risk B: the same service and group, another pod name."""
         s = self.risk_settings.model_copy(update={"consumer_name": "risk-b"})
         parts = build_risk(s, bus=self._bus(), venue=self.venue, clock=lambda: 0)
-        parts.handler.set_instruments(from_venue(self.venue), "in-process venue")
+        parts.handler.set_instruments(await from_venue(self.venue), "in-process venue")
         return parts
 
     async def start(self) -> None:
@@ -161,7 +161,7 @@ async def test_a_second_risk_service_mid_run_changes_nothing(redis_url):
 
     mesh = PartialMesh(redis_url, f"tmtest:{uuid.uuid4().hex[:8]}:fenced:")
     a = mesh.risk.consumers[0]
-    b_parts = mesh.second_risk()
+    b_parts = await mesh.second_risk()
     b = b_parts.consumers[0]
     seen: dict = {}
     real_handle, real_commit, real_commit_many = a.handler.handle, a.bus.commit, a.bus.commit_many

@@ -104,3 +104,24 @@ def test_parse_symbols_is_the_one_parser():
         parse_symbols("BTCUSDT,BTC-PERP")
     with pytest.raises(ValueError, match="no instrument"):
         parse_symbols(" , ")
+
+
+async def test_find_listed_asks_the_default_answer_then_each_unlisted_status():
+    """A venue that lists ``XUSDT`` only under ``Closed`` (as Bybit: only ``Trading`` by
+    default): it is found on the third query, after the default one and ``Delivering``; a
+    symbol no status lists is None after every status was asked."""
+    from tm_common.instruments import UNLISTED_STATUSES, find_listed
+
+    asked: list[dict] = []
+    listing = {"Closed": {"XUSDT": "entry"}}
+
+    async def ask(params: dict[str, str]) -> dict[str, str]:
+        asked.append(params)
+        return listing.get(params.get("status", "Trading"), {})
+
+    assert await find_listed("XUSDT", ask) == "entry"
+    assert [p.get("status") for p in asked] == [None, "Delivering", "Closed"]
+    assert all(p["category"] == "linear" and p["symbol"] == "XUSDT" for p in asked)
+    asked.clear()
+    assert await find_listed("YUSDT", ask) is None
+    assert [p.get("status") for p in asked] == [None, *UNLISTED_STATUSES]

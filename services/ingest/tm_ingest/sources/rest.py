@@ -10,7 +10,7 @@ import httpx
 import structlog
 from tm_common.errors import VenueUnavailable as VenueError
 from tm_common.events import BarClosed, FundingRateUpdated, MarkUpdated
-from tm_common.instruments import DELISTED_STATUSES, UNLISTED_STATUSES, InstrumentSpec
+from tm_common.instruments import DELISTED_STATUSES, InstrumentSpec, find_listed
 from tm_common.timefmt import utc_minute
 
 from tm_ingest.domain.bars import INTERVAL_MS, BadBar, from_rest_row, order_and_dedupe
@@ -115,26 +115,22 @@ class BybitRestClient:
     async def ended_listings(self, symbols: Sequence[str], now_ms: int) -> dict[str, str]:
         """symbol → why, for each of ``symbols`` whose listing has ended: instruments-info
         says ``Delivering`` or ``Closed``, or its ``deliveryTime`` is at or before ``now_ms``.
-        Bybit lists such a symbol only when a query names its status, so a symbol missing from
-        the default answer is asked for under each of ``UNLISTED_STATUSES``; one unknown in
-        every status is not judged here (its subscription will say).
+        Bybit lists such a symbol only when a query names its status
+        (:func:`tm_common.instruments.find_listed`); one unknown in every status is not judged
+        here (its subscription will say).
 
         Raises:
             RateLimited, VenueError: as :meth:`get_list`.
         """
+        async def ask(params: dict[str, str]) -> dict[str, dict]:
+            rows = await self.get_list("/v5/market/instruments-info", dict(params),
+                                       f"instruments-info {params['symbol']}")
+            return {str(r.get("symbol")): r for r in rows if isinstance(r, dict)}
+
         out: dict[str, str] = {}
         for sym in symbols:
-            for status in ("", *UNLISTED_STATUSES):
-                params: dict[str, str | int] = {"category": "linear", "symbol": sym}
-                if status:
-                    params["status"] = status
-                rows = await self.get_list("/v5/market/instruments-info", params,
-                                           f"instruments-info {sym}")
-                row = next((r for r in rows if isinstance(r, dict) and r.get("symbol") == sym),
-                           None)
-                if row is not None:
-                    break
-            else:
+            row = await find_listed(sym, ask)
+            if row is None:
                 continue
             try:
                 spec = InstrumentSpec.from_info(row)
