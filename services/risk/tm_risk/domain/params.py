@@ -71,7 +71,9 @@ class RiskParams:
     watchdog tick ``join_timeout_ms`` after bar t's close decides an incomplete set.
     Lot filters: ``instruments`` (the venue's, :mod:`tm_risk.instruments`); a symbol without one
     cannot be decided (:meth:`missing_instruments`; the handler waits for them). Delisting: a
-    scheduled one allows no new exposure, and a zero target from ``delisting_lead_ms`` before it.
+    scheduled one allows no new exposure, and a zero target from ``delisting_lead_ms`` before it
+    (the ``delisting`` rule); a listing whose bars have :meth:`ended` is neither stale data nor
+    waited for by the join.
     """
 
     symbols: tuple[str, ...]
