@@ -1,12 +1,23 @@
 """The chart's least-privilege Redis (issue 19, part 1) and per-service admin tokens: each
 service connects as its own ACL user (the users of ``tm_common.bus.acl``) with its own password
 from the ``trade-matrix-redis`` Secret by default; TLS with a CA (and a client certificate)
-mounted from a Secret; each admin token from its own key of ``trade-matrix-admin``."""
+mounted from a Secret; each admin token from its own key of ``trade-matrix-admin``. The files an
+operator makes that Secret and the Redis ACL from (``python -m tm_app.stack.redis_acl``) load
+into a real Redis 7 and let each user in with its own password."""
 
 from __future__ import annotations
 
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
-from tm_common.bus.acl import ACCESS
+import redis
+from redis.exceptions import NoPermissionError
+from tm_common.bus import streams as st
+from tm_common.bus.acl import ACCESS, ADMIN_USER, ALL_USERS
+from tm_common.testing.redis import RedisServer
 
 from .test_helm import CHART, VALUES, docs, one, pod_spec, render, values_of
 
@@ -91,3 +102,47 @@ def test_each_admin_token_from_its_own_key(deploy_tools, sh):
     assert refs["exchange-sim"] == {"TM_SIM_ADMIN_TOKEN": sim}
     assert refs["ingest"] == {"TM_INGEST_SIM_ADMIN_TOKEN": sim}
     assert all(not r for n, r in refs.items() if n not in ("risk", "exchange-sim", "ingest"))
+
+
+def _operator_files(out: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "tm_app.stack.redis_acl", "--out", str(out),
+                           *args], capture_output=True, text=True, timeout=60, check=False)
+
+
+def test_the_operator_files_load_into_redis_and_let_each_user_in(tmp_path):
+    """The README's step before the Secret: one 0600 password file per user (one per key the
+    chart names), an ACL file Redis 7 loads holding hashes only, each user in with its file's
+    password and confined to the namespace given; nothing secret is printed; a second run
+    keeps the users it would lock out."""
+    out = tmp_path / "redis-acl"
+    r = _operator_files(out, "--namespace", "tmop:")
+    assert r.returncode == 0, r.stderr
+    files = {p.name: p for p in (out / "passwords").iterdir()}
+    assert set(files) == set(ALL_USERS) and set(ACCESS) < set(files)
+    assert stat.S_IMODE((out / "passwords").stat().st_mode) == 0o700
+    assert all(stat.S_IMODE(p.stat().st_mode) == 0o600 for p in files.values())
+    passwords = {user: p.read_text() for user, p in files.items()}
+    shown = r.stdout + r.stderr + (out / "users.acl").read_text()
+    assert all(len(pw) >= 32 and pw not in shown for pw in passwords.values())
+
+    (tmp_path / "srv").mkdir()
+    server = RedisServer(tmp_path / "srv", config=[f"aclfile {out / 'users.acl'}"]).start()
+    try:
+        def as_user(user: str) -> redis.Redis:
+            return redis.Redis.from_url(server.url_for(user, passwords[user]))
+        assert all(as_user(user).ping() for user in ALL_USERS)
+        with pytest.raises(redis.AuthenticationError):
+            redis.Redis.from_url(server.url_for("signal", passwords["risk"])).ping()
+        sig = as_user("signal")
+        sig.xadd(f"tmop:{st.SIGNAL_TL}", {"a": "1"})
+        for refused in (f"tmop:{st.RISK_ORDER}", f"tm:{st.SIGNAL_TL}"):
+            with pytest.raises(NoPermissionError):
+                sig.xadd(refused, {"a": "1"})
+        as_user(ADMIN_USER).xadd(f"tm:{st.RISK_ORDER}", {"a": "1"})
+    finally:
+        server.stop()
+
+    again = _operator_files(out)
+    assert again.returncode == 1 and again.stderr.startswith("error: ") \
+        and "exists" in again.stderr, again
+    assert {user: p.read_text() for user, p in files.items()} == passwords

@@ -23,12 +23,13 @@ from __future__ import annotations
 import argparse
 import os
 import secrets
-import sys
 from pathlib import Path
 
 from tm_common.admin_tokens import ADMIN_TOKEN_CLIENTS, ADMIN_TOKEN_VARS
 from tm_common.bus import acl
 from tm_common.bus.signing import generate_keys, service_signing_env
+
+from tm_app.stack.secret_files import write_files
 
 DEFAULT_OUT = Path("deploy/compose-secrets")
 REDIS_HOST_URL = "redis://redis:6379/0"
@@ -91,13 +92,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"folder (default {DEFAULT_OUT})")
     p.add_argument("--force", action="store_true", help="replace existing secrets")
     args = p.parse_args(argv)
-    try:
-        written = generate(args.out, force=args.force)
-    except (FileExistsError, OSError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-    print(f"wrote {len(written)} files to {args.out} (the .env files are mode 0600)")
-    return 0
+    return write_files(lambda: generate(args.out, force=args.force),
+                       lambda written: f"wrote {len(written)} files to {args.out} (the .env "
+                                       "files are mode 0600)")
 
 
 if __name__ == "__main__":

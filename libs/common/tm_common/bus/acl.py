@@ -32,19 +32,17 @@ The ``default`` user is disabled (``user default reset``: no password matches, n
 Passwords are written to ACL files as SHA-256 hashes (``#<hex>``), never in clear; clients put
 them in their URL (``redis://<user>:<password>@host:port/db``, redacted in logs).
 
-``python -m tm_common.bus.acl --out DIR``: an ACL file and one password file per user for an
-operator's Redis (the Helm chart reads the passwords from a Secret made of those files); the
-compose stack's are written by ``python -m tm_app.stack.compose_secrets``.
+The files themselves are written by the operator's commands: ``python -m tm_app.stack.redis_acl
+--out DIR`` (an ACL file and one password file per user, for an operator's Redis and the Helm
+chart's Secret) and ``python -m tm_app.stack.compose_secrets`` (the compose stack's).
 """
 
 from __future__ import annotations
 
 import hashlib
-import os
 import secrets
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from tm_common.bus import streams as st
 
@@ -236,49 +234,3 @@ def scoped_url(url: str, user: str) -> str:
     if user in ACCESS:
         return user_url(url, user, derive_password(unquote(p.password), user))
     return urlunsplit((p.scheme, p.netloc.rpartition("@")[2], p.path, p.query, p.fragment))
-
-
-def write_operator_files(out: Path, ns: str = "tm:", *, redis7: bool = True) -> list[Path]:
-    """For an operator's Redis (Helm): ``out/users.acl`` (hashed passwords, load it with
-    ``--aclfile`` or ``ACL LOAD``) and ``out/passwords/<user>`` (mode 0600, one file per user:
-    ``kubectl create secret generic trade-matrix-redis --from-file=out/passwords``). Refuses
-    to overwrite."""
-    pw_dir = out / "passwords"
-    if (out / "users.acl").exists():
-        raise FileExistsError(f"{out / 'users.acl'} exists; remove it to generate new users")
-    pw_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    passwords = new_passwords()
-    written = []
-    for user, pw in passwords.items():
-        path = pw_dir / user
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as fh:
-            fh.write(pw)
-        written.append(path)
-    (out / "users.acl").write_text(acl_file(passwords, ns, redis7=redis7))
-    return [out / "users.acl", *written]
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m tm_common.bus.acl --out DIR [--namespace tm:] [--redis6]``."""
-    import argparse
-    import sys
-
-    p = argparse.ArgumentParser(prog="python -m tm_common.bus.acl", description="Generate a "
-                                "least-privilege Redis ACL file and one password per user "
-                                "(printed never; files only).")
-    p.add_argument("--out", type=Path, required=True)
-    p.add_argument("--namespace", default="tm:", help="TM_NAMESPACE of the deployment")
-    p.add_argument("--redis6", action="store_true", help="Redis 6.2 rules (no selectors)")
-    args = p.parse_args(argv)
-    try:
-        files = write_operator_files(args.out, args.namespace, redis7=not args.redis6)
-    except OSError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-    print(f"wrote {files[0]} and {len(files) - 1} password files under {args.out / 'passwords'}")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
