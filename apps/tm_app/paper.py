@@ -42,6 +42,7 @@ from typing import Annotated, Any
 
 import typer
 
+from tm_app.paper_instruments import INSTRUMENTS_FILE, write_answer
 from tm_app.paper_mesh import PIPELINE, PaperConfig, PaperRun
 from tm_app.paper_report import LAST_RUN, read_last_run, run_doc, write_paper_report
 from tm_app.stack import signals
@@ -112,8 +113,10 @@ def paper(symbols: Annotated[str | None, typer.Option(help="Comma-separated.")] 
     try:
         instruments_file = None             # written once the slot is ours: a running run's
         if listed is not None:              # venue may read its file again on a restart
-            instruments_file = paper_dir / "instruments.json"
-            instruments_file.write_text(json.dumps(listed, indent=2))
+            instruments_file = paper_dir / INSTRUMENTS_FILE
+            write_answer(instruments_file, listed)
+        else:                               # an earlier run's: the relay writes this run's
+            (paper_dir / INSTRUMENTS_FILE).unlink(missing_ok=True)
         from tm_app.stack.admin_token import ensure_admin_token, read_token_file
         from tm_app.stack.ports import PortsInUse
 

@@ -5,11 +5,17 @@ paper venue lists what the market lists, with its lot filters, funding interval,
 and status. A symbol the project does not ship can be paper-traded, a changed qty step reaches
 risk and the executor through the paper venue as it would through Bybit, and a delisting Bybit
 announces is carried out on the paper book.
+
+The newest answer is kept in ``<data>/paper/instruments.json`` (:data:`INSTRUMENTS_FILE`): the
+paper venue reads it when it (re)starts, the shadow book whenever it is rewritten.
 """
 
 from __future__ import annotations
 
+import json
+import os
 from collections.abc import Iterable, Mapping
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -17,6 +23,7 @@ from tm_common.errors import ConfigError
 from tm_common.instruments import InstrumentSpec, find_listed, specs_from_answer
 
 INSTRUMENTS_PATH = "/v5/market/instruments-info"
+INSTRUMENTS_FILE = "instruments.json"       # in the paper run's folder
 
 
 class MarketInstrumentsError(ConfigError, ValueError):
@@ -58,3 +65,20 @@ def answer(specs: Mapping[str, InstrumentSpec]) -> dict[str, Any]:
     and ``POST /sim/instruments`` read."""
     return {"retCode": 0, "retMsg": "OK", "result": {
         "category": "linear", "list": [specs[s].info() for s in sorted(specs)]}}
+
+
+def write_answer(path: Path, doc: Mapping[str, Any]) -> None:
+    """Write an instruments-info answer to ``path`` whole or not at all (a temporary file
+    renamed over it), so a reader never sees half of one."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(doc, indent=2), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def read_answer(path: Path) -> dict[str, InstrumentSpec] | None:
+    """The specs of the answer at ``path``; None when there is no file or it does not parse
+    (whoever reads it then asks the market)."""
+    try:
+        return specs_from_answer(json.loads(path.read_text(encoding="utf-8")), str(path))
+    except (OSError, ValueError):
+        return None

@@ -19,6 +19,7 @@ import httpx
 from tm_common.bus.signing import local_keys, service_signing_env
 from tm_common.settings import CommonSettings, to_env
 
+from tm_app.paper_instruments import INSTRUMENTS_FILE
 from tm_app.paper_relay import BarRelay
 from tm_app.shadow.spec import shadow_spec
 from tm_app.stack.env_scope import basic_env
@@ -66,6 +67,12 @@ class PaperConfig:
     def venue_token(self) -> str | None:
         """The token the paper venue's control API checks (and the bar relay sends)."""
         return self.sim_admin_token or self.admin_token
+
+    @property
+    def followed_instruments(self) -> Path:
+        """The run's instruments file as the relay keeps it (it may not be there yet: the
+        market did not answer at start); the shadow book follows it."""
+        return self.paper_dir / INSTRUMENTS_FILE
 
     @property
     def venue_url(self) -> str:
@@ -116,7 +123,7 @@ def specs(cfg: PaperConfig) -> list[ProcessSpec]:
         out.insert(-1, shadow_spec(cfg.shadow, shared={**shared, "mode": "paper"},
                                    port_offset=cfg.port_offset, initial_equity=cfg.initial_equity,
                                    slippage_bps=cfg.slippage_bps,
-                                   instruments_file=cfg.instruments_file))
+                                   instruments_file=cfg.followed_instruments))
     return out
 
 
@@ -140,7 +147,8 @@ class PaperRun:
         c = self.cfg
         return BarRelay(c.redis_url, c.namespace, c.venue_url, c.venue_token,
                         market_url=c.market_rest_url, symbols=c.symbols,
-                        instruments_every_s=c.instruments_every_s)
+                        instruments_every_s=c.instruments_every_s,
+                        instruments_file=c.followed_instruments)
 
     def write_state(self) -> None:
         """One state document for both supervisors (what ``tm status``/``tm down`` read)."""

@@ -1,7 +1,8 @@
 """The paper venue's price feed for ``tm paper``: every ``bar.closed`` on ``md.bar`` is pushed to
 the simulator's ``POST /sim/bars`` and every ``funding.rate`` on ``md.funding`` to
 ``POST /sim/funding`` (the simulator's live feed, :mod:`tm_exchange_sim.live`); every hour the
-market's instruments-info goes to ``POST /sim/instruments`` when it changed
+market's instruments-info goes to ``POST /sim/instruments`` when it changed, and into the run's
+instruments file, which a restarted venue and the shadow book read
 (:mod:`tm_app.paper_instruments`).
 
 A relay rather than the simulator reading Redis itself: the simulator stays a plain venue that
@@ -16,6 +17,7 @@ import asyncio
 import threading
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -24,7 +26,13 @@ from tm_common.errors import MalformedEvent
 from tm_common.events import BarClosed, Envelope, FundingRateUpdated
 from tm_common.instruments import InstrumentSpec
 
-from tm_app.paper_instruments import MarketInstrumentsError, answer, fetch_specs
+from tm_app.paper_instruments import (
+    MarketInstrumentsError,
+    answer,
+    fetch_specs,
+    read_answer,
+    write_answer,
+)
 
 
 @dataclass
@@ -44,12 +52,15 @@ class BarRelay:
     mesh's delivery); a push that fails is retried until it lands. Every ``check_every_s`` it
     checks that the venue was not restarted (:meth:`check_venue`). With ``market_url``, every
     ``instruments_every_s`` it reads the market's instruments-info of ``symbols`` and gives the
-    venue what changed (:meth:`follow_instruments`)."""
+    venue what changed (:meth:`follow_instruments`), first writing the whole answer to
+    ``instruments_file`` (the one ``tm paper`` wrote at start, if any: what it lists is taken as
+    what the venue has)."""
 
     def __init__(self, redis_url: str, namespace: str, venue_url: str,
                  admin_token: str | None = None, block_ms: int = 1000,
                  check_every_s: float = 5.0, *, market_url: str | None = None,
-                 symbols: tuple[str, ...] = (), instruments_every_s: float = 3600.0) -> None:
+                 symbols: tuple[str, ...] = (), instruments_every_s: float = 3600.0,
+                 instruments_file: Path | None = None) -> None:
         self.redis_url, self.namespace, self.venue_url = redis_url, namespace, venue_url
         self.headers = {"Authorization": f"Bearer {admin_token}"} if admin_token else {}
         self.block_ms, self.check_every_s = block_ms, check_every_s
@@ -57,7 +68,10 @@ class BarRelay:
         self.instruments_every_s = instruments_every_s
         self.counts = RelayCounts()
         self._latest: dict[str, dict] = {}
-        self._listed: dict[str, InstrumentSpec] = {}      # the market's, as the venue has them
+        self.instruments_file = instruments_file
+        # the market's, as the venue has them
+        self._listed: dict[str, InstrumentSpec] = \
+            (read_answer(instruments_file) if instruments_file else None) or {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._main, name="paper-relay", daemon=True)
 
@@ -141,6 +155,8 @@ class BarRelay:
         newest = max(b["open_time_ms"] for b in self._latest.values())
         if clock.get("clock_ms", 0) < newest:
             self.counts.repushes += 1
+            if self._listed:     # what it learnt since its start file (or with none) first
+                await self._post(http, "/sim/instruments", answer(self._listed))
             await self._post(http, "/sim/bars", {"bars": sorted(
                 self._latest.values(), key=lambda b: b["open_time_ms"])})
 
@@ -148,7 +164,9 @@ class BarRelay:
         """Read the market's instruments-info of the traded symbols and post those that
         changed since the last read (a qty step, a funding interval, a delisting scheduled,
         its status) to the venue's ``POST /sim/instruments``; returns their symbols. The
-        venue's risk and executor then see the change on their own refresh, as on Bybit."""
+        venue's risk and executor then see the change on their own refresh, as on Bybit. The
+        instruments file is rewritten first (the shadow book's account takes it before its
+        next bar time; a venue restarted takes it at start)."""
         assert self.market_url is not None
         try:
             specs = await fetch_specs(self.market_url, self.symbols)
@@ -156,6 +174,11 @@ class BarRelay:
             self._error(f"instruments: {type(e).__name__}")
             return []
         changed = {s: spec for s, spec in specs.items() if self._listed.get(s) != spec}
+        if changed and self.instruments_file is not None:
+            try:
+                write_answer(self.instruments_file, answer(specs))
+            except OSError as e:
+                self._error(f"instruments file: {type(e).__name__}")
         if changed and await self._post(http, "/sim/instruments", answer(changed)):
             self._listed.update(changed)
             for sym in changed:

@@ -42,6 +42,13 @@ class InProcessBybit(HTTP):
         """Close bars up to ``bar_time_ms`` (what ``POST /sim/clock`` does in the mesh)."""
         if bar_time_ms > self.state.clock_ms:
             self.state.advance(bar_time_ms)
+        self.drop_push_events()
+
+    def drop_push_events(self) -> None:
+        """Forget the engine's WebSocket pushes (executions, wallet): no private stream is
+        served in process, the executor reads its executions over REST, so they would only
+        pile up for as long as the run lasts."""
+        self.state.engine.pop_events()
 
     def _answer(self, result: dict) -> dict:
         return {"retCode": 0, "retMsg": "OK", "result": result, "retExtInfo": {},

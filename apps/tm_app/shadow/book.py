@@ -14,6 +14,11 @@ Restart: the book wipes its namespace and reads production's streams from the st
 paper account lives in memory; its state is a function of the market events and the candidate).
 Evidence: every ``evidence_every_bars`` bar times and at stop, the candidate's
 :class:`~tm_common.models.evidence.ShadowRecord` for this run is written to the registry.
+Instruments: the paper account serves the filters of ``instruments_file`` (under ``tm paper``,
+the market's) and, before each bar time, those the paper relay has rewritten it with since
+(:mod:`~tm_app.shadow.instruments`): a new qty step, funding interval or delisting reaches the
+book's account as it reaches production's paper venue, and the book's executor and risk at once
+(production's read it on their timed refresh). A restarted book starts with the newest.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ from tm_common.models.registry import ModelRecord, ModelRegistry
 from tm_app.backtest import InProcessIdle, RunConfig, build_services
 from tm_app.record import RunRecord
 from tm_app.shadow.config import EVIDENCE_MODE, ShadowSettings
+from tm_app.shadow.instruments import FollowedFile
 from tm_app.shadow.mirror import MARKET_STREAMS, Batch, MarketMirror
 from tm_app.shadow.pinned import PinnedRegistry, resolve_candidate
 from tm_app.shadow.venue import PaperVenue, require_paper
@@ -72,6 +78,9 @@ class ShadowBook:
         self._since_evidence = 0
         self.last_error: str | None = None
         self.evidence: ShadowRecord | None = None
+        self.instruments = FollowedFile(settings.instruments_file)
+        self.instruments_followed: dict[str, int] = {}   # symbol → changes taken after open
+        self.instruments_error: str | None = None
 
     # -- start -----------------------------------------------------------------------------
     async def open(self) -> None:
@@ -79,9 +88,11 @@ class ShadowBook:
         self.candidate = await resolve_candidate(self.registry, self.settings.candidate)
         await self._wipe()
         s = self.settings
+        listed = self.instruments.changed() is not None    # the file as it is now; None: none yet
         self.venue = require_paper(PaperVenue(s.symbols, initial_balance=s.initial_equity_usdt,
                                               slippage_bps=s.slippage_bps, seed=s.seed,
-                                              instruments_file=s.instruments_file))
+                                              instruments_file=s.instruments_file if listed
+                                              else None))
         cfg = RunConfig(start_ms=0, end_ms=0, database_url=s.database_url or "",
                         symbols=s.symbols, initial_equity=s.initial_equity_usdt,
                         history_dir=s.history_dir)
@@ -125,8 +136,13 @@ class ShadowBook:
         ticked (``tests/integration/shadow/test_book_arrival_timing.py``)."""
         venue = self.venue
         assert venue is not None, "open() first"
-        venue.push(batch.bars, batch.funding)
         idle = InProcessIdle(self.consumers)
+        if self.follow_instruments(venue):
+            # the book's executor reads them now (its timed refresh does not run in a book)
+            # and risk takes its InstrumentsChanged before the bar time's events
+            await self.services["executor"].handlers["instruments"].refresh_once()
+            await idle.wait_done(batch.bar_time_ms or 0)
+        venue.push(batch.bars, batch.funding)
         previous: str | None = None
         for stream, env in batch.events:
             if previous is not None and stream != previous:
@@ -142,6 +158,26 @@ class ShadowBook:
             self._since_evidence += 1
             if self._since_evidence >= self.settings.evidence_every_bars:
                 await self.write_evidence()
+
+    def follow_instruments(self, venue: PaperVenue) -> list[str]:
+        """Take what the instruments file was rewritten with since the last look; returns the
+        symbols whose filters changed. An unreadable file is shown (``/status``, the log) and
+        the account keeps the filters it has."""
+        try:
+            doc = self.instruments.changed()
+            if doc is None:
+                return []
+            changed = venue.follow(doc, source=f"instruments file {self.instruments.path}")
+        except ValueError as e:
+            self.instruments_error = str(e)
+            log.warning("shadow.instruments_unreadable", error=self.instruments_error)
+            return []
+        self.instruments_error = None
+        for sym in changed:
+            self.instruments_followed[sym] = self.instruments_followed.get(sym, 0) + 1
+        if changed:
+            log.info("shadow.instruments_followed", symbols=changed)
+        return changed
 
     @property
     def bar_times(self) -> int:
@@ -196,6 +232,10 @@ class ShadowBook:
                 "source_namespace": self.source.names.prefix, "bar_times": self.bar_times,
                 "first_bar_ms": self.first_bar_ms, "last_bar_ms": self.last_bar_ms,
                 "mirror": dict(self.mirror.counts.__dict__), "last_error": self.last_error,
+                "instruments": {"file": None if self.instruments.path is None
+                                else str(self.instruments.path),
+                                "followed": dict(self.instruments_followed),
+                                "error": self.instruments_error},
                 "evidence": None if self.evidence is None else self.evidence.to_json()}
 
 

@@ -37,7 +37,9 @@ class ShadowSettings(CommonSettings):
     seed: int = Field(default=42, description="paper venue seed")
     instruments_file: Path | None = Field(default=None, description="the paper account's "
                                           "instruments (an instruments-info answer: under "
-                                          "tm paper, the market's); unset: the shipped filters")
+                                          "tm paper, the market's, kept current by its relay), "
+                                          "read again whenever it is rewritten; unset or not "
+                                          "there yet: the shipped filters")
     from_ms: int = Field(default=0, ge=0, description="mirror market events of bars opening at "
                          "or after this time (ms UTC); 0 = all that production's streams hold")
     flush_after_s: float = Field(default=30.0, gt=0, description="a bar time missing a symbol's "

@@ -15,6 +15,7 @@ from tm_common.errors import ConfigError
 from tm_common.events import BarClosed, FundingRateUpdated
 from tm_common.history import HistoryBar
 from tm_exchange_sim.config import ExchangeSimSettings
+from tm_exchange_sim.instruments_config import parse_instruments
 from tm_exchange_sim.live import PushedFunding
 from tm_exchange_sim.state import SimState
 
@@ -46,6 +47,25 @@ class PaperVenue(InProcessBybit):
             self.state.push_bars([(b.instrument, HistoryBar(
                 b.open_time_ms, str(b.open), str(b.high), str(b.low), str(b.close),
                 str(b.volume))) for b in bars])
+        self.drop_push_events()
+
+    def follow(self, doc: object, source: str) -> list[str]:
+        """Serve the filters of ``doc`` (an instruments-info answer: the paper run's file, as
+        the relay keeps it) that differ from the ones served now, for the symbols the book
+        trades; returns those symbols. A delisting already past (by the venue's clock) is
+        carried out at once, a later one at its time.
+
+        Raises:
+            ValueError: ``doc`` is not an instruments-info answer (``source`` named).
+        """
+        try:
+            specs = parse_instruments(doc, source=source)
+        except ValueError as e:
+            raise ValueError(str(e) if source in str(e) else f"{source}: {e}") from e
+        served = self.state.instruments          # compared as served (a default is explicit)
+        changed = {sym: spec for sym, spec in specs.items()
+                   if sym in served and spec.info() != served[sym].info()}
+        return self.state.list_specs(changed)
 
 
 def require_paper(venue: object) -> PaperVenue:

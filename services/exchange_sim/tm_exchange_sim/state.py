@@ -8,6 +8,7 @@ is the newest bar pushed, and :meth:`SimState.push_bars` is the only way it move
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -18,6 +19,7 @@ from tm_common.history import (
     load_bars,
     recorded_instruments,
 )
+from tm_common.instruments import InstrumentSpec
 
 from tm_exchange_sim.config import ExchangeSimSettings
 from tm_exchange_sim.feed import ReplayFeed, to_engine_bar
@@ -71,6 +73,12 @@ class SimState:
         unknown = sorted(s for s in specs if s not in self.instruments)
         if unknown:
             raise ValueError(f"POST /sim/instruments: the sim does not list {unknown}")
+        return self.list_specs(specs)
+
+    def list_specs(self, specs: Mapping[str, InstrumentSpec]) -> list[str]:
+        """Serve and enforce ``specs`` (listed symbols only) from now on; a delisting already
+        past is carried out at once (:meth:`MatchingEngine.list_instrument`). Returns their
+        symbols."""
         for sym, spec in specs.items():
             self.instruments[sym] = Instrument.of(spec)
             self.engine.list_instrument(self.instruments[sym])

@@ -155,7 +155,8 @@ class ExecutorService(ServiceAssembly):
     def parts(self) -> ServiceParts:
         return ServiceParts(
             self.settings, self.bus, consumers=(self.consumer,),
-            handlers={"handler": self.handler, "preflight": self.preflight},
+            handlers={"handler": self.handler, "preflight": self.preflight,
+                      "instruments": self.instruments},
             background={"preflight": self.preflight.run, "clock_sync": self.preflight.sync_clock,
                         "private_ws": self.ws.run,
                         "fill_poller": self.poller.run, "reconcile": self.reconciler.run,

@@ -15,9 +15,10 @@ from decimal import Decimal
 import httpx
 import pytest
 from pybit.unified_trading import HTTP
-from tm_app.paper_instruments import MarketInstrumentsError, answer, fetch_specs
+from tm_app.paper_instruments import MarketInstrumentsError, answer, fetch_specs, read_answer
 from tm_app.paper_relay import BarRelay
 from tm_common.history import BAR_INTERVAL_MS
+from tm_common.instruments import DEFAULT_INSTRUMENTS
 from tm_common.testing.fixtures import private_tmp_path  # noqa: F401 - replaces tmp_path here
 from tm_common.testing.instrument_history import (
     UNSHIPPED_SYMBOL,
@@ -25,6 +26,7 @@ from tm_common.testing.instrument_history import (
     write_history,
     write_instrument,
 )
+from tm_common.testing.redis import free_port
 from tm_common.testing.sim import KEY, SECRET, run_sim
 
 SYM = UNSHIPPED_SYMBOL
@@ -80,7 +82,7 @@ def test_the_paper_venue_follows_the_market_s_delisting(tmp_path):
             httpx.post(f"{market.url}/sim/instruments", json=answer({SYM: delisted}),
                        timeout=5).raise_for_status()
             relay = BarRelay("redis://unused", "x:", venue.url, market_url=market.url,
-                             symbols=(SYM,))
+                             symbols=(SYM,), instruments_file=listed)
 
             async def follow() -> list[str]:
                 async with httpx.AsyncClient(base_url=venue.url, timeout=10) as client:
@@ -96,6 +98,55 @@ def test_the_paper_venue_follows_the_market_s_delisting(tmp_path):
             assert (row["status"], row["deliveryTime"]) == ("Closed", str(due))
             assert asyncio.run(follow()) == [] and relay.counts.instruments == {SYM: 1}
             assert not relay.counts.errors
+            # the run's file holds the market's answer too (the market, its clock past the
+            # time, has delivered it already): a restarted venue and the shadow book read it
+            assert read_answer(listed) == {SYM: replace(delisted, status="Closed")}
+
+
+def test_a_restarted_paper_venue_is_given_what_the_relay_learnt(tmp_path):
+    """``tm paper`` started while the market did not answer (shipped filters, no file); the
+    relay later reads a new qty step, gives it to the venue and writes the run's file. The
+    venue is then restarted on its port, with the shipped filters again: the relay's check sees
+    its clock behind and gives it the market's filters with the newest bars, before any order
+    could be sized on the old step."""
+    sym = "BTCUSDT"
+    step = replace(DEFAULT_INSTRUMENTS[sym], qty_step=Decimal("0.01"),
+                   min_order_qty=Decimal("0.01"))
+    run_file = tmp_path / "paper" / "instruments.json"
+    for d in ("paper", "market", "venue"):
+        (tmp_path / d).mkdir()
+    bar = {"symbol": sym, "open_time_ms": T0, "open": "90000", "high": "90000",
+           "low": "90000", "close": "90000", "volume": "10"}
+    port = free_port()
+
+    def qty_step(venue) -> str:
+        return venue.get("/v5/market/instruments-info", category="linear",
+                         symbol=sym)["result"]["list"][0]["lotSizeFilter"]["qtyStep"]
+
+    with run_sim(tmp_path / "market") as market:
+        httpx.post(f"{market.url}/sim/instruments", json=answer({sym: step}),
+                   timeout=5).raise_for_status()
+        relay = BarRelay("redis://unused", "x:", f"http://127.0.0.1:{port}",
+                         market_url=market.url, symbols=(sym,), instruments_file=run_file)
+
+        async def at(venue, *calls) -> None:
+            async with httpx.AsyncClient(base_url=venue.url, timeout=10) as http:
+                for call in calls:
+                    await call(http)
+
+        live = {"TM_SIM_FEED": "live", "TM_SIM_SYMBOLS": f'["{sym}"]'}
+        with run_sim(tmp_path / "venue", port=port, **live) as venue:
+            assert qty_step(venue) == "0.001"                       # shipped
+            asyncio.run(at(venue, lambda h: relay._push(h, [bar], []),
+                           relay.follow_instruments))
+            assert qty_step(venue) == "0.01"
+            assert read_answer(run_file) == asyncio.run(fetch_specs(market.url, [sym]))
+        with run_sim(tmp_path / "venue", port=port, **live) as venue:   # restarted
+            assert qty_step(venue) == "0.001"
+            asyncio.run(at(venue, relay.check_venue))
+            assert qty_step(venue) == "0.01"
+            assert venue.get("/sim/clock")["clock_ms"] == T0
+    assert relay.counts.repushes == 1 and not relay.counts.errors
 
 
 def test_tm_paper_names_a_symbol_the_market_does_not_list(tmp_path):

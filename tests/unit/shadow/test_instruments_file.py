@@ -1,0 +1,47 @@
+"""The shadow book's view of the paper run's instruments file: each rewrite once, nothing while
+there is none, a bad file named; the paper account takes only what differs."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from decimal import Decimal
+
+import pytest
+from tm_app.paper_instruments import answer, write_answer
+from tm_app.shadow.instruments import FollowedFile
+from tm_app.shadow.venue import PaperVenue
+from tm_common.instruments import DEFAULT_INSTRUMENTS
+
+BTC, ETH = DEFAULT_INSTRUMENTS["BTCUSDT"], DEFAULT_INSTRUMENTS["ETHUSDT"]
+
+
+def test_each_rewrite_is_seen_once_and_a_bad_file_is_named(tmp_path):
+    path = tmp_path / "instruments.json"
+    followed = FollowedFile(path)
+    assert FollowedFile(None).changed() is None
+    assert followed.changed() is None                       # not written yet
+    write_answer(path, answer({"BTCUSDT": BTC}))
+    first = followed.changed()
+    assert first == answer({"BTCUSDT": BTC}) and followed.changed() is None
+    write_answer(path, answer({"BTCUSDT": BTC}))            # rewritten, the same text
+    assert followed.changed() is None
+    write_answer(path, answer({"BTCUSDT": replace(BTC, qty_step=Decimal("0.01"))}))
+    assert followed.changed() != first
+    path.write_text("{not json")
+    with pytest.raises(ValueError, match=str(path)):
+        followed.changed()
+    assert list(tmp_path.iterdir()) == [path]               # no temporary file left
+
+
+def test_the_paper_account_takes_only_what_differs_for_its_symbols():
+    venue = PaperVenue(("BTCUSDT", "ETHUSDT"), initial_balance=Decimal(1000),
+                       slippage_bps=Decimal(0), seed=1)
+    sol = DEFAULT_INSTRUMENTS["SOLUSDT"]
+    doc = answer({"BTCUSDT": replace(BTC, qty_step=Decimal("0.01")), "ETHUSDT": ETH,
+                  "SOLUSDT": sol})
+    assert venue.follow(doc, source="test") == ["BTCUSDT"]
+    assert venue.follow(doc, source="test") == []
+    row = venue.get_instruments_info(category="linear", symbol="BTCUSDT")["result"]["list"][0]
+    assert row["lotSizeFilter"]["qtyStep"] == "0.01"
+    with pytest.raises(ValueError, match="test"):
+        venue.follow({"list": [{"symbol": "BTCUSDT"}]}, source="test")
