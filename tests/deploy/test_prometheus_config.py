@@ -41,14 +41,18 @@ def test_the_required_alerts_exist():
                          "TMStaleMarketData": "tm_ingest_last_bar_open_time_seconds",
                          "TMDeadLettersGrowing": "tm_events_dead_lettered_total",
                          "TMServiceDown": "up{",
-                         "TMExchangeErrorRate": "tm_executor_exchange_errors_total"}.items():
+                         "TMExchangeErrorRate": "tm_executor_exchange_errors_total",
+                         "TMInstrumentDelistingScheduled":
+                             "tm_risk_instrument_delivery_time_seconds",
+                         "TMInstrumentNotTrading": "tm_risk_instrument_trading"}.items():
         assert needle in by_name[name]["expr"], name
     # issue 18: breaker alerts count transitions (a trip between two scrapes still fires); the
     # drawdown alert reads the breaker's own drawdown
     assert "increase(tm_risk_breaker_transitions_total" in by_name["TMBreakerOpen"]["expr"]
     assert "tm_risk_drawdown_ratio" in by_name["TMDrawdownHigh"]["expr"]
     assert "tm_portfolio_drawdown_ratio" not in by_name["TMDrawdownHigh"]["expr"]
-    for name in ("TMBreakerKilled", "TMLossLimitTripped", "TMModelPromoted", "TMLargeRebalance"):
+    for name in ("TMBreakerKilled", "TMLossLimitTripped", "TMModelPromoted", "TMLargeRebalance",
+                 "TMInstrumentDelistingScheduled", "TMInstrumentNotTrading"):
         assert by_name[name]["labels"]["category"] == "trading", name
     for r in by_name.values():
         assert r["labels"]["severity"] in ("critical", "warning", "info")

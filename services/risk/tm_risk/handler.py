@@ -110,7 +110,7 @@ class RiskHandler(RiskOutputs):
         self.instruments_source = source
         for sym, what in changed.items():
             log.info("risk.instruments_changed", instrument=sym, change=what, source=source)
-            self.obs.instruments_changed(sym)
+            self.obs.instruments_changed(sym, self.params.instruments[sym])
             if at_ms := self.params.instruments[sym].delivery_time_ms:
                 log.warning("risk.delisting_scheduled", instrument=sym,
                             at=f"{utc_minute(at_ms)} UTC", source=source,

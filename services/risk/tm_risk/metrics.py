@@ -9,8 +9,10 @@ state and trigger names.
 from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from tm_common.instruments import TRADING
 
 from tm_risk.domain.breaker import HOLD_RANK, STATE_CODE, State, Transition
+from tm_risk.domain.params import LotFilter
 from tm_risk.domain.var import VarResult
 
 # 10 µs .. 100 ms: a decision is ~0.1-1 ms (HRP + VaR on 180 bars).
@@ -32,7 +34,7 @@ class RiskObserver:
     def losses(self, daily: float, cumulative: float) -> None: ...
     def hold(self, hold: str) -> None: ...
     def valuation(self, result: str, at_ms: int | None = None) -> None: ...
-    def instruments_changed(self, instrument: str) -> None: ...
+    def instruments_changed(self, instrument: str, spec: LotFilter) -> None: ...
 
 
 class RiskMetrics(RiskObserver):
@@ -78,6 +80,13 @@ class RiskMetrics(RiskObserver):
         self.instrument_updates = Counter(
             "tm_risk_instrument_updates_total", "Lot filters of a traded instrument loaded or "
             "changed by the venue.", ["instrument"], registry=r)
+        self.delivery_time = Gauge(
+            "tm_risk_instrument_delivery_time_seconds", "The venue's scheduled delisting of a "
+            "traded instrument (instruments-info deliveryTime), s since the epoch; 0 = none.",
+            ["instrument"], registry=r)
+        self.trading = Gauge(
+            "tm_risk_instrument_trading", "1 while the venue's status of a traded instrument is "
+            "Trading, 0 otherwise (PreLaunch, Delivering, Closed).", ["instrument"], registry=r)
         for result in ("applied", "stale", "no_snapshot"):
             self.valuations.labels(result)
         for limit in ("daily_loss", "cumulative_loss"):
@@ -124,8 +133,10 @@ class RiskMetrics(RiskObserver):
     def drawdown(self, ratio: float) -> None:
         self.drawdown_ratio.set(ratio)
 
-    def instruments_changed(self, instrument: str) -> None:
+    def instruments_changed(self, instrument: str, spec: LotFilter) -> None:
         self.instrument_updates.labels(instrument).inc()
+        self.delivery_time.labels(instrument).set(spec.delivery_time_ms / 1000)
+        self.trading.labels(instrument).set(1 if spec.status == TRADING else 0)
 
     def exec_failures(self, n: int) -> None:
         self.failures.set(n)

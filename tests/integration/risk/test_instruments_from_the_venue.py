@@ -33,6 +33,14 @@ def _filters(proc) -> dict:
     return proc.get("/status").json()["extra"]["instruments"]
 
 
+def _gauge(proc, name: str) -> float:
+    """``name{instrument=SYM}`` on the process's ``/metrics`` (what the alert rules read)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    return next(s.value for f in text_string_to_metric_families(proc.get("/metrics").text)
+                for s in f.samples if s.name == name and s.labels == {"instrument": SYM})
+
+
 def test_risk_reads_the_venue_s_filters_and_follows_their_change(tmp_path, risk_process, wait):
     history = _history(tmp_path)
     port = free_port()
@@ -87,6 +95,9 @@ def test_a_delisting_the_venue_schedules_is_shown_and_logged(tmp_path, risk_proc
         assert "2023-01-30 00:00 UTC" in risk.logs()               # flat a day before
         tickers = sim.get("/v5/market/tickers", category="linear", symbol=SYM)
         assert tickers["result"]["list"][0]["deliveryTime"] == str(at_ms)
+        # what TMInstrumentDelistingScheduled reads (deploy/prometheus/rules)
+        assert _gauge(risk, "tm_risk_instrument_delivery_time_seconds") == at_ms / 1000
+        assert _gauge(risk, "tm_risk_instrument_trading") == 1
 
 
 def test_a_listing_the_venue_stops_trading_is_shown_and_logged(tmp_path, risk_process, wait):
@@ -109,9 +120,11 @@ def test_a_listing_the_venue_stops_trading_is_shown_and_logged(tmp_path, risk_pr
                             TM_RISK_VENUE_REST_URL=sim.url, TM_RISK_INSTRUMENTS_REFRESH_S="1")
         assert _filters(risk)["not_trading"] == {SYM: "Delivering"}
         assert "risk.instrument_not_trading" in risk.logs() and "flat" in risk.logs()
+        assert _gauge(risk, "tm_risk_instrument_trading") == 0      # TMInstrumentNotTrading
     write_instrument(history, unshipped_spec())
     with run_sim(tmp_path, port=port, **sim_env):
         wait(lambda: _filters(risk)["not_trading"] == {}, 20, "the venue trading it again")
+        assert _gauge(risk, "tm_risk_instrument_trading") == 1
 
 
 def test_a_process_flattens_before_a_scheduled_delisting(tmp_path, risk_process, streams, wait):
