@@ -78,14 +78,13 @@ async def test_a_half_open_connection_is_replaced_within_the_read_deadline(sim, 
 
 
 async def test_a_refused_subscription_reconnects_with_jittered_backoff(sim, redis_url, namespace):
-    sim.post("/sim/faults", QUIET_FAULTS)
+    # the venue refuses every subscribe (overloaded): no connection is taken for a feed
+    sim.post("/sim/faults", {**QUIET_FAULTS, "ws_refuse_subscribe": True})
     sim.post("/sim/reset", {"start_ms": START})
-    # XRPUSDT: the simulator does not list it, so it refuses the subscription
     bus, pub, rest, live = await _source(
         sim, redis_url, namespace, sim.ws_url + "/v5/public/linear",
-        symbols=["BTCUSDT", "XRPUSDT"], ping_s=0.5, backoff_s=(0.1, 0.4),
-        rng=random.Random(5))
-    live.backfill_all = _no_backfill            # XRPUSDT has no REST history either
+        symbols=["BTCUSDT"], ping_s=0.5, backoff_s=(0.1, 0.4), rng=random.Random(5))
+    live.backfill_all = _no_backfill            # the refusals alone, quickly
     task = asyncio.create_task(live.run())
     try:
         await _until(lambda: live.counters.errors.get("SubscribeRefused", 0) >= 4, 15,
@@ -95,6 +94,7 @@ async def test_a_refused_subscription_reconnects_with_jittered_backoff(sim, redi
         await asyncio.wait_for(task, 10)
         await rest.close()
         await bus.close()
+        sim.post("/sim/faults", {**QUIET_FAULTS, "ws_refuse_subscribe": False})
     assert not live.subscribed and live.counters.connects >= 4
     waits = live.retry_waits_s[:4]
     nominal = [0.1, 0.2, 0.4, 0.4]               # doubling, capped: no data was delivered
@@ -134,6 +134,34 @@ async def test_a_delisted_symbol_is_left_out_and_the_others_flow(sim, redis_url,
         assert bars and {b["instrument"] for b in bars} == {"BTCUSDT", "ETHUSDT"}
     finally:
         sim.post("/sim/instruments", {"list": [original]})   # the session's sim, as it was
+
+
+async def test_a_symbol_the_venue_does_not_list_is_left_out(sim, redis_url, namespace):
+    """XRPUSDT is configured and the venue lists it in no status (it would refuse its topic and
+    its klines) while it lists BTCUSDT: ingest leaves it out, named, and BTCUSDT's bars flow."""
+    sim.post("/sim/faults", QUIET_FAULTS)
+    sim.post("/sim/reset", {"start_ms": START})
+    bus, pub, rest, live = await _source(sim, redis_url, namespace,
+                                         sim.ws_url + "/v5/public/linear",
+                                         symbols=["BTCUSDT", "XRPUSDT"], ping_s=0.5,
+                                         backoff_s=(0.1, 0.4))
+    task = asyncio.create_task(live.run())
+    try:
+        await _until(lambda: live.subscribed, 20, "subscribed without XRPUSDT")
+        assert live.ended == {"XRPUSDT": "not listed in any status"}
+        n = pub.stats.published
+        await asyncio.to_thread(sim.advance, 1)
+        await _until(lambda: pub.stats.published >= n + 1, 10, "the next BTC bar")
+        assert live.counters.connects == 1 and not live.counters.errors
+    finally:
+        live.stop()
+        await asyncio.wait_for(task, 10)
+        await rest.close()
+    bars = [json.loads(f["body"]) for _, f in await bus.entries(MD_BAR, 1000)]
+    await bus.close()
+    assert bars and {b["instrument"] for b in bars} == {"BTCUSDT"}
+    # a venue that lists none of the symbols is not trusted to answer for any
+    assert await BybitRestClient(sim.url).ended_listings(["XRPUSDT"], START) == {}
 
 
 async def _no_backfill() -> None:

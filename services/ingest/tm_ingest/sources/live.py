@@ -15,11 +15,12 @@ The connection is watched (the pieces shared with the executor's private socket 
   within the same deadline; a refusal (:class:`SubscribeRefused`, e.g. an unknown symbol) or no
   answer closes the connection, counted and logged, and the source retries with backoff;
 - **ended listings**: before it subscribes, each connection reads the symbols' instruments-info
-  (:meth:`BybitRestClient.ended_listings`); a symbol whose listing has ended (delisted, or
-  being delisted) is neither subscribed (Bybit refuses a delisted symbol's topic, and a refused
-  subscribe would stop every symbol's bars) nor backfilled, and is named in ``ended`` (logged
-  once, shown on ``/status``). When instruments-info does not answer, every symbol is
-  subscribed as before;
+  (:meth:`BybitRestClient.ended_listings`); a symbol whose listing has ended (delisted, being
+  delisted, or listed in no status while the venue lists the others) is neither subscribed
+  (Bybit refuses a topic it does not serve, and a refused subscribe would stop every symbol's
+  bars) nor backfilled (its klines are refused too), and is named in ``ended`` (logged once,
+  shown on ``/status``). When instruments-info does not answer, every symbol is subscribed as
+  before;
 - **jittered backoff**: a reconnect waits ``backoff`` × a random factor in [0.5, 1] (equal
   jitter), doubling up to ``backoff_s[1]`` while connections fail before delivering anything, so
   many ingest replicas dropped together do not reconnect in lockstep.

@@ -116,8 +116,10 @@ class BybitRestClient:
         """symbol → why, for each of ``symbols`` whose listing has ended: instruments-info
         says ``Delivering`` or ``Closed``, or its ``deliveryTime`` is at or before ``now_ms``.
         Bybit lists such a symbol only when a query names its status
-        (:func:`tm_common.instruments.find_listed`); one unknown in every status is not judged
-        here (its subscription will say).
+        (:func:`tm_common.instruments.find_listed`). A symbol it lists in no status (removed
+        long after its delisting, or never listed) is one too, provided the venue listed
+        another of ``symbols``: a venue that lists none of them is not trusted to answer for
+        any (its subscription will say).
 
         Raises:
             RateLimited, VenueError: as :meth:`get_list`.
@@ -128,9 +130,11 @@ class BybitRestClient:
             return {str(r.get("symbol")): r for r in rows if isinstance(r, dict)}
 
         out: dict[str, str] = {}
+        unknown: list[str] = []
         for sym in symbols:
             row = await find_listed(sym, ask)
             if row is None:
+                unknown.append(sym)
                 continue
             try:
                 spec = InstrumentSpec.from_info(row)
@@ -140,6 +144,8 @@ class BybitRestClient:
                 out[sym] = f"status {spec.status}"
             elif 0 < spec.delivery_time_ms <= now_ms:
                 out[sym] = f"delisted at {utc_minute(spec.delivery_time_ms)} UTC"
+        if len(unknown) < len(symbols):
+            out.update(dict.fromkeys(unknown, "not listed in any status"))
         return out
 
     async def fetch_mark(self, symbol: str, at_ms: int) -> MarkUpdated:
