@@ -27,6 +27,7 @@ from panels import (
     BAR_LOGS,
     BREAKER,
     INST,
+    LISTING,
     REGIMES,
     RI,
     dashboard,
@@ -127,8 +128,14 @@ def trading_cockpit() -> dict:
         timeseries("VaR by method", [("max by (method) (tm_risk_var_ratio)", "{{method}}")],
                    unit="percentunit"),
         timeseries("Consecutive executor rejections",
-                   [("max(tm_risk_exec_failures)", "failures")], w=24, h=6,
+                   [("max(tm_risk_exec_failures)", "failures")],
                    desc="The breaker opens at TM_RISK_EXEC_FAILURE_LIMIT (3 by default)."),
+        state_timeline("Listing on the venue",
+                       [("min by (instrument) (tm_risk_instrument_trading)", "{{instrument}}")],
+                       mappings=LISTING, desc="Each traded instrument's instruments-info status "
+                       "as risk read it: not Trading = flat or no new exposure "
+                       "(TMInstrumentNotTrading); a scheduled delisting: "
+                       "TMInstrumentDelistingScheduled."),
         *follow_one_bar(),
     ]
     return dashboard("tm-trading-cockpit", "Trade-Matrix / Trading Cockpit",

@@ -189,4 +189,5 @@ REGIMES = value_map((0, "Crisis", "red"), (1, "Bear", "orange"), (2, "Neutral", 
                     (3, "Bull", "green"))
 UPDOWN = value_map((0, "DOWN", "red"), (1, "UP", "green"))
 READY = value_map((0, "NOT READY", "orange"), (1, "READY", "green"))
+LISTING = value_map((0, "NOT TRADING", "red"), (1, "Trading", "green"))
 INST = 'instrument=~"$instrument"'
