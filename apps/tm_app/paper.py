@@ -147,7 +147,8 @@ def paper(symbols: Annotated[str | None, typer.Option(help="Comma-separated.")] 
             initial_equity=eq, port_offset=port_offset, backfill_bars=ingest.backfill_bars,
             backfill_start_ms=ingest.backfill_start_ms, mark_poll_s=ingest.mark_poll_s,
             admin_token=token, admin_token_file=token_file, sim_admin_token=sim_token,
-            shadow=challenger, instruments_file=instruments_file)
+            shadow=challenger, instruments_file=instruments_file,
+            venue_journal=paper_dir / f"venue-{started:%Y%m%d-%H%M%S}.jsonl")
         (paper_dir / LAST_RUN).write_text(json.dumps(run_doc(cfg, started), indent=2))
         console.print(f"paper trading: market data {cfg.market_ws_url} + {cfg.market_rest_url}; "
                       f"orders to the local paper venue {cfg.venue_url} only; logs in "

@@ -59,6 +59,8 @@ class PaperConfig:
     instruments_file: Path | None = None   # the market's instruments-info for the paper venue
     #                                        (None: the shipped filters)
     instruments_every_s: float = 3600.0    # how often the relay reads the market's again
+    venue_journal: Path | None = None      # the paper venue's journal: a restarted venue is
+    #                                        the same account (None: in memory only)
 
     def port(self, name: str) -> int:
         return BY_NAME[name].port + self.port_offset
@@ -93,7 +95,8 @@ def specs(cfg: PaperConfig) -> list[ProcessSpec]:
                          "sim_initial_balance": cfg.initial_equity,
                          "sim_slippage_bps": cfg.slippage_bps, "sim_api_key": SIM_KEY,
                          "sim_api_secret": SIM_SECRET, "sim_rate_limit_per_s": 100000,
-                         "sim_instruments_file": cfg.instruments_file},
+                         "sim_instruments_file": cfg.instruments_file,
+                         "sim_journal_file": cfg.venue_journal},
         # the one venue the executor knows: the local paper venue (REST and private WS)
         "executor": {"bybit_rest_url": venue,
                      "bybit_private_ws_url": venue.replace("http", "ws", 1) + "/v5/private",

@@ -72,6 +72,15 @@ def create_app(settings: ExchangeSimSettings | None = None, *,
                feed: ReplayFeed | None = None) -> FastAPI:
     settings = settings or ExchangeSimSettings()
     state = SimState(settings, feed)
+    journal: dict | None = None
+    if settings.sim_journal_file is not None:        # the same account as before a restart
+        from tm_exchange_sim.journal import Journal
+        from tm_exchange_sim.restore import replay_journal
+
+        replayed = replay_journal(state, Journal(settings.sim_journal_file))
+        journal = {"file": str(settings.sim_journal_file), "replayed_at_start": replayed}
+        log.info("sim.journal_replayed", path=str(settings.sim_journal_file), entries=replayed,
+                 clock_ms=state.clock_ms)
     metrics = SimMetrics(settings.service_name, settings.version)
     metrics.set_clock(state.clock_ms)
     faults = FaultInjector(fault_config(settings), seed=settings.sim_seed)
@@ -116,7 +125,7 @@ def create_app(settings: ExchangeSimSettings | None = None, *,
                 "faults": faults.config.model_dump(), "faults_injected": dict(faults.injected),
                 "ws_connections": len(hub.conns),
                 "ws_topics": hub.topic_counts(), "dev_credentials":
-                settings.uses_dev_credentials()}
+                settings.uses_dev_credentials(), "journal": journal}
 
     add_service_routes(app, registry=metrics.registry, ready=ready, status=status)
     log.info("exchange_sim.created", symbols=list(state.instruments), clock_ms=state.clock_ms,

@@ -73,6 +73,12 @@ class ExchangeSimSettings(CommonSettings):
         "answer (a recorded snapshot works as is); its entries win over the shipped table; a "
         "symbol in neither gets filters derived from its first history close")
 
+    sim_journal_file: Path | None = Field(
+        default=None, description="keep every input that changes the venue (bars, funding, "
+        "instruments, resets, orders) in this JSON-lines file and replay it at start, so a "
+        "restarted venue is the same account (tm paper sets one per run); unset: the account "
+        "lives in memory only")
+
     sim_max_body_bytes: int = Field(default=4 << 20, ge=1024, description="largest request "
                                     "body accepted on any route (bytes); larger is a 413, "
                                     "refused before it is read")

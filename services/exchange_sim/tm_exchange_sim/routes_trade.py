@@ -9,6 +9,7 @@ from fastapi import FastAPI, Request
 
 from tm_exchange_sim.gateway import (
     Gateway,
+    Handler,
     Params,
     bool_param,
     decimal_param,
@@ -188,16 +189,24 @@ def trade_handlers(state: SimState, metrics: SimMetrics | None = None) -> dict:
             entry["coin"] = []
         return {"list": [entry]}
 
+    def journaled(path: str, handler: Handler) -> Handler:
+        """A POST's input goes to the venue's journal whether it is taken or refused (a
+        restarted venue replays both alike: tm_exchange_sim.journal)."""
+        def call(params: Params) -> dict:
+            try:
+                return handler(params)
+            finally:
+                state.record("trade", method="POST", path=path, params=params)
+        return call
+
+    posts = {"/v5/order/create": create, "/v5/order/amend": amend, "/v5/order/cancel": cancel,
+             "/v5/order/cancel-all": cancel_all, "/v5/position/set-leverage": set_leverage,
+             "/v5/position/switch-mode": switch_mode}
     return {
-        ("POST", "/v5/order/create"): create,
-        ("POST", "/v5/order/amend"): amend,
-        ("POST", "/v5/order/cancel"): cancel,
-        ("POST", "/v5/order/cancel-all"): cancel_all,
+        **{("POST", path): journaled(path, h) for path, h in posts.items()},
         ("GET", "/v5/order/realtime"): realtime,
         ("GET", "/v5/execution/list"): executions,
         ("GET", "/v5/position/list"): positions,
-        ("POST", "/v5/position/set-leverage"): set_leverage,
-        ("POST", "/v5/position/switch-mode"): switch_mode,
         ("GET", "/v5/account/wallet-balance"): wallet,
         **history_handlers(state),
     }

@@ -9,8 +9,9 @@ is the newest bar pushed, and :meth:`SimState.push_bars` is the only way it move
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from decimal import Decimal
+from typing import Any
 
 from tm_common.history import (
     BAR_INTERVAL_MS,
@@ -29,6 +30,7 @@ from tm_exchange_sim.instruments_config import (
     parse_instruments,
     resolve_instruments,
 )
+from tm_exchange_sim.journal import Journal
 from tm_exchange_sim.live import LiveFeed, LiveMarket, PushedFunding
 from tm_exchange_sim.matching import FeeSchedule, Instrument, MatchingEngine, SlippageModel
 
@@ -59,7 +61,15 @@ class SimState:
         self.initial_balance = settings.sim_initial_balance
         self.engine: MatchingEngine
         self.clock_ms = 0
+        # every input that changes the venue from now on (a restarted venue replays it:
+        # tm_exchange_sim.restore); None: not kept
+        self.journal: Journal | None = None
         self.reset(settings.sim_start_ms)
+
+    def record(self, kind: str, **data: Any) -> None:
+        """Journal one input that changed (or was refused by) the venue, if journaling."""
+        if self.journal is not None:
+            self.journal.append({"kind": kind, **data})
 
     def replace_instruments(self, doc: object) -> list[str]:
         """Serve (and enforce) new filters for listed symbols from now on, as when Bybit
@@ -73,7 +83,9 @@ class SimState:
         unknown = sorted(s for s in specs if s not in self.instruments)
         if unknown:
             raise ValueError(f"POST /sim/instruments: the sim does not list {unknown}")
-        return self.list_specs(specs)
+        replaced = self.list_specs(specs)
+        self.record("instruments", doc=doc)
+        return replaced
 
     def list_specs(self, specs: Mapping[str, InstrumentSpec]) -> list[str]:
         """Serve and enforce ``specs`` (listed symbols only) from now on; a delisting already
@@ -118,6 +130,7 @@ class SimState:
                     self.engine.marks[symbol] = to_engine_bar(latest).close
             self.market = LiveMarket(self.feed, self.engine)
             self.clock_ms = self.feed.last_ms
+            self._recorded_reset(start_ms, initial_balance, seed)
             return
         start = self.feed.align(self.feed.first_ms if start_ms is None else start_ms)
         self.engine = MatchingEngine(
@@ -127,6 +140,12 @@ class SimState:
             seed=self.seed, funding_rates=self.feed.funding, now_ms=start)
         self.clock_ms = start
         self._close_slot(start)
+        self._recorded_reset(start_ms, initial_balance, seed)
+
+    def _recorded_reset(self, start_ms: int | None, initial_balance: Decimal | None,
+                        seed: int | None) -> None:
+        self.record("reset", start_ms=start_ms, seed=seed,
+                    initial_balance=None if initial_balance is None else str(initial_balance))
 
     def advance(self, to_ms: int | None = None, steps: int | None = None) -> list[Step]:
         """Close grid slots up to ``to_ms`` (or ``steps`` slots); returns them in order."""
@@ -142,6 +161,7 @@ class SimState:
         for slot in self.feed.slots_between(self.clock_ms, target):
             done.append(Step(slot, self._close_slot(slot)))
             self.clock_ms = slot
+        self.record("clock", to_ms=to_ms, steps=None)
         return done
 
     def push_bars(self, bars: list[tuple[str, HistoryBar]]) -> list[Step]:
@@ -155,6 +175,8 @@ class SimState:
         for symbol, bar in market.push_bars(bars):
             steps.setdefault(bar.open_time_ms, {})[symbol] = bar
             self.clock_ms = max(self.clock_ms, bar.open_time_ms)
+        if steps:                     # the input as given (only repeats: it changed nothing)
+            self.record("bars", bars=[[s, asdict(b)] for s, b in bars])
         return [Step(t, b) for t, b in steps.items()]
 
     def push_funding(self, rates: list[PushedFunding]) -> None:
@@ -164,6 +186,7 @@ class SimState:
         if unknown:
             raise ValueError(f"not a symbol of this venue: {unknown}")
         market.push_funding(rates)
+        self.record("funding", rates=[[r.symbol, r.settle_time_ms, str(r.rate)] for r in rates])
 
     def _live_market(self) -> LiveMarket:
         if self.market is None:
