@@ -219,6 +219,15 @@ def figs_training(d: dict) -> list[Figure]:
             Figure("training", "walk-forward training, CPU", d["cpu_s"], "s")]
 
 
+def figs_journal(d: dict) -> list[Figure]:
+    f = lambda *a, **k: Figure("journal", *a, **k)
+    days = f"{d['days']} days, {d['entries']} inputs"
+    return [f("journaled venue input p50 (engine + line + fsync)", d["input_us"]["p50"], "µs"),
+            f("journaled venue input p99", d["input_us"]["p99"], "µs"),
+            f("venue restart from its journal", d["restart_s"], "s", note=days),
+            f("venue journal size", d["journal_mb"], "MB", note=days)]
+
+
 def figs_image(d: dict) -> list[Figure]:
     f = lambda *a, **k: Figure("image", *a, **k)
     return [f("runtime image (runtime dependencies installed in a fresh venv)", d["venv_mb"], "MB",
