@@ -88,11 +88,12 @@ class ShadowBook:
         self.candidate = await resolve_candidate(self.registry, self.settings.candidate)
         await self._wipe()
         s = self.settings
-        listed = self.instruments.changed() is not None    # the file as it is now; None: none yet
+        self.instruments.changed()          # the file as it is now is what the account serves
+        listed = s.instruments_file if s.instruments_file and s.instruments_file.exists() \
+            else None                       # not there yet: the shipped filters until it is
         self.venue = require_paper(PaperVenue(s.symbols, initial_balance=s.initial_equity_usdt,
                                               slippage_bps=s.slippage_bps, seed=s.seed,
-                                              instruments_file=s.instruments_file if listed
-                                              else None))
+                                              instruments_file=listed))
         cfg = RunConfig(start_ms=0, end_ms=0, database_url=s.database_url or "",
                         symbols=s.symbols, initial_equity=s.initial_equity_usdt,
                         history_dir=s.history_dir)

@@ -86,3 +86,28 @@ async def test_a_delisting_written_to_the_file_is_carried_out_in_the_book(
         assert book.follow_instruments(venue) == []
     finally:
         await bus.close(), await source.close(), await engine.dispose()
+
+
+async def test_an_open_retried_still_serves_the_file(redis_url, namespace, registry_url,
+                                                     tmp_path):
+    """``run`` retries ``open`` (the registry or Redis was not there): the account built by the
+    retry serves the file's filters too, not the shipped ones."""
+    listed = tmp_path / "instruments.json"
+    write_answer(listed, answer({SYM: replace(DEFAULT_INSTRUMENTS[SYM], qty_step=Decimal("0.01"),
+                                                min_order_qty=Decimal("0.01"))}))
+    settings = ShadowSettings.from_values(namespace=namespace, candidate="v1",
+                                          database_url=registry_url, redis_url=redis_url,
+                                          instruments_file=listed, symbols=[SYM])
+    bus = RedisStreamsBus(redis_url, prefix=settings.namespace_for("v1"))
+    source = RedisStreamsBus(redis_url, prefix=namespace)
+    engine = make_engine(registry_url)
+    try:
+        book = ShadowBook(settings, bus=bus, source=source, registry=ModelRegistry(engine))
+        for _ in range(2):
+            await book.open()
+            assert book.venue is not None
+            row = book.venue.get_instruments_info(category="linear",
+                                                  symbol=SYM)["result"]["list"][0]
+            assert row["lotSizeFilter"]["qtyStep"] == "0.01"
+    finally:
+        await bus.close(), await source.close(), await engine.dispose()
