@@ -103,6 +103,30 @@ async def test_a_refused_subscription_reconnects_with_jittered_backoff(sim, redi
         "the waits must be jittered, not the nominal backoff"
 
 
+async def _left_out(sim, redis_url, namespace, symbols: list[str], ended: dict[str, str]) -> None:
+    """Ingest connects once, leaves ``ended`` out (named), and the other symbols' bars flow:
+    their backfill and the next bar, nothing of the left-out ones."""
+    flowing = [s for s in symbols if s not in ended]
+    bus, pub, rest, live = await _source(sim, redis_url, namespace,
+                                         sim.ws_url + "/v5/public/linear", symbols=symbols,
+                                         ping_s=0.5, backoff_s=(0.1, 0.4))
+    task = asyncio.create_task(live.run())
+    try:
+        await _until(lambda: live.subscribed, 20, f"subscribed without {sorted(ended)}")
+        assert live.ended == ended
+        n = pub.stats.published
+        await asyncio.to_thread(sim.advance, 1)
+        await _until(lambda: pub.stats.published >= n + len(flowing), 10, "the next bars")
+        assert live.counters.connects == 1 and not live.counters.errors
+    finally:
+        live.stop()
+        await asyncio.wait_for(task, 10)
+        await rest.close()
+    bars = [json.loads(f["body"]) for _, f in await bus.entries(MD_BAR, 1000)]
+    await bus.close()
+    assert bars and {b["instrument"] for b in bars} == set(flowing)
+
+
 async def test_a_delisted_symbol_is_left_out_and_the_others_flow(sim, redis_url, namespace):
     """SOLUSDT was delisted before ingest connects (the venue lists it only as ``Closed`` and
     refuses its topic): one subscribe with it would be refused and stop every symbol's bars, so
@@ -114,24 +138,7 @@ async def test_a_delisted_symbol_is_left_out_and_the_others_flow(sim, redis_url,
                        symbol="SOLUSDT")["result"]["list"][0]
     sim.post("/sim/instruments", {"list": [{**original, "deliveryTime": str(START)}]})
     try:
-        bus, pub, rest, live = await _source(sim, redis_url, namespace,
-                                             sim.ws_url + "/v5/public/linear", ping_s=0.5,
-                                             backoff_s=(0.1, 0.4))
-        task = asyncio.create_task(live.run())
-        try:
-            await _until(lambda: live.subscribed, 20, "subscribed without SOLUSDT")
-            assert live.ended == {"SOLUSDT": "status Closed"}
-            n = pub.stats.published
-            await asyncio.to_thread(sim.advance, 1)
-            await _until(lambda: pub.stats.published >= n + 2, 10, "the next BTC and ETH bars")
-            assert live.counters.connects == 1 and not live.counters.errors
-        finally:
-            live.stop()
-            await asyncio.wait_for(task, 10)
-            await rest.close()
-        bars = [json.loads(f["body"]) for _, f in await bus.entries(MD_BAR, 1000)]
-        await bus.close()
-        assert bars and {b["instrument"] for b in bars} == {"BTCUSDT", "ETHUSDT"}
+        await _left_out(sim, redis_url, namespace, SYMS, {"SOLUSDT": "status Closed"})
     finally:
         sim.post("/sim/instruments", {"list": [original]})   # the session's sim, as it was
 
@@ -141,25 +148,8 @@ async def test_a_symbol_the_venue_does_not_list_is_left_out(sim, redis_url, name
     its klines) while it lists BTCUSDT: ingest leaves it out, named, and BTCUSDT's bars flow."""
     sim.post("/sim/faults", QUIET_FAULTS)
     sim.post("/sim/reset", {"start_ms": START})
-    bus, pub, rest, live = await _source(sim, redis_url, namespace,
-                                         sim.ws_url + "/v5/public/linear",
-                                         symbols=["BTCUSDT", "XRPUSDT"], ping_s=0.5,
-                                         backoff_s=(0.1, 0.4))
-    task = asyncio.create_task(live.run())
-    try:
-        await _until(lambda: live.subscribed, 20, "subscribed without XRPUSDT")
-        assert live.ended == {"XRPUSDT": "not listed in any status"}
-        n = pub.stats.published
-        await asyncio.to_thread(sim.advance, 1)
-        await _until(lambda: pub.stats.published >= n + 1, 10, "the next BTC bar")
-        assert live.counters.connects == 1 and not live.counters.errors
-    finally:
-        live.stop()
-        await asyncio.wait_for(task, 10)
-        await rest.close()
-    bars = [json.loads(f["body"]) for _, f in await bus.entries(MD_BAR, 1000)]
-    await bus.close()
-    assert bars and {b["instrument"] for b in bars} == {"BTCUSDT"}
+    await _left_out(sim, redis_url, namespace, ["BTCUSDT", "XRPUSDT"],
+                    {"XRPUSDT": "not listed in any status"})
     # a venue that lists none of the symbols is not trusted to answer for any
     assert await BybitRestClient(sim.url).ended_listings(["XRPUSDT"], START) == {}
 
