@@ -25,7 +25,8 @@ def run_doc(cfg: PaperConfig, started: datetime) -> dict:
             "symbols": list(cfg.symbols), "initial_equity": str(cfg.initial_equity),
             "venue": cfg.venue_url, "market_rest_url": cfg.market_rest_url,
             "market_ws_url": cfg.market_ws_url, "shadow": cfg.shadow,
-            "mark_poll_s": cfg.mark_poll_s}
+            "mark_poll_s": cfg.mark_poll_s,
+            "venue_journal": None if cfg.venue_journal is None else str(cfg.venue_journal)}
 
 
 def read_last_run(paper_dir: Path) -> dict | None:

@@ -16,6 +16,7 @@ import sys
 import time
 from dataclasses import replace
 from decimal import Decimal
+from pathlib import Path
 
 import httpx
 import pytest
@@ -268,7 +269,6 @@ def test_tm_down_stops_a_paper_run_and_a_restarted_venue_is_the_same_account(tmp
             assert after == before                       # restored, not fresh
             assert _account(venue) == account
             assert _get(venue + "/status")["journal"]["replayed_at_start"] > 0
-            assert list((data_dir / "paper").glob("venue-*.jsonl"))
             down = subprocess.run([*TM, "down"], env=env, capture_output=True, timeout=120)
             assert down.returncode == 0, down.stderr
             assert proc.wait(timeout=60) == 0
@@ -283,4 +283,6 @@ def test_tm_down_stops_a_paper_run_and_a_restarted_venue_is_the_same_account(tmp
     assert json.loads(json.loads((tmp_path / "report" / "report.json").read_text())
                       ["meta"]["relay"])["repushes"] == 0       # the venue had its bars
     run = json.loads((data_dir / "paper" / "last-run.json").read_text())
+    journal = Path(run["venue_journal"])                  # named for the operator
+    assert journal.parent == data_dir / "paper" and journal.stat().st_size > 0
     delete_namespace(redis_url, run["namespace"])
