@@ -45,6 +45,7 @@ import typer
 from tm_app.paper_instruments import INSTRUMENTS_FILE, write_answer
 from tm_app.paper_mesh import PIPELINE, PaperConfig, PaperRun
 from tm_app.paper_report import LAST_RUN, read_last_run, run_doc, write_paper_report
+from tm_app.paper_resume import NothingToResume, PriorRun, check_streams, prior_run
 from tm_app.stack import signals
 from tm_app.stack.ports import OFFSET_HINT, check_ports
 from tm_app.stack.services import BY_NAME
@@ -52,7 +53,8 @@ from tm_app.stack.services import BY_NAME
 
 # ---- the command ------------------------------------------------------------------------------
 def paper(symbols: Annotated[str | None, typer.Option(help="Comma-separated.")] = None,
-          equity: Annotated[str, typer.Option(help="Initial equity of the paper account, USDT.")] = "100000",
+          equity: Annotated[str | None, typer.Option(
+              help="Initial equity of the paper account, USDT (default 100000).")] = None,
           duration: Annotated[float | None, typer.Option(
               help="Stop after this many seconds of trading (default: until Ctrl-C/SIGTERM).")] = None,
           train: Annotated[bool, typer.Option("--train/--no-train", help="Train the models on "
@@ -62,6 +64,9 @@ def paper(symbols: Annotated[str | None, typer.Option(help="Comma-separated.")] 
           report_only: Annotated[bool, typer.Option(
               "--report-only", help="Write the report of the last (or running) paper run and "
               "exit.")] = False,
+          resume: Annotated[bool, typer.Option(
+              "--resume", help="Continue the last paper run (its streams, symbols, equity, "
+              "shadow candidate and paper account) instead of starting a new one.")] = False,
           status_every: Annotated[float, typer.Option(help="Seconds between status lines.")] = 60.0,
           shadow: Annotated[str, typer.Option(
               help="Signal candidate to paper-trade in a shadow book beside production: a "
@@ -97,8 +102,18 @@ def paper(symbols: Annotated[str | None, typer.Option(help="Comma-separated.")] 
         redis_url, db_url = _prepare(paper_settings)
         write_paper_report(redis_url, last, _out(out, "paper"), {"report_only": True}, db_url)
         return
-    syms = _symbols_opt(symbols)
-    eq = _equity_opt(equity)
+    prior: PriorRun | None = None
+    if resume:
+        if symbols is not None or equity is not None:
+            fail("--resume continues the last run with its own symbols and equity; drop "
+                 "--symbols and --equity", 2)
+        try:
+            prior = prior_run(paper_dir)
+        except NothingToResume as e:
+            fail(f"--resume: {e}", 2)
+        syms, eq = prior.symbols, prior.equity
+    else:
+        syms, eq = _symbols_opt(symbols), _equity_opt(equity or "100000")
     if duration is not None and duration <= 0:
         fail(f"--duration must be positive, got {duration}", 2)
     try:
@@ -133,13 +148,19 @@ def paper(symbols: Annotated[str | None, typer.Option(help="Comma-separated.")] 
         except (PortsInUse, stack.StackError) as e:
             fail(str(e))
         redis_url, db_url = _prepare(paper_settings)
+        if prior is not None:
+            try:
+                check_streams(redis_url, prior)
+            except NothingToResume as e:
+                fail(f"--resume: {e}", 2)
         if train:
             _ensure_models(db_url, fast_train)
         try:
-            challenger = shadow_candidate(db_url, shadow)
+            challenger = prior.shadow if prior else shadow_candidate(db_url, shadow)
         except LookupError as e:
             fail(f"--shadow: {e}", 2)
-        started = datetime.now(UTC)
+        now = datetime.now(UTC)
+        started = prior.started if prior else now
         cfg = PaperConfig(
             redis_url=redis_url, database_url=db_url, paper_dir=paper_dir,
             namespace=f"tmpaper:{started:%Y%m%d-%H%M%S}:", market_rest_url=ingest.bybit_rest_url,
@@ -148,8 +169,15 @@ def paper(symbols: Annotated[str | None, typer.Option(help="Comma-separated.")] 
             backfill_start_ms=ingest.backfill_start_ms, mark_poll_s=ingest.mark_poll_s,
             admin_token=token, admin_token_file=token_file, sim_admin_token=sim_token,
             shadow=challenger, instruments_file=instruments_file,
-            venue_journal=paper_dir / f"venue-{started:%Y%m%d-%H%M%S}.jsonl")
-        (paper_dir / LAST_RUN).write_text(json.dumps(run_doc(cfg, started), indent=2))
+            venue_journal=prior.venue_journal if prior
+            else paper_dir / f"venue-{started:%Y%m%d-%H%M%S}.jsonl")
+        doc = run_doc(cfg, started)
+        if prior is not None:
+            doc["resumed_at"] = [*prior.resumed_at, now.isoformat()]
+            console.print(f"resuming the paper run {cfg.namespace} (started "
+                          f"{started:%Y-%m-%d %H:%M} UTC): its streams, its paper account "
+                          f"({prior.venue_journal.name}) and {', '.join(syms)}")
+        (paper_dir / LAST_RUN).write_text(json.dumps(doc, indent=2))
         console.print(f"paper trading: market data {cfg.market_ws_url} + {cfg.market_rest_url}; "
                       f"orders to the local paper venue {cfg.venue_url} only; logs in "
                       f"{paper_dir / 'logs'}")

@@ -62,10 +62,7 @@ class PaperVenue(InProcessBybit):
             specs = parse_instruments(doc, source=source)
         except ValueError as e:
             raise ValueError(str(e) if source in str(e) else f"{source}: {e}") from e
-        served = self.state.instruments          # compared as served (a default is explicit)
-        changed = {sym: spec for sym, spec in specs.items()
-                   if sym in served and spec.info() != served[sym].info()}
-        return self.state.list_specs(changed)
+        return self.state.take_newer(specs)
 
 
 def require_paper(venue: object) -> PaperVenue:

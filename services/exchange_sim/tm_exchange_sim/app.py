@@ -74,10 +74,15 @@ def create_app(settings: ExchangeSimSettings | None = None, *,
     state = SimState(settings, feed)
     journal: dict | None = None
     if settings.sim_journal_file is not None:        # the same account as before a restart
+        from tm_exchange_sim.instruments_config import load_instruments_file
         from tm_exchange_sim.journal import Journal
         from tm_exchange_sim.restore import replay_journal
 
         replayed = replay_journal(state, Journal(settings.sim_journal_file))
+        if replayed and settings.sim_instruments_file is not None:
+            # the file is the newest (tm paper's relay rewrites it; a resumed run's was read
+            # from the market at its start): the journal may end on older filters
+            state.take_newer(load_instruments_file(settings.sim_instruments_file))
         journal = {"file": str(settings.sim_journal_file), "replayed_at_start": replayed}
         log.info("sim.journal_replayed", path=str(settings.sim_journal_file), entries=replayed,
                  clock_ms=state.clock_ms)

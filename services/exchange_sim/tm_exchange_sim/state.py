@@ -87,6 +87,19 @@ class SimState:
         self.record("instruments", doc=doc)
         return replaced
 
+    def take_newer(self, specs: Mapping[str, InstrumentSpec]) -> list[str]:
+        """Serve those of ``specs`` (of symbols this venue lists) whose filters differ from the
+        ones served, compared as instruments-info shows them (a default is explicit there), and
+        journal them; returns their symbols. For a newer instruments file: the shadow book's
+        paper account follows ``tm paper``'s, and a venue restarted from its journal takes its
+        file again, the newest (the journal may end on older filters)."""
+        changed = {sym: spec for sym, spec in specs.items()
+                   if sym in self.instruments and spec.info() != self.instruments[sym].info()}
+        if changed:
+            self.list_specs(changed)
+            self.record("instruments", doc={"list": [changed[s].info() for s in sorted(changed)]})
+        return sorted(changed)
+
     def list_specs(self, specs: Mapping[str, InstrumentSpec]) -> list[str]:
         """Serve and enforce ``specs`` (listed symbols only) from now on; a delisting already
         past is carried out at once (:meth:`MatchingEngine.list_instrument`). Returns their

@@ -286,3 +286,76 @@ def test_tm_down_stops_a_paper_run_and_a_restarted_venue_is_the_same_account(tmp
     journal = Path(run["venue_journal"])                  # named for the operator
     assert journal.parent == data_dir / "paper" and journal.stat().st_size > 0
     delete_namespace(redis_url, run["namespace"])
+
+
+def test_tm_paper_resume_continues_the_last_run(tmp_path, redis_url):
+    """``tm down`` stops a run with a position on its paper venue; "mainnet" closes a bar while
+    it is stopped; ``tm paper --resume`` goes on with the same namespace and account: the venue
+    replays its journal (the order and its fill are there; the mesh, with no model, then
+    trades the position flat), ingest backfills the bar it
+    missed (each bar once in the run's stream), the report covers the whole run. A resume with
+    --symbols, or with no run to continue, is one error line."""
+    off = _port_offset()
+    venue = f"http://127.0.0.1:{SERVICE_PORTS['exchange_sim'] + off}"
+    data_dir = tmp_path / "tm"
+    bad = subprocess.run([*TM, "paper", "--resume"], capture_output=True, text=True, timeout=60,
+                         env={**{k: v for k, v in os.environ.items() if not k.startswith("TM_")},
+                              "TM_DATA_DIR": str(data_dir), "TM_REDIS_URL": redis_url})
+    assert bad.returncode == 2 and "no paper run recorded" in bad.stderr, bad.stderr
+    with run_sim(tmp_path, TM_SIM_START_MS=str(T0)) as mainnet:
+        env = _env(data_dir, redis_url, mainnet)
+
+        def run(*args: str) -> subprocess.Popen:
+            log = open(tmp_path / "paper.log", "ab")  # noqa: SIM115 - the child holds it
+            return subprocess.Popen([*TM, "paper", "--duration", "600", "--no-train",
+                                     "--port-offset", str(off), "--out",
+                                     str(tmp_path / "report"), *args],
+                                    env=env, stdout=log, stderr=subprocess.STDOUT)
+
+        def down(proc: subprocess.Popen) -> None:
+            assert subprocess.run([*TM, "down"], env=env, capture_output=True,
+                                  timeout=120).returncode == 0
+            assert proc.wait(timeout=60) == 0
+
+        proc = run()
+        try:
+            wait_for(lambda: _venue_has_mainnets_marks(venue, mainnet), timeout_s=240,
+                     what="the backfill at the venue", interval_s=0.5)
+            http = HTTP(api_key=SIM_KEY, api_secret=SIM_SECRET, max_retries=1)
+            http.endpoint = venue
+            http.place_order(category="linear", symbol="BTCUSDT", side="Buy", orderType="Market",
+                             qty="0.01", orderLinkId="paper-resume-1")
+            account = _account(venue)
+            first = json.loads((data_dir / "paper" / "last-run.json").read_text())
+            down(proc)
+            marks = mainnet.advance(1)["marks"]              # closed while nobody listened
+            again = subprocess.run([*TM, "paper", "--resume", "--symbols", "BTCUSDT"], env=env,
+                                   capture_output=True, text=True, timeout=60)
+            assert again.returncode == 2 and "drop --symbols" in again.stderr, again.stderr
+            proc = run("--resume")
+            wait_for(lambda: _get(venue + "/sim/clock")["marks"] == marks, timeout_s=240,
+                     what="the missed bar at the resumed venue", interval_s=0.5)
+            resumed = _account(venue)
+            assert account["positions"]["BTCUSDT"] == "0.01"
+            assert resumed["orders"] >= account["orders"]
+            assert resumed["executions"] >= account["executions"]
+            mine = http.get_executions(category="linear", symbol="BTCUSDT",
+                                       orderLinkId="paper-resume-1")["result"]["list"]
+            assert [e["execQty"] for e in mine] == ["0.01"]         # its account, journaled
+            assert _get(venue + "/status")["journal"]["replayed_at_start"] > 0
+            down(proc)
+        finally:
+            if proc.poll() is None:
+                proc.terminate()
+                proc.wait(30)
+    out = (tmp_path / "paper.log").read_text()
+    assert "resuming the paper run" in out and "Traceback" not in out, out[-2000:]
+    doc = json.loads((data_dir / "paper" / "last-run.json").read_text())
+    assert (doc["namespace"], doc["venue_journal"]) == (first["namespace"],
+                                                        first["venue_journal"])
+    assert len(doc["resumed_at"]) == 1
+    bars = redis.Redis.from_url(redis_url).xlen(Streams(doc["namespace"]).key(MD_BAR))
+    assert bars == (BACKFILL_BARS + 2) * 3              # the backfill, the missed bar; once each
+    report = json.loads((tmp_path / "report" / "report.json").read_text())
+    assert report["meta"]["namespace"] == doc["namespace"]
+    delete_namespace(redis_url, doc["namespace"])

@@ -138,3 +138,34 @@ def test_a_torn_last_line_is_skipped_and_a_bad_line_before_it_is_named(tmp_path)
     path.write_text(json.dumps({"kind": "teleport"}) + "\n")
     with pytest.raises(JournalError, match="entry 1 .*teleport"):
         venue(path)
+
+
+def test_a_restarted_venue_takes_its_newer_instruments_file_after_the_journal(tmp_path):
+    """The journal ends on ETHUSDT's qty step 0.1; the instruments file the venue (re)starts
+    with says 0.01 (the relay rewrote it, or ``tm paper --resume`` read the market again): the
+    file wins, and the next restart ends the same way."""
+    from tm_exchange_sim.app import create_app
+    from tm_exchange_sim.matching import DEFAULT_INSTRUMENTS
+
+    path, listed = tmp_path / "venue.jsonl", tmp_path / "instruments.json"
+    first = venue(path)
+    a_week(first)
+    first.journal.close()
+    eth = {**DEFAULT_INSTRUMENTS["ETHUSDT"].info()}
+    eth["lotSizeFilter"] = {**eth["lotSizeFilter"], "qtyStep": "0.01", "minOrderQty": "0.01"}
+    listed.write_text(json.dumps({"retCode": 0, "result": {"list": [eth]}}))
+
+    def started() -> SimState:
+        settings = ExchangeSimSettings.from_values(
+            sim_feed="live", sim_symbols=SYMS, sim_slippage_bps=Decimal(2), sim_seed=7,
+            sim_journal_file=path, sim_instruments_file=listed)
+        st: SimState = create_app(settings).state.sim
+        assert st.journal is not None
+        st.journal.close()
+        return st
+
+    again = started()
+    assert again.instruments["ETHUSDT"].info()["lotSizeFilter"]["qtyStep"] == "0.01"
+    assert view(again)["executions"] == view(first)["executions"]       # the account as it was
+    third = started()
+    assert view(third) == view(again)
