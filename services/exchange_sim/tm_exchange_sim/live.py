@@ -118,11 +118,15 @@ class LiveMarket:
                 self._settle(symbol, close, rate)
         return taken
 
-    def push_funding(self, rates: Iterable[PushedFunding]) -> None:
+    def push_funding(self, rates: Iterable[PushedFunding]) -> list[PushedFunding]:
+        """Take ``rates``; returns those not known already (a repeat of a settled or pending
+        rate changes nothing)."""
+        taken = []
         for r in rates:
             key = (r.symbol, r.settle_time_ms)
             if key in self._settled or key in self._pending:
                 continue
+            taken.append(r)
             self.feed.funding[r.symbol][r.settle_time_ms] = r.rate
             latest = self.feed.latest(r.symbol)
             close = None if latest is None else latest.close_time_ms
@@ -133,6 +137,7 @@ class LiveMarket:
                 self.counts.funding_pending = len(self._pending)
             else:
                 self.counts.funding_stale += 1
+        return taken
 
     def _settle_inside(self, symbol: str, after_ms: int | None, close_ms: int) -> None:
         """The pending rates of ``symbol`` due before ``close_ms``: those after the previous bar

@@ -198,8 +198,9 @@ class SimState:
         unknown = sorted({r.symbol for r in rates if r.symbol not in self.instruments})
         if unknown:
             raise ValueError(f"not a symbol of this venue: {unknown}")
-        market.push_funding(rates)
-        self.record("funding", rates=[[r.symbol, r.settle_time_ms, str(r.rate)] for r in rates])
+        if taken := market.push_funding(rates):    # repeats (a relay pushing again): nothing
+            self.record("funding", rates=[[r.symbol, r.settle_time_ms, str(r.rate)]
+                                          for r in taken])
 
     def _live_market(self) -> LiveMarket:
         if self.market is None:

@@ -96,7 +96,11 @@ def test_a_restored_venue_is_the_same_account(tmp_path):
     assert [o["orderStatus"] for o in want["orders"]] == ["Filled", "Filled", "Cancelled",
                                                           "Filled"]
     assert want["instruments"]["ETHUSDT"]["lotSizeFilter"]["qtyStep"] == "0.1"
+    # a relay pushing its funding again (restarted, or a resumed run) adds nothing
+    first.push_funding([PushedFunding("BTCUSDT", T0 + 2 * H4, Decimal("0.0001"))])
     first.journal.close()
+    kinds = [json.loads(line)["kind"] for line in path.read_text().splitlines()]
+    assert kinds.count("funding") == 1 and kinds.count("bars") == 3
 
     second = venue(path)                         # the process restarted
     assert view(second) == want
