@@ -9,7 +9,6 @@ from tm_common.history import HistoryBar
 
 from tm_exchange_sim.journal import Journal, JournalError
 from tm_exchange_sim.live import PushedFunding
-from tm_exchange_sim.matching.errors import RetCodeError
 from tm_exchange_sim.routes_trade import trade_handlers
 from tm_exchange_sim.state import SimState
 
@@ -43,8 +42,13 @@ def _apply(state: SimState, handlers: dict, e: dict[str, Any]) -> None:
     if kind == "trade":
         try:
             handlers[(e["method"], e["path"])](e["params"])
-        except RetCodeError:
-            pass                     # refused then too: the venue answered it with this code
+        except Exception as err:  # noqa: BLE001 - judged against what happened then
+            if e.get("outcome", "ok") == "ok":
+                raise ValueError(f"taken then, refused now: {type(err).__name__}: {err}") from err
+            # refused (or failed) then too: the venue answered it that way
+        else:
+            if e.get("outcome", "ok") != "ok":
+                raise ValueError(f"{e['outcome']} then, taken now")
     elif kind == "bars":
         state.push_bars([(s, HistoryBar(**b)) for s, b in e["bars"]])
     elif kind == "funding":

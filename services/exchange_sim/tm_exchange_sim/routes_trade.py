@@ -18,7 +18,7 @@ from tm_exchange_sim.gateway import (
     required,
 )
 from tm_exchange_sim.matching import OrderRequest
-from tm_exchange_sim.matching.errors import params_error
+from tm_exchange_sim.matching.errors import RetCodeError, params_error
 from tm_exchange_sim.metrics import SimMetrics
 from tm_exchange_sim.retention import query_window
 from tm_exchange_sim.routes_history import history_handlers, page_of
@@ -190,13 +190,20 @@ def trade_handlers(state: SimState, metrics: SimMetrics | None = None) -> dict:
         return {"list": [entry]}
 
     def journaled(path: str, handler: Handler) -> Handler:
-        """A POST's input goes to the venue's journal whether it is taken or refused (a
-        restarted venue replays both alike: tm_exchange_sim.journal)."""
+        """A POST's input goes to the venue's journal whether it is taken or refused, with
+        that outcome (a restarted venue replays both alike, and checks that what was taken is
+        taken again: tm_exchange_sim.restore)."""
         def call(params: Params) -> dict:
+            outcome = "error"
             try:
-                return handler(params)
+                out = handler(params)
+                outcome = "ok"
+                return out
+            except RetCodeError:
+                outcome = "refused"
+                raise
             finally:
-                state.record("trade", method="POST", path=path, params=params)
+                state.record("trade", method="POST", path=path, params=params, outcome=outcome)
         return call
 
     posts = {"/v5/order/create": create, "/v5/order/amend": amend, "/v5/order/cancel": cancel,

@@ -173,3 +173,24 @@ def test_a_restarted_venue_takes_its_newer_instruments_file_after_the_journal(tm
     assert view(again)["executions"] == view(first)["executions"]       # the account as it was
     third = started()
     assert view(third) == view(again)
+
+
+def test_an_input_whose_outcome_differs_on_replay_stops_the_start(tmp_path):
+    """Each POST is journaled with its outcome; a replay that takes what was refused, or
+    refuses what was taken (another venue's journal, another version), is named, not
+    restored into a different account."""
+    path = tmp_path / "venue.jsonl"
+    st = venue(path)
+    a_week(st)
+    st.journal.close()
+    entries = [json.loads(line) for line in path.read_text().splitlines()]
+    trades = [e for e in entries if e["kind"] == "trade"]
+    assert {e["outcome"] for e in trades} == {"ok", "refused"}
+    dup = next(i for i, e in enumerate(entries) if e.get("outcome") == "refused")
+    for changed, words in ((dict(entries[dup], outcome="ok"), "taken then, refused now"),
+                           (dict(entries[dup], params={**entries[dup]["params"],
+                                                       "orderLinkId": "new"}), "taken now")):
+        path.write_text("\n".join(json.dumps(e) for e in
+                                  [*entries[:dup], changed, *entries[dup + 1:]]) + "\n")
+        with pytest.raises(JournalError, match=f"entry {dup + 1} .*{words}"):
+            venue(path)
