@@ -164,11 +164,17 @@ def test_tm_paper_smoke_run_against_a_mainnet_stand_in(tmp_path, redis_url):
             assert {i["symbol"]: i["launchTime"] for i in ours}["BTCUSDT"] == "1585526400000"
             assert ours == mainnet.get("/v5/market/instruments-info",
                                        category="linear")["result"]["list"]
-            status = subprocess.run([*TM, "status", "--json"], env=env, capture_output=True,
-                                    timeout=60, check=False)
-            rows = {r["name"]: r for r in json.loads(status.stdout)}
+            def all_up() -> tuple[subprocess.CompletedProcess, dict] | None:
+                # a service busy with the backfill (the shadow book replays it in its own
+                # loop) may take more than tm status's 1 s to answer on 2 loaded cores
+                done = subprocess.run([*TM, "status", "--json", "--timeout-s", "5"], env=env,
+                                      capture_output=True, timeout=120, check=False)
+                rows = {r["name"]: r for r in json.loads(done.stdout)}
+                return (done, rows) if all(r["up"] for r in rows.values()) else None
+
+            status, rows = wait_for(all_up, timeout_s=120,
+                                    what="every service answering tm status")
             assert set(rows) == {*SERVICE_PORTS, "shadow"}, rows      # + the challenger's book
-            assert all(r["up"] for r in rows.values()), rows
             # exit 1 while a service is not ready (--no-train: maybe no model), with its reason
             assert status.returncode == (0 if all(r["ready"] for r in rows.values()) else 1)
             assert all(r["reason"] for r in rows.values() if not r["ready"]), rows
