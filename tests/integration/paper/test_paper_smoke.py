@@ -40,11 +40,15 @@ TM = [sys.executable, "-m", "tm_app.stack.main"]
 
 
 def _port_offset() -> int:
-    """An offset at which every service port is free (other suites use the defaults)."""
+    """An offset at which every service port is free (other suites use the defaults), and below
+    the ephemeral range: a port there may be the local end of any client connection (a Redis
+    pool's) for as long as it lives, and a service could not bind it (it was crash-looping)."""
     import socket
 
+    low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    span = low - 20000 - max(SERVICE_PORTS.values()) - 100          # + the shadow book's
     for _ in range(50):
-        off = free_port() % 20000 + 20000 - max(SERVICE_PORTS.values())
+        off = 20000 - min(SERVICE_PORTS.values()) + free_port() % span
         ok = True
         for p in SERVICE_PORTS.values():
             with socket.socket() as s:
@@ -89,6 +93,20 @@ def _env(data_dir, redis_url: str, mainnet) -> dict[str, str]:
                TM_INGEST_DERIBIT_URL=mainnet.url,
                TM_INGEST_BACKFILL_START_MS=str(T0 - BACKFILL_BARS * BAR_INTERVAL_MS))
     return env
+
+
+def _running(proc: subprocess.Popen) -> bool:
+    assert proc.poll() is None, f"tm paper exited with {proc.returncode}"
+    return True
+
+
+def _logs(tmp_path: Path, data_dir: Path) -> str:
+    """The tails of ``tm paper``'s output and of the paper venue's log, for a failure."""
+    out = []
+    for path in (tmp_path / "paper.log", data_dir / "paper" / "logs" / "exchange_sim.log"):
+        text = path.read_text(errors="replace")[-2500:] if path.exists() else "(none)"
+        out.append(f"--- {path.name}\n{text}")
+    return "\n".join(out)
 
 
 def _venue_has_mainnets_marks(venue: str, mainnet) -> bool:
@@ -159,7 +177,12 @@ def test_tm_paper_smoke_run_against_a_mainnet_stand_in(tmp_path, redis_url):
                                 env=env, stdout=log, stderr=subprocess.STDOUT)
         try:
             # the backfill reaches the venue: its marks are mainnet's
-            wait_for(lambda: _venue_has_mainnets_marks(venue, mainnet), timeout_s=240, what="the paper venue's marks = the backfilled bars", interval_s=0.5)
+            try:
+                wait_for(lambda: _running(proc) and _venue_has_mainnets_marks(venue, mainnet),
+                         timeout_s=240, what="the paper venue's marks = the backfilled bars",
+                         interval_s=0.5)
+            except AssertionError as e:          # say why: tm paper's and the venue's logs
+                raise AssertionError(f"{e}\n{_logs(tmp_path, data_dir)}") from None
             ours = _get(venue + "/v5/market/instruments-info?category=linear")["result"]["list"]
             assert {i["symbol"]: i["launchTime"] for i in ours}["BTCUSDT"] == "1585526400000"
             assert ours == mainnet.get("/v5/market/instruments-info",
