@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from tm_common.files import replace_file
 
 from tm_app.paper_instruments import INSTRUMENTS_FILE, write_answer
 from tm_app.paper_mesh import PIPELINE, PaperConfig, PaperRun
@@ -177,7 +178,7 @@ def paper(symbols: Annotated[str | None, typer.Option(help="Comma-separated.")] 
             console.print(f"resuming the paper run {cfg.namespace} (started "
                           f"{started:%Y-%m-%d %H:%M} UTC): its streams, its paper account "
                           f"({prior.venue_journal.name}) and {', '.join(syms)}")
-        (paper_dir / LAST_RUN).write_text(json.dumps(doc, indent=2))
+        replace_file(paper_dir / LAST_RUN, json.dumps(doc, indent=2), sync=True)
         console.print(f"paper trading: market data {cfg.market_ws_url} + {cfg.market_rest_url}; "
                       f"orders to the local paper venue {cfg.venue_url} only; logs in "
                       f"{paper_dir / 'logs'}")

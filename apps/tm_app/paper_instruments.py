@@ -13,13 +13,13 @@ paper venue reads it when it (re)starts, the shadow book whenever it is rewritte
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 import httpx
 from tm_common.errors import ConfigError
+from tm_common.files import replace_file
 from tm_common.instruments import InstrumentSpec, find_listed, specs_from_answer
 
 INSTRUMENTS_PATH = "/v5/market/instruments-info"
@@ -70,9 +70,7 @@ def answer(specs: Mapping[str, InstrumentSpec]) -> dict[str, Any]:
 def write_answer(path: Path, doc: Mapping[str, Any]) -> None:
     """Write an instruments-info answer to ``path`` whole or not at all (a temporary file
     renamed over it), so a reader never sees half of one."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(doc, indent=2), encoding="utf-8")
-    os.replace(tmp, path)
+    replace_file(path, json.dumps(doc, indent=2), sync=True)
 
 
 def read_answer(path: Path) -> dict[str, InstrumentSpec] | None:

@@ -17,6 +17,7 @@ from typing import Any
 
 import httpx
 from tm_common.bus.signing import local_keys, service_signing_env
+from tm_common.files import replace_file
 from tm_common.settings import CommonSettings, to_env
 
 from tm_app.paper_instruments import INSTRUMENTS_FILE
@@ -163,9 +164,7 @@ class PaperRun:
         doc["port_offset"] = self.cfg.port_offset
         doc["admin_token_file"] = (str(self.cfg.admin_token_file)
                                    if self.cfg.admin_token_file else None)
-        tmp = self.state_path.with_name(self.state_path.name + ".paper.tmp")
-        tmp.write_text(json.dumps(doc, indent=2))
-        tmp.replace(self.state_path)
+        replace_file(self.state_path, json.dumps(doc, indent=2))
 
     def run(self, *, duration_s: float | None = None, ready_timeout_s: float = 300.0,
             status_every_s: float = 60.0) -> float:

@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
+from tm_common.files import replace_file
+
 log = logging.getLogger("tm.supervisor")
 
 
@@ -75,9 +77,7 @@ class ProcessState:
 
 
 def _write_json(path: Path, doc: dict) -> None:
-    tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(doc, indent=2))
-    os.replace(tmp, path)  # atomic: `tm status` never reads half a file
+    replace_file(path, json.dumps(doc, indent=2))  # `tm status` never reads half a file
 
 
 def child_env(name: str, env: Mapping[str, str]) -> dict[str, str]:

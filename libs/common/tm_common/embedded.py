@@ -55,6 +55,7 @@ import psutil
 
 from tm_common.bus import acl
 from tm_common.errors import ConfigError, TransientError
+from tm_common.files import SECRET_MODE, replace_file
 from tm_common.settings import CommonSettings
 
 RECORD_FILE = "redis.json"
@@ -118,12 +119,8 @@ def _write_acl_file(data_dir: Path, exe: str) -> Path:
     passwords = {u: (admin if u == acl.ADMIN_USER else acl.derive_password(admin, u))
                  for u in acl.ALL_USERS}
     path = data_dir / ACL_FILE
-    tmp = data_dir / (ACL_FILE + ".tmp")
-    tmp.unlink(missing_ok=True)
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(acl.acl_file(passwords, "*", redis7=_major_version(exe) >= 7))
-    os.replace(tmp, path)
+    replace_file(path, acl.acl_file(passwords, "*", redis7=_major_version(exe) >= 7),
+                 mode=SECRET_MODE)
     return path
 
 
@@ -227,9 +224,7 @@ def _start(data_dir: Path) -> dict[str, Any]:
 
 
 def _write_record(data_dir: Path, record: dict[str, Any]) -> None:
-    tmp = data_dir / (RECORD_FILE + ".tmp")
-    tmp.write_text(json.dumps(record, indent=2))
-    os.replace(tmp, data_dir / RECORD_FILE)  # atomic: readers never see half a record
+    replace_file(data_dir / RECORD_FILE, json.dumps(record, indent=2))
 
 
 def ensure_embedded_redis(settings: CommonSettings, user: str | None = None) -> str:

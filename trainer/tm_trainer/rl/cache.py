@@ -7,6 +7,7 @@ files``) or the data hash of the rows read from the database (``--source db``,
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, fields
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from tm_common.files import replace_file
 
 from tm_trainer.data import RawInputs
 from tm_trainer.rl.inputs import history_of
@@ -56,9 +58,9 @@ def key_for(symbols: Sequence[str], cfg: WalkForwardConfig, history_dir: str | N
 def save(path: Path, data: Sequence[OOSData]) -> None:
     arrays: dict[str, Any] = {f"{d.instrument}__{k}": v for d in data for k, v in d.arrays().items()}
     arrays["__symbols"] = np.array([d.instrument for d in data])
-    tmp = path.with_suffix(".tmp.npz")
-    np.savez(tmp, **arrays)
-    tmp.replace(path)
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    replace_file(path, buf.getvalue())
 
 
 def load(path: Path) -> list[OOSData]:

@@ -32,7 +32,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import os
 import secrets
 from collections.abc import Mapping
 from pathlib import Path
@@ -43,6 +42,7 @@ from pydantic import Field, SecretStr
 from tm_common.bus.streams import EXEC_VENUE, MODELS_PROMOTED, RISK_BREAKER, RISK_COMMAND, RISK_ORDER
 from tm_common.errors import ConfigError
 from tm_common.events.base import ENVELOPE_FIELDS, Envelope
+from tm_common.files import SECRET_MODE, replace_file
 
 SIG_FIELD = "sig"
 MIN_KEY_CHARS = 32
@@ -122,11 +122,7 @@ def local_keys(data_dir: Path) -> dict[str, str]:
         return keys
     keys = {**generate_keys(), **keys}
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        json.dump(keys, f)
-    os.replace(tmp, path)
+    replace_file(path, json.dumps(keys), mode=SECRET_MODE, sync=True)
     return keys
 
 
