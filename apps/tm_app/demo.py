@@ -100,10 +100,11 @@ def summary_table(summary: dict, title: str) -> Table:
 
 
 def shadow_candidate(database_url: str, choice: str) -> str | None:
-    """``--shadow``: ``none`` → None; ``newest-refused`` → that version, or None when the
-    registry has no refused candidate (said on the console); a version → itself, if it is a
-    signal model. Raises ``LookupError`` naming the problem."""
-    from tm_app.shadow.config import NEWEST_REFUSED
+    """``--shadow``: ``none`` → None; ``auto``, ``awaiting-evidence`` or ``newest-refused``
+    → that version (:func:`tm_app.shadow.pinned.resolve_candidate`), or None when the registry
+    has no such candidate (said on the console); a version → itself, if it is a signal model.
+    Raises ``LookupError`` naming the problem."""
+    from tm_app.shadow.config import CANDIDATE_CHOICES
     from tm_app.shadow.pinned import resolve_candidate
 
     if choice in ("none", ""):
@@ -121,7 +122,7 @@ def shadow_candidate(database_url: str, choice: str) -> str | None:
     try:
         return asyncio.run(go())
     except LookupError as e:
-        if choice != NEWEST_REFUSED:
+        if choice not in CANDIDATE_CHOICES:
             raise
         console.print(f"shadow book: none ({e})")
         return None

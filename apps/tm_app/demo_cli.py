@@ -88,12 +88,14 @@ def demo(start: StartOpt = "2025-01-01", end: EndOpt = "2025-06-30",
          port_offset: Annotated[int, typer.Option(help="Added to every service port.")] = 0,
          shadow: Annotated[str, typer.Option(
              help="Signal candidate to run in a shadow book beside production: a version, "
-                  "'newest-refused' (the newest one the gates kept out) or 'none'.")
-         ] = "newest-refused",
+                  "'awaiting-evidence' (the newest one whose gates passed), 'newest-refused' "
+                  "(the newest one the gates kept out), 'auto' (the first, else the second) or "
+                  "'none'.")
+         ] = "auto",
          history_dir: HistOpt = None, out: OutOpt = None, warmup_bars: WarmOpt = None) -> None:
     """The main job: paper-trading replay of real history through the whole mesh, with a report.
-    The newest refused signal candidate trades in a shadow book beside production; the report
-    shows both side by side."""
+    A signal candidate (by default the newest whose gates passed, else the newest refused) trades
+    in a shadow book beside production; the report shows both side by side."""
     from tm_app.demo import report, shadow_candidate
     from tm_app.mesh import new_namespace, run_mesh
 

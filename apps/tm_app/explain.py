@@ -96,11 +96,20 @@ def banner(summary: dict, models: ModelsInUse | None, *, replay: bool = True,
                          "not count toward promotion")
     lines.append("next steps:")
     v = (ch or {}).get("candidate") or (cand or {}).get("version") or "<candidate>"
-    lines.append(f"  - paper-trade {v} on live prices beside production: `tm paper` (its paper "
-                 f"days are forward evidence); after {min_shadow_days:g} days: "
-                 f"`tm models promote {v}`")
+    passed = bool(cand and cand.get("version") == v and cand.get("gate_passed") is True)
+    if passed:
+        lines.append(f"  - paper-trade {v} on live prices beside production: `tm paper` (its "
+                     f"gates passed; its paper days are the forward evidence it waits for); "
+                     f"after {min_shadow_days:g} days with a positive IC the weekly `tm train` "
+                     f"(or `tm models promote-ready`) promotes it")
+    else:
+        lines.append(f"  - paper-trade {v} on live prices beside production: `tm paper` (its "
+                     f"paper days are forward evidence); after {min_shadow_days:g} days: "
+                     f"`tm models promote {v}`")
     lines.append(f"  - or promote it now: `tm models promote {v} --force --reason \"…\"` (the "
-                 "reason is recorded in the registry; the gates said no, so you own it)")
+                 "reason is recorded in the registry; " + (
+                     "it has no forward evidence yet" if passed else "the gates said no") +
+                 ", so you own it)")
     lines.append("  - or retrain with other gates: `tm train --gate-min-ic 0.02` (a "
                  "configuration choice, recorded with the model)")
     if orders == 0 and not (ch or {}).get("counts", {}).get("orders"):

@@ -71,8 +71,9 @@ def paper(symbols: Annotated[str | None, typer.Option(help="Comma-separated.")] 
           status_every: Annotated[float, typer.Option(help="Seconds between status lines.")] = 60.0,
           shadow: Annotated[str, typer.Option(
               help="Signal candidate to paper-trade in a shadow book beside production: a "
-                   "version, 'newest-refused' or 'none'. Its days count as forward evidence "
-                   "for `tm models promote`.")] = "newest-refused",
+                   "version, 'awaiting-evidence', 'newest-refused', 'auto' (the first, else "
+                   "the second) or 'none'. Its days count as forward evidence: `tm train` "
+                   "promotes a candidate whose gates passed once it has enough.")] = "auto",
           out: Annotated[Path | None, typer.Option(help="Report folder (default "
                                                    "reports/paper-<time>).")] = None) -> None:
     """Paper trading on live prices: the whole mesh on Bybit's public data, orders on a local

@@ -12,7 +12,8 @@ from tm_app.cli import fail
 
 
 def shadow_cmd(candidate: Annotated[str, typer.Option(
-                   help="Signal version to shadow, or 'newest-refused'.")] = "newest-refused",
+                   help="Signal version to shadow, 'awaiting-evidence', 'newest-refused' or "
+                        "'auto' (the first, else the second).")] = "auto",
                mode: Annotated[str | None, typer.Option(
                    help="paper or live (the evidence it gives; default TM_MODE).")] = None,
                port: Annotated[int | None, typer.Option(help="HTTP port (default 8109).")] = None

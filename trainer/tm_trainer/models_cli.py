@@ -111,6 +111,40 @@ def promote(version: str,
     _switch(act, publish)
 
 
+@models_app.command("promote-ready")
+def promote_ready_cmd(
+        publish: Annotated[bool, typer.Option("--publish/--no-publish")] = True,
+        min_shadow_days: Annotated[float | None, typer.Option(
+            help="Forward (paper/live) shadow days a signal model needs "
+            "[env TM_PROMOTE_MIN_SHADOW_DAYS; default 28].")] = None) -> None:
+    """Promote the newest signal candidate newer than production whose walk-forward gates
+    passed and whose forward shadow evidence now suffices (with a positive realised IC), as the
+    weekly `tm train` does first; list the others waiting and what for."""
+    from tm_trainer.promotion import PromotionRefused, min_forward_days
+    from tm_trainer.registry_ops import promote_ready
+    from tm_trainer.train_cli import say_outcome
+
+    try:
+        min_days = min_forward_days(min_shadow_days)
+    except PromotionRefused as e:
+        fail(str(e), 2)
+    settings = _settings()
+
+    async def go():
+        registry, engine = await _registry(settings)
+        try:
+            return await promote_ready(registry, publish=_publisher(settings, publish),
+                                       min_days=min_days)
+        finally:
+            await engine.dispose()
+
+    out = run_one_line(go())
+    say_outcome(out)
+    if not out.promoted:
+        typer.echo("nothing promoted: no candidate newer than production has passed its gates "
+                   "and its forward evidence" if not out.awaiting else "nothing promoted yet")
+
+
 @models_app.command("rollback")
 def rollback(kind: str,
              reason: Annotated[str, typer.Option(help="Why (stored and published).")] = "manual rollback",

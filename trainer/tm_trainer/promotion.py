@@ -6,6 +6,12 @@ Forward evidence is days of paper or live trading in a shadow book
 forced with a reason of the operator's own; the registry's stage history then records the reason,
 ``forced: true`` and the evidence it was forced over. Regime and RL models are not shadowed (a
 shadow book runs signal candidates), so for them the record is shown and nothing is required.
+
+The trainer promotes on its own only what a person would (:func:`auto_refusal`): a signal
+candidate whose walk-forward gates passed **and** whose forward shadow record reached the minimum
+with a positive realised IC. A candidate fresh from training has no forward record, so it waits
+as a candidate; the weekly ``tm train`` (and ``tm models promote-ready``) promotes it once a
+shadow book has paper-traded it long enough (:func:`tm_trainer.registry_ops.promote_ready`).
 """
 
 from __future__ import annotations
@@ -68,6 +74,34 @@ def decide(ev: Evidence, *, reason: str | None, force: bool, min_days: float) ->
     if not reason or not reason.strip():
         raise PromotionRefused("--force needs a --reason: it is recorded in the registry")
     return Decision(reason.strip(), {**summary, "forced": True, "shortfall": short})
+
+
+def auto_refusal(ev: Evidence, min_days: float) -> str | None:
+    """Why the trainer must not promote ``ev``'s model on its own (None: it may).
+
+    Its walk-forward gates must have passed. A signal model also needs ``min_days`` of forward
+    shadow evidence and, when any is required, a positive realised IC over it: a candidate the
+    market contradicted forward waits for a person (``tm models promote --force``)."""
+    if ev.walk_forward.get("gate_passed") is not True:
+        return f"{ev.version}'s walk-forward gates did not pass"
+    if ev.kind not in SHADOWED_KINDS or min_days <= 0:
+        return None
+    short = ev.shortfall(min_days)
+    if short is not None:
+        return short
+    ic = ev.forward_ic
+    if not ic > 0:
+        return (f"{ev.version}'s realised IC over {ev.forward_days:.1f} forward shadow days is "
+                f"{_num(ic)}, not positive")
+    return None
+
+
+def auto_evidence(ev: Evidence, min_days: float) -> dict[str, Any]:
+    """What an automatic promotion records with the stage change."""
+    ic = ev.forward_ic
+    return {"forward_days": round(ev.forward_days, 3), "min_forward_days": min_days,
+            "shadow_runs": len(ev.shadow), "forward_ic": round(ic, 6) if ic == ic else None,
+            "automatic": True}
 
 
 def _day(ms: int) -> str:

@@ -1,5 +1,12 @@
 """Register a training result, promote it when its gates pass, publish ``model.promoted``.
 
+A signal candidate needs forward evidence too (:func:`tm_trainer.promotion.auto_refusal`): one
+fresh from training passed its gates on history only, so it stays a candidate "awaiting forward
+evidence" until a shadow book has paper-traded it for the minimum of days
+(``TM_PROMOTE_MIN_SHADOW_DAYS``, 28; 0 promotes on the gates alone). :func:`promote_ready`, which
+``tm train`` runs first and ``tm models promote-ready`` alone, then promotes the newest such
+candidate.
+
 Publishing: the :class:`ModelPromoted` body goes to stream ``models.promoted`` through a
 ``RedisStreamsBus`` built like every service's (``tm_common.service.wiring.make_bus``: the
 configured ``TM_REDIS_URL``, else the shared embedded Redis). A publish failure after a successful
@@ -16,9 +23,11 @@ from typing import Any
 from tm_common.bus.streams import MODELS_PROMOTED
 from tm_common.events.base import Envelope
 from tm_common.events.models import ModelPromoted
+from tm_common.models.evidence import evidence_of
 from tm_common.models.registry import ModelRegistry
 
 from tm_trainer.pipeline import TrainResult
+from tm_trainer.promotion import SHADOWED_KINDS, auto_evidence, auto_refusal, min_forward_days
 
 Publisher = Callable[[ModelPromoted], Any]
 
@@ -30,6 +39,9 @@ class Outcome:
     registered: list[str] = field(default_factory=list)
     promoted: list[ModelPromoted] = field(default_factory=list)
     kept: list[str] = field(default_factory=list)  # "signal: kept <prod>: <why>"
+    #: signal candidates whose gates passed, waiting for forward shadow evidence
+    awaiting: list[str] = field(default_factory=list)
+    min_forward_days: float = 0.0
     publish_errors: list[str] = field(default_factory=list)
 
 
@@ -63,13 +75,17 @@ async def _publish(publish: Publisher | None, event: ModelPromoted, out: Outcome
 
 
 async def record(registry: ModelRegistry, result: TrainResult, *, promote: bool,
-                 publish: Publisher | None = None) -> Outcome:
-    """Register the signal (and regime) candidates; promote those whose gates pass.
+                 publish: Publisher | None = None,
+                 min_days: float | None = None) -> Outcome:
+    """Register the signal (and regime) candidates; promote those whose gates pass (a signal
+    model: and whose forward evidence suffices, see the module).
 
     A failed gate keeps the current production model; the reasons are in the candidate's
     registry metrics (``why``, ``gate_reasons``) and in :attr:`Outcome.kept`.
+    ``min_days``: the forward shadow days a signal model needs (None:
+    :func:`tm_trainer.promotion.min_forward_days`).
     """
-    out = Outcome()
+    out = Outcome(min_forward_days=min_forward_days(min_days))
     rec = await registry.register(
         "signal", result.signal_version, result.signal_bytes, data_hash=result.data_hash,
         features=result.features, params=result.params, seed=result.seed, metrics=result.metrics,
@@ -106,6 +122,41 @@ async def _decide(registry: ModelRegistry, kind: str, version: str, passed: bool
     if prod is not None and prod.version == version:
         out.kept.append(f"{kind}: {version} is already production")
         return
-    event = await registry.promote(version, reason)
+    evidence = None
+    if kind in SHADOWED_KINDS:
+        rec = await registry.get(version)
+        assert rec is not None                       # registered just before
+        ev = evidence_of(rec.version, rec.kind, rec.metrics)
+        why = auto_refusal(ev, out.min_forward_days)
+        if why is not None:
+            out.awaiting.append(version)
+            out.kept.append(f"{kind}: kept production {current}; {version} passed its gates and "
+                            f"awaits forward evidence: {why}; shadow it (tm shadow --candidate "
+                            f"{version}, or tm paper) and tm train promotes it once it has")
+            return
+        evidence = auto_evidence(ev, out.min_forward_days)
+    event = await registry.promote(version, reason, evidence=evidence)
     out.promoted.append(event)
     await _publish(publish, event, out)
+
+
+async def promote_ready(registry: ModelRegistry, *, publish: Publisher | None = None,
+                        min_days: float | None = None) -> Outcome:
+    """Promote the newest signal candidate, registered after the production model, whose gates
+    passed and whose forward shadow evidence now suffices (:func:`auto_refusal`); the others
+    that wait are listed in :attr:`Outcome.awaiting` with what they wait for. A candidate older
+    than production is never promoted here (that would be a rollback)."""
+    out = Outcome(min_forward_days=min_forward_days(min_days))
+    for rec in await registry.awaiting_evidence("signal"):       # newest first
+        ev = evidence_of(rec.version, rec.kind, rec.metrics)
+        why = auto_refusal(ev, out.min_forward_days)
+        if why is None:
+            event = await registry.promote(
+                rec.version, f"walk-forward gates passed and {ev.forward_days:.1f} forward "
+                "shadow days", evidence=auto_evidence(ev, out.min_forward_days))
+            out.promoted.append(event)
+            await _publish(publish, event, out)
+            return out
+        out.awaiting.append(rec.version)
+        out.kept.append(f"signal: {rec.version} awaits forward evidence: {why}")
+    return out

@@ -12,7 +12,7 @@ import json
 import math
 from dataclasses import replace
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from tm_common.instruments import parse_symbols
@@ -21,7 +21,11 @@ from tm_quant.labels import parse_horizon
 from tm_trainer.cli import _publisher, _registry, _settings, console, fail, parse_time_ms, run_one_line
 from tm_trainer.config import DEFAULT_INSTRUMENTS, GateConfig, TrainConfig
 from tm_trainer.data import DataError
+from tm_trainer.promotion import PromotionRefused, min_forward_days
 from tm_trainer.sources import SOURCES
+
+if TYPE_CHECKING:
+    from tm_trainer.registry_ops import Outcome
 
 train_app = typer.Typer(name="train", help="Walk-forward training, gates, registry.",
                         invoke_without_command=True, add_completion=False,
@@ -54,6 +58,10 @@ def train(
         ",".join(DEFAULT_INSTRUMENTS),
     fast: Annotated[bool, typer.Option("--fast", help="Reduced configuration for CI.")] = False,
     no_promote: Annotated[bool, typer.Option("--no-promote", help="Register only.")] = False,
+    min_shadow_days: Annotated[float | None, typer.Option(
+        help="Forward (paper/live) shadow days a signal model needs before it is promoted "
+             "(it waits as a candidate until then; 0: on the gates alone) "
+             "[env TM_PROMOTE_MIN_SHADOW_DAYS; default 28].")] = None,
     update: Annotated[bool, typer.Option("--update", help="Continue the production signal "
                                          "model on newer data (weekly update).")] = False,
     regime: Annotated[bool, typer.Option("--regime/--no-regime", help="Also train the regime "
@@ -83,7 +91,9 @@ def train(
         help="Signal model family: xgboost (built-in) or one registered in "
              "tm_quant/families/__init__.py, e.g. logistic (recorded with the model).")] = "xgboost",
 ) -> None:
-    """Train (walk-forward + gates), register the candidates, promote those that pass."""
+    """Promote a waiting candidate whose forward shadow evidence now suffices; then train
+    (walk-forward + gates), register the candidates, and promote those that pass (a signal model
+    waits for its forward evidence first)."""
     if ctx.invoked_subcommand is not None:  # e.g. `tm train rl ...` mounted below this group
         return
     try:
@@ -105,16 +115,26 @@ def train(
         if source not in SOURCES:
             raise ValueError(f"--source must be one of {', '.join(SOURCES)}, not {source!r}")
         check_family(family, update)
-    except (ValueError, typer.BadParameter) as e:
+        min_days = min_forward_days(min_shadow_days)
+    except (ValueError, typer.BadParameter, PromotionRefused) as e:
         fail(str(e), 2)
     if cfg.gates != GateConfig():
         typer.echo(f"gates changed from the defaults ({gates_text(GateConfig())}) to "
                    f"{gates_text(cfg.gates)}: a configuration choice, recorded with the model")
     settings = _settings()
-    run_one_line(_train(cfg, settings, update=update, promote=not no_promote,
+    run_one_line(_train(cfg, settings, update=update, promote=not no_promote, min_days=min_days,
                         regime=regime and not update, publish=publish, report_json=report_json,
                         show_progress=progress, source=source,
                         cut_off_given=train_end is not None, family=family))
+
+
+def say_outcome(out: Outcome) -> None:
+    for v in out.registered:
+        typer.echo(f"registered {v}")
+    for ev in out.promoted:
+        typer.echo(f"promoted {ev.kind} {ev.version} (previous {ev.previous_version})")
+    for line in out.kept + out.publish_errors:
+        typer.echo(line)
 
 
 def gates_text(g: GateConfig) -> str:
@@ -159,17 +179,21 @@ async def _inputs(cfg: TrainConfig, engine, source: str, cut_off_given: bool):
     return source, cfg, inputs
 
 
-async def _train(cfg: TrainConfig, settings, *, update: bool, promote: bool, regime: bool,
+async def _train(cfg: TrainConfig, settings, *, update: bool, promote: bool, min_days: float,
+                 regime: bool,
                  publish: bool, report_json: Path | None, show_progress: bool,
                  source: str = "files", cut_off_given: bool = True,
                  family: str = "xgboost") -> None:
     from tm_trainer.pipeline import train as run_train
-    from tm_trainer.registry_ops import record
+    from tm_trainer.registry_ops import promote_ready, record
     from tm_trainer.report import honest_lines, markdown, progress_bars, rich_table
     from tm_trainer.sources import rows_line
 
     registry, engine = await _registry(settings)
     try:
+        if promote:       # what earned its promotion in shadow since the last run, first
+            say_outcome(await promote_ready(registry, publish=_publisher(settings, publish),
+                                            min_days=min_days))
         source, cfg, inputs = await _inputs(cfg, engine, source, cut_off_given)
         typer.echo(f"data: {source}{rows_line(inputs)}; cut-off "
                    f"{dt.datetime.fromtimestamp(cfg.train_end_ms / 1000, tz=dt.UTC):%Y-%m-%d %H:%M} UTC")
@@ -200,12 +224,7 @@ async def _train(cfg: TrainConfig, settings, *, update: bool, promote: bool, reg
                                                "reasons": result.reasons, "report": result.report,
                                                "timings_s": result.timings_s,
                                                "markdown": markdown(result.report)}, indent=1))
-        out = await record(registry, result, promote=promote, publish=_publisher(settings, publish))
-        for v in out.registered:
-            typer.echo(f"registered {v}")
-        for ev in out.promoted:
-            typer.echo(f"promoted {ev.kind} {ev.version} (previous {ev.previous_version})")
-        for line in out.kept + out.publish_errors:
-            typer.echo(line)
+        say_outcome(await record(registry, result, promote=promote, min_days=min_days,
+                                 publish=_publisher(settings, publish)))
     finally:
         await engine.dispose()

@@ -155,11 +155,12 @@ def _compare(summary: dict, prod_reasons: list) -> str:
              f"<td>{_reasons(prod_reasons)}</td>"
              f"<td>{_reasons(list(ch['sizing_reasons'].items()))}</td></tr>")
     return f"""<h2 id="challenger">Production vs challenger (shadow book)</h2>
-<p>The challenger is signal candidate <b>{html.escape(ch['candidate'])}</b>, which the promotion
-gates kept out of production. It traded the same market events in a shadow book (namespace
+<p>The challenger is signal candidate <b>{html.escape(ch['candidate'])}</b>, which is not in
+production: its walk-forward gates kept it out, or it passed them and awaits its forward
+evidence. It traded the same market events in a shadow book (namespace
 <code>{html.escape(ch['namespace'])}</code>) on its own paper account; it never reached a venue.
 A replay is shown as evidence but does not count toward promotion: only paper and live shadow
-days do (<code>tm models promote</code>).</p>
+days do (<code>tm models promote-ready</code>, <code>tm models promote</code>).</p>
 <table class="vs compare">{head}{rows}</table>
 {_chart("chart-compare", "Equity: production vs challenger")}
 <div class="chart small" id="chart-compare-drawdown"></div>

@@ -18,6 +18,11 @@ from tm_common.settings import APP_ENV_PREFIXES, CommonSettings
 
 SHADOW_PORT = 8109
 NEWEST_REFUSED = "newest-refused"
+#: the newest candidate whose gates passed and that waits for forward evidence to be promoted
+AWAITING_EVIDENCE = "awaiting-evidence"
+#: the default: :data:`AWAITING_EVIDENCE` when there is one, else :data:`NEWEST_REFUSED`
+AUTO = "auto"
+CANDIDATE_CHOICES = (AUTO, AWAITING_EVIDENCE, NEWEST_REFUSED)
 #: The run's mode (``TM_MODE``) → the evidence it gives (:mod:`tm_common.models.evidence`).
 EVIDENCE_MODE = {"replay": "replay", "backtest": "replay", "paper": "paper", "testnet": "paper",
                  "live": "live"}
@@ -27,8 +32,10 @@ class ShadowSettings(CommonSettings):
     model_config = SettingsConfigDict(env_prefix=APP_ENV_PREFIXES["shadow"])
     service_name: str = "shadow"
     http_port: int = SHADOW_PORT
-    candidate: str = Field(default=NEWEST_REFUSED, description="signal model version to shadow, "
-                           "or newest-refused (the newest candidate the gates kept out)")
+    candidate: str = Field(default=AUTO, description="signal model version to shadow, "
+                           "awaiting-evidence (the newest candidate whose gates passed, waiting "
+                           "for forward evidence to be promoted), newest-refused (the newest "
+                           "one the gates kept out) or auto (the first, else the second)")
     book_namespace: str = Field(default="", description="the book's own stream prefix; empty = "
                                 "<namespace>shadow:<candidate>:; must contain 'shadow'")
     initial_equity_usdt: Decimal = Field(default=Decimal(100000), gt=0,

@@ -8,7 +8,7 @@ from typing import Any
 
 from tm_common.models.registry import ModelRecord, ModelRegistry, RegistryError
 
-from tm_app.shadow.config import NEWEST_REFUSED
+from tm_app.shadow.config import AUTO, AWAITING_EVIDENCE, NEWEST_REFUSED
 
 
 class PinnedRegistry:
@@ -38,11 +38,22 @@ class PinnedRegistry:
 
 
 async def resolve_candidate(registry: ModelRegistry, candidate: str) -> ModelRecord:
-    """``candidate`` (a signal version, or ``newest-refused``) → its registry record.
+    """``candidate`` (a signal version, ``awaiting-evidence``, ``newest-refused`` or ``auto``)
+    → its registry record. ``auto`` prefers the candidate that waits for forward evidence: its
+    shadow days are what can promote it (:func:`tm_trainer.registry_ops.promote_ready`).
 
     Raises:
-        RegistryError: unknown version, not a signal model, or no refused candidate.
+        RegistryError: unknown version, not a signal model, or no such candidate.
     """
+    if candidate in (AUTO, AWAITING_EVIDENCE):
+        waiting = await registry.awaiting_evidence("signal")
+        if waiting:
+            return waiting[0]
+        if candidate == AWAITING_EVIDENCE:
+            raise RegistryError("no signal candidate newer than production has passed its "
+                                "walk-forward gates (train one with `tm train`, or name a "
+                                "version)")
+        candidate = NEWEST_REFUSED
     if candidate == NEWEST_REFUSED:
         for rec in await registry.list("signal"):           # newest first
             if rec.stage == "candidate" and rec.metrics.get("gate_passed") is False:

@@ -60,8 +60,8 @@ def test_fast_ci_run_on_shipped_data_registers_and_decides(tmp_path):
     by_kind = {r["kind"]: r for r in listing}
     sig, reg = by_kind["signal"], by_kind["regime"]
     assert sig["family"] == "xgboost" and reg["family"] is None     # the built-in family
-    if rep["gate_passed"]:
-        assert sig["stage"] == "production" and f"promoted signal {sig['version']}" in out
+    if rep["gate_passed"]:   # on history alone: it waits for forward evidence
+        assert sig["stage"] == "candidate" and "awaits forward evidence" in out
     else:  # refused: the reasons are printed and stored with the candidate
         assert sig["stage"] == "candidate" and "refused" in out
         assert sig["why"] == "; ".join(rep["reasons"]) and "OOS" in sig["why"]
@@ -84,9 +84,44 @@ def test_fast_ci_run_on_shipped_data_registers_and_decides(tmp_path):
     assert "gates (IC >= -1.0, Sharpe > -100.0, deflated Sharpe >= 0.0, timing t >= -100.0, " \
         "positive in >= 0.0 of 4 sub-periods): PASS" in low.stdout
     assert "trial(s) on this data" in low.stdout and "calibration (Platt" in low.stdout
+    # passed on history only: a candidate awaiting forward evidence, not production
+    passed = [r for r in json.loads(_models(env, "list", "--json").stdout)
+              if r["kind"] == "signal" and r["version"] != sig["version"]]
+    assert len(passed) == 1 and passed[0]["stage"] == "candidate", passed
+    assert f"{passed[0]['version']} passed its gates and awaits forward evidence" in low.stdout
+    waiting = _models(env, "promote-ready", "--no-publish")
+    assert waiting.returncode == 0 and "nothing promoted yet" in waiting.stdout, waiting.stderr
+    # 30 days of paper trading in a shadow book with a positive realised IC: promoted
+    _add_paper_shadow(env["TM_DATABASE_URL"], passed[0]["version"], days=30, ic=0.04)
+    ready = _models(env, "promote-ready", "--no-publish")
+    assert ready.returncode == 0, ready.stderr
+    assert f"promoted signal {passed[0]['version']} (previous None)" in ready.stdout
     prod = [r for r in json.loads(_models(env, "list", "--json").stdout)
             if r["kind"] == "signal" and r["stage"] == "production"]
-    assert len(prod) == 1 and prod[0]["version"] != sig["version"]
+    assert [p["version"] for p in prod] == [passed[0]["version"]]
+    bad = run([*MODELS, "promote-ready"], {**env, "TM_PROMOTE_MIN_SHADOW_DAYS": "many"})
+    assert_one_line_error(bad, "TM_PROMOTE_MIN_SHADOW_DAYS must be a number of days", 2)
+
+
+def _add_paper_shadow(db_url: str, version: str, *, days: float, ic: float) -> None:
+    """What a shadow book in paper mode writes into the candidate's registry row."""
+    import asyncio
+
+    from tm_common.db import make_engine
+    from tm_common.models.evidence import DAY_MS, ShadowRecord
+    from tm_common.models.registry import ModelRegistry
+
+    async def go() -> None:
+        engine = make_engine(db_url)
+        try:
+            end = 1_760_000_000_000
+            await ModelRegistry(engine).record_shadow(version, ShadowRecord(
+                run_id="paper-test", mode="paper", first_bar_ms=end - int(days * DAY_MS),
+                last_bar_ms=end, bars=int(days * 6), total_return=0.01, sharpe=0.7,
+                max_drawdown=0.03, ic=ic, orders=12, updated_at_ms=end))
+        finally:
+            await engine.dispose()
+    asyncio.run(go())
 
 
 def _signal_bundle(version: str) -> bytes:

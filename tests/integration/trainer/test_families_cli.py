@@ -32,7 +32,8 @@ def test_tm_train_family_logistic_trains_gates_and_registers(tmp_path):
     assert len(listing) == 1
     sig = listing[0]
     assert sig["version"] == rep["version"] and sig["family"] == "logistic"
-    assert sig["stage"] == ("production" if rep["gate_passed"] else "candidate")
+    assert sig["stage"] == "candidate"      # passed or not, it has no forward evidence yet
+    assert ("awaits forward evidence" in out) == rep["gate_passed"]
     assert sig["why"] == ("; ".join(rep["reasons"]) or "gates passed")
 
 

@@ -58,3 +58,15 @@ def test_when_nothing_traded_it_says_how_to_watch_the_mechanics_and_that_it_prov
     traded = dict(flat, counts={"orders": 3})                 # the challenger traded: no hint
     assert not [ln for ln in banner(summary(0, traded), None) if "watch the mechanics" in ln]
     assert not [ln for ln in banner(summary(7), None) if "watch the mechanics" in ln]
+
+
+def test_a_candidate_whose_gates_passed_is_told_to_earn_its_forward_evidence():
+    passed = dict(REFUSED, gate_passed=True, why="gates passed")
+    lines = banner(summary(0), ModelsInUse(None, None, None, passed))
+    (paper,) = [ln for ln in lines if "tm paper" in ln]
+    assert "its gates passed" in paper and "the weekly `tm train`" in paper \
+        and "tm models promote-ready" in paper
+    (now,) = [ln for ln in lines if "--force" in ln]
+    assert "it has no forward evidence yet" in now and "the gates said no" not in now
+    refused = banner(summary(0), ModelsInUse(None, None, None, REFUSED))
+    assert any("the gates said no" in ln for ln in refused)

@@ -88,6 +88,13 @@ class Evidence:
                 total, end = total + (b - end), b
         return total / DAY_MS
 
+    @property
+    def forward_ic(self) -> float:
+        """Realised IC of the forward runs, weighted by their bars (NaN when none has one)."""
+        runs = [r for r in self.shadow if r.forward and r.bars > 0 and math.isfinite(r.ic)]
+        bars = sum(r.bars for r in runs)
+        return sum(r.ic * r.bars for r in runs) / bars if bars else math.nan
+
     def shortfall(self, min_forward_days: float) -> str | None:
         """Why the evidence is not enough to promote, or None when it is."""
         if self.forward_days >= min_forward_days:

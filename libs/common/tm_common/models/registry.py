@@ -180,6 +180,20 @@ class ModelRegistry:
             rows = (await conn.execute(q)).all()
         return [_record(r, with_artifact=False) for r in rows]
 
+    async def awaiting_evidence(self, kind: str = "signal") -> builtins.list[ModelRecord]:
+        """The candidates of ``kind`` registered after its production model (all of them when
+        none is production) whose walk-forward gates passed, newest first: the ones that wait
+        for forward shadow evidence before they may be promoted."""
+        prod = await self.production(kind)
+        out = []
+        for rec in await self.list(kind):                       # newest first
+            if prod is not None and (rec.version == prod.version
+                                     or rec.created_at_ms < prod.created_at_ms):
+                break
+            if rec.stage == "candidate" and rec.metrics.get("gate_passed") is True:
+                out.append(rec)
+        return out
+
     async def promote(self, version: str, reason: str, *,
                       evidence: dict[str, Any] | None = None,
                       who: str | None = None) -> ModelPromoted:
