@@ -1,8 +1,12 @@
-"""``tm backfill``: fill the database with Bybit's 4 h bars and settled funding rates.
+"""``tm backfill``: fill the database with Bybit's 4 h bars and settled funding rates, and
+Deribit's daily BTC DVOL.
 
 For a user who starts from an empty database (or whose ingest was down): pages through
 ``/v5/market/kline`` (interval 240, 1000 bars a page) and ``/v5/market/funding/history`` (200
-rates a page), oldest page first, and upserts each page before asking for the next.
+rates a page), oldest page first, then Deribit's ``public/get_volatility_index_data`` (daily
+closes, newest page first, following its ``continuation``), and upserts each page before asking
+for the next. Without the DVOL a model trained on the database (``tm train --source db``) would
+miss the DVOL features it has on the shipped files.
 
 - **Resumable**: each symbol starts after its newest stored bar / rate (or at ``--since``), so an
   interrupted run continues where it stopped; history older than the oldest stored row (a
@@ -14,8 +18,8 @@ rates a page), oldest page first, and upserts each page before asking for the ne
   a transient failure (5xx, timeout) is retried the same way, a few times.
 - **Progress**: one line per page (symbol, table, time range, rows).
 
-The base URL is ingest's ``TM_INGEST_BYBIT_REST_URL`` (default Bybit mainnet, public endpoints
-only: no key is needed or read).
+The base URLs are ingest's ``TM_INGEST_BYBIT_REST_URL`` and ``TM_INGEST_DERIBIT_URL`` (default
+Bybit and Deribit mainnet, public endpoints only: no key is needed or read).
 """
 
 from __future__ import annotations
@@ -30,16 +34,19 @@ from typing import Annotated, NoReturn, TypeVar
 import typer
 from sqlalchemy.ext.asyncio import AsyncEngine
 from tm_common.db import upsert
-from tm_common.db.market import bar_span_ms, funding_span_ms
+from tm_common.db.market import bar_span_ms, dvol_span_ms, funding_span_ms
 from tm_common.errors import TradeMatrixError, VenueUnavailable
 from tm_common.timefmt import utc_minute
 from tm_ingest.domain.bars import INTERVAL_MS
-from tm_ingest.repository import TABLES, bar_row, funding_row
+from tm_ingest.repository import TABLES, bar_row, dvol_row, funding_row
+from tm_ingest.sources.dvol import DAY_MS, DeribitDvolClient
 from tm_ingest.sources.rest import BybitRestClient, RateLimited
 
 KLINE_PAGE_BARS = 1000
 FUNDING_INTERVAL_MS = 8 * 3600 * 1000
 FUNDING_PAGE_RATES = 200
+#: the DVOL the features read (``tm_quant.features``: BTC's implied volatility for every symbol)
+DVOL_CURRENCY = "BTC"
 T = TypeVar("T")
 
 
@@ -49,7 +56,8 @@ class BackfillError(TradeMatrixError):
 
 @dataclass
 class BackfillResult:
-    """Rows written per ``(symbol, "bars"|"funding")``; ``waits`` = rate-limit/backoff pauses."""
+    """Rows written per ``(symbol, "bars"|"funding")`` and ``("BTC", "dvol")``; ``waits`` =
+    rate-limit/backoff pauses."""
 
     rows: dict[tuple[str, str], int] = field(default_factory=dict)
     pages: int = 0
@@ -64,7 +72,8 @@ class Backfill:
     """One run over ``symbols`` from ``since_ms`` to ``until_ms`` (exclusive, capped at now).
 
     ``echo(line)``: progress and waits. ``sleep``: awaited for each pause (tests pass a fake).
-    ``max_retries``: attempts per page before :class:`BackfillError`.
+    ``max_retries``: attempts per page before :class:`BackfillError`. ``dvol``: the Deribit
+    client to fetch BTC DVOL with (None: no DVOL).
     """
 
     def __init__(self, engine: AsyncEngine, client: BybitRestClient, symbols: Sequence[str],
@@ -73,7 +82,7 @@ class Backfill:
                  sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
                  now_ms: Callable[[], int] = lambda: time.time_ns() // 1_000_000,
                  max_retries: int = 8, backoff_s: tuple[float, float] = (1.0, 60.0),
-                 funding: bool = True) -> None:
+                 funding: bool = True, dvol: DeribitDvolClient | None = None) -> None:
         if until_ms is not None and until_ms <= since_ms:
             raise ValueError(f"--until ({utc_minute(until_ms)}) must be after "
                              f"--since ({utc_minute(since_ms)})")
@@ -81,6 +90,7 @@ class Backfill:
         self.since_ms, self.until_ms = since_ms, until_ms
         self.echo, self.sleep, self.now_ms = echo, sleep, now_ms
         self.max_retries, self.backoff_s, self.with_funding = max_retries, backoff_s, funding
+        self.dvol = dvol
         self.result = BackfillResult()
 
     async def run(self) -> BackfillResult:
@@ -89,6 +99,9 @@ class Backfill:
             await self._bars(sym, end)
             if self.with_funding:
                 await self._funding(sym, end)
+        if self.dvol is not None:
+            for start, stop in await self._ranges(dvol_span_ms, DVOL_CURRENCY, end, DAY_MS):
+                await self._dvol_range(self.dvol, start, stop)
         return self.result
 
     async def _ranges(self, span: Callable[..., Awaitable[tuple[int, int] | None]], sym: str,
@@ -133,6 +146,22 @@ class Backfill:
             self._progress(sym, "funding", cursor, last, len(page))
             cursor = last + 1
 
+    async def _dvol_range(self, client: DeribitDvolClient, start_ms: int, end_ms: int) -> None:
+        """Days in ``[start_ms, end_ms)``, newest page first: each answer's ``continuation`` is
+        the next request's end, until there is none or it brings no older day."""
+        cur, now = DVOL_CURRENCY, self.now_ms()
+        last, oldest = end_ms - 1, end_ms
+        while True:
+            points, more = await self._retry(f"{cur} dvol", partial(
+                client.fetch_page, cur, start_ms, last, now))
+            points = [p for p in points if start_ms <= p.day_ms < oldest]
+            await self._write("dvol", [dvol_row(p) for p in points])
+            self._progress(cur, "dvol", points[0].day_ms if points else start_ms, last,
+                           len(points))
+            if not points or more is None or more <= start_ms:
+                return
+            oldest, last = points[0].day_ms, min(more, points[0].day_ms)
+
     async def _write(self, kind: str, rows: list[dict]) -> None:
         if not rows:
             return
@@ -176,10 +205,15 @@ def backfill_command(
                                             "TM_INGEST_BYBIT_REST_URL: mainnet).")] = None,
     funding: Annotated[bool, typer.Option("--funding/--no-funding",
                                           help="Also fetch settled funding rates.")] = True,
+    dvol: Annotated[bool, typer.Option("--dvol/--no-dvol",
+                                       help="Also fetch Deribit's daily BTC DVOL.")] = True,
+    deribit_url: Annotated[str | None, typer.Option(help="Deribit base URL (default "
+                                                    "TM_INGEST_DERIBIT_URL: mainnet).")] = None,
     retries: Annotated[int, typer.Option(min=1, help="Attempts per page before giving up "
                                          "(waits double from 1 s, at most 60 s).")] = 8,
 ) -> None:
-    """Fill the database with Bybit 4 h bars and funding from --since (resumable, idempotent)."""
+    """Fill the database with Bybit 4 h bars and funding, and Deribit's BTC DVOL, from --since
+    (resumable, idempotent)."""
     from pydantic import ValidationError
     from tm_common.db import make_engine, resolve_database_url
     from tm_common.db.migrate import migrate_async
@@ -204,6 +238,9 @@ def backfill_command(
         base = (url or settings.bybit_rest_url).strip()
         if not base.startswith(("http://", "https://")):
             raise ValueError(f"--url must be an http(s) URL, not {base!r}")
+        deribit = (deribit_url or settings.deribit_url).strip()
+        if dvol and not deribit.startswith(("http://", "https://")):
+            raise ValueError(f"--deribit-url must be an http(s) URL, not {deribit!r}")
     except ValueError as e:
         fail(str(e), 2)
 
@@ -212,16 +249,20 @@ def backfill_command(
         await migrate_async(db_url)
         engine = make_engine(db_url)
         client = BybitRestClient(base, timeout_s=30.0)
+        dvol_client = DeribitDvolClient(deribit, timeout_s=30.0) if dvol else None
         try:
             job = Backfill(engine, client, syms, since_ms, until_ms, echo=typer.echo,
-                           funding=funding, max_retries=retries)
+                           funding=funding, max_retries=retries, dvol=dvol_client)
             return await job.run()
         finally:
             await client.close()
+            if dvol_client is not None:
+                await dvol_client.close()
             await engine.dispose()
 
-    typer.echo(f"backfill {', '.join(syms)} from {utc_minute(since_ms)} "
-               f"to {'now' if until_ms is None else utc_minute(until_ms)} ({base})")
+    typer.echo(f"backfill {', '.join(syms)}{' and BTC DVOL' if dvol else ''} from "
+               f"{utc_minute(since_ms)} to {'now' if until_ms is None else utc_minute(until_ms)} "
+               f"({base}{', ' + deribit if dvol else ''})")
     try:
         res = asyncio.run(go())
     except ValueError as e:

@@ -1,8 +1,9 @@
 """Funding and backfill against the exchange sim over HTTP, real Redis and PostgreSQL.
 
 - the funding poller publishes each settled rate once on md.funding and persists it;
-- ``tm backfill`` fills an empty database with the sim's bars and funding, a rerun adds nothing,
-  a rate-limit answer makes it wait and resume.
+- ``tm backfill`` fills an empty database with the sim's bars, funding and BTC DVOL, a rerun adds
+  nothing, a rate-limit answer makes it wait and resume; DVOL pages back through Deribit's
+  ``continuation``.
 """
 
 from __future__ import annotations
@@ -20,12 +21,14 @@ from tm_common.bus.redis import RedisStreamsBus
 from tm_common.bus.streams import MD_FUNDING
 from tm_common.db import make_engine
 from tm_common.db.migrate import migrate_async
-from tm_common.db.tables import bars, funding
-from tm_common.history import load_bars, load_funding
-from tm_common.testing.sim import QUIET_FAULTS
+from tm_common.db.tables import bars, dvol, funding
+from tm_common.history import load_bars, load_dvol, load_funding
+from tm_common.testing.instrument_history import unshipped_spec, write_history, write_instrument
+from tm_common.testing.sim import QUIET_FAULTS, run_sim
 from tm_ingest.domain.bars import INTERVAL_MS
 from tm_ingest.publisher import BarPublisher
 from tm_ingest.repository import MarketRepository
+from tm_ingest.sources.dvol import DAY_MS, DeribitDvolClient
 from tm_ingest.sources.funding import FundingPoller
 from tm_ingest.sources.rest import BybitRestClient
 
@@ -105,6 +108,7 @@ async def test_backfill_from_empty_then_rerun_adds_nothing_and_rate_limits_resum
     await migrate_async(pg_url)
     engine = make_engine(pg_url)
     client = BybitRestClient(sim.url)
+    deribit = DeribitDvolClient(sim.url)
     lines: list[str] = []
     waits: list[float] = []
 
@@ -115,7 +119,7 @@ async def test_backfill_from_empty_then_rerun_adds_nothing_and_rate_limits_resum
         # rate limiting on from the first request: the run must wait, then resume
         sim.post("/sim/faults", {**QUIET_FAULTS, "rate_limit_prob": 1.0})
         res = await Backfill(engine, client, SYMS, SINCE, None, echo=lines.append, sleep=sleep,
-                             now_ms=lambda: START + 2 * INTERVAL_MS).run()
+                             now_ms=lambda: START + 2 * INTERVAL_MS, dvol=deribit).run()
         assert waits and res.waits == len(waits) >= 1
         assert any("rate limited" in ln and "waiting" in ln for ln in lines)
         stored_bars = await _rows(engine, bars, "open_time_ms")
@@ -127,9 +131,17 @@ async def test_backfill_from_empty_then_rerun_adds_nothing_and_rate_limits_resum
         assert stored_funding == want_funding
         assert res.rows[("BTCUSDT", "bars")] == len(want_bars) // 2
         assert any(ln.startswith("BTCUSDT bars") for ln in lines)        # progress per page
+        async with engine.connect() as conn:      # the DVOL days known at the sim's clock
+            stored_dvol = (await conn.execute(sa.select(dvol.c.day_ms, dvol.c.known_at_ms, dvol.c.value)
+                                              .order_by(dvol.c.day_ms))).all()
+        want_dvol = [(p.day_ms, p.known_at_ms, float(p.close)) for p in load_dvol()
+                     if SINCE <= p.day_ms and p.known_at_ms <= START]
+        assert [tuple(r) for r in stored_dvol] == want_dvol and len(want_dvol) == 28
+        assert res.rows[("BTC", "dvol")] == 28
 
         again = await Backfill(engine, client, SYMS, SINCE, None, echo=lines.append,
-                               sleep=sleep, now_ms=lambda: START + 2 * INTERVAL_MS).run()
+                               sleep=sleep, now_ms=lambda: START + 2 * INTERVAL_MS,
+                               dvol=deribit).run()
         assert again.total == 0
         assert await _rows(engine, bars, "open_time_ms") == stored_bars
         assert await _rows(engine, funding, "settle_time_ms") == stored_funding
@@ -140,19 +152,66 @@ async def test_backfill_from_empty_then_rerun_adds_nothing_and_rate_limits_resum
         assert more.rows[("BTCUSDT", "bars")] == 3 and more.rows[("ETHUSDT", "bars")] == 3
     finally:
         await client.close()
+        await deribit.close()
         await engine.dispose()
+
+
+async def test_dvol_backfill_pages_back_through_deribits_continuation(tmp_path, pg_url):
+    """1,500 days of DVOL: more than one answer holds (1,000), so the backfill follows the
+    ``continuation`` back to ``--since``; every day lands once, and a rerun adds nothing."""
+    first_day, days = 1_577_836_800_000, 1500          # 2020-01-01
+    history = tmp_path / "history"
+    write_history(history, start_ms=first_day, n_bars=days * 6)
+    write_instrument(history, unshipped_spec())
+    (history / "BTC_DVOL_1d.csv").write_text("timestamp,dvol_close\n" + "".join(
+        f"{first_day + d * DAY_MS},{50 + d % 37}.5\n" for d in range(days)))
+    now = first_day + days * DAY_MS                   # the last day is known from here
+    since = first_day + 100 * DAY_MS
+    with run_sim(tmp_path, TM_SIM_HISTORY_DIR=str(history),
+                 TM_SIM_SYMBOLS='["ZZZUSDT"]') as venue:
+        venue.post("/sim/reset", {"start_ms": now - INTERVAL_MS})
+        await migrate_async(pg_url)
+        engine = make_engine(pg_url)
+        client, deribit = BybitRestClient(venue.url), DeribitDvolClient(venue.url)
+        lines: list[str] = []
+        try:
+            res = await Backfill(engine, client, (), since, None, echo=lines.append,
+                                 now_ms=lambda: now, dvol=deribit).run()
+            async with engine.connect() as conn:
+                stored = (await conn.execute(sa.select(dvol.c.day_ms, dvol.c.value)
+                                             .order_by(dvol.c.day_ms))).all()
+            assert [r[0] for r in stored] == [first_day + d * DAY_MS for d in range(100, days)]
+            assert [float(r[1]) for r in stored] == [50 + d % 37 + 0.5 for d in range(100, days)]
+            pages = [ln for ln in lines if ln.startswith("BTC dvol")]
+            assert len(pages) == 2 and res.rows[("BTC", "dvol")] == days - 100, pages
+            again = await Backfill(engine, client, (), since, None, echo=lines.append,
+                                   now_ms=lambda: now, dvol=deribit).run()
+            assert again.total == 0
+        finally:
+            await client.close()
+            await deribit.close()
+            await engine.dispose()
 
 
 def test_tm_backfill_command_and_its_errors(sim, pg_url):
     sim.post("/sim/faults", QUIET_FAULTS)
     sim.post("/sim/reset", {"start_ms": START})
-    env = {**os.environ, "TM_DATABASE_URL": pg_url, "TM_INGEST_BYBIT_REST_URL": sim.url}
+    env = {**os.environ, "TM_DATABASE_URL": pg_url, "TM_INGEST_BYBIT_REST_URL": sim.url,
+           "TM_INGEST_DERIBIT_URL": sim.url}
     tm = [sys.executable, "-m", "tm_app.stack.main"]
     ok = subprocess.run([*tm, "backfill", "--since", "2023-02-20", "--until", "2023-03-01",
                          "--symbols", "BTCUSDT"], env=env, capture_output=True, text=True,
                         timeout=120)
     assert ok.returncode == 0, ok.stderr
     assert "done: " in ok.stdout and "BTCUSDT bars" in ok.stdout
+    assert "and BTC DVOL" in ok.stdout and "BTC dvol" in ok.stdout
+    no_dvol = subprocess.run([*tm, "backfill", "--since", "2023-02-20", "--until", "2023-03-01",
+                              "--symbols", "BTCUSDT", "--no-dvol", "--deribit-url", "nope"],
+                             env=env, capture_output=True, text=True, timeout=120)
+    assert no_dvol.returncode == 0 and "dvol" not in no_dvol.stdout.lower(), no_dvol.stderr
+    bad_url = subprocess.run([*tm, "backfill", "--since", "2023-02-20", "--deribit-url", "nope"],
+                             env=env, capture_output=True, text=True, timeout=60)
+    assert bad_url.returncode == 2 and "--deribit-url must be an http(s) URL" in bad_url.stderr
     bad = subprocess.run([*tm, "backfill", "--since", "yesterday"], env=env,
                          capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and "Traceback" not in bad.stderr

@@ -40,6 +40,11 @@ async def funding_span_ms(conn: AsyncConnection, instrument: str) -> tuple[int, 
     return await _span(conn, funding.c.settle_time_ms, funding.c.instrument == instrument)
 
 
+async def dvol_span_ms(conn: AsyncConnection, currency: str = "BTC") -> tuple[int, int] | None:
+    """Days (ms) of the oldest and newest stored DVOL close of ``currency``, or None."""
+    return await _span(conn, dvol.c.day_ms, dvol.c.currency == currency)
+
+
 async def bar_counts(conn: AsyncConnection, instruments: Sequence[str],
                      interval_min: int = INTERVAL_MIN) -> dict[str, int]:
     """Stored bars per instrument (0 for one with none)."""

@@ -20,6 +20,13 @@ class DeribitDvolClient:
 
     async def fetch(self, currency: str, start_ms: int, end_ms: int, now_ms: int) -> list[DvolUpdated]:
         """Daily DVOL closes whose day has ended by ``now_ms`` (a day D is known at D+1 00:00)."""
+        return (await self.fetch_page(currency, start_ms, end_ms, now_ms))[0]
+
+    async def fetch_page(self, currency: str, start_ms: int, end_ms: int,
+                         now_ms: int) -> tuple[list[DvolUpdated], int | None]:
+        """One answer: :meth:`fetch`'s days and Deribit's ``continuation``, the
+        ``end_timestamp`` of the next (older) page when the span held more days than one
+        answer gives (None: no more)."""
         params: dict[str, str | int] = {"currency": currency, "start_timestamp": start_ms,
                                         "end_timestamp": end_ms, "resolution": "1D"}
         try:
@@ -30,7 +37,13 @@ class DeribitDvolClient:
         if resp.status_code != 200 or not isinstance(body, dict) or "result" not in body:
             raise VenueError(f"dvol {currency}: HTTP {resp.status_code}: {str(body)[:200]}")
         out = []
-        for row in (body["result"] or {}).get("data") or []:
+        result = body["result"] or {}
+        more = result.get("continuation")
+        try:
+            continuation = None if more is None else int(more)
+        except (TypeError, ValueError) as e:
+            raise VenueError(f"dvol {currency}: bad continuation {more!r}") from e
+        for row in result.get("data") or []:
             # [timestamp, open, high, low, close]
             try:
                 day, close = int(row[0]), float(row[4])
@@ -40,7 +53,7 @@ class DeribitDvolClient:
             if day + DAY_MS <= now_ms:
                 out.append(DvolUpdated(currency=currency, day_ms=day, known_at_ms=day + DAY_MS,
                                        value=close))
-        return sorted({d.day_ms: d for d in out}.values(), key=lambda d: d.day_ms)
+        return sorted({d.day_ms: d for d in out}.values(), key=lambda d: d.day_ms), continuation
 
 
 class DvolPoller:
