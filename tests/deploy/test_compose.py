@@ -250,3 +250,23 @@ def test_the_compose_acl_file_on_a_real_redis(secrets_dir, tmp_path):
             redis_py.Redis.from_url(server.url).xadd("tm:risk.order", {"a": "1"})
     finally:
         server.stop()
+
+
+def test_a_shadow_book_runs_beside_production(compose, secrets_dir):
+    """The challenger's shadow book (tm_app.shadow) is part of the stack: its own Redis user
+    (reads production's market streams, owns shadow:*), no signing key (it publishes nothing
+    production reads), started once the trainer registered the candidates, scraped."""
+    svc = compose["services"]["shadow"]
+    assert svc["command"] == ["python", "-m", "tm_app.shadow"]
+    env = svc["environment"]
+    assert env["TM_HTTP_PORT"] == "8109" and env["TM_SHADOW_CANDIDATE"] == "auto"
+    assert env["TM_MODE"] == "replay"          # the compose default replays: shown, not counted
+    assert env["TM_REDIS_URL"].startswith("redis://shadow:")
+    assert not any("SIGNING_KEY" in k or "ADMIN_TOKEN" in k for k in env)
+    assert "127.0.0.1:8109/readyz" in " ".join(svc["healthcheck"]["test"])
+    assert svc["depends_on"]["trainer"]["condition"] == "service_completed_successfully"
+    assert svc["user"] != "root" and svc.get("read_only") is True
+    prom = yaml.safe_load((ROOT / "deploy" / "prometheus" / "prometheus.yml").read_text())
+    statics = [sc for job in prom["scrape_configs"] for sc in job.get("static_configs", [])]
+    assert any("shadow:8109" in sc["targets"] and sc["labels"]["service"] == "shadow"
+               for sc in statics)

@@ -470,3 +470,23 @@ def test_alertmanager_config_routes_by_severity_to_the_channels(deploy_tools, sh
             "--set", "monitoring.alertmanagerConfig.enabled=true",
             "--set-json", 'monitoring.alertmanagerConfig.routes={"critical": ["pager"]}'])
     assert r.returncode != 0 and 'names channel "pager", not defined' in r.stderr, r.stderr
+
+
+def test_the_shadow_book_release(deploy_tools, sh):
+    """helm/values/shadow.yaml: the shadow book as its own release, with its own Redis user and
+    no signing key, trading the default candidate and giving forward (paper) evidence."""
+    from tm_app.shadow.config import AUTO, SHADOW_PORT
+
+    values = ROOT / "helm" / "values" / "shadow.yaml"
+    objs = docs(render(deploy_tools, sh, values))
+    (c,) = pod_spec(objs)["containers"]
+    assert c["command"] == ["python", "-m", "tm_app.shadow"]
+    assert c["ports"][0]["containerPort"] == SHADOW_PORT
+    cm = one(objs, "ConfigMap")["data"]
+    assert cm["TM_SHADOW_CANDIDATE"] == AUTO and cm["TM_MODE"] == "paper"
+    assert cm["TM_HISTORY_DIR"] == "/app/data/history"
+    env = {e["name"]: e for e in c["env"]}
+    assert env["TM_REDIS_PASSWORD"]["valueFrom"]["secretKeyRef"] == {
+        "name": "trade-matrix-redis", "key": "shadow"}
+    assert env["TM_REDIS_URL"]["value"].startswith("redis://shadow:$(TM_REDIS_PASSWORD)@")
+    assert not [n for n in env if "SIGNING_KEY" in n]

@@ -37,7 +37,7 @@ REDIS_HOST_URL = "redis://redis:6379/0"
 COMPOSE_SERVICES: dict[str, str] = {
     "ingest": "ingest", "regime": "regime", "signal": "signal", "sizer": "sizer",
     "risk": "risk", "executor": "executor", "portfolio": "portfolio", "trainer": "trainer",
-    "exchange-sim": ""}
+    "shadow": "shadow", "exchange-sim": ""}
 
 
 def _write(path: Path, text: str, mode: int) -> None:
