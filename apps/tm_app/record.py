@@ -57,6 +57,16 @@ class RunRecord:
             rec.dead_letters[s] = await bus.length(dlq(s))
         return rec
 
+    def from_bar(self, open_ms: int) -> RunRecord:
+        """The part of the run about bars opening at or after ``open_ms``: each event whose body
+        names a bar (``bar_time_ms``, a bar's ``open_time_ms``) is kept when that bar is; an
+        event about no bar is kept."""
+        def kept(env: Envelope) -> bool:
+            t = getattr(env.body, "bar_time_ms", getattr(env.body, "open_time_ms", None))
+            return t is None or t >= open_ms
+        return RunRecord({s: [e for e in envs if kept(e)] for s, envs in self.streams.items()},
+                         dict(self.dead_letters))
+
     def of(self, stream: str, etype: str | None = None) -> list[Envelope]:
         return [e for e in self.streams.get(stream, []) if etype is None or e.type == etype]
 

@@ -103,6 +103,19 @@ def run_stats(rec: RunRecord, initial_equity: float) -> dict:
                                                initial_equity)}
 
 
+def stats_from(rec: RunRecord, initial_equity: float, open_ms: int = 0) -> dict:
+    """Return, Sharpe and drawdown (``total``), realised IC (``signal_ic``) and orders of the
+    part of a run from the bar opening at ``open_ms`` on: its equity curve starts at the last
+    snapshot before that bar (else ``initial_equity``). ``open_ms`` 0: the whole run, as
+    :func:`run_stats` gives them (without its attribution)."""
+    snaps = rec.snapshots
+    base = next((float(s.equity) for s in reversed(snaps) if s.bar_time_ms < open_ms),
+                initial_equity)
+    total = performance([base, *(float(s.equity) for s in snaps if s.bar_time_ms >= open_ms)])
+    part = rec.from_bar(open_ms)
+    return {"total": total, "signal_ic": signal_ic(part), "orders": len(part.orders)}
+
+
 def buy_and_hold_curve(rec: RunRecord, initial_equity: float) -> list[float]:
     """Equal-weight buy and hold at each snapshot's bar: ``initial_equity`` split equally over
     the instruments at the first snapshot's close, held without costs. An instrument with no

@@ -13,7 +13,12 @@ its results do not depend on how far behind production it runs.
 Restart: the book wipes its namespace and reads production's streams from the start again (its
 paper account lives in memory; its state is a function of the market events and the candidate).
 Evidence: every ``evidence_every_bars`` bar times and at stop, the candidate's
-:class:`~tm_common.models.evidence.ShadowRecord` for this run is written to the registry.
+:class:`~tm_common.models.evidence.ShadowRecord` for this run is written to the registry. In a
+forward mode (paper, live) the record covers only the bars that opened at or after the candidate
+was registered (:attr:`ShadowBook.evidence_from_ms`): the book trades the market's earlier bars
+too (a paper run's warm-up backfill, production's retained history), so that its state is
+continuous, but prices that existed when the candidate was made are no forward evidence. A
+replay's record covers its whole window (shown, never counted).
 Instruments: the paper account serves the filters of ``instruments_file`` (under ``tm paper``,
 the market's) and, before each bar time, those the paper relay has rewritten it with since
 (:mod:`~tm_app.shadow.instruments`): a new qty step, funding interval or delisting reaches the
@@ -30,7 +35,7 @@ from typing import Any
 import structlog
 from tm_common.bus.redis import RedisStreamsBus
 from tm_common.bus.streams import MD_BAR, PORTFOLIO_SNAPSHOT, RISK_ORDER, SIGNAL_TL
-from tm_common.models.evidence import ShadowRecord
+from tm_common.models.evidence import FORWARD_MODES, ShadowRecord
 from tm_common.models.registry import ModelRecord, ModelRegistry
 
 from tm_app.backtest import InProcessIdle, RunConfig, build_services
@@ -75,6 +80,9 @@ class ShadowBook:
         self.first_bar_ms: int | None = None
         self.last_bar_ms: int | None = None
         self._times: set[int] = set()          # bar times traded (6 a day)
+        #: the first bar open time the record covers (forward modes: the candidate's
+        #: registration; replay: 0, the whole run); set by open()
+        self.evidence_from_ms = 0
         self._since_evidence = 0
         self.last_error: str | None = None
         self.evidence: ShadowRecord | None = None
@@ -86,6 +94,8 @@ class ShadowBook:
     async def open(self) -> None:
         """Resolve the candidate, wipe the book's namespace, build and warm up the services."""
         self.candidate = await resolve_candidate(self.registry, self.settings.candidate)
+        self.evidence_from_ms = self.candidate.created_at_ms if self.mode in FORWARD_MODES \
+            else 0
         await self._wipe()
         s = self.settings
         self.instruments.changed()          # the file as it is now is what the account serves
@@ -156,7 +166,8 @@ class ShadowBook:
             self._times.add(t)
             self.first_bar_ms = t if self.first_bar_ms is None else min(self.first_bar_ms, t)
             self.last_bar_ms = t if self.last_bar_ms is None else max(self.last_bar_ms, t)
-            self._since_evidence += 1
+            if t >= self.evidence_from_ms:
+                self._since_evidence += 1
             if self._since_evidence >= self.settings.evidence_every_bars:
                 await self.write_evidence()
 
@@ -208,20 +219,24 @@ class ShadowBook:
         """The book's run so far, read back from its namespace."""
         return await RunRecord.from_bus(self.bus)
 
-    async def write_evidence(self) -> ShadowRecord:
-        from tm_app.stats import run_stats
+    async def write_evidence(self) -> ShadowRecord | None:
+        """The record of the bars from :attr:`evidence_from_ms` on into the candidate's
+        registry row; None (nothing written) before the first of them."""
+        from tm_app.stats import stats_from
 
-        assert self.candidate is not None and self.first_bar_ms is not None
+        assert self.candidate is not None
+        times = sorted(t for t in self._times if t >= self.evidence_from_ms)
+        if not times:
+            return None
         rec = await RunRecord.from_bus(self.bus, streams=EVIDENCE_STREAMS)
-        st = run_stats(rec, float(self.settings.initial_equity_usdt))
+        st = stats_from(rec, float(self.settings.initial_equity_usdt), self.evidence_from_ms)
         tot = st["total"]
         self.evidence = ShadowRecord(
-            run_id=self.run_id, mode=self.mode, first_bar_ms=self.first_bar_ms,
-            last_bar_ms=self.last_bar_ms or self.first_bar_ms, bars=self.bar_times,
-            total_return=float(tot.get("total_return", float("nan"))),
+            run_id=self.run_id, mode=self.mode, first_bar_ms=times[0], last_bar_ms=times[-1],
+            bars=len(times), total_return=float(tot.get("total_return", float("nan"))),
             sharpe=float(tot.get("sharpe", float("nan"))),
             max_drawdown=float(tot.get("max_drawdown", float("nan"))),
-            ic=float(st["signal_ic"].get("all", float("nan"))), orders=len(rec.orders),
+            ic=float(st["signal_ic"].get("all", float("nan"))), orders=st["orders"],
             updated_at_ms=_now_ms())
         await self.registry.record_shadow(self.candidate.version, self.evidence)
         self._since_evidence = 0
@@ -232,6 +247,7 @@ class ShadowBook:
                 "run_id": self.run_id, "mode": self.mode, "namespace": self.bus.names.prefix,
                 "source_namespace": self.source.names.prefix, "bar_times": self.bar_times,
                 "first_bar_ms": self.first_bar_ms, "last_bar_ms": self.last_bar_ms,
+                "evidence_from_ms": self.evidence_from_ms,
                 "mirror": dict(self.mirror.counts.__dict__), "last_error": self.last_error,
                 "instruments": {"file": None if self.instruments.path is None
                                 else str(self.instruments.path),

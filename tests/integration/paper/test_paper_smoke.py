@@ -133,7 +133,10 @@ def test_bad_arguments_are_one_error_line(tmp_path, args, code, words):
 
 
 def _seed_refused_candidate(db_path) -> None:
-    """A signal candidate the gates refused, in the run's registry: ``tm paper`` shadows it."""
+    """A signal candidate the gates refused, in the run's registry: ``tm paper`` shadows it.
+    Registered just after the stand-in's "now" (T0, the newest closed bar's open): the
+    backfilled bars are history it could have been fitted on, the live bars after it its
+    forward evidence."""
     import asyncio
 
     from tm_common.db import make_engine
@@ -147,7 +150,7 @@ def _seed_refused_candidate(db_path) -> None:
 
     async def go():
         engine = make_engine(url)
-        await ModelRegistry(engine).register(
+        await ModelRegistry(engine, clock_ms=lambda: T0 + 1).register(
             "signal", "cand-1", signal_bundle("cand-1", first_bar_ms=T0 - 400 * BAR_INTERVAL_MS,
                                               seed=3),
             data_hash="test", features=[], params={}, seed=0,
@@ -253,7 +256,9 @@ def test_tm_paper_smoke_run_against_a_mainnet_stand_in(tmp_path, redis_url):
         metrics = json.loads(db.execute("select metrics from model_registry where "
                                         "version = 'cand-1'").fetchone()[0])
     [record] = metrics["_shadow"].values()
-    assert record["mode"] == "paper" and record["bars"] == BACKFILL_BARS + 3
+    # the book traded all 33 bar times; only the 2 live ones opened after the registration
+    assert record["mode"] == "paper" and \
+        (record["bars"], record["first_bar_ms"]) == (2, T0 + BAR_INTERVAL_MS)
     relayed = json.loads(report["meta"]["relay"])
     assert relayed["bars"] == (BACKFILL_BARS + 3) * 3 and not relayed["errors"], relayed
     print("relay counts:", relayed)

@@ -21,10 +21,13 @@ TRADING_ENV = {"TM_SIZER_KELLY_CONFIDENCE": "0.02", "TM_SIZER_BLENDED_CONFIDENCE
 
 @pytest.fixture
 async def registry_url(tmp_path):
+    """The candidates registered (a second apart) before the test window: all of it lies after
+    them, so a paper or live book's record covers the whole window as forward evidence."""
     bars = load_bars("BTCUSDT")
     url = f"sqlite+aiosqlite:///{tmp_path}/tm.db"
+    ticks = iter(range(bars[START - 1].open_time_ms, bars[START].open_time_ms, 1000))
     async with migrated_engine(url) as engine:
-        await register_signal_versions(ModelRegistry(engine),
+        await register_signal_versions(ModelRegistry(engine, clock_ms=lambda: next(ticks)),
                                        first_bar_ms=bars[START - 250].open_time_ms,
                                        metrics={"gate_passed": False, "why": "test candidate"})
     return url

@@ -15,10 +15,11 @@ from tm_app.shadow.venue import NotAPaperVenue, PaperVenue, require_paper
 from tm_app.venue import InProcessBybit
 from tm_common.bus.redis import RedisStreamsBus
 from tm_common.db import make_engine
+from tm_common.history import load_bars
 from tm_common.models.evidence import SHADOW_KEY, shadow_records
 from tm_common.models.registry import ModelRegistry
 
-from .conftest import TRADING_ENV, N, publish_market, window
+from .conftest import START, TRADING_ENV, N, publish_market, window
 
 
 async def run_book(redis_url: str, source_ns: str, db_url: str, candidate: str,
@@ -100,6 +101,51 @@ async def test_evidence_is_written_and_a_restart_replaces_it(redis_url, namespac
     # production's namespace holds only what production published: the book wrote nothing there
     prod = await RunRecord.from_bus(RedisStreamsBus(redis_url, prefix=namespace))
     assert not prod.signals and not prod.orders and not prod.snapshots
+
+
+async def test_a_forward_record_covers_only_the_bars_after_the_candidates_registration(
+        redis_url, namespace, registry_url, monkeypatch):
+    """A paper book trades every bar it mirrors (a warm-up's, production's history), but prices
+    that existed when the candidate was registered are no forward evidence: its record starts
+    at the first bar opening at or after the registration. A replay's record covers all."""
+    from tm_app.stats import run_stats, stats_from
+    from tm_signal.testing import register_signal_versions
+
+    for k, v in TRADING_ENV.items():
+        monkeypatch.setenv(k, v)
+    start, end = window()
+    await publish_market(redis_url, namespace,
+                         RunConfig(start_ms=start, end_ms=end, database_url=registry_url))
+    registered = start + 70 * 4 * 3600_000 - 1          # bars 70.. are after it (it trades from ~60)
+    engine = make_engine(registry_url)
+    await register_signal_versions(ModelRegistry(engine, clock_ms=lambda: registered),
+                                   first_bar_ms=load_bars("BTCUSDT")[START - 250].open_time_ms,
+                                   seeds={"v3": 1},
+                                   metrics={"gate_passed": True, "why": "gates passed"})
+    await engine.dispose()
+
+    book, rec = await run_book(redis_url, namespace, registry_url, "v3", mode="paper")
+    assert book.bar_times == N and book.evidence_from_ms == registered
+    r = book.evidence
+    after = sorted({b.open_time_ms for b in rec.bars if b.open_time_ms >= registered})
+    assert len(after) == N - 70
+    assert (r.first_bar_ms, r.last_bar_ms, r.bars) == (after[0], end, N - 70)
+    part = stats_from(rec, 100000.0, registered)
+    assert r.ic == pytest.approx(part["signal_ic"]["all"], nan_ok=True)
+    assert r.orders == part["orders"] == sum(o.bar_time_ms >= registered for o in rec.orders)
+    assert r.orders < len(rec.orders), "the window must trade before the registration too"
+    before = [s for s in rec.snapshots if s.bar_time_ms < registered][-1]
+    after_eq = [s for s in rec.snapshots if s.bar_time_ms >= registered][-1]
+    assert r.total_return == pytest.approx(float(after_eq.equity) / float(before.equity) - 1)
+    # from the first bar, the same numbers as the report's (which also attributes the PnL)
+    whole, full = stats_from(rec, 100000.0), run_stats(rec, 100000.0)
+    assert whole["total"] == pytest.approx({k: full["total"][k] for k in whole["total"]},
+                                           nan_ok=True)
+    assert whole["signal_ic"] == full["signal_ic"] and whole["orders"] == len(rec.orders)
+
+    replay, _ = await run_book(redis_url, namespace, registry_url, "v3", mode="replay",
+                               book_namespace=f"{namespace}shadow:replay:")
+    assert replay.evidence_from_ms == 0 and replay.evidence.bars == N
 
 
 def test_a_shadow_book_takes_only_its_paper_account():
