@@ -88,7 +88,7 @@ def demo(start: StartOpt = "2025-01-01", end: EndOpt = "2025-06-30",
          port_offset: Annotated[int, typer.Option(help="Added to every service port.")] = 0,
          shadow: Annotated[str, typer.Option(
              help="Signal candidate to run in a shadow book beside production: a version, "
-                  "'awaiting-evidence' (the newest one whose gates passed), 'newest-refused' "
+                  "'awaiting-evidence' (one whose gates passed, collecting evidence), 'newest-refused' "
                   "(the newest one the gates kept out), 'auto' (the first, else the second) or "
                   "'none'.")
          ] = "auto",

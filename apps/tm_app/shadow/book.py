@@ -12,6 +12,9 @@ its results do not depend on how far behind production it runs.
 
 Restart: the book wipes its namespace and reads production's streams from the start again (its
 paper account lives in memory; its state is a function of the market events and the candidate).
+With ``auto`` or ``awaiting-evidence`` it asks the registry every ``candidate_check_s`` which
+candidate that choice names now (:meth:`ShadowBook.follow_candidate`); another one is taken the
+same way, after the record of the one before is written.
 Evidence: every ``evidence_every_bars`` bar times and at stop, the candidate's
 :class:`~tm_common.models.evidence.ShadowRecord` for this run is written to the registry. In a
 forward mode (paper, live) the record covers only the bars that opened at or after the candidate
@@ -40,7 +43,7 @@ from tm_common.models.registry import ModelRecord, ModelRegistry
 
 from tm_app.backtest import InProcessIdle, RunConfig, build_services
 from tm_app.record import RunRecord
-from tm_app.shadow.config import EVIDENCE_MODE, ShadowSettings
+from tm_app.shadow.config import AUTO, AWAITING_EVIDENCE, EVIDENCE_MODE, ShadowSettings
 from tm_app.shadow.instruments import FollowedFile
 from tm_app.shadow.mirror import MARKET_STREAMS, Batch, MarketMirror
 from tm_app.shadow.pinned import PinnedRegistry, resolve_candidate
@@ -74,9 +77,15 @@ class ShadowBook:
         self.venue: PaperVenue | None = None
         self.services: dict[str, Any] = {}
         self.consumers: list[Any] = []
-        self.mirror = MarketMirror(source.r, {s: source.key(s) for s in MARKET_STREAMS},
-                                   settings.symbols, from_ms=settings.from_ms,
-                                   flush_after_s=settings.flush_after_s)
+        self.last_error: str | None = None
+        self.switches: list[str] = []           # "<old> → <new>" for each candidate taken over
+        self._reset()
+
+    def _reset(self) -> None:
+        """What a run of one candidate accumulates: at construction and at a switch."""
+        s, source = self.settings, self.source
+        self.mirror = MarketMirror(source.r, {st: source.key(st) for st in MARKET_STREAMS},
+                                   s.symbols, from_ms=s.from_ms, flush_after_s=s.flush_after_s)
         self.first_bar_ms: int | None = None
         self.last_bar_ms: int | None = None
         self._times: set[int] = set()          # bar times traded (6 a day)
@@ -84,9 +93,8 @@ class ShadowBook:
         #: registration; replay: 0, the whole run); set by open()
         self.evidence_from_ms = 0
         self._since_evidence = 0
-        self.last_error: str | None = None
         self.evidence: ShadowRecord | None = None
-        self.instruments = FollowedFile(settings.instruments_file)
+        self.instruments = FollowedFile(s.instruments_file)
         self.instruments_followed: dict[str, int] = {}   # symbol → changes taken after open
         self.instruments_error: str | None = None
 
@@ -198,21 +206,60 @@ class ShadowBook:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Open (retrying every 5 s while the registry or Redis is not there), then follow
-        production's market streams until ``stop``; the evidence is written once more at stop."""
-        while not stop.is_set() and self.venue is None:
-            try:
-                await self.open()
-                self.last_error = None
-            except Exception as e:  # noqa: BLE001 - said on /readyz and in the log; retried
-                self.last_error = f"{type(e).__name__}: {e}"
-                log.warning("shadow.open_failed", error=self.last_error)
-                await _wait(stop, 5.0)
+        production's market streams until ``stop``, checking the candidate every
+        ``candidate_check_s``; the evidence is written once more at stop."""
+        checked = time.monotonic()
+        every = self.settings.candidate_check_s
         try:
             while not stop.is_set():
+                if self.venue is None:
+                    if not await self._try_open():
+                        await _wait(stop, 5.0)
+                    continue
                 await self.step(block_ms=500)
+                if every and time.monotonic() - checked >= every:
+                    checked = time.monotonic()
+                    await self.follow_candidate()
         finally:
             if self.venue is not None and self.bar_times:
                 await self.write_evidence()
+
+    async def _try_open(self) -> bool:
+        try:
+            await self.open()
+        except Exception as e:  # noqa: BLE001 - said on /readyz and in the log; retried
+            self.venue = None
+            self.last_error = f"{type(e).__name__}: {e}"
+            log.warning("shadow.open_failed", error=self.last_error)
+            return False
+        self.last_error = None
+        return True
+
+    async def follow_candidate(self) -> bool:
+        """With ``auto`` or ``awaiting-evidence``: if the registry names another candidate now
+        (a newly trained one waiting for evidence, or the next after this one was promoted or
+        has its days), write this one's record, then wipe the namespace and open the book again
+        for the new one, from the start of production's streams. True when it switched; a
+        registry that does not answer keeps the candidate (said in ``last_error``)."""
+        if self.settings.candidate not in (AUTO, AWAITING_EVIDENCE) or self.candidate is None:
+            return False
+        try:
+            now = await resolve_candidate(self.registry, self.settings.candidate)
+        except Exception as e:  # noqa: BLE001 - keep trading the one it has; said on /status
+            self.last_error = f"candidate check: {type(e).__name__}: {e}"
+            log.warning("shadow.candidate_check_failed", error=self.last_error)
+            return False
+        if now.version == self.candidate.version:
+            return False
+        old = self.candidate.version
+        await self.write_evidence()
+        log.info("shadow.candidate_changed", previous=old, candidate=now.version,
+                 choice=self.settings.candidate)
+        self._reset()
+        self.venue = None
+        self.switches.append(f"{old} → {now.version}")
+        await self._try_open()              # else run() tries again every 5 s
+        return True
 
     # -- evidence --------------------------------------------------------------------------
     async def record(self) -> RunRecord:
@@ -247,7 +294,7 @@ class ShadowBook:
                 "run_id": self.run_id, "mode": self.mode, "namespace": self.bus.names.prefix,
                 "source_namespace": self.source.names.prefix, "bar_times": self.bar_times,
                 "first_bar_ms": self.first_bar_ms, "last_bar_ms": self.last_bar_ms,
-                "evidence_from_ms": self.evidence_from_ms,
+                "evidence_from_ms": self.evidence_from_ms, "switches": list(self.switches),
                 "mirror": dict(self.mirror.counts.__dict__), "last_error": self.last_error,
                 "instruments": {"file": None if self.instruments.path is None
                                 else str(self.instruments.path),

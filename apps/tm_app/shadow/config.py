@@ -18,7 +18,8 @@ from tm_common.settings import APP_ENV_PREFIXES, CommonSettings
 
 SHADOW_PORT = 8109
 NEWEST_REFUSED = "newest-refused"
-#: the newest candidate whose gates passed and that waits for forward evidence to be promoted
+#: a candidate whose gates passed and that still collects the forward evidence it needs to be
+#: promoted (:func:`tm_app.shadow.pinned.resolve_candidate`)
 AWAITING_EVIDENCE = "awaiting-evidence"
 #: the default: :data:`AWAITING_EVIDENCE` when there is one, else :data:`NEWEST_REFUSED`
 AUTO = "auto"
@@ -33,8 +34,8 @@ class ShadowSettings(CommonSettings):
     service_name: str = "shadow"
     http_port: int = SHADOW_PORT
     candidate: str = Field(default=AUTO, description="signal model version to shadow, "
-                           "awaiting-evidence (the newest candidate whose gates passed, waiting "
-                           "for forward evidence to be promoted), newest-refused (the newest "
+                           "awaiting-evidence (a candidate whose gates passed, collecting the "
+                           "forward evidence it needs to be promoted), newest-refused (the newest "
                            "one the gates kept out) or auto (the first, else the second)")
     book_namespace: str = Field(default="", description="the book's own stream prefix; empty = "
                                 "<namespace>shadow:<candidate>:; must contain 'shadow'")
@@ -53,6 +54,12 @@ class ShadowSettings(CommonSettings):
                                  "bar is traded after this long without new market events")
     evidence_every_bars: int = Field(default=6, ge=1, description="refresh the candidate's "
                                      "shadow record in the registry every this many bar times")
+    candidate_check_s: float = Field(default=300.0, ge=0, description="with auto or "
+                                     "awaiting-evidence: ask the registry this often which "
+                                     "candidate the choice names now, and trade that one from "
+                                     "the start of production's streams when it changed (a "
+                                     "newly trained candidate, the last one promoted); 0 = "
+                                     "the one resolved at start until a restart")
 
     @field_validator("book_namespace")
     @classmethod

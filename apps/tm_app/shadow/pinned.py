@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from tm_common.models.evidence import evidence_of
 from tm_common.models.registry import ModelRecord, ModelRegistry, RegistryError
 
 from tm_app.shadow.config import AUTO, AWAITING_EVIDENCE, NEWEST_REFUSED
@@ -37,22 +38,33 @@ class PinnedRegistry:
         return getattr(self.registry, name)
 
 
-async def resolve_candidate(registry: ModelRegistry, candidate: str) -> ModelRecord:
+async def resolve_candidate(registry: ModelRegistry, candidate: str, *,
+                            min_days: float | None = None) -> ModelRecord:
     """``candidate`` (a signal version, ``awaiting-evidence``, ``newest-refused`` or ``auto``)
-    → its registry record. ``auto`` prefers the candidate that waits for forward evidence: its
+    → its registry record. ``auto`` prefers a candidate that waits for forward evidence: its
     shadow days are what can promote it (:func:`tm_trainer.registry_ops.promote_ready`).
+
+    Of several waiting, the one still collecting (fewer than ``min_days`` forward days; default
+    ``TM_PROMOTE_MIN_SHADOW_DAYS``) with the most days is taken, the newest of equals: a book
+    keeps the candidate it is paper-trading until that one has its days (and is promoted, or
+    waits for a person), rather than restart the count for every newer one.
 
     Raises:
         RegistryError: unknown version, not a signal model, or no such candidate.
     """
     if candidate in (AUTO, AWAITING_EVIDENCE):
-        waiting = await registry.awaiting_evidence("signal")
-        if waiting:
-            return waiting[0]
+        from tm_trainer.promotion import min_forward_days
+
+        least = min_forward_days(min_days)
+        collecting = [(evidence_of(r.version, r.kind, r.metrics).forward_days, r)
+                      for r in await registry.awaiting_evidence("signal")]
+        collecting = [(d, r) for d, r in collecting if d < least or least <= 0]
+        if collecting:
+            return max(collecting, key=lambda dr: dr[0])[1]     # newest first: ties → newest
         if candidate == AWAITING_EVIDENCE:
             raise RegistryError("no signal candidate newer than production has passed its "
-                                "walk-forward gates (train one with `tm train`, or name a "
-                                "version)")
+                                "walk-forward gates and still collects forward evidence "
+                                "(train one with `tm train`, or name a version)")
         candidate = NEWEST_REFUSED
     if candidate == NEWEST_REFUSED:
         for rec in await registry.list("signal"):           # newest first

@@ -148,6 +148,51 @@ async def test_a_forward_record_covers_only_the_bars_after_the_candidates_regist
     assert replay.evidence_from_ms == 0 and replay.evidence.bars == N
 
 
+async def test_an_auto_book_takes_over_a_newly_registered_candidate(redis_url, namespace,
+                                                                   registry_url):
+    """``auto`` shadows the newest refused candidate until one whose gates passed is
+    registered; the next check writes the old one's record and trades the new one from the
+    start of production's streams, in the same namespace, wiped."""
+    from tm_signal.testing import register_signal_versions
+
+    start, end = window()
+    await publish_market(redis_url, namespace,
+                         RunConfig(start_ms=start, end_ms=end, database_url=registry_url))
+    settings = ShadowSettings.from_values(namespace=namespace, candidate="auto", mode="paper",
+                                          database_url=registry_url, redis_url=redis_url,
+                                          flush_after_s=0.2)
+    bus = RedisStreamsBus(redis_url, prefix=settings.namespace_for("auto"))
+    source = RedisStreamsBus(redis_url, prefix=namespace)
+    engine = make_engine(registry_url)
+    registry = ModelRegistry(engine)
+    book = ShadowBook(settings, bus=bus, source=source, registry=registry)
+    try:
+        await book.open()
+        assert book.candidate.version == "v2"                  # no candidate waits: refused
+        while await book.step(block_ms=300) or book.bar_times < N:
+            pass
+        assert not await book.follow_candidate()               # nothing new
+        first = await book.record()
+        await register_signal_versions(
+            ModelRegistry(engine, clock_ms=lambda: start - 1), seeds={"v3": 3},
+            first_bar_ms=load_bars("BTCUSDT")[START - 250].open_time_ms,
+            metrics={"gate_passed": True, "why": "gates passed"})
+        assert await book.follow_candidate()
+        assert book.candidate.version == "v3" and book.switches == ["v2 → v3"]
+        assert book.bar_times == 0 and not (await book.record()).orders   # wiped
+        while await book.step(block_ms=300) or book.bar_times < N:
+            pass
+        await book.write_evidence()
+        second = await book.record()
+        assert second.bars and len(second.bars) == len(first.bars)      # the same window again
+        runs = {v: shadow_records((await registry.get(v)).metrics) for v in ("v2", "v3")}
+        assert [(r.bars, r.mode) for r in runs["v2"]] == [(N, "paper")]  # written at the switch
+        assert [(r.bars, r.mode) for r in runs["v3"]] == [(N, "paper")]
+        assert book.status()["switches"] == ["v2 → v3"]
+    finally:
+        await bus.close(), await source.close(), await engine.dispose()
+
+
 def test_a_shadow_book_takes_only_its_paper_account():
     with pytest.raises(NotAPaperVenue):
         require_paper(InProcessBybit.from_settings())

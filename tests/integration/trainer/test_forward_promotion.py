@@ -119,3 +119,21 @@ async def test_the_default_shadow_candidate_is_the_one_waiting_for_evidence(regi
     assert (await resolve_candidate(registry, NEWEST_REFUSED)).version == "refused-2"
     await registry.promote("passed-1", "test", evidence={"forced": True})
     assert (await resolve_candidate(registry, AUTO)).version == "refused-2"
+
+
+async def test_auto_keeps_the_candidate_collecting_evidence_until_it_has_its_days(registry):
+    """Of several candidates waiting, a book keeps paper-trading the one with the most forward
+    days (it would otherwise restart the count for each newer one) until it has the minimum;
+    then the next; with none left collecting, the newest refused one."""
+    await _register(registry, "refused", False)
+    await _register(registry, "a", True)
+    await _register(registry, "b", True)                  # newer, no evidence yet
+    assert (await resolve_candidate(registry, AUTO, min_days=28)).version == "b"
+    await registry.record_shadow("a", _shadow("pa", "paper", 5, 0.01))
+    assert (await resolve_candidate(registry, AUTO, min_days=28)).version == "a"
+    await registry.record_shadow("a", _shadow("pa", "paper", 30, -0.01))   # has its days
+    assert (await resolve_candidate(registry, AUTO, min_days=28)).version == "b"
+    await registry.record_shadow("b", _shadow("pb", "paper", 28, 0.02))
+    assert (await resolve_candidate(registry, AUTO, min_days=28)).version == "refused"
+    with pytest.raises(RegistryError, match="still collects forward evidence"):
+        await resolve_candidate(registry, AWAITING_EVIDENCE, min_days=28)
