@@ -24,7 +24,10 @@ models_app = typer.Typer(name="models", help="Model registry: list, promote, rol
 @models_app.command("list")
 def list_models(kind: Annotated[str | None, typer.Option(help="signal | regime | rl")] = None,
                 as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
-    """Every registered version, newest first, with stage and gate numbers."""
+    """Every registered version, newest first, with stage, gate numbers and forward shadow
+    evidence (days, realised IC: what `tm train` promotes a waiting signal candidate on)."""
+    from tm_common.models.evidence import evidence_of
+
     settings = _settings()
 
     async def go():
@@ -35,18 +38,21 @@ def list_models(kind: Annotated[str | None, typer.Option(help="signal | regime |
             await engine.dispose()
 
     recs = run_one_line(go())
+    forward = {r.version: evidence_of(r.version, r.kind, r.metrics) for r in recs}
     if as_json:
         typer.echo(json.dumps([{"version": r.version, "kind": r.kind, "stage": r.stage,
                                 "family": r.params.get("family", "xgboost")
                                 if r.kind == "signal" else None,
                                 "created_at_ms": r.created_at_ms, "parent": r.parent_version,
-                                "metrics": r.public_metrics(), "why": r.metrics.get("why")}
+                                "metrics": r.public_metrics(), "why": r.metrics.get("why"),
+                                "forward_days": round(forward[r.version].forward_days, 3),
+                                "forward_ic": _finite(forward[r.version].forward_ic)}
                                for r in recs], indent=1))
         return
     t = Table(title="model registry")
     t.add_column("version", no_wrap=True)
     for c in ("kind", "stage", "created (UTC)", "IC", "Sharpe", "DSR (trials)", "timing t",
-              "positive share", "Boruta", "why"):
+              "positive share", "Boruta", "forward days (IC)", "why"):
         t.add_column(c)
     for r in recs:
         m = r.metrics
@@ -55,8 +61,19 @@ def list_models(kind: Annotated[str | None, typer.Option(help="signal | regime |
                   dt.datetime.fromtimestamp(r.created_at_ms / 1000, tz=dt.UTC).strftime("%Y-%m-%d %H:%M"),
                   _num(m.get("mean_ic")), _num(m.get("sharpe")), dsr, _num(m.get("timing_t")),
                   _num(m.get("positive_share")), boruta_cell(m.get("boruta")),
-                  str(m.get("why", "")))
+                  _forward_cell(forward[r.version]), str(m.get("why", "")))
     console.print(t)
+
+
+def _finite(x: float) -> float | None:
+    return round(x, 6) if x == x else None
+
+
+def _forward_cell(ev: Any) -> str:
+    if not ev.shadow:
+        return "-"
+    ic = ev.forward_ic
+    return f"{ev.forward_days:.1f}" + (f" ({ic:.4f})" if ic == ic else "")
 
 
 def boruta_cell(b: Any) -> str:

@@ -93,6 +93,11 @@ def test_fast_ci_run_on_shipped_data_registers_and_decides(tmp_path):
     assert waiting.returncode == 0 and "nothing promoted yet" in waiting.stdout, waiting.stderr
     # 30 days of paper trading in a shadow book with a positive realised IC: promoted
     _add_paper_shadow(env["TM_DATABASE_URL"], passed[0]["version"], days=30, ic=0.04)
+    listed = {r["version"]: r for r in json.loads(_models(env, "list", "--json").stdout)}
+    assert (listed[passed[0]["version"]]["forward_days"],
+            listed[passed[0]["version"]]["forward_ic"]) == (30.0, 0.04)
+    assert listed[sig["version"]]["forward_days"] == 0.0 and listed[sig["version"]]["forward_ic"] is None
+    assert "30.0 (0.0400)" in run([*MODELS, "list"], {**env, "COLUMNS": "300"}).stdout
     ready = _models(env, "promote-ready", "--no-publish")
     assert ready.returncode == 0, ready.stderr
     assert f"promoted signal {passed[0]['version']} (previous None)" in ready.stdout
