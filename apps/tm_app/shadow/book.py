@@ -111,7 +111,8 @@ class ShadowBook:
             else None                       # not there yet: the shipped filters until it is
         self.venue = require_paper(PaperVenue(s.symbols, initial_balance=s.initial_equity_usdt,
                                               slippage_bps=s.slippage_bps, seed=s.seed,
-                                              instruments_file=listed))
+                                              instruments_file=listed,
+                                              history_dir=s.history_dir))
         cfg = RunConfig(start_ms=0, end_ms=0, database_url=s.database_url or "",
                         symbols=s.symbols, initial_equity=s.initial_equity_usdt,
                         history_dir=s.history_dir)

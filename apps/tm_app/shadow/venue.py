@@ -30,11 +30,14 @@ class PaperVenue(InProcessBybit):
     """A paper account whose marks are the closed bars pushed to it."""
 
     def __init__(self, symbols: tuple[str, ...], *, initial_balance: Decimal,
-                 slippage_bps: Decimal, seed: int, instruments_file: Path | None = None) -> None:
+                 slippage_bps: Decimal, seed: int, instruments_file: Path | None = None,
+                 history_dir: str | Path | None = None) -> None:
+        """``history_dir``: where a symbol the project does not ship finds its instrument
+        file (as the simulator's ``TM_SIM_HISTORY_DIR``); None: the shipped history."""
         super().__init__(SimState(ExchangeSimSettings.from_values(
             sim_feed="live", sim_symbols=list(symbols), sim_initial_balance=initial_balance,
             sim_slippage_bps=slippage_bps, sim_seed=seed,
-            sim_instruments_file=instruments_file)))
+            sim_instruments_file=instruments_file, sim_history_dir=history_dir)))
         self.endpoint = "inprocess://shadow-paper"
 
     def push(self, bars: list[BarClosed], funding: list[FundingRateUpdated]) -> None:

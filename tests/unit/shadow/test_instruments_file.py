@@ -45,3 +45,20 @@ def test_the_paper_account_takes_only_what_differs_for_its_symbols():
     assert row["lotSizeFilter"]["qtyStep"] == "0.01"
     with pytest.raises(ValueError, match="test"):
         venue.follow({"list": [{"symbol": "BTCUSDT"}]}, source="test")
+
+
+def test_the_paper_account_of_an_unshipped_symbol_reads_its_history_folder(tmp_path):
+    """A book trading a symbol the project does not ship (``tm demo --symbols ZZZUSDT
+    --history-dir …``) finds its instrument file where the services find its history."""
+    from tm_common.testing.instrument_history import (
+        UNSHIPPED_SYMBOL,
+        unshipped_spec,
+        write_instrument,
+    )
+
+    write_instrument(tmp_path, unshipped_spec())
+    kw = {"initial_balance": Decimal(1000), "slippage_bps": Decimal(2), "seed": 1}
+    with pytest.raises(ValueError, match="no instrument specification"):
+        PaperVenue((UNSHIPPED_SYMBOL,), **kw)
+    venue = PaperVenue((UNSHIPPED_SYMBOL,), history_dir=tmp_path, **kw)
+    assert UNSHIPPED_SYMBOL in venue.state.engine.instruments
