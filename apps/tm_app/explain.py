@@ -25,6 +25,7 @@ class ModelsInUse:
 
 async def _models(database_url: str) -> ModelsInUse:
     from tm_common.db import make_engine
+    from tm_common.models.evidence import evidence_of
     from tm_common.models.registry import ModelRegistry
 
     engine = make_engine(database_url)
@@ -38,6 +39,11 @@ async def _models(database_url: str) -> ModelsInUse:
         "version": cand.version, "stage": cand.stage, "gate_passed": cand.metrics.get("gate_passed"),
         "why": cand.metrics.get("why"), "mean_ic": cand.metrics.get("mean_ic"),
         "sharpe": cand.metrics.get("sharpe")}
+    if cand is not None:
+        ev = evidence_of(cand.version, cand.kind, cand.metrics)
+        assert c is not None
+        c.update(forward_days=round(ev.forward_days, 3),
+                 forward_ic=ev.forward_ic if ev.forward_ic == ev.forward_ic else None)
     v = {k: None if r is None else r.version for k, r in prod.items()}
     return ModelsInUse(signal=v["signal"], regime=v["regime"], rl=v["rl"], candidate=c)
 
@@ -94,6 +100,11 @@ def banner(summary: dict, models: ModelsInUse | None, *, replay: bool = True,
         if replay:
             lines.append("  a replay is out-of-sample evidence, but not forward evidence: it does "
                          "not count toward promotion")
+        elif cand and cand.get("version") == ch["candidate"] and "forward_days" in cand:
+            ic = cand.get("forward_ic")
+            lines.append(f"  forward evidence so far: {cand['forward_days']:.1f} of "
+                         f"{min_shadow_days:g} days" + ("" if ic is None else
+                                                        f", realised IC {_num(ic)}"))
     lines.append("next steps:")
     v = (ch or {}).get("candidate") or (cand or {}).get("version") or "<candidate>"
     passed = bool(cand and cand.get("version") == v and cand.get("gate_passed") is True)

@@ -137,3 +137,14 @@ async def test_auto_keeps_the_candidate_collecting_evidence_until_it_has_its_day
     assert (await resolve_candidate(registry, AUTO, min_days=28)).version == "refused"
     with pytest.raises(RegistryError, match="still collects forward evidence"):
         await resolve_candidate(registry, AWAITING_EVIDENCE, min_days=28)
+
+
+async def test_a_runs_banner_reads_the_candidates_forward_evidence(registry, db_url):
+    """What a paper run's banner says about its challenger comes from the registry row."""
+    from tm_app.explain import _models
+
+    await _register(registry, "sig", True)
+    await registry.record_shadow("sig", _shadow("p", "paper", 9.5, 0.031))
+    cand = (await _models(db_url)).candidate
+    assert (cand["version"], cand["forward_days"]) == ("sig", 9.5)
+    assert cand["forward_ic"] == pytest.approx(0.031)

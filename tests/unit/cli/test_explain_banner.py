@@ -70,3 +70,22 @@ def test_a_candidate_whose_gates_passed_is_told_to_earn_its_forward_evidence():
     assert "it has no forward evidence yet" in now and "the gates said no" not in now
     refused = banner(summary(0), ModelsInUse(None, None, None, REFUSED))
     assert any("the gates said no" in ln for ln in refused)
+
+
+def test_a_paper_run_says_how_far_the_challenger_is_from_its_forward_evidence():
+    ch = {"candidate": "signal-x", "counts": {"orders": 3},
+          "stats": {"total": {"total_return": 0.01, "sharpe": 0.4}, "signal_ic": {"all": 0.02}},
+          "sizing_reasons": {}}
+    cand = dict(REFUSED, gate_passed=True, forward_days=9.5, forward_ic=0.031)
+    lines = banner(summary(0, ch), ModelsInUse(None, None, None, cand), replay=False,
+                   min_shadow_days=28)
+    assert "  forward evidence so far: 9.5 of 28 days, realised IC 0.031" in lines
+    fresh = dict(cand, forward_days=0.0, forward_ic=None)
+    assert "  forward evidence so far: 0.0 of 28 days" in banner(
+        summary(0, ch), ModelsInUse(None, None, None, fresh), replay=False)
+    # a replay says it does not count; another candidate's evidence is not this one's
+    assert not [ln for ln in banner(summary(0, ch), ModelsInUse(None, None, None, cand))
+                if "forward evidence so far" in ln]
+    other = dict(cand, version="signal-y")
+    assert not [ln for ln in banner(summary(0, ch), ModelsInUse(None, None, None, other),
+                                    replay=False) if "forward evidence so far" in ln]
