@@ -35,15 +35,14 @@ async def _models(database_url: str) -> ModelsInUse:
         cand = next((r for r in await reg.list("signal") if r.stage != "production"), None)
     finally:
         await engine.dispose()
-    c = None if cand is None else {
-        "version": cand.version, "stage": cand.stage, "gate_passed": cand.metrics.get("gate_passed"),
-        "why": cand.metrics.get("why"), "mean_ic": cand.metrics.get("mean_ic"),
-        "sharpe": cand.metrics.get("sharpe")}
+    c = None
     if cand is not None:
         ev = evidence_of(cand.version, cand.kind, cand.metrics)
-        assert c is not None
-        c.update(forward_days=round(ev.forward_days, 3),
-                 forward_ic=ev.forward_ic if ev.forward_ic == ev.forward_ic else None)
+        m = cand.metrics
+        c = {"version": cand.version, "stage": cand.stage, "gate_passed": m.get("gate_passed"),
+             "why": m.get("why"), "mean_ic": m.get("mean_ic"), "sharpe": m.get("sharpe"),
+             "forward_days": round(ev.forward_days, 3),
+             "forward_ic": ev.forward_ic if ev.forward_ic == ev.forward_ic else None}
     v = {k: None if r is None else r.version for k, r in prod.items()}
     return ModelsInUse(signal=v["signal"], regime=v["regime"], rl=v["rl"], candidate=c)
 

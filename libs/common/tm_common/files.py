@@ -1,6 +1,6 @@
 """A file replaced whole or not at all: the one way the project writes a file that another
 process reads while it runs (``tm status``'s state, the paper run's record, the instruments
-answer, signing keys, the embedded Redis' ACL file and record)."""
+answer, signing keys, the embedded Redis' ACL file and record, the RL data cache)."""
 
 from __future__ import annotations
 

@@ -6,8 +6,9 @@ the candidate's registry row (``metrics["_shadow"][run_id]``), refreshed as the 
 *forward* runs count as evidence: ``paper`` and ``live`` mode saw prices that did not exist when
 the model was made. Such a run's record covers only the bars that opened at or after the
 candidate's registration (the book trades the earlier ones too, e.g. a paper run's warm-up, but
-they existed when the candidate was chosen: ``tm_app.shadow.book``). A ``replay`` run (the demo's) is out of sample too, but it replays history
-that an operator could have looked at while choosing the gates, so it is shown, never counted.
+they existed when the candidate was chosen). A ``replay`` run (the demo's) is out of sample too,
+but it replays history that an operator could have looked at while choosing the gates, so it is
+shown, never counted.
 """
 
 from __future__ import annotations
