@@ -4,8 +4,8 @@ ACL file that :mod:`tm_common.bus.acl` renders.
 - Each service, under its own user, does everything the bus does for it: create its groups,
   take its writer generation, load its state, read (pending and new), commit outputs to every
   stream it publishes with state and fence through the commit script, dead-letter, reclaim,
-  take over, report its lag; ingest publishes with its marks (``MULTI``) and watches every
-  group; the executor reads the newest snapshot; the shadow book mirrors the market streams
+  take over, report its lag; ingest publishes with its marks (``MULTI``, and the checked
+  ``PUBLISH`` script that compares them first) and watches every group; the executor reads the newest snapshot; the shadow book mirrors the market streams
   and owns its namespace; the trainer announces promotions.
 - Each forbidden write is refused (``NOPERM``): the forged order of the issue (signal or
   ingest adding to ``risk.order``/``risk.command``), a consumer adding to its own input (the
@@ -110,6 +110,9 @@ def test_ingest_publishes_with_its_marks_and_watches_every_group(acl_redis):
         try:
             outs = [Output(s, bar_event(i=4)) for s in acl.ACCESS["ingest"].publishes]
             await bus.publish_many(outs, (f"{NS}state:ingest:publisher", b"{}"))
+            await bus.publish_many(outs, (f"{NS}state:ingest:publisher", b'{"n": 1}'),
+                                   expect=b"{}")           # the checked publication's script
+            assert await bus.load_state(f"{NS}state:ingest:publisher") == b'{"n": 1}'
             await bus.publish(st.MD_BAR, bar_event(i=5))
             await bus.busy_groups(st.ALL_STREAMS)          # the lockstep probe
             # ... by its one script, not the pipeline it falls back to without the permission

@@ -26,6 +26,9 @@ The errors several services share are defined here once:
   (the base class: the new owner handles it, this consumer goes on), or
   :class:`WriterSuperseded`: a newer instance of the group took the writer generation (one
   writer per consumer group, ARCHITECTURE §4): this instance must stop consuming.
+- :class:`StateChanged`: a source's checked publication refused because its saved state is no
+  longer the one it read (another instance of the source published first); nothing was
+  written. The source reads the state again and decides anew (ingest's publisher, §4).
 
 Third-party errors (redis-py, SQLAlchemy, httpx) become these at one boundary each:
 :mod:`tm_common.errors_boundary`.
@@ -119,3 +122,15 @@ class VenueError(TradeMatrixError):
 class VenueUnavailable(VenueError, TransientError):
     """The venue gave no usable answer (network error, HTTP error status, a body that is not
     the expected JSON, a non-zero retCode on a read-only market-data call); retry later."""
+
+
+class StateChanged(TradeMatrixError):
+    """A checked publication (``Bus.publish_many(..., expect=)``) refused because the saved
+    state under ``key`` is not the one the publisher last read or wrote: another instance of
+    the source published in the meantime. Nothing was written (no event, no state). Read the
+    state again and decide what is still new."""
+
+    def __init__(self, key: str) -> None:
+        self.key = key
+        super().__init__(f"state {key!r} changed since it was read: another instance published "
+                         "first; nothing was written")

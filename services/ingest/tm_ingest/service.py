@@ -230,6 +230,7 @@ class IngestService:
                                "late": st.late, "gaps": st.gaps, "gap_bars": st.gap_bars,
                                "dvol_published": st.dvol_published,
                                "funding_published": st.funding_published,
+                               "state_changes": st.state_changes,
                                "marks": self._marks_status(),
                                "last_bar_open_time_ms": st.last_bar_ms}
         if self.live is not None:

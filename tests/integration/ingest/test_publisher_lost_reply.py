@@ -23,7 +23,7 @@ async def test_retry_after_a_lost_reply_publishes_nothing_twice(redis_url, names
     bars = [bar_event(s, i).body for i in range(2) for s in ("BTCUSDT", "ETHUSDT")]
     try:
         assert len(await pub.publish_bars(bars[:2])) == 2
-        proxy.drop_reply_after(b"EXEC")                   # the transaction runs, no answer
+        proxy.drop_reply_after(b"EVALSHA")                # the publication runs, no answer
         with pytest.raises(TransportError):
             await pub.publish_bars(bars[2:])
         assert await pub.publish_bars(bars[2:]) == []     # the retry: already published

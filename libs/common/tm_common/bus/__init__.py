@@ -17,13 +17,14 @@ from tm_common.bus.protocol import (
 )
 from tm_common.bus.signing import KeyRing
 from tm_common.bus.streams import Streams
+from tm_common.errors import StateChanged
 
 if TYPE_CHECKING:
     from tm_common.bus.redis import RedisStreamsBus
 
 __all__ = ["Bus", "Consumer", "Delivery", "Emit", "Fence", "GroupMissing", "Handler", "InMemoryBus", "KeyRing",
-           "LostOwnership", "Output", "RedisStreamsBus", "StatefulHandler", "Streams",
-           "TransportError", "WriterSuperseded"]
+           "LostOwnership", "Output", "RedisStreamsBus", "StateChanged", "StatefulHandler",
+           "Streams", "TransportError", "WriterSuperseded"]
 
 
 def __getattr__(name: str) -> "type[RedisStreamsBus]":

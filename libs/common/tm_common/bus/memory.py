@@ -17,6 +17,7 @@ from typing import Any
 from tm_common.bus.protocol import Delivery, Fence, LostOwnership, Output, WriterSuperseded
 from tm_common.bus.signing import NO_KEYS, KeyRing
 from tm_common.bus.streams import dlq
+from tm_common.errors import StateChanged
 from tm_common.events.base import Envelope
 
 
@@ -120,7 +121,10 @@ class InMemoryBus:
         return eid
 
     async def publish_many(self, outputs: Sequence[Output],
-                           state: tuple[str, bytes] | None = None) -> list[str]:
+                           state: tuple[str, bytes] | None = None, *,
+                           expect: bytes | None = None) -> list[str]:
+        if state is not None and expect is not None and self._state.get(state[0], b"") != expect:
+            raise StateChanged(state[0])
         ids = [self._add_envelope(o.stream, o.envelope) for o in outputs]
         if state is not None:
             self._state[state[0]] = state[1]

@@ -71,9 +71,14 @@ class Bus(Protocol):
         """Append one event; returns the entry id."""
 
     async def publish_many(self, outputs: Sequence[Output],
-                           state: tuple[str, bytes] | None = None) -> list[str]:
+                           state: tuple[str, bytes] | None = None, *,
+                           expect: bytes | None = None) -> list[str]:
         """Append several events and save ``state`` (key, bytes) atomically (all or none).
-        Sources (ingest) use the state to remember what they published, exactly once."""
+        Sources (ingest) use the state to remember what they published, exactly once.
+
+        ``expect`` (with ``state``): publish only if the saved state is still these bytes
+        (``b""``: none saved), else raise :class:`~tm_common.errors.StateChanged` and write
+        nothing, so two instances of a source never publish the same thing twice."""
 
     async def ensure_group(self, stream: str, group: str) -> None:
         """Create ``group`` on ``stream`` (from the beginning) if it does not exist."""

@@ -25,10 +25,10 @@ from redis.typing import EncodableT, FieldT, KeyT, StreamIdT
 
 from tm_common.bus.memory import dead_letter_fields
 from tm_common.bus.protocol import Delivery, Fence, Output, TransportError
-from tm_common.bus.redis_scripts import BUSY, COMMIT, CONFIRM, TAKE_OVER
+from tm_common.bus.redis_scripts import BUSY, COMMIT, CONFIRM, PUBLISH, TAKE_OVER
 from tm_common.bus.signing import NO_KEYS, KeyRing
 from tm_common.bus.streams import Streams, dlq, maxlen
-from tm_common.errors import LostOwnership, WriterSuperseded
+from tm_common.errors import LostOwnership, StateChanged, WriterSuperseded
 from tm_common.errors_boundary import redis_error, redis_errors
 from tm_common.events.base import Envelope
 
@@ -53,6 +53,7 @@ class RedisStreamsBus:
             health_check_interval=15, **ssl_options)
         self._commit = self.r.register_script(COMMIT)
         self._confirm = self.r.register_script(CONFIRM)
+        self._publish = self.r.register_script(PUBLISH)
         self._take_over = self.r.register_script(TAKE_OVER)
         self._busy = self.r.register_script(BUSY)
         self._block_timeout = socket_timeout_s
@@ -78,7 +79,10 @@ class RedisStreamsBus:
         return eid.decode()
 
     async def publish_many(self, outputs: Sequence[Output],
-                           state: tuple[str, bytes] | None = None) -> list[str]:
+                           state: tuple[str, bytes] | None = None, *,
+                           expect: bytes | None = None) -> list[str]:
+        if state is not None and expect is not None:
+            return await self._publish_checked(outputs, state, expect)
         async def run() -> list[Any]:
             async with self.r.pipeline(transaction=True) as p:
                 for o in outputs:
@@ -90,6 +94,21 @@ class RedisStreamsBus:
                 return await p.execute()
         res = await self._call(run())
         return [i.decode() for i in res[: len(outputs)]]
+
+    async def _publish_checked(self, outputs: Sequence[Output], state: tuple[str, bytes],
+                               expect: bytes) -> list[str]:
+        """``publish_many`` with ``expect``: one ``PUBLISH`` script (compare and set)."""
+        keys = [self.key(o.stream) for o in outputs] + [state[0]]
+        args: list[Any] = [len(outputs), expect, state[1]]
+        for o in outputs:
+            fields = self.keys.fields(o.stream, o.envelope)
+            args += [maxlen(o.stream), len(fields)]
+            for k, v in fields.items():
+                args += [k, v]
+        res = await self._call(self._publish(keys=keys, args=args))
+        if res == -1:
+            raise StateChanged(state[0])
+        return [i.decode() for i in res]
 
     # -- consuming -------------------------------------------------------------------------
     async def ensure_group(self, stream: str, group: str) -> None:

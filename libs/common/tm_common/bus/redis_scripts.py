@@ -1,7 +1,8 @@
 """The Lua scripts the Redis Streams transport (:mod:`tm_common.bus.redis`) runs on the server.
 
 Each runs atomically, like MULTI/EXEC: ``COMMIT`` (the fenced, ownership-checked commit of
-outputs, acks and state), ``CONFIRM`` (a writer generation still the newest), ``TAKE_OVER``
+outputs, acks and state), ``PUBLISH`` (a source's events and state, if its state is still the
+one it read), ``CONFIRM`` (a writer generation still the newest), ``TAKE_OVER``
 (every pending entry of a group to one consumer) and ``BUSY`` (the lockstep probe's question in
 one round trip). Above each: its KEYS, ARGV and reply.
 """
@@ -40,6 +41,28 @@ end
 if ARGV[5] == '1' then redis.call('SET', KEYS[m + n + 1], ARGV[6]) end
 for i = 1, m do redis.call('XACK', KEYS[i], ARGV[1], ARGV[7 + i]) end
 return n
+"""
+
+# A source's publication, checked against the state it last read or wrote (compare and set).
+# KEYS: output streams..., state key
+# ARGV: n outputs, expected state ('' = none saved), new state, then per output: maxlen,
+#       n field pairs, k1, v1, ...
+# Returns the new entry ids, or -1 (the saved state is not the expected one: nothing written).
+PUBLISH = """
+local saved = redis.call('GET', KEYS[#KEYS])
+if (saved or '') ~= ARGV[2] then return -1 end
+local n = tonumber(ARGV[1])
+local ids = {}
+local a = 4
+for i = 1, n do
+  local nf = tonumber(ARGV[a + 1])
+  local args = {'XADD', KEYS[i], 'MAXLEN', '~', ARGV[a], '*'}
+  for j = 1, 2 * nf do args[#args + 1] = ARGV[a + 1 + j] end
+  ids[i] = redis.call(unpack(args))
+  a = a + 2 + 2 * nf
+end
+redis.call('SET', KEYS[#KEYS], ARGV[3])
+return ids
 """
 
 # KEYS: generation key; ARGV: generation. 0 = still the newest, else the newer generation.
