@@ -36,6 +36,9 @@ class IngestSettings(CommonSettings):
                                   "replay: publish the shipped funding")
     funding_poll_s: float = Field(default=600.0, gt=0, description="seconds between polls of "
                                   "/v5/market/funding/history (rates settle every 8 h)")
+    funding_wait_s: float = Field(default=60.0, ge=0, description="live: a bar closing at a "
+                                  "funding settlement waits up to this long after its close "
+                                  "for that rate to be published first; 0 = no wait")
     mark_poll_s: float = Field(default=60.0, ge=0, le=60, description="live: seconds between "
                                "polls of /v5/market/tickers for intra-bar marks on md.mark "
                                "(at most 60); 0 = off. Replay never polls")

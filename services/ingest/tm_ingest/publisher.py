@@ -19,6 +19,7 @@ memory) changes nothing.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import Callable, Sequence
@@ -94,6 +95,9 @@ class BarPublisher:
         self.on_gap = on_gap or (lambda instrument, n: None)
         self._stale = False     # a publication failed: Redis, not memory, knows if it landed
         self._saved_state = b""       # the state as last read or written (b"": none saved)
+        # one publication at a time in this process (bars, DVOL and funding come from several
+        # tasks): state_changes then counts only other instances' publications
+        self._one_at_a_time = asyncio.Lock()
         # What the last publication of each kind tried to publish ([] until it tries).
         self.attempted: list[BarClosed] = []
         self.attempted_dvol: list[DvolUpdated] = []
@@ -138,6 +142,11 @@ class BarPublisher:
                            output: Callable[[T, int], Output]) -> list[T]:
         """Publish what ``plan()`` finds new (it marks it in memory) and return it. When
         another instance published first, ``plan`` runs again on the state read back."""
+        async with self._one_at_a_time:
+            return await self._publish_new_now(plan, output)
+
+    async def _publish_new_now(self, plan: Callable[[], list[T]],
+                               output: Callable[[T, int], Output]) -> list[T]:
         for _ in range(STATE_CHANGE_TRIES):
             await self._reload_if_stale()
             before = self._marks()

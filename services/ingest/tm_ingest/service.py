@@ -17,6 +17,7 @@ from tm_ingest.publisher import BarPublisher
 from tm_ingest.repository import MarketRepository
 from tm_ingest.sources.dvol import DeribitDvolClient, DvolPoller
 from tm_ingest.sources.funding import FundingPoller
+from tm_ingest.sources.funding_gate import FundingGate
 from tm_ingest.sources.live import LiveSource
 from tm_ingest.sources.marks import MarkPoller
 from tm_ingest.sources.replay import (
@@ -76,6 +77,7 @@ class IngestService:
         self.live: LiveSource | None = None
         self.replay: ReplaySource | None = None
         self.funding: FundingPoller | None = None
+        self.funding_gate: FundingGate | None = None
         self.marks: MarkPoller | None = None
         self.replay_done = False
         self.started = False
@@ -97,10 +99,26 @@ class IngestService:
         if self.s.mode == "live":
             rest = BybitRestClient(self.s.bybit_rest_url,
                                    on_bad_row=lambda r: self.metrics.bad_input.labels("rest").inc())
+
+            def clock_ms() -> int:
+                return self.clock() // 1_000_000
+
+            intervals: dict[str, int] = {}          # instruments-info's, kept by the live source
+            if self.s.funding_enabled:
+                self.funding = FundingPoller(rest, self.publisher.publish_funding, self.s.symbols,
+                                             last_published=self.publisher.last_funding_ms,
+                                             interval_s=self.s.funding_poll_s, clock_ms=clock_ms)
+                out["funding"] = _until_stopped(self.funding.run, self.start)
+                if self.s.funding_wait_s > 0:
+                    self.funding_gate = FundingGate(self.funding, wait_s=self.s.funding_wait_s,
+                                                    intervals_ms=intervals, clock_ms=clock_ms)
             self.live = LiveSource(self.s.bybit_ws_url, rest, self.publisher, self.s.symbols,
                                    backfill_bars=self.s.backfill_bars,
                                    backfill_start_ms=self.s.backfill_start_ms, ping_s=self.s.ws_ping_s,
-                                   deadline_pings=self.s.ws_dead_after_pings)
+                                   deadline_pings=self.s.ws_dead_after_pings,
+                                   before_publish=(self.funding_gate.before
+                                                   if self.funding_gate else None),
+                                   funding_interval_ms=intervals)
             live = self.live
 
             async def run_live(stop):
@@ -116,12 +134,6 @@ class IngestService:
                 poller = DvolPoller(DeribitDvolClient(self.s.deribit_url), self.publisher.publish_dvol,
                                     interval_s=self.s.dvol_poll_s)
                 out["dvol"] = _until_stopped(poller.run, self.start)
-            if self.s.funding_enabled:
-                self.funding = FundingPoller(rest, self.publisher.publish_funding, self.s.symbols,
-                                             last_published=self.publisher.last_funding_ms,
-                                             interval_s=self.s.funding_poll_s,
-                                             clock_ms=lambda: self.clock() // 1_000_000)
-                out["funding"] = _until_stopped(self.funding.run, self.start)
             if self.s.mark_poll_s > 0:
                 self.marks = MarkPoller(
                     rest, self.publisher.publish_marks, self.s.symbols,
@@ -223,6 +235,15 @@ class IngestService:
         return {"enabled": True, "poll_s": m.interval_s, "published": m.published,
                 "errors": m.errors, "rounds": m.rounds, "last_at_ms": dict(m.last_at_ms)}
 
+    def _funding_gate_status(self) -> dict[str, Any]:
+        """``/status`` ``funding_gate``: settlement bars held for their rate, published without
+        it (late) and failed polls; or off."""
+        g = self.funding_gate
+        if g is None:
+            return {"enabled": False}
+        return {"enabled": True, "wait_s": g.wait_s, "held": g.held, "late": g.late,
+                "errors": g.errors}
+
     def status(self) -> dict[str, Any]:
         st = self.publisher.stats
         doc: dict[str, Any] = {"mode": self.s.mode, "symbols": list(self.s.symbols),
@@ -232,6 +253,7 @@ class IngestService:
                                "funding_published": st.funding_published,
                                "state_changes": st.state_changes,
                                "marks": self._marks_status(),
+                               "funding_gate": self._funding_gate_status(),
                                "last_bar_open_time_ms": st.last_bar_ms}
         if self.live is not None:
             c = self.live.counters

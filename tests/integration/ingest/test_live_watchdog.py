@@ -151,7 +151,7 @@ async def test_a_symbol_the_venue_does_not_list_is_left_out(sim, redis_url, name
     await _left_out(sim, redis_url, namespace, ["BTCUSDT", "XRPUSDT"],
                     {"XRPUSDT": "not listed in any status"})
     # a venue that lists none of the symbols is not trusted to answer for any
-    assert await BybitRestClient(sim.url).ended_listings(["XRPUSDT"], START) == {}
+    assert (await BybitRestClient(sim.url).listings(["XRPUSDT"], START)).ended == {}
 
 
 async def _no_backfill() -> None:

@@ -56,13 +56,21 @@ class FundingPoller:
 
     async def poll_once(self) -> int:
         """One round over every symbol; returns the number of rates published."""
-        now = self.clock_ms()
         n = 0
         for sym in self.symbols:
-            last = self.last_published(sym)
-            start = now - self.lookback_ms if last is None else last + 1
-            rates = await self.client.fetch_funding(sym, start, now)
-            n += len(await self.publish(rates))
+            n += await self.poll_symbol(sym)
+        return n
+
+    async def poll_symbol(self, symbol: str) -> int:
+        """Publish ``symbol``'s rates settled since the newest one published; returns how many.
+
+        Raises:
+            RateLimited, VenueError: as :meth:`BybitRestClient.fetch_funding`.
+        """
+        now = self.clock_ms()
+        last = self.last_published(symbol)
+        start = now - self.lookback_ms if last is None else last + 1
+        n = len(await self.publish(await self.client.fetch_funding(symbol, start, now)))
         self.published += n
         return n
 

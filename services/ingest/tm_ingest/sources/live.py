@@ -15,12 +15,16 @@ The connection is watched (the pieces shared with the executor's private socket 
   within the same deadline; a refusal (:class:`SubscribeRefused`, e.g. an unknown symbol) or no
   answer closes the connection, counted and logged, and the source retries with backoff;
 - **ended listings**: before it subscribes, each connection reads the symbols' instruments-info
-  (:meth:`BybitRestClient.ended_listings`); a symbol whose listing has ended (delisted, being
+  (:meth:`BybitRestClient.listings`); a symbol whose listing has ended (delisted, being
   delisted, or listed in no status while the venue lists the others) is neither subscribed
   (Bybit refuses a topic it does not serve, and a refused subscribe would stop every symbol's
   bars) nor backfilled (its klines are refused too), and is named in ``ended`` (logged once,
   shown on ``/status``). When instruments-info does not answer, every symbol is subscribed as
   before;
+- **funding first**: ``before_publish`` (the :class:`~tm_ingest.sources.funding_gate.FundingGate`)
+  runs before each publication of bars, so a bar closing at a funding settlement follows its
+  rate on the bus; the funding intervals it needs come from the same instruments-info read
+  (``funding_interval_ms``);
 - **jittered backoff**: a reconnect waits ``backoff`` × a random factor in [0.5, 1] (equal
   jitter), doubling up to ``backoff_s[1]`` while connections fail before delivering anything, so
   many ingest replicas dropped together do not reconnect in lockstep.
@@ -32,7 +36,7 @@ import asyncio
 import json
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 import structlog
 import websockets
@@ -69,7 +73,9 @@ class LiveCounters:
 
 class LiveSource:
     """``deadline_pings``: the read deadline in ping intervals (≥ 2: one pong may be late);
-    ``rng``: the backoff jitter's source (seeded in tests)."""
+    ``rng``: the backoff jitter's source (seeded in tests); ``before_publish``: awaited with
+    each batch of bars before it is published; ``funding_interval_ms``: filled from
+    instruments-info at each connection (symbol → ms)."""
 
     def __init__(self, ws_url: str, rest: BybitRestClient, publisher: BarPublisher,
                  symbols: Sequence[str], *, backfill_bars: int = 200,
@@ -77,8 +83,12 @@ class LiveSource:
                  deadline_pings: float = 3.0,
                  backoff_s: tuple[float, float] = (0.2, 30.0),
                  clock_ms: Callable[[], int] = lambda: time.time_ns() // 1_000_000,
-                 rng: random.Random | None = None) -> None:
+                 rng: random.Random | None = None,
+                 before_publish: Callable[[Sequence[BarClosed]], Awaitable[None]] | None = None,
+                 funding_interval_ms: dict[str, int] | None = None) -> None:
         self.ws_url, self.rest, self.publisher = ws_url, rest, publisher
+        self.before_publish = before_publish
+        self.funding_interval_ms = {} if funding_interval_ms is None else funding_interval_ms
         self.symbols = [s.upper() for s in symbols]
         self.backfill_bars, self.backfill_start_ms = backfill_bars, backfill_start_ms
         self.ping_s, self.backoff_s, self.clock_ms = ping_s, backoff_s, clock_ms
@@ -163,15 +173,22 @@ class LiveSource:
         """Refresh :attr:`ended` from instruments-info; kept as it was when it does not answer
         (a venue without it, or a passing failure: the subscribe then tells)."""
         try:
-            ended = await self.rest.ended_listings(self.symbols, self.clock_ms())
+            listings = await self.rest.listings(self.symbols, self.clock_ms())
         except TransientError as e:
             self.counters.error("instruments_info")
             log.warning("ingest.listings_unknown", error=f"{type(e).__name__}: {e}")
             return
+        ended = listings.ended
         for sym in sorted(ended.keys() - self.ended.keys()):
             log.warning("ingest.listing_ended", symbol=sym, why=ended[sym],
                         action="not subscribed; remove it from TM_SYMBOLS")
         self.ended = ended
+        self.funding_interval_ms.update(listings.funding_interval_ms)
+
+    async def _publish(self, bars: Sequence[BarClosed]) -> list[BarClosed]:
+        if bars and self.before_publish is not None:
+            await self.before_publish(bars)
+        return await self.publisher.publish_bars(bars)
 
     async def backfill_all(self) -> None:
         # the range reaches a day past our clock: whether a bar has closed is the venue's call
@@ -186,7 +203,7 @@ class LiveSource:
             else:
                 start = (now // INTERVAL_MS - self.backfill_bars) * INTERVAL_MS
             bars = await self.rest.fetch(sym, start, now + BACKFILL_AHEAD_MS, now)
-            published = await self.publisher.publish_bars(bars)
+            published = await self._publish(bars)
             self.counters.backfilled += len(published)
             if published:
                 log.info("ingest.backfilled", symbol=sym, bars=len(published),
@@ -244,7 +261,7 @@ class LiveSource:
             fetched = await self.rest.fetch(bar.instrument, missing[0], missing[-1], now)
             self.counters.backfilled += len(fetched)
             bars = fetched + bars
-        await self.publisher.publish_bars(bars)
+        await self._publish(bars)
 
     def _bad(self, reason: str) -> None:
         self.counters.bad_frames += 1

@@ -5,6 +5,7 @@ settled funding rates (``GET /v5/market/funding/history``) and the ticker's mark
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import NamedTuple
 
 import httpx
 import structlog
@@ -29,6 +30,14 @@ class RateLimited(VenueError):
     def __init__(self, message: str, retry_after_s: float | None) -> None:
         super().__init__(message)
         self.retry_after_s = retry_after_s
+
+
+class Listings(NamedTuple):
+    """instruments-info's answer for the symbols asked: ``ended`` (symbol → why its listing
+    has ended) and ``funding_interval_ms`` (of each symbol it lists)."""
+
+    ended: dict[str, str]
+    funding_interval_ms: dict[str, int]
 
 
 def _retry_after_s(headers: httpx.Headers, now_ms: int | None = None) -> float | None:
@@ -112,9 +121,9 @@ class BybitRestClient:
             raise VenueError(f"{what}: {detail}")
         return rows
 
-    async def ended_listings(self, symbols: Sequence[str], now_ms: int) -> dict[str, str]:
-        """symbol → why, for each of ``symbols`` whose listing has ended: instruments-info
-        says ``Delivering`` or ``Closed``, or its ``deliveryTime`` is at or before ``now_ms``.
+    async def listings(self, symbols: Sequence[str], now_ms: int) -> Listings:
+        """What instruments-info says of ``symbols``: each one's funding interval, and why for
+        each whose listing has ended: instruments-info says ``Delivering`` or ``Closed``, or its ``deliveryTime`` is at or before ``now_ms``.
         Bybit lists such a symbol only when a query names its status
         (:func:`tm_common.instruments.find_listed`). A symbol it lists in no status (removed
         long after its delisting, or never listed) is one too, provided the venue listed
@@ -130,6 +139,7 @@ class BybitRestClient:
             return {str(r.get("symbol")): r for r in rows if isinstance(r, dict)}
 
         out: dict[str, str] = {}
+        intervals: dict[str, int] = {}
         unknown: list[str] = []
         for sym in symbols:
             row = await find_listed(sym, ask)
@@ -140,13 +150,14 @@ class BybitRestClient:
                 spec = InstrumentSpec.from_info(row)
             except ValueError as e:
                 raise VenueError(f"instruments-info {sym}: {e}") from e
+            intervals[sym] = spec.funding_interval_ms
             if spec.status in DELISTED_STATUSES:
                 out[sym] = f"status {spec.status}"
             elif 0 < spec.delivery_time_ms <= now_ms:
                 out[sym] = f"delisted at {utc_minute(spec.delivery_time_ms)} UTC"
         if len(unknown) < len(symbols):
             out.update(dict.fromkeys(unknown, "not listed in any status"))
-        return out
+        return Listings(out, intervals)
 
     async def fetch_mark(self, symbol: str, at_ms: int) -> MarkUpdated:
         """The intra-bar mark of ``symbol`` (``GET /v5/market/tickers?category=linear&symbol=``),
