@@ -1,5 +1,6 @@
 """The bus on real Redis with real worker processes (:mod:`tm_common.testing.worker_runs`): a
-scenario shared by this folder's tests (import it with ``from .conftest import ...``)."""
+scenario shared by this folder's tests (import it with ``from .conftest import ...``); and
+``bus_ns``, one bus on each transport."""
 
 from __future__ import annotations
 
@@ -8,6 +9,10 @@ import signal
 import time
 from typing import Any
 
+import pytest
+from tm_common.bus import InMemoryBus
+from tm_common.bus.redis import RedisStreamsBus
+from tm_common.testing.redis import delete_namespace
 from tm_common.testing.worker_runs import (
     assert_exactly_once,
     outputs,
@@ -39,3 +44,17 @@ async def check_sigterm_under_load(url: str, ns: str, n: int, **env: Any) -> Non
 
 
 __all__ = ["check_sigterm_under_load"]
+
+
+@pytest.fixture(params=["memory", "redis7", "redis62"])
+async def bus_ns(request, namespace):
+    """(bus, namespace) on each transport: the in-memory bus, Redis 7 and the embedded Redis 6.2
+    (mark the test ``redis62``); the Redis keys live under the test's namespace."""
+    if request.param == "memory":
+        yield InMemoryBus(), namespace
+        return
+    url = request.getfixturevalue("redis_url" if request.param == "redis7" else "redis62_url")
+    bus = RedisStreamsBus(url, prefix=namespace)
+    yield bus, namespace
+    await bus.close()
+    delete_namespace(url, namespace)

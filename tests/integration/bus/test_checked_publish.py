@@ -5,25 +5,10 @@ the state it expects, and a refused one writes nothing (no event, no state)."""
 from __future__ import annotations
 
 import pytest
-from tm_common.bus import InMemoryBus, Output, StateChanged
-from tm_common.bus.redis import RedisStreamsBus
+from tm_common.bus import Output, StateChanged
 from tm_common.testing.factories import bar_event
 
 pytestmark = pytest.mark.redis62
-
-
-@pytest.fixture(params=["memory", "redis7", "redis62"])
-async def bus_ns(request, namespace):
-    """(bus, namespace) on each transport; the Redis keys live under the test's namespace."""
-    if request.param == "memory":
-        yield InMemoryBus(), namespace
-        return
-    url = request.getfixturevalue("redis_url" if request.param == "redis7" else "redis62_url")
-    bus = RedisStreamsBus(url, prefix=namespace)
-    yield bus, namespace
-    from tm_common.testing.redis import delete_namespace
-    await bus.close()
-    delete_namespace(url, namespace)
 
 
 def _outs(*opens: int) -> list[Output]:

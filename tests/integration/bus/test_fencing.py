@@ -7,7 +7,7 @@ keeps it."""
 from __future__ import annotations
 
 import pytest
-from tm_common.bus import Consumer, InMemoryBus, LostOwnership, Output, WriterSuperseded
+from tm_common.bus import Consumer, LostOwnership, Output, WriterSuperseded
 from tm_common.bus.lifecycle import generation_key
 from tm_common.bus.redis import RedisStreamsBus
 from tm_common.errors import TradeMatrixError
@@ -15,20 +15,6 @@ from tm_common.testing.counting import CountingHandler
 from tm_common.testing.factories import bar_event
 
 pytestmark = pytest.mark.redis62
-
-
-@pytest.fixture(params=["memory", "redis7", "redis62"])
-async def bus_ns(request, namespace):
-    """(bus, namespace) on each transport; the Redis keys live under the test's namespace."""
-    if request.param == "memory":
-        yield InMemoryBus(), namespace
-        return
-    url = request.getfixturevalue("redis_url" if request.param == "redis7" else "redis62_url")
-    bus = RedisStreamsBus(url, prefix=namespace)
-    yield bus, namespace
-    from tm_common.testing.redis import delete_namespace
-    await bus.close()
-    delete_namespace(url, namespace)
 
 
 async def _one_delivery(bus, consumer="old"):
