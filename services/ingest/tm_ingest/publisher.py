@@ -86,13 +86,15 @@ class BarPublisher:
     """Publishes bars and DVOL to ``md.bar`` / ``md.dvol`` exactly once."""
 
     def __init__(self, bus: Bus, state_key: str, *, clock: Callable[[], int] = time.time_ns,
-                 on_gap: Callable[[str, int], None] | None = None) -> None:
+                 on_gap: Callable[[str, int], None] | None = None,
+                 on_state_change: Callable[[], None] | None = None) -> None:
         self.bus, self.state_key, self.clock = bus, state_key, clock
         self.tracker = BarTracker({})
         self.dvol_last: dict[str, int] = {}
         self.funding_last: dict[str, int] = {}
         self.stats = PublishStats()
         self.on_gap = on_gap or (lambda instrument, n: None)
+        self.on_state_change = on_state_change or (lambda: None)
         self._stale = False     # a publication failed: Redis, not memory, knows if it landed
         self._saved_state = b""       # the state as last read or written (b"": none saved)
         # one publication at a time in this process (bars, DVOL and funding come from several
@@ -158,6 +160,7 @@ class BarPublisher:
                 await self._commit([output(x, now) for x in fresh], before)
             except StateChanged:
                 self.stats.state_changes += 1
+                self.on_state_change()
                 log.info("ingest.another_instance_published", state_key=self.state_key)
                 continue
             return fresh
@@ -174,6 +177,7 @@ class BarPublisher:
         """Publish the new bars among ``bars`` (oldest first), atomically with the tracker.
         Returns what was published; duplicates, late bars and gaps are counted as decided
         against the state the publication landed on."""
+        self.attempted = []
         skipped: dict[Decision, int] = {}
         gaps: list[tuple[str, int]] = []
 
@@ -211,6 +215,8 @@ class BarPublisher:
             await self.load()
 
     async def publish_dvol(self, points: Sequence[DvolUpdated]) -> list[DvolUpdated]:
+        self.attempted_dvol = []
+
         def plan() -> list[DvolUpdated]:
             self.attempted_dvol = []
             for d in sorted(points, key=lambda d: d.day_ms):
@@ -226,6 +232,8 @@ class BarPublisher:
     async def publish_funding(self, rates: Sequence[FundingRateUpdated]) -> list[FundingRateUpdated]:
         """Publish the rates settled after the newest one published per instrument (oldest
         first) on ``md.funding``, atomically with the tracker. Returns what was published."""
+        self.attempted_funding = []
+
         def plan() -> list[FundingRateUpdated]:
             self.attempted_funding = new_rates(rates, self.funding_last)
             return self.attempted_funding

@@ -54,6 +54,14 @@ class IngestMetrics:
                                 registry=registry)
         self.marks = Counter("tm_ingest_marks_published", "Intra-bar marks published to md.mark",
                              ["instrument"], registry=registry)
+        self.funding_gate = Counter(
+            "tm_ingest_funding_gate_bars", "Bars closing at a funding settlement, by whether "
+            "their rate was published before them (held) or not within TM_INGEST_FUNDING_WAIT_S "
+            "(late: scored on the previous rate)", ["instrument", "result"], registry=registry)
+        self.state_changes = Counter(
+            "tm_ingest_publish_state_changes", "Publications refused because another ingest "
+            "instance had published first (decided again on the state read back)",
+            registry=registry)
         self.replay_progress = Gauge("tm_ingest_replay_progress_ratio", "Replay steps done / total",
                                      registry=registry)
 
@@ -110,8 +118,10 @@ class IngestService:
                                              interval_s=self.s.funding_poll_s, clock_ms=clock_ms)
                 out["funding"] = _until_stopped(self.funding.run, self.start)
                 if self.s.funding_wait_s > 0:
-                    self.funding_gate = FundingGate(self.funding, wait_s=self.s.funding_wait_s,
-                                                    intervals_ms=intervals, clock_ms=clock_ms)
+                    self.funding_gate = FundingGate(
+                        self.funding, wait_s=self.s.funding_wait_s, intervals_ms=intervals,
+                        clock_ms=clock_ms,
+                        on_result=lambda sym, r: self.metrics.funding_gate.labels(sym, r).inc())
             self.live = LiveSource(self.s.bybit_ws_url, rest, self.publisher, self.s.symbols,
                                    backfill_bars=self.s.backfill_bars,
                                    backfill_start_ms=self.s.backfill_start_ms, ping_s=self.s.ws_ping_s,
@@ -277,7 +287,8 @@ class _InstrumentedPublisher(BarPublisher):
             svc.metrics.gaps.labels(inst).inc()
             svc.metrics.gap_bars.labels(inst).inc(n)
 
-        super().__init__(bus, state_key, clock=clock, on_gap=on_gap)
+        super().__init__(bus, state_key, clock=clock, on_gap=on_gap,
+                         on_state_change=svc.metrics.state_changes.inc)
         self.svc = svc
 
     async def _saved(self, published: Awaitable[list[T]], attempted: Callable[[], list[T]],

@@ -24,9 +24,15 @@ async def _bodies(bus: RedisStreamsBus, stream: str) -> list[dict]:
     return [json.loads(f["body"]) for _, f in await bus.entries(stream, 10_000)]
 
 
+CHANGES: list[int] = []     # which publisher said "another instance published first", in order
+
+
 async def _pair(redis_url: str, namespace: str) -> tuple[list[RedisStreamsBus], list[BarPublisher]]:
+    CHANGES.clear()
     buses = [RedisStreamsBus(redis_url, prefix=namespace) for _ in range(2)]
-    pubs = [BarPublisher(b, namespace + "state:ingest:publisher") for b in buses]
+    pubs = [BarPublisher(b, namespace + "state:ingest:publisher",
+                         on_state_change=lambda i=i: CHANGES.append(i))
+            for i, b in enumerate(buses)]
     for p in pubs:
         await p.load()
     return buses, pubs
@@ -40,7 +46,7 @@ async def test_a_publisher_behind_another_publishes_only_what_is_still_new(redis
     try:
         assert len(await a.publish_bars(bars[:6])) == 6
         assert await b.publish_bars(bars) == bars[6:]
-        assert b.stats.state_changes == 1
+        assert b.stats.state_changes == 1 and CHANGES == [1]     # told (the service's metric)
         assert (b.stats.published, b.stats.duplicates, b.stats.late) == (2, 2, 4)
         assert b.stats.gaps == 0                       # decided on the state that landed
         assert await a.publish_bars(bars) == []        # and A, behind B now, publishes nothing

@@ -43,15 +43,18 @@ ORDER_GAP_S = 0.002
 
 class FundingGate:
     """``intervals_ms``: symbol → funding interval (ms), as instruments-info last said;
-    ``clock_ms``: the venue's now (ms UTC); ``sleep``: how the gate waits between polls."""
+    ``clock_ms``: the venue's now (ms UTC); ``sleep``: how the gate waits between polls;
+    ``on_result``: told ``(symbol, "held" | "late")`` for each settlement bar waited for."""
 
     def __init__(self, poller: FundingPoller, *, wait_s: float, retry_s: float = 2.0,
                  intervals_ms: Mapping[str, int] | None = None,
                  clock_ms: Callable[[], int] = lambda: time.time_ns() // 1_000_000,
-                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
+                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+                 on_result: Callable[[str, str], None] | None = None) -> None:
         self.poller, self.wait_s, self.retry_s = poller, wait_s, retry_s
         self.intervals_ms: Mapping[str, int] = intervals_ms or {}
         self.clock_ms, self.sleep = clock_ms, sleep
+        self.on_result = on_result or (lambda symbol, result: None)
         self.held = 0       # bars that waited and saw their rate published first
         self.late = 0       # bars published without it: wait_s passed
         self.errors = 0     # failed polls (the venue); the gate goes on until wait_s
@@ -94,11 +97,13 @@ class FundingGate:
                 return
             if done:
                 self.held += 1
+                self.on_result(symbol, "held")
                 return
             since_close_s = (self.clock_ms() - settle_ms) / 1000
             left_s = min(self.wait_s - since_close_s, give_up - time.monotonic())
             if left_s <= 0:
                 self.late += 1
+                self.on_result(symbol, "late")
                 log.warning("ingest.funding_late", symbol=symbol, settle_time_ms=settle_ms,
                             since_close_s=round(since_close_s, 1),
                             consequence="the bar is published with the previous rate known")
