@@ -11,6 +11,7 @@ import json
 from tm_common.bus.redis import RedisStreamsBus
 from tm_common.bus.streams import MD_BAR, MD_FUNDING
 from tm_common.testing.sim import QUIET_FAULTS
+from tm_common.testing.wait import wait_for_async
 from tm_ingest.domain.bars import INTERVAL_MS
 from tm_ingest.sources.funding import FundingPoller
 from tm_ingest.sources.funding_gate import FundingGate
@@ -28,13 +29,6 @@ def _id(entry_id: str) -> tuple[int, int]:
 
 async def _entries(bus: RedisStreamsBus, stream: str) -> list[tuple[tuple[int, int], dict]]:
     return [(_id(i), json.loads(f["body"])) for i, f in await bus.entries(stream, 10_000)]
-
-
-async def _until(pred, timeout_s: float = 20.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout_s
-    while not await pred():
-        assert asyncio.get_running_loop().time() < deadline, "timed out"
-        await asyncio.sleep(0.05)
 
 
 def _gates(sim, wait_s: float) -> tuple[list[FundingGate], object, list[tuple[str, str]]]:
@@ -60,11 +54,11 @@ async def _bars_published(bus: RedisStreamsBus, n: int) -> bool:
 async def test_a_settlement_bar_is_published_after_its_rate(sim, live_source):
     made, make, results = _gates(sim, wait_s=30.0)
     async with live_source(START, (0.3, 1.0), gate=make) as (bus, _pub, live):
-        await _until(lambda: _bars_published(bus, len(SYMS)))    # backfill: bar START
-        await _until(lambda: asyncio.sleep(0, live.subscribed))
+        await wait_for_async(lambda: _bars_published(bus, len(SYMS)))    # backfill: bar START
+        await wait_for_async(lambda: asyncio.sleep(0, live.subscribed))
         for k in range(1, 7):                                     # 24 h: 3 settlements
             sim.advance(1)
-            await _until(lambda k=k: _bars_published(bus, (1 + k) * len(SYMS)))
+            await wait_for_async(lambda k=k: _bars_published(bus, (1 + k) * len(SYMS)))
         bars, rates = await _entries(bus, MD_BAR), await _entries(bus, MD_FUNDING)
         await bus.close()
     rate_at = {(r["instrument"], r["settle_time_ms"]): i for i, r in rates}
@@ -85,15 +79,15 @@ async def test_a_rate_that_does_not_come_delays_its_bar_by_the_wait_only(sim, li
     ``wait_s`` without its rate, counted late; the other bars are not held."""
     made, make, results = _gates(sim, wait_s=0.5)
     async with live_source(START, (0.3, 1.0), gate=make) as (bus, _pub, live):
-        await _until(lambda: _bars_published(bus, len(SYMS)))
-        await _until(lambda: asyncio.sleep(0, live.subscribed))
+        await wait_for_async(lambda: _bars_published(bus, len(SYMS)))
+        await wait_for_async(lambda: asyncio.sleep(0, live.subscribed))
         sim.advance(1)                            # 08:00, a settlement: its rate comes
-        await _until(lambda: _bars_published(bus, 2 * len(SYMS)))
+        await wait_for_async(lambda: _bars_published(bus, 2 * len(SYMS)))
         sim.post("/sim/faults", {**QUIET_FAULTS, "http_5xx_prob": 1.0,
                                  "paths": ["/v5/market/funding/history"]})
         for k in (2, 3):                          # 12:00 (none), 16:00 (a settlement)
             sim.advance(1)
-            await _until(lambda k=k: _bars_published(bus, (1 + k) * len(SYMS)))
+            await wait_for_async(lambda k=k: _bars_published(bus, (1 + k) * len(SYMS)))
         rates = await _entries(bus, MD_FUNDING)
         await bus.close()
     [gate] = made
@@ -124,11 +118,11 @@ async def test_the_live_service_wires_the_gate_into_status_and_metrics(sim, redi
     stop = asyncio.Event()
     task = asyncio.create_task(svc.background()["live"](stop))
     try:
-        await _until(lambda: _bars_published(bus, 1))
+        await wait_for_async(lambda: _bars_published(bus, 1))
         assert svc.live is not None
-        await _until(lambda: asyncio.sleep(0, svc.live.subscribed))
+        await wait_for_async(lambda: asyncio.sleep(0, svc.live.subscribed))
         sim.advance(1)                                   # the bar closing at 08:00
-        await _until(lambda: _bars_published(bus, 2))
+        await wait_for_async(lambda: _bars_published(bus, 2))
     finally:
         stop.set()
         await asyncio.wait_for(task, 10)

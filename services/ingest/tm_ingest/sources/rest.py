@@ -123,7 +123,8 @@ class BybitRestClient:
 
     async def listings(self, symbols: Sequence[str], now_ms: int) -> Listings:
         """What instruments-info says of ``symbols``: each one's funding interval, and why for
-        each whose listing has ended: instruments-info says ``Delivering`` or ``Closed``, or its ``deliveryTime`` is at or before ``now_ms``.
+        each whose listing has ended: instruments-info says ``Delivering`` or ``Closed``, or
+        its ``deliveryTime`` is at or before ``now_ms``.
         Bybit lists such a symbol only when a query names its status
         (:func:`tm_common.instruments.find_listed`). A symbol it lists in no status (removed
         long after its delisting, or never listed) is one too, provided the venue listed
