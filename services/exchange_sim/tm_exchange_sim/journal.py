@@ -4,7 +4,7 @@ weeks, and the matching engine keeps its book in memory).
 
 The engine is a function of (seed, inputs): the bars and funding rates pushed, the instruments
 replaced, resets, clock moves, and the private POST requests (orders, cancels, amends, leverage,
-position mode) with their outcome, refused ones included: replayed, each must end as it did (taken,
+position mode, trading stops) with their outcome, refused ones included: replayed, each must end as it did (taken,
 or refused), else the restore stops there rather than build another account. Replaying the lines in
 order through the same code (:func:`tm_exchange_sim.restore.replay_journal`) gives back the same
 orders, ids, executions, positions and wallet. Each line is written and ``fsync``ed before the

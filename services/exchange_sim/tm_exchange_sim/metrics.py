@@ -28,6 +28,9 @@ class SimMetrics:
                               ["kind"], registry=self.registry)
         self.orders = Counter("tm_exchange_sim_orders_total", "orders accepted",
                               ["symbol", "order_type"], registry=self.registry)
+        self.stop_losses = Counter("tm_exchange_sim_stop_losses_triggered_total",
+                                   "position stop losses triggered (the venue closed the "
+                                   "position)", ["symbol"], registry=self.registry)
         self.clock = Gauge("tm_exchange_sim_clock_timestamp_seconds",
                            "Replay clock: open time of the latest closed bar (unix seconds)",
                            registry=self.registry)

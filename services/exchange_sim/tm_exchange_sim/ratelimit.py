@@ -29,6 +29,7 @@ BYBIT_LIMITS_PER_S: dict[str, int] = {
     "/v5/position/closed-pnl": 50,
     "/v5/position/set-leverage": 10,
     "/v5/position/switch-mode": 10,
+    "/v5/position/trading-stop": 10,
     "/v5/account/wallet-balance": 50,
 }
 DEFAULT_LIMIT_PER_S = 10        # a signed path missing from the table (none today)

@@ -1,9 +1,10 @@
 """Private Bybit V5 routes: orders (create, amend, cancel, cancel-all, realtime, history),
-executions, positions (list, closed PnL), leverage, mode and wallet."""
+executions, positions (list, closed PnL, trading stop), leverage, mode and wallet."""
 
 from __future__ import annotations
 
 import bisect
+from decimal import Decimal
 
 from fastapi import FastAPI, Request
 
@@ -19,6 +20,7 @@ from tm_exchange_sim.gateway import (
 )
 from tm_exchange_sim.matching import OrderRequest
 from tm_exchange_sim.matching.errors import RetCodeError, params_error
+from tm_exchange_sim.matching.stops import DEFAULT_SL_TRIGGER_BY, SL_TRIGGER_BY
 from tm_exchange_sim.metrics import SimMetrics
 from tm_exchange_sim.retention import query_window
 from tm_exchange_sim.routes_history import history_handlers, page_of
@@ -35,6 +37,29 @@ def _supported_order(params: Params) -> None:
     for name in UNSUPPORTED_ORDER_FIELDS:
         if params.get(name) not in (None, ""):
             raise params_error(f"{name} is not supported by the exchange sim")
+
+
+def _stop_loss_request(params: Params) -> tuple[str, Decimal, str]:
+    """``(symbol, stopLoss, slTriggerBy)`` of a trading-stop request, refused (10001) for what
+    the simulator does not model: a Partial mode, hedge mode, a Limit stop order, a take profit
+    or a trailing stop. ``stopLoss`` "0" cancels the stop."""
+    linear_category(params)
+    symbol = required(params, "symbol")
+    if required(params, "tpslMode") != "Full":
+        raise params_error(f"tpslMode {params['tpslMode']!r}: the exchange sim supports Full "
+                           "only")
+    if int_param(params, "positionIdx", 0) != 0:
+        raise params_error("position idx not match position mode")
+    for name in ("takeProfit", "trailingStop"):
+        value = decimal_param(params, name, optional=True)
+        if value is not None and value != 0:
+            raise params_error(f"{name} is not supported by the exchange sim")
+    if (params.get("slOrderType") or "Market") != "Market":
+        raise params_error("slOrderType Limit is not supported by the exchange sim")
+    trigger_by = params.get("slTriggerBy") or DEFAULT_SL_TRIGGER_BY
+    if trigger_by not in SL_TRIGGER_BY:
+        raise params_error(f"slTriggerBy invalid: {trigger_by!r}")
+    return symbol, decimal_param(params, "stopLoss"), trigger_by
 
 
 def _order_ident(params: Params) -> tuple[str | None, str | None]:
@@ -173,6 +198,10 @@ def trade_handlers(state: SimState, metrics: SimMetrics | None = None) -> dict:
                               decimal_param(params, "sellLeverage"))
         return {}
 
+    def trading_stop(params: Params) -> dict:
+        engine().set_trading_stop(*_stop_loss_request(params))
+        return {}
+
     def switch_mode(params: Params) -> dict:
         linear_category(params)
         if not (params.get("symbol") or params.get("coin")):
@@ -208,7 +237,8 @@ def trade_handlers(state: SimState, metrics: SimMetrics | None = None) -> dict:
 
     posts = {"/v5/order/create": create, "/v5/order/amend": amend, "/v5/order/cancel": cancel,
              "/v5/order/cancel-all": cancel_all, "/v5/position/set-leverage": set_leverage,
-             "/v5/position/switch-mode": switch_mode}
+             "/v5/position/switch-mode": switch_mode,
+             "/v5/position/trading-stop": trading_stop}
     return {
         **{("POST", path): journaled(path, h) for path, h in posts.items()},
         ("GET", "/v5/order/realtime"): realtime,

@@ -1,4 +1,9 @@
-"""Engine records as Bybit V5 JSON (strings for every number, as Bybit sends them)."""
+"""Engine records as Bybit V5 JSON (strings for every number, as Bybit sends them).
+
+A position shows its stop loss (``stopLoss``, "" when none); the venue's order that a triggered
+stop loss placed, and its execution, carry ``stopOrderType`` "StopLoss" and ``createType``
+"CreateByStopLoss" (the order its ``triggerPrice`` and ``triggerBy`` too), every other order
+"" and "CreateByUser"."""
 
 from __future__ import annotations
 
@@ -42,15 +47,16 @@ def order_dict(o: Order, last_price: Decimal | None = None) -> dict:
         "orderId": o.order_id, "orderLinkId": o.order_link_id, "blockTradeId": "",
         "symbol": o.symbol, "price": num(o.price) if o.price is not None else "0",
         "qty": num(o.qty), "side": o.side, "isLeverage": "", "positionIdx": 0,
-        "orderStatus": o.status, "createType": "CreateByUser", "cancelType": o.cancel_type,
+        "orderStatus": o.status, "createType": o.create_type, "cancelType": o.cancel_type,
         "rejectReason": o.reject_reason, "avgPrice": money(avg) if avg is not None else "",
         "leavesQty": num(leaves), "leavesValue": money(leaves * (o.price or ZERO)),
         "cumExecQty": num(o.cum_exec_qty), "cumExecValue": num(o.cum_exec_value),
         "cumExecFee": num(o.cum_exec_fee), "timeInForce": o.time_in_force,
-        "orderType": o.order_type, "stopOrderType": "", "orderIv": "", "marketUnit": "",
-        "triggerPrice": "", "takeProfit": "", "stopLoss": "", "tpslMode": "",
-        "ocoTriggerBy": "", "tpLimitPrice": "", "slLimitPrice": "", "tpTriggerBy": "",
-        "slTriggerBy": "", "triggerDirection": 0, "triggerBy": "",
+        "orderType": o.order_type, "stopOrderType": o.stop_order_type, "orderIv": "",
+        "marketUnit": "", "triggerPrice": num(o.trigger_price), "takeProfit": "",
+        "stopLoss": "", "tpslMode": "", "ocoTriggerBy": "", "tpLimitPrice": "",
+        "slLimitPrice": "", "tpTriggerBy": "", "slTriggerBy": "", "triggerDirection": 0,
+        "triggerBy": o.trigger_by,
         "lastPriceOnCreated": num(last_price), "reduceOnly": o.reduce_only,
         "closeOnTrigger": o.close_on_trigger, "placeType": "", "smpType": "None",
         "smpGroup": 0, "smpOrderId": "", "createdTime": str(o.created_ms),
@@ -63,8 +69,8 @@ def execution_dict(e: Execution) -> dict:
         "symbol": e.symbol, "orderId": e.order_id, "orderLinkId": e.order_link_id,
         "side": e.side, "orderPrice": num(e.order_price) if e.order_price is not None else "0",
         "orderQty": num(e.order_qty), "leavesQty": num(e.leaves_qty),
-        "createType": "CreateByUser" if e.exec_type == "Trade" else "", "orderType":
-        e.order_type, "stopOrderType": "", "execFee": num(e.exec_fee), "execId": e.exec_id,
+        "createType": e.create_type, "orderType": e.order_type,
+        "stopOrderType": e.stop_order_type, "execFee": num(e.exec_fee), "execId": e.exec_id,
         "execPrice": num(e.exec_price), "execQty": num(e.exec_qty), "execType": e.exec_type,
         "execValue": num(e.exec_value), "execTime": str(e.exec_time_ms),
         "feeCurrency": "USDT", "isMaker": e.is_maker, "feeRate": num(e.fee_rate),
@@ -86,7 +92,8 @@ def position_dict(p: Position, mark: Decimal | None) -> dict:
         "positionStatus": "Normal", "leverage": num(p.leverage), "markPrice": num(mark),
         "liqPrice": "", "bustPrice": "", "positionIM": money(im),
         "positionMM": money(abs(p.size) * mark * MM_RATE), "positionBalance": money(im),
-        "tpslMode": "Full", "takeProfit": "", "stopLoss": "", "trailingStop": "0",
+        "tpslMode": "Full", "takeProfit": "", "stopLoss": num(p.stop_loss) if p.stop_loss else "",
+        "trailingStop": "0",
         "sessionAvgPrice": "", "unrealisedPnl": money(p.unrealised_pnl(mark)),
         "curRealisedPnl": money(p.realised_pnl), "cumRealisedPnl": money(p.cum_realised_pnl),
         "adlRankIndicator": 0, "createdTime": str(p.created_ms),

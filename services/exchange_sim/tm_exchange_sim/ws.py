@@ -5,7 +5,8 @@ replay clock: each closing bar's formation, :mod:`tm_exchange_sim.forming`) and 
 ``{"op": "ping"}`` gets Bybit's pong of the channel: on the linear public channel
 ``{"success": true, "ret_msg": "pong", "conn_id", "req_id", "op": "ping"}``, on the private
 channel ``{"req_id", "op": "pong", "args": ["<venue time ms>"], "conn_id"}``. Every time in a
-push is the venue's time (:meth:`SimState.venue_ms`)."""
+push is the venue's time (:meth:`SimState.venue_ms`). Every engine event goes out through
+:meth:`WsHub.publish_engine_events`, which also counts the stop losses triggered (a metric)."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from tm_common.instruments import CLOSED
 from tm_exchange_sim.faults import FaultInjector
 from tm_exchange_sim.forming import formation
 from tm_exchange_sim.matching import Execution, Order, Position, VenueError
+from tm_exchange_sim.matching.stops import STOP_LOSS
 from tm_exchange_sim.metrics import SimMetrics
 from tm_exchange_sim.serialise import (
     execution_dict,
@@ -89,7 +91,10 @@ class WsHub:
             if topic == "order":
                 data = {**order_dict(cast(Order, record)), "category": "linear"}
             elif topic == "execution":
-                data = {**execution_dict(cast(Execution, record)), "category": "linear"}
+                ex = cast(Execution, record)
+                if ex.stop_order_type == STOP_LOSS:
+                    self.metrics.stop_losses.labels(ex.symbol).inc()
+                data = {**execution_dict(ex), "category": "linear"}
             else:
                 pos = cast(Position, record)
                 data = {**ws_position_dict(pos, engine.marks.get(pos.symbol),

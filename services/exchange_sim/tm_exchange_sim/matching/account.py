@@ -4,7 +4,8 @@ Wallet balance moves only by realised PnL, fees and funding (all exact Decimal: 
 takes its share of the cost basis rounded to 1e-10, and the last close takes the remainder:
 :func:`tm_quant.pnl.close_part`, which the portfolio books with too). Equity adds
 unrealised PnL at the mark; available balance is equity minus the initial margin of positions
-and of open orders (Bybit's ``totalAvailableBalance``).
+and of open orders (Bybit's ``totalAvailableBalance``). A position's stop loss is cleared by the
+fill that closes the position or flips it to the other side.
 """
 
 from __future__ import annotations
@@ -33,6 +34,12 @@ class FillResult:
 def _share(total: Decimal, part: Decimal, whole: Decimal) -> Decimal:
     """``total x part / whole`` on the cost grid; all of it when ``part`` is the whole."""
     return total if part == whole else (total * part / whole).quantize(COST_QUANTUM)
+
+
+def clear_stop(pos: Position) -> None:
+    """The position has no stop loss any more (closed, flipped, or cancelled by "0")."""
+    pos.stop_loss = ZERO
+    pos.sl_trigger_by = ""
 
 
 class Account:
@@ -78,6 +85,8 @@ class Account:
             pos.open_fee += fee - close_fee
         if pos.size == 0:
             pos.entry_value = pos.open_fee = pos.held_funding = ZERO
+        if pos.stop_loss and (pos.size == 0 or (closed and opened > 0)):
+            clear_stop(pos)       # closed, or flipped (closed all, then opened the other side)
         self.wallet_balance += realised - fee
         self.cum_fees += fee
         pos.realised_pnl += realised - fee

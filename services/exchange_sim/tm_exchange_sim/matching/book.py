@@ -150,7 +150,9 @@ class EngineBook:
                        leaves_qty=order.leaves_qty if order else ZERO,
                        closed_size=result.closed_size,
                        mark_price=self.marks.get(symbol, price),
-                       seq=order.seq if order else self.ids.seq())
+                       seq=order.seq if order else self.ids.seq(),
+                       create_type=order.create_type if order else "",
+                       stop_order_type=order.stop_order_type if order else "")
         self._record_execution(ex)
         if result.closed_size:
             self.closed_pnl.append(ClosedPnl(

@@ -12,6 +12,11 @@ inside a bar (an interval under 4 h) at its own time, on the position held throu
 orders are cancelled (``CancelBySettle``), its position is closed at the newest mark then (an
 execution of type ``Delivery``, no fee; the close when the time is a bar close, else the
 previous close), its status becomes ``Closed``, and every later order on it is refused.
+A position's stop loss (``POST /v5/position/trading-stop``, Full mode:
+:mod:`tm_exchange_sim.matching.stops`) rests on the venue: in a bar that reaches it (low for a
+long, high for a short), before that bar's resting orders, the venue closes the whole position
+with a reduce-only market order of its own at the stop (the bar's open when it gapped beyond),
+with the adverse slippage and the taker fee; a position with no stop changes nothing.
 Every state change is queued as an event (``order``, ``execution``, ``position``, ``wallet``)
 for the private WebSocket or the backtest.
 The state it keeps and books fills into is :mod:`tm_exchange_sim.matching.book`.
@@ -26,6 +31,7 @@ from decimal import Decimal
 
 from tm_common.instruments import CLOSED, TRADING
 
+from tm_exchange_sim.matching.account import clear_stop
 from tm_exchange_sim.matching.book import EngineBook
 from tm_exchange_sim.matching.errors import (
     DUPLICATE_ORDER_LINK_ID,
@@ -34,6 +40,7 @@ from tm_exchange_sim.matching.errors import (
     ORDER_NOT_FOUND,
     POSITION_MODE_NOT_MODIFIED,
     REDUCE_ONLY_UNSATISFIED,
+    TPSL_NOT_MODIFIED,
     VenueError,
     params_error,
 )
@@ -50,6 +57,12 @@ from tm_exchange_sim.matching.models import (
     Order,
     OrderRequest,
     side_sign,
+)
+from tm_exchange_sim.matching.stops import (
+    DEFAULT_SL_TRIGGER_BY,
+    check_stop_loss,
+    stop_order,
+    stop_reference,
 )
 
 MAX_ORDER_LINK_ID_LEN = 36
@@ -201,6 +214,27 @@ class MatchingEngine(EngineBook):
         pos.updated_ms = self.now_ms
         self._emit_position(symbol)
 
+    def set_trading_stop(self, symbol: str, stop_loss: Decimal,
+                         sl_trigger_by: str = DEFAULT_SL_TRIGGER_BY) -> None:
+        """Set (or, with 0, cancel) the stop loss of ``symbol``'s whole position (Bybit
+        ``/v5/position/trading-stop``, Full mode), checked against the last price; 34040 when
+        it is the one already set."""
+        inst = self._instrument(symbol)
+        if inst.status != TRADING:
+            raise params_error(f"symbol {symbol} is not trading (status {inst.status})")
+        pos = self.account.positions.get(symbol)
+        if pos is None or pos.size == 0:
+            raise params_error("can not set tp/sl/ts for zero position")
+        if stop_loss == pos.stop_loss and (not stop_loss or sl_trigger_by == pos.sl_trigger_by):
+            raise VenueError(TPSL_NOT_MODIFIED)
+        if stop_loss:
+            check_stop_loss(inst, pos, stop_loss, self.marks[symbol])
+            pos.stop_loss, pos.sl_trigger_by = stop_loss, sl_trigger_by
+        else:
+            clear_stop(pos)
+        pos.updated_ms = self.now_ms
+        self._emit_position(symbol)
+
     def switch_mode(self, mode: int) -> None:
         if mode not in (0, 3):
             raise params_error("mode must be 0 (one-way) or 3 (hedge)")
@@ -225,6 +259,7 @@ class MatchingEngine(EngineBook):
                 self._deliver(symbol, at_ms)
         for symbol in sorted(bars):
             bar = bars[symbol]
+            self._trigger_stop(symbol, bar)
             self._match_resting(symbol, bar)
             self.marks[symbol] = bar.close
             self.last_bars[symbol] = bar
@@ -262,6 +297,19 @@ class MatchingEngine(EngineBook):
             return
         self._book_execution(symbol, SELL if pos.size > 0 else BUY, abs(pos.size),
                              self.marks[symbol], exec_type="Delivery", at_ms=at_ms)
+
+    def _trigger_stop(self, symbol: str, bar: Bar) -> None:
+        """Close the whole position of ``symbol`` by the venue's market order when ``bar``
+        reaches its stop loss (at the stop, or at the open of a bar that gapped beyond it, with
+        adverse slippage and the taker fee); nothing at all when it has no stop."""
+        pos = self.account.positions.get(symbol)
+        ref = None if pos is None else stop_reference(pos, bar)
+        if pos is None or ref is None:
+            return
+        order = stop_order(pos, self.ids.next("order"), self.ids.seq(), bar.close_time_ms)
+        self.orders[order.order_id] = order
+        price = self.slippage.fill_price(order.side, ref, self.instruments[symbol].tick_size)
+        self._fill(order, order.qty, price, is_maker=False, at_ms=bar.close_time_ms)
 
     def _match_resting(self, symbol: str, bar: Bar) -> None:
         for order in self.open_orders(symbol):

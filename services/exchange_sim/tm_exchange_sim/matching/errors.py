@@ -19,6 +19,7 @@ TIMESTAMP_ERROR = 10002
 INVALID_API_KEY = 10003
 SIGN_ERROR = 10004
 RATE_LIMITED = 10006
+TPSL_NOT_MODIFIED = 34040
 ORDER_NOT_FOUND = 110001
 INSUFFICIENT_BALANCE = 110007
 REDUCE_ONLY_UNSATISFIED = 110017
@@ -33,6 +34,7 @@ DEFAULT_MESSAGES = {
     INVALID_API_KEY: "API key is invalid.",
     SIGN_ERROR: "Error sign, please check your signature generation algorithm.",
     RATE_LIMITED: "Too many visits. Exceeded the API Rate Limit.",
+    TPSL_NOT_MODIFIED: "not modified",
     ORDER_NOT_FOUND: "Order does not exist.",
     INSUFFICIENT_BALANCE: "ab not enough for new order",
     REDUCE_ONLY_UNSATISFIED: "Reduce-only rule not satisfied",

@@ -75,6 +75,12 @@ class Order:
     cancel_type: str = "UNKNOWN"
     reject_reason: str = "EC_NoError"
     seq: int = 0
+    # a venue-created order (a position's stop loss triggered): Bybit's ``stopOrderType``
+    # ("StopLoss"), ``createType`` ("CreateByStopLoss"), ``triggerPrice`` and ``triggerBy``
+    stop_order_type: str = ""
+    create_type: str = "CreateByUser"
+    trigger_price: Decimal | None = None
+    trigger_by: str = ""
 
     @property
     def leaves_qty(self) -> Decimal:
@@ -98,7 +104,7 @@ class Execution:
     order_link_id: str
     symbol: str
     side: str
-    exec_type: str  # "Trade" or "Funding"
+    exec_type: str  # "Trade", "Funding" or "Delivery"
     exec_price: Decimal
     exec_qty: Decimal
     exec_value: Decimal
@@ -113,12 +119,16 @@ class Execution:
     closed_size: Decimal
     mark_price: Decimal
     seq: int
+    create_type: str = ""        # the order's (none for the venue's Funding and Delivery)
+    stop_order_type: str = ""    # the order's ("StopLoss" for a stop loss triggered)
 
 
 @dataclass(slots=True)
 class Position:
     """One-way position: ``size`` signed (+long/-short); ``entry_value`` = |size| x avg entry,
-    kept exact so that a full close realises exactly ``|size| x price - entry_value``."""
+    kept exact so that a full close realises exactly ``|size| x price - entry_value``.
+    ``stop_loss`` (``POST /v5/position/trading-stop``, Full mode: the whole size) rests on the
+    venue until it triggers, or is cleared when the size returns to 0 or changes side."""
 
     symbol: str
     leverage: Decimal
@@ -128,6 +138,8 @@ class Position:
     cum_realised_pnl: Decimal = ZERO   # lifetime, fees and funding included
     open_fee: Decimal = ZERO           # opening fees of the size still open (closed PnL)
     held_funding: Decimal = ZERO       # funding paid on the size still open (closed PnL)
+    stop_loss: Decimal = ZERO          # the position's stop loss (Full mode); 0: none
+    sl_trigger_by: str = ""            # its slTriggerBy ("" when none)
     created_ms: int = 0
     updated_ms: int = 0
     seq: int = 0
