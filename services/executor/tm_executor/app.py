@@ -35,6 +35,7 @@ from tm_executor.placement import OrderPlacer
 from tm_executor.preflight import Preflight
 from tm_executor.reconciler import Reconciler
 from tm_executor.repository import ExecutorRepository
+from tm_executor.stops import StopKeeper
 from tm_executor.venue import VenueClient
 
 log = structlog.get_logger("tm.executor")
@@ -93,8 +94,12 @@ class ExecutorService(ServiceAssembly):
                                   gate=lambda: "clock" in self.preflight.done
                                   or not self.venue.blocking)
         self.poller = FillPoller(self.venue, self.repo, self.handler.open_orders, s)
+        self.stops = StopKeeper(self.venue, self.repo, self.preflight, s,
+                                lambda: self.handler.state.stop_fills, self.metrics)
+        if self.stops.enabled:
+            self.handler.on_fill = self.stops.poke
         self.reconciler = Reconciler(self.venue, self.repo, self.handler, self.preflight, s,
-                                     self.metrics)
+                                     self.metrics, stops=self.stops)
         self.instruments = InstrumentRefresher(self.venue, self.preflight, self.repo, s)
         self.consumer = make_consumer(s, self.bus, self.handler, list(INPUTS), clock=clock)
 
@@ -142,7 +147,7 @@ class ExecutorService(ServiceAssembly):
                 "order_link_salt": self.links.salt, "venue_calls": self.venue.calls, "venue_errors": self.venue.errors,
                 "order_history_lookup": self.venue.history_supported,
                 "private_ws": self.ws.status(), "fill_poller": self.poller.status(),
-                "reconciliation": self.reconciler.status(),
+                "reconciliation": self.reconciler.status(), "venue_stops": self.stops.status(),
                 "instruments": self.instruments.status()}
 
     async def preflight_passed(self) -> None:
@@ -160,6 +165,7 @@ class ExecutorService(ServiceAssembly):
             background={"preflight": self.preflight.run, "clock_sync": self.preflight.sync_clock,
                         "private_ws": self.ws.run,
                         "fill_poller": self.poller.run, "reconcile": self.reconciler.run,
+                        **({"venue_stops": self.stops.run} if self.stops.enabled else {}),
                         "instruments": self.instruments.run,
                         **({} if self.audit is None else {"audit-writer": write_behind(
                             self.audit, logger=log,

@@ -36,6 +36,9 @@ if TYPE_CHECKING:
     from tm_executor.domain.guard import GuardLimits
 
 LIVE_MODES = ("live", "testnet", "paper")
+#: The venue stop's loss ratio in the paper and live modes: twice risk's default breaker
+#: drawdown (5 %), so the venue acts only on a loss a running mesh would not have allowed.
+DEFAULT_VENUE_STOP_LOSS = 0.10
 
 
 class ExecutorSettings(CommonSettings):
@@ -89,6 +92,14 @@ class ExecutorSettings(CommonSettings):
                                          "venue's instruments-info is read again after the "
                                          "preflight; a change is published (InstrumentsChanged)")
     reconcile_interval_s: float = Field(default=60.0, gt=0)
+    venue_stop_loss: float | None = Field(default=None, ge=0, lt=1, description="the stop "
+                                          "loss resting on the venue (tm_executor.stops): the "
+                                          "venue closes a position that alone lost this part "
+                                          "of the account's equity; 0 = none; unset: 0.10 in "
+                                          "the paper and live modes, none in replay")
+    stop_check_s: float = Field(default=30.0, gt=0, description="how often the positions' "
+                                "venue stops are checked and their fills looked for, s (and "
+                                "at once after each fill)")
     fill_poll_interval_s: float = Field(default=10.0, gt=0)
     ws_enabled: bool = True
     ws_ping_s: float = Field(default=20.0, gt=0)
@@ -164,6 +175,15 @@ class ExecutorSettings(CommonSettings):
                            max_position_qty=dict(self.max_position_qty),
                            max_intent_age_bars=self.max_intent_age_bars,
                            interval_ms=self.interval_min * 60_000)
+
+    @property
+    def stop_loss_ratio(self) -> float:
+        """The venue stop's loss ratio in effect (``venue_stop_loss``, else the mode's
+        default: a replay's venue has no wall clock for the mesh to be down on, and its
+        results stay comparable run to run)."""
+        if self.venue_stop_loss is not None:
+            return self.venue_stop_loss
+        return DEFAULT_VENUE_STOP_LOSS if self.live_clock else 0.0
 
     @property
     def live_clock(self) -> bool:

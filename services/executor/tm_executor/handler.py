@@ -53,6 +53,7 @@ from tm_executor.domain.errors import VenueRejected
 from tm_executor.domain.funding import settles_in_bar, span_start, windows
 from tm_executor.domain.guard import COUNTED_INTENTS, GuardView, Refusal, check, signed
 from tm_executor.domain.orders import TERMINAL_STATUSES, VenueExecution, check_intent
+from tm_executor.domain.stops import STOP_INTENT_PREFIX
 from tm_executor.metrics import ExecutorMetrics
 from tm_executor.placement import OrderPlacer, Outcome
 from tm_executor.preflight import Preflight
@@ -61,6 +62,8 @@ log = structlog.get_logger("tm.executor")
 #: How far before an instrument's deliveryTime its Delivery executions are looked for (the
 #: venue books them at that time; an hour of slack for its clock).
 DELIVERY_EARLY_MS = 3_600_000
+#: How many venue stop-loss fills' exec ids the state keeps (to publish each once).
+STOP_FILLS_KEPT = 1000
 
 
 class OpenOrder(msgspec.Struct, kw_only=True):
@@ -85,6 +88,8 @@ class HandlerState(msgspec.Struct, kw_only=True):
     funding_asked_ms: dict[str, int] = msgspec.field(default_factory=dict)
     # the delisting time whose Delivery executions were asked for, per instrument
     delivery_asked_ms: dict[str, int] = msgspec.field(default_factory=dict)
+    # exec ids of the venue stop-loss fills published (tm_executor.stops), newest last
+    stop_fills: list[str] = msgspec.field(default_factory=list)
     guard: GuardView = msgspec.field(default_factory=GuardView)
 
 
@@ -116,6 +121,8 @@ class ExecutorHandler:
         self.busy = False
         self.activity = 0
         self.counts: dict[str, int] = {}
+        # called after a fill is published (the venue stop keeper checks the position)
+        self.on_fill: Callable[[], None] | None = None
 
     # -- StatefulHandler -------------------------------------------------------------------
     def snapshot(self) -> bytes:
@@ -151,6 +158,8 @@ class ExecutorHandler:
                 out = []
             if self.metrics is not None:
                 self.metrics.open_orders.set(len(self.state.open))
+            if self.on_fill is not None and any(isinstance(e.body, OrderFilled) for e in out):
+                self.on_fill()
             return out
         finally:
             self.busy, self.activity = False, self.activity + 1
@@ -341,7 +350,23 @@ class ExecutorHandler:
             instrument=intent.instrument, bar_time_ms=intent.bar_time_ms, reason=reason,
             intent_id=intent.intent_id, source="executor", ret_code=ret_code))
 
+    def _stop_fill(self, f: OrderFilled) -> list[Emit]:
+        """A fill of the venue's stop loss (no intent of ours; :mod:`tm_executor.stops`),
+        published once by its exec id so that the portfolio books the close."""
+        if f.exec_id in self.state.stop_fills:
+            return []
+        self.state.stop_fills = [*self.state.stop_fills[-(STOP_FILLS_KEPT - 1):], f.exec_id]
+        self._filled(f.instrument, f.side, f.qty)
+        self._count(self._label(f.instrument), None, fills=1, source="stop")
+        self._value(self._label(f.instrument), f.qty * f.price)
+        log.warning("executor.stop_fill_published", instrument=f.instrument, side=f.side,
+                    qty=str(f.qty), price=str(f.price), exec_id=f.exec_id)
+        return [Emit(self.out, f, ts_event_ns=f.exec_time_ms * 1_000_000,
+                     correlation_id=f"stop:{f.instrument}")]
+
     def _observed_fill(self, f: OrderFilled) -> list[Emit]:
+        if f.intent_id.startswith(STOP_INTENT_PREFIX):
+            return self._stop_fill(f)
         o = self.state.open.get(f.order_link_id)
         if o is None or f.exec_id in o.seen or f.order_id != o.order_id:
             return []

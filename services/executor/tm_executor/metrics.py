@@ -2,7 +2,8 @@
 
 Label values are bounded: ``endpoint`` is one of the venue calls the client makes, ``ret_code``
 a Bybit retCode, ``http_<status>`` or ``network``, ``status`` an order status or ``rejected``,
-``source`` ``handler`` (with the intent) or ``observed`` (WebSocket/poller, later).
+``source`` ``handler`` (with the intent), ``observed`` (WebSocket/poller, later) or ``stop``
+(the venue's stop loss, :mod:`tm_executor.stops`).
 """
 
 from __future__ import annotations
@@ -75,6 +76,14 @@ class ExecutorMetrics:
         self.open_orders = Gauge("tm_executor_open_orders",
                                  "Orders placed and not yet terminal (their fills are awaited).",
                                  registry=r)
+        self.stop_updates = Counter("tm_executor_venue_stop_updates_total",
+                                    "Venue stop-loss calls by instrument and result (set, "
+                                    "cancelled, refused, error).", ("instrument", "result"),
+                                    registry=r)
+        self.unprotected = Gauge("tm_executor_unprotected_positions",
+                                 "1 per open position in a traded symbol that lacks the venue "
+                                 "stop loss it should carry (TM_EXECUTOR_VENUE_STOP_LOSS > 0).",
+                                 ("instrument",), registry=r)
 
     def set_breaker(self, state: str) -> None:
         self.breaker_state.set(BREAKER_LEVELS.get(state, 0))

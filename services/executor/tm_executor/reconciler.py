@@ -14,6 +14,8 @@ Open orders are compared with the handler's open orders; an order of ours that t
 does not know is reported (metric, log, ``/status``), never cancelled automatically; "ours" is
 this deployment's salt (:mod:`tm_executor.links`): another deployment's orders on a shared
 account count as foreign open orders.
+With the venue stop loss on (:mod:`tm_executor.stops`), a run also skips while a fill of a
+stop is not on ``exec.report`` yet (the venue closed the position itself).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from tm_executor.handler import ExecutorHandler
 from tm_executor.metrics import ExecutorMetrics
 from tm_executor.preflight import Preflight
 from tm_executor.repository import ExecutorRepository, entry_key
+from tm_executor.stops import StopKeeper
 from tm_executor.venue import VenueClient
 
 log = structlog.get_logger("tm.executor.reconcile")
@@ -39,8 +42,9 @@ log = structlog.get_logger("tm.executor.reconcile")
 class Reconciler:
     def __init__(self, venue: VenueClient, repo: ExecutorRepository, handler: ExecutorHandler,
                  preflight: Preflight, settings: ExecutorSettings,
-                 metrics: ExecutorMetrics | None = None) -> None:
-        self.venue, self.repo, self.handler = venue, repo, handler
+                 metrics: ExecutorMetrics | None = None, *,
+                 stops: StopKeeper | None = None) -> None:
+        self.venue, self.repo, self.handler, self.stops = venue, repo, handler, stops
         self.links = handler.placer.links
         self.preflight, self.s, self.metrics = preflight, settings, metrics
         self.runs = 0
@@ -75,6 +79,10 @@ class Reconciler:
         activity = self.handler.activity
         positions = await self.venue.positions()
         orders = await self.venue.open_orders()
+        if self.stops is not None and self.stops.enabled and await self.stops.fills_in_flight():
+            # the venue's stop closed a position after (or while) it was read: its fill is on
+            # its way to exec.report, and the position would look unexplained
+            return self._skip("venue stop-loss fills in flight")
         snap = await self.repo.latest_snapshot()
         change = await self.repo.latest_position_change()
         if self.handler.busy or self.handler.activity != activity:

@@ -28,6 +28,7 @@ import logging
 import threading
 import time
 from collections.abc import Awaitable, Callable
+from decimal import Decimal
 from typing import Any
 
 import structlog
@@ -38,6 +39,7 @@ from tm_executor.config import ExecutorSettings
 from tm_executor.domain.errors import (
     LEVERAGE_NOT_MODIFIED,
     POSITION_MODE_NOT_MODIFIED,
+    STOP_NOT_MODIFIED,
     ErrorClass,
     VenueError,
     VenueFatal,
@@ -50,9 +52,10 @@ from tm_executor.metrics import ExecutorMetrics
 from tm_executor.venue_answers import check_answer, first_order, parse_records, result_rows, translate
 
 log = structlog.get_logger("tm.executor.venue")
-# Harmless "not modified" answers (position mode, leverage already as asked): the caller counts
-# them as done, so they are neither exchange errors (metric, ``errors``) nor logged as failures.
-NOT_MODIFIED = frozenset({POSITION_MODE_NOT_MODIFIED, LEVERAGE_NOT_MODIFIED})
+# Harmless "not modified" answers (position mode, leverage, stop loss already as asked): the
+# caller counts them as done, so they are neither exchange errors (metric, ``errors``) nor
+# logged as failures.
+NOT_MODIFIED = frozenset({POSITION_MODE_NOT_MODIFIED, LEVERAGE_NOT_MODIFIED, STOP_NOT_MODIFIED})
 _NO_RETRY_CODES = {-1}   # pybit falls back to its defaults for an empty set
 
 
@@ -298,6 +301,12 @@ class VenueClient:
         return await self._pages("get_executions", 100, category="linear", symbol=symbol,
                                  execType=exec_type, startTime=start_ms, endTime=end_ms)
 
+    async def recent_trades(self, symbol: str) -> list[dict]:
+        """The account's ``Trade`` executions of ``symbol`` in the venue's default span (Bybit:
+        the last 7 days), every page."""
+        return await self._pages("get_executions", 100, category="linear", symbol=symbol,
+                                 execType="Trade")
+
     async def open_orders(self) -> list[VenueOrder]:
         rows = await self._pages("get_open_orders", 50, category="linear", settleCoin="USDT",
                                  openOnly=0)
@@ -347,6 +356,21 @@ class VenueClient:
             return "set"
         except VenueRejected as e:
             if e.ret_code == LEVERAGE_NOT_MODIFIED:
+                return "unchanged"
+            raise
+
+    async def set_stop_loss(self, symbol: str, price: Decimal) -> str:
+        """Place, move or (``price`` 0) cancel ``symbol``'s position stop loss on the venue
+        (Bybit ``/v5/position/trading-stop``, ``tpslMode=Full``: the whole position, closed by
+        a market order when the last price crosses it); "set", or "unchanged" when the venue
+        holds that stop already."""
+        try:
+            await self.call("set_trading_stop", category="linear", symbol=symbol,
+                            tpslMode="Full", positionIdx=0, stopLoss=str(price),
+                            slTriggerBy="LastPrice", slOrderType="Market")
+            return "set"
+        except VenueRejected as e:
+            if e.ret_code == STOP_NOT_MODIFIED:
                 return "unchanged"
             raise
 

@@ -14,7 +14,7 @@ import redis
 from pydantic import SecretStr
 from tm_common.bus.redis import RedisStreamsBus
 from tm_common.bus.streams import EXEC_REPORT, MD_BAR, RISK_ORDER
-from tm_common.events import BarClosed, Envelope, OrderApproved
+from tm_common.events import BarClosed, Envelope, OrderApproved, PortfolioSnapshotted, PositionView
 from tm_common.testing.processes import ServiceProcess, stopped_after
 from tm_common.testing.sim import KEY, QUIET_FAULTS, SECRET, Sim, run_sim
 from tm_common.testing.wait import wait_for as wait_sync  # noqa: F401 - tests import it from here
@@ -72,6 +72,20 @@ def bar_envelope(instrument: str, bar_ms: int) -> Envelope:
                      source="replay")
     return Envelope.root(body, key=f"{instrument}:{bar_ms}", correlation_id=f"{instrument}:{bar_ms}",
                          ts_event_ns=(bar_ms + BAR_MS) * 1_000_000, ts_init_ns=time.time_ns())
+
+
+def snapshot(bar: int, positions: dict[str, str]) -> Envelope:
+    """A portfolio snapshot after ``bar`` holding ``positions`` (signed quantities)."""
+    bar_ms = START_MS + bar * 4 * 3600 * 1000
+    body = PortfolioSnapshotted(
+        bar_time_ms=bar_ms, equity=Decimal(100000), cash=Decimal(100000),
+        realised_pnl=Decimal(0), unrealised_pnl=Decimal(0), fees=Decimal(0),
+        funding=Decimal(0), peak_equity=Decimal(100000), drawdown=0.0,
+        positions=tuple(PositionView(instrument=k, qty=Decimal(v), avg_price=Decimal(1),
+                                     mark_price=Decimal(1), unrealised_pnl=Decimal(0))
+                        for k, v in positions.items()))
+    return Envelope.root(body, key=f"snap:{bar}", correlation_id=f"portfolio:{bar_ms}",
+                         ts_event_ns=bar_ms * 1_000_000, ts_init_ns=time.time_ns())
 
 
 async def publish_intents(bus: RedisStreamsBus, envs: list[Envelope]) -> None:

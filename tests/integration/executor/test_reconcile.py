@@ -3,36 +3,21 @@
 from __future__ import annotations
 
 import json
-import time
 from decimal import Decimal
 
 from tm_common.bus.redis import RedisStreamsBus
 from tm_common.bus.streams import EXEC_REPORT, PORTFOLIO_SNAPSHOT
-from tm_common.events import Envelope, PortfolioSnapshotted, PositionView
 from tm_executor.app import ExecutorService
 
 from .conftest import (
-    START_MS,
     executor_settings,
     intent_envelope,
     publish_intents,
     report_bodies,
+    snapshot,
     terminal_by_intent,
     wait_async,
 )
-
-
-def snapshot(bar: int, positions: dict[str, str]) -> Envelope:
-    bar_ms = START_MS + bar * 4 * 3600 * 1000
-    body = PortfolioSnapshotted(
-        bar_time_ms=bar_ms, equity=Decimal(100000), cash=Decimal(100000),
-        realised_pnl=Decimal(0), unrealised_pnl=Decimal(0), fees=Decimal(0),
-        funding=Decimal(0), peak_equity=Decimal(100000), drawdown=0.0,
-        positions=tuple(PositionView(instrument=k, qty=Decimal(v), avg_price=Decimal(1),
-                                     mark_price=Decimal(1), unrealised_pnl=Decimal(0))
-                        for k, v in positions.items()))
-    return Envelope.root(body, key=f"snap:{bar}", correlation_id=f"portfolio:{bar_ms}",
-                         ts_event_ns=bar_ms * 1_000_000, ts_init_ns=time.time_ns())
 
 
 async def reconciled(bus) -> list[dict]:

@@ -19,13 +19,15 @@ class ExchangePosition:
     symbol: str
     qty: Decimal          # signed
     avg_price: Decimal
+    stop_loss: Decimal = ZERO     # the position's stop loss on the venue (0 = none)
 
     @classmethod
     def from_bybit(cls, d: Mapping[str, Any]) -> ExchangePosition:
         size = dec(d, "size", ZERO)
         side = str(d.get("side") or "")
         qty = -size if side == "Sell" else (size if side == "Buy" else ZERO)
-        return cls(symbol=text(d, "symbol"), qty=qty, avg_price=dec(d, "avgPrice", ZERO))
+        return cls(symbol=text(d, "symbol"), qty=qty, avg_price=dec(d, "avgPrice", ZERO),
+                   stop_loss=dec(d, "stopLoss", ZERO))
 
 
 @dataclass(frozen=True, slots=True)
