@@ -130,6 +130,18 @@ def trading_cockpit() -> dict:
         timeseries("Consecutive executor rejections",
                    [("max(tm_risk_exec_failures)", "failures")],
                    desc="The breaker opens at TM_RISK_EXEC_FAILURE_LIMIT (3 by default)."),
+        timeseries("Venue stop loss",
+                   [("max by (instrument) (tm_executor_unprotected_positions)",
+                     "{{instrument}} without its stop"),
+                    ('sum by (instrument) (increase(tm_executor_fills_total{source="stop"}[4h]))',
+                     "{{instrument}} closed by the stop")], bars=True,
+                   desc="The stop loss the executor keeps on the venue under each position "
+                   "(TM_EXECUTOR_VENUE_STOP_LOSS): a position lacking it (TMPositionUnprotected), "
+                   "and closes the venue made (TMVenueStopFilled: the mesh did not act first)."),
+        timeseries("Foreign positions",
+                   [("max by (instrument) (tm_executor_foreign_positions)", "{{instrument}}")],
+                   desc="Open positions in symbols the executor does not trade (not in "
+                   "TM_SYMBOLS): a warning, never reconciled."),
         state_timeline("Listing on the venue",
                        [("min by (instrument) (tm_risk_instrument_trading)", "{{instrument}}")],
                        mappings=LISTING, desc="Each traded instrument's instruments-info status "

@@ -352,7 +352,11 @@ class ExecutorHandler:
 
     def _stop_fill(self, f: OrderFilled) -> list[Emit]:
         """A fill of the venue's stop loss (no intent of ours; :mod:`tm_executor.stops`),
-        published once by its exec id so that the portfolio books the close."""
+        published once by its exec id so that the portfolio books the close. Stamped with the
+        close of the bar before the one it happened in, as a flatten order caused between two
+        closes is: the portfolio books it at once and the next snapshot shows the position
+        closed, as the venue has it (stamped later, it would wait past that snapshot, and risk
+        would size from a position the venue no longer holds)."""
         if f.exec_id in self.state.stop_fills:
             return []
         self.state.stop_fills = [*self.state.stop_fills[-(STOP_FILLS_KEPT - 1):], f.exec_id]
@@ -361,7 +365,9 @@ class ExecutorHandler:
         self._value(self._label(f.instrument), f.qty * f.price)
         log.warning("executor.stop_fill_published", instrument=f.instrument, side=f.side,
                     qty=str(f.qty), price=str(f.price), exec_id=f.exec_id)
-        return [Emit(self.out, f, ts_event_ns=f.exec_time_ms * 1_000_000,
+        interval_ms = self.s.interval_min * 60_000       # a time on a close: the bar it ends
+        stamp_ms = (f.exec_time_ms - 1) // interval_ms * interval_ms
+        return [Emit(self.out, f, ts_event_ns=stamp_ms * 1_000_000,
                      correlation_id=f"stop:{f.instrument}")]
 
     def _observed_fill(self, f: OrderFilled) -> list[Emit]:

@@ -110,10 +110,11 @@ class StopKeeper:
 
     async def fills_in_flight(self) -> bool:
         """Hand the stop fills of the venue's last 7 days that the handler has not published
-        to it (on ``exec.venue``); True while any is not published yet (the reconciler then
-        skips its comparison). The venue's default span, rather than one from the newest trade
+        to it (on ``exec.venue``); True when it handed one, or one is not published yet (the
+        reconciler then skips its comparison). The venue's default span, rather than one from the newest trade
         seen: a span needs the venue's clock, and one trade a bar keeps it to a page."""
         done = set(self.published())
+        handed = False
         for sym in self.symbols:
             rows = await self.venue.recent_trades(sym)
             for r in sorted((r for r in rows if is_stop_fill(r)),
@@ -122,9 +123,10 @@ class StopKeeper:
                 if e.exec_id in done or e.exec_id in self._handed:
                     continue
                 await self._hand(sym, e)
+                handed = True
         for exec_id in [x for x in self._handed if x in done]:
             del self._handed[exec_id]
-        return bool(self._handed)
+        return handed or bool(self._handed)
 
     async def _hand(self, sym: str, e: VenueExecution) -> None:
         self._handed[e.exec_id] = sym           # first: a concurrent look skips it

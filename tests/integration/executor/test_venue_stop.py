@@ -9,11 +9,13 @@ from __future__ import annotations
 from decimal import Decimal
 
 from tm_common.bus.redis import RedisStreamsBus
-from tm_common.bus.streams import PORTFOLIO_SNAPSHOT
+from tm_common.bus.streams import EXEC_REPORT, PORTFOLIO_SNAPSHOT
+from tm_common.events import Envelope, OrderFilled
 from tm_executor.app import ExecutorService
 from tm_executor.domain.stops import stop_price
 
 from .conftest import (
+    BAR_MS,
     executor_settings,
     intent_envelope,
     on_bus,
@@ -81,6 +83,10 @@ def test_a_position_gets_its_venue_stop_and_the_stop_s_fill_is_published_once(
     assert (fill["side"], Decimal(fill["qty"])) == ("Buy", QTY)
     assert Decimal(fill["price"]) == Decimal(venue_fill["execPrice"])
     assert Decimal(fill["fee"]) == Decimal(venue_fill["execFee"]) > 0
+    # stamped with the close before the bar it happened in (the sim fills at the bar's close):
+    # booked at once, in the snapshot of the bar whose close shows the venue flat
+    stamp_ms = on_bus(lambda bus: _stamp_ms(bus, fill["exec_id"]), redis_url, namespace)
+    assert stamp_ms == fill["exec_time_ms"] - BAR_MS
     metrics = executor.get("/metrics").text
     assert f'tm_executor_fills_total{{instrument="{SYMBOL}",source="stop"}} 1.0' in metrics
     assert "executor.stop_loss_filled" in executor.logs()
@@ -109,6 +115,7 @@ async def test_the_reconciler_does_not_adopt_a_position_the_venue_s_stop_closed(
     await runtime.start()
     try:
         await wait_async(lambda: _stop_placed(svc), 20, "the start-up check's stop")
+        await wait_async(lambda: _reconciled(svc), 20, "the start-up reconciliation")
         assert svc.reconciler.last["result"] == "ok"        # the snapshot agrees: no diff
         sim.advance(BARS_TO_CROSS)                           # the stop fires; no check runs
         assert await svc.reconciler.reconcile_once() == []
@@ -127,12 +134,25 @@ async def test_the_reconciler_does_not_adopt_a_position_the_venue_s_stop_closed(
     await bus.close()
 
 
+async def _stamp_ms(bus: RedisStreamsBus, exec_id: str) -> int:
+    """The ``ts_event_ns`` (as ms) of the ``exec.report`` fill of ``exec_id``."""
+    for _, fields in await bus.entries(EXEC_REPORT, 100_000):
+        env = Envelope.from_fields(fields)
+        if isinstance(env.body, OrderFilled) and env.body.exec_id == exec_id:
+            return env.ts_event_ns // 1_000_000
+    raise AssertionError(f"no fill {exec_id} on exec.report")
+
+
 def _with_stop(row: dict) -> dict | None:
     return row if row["stopLoss"] else None
 
 
 async def _stop_placed(svc: ExecutorService) -> bool:
     return svc.stops.stops.get(SYMBOL, "none") != "none"
+
+
+async def _reconciled(svc: ExecutorService) -> bool:
+    return svc.reconciler.last["result"] != "not run"
 
 
 async def _stop_fill_published(bus: RedisStreamsBus) -> bool:
