@@ -200,13 +200,26 @@ def trading_state(rows: list[ServiceStatus]) -> str | None:
     return None
 
 
+def unprotected(rows: list[ServiceStatus]) -> str | None:
+    """``no venue stop under BTCUSDT`` when the executor reports positions without the stop
+    loss it keeps on the venue (``/status`` ``venue_stops.unprotected``: refused, or failing)."""
+    executor = next((r for r in rows if r.name == "executor"), None)
+    stops = executor.extra.get("venue_stops") if executor is not None else None
+    names = stops.get("unprotected") if isinstance(stops, dict) else None
+    if not names or not isinstance(names, list):
+        return None
+    return f"no venue stop under {', '.join(str(n) for n in names)}"
+
+
 def summary_line(rows: list[ServiceStatus]) -> str:
     """``6/8 ready; trading FLAT: no production signal model; not ready: signal, sizer`` (the
-    reasons are in the table, and in ``--json``)."""
+    reasons are in the table, and in ``--json``), and positions without their venue stop."""
     ready = sum(r.ready for r in rows)
     parts = [f"{ready}/{len(rows)} ready"]
     if (state := trading_state(rows)) is not None:
         parts.append(state)
+    if (naked := unprotected(rows)) is not None:
+        parts.append(naked)
     others = [r for r in rows if not r.ready]
     if others:
         parts.append("not ready: " + ", ".join(r.name for r in others))

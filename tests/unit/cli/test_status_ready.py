@@ -59,6 +59,15 @@ def test_an_open_breaker_and_a_dead_service_are_named():
     assert not all_ready([])
 
 
+def test_positions_without_their_venue_stop_are_named():
+    stops = {"enabled": True, "unprotected": ["BTCUSDT", "SOLUSDT"]}
+    rows = [row("risk", extra={"breaker": {"state": "CLOSED"}}),
+            row("executor", extra={"venue_stops": stops})]
+    assert summary_line(rows) == "2/2 ready; no venue stop under BTCUSDT, SOLUSDT"
+    rows[1] = row("executor", extra={"venue_stops": {**stops, "unprotected": []}})
+    assert summary_line(rows) == "2/2 ready"
+
+
 def _rendered(rows, width: int) -> str:
     console = Console(width=width, record=True, color_system=None)
     console.print(render(rows, width))
