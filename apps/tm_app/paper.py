@@ -78,6 +78,7 @@ def paper(symbols: Annotated[str | None, typer.Option(help="Comma-separated.")] 
                                                    "reports/paper-<time>).")] = None) -> None:
     """Paper trading on live prices: the whole mesh on Bybit's public data, orders on a local
     paper venue (the exchange simulator's live feed), until Ctrl-C; then a report."""
+    from tm_executor.config import ExecutorSettings
     from tm_ingest.config import IngestSettings
 
     from tm_app.cli import (
@@ -122,6 +123,10 @@ def paper(symbols: Annotated[str | None, typer.Option(help="Comma-separated.")] 
         ingest = IngestSettings()
     except ValueError as e:
         fail(f"bad ingest configuration: {str(e).splitlines()[0]}", 2)
+    try:          # the paper executor's venue stop (TM_EXECUTOR_VENUE_STOP_LOSS; live default)
+        venue_stop = ExecutorSettings(mode="live").stop_loss_ratio
+    except ValueError as e:
+        fail(f"bad executor configuration: {str(e).splitlines()[0]}", 2)
     listed = _market_instruments(ingest.bybit_rest_url, syms)
     lock = stack.SupervisorLock(settings)
     if not lock.acquire():
@@ -169,7 +174,7 @@ def paper(symbols: Annotated[str | None, typer.Option(help="Comma-separated.")] 
             market_ws_url=ingest.bybit_ws_url, deribit_url=ingest.deribit_url, symbols=syms,
             initial_equity=eq, port_offset=port_offset, backfill_bars=ingest.backfill_bars,
             backfill_start_ms=ingest.backfill_start_ms, mark_poll_s=ingest.mark_poll_s,
-            admin_token=token, admin_token_file=token_file, sim_admin_token=sim_token,
+            venue_stop_loss=venue_stop, admin_token=token, admin_token_file=token_file, sim_admin_token=sim_token,
             shadow=challenger, instruments_file=instruments_file,
             venue_journal=prior.venue_journal if prior
             else paper_dir / f"venue-{started:%Y%m%d-%H%M%S}.jsonl")

@@ -19,6 +19,7 @@ import httpx
 from tm_common.bus.signing import local_keys, service_signing_env
 from tm_common.files import replace_file
 from tm_common.settings import CommonSettings, to_env
+from tm_executor.config import DEFAULT_VENUE_STOP_LOSS
 
 from tm_app.paper_instruments import INSTRUMENTS_FILE
 from tm_app.paper_relay import BarRelay
@@ -51,6 +52,8 @@ class PaperConfig:
     backfill_bars: int = 500
     backfill_start_ms: int | None = None
     mark_poll_s: float = 60.0              # ingest's intra-bar ticker marks (0 = off)
+    venue_stop_loss: float = DEFAULT_VENUE_STOP_LOSS   # the executor's stop on the paper venue
+    #                                        (a position's loss, part of equity; 0 = none)
     admin_token: str | None = None         # risk's (tm breaker / tm kill)
     admin_token_file: Path | None = None   # where admin_token came from, if the stack made it
     sim_admin_token: str | None = None     # the paper venue's control API (the bar relay's);
@@ -101,7 +104,8 @@ def specs(cfg: PaperConfig) -> list[ProcessSpec]:
         # the one venue the executor knows: the local paper venue (REST and private WS)
         "executor": {"bybit_rest_url": venue,
                      "bybit_private_ws_url": venue.replace("http", "ws", 1) + "/v5/private",
-                     "bybit_api_key": SIM_KEY, "bybit_api_secret": SIM_SECRET},
+                     "bybit_api_key": SIM_KEY, "bybit_api_secret": SIM_SECRET,
+                     "venue_stop_loss": cfg.venue_stop_loss},
         "risk": {"venue_rest_url": venue},          # its lot filters: the venue's
         "portfolio": {"initial_equity": cfg.initial_equity},
         "ingest": {"bybit_rest_url": cfg.market_rest_url, "bybit_ws_url": cfg.market_ws_url,

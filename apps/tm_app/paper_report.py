@@ -25,7 +25,7 @@ def run_doc(cfg: PaperConfig, started: datetime) -> dict:
             "symbols": list(cfg.symbols), "initial_equity": str(cfg.initial_equity),
             "venue": cfg.venue_url, "market_rest_url": cfg.market_rest_url,
             "market_ws_url": cfg.market_ws_url, "shadow": cfg.shadow,
-            "mark_poll_s": cfg.mark_poll_s,
+            "mark_poll_s": cfg.mark_poll_s, "venue_stop_loss": cfg.venue_stop_loss,
             "venue_journal": None if cfg.venue_journal is None else str(cfg.venue_journal)}
 
 
@@ -44,7 +44,7 @@ def write_paper_report(redis_url: str, run: dict, out_dir: Path, extra_meta: dic
     from tm_app.backtest import RunConfig
     from tm_app.demo import report
     from tm_app.mesh import _read
-    from tm_app.report.html import INTRABAR_KEY, intrabar_marks
+    from tm_app.report.html import INTRABAR_KEY, VENUE_STOP_KEY, intrabar_marks, venue_stop
 
     record = asyncio.run(_read(redis_url, run["namespace"]))
     opens = [b.open_time_ms for b in record.bars] or [0]
@@ -53,7 +53,8 @@ def write_paper_report(redis_url: str, run: dict, out_dir: Path, extra_meta: dic
     meta = {"mode": "paper (live prices, local paper venue)", "window": window,
             "namespace": run["namespace"], "market_data": run.get("market_ws_url"),
             "venue": run.get("venue"), "started_at": run.get("started_at"),
-            INTRABAR_KEY: intrabar_marks("paper", run.get("mark_poll_s")), **extra_meta}
+            INTRABAR_KEY: intrabar_marks("paper", run.get("mark_poll_s")),
+            VENUE_STOP_KEY: venue_stop("paper", run.get("venue_stop_loss")), **extra_meta}
     cfg = RunConfig(start_ms=min(opens), end_ms=max(opens), database_url=database_url,
                     symbols=tuple(run.get("symbols", ())),
                     initial_equity=Decimal(run.get("initial_equity", "100000")))

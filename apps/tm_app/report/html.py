@@ -63,13 +63,31 @@ def intrabar_marks(mode: str, poll_s: float | None = None) -> str:
     return f"on, every {poll_s:g} s" if poll_s > 0 else "off (TM_INGEST_MARK_POLL_S=0)"
 
 
+VENUE_STOP_KEY = "venue stop loss"
+
+
+def venue_stop(mode: str, ratio: float | None = None) -> str:
+    """What the report says about the executor's stop on the venue: ``off (replay)`` / ``off
+    (backtest)`` on recorded bars (the default there), else the position loss it closes at
+    (``ratio``: ``TM_EXECUTOR_VENUE_STOP_LOSS`` as the run used it; 0 = ``off``)."""
+    for kind in ("replay", "backtest"):
+        if kind in mode:
+            return f"off ({kind})"
+    if ratio is None:
+        return "not recorded"
+    return (f"on: a position that lost {ratio:.0%} of equity" if ratio > 0
+            else "off (TM_EXECUTOR_VENUE_STOP_LOSS=0)")
+
+
 def build_summary(rec: RunRecord, *, initial_equity: float, meta: dict,
                   challenger: Any = None) -> dict:
     """The report's numbers (what report.json holds, before :func:`strict`). ``challenger``: a
     shadow book's run (``candidate``, ``namespace``, ``record``), under ``"challenger"``.
-    ``meta`` gets :data:`INTRABAR_KEY` from its ``mode`` unless the caller said (paper does)."""
-    meta = {**meta,
-            INTRABAR_KEY: meta.get(INTRABAR_KEY) or intrabar_marks(str(meta.get("mode", "")))}
+    ``meta`` gets :data:`INTRABAR_KEY` and :data:`VENUE_STOP_KEY` from its ``mode`` unless the
+    caller said (paper does)."""
+    mode = str(meta.get("mode", ""))
+    meta = {**meta, INTRABAR_KEY: meta.get(INTRABAR_KEY) or intrabar_marks(mode),
+            VENUE_STOP_KEY: meta.get(VENUE_STOP_KEY) or venue_stop(mode)}
     lat, lat_note = S.latency_summary({k: percentiles(v) for k, v in rec.latencies_ms().items()})
     extra = {} if challenger is None else {"challenger": {
         "candidate": challenger.candidate, "namespace": challenger.namespace,
