@@ -39,7 +39,8 @@ SIM_ADMIN = {("POST", "/sim/clock"), ("POST", "/sim/faults"), ("POST", "/sim/res
 SIM_SIGNED = {("POST", "/v5/order/create"), ("POST", "/v5/order/cancel"),
               ("GET", "/v5/order/realtime"), ("GET", "/v5/execution/list"),
               ("GET", "/v5/position/list"), ("POST", "/v5/position/set-leverage"),
-              ("POST", "/v5/position/switch-mode"), ("GET", "/v5/account/wallet-balance"),
+              ("POST", "/v5/position/switch-mode"), ("POST", "/v5/position/trading-stop"),
+              ("GET", "/v5/account/wallet-balance"),
               ("POST", "/v5/order/amend"), ("POST", "/v5/order/cancel-all"),
               ("GET", "/v5/order/history"), ("GET", "/v5/position/closed-pnl")}
 # Refused requests: (label, Authorization header or None, token in the query string?)
