@@ -31,7 +31,7 @@ from tm_common.ws_watch import (
 from tm_executor.config import ExecutorSettings
 from tm_executor.domain.errors import VenueError, scrub
 from tm_executor.domain.orders import BadVenueRecord, VenueExecution, fills_complete, trade_fills
-from tm_executor.handler import OpenOrder, fill_event
+from tm_executor.handler_state import OpenOrder, fill_event
 from tm_executor.metrics import ExecutorMetrics
 from tm_executor.repository import ExecutorRepository
 from tm_executor.venue import VenueClient

@@ -51,9 +51,17 @@ from tm_common.instruments import FUNDING_INTERVAL_MIN
 from tm_executor.config import ExecutorSettings
 from tm_executor.domain.errors import VenueRejected
 from tm_executor.domain.funding import settles_in_bar, span_start, windows
-from tm_executor.domain.guard import COUNTED_INTENTS, GuardView, Refusal, check, signed
+from tm_executor.domain.guard import COUNTED_INTENTS, Refusal, check, signed
 from tm_executor.domain.orders import TERMINAL_STATUSES, VenueExecution, check_intent
 from tm_executor.domain.stops import STOP_INTENT_PREFIX
+from tm_executor.handler_state import (
+    STOP_FILLS_KEPT,
+    HandlerState,
+    OpenOrder,
+    decode_state,
+    encode_state,
+    fill_event,
+)
 from tm_executor.metrics import ExecutorMetrics
 from tm_executor.placement import OrderPlacer, Outcome
 from tm_executor.preflight import Preflight
@@ -62,46 +70,6 @@ log = structlog.get_logger("tm.executor")
 #: How far before an instrument's deliveryTime its Delivery executions are looked for (the
 #: venue books them at that time; an hour of slack for its clock).
 DELIVERY_EARLY_MS = 3_600_000
-#: How many venue stop-loss fills' exec ids the state keeps (to publish each once).
-STOP_FILLS_KEPT = 1000
-
-
-class OpenOrder(msgspec.Struct, kw_only=True):
-    intent_id: str
-    link_id: str
-    order_id: str
-    instrument: str
-    side: str
-    qty: Decimal
-    status: str
-    correlation_id: str
-    ts_event_ns: int
-    filled: Decimal = Decimal(0)
-    seen: list[str] = msgspec.field(default_factory=list)
-
-
-class HandlerState(msgspec.Struct, kw_only=True):
-    open: dict[str, OpenOrder] = msgspec.field(default_factory=dict)
-    # newest funding settlement published per instrument (venue time, ms)
-    funding_ms: dict[str, int] = msgspec.field(default_factory=dict)
-    # end of the newest funding look-up per instrument (venue time, ms; domain.funding)
-    funding_asked_ms: dict[str, int] = msgspec.field(default_factory=dict)
-    # the delisting time whose Delivery executions were asked for, per instrument
-    delivery_asked_ms: dict[str, int] = msgspec.field(default_factory=dict)
-    # exec ids of the venue stop-loss fills published (tm_executor.stops), newest last
-    stop_fills: list[str] = msgspec.field(default_factory=list)
-    guard: GuardView = msgspec.field(default_factory=GuardView)
-
-
-_ENC = msgspec.json.Encoder(decimal_format="string")
-_DEC = msgspec.json.Decoder(HandlerState)
-
-
-def fill_event(intent_id: str, f: VenueExecution) -> OrderFilled:
-    return OrderFilled(intent_id=intent_id, order_link_id=f.order_link_id, order_id=f.order_id,
-                       exec_id=f.exec_id, instrument=f.symbol, side=f.side,  # type: ignore[arg-type]
-                       qty=f.qty, price=f.price, fee=f.fee, is_maker=f.is_maker,
-                       exec_time_ms=f.exec_time_ms)
 
 
 class ExecutorHandler:
@@ -126,10 +94,10 @@ class ExecutorHandler:
 
     # -- StatefulHandler -------------------------------------------------------------------
     def snapshot(self) -> bytes:
-        return _ENC.encode(self.state)
+        return encode_state(self.state)
 
     def restore(self, data: bytes | None) -> None:
-        self.state = _DEC.decode(data) if data else HandlerState()
+        self.state = decode_state(data)
         if self.metrics is not None:
             self.metrics.open_orders.set(len(self.state.open))
             self.metrics.set_breaker(self.state.guard.breaker)

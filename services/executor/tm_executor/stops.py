@@ -28,13 +28,13 @@ from decimal import Decimal
 
 import structlog
 from tm_common.errors import TransientError
-from tm_common.events import OrderFilled
 
 from tm_executor.config import ExecutorSettings
 from tm_executor.domain.errors import VenueError, VenueRejected
 from tm_executor.domain.orders import ZERO, VenueExecution, dec
 from tm_executor.domain.reconcile import ExchangePosition
 from tm_executor.domain.stops import is_stop_fill, needs_move, stop_intent_id, stop_price
+from tm_executor.handler_state import fill_event
 from tm_executor.metrics import ExecutorMetrics
 from tm_executor.preflight import Preflight
 from tm_executor.repository import ExecutorRepository
@@ -131,13 +131,9 @@ class StopKeeper:
     async def _hand(self, sym: str, e: VenueExecution) -> None:
         self._handed[e.exec_id] = sym           # first: a concurrent look skips it
         try:
-            await self.repo.observe(OrderFilled(
-                intent_id=stop_intent_id(sym, e.order_id), order_link_id=e.order_link_id,
-                order_id=e.order_id, exec_id=e.exec_id, instrument=sym,
-                side=e.side,  # type: ignore[arg-type]
-                qty=e.qty, price=e.price, fee=e.fee, is_maker=e.is_maker,
-                exec_time_ms=e.exec_time_ms), key=f"stop-fill:{e.exec_id}",
-                correlation_id=f"stop:{sym}", ts_event_ns=e.exec_time_ms * 1_000_000)
+            await self.repo.observe(fill_event(stop_intent_id(sym, e.order_id), e),
+                                    key=f"stop-fill:{e.exec_id}", correlation_id=f"stop:{sym}",
+                                    ts_event_ns=e.exec_time_ms * 1_000_000)
         except BaseException:
             del self._handed[e.exec_id]
             raise
