@@ -6,7 +6,8 @@ added later without being listed here fails the first test instead of going unno
 
 - risk: ``POST /breaker/trip``, ``POST /breaker/kill``, ``POST /breaker/reset``
   (``TM_ADMIN_TOKEN`` bearer; 403 when the service has no token configured);
-- exchange sim: ``POST /sim/clock``, ``/sim/faults``, ``/sim/reset``, ``/sim/instruments``, and the live-feed mode's
+- exchange sim: ``POST /sim/clock``, ``/sim/faults``, ``/sim/reset``, ``/sim/instruments``,
+  ``/sim/transfer``, and the live-feed mode's
   ``/sim/bars``, ``/sim/funding`` (``TM_ADMIN_TOKEN`` bearer, checked on the headers before the
   body is read, when one is configured: without one the sim is an open development venue, as ``tm demo`` runs
   it; the Helm chart always sets one), and the Bybit private API (``/v5/order/*``,
@@ -34,7 +35,7 @@ KEY, SECRET = SECRETS["bybit_api_key"], SECRETS["bybit_api_secret"]
 READ_ONLY = {"GET", "HEAD"}
 RISK_ADMIN = {("POST", "/breaker/trip"), ("POST", "/breaker/kill"), ("POST", "/breaker/reset")}
 SIM_ADMIN = {("POST", "/sim/clock"), ("POST", "/sim/faults"), ("POST", "/sim/reset"),
-             ("POST", "/sim/instruments"),
+             ("POST", "/sim/instruments"), ("POST", "/sim/transfer"),
              ("POST", "/sim/bars"), ("POST", "/sim/funding")}
 SIM_SIGNED = {("POST", "/v5/order/create"), ("POST", "/v5/order/cancel"),
               ("GET", "/v5/order/realtime"), ("GET", "/v5/execution/list"),
@@ -189,7 +190,8 @@ SIM_BODIES = {"/sim/clock": {"steps": 1}, "/sim/faults": {"rate_limit_prob": 0.5
               "/sim/reset": {"initial_balance": "5"},
               # Bybit's own (recorded) BTCUSDT answer (this sim lists only BTCUSDT)
               "/sim/instruments": [i for i in json.loads(recorded_instruments_file().read_text())
-                                   ["result"]["list"] if i["symbol"] == "BTCUSDT"]}
+                                   ["result"]["list"] if i["symbol"] == "BTCUSDT"],
+              "/sim/transfer": {"amount": "5"}}         # after the reset to 5: a wallet of 10
 # The live-feed mode's pushes: refused without the token in any mode (their use with it is
 # tests/unit/exchange_sim/test_live_feed.py; this sim runs in history mode, which refuses them).
 SIM_LIVE_BODIES = {
@@ -290,7 +292,7 @@ def test_sim_controls_and_private_api_need_credentials(service):
     for path, body in SIM_BODIES.items():
         r = sim.post(path, token=ADMIN, json=body)
         assert r.status_code == 200, (path, r.text)
-    assert float(sim.get("/sim/account").json()["totalWalletBalance"]) == 5.0
+    assert float(sim.get("/sim/account").json()["totalWalletBalance"]) == 10.0   # reset, transfer
     assert sim.post("/sim/faults", token=ADMIN, json={"rate_limit_prob": 0.0}).status_code == 200
     assert sim.post("/sim/reset", token=ADMIN, json={"initial_balance": "100000"}).status_code == 200
     from pybit.unified_trading import HTTP

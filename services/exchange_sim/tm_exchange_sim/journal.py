@@ -3,15 +3,17 @@ line each, so that a restarted venue is the same account (``tm paper``'s paper v
 weeks, and the matching engine keeps its book in memory).
 
 The engine is a function of (seed, inputs): the bars and funding rates pushed, the instruments
-replaced, resets, clock moves, and the private POST requests (orders, cancels, amends, leverage,
-position mode, trading stops) with their outcome, refused ones included: replayed, each must end as it did (taken,
-or refused), else the restore stops there rather than build another account. Replaying the lines in
-order through the same code (:func:`tm_exchange_sim.restore.replay_journal`) gives back the same
-orders, ids, executions, positions and wallet. Each line is written and ``fsync``ed before the
-request's answer leaves: a client that got an answer finds it after a restart; one cut off before
-may retry (an ``orderLinkId`` is refused as a duplicate only if the first try was journaled, and
-then it is found by that id). A torn last line (the process killed while writing it) is skipped, and
-cut off before the next line is written; any other unreadable line stops the start with its number.
+replaced, resets, clock moves, and, with their outcome, refused ones included, the private POST
+requests (orders, cancels, amends, leverage, position mode, trading stops) and the transfers
+(``{"kind": "transfer", "amount": "-250.5", "outcome": "ok"}``): replayed, each must end as it
+did (taken, or refused), else the restore stops there rather than build another account.
+Replaying the lines in order through the same code (:func:`tm_exchange_sim.restore.replay_journal`)
+gives back the same orders, ids, executions, positions and wallet. Each line is written and
+``fsync``ed before the request's answer leaves: a client that got an answer finds it after a
+restart; one cut off before may retry (an ``orderLinkId`` is refused as a duplicate only if the
+first try was journaled, and then it is found by that id). A torn last line (the process killed
+while writing it) is skipped, and cut off before the next line is written; any other unreadable
+line stops the start with its number.
 """
 
 from __future__ import annotations

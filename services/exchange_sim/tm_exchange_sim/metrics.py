@@ -31,6 +31,9 @@ class SimMetrics:
         self.stop_losses = Counter("tm_exchange_sim_stop_losses_triggered_total",
                                    "position stop losses triggered (the venue closed the "
                                    "position)", ["symbol"], registry=self.registry)
+        self.transfers = Counter("tm_exchange_sim_transfers_total", "USDT transfers taken into "
+                                 "(in) or out of (out) the wallet", ["direction"],
+                                 registry=self.registry)
         self.clock = Gauge("tm_exchange_sim_clock_timestamp_seconds",
                            "Replay clock: open time of the latest closed bar (unix seconds)",
                            registry=self.registry)

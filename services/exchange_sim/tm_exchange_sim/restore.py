@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
@@ -40,15 +41,9 @@ def replay_journal(state: SimState, journal: Journal) -> int:
 def _apply(state: SimState, handlers: dict, e: dict[str, Any]) -> None:
     kind = e["kind"]
     if kind == "trade":
-        try:
-            handlers[(e["method"], e["path"])](e["params"])
-        except Exception as err:  # noqa: BLE001 - judged against what happened then
-            if e.get("outcome", "ok") == "ok":
-                raise ValueError(f"taken then, refused now: {type(err).__name__}: {err}") from err
-            # refused (or failed) then too: the venue answered it that way
-        else:
-            if e.get("outcome", "ok") != "ok":
-                raise ValueError(f"{e['outcome']} then, taken now")
+        _as_then(e, lambda: handlers[(e["method"], e["path"])](e["params"]))
+    elif kind == "transfer":
+        _as_then(e, lambda: state.transfer(e["amount"]))
     elif kind == "bars":
         state.push_bars([(s, HistoryBar(**b)) for s, b in e["bars"]])
     elif kind == "funding":
@@ -62,3 +57,17 @@ def _apply(state: SimState, handlers: dict, e: dict[str, Any]) -> None:
         state.advance(e["to_ms"], e["steps"])
     else:
         raise ValueError(f"unknown kind {kind!r}")
+
+
+def _as_then(e: dict[str, Any], call: Callable[[], object]) -> None:
+    """Replay an input journaled with its ``outcome``: it must end as it did then (taken, or
+    refused or failed)."""
+    try:
+        call()
+    except Exception as err:  # noqa: BLE001 - judged against what happened then
+        if e.get("outcome", "ok") == "ok":
+            raise ValueError(f"taken then, refused now: {type(err).__name__}: {err}") from err
+        # refused (or failed) then too: the venue answered it that way
+    else:
+        if e.get("outcome", "ok") != "ok":
+            raise ValueError(f"{e['outcome']} then, taken now")

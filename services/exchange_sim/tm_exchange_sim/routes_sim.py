@@ -1,4 +1,5 @@
-"""Control API for tests and replay (not part of Bybit): the replay clock, faults, reset and
+"""Control API for tests and replay (not part of Bybit): the replay clock, faults, reset,
+transfers into or out of the wallet (``POST /sim/transfer``: a person's deposit or withdrawal) and
 read-only views of every venue order and execution for invariant checks; with the live feed
 (``TM_SIM_FEED=live``) the bars and funding rates pushed to the paper venue
 (``POST /sim/bars``, ``POST /sim/funding``; see :mod:`tm_exchange_sim.live`).
@@ -22,7 +23,7 @@ from tm_exchange_sim.gateway import Gateway
 from tm_exchange_sim.live import PushedFunding
 from tm_exchange_sim.metrics import SimMetrics
 from tm_exchange_sim.ratelimit import RateLimiter
-from tm_exchange_sim.serialise import execution_dict, order_dict, wallet_entry
+from tm_exchange_sim.serialise import execution_dict, money, num, order_dict, wallet_entry
 from tm_exchange_sim.state import SimState
 from tm_exchange_sim.ws import WsHub
 
@@ -50,6 +51,16 @@ class ResetRequest(BaseModel):
     start_ms: int | None = None
     initial_balance: Decimal | None = Field(default=None, gt=0)
     seed: int | None = None
+
+
+class TransferRequest(BaseModel):
+    """A deposit (``amount`` > 0) or a withdrawal (< 0) of USDT: a decimal string or a number.
+    What is not a finite non-zero number is the engine's 400, with its reason."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    amount: Decimal | str = Field(union_mode="left_to_right",
+                                  description="USDT; > 0 deposits, < 0 withdraws")
 
 
 class PushedBar(BaseModel):
@@ -181,6 +192,21 @@ def add_sim_routes(app: FastAPI, state: SimState, faults: FaultInjector, limiter
         state.engine.pop_events()
         metrics.set_clock(state.clock_ms)
         return clock_view()
+
+    @app.post("/sim/transfer")
+    async def post_transfer(body: TransferRequest) -> dict:
+        """Deposit or withdraw USDT (at most the available balance); answers the wallet."""
+        try:
+            booked = state.transfer(body.amount)
+        except ValueError as e:
+            raise HTTPException(status_code=400, detail=str(e)) from e
+        metrics.transfers.labels("in" if booked > 0 else "out").inc()
+        await hub.publish_engine_events()           # the wallet topic
+        w = state.engine.wallet()
+        return {"amount": num(booked), "direction": "in" if booked > 0 else "out",
+                "wallet_balance": num(w["wallet_balance"]),
+                "deposits": num(state.engine.account.deposits), "equity": money(w["equity"]),
+                "available": money(w["available"])}
 
     @app.get("/sim/orders")
     async def all_orders() -> dict:

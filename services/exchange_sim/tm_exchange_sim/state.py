@@ -160,6 +160,25 @@ class SimState:
         self.record("reset", start_ms=start_ms, seed=seed,
                     initial_balance=None if initial_balance is None else str(initial_balance))
 
+    def transfer(self, amount: Decimal | int | float | str) -> Decimal:
+        """Deposit (> 0) or withdraw (< 0) USDT (:meth:`MatchingEngine.transfer`), journaled
+        with its outcome, refused ones too (a restarted venue must refuse them again): returns
+        the amount booked.
+
+        Raises:
+            ValueError: refused; nothing changed.
+        """
+        outcome = "error"
+        try:
+            booked = self.engine.transfer(amount)
+            outcome = "ok"
+            return booked
+        except ValueError:
+            outcome = "refused"
+            raise
+        finally:
+            self.record("transfer", amount=str(amount), outcome=outcome)
+
     def advance(self, to_ms: int | None = None, steps: int | None = None) -> list[Step]:
         """Close grid slots up to ``to_ms`` (or ``steps`` slots); returns them in order."""
         if isinstance(self.feed, LiveFeed):

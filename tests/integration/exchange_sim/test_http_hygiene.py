@@ -160,7 +160,7 @@ def test_the_cap_applies_to_the_signed_api_too(open_sim):
 
 # -- 401 before 422; JSON only; no echo ----------------------------------------------------------
 @pytest.mark.parametrize("path", ["/sim/clock", "/sim/faults", "/sim/reset", "/sim/bars",
-                                  "/sim/funding"])
+                                  "/sim/funding", "/sim/transfer"])
 def test_unauthenticated_malformed_json_is_401_not_422(guarded, path):
     for body in (b"{not json", b"[1, 2", b'{"steps": NaN}', b"\xff\xfe"):
         r = httpx.post(guarded.url + path, content=body,

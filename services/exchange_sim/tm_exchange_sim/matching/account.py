@@ -1,7 +1,8 @@
 """A UNIFIED account with a USDT wallet and one-way positions: fills, funding and margin.
 
-Wallet balance moves only by realised PnL, fees and funding (all exact Decimal: a partial close
-takes its share of the cost basis rounded to 1e-10, and the last close takes the remainder:
+Wallet balance moves only by realised PnL, fees, funding and transfers (deposits and
+withdrawals, :meth:`Account.transfer`), all exact Decimal (a partial close takes its share of the
+cost basis rounded to 1e-10, and the last close takes the remainder:
 :func:`tm_quant.pnl.close_part`, which the portfolio books with too). Equity adds
 unrealised PnL at the mark; available balance is equity minus the initial margin of positions
 and of open orders (Bybit's ``totalAvailableBalance``). A position's stop loss is cleared by the
@@ -12,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import Decimal, DecimalException, Inexact, localcontext
 
 # COST_QUANTUM: the cost basis a partial close removes is rounded to it, so that every booked
 # amount is a finite decimal: the wallet then equals deposits + cash flows - fees - funding.
@@ -42,6 +43,32 @@ def clear_stop(pos: Position) -> None:
     pos.sl_trigger_by = ""
 
 
+def transfer_amount(value: Decimal | int | float | str) -> Decimal:
+    """``value`` as a transfer amount: a finite, non-zero decimal (> 0 deposits, < 0 withdraws).
+
+    Raises:
+        ValueError: not a number (a bool neither), not finite, or 0. The message does not quote
+            the caller's text.
+    """
+    if isinstance(value, bool) or not isinstance(value, Decimal | int | float | str):
+        raise ValueError(f"transfer amount must be a decimal number, not {type(value).__name__}")
+    try:
+        amount = Decimal(repr(value)) if isinstance(value, float) else Decimal(value)
+    except (DecimalException, ValueError):
+        raise ValueError("transfer amount is not a decimal number") from None
+    if not amount.is_finite():
+        raise ValueError("transfer amount must be finite (not NaN or Infinity)")
+    if amount == 0:
+        raise ValueError("transfer amount must not be 0 (> 0 deposits, < 0 withdraws)")
+    return amount
+
+
+def _shown(amount: Decimal) -> str:
+    """``amount`` for a message, cut short (the caller may send a megabyte of digits)."""
+    text = str(amount)
+    return text if len(text) <= 32 else f"{text[:29]}..."
+
+
 class Account:
     def __init__(self, initial_balance: Decimal, default_leverage: Decimal) -> None:
         self.coin = "USDT"
@@ -57,6 +84,32 @@ class Account:
         if pos is None:
             pos = self.positions[symbol] = Position(symbol=symbol, leverage=self.default_leverage)
         return pos
+
+    # ---- transfers ---------------------------------------------------------------------
+    def transfer(self, amount: Decimal | int | float | str, *, available: Decimal) -> Decimal:
+        """Move USDT into (``amount`` > 0, a deposit) or out of (< 0, a withdrawal) the wallet:
+        ``wallet_balance`` and ``deposits`` both move by it, so realised PnL (wallet - deposits)
+        does not. ``available``: the available balance now, the most a withdrawal may take.
+        Returns the amount booked.
+
+        Raises:
+            ValueError: not a finite non-zero number (:func:`transfer_amount`), a withdrawal
+                above ``available``, or a wallet that would not be exact in the arithmetic's
+                precision; nothing changed.
+        """
+        value = transfer_amount(amount)
+        if value < 0 and value.copy_abs() > available:     # copy_abs: no rounding, no overflow
+            raise ValueError(f"withdrawal of {_shown(value.copy_abs())} USDT refused: more than "
+                             f"the available balance, {format(available.normalize(), 'f')} USDT")
+        with localcontext() as ctx:
+            ctx.traps[Inexact] = True
+            try:
+                wallet, deposits = self.wallet_balance + value, self.deposits + value
+            except DecimalException:
+                raise ValueError(f"transfer of {_shown(value)} USDT refused: the wallet would "
+                                 f"not be exact in {ctx.prec} significant digits") from None
+        self.wallet_balance, self.deposits = wallet, deposits
+        return value
 
     # ---- fills and funding -------------------------------------------------------------
     def apply_fill(self, symbol: str, side: str, qty: Decimal, price: Decimal, fee: Decimal,

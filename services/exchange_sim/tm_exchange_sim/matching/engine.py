@@ -17,8 +17,9 @@ A position's stop loss (``POST /v5/position/trading-stop``, Full mode:
 long, high for a short), before that bar's resting orders, the venue closes the whole position
 with a reduce-only market order of its own at the stop (the bar's open when it gapped beyond),
 with the adverse slippage and the taker fee; a position with no stop changes nothing.
-Every state change is queued as an event (``order``, ``execution``, ``position``, ``wallet``)
-for the private WebSocket or the backtest.
+A transfer (:meth:`MatchingEngine.transfer`) deposits or withdraws USDT (at most the available
+balance). Every state change is queued as an event (``order``, ``execution``, ``position``,
+``wallet``) for the private WebSocket or the backtest.
 The state it keeps and books fills into is :mod:`tm_exchange_sim.matching.book`.
 """
 
@@ -241,6 +242,19 @@ class MatchingEngine(EngineBook):
         if mode == self.position_mode:
             raise VenueError(POSITION_MODE_NOT_MODIFIED)
         raise params_error("the exchange sim supports one-way mode (0) only")
+
+    def transfer(self, amount: Decimal | int | float | str) -> Decimal:
+        """Deposit (``amount`` > 0) or withdraw (< 0) USDT: the wallet and the deposits move by
+        it (:meth:`Account.transfer`); a withdrawal may take at most the available balance the
+        order checks use. Returns the amount booked; queues a ``wallet`` event.
+
+        Raises:
+            ValueError: refused (not a finite non-zero number, or above the available
+                balance); nothing changed.
+        """
+        booked = self.account.transfer(amount, available=self.available_balance())
+        self._events.append(("wallet", None))
+        return booked
 
     # ---- the clock ---------------------------------------------------------------------
     def step(self, close_time_ms: int, bars: Mapping[str, Bar]) -> None:
