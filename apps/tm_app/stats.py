@@ -18,6 +18,7 @@ from decimal import Decimal
 
 import numpy as np
 from scipy.stats import spearmanr
+from tm_quant.flows import unit_curve
 
 from tm_app.record import RunRecord
 from tm_app.report.attribution import attribute
@@ -58,7 +59,9 @@ def run_stats(rec: RunRecord, initial_equity: float) -> dict:
         closes[b.instrument][b.open_time_ms] = float(b.close)
     times = sorted({s.bar_time_ms for s in snaps})
     equity = [initial_equity] + [float(s.equity) for s in snaps]
-    total = performance(equity)
+    # external flows (BalanceReconciled) are not returns: the statistics are per unit
+    total = performance(unit_curve(initial_equity, [(float(s.equity), float(s.transfers))
+                                                    for s in snaps]))
     mean_eq = float(np.mean(equity)) if equity else initial_equity
     # per instrument: exact attribution of the equity of record (report/attribution.py)
     att = attribute(rec, Decimal(str(initial_equity)))
@@ -111,7 +114,9 @@ def stats_from(rec: RunRecord, initial_equity: float, open_ms: int = 0) -> dict:
     snaps = rec.snapshots
     base = next((float(s.equity) for s in reversed(snaps) if s.bar_time_ms < open_ms),
                 initial_equity)
-    total = performance([base, *(float(s.equity) for s in snaps if s.bar_time_ms >= open_ms)])
+    before = next((float(s.transfers) for s in reversed(snaps) if s.bar_time_ms < open_ms), 0.0)
+    total = performance(unit_curve(base, [(float(s.equity), float(s.transfers) - before)
+                                          for s in snaps if s.bar_time_ms >= open_ms]))
     part = rec.from_bar(open_ms)
     return {"total": total, "signal_ic": signal_ic(part), "orders": len(part.orders)}
 

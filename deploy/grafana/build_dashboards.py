@@ -138,6 +138,13 @@ def trading_cockpit() -> dict:
                    desc="The stop loss the executor keeps on the venue under each position "
                    "(TM_EXECUTOR_VENUE_STOP_LOSS): a position lacking it (TMPositionUnprotected), "
                    "and closes the venue made (TMVenueStopFilled: the mesh did not act first)."),
+        timeseries("Money moved outside the mesh",
+                   [("max(tm_portfolio_transfers_usdt)", "transfers booked (cumulative)"),
+                    ("sum by (direction) (increase(tm_executor_balance_reconciled_usdt_total[4h]))",
+                     "adopted {{direction}} (per 4h)")], unit="currencyUSD",
+                   desc="Differences between the venue's wallet and the portfolio's cash, adopted "
+                   "as external flows (BalanceReconciled, TMBalanceAdopted): deposits, "
+                   "withdrawals, a balance other than the configured initial equity."),
         timeseries("Foreign positions",
                    [("max by (instrument) (tm_executor_foreign_positions)", "{{instrument}}")],
                    desc="Open positions in symbols the executor does not trade (not in "

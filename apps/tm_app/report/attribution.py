@@ -105,7 +105,8 @@ def attribute(rec: Any, initial_equity: Decimal) -> Attribution:
                 a.mark = marks[inst]
             a.curve.append(a.pnl)
     unaccounted = sum(1 for e in events[k:] if isinstance(e, OrderFilled | FundingSettled))
-    change = (snaps[-1].equity - initial_equity) if snaps else ZERO
+    # the equity change the trading made: external flows (transfers) are not PnL
+    change = (snaps[-1].equity - snaps[-1].transfers - initial_equity) if snaps else ZERO
     total = sum((a.pnl for a in per.values()), ZERO)
     return Attribution(dict(sorted(per.items())), change, change - total, unaccounted)
 

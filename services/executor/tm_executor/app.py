@@ -25,6 +25,7 @@ from tm_common.service import WALL_CLOCK, Clock, ServiceParts, ServiceRuntime, m
 from tm_common.service.parts import ServiceAssembly
 from tm_common.service.tasks import write_behind
 
+from tm_executor.balance import BalanceCheck
 from tm_executor.config import EXEC_VENUE, ExecutorSettings
 from tm_executor.fills import FillPoller, PrivateWsSource
 from tm_executor.handler import ExecutorHandler
@@ -98,8 +99,10 @@ class ExecutorService(ServiceAssembly):
                                 lambda: self.handler.state.stop_fills, self.metrics)
         if self.stops.enabled:
             self.handler.on_fill = self.stops.poke
+        self.balance = BalanceCheck(self.venue, self.repo, self.handler, self.preflight, s,
+                                    self.metrics)
         self.reconciler = Reconciler(self.venue, self.repo, self.handler, self.preflight, s,
-                                     self.metrics, stops=self.stops)
+                                     self.metrics, stops=self.stops, balance=self.balance)
         self.instruments = InstrumentRefresher(self.venue, self.preflight, self.repo, s)
         self.consumer = make_consumer(s, self.bus, self.handler, list(INPUTS), clock=clock)
 

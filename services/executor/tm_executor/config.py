@@ -92,6 +92,13 @@ class ExecutorSettings(CommonSettings):
                                          "venue's instruments-info is read again after the "
                                          "preflight; a change is published (InstrumentsChanged)")
     reconcile_interval_s: float = Field(default=60.0, gt=0)
+    balance_reconcile: bool | None = Field(default=None, description="compare the venue's "
+                                           "USDT wallet balance with the portfolio's cash at "
+                                           "each reconciliation and adopt a difference as an "
+                                           "external flow (tm_executor.balance); unset: on in "
+                                           "the paper and live modes, off in replay")
+    balance_tolerance_usdt: Decimal = Field(default=Decimal("0.01"), ge=0, description="a "
+                                            "smaller wallet difference is rounding, not a flow")
     venue_stop_loss: float | None = Field(default=None, ge=0, lt=1, description="the stop "
                                           "loss resting on the venue (tm_executor.stops): the "
                                           "venue closes a position that alone lost this part "
@@ -184,6 +191,12 @@ class ExecutorSettings(CommonSettings):
         if self.venue_stop_loss is not None:
             return self.venue_stop_loss
         return DEFAULT_VENUE_STOP_LOSS if self.live_clock else 0.0
+
+    @property
+    def balance_check(self) -> bool:
+        """Whether the wallet is compared with the portfolio's cash (``balance_reconcile``,
+        or by the mode: a replay's venue is the recorded bars' own account)."""
+        return self.live_clock if self.balance_reconcile is None else self.balance_reconcile
 
     @property
     def live_clock(self) -> bool:

@@ -46,6 +46,16 @@ class ExecutorMetrics:
         self.reconcile_runs = Counter("tm_executor_reconciliation_runs_total",
                                       "Reconciliation runs by result (ok, differences, "
                                       "skipped, error).", ("result",), registry=r)
+        self.balance_flows = Counter("tm_executor_balance_reconciliations_total",
+                                     "Wallet differences adopted as external flows "
+                                     "(BalanceReconciled), by direction (in, out).",
+                                     ("direction",), registry=r)
+        self.balance_flow_usdt = Counter("tm_executor_balance_reconciled_usdt_total",
+                                         "Size of the wallet differences adopted, USDT.",
+                                         ("direction",), registry=r)
+        for d in ("in", "out"):
+            self.balance_flows.labels(d)
+            self.balance_flow_usdt.labels(d)
         self.foreign_positions = Gauge("tm_executor_foreign_positions",
                                        "1 per open position in a symbol the executor does not "
                                        "trade (not in TM_SYMBOLS): a warning, not reconciled.",

@@ -16,6 +16,8 @@ this deployment's salt (:mod:`tm_executor.links`): another deployment's orders o
 account count as foreign open orders.
 With the venue stop loss on (:mod:`tm_executor.stops`), a run also skips while a fill of a
 stop is not on ``exec.report`` yet (the venue closed the position itself).
+A run that compared the positions also compares the venue's USDT wallet balance with the
+snapshot's cash (:mod:`tm_executor.balance`, read with the positions).
 """
 
 from __future__ import annotations
@@ -26,13 +28,14 @@ import structlog
 from tm_common.errors import TransientError
 from tm_common.events import PositionReconciled
 
+from tm_executor.balance import BalanceCheck
 from tm_executor.config import ExecutorSettings
 from tm_executor.domain.errors import VenueError
 from tm_executor.domain.reconcile import PositionDiff, position_diffs
 from tm_executor.handler import ExecutorHandler
 from tm_executor.metrics import ExecutorMetrics
 from tm_executor.preflight import Preflight
-from tm_executor.repository import ExecutorRepository, entry_key
+from tm_executor.repository import CASH_CHANGES, ExecutorRepository, entry_key
 from tm_executor.stops import StopKeeper
 from tm_executor.venue import VenueClient
 
@@ -43,8 +46,9 @@ class Reconciler:
     def __init__(self, venue: VenueClient, repo: ExecutorRepository, handler: ExecutorHandler,
                  preflight: Preflight, settings: ExecutorSettings,
                  metrics: ExecutorMetrics | None = None, *,
-                 stops: StopKeeper | None = None) -> None:
+                 stops: StopKeeper | None = None, balance: BalanceCheck | None = None) -> None:
         self.venue, self.repo, self.handler, self.stops = venue, repo, handler, stops
+        self.balance = balance
         self.links = handler.placer.links
         self.preflight, self.s, self.metrics = preflight, settings, metrics
         self.runs = 0
@@ -79,12 +83,17 @@ class Reconciler:
         activity = self.handler.activity
         positions = await self.venue.positions()
         orders = await self.venue.open_orders()
+        reading = await self.balance.read() if self.balance and self.balance.enabled else None
         if self.stops is not None and self.stops.enabled and await self.stops.fills_in_flight():
             # the venue's stop closed a position after (or while) it was read: its fill is on
             # its way to exec.report, and the position would look unexplained
             return self._skip("venue stop-loss fills in flight")
         snap = await self.repo.latest_snapshot()
         change = await self.repo.latest_position_change()
+        cash_change = settled = None
+        if reading is not None and self.balance is not None:
+            cash_change = await self.repo.latest_position_change(types=CASH_CHANGES)
+            settled = await self.balance.settlements(snap)
         if self.handler.busy or self.handler.activity != activity:
             return self._skip("an intent was handled meanwhile")
         if change is not None and (snap is None or entry_key(snap[0]) < entry_key(change)):
@@ -119,6 +128,8 @@ class Reconciler:
                          and o.order_link_id not in known)
         if unknown:
             log.warning("executor.unknown_open_orders", order_link_ids=unknown)
+        if reading is not None and self.balance is not None:
+            await self.balance.compare(reading, cash_change, settled, snap, positions)
         self._result("differences" if diffs else "ok", differences=len(diffs),
                      snapshot=snap[0] if snap else None, unknown_open_orders=unknown,
                      foreign_positions=foreign,
@@ -146,4 +157,5 @@ class Reconciler:
             self.metrics.reconcile_runs.labels(result).inc()
 
     def status(self) -> dict:
-        return {"runs": self.runs, "published": self.published, "last": dict(self.last)}
+        return {"runs": self.runs, "published": self.published, "last": dict(self.last),
+                "balance": self.balance.status() if self.balance else {"enabled": False}}

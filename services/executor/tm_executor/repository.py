@@ -2,7 +2,7 @@
 
 - observations (fills and order states seen by the WebSocket or the poller) → ``exec.venue``,
   as root events whose ids derive from the venue ids (the same fill seen twice has one id);
-- reconciliation differences → ``exec.report`` (``PositionReconciled``);
+- reconciliation differences → ``exec.report`` (``PositionReconciled``, ``BalanceReconciled``);
 - the portfolio's view: the newest ``PortfolioSnapshotted`` on ``portfolio.snapshot``, and the
   newest position-changing entry (fill or reconciliation) on ``exec.report``, read newest-first
   with ``XREVRANGE``;
@@ -22,11 +22,13 @@ from typing import Any
 from tm_common.bus import Bus
 from tm_common.bus.streams import EXEC_REPORT, PORTFOLIO_SNAPSHOT
 from tm_common.errors import MalformedEvent
-from tm_common.events import Envelope, EventBody, PortfolioSnapshotted
+from tm_common.events import Envelope, EventBody, FundingSettled, PortfolioSnapshotted
 
 from tm_executor.config import EXEC_VENUE
 
 POSITION_CHANGES = ("order.filled", "position.reconciled")
+#: What moves the portfolio's cash besides funding: fills and adopted wallet differences.
+CASH_CHANGES = ("order.filled", "balance.reconciled")
 
 
 def entry_key(entry_id: str) -> tuple[int, int]:
@@ -83,15 +85,24 @@ class ExecutorRepository:
     async def latest(self, stream: str, types: tuple[str, ...] | None = None,
                      scan: int = 1) -> tuple[str, Envelope] | None:
         """The newest entry of ``stream`` (of one of ``types``, within the newest ``scan``)."""
+        got = await self.recent(stream, types, scan, first_only=True)
+        return got[0] if got else None
+
+    async def recent(self, stream: str, types: tuple[str, ...] | None = None, scan: int = 1,
+                     *, first_only: bool = False) -> list[tuple[str, Envelope]]:
+        """The entries of ``stream`` of one of ``types`` within its newest ``scan``, newest
+        first (undecodable ones skipped)."""
+        out = []
         for eid, fields in await self._newest(stream, scan):
-            etype = fields.get("type")
-            if types is not None and etype not in types:
+            if types is not None and fields.get("type") not in types:
                 continue
             try:
-                return eid, Envelope.from_fields(fields)
+                out.append((eid, Envelope.from_fields(fields)))
             except MalformedEvent:
                 continue
-        return None
+            if first_only:
+                break
+        return out
 
     async def latest_snapshot(self) -> tuple[str, PortfolioSnapshotted] | None:
         got = await self.latest(PORTFOLIO_SNAPSHOT, ("portfolio.snapshotted",), scan=10)
@@ -99,10 +110,32 @@ class ExecutorRepository:
             return None
         return got[0], got[1].body
 
-    async def latest_position_change(self, scan: int = 1000) -> str | None:
-        """Entry id of the newest fill or reconciliation on ``exec.report`` (None: none)."""
-        got = await self.latest(EXEC_REPORT, POSITION_CHANGES, scan=scan)
+    async def latest_position_change(self, scan: int = 1000,
+                                     types: tuple[str, ...] = POSITION_CHANGES) -> str | None:
+        """Entry id of the newest fill or reconciliation (or of ``types``) on ``exec.report``
+        (None: none)."""
+        got = await self.latest(EXEC_REPORT, types, scan=scan)
         return got[0] if got else None
+
+    async def settlements_since(self, since_ms: int, scan: int = 2000,
+                                ) -> list[tuple[tuple[int, int], FundingSettled]] | None:
+        """The ``FundingSettled`` entries on ``exec.report`` (entry id key, body), newest
+        first, of the newest ``scan`` entries; None when those do not reach back to
+        ``since_ms``."""
+        rows = await self._newest(EXEC_REPORT, scan)
+        if len(rows) == scan and entry_key(rows[-1][0])[0] > since_ms:
+            return None
+        out = []
+        for eid, fields in rows:
+            if fields.get("type") != FundingSettled.TYPE:
+                continue
+            try:
+                body = Envelope.from_fields(fields).body
+            except MalformedEvent:
+                continue
+            if isinstance(body, FundingSettled):
+                out.append((entry_key(eid), body))
+        return out
 
     async def _newest(self, stream: str, count: int) -> list[tuple[str, dict[str, Any]]]:
         r = getattr(self.bus, "r", None)

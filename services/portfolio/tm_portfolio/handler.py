@@ -4,7 +4,8 @@
   close of the bar whose decision it executes); ``FundingSettled``: once per
   ``(instrument, settle_time_ms)``, stamped with ``settle_time_ms``; both may be deferred to
   after a snapshot (see :mod:`tm_portfolio.domain.book`). ``PositionReconciled``: the exchange's
-  position is adopted at once.
+  position is adopted at once. ``BalanceReconciled``: once per event id, booked at once as an
+  external flow (cash moves, PnL does not, the equity curve is rebased).
 - ``BarClosed``: marks; emits the snapshot(s) the protocol of :mod:`tm_portfolio.domain.book`
   takes, each with correlation id ``portfolio:{bar_time_ms}`` and ``ts_event_ns`` = the bar close.
 - ``MarkUpdated`` (``md.mark``, live only): an intra-bar mark; emits the book's intra-bar
@@ -29,6 +30,7 @@ from tm_common.bus.handler import Emit
 from tm_common.bus.streams import PORTFOLIO_SNAPSHOT, PORTFOLIO_VALUATION
 from tm_common.errors import PermanentError
 from tm_common.events import (
+    BalanceReconciled,
     BarClosed,
     Envelope,
     FundingSettled,
@@ -101,6 +103,9 @@ class PortfolioHandler:
                                          body.settle_time_ms * 1_000_000)
             elif isinstance(body, MarkUpdated):
                 valued = self.book.on_mark(body.instrument, body.mark_price, body.at_ms)
+            elif isinstance(body, BalanceReconciled):
+                if not self.book.seen_before(f"balance:{event.event_id}"):
+                    self.book.on_balance(body.amount, body.reason, event.ts_event_ns // 1_000_000)
             elif isinstance(body, PositionReconciled):
                 self.book.on_reconciled(body.instrument, body.exchange_qty, body.avg_price,
                                         body.reason, event.ts_event_ns // 1_000_000)
@@ -139,7 +144,7 @@ class PortfolioHandler:
             "equity": str(now.equity), "cash": str(now.cash),
             "realised_pnl": str(now.realised_pnl), "unrealised_pnl": str(now.unrealised_pnl),
             "fees": str(now.fees), "funding": str(now.funding),
-            "peak_equity": str(now.peak_equity), "drawdown": now.drawdown,
+            "transfers": str(now.transfers), "peak_equity": str(now.peak_equity), "drawdown": now.drawdown,
             "positions": {p.instrument: {"qty": str(p.qty), "avg_price": str(p.avg_price),
                                          "mark_price": str(p.mark_price),
                                          "unrealised_pnl": str(p.unrealised_pnl)}

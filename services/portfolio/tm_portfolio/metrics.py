@@ -32,6 +32,9 @@ class PortfolioMetrics:
                                 registry=r)
         self.fees = Gauge("tm_portfolio_fees_usdt", "Fees paid, cumulative.", registry=r)
         self.funding = Gauge("tm_portfolio_funding_usdt", "Funding paid, cumulative.", registry=r)
+        self.transfers = Gauge("tm_portfolio_transfers_usdt", "External flows booked from the "
+                               "venue's wallet (BalanceReconciled; > 0 in), cumulative.",
+                               registry=r)
         self.sharpe = Gauge("tm_portfolio_sharpe_ratio", "Annualised Sharpe of snapshot returns "
                             "(NaN until defined).", registry=r)
         self.sortino = Gauge("tm_portfolio_sortino_ratio", "Annualised Sortino of snapshot returns "
@@ -66,7 +69,8 @@ class PortfolioMetrics:
                  self.drawdown: lambda v: v.drawdown,
                  self.realised: lambda v: float(v.realised_pnl),
                  self.unrealised: lambda v: float(v.unrealised_pnl),
-                 self.fees: lambda v: float(v.fees), self.funding: lambda v: float(v.funding)}
+                 self.fees: lambda v: float(v.fees), self.funding: lambda v: float(v.funding),
+                 self.transfers: lambda v: float(v.transfers)}
         for gauge, of_view in views.items():
             gauge.set_function(functools.partial(self._of_view, of_view))
         self.max_drawdown.set_function(lambda: self._of_book(lambda b: b.perf.max_drawdown))

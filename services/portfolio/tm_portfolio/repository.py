@@ -31,7 +31,8 @@ def fill_row(f: OrderFilled, event_id: str | None) -> dict:
 def snapshot_row(s: PortfolioSnapshotted, event_id: str | None) -> dict:
     return {"bar_time_ms": s.bar_time_ms, "equity": s.equity, "cash": s.cash,
             "realised_pnl": s.realised_pnl, "unrealised_pnl": s.unrealised_pnl, "fees": s.fees,
-            "funding": s.funding, "peak_equity": s.peak_equity, "drawdown": s.drawdown,
+            "funding": s.funding, "transfers": s.transfers, "peak_equity": s.peak_equity,
+            "drawdown": s.drawdown,
             "positions": [{"instrument": p.instrument, "qty": str(p.qty),
                            "avg_price": str(p.avg_price), "mark_price": str(p.mark_price),
                            "unrealised_pnl": str(p.unrealised_pnl)} for p in s.positions],

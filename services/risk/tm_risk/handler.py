@@ -25,7 +25,8 @@ Intra-bar protection: a valuation (the portfolio's book at the newest ticker mar
 bar closes) newer than both the last snapshot's close and the last valuation applied is checked
 against the loss limits and the drawdown (:func:`tm_risk.domain.breaker.on_mark`); a breach
 trips the breaker then, with its reason, and the transition flattens like any other. A
-valuation moves no baseline, peak or snapshot field; it advances the event clock.
+valuation moves no baseline, peak or snapshot field (except for a new external-flow total,
+which a snapshot would bring as well: :mod:`tm_risk.domain.flows`); it advances the event clock.
 
 On every transition to OPEN the handler emits reduce-only orders that flatten every expected
 position; their intent ids derive from the id of the ``BreakerStateChanged`` event (computed as the
@@ -73,6 +74,7 @@ from tm_risk.domain import breaker as brk
 from tm_risk.domain import loss_limits as ll
 from tm_risk.domain.breaker import State, Trigger
 from tm_risk.domain.decision import decide_target, flatten_orders
+from tm_risk.domain.flows import on_transfers
 from tm_risk.domain.params import LotFilter, RiskParams
 from tm_risk.domain.state import RiskState
 from tm_risk.metrics import RiskObserver
@@ -204,6 +206,7 @@ class RiskHandler(RiskOutputs):
         if s.joining:
             self._flush(out, force_before=snap.bar_time_ms)   # decided on the state they waited on
         if s.snapshot_bar_ms is None or snap.bar_time_ms >= s.snapshot_bar_ms:
+            on_transfers(s, snap.transfers)
             s.equity, s.snapshot_bar_ms = snap.equity, snap.bar_time_ms
             s.positions = {p.instrument: p.qty for p in snap.positions if p.qty != 0}
             s.marks = {p.instrument: p.mark_price for p in snap.positions}
@@ -239,6 +242,7 @@ class RiskHandler(RiskOutputs):
                 (s.valuation_ms is not None and val.at_ms <= s.valuation_ms):
             self.obs.valuation("stale")      # the snapshot or an applied valuation is newer
             return
+        on_transfers(s, val.transfers)
         s.valuation_ms, s.valuation_equity = val.at_ms, val.equity
         bp = p.breaker
         breach = ll.intrabar_breach(s.losses, val.equity, val.at_ms, bp.daily_loss_limit,

@@ -44,6 +44,8 @@ def test_offline_upgrade_creates_exactly_the_declared_schema(dialect):
     sql = _offline(dialect, command.upgrade, "head")
     assert not re.search(r"[{}]", sql), "an unfilled placeholder"
     created = dict(re.findall(r"CREATE TABLE (\w+) \((.*?)\n\);", sql, re.S))
+    for table, column in re.findall(r"ALTER TABLE (\w+) ADD COLUMN (.*?);", sql):
+        created[table] += f"\n    {column},"          # a later revision's column, as declared
     assert set(created) == set(TABLES) | {"alembic_version"}
     for name, table in TABLES.items():
         expected = {c.name: (AS_CREATED.get((dialect, name, c.name))
@@ -91,3 +93,13 @@ def test_the_snapshot_key_loses_its_sequence_on_postgresql_only(dialect):
     assert "CREATE SEQUENCE portfolio_snapshots_bar_time_ms_seq OWNED BY " \
            "portfolio_snapshots.bar_time_ms;" in down
     assert "SET DEFAULT nextval('portfolio_snapshots_bar_time_ms_seq')" in down
+
+
+@pytest.mark.parametrize("dialect", sorted(URLS))
+def test_the_snapshots_get_their_transfers_column_and_lose_it_on_downgrade(dialect):
+    up = _offline(dialect, command.upgrade, "0004_snapshot_key:0005_snapshot_transfers")
+    down = _offline(dialect, command.downgrade, "0005_snapshot_transfers:0004_snapshot_key")
+    spelled = "NUMERIC" if dialect == "postgresql" else "VARCHAR(64)"
+    assert f"ALTER TABLE portfolio_snapshots ADD COLUMN transfers {spelled} DEFAULT '0' " \
+           "NOT NULL;" in up
+    assert "ALTER TABLE portfolio_snapshots DROP COLUMN transfers;" in down

@@ -36,7 +36,7 @@ def test_upgrade_to_head_creates_every_table_as_declared(db_url, tmp_path, monke
     migrate(db_url)
     assert not list(tmp_path.glob("*.migrate.lock"))  # no stray lock file for PostgreSQL
     info = asyncio.run(_inspect(db_url))
-    assert info["version"] == head_revision() == "0004_snapshot_key"
+    assert info["version"] == head_revision() == "0005_snapshot_transfers"
     assert {t.name for t in ALL_TABLES} <= info["tables"]
     # The hand-written migration and tables.py must describe the same schema.
     assert info["diff"] == [], info["diff"]

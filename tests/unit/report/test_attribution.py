@@ -39,8 +39,9 @@ step = st.tuples(
     st.booleans())
 
 
-def build_run(steps: list) -> tuple[RunRecord, Ledger]:
-    """A RunRecord whose snapshots are the ledger's bookings of its fills and funding."""
+def build_run(steps: list, flows: dict[int, D] | None = None) -> tuple[RunRecord, Ledger]:
+    """A RunRecord whose snapshots are the ledger's bookings of its fills and funding (and of
+    ``flows``: bar index → an external flow booked before that bar's snapshot)."""
     streams: dict[str, list[Envelope]] = {MD_BAR: [], EXEC_REPORT: [], PORTFOLIO_SNAPSHOT: []}
     n = 0
 
@@ -68,9 +69,12 @@ def build_run(steps: list) -> tuple[RunRecord, Ledger]:
         put(PORTFOLIO_SNAPSHOT, PortfolioSnapshotted(
             bar_time_ms=t, equity=eq, cash=led.cash(), realised_pnl=led.realised_pnl,
             unrealised_pnl=led.unrealised_pnl(), fees=led.fees, funding=led.funding,
-            peak_equity=max(eq, INITIAL), drawdown=0.0, positions=pos))
+            peak_equity=max(eq, INITIAL), drawdown=0.0, positions=pos,
+            transfers=led.transfers))
 
     for i, (moves, fills, fund) in enumerate(steps):
+        if flows and i in flows:
+            led.transfer(flows[i], reason="withdrawal", at_ms=T0 + i * H4)
         bar_and_snapshot(i, moves)
         at = T0 + (i + 1) * H4              # at bar i's close, stamped as the venue does
         for (inst, c), f in zip(list(close.items()), fills):
@@ -122,6 +126,20 @@ def test_per_instrument_pnl_fees_funding_and_returns_add_up_to_the_total():
     assert sum(r["total_return"] for r in per.values()) == pytest.approx(tot["total_return"],
                                                                       abs=1e-12)
     assert tot["funding"] != 0 and tot["fees"] > 0 and tot["residual"] == 0
+
+
+def test_an_external_flow_is_not_pnl_nor_a_return():
+    rec, led = build_run(FIXED, flows={2: D(-4000)})
+    att = attribute(rec, INITIAL)
+    last = rec.snapshots[-1]
+    assert last.transfers == D(-4000)
+    assert att.residual == 0                                 # the flow is not unexplained PnL
+    assert sum(a.pnl for a in att.instruments.values()) == last.equity + 4000 - INITIAL
+    tot = run_stats(rec, float(INITIAL))["total"]
+    assert tot["final_equity"] == float(last.equity)
+    assert tot["pnl"] == pytest.approx(float(last.equity + 4000 - INITIAL), abs=1e-6)
+    assert tot["max_drawdown"] < 0.2                          # 40 % withdrawn is no drawdown
+    assert tot["total_return"] > -0.1
 
 
 @settings(max_examples=60, deadline=None)

@@ -176,6 +176,8 @@ portfolio_snapshots = sa.Table(
     # [{instrument, qty, avg_price, mark_price, unrealised_pnl}] with decimals as strings.
     sa.Column("positions", json_type(), nullable=False),
     _event_id(),
+    # cumulative external flows (BalanceReconciled), added by 0005
+    sa.Column("transfers", ExactDecimal, nullable=False, server_default="0"),
     sa.PrimaryKeyConstraint("bar_time_ms"),
 )
 

@@ -17,6 +17,7 @@ from tm_common.events.market import (
 )
 from tm_common.events.models import ModelPromoted
 from tm_common.events.orders import (
+    BalanceReconciled,
     FundingSettled,
     OrderApproved,
     OrderFilled,
@@ -29,7 +30,7 @@ from tm_common.events.risk import BreakerStateChanged
 from tm_common.events.signals import PositionSized, RegimeDetected, SignalGenerated
 
 __all__ = [
-    "BarClosed", "BreakerStateChanged", "DvolUpdated", "Envelope", "EventBody", "FundingRateUpdated",
+    "BalanceReconciled", "BarClosed", "BreakerStateChanged", "DvolUpdated", "Envelope", "EventBody", "FundingRateUpdated",
     "FundingSettled", "InstrumentFilters", "InstrumentsChanged", "MarkUpdated", "PortfolioValued",
     "ModelPromoted", "OrderApproved", "OrderFilled", "OrderRejected", "OrderReported",
     "PortfolioSnapshotted", "PositionReconciled", "PositionSized", "PositionView",

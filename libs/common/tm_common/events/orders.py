@@ -103,3 +103,21 @@ class PositionReconciled(EventBody, frozen=True, kw_only=True):
     portfolio_qty: Decimal
     avg_price: Decimal
     reason: str
+
+
+@register
+class BalanceReconciled(EventBody, frozen=True, kw_only=True):
+    """The venue's USDT wallet balance differed from the portfolio's cash while nothing was in
+    flight, and the difference was adopted as an external flow (a deposit or withdrawal, an
+    opening balance other than the configured one, or a cash effect the mesh never saw).
+    ``amount`` = ``venue_balance - portfolio_cash`` (> 0: money came in). The portfolio books it
+    as a transfer: cash and equity move, PnL does not, and the drawdown is not moved by it."""
+
+    TYPE = "balance.reconciled"
+    SCHEMA_VERSION = 1
+
+    venue_balance: Decimal
+    portfolio_cash: Decimal
+    amount: Decimal
+    snapshot_bar_ms: int
+    reason: str

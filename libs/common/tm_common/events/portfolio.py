@@ -34,6 +34,9 @@ class PortfolioSnapshotted(EventBody, frozen=True, kw_only=True):
     peak_equity: Decimal
     drawdown: float
     positions: tuple[PositionView, ...] = ()
+    #: Cumulative external flows booked (``BalanceReconciled``; > 0 in): cash includes them,
+    #: PnL does not. Risk rescales its peaks when this total changes.
+    transfers: Decimal = Decimal(0)
 
 
 @register
@@ -57,3 +60,4 @@ class PortfolioValued(EventBody, frozen=True, kw_only=True):
     after_bar_ms: int | None = None
     mark_instrument: str = ""
     positions: tuple[PositionView, ...] = ()
+    transfers: Decimal = Decimal(0)     # as on PortfolioSnapshotted

@@ -163,6 +163,13 @@ class Book:
                       at_ms: int) -> dict[str, Any]:
         return self.ledger.adopt(instrument, qty, avg_price, reason=reason, at_ms=at_ms)
 
+    def on_balance(self, amount: Decimal, reason: str, at_ms: int) -> dict[str, Any]:
+        """An external flow the executor adopted from the venue's wallet, booked at once: cash
+        and equity move by ``amount``; the equity curve is rebased (a flow is not a return)."""
+        record = self.ledger.transfer(amount, reason=reason, at_ms=at_ms)
+        self.perf.flow(amount)
+        return record
+
     # -- intra-bar marks -------------------------------------------------------------------
     @property
     def interval_ms(self) -> int:
@@ -213,7 +220,8 @@ class Book:
             for s, p in sorted(led.positions.items()) if p.size != 0)
         return PortfolioValued(at_ms=at_ms, equity=equity, unrealised_pnl=upnl, peak_equity=peak,
                                drawdown=drawdown(peak, equity), after_bar_ms=self.last_snapshot_ms,
-                               mark_instrument=mark_instrument, positions=positions)
+                               mark_instrument=mark_instrument, positions=positions,
+                               transfers=led.transfers)
 
     # -- deferral --------------------------------------------------------------------------
     def _effect(self, effect: dict[str, str]) -> bool:
@@ -287,7 +295,7 @@ class Book:
         return PortfolioSnapshotted(
             bar_time_ms=bar_ms, equity=equity, cash=led.cash(), realised_pnl=led.realised_pnl,
             unrealised_pnl=led.unrealised_pnl(), fees=led.fees, funding=led.funding,
-            peak_equity=peak, drawdown=dd, positions=positions)
+            peak_equity=peak, drawdown=dd, positions=positions, transfers=led.transfers)
 
     def statistics(self) -> dict[str, Any]:
         """Performance statistics (see :mod:`tm_portfolio.domain.performance`), JSON-able."""

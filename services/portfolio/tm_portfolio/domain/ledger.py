@@ -16,7 +16,10 @@ Definitions (the venue's, as the exchange simulator books them: both use
 - funding: ``FundingSettled.payment`` as settled (positive = paid by the account).
 - unrealised PnL at mark ``m``: ``size x m - entry_value`` (long) or ``size x m + entry_value``
   (short); an instrument with no mark yet contributes 0 (the venue's convention).
-- ``cash = initial + realised - fees - funding`` (the venue's wallet balance) and
+- transfers: external flows the executor adopted from the venue's wallet
+  (``BalanceReconciled.amount``, > 0 in): deposits, withdrawals, an opening balance other than
+  ``initial``. They are cash, never PnL.
+- ``cash = initial + transfers + realised - fees - funding`` (the venue's wallet balance) and
   ``equity = cash + unrealised``.
 
 Round trips (for the win rate): a trip opens when a position leaves zero and closes when it is
@@ -98,6 +101,7 @@ class Ledger:
     mark_times_ms: dict[str, int] = field(default_factory=dict)
     trips_won: int = 0
     trips_lost: int = 0
+    transfers: Decimal = ZERO
     adjustments: list[dict[str, Any]] = field(default_factory=list)
     adjustment_count: int = 0
 
@@ -175,6 +179,17 @@ class Ledger:
         self.adjustments = (self.adjustments + [record])[-MAX_ADJUSTMENTS:]
         return record
 
+    def transfer(self, amount: Decimal, *, reason: str, at_ms: int) -> dict[str, Any]:
+        """Book an external flow (``amount`` > 0 in): cash moves, PnL does not. Returns the
+        adjustment record."""
+        if not amount.is_finite():
+            raise ValueError(f"transfer amount must be finite, got {amount}")
+        self.transfers += amount
+        record = {"instrument": "", "at_ms": at_ms, "reason": reason, "amount": amount}
+        self.adjustment_count += 1
+        self.adjustments = (self.adjustments + [record])[-MAX_ADJUSTMENTS:]
+        return record
+
     def _count_trip(self, pnl: Decimal) -> None:
         if pnl > 0:
             self.trips_won += 1
@@ -193,8 +208,8 @@ class Ledger:
                    ZERO)
 
     def cash(self) -> Decimal:
-        """initial + realised − fees − funding (the venue's wallet balance)."""
-        return self.initial + self.realised_pnl - self.fees - self.funding
+        """initial + transfers + realised − fees − funding (the venue's wallet balance)."""
+        return self.initial + self.transfers + self.realised_pnl - self.fees - self.funding
 
     def equity(self) -> Decimal:
         """cash + unrealised PnL at the marks."""
@@ -208,7 +223,7 @@ class Ledger:
                           for s, p in sorted(self.positions.items())},
             "marks": {s: [str(m), self.mark_times_ms[s]] for s, m in sorted(self.marks.items())},
             "trips_won": self.trips_won, "trips_lost": self.trips_lost,
-            "adjustment_count": self.adjustment_count,
+            "transfers": str(self.transfers), "adjustment_count": self.adjustment_count,
             "adjustments": [{k: str(v) if isinstance(v, Decimal) else v for k, v in a.items()}
                             for a in self.adjustments],
         }
@@ -221,9 +236,10 @@ class Ledger:
         led.marks = {s: Decimal(m) for s, (m, _) in d["marks"].items()}
         led.mark_times_ms = {s: int(t) for s, (_, t) in d["marks"].items()}
         led.trips_won, led.trips_lost = int(d["trips_won"]), int(d["trips_lost"])
+        led.transfers = Decimal(d.get("transfers", "0"))
         led.adjustment_count = int(d["adjustment_count"])
         dec_keys = ("qty_before", "qty_after", "entry_value_before", "entry_value_after",
-                    "unrealised_change")
+                    "unrealised_change", "amount")
         led.adjustments = [{k: Decimal(v) if k in dec_keys else v for k, v in a.items()}
                            for a in d["adjustments"]]
         return led

@@ -11,6 +11,9 @@ equity), ``n`` returns and ``P`` periods per year (4h bars: 6 x 365 = 2190):
 - CAGR = ``(E_n / E_0)^(P / n) - 1`` (None if it overflows a float); Calmar = CAGR / max drawdown, None when the drawdown is 0.
 - bar win rate = share of returns > 0 (the round-trip win rate lives in the ledger).
 - turnover = traded notional / average snapshot equity (E_0 when there is no snapshot yet).
+- external flows (deposits, withdrawals: :meth:`PerformanceTracker.flow`) are not returns: the
+  equity the next return starts from, the peak and ``E_0`` are rebased by
+  :func:`tm_quant.flows.rebase` (time-weighted), so the curve's statistics are per unit.
 
 :func:`sharpe`, :func:`sortino`, :func:`max_drawdown` and :func:`calmar` compute them on a whole
 series; :class:`PerformanceTracker` computes the same incrementally (Welford's mean/variance), so
@@ -24,6 +27,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
+
+from tm_quant.flows import rebase
 
 BARS_PER_YEAR_4H = 6 * 365
 
@@ -117,6 +122,15 @@ class PerformanceTracker:
         dd = drawdown(self.peak_equity, equity)
         self.max_drawdown = max(self.max_drawdown, dd)
         return self.peak_equity, dd
+
+    def flow(self, amount: Decimal) -> None:
+        """An external flow of ``amount`` (USDT, > 0 in) booked after the newest snapshot."""
+        before = self.initial if self.last_equity is None else self.last_equity
+        assert self.peak_equity is not None
+        self.peak_equity = rebase(self.peak_equity, before, amount)
+        if self.last_equity is not None:
+            self.last_equity = rebase(self.last_equity, before, amount)
+        self.initial = rebase(self.initial, before, amount)
 
     # -- statistics ------------------------------------------------------------------------
     def sharpe(self) -> float | None:

@@ -14,6 +14,8 @@
 - ``valuation_ms``/``valuation_equity``: the newest intra-bar valuation applied (``at_ms``,
   equity USDT; live only): an older or equal one is ignored, and the breaker's intra-bar checks
   survive a restart with it.
+- ``transfers``: the portfolio's cumulative external flows (USDT) the baselines were last
+  rebased for (:mod:`tm_risk.domain.flows`).
 - ``audit_outbox``: audit rows (JSON-able dicts) written by the handler and not yet confirmed in
   the database: saved with the state, so a row of a committed kill survives a crash before it
   lands (the audit writer upserts by id, so writing one twice is harmless).
@@ -62,6 +64,7 @@ class RiskState:
     joining: dict[int, dict[str, tuple[float, str]]] = field(default_factory=dict)
     decided_bar_ms: int | None = None
     decided: tuple[str, ...] = ()
+    transfers: Decimal = Decimal(0)
     _cache: dict[Any, Any] = field(default_factory=dict, repr=False, compare=False)
 
     # -- reads -----------------------------------------------------------------------------
@@ -149,6 +152,7 @@ class RiskState:
             "joining": {str(t): {i: [f, tier] for i, (f, tier) in sorted(v.items())}
                         for t, v in sorted(self.joining.items())},
             "decided_bar_ms": self.decided_bar_ms, "decided": list(self.decided),
+            "transfers": str(self.transfers),
         }
         return _ENC.encode(doc)
 
@@ -196,7 +200,8 @@ class RiskState:
             valuation_ms=d.get("valuation_ms"), valuation_equity=_d(d.get("valuation_equity")),
             joining={int(t): {i: (float(f), str(tier)) for i, (f, tier) in v.items()}
                      for t, v in d.get("joining", {}).items()},
-            decided_bar_ms=d.get("decided_bar_ms"), decided=tuple(d.get("decided", ())))
+            decided_bar_ms=d.get("decided_bar_ms"), decided=tuple(d.get("decided", ())),
+            transfers=Decimal(d.get("transfers", "0")))
 
     def same_as(self, other: RiskState) -> bool:
         """Equality of every persisted field (ignores caches)."""
