@@ -97,7 +97,7 @@ class ExecutorService(ServiceAssembly):
         self.poller = FillPoller(self.venue, self.repo, self.handler.open_orders, s)
         self.stops = StopKeeper(self.venue, self.repo, self.preflight, s,
                                 lambda: self.handler.state.stop_fills, self.metrics)
-        if self.stops.enabled:
+        if self.stops.active:
             self.handler.on_fill = self.stops.poke
         self.balance = BalanceCheck(self.venue, self.repo, self.handler, self.preflight, s,
                                     self.metrics)
@@ -168,7 +168,7 @@ class ExecutorService(ServiceAssembly):
             background={"preflight": self.preflight.run, "clock_sync": self.preflight.sync_clock,
                         "private_ws": self.ws.run,
                         "fill_poller": self.poller.run, "reconcile": self.reconciler.run,
-                        **({"venue_stops": self.stops.run} if self.stops.enabled else {}),
+                        **({"venue_stops": self.stops.run} if self.stops.active else {}),
                         "instruments": self.instruments.run,
                         **({} if self.audit is None else {"audit-writer": write_behind(
                             self.audit, logger=log,

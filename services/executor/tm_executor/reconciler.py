@@ -84,7 +84,7 @@ class Reconciler:
         positions = await self.venue.positions()
         orders = await self.venue.open_orders()
         reading = await self.balance.read() if self.balance and self.balance.enabled else None
-        if self.stops is not None and self.stops.enabled and await self.stops.fills_in_flight():
+        if self.stops is not None and self.stops.active and await self.stops.fills_in_flight():
             # the venue's stop closed a position after (or while) it was read: its fill is on
             # its way to exec.report, and the position would look unexplained
             return self._skip("venue stop-loss fills in flight")

@@ -17,7 +17,10 @@ A background task beside the reconciler, on when ``TM_EXECUTOR_VENUE_STOP_LOSS``
 The reconciler asks :meth:`StopKeeper.fills_in_flight` before it compares positions: a position
 the venue's stop closed, whose fill is not on ``exec.report`` yet, must not be adopted as a
 difference (the portfolio would lose the close's realised PnL, then book the fill again).
-Turning the stop off (0) leaves the stops in place on the venue until their positions close.
+Turned off (0) in a mode that follows the wall clock (paper, live), the task still runs
+(:attr:`StopKeeper.active`): it cancels the stops it finds under traded positions (left from a
+run with the stop on) and, until they are gone, books the fills they make. In replay with the
+stop off it does not run at all.
 """
 
 from __future__ import annotations
@@ -51,6 +54,7 @@ class StopKeeper:
         self.venue, self.repo, self.preflight, self.metrics = venue, repo, preflight, metrics
         self.published = published
         self.ratio = settings.stop_loss_ratio
+        self.active = self.enabled or settings.live_clock
         self.symbols = list(settings.symbols)
         self.interval_s = settings.stop_check_s
         self._wake = asyncio.Event()
@@ -60,7 +64,7 @@ class StopKeeper:
         self.fills = 0
         self.runs = 0
         self.last: dict = {"result": "not run"}
-        if metrics is not None and self.enabled:
+        if metrics is not None and self.active:
             for sym in self.symbols:     # at 0 from the start: the alert sees the first fill
                 metrics.fills.labels(sym, "stop")
 
@@ -92,7 +96,7 @@ class StopKeeper:
         await self.fills_in_flight()
         positions = {p.symbol: p for p in await self.venue.positions() if p.qty != 0}
         held = [positions[s] for s in self.symbols if s in positions]
-        equity = await self._equity() if held else ZERO
+        equity = await self._equity() if held and self.enabled else ZERO
         unprotected = []
         for p in held:
             if not await self._keep(p, equity):
@@ -182,7 +186,8 @@ class StopKeeper:
         self.last = {"result": result, **extra}
 
     def status(self) -> dict:
-        return {"enabled": self.enabled, "loss_ratio": self.ratio, "runs": self.runs,
+        return {"enabled": self.enabled, "active": self.active, "loss_ratio": self.ratio,
+                "runs": self.runs,
                 "stops": dict(sorted(self.stops.items())), "unprotected": list(self.unprotected),
                 "fills_handed": self.fills, "last": dict(self.last)}
 

@@ -134,6 +134,44 @@ async def test_the_reconciler_does_not_adopt_a_position_the_venue_s_stop_closed(
     await bus.close()
 
 
+async def test_turned_off_in_a_live_mode_the_executor_cancels_the_stops_it_left(
+        sim, redis_url, namespace):
+    """A run with the stop on leaves one under the short; the next run has it off (0) in a
+    mode that follows the wall clock: its keeper cancels that stop, which would otherwise close
+    the position by a rule nobody runs any more. In replay with it off, nothing runs."""
+    sim.session().place_order(category="linear", symbol=SYMBOL, side="Sell",
+                              orderType="Market", qty=str(QTY))
+    on = ExecutorService(executor_settings(sim, redis_url, namespace, venue_stop_loss=0.10,
+                                           stop_check_s=3600))
+    runtime = on.runtime()
+    await runtime.start()
+    try:
+        await wait_async(lambda: _stop_placed(on), 20, "the stop of the first run")
+    finally:
+        await runtime.stop()
+    assert Decimal(venue_position(sim)["stopLoss"]) == wanted_stop(sim)
+
+    replay_off = ExecutorService(executor_settings(sim, redis_url, namespace, venue_stop_loss=0))
+    assert not replay_off.stops.active and "venue_stops" not in replay_off.parts().background
+    # live on the replayed venue's 2023 clock: its clock check would refuse the host's
+    off = ExecutorService(executor_settings(sim, redis_url, namespace, venue_stop_loss=0,
+                                            mode="live", max_clock_skew_ms=10**13,
+                                            stop_check_s=3600))
+    assert off.stops.active and not off.stops.enabled
+    runtime = off.runtime()
+    await runtime.start()
+    try:
+        await wait_async(lambda: _stop_cancelled(sim), 20, "the left stop cancelled")
+        assert off.stops.unprotected == []
+    finally:
+        await runtime.stop()
+    assert Decimal(venue_position(sim)["size"]) == QTY          # the position itself stays
+
+
+async def _stop_cancelled(sim) -> bool:
+    return Decimal(venue_position(sim)["stopLoss"] or 0) == 0
+
+
 async def _stamp_ms(bus: RedisStreamsBus, exec_id: str) -> int:
     """The ``ts_event_ns`` (as ms) of the ``exec.report`` fill of ``exec_id``."""
     for _, fields in await bus.entries(EXEC_REPORT, 100_000):
