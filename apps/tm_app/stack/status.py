@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 import httpx
@@ -211,15 +212,30 @@ def unprotected(rows: list[ServiceStatus]) -> str | None:
     return f"no venue stop under {', '.join(str(n) for n in names)}"
 
 
+def external_flows(rows: list[ServiceStatus]) -> str | None:
+    """``external flows -40000 USDT`` when the portfolio booked money that moved outside the
+    mesh (``/status`` ``transfers``: the venue wallet's differences the executor adopted)."""
+    portfolio = next((r for r in rows if r.name == "portfolio"), None)
+    total = portfolio.extra.get("transfers") if portfolio is not None else None
+    try:
+        amount = Decimal(str(total)) if total is not None else Decimal(0)
+    except ArithmeticError:
+        return None
+    return None if amount == 0 else f"external flows {amount.normalize():f} USDT"
+
+
 def summary_line(rows: list[ServiceStatus]) -> str:
     """``6/8 ready; trading FLAT: no production signal model; not ready: signal, sizer`` (the
-    reasons are in the table, and in ``--json``), and positions without their venue stop."""
+    reasons are in the table, and in ``--json``), positions without their venue stop, and the
+    money booked as external flows."""
     ready = sum(r.ready for r in rows)
     parts = [f"{ready}/{len(rows)} ready"]
     if (state := trading_state(rows)) is not None:
         parts.append(state)
     if (naked := unprotected(rows)) is not None:
         parts.append(naked)
+    if (flows := external_flows(rows)) is not None:
+        parts.append(flows)
     others = [r for r in rows if not r.ready]
     if others:
         parts.append("not ready: " + ", ".join(r.name for r in others))

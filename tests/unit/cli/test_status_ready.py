@@ -68,6 +68,15 @@ def test_positions_without_their_venue_stop_are_named():
     assert summary_line(rows) == "2/2 ready"
 
 
+def test_money_booked_as_external_flows_is_named():
+    rows = [row("portfolio", extra={"transfers": "-40000.0000000000"}), row("executor")]
+    assert summary_line(rows) == "2/2 ready; external flows -40000 USDT"
+    rows[0] = row("portfolio", extra={"transfers": "0"})
+    assert summary_line(rows) == "2/2 ready"
+    rows[0] = row("portfolio", extra={"transfers": "not a number"})
+    assert summary_line(rows) == "2/2 ready"
+
+
 def _rendered(rows, width: int) -> str:
     console = Console(width=width, record=True, color_system=None)
     console.print(render(rows, width))
