@@ -6,6 +6,8 @@ would drop the close's realised PnL). The venue is the exchange sim over HTTP (p
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from decimal import Decimal
 
 from tm_common.bus.redis import RedisStreamsBus
@@ -105,15 +107,10 @@ async def test_the_reconciler_does_not_adopt_a_position_the_venue_s_stop_closed(
     """The stop fires between two portfolio snapshots: the venue is flat, the portfolio still
     short. Adopting that as a difference would lose the close's PnL (and then book the fill
     again); the reconciler waits for the fill instead."""
-    sim.session().place_order(category="linear", symbol=SYMBOL, side="Sell",
-                              orderType="Market", qty=str(QTY))
+    svc = short_under_a_kept_stop(sim, redis_url, namespace)
     bus = RedisStreamsBus(redis_url, prefix=namespace)
     await bus.publish(PORTFOLIO_SNAPSHOT, snapshot(1, {SYMBOL: str(-QTY)}))
-    svc = ExecutorService(executor_settings(sim, redis_url, namespace, venue_stop_loss=0.10,
-                                            stop_check_s=3600))
-    runtime = svc.runtime()
-    await runtime.start()
-    try:
+    async with running(svc):
         await wait_async(lambda: _stop_placed(svc), 20, "the start-up check's stop")
         await wait_async(lambda: _reconciled(svc), 20, "the start-up reconciliation")
         assert svc.reconciler.last["result"] == "ok"        # the snapshot agrees: no diff
@@ -126,8 +123,6 @@ async def test_the_reconciler_does_not_adopt_a_position_the_venue_s_stop_closed(
         await bus.publish(PORTFOLIO_SNAPSHOT, snapshot(80, {}))
         assert await svc.reconciler.reconcile_once() == []
         assert svc.reconciler.last["result"] == "ok"
-    finally:
-        await runtime.stop()
     reports = await report_bodies(bus)
     assert not [b for t, b in reports if t == "position.reconciled"]
     assert len([b for t, b in reports if t == "order.filled"]) == 1
@@ -139,16 +134,9 @@ async def test_turned_off_in_a_live_mode_the_executor_cancels_the_stops_it_left(
     """A run with the stop on leaves one under the short; the next run has it off (0) in a
     mode that follows the wall clock: its keeper cancels that stop, which would otherwise close
     the position by a rule nobody runs any more. In replay with it off, nothing runs."""
-    sim.session().place_order(category="linear", symbol=SYMBOL, side="Sell",
-                              orderType="Market", qty=str(QTY))
-    on = ExecutorService(executor_settings(sim, redis_url, namespace, venue_stop_loss=0.10,
-                                           stop_check_s=3600))
-    runtime = on.runtime()
-    await runtime.start()
-    try:
+    on = short_under_a_kept_stop(sim, redis_url, namespace)
+    async with running(on):
         await wait_async(lambda: _stop_placed(on), 20, "the stop of the first run")
-    finally:
-        await runtime.stop()
     assert Decimal(venue_position(sim)["stopLoss"]) == wanted_stop(sim)
 
     replay_off = ExecutorService(executor_settings(sim, redis_url, namespace, venue_stop_loss=0))
@@ -158,14 +146,30 @@ async def test_turned_off_in_a_live_mode_the_executor_cancels_the_stops_it_left(
                                             mode="live", max_clock_skew_ms=10**13,
                                             stop_check_s=3600))
     assert off.stops.active and not off.stops.enabled
-    runtime = off.runtime()
-    await runtime.start()
-    try:
+    async with running(off):
         await wait_async(lambda: _stop_cancelled(sim), 20, "the left stop cancelled")
         assert off.stops.unprotected == []
+    assert Decimal(venue_position(sim)["size"]) == QTY          # the position itself stays
+
+
+def short_under_a_kept_stop(sim, redis_url: str, namespace: str) -> ExecutorService:
+    """A short on the venue, and an executor that keeps a 10 % stop under it (checked at its
+    start, then hourly)."""
+    sim.session().place_order(category="linear", symbol=SYMBOL, side="Sell",
+                              orderType="Market", qty=str(QTY))
+    return ExecutorService(executor_settings(sim, redis_url, namespace, venue_stop_loss=0.10,
+                                             stop_check_s=3600))
+
+
+@asynccontextmanager
+async def running(svc: ExecutorService) -> AsyncIterator[ExecutorService]:
+    """``svc``'s runtime (consumer and background tasks) for the block."""
+    runtime = svc.runtime()
+    await runtime.start()
+    try:
+        yield svc
     finally:
         await runtime.stop()
-    assert Decimal(venue_position(sim)["size"]) == QTY          # the position itself stays
 
 
 async def _stop_cancelled(sim) -> bool:
