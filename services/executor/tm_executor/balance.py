@@ -1,8 +1,9 @@
 """The wallet half of a reconciliation run: the venue's USDT wallet balance against the cash of
 the portfolio's newest snapshot (the rules: :mod:`tm_executor.domain.balance`).
 
-The reconciler reads the wallet with the positions (:meth:`BalanceCheck.read`) and the
-settlements published since the snapshot with the newest changes (:meth:`BalanceCheck.settlements`),
+The reconciler reads the wallet with the positions (:meth:`BalanceCheck.read`) and, in one read of
+``exec.report`` beside its own, the newest fill or flow and the settlements published since the
+snapshot (:meth:`BalanceCheck.changes`),
 and calls :meth:`BalanceCheck.compare` once its own skip rules passed (nothing in flight, the
 snapshot newer than every position change). A difference beyond ``TM_EXECUTOR_BALANCE_TOLERANCE_USDT`` is published on
 ``exec.report`` as ``BalanceReconciled`` (the portfolio books it as an external flow, risk
@@ -17,7 +18,7 @@ from decimal import Decimal
 from typing import Any
 
 import structlog
-from tm_common.events import BalanceReconciled, FundingSettled, PortfolioSnapshotted
+from tm_common.events import BalanceReconciled, PortfolioSnapshotted
 
 from tm_executor.config import ExecutorSettings
 from tm_executor.domain.balance import (
@@ -30,12 +31,11 @@ from tm_executor.domain.reconcile import ExchangePosition
 from tm_executor.handler import ExecutorHandler
 from tm_executor.metrics import ExecutorMetrics
 from tm_executor.preflight import Preflight
-from tm_executor.repository import ExecutorRepository, entry_key
+from tm_executor.repository import CashChanges, ExecutorRepository, entry_key
 from tm_executor.venue import VenueClient
 
 log = structlog.get_logger("tm.executor.balance")
 FUNDING_INTERVAL_MS = 8 * 3_600_000      # until the preflight read the instruments
-Settled = list[tuple[tuple[int, int], FundingSettled]] | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,16 +75,15 @@ class BalanceCheck:
             else newest_close + bar_ms
         return Reading(wallet, now_ms, dict(state.funding_asked_ms))
 
-    async def settlements(self, snap: tuple[str, PortfolioSnapshotted] | None) -> Settled:
-        """The settlements published since about the snapshot (read after the wallet, before
-        the reconciler's in-flight checks): None when there is no snapshot, or too much came
-        since it to read."""
+    async def changes(self, snap: tuple[str, PortfolioSnapshotted] | None) -> CashChanges | None:
+        """The cash changes on ``exec.report`` since about the snapshot (read after the wallet,
+        before the reconciler's in-flight checks): None when there is no snapshot, or too much
+        came since it to read."""
         if snap is None:
             return None
-        return await self.repo.settlements_since(entry_key(snap[0])[0]
-                                                 - self.s.interval_min * 60_000)
+        return await self.repo.cash_changes(entry_key(snap[0])[0] - self.s.interval_min * 60_000)
 
-    async def compare(self, reading: Reading, cash_change: str | None, settled: Settled,
+    async def compare(self, reading: Reading, changes: CashChanges | None,
                       snap: tuple[str, PortfolioSnapshotted] | None,
                       positions: list[ExchangePosition]) -> Decimal | None:
         """Publish the difference when there is one to adopt; returns it (None: none, or the
@@ -92,7 +91,9 @@ class BalanceCheck:
         if snap is None:
             return self._skip("no portfolio snapshot yet")
         entry, body = snap
-        if cash_change is not None and entry_key(entry) < entry_key(cash_change):
+        if changes is None:
+            return self._skip("too many exec.report entries since the snapshot")
+        if changes.newest is not None and entry_key(entry) < entry_key(changes.newest):
             return self._skip("portfolio snapshot older than the last fill or flow")
         held = {p.symbol for p in positions if p.qty != 0} | {p.instrument
                                                                 for p in body.positions}
@@ -102,10 +103,8 @@ class BalanceCheck:
                                   intervals_ms=intervals, asked_ms=reading.asked_ms, held=held)
         if why is not None:
             return self._skip(why)
-        if settled is None:
-            return self._skip("too many exec.report entries since the snapshot")
         pending = pending_funding(((k, f.instrument, f.settle_time_ms, f.payment)
-                                   for k, f in settled), snapshot_entry=entry_key(entry),
+                                   for k, f in changes.settled), snapshot_entry=entry_key(entry),
                                   snapshot_open_ms=body.bar_time_ms)
         cash = body.cash - pending
         balance = usdt_balance(reading.wallet)

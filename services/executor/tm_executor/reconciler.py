@@ -35,7 +35,7 @@ from tm_executor.domain.reconcile import PositionDiff, position_diffs
 from tm_executor.handler import ExecutorHandler
 from tm_executor.metrics import ExecutorMetrics
 from tm_executor.preflight import Preflight
-from tm_executor.repository import CASH_CHANGES, ExecutorRepository, entry_key
+from tm_executor.repository import ExecutorRepository, entry_key
 from tm_executor.stops import StopKeeper
 from tm_executor.venue import VenueClient
 
@@ -90,10 +90,8 @@ class Reconciler:
             return self._skip("venue stop-loss fills in flight")
         snap = await self.repo.latest_snapshot()
         change = await self.repo.latest_position_change()
-        cash_change = settled = None
-        if reading is not None and self.balance is not None:
-            cash_change = await self.repo.latest_position_change(types=CASH_CHANGES)
-            settled = await self.balance.settlements(snap)
+        cash = None if reading is None or self.balance is None \
+            else await self.balance.changes(snap)
         if self.handler.busy or self.handler.activity != activity:
             return self._skip("an intent was handled meanwhile")
         if change is not None and (snap is None or entry_key(snap[0]) < entry_key(change)):
@@ -129,7 +127,7 @@ class Reconciler:
         if unknown:
             log.warning("executor.unknown_open_orders", order_link_ids=unknown)
         if reading is not None and self.balance is not None:
-            await self.balance.compare(reading, cash_change, settled, snap, positions)
+            await self.balance.compare(reading, cash, snap, positions)
         self._result("differences" if diffs else "ok", differences=len(diffs),
                      snapshot=snap[0] if snap else None, unknown_open_orders=unknown,
                      foreign_positions=foreign,

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from tm_common.bus import Bus
@@ -29,6 +30,15 @@ from tm_executor.config import EXEC_VENUE
 POSITION_CHANGES = ("order.filled", "position.reconciled")
 #: What moves the portfolio's cash besides funding: fills and adopted wallet differences.
 CASH_CHANGES = ("order.filled", "balance.reconciled")
+
+
+@dataclass(frozen=True, slots=True)
+class CashChanges:
+    """What moved the portfolio's cash lately, as :meth:`ExecutorRepository.cash_changes`
+    read it: the newest fill or flow (entry id), and the funding settlements published."""
+
+    newest: str | None
+    settled: list[tuple[tuple[int, int], FundingSettled]]
 
 
 def entry_key(entry_id: str) -> tuple[int, int]:
@@ -85,24 +95,15 @@ class ExecutorRepository:
     async def latest(self, stream: str, types: tuple[str, ...] | None = None,
                      scan: int = 1) -> tuple[str, Envelope] | None:
         """The newest entry of ``stream`` (of one of ``types``, within the newest ``scan``)."""
-        got = await self.recent(stream, types, scan, first_only=True)
-        return got[0] if got else None
-
-    async def recent(self, stream: str, types: tuple[str, ...] | None = None, scan: int = 1,
-                     *, first_only: bool = False) -> list[tuple[str, Envelope]]:
-        """The entries of ``stream`` of one of ``types`` within its newest ``scan``, newest
-        first (undecodable ones skipped)."""
-        out = []
         for eid, fields in await self._newest(stream, scan):
-            if types is not None and fields.get("type") not in types:
+            etype = fields.get("type")
+            if types is not None and etype not in types:
                 continue
             try:
-                out.append((eid, Envelope.from_fields(fields)))
+                return eid, Envelope.from_fields(fields)
             except MalformedEvent:
                 continue
-            if first_only:
-                break
-        return out
+        return None
 
     async def latest_snapshot(self) -> tuple[str, PortfolioSnapshotted] | None:
         got = await self.latest(PORTFOLIO_SNAPSHOT, ("portfolio.snapshotted",), scan=10)
@@ -110,22 +111,20 @@ class ExecutorRepository:
             return None
         return got[0], got[1].body
 
-    async def latest_position_change(self, scan: int = 1000,
-                                     types: tuple[str, ...] = POSITION_CHANGES) -> str | None:
-        """Entry id of the newest fill or reconciliation (or of ``types``) on ``exec.report``
-        (None: none)."""
-        got = await self.latest(EXEC_REPORT, types, scan=scan)
+    async def latest_position_change(self, scan: int = 1000) -> str | None:
+        """Entry id of the newest fill or reconciliation on ``exec.report`` (None: none)."""
+        got = await self.latest(EXEC_REPORT, POSITION_CHANGES, scan=scan)
         return got[0] if got else None
 
-    async def settlements_since(self, since_ms: int, scan: int = 2000,
-                                ) -> list[tuple[tuple[int, int], FundingSettled]] | None:
-        """The ``FundingSettled`` entries on ``exec.report`` (entry id key, body), newest
-        first, of the newest ``scan`` entries; None when those do not reach back to
-        ``since_ms``."""
+    async def cash_changes(self, since_ms: int, scan: int = 2000) -> CashChanges | None:
+        """From one read of the newest ``scan`` entries of ``exec.report``: the entry id of the
+        newest fill or adopted wallet difference, and the ``FundingSettled`` entries (entry id
+        key, body); None when those entries do not reach back to ``since_ms``."""
         rows = await self._newest(EXEC_REPORT, scan)
         if len(rows) == scan and entry_key(rows[-1][0])[0] > since_ms:
             return None
-        out = []
+        newest = next((eid for eid, f in rows if f.get("type") in CASH_CHANGES), None)
+        settled = []
         for eid, fields in rows:
             if fields.get("type") != FundingSettled.TYPE:
                 continue
@@ -134,8 +133,8 @@ class ExecutorRepository:
             except MalformedEvent:
                 continue
             if isinstance(body, FundingSettled):
-                out.append((entry_key(eid), body))
-        return out
+                settled.append((entry_key(eid), body))
+        return CashChanges(newest, settled)
 
     async def _newest(self, stream: str, count: int) -> list[tuple[str, dict[str, Any]]]:
         r = getattr(self.bus, "r", None)
